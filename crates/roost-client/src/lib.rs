@@ -1,0 +1,316 @@
+//! A typed client of the Roost REST API. Every method maps to one endpoint and returns
+//! the API's own types; failures carry the server's error body.
+
+mod sse;
+
+use std::sync::Once;
+use std::time::Duration;
+
+use futures_util::Stream;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use roost_api::auth::{LoginRequest, LoginResponse, WhoAmI};
+use roost_api::events::{Event, EventFilter};
+use roost_api::operations::Operation;
+use roost_api::system::Health;
+use roost_api::tokens::{CreateTokenRequest, CreatedToken, Token};
+use roost_api::{ErrorBody, ErrorResponse, ListParams, Page};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{}", api_message(.body))]
+    Api { status: StatusCode, body: ErrorBody },
+    #[error("cannot reach the server at {url}: {source}")]
+    Connect { url: String, source: reqwest::Error },
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    #[error("unexpected response ({status}): {detail}")]
+    Unexpected { status: StatusCode, detail: String },
+    #[error("invalid server URL '{0}': use e.g. http://127.0.0.1:7700")]
+    InvalidUrl(String),
+}
+
+fn api_message(body: &ErrorBody) -> String {
+    let mut msg = body.message.clone();
+    for d in &body.details {
+        if !msg.contains(&d.message) {
+            msg.push_str(&format!("; {}: {}", d.field, d.message));
+        }
+    }
+    msg
+}
+
+impl ClientError {
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => {
+                Some(*status)
+            }
+            ClientError::Http(e) => e.status(),
+            _ => None,
+        }
+    }
+
+    pub fn body(&self) -> Option<&ErrorBody> {
+        match self {
+            ClientError::Api { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: url::Url,
+    token: Option<String>,
+}
+
+static CRYPTO: Once = Once::new();
+
+impl Client {
+    /// A client of the server at `base` (`http://127.0.0.1:7700`), authenticating with
+    /// `token` (an API token or a session token) when given.
+    pub fn new(base: &str, token: Option<String>) -> Result<Client> {
+        CRYPTO.call_once(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let base = url::Url::parse(base.trim_end_matches('/'))
+            .map_err(|_| ClientError::InvalidUrl(base.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
+            return Err(ClientError::InvalidUrl(base.to_string()));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("roost-client/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Client { http, base, token })
+    }
+
+    pub fn base_url(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    pub fn with_token(&self, token: Option<String>) -> Client {
+        Client {
+            token,
+            ..self.clone()
+        }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// A request to `path` (starting with `/`), authenticated when a token is set.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let url = format!("{}{}", self.base_url(), path);
+        let mut req = self.http.request(method, url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+
+    async fn send(&self, req: RequestBuilder) -> Result<reqwest::Response> {
+        let response = req.send().await.map_err(|e| {
+            if e.is_connect() || e.is_timeout() {
+                ClientError::Connect {
+                    url: self.base_url().to_string(),
+                    source: e,
+                }
+            } else {
+                ClientError::Http(e)
+            }
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        match serde_json::from_str::<ErrorResponse>(&text) {
+            Ok(err) => Err(ClientError::Api {
+                status,
+                body: err.error,
+            }),
+            Err(_) => Err(ClientError::Unexpected {
+                status,
+                detail: text.chars().take(200).collect(),
+            }),
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T> {
+        let response = self.send(req).await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
+            status,
+            detail: format!("cannot decode the response: {e}"),
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.json(self.request(Method::GET, path)).await
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.json(self.request(Method::POST, path).json(body)).await
+    }
+
+    // --- health -------------------------------------------------------------------
+
+    pub async fn live(&self) -> Result<Health> {
+        self.get("/health/live").await
+    }
+
+    pub async fn ready(&self) -> Result<Health> {
+        self.get("/health/ready").await
+    }
+
+    /// The Prometheus metrics text (admins).
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(self
+            .send(self.request(Method::GET, "/metrics"))
+            .await?
+            .text()
+            .await?)
+    }
+
+    pub async fn openapi(&self) -> Result<serde_json::Value> {
+        self.get("/v1/openapi.json").await
+    }
+
+    // --- auth ---------------------------------------------------------------------
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<LoginResponse> {
+        let body = LoginRequest {
+            username: username.to_string(),
+            password: password.to_string(),
+        };
+        self.post("/v1/auth/login", &body).await
+    }
+
+    pub async fn logout(&self) -> Result<()> {
+        self.send(self.request(Method::POST, "/v1/auth/logout"))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        self.get("/v1/auth/whoami").await
+    }
+
+    // --- tokens -------------------------------------------------------------------
+
+    pub async fn create_token(&self, req: &CreateTokenRequest) -> Result<CreatedToken> {
+        self.post("/v1/tokens", req).await
+    }
+
+    pub async fn list_tokens(&self, params: &ListParams) -> Result<Page<Token>> {
+        self.json(self.request(Method::GET, "/v1/tokens").query(params))
+            .await
+    }
+
+    /// Every page of the token list.
+    pub async fn all_tokens(&self) -> Result<Vec<Token>> {
+        let mut params = ListParams {
+            limit: Some(1000),
+            ..Default::default()
+        };
+        let mut items = Vec::new();
+        loop {
+            let page = self.list_tokens(&params).await?;
+            items.extend(page.items);
+            match page.next_cursor {
+                Some(c) => params.cursor = Some(c),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    pub async fn get_token(&self, id_or_name: &str) -> Result<Token> {
+        self.get(&format!("/v1/tokens/{}", encode(id_or_name)))
+            .await
+    }
+
+    pub async fn delete_token(&self, id_or_name: &str) -> Result<()> {
+        self.send(self.request(
+            Method::DELETE,
+            &format!("/v1/tokens/{}", encode(id_or_name)),
+        ))
+        .await?;
+        Ok(())
+    }
+
+    // --- operations ---------------------------------------------------------------
+
+    pub async fn get_operation(&self, id: &str, wait: Option<Duration>) -> Result<Operation> {
+        let mut req = self.request(Method::GET, &format!("/v1/operations/{}", encode(id)));
+        if let Some(wait) = wait {
+            req = req.query(&[("wait", format!("{}s", wait.as_secs()))]);
+        }
+        self.json(req).await
+    }
+
+    pub async fn list_operations(&self, params: &ListParams) -> Result<Page<Operation>> {
+        self.json(self.request(Method::GET, "/v1/operations").query(params))
+            .await
+    }
+
+    /// Blocks until the operation is final, long-polling the server a minute at a time;
+    /// `on_update` sees every intermediate state.
+    pub async fn wait_operation(
+        &self,
+        id: &str,
+        mut on_update: impl FnMut(&Operation),
+    ) -> Result<Operation> {
+        loop {
+            let op = self
+                .get_operation(id, Some(Duration::from_secs(30)))
+                .await?;
+            on_update(&op);
+            if op.status.is_final() {
+                return Ok(op);
+            }
+        }
+    }
+
+    // --- system -------------------------------------------------------------------
+
+    pub async fn create_backup(&self) -> Result<Operation> {
+        self.json(self.request(Method::POST, "/v1/system/backups"))
+            .await
+    }
+
+    // --- events -------------------------------------------------------------------
+
+    /// The event stream, from now (or after `last_event_id`), until the server closes it.
+    pub async fn events(
+        &self,
+        filter: &EventFilter,
+        last_event_id: Option<u64>,
+    ) -> Result<impl Stream<Item = Result<Event>> + use<>> {
+        let mut req = self
+            .request(Method::GET, "/v1/events")
+            .query(filter)
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let response = self.send(req).await?;
+        Ok(sse::events(response))
+    }
+}
+
+/// Percent-encodes a path segment (names are plain, but never trust that).
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

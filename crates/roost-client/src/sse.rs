@@ -1,0 +1,41 @@
+//! A small server-sent-events reader for `/v1/events`.
+
+use futures_util::{Stream, StreamExt};
+use roost_api::events::Event;
+
+use crate::{ClientError, Result};
+
+/// Turns the response body into events; comments, keep-alives and control messages
+/// (such as `lagged`) whose data is not an event are skipped.
+pub fn events(response: reqwest::Response) -> impl Stream<Item = Result<Event>> {
+    let mut body = response.bytes_stream();
+    async_stream::stream! {
+        let mut buf = String::new();
+        let mut data = String::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    yield Err(ClientError::Http(e));
+                    return;
+                }
+            };
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(pos) = buf.find('\n') {
+                let line = buf[..pos].trim_end_matches('\r').to_string();
+                buf.drain(..=pos);
+                if line.is_empty() {
+                    if let Ok(event) = serde_json::from_str::<Event>(&data) {
+                        yield Ok(event);
+                    }
+                    data.clear();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    if !data.is_empty() {
+                        data.push('\n');
+                    }
+                    data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                }
+            }
+        }
+    }
+}

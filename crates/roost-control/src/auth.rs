@@ -1,0 +1,516 @@
+//! Authentication: passwords (argon2id), login sessions and API tokens (random secrets
+//! stored only as SHA-256), and the principal every request acts as.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use roost_api::ErrorCode;
+use roost_api::auth::{AuthMethod, LoginRequest, LoginResponse, Role, WhoAmI};
+use roost_api::ids::{IdKind, push_random};
+use roost_api::tokens::Scope;
+use roost_store::audit::AuditEntry;
+use roost_store::sessions::SessionRow;
+use roost_store::users::UserRow;
+use roost_store::{now_ms, to_time};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::{Control, Error, RequestContext, Result, audit};
+
+/// Prefix of API token secrets (`rst_…`) and of session secrets (`rss_…`), so a leaked
+/// one is recognisable (and secret scanners can match it).
+pub const TOKEN_PREFIX: &str = "rst_";
+pub const SESSION_PREFIX: &str = "rss_";
+const SECRET_LEN: usize = 32; // base32 characters: 160 bits
+/// How long a resolved credential is trusted before the store is asked again. Revoking
+/// through this server evicts at once; this bounds staleness for other servers.
+const CACHE_TTL: Duration = Duration::from_secs(10);
+/// `last_used_at` is written at most this often per token.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// Who a request acts as.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    pub user_name: String,
+    pub role: Role,
+    pub method: AuthMethod,
+    /// What this credential may do; sessions carry the user's full rights.
+    pub scope: Scope,
+    pub token_id: Option<String>,
+    pub token_name: Option<String>,
+    pub session_id: Option<String>,
+    /// SHA-256 of the session's CSRF token (cookie-authenticated mutations must match).
+    pub csrf_hash: Option<String>,
+    pub expires_at: Option<i64>,
+    pub user: UserRow,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin && self.scope == Scope::Admin
+    }
+
+    /// Fails unless the credential's scope reaches `needed`.
+    pub fn require_scope(&self, needed: Scope) -> Result<()> {
+        if self.scope >= needed {
+            return Ok(());
+        }
+        Err(Error::forbidden(format!(
+            "this token has scope '{}'; the request needs '{}'",
+            self.scope, needed
+        )))
+    }
+
+    /// Fails unless the user is an admin acting with an admin-scoped credential.
+    pub fn require_admin(&self) -> Result<()> {
+        self.require_scope(Scope::Admin)?;
+        if self.role != Role::Admin {
+            return Err(Error::forbidden(format!(
+                "user '{}' is not an admin",
+                self.user_name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The user id as the audit log records it.
+    pub fn audit_actor(&self) -> (String, Option<String>) {
+        (self.user_id.clone(), self.token_id.clone())
+    }
+
+    pub fn whoami(&self) -> WhoAmI {
+        WhoAmI {
+            user: self.user.to_api(),
+            auth: self.method,
+            scope: self.scope,
+            token_id: self.token_id.clone(),
+            token_name: self.token_name.clone(),
+            expires_at: self.expires_at.map(to_time),
+        }
+    }
+}
+
+/// Resolved credentials by secret hash.
+#[derive(Default)]
+pub struct AuthCache {
+    entries: RwLock<HashMap<String, CacheEntry>>,
+}
+
+struct CacheEntry {
+    principal: Arc<Principal>,
+    cached: Instant,
+    last_used_at: i64,
+}
+
+impl AuthCache {
+    fn get(&self, hash: &str) -> Option<(Arc<Principal>, i64)> {
+        let entries = self.entries.read().expect("auth cache poisoned");
+        let entry = entries.get(hash)?;
+        (entry.cached.elapsed() < CACHE_TTL).then(|| (entry.principal.clone(), entry.last_used_at))
+    }
+
+    fn put(&self, hash: String, principal: Arc<Principal>, last_used_at: i64) {
+        let mut entries = self.entries.write().expect("auth cache poisoned");
+        if entries.len() > 10_000 {
+            entries.retain(|_, e| e.cached.elapsed() < CACHE_TTL);
+        }
+        entries.insert(
+            hash,
+            CacheEntry {
+                principal,
+                cached: Instant::now(),
+                last_used_at,
+            },
+        );
+    }
+
+    fn mark_used(&self, hash: &str, at: i64) {
+        if let Some(entry) = self
+            .entries
+            .write()
+            .expect("auth cache poisoned")
+            .get_mut(hash)
+        {
+            entry.last_used_at = at;
+        }
+    }
+
+    /// Forgets every cached credential matching `pred` (revocation, logout, disable).
+    pub fn evict(&self, pred: impl Fn(&Principal) -> bool) {
+        self.entries
+            .write()
+            .expect("auth cache poisoned")
+            .retain(|_, e| !pred(&e.principal));
+    }
+}
+
+/// SHA-256 of a secret, hex: what the store keeps.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A new random secret with a recognisable prefix.
+pub fn new_secret(prefix: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + SECRET_LEN);
+    s.push_str(prefix);
+    push_random(&mut s, SECRET_LEN);
+    s
+}
+
+/// A readable random password for generated accounts (20 characters, 100 bits).
+pub fn new_password() -> String {
+    let mut s = String::new();
+    push_random(&mut s, 20);
+    s
+}
+
+/// argon2id with the crate's defaults (19 MiB, 2 passes), on a blocking thread.
+pub async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).map_err(|e| Error::internal(format!("random source: {e}")))?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| Error::internal(e.to_string()))?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::internal(format!("password hashing: {e}")))
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))?
+}
+
+/// Checks a password against a stored hash on a blocking thread.
+pub async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Verified against when the user does not exist, so both cases take the same time.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$ZvTnXo4Ss5KS4hq9VpnvbHkYzDO1rl3lrMv8ue3lVxY";
+
+pub fn validate_password(password: &str) -> Result<()> {
+    if password.chars().count() < 8 {
+        return Err(Error::validation(vec![roost_api::FieldError {
+            field: "password".into(),
+            message: "must be at least 8 characters".into(),
+        }]));
+    }
+    Ok(())
+}
+
+impl Control {
+    /// Creates the `admin` user on the first start. Returns the generated password when
+    /// none was given, so the caller can print it once.
+    pub async fn bootstrap_admin(&self, given_password: Option<String>) -> Result<Option<String>> {
+        if self.store().user_count().await? > 0 {
+            return Ok(None);
+        }
+        let (password, generated) = match given_password {
+            Some(p) => {
+                validate_password(&p).map_err(|_| {
+                    Error::invalid("ROOST_ADMIN_PASSWORD must be at least 8 characters")
+                })?;
+                (p, false)
+            }
+            None => (new_password(), true),
+        };
+        let now = now_ms();
+        let user = UserRow {
+            id: IdKind::User.generate(),
+            name: "admin".into(),
+            email: None,
+            display_name: Some("Administrator".into()),
+            role: Role::Admin.as_str().into(),
+            password_hash: hash_password(password.clone()).await?,
+            disabled: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.store().write().await?;
+        roost_store::users::insert(tx.conn(), &user).await?;
+        roost_store::audit::append(
+            tx.conn(),
+            &AuditEntry {
+                time: now,
+                actor: "system".into(),
+                action: "user.create".into(),
+                resource_type: Some("user".into()),
+                resource_id: Some(user.id.clone()),
+                result: "success".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(user = %user.id, "created the admin user");
+        Ok(generated.then_some(password))
+    }
+
+    /// Logs in with a password; rate-limited per client address.
+    pub async fn login(
+        &self,
+        ctx: &RequestContext,
+        req: LoginRequest,
+    ) -> Result<(LoginResponse, String)> {
+        let source = ctx.source.clone().unwrap_or_default();
+        if let Err(wait) = self.inner.login_limiter.check(&source) {
+            return Err(Error::rate_limited(wait));
+        }
+        let user = self.store().user_by_name(req.username.trim()).await?;
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| DUMMY_HASH.to_string());
+        let password_ok = verify_password(req.password, hash).await;
+        let user = match user {
+            Some(user) if password_ok => user,
+            other => {
+                let actor = other.map(|u| u.id).unwrap_or_else(|| "anonymous".into());
+                self.audit_standalone(
+                    ctx,
+                    &actor,
+                    None,
+                    "auth.login",
+                    None,
+                    "failure: invalid_credentials",
+                )
+                .await;
+                return Err(Error::unauthorized("invalid username or password"));
+            }
+        };
+        if user.disabled != 0 {
+            self.audit_standalone(
+                ctx,
+                &user.id,
+                None,
+                "auth.login",
+                None,
+                "failure: user_disabled",
+            )
+            .await;
+            return Err(Error::forbidden(format!(
+                "user '{}' is disabled",
+                user.name
+            )));
+        }
+        let token = new_secret(SESSION_PREFIX);
+        let csrf = new_secret("csrf_");
+        let now = now_ms();
+        let session = SessionRow {
+            id: IdKind::Session.generate(),
+            user_id: user.id.clone(),
+            token_hash: hash_secret(&token),
+            csrf_hash: hash_secret(&csrf),
+            source: ctx.source.clone(),
+            created_at: now,
+            expires_at: now + self.settings().session_ttl.as_millis() as i64,
+            last_seen_at: None,
+        };
+        let mut tx = self.store().write().await?;
+        roost_store::sessions::insert(tx.conn(), &session).await?;
+        roost_store::audit::append(
+            tx.conn(),
+            &audit::entry(
+                ctx,
+                (user.id.clone(), None),
+                "auth.login",
+                Some(("session", &session.id)),
+                None,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        let response = LoginResponse {
+            token,
+            csrf_token: csrf.clone(),
+            expires_at: to_time(session.expires_at),
+            user: user.to_api(),
+        };
+        Ok((response, csrf))
+    }
+
+    /// Ends the principal's session (a no-op for API tokens, which are deleted instead).
+    pub async fn logout(&self, ctx: &RequestContext, principal: &Principal) -> Result<()> {
+        let Some(session_id) = &principal.session_id else {
+            return Err(Error::unprocessable(
+                "this request uses an API token; delete the token instead of logging out",
+            ));
+        };
+        let mut tx = self.store().write().await?;
+        roost_store::sessions::delete(tx.conn(), session_id).await?;
+        roost_store::audit::append(
+            tx.conn(),
+            &audit::entry(
+                ctx,
+                principal.audit_actor(),
+                "auth.logout",
+                Some(("session", session_id)),
+                None,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        self.inner
+            .auth_cache
+            .evict(|p| p.session_id.as_deref() == Some(session_id));
+        Ok(())
+    }
+
+    /// Resolves a bearer secret (session or API token) to its principal.
+    pub async fn authenticate(&self, secret: &str) -> Result<Arc<Principal>> {
+        let is_token = secret.starts_with(TOKEN_PREFIX);
+        if !is_token && !secret.starts_with(SESSION_PREFIX) {
+            return Err(Error::unauthorized(
+                "malformed credential: expected a Roost token (rst_…) or session",
+            ));
+        }
+        let hash = hash_secret(secret);
+        let now = now_ms();
+        if let Some((principal, last_used)) = self.inner.auth_cache.get(&hash) {
+            if principal.expires_at.is_some_and(|at| at <= now) {
+                return Err(expired(&principal));
+            }
+            if is_token && now - last_used >= TOUCH_EVERY_MS {
+                self.touch_token(&hash, &principal, now);
+            }
+            return Ok(principal);
+        }
+        let (principal, stored_hash, last_used) = if is_token {
+            let Some((token, user)) = self.store().token_by_hash(&hash).await? else {
+                return Err(Error::unauthorized("unknown or revoked token"));
+            };
+            let principal = Principal {
+                user_id: user.id.clone(),
+                user_name: user.name.clone(),
+                role: user.role(),
+                method: AuthMethod::Token,
+                scope: token.scope(),
+                token_id: Some(token.id.clone()),
+                token_name: Some(token.name.clone()),
+                session_id: None,
+                csrf_hash: None,
+                expires_at: token.expires_at,
+                user,
+            };
+            (principal, token.token_hash, token.last_used_at.unwrap_or(0))
+        } else {
+            let Some((session, user)) = self.store().session_by_hash(&hash).await? else {
+                return Err(Error::unauthorized(
+                    "unknown or ended session; log in again",
+                ));
+            };
+            let principal = Principal {
+                user_id: user.id.clone(),
+                user_name: user.name.clone(),
+                role: user.role(),
+                method: AuthMethod::Session,
+                scope: Scope::Admin,
+                token_id: None,
+                token_name: None,
+                session_id: Some(session.id.clone()),
+                csrf_hash: Some(session.csrf_hash.clone()),
+                expires_at: Some(session.expires_at),
+                user,
+            };
+            (principal, session.token_hash, i64::MAX)
+        };
+        // The lookup was by hash; compare again in constant time all the same.
+        if !bool::from(stored_hash.as_bytes().ct_eq(hash.as_bytes())) {
+            return Err(Error::unauthorized("unknown or revoked token"));
+        }
+        if principal.user.disabled != 0 {
+            return Err(Error::unauthorized(format!(
+                "user '{}' is disabled",
+                principal.user_name
+            )));
+        }
+        if principal.expires_at.is_some_and(|at| at <= now) {
+            return Err(expired(&principal));
+        }
+        let principal = Arc::new(principal);
+        self.inner
+            .auth_cache
+            .put(hash.clone(), principal.clone(), last_used);
+        if is_token && now - last_used >= TOUCH_EVERY_MS {
+            self.touch_token(&hash, &principal, now);
+        }
+        Ok(principal)
+    }
+
+    /// Checks the CSRF token a cookie-authenticated mutation sent.
+    pub fn verify_csrf(&self, principal: &Principal, sent: Option<&str>) -> Result<()> {
+        let expected = principal.csrf_hash.as_deref().unwrap_or_default();
+        let ok =
+            sent.is_some_and(|s| bool::from(hash_secret(s).as_bytes().ct_eq(expected.as_bytes())));
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorCode::Forbidden,
+                "missing or wrong X-CSRF-Token header (required with cookie sessions)",
+            ))
+        }
+    }
+
+    fn touch_token(&self, hash: &str, principal: &Principal, now: i64) {
+        self.inner.auth_cache.mark_used(hash, now);
+        let store = self.store().clone();
+        let id = principal.token_id.clone().unwrap_or_default();
+        tokio::spawn(async move {
+            if let Err(err) = store.touch_token(&id, now).await {
+                tracing::debug!(error = %err, token = %id, "could not record token use");
+            }
+        });
+    }
+
+    pub(crate) fn auth_cache(&self) -> &AuthCache {
+        &self.inner.auth_cache
+    }
+}
+
+fn expired(p: &Principal) -> Error {
+    let at = p
+        .expires_at
+        .map(to_time)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default();
+    match &p.token_name {
+        Some(name) => Error::unauthorized(format!("token '{name}' expired at {at}")),
+        None => Error::unauthorized(format!("session expired at {at}; log in again")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse".into(), hash.clone()).await);
+        assert!(!verify_password("wrong horse".into(), hash).await);
+        assert!(!verify_password("x".into(), DUMMY_HASH.into()).await);
+    }
+
+    #[test]
+    fn secrets_are_prefixed_and_distinct() {
+        let a = new_secret(TOKEN_PREFIX);
+        assert!(a.starts_with("rst_") && a.len() == 4 + SECRET_LEN);
+        assert_ne!(a, new_secret(TOKEN_PREFIX));
+        assert_eq!(hash_secret(&a).len(), 64);
+    }
+}

@@ -1,0 +1,123 @@
+//! The control plane: every rule about who may do what, and every change to the store,
+//! goes through the services here. The HTTP layer only translates.
+
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod list;
+pub mod operations;
+pub mod ratelimit;
+pub mod system;
+pub mod tokens;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use roost_store::Store;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::Principal;
+pub use error::{Error, Result};
+
+/// Settings the services need (the server's configuration owns their defaults).
+#[derive(Debug, Clone)]
+pub struct ControlSettings {
+    pub data_dir: PathBuf,
+    /// How long a login session lasts.
+    pub session_ttl: Duration,
+    /// Logins allowed per client address per minute.
+    pub login_per_minute: u32,
+}
+
+/// Who is asking, from where: carried into audit entries.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub request_id: Option<String>,
+    pub source: Option<String>,
+}
+
+/// The control plane's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    settings: ControlSettings,
+    events: events::EventBus,
+    auth_cache: auth::AuthCache,
+    login_limiter: ratelimit::KeyedLimiter,
+    shutdown: CancellationToken,
+}
+
+impl Control {
+    pub fn new(store: Store, settings: ControlSettings, shutdown: CancellationToken) -> Control {
+        let login_limiter = ratelimit::KeyedLimiter::per_minute(settings.login_per_minute);
+        Control {
+            inner: Arc::new(Inner {
+                store,
+                settings,
+                events: events::EventBus::new(),
+                auth_cache: auth::AuthCache::default(),
+                login_limiter,
+                shutdown,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn settings(&self) -> &ControlSettings {
+        &self.inner.settings
+    }
+
+    pub fn events(&self) -> &events::EventBus {
+        &self.inner.events
+    }
+
+    /// Cancelled when the server begins to shut down: long polls and streams end.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Work to do once at start: finish what a crash interrupted.
+    pub async fn recover(&self) -> Result<()> {
+        let interrupted = self
+            .store()
+            .fail_interrupted_operations(roost_store::now_ms())
+            .await?;
+        for op in interrupted {
+            tracing::warn!(operation = %op.id, kind = %op.kind, "operation interrupted by a restart, marked failed");
+        }
+        Ok(())
+    }
+
+    /// Background housekeeping until shutdown: expired sessions are removed.
+    pub fn spawn_housekeeping(&self) {
+        let control = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tokio::select! {
+                    _ = control.shutdown().cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                match control
+                    .store()
+                    .delete_expired_sessions(roost_store::now_ms())
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, "removed expired sessions"),
+                    Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),
+                }
+                control.inner.login_limiter.retain_recent();
+            }
+        });
+    }
+}

@@ -1,0 +1,175 @@
+//! Operations: a row per long task, updated as it progresses; each update is published
+//! on the event bus, which is what `?wait=` blocks on.
+
+use std::time::Duration;
+
+use roost_api::ids::IdKind;
+use roost_api::operations::{Operation, OperationStatus};
+use roost_api::{ListParams, Page};
+use roost_store::now_ms;
+use roost_store::operations::{OperationRow, SORT_KEYS};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::events::Audience;
+use crate::list::list_query;
+use crate::{Control, Error, Principal, Result};
+
+/// The longest a client may block on `?wait=`.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// A running operation, owned by the task doing the work.
+pub struct OperationHandle {
+    control: Control,
+    row: OperationRow,
+}
+
+impl Control {
+    /// Records a new pending operation inside the caller's transaction; publish it with
+    /// [`OperationHandle::announce`] after commit.
+    pub async fn new_operation(
+        &self,
+        conn: &mut roost_store::sqlx::AnyConnection,
+        principal: &Principal,
+        kind: &str,
+        resource: Option<(&str, &str)>,
+    ) -> Result<OperationHandle> {
+        let now = now_ms();
+        let row = OperationRow {
+            id: IdKind::Operation.generate(),
+            kind: kind.to_string(),
+            status: OperationStatus::Pending.as_str().to_string(),
+            progress: 0,
+            message: None,
+            error_code: None,
+            error_message: None,
+            result: None,
+            resource_type: resource.map(|(t, _)| t.to_string()),
+            resource_id: resource.map(|(_, id)| id.to_string()),
+            created_by: Some(principal.user_id.clone()),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        };
+        roost_store::operations::insert(conn, &row).await?;
+        Ok(OperationHandle {
+            control: self.clone(),
+            row,
+        })
+    }
+
+    /// An operation the caller may see (their own; admins see all).
+    pub async fn get_operation(&self, principal: &Principal, id: &str) -> Result<Operation> {
+        let visible_to = (!principal.is_admin()).then_some(principal.user_id.as_str());
+        match self.store().operation(id, visible_to).await? {
+            Some(row) => Ok(row.to_api()),
+            None => Err(Error::not_found("operation", id)),
+        }
+    }
+
+    pub async fn list_operations(
+        &self,
+        principal: &Principal,
+        params: &ListParams,
+    ) -> Result<Page<Operation>> {
+        let query = list_query(params, SORT_KEYS)?;
+        let visible_to = (!principal.is_admin()).then_some(principal.user_id.as_str());
+        let (rows, next_cursor) = self.store().list_operations(visible_to, &query).await?;
+        Ok(Page {
+            items: rows.iter().map(OperationRow::to_api).collect(),
+            next_cursor,
+        })
+    }
+
+    /// Returns the operation once it is final, or as it is when `wait` has passed (or
+    /// the server begins to shut down).
+    pub async fn wait_operation(
+        &self,
+        principal: &Principal,
+        id: &str,
+        wait: Duration,
+    ) -> Result<Operation> {
+        // Subscribe before reading, so an update between the two is not missed.
+        let (_, mut updates) = self.events().subscribe(None);
+        let mut op = self.get_operation(principal, id).await?;
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        while !op.status.is_final() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = self.shutdown().cancelled() => break,
+                received = updates.recv() => match received {
+                    Ok(p) if p.event.resource_type == "operation" && p.event.resource_id == op.id => {}
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                },
+            }
+            op = self.get_operation(principal, id).await?;
+        }
+        Ok(op)
+    }
+}
+
+impl OperationHandle {
+    pub fn id(&self) -> &str {
+        &self.row.id
+    }
+
+    pub fn to_api(&self) -> Operation {
+        self.row.to_api()
+    }
+
+    /// Publishes the operation's current state.
+    pub fn announce(&self) {
+        let data = serde_json::to_value(self.row.to_api()).ok();
+        let audience = match &self.row.created_by {
+            Some(user) => Audience::User(user.clone()),
+            None => Audience::Admins,
+        };
+        self.control.events().publish(
+            "operation.updated",
+            "operation",
+            &self.row.id,
+            data,
+            audience,
+        );
+    }
+
+    async fn save(&mut self) {
+        self.row.updated_at = now_ms();
+        let result = async {
+            let mut tx = self.control.store().write().await?;
+            roost_store::operations::update(tx.conn(), &self.row).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::error!(operation = %self.row.id, error = %err, "could not record operation progress");
+        }
+        self.announce();
+    }
+
+    /// Running, at `progress` percent, doing `message`.
+    pub async fn progress(&mut self, progress: u8, message: &str) {
+        self.row.status = OperationStatus::Running.as_str().to_string();
+        self.row.progress = progress.min(100) as i64;
+        self.row.message = Some(message.to_string());
+        self.save().await;
+    }
+
+    pub async fn succeed(mut self, result: Option<serde_json::Value>) {
+        self.row.status = OperationStatus::Succeeded.as_str().to_string();
+        self.row.progress = 100;
+        self.row.message = None;
+        self.row.result = result.map(|r| r.to_string());
+        self.row.finished_at = Some(now_ms());
+        self.save().await;
+    }
+
+    pub async fn fail(mut self, err: &Error) {
+        self.row.status = OperationStatus::Failed.as_str().to_string();
+        self.row.error_code = Some(err.code.as_str().to_string());
+        self.row.error_message = Some(err.message.clone());
+        self.row.finished_at = Some(now_ms());
+        self.save().await;
+    }
+}

@@ -1,0 +1,75 @@
+//! Server-wide administration: consistent backups of the embedded store.
+
+use roost_api::system::BackupResult;
+use roost_store::Backend;
+
+use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use roost_api::operations::Operation;
+
+impl Control {
+    /// Starts a backup of the SQLite store into `<data-dir>/backups/`; returns the
+    /// operation that tracks it.
+    pub async fn start_backup(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+    ) -> Result<Operation> {
+        principal.require_admin()?;
+        if self.store().backend() != Backend::Sqlite {
+            return Err(Error::unprocessable(
+                "backups are for the embedded SQLite store; back PostgreSQL up with pg_dump",
+            ));
+        }
+        let mut tx = self.store().write().await?;
+        let op = self
+            .new_operation(tx.conn(), principal, "system.backup", None)
+            .await?;
+        roost_store::audit::append(
+            tx.conn(),
+            &audit::entry(
+                ctx,
+                principal.audit_actor(),
+                "system.backup",
+                Some(("operation", op.id())),
+                None,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        op.announce();
+
+        let snapshot = op.to_api();
+        let control = self.clone();
+        tokio::spawn(async move {
+            let mut op = op;
+            op.progress(10, "copying the store").await;
+            match control.backup_now().await {
+                Ok(result) => op.succeed(serde_json::to_value(result).ok()).await,
+                Err(err) => op.fail(&err).await,
+            }
+        });
+        Ok(snapshot)
+    }
+
+    async fn backup_now(&self) -> Result<BackupResult> {
+        let dir = self.settings().data_dir.join("backups");
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+        let name = format!(
+            "roost-{}.db",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+        );
+        let path = dir.join(name);
+        self.store().backup_sqlite_to(&path).await?;
+        let bytes = tokio::fs::metadata(&path)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        tracing::info!(path = %path.display(), bytes, "store backup written");
+        Ok(BackupResult {
+            path: path.display().to_string(),
+            bytes,
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! API tokens: create (secret shown once), list, show, delete. A token is its owner's:
+//! every query is limited to the caller's user id.
+
+use chrono::Utc;
+use roost_api::ids::IdKind;
+use roost_api::tokens::{CreateTokenRequest, CreatedToken, Scope, Token};
+use roost_api::{ListParams, Page};
+use roost_store::tokens::{SORT_KEYS, TokenRow};
+use roost_store::{StoreError, now_ms, to_ms};
+
+use crate::auth::{TOKEN_PREFIX, hash_secret, new_secret};
+use crate::error::{Validator, check_name};
+use crate::events::Audience;
+use crate::list::list_query;
+use crate::{Control, Error, Principal, RequestContext, Result, audit};
+
+/// Characters of the secret kept for display (`rst_` and 8 more).
+const DISPLAY_PREFIX_LEN: usize = 12;
+
+impl Control {
+    pub async fn create_token(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        req: CreateTokenRequest,
+    ) -> Result<CreatedToken> {
+        principal.require_scope(Scope::Write)?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", &req.name);
+        let scope = req.scope.unwrap_or(Scope::Read);
+        v.check(
+            scope <= principal.scope,
+            "scope",
+            format!(
+                "cannot exceed the scope of the credential creating it ('{}')",
+                principal.scope
+            ),
+        );
+        let now = now_ms();
+        let expires_at = match (&req.expires_in, req.expires_at) {
+            (Some(_), Some(_)) => {
+                v.add(
+                    "expires_in",
+                    "give either expires_in or expires_at, not both",
+                );
+                None
+            }
+            (Some(text), None) => match humantime::parse_duration(text) {
+                Ok(d) if d.as_secs() >= 60 => Some(now + d.as_millis() as i64),
+                Ok(_) => {
+                    v.add("expires_in", "must be at least 1m");
+                    None
+                }
+                Err(_) => {
+                    v.add(
+                        "expires_in",
+                        format!("'{text}' is not a duration like 30d, 12h or 90m"),
+                    );
+                    None
+                }
+            },
+            (None, Some(at)) => {
+                v.check(at > Utc::now(), "expires_at", "must be in the future");
+                Some(to_ms(at))
+            }
+            (None, None) => None,
+        };
+        // A token never outlives the session or token that created it.
+        let expires_at = match (expires_at, principal.expires_at) {
+            (Some(t), Some(limit)) if principal.token_id.is_some() => Some(t.min(limit)),
+            (None, Some(limit)) if principal.token_id.is_some() => Some(limit),
+            (t, _) => t,
+        };
+        v.finish()?;
+
+        let secret = new_secret(TOKEN_PREFIX);
+        let row = TokenRow {
+            id: IdKind::Token.generate(),
+            user_id: principal.user_id.clone(),
+            name: req.name.clone(),
+            prefix: secret[..DISPLAY_PREFIX_LEN].to_string(),
+            token_hash: hash_secret(&secret),
+            scope: scope.as_str().to_string(),
+            created_at: now,
+            expires_at,
+            last_used_at: None,
+        };
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        roost_store::tokens::insert(tx.conn(), &row)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    Error::conflict(format!("a token named '{}' already exists", req.name))
+                }
+                e => e.into(),
+            })?;
+        roost_store::audit::append(
+            tx.conn(),
+            &audit::entry(
+                ctx,
+                principal.audit_actor(),
+                "token.create",
+                Some(("token", &row.id)),
+                body.as_ref(),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        let token = row.to_api();
+        self.publish_token("token.created", &token, true);
+        Ok(CreatedToken { token, secret })
+    }
+
+    pub async fn list_tokens(
+        &self,
+        principal: &Principal,
+        params: &ListParams,
+    ) -> Result<Page<Token>> {
+        let query = list_query(params, SORT_KEYS)?;
+        let (rows, next_cursor) = self.store().list_tokens(&principal.user_id, &query).await?;
+        Ok(Page {
+            items: rows.iter().map(TokenRow::to_api).collect(),
+            next_cursor,
+        })
+    }
+
+    /// A token of the caller's, by id or name.
+    pub async fn get_token(&self, principal: &Principal, key: &str) -> Result<Token> {
+        match self.store().token_by_key(&principal.user_id, key).await? {
+            Some(row) => Ok(row.to_api()),
+            None => Err(Error::not_found("token", key)),
+        }
+    }
+
+    /// Deletes (revokes) a token of the caller's; it stops working at once.
+    pub async fn delete_token(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        key: &str,
+    ) -> Result<()> {
+        principal.require_scope(Scope::Write)?;
+        let token = self.get_token(principal, key).await?;
+        let mut tx = self.store().write().await?;
+        if !roost_store::tokens::delete(tx.conn(), &principal.user_id, &token.id).await? {
+            return Err(Error::not_found("token", key));
+        }
+        roost_store::audit::append(
+            tx.conn(),
+            &audit::entry(
+                ctx,
+                principal.audit_actor(),
+                "token.delete",
+                Some(("token", &token.id)),
+                None,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        self.auth_cache()
+            .evict(|p| p.token_id.as_deref() == Some(token.id.as_str()));
+        self.publish_token("token.deleted", &token, false);
+        Ok(())
+    }
+
+    fn publish_token(&self, kind: &str, token: &Token, with_data: bool) {
+        let data = with_data
+            .then(|| serde_json::to_value(token).ok())
+            .flatten();
+        self.events().publish(
+            kind,
+            "token",
+            &token.id,
+            data,
+            Audience::User(token.user_id.clone()),
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! The web console, embedded at build time and served at `/` with a single-page-app
+//! fallback. API-looking paths never fall through to it: they get JSON 404s.
+
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use rust_embed::RustEmbed;
+
+use crate::error;
+
+#[derive(RustEmbed)]
+#[folder = "$ROOST_CONSOLE_DIR"]
+struct Assets;
+
+/// Paths that belong to the API and must never be answered with the console.
+fn is_api_path(path: &str) -> bool {
+    path == "/v1"
+        || path.starts_with("/v1/")
+        || path == "/metrics"
+        || path == "/health"
+        || path.starts_with("/health/")
+}
+
+const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+pub async fn fallback(method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    if is_api_path(path) {
+        return error::not_found(method, uri).await.into_response();
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return error::method_not_allowed(method, uri).await.into_response();
+    }
+    let file = path.trim_start_matches('/');
+    match Assets::get(file).filter(|_| !file.is_empty()) {
+        Some(content) => {
+            let mime = content.metadata.mimetype();
+            // Vite's assets carry content hashes in their names: cache them for good.
+            let cache = if file.starts_with("assets/") {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            };
+            asset_response(content.data.into_owned(), mime, cache)
+        }
+        None if file.starts_with("assets/") => (StatusCode::NOT_FOUND, "not found").into_response(),
+        None => match Assets::get("index.html") {
+            Some(index) => asset_response(
+                index.data.into_owned(),
+                "text/html; charset=utf-8",
+                "no-cache",
+            ),
+            None => (StatusCode::NOT_FOUND, "console not built").into_response(),
+        },
+    }
+}
+
+fn asset_response(body: Vec<u8>, mime: &str, cache: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(mime) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    response
+}

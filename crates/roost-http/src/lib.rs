@@ -1,0 +1,40 @@
+//! Roost's HTTP surface: the `/v1` REST API, the event stream, health and metrics
+//! endpoints, the OpenAPI document and the embedded web console.
+
+pub mod auth;
+pub mod console;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use roost_control::Control;
+
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub control: Control,
+    pub metrics: PrometheusHandle,
+}
+
+/// The whole application: API, health, metrics, console, with the middleware stack.
+pub fn app(state: AppState) -> Router {
+    let (api, _) = openapi::api_router().split_for_parts();
+    api.merge(routes::health::router())
+        .fallback(console::fallback)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(middleware::metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            middleware::MAX_BODY_BYTES,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
+        .layer(axum::middleware::from_fn(middleware::request_id))
+        .with_state(state)
+}

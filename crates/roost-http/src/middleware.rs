@@ -1,0 +1,97 @@
+//! Request ids (in every log line and error body), access logs and request metrics.
+
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+/// JSON request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled on this task, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Accepts a client's `X-Request-Id` when it is short and plain, else makes one; echoes it
+/// in the response and puts it on the tracing span of everything the request does.
+pub async fn request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let span = tracing::info_span!("request", request_id = %id, %method, path = %path);
+    let started = Instant::now();
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let client = client.map(|c| c.to_string()).unwrap_or_default();
+    // Reads that succeed are noise at info level; changes and failures are not.
+    let _enter = span.enter();
+    if method == Method::GET || method == Method::HEAD {
+        if status < 400 {
+            tracing::debug!(status, ms, client, "request");
+        } else {
+            tracing::info!(status, ms, client, "request");
+        }
+    } else {
+        tracing::info!(status, ms, client, "request");
+    }
+    response
+}
+
+fn new_request_id() -> String {
+    let mut id = String::from("req-");
+    roost_api::ids::push_random(&mut id, 16);
+    id
+}
+
+/// Counts requests and their latency by method, route template and status.
+pub async fn metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| {
+            if req.uri().path().starts_with("/v1/") {
+                "unmatched".into()
+            } else {
+                "console".into()
+            }
+        });
+    let method = req.method().as_str().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("roost_http_requests_total", &labels).increment(1);
+    metrics::histogram!("roost_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

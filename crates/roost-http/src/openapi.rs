@@ -1,0 +1,92 @@
+//! The OpenAPI document, generated from the handlers' annotations. Routes are registered
+//! through `OpenApiRouter`, so a route cannot exist without its documentation.
+
+use axum::extract::State;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::routes::{auth, events, operations, system, tokens};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Roost API",
+        description = "The REST API of Roost, a self-hosted cloud. All endpoints but health and login \
+                       require `Authorization: Bearer <token>` (or the console's session cookie plus \
+                       `X-CSRF-Token` on mutations). Errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}`; \
+                       lists take `limit`, `cursor`, `sort` and return `{\"items\", \"next_cursor\"}`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&Security),
+    security(("bearer" = []), ("session_cookie" = [])),
+    tags(
+        (name = "auth", description = "Login sessions"),
+        (name = "tokens", description = "API tokens"),
+        (name = "operations", description = "Long-running work"),
+        (name = "events", description = "The change stream"),
+        (name = "system", description = "Server administration"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API token (`rst_…`) or a login session token (`rss_…`)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::SESSION_COOKIE,
+            ))),
+        );
+    }
+}
+
+/// Every `/v1` route with its documentation.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::whoami))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::get, tokens::delete))
+        .routes(routes!(operations::list))
+        .routes(routes!(operations::get))
+        .routes(routes!(events::stream))
+        .routes(routes!(system::create_backup))
+        .routes(routes!(document_route))
+}
+
+/// The document, as served and as checked in at the repository root.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api_router().split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}
+
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+async fn document_route(
+    State(_): State<AppState>,
+    _auth: Auth,
+) -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(document())
+}

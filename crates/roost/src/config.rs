@@ -1,0 +1,377 @@
+//! Server settings: each has a flag, a `ROOST_*` environment variable, a key in the
+//! `--config` TOML file and a default; precedence is flag > env > file > default. A bad
+//! value stops startup with a message naming the setting, where it came from and what
+//! is allowed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// The `roost server` flags; every one is optional so the other sources can fill in.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerArgs {
+    /// TOML file with settings (keys as below, e.g. `listen = "0.0.0.0:7700"`) [env: ROOST_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the API and console [env: ROOST_LISTEN] [default: 127.0.0.1:7700]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Where Roost keeps its data [env: ROOST_DATA_DIR] [default: /var/lib/roost as root, else ~/.local/share/roost]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Store: postgres://user:pass@host/db, or sqlite:///path [env: ROOST_DATABASE] [default: SQLite in the data dir]
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Log line format: text or json [env: ROOST_LOG_FORMAT] [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. info or roost=debug,info [env: ROOST_LOG_LEVEL] [default: info]
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// How long a login session lasts, e.g. 12h [env: ROOST_SESSION_TTL] [default: 12h]
+    #[arg(long, value_name = "DURATION")]
+    pub session_ttl: Option<String>,
+    /// Login attempts allowed per client address per minute [env: ROOST_LOGIN_RATE_PER_MINUTE] [default: 10]
+    #[arg(long, value_name = "N")]
+    pub login_rate_per_minute: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: SQLite in the data dir.
+    pub database: Option<String>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub session_ttl: Duration,
+    pub login_rate_per_minute: u32,
+}
+
+/// Every setting: the file key (the flag is `--` + key with `-`, the env var `ROOST_` +
+/// upper-case key).
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database",
+    "log_format",
+    "log_level",
+    "session_ttl",
+    "login_rate_per_minute",
+];
+
+struct Sources<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: BTreeMap<String, String>,
+    file_name: String,
+}
+
+impl Sources<'_> {
+    /// The value and a description of where it came from, by precedence.
+    fn get(&self, key: &str, flag: &Option<String>) -> Option<(String, String)> {
+        let env_name = format!("ROOST_{}", key.to_uppercase());
+        if let Some(v) = flag {
+            return Some((v.clone(), format!("flag --{}", key.replace('_', "-"))));
+        }
+        if let Some(v) = (self.env)(&env_name) {
+            return Some((v, format!("environment variable {env_name}")));
+        }
+        self.file
+            .get(key)
+            .map(|v| (v.clone(), format!("'{key}' in {}", self.file_name)))
+    }
+}
+
+fn invalid(key: &str, value: &str, source: &str, allowed: &str) -> anyhow::Error {
+    anyhow::anyhow!("invalid setting {key} = '{value}' (from {source}): {allowed}")
+}
+
+impl ServerSettings {
+    /// Resolves the settings from the process environment.
+    pub fn resolve(args: &ServerArgs) -> anyhow::Result<ServerSettings> {
+        Self::resolve_with(args, &|name| std::env::var(name).ok())
+    }
+
+    pub fn resolve_with(
+        args: &ServerArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<ServerSettings> {
+        let config_path = args
+            .config
+            .clone()
+            .or_else(|| env("ROOST_CONFIG").map(PathBuf::from));
+        let (file, file_name) = match &config_path {
+            Some(path) => (read_file(path)?, path.display().to_string()),
+            None => (BTreeMap::new(), String::new()),
+        };
+        let s = Sources {
+            env,
+            file,
+            file_name,
+        };
+
+        let listen = match s.get("listen", &args.listen) {
+            Some((v, src)) => v.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "listen",
+                    &v,
+                    &src,
+                    "expected an address and port like 127.0.0.1:7700 or 0.0.0.0:7700",
+                )
+            })?,
+            None => "127.0.0.1:7700".parse().expect("default address"),
+        };
+        let data_dir = match s.get("data_dir", &args.data_dir) {
+            Some((v, src)) if v.trim().is_empty() => {
+                return Err(invalid("data_dir", &v, &src, "expected a directory path"));
+            }
+            Some((v, _)) => PathBuf::from(v),
+            None => default_data_dir(),
+        };
+        let database = match s.get("database", &args.database) {
+            Some((v, src)) => {
+                let ok = v.starts_with("postgres://")
+                    || v.starts_with("postgresql://")
+                    || v.starts_with("sqlite:");
+                if !ok {
+                    let shown = roost_store::redact_url(&v);
+                    return Err(invalid(
+                        "database",
+                        &shown,
+                        &src,
+                        "expected postgres://user:password@host:port/db or sqlite:///path/roost.db",
+                    ));
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        let log_format = match s.get("log_format", &args.log_format) {
+            Some((v, src)) => match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(invalid("log_format", &v, &src, "expected text or json")),
+            },
+            None => LogFormat::Text,
+        };
+        let log_level = match s.get("log_level", &args.log_level) {
+            Some((v, src)) => {
+                tracing_subscriber::EnvFilter::try_new(&v).map_err(|e| {
+                    invalid("log_level", &v, &src, &format!("expected a level (error, warn, info, debug, trace) or a filter like roost=debug,info ({e})"))
+                })?;
+                v
+            }
+            None => "info".to_string(),
+        };
+        let session_ttl = match s.get("session_ttl", &args.session_ttl) {
+            Some((v, src)) => match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_secs(60) && d <= Duration::from_secs(90 * 86400) => d,
+                _ => {
+                    return Err(invalid(
+                        "session_ttl",
+                        &v,
+                        &src,
+                        "expected a duration from 1m to 90d, like 12h",
+                    ));
+                }
+            },
+            None => Duration::from_secs(12 * 3600),
+        };
+        let login_rate_per_minute =
+            match s.get("login_rate_per_minute", &args.login_rate_per_minute) {
+                Some((v, src)) => match v.parse::<u32>() {
+                    Ok(n) if (1..=10_000).contains(&n) => n,
+                    _ => {
+                        return Err(invalid(
+                            "login_rate_per_minute",
+                            &v,
+                            &src,
+                            "expected a whole number from 1 to 10000",
+                        ));
+                    }
+                },
+                None => 10,
+            };
+        Ok(ServerSettings {
+            listen,
+            data_dir,
+            database,
+            log_format,
+            log_level,
+            session_ttl,
+            login_rate_per_minute,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("config file {} is not valid TOML: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for (key, value) in table {
+        if !KEYS.contains(&key.as_str()) {
+            bail!(
+                "unknown setting '{key}' in {}; known settings: {}",
+                path.display(),
+                KEYS.join(", ")
+            );
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => bail!(
+                "setting '{key}' in {} must be a string or a number, not {}",
+                path.display(),
+                other.type_str()
+            ),
+        };
+        out.insert(key, text);
+    }
+    Ok(out)
+}
+
+/// `/var/lib/roost` for root (a system service); a per-user directory otherwise.
+pub fn default_data_dir() -> PathBuf {
+    if is_root() {
+        return PathBuf::from("/var/lib/roost");
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("roost");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/roost"),
+        None => PathBuf::from("roost-data"),
+    }
+}
+
+fn is_root() -> bool {
+    // /proc/self belongs to the effective user; this avoids a libc dependency.
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = ServerSettings::resolve_with(&ServerArgs::default(), &env_of(&[])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:7700");
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.session_ttl, Duration::from_secs(43200));
+        assert_eq!(s.login_rate_per_minute, 10);
+        assert!(s.database.is_none());
+    }
+
+    #[test]
+    fn precedence_is_flag_env_file_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("roost.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1001\"\nlog_format = \"json\"\nsession_ttl = \"1h\"\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(file),
+            listen: Some("127.0.0.1:1003".into()),
+            ..Default::default()
+        };
+        let env = env_of(&[
+            ("ROOST_LISTEN", "127.0.0.1:1002"),
+            ("ROOST_LOG_FORMAT", "text"),
+        ]);
+        let s = ServerSettings::resolve_with(&args, &env).unwrap();
+        assert_eq!(s.listen.port(), 1003, "flag beats env and file");
+        assert_eq!(s.log_format, LogFormat::Text, "env beats file");
+        assert_eq!(
+            s.session_ttl,
+            Duration::from_secs(3600),
+            "file beats default"
+        );
+        let s = ServerSettings::resolve_with(
+            &ServerArgs {
+                listen: None,
+                ..args
+            },
+            &env,
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 1002, "env beats file");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_source_and_choices() {
+        let env = env_of(&[("ROOST_LOG_FORMAT", "xml")]);
+        let err = ServerSettings::resolve_with(&ServerArgs::default(), &env)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid setting log_format = 'xml' (from environment variable ROOST_LOG_FORMAT): expected text or json"
+        );
+        let args = ServerArgs {
+            listen: Some("nowhere".into()),
+            ..Default::default()
+        };
+        let err = ServerSettings::resolve_with(&args, &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("listen = 'nowhere' (from flag --listen)"),
+            "{err}"
+        );
+        let args = ServerArgs {
+            database: Some("mysql://u:secret@h/db".into()),
+            ..Default::default()
+        };
+        let err = ServerSettings::resolve_with(&args, &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("invalid setting database") && !err.contains("secret"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("roost.toml");
+        std::fs::write(&file, "listne = \"127.0.0.1:1\"\n").unwrap();
+        let args = ServerArgs {
+            config: Some(file),
+            ..Default::default()
+        };
+        let err = ServerSettings::resolve_with(&args, &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown setting 'listne'") && err.contains("known settings: listen"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! `roost`: the server (`roost server`) and the command-line client in one binary.
+
+mod cli;
+mod config;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "roost",
+    version,
+    about = "Roost: a self-hosted cloud in one binary",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(flatten)]
+    global: cli::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Roost server (API, console, control plane)
+    Server(config::ServerArgs),
+    /// Log in to a server and keep the session in ~/.config/roost/config.toml
+    Login(cli::auth::LoginArgs),
+    /// End the session and forget it
+    Logout,
+    /// Show who you are logged in as
+    Whoami,
+    /// Manage API tokens
+    #[command(subcommand, visible_alias = "tokens")]
+    Token(cli::tokens::TokenCommand),
+    /// Inspect long-running operations
+    #[command(subcommand, visible_alias = "op")]
+    Operation(cli::operations::OperationCommand),
+    /// Stream resource changes as they happen
+    Events(cli::events::EventsArgs),
+    /// Server administration (admins)
+    #[command(subcommand)]
+    System(cli::system::SystemCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Server(args) => server::run(args).await,
+            Command::Login(args) => cli::auth::login(&cli.global, args).await,
+            Command::Logout => cli::auth::logout(&cli.global).await,
+            Command::Whoami => cli::auth::whoami(&cli.global).await,
+            Command::Token(cmd) => cli::tokens::run(&cli.global, cmd).await,
+            Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
+            Command::Events(args) => cli::events::run(&cli.global, args).await,
+            Command::System(cmd) => cli::system::run(&cli.global, cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", cli::describe_error(&err));
+            ExitCode::FAILURE
+        }
+    }
+}

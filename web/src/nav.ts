@@ -1,0 +1,34 @@
+// Minimal client-side navigation: the shell has two screens, so it uses the
+// History API directly; the full console can swap in a router later.
+
+export const LOGIN_PATH = "/login";
+
+/**
+ * A same-origin path to return to after login, or "/" when `next` is missing,
+ * points at the login page, or could leave the origin ("//host", "/\\host",
+ * "https://...", "javascript:...").
+ */
+export function safeNext(next: string | null | undefined): string {
+  if (!next || !next.startsWith("/") || next.startsWith("//") || next.startsWith("/\\")) return "/";
+  // Control characters could be stripped by the URL parser into "//".
+  if (/[\u0000-\u001f\u007f]/.test(next)) return "/";
+  const url = new URL(next, "http://roost.invalid");
+  if (url.origin !== "http://roost.invalid" || url.pathname === LOGIN_PATH) return "/";
+  return url.pathname + url.search + url.hash;
+}
+
+/** The login URL that returns to `current` (a path with query and hash). */
+export function loginUrl(current: string): string {
+  const next = safeNext(current);
+  return next === "/" ? LOGIN_PATH : `${LOGIN_PATH}?next=${encodeURIComponent(next)}`;
+}
+
+export function currentPath(): string {
+  return window.location.pathname + window.location.search + window.location.hash;
+}
+
+export function navigate(to: string, replace = false): void {
+  if (to === currentPath()) return;
+  if (replace) window.history.replaceState(null, "", to);
+  else window.history.pushState(null, "", to);
+}
