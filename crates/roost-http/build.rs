@@ -7,10 +7,7 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let dist = manifest.join("../../web/dist");
     println!("cargo:rerun-if-changed={}", dist.display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        dist.join("index.html").display()
-    );
+    println!("cargo:rerun-if-changed={}", dist.join("index.html").display());
     let dir = if dist.join("index.html").is_file() {
         dist.canonicalize().unwrap()
     } else {

@@ -40,9 +40,7 @@ impl IdKind {
     pub fn matches(self, s: &str) -> bool {
         s.strip_prefix(self.prefix())
             .and_then(|rest| rest.strip_prefix('-'))
-            .is_some_and(|rest| {
-                rest.len() == ID_RANDOM_LEN && rest.bytes().all(|b| ALPHABET.contains(&b))
-            })
+            .is_some_and(|rest| rest.len() == ID_RANDOM_LEN && rest.bytes().all(|b| ALPHABET.contains(&b)))
     }
 }
 

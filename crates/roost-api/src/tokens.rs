@@ -6,9 +6,7 @@ use utoipa::ToSchema;
 use chrono::{DateTime, Utc};
 
 /// What a token may do. Ordered: `read` < `write` < `admin`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// GET requests only.

@@ -46,9 +46,7 @@ impl ClientError {
     /// The HTTP status, when the server answered.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
-            ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => {
-                Some(*status)
-            }
+            ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => Some(*status),
             ClientError::Http(e) => e.status(),
             _ => None,
         }
@@ -73,15 +71,21 @@ pub struct Client {
 
 static CRYPTO: Once = Once::new();
 
+/// Installs rustls's ring provider for the process (once); the client does this itself,
+/// other reqwest users in the same process may call it first.
+pub fn install_crypto_provider() {
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 impl Client {
     /// A client of the server at `base` (`http://127.0.0.1:7700`), authenticating with
     /// `token` (an API token or a session token) when given.
     pub fn new(base: &str, token: Option<String>) -> Result<Client> {
-        CRYPTO.call_once(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
-        let base = url::Url::parse(base.trim_end_matches('/'))
-            .map_err(|_| ClientError::InvalidUrl(base.to_string()))?;
+        install_crypto_provider();
+        let base =
+            url::Url::parse(base.trim_end_matches('/')).map_err(|_| ClientError::InvalidUrl(base.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
             return Err(ClientError::InvalidUrl(base.to_string()));
         }
@@ -97,10 +101,7 @@ impl Client {
     }
 
     pub fn with_token(&self, token: Option<String>) -> Client {
-        Client {
-            token,
-            ..self.clone()
-        }
+        Client { token, ..self.clone() }
     }
 
     pub fn token(&self) -> Option<&str> {
@@ -120,10 +121,7 @@ impl Client {
     async fn send(&self, req: RequestBuilder) -> Result<reqwest::Response> {
         let response = req.send().await.map_err(|e| {
             if e.is_connect() || e.is_timeout() {
-                ClientError::Connect {
-                    url: self.base_url().to_string(),
-                    source: e,
-                }
+                ClientError::Connect { url: self.base_url().to_string(), source: e }
             } else {
                 ClientError::Http(e)
             }
@@ -134,14 +132,8 @@ impl Client {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         match serde_json::from_str::<ErrorResponse>(&text) {
-            Ok(err) => Err(ClientError::Api {
-                status,
-                body: err.error,
-            }),
-            Err(_) => Err(ClientError::Unexpected {
-                status,
-                detail: text.chars().take(200).collect(),
-            }),
+            Ok(err) => Err(ClientError::Api { status, body: err.error }),
+            Err(_) => Err(ClientError::Unexpected { status, detail: text.chars().take(200).collect() }),
         }
     }
 
@@ -149,10 +141,8 @@ impl Client {
         let response = self.send(req).await?;
         let status = response.status();
         let bytes = response.bytes().await?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
-            status,
-            detail: format!("cannot decode the response: {e}"),
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Unexpected { status, detail: format!("cannot decode the response: {e}") })
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
@@ -175,11 +165,7 @@ impl Client {
 
     /// The Prometheus metrics text (admins).
     pub async fn metrics(&self) -> Result<String> {
-        Ok(self
-            .send(self.request(Method::GET, "/metrics"))
-            .await?
-            .text()
-            .await?)
+        Ok(self.send(self.request(Method::GET, "/metrics")).await?.text().await?)
     }
 
     pub async fn openapi(&self) -> Result<serde_json::Value> {
@@ -189,16 +175,12 @@ impl Client {
     // --- auth ---------------------------------------------------------------------
 
     pub async fn login(&self, username: &str, password: &str) -> Result<LoginResponse> {
-        let body = LoginRequest {
-            username: username.to_string(),
-            password: password.to_string(),
-        };
+        let body = LoginRequest { username: username.to_string(), password: password.to_string() };
         self.post("/v1/auth/login", &body).await
     }
 
     pub async fn logout(&self) -> Result<()> {
-        self.send(self.request(Method::POST, "/v1/auth/logout"))
-            .await?;
+        self.send(self.request(Method::POST, "/v1/auth/logout")).await?;
         Ok(())
     }
 
@@ -213,16 +195,12 @@ impl Client {
     }
 
     pub async fn list_tokens(&self, params: &ListParams) -> Result<Page<Token>> {
-        self.json(self.request(Method::GET, "/v1/tokens").query(params))
-            .await
+        self.json(self.request(Method::GET, "/v1/tokens").query(params)).await
     }
 
     /// Every page of the token list.
     pub async fn all_tokens(&self) -> Result<Vec<Token>> {
-        let mut params = ListParams {
-            limit: Some(1000),
-            ..Default::default()
-        };
+        let mut params = ListParams { limit: Some(1000), ..Default::default() };
         let mut items = Vec::new();
         loop {
             let page = self.list_tokens(&params).await?;
@@ -235,16 +213,11 @@ impl Client {
     }
 
     pub async fn get_token(&self, id_or_name: &str) -> Result<Token> {
-        self.get(&format!("/v1/tokens/{}", encode(id_or_name)))
-            .await
+        self.get(&format!("/v1/tokens/{}", encode(id_or_name))).await
     }
 
     pub async fn delete_token(&self, id_or_name: &str) -> Result<()> {
-        self.send(self.request(
-            Method::DELETE,
-            &format!("/v1/tokens/{}", encode(id_or_name)),
-        ))
-        .await?;
+        self.send(self.request(Method::DELETE, &format!("/v1/tokens/{}", encode(id_or_name)))).await?;
         Ok(())
     }
 
@@ -259,21 +232,14 @@ impl Client {
     }
 
     pub async fn list_operations(&self, params: &ListParams) -> Result<Page<Operation>> {
-        self.json(self.request(Method::GET, "/v1/operations").query(params))
-            .await
+        self.json(self.request(Method::GET, "/v1/operations").query(params)).await
     }
 
     /// Blocks until the operation is final, long-polling the server a minute at a time;
     /// `on_update` sees every intermediate state.
-    pub async fn wait_operation(
-        &self,
-        id: &str,
-        mut on_update: impl FnMut(&Operation),
-    ) -> Result<Operation> {
+    pub async fn wait_operation(&self, id: &str, mut on_update: impl FnMut(&Operation)) -> Result<Operation> {
         loop {
-            let op = self
-                .get_operation(id, Some(Duration::from_secs(30)))
-                .await?;
+            let op = self.get_operation(id, Some(Duration::from_secs(30))).await?;
             on_update(&op);
             if op.status.is_final() {
                 return Ok(op);
@@ -284,8 +250,7 @@ impl Client {
     // --- system -------------------------------------------------------------------
 
     pub async fn create_backup(&self) -> Result<Operation> {
-        self.json(self.request(Method::POST, "/v1/system/backups"))
-            .await
+        self.json(self.request(Method::POST, "/v1/system/backups")).await
     }
 
     // --- events -------------------------------------------------------------------
@@ -296,10 +261,7 @@ impl Client {
         filter: &EventFilter,
         last_event_id: Option<u64>,
     ) -> Result<impl Stream<Item = Result<Event>> + use<>> {
-        let mut req = self
-            .request(Method::GET, "/v1/events")
-            .query(filter)
-            .header("accept", "text/event-stream");
+        let mut req = self.request(Method::GET, "/v1/events").query(filter).header("accept", "text/event-stream");
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id.to_string());
         }
@@ -310,7 +272,5 @@ impl Client {
 
 /// Percent-encodes a path segment (names are plain, but never trust that).
 fn encode(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
 }

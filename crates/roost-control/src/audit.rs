@@ -68,13 +68,7 @@ impl Control {
         resource: Option<(&str, &str)>,
         result: &str,
     ) {
-        let mut e = entry(
-            ctx,
-            (actor.to_string(), actor_token),
-            action,
-            resource,
-            None,
-        );
+        let mut e = entry(ctx, (actor.to_string(), actor_token), action, resource, None);
         e.result = result.to_string();
         let write = async {
             let mut tx = self.store().write().await?;

@@ -59,20 +59,14 @@ impl Principal {
         if self.scope >= needed {
             return Ok(());
         }
-        Err(Error::forbidden(format!(
-            "this token has scope '{}'; the request needs '{}'",
-            self.scope, needed
-        )))
+        Err(Error::forbidden(format!("this token has scope '{}'; the request needs '{}'", self.scope, needed)))
     }
 
     /// Fails unless the user is an admin acting with an admin-scoped credential.
     pub fn require_admin(&self) -> Result<()> {
         self.require_scope(Scope::Admin)?;
         if self.role != Role::Admin {
-            return Err(Error::forbidden(format!(
-                "user '{}' is not an admin",
-                self.user_name
-            )));
+            return Err(Error::forbidden(format!("user '{}' is not an admin", self.user_name)));
         }
         Ok(())
     }
@@ -118,33 +112,18 @@ impl AuthCache {
         if entries.len() > 10_000 {
             entries.retain(|_, e| e.cached.elapsed() < CACHE_TTL);
         }
-        entries.insert(
-            hash,
-            CacheEntry {
-                principal,
-                cached: Instant::now(),
-                last_used_at,
-            },
-        );
+        entries.insert(hash, CacheEntry { principal, cached: Instant::now(), last_used_at });
     }
 
     fn mark_used(&self, hash: &str, at: i64) {
-        if let Some(entry) = self
-            .entries
-            .write()
-            .expect("auth cache poisoned")
-            .get_mut(hash)
-        {
+        if let Some(entry) = self.entries.write().expect("auth cache poisoned").get_mut(hash) {
             entry.last_used_at = at;
         }
     }
 
     /// Forgets every cached credential matching `pred` (revocation, logout, disable).
     pub fn evict(&self, pred: impl Fn(&Principal) -> bool) {
-        self.entries
-            .write()
-            .expect("auth cache poisoned")
-            .retain(|_, e| !pred(&e.principal));
+        self.entries.write().expect("auth cache poisoned").retain(|_, e| !pred(&e.principal));
     }
 }
 
@@ -187,11 +166,7 @@ pub async fn hash_password(password: String) -> Result<String> {
 pub async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
     })
     .await
@@ -199,7 +174,8 @@ pub async fn verify_password(password: String, hash: String) -> bool {
 }
 
 /// Verified against when the user does not exist, so both cases take the same time.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$ZvTnXo4Ss5KS4hq9VpnvbHkYzDO1rl3lrMv8ue3lVxY";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$ZvTnXo4Ss5KS4hq9VpnvbHkYzDO1rl3lrMv8ue3lVxY";
 
 pub fn validate_password(password: &str) -> Result<()> {
     if password.chars().count() < 8 {
@@ -220,9 +196,8 @@ impl Control {
         }
         let (password, generated) = match given_password {
             Some(p) => {
-                validate_password(&p).map_err(|_| {
-                    Error::invalid("ROOST_ADMIN_PASSWORD must be at least 8 characters")
-                })?;
+                validate_password(&p)
+                    .map_err(|_| Error::invalid("ROOST_ADMIN_PASSWORD must be at least 8 characters"))?;
                 (p, false)
             }
             None => (new_password(), true),
@@ -260,51 +235,25 @@ impl Control {
     }
 
     /// Logs in with a password; rate-limited per client address.
-    pub async fn login(
-        &self,
-        ctx: &RequestContext,
-        req: LoginRequest,
-    ) -> Result<(LoginResponse, String)> {
+    pub async fn login(&self, ctx: &RequestContext, req: LoginRequest) -> Result<(LoginResponse, String)> {
         let source = ctx.source.clone().unwrap_or_default();
         if let Err(wait) = self.inner.login_limiter.check(&source) {
             return Err(Error::rate_limited(wait));
         }
         let user = self.store().user_by_name(req.username.trim()).await?;
-        let hash = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| DUMMY_HASH.to_string());
+        let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
         let password_ok = verify_password(req.password, hash).await;
         let user = match user {
             Some(user) if password_ok => user,
             other => {
                 let actor = other.map(|u| u.id).unwrap_or_else(|| "anonymous".into());
-                self.audit_standalone(
-                    ctx,
-                    &actor,
-                    None,
-                    "auth.login",
-                    None,
-                    "failure: invalid_credentials",
-                )
-                .await;
+                self.audit_standalone(ctx, &actor, None, "auth.login", None, "failure: invalid_credentials").await;
                 return Err(Error::unauthorized("invalid username or password"));
             }
         };
         if user.disabled != 0 {
-            self.audit_standalone(
-                ctx,
-                &user.id,
-                None,
-                "auth.login",
-                None,
-                "failure: user_disabled",
-            )
-            .await;
-            return Err(Error::forbidden(format!(
-                "user '{}' is disabled",
-                user.name
-            )));
+            self.audit_standalone(ctx, &user.id, None, "auth.login", None, "failure: user_disabled").await;
+            return Err(Error::forbidden(format!("user '{}' is disabled", user.name)));
         }
         let token = new_secret(SESSION_PREFIX);
         let csrf = new_secret("csrf_");
@@ -323,13 +272,7 @@ impl Control {
         roost_store::sessions::insert(tx.conn(), &session).await?;
         roost_store::audit::append(
             tx.conn(),
-            &audit::entry(
-                ctx,
-                (user.id.clone(), None),
-                "auth.login",
-                Some(("session", &session.id)),
-                None,
-            ),
+            &audit::entry(ctx, (user.id.clone(), None), "auth.login", Some(("session", &session.id)), None),
         )
         .await?;
         tx.commit().await?;
@@ -353,19 +296,11 @@ impl Control {
         roost_store::sessions::delete(tx.conn(), session_id).await?;
         roost_store::audit::append(
             tx.conn(),
-            &audit::entry(
-                ctx,
-                principal.audit_actor(),
-                "auth.logout",
-                Some(("session", session_id)),
-                None,
-            ),
+            &audit::entry(ctx, principal.audit_actor(), "auth.logout", Some(("session", session_id)), None),
         )
         .await?;
         tx.commit().await?;
-        self.inner
-            .auth_cache
-            .evict(|p| p.session_id.as_deref() == Some(session_id));
+        self.inner.auth_cache.evict(|p| p.session_id.as_deref() == Some(session_id));
         Ok(())
     }
 
@@ -373,9 +308,7 @@ impl Control {
     pub async fn authenticate(&self, secret: &str) -> Result<Arc<Principal>> {
         let is_token = secret.starts_with(TOKEN_PREFIX);
         if !is_token && !secret.starts_with(SESSION_PREFIX) {
-            return Err(Error::unauthorized(
-                "malformed credential: expected a Roost token (rst_…) or session",
-            ));
+            return Err(Error::unauthorized("malformed credential: expected a Roost token (rst_…) or session"));
         }
         let hash = hash_secret(secret);
         let now = now_ms();
@@ -408,9 +341,7 @@ impl Control {
             (principal, token.token_hash, token.last_used_at.unwrap_or(0))
         } else {
             let Some((session, user)) = self.store().session_by_hash(&hash).await? else {
-                return Err(Error::unauthorized(
-                    "unknown or ended session; log in again",
-                ));
+                return Err(Error::unauthorized("unknown or ended session; log in again"));
             };
             let principal = Principal {
                 user_id: user.id.clone(),
@@ -432,18 +363,13 @@ impl Control {
             return Err(Error::unauthorized("unknown or revoked token"));
         }
         if principal.user.disabled != 0 {
-            return Err(Error::unauthorized(format!(
-                "user '{}' is disabled",
-                principal.user_name
-            )));
+            return Err(Error::unauthorized(format!("user '{}' is disabled", principal.user_name)));
         }
         if principal.expires_at.is_some_and(|at| at <= now) {
             return Err(expired(&principal));
         }
         let principal = Arc::new(principal);
-        self.inner
-            .auth_cache
-            .put(hash.clone(), principal.clone(), last_used);
+        self.inner.auth_cache.put(hash.clone(), principal.clone(), last_used);
         if is_token && now - last_used >= TOUCH_EVERY_MS {
             self.touch_token(&hash, &principal, now);
         }
@@ -453,8 +379,7 @@ impl Control {
     /// Checks the CSRF token a cookie-authenticated mutation sent.
     pub fn verify_csrf(&self, principal: &Principal, sent: Option<&str>) -> Result<()> {
         let expected = principal.csrf_hash.as_deref().unwrap_or_default();
-        let ok =
-            sent.is_some_and(|s| bool::from(hash_secret(s).as_bytes().ct_eq(expected.as_bytes())));
+        let ok = sent.is_some_and(|s| bool::from(hash_secret(s).as_bytes().ct_eq(expected.as_bytes())));
         if ok {
             Ok(())
         } else {
@@ -482,11 +407,7 @@ impl Control {
 }
 
 fn expired(p: &Principal) -> Error {
-    let at = p
-        .expires_at
-        .map(to_time)
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_default();
+    let at = p.expires_at.map(to_time).map(|t| t.to_rfc3339()).unwrap_or_default();
     match &p.token_name {
         Some(name) => Error::unauthorized(format!("token '{name}' expired at {at}")),
         None => Error::unauthorized(format!("session expired at {at}; log in again")),

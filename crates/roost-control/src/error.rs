@@ -19,12 +19,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Error {
-        Error {
-            code,
-            message: message.into(),
-            details: Vec::new(),
-            retry_after: None,
-        }
+        Error { code, message: message.into(), details: Vec::new(), retry_after: None }
     }
 
     pub fn not_found(kind: &str, key: &str) -> Error {
@@ -59,28 +54,16 @@ impl Error {
     pub fn validation(details: Vec<FieldError>) -> Error {
         let message = match details.as_slice() {
             [one] => format!("invalid {}: {}", one.field, one.message),
-            many => format!(
-                "invalid fields: {}",
-                many.iter()
-                    .map(|d| d.field.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            many => format!("invalid fields: {}", many.iter().map(|d| d.field.as_str()).collect::<Vec<_>>().join(", ")),
         };
-        Error {
-            details,
-            ..Error::new(ErrorCode::ValidationFailed, message)
-        }
+        Error { details, ..Error::new(ErrorCode::ValidationFailed, message) }
     }
 
     pub fn rate_limited(retry_after: Duration) -> Error {
         let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
         Error {
             retry_after: Some(Duration::from_secs(secs)),
-            ..Error::new(
-                ErrorCode::RateLimited,
-                format!("too many requests; retry in {secs}s"),
-            )
+            ..Error::new(ErrorCode::RateLimited, format!("too many requests; retry in {secs}s"))
         }
     }
 }
@@ -90,15 +73,12 @@ impl From<StoreError> for Error {
         match err {
             StoreError::NotFound => Error::new(ErrorCode::NotFound, "not found"),
             StoreError::Conflict(msg) => Error::conflict(msg),
-            StoreError::InvalidCursor => Error::invalid(
-                "invalid cursor: pass the next_cursor of the previous page, with the same sort",
-            ),
+            StoreError::InvalidCursor => {
+                Error::invalid("invalid cursor: pass the next_cursor of the previous page, with the same sort")
+            }
             err if err.is_unavailable() => {
                 tracing::error!(error = %err, "store unavailable");
-                Error::new(
-                    ErrorCode::Unavailable,
-                    "the store is unavailable; try again",
-                )
+                Error::new(ErrorCode::Unavailable, "the store is unavailable; try again")
             }
             err => {
                 tracing::error!(error = %err, "store error");
@@ -117,39 +97,24 @@ pub struct Validator {
 impl Validator {
     pub fn check(&mut self, ok: bool, field: &str, message: impl Into<String>) -> &mut Self {
         if !ok {
-            self.details.push(FieldError {
-                field: field.to_string(),
-                message: message.into(),
-            });
+            self.details.push(FieldError { field: field.to_string(), message: message.into() });
         }
         self
     }
 
     pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.details.push(FieldError {
-            field: field.to_string(),
-            message: message.into(),
-        });
+        self.details.push(FieldError { field: field.to_string(), message: message.into() });
     }
 
     pub fn finish(self) -> Result<()> {
-        if self.details.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::validation(self.details))
-        }
+        if self.details.is_empty() { Ok(()) } else { Err(Error::validation(self.details)) }
     }
 }
 
 /// Resource names: 1-63 characters of `a-z 0-9 - _ .`, starting with a letter or digit.
 pub fn check_name(v: &mut Validator, field: &str, name: &str) {
-    let valid_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-    let starts_ok = name
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let valid_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+    let starts_ok = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     v.check(
         !name.is_empty() && name.len() <= 63 && valid_chars && starts_ok,
         field,
@@ -177,10 +142,7 @@ mod tests {
 
     #[test]
     fn validation_message_names_the_field() {
-        let err = Error::validation(vec![FieldError {
-            field: "scope".into(),
-            message: "unknown".into(),
-        }]);
+        let err = Error::validation(vec![FieldError { field: "scope".into(), message: "unknown".into() }]);
         assert_eq!(err.message, "invalid scope: unknown");
         assert_eq!(err.code.status(), 400);
     }

@@ -50,11 +50,7 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> EventBus {
         let (sender, _) = broadcast::channel(4096);
-        EventBus {
-            sender,
-            next_id: AtomicU64::new(1),
-            recent: Mutex::new(VecDeque::with_capacity(REPLAY_CAPACITY)),
-        }
+        EventBus { sender, next_id: AtomicU64::new(1), recent: Mutex::new(VecDeque::with_capacity(REPLAY_CAPACITY)) }
     }
 
     /// Publishes a change (call after the transaction that made it has committed).
@@ -76,10 +72,7 @@ impl EventBus {
             resource_id: resource_id.to_string(),
             data,
         };
-        let published = Published {
-            event: Arc::new(event),
-            audience,
-        };
+        let published = Published { event: Arc::new(event), audience };
         if recent.len() == REPLAY_CAPACITY {
             recent.pop_front();
         }
@@ -90,10 +83,7 @@ impl EventBus {
 
     /// A receiver of everything published from now on, plus the buffered events after
     /// `last_seen` (for resumption), taken atomically so none falls between.
-    pub fn subscribe(
-        &self,
-        last_seen: Option<u64>,
-    ) -> (Vec<Published>, broadcast::Receiver<Published>) {
+    pub fn subscribe(&self, last_seen: Option<u64>) -> (Vec<Published>, broadcast::Receiver<Published>) {
         let recent = self.recent.lock().expect("event buffer poisoned");
         let receiver = self.sender.subscribe();
         let replay = match last_seen {
@@ -114,21 +104,9 @@ mod tests {
         bus.publish("token.created", "token", "tok-1", None, Audience::Admins);
         bus.publish("token.deleted", "token", "tok-1", None, Audience::Admins);
         let (replay, mut rx) = bus.subscribe(Some(1));
-        assert_eq!(
-            replay.iter().map(|p| p.event.id).collect::<Vec<_>>(),
-            vec![2]
-        );
-        bus.publish(
-            "token.created",
-            "token",
-            "tok-2",
-            None,
-            Audience::User("usr-a".into()),
-        );
+        assert_eq!(replay.iter().map(|p| p.event.id).collect::<Vec<_>>(), vec![2]);
+        bus.publish("token.created", "token", "tok-2", None, Audience::User("usr-a".into()));
         let next = rx.recv().await.unwrap();
-        assert_eq!(
-            (next.event.id, next.event.resource_id.as_str()),
-            (3, "tok-2")
-        );
+        assert_eq!((next.event.id, next.event.resource_id.as_str()), (3, "tok-2"));
     }
 }

@@ -87,10 +87,7 @@ impl Control {
 
     /// Work to do once at start: finish what a crash interrupted.
     pub async fn recover(&self) -> Result<()> {
-        let interrupted = self
-            .store()
-            .fail_interrupted_operations(roost_store::now_ms())
-            .await?;
+        let interrupted = self.store().fail_interrupted_operations(roost_store::now_ms()).await?;
         for op in interrupted {
             tracing::warn!(operation = %op.id, kind = %op.kind, "operation interrupted by a restart, marked failed");
         }
@@ -107,11 +104,7 @@ impl Control {
                     _ = control.shutdown().cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                match control
-                    .store()
-                    .delete_expired_sessions(roost_store::now_ms())
-                    .await
-                {
+                match control.store().delete_expired_sessions(roost_store::now_ms()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sessions = n, "removed expired sessions"),
                     Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),

@@ -13,11 +13,7 @@ use crate::{Error, Result};
 pub fn list_query(params: &ListParams, sort_keys: &[SortKey]) -> Result<ListQuery> {
     let mut v = Validator::default();
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    v.check(
-        (1..=MAX_LIMIT).contains(&limit),
-        "limit",
-        format!("must be between 1 and {MAX_LIMIT}"),
-    );
+    v.check((1..=MAX_LIMIT).contains(&limit), "limit", format!("must be between 1 and {MAX_LIMIT}"));
     let (descending, field) = match params.sort.as_deref() {
         None => (true, sort_keys[0].field),
         Some(s) => match s.strip_prefix('-') {
@@ -30,10 +26,7 @@ pub fn list_query(params: &ListParams, sort_keys: &[SortKey]) -> Result<ListQuer
         let allowed: Vec<_> = sort_keys.iter().map(|k| k.field).collect();
         v.add(
             "sort",
-            format!(
-                "unknown field '{field}'; sort by one of: {} (prefix '-' for descending)",
-                allowed.join(", ")
-            ),
+            format!("unknown field '{field}'; sort by one of: {} (prefix '-' for descending)", allowed.join(", ")),
         );
     }
     let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
@@ -47,11 +40,7 @@ pub fn list_query(params: &ListParams, sort_keys: &[SortKey]) -> Result<ListQuer
         None => None,
     };
     if let Some(name) = &params.name {
-        v.check(
-            name.len() <= 255,
-            "name",
-            "filter is longer than 255 characters",
-        );
+        v.check(name.len() <= 255, "name", "filter is longer than 255 characters");
     }
     v.finish()?;
     let query = ListQuery {
@@ -59,11 +48,7 @@ pub fn list_query(params: &ListParams, sort_keys: &[SortKey]) -> Result<ListQuer
         sort: sort.ok_or_else(|| Error::internal("sort key"))?,
         descending,
         after,
-        name_like: params
-            .name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .map(glob_to_like),
+        name_like: params.name.as_deref().filter(|n| !n.is_empty()).map(glob_to_like),
     };
     Ok(query)
 }
@@ -72,42 +57,16 @@ pub fn list_query(params: &ListParams, sort_keys: &[SortKey]) -> Result<ListQuer
 mod tests {
     use super::*;
 
-    const KEYS: &[SortKey] = &[
-        SortKey {
-            field: "created_at",
-            text: false,
-        },
-        SortKey {
-            field: "name",
-            text: true,
-        },
-    ];
+    const KEYS: &[SortKey] = &[SortKey { field: "created_at", text: false }, SortKey { field: "name", text: true }];
 
     #[test]
     fn defaults_and_errors() {
         let q = list_query(&ListParams::default(), KEYS).unwrap();
-        assert_eq!(
-            (q.limit, q.sort.field, q.descending),
-            (100, "created_at", true)
-        );
-        let q = list_query(
-            &ListParams {
-                sort: Some("name".into()),
-                ..Default::default()
-            },
-            KEYS,
-        )
-        .unwrap();
+        assert_eq!((q.limit, q.sort.field, q.descending), (100, "created_at", true));
+        let q = list_query(&ListParams { sort: Some("name".into()), ..Default::default() }, KEYS).unwrap();
         assert!(!q.descending);
-        let err = list_query(
-            &ListParams {
-                limit: Some(0),
-                sort: Some("size".into()),
-                ..Default::default()
-            },
-            KEYS,
-        )
-        .unwrap_err();
+        let err = list_query(&ListParams { limit: Some(0), sort: Some("size".into()), ..Default::default() }, KEYS)
+            .unwrap_err();
         assert_eq!(err.details.len(), 2);
         assert!(err.details[1].message.contains("created_at, name"));
     }

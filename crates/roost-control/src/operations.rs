@@ -51,10 +51,7 @@ impl Control {
             finished_at: None,
         };
         roost_store::operations::insert(conn, &row).await?;
-        Ok(OperationHandle {
-            control: self.clone(),
-            row,
-        })
+        Ok(OperationHandle { control: self.clone(), row })
     }
 
     /// An operation the caller may see (their own; admins see all).
@@ -66,28 +63,16 @@ impl Control {
         }
     }
 
-    pub async fn list_operations(
-        &self,
-        principal: &Principal,
-        params: &ListParams,
-    ) -> Result<Page<Operation>> {
+    pub async fn list_operations(&self, principal: &Principal, params: &ListParams) -> Result<Page<Operation>> {
         let query = list_query(params, SORT_KEYS)?;
         let visible_to = (!principal.is_admin()).then_some(principal.user_id.as_str());
         let (rows, next_cursor) = self.store().list_operations(visible_to, &query).await?;
-        Ok(Page {
-            items: rows.iter().map(OperationRow::to_api).collect(),
-            next_cursor,
-        })
+        Ok(Page { items: rows.iter().map(OperationRow::to_api).collect(), next_cursor })
     }
 
     /// Returns the operation once it is final, or as it is when `wait` has passed (or
     /// the server begins to shut down).
-    pub async fn wait_operation(
-        &self,
-        principal: &Principal,
-        id: &str,
-        wait: Duration,
-    ) -> Result<Operation> {
+    pub async fn wait_operation(&self, principal: &Principal, id: &str, wait: Duration) -> Result<Operation> {
         // Subscribe before reading, so an update between the two is not missed.
         let (_, mut updates) = self.events().subscribe(None);
         let mut op = self.get_operation(principal, id).await?;
@@ -125,13 +110,7 @@ impl OperationHandle {
             Some(user) => Audience::User(user.clone()),
             None => Audience::Admins,
         };
-        self.control.events().publish(
-            "operation.updated",
-            "operation",
-            &self.row.id,
-            data,
-            audience,
-        );
+        self.control.events().publish("operation.updated", "operation", &self.row.id, data, audience);
     }
 
     async fn save(&mut self) {

@@ -9,11 +9,7 @@ use roost_api::operations::Operation;
 impl Control {
     /// Starts a backup of the SQLite store into `<data-dir>/backups/`; returns the
     /// operation that tracks it.
-    pub async fn start_backup(
-        &self,
-        ctx: &RequestContext,
-        principal: &Principal,
-    ) -> Result<Operation> {
+    pub async fn start_backup(&self, ctx: &RequestContext, principal: &Principal) -> Result<Operation> {
         principal.require_admin()?;
         if self.store().backend() != Backend::Sqlite {
             return Err(Error::unprocessable(
@@ -21,18 +17,10 @@ impl Control {
             ));
         }
         let mut tx = self.store().write().await?;
-        let op = self
-            .new_operation(tx.conn(), principal, "system.backup", None)
-            .await?;
+        let op = self.new_operation(tx.conn(), principal, "system.backup", None).await?;
         roost_store::audit::append(
             tx.conn(),
-            &audit::entry(
-                ctx,
-                principal.audit_actor(),
-                "system.backup",
-                Some(("operation", op.id())),
-                None,
-            ),
+            &audit::entry(ctx, principal.audit_actor(), "system.backup", Some(("operation", op.id())), None),
         )
         .await?;
         tx.commit().await?;
@@ -56,20 +44,11 @@ impl Control {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
-        let name = format!(
-            "roost-{}.db",
-            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-        );
+        let name = format!("roost-{}.db", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
         let path = dir.join(name);
         self.store().backup_sqlite_to(&path).await?;
-        let bytes = tokio::fs::metadata(&path)
-            .await
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let bytes = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
         tracing::info!(path = %path.display(), bytes, "store backup written");
-        Ok(BackupResult {
-            path: path.display().to_string(),
-            bytes,
-        })
+        Ok(BackupResult { path: path.display().to_string(), bytes })
     }
 }

@@ -31,18 +31,12 @@ impl Control {
         v.check(
             scope <= principal.scope,
             "scope",
-            format!(
-                "cannot exceed the scope of the credential creating it ('{}')",
-                principal.scope
-            ),
+            format!("cannot exceed the scope of the credential creating it ('{}')", principal.scope),
         );
         let now = now_ms();
         let expires_at = match (&req.expires_in, req.expires_at) {
             (Some(_), Some(_)) => {
-                v.add(
-                    "expires_in",
-                    "give either expires_in or expires_at, not both",
-                );
+                v.add("expires_in", "give either expires_in or expires_at, not both");
                 None
             }
             (Some(text), None) => match humantime::parse_duration(text) {
@@ -52,10 +46,7 @@ impl Control {
                     None
                 }
                 Err(_) => {
-                    v.add(
-                        "expires_in",
-                        format!("'{text}' is not a duration like 30d, 12h or 90m"),
-                    );
+                    v.add("expires_in", format!("'{text}' is not a duration like 30d, 12h or 90m"));
                     None
                 }
             },
@@ -87,23 +78,13 @@ impl Control {
         };
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.store().write().await?;
-        roost_store::tokens::insert(tx.conn(), &row)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => {
-                    Error::conflict(format!("a token named '{}' already exists", req.name))
-                }
-                e => e.into(),
-            })?;
+        roost_store::tokens::insert(tx.conn(), &row).await.map_err(|e| match e {
+            StoreError::Conflict(_) => Error::conflict(format!("a token named '{}' already exists", req.name)),
+            e => e.into(),
+        })?;
         roost_store::audit::append(
             tx.conn(),
-            &audit::entry(
-                ctx,
-                principal.audit_actor(),
-                "token.create",
-                Some(("token", &row.id)),
-                body.as_ref(),
-            ),
+            &audit::entry(ctx, principal.audit_actor(), "token.create", Some(("token", &row.id)), body.as_ref()),
         )
         .await?;
         tx.commit().await?;
@@ -112,17 +93,10 @@ impl Control {
         Ok(CreatedToken { token, secret })
     }
 
-    pub async fn list_tokens(
-        &self,
-        principal: &Principal,
-        params: &ListParams,
-    ) -> Result<Page<Token>> {
+    pub async fn list_tokens(&self, principal: &Principal, params: &ListParams) -> Result<Page<Token>> {
         let query = list_query(params, SORT_KEYS)?;
         let (rows, next_cursor) = self.store().list_tokens(&principal.user_id, &query).await?;
-        Ok(Page {
-            items: rows.iter().map(TokenRow::to_api).collect(),
-            next_cursor,
-        })
+        Ok(Page { items: rows.iter().map(TokenRow::to_api).collect(), next_cursor })
     }
 
     /// A token of the caller's, by id or name.
@@ -134,12 +108,7 @@ impl Control {
     }
 
     /// Deletes (revokes) a token of the caller's; it stops working at once.
-    pub async fn delete_token(
-        &self,
-        ctx: &RequestContext,
-        principal: &Principal,
-        key: &str,
-    ) -> Result<()> {
+    pub async fn delete_token(&self, ctx: &RequestContext, principal: &Principal, key: &str) -> Result<()> {
         principal.require_scope(Scope::Write)?;
         let token = self.get_token(principal, key).await?;
         let mut tx = self.store().write().await?;
@@ -148,32 +117,17 @@ impl Control {
         }
         roost_store::audit::append(
             tx.conn(),
-            &audit::entry(
-                ctx,
-                principal.audit_actor(),
-                "token.delete",
-                Some(("token", &token.id)),
-                None,
-            ),
+            &audit::entry(ctx, principal.audit_actor(), "token.delete", Some(("token", &token.id)), None),
         )
         .await?;
         tx.commit().await?;
-        self.auth_cache()
-            .evict(|p| p.token_id.as_deref() == Some(token.id.as_str()));
+        self.auth_cache().evict(|p| p.token_id.as_deref() == Some(token.id.as_str()));
         self.publish_token("token.deleted", &token, false);
         Ok(())
     }
 
     fn publish_token(&self, kind: &str, token: &Token, with_data: bool) {
-        let data = with_data
-            .then(|| serde_json::to_value(token).ok())
-            .flatten();
-        self.events().publish(
-            kind,
-            "token",
-            &token.id,
-            data,
-            Audience::User(token.user_id.clone()),
-        );
+        let data = with_data.then(|| serde_json::to_value(token).ok()).flatten();
+        self.events().publish(kind, "token", &token.id, data, Audience::User(token.user_id.clone()));
     }
 }

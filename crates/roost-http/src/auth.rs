@@ -42,9 +42,7 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|v| v.to_str().ok())
             .map(|v| match v.split_once(' ') {
                 Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => Ok(rest.trim()),
-                _ => Err(Error::unauthorized(
-                    "the Authorization header must be 'Bearer <token>'",
-                )),
+                _ => Err(Error::unauthorized("the Authorization header must be 'Bearer <token>'")),
             })
             .transpose()?;
         let (secret, via_cookie) = match bearer {
@@ -65,12 +63,9 @@ impl FromRequestParts<AppState> for Auth {
                 let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
                 state.control.verify_csrf(&principal, sent)?;
             }
-            principal.require_scope(Scope::Write).map_err(|_| {
-                Error::forbidden(format!(
-                    "token scope '{}' allows only reads",
-                    principal.scope
-                ))
-            })?;
+            principal
+                .require_scope(Scope::Write)
+                .map_err(|_| Error::forbidden(format!("token scope '{}' allows only reads", principal.scope)))?;
         }
         Ok(Auth(principal))
     }

@@ -13,11 +13,7 @@ struct Assets;
 
 /// Paths that belong to the API and must never be answered with the console.
 fn is_api_path(path: &str) -> bool {
-    path == "/v1"
-        || path.starts_with("/v1/")
-        || path == "/metrics"
-        || path == "/health"
-        || path.starts_with("/health/")
+    path == "/v1" || path.starts_with("/v1/") || path == "/metrics" || path == "/health" || path.starts_with("/health/")
 }
 
 const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; \
@@ -36,20 +32,12 @@ pub async fn fallback(method: Method, uri: Uri) -> Response {
         Some(content) => {
             let mime = content.metadata.mimetype();
             // Vite's assets carry content hashes in their names: cache them for good.
-            let cache = if file.starts_with("assets/") {
-                "public, max-age=31536000, immutable"
-            } else {
-                "no-cache"
-            };
+            let cache = if file.starts_with("assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
             asset_response(content.data.into_owned(), mime, cache)
         }
         None if file.starts_with("assets/") => (StatusCode::NOT_FOUND, "not found").into_response(),
         None => match Assets::get("index.html") {
-            Some(index) => asset_response(
-                index.data.into_owned(),
-                "text/html; charset=utf-8",
-                "no-cache",
-            ),
+            Some(index) => asset_response(index.data.into_owned(), "text/html; charset=utf-8", "no-cache"),
             None => (StatusCode::NOT_FOUND, "console not built").into_response(),
         },
     }
@@ -62,14 +50,8 @@ fn asset_response(body: Vec<u8>, mime: &str, cache: &'static str) -> Response {
         headers.insert(header::CONTENT_TYPE, v);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     response
 }

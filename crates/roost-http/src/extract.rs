@@ -33,19 +33,15 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!(
-                "request body is larger than {} bytes",
-                crate::middleware::MAX_BODY_BYTES
-            ),
+            format!("request body is larger than {} bytes", crate::middleware::MAX_BODY_BYTES),
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
             ErrorCode::UnsupportedMediaType,
             "send the body as JSON with 'Content-Type: application/json'",
         ),
-        StatusCode::UNPROCESSABLE_ENTITY => ApiError::new(
-            ErrorCode::ValidationFailed,
-            clean(&text, "invalid request body"),
-        ),
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            ApiError::new(ErrorCode::ValidationFailed, clean(&text, "invalid request body"))
+        }
         _ => ApiError::new(ErrorCode::InvalidRequest, clean(&text, "malformed JSON")),
     }
 }
@@ -71,10 +67,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 }
 
 fn query_rejection(rejection: QueryRejection) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidRequest,
-        clean(&rejection.body_text(), "invalid query string"),
-    )
+    ApiError::new(ErrorCode::InvalidRequest, clean(&rejection.body_text(), "invalid query string"))
 }
 
 /// The request id and client address, for audit entries.
@@ -91,9 +84,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 pub fn context(parts: &Parts) -> RequestContext {
     RequestContext {
         request_id: current_request_id(),
-        source: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+        source: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
     }
 }

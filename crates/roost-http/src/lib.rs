@@ -25,16 +25,12 @@ pub struct AppState {
 /// The whole application: API, health, metrics, console, with the middleware stack.
 pub fn app(state: AppState) -> Router {
     let (api, _) = openapi::api_router().split_for_parts();
-    api.merge(routes::health::router())
-        .fallback(console::fallback)
+    api.fallback(console::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(middleware::metrics))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            middleware::MAX_BODY_BYTES,
-        ))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            error::panic_response,
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(middleware::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(middleware::reject_oversized))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .layer(axum::middleware::from_fn(middleware::request_id))
         .with_state(state)
 }

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Auth;
-use crate::routes::{auth, events, operations, system, tokens};
+use crate::routes::{auth, events, health, operations, system, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +29,7 @@ use crate::routes::{auth, events, operations, system, tokens};
         (name = "operations", description = "Long-running work"),
         (name = "events", description = "The change stream"),
         (name = "system", description = "Server administration"),
+        (name = "health", description = "Liveness, readiness and metrics"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -44,22 +45,18 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "An API token (`rst_…`) or a login session token (`rss_…`)",
-                    ))
+                    .description(Some("An API token (`rst_…`) or a login session token (`rss_…`)"))
                     .build(),
             ),
         );
         components.add_security_scheme(
             "session_cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
-                crate::auth::SESSION_COOKIE,
-            ))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
         );
     }
 }
 
-/// Every `/v1` route with its documentation.
+/// Every route of the API (`/v1`, health, metrics) with its documentation.
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::login))
@@ -72,6 +69,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(events::stream))
         .routes(routes!(system::create_backup))
         .routes(routes!(document_route))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::metrics))
 }
 
 /// The document, as served and as checked in at the repository root.
@@ -84,9 +84,6 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// This OpenAPI document.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
-async fn document_route(
-    State(_): State<AppState>,
-    _auth: Auth,
-) -> axum::Json<utoipa::openapi::OpenApi> {
+async fn document_route(State(_): State<AppState>, _auth: Auth) -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(document())
 }

@@ -45,21 +45,14 @@ impl StoreError {
     /// Maps a unique-constraint violation to [`StoreError::Conflict`].
     pub fn from_write(err: sqlx::Error) -> StoreError {
         match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(db.message().to_string())
-            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
             _ => StoreError::Db(err),
         }
     }
 
     /// Errors that mean the store is unreachable rather than that the request was bad.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Db(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            )
-        )
+        matches!(self, StoreError::Db(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))
     }
 }
 
@@ -146,18 +139,9 @@ impl Store {
                     .connect_with(options)
                     .await?
             }
-            Backend::Postgres => {
-                pool_options
-                    .max_connections(16)
-                    .connect_with(options)
-                    .await?
-            }
+            Backend::Postgres => pool_options.max_connections(16).connect_with(options).await?,
         };
-        let store = Store {
-            pool,
-            backend,
-            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
-        };
+        let store = Store { pool, backend, write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))) };
         store.migrate().await?;
         Ok(store)
     }
@@ -190,10 +174,9 @@ impl Store {
 
     /// Readiness: the store answers and every migration this build knows is applied.
     pub async fn check_ready(&self) -> Result<()> {
-        let applied: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
-                .fetch_one(&self.pool)
-                .await?;
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&self.pool)
+            .await?;
         let known = match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.iter().count(),
             Backend::Postgres => POSTGRES_MIGRATIONS.iter().count(),
@@ -214,9 +197,7 @@ impl Store {
             )));
         }
         let path = target.to_string_lossy().replace('\'', "''");
-        sqlx::query(AssertSqlSafe(format!("VACUUM INTO '{path}'")))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!("VACUUM INTO '{path}'"))).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -226,18 +207,19 @@ impl Store {
     }
 }
 
+/// A bare pool without migrations, for administration (creating databases in tests).
+pub async fn raw_pool(url: &str) -> Result<AnyPool> {
+    sqlx::any::install_default_drivers();
+    Ok(AnyPoolOptions::new().max_connections(2).connect(url).await?)
+}
+
 /// The URL with any password replaced, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
                 None => url.to_string(),
             }
         }
@@ -264,17 +246,8 @@ mod tests {
 
     #[test]
     fn redacts_passwords_in_urls() {
-        assert_eq!(
-            redact_url("postgres://roost:s3cret@db:5432/roost"),
-            "postgres://roost:***@db:5432/roost"
-        );
-        assert_eq!(
-            redact_url("postgres://roost@db/roost"),
-            "postgres://roost@db/roost"
-        );
-        assert_eq!(
-            redact_url("sqlite:///var/lib/roost/roost.db"),
-            "sqlite:///var/lib/roost/roost.db"
-        );
+        assert_eq!(redact_url("postgres://roost:s3cret@db:5432/roost"), "postgres://roost:***@db:5432/roost");
+        assert_eq!(redact_url("postgres://roost@db/roost"), "postgres://roost@db/roost");
+        assert_eq!(redact_url("sqlite:///var/lib/roost/roost.db"), "sqlite:///var/lib/roost/roost.db");
     }
 }

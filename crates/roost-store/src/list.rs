@@ -38,9 +38,7 @@ impl Cursor {
     }
 
     pub fn decode(s: &str) -> Result<Cursor> {
-        let bytes = BASE64URL_NOPAD
-            .decode(s.as_bytes())
-            .map_err(|_| StoreError::InvalidCursor)?;
+        let bytes = BASE64URL_NOPAD.decode(s.as_bytes()).map_err(|_| StoreError::InvalidCursor)?;
         serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)
     }
 }
@@ -66,11 +64,7 @@ pub enum Bind {
 impl ListQuery {
     /// The sort as the API spells it (`-created_at`).
     pub fn sort_spec(&self) -> String {
-        format!(
-            "{}{}",
-            if self.descending { "-" } else { "" },
-            self.sort.field
-        )
+        format!("{}{}", if self.descending { "-" } else { "" }, self.sort.field)
     }
 
     /// Appends the name filter, the keyset condition, ORDER BY and LIMIT to `sql`, whose
@@ -96,37 +90,22 @@ impl ListQuery {
             let i = binds.len();
             let op = if self.descending { "<" } else { ">" };
             let col = self.sort.field;
-            sql.push_str(&format!(
-                " AND ({col} {op} ${v} OR ({col} = ${v} AND id {op} ${i}))"
-            ));
+            sql.push_str(&format!(" AND ({col} {op} ${v} OR ({col} = ${v} AND id {op} ${i}))"));
         }
         let dir = if self.descending { "DESC" } else { "ASC" };
-        sql.push_str(&format!(
-            " ORDER BY {} {dir}, id {dir} LIMIT {}",
-            self.sort.field,
-            self.limit as u64 + 1
-        ));
+        sql.push_str(&format!(" ORDER BY {} {dir}, id {dir} LIMIT {}", self.sort.field, self.limit as u64 + 1));
         Ok(())
     }
 
     /// Trims the extra row and makes the next cursor from the last row kept.
-    pub fn finish<T>(
-        &self,
-        mut rows: Vec<T>,
-        key: impl Fn(&T) -> (CursorValue, String),
-    ) -> (Vec<T>, Option<String>) {
+    pub fn finish<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> (CursorValue, String)) -> (Vec<T>, Option<String>) {
         if rows.len() <= self.limit as usize {
             return (rows, None);
         }
         rows.truncate(self.limit as usize);
         let next = rows.last().map(|last| {
             let (value, id) = key(last);
-            Cursor {
-                sort: self.sort_spec(),
-                value,
-                id,
-            }
-            .encode()
+            Cursor { sort: self.sort_spec(), value, id }.encode()
         });
         (rows, next)
     }
@@ -168,11 +147,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip() {
-        let c = Cursor {
-            sort: "-created_at".into(),
-            value: CursorValue::Int(42),
-            id: "tok-x".into(),
-        };
+        let c = Cursor { sort: "-created_at".into(), value: CursorValue::Int(42), id: "tok-x".into() };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert!(Cursor::decode("not a cursor").is_err());
     }
@@ -187,33 +162,17 @@ mod tests {
     fn keyset_clause_matches_direction() {
         let q = ListQuery {
             limit: 2,
-            sort: SortKey {
-                field: "created_at",
-                text: false,
-            },
+            sort: SortKey { field: "created_at", text: false },
             descending: true,
-            after: Some(Cursor {
-                sort: "-created_at".into(),
-                value: CursorValue::Int(5),
-                id: "a".into(),
-            }),
+            after: Some(Cursor { sort: "-created_at".into(), value: CursorValue::Int(5), id: "a".into() }),
             name_like: None,
         };
         let mut sql = String::from("SELECT * FROM t WHERE user_id = $1");
         let mut binds = vec![Bind::Text("u".into())];
         q.apply(&mut sql, &mut binds).unwrap();
-        assert!(
-            sql.contains("(created_at < $2 OR (created_at = $2 AND id < $3))"),
-            "{sql}"
-        );
-        assert!(
-            sql.ends_with("ORDER BY created_at DESC, id DESC LIMIT 3"),
-            "{sql}"
-        );
-        let wrong = ListQuery {
-            descending: false,
-            ..q
-        };
+        assert!(sql.contains("(created_at < $2 OR (created_at = $2 AND id < $3))"), "{sql}");
+        assert!(sql.ends_with("ORDER BY created_at DESC, id DESC LIMIT 3"), "{sql}");
+        let wrong = ListQuery { descending: false, ..q };
         assert!(wrong.apply(&mut String::new(), &mut Vec::new()).is_err());
     }
 }

@@ -15,9 +15,6 @@ pub async fn set(conn: &mut AnyConnection, key: &str, value: &str) -> Result<()>
 
 impl Store {
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-            .bind(key)
-            .fetch_optional(self.pool())
-            .await?)
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(self.pool()).await?)
     }
 }

@@ -24,10 +24,7 @@ pub struct OperationRow {
     pub finished_at: Option<i64>,
 }
 
-pub const SORT_KEYS: &[SortKey] = &[SortKey {
-    field: "created_at",
-    text: false,
-}];
+pub const SORT_KEYS: &[SortKey] = &[SortKey { field: "created_at", text: false }];
 
 impl OperationRow {
     pub fn status(&self) -> OperationStatus {
@@ -42,16 +39,12 @@ impl OperationRow {
             progress: self.progress.clamp(0, 100) as u8,
             message: self.message.clone(),
             error: match (&self.error_code, &self.error_message) {
-                (Some(code), message) => Some(OperationError {
-                    code: code.clone(),
-                    message: message.clone().unwrap_or_default(),
-                }),
+                (Some(code), message) => {
+                    Some(OperationError { code: code.clone(), message: message.clone().unwrap_or_default() })
+                }
                 _ => None,
             },
-            result: self
-                .result
-                .as_deref()
-                .and_then(|r| serde_json::from_str(r).ok()),
+            result: self.result.as_deref().and_then(|r| serde_json::from_str(r).ok()),
             resource_type: self.resource_type.clone(),
             resource_id: self.resource_id.clone(),
             created_by: self.created_by.clone(),
@@ -115,11 +108,7 @@ pub async fn update(conn: &mut AnyConnection, op: &OperationRow) -> Result<()> {
 impl Store {
     /// An operation, visible to its creator (`created_by`) or to anyone when `visible_to`
     /// is `None` (admins).
-    pub async fn operation(
-        &self,
-        id: &str,
-        visible_to: Option<&str>,
-    ) -> Result<Option<OperationRow>> {
+    pub async fn operation(&self, id: &str, visible_to: Option<&str>) -> Result<Option<OperationRow>> {
         let row = match visible_to {
             Some(user) => {
                 sqlx::query_as(AssertSqlSafe(format!(
@@ -131,12 +120,10 @@ impl Store {
                 .await?
             }
             None => {
-                sqlx::query_as(AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM operations WHERE id = $1"
-                )))
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?
+                sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM operations WHERE id = $1")))
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await?
             }
         };
         Ok(row)
@@ -155,17 +142,11 @@ impl Store {
             sql.push_str(" AND created_by = $1");
         }
         // Operations have no name column: a name filter does not apply.
-        let query = ListQuery {
-            name_like: None,
-            ..query.clone()
-        };
+        let query = ListQuery { name_like: None, ..query.clone() };
         query.apply(&mut sql, &mut binds)?;
-        let rows: Vec<OperationRow> = bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(query.finish(rows, |row| {
-            (CursorValue::Int(row.created_at), row.id.clone())
-        }))
+        let rows: Vec<OperationRow> =
+            bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?;
+        Ok(query.finish(rows, |row| (CursorValue::Int(row.created_at), row.id.clone())))
     }
 
     /// Marks operations that were running when the server stopped as failed; returns them.

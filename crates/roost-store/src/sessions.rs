@@ -38,10 +38,7 @@ pub async fn insert(conn: &mut AnyConnection, s: &SessionRow) -> Result<()> {
 
 /// Deletes a session; returns whether it existed.
 pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
+    let done = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(conn).await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -63,10 +60,7 @@ impl Store {
 
     /// Removes sessions that expired before `now`; returns how many.
     pub async fn delete_expired_sessions(&self, now: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
-            .bind(now)
-            .execute(self.pool())
-            .await?;
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(now).execute(self.pool()).await?;
         Ok(done.rows_affected())
     }
 }

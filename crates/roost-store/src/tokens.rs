@@ -21,16 +21,8 @@ pub struct TokenRow {
 }
 
 /// The fields a token list may be sorted by.
-pub const SORT_KEYS: &[SortKey] = &[
-    SortKey {
-        field: "created_at",
-        text: false,
-    },
-    SortKey {
-        field: "name",
-        text: true,
-    },
-];
+pub const SORT_KEYS: &[SortKey] =
+    &[SortKey { field: "created_at", text: false }, SortKey { field: "name", text: true }];
 
 impl TokenRow {
     pub fn scope(&self) -> Scope {
@@ -59,8 +51,7 @@ impl TokenRow {
     }
 }
 
-const COLUMNS: &str =
-    "id, user_id, name, prefix, token_hash, scope, created_at, expires_at, last_used_at";
+const COLUMNS: &str = "id, user_id, name, prefix, token_hash, scope, created_at, expires_at, last_used_at";
 
 pub async fn insert(conn: &mut AnyConnection, t: &TokenRow) -> Result<()> {
     sqlx::query(
@@ -95,17 +86,12 @@ pub async fn delete(conn: &mut AnyConnection, user_id: &str, id: &str) -> Result
 impl Store {
     /// One page of a user's tokens. The owner is part of the query: nobody else's rows
     /// can come back.
-    pub async fn list_tokens(
-        &self,
-        user_id: &str,
-        query: &ListQuery,
-    ) -> Result<(Vec<TokenRow>, Option<String>)> {
+    pub async fn list_tokens(&self, user_id: &str, query: &ListQuery) -> Result<(Vec<TokenRow>, Option<String>)> {
         let mut sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1");
         let mut binds = vec![Bind::Text(user_id.to_string())];
         query.apply(&mut sql, &mut binds)?;
-        let rows: Vec<TokenRow> = bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds)
-            .fetch_all(self.pool())
-            .await?;
+        let rows: Vec<TokenRow> =
+            bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?;
         Ok(query.finish(rows, |row| row.cursor_key(query.sort)))
     }
 

@@ -36,8 +36,7 @@ impl UserRow {
     }
 }
 
-const COLUMNS: &str =
-    "id, name, email, display_name, role, password_hash, disabled, created_at, updated_at";
+const COLUMNS: &str = "id, name, email, display_name, role, password_hash, disabled, created_at, updated_at";
 
 pub async fn insert(conn: &mut AnyConnection, user: &UserRow) -> Result<()> {
     sqlx::query(
@@ -61,26 +60,20 @@ pub async fn insert(conn: &mut AnyConnection, user: &UserRow) -> Result<()> {
 
 impl Store {
     pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM users WHERE name = $1"
-        )))
-        .bind(name)
-        .fetch_optional(self.pool())
-        .await?)
+        Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE name = $1")))
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?)
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM users WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?)
+        Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
     }
 
     pub async fn user_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(self.pool())
-            .await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(self.pool()).await?)
     }
 }

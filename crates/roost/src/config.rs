@@ -59,15 +59,8 @@ pub struct ServerSettings {
 
 /// Every setting: the file key (the flag is `--` + key with `-`, the env var `ROOST_` +
 /// upper-case key).
-const KEYS: &[&str] = &[
-    "listen",
-    "data_dir",
-    "database",
-    "log_format",
-    "log_level",
-    "session_ttl",
-    "login_rate_per_minute",
-];
+const KEYS: &[&str] =
+    &["listen", "data_dir", "database", "log_format", "log_level", "session_ttl", "login_rate_per_minute"];
 
 struct Sources<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
@@ -85,9 +78,7 @@ impl Sources<'_> {
         if let Some(v) = (self.env)(&env_name) {
             return Some((v, format!("environment variable {env_name}")));
         }
-        self.file
-            .get(key)
-            .map(|v| (v.clone(), format!("'{key}' in {}", self.file_name)))
+        self.file.get(key).map(|v| (v.clone(), format!("'{key}' in {}", self.file_name)))
     }
 }
 
@@ -101,32 +92,17 @@ impl ServerSettings {
         Self::resolve_with(args, &|name| std::env::var(name).ok())
     }
 
-    pub fn resolve_with(
-        args: &ServerArgs,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> anyhow::Result<ServerSettings> {
-        let config_path = args
-            .config
-            .clone()
-            .or_else(|| env("ROOST_CONFIG").map(PathBuf::from));
+    pub fn resolve_with(args: &ServerArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<ServerSettings> {
+        let config_path = args.config.clone().or_else(|| env("ROOST_CONFIG").map(PathBuf::from));
         let (file, file_name) = match &config_path {
             Some(path) => (read_file(path)?, path.display().to_string()),
             None => (BTreeMap::new(), String::new()),
         };
-        let s = Sources {
-            env,
-            file,
-            file_name,
-        };
+        let s = Sources { env, file, file_name };
 
         let listen = match s.get("listen", &args.listen) {
             Some((v, src)) => v.parse::<SocketAddr>().map_err(|_| {
-                invalid(
-                    "listen",
-                    &v,
-                    &src,
-                    "expected an address and port like 127.0.0.1:7700 or 0.0.0.0:7700",
-                )
+                invalid("listen", &v, &src, "expected an address and port like 127.0.0.1:7700 or 0.0.0.0:7700")
             })?,
             None => "127.0.0.1:7700".parse().expect("default address"),
         };
@@ -139,9 +115,7 @@ impl ServerSettings {
         };
         let database = match s.get("database", &args.database) {
             Some((v, src)) => {
-                let ok = v.starts_with("postgres://")
-                    || v.starts_with("postgresql://")
-                    || v.starts_with("sqlite:");
+                let ok = v.starts_with("postgres://") || v.starts_with("postgresql://") || v.starts_with("sqlite:");
                 if !ok {
                     let shown = roost_store::redact_url(&v);
                     return Err(invalid(
@@ -166,7 +140,14 @@ impl ServerSettings {
         let log_level = match s.get("log_level", &args.log_level) {
             Some((v, src)) => {
                 tracing_subscriber::EnvFilter::try_new(&v).map_err(|e| {
-                    invalid("log_level", &v, &src, &format!("expected a level (error, warn, info, debug, trace) or a filter like roost=debug,info ({e})"))
+                    invalid(
+                        "log_level",
+                        &v,
+                        &src,
+                        &format!(
+                            "expected a level (error, warn, info, debug, trace) or a filter like roost=debug,info ({e})"
+                        ),
+                    )
                 })?;
                 v
             }
@@ -176,66 +157,41 @@ impl ServerSettings {
             Some((v, src)) => match humantime::parse_duration(&v) {
                 Ok(d) if d >= Duration::from_secs(60) && d <= Duration::from_secs(90 * 86400) => d,
                 _ => {
-                    return Err(invalid(
-                        "session_ttl",
-                        &v,
-                        &src,
-                        "expected a duration from 1m to 90d, like 12h",
-                    ));
+                    return Err(invalid("session_ttl", &v, &src, "expected a duration from 1m to 90d, like 12h"));
                 }
             },
             None => Duration::from_secs(12 * 3600),
         };
-        let login_rate_per_minute =
-            match s.get("login_rate_per_minute", &args.login_rate_per_minute) {
-                Some((v, src)) => match v.parse::<u32>() {
-                    Ok(n) if (1..=10_000).contains(&n) => n,
-                    _ => {
-                        return Err(invalid(
-                            "login_rate_per_minute",
-                            &v,
-                            &src,
-                            "expected a whole number from 1 to 10000",
-                        ));
-                    }
-                },
-                None => 10,
-            };
-        Ok(ServerSettings {
-            listen,
-            data_dir,
-            database,
-            log_format,
-            log_level,
-            session_ttl,
-            login_rate_per_minute,
-        })
+        let login_rate_per_minute = match s.get("login_rate_per_minute", &args.login_rate_per_minute) {
+            Some((v, src)) => match v.parse::<u32>() {
+                Ok(n) if (1..=10_000).contains(&n) => n,
+                _ => {
+                    return Err(invalid("login_rate_per_minute", &v, &src, "expected a whole number from 1 to 10000"));
+                }
+            },
+            None => 10,
+        };
+        Ok(ServerSettings { listen, data_dir, database, log_format, log_level, session_ttl, login_rate_per_minute })
     }
 }
 
 fn read_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    let table: toml::Table = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("config file {} is not valid TOML: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {} is not valid TOML: {e}", path.display()))?;
     let mut out = BTreeMap::new();
     for (key, value) in table {
         if !KEYS.contains(&key.as_str()) {
-            bail!(
-                "unknown setting '{key}' in {}; known settings: {}",
-                path.display(),
-                KEYS.join(", ")
-            );
+            bail!("unknown setting '{key}' in {}; known settings: {}", path.display(), KEYS.join(", "));
         }
         let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
-            other => bail!(
-                "setting '{key}' in {} must be a string or a number, not {}",
-                path.display(),
-                other.type_str()
-            ),
+            other => {
+                bail!("setting '{key}' in {} must be a string or a number, not {}", path.display(), other.type_str())
+            }
         };
         out.insert(key, text);
     }
@@ -258,9 +214,7 @@ pub fn default_data_dir() -> PathBuf {
 
 fn is_root() -> bool {
     // /proc/self belongs to the effective user; this avoids a libc dependency.
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -268,12 +222,7 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     }
 
     #[test]
@@ -290,71 +239,31 @@ mod tests {
     fn precedence_is_flag_env_file_default() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("roost.toml");
-        std::fs::write(
-            &file,
-            "listen = \"127.0.0.1:1001\"\nlog_format = \"json\"\nsession_ttl = \"1h\"\n",
-        )
-        .unwrap();
-        let args = ServerArgs {
-            config: Some(file),
-            listen: Some("127.0.0.1:1003".into()),
-            ..Default::default()
-        };
-        let env = env_of(&[
-            ("ROOST_LISTEN", "127.0.0.1:1002"),
-            ("ROOST_LOG_FORMAT", "text"),
-        ]);
+        std::fs::write(&file, "listen = \"127.0.0.1:1001\"\nlog_format = \"json\"\nsession_ttl = \"1h\"\n").unwrap();
+        let args = ServerArgs { config: Some(file), listen: Some("127.0.0.1:1003".into()), ..Default::default() };
+        let env = env_of(&[("ROOST_LISTEN", "127.0.0.1:1002"), ("ROOST_LOG_FORMAT", "text")]);
         let s = ServerSettings::resolve_with(&args, &env).unwrap();
         assert_eq!(s.listen.port(), 1003, "flag beats env and file");
         assert_eq!(s.log_format, LogFormat::Text, "env beats file");
-        assert_eq!(
-            s.session_ttl,
-            Duration::from_secs(3600),
-            "file beats default"
-        );
-        let s = ServerSettings::resolve_with(
-            &ServerArgs {
-                listen: None,
-                ..args
-            },
-            &env,
-        )
-        .unwrap();
+        assert_eq!(s.session_ttl, Duration::from_secs(3600), "file beats default");
+        let s = ServerSettings::resolve_with(&ServerArgs { listen: None, ..args }, &env).unwrap();
         assert_eq!(s.listen.port(), 1002, "env beats file");
     }
 
     #[test]
     fn bad_values_name_the_setting_source_and_choices() {
         let env = env_of(&[("ROOST_LOG_FORMAT", "xml")]);
-        let err = ServerSettings::resolve_with(&ServerArgs::default(), &env)
-            .unwrap_err()
-            .to_string();
+        let err = ServerSettings::resolve_with(&ServerArgs::default(), &env).unwrap_err().to_string();
         assert_eq!(
             err,
             "invalid setting log_format = 'xml' (from environment variable ROOST_LOG_FORMAT): expected text or json"
         );
-        let args = ServerArgs {
-            listen: Some("nowhere".into()),
-            ..Default::default()
-        };
-        let err = ServerSettings::resolve_with(&args, &env_of(&[]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("listen = 'nowhere' (from flag --listen)"),
-            "{err}"
-        );
-        let args = ServerArgs {
-            database: Some("mysql://u:secret@h/db".into()),
-            ..Default::default()
-        };
-        let err = ServerSettings::resolve_with(&args, &env_of(&[]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("invalid setting database") && !err.contains("secret"),
-            "{err}"
-        );
+        let args = ServerArgs { listen: Some("nowhere".into()), ..Default::default() };
+        let err = ServerSettings::resolve_with(&args, &env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains("listen = 'nowhere' (from flag --listen)"), "{err}");
+        let args = ServerArgs { database: Some("mysql://u:secret@h/db".into()), ..Default::default() };
+        let err = ServerSettings::resolve_with(&args, &env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains("invalid setting database") && !err.contains("secret"), "{err}");
     }
 
     #[test]
@@ -362,16 +271,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("roost.toml");
         std::fs::write(&file, "listne = \"127.0.0.1:1\"\n").unwrap();
-        let args = ServerArgs {
-            config: Some(file),
-            ..Default::default()
-        };
-        let err = ServerSettings::resolve_with(&args, &env_of(&[]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("unknown setting 'listne'") && err.contains("known settings: listen"),
-            "{err}"
-        );
+        let args = ServerArgs { config: Some(file), ..Default::default() };
+        let err = ServerSettings::resolve_with(&args, &env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains("unknown setting 'listne'") && err.contains("known settings: listen"), "{err}");
     }
 }

@@ -9,12 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "roost",
-    version,
-    about = "Roost: a self-hosted cloud in one binary",
-    propagate_version = true
-)]
+#[command(name = "roost", version, about = "Roost: a self-hosted cloud in one binary", propagate_version = true)]
 struct Cli {
     #[command(flatten)]
     global: cli::GlobalArgs,
@@ -47,10 +42,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

@@ -19,18 +19,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let settings = ServerSettings::resolve(&args)?;
     init_logging(&settings);
 
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            settings.data_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
     restrict_permissions(&settings.data_dir);
     let (store, store_desc) = match &settings.database {
         Some(url) => {
-            let store = Store::open(url).await.with_context(|| {
-                format!("cannot open the store at {}", roost_store::redact_url(url))
-            })?;
+            let store = Store::open(url)
+                .await
+                .with_context(|| format!("cannot open the store at {}", roost_store::redact_url(url)))?;
             (store, roost_store::redact_url(url))
         }
         None => {
@@ -54,22 +50,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     );
     control.recover().await?;
-    let admin_password = std::env::var("ROOST_ADMIN_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
+    let admin_password = std::env::var("ROOST_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
     let from_env = admin_password.is_some();
-    let created = control
-        .bootstrap_admin(admin_password)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let created = control.bootstrap_admin(admin_password).await.map_err(|e| anyhow::anyhow!(e.message))?;
 
     let metrics = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Suffix("duration_seconds".into()),
-            &[
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0,
-            ],
+            &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
         )
         .context("metrics buckets")?
         .install_recorder()
@@ -78,35 +66,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (is another server running there?)",
-                settings.listen
-            )
-        })?;
+        .with_context(|| format!("cannot listen on {} (is another server running there?)", settings.listen))?;
     let addr = listener.local_addr()?;
     print_banner(addr, &settings, &store_desc, created.as_deref(), from_env);
 
     control.spawn_housekeeping();
-    let app = roost_http::app(roost_http::AppState {
-        control: control.clone(),
-        metrics,
-    });
+    let app = roost_http::app(roost_http::AppState { control: control.clone(), metrics });
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         signal.cancel();
     });
-    let serve = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
-        let s = shutdown.clone();
-        async move { s.cancelled().await }
-    })
-    .into_future();
+    let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown({
+            let s = shutdown.clone();
+            async move { s.cancelled().await }
+        })
+        .into_future();
     tokio::select! {
         result = serve => result.context("server error")?,
         _ = async { shutdown.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
@@ -118,30 +95,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(
-    addr: SocketAddr,
-    s: &ServerSettings,
-    store: &str,
-    generated: Option<&str>,
-    from_env: bool,
-) {
+fn print_banner(addr: SocketAddr, s: &ServerSettings, store: &str, generated: Option<&str>, from_env: bool) {
     let url = format!("http://{addr}");
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "Roost {} is listening on {url}",
-        env!("CARGO_PKG_VERSION")
-    );
+    let _ = writeln!(out, "Roost {} is listening on {url}", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(out, "  console   {url}/");
-    let _ = writeln!(
-        out,
-        "  api       {url}/v1   (OpenAPI: {url}/v1/openapi.json)"
-    );
-    let _ = writeln!(
-        out,
-        "  data      {}   (store: {store})",
-        s.data_dir.display()
-    );
+    let _ = writeln!(out, "  api       {url}/v1   (OpenAPI: {url}/v1/openapi.json)");
+    let _ = writeln!(out, "  data      {}   (store: {store})", s.data_dir.display());
     match generated {
         Some(password) => {
             let _ = writeln!(out, "  admin     user 'admin', password: {password}");
@@ -151,48 +111,27 @@ fn print_banner(
             );
         }
         None if from_env => {
-            let _ = writeln!(
-                out,
-                "  admin     user 'admin' (password from ROOST_ADMIN_PASSWORD on the first start)"
-            );
+            let _ = writeln!(out, "  admin     user 'admin' (password from ROOST_ADMIN_PASSWORD on the first start)");
         }
         None => {
-            let _ = writeln!(
-                out,
-                "  admin     user 'admin' (its password was printed on the first start)"
-            );
+            let _ = writeln!(out, "  admin     user 'admin' (its password was printed on the first start)");
         }
     }
-    let _ = writeln!(
-        out,
-        "  cli       roost login --server {url} --username admin"
-    );
+    let _ = writeln!(out, "  cli       roost login --server {url} --username admin");
     let _ = out.flush();
 }
 
 fn init_logging(s: &ServerSettings) {
     // sqlx logs every statement at debug and slow ones at warn; keep its noise down
     // unless the filter names it.
-    let filter = if s.log_level.contains("sqlx") {
-        s.log_level.clone()
-    } else {
-        format!("{},sqlx=warn", s.log_level)
-    };
+    let filter = if s.log_level.contains("sqlx") { s.log_level.clone() } else { format!("{},sqlx=warn", s.log_level) };
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match s.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
-        LogFormat::Text => builder
-            .with_target(false)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+        LogFormat::Text => {
+            builder.with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init()
+        }
     }
 }
 

@@ -33,10 +33,7 @@ pub async fn login(
     let (response, csrf) = state.control.login(&ctx, req).await?;
     let max_age = state.control.settings().session_ttl.as_secs();
     let mut headers = HeaderMap::new();
-    let session = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}",
-        response.token
-    );
+    let session = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}", response.token);
     let csrf = format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict; Max-Age={max_age}");
     for cookie in [session, csrf] {
         if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -50,17 +47,11 @@ pub async fn login(
 /// End the current session (and clear the console's cookies).
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
     responses((status = 204, description = "Logged out"), (status = 401, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
-pub async fn logout(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    auth: Auth,
-) -> Result<impl IntoResponse, ApiError> {
+pub async fn logout(State(state): State<AppState>, Ctx(ctx): Ctx, auth: Auth) -> Result<impl IntoResponse, ApiError> {
     state.control.logout(&ctx, &auth).await?;
     let mut headers = HeaderMap::new();
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        if let Ok(v) =
-            HeaderValue::from_str(&format!("{name}=; Path=/; SameSite=Strict; Max-Age=0"))
-        {
+        if let Ok(v) = HeaderValue::from_str(&format!("{name}=; Path=/; SameSite=Strict; Max-Age=0")) {
             headers.append(header::SET_COOKIE, v);
         }
     }

@@ -33,10 +33,7 @@ pub async fn stream(
     Query(filter): Query<EventFilter>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let last_seen = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
+    let last_seen = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let (replay, mut live) = state.control.events().subscribe(last_seen);
     let shutdown = state.control.shutdown().clone();
     let principal = auth.0;

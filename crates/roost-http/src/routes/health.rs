@@ -2,35 +2,27 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use roost_api::ErrorResponse;
 use roost_api::system::Health;
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
-}
-
 /// The process is up and serving.
-async fn live() -> axum::Json<Health> {
-    axum::Json(Health {
-        status: "ok".into(),
-        checks: BTreeMap::new(),
-    })
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Health)), security(()))]
+pub async fn live() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok".into(), checks: BTreeMap::new() })
 }
 
 /// Ready for traffic: the store answers, its migrations are applied, and the server is
 /// not shutting down.
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, body = Health), (status = 503, description = "Not ready", body = Health)), security(()))]
+pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let mut checks = BTreeMap::new();
     let store_ok = match state.control.store().check_ready().await {
         Ok(()) => {
@@ -44,33 +36,22 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         }
     };
     let running = !state.control.shutdown().is_cancelled();
-    checks.insert(
-        "server".to_string(),
-        if running { "ok" } else { "shutting down" }.to_string(),
-    );
+    checks.insert("server".to_string(), if running { "ok" } else { "shutting down" }.to_string());
     let ok = store_ok && running;
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        axum::Json(Health {
-            status: if ok { "ok" } else { "unavailable" }.into(),
-            checks,
-        }),
-    )
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(Health { status: if ok { "ok" } else { "unavailable" }.into(), checks }))
 }
 
-/// Prometheus text format. Admins only (it describes the whole server); a read-scoped
-/// admin token is the right credential for a scraper.
-async fn metrics(State(state): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
+/// Prometheus metrics (admins).
+///
+/// Text exposition format. It describes the whole server, so it is for admins; a
+/// read-scoped admin token is the right credential for a scraper.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+pub async fn metrics(State(state): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
     if auth.role != roost_api::auth::Role::Admin {
         return Err(roost_control::Error::forbidden("metrics are for admins").into());
     }
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    ))
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()))
 }

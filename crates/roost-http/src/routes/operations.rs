@@ -20,9 +20,7 @@ pub async fn list(
     auth: Auth,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<Page<Operation>>, ApiError> {
-    Ok(axum::Json(
-        state.control.list_operations(&auth, &params).await?,
-    ))
+    Ok(axum::Json(state.control.list_operations(&auth, &params).await?))
 }
 
 /// Show an operation; with `?wait=30s`, first block (server-side, up to 60 s) until it
@@ -52,9 +50,5 @@ pub fn parse_wait(text: &str) -> Result<Duration, Error> {
         Ok(secs) => Ok(Duration::from_secs(secs)),
         Err(_) => humantime::parse_duration(text),
     };
-    parsed.map_err(|_| {
-        Error::invalid(format!(
-            "wait: '{text}' is not a duration like 30s (at most 60s)"
-        ))
-    })
+    parsed.map_err(|_| Error::invalid(format!("wait: '{text}' is not a duration like 30s (at most 60s)")))
 }

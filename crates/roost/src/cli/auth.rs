@@ -28,16 +28,15 @@ pub async fn login(global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<()> {
     };
     let password = if args.password_stdin {
         let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read the password from standard input")?;
+        std::io::stdin().read_to_string(&mut text).context("cannot read the password from standard input")?;
         text.trim_end_matches(['\n', '\r']).to_string()
     } else if std::io::stdin().is_terminal() {
         rpassword::prompt_password("Password: ").context("cannot read the password")?
     } else {
         bail!("no terminal to ask for the password: pass --password-stdin and pipe it in");
     };
-    let session = client.login(&username, &password).await?;
+    // Plain message: the "run roost login" hint of other 401s would not help here.
+    let session = client.login(&username, &password).await.map_err(|e| anyhow::anyhow!(e.to_string()))?;
     config.server = Some(client.base_url().to_string());
     config.token = Some(session.token);
     config.username = Some(session.user.name.clone());
@@ -80,9 +79,7 @@ pub async fn logout(global: &GlobalArgs) -> anyhow::Result<()> {
         Ok(()) => {}
         // An expired or unknown session is as good as ended.
         Err(e) if e.status().map(|s| s.as_u16()) == Some(401) => {}
-        Err(e) => eprintln!(
-            "warning: the server did not end the session ({e}); forgetting it here anyway"
-        ),
+        Err(e) => eprintln!("warning: the server did not end the session ({e}); forgetting it here anyway"),
     }
     config.token = None;
     config.save()?;
@@ -102,10 +99,7 @@ pub async fn whoami(global: &GlobalArgs) -> anyhow::Result<()> {
         ("scope", me.scope.to_string()),
     ];
     if let Some(name) = &me.token_name {
-        fields.push((
-            "token",
-            format!("{name} ({})", me.token_id.clone().unwrap_or_default()),
-        ));
+        fields.push(("token", format!("{name} ({})", me.token_id.clone().unwrap_or_default())));
     }
     fields.push(("expires", when(me.expires_at, "never")));
     print_block(global.output, &me, &fields)

@@ -20,10 +20,7 @@ pub struct EventsArgs {
 
 pub async fn run(global: &GlobalArgs, args: EventsArgs) -> anyhow::Result<()> {
     let client = global.client()?;
-    let filter = EventFilter {
-        kind: args.kind,
-        resource_id: args.resource_id,
-    };
+    let filter = EventFilter { kind: args.kind, resource_id: args.resource_id };
     let mut stream = Box::pin(client.events(&filter, None).await?);
     let mut seen = 0;
     while let Some(event) = stream.next().await {

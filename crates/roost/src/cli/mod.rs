@@ -50,9 +50,7 @@ impl ClientConfig {
         }
         let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
             Some(dir) => PathBuf::from(dir),
-            None => {
-                PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".config")
-            }
+            None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".config"),
         };
         Ok(base.join("roost").join("config.toml"))
     }
@@ -60,8 +58,7 @@ impl ClientConfig {
     pub fn load() -> anyhow::Result<ClientConfig> {
         let path = Self::path()?;
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .with_context(|| format!("{} is not valid TOML", path.display())),
+            Ok(text) => toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ClientConfig::default()),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
@@ -71,8 +68,7 @@ impl ClientConfig {
     pub fn save(&self) -> anyhow::Result<PathBuf> {
         let path = Self::path()?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let text = toml::to_string(self).context("config serializes")?;
         let tmp = path.with_extension("toml.tmp");
@@ -105,20 +101,14 @@ impl GlobalArgs {
     pub fn client(&self) -> anyhow::Result<Client> {
         let config = ClientConfig::load()?;
         let server = self.server_url(&config);
-        let token = std::env::var("ROOST_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .or_else(|| {
-                // A saved session belongs to the server it was made on.
-                (config.server.as_deref().map(|s| s.trim_end_matches('/'))
-                    == Some(server.trim_end_matches('/')))
+        let token = std::env::var("ROOST_TOKEN").ok().filter(|t| !t.is_empty()).or_else(|| {
+            // A saved session belongs to the server it was made on.
+            (config.server.as_deref().map(|s| s.trim_end_matches('/')) == Some(server.trim_end_matches('/')))
                 .then(|| config.token.clone())
                 .flatten()
-            });
+        });
         if token.is_none() {
-            anyhow::bail!(
-                "not logged in to {server}: run 'roost login --server {server}' or set ROOST_TOKEN"
-            );
+            anyhow::bail!("not logged in to {server}: run 'roost login --server {server}' or set ROOST_TOKEN");
         }
         Ok(Client::new(&server, token)?)
     }

@@ -26,27 +26,17 @@ pub async fn run(global: &GlobalArgs, cmd: OperationCommand) -> anyhow::Result<(
     let client = global.client()?;
     match cmd {
         OperationCommand::Ls { limit } => {
-            let page = client
-                .list_operations(&ListParams {
-                    limit: Some(limit),
-                    ..Default::default()
-                })
-                .await?;
-            print_list(
-                global.output,
-                &page.items,
-                &["id", "kind", "status", "progress", "created", "resource"],
-                |op| {
-                    vec![
-                        op.id.clone(),
-                        op.kind.clone(),
-                        op.status.as_str().to_string(),
-                        format!("{}%", op.progress),
-                        ago(Some(op.created_at)),
-                        op.resource_id.clone().unwrap_or_else(|| "-".into()),
-                    ]
-                },
-            )
+            let page = client.list_operations(&ListParams { limit: Some(limit), ..Default::default() }).await?;
+            print_list(global.output, &page.items, &["id", "kind", "status", "progress", "created", "resource"], |op| {
+                vec![
+                    op.id.clone(),
+                    op.kind.clone(),
+                    op.status.as_str().to_string(),
+                    format!("{}%", op.progress),
+                    ago(Some(op.created_at)),
+                    op.resource_id.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
         }
         OperationCommand::Show { id } => {
             let op = client.get_operation(&id, None).await?;
@@ -70,10 +60,7 @@ pub async fn wait(client: &Client, id: &str) -> anyhow::Result<Operation> {
                 op.id,
                 op.status.as_str(),
                 op.progress,
-                op.message
-                    .as_deref()
-                    .map(|m| format!(" {m}"))
-                    .unwrap_or_default()
+                op.message.as_deref().map(|m| format!(" {m}")).unwrap_or_default()
             );
             if line != last {
                 eprintln!("{line}");

@@ -14,10 +14,7 @@ pub enum OutputFormat {
 
 /// Prints `value` as JSON or YAML; returns false for the table format (the caller
 /// prints its own view).
-pub fn print_structured<T: Serialize + ?Sized>(
-    format: OutputFormat,
-    value: &T,
-) -> anyhow::Result<bool> {
+pub fn print_structured<T: Serialize + ?Sized>(format: OutputFormat, value: &T) -> anyhow::Result<bool> {
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
         OutputFormat::Yaml => print!("{}", yaml_serde::to_string(value)?),
@@ -46,20 +43,13 @@ pub fn print_list<T: Serialize>(
     }
     // comfy-table pads each cell with one space on both sides; trim the line ends.
     for line in table.to_string().lines() {
-        println!(
-            "{}",
-            line.trim_end().strip_prefix(' ').unwrap_or(line.trim_end())
-        );
+        println!("{}", line.trim_end().strip_prefix(' ').unwrap_or(line.trim_end()));
     }
     Ok(())
 }
 
 /// One resource: `field: value` lines, aligned.
-pub fn print_block<T: Serialize>(
-    format: OutputFormat,
-    item: &T,
-    fields: &[(&str, String)],
-) -> anyhow::Result<()> {
+pub fn print_block<T: Serialize>(format: OutputFormat, item: &T, fields: &[(&str, String)]) -> anyhow::Result<()> {
     if print_structured(format, item)? {
         return Ok(());
     }
@@ -76,11 +66,7 @@ pub fn ago(t: Option<DateTime<Utc>>) -> String {
         None => "-".into(),
         Some(t) => {
             let secs = (Utc::now() - t).num_seconds();
-            if secs < 0 {
-                format!("in {}", span(-secs))
-            } else {
-                format!("{} ago", span(secs))
-            }
+            if secs < 0 { format!("in {}", span(-secs)) } else { format!("{} ago", span(secs)) }
         }
     }
 }
@@ -91,11 +77,7 @@ pub fn until(t: Option<DateTime<Utc>>) -> String {
         None => "never".into(),
         Some(t) => {
             let secs = (t - Utc::now()).num_seconds();
-            if secs > 0 {
-                format!("in {}", span(secs))
-            } else {
-                format!("expired {} ago", span(-secs))
-            }
+            if secs > 0 { format!("in {}", span(secs)) } else { format!("expired {} ago", span(-secs)) }
         }
     }
 }

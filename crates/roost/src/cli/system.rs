@@ -18,11 +18,7 @@ pub async fn run(global: &GlobalArgs, cmd: SystemCommand) -> anyhow::Result<()> 
     match cmd {
         SystemCommand::Backup { no_wait } => {
             let op = client.create_backup().await?;
-            let op = if no_wait {
-                op
-            } else {
-                operations::wait(&client, &op.id).await?
-            };
+            let op = if no_wait { op } else { operations::wait(&client, &op.id).await? };
             print_block(global.output, &op, &operations::fields(&op))?;
             operations::finished_ok(&op)
         }

@@ -53,17 +53,8 @@ impl From<ScopeArg> for Scope {
 pub async fn run(global: &GlobalArgs, cmd: TokenCommand) -> anyhow::Result<()> {
     let client = global.client()?;
     match cmd {
-        TokenCommand::Create {
-            name,
-            scope,
-            expires,
-        } => {
-            let req = CreateTokenRequest {
-                name,
-                scope: Some(scope.into()),
-                expires_in: expires,
-                expires_at: None,
-            };
+        TokenCommand::Create { name, scope, expires } => {
+            let req = CreateTokenRequest { name, scope: Some(scope.into()), expires_in: expires, expires_at: None };
             let created = client.create_token(&req).await?;
             if print_structured(global.output, &created)? {
                 return Ok(());
@@ -74,20 +65,14 @@ pub async fn run(global: &GlobalArgs, cmd: TokenCommand) -> anyhow::Result<()> {
                 t.name,
                 t.id,
                 t.scope,
-                t.expires_at
-                    .map(|e| e.format("%Y-%m-%d %H:%M UTC").to_string())
-                    .unwrap_or_else(|| "never".into())
+                t.expires_at.map(|e| e.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_else(|| "never".into())
             );
             println!("{}", created.secret);
             Ok(())
         }
         TokenCommand::Ls { name } => {
             let tokens = if name.is_some() {
-                let mut params = ListParams {
-                    name,
-                    limit: Some(1000),
-                    ..Default::default()
-                };
+                let mut params = ListParams { name, limit: Some(1000), ..Default::default() };
                 let mut all = Vec::new();
                 loop {
                     let page = client.list_tokens(&params).await?;
@@ -100,23 +85,16 @@ pub async fn run(global: &GlobalArgs, cmd: TokenCommand) -> anyhow::Result<()> {
             } else {
                 client.all_tokens().await?
             };
-            print_list(
-                global.output,
-                &tokens,
-                &["name", "prefix", "scope", "created", "expires", "last used"],
-                |t| {
-                    vec![
-                        t.name.clone(),
-                        format!("{}…", t.prefix),
-                        t.scope.to_string(),
-                        ago(Some(t.created_at)),
-                        until(t.expires_at),
-                        t.last_used_at
-                            .map(|l| ago(Some(l)))
-                            .unwrap_or_else(|| "never".into()),
-                    ]
-                },
-            )
+            print_list(global.output, &tokens, &["name", "prefix", "scope", "created", "expires", "last used"], |t| {
+                vec![
+                    t.name.clone(),
+                    format!("{}…", t.prefix),
+                    t.scope.to_string(),
+                    ago(Some(t.created_at)),
+                    until(t.expires_at),
+                    t.last_used_at.map(|l| ago(Some(l))).unwrap_or_else(|| "never".into()),
+                ]
+            })
         }
         TokenCommand::Show { name } => {
             let t = client.get_token(&name).await?;

@@ -1,0 +1,349 @@
+//! The store's suite, run against the embedded SQLite store and a real PostgreSQL server
+//! (`make test` starts one and sets ROOST_TEST_POSTGRES).
+
+use roost_store::audit::{self, AuditEntry};
+use roost_store::list::{Cursor, CursorValue, ListQuery};
+use roost_store::operations::OperationRow;
+use roost_store::sessions::SessionRow;
+use roost_store::sqlx;
+use roost_store::tokens::TokenRow;
+use roost_store::users::UserRow;
+use roost_store::{Backend, SortKey, Store, StoreError};
+
+/// A fresh database on the test PostgreSQL server.
+async fn postgres_store() -> Store {
+    let base = std::env::var("ROOST_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "ROOST_TEST_POSTGRES is not set: the store suite needs a PostgreSQL server (Debian package \
+             'postgresql'); run the tests with `make test`, which installs it and starts one on 127.0.0.1:55432"
+        )
+    });
+    let name = format!("roost_test_{}", roost_api::ids::IdKind::Operation.generate().replace('-', "_"));
+    let admin = roost_store::raw_pool(&base).await.expect("connect to the test PostgreSQL server");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
+    admin.close().await;
+    let url = match base.rfind('/') {
+        Some(i) => format!("{}/{name}", &base[..i]),
+        None => panic!("ROOST_TEST_POSTGRES has no database part: {base}"),
+    };
+    Store::open(&url).await.expect("open the PostgreSQL store")
+}
+
+async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+    Store::open_sqlite(&dir.path().join("roost.db")).await.expect("open the SQLite store")
+}
+
+#[tokio::test]
+async fn suite_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    assert_eq!(store.backend(), Backend::Sqlite);
+    suite(&store).await;
+    // Reopening runs migrations again: they must be idempotent and keep data.
+    store.close().await;
+    let again = sqlite_store(&dir).await;
+    assert!(again.user_by_name("alice").await.unwrap().is_some());
+    backup(&again, &dir).await;
+}
+
+#[tokio::test]
+async fn suite_on_postgres() {
+    let store = postgres_store().await;
+    assert_eq!(store.backend(), Backend::Postgres);
+    suite(&store).await;
+    assert!(store.backup_sqlite_to(std::path::Path::new("/tmp/x.db")).await.is_err());
+}
+
+async fn backup(store: &Store, dir: &tempfile::TempDir) {
+    let target = dir.path().join("copy.db");
+    store.backup_sqlite_to(&target).await.unwrap();
+    let copy = Store::open_sqlite(&target).await.unwrap();
+    assert!(copy.user_by_name("alice").await.unwrap().is_some(), "the backup holds the data");
+}
+
+async fn suite(store: &Store) {
+    store.check_ready().await.expect("ready after migrations");
+    users(store).await;
+    tokens(store).await;
+    sessions(store).await;
+    operations(store).await;
+    audit_chain(store).await;
+    meta(store).await;
+    concurrent_writes(store).await;
+}
+
+fn user(id: &str, name: &str) -> UserRow {
+    UserRow {
+        id: id.into(),
+        name: name.into(),
+        email: Some(format!("{name}@example.test")),
+        display_name: None,
+        role: "operator".into(),
+        password_hash: "$argon2id$x".into(),
+        disabled: 0,
+        created_at: 1_000,
+        updated_at: 1_000,
+    }
+}
+
+async fn users(store: &Store) {
+    let mut tx = store.write().await.unwrap();
+    roost_store::users::insert(tx.conn(), &user("usr-alice0000000", "alice")).await.unwrap();
+    roost_store::users::insert(tx.conn(), &user("usr-bob000000000", "bob")).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let alice = store.user_by_name("alice").await.unwrap().unwrap();
+    assert_eq!(alice.id, "usr-alice0000000");
+    assert_eq!(alice.email.as_deref(), Some("alice@example.test"));
+    assert!(store.user_by_id("usr-bob000000000").await.unwrap().is_some());
+    assert!(store.user_by_name("carol").await.unwrap().is_none());
+    assert_eq!(store.user_count().await.unwrap(), 2);
+
+    let mut tx = store.write().await.unwrap();
+    let err = roost_store::users::insert(tx.conn(), &user("usr-other0000000", "alice")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    drop(tx); // rolled back
+
+    // A dropped transaction leaves nothing behind.
+    let mut tx = store.write().await.unwrap();
+    roost_store::users::insert(tx.conn(), &user("usr-ghost0000000", "ghost")).await.unwrap();
+    drop(tx);
+    assert!(store.user_by_name("ghost").await.unwrap().is_none());
+}
+
+fn token(id: &str, user_id: &str, name: &str, created_at: i64) -> TokenRow {
+    TokenRow {
+        id: id.into(),
+        user_id: user_id.into(),
+        name: name.into(),
+        prefix: "rst_abcdefgh".into(),
+        token_hash: format!("hash-{id}"),
+        scope: "write".into(),
+        created_at,
+        expires_at: None,
+        last_used_at: None,
+    }
+}
+
+async fn tokens(store: &Store) {
+    let mut tx = store.write().await.unwrap();
+    // Two share a created_at so the id tie-break is exercised.
+    for (i, created) in [(1, 10), (2, 20), (3, 20), (4, 30), (5, 40)] {
+        let t = token(&format!("tok-a{i}"), "usr-alice0000000", &format!("ci-{i}"), created);
+        roost_store::tokens::insert(tx.conn(), &t).await.unwrap();
+    }
+    roost_store::tokens::insert(tx.conn(), &token("tok-b1", "usr-bob000000000", "ci-1", 15)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    let dup = roost_store::tokens::insert(tx.conn(), &token("tok-a9", "usr-alice0000000", "ci-1", 50)).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "names are unique per user");
+    drop(tx);
+
+    let by_created = SortKey { field: "created_at", text: false };
+    let mut query = ListQuery { limit: 2, sort: by_created, descending: true, after: None, name_like: None };
+    let mut seen = Vec::new();
+    loop {
+        let (rows, next) = store.list_tokens("usr-alice0000000", &query).await.unwrap();
+        assert!(rows.len() <= 2);
+        seen.extend(rows.iter().map(|r| r.id.clone()));
+        match next {
+            Some(cursor) => query.after = Some(Cursor::decode(&cursor).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["tok-a5", "tok-a4", "tok-a3", "tok-a2", "tok-a1"], "newest first, no row twice or lost");
+
+    let by_name = ListQuery {
+        limit: 10,
+        sort: SortKey { field: "name", text: true },
+        descending: false,
+        after: Some(Cursor { sort: "name".into(), value: CursorValue::Text("ci-2".into()), id: "tok-a2".into() }),
+        name_like: Some("ci-%".into()),
+    };
+    let (rows, next) = store.list_tokens("usr-alice0000000", &by_name).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["ci-3", "ci-4", "ci-5"]);
+    assert!(next.is_none());
+
+    let literal = ListQuery { name_like: Some(roost_store::list::glob_to_like("ci_1")), after: None, ..by_name };
+    assert!(store.list_tokens("usr-alice0000000", &literal).await.unwrap().0.is_empty(), "_ is not a wildcard");
+
+    let (bobs, _) = store.list_tokens("usr-bob000000000", &query_all()).await.unwrap();
+    assert_eq!(bobs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["tok-b1"], "only the owner's tokens");
+
+    assert_eq!(store.token_by_key("usr-alice0000000", "ci-3").await.unwrap().unwrap().id, "tok-a3");
+    assert_eq!(store.token_by_key("usr-alice0000000", "tok-a3").await.unwrap().unwrap().name, "ci-3");
+    assert!(store.token_by_key("usr-bob000000000", "tok-a3").await.unwrap().is_none(), "not another user's");
+
+    let (t, u) = store.token_by_hash("hash-tok-a4").await.unwrap().unwrap();
+    assert_eq!((t.id.as_str(), u.name.as_str()), ("tok-a4", "alice"));
+    store.touch_token("tok-a4", 99_000).await.unwrap();
+    assert_eq!(store.token_by_key("usr-alice0000000", "tok-a4").await.unwrap().unwrap().last_used_at, Some(99_000));
+
+    let mut tx = store.write().await.unwrap();
+    assert!(!roost_store::tokens::delete(tx.conn(), "usr-bob000000000", "tok-a4").await.unwrap());
+    assert!(roost_store::tokens::delete(tx.conn(), "usr-alice0000000", "tok-a4").await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store.token_by_hash("hash-tok-a4").await.unwrap().is_none());
+}
+
+fn query_all() -> ListQuery {
+    ListQuery {
+        limit: 100,
+        sort: SortKey { field: "created_at", text: false },
+        descending: true,
+        after: None,
+        name_like: None,
+    }
+}
+
+async fn sessions(store: &Store) {
+    let session = |id: &str, hash: &str, expires_at| SessionRow {
+        id: id.into(),
+        user_id: "usr-bob000000000".into(),
+        token_hash: hash.into(),
+        csrf_hash: "csrf".into(),
+        source: Some("127.0.0.1".into()),
+        created_at: 1,
+        expires_at,
+        last_seen_at: None,
+    };
+    let mut tx = store.write().await.unwrap();
+    roost_store::sessions::insert(tx.conn(), &session("ses-1", "sh-1", 5_000)).await.unwrap();
+    roost_store::sessions::insert(tx.conn(), &session("ses-2", "sh-2", 50_000)).await.unwrap();
+    tx.commit().await.unwrap();
+    let (s, u) = store.session_by_hash("sh-1").await.unwrap().unwrap();
+    assert_eq!((s.id.as_str(), u.name.as_str(), s.source.as_deref()), ("ses-1", "bob", Some("127.0.0.1")));
+    assert_eq!(store.delete_expired_sessions(10_000).await.unwrap(), 1);
+    assert!(store.session_by_hash("sh-1").await.unwrap().is_none());
+    let mut tx = store.write().await.unwrap();
+    assert!(roost_store::sessions::delete(tx.conn(), "ses-2").await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store.session_by_hash("sh-2").await.unwrap().is_none());
+}
+
+async fn operations(store: &Store) {
+    let op = |id: &str, by: &str, status: &str, created_at| OperationRow {
+        id: id.into(),
+        kind: "system.backup".into(),
+        status: status.into(),
+        progress: 0,
+        message: None,
+        error_code: None,
+        error_message: None,
+        result: None,
+        resource_type: None,
+        resource_id: None,
+        created_by: Some(by.into()),
+        created_at,
+        updated_at: created_at,
+        finished_at: None,
+    };
+    let mut tx = store.write().await.unwrap();
+    roost_store::operations::insert(tx.conn(), &op("op-1", "usr-alice0000000", "running", 1)).await.unwrap();
+    roost_store::operations::insert(tx.conn(), &op("op-2", "usr-bob000000000", "pending", 2)).await.unwrap();
+    roost_store::operations::insert(tx.conn(), &op("op-3", "usr-bob000000000", "succeeded", 3)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    assert!(store.operation("op-1", Some("usr-bob000000000")).await.unwrap().is_none(), "not another user's");
+    assert!(store.operation("op-1", None).await.unwrap().is_some());
+    let (bobs, _) = store.list_operations(Some("usr-bob000000000"), &query_all()).await.unwrap();
+    assert_eq!(bobs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["op-3", "op-2"]);
+    let (all, _) = store.list_operations(None, &query_all()).await.unwrap();
+    assert_eq!(all.len(), 3);
+
+    let mut row = store.operation("op-1", None).await.unwrap().unwrap();
+    row.progress = 50;
+    row.message = Some("copying".into());
+    row.result = Some("{\"path\":\"/x\"}".into());
+    let mut tx = store.write().await.unwrap();
+    roost_store::operations::update(tx.conn(), &row).await.unwrap();
+    tx.commit().await.unwrap();
+    let api = store.operation("op-1", None).await.unwrap().unwrap().to_api();
+    assert_eq!((api.progress, api.message.as_deref()), (50, Some("copying")));
+    assert_eq!(api.result.unwrap()["path"], "/x");
+
+    let interrupted = store.fail_interrupted_operations(100).await.unwrap();
+    let mut ids: Vec<_> = interrupted.iter().map(|o| o.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["op-1", "op-2"]);
+    let failed = store.operation("op-2", None).await.unwrap().unwrap().to_api();
+    assert_eq!(failed.error.unwrap().code, "interrupted");
+    assert_eq!(store.operation("op-3", None).await.unwrap().unwrap().status, "succeeded", "final ones untouched");
+}
+
+async fn audit_chain(store: &Store) {
+    let entry = |action: &str| AuditEntry {
+        time: 7,
+        actor: "usr-alice0000000".into(),
+        action: action.into(),
+        result: "success".into(),
+        ..Default::default()
+    };
+    let mut tx = store.write().await.unwrap();
+    let first = audit::append(tx.conn(), &entry("token.create")).await.unwrap();
+    let second = audit::append(tx.conn(), &entry("token.delete")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(second, first + 1);
+    let rows = store.audit_entries(0, 100).await.unwrap();
+    let mut prev = "0".repeat(64);
+    for row in &rows {
+        assert_eq!(row.prev_hash, prev, "each entry links to the one before");
+        assert_eq!(row.hash, audit::entry_hash(&row.prev_hash, row.seq, &row.entry()));
+        prev = row.hash.clone();
+    }
+    // A rolled-back append leaves the chain as it was.
+    let mut tx = store.write().await.unwrap();
+    audit::append(tx.conn(), &entry("token.create")).await.unwrap();
+    drop(tx);
+    let mut tx = store.write().await.unwrap();
+    let next = audit::append(tx.conn(), &entry("token.create")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(next, second + 1);
+    assert_eq!(store.audit_entries(second, 10).await.unwrap()[0].prev_hash, rows.last().unwrap().hash);
+}
+
+async fn meta(store: &Store) {
+    let mut tx = store.write().await.unwrap();
+    roost_store::meta::set(tx.conn(), "k", "one").await.unwrap();
+    roost_store::meta::set(tx.conn(), "k", "two").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.meta("k").await.unwrap().as_deref(), Some("two"));
+    assert_eq!(store.meta("missing").await.unwrap(), None);
+}
+
+/// Many writers at once: all succeed and the audit chain stays a chain.
+async fn concurrent_writes(store: &Store) {
+    let before = store.audit_entries(0, 10_000).await.unwrap().len();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.write().await.unwrap();
+            let t = token(&format!("tok-c{i}"), "usr-bob000000000", &format!("c-{i}"), 100 + i);
+            roost_store::tokens::insert(tx.conn(), &t).await.unwrap();
+            audit::append(
+                tx.conn(),
+                &AuditEntry {
+                    time: 1,
+                    actor: "x".into(),
+                    action: "token.create".into(),
+                    result: "success".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rows = store.audit_entries(0, 10_000).await.unwrap();
+    assert_eq!(rows.len(), before + 40);
+    for pair in rows.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+        assert_eq!(pair[1].seq, pair[0].seq + 1);
+    }
+}

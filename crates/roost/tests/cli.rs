@@ -1,0 +1,93 @@
+//! The CLI binary against a real server.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{ADMIN_PASSWORD, TestServer, stderr, stdout};
+
+#[test]
+fn login_tokens_whoami_logout() {
+    let server = TestServer::start();
+    let out =
+        server.cli(&["login", "--username", "admin", "--password-stdin"], Some(&format!("{ADMIN_PASSWORD}\n")), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Logged in to"), "{}", stderr(&out));
+    let mode = std::fs::metadata(server.cli_config_path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the saved session is private");
+
+    let out = server.cli(&["whoami"], None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("user:") && text.contains("admin") && text.contains("auth:     session"), "{text}");
+
+    // The secret alone on stdout, so `TOKEN=$(roost token create ci)` works.
+    let out = server.cli(&["token", "create", "ci", "--scope", "write", "--expires", "30d"], None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let secret = stdout(&out).trim().to_string();
+    assert!(secret.starts_with("rst_") && !secret.contains(' '), "{secret}");
+    assert!(stderr(&out).contains("not shown again"));
+
+    let out = server.cli(&["token", "create", "deploy", "--output", "json"], None, &[]);
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(created["secret"].as_str().unwrap().starts_with("rst_"));
+    assert_eq!(created["scope"], "read");
+
+    let out = server.cli(&["token", "ls"], None, &[]);
+    let table = stdout(&out);
+    let mut lines = table.lines();
+    let header: Vec<_> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "PREFIX", "SCOPE", "CREATED", "EXPIRES", "LAST", "USED"]);
+    let ci_row = table.lines().find(|l| l.starts_with("ci ")).expect("ci listed");
+    assert!(ci_row.contains(&secret[..12]) && ci_row.contains("write") && ci_row.contains("in 29d"), "{ci_row}");
+
+    let out = server.cli(&["token", "ls", "-o", "yaml"], None, &[]);
+    let listed: Vec<serde_json::Value> = yaml_serde::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 2);
+
+    // ROOST_TOKEN authenticates instead of the saved session.
+    let out = server.cli(&["whoami", "-o", "json"], None, &[("ROOST_TOKEN", &secret)]);
+    let me: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((me["auth"].as_str(), me["token_name"].as_str()), (Some("token"), Some("ci")));
+
+    let out = server.cli(&["token", "show", "ci"], None, &[]);
+    assert!(stdout(&out).contains("scope:      write"), "{}", stdout(&out));
+    let out = server.cli(&["token", "rm", "ci"], None, &[]);
+    assert!(out.status.success() && stderr(&out).contains("Deleted token 'ci'"));
+
+    // Errors: one line, non-zero exit.
+    let out = server.cli(&["whoami"], None, &[("ROOST_TOKEN", &secret)]);
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error: unknown or revoked token"), "{}", stderr(&out));
+    let out = server.cli(&["token", "create", "deploy"], None, &[]);
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).trim(), "error: a token named 'deploy' already exists");
+    let out = server.cli(&["token", "rm", "nope"], None, &[]);
+    assert_eq!(stderr(&out).trim(), "error: token 'nope' not found");
+
+    let out = server.cli(&["system", "backup"], None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("status:    succeeded"), "{}", stdout(&out));
+
+    let out = server.cli(&["logout"], None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.cli(&["whoami"], None, &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not logged in"), "{}", stderr(&out));
+}
+
+#[test]
+fn login_failures_are_clear() {
+    let server = TestServer::start();
+    let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some("wrong-password\n"), &[]);
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).trim(), "error: invalid username or password");
+    let out = server.cli(&["login", "-u", "admin"], None, &[]);
+    assert!(stderr(&out).contains("--password-stdin"), "{}", stderr(&out));
+    let out =
+        server.cli(&["login", "--server", "http://127.0.0.1:1", "-u", "admin", "--password-stdin"], Some("x\n"), &[]);
+    assert!(stderr(&out).starts_with("error: cannot reach the server at http://127.0.0.1:1"), "{}", stderr(&out));
+    let out = server.cli(&["whoami", "--server", "not a url"], None, &[("ROOST_TOKEN", "rst_x")]);
+    assert!(stderr(&out).contains("invalid server URL"), "{}", stderr(&out));
+}

@@ -1,0 +1,209 @@
+//! Starts the real `roost server` binary on 127.0.0.1:0 with a temporary data dir and
+//! drives it through the typed client and the CLI.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use roost_client::Client;
+
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
+
+/// A raw HTTP client (TLS provider installed, as the typed client does).
+pub fn http() -> reqwest::Client {
+    roost_client::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+pub fn roost_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_roost")
+}
+
+pub struct TestServer {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: tempfile::TempDir,
+    /// Everything the server printed on stdout and stderr so far.
+    pub output: Arc<Mutex<String>>,
+    pub cli_home: tempfile::TempDir,
+}
+
+pub struct ServerOptions {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub admin_password: Option<String>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions { args: Vec::new(), env: Vec::new(), admin_password: Some(ADMIN_PASSWORD.to_string()) }
+    }
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(ServerOptions::default())
+    }
+
+    pub fn start_with(opts: ServerOptions) -> TestServer {
+        let data_dir = tempfile::tempdir().unwrap();
+        Self::start_in(data_dir, opts)
+    }
+
+    /// Starts a server on an existing data dir (to test restarts).
+    pub fn start_in(data_dir: tempfile::TempDir, opts: ServerOptions) -> TestServer {
+        let mut cmd = Command::new(roost_bin());
+        cmd.arg("server").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir.path());
+        cmd.args(&opts.args);
+        cmd.env_remove("ROOST_ADMIN_PASSWORD").env_remove("ROOST_DATABASE").env_remove("ROOST_LISTEN");
+        cmd.env("ROOST_LOG_LEVEL", "info");
+        if let Some(p) = &opts.admin_password {
+            cmd.env("ROOST_ADMIN_PASSWORD", p);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("start roost server");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let out = output.clone();
+        std::thread::spawn(move || {
+            // The banner's last line is the CLI hint: report the URL once it is all in.
+            let mut url = None;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("is listening on ").nth(1) {
+                    url = Some(rest.trim().to_string());
+                }
+                out.lock().unwrap().push_str(&format!("{line}\n"));
+                if line.trim_start().starts_with("cli ") {
+                    if let Some(url) = url.take() {
+                        let _ = tx.send(url);
+                    }
+                }
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let err = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                err.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the server did not start:\n{}", output.lock().unwrap());
+            }
+        };
+        TestServer { child, url, data_dir, output, cli_home: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// An unauthenticated client.
+    pub fn anonymous(&self) -> Client {
+        Client::new(&self.url, None).unwrap()
+    }
+
+    /// A client logged in as the admin.
+    pub async fn admin(&self) -> Client {
+        let session = self.anonymous().login("admin", ADMIN_PASSWORD).await.expect("admin login");
+        Client::new(&self.url, Some(session.token)).unwrap()
+    }
+
+    /// Runs the CLI against this server, with its own config file, feeding `stdin`.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(roost_bin());
+        cmd.args(args)
+            .env("ROOST_CONFIG_FILE", self.cli_config_path())
+            .env("ROOST_SERVER", &self.url)
+            .env_remove("ROOST_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("run the roost CLI");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn cli_config_path(&self) -> PathBuf {
+        self.cli_home.path().join("roost").join("config.toml")
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        signal(self.child.id(), "TERM");
+        wait_exit(&mut self.child, Duration::from_secs(40)).expect("the server exits after SIGTERM")
+    }
+
+    pub fn data_path(&self) -> &Path {
+        self.data_dir.path()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("run kill");
+    assert!(status.success());
+}
+
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The PostgreSQL URL of a fresh database for one test.
+pub async fn fresh_postgres_database() -> String {
+    let base = std::env::var("ROOST_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "ROOST_TEST_POSTGRES is not set: this test needs a PostgreSQL server (Debian package 'postgresql'); \
+             run the tests with `make test`, which installs it and starts one on 127.0.0.1:55432"
+        )
+    });
+    let name = format!("roost_it_{}", roost_api::ids::IdKind::Operation.generate().replace('-', "_"));
+    let pool = roost_store::raw_pool(&base).await.expect("connect to the test PostgreSQL server");
+    roost_store::sqlx::query(roost_store::sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let i = base.rfind('/').expect("database in ROOST_TEST_POSTGRES");
+    format!("{}/{name}", &base[..i])
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Roost needs on Debian 12, and checks the
+# toolchains that cannot come from apt. Idempotent and quick when all is present.
+#   scripts/install-deps.sh          what `make run` needs
+#   scripts/install-deps.sh --test   plus what `make test` needs (PostgreSQL server, ...)
+#   scripts/install-deps.sh --bench  plus the load tools of the benchmarks
+set -euo pipefail
+
+want_test=0
+want_bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;
+    --bench) want_bench=1 ;;
+    *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
+  esac
+done
+
+# Debian packages, by the command or file that proves each one is there.
+packages=(
+  "gcc:gcc"                      # C parts of sqlite and ring
+  "make:make"
+  "pkg-config:pkg-config"
+  "curl:curl"
+  "ca-certificates:/etc/ssl/certs/ca-certificates.crt"
+)
+if [ "$want_test" = 1 ]; then
+  packages+=(
+    "postgresql:/usr/lib/postgresql"  # the store suite runs against a real server
+    "procps:pkill"
+  )
+fi
+if [ "$want_bench" = 1 ]; then
+  packages+=("wrk:wrk")
+fi
+
+missing=()
+for entry in "${packages[@]}"; do
+  pkg="${entry%%:*}"
+  probe="${entry#*:}"
+  if [[ "$probe" == /* ]]; then
+    [ -e "$probe" ] || missing+=("$pkg")
+  else
+    command -v "$probe" >/dev/null 2>&1 || missing+=("$pkg")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: missing packages (${missing[*]}); run as root or: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Toolchains apt cannot provide in the versions needed: check and explain.
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo is missing: install Rust with rustup (the toolchain is pinned in rust-toolchain.toml)" >&2
+  exit 1
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "error: Node.js and npm are missing: the console needs Node.js >= 20.19 (Debian package nodejs is too old; use NodeSource or nvm)" >&2
+  exit 1
+fi
+node_version=$(node -p 'process.versions.node')
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit((a===20&&b>=19)||(a===22&&b>=12)||a>22?0:1)'; then
+  echo "error: Node.js $node_version is too old to build the console: it needs ^20.19 or >= 22.12" >&2
+  exit 1
+fi
