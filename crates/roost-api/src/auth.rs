@@ -86,4 +86,7 @@ pub struct WhoAmI {
     /// When the session or token stops working (absent: never).
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The one project a restricted token may act in.
+    #[serde(default)]
+    pub project_id: Option<String>,
 }

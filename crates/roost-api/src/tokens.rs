@@ -58,6 +58,9 @@ pub struct Token {
     /// Updated at most once a minute.
     #[serde(default)]
     pub last_used_at: Option<DateTime<Utc>>,
+    /// When set, the token acts only in this project (id).
+    #[serde(default)]
+    pub project_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -74,6 +77,9 @@ pub struct CreateTokenRequest {
     /// An absolute expiry instead of `expires_in`.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Restrict the token to one project (id or name) you belong to.
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 /// A new token, with its secret: shown this once and never again.

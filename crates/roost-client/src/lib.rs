@@ -8,11 +8,19 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use reqwest::{Method, RequestBuilder, StatusCode};
-use roost_api::auth::{LoginRequest, LoginResponse, WhoAmI};
+use roost_api::audit::{AuditEntry, AuditQuery, AuditVerification};
+use roost_api::auth::{LoginRequest, LoginResponse, Role, WhoAmI};
 use roost_api::events::{Event, EventFilter};
 use roost_api::operations::Operation;
+use roost_api::projects::{
+    CreateProjectRequest, Member, Project, Quota, SetMemberRequest, UpdateProjectRequest, Usage,
+};
 use roost_api::system::Health;
 use roost_api::tokens::{CreateTokenRequest, CreatedToken, Token};
+use roost_api::users::{
+    ChangePasswordRequest, CreateUserRequest, CreatedUser, ResetPasswordRequest, ResetPasswordResponse,
+    UpdateUserRequest, UserDetails,
+};
 use roost_api::{ErrorBody, ErrorResponse, ListParams, Page};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -245,6 +253,108 @@ impl Client {
                 return Ok(op);
             }
         }
+    }
+
+    pub async fn change_password(&self, current: &str, new: &str) -> Result<()> {
+        let body = ChangePasswordRequest { current_password: current.into(), new_password: new.into() };
+        self.send(self.request(Method::POST, "/v1/auth/password").json(&body)).await?;
+        Ok(())
+    }
+
+    // --- users --------------------------------------------------------------------
+
+    pub async fn create_user(&self, req: &CreateUserRequest) -> Result<CreatedUser> {
+        self.post("/v1/users", req).await
+    }
+
+    pub async fn list_users(&self, params: &ListParams) -> Result<Page<UserDetails>> {
+        self.json(self.request(Method::GET, "/v1/users").query(params)).await
+    }
+
+    pub async fn get_user(&self, key: &str) -> Result<UserDetails> {
+        self.get(&format!("/v1/users/{}", encode(key))).await
+    }
+
+    pub async fn update_user(&self, key: &str, req: &UpdateUserRequest) -> Result<UserDetails> {
+        self.json(self.request(Method::PATCH, &format!("/v1/users/{}", encode(key))).json(req)).await
+    }
+
+    pub async fn delete_user(&self, key: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, &format!("/v1/users/{}", encode(key)))).await?;
+        Ok(())
+    }
+
+    pub async fn set_user_disabled(&self, key: &str, disabled: bool) -> Result<UserDetails> {
+        let verb = if disabled { "disable" } else { "enable" };
+        self.json(self.request(Method::POST, &format!("/v1/users/{}/{verb}", encode(key)))).await
+    }
+
+    pub async fn reset_password(&self, key: &str, password: Option<String>) -> Result<ResetPasswordResponse> {
+        self.post(&format!("/v1/users/{}/password", encode(key)), &ResetPasswordRequest { password }).await
+    }
+
+    // --- projects -----------------------------------------------------------------
+
+    pub async fn create_project(&self, req: &CreateProjectRequest) -> Result<Project> {
+        self.post("/v1/projects", req).await
+    }
+
+    pub async fn list_projects(&self, params: &ListParams) -> Result<Page<Project>> {
+        self.json(self.request(Method::GET, "/v1/projects").query(params)).await
+    }
+
+    pub async fn get_project(&self, key: &str) -> Result<Project> {
+        self.get(&format!("/v1/projects/{}", encode(key))).await
+    }
+
+    pub async fn update_project(&self, key: &str, req: &UpdateProjectRequest) -> Result<Project> {
+        self.json(self.request(Method::PATCH, &format!("/v1/projects/{}", encode(key))).json(req)).await
+    }
+
+    pub async fn delete_project(&self, key: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, &format!("/v1/projects/{}", encode(key)))).await?;
+        Ok(())
+    }
+
+    pub async fn members(&self, project: &str) -> Result<Vec<Member>> {
+        self.get(&format!("/v1/projects/{}/members", encode(project))).await
+    }
+
+    pub async fn set_member(&self, project: &str, user: &str, role: Role) -> Result<Member> {
+        let path = format!("/v1/projects/{}/members/{}", encode(project), encode(user));
+        self.json(self.request(Method::PUT, &path).json(&SetMemberRequest { role })).await
+    }
+
+    pub async fn remove_member(&self, project: &str, user: &str) -> Result<()> {
+        let path = format!("/v1/projects/{}/members/{}", encode(project), encode(user));
+        self.send(self.request(Method::DELETE, &path)).await?;
+        Ok(())
+    }
+
+    pub async fn quota(&self, project: &str) -> Result<Quota> {
+        self.get(&format!("/v1/projects/{}/quota", encode(project))).await
+    }
+
+    pub async fn set_quota(&self, project: &str, quota: &Quota) -> Result<Quota> {
+        self.json(self.request(Method::PUT, &format!("/v1/projects/{}/quota", encode(project))).json(quota)).await
+    }
+
+    pub async fn usage(&self, project: &str) -> Result<Usage> {
+        self.get(&format!("/v1/projects/{}/usage", encode(project))).await
+    }
+
+    // --- audit --------------------------------------------------------------------
+
+    pub async fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditEntry>> {
+        self.json(self.request(Method::GET, "/v1/audit").query(query)).await
+    }
+
+    pub async fn export_audit_csv(&self, query: &AuditQuery) -> Result<String> {
+        Ok(self.send(self.request(Method::GET, "/v1/audit/export").query(query)).await?.text().await?)
+    }
+
+    pub async fn verify_audit(&self) -> Result<AuditVerification> {
+        self.get("/v1/audit/verify").await
     }
 
     // --- system -------------------------------------------------------------------

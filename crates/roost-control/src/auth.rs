@@ -46,12 +46,21 @@ pub struct Principal {
     /// SHA-256 of the session's CSRF token (cookie-authenticated mutations must match).
     pub csrf_hash: Option<String>,
     pub expires_at: Option<i64>,
+    /// An API token restricted to one project acts only there.
+    pub project_id: Option<String>,
     pub user: UserRow,
 }
 
 impl Principal {
+    /// An admin user acting with full, unrestricted rights (sees every project).
     pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin && self.scope == Scope::Admin
+        self.role == Role::Admin && self.scope == Scope::Admin && self.project_id.is_none()
+    }
+
+    /// Whether the user is an admin, whatever the credential (admins see all projects
+    /// even with a read-scoped token; what they may change is the scope's business).
+    pub fn sees_everything(&self) -> bool {
+        self.role == Role::Admin && self.project_id.is_none()
     }
 
     /// Fails unless the credential's scope reaches `needed`.
@@ -64,9 +73,22 @@ impl Principal {
 
     /// Fails unless the user is an admin acting with an admin-scoped credential.
     pub fn require_admin(&self) -> Result<()> {
-        self.require_scope(Scope::Admin)?;
         if self.role != Role::Admin {
             return Err(Error::forbidden(format!("user '{}' is not an admin", self.user_name)));
+        }
+        self.require_scope(Scope::Admin)?;
+        if self.project_id.is_some() {
+            return Err(Error::forbidden(
+                "this token is restricted to one project; server administration needs an unrestricted credential",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Admins with any scope may read server-wide records (audit log, metrics).
+    pub fn require_admin_read(&self) -> Result<()> {
+        if self.role != Role::Admin || self.project_id.is_some() {
+            return Err(Error::forbidden("only admins may read this"));
         }
         Ok(())
     }
@@ -84,6 +106,7 @@ impl Principal {
             token_id: self.token_id.clone(),
             token_name: self.token_name.clone(),
             expires_at: self.expires_at.map(to_time),
+            project_id: self.project_id.clone(),
         }
     }
 }
@@ -270,11 +293,8 @@ impl Control {
         };
         let mut tx = self.store().write().await?;
         roost_store::sessions::insert(tx.conn(), &session).await?;
-        roost_store::audit::append(
-            tx.conn(),
-            &audit::entry(ctx, (user.id.clone(), None), "auth.login", Some(("session", &session.id)), None),
-        )
-        .await?;
+        audit::record_as(tx.conn(), ctx, (user.id.clone(), None), "auth.login", Some(("session", &session.id)), None)
+            .await?;
         tx.commit().await?;
         let response = LoginResponse {
             token,
@@ -294,11 +314,7 @@ impl Control {
         };
         let mut tx = self.store().write().await?;
         roost_store::sessions::delete(tx.conn(), session_id).await?;
-        roost_store::audit::append(
-            tx.conn(),
-            &audit::entry(ctx, principal.audit_actor(), "auth.logout", Some(("session", session_id)), None),
-        )
-        .await?;
+        audit::record(tx.conn(), ctx, principal, "auth.logout", Some(("session", session_id)), None).await?;
         tx.commit().await?;
         self.inner.auth_cache.evict(|p| p.session_id.as_deref() == Some(session_id));
         Ok(())
@@ -336,6 +352,7 @@ impl Control {
                 session_id: None,
                 csrf_hash: None,
                 expires_at: token.expires_at,
+                project_id: token.project_id.clone(),
                 user,
             };
             (principal, token.token_hash, token.last_used_at.unwrap_or(0))
@@ -354,6 +371,7 @@ impl Control {
                 session_id: Some(session.id.clone()),
                 csrf_hash: Some(session.csrf_hash.clone()),
                 expires_at: Some(session.expires_at),
+                project_id: None,
                 user,
             };
             (principal, session.token_hash, i64::MAX)

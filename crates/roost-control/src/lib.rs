@@ -7,9 +7,12 @@ pub mod error;
 pub mod events;
 pub mod list;
 pub mod operations;
+pub mod policy;
+pub mod projects;
 pub mod ratelimit;
 pub mod system;
 pub mod tokens;
+pub mod users;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +32,11 @@ pub struct ControlSettings {
     pub session_ttl: Duration,
     /// Logins allowed per client address per minute.
     pub login_per_minute: u32,
+    /// Mutating requests allowed per user per minute.
+    pub mutations_per_minute: u32,
+    /// Audit entries older than this are archived to a file and removed from the store
+    /// (`None`: kept forever).
+    pub audit_retention: Option<Duration>,
 }
 
 /// Who is asking, from where: carried into audit entries.
@@ -36,6 +44,9 @@ pub struct ControlSettings {
 pub struct RequestContext {
     pub request_id: Option<String>,
     pub source: Option<String>,
+    /// Set once a service has written this request's audit entry, so the HTTP layer
+    /// records one itself only for requests that failed before reaching that point.
+    pub audited: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The control plane's shared state. Cheap to clone.
@@ -50,12 +61,14 @@ struct Inner {
     events: events::EventBus,
     auth_cache: auth::AuthCache,
     login_limiter: ratelimit::KeyedLimiter,
+    mutation_limiter: ratelimit::KeyedLimiter,
     shutdown: CancellationToken,
 }
 
 impl Control {
     pub fn new(store: Store, settings: ControlSettings, shutdown: CancellationToken) -> Control {
         let login_limiter = ratelimit::KeyedLimiter::per_minute(settings.login_per_minute);
+        let mutation_limiter = ratelimit::KeyedLimiter::per_minute(settings.mutations_per_minute);
         Control {
             inner: Arc::new(Inner {
                 store,
@@ -63,6 +76,7 @@ impl Control {
                 events: events::EventBus::new(),
                 auth_cache: auth::AuthCache::default(),
                 login_limiter,
+                mutation_limiter,
                 shutdown,
             }),
         }
@@ -85,8 +99,11 @@ impl Control {
         &self.inner.shutdown
     }
 
-    /// Work to do once at start: finish what a crash interrupted.
+    /// Work to do once at start: finish what a crash interrupted, make sure the default
+    /// project exists, apply audit retention.
     pub async fn recover(&self) -> Result<()> {
+        self.ensure_default_project().await?;
+        self.apply_audit_retention().await?;
         let interrupted = self.store().fail_interrupted_operations(roost_store::now_ms()).await?;
         for op in interrupted {
             tracing::warn!(operation = %op.id, kind = %op.kind, "operation interrupted by a restart, marked failed");
@@ -94,7 +111,13 @@ impl Control {
         Ok(())
     }
 
-    /// Background housekeeping until shutdown: expired sessions are removed.
+    /// Counts a mutating request against the user's rate; 429 when over.
+    pub fn check_mutation_rate(&self, principal: &Principal) -> Result<()> {
+        self.inner.mutation_limiter.check(&principal.user_id).map_err(Error::rate_limited)
+    }
+
+    /// Background housekeeping until shutdown: expired sessions are removed and audit
+    /// retention is applied.
     pub fn spawn_housekeeping(&self) {
         let control = self.clone();
         tokio::spawn(async move {
@@ -110,6 +133,10 @@ impl Control {
                     Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),
                 }
                 control.inner.login_limiter.retain_recent();
+                control.inner.mutation_limiter.retain_recent();
+                if let Err(err) = control.apply_audit_retention().await {
+                    tracing::error!(error = %err.message, "audit retention failed");
+                }
             }
         });
     }

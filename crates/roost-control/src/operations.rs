@@ -49,6 +49,7 @@ impl Control {
             created_at: now,
             updated_at: now,
             finished_at: None,
+            project_id: None,
         };
         roost_store::operations::insert(conn, &row).await?;
         Ok(OperationHandle { control: self.clone(), row })

@@ -18,11 +18,7 @@ impl Control {
         }
         let mut tx = self.store().write().await?;
         let op = self.new_operation(tx.conn(), principal, "system.backup", None).await?;
-        roost_store::audit::append(
-            tx.conn(),
-            &audit::entry(ctx, principal.audit_actor(), "system.backup", Some(("operation", op.id())), None),
-        )
-        .await?;
+        audit::record(tx.conn(), ctx, principal, "system.backup", Some(("operation", op.id())), None).await?;
         tx.commit().await?;
         op.announce();
 

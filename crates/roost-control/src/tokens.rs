@@ -63,6 +63,13 @@ impl Control {
             (t, _) => t,
         };
         v.finish()?;
+        // A project restriction must name a project the caller may act in; a restricted
+        // credential can only make tokens restricted to its own project.
+        let project_id = match (req.project.as_deref().filter(|p| !p.is_empty()), &principal.project_id) {
+            (Some(key), _) => Some(self.project_access(principal, key).await?.project.id),
+            (None, Some(own)) => Some(own.clone()),
+            (None, None) => None,
+        };
 
         let secret = new_secret(TOKEN_PREFIX);
         let row = TokenRow {
@@ -75,6 +82,7 @@ impl Control {
             created_at: now,
             expires_at,
             last_used_at: None,
+            project_id,
         };
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.store().write().await?;
@@ -82,11 +90,7 @@ impl Control {
             StoreError::Conflict(_) => Error::conflict(format!("a token named '{}' already exists", req.name)),
             e => e.into(),
         })?;
-        roost_store::audit::append(
-            tx.conn(),
-            &audit::entry(ctx, principal.audit_actor(), "token.create", Some(("token", &row.id)), body.as_ref()),
-        )
-        .await?;
+        audit::record(tx.conn(), ctx, principal, "token.create", Some(("token", &row.id)), body.as_ref()).await?;
         tx.commit().await?;
         let token = row.to_api();
         self.publish_token("token.created", &token, true);
@@ -115,11 +119,7 @@ impl Control {
         if !roost_store::tokens::delete(tx.conn(), &principal.user_id, &token.id).await? {
             return Err(Error::not_found("token", key));
         }
-        roost_store::audit::append(
-            tx.conn(),
-            &audit::entry(ctx, principal.audit_actor(), "token.delete", Some(("token", &token.id)), None),
-        )
-        .await?;
+        audit::record(tx.conn(), ctx, principal, "token.delete", Some(("token", &token.id)), None).await?;
         tx.commit().await?;
         self.auth_cache().evict(|p| p.token_id.as_deref() == Some(token.id.as_str()));
         self.publish_token("token.deleted", &token, false);

@@ -58,7 +58,11 @@ impl FromRequestParts<AppState> for Auth {
             },
         };
         let principal = state.control.authenticate(&secret).await?;
+        if let Some(audit) = parts.extensions.get::<crate::audit_trail::RequestAudit>() {
+            *audit.actor.lock().expect("audit actor") = Some(principal.audit_actor());
+        }
         if !is_read(&parts.method) {
+            state.control.check_mutation_rate(&principal)?;
             if via_cookie {
                 let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
                 state.control.verify_csrf(&principal, sent)?;

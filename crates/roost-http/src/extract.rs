@@ -85,5 +85,10 @@ pub fn context(parts: &Parts) -> RequestContext {
     RequestContext {
         request_id: current_request_id(),
         source: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        audited: parts
+            .extensions
+            .get::<crate::audit_trail::RequestAudit>()
+            .map(|a| a.audited.clone())
+            .unwrap_or_default(),
     }
 }

@@ -1,6 +1,7 @@
 //! Roost's HTTP surface: the `/v1` REST API, the event stream, health and metrics
 //! endpoints, the OpenAPI document and the embedded web console.
 
+pub mod audit_trail;
 pub mod auth;
 pub mod console;
 pub mod error;
@@ -25,7 +26,8 @@ pub struct AppState {
 /// The whole application: API, health, metrics, console, with the middleware stack.
 pub fn app(state: AppState) -> Router {
     let (api, _) = openapi::api_router().split_for_parts();
-    api.fallback(console::fallback)
+    api.route_layer(axum::middleware::from_fn_with_state(state.clone(), audit_trail::layer))
+        .fallback(console::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(middleware::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(middleware::MAX_BODY_BYTES))

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Auth;
-use crate::routes::{auth, events, health, operations, system, tokens};
+use crate::routes::{audit, auth, events, health, operations, projects, system, tokens, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,9 @@ use crate::routes::{auth, events, health, operations, system, tokens};
     tags(
         (name = "auth", description = "Login sessions"),
         (name = "tokens", description = "API tokens"),
+        (name = "users", description = "User accounts"),
+        (name = "projects", description = "Tenancy: projects, members, quotas"),
+        (name = "audit", description = "The audit log"),
         (name = "operations", description = "Long-running work"),
         (name = "events", description = "The change stream"),
         (name = "system", description = "Server administration"),
@@ -62,6 +65,21 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::whoami))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::get, users::update, users::delete))
+        .routes(routes!(users::disable))
+        .routes(routes!(users::enable))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(projects::list, projects::create))
+        .routes(routes!(projects::get, projects::update, projects::delete))
+        .routes(routes!(projects::members))
+        .routes(routes!(projects::set_member, projects::remove_member))
+        .routes(routes!(projects::quota, projects::set_quota))
+        .routes(routes!(projects::usage))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::export))
+        .routes(routes!(audit::verify))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::get, tokens::delete))
         .routes(routes!(operations::list))

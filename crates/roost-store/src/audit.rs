@@ -2,7 +2,7 @@
 //! change it records.
 
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, FromRow};
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
 use crate::{Result, Store};
 
@@ -126,5 +126,107 @@ impl AuditRow {
             request_id: self.request_id.clone(),
             body_digest: self.body_digest.clone(),
         }
+    }
+}
+
+/// Filters of an audit listing; every field narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    /// Exact action, or a prefix ending in `.` / `*` (`token.` or `token*`).
+    pub action: Option<String>,
+    /// A resource id, or a resource type.
+    pub resource: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+const AUDIT_COLUMNS: &str = "seq, time, actor, actor_token, source, action, resource_type, resource_id, result, \
+                             request_id, body_digest, prev_hash, hash";
+
+/// A recorded cut of the chain: entries up to `last_seq` were archived to `path`.
+#[derive(Debug, Clone, FromRow)]
+pub struct ArchiveRow {
+    pub id: String,
+    pub created_at: i64,
+    pub path: String,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub head_hash: String,
+}
+
+/// Records an archive and removes the archived entries, in the caller's transaction.
+pub async fn archive(conn: &mut AnyConnection, row: &ArchiveRow) -> Result<u64> {
+    sqlx::query(
+        "INSERT INTO audit_archives (id, created_at, path, first_seq, last_seq, head_hash) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&row.id)
+    .bind(row.created_at)
+    .bind(&row.path)
+    .bind(row.first_seq)
+    .bind(row.last_seq)
+    .bind(&row.head_hash)
+    .execute(&mut *conn)
+    .await?;
+    let done = sqlx::query("DELETE FROM audit_log WHERE seq <= $1").bind(row.last_seq).execute(conn).await?;
+    Ok(done.rows_affected())
+}
+
+impl Store {
+    /// A page of entries, newest first, before `before_seq` when given.
+    pub async fn list_audit(&self, filter: &AuditFilter, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditRow>> {
+        use crate::list::{Bind, bind_all};
+        let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1");
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, bind: Bind| {
+            binds.push(bind);
+            sql.push_str(&clause.replace("$?", &format!("${}", binds.len())));
+        };
+        if let Some(actor) = &filter.actor {
+            push(&mut sql, " AND (actor = $? OR actor_token = $?)", Bind::Text(actor.clone()));
+        }
+        if let Some(action) = &filter.action {
+            match action.strip_suffix('*') {
+                Some(prefix) => push(
+                    &mut sql,
+                    " AND action LIKE $? ESCAPE '\\'",
+                    Bind::Text(format!("{}%", crate::list::glob_to_like(prefix))),
+                ),
+                None if action.ends_with('.') => push(
+                    &mut sql,
+                    " AND action LIKE $? ESCAPE '\\'",
+                    Bind::Text(format!("{}%", crate::list::glob_to_like(action))),
+                ),
+                None => push(&mut sql, " AND action = $?", Bind::Text(action.clone())),
+            }
+        }
+        if let Some(resource) = &filter.resource {
+            push(&mut sql, " AND (resource_id = $? OR resource_type = $?)", Bind::Text(resource.clone()));
+        }
+        if let Some(since) = filter.since {
+            push(&mut sql, " AND time >= $?", Bind::Int(since));
+        }
+        if let Some(until) = filter.until {
+            push(&mut sql, " AND time < $?", Bind::Int(until));
+        }
+        if let Some(before) = before_seq {
+            push(&mut sql, " AND seq < $?", Bind::Int(before));
+        }
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit));
+        Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
+    }
+
+    /// The latest archive cut, from which the chain in the store continues.
+    pub async fn latest_audit_archive(&self) -> Result<Option<ArchiveRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, created_at, path, first_seq, last_seq, head_hash FROM audit_archives ORDER BY last_seq DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The chain head as recorded (sequence and hash of the last entry appended).
+    pub async fn audit_head(&self) -> Result<(i64, String)> {
+        Ok(sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(self.pool()).await?)
     }
 }

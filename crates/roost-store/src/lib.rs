@@ -6,6 +6,7 @@ pub mod audit;
 pub mod list;
 pub mod meta;
 pub mod operations;
+pub mod projects;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

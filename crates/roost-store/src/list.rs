@@ -176,3 +176,34 @@ mod tests {
         assert!(wrong.apply(&mut String::new(), &mut Vec::new()).is_err());
     }
 }
+
+/// Which projects a query may return rows from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectScope {
+    /// Every project (admins).
+    All,
+    /// Projects the user is a member of.
+    MemberOf(String),
+    /// One project (tokens restricted to it).
+    One(String),
+}
+
+impl ProjectScope {
+    /// Appends ` AND <column> IN (...)` for the scope to a WHERE clause.
+    pub fn apply(&self, sql: &mut String, binds: &mut Vec<Bind>, column: &str) {
+        match self {
+            ProjectScope::All => {}
+            ProjectScope::MemberOf(user) => {
+                binds.push(Bind::Text(user.clone()));
+                sql.push_str(&format!(
+                    " AND {column} IN (SELECT project_id FROM project_members WHERE user_id = ${})",
+                    binds.len()
+                ));
+            }
+            ProjectScope::One(project) => {
+                binds.push(Bind::Text(project.clone()));
+                sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+            }
+        }
+    }
+}

@@ -22,6 +22,7 @@ pub struct OperationRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    pub project_id: Option<String>,
 }
 
 pub const SORT_KEYS: &[SortKey] = &[SortKey { field: "created_at", text: false }];
@@ -51,16 +52,17 @@ impl OperationRow {
             created_at: to_time(self.created_at),
             updated_at: to_time(self.updated_at),
             finished_at: self.finished_at.map(to_time),
+            project_id: self.project_id.clone(),
         }
     }
 }
 
 const COLUMNS: &str = "id, kind, status, progress, message, error_code, error_message, result, resource_type, \
-                       resource_id, created_by, created_at, updated_at, finished_at";
+                       resource_id, created_by, created_at, updated_at, finished_at, project_id";
 
 pub async fn insert(conn: &mut AnyConnection, op: &OperationRow) -> Result<()> {
     sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO operations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        "INSERT INTO operations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     )))
     .bind(&op.id)
     .bind(&op.kind)
@@ -76,6 +78,7 @@ pub async fn insert(conn: &mut AnyConnection, op: &OperationRow) -> Result<()> {
     .bind(op.created_at)
     .bind(op.updated_at)
     .bind(op.finished_at)
+    .bind(&op.project_id)
     .execute(conn)
     .await
     .map_err(StoreError::from_write)?;

@@ -111,3 +111,19 @@ impl SessionWithUser {
         (session, user)
     }
 }
+
+/// Ends every session of a user, but `except` (the one changing its password keeps its
+/// own); returns the ids ended.
+pub async fn delete_for_user(conn: &mut AnyConnection, user_id: &str, except: Option<&str>) -> Result<Vec<String>> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1 AND id <> $2")
+        .bind(user_id)
+        .bind(except.unwrap_or(""))
+        .fetch_all(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+        .bind(user_id)
+        .bind(except.unwrap_or(""))
+        .execute(conn)
+        .await?;
+    Ok(ids)
+}

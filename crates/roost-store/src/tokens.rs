@@ -18,6 +18,8 @@ pub struct TokenRow {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// When set, the token acts only in this project.
+    pub project_id: Option<String>,
 }
 
 /// The fields a token list may be sorted by.
@@ -39,6 +41,7 @@ impl TokenRow {
             created_at: to_time(self.created_at),
             expires_at: self.expires_at.map(to_time),
             last_used_at: self.last_used_at.map(to_time),
+            project_id: self.project_id.clone(),
         }
     }
 
@@ -51,12 +54,12 @@ impl TokenRow {
     }
 }
 
-const COLUMNS: &str = "id, user_id, name, prefix, token_hash, scope, created_at, expires_at, last_used_at";
+const COLUMNS: &str = "id, user_id, name, prefix, token_hash, scope, created_at, expires_at, last_used_at, project_id";
 
 pub async fn insert(conn: &mut AnyConnection, t: &TokenRow) -> Result<()> {
     sqlx::query(
-        "INSERT INTO api_tokens (id, user_id, name, prefix, token_hash, scope, created_at, expires_at, last_used_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO api_tokens (id, user_id, name, prefix, token_hash, scope, created_at, expires_at, last_used_at, \
+         project_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&t.id)
     .bind(&t.user_id)
@@ -67,6 +70,7 @@ pub async fn insert(conn: &mut AnyConnection, t: &TokenRow) -> Result<()> {
     .bind(t.created_at)
     .bind(t.expires_at)
     .bind(t.last_used_at)
+    .bind(&t.project_id)
     .execute(conn)
     .await
     .map_err(StoreError::from_write)?;
@@ -110,7 +114,7 @@ impl Store {
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<(TokenRow, UserRow)>> {
         let row: Option<TokenWithUser> = sqlx::query_as(
             "SELECT t.id, t.user_id, t.name, t.prefix, t.token_hash, t.scope, t.created_at, t.expires_at, t.last_used_at, \
-                    u.name AS user_name, u.email, u.display_name, u.role, u.password_hash, u.disabled, \
+                    t.project_id, u.name AS user_name, u.email, u.display_name, u.role, u.password_hash, u.disabled, \
                     u.created_at AS user_created_at, u.updated_at AS user_updated_at \
              FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
         )
@@ -142,6 +146,7 @@ struct TokenWithUser {
     created_at: i64,
     expires_at: Option<i64>,
     last_used_at: Option<i64>,
+    project_id: Option<String>,
     user_name: String,
     email: Option<String>,
     display_name: Option<String>,
@@ -175,6 +180,7 @@ impl TokenWithUser {
             created_at: self.created_at,
             expires_at: self.expires_at,
             last_used_at: self.last_used_at,
+            project_id: self.project_id,
         };
         (token, user)
     }

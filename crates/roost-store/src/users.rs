@@ -77,3 +77,92 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(self.pool()).await?)
     }
 }
+
+/// The fields a user list may be sorted by.
+pub const SORT_KEYS: &[crate::SortKey] =
+    &[crate::SortKey { field: "created_at", text: false }, crate::SortKey { field: "name", text: true }];
+
+/// Changes the profile fields (`None` leaves a field as it is; `Some(None)` clears it).
+pub async fn update_profile(
+    conn: &mut AnyConnection,
+    id: &str,
+    display_name: Option<Option<&str>>,
+    email: Option<Option<&str>>,
+    role: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    let current: Option<UserRow> = sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(current) = current else { return Ok(false) };
+    let display_name = display_name.map(|d| d.map(str::to_string)).unwrap_or(current.display_name);
+    let email = email.map(|e| e.map(str::to_string)).unwrap_or(current.email);
+    let role = role.map(str::to_string).unwrap_or(current.role);
+    sqlx::query("UPDATE users SET display_name = $2, email = $3, role = $4, updated_at = $5 WHERE id = $1")
+        .bind(id)
+        .bind(display_name)
+        .bind(email)
+        .bind(role)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(true)
+}
+
+pub async fn set_disabled(conn: &mut AnyConnection, id: &str, disabled: bool, now: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(disabled as i64)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub async fn set_password(conn: &mut AnyConnection, id: &str, password_hash: &str, now: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Deletes a user; sessions, tokens and memberships go with it (foreign keys cascade).
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(conn).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// How many enabled admins there are (the last one may not be removed or demoted).
+pub async fn enabled_admins(conn: &mut AnyConnection) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0").fetch_one(conn).await?)
+}
+
+impl Store {
+    /// A user by id or by name.
+    pub async fn user_by_key(&self, key: &str) -> Result<Option<UserRow>> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE id = $1 OR name = $1")))
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    pub async fn list_users(&self, query: &crate::ListQuery) -> Result<(Vec<UserRow>, Option<String>)> {
+        use crate::list::{Bind, CursorValue, bind_all};
+        let mut sql = format!("SELECT {COLUMNS} FROM users WHERE 1 = 1");
+        let mut binds: Vec<Bind> = Vec::new();
+        query.apply(&mut sql, &mut binds)?;
+        let rows: Vec<UserRow> =
+            bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?;
+        Ok(query.finish(rows, |row| {
+            let value = match query.sort.field {
+                "name" => CursorValue::Text(row.name.clone()),
+                _ => CursorValue::Int(row.created_at),
+            };
+            (value, row.id.clone())
+        }))
+    }
+}

@@ -122,6 +122,7 @@ fn token(id: &str, user_id: &str, name: &str, created_at: i64) -> TokenRow {
         created_at,
         expires_at: None,
         last_used_at: None,
+        project_id: None,
     }
 }
 
@@ -238,6 +239,7 @@ async fn operations(store: &Store) {
         created_at,
         updated_at: created_at,
         finished_at: None,
+        project_id: None,
     };
     let mut tx = store.write().await.unwrap();
     roost_store::operations::insert(tx.conn(), &op("op-1", "usr-alice0000000", "running", 1)).await.unwrap();

@@ -37,6 +37,12 @@ pub struct ServerArgs {
     /// Login attempts allowed per client address per minute [env: ROOST_LOGIN_RATE_PER_MINUTE] [default: 10]
     #[arg(long, value_name = "N")]
     pub login_rate_per_minute: Option<String>,
+    /// Mutating requests allowed per user per minute [env: ROOST_MUTATION_RATE_PER_MINUTE] [default: 600]
+    #[arg(long, value_name = "N")]
+    pub mutation_rate_per_minute: Option<String>,
+    /// Archive audit entries older than this to <data-dir>/audit-archive/, e.g. 365d, or off [env: ROOST_AUDIT_RETENTION] [default: off]
+    #[arg(long, value_name = "DURATION")]
+    pub audit_retention: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +61,24 @@ pub struct ServerSettings {
     pub log_level: String,
     pub session_ttl: Duration,
     pub login_rate_per_minute: u32,
+    pub mutation_rate_per_minute: u32,
+    /// `None`: audit entries are kept forever.
+    pub audit_retention: Option<Duration>,
 }
 
 /// Every setting: the file key (the flag is `--` + key with `-`, the env var `ROOST_` +
 /// upper-case key).
-const KEYS: &[&str] =
-    &["listen", "data_dir", "database", "log_format", "log_level", "session_ttl", "login_rate_per_minute"];
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database",
+    "log_format",
+    "log_level",
+    "session_ttl",
+    "login_rate_per_minute",
+    "mutation_rate_per_minute",
+    "audit_retention",
+];
 
 struct Sources<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
@@ -171,7 +189,39 @@ impl ServerSettings {
             },
             None => 10,
         };
-        Ok(ServerSettings { listen, data_dir, database, log_format, log_level, session_ttl, login_rate_per_minute })
+        let mutation_rate_per_minute = match s.get("mutation_rate_per_minute", &args.mutation_rate_per_minute) {
+            Some((v, src)) => match v.parse::<u32>() {
+                Ok(n) if (1..=1_000_000).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        "mutation_rate_per_minute",
+                        &v,
+                        &src,
+                        "expected a whole number from 1 to 1000000",
+                    ));
+                }
+            },
+            None => 600,
+        };
+        let audit_retention = match s.get("audit_retention", &args.audit_retention) {
+            Some((v, _)) if matches!(v.as_str(), "off" | "never" | "0") => None,
+            Some((v, src)) => match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_secs(1) => Some(d),
+                _ => return Err(invalid("audit_retention", &v, &src, "expected a duration like 365d, or off")),
+            },
+            None => None,
+        };
+        Ok(ServerSettings {
+            listen,
+            data_dir,
+            database,
+            log_format,
+            log_level,
+            session_ttl,
+            login_rate_per_minute,
+            mutation_rate_per_minute,
+            audit_retention,
+        })
     }
 }
 

@@ -27,6 +27,19 @@ enum Command {
     Logout,
     /// Show who you are logged in as
     Whoami,
+    /// Change your password
+    Passwd(cli::users::PasswdArgs),
+    /// Show or edit your profile (display name, email)
+    Profile(cli::users::ProfileArgs),
+    /// Manage users (admins)
+    #[command(subcommand, visible_alias = "users")]
+    User(cli::users::UserCommand),
+    /// Projects: tenancy, members, quotas
+    #[command(subcommand, visible_alias = "projects")]
+    Project(cli::projects::ProjectCommand),
+    /// The audit log (admins)
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
     /// Manage API tokens
     #[command(subcommand, visible_alias = "tokens")]
     Token(cli::tokens::TokenCommand),
@@ -55,6 +68,11 @@ fn main() -> ExitCode {
             Command::Login(args) => cli::auth::login(&cli.global, args).await,
             Command::Logout => cli::auth::logout(&cli.global).await,
             Command::Whoami => cli::auth::whoami(&cli.global).await,
+            Command::Passwd(args) => cli::users::passwd(&cli.global, args).await,
+            Command::Profile(args) => cli::users::profile(&cli.global, args).await,
+            Command::User(cmd) => cli::users::run(&cli.global, cmd).await,
+            Command::Project(cmd) => cli::projects::run(&cli.global, cmd).await,
+            Command::Audit(cmd) => cli::audit::run(&cli.global, cmd).await,
             Command::Token(cmd) => cli::tokens::run(&cli.global, cmd).await,
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,

@@ -46,6 +46,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             data_dir: settings.data_dir.clone(),
             session_ttl: settings.session_ttl,
             login_per_minute: settings.login_rate_per_minute,
+            mutations_per_minute: settings.mutation_rate_per_minute,
+            audit_retention: settings.audit_retention,
         },
         shutdown.clone(),
     );

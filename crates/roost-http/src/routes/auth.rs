@@ -64,3 +64,16 @@ pub async fn logout(State(state): State<AppState>, Ctx(ctx): Ctx, auth: Auth) ->
 pub async fn whoami(auth: Auth) -> axum::Json<WhoAmI> {
     axum::Json(auth.whoami())
 }
+
+/// Change your own password; your other sessions end.
+#[utoipa::path(post, path = "/v1/auth/password", tag = "auth", request_body = roost_api::users::ChangePasswordRequest,
+    responses((status = 204, description = "Changed"), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Json(req): Json<roost_api::users::ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.control.change_own_password(&ctx, &auth, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -50,8 +50,6 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
 pub async fn metrics(State(state): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
-    if auth.role != roost_api::auth::Role::Admin {
-        return Err(roost_control::Error::forbidden("metrics are for admins").into());
-    }
+    auth.require_admin_read()?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()))
 }

@@ -1,8 +1,11 @@
 //! Handlers, one module per resource.
 
+pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod health;
 pub mod operations;
+pub mod projects;
 pub mod system;
 pub mod tokens;
+pub mod users;

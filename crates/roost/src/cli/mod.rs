@@ -1,11 +1,14 @@
 //! The command-line client: global options, the saved session, and output formats.
 
+pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod operations;
 pub mod output;
+pub mod projects;
 pub mod system;
 pub mod tokens;
+pub mod users;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -27,6 +30,9 @@ pub struct GlobalArgs {
     /// Output format
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// Project to act in [env: ROOST_PROJECT] [default: the one chosen with 'roost project use', else default]
+    #[arg(long, short = 'p', global = true, value_name = "PROJECT")]
+    pub project: Option<String>,
 }
 
 /// What `roost login` keeps (`~/.config/roost/config.toml`, mode 0600).
@@ -39,6 +45,9 @@ pub struct ClientConfig {
     pub token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// The current project (`roost project use`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 impl ClientConfig {
@@ -95,6 +104,18 @@ impl GlobalArgs {
             .or_else(|| std::env::var("ROOST_SERVER").ok().filter(|s| !s.is_empty()))
             .or_else(|| config.server.clone())
             .unwrap_or_else(|| DEFAULT_SERVER.to_string())
+    }
+
+    /// The project commands act in: `--project`, else `ROOST_PROJECT`, else the saved
+    /// current project; `None` means the server's default.
+    pub fn project_name(&self) -> anyhow::Result<Option<String>> {
+        if let Some(p) = &self.project {
+            return Ok(Some(p.clone()));
+        }
+        if let Some(p) = std::env::var("ROOST_PROJECT").ok().filter(|p| !p.is_empty()) {
+            return Ok(Some(p));
+        }
+        Ok(ClientConfig::load()?.project)
     }
 
     /// A client with credentials: `ROOST_TOKEN`, else the saved session.

@@ -18,6 +18,9 @@ pub enum TokenCommand {
         /// Lifetime, e.g. 30d, 12h (default: never expires)
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
+        /// Restrict the token to this project
+        #[arg(long = "only-project", value_name = "PROJECT")]
+        only_project: Option<String>,
     },
     /// List your tokens
     #[command(visible_alias = "list")]
@@ -53,8 +56,14 @@ impl From<ScopeArg> for Scope {
 pub async fn run(global: &GlobalArgs, cmd: TokenCommand) -> anyhow::Result<()> {
     let client = global.client()?;
     match cmd {
-        TokenCommand::Create { name, scope, expires } => {
-            let req = CreateTokenRequest { name, scope: Some(scope.into()), expires_in: expires, expires_at: None };
+        TokenCommand::Create { name, scope, expires, only_project } => {
+            let req = CreateTokenRequest {
+                name,
+                scope: Some(scope.into()),
+                expires_in: expires,
+                expires_at: None,
+                project: only_project,
+            };
             let created = client.create_token(&req).await?;
             if print_structured(global.output, &created)? {
                 return Ok(());

@@ -1,0 +1,302 @@
+//! Projects: create and manage them (admins), see the ones you belong to, members,
+//! quotas and usage.
+
+use std::collections::BTreeMap;
+
+use roost_api::auth::Role;
+use roost_api::ids::IdKind;
+use roost_api::projects::{
+    CreateProjectRequest, DEFAULT_PROJECT, Member, Project, QUOTA_RESOURCES, Quota, SetMemberRequest,
+    UpdateProjectRequest, Usage, UsageLine,
+};
+use roost_api::{ListParams, Page};
+use roost_store::projects::{ProjectRow, SORT_KEYS};
+use roost_store::{StoreError, now_ms};
+
+use crate::error::{Validator, check_name};
+use crate::events::Audience;
+use crate::list::list_query;
+use crate::{Control, Error, Principal, RequestContext, Result, audit};
+
+/// How much of each quota resource a project uses. Resource kinds register their
+/// counting query here as they are added (instances, volumes, buckets, ...); a kind
+/// that does not exist yet uses nothing.
+const USAGE_QUERIES: &[(&str, &str)] = &[];
+
+impl Control {
+    /// Creates the `default` project on the first start.
+    pub(crate) async fn ensure_default_project(&self) -> Result<()> {
+        if self.store().project_by_key(DEFAULT_PROJECT).await?.is_some() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let row = ProjectRow {
+            id: IdKind::Project.generate(),
+            name: DEFAULT_PROJECT.into(),
+            description: Some("Created on the first start".into()),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.store().write().await?;
+        match roost_store::projects::insert(tx.conn(), &row).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Ok(()), // another server made it
+            Err(e) => return Err(e.into()),
+        }
+        let entry = roost_store::audit::AuditEntry {
+            time: now,
+            actor: "system".into(),
+            action: "project.create".into(),
+            resource_type: Some("project".into()),
+            resource_id: Some(row.id.clone()),
+            result: "success".into(),
+            ..Default::default()
+        };
+        roost_store::audit::append(tx.conn(), &entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn create_project(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        req: CreateProjectRequest,
+    ) -> Result<Project> {
+        p.require_admin()?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", &req.name);
+        if let Some(d) = &req.description {
+            v.check(d.chars().count() <= 1000, "description", "must be at most 1000 characters");
+        }
+        v.finish()?;
+        let now = now_ms();
+        let row = ProjectRow {
+            id: IdKind::Project.generate(),
+            name: req.name.clone(),
+            description: req.description.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        roost_store::projects::insert(tx.conn(), &row).await.map_err(|e| match e {
+            StoreError::Conflict(_) => Error::conflict(format!("a project named '{}' already exists", req.name)),
+            e => e.into(),
+        })?;
+        audit::record(tx.conn(), ctx, p, "project.create", Some(("project", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        let project = row.to_api();
+        self.events().publish(
+            "project.created",
+            "project",
+            &project.id,
+            serde_json::to_value(&project).ok(),
+            Audience::Admins,
+        );
+        Ok(project)
+    }
+
+    pub async fn list_projects(&self, p: &Principal, params: &ListParams) -> Result<Page<Project>> {
+        let query = list_query(params, SORT_KEYS)?;
+        let member = (!p.sees_everything()).then_some(p.user_id.as_str());
+        let (mut rows, next_cursor) = self.store().list_projects(member, &query).await?;
+        if let Some(only) = &p.project_id {
+            rows.retain(|r| &r.id == only);
+        }
+        Ok(Page { items: rows.iter().map(ProjectRow::to_api).collect(), next_cursor })
+    }
+
+    pub async fn get_project(&self, p: &Principal, key: &str) -> Result<Project> {
+        Ok(self.project_access(p, key).await?.project.to_api())
+    }
+
+    pub async fn update_project(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        req: UpdateProjectRequest,
+    ) -> Result<Project> {
+        let access = self.project_access(p, key).await?;
+        p.require_admin()?;
+        let mut v = Validator::default();
+        if let Some(d) = &req.description {
+            v.check(d.chars().count() <= 1000, "description", "must be at most 1000 characters");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        roost_store::projects::update_description(tx.conn(), &access.project.id, req.description.as_deref(), now_ms())
+            .await?;
+        audit::record(tx.conn(), ctx, p, "project.update", Some(("project", &access.project.id)), body.as_ref())
+            .await?;
+        tx.commit().await?;
+        self.get_project(p, &access.project.id).await
+    }
+
+    /// Deletes a project; the `default` project and projects that still hold resources
+    /// are refused.
+    pub async fn delete_project(&self, ctx: &RequestContext, p: &Principal, key: &str) -> Result<()> {
+        let access = self.project_access(p, key).await?;
+        p.require_admin()?;
+        if access.project.name == DEFAULT_PROJECT {
+            return Err(Error::conflict("the default project cannot be deleted"));
+        }
+        let usage = self.usage_counts(&access.project.id).await?;
+        if let Some((kind, n)) = usage.iter().find(|(_, n)| **n > 0) {
+            return Err(Error::conflict(format!(
+                "project '{}' still has {n} {kind}; delete them first",
+                access.project.name
+            )));
+        }
+        let mut tx = self.store().write().await?;
+        roost_store::projects::delete(tx.conn(), &access.project.id).await?;
+        audit::record(tx.conn(), ctx, p, "project.delete", Some(("project", &access.project.id)), None).await?;
+        tx.commit().await?;
+        // Tokens restricted to the project went with it.
+        self.auth_cache().evict(|q| q.project_id.as_deref() == Some(access.project.id.as_str()));
+        self.events().publish("project.deleted", "project", &access.project.id, None, Audience::Admins);
+        Ok(())
+    }
+
+    pub async fn list_members(&self, p: &Principal, key: &str) -> Result<Vec<Member>> {
+        let access = self.project_access(p, key).await?;
+        Ok(self.store().members(&access.project.id).await?)
+    }
+
+    /// Adds a member or changes their role (admins).
+    pub async fn set_member(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        user_key: &str,
+        req: SetMemberRequest,
+    ) -> Result<Member> {
+        let access = self.project_access(p, key).await?;
+        p.require_admin()?;
+        if !matches!(req.role, Role::Operator | Role::Viewer) {
+            return Err(Error::validation(vec![roost_api::FieldError {
+                field: "role".into(),
+                message: "must be operator or viewer (admins are admins in every project)".into(),
+            }]));
+        }
+        let user = self.store().user_by_key(user_key).await?.ok_or_else(|| Error::not_found("user", user_key))?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        roost_store::projects::upsert_member(tx.conn(), &access.project.id, &user.id, req.role.as_str(), now_ms())
+            .await?;
+        audit::record(tx.conn(), ctx, p, "project.member.set", Some(("project", &access.project.id)), body.as_ref())
+            .await?;
+        tx.commit().await?;
+        self.auth_cache().evict(|q| q.user_id == user.id);
+        let members = self.store().members(&access.project.id).await?;
+        members.into_iter().find(|m| m.user_id == user.id).ok_or_else(|| Error::internal("member vanished"))
+    }
+
+    pub async fn remove_member(&self, ctx: &RequestContext, p: &Principal, key: &str, user_key: &str) -> Result<()> {
+        let access = self.project_access(p, key).await?;
+        p.require_admin()?;
+        let user = self.store().user_by_key(user_key).await?.ok_or_else(|| Error::not_found("user", user_key))?;
+        let mut tx = self.store().write().await?;
+        if !roost_store::projects::remove_member(tx.conn(), &access.project.id, &user.id).await? {
+            return Err(Error::not_found("member", user_key));
+        }
+        audit::record(tx.conn(), ctx, p, "project.member.remove", Some(("project", &access.project.id)), None).await?;
+        tx.commit().await?;
+        self.auth_cache().evict(|q| q.user_id == user.id);
+        Ok(())
+    }
+
+    pub async fn get_quota(&self, p: &Principal, key: &str) -> Result<Quota> {
+        let access = self.project_access(p, key).await?;
+        let limits = self.store().quotas(&access.project.id).await?;
+        Ok(Quota { limits: limits.into_iter().map(|(k, v)| (k, Some(v))).collect() })
+    }
+
+    /// Sets or removes limits (admins). Only the resources named in the request change.
+    pub async fn set_quota(&self, ctx: &RequestContext, p: &Principal, key: &str, req: Quota) -> Result<Quota> {
+        let access = self.project_access(p, key).await?;
+        p.require_admin()?;
+        let mut v = Validator::default();
+        for (resource, limit) in &req.limits {
+            if !QUOTA_RESOURCES.iter().any(|(name, _)| name == resource) {
+                let known: Vec<_> = QUOTA_RESOURCES.iter().map(|(n, _)| *n).collect();
+                v.add(resource, format!("unknown quota resource; use one of: {}", known.join(", ")));
+            } else if limit.is_some_and(|l| l < 0) {
+                v.add(resource, "must be 0 or more (null removes the limit)");
+            }
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        for (resource, limit) in &req.limits {
+            roost_store::projects::set_quota(tx.conn(), &access.project.id, resource, *limit).await?;
+        }
+        audit::record(tx.conn(), ctx, p, "project.quota.set", Some(("project", &access.project.id)), body.as_ref())
+            .await?;
+        tx.commit().await?;
+        self.get_quota(p, &access.project.id).await
+    }
+
+    pub async fn usage(&self, p: &Principal, key: &str) -> Result<Usage> {
+        let access = self.project_access(p, key).await?;
+        let used = self.usage_counts(&access.project.id).await?;
+        let limits: BTreeMap<String, i64> = self.store().quotas(&access.project.id).await?.into_iter().collect();
+        let resources = QUOTA_RESOURCES
+            .iter()
+            .map(|(name, _)| {
+                let line = UsageLine { used: used.get(*name).copied().unwrap_or(0), limit: limits.get(*name).copied() };
+                (name.to_string(), line)
+            })
+            .collect();
+        Ok(Usage { project_id: access.project.id, resources })
+    }
+
+    async fn usage_counts(&self, project_id: &str) -> Result<BTreeMap<String, i64>> {
+        let mut out = BTreeMap::new();
+        for (resource, sql) in USAGE_QUERIES {
+            let used: i64 = roost_store::sqlx::query_scalar(roost_store::sqlx::AssertSqlSafe(*sql))
+                .bind(project_id)
+                .fetch_one(self.store().pool())
+                .await
+                .map_err(roost_store::StoreError::from)?;
+            out.insert(resource.to_string(), used);
+        }
+        Ok(out)
+    }
+
+    /// Inside a create's transaction: fails with 403 naming the quota, its limit and the
+    /// current use when adding `requested` would exceed a limit. The project row is
+    /// locked first so concurrent creates count one after another.
+    pub async fn check_quota(
+        &self,
+        conn: &mut roost_store::sqlx::AnyConnection,
+        project: &ProjectRow,
+        requested: &[(&str, i64)],
+    ) -> Result<()> {
+        roost_store::projects::lock(conn, &project.id, self.store().backend()).await?;
+        let limits: BTreeMap<String, i64> =
+            roost_store::projects::quotas_in(conn, &project.id).await?.into_iter().collect();
+        for (resource, amount) in requested {
+            let Some(limit) = limits.get(*resource) else { continue };
+            let sql = USAGE_QUERIES.iter().find(|(r, _)| r == resource).map(|(_, q)| *q);
+            let used: i64 = match sql {
+                Some(sql) => roost_store::sqlx::query_scalar(roost_store::sqlx::AssertSqlSafe(sql))
+                    .bind(&project.id)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(roost_store::StoreError::from)?,
+                None => 0,
+            };
+            if used + amount > *limit {
+                return Err(Error::forbidden(format!(
+                    "quota exceeded in project '{}': {resource} limit is {limit}, {used} in use, {amount} requested",
+                    project.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! Makes "every mutating request appends an audit entry" hold: services write the entry
+//! of a change in its own transaction; this layer writes one for every mutating request
+//! that ended without one (refused, invalid, failed), with the actor when known.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use roost_api::ErrorCode;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::middleware::MAX_BODY_BYTES;
+
+/// Shared between this layer, the `Auth` extractor and the services of one request.
+#[derive(Clone, Default)]
+pub struct RequestAudit {
+    pub audited: Arc<std::sync::atomic::AtomicBool>,
+    /// (user id, token id) once the request is authenticated.
+    pub actor: Arc<Mutex<Option<(String, Option<String>)>>>,
+}
+
+/// The audit action and resource type of each mutating route.
+const ACTIONS: &[(&str, &str, &str, &str)] = &[
+    ("POST", "/v1/auth/login", "auth.login", "session"),
+    ("POST", "/v1/auth/logout", "auth.logout", "session"),
+    ("POST", "/v1/auth/password", "user.password.change", "user"),
+    ("POST", "/v1/tokens", "token.create", "token"),
+    ("DELETE", "/v1/tokens/{id}", "token.delete", "token"),
+    ("POST", "/v1/system/backups", "system.backup", "operation"),
+    ("POST", "/v1/users", "user.create", "user"),
+    ("PATCH", "/v1/users/{id}", "user.update", "user"),
+    ("DELETE", "/v1/users/{id}", "user.delete", "user"),
+    ("POST", "/v1/users/{id}/disable", "user.disable", "user"),
+    ("POST", "/v1/users/{id}/enable", "user.enable", "user"),
+    ("POST", "/v1/users/{id}/password", "user.password.reset", "user"),
+    ("POST", "/v1/projects", "project.create", "project"),
+    ("PATCH", "/v1/projects/{id}", "project.update", "project"),
+    ("DELETE", "/v1/projects/{id}", "project.delete", "project"),
+    ("PUT", "/v1/projects/{id}/members/{user}", "project.member.set", "project"),
+    ("DELETE", "/v1/projects/{id}/members/{user}", "project.member.remove", "project"),
+    ("PUT", "/v1/projects/{id}/quota", "project.quota.set", "project"),
+];
+
+/// The action name and resource type of a mutating route, if it is one.
+pub fn action_for(method: &str, route: &str) -> Option<(&'static str, &'static str)> {
+    ACTIONS.iter().find(|(m, r, _, _)| *m == method && *r == route).map(|(_, _, a, t)| (*a, *t))
+}
+
+fn is_mutation(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The value of the route's `{id}` segment in the actual path.
+fn resource_id(route: &str, path: &str) -> Option<String> {
+    route.split('/').zip(path.split('/')).find(|(r, _)| *r == "{id}").map(|(_, p)| p.to_string())
+}
+
+pub async fn layer(State(state): State<AppState>, matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
+    if !is_mutation(req.method()) {
+        return next.run(req).await;
+    }
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let route = matched.map(|m| m.as_str().to_string()).unwrap_or_else(|| path.clone());
+    let (mut parts, body) = req.into_parts();
+    // Bodies are small (the limit is checked before); read it once for the digest.
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response();
+        }
+    };
+    let digest = roost_control::audit::raw_body_digest(&bytes);
+    let audit = RequestAudit::default();
+    parts.extensions.insert(audit.clone());
+    let ctx = crate::extract::context(&parts);
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    if audit.audited.load(Ordering::Relaxed) {
+        return response;
+    }
+    let (action, resource_type) = match action_for(&method, &route) {
+        Some(found) => found,
+        None => {
+            tracing::warn!(%method, %route, "mutating route without an audit action name");
+            ("unknown", "unknown")
+        }
+    };
+    let status = response.status();
+    let result =
+        if status.is_success() { "success".to_string() } else { format!("failure: {}", code_for(status.as_u16())) };
+    let actor = audit.actor.lock().expect("audit actor").clone();
+    let (actor, token) = actor.unwrap_or_else(|| ("anonymous".to_string(), None));
+    let id = resource_id(&route, &path);
+    let resource = id.as_deref().map(|id| (resource_type, id));
+    state.control.audit_failure(&ctx, &actor, token, action, resource, &result, digest).await;
+    response
+}
+
+fn code_for(status: u16) -> &'static str {
+    match status {
+        400 => "invalid_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "unprocessable",
+        429 => "rate_limited",
+        503 => "unavailable",
+        _ => "internal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mutating_route_has_an_audit_action() {
+        let doc = serde_json::to_value(crate::openapi::document()).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                let method = method.to_uppercase();
+                if is_mutation(&method.parse().unwrap()) {
+                    assert!(action_for(&method, path).is_some(), "{method} {path} has no audit action in ACTIONS");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resource_ids_come_from_the_id_segment() {
+        assert_eq!(resource_id("/v1/tokens/{id}", "/v1/tokens/ci"), Some("ci".into()));
+        assert_eq!(resource_id("/v1/projects/{id}/members/{user}", "/v1/projects/a/members/b"), Some("a".into()));
+        assert_eq!(resource_id("/v1/tokens", "/v1/tokens"), None);
+    }
+}
