@@ -91,3 +91,81 @@ fn login_failures_are_clear() {
     let out = server.cli(&["whoami", "--server", "not a url"], None, &[("ROOST_TOKEN", "rst_x")]);
     assert!(stderr(&out).contains("invalid server URL"), "{}", stderr(&out));
 }
+
+#[test]
+fn users_projects_quotas_and_audit_from_the_cli() {
+    let server = TestServer::start();
+    let ok = |args: &[&str], stdin: Option<&str>| {
+        let out = server.cli(args, stdin, &[]);
+        assert!(out.status.success(), "roost {}: {}", args.join(" "), stderr(&out));
+        out
+    };
+    ok(&["login", "-u", "admin", "--password-stdin"], Some(ADMIN_PASSWORD));
+
+    let out = ok(&["user", "create", "alice", "--role", "operator", "--email", "alice@example.com"], None);
+    let password = stdout(&out).trim().to_string();
+    assert!(password.len() >= 16 && !password.contains(' '), "the one-time password alone on stdout: {password}");
+    ok(&["user", "create", "bob", "--password-stdin"], Some("bob-password\n"));
+    let out = ok(&["user", "ls"], None);
+    let table = stdout(&out);
+    assert!(table.lines().next().unwrap().starts_with("NAME"), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("alice ") && l.contains("operator") && l.contains("active")),
+        "{table}"
+    );
+    ok(&["user", "disable", "bob"], None);
+    assert!(stdout(&ok(&["user", "show", "bob"], None)).contains("disabled"));
+    ok(&["user", "enable", "bob"], None);
+    ok(&["user", "set", "bob", "--role", "operator"], None);
+    let reset = stdout(&ok(&["user", "reset-password", "bob"], None)).trim().to_string();
+    assert!(reset.len() >= 16);
+
+    ok(&["project", "create", "team-a", "--description", "The A team"], None);
+    ok(&["project", "add-member", "team-a", "alice", "--role", "operator"], None);
+    let members = stdout(&ok(&["project", "members", "team-a"], None));
+    assert!(members.lines().any(|l| l.starts_with("alice") && l.contains("operator")), "{members}");
+    ok(&["project", "quota", "set", "team-a", "--instances", "10", "--memory", "16g"], None);
+    let quota = stdout(&ok(&["project", "quota", "show", "team-a"], None));
+    assert!(quota.contains("instances:") && quota.contains("17179869184"), "{quota}");
+    let usage = stdout(&ok(&["project", "usage", "team-a"], None));
+    assert!(
+        usage.lines().any(|l| l.starts_with("instances") && l.contains(" 0 ") && l.trim_end().ends_with("10")),
+        "{usage}"
+    );
+    let out = server.cli(&["project", "quota", "set", "team-a", "--memory", "lots"], None, &[]);
+    assert!(!out.status.success() && stderr(&out).contains("--memory: 'lots' is not a size"), "{}", stderr(&out));
+    ok(&["project", "use", "team-a"], None);
+    let listed = stdout(&ok(&["project", "ls"], None));
+    assert!(listed.lines().any(|l| l.starts_with("team-a *")), "the current project is marked: {listed}");
+
+    let audit = stdout(&ok(&["audit", "ls", "--action", "user."], None));
+    assert!(audit.lines().filter(|l| l.contains("user.create")).count() >= 2, "{audit}");
+    let csv = stdout(&ok(&["audit", "export", "--csv"], None));
+    assert!(csv.starts_with("seq,time,actor"));
+    let verify = stdout(&ok(&["audit", "verify"], None));
+    assert!(verify.contains("intact"), "{verify}");
+
+    // alice: her own password and profile.
+    let alice = |args: &[&str], stdin: Option<&str>| {
+        let out = server.cli(
+            args,
+            stdin,
+            &[("ROOST_CONFIG_FILE", server.cli_home.path().join("alice.toml").to_str().unwrap())],
+        );
+        assert!(out.status.success(), "alice: roost {}: {}", args.join(" "), stderr(&out));
+        out
+    };
+    alice(&["login", "-u", "alice", "--password-stdin"], Some(&password));
+    alice(&["passwd", "--password-stdin"], Some(&format!("{password}\nalice-new-password\n")));
+    let profile = stdout(&alice(&["profile", "--display-name", "Alice A."], None));
+    assert!(profile.contains("Alice A.") && profile.contains("alice@example.com"), "{profile}");
+    let out = server.cli(
+        &["user", "create", "mallory"],
+        None,
+        &[("ROOST_CONFIG_FILE", server.cli_home.path().join("alice.toml").to_str().unwrap())],
+    );
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).trim(), "error: user 'alice' is not an admin");
+    let out = server.cli(&["login", "-u", "alice", "--password-stdin"], Some(&password), &[]);
+    assert!(!out.status.success(), "the old password no longer works");
+}

@@ -1,0 +1,283 @@
+//! The authorization matrix: every route of the OpenAPI document × every kind of caller,
+//! with the status each must get. A route without an entry here fails the test.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{ServerOptions, TestServer};
+use roost_api::auth::Role;
+use roost_api::projects::CreateProjectRequest;
+use roost_api::tokens::{CreateTokenRequest, Scope};
+use roost_api::users::CreateUserRequest;
+use roost_client::Client;
+use serde_json::{Value, json};
+
+/// The callers, in the order of every expectation row.
+const CELLS: [&str; 7] = ["anonymous", "viewer", "operator", "admin", "outsider", "expired", "read_token"];
+
+struct World {
+    server: TestServer,
+    admin: Client,
+    /// Credential per cell (`None`: anonymous).
+    creds: BTreeMap<&'static str, Option<String>>,
+    /// The operation id of a backup the admin started.
+    admin_operation: String,
+    counter: std::sync::atomic::AtomicUsize,
+}
+
+impl World {
+    fn fresh(&self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn client_of(&self, cell: &str) -> Option<Client> {
+        self.creds[cell].as_ref().map(|t| Client::new(&self.server.url, Some(t.clone())).unwrap())
+    }
+
+    /// The session owner behind a cell, for self-service fixtures.
+    fn owner_client(&self, cell: &str) -> Client {
+        match cell {
+            "read_token" | "anonymous" => self.admin.clone(),
+            "expired" => self.client_of("operator").unwrap(),
+            other => self.client_of(other).unwrap(),
+        }
+    }
+}
+
+struct Case {
+    path: String,
+    body: Option<Value>,
+    /// Overrides the cell's credential (a fresh session for logout).
+    credential: Option<Option<String>>,
+}
+
+fn case(path: impl Into<String>, body: Option<Value>) -> Case {
+    Case { path: path.into(), body, credential: None }
+}
+
+/// Expected statuses in `CELLS` order.
+type Row = [u16; 7];
+
+async fn setup() -> World {
+    let server = TestServer::start_with(ServerOptions {
+        args: vec!["--login-rate-per-minute".into(), "10000".into()],
+        ..Default::default()
+    });
+    let admin = server.admin().await;
+    for name in ["team-a", "team-b"] {
+        admin.create_project(&CreateProjectRequest { name: name.into(), description: None }).await.unwrap();
+    }
+    let mut creds = BTreeMap::new();
+    creds.insert("anonymous", None);
+    creds.insert("admin", Some(admin.token().unwrap().to_string()));
+    for (cell, name, role, project, member_role) in [
+        ("viewer", "vera", Role::Viewer, "team-a", Role::Viewer),
+        ("operator", "otto", Role::Operator, "team-a", Role::Operator),
+        ("outsider", "olga", Role::Operator, "team-b", Role::Operator),
+    ] {
+        let password = format!("{name}-password");
+        let req = CreateUserRequest {
+            name: name.into(),
+            role: Some(role),
+            password: Some(password.clone()),
+            projects: Some(vec![]),
+            ..Default::default()
+        };
+        admin.create_user(&req).await.unwrap();
+        admin.set_member(project, name, member_role).await.unwrap();
+        let session = server.anonymous().login(name, &password).await.unwrap();
+        creds.insert(cell, Some(session.token));
+    }
+    // Everyone owns a token named "own".
+    for cell in ["viewer", "operator", "outsider", "admin"] {
+        let c = Client::new(&server.url, creds[cell].clone()).unwrap();
+        c.create_token(&CreateTokenRequest { name: "own".into(), ..Default::default() }).await.unwrap();
+    }
+    let read = admin
+        .create_token(&CreateTokenRequest { name: "reader".into(), scope: Some(Scope::Read), ..Default::default() })
+        .await
+        .unwrap();
+    creds.insert("read_token", Some(read.secret));
+    let otto = Client::new(&server.url, creds["operator"].clone()).unwrap();
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(1200);
+    let expired = otto
+        .create_token(&CreateTokenRequest {
+            name: "brief".into(),
+            scope: Some(Scope::Write),
+            expires_at: Some(soon),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    creds.insert("expired", Some(expired.secret));
+    let op = admin.create_backup().await.unwrap();
+    admin.get_operation(&op.id, Some(Duration::from_secs(30))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    World { server, admin, creds, admin_operation: op.id, counter: Default::default() }
+}
+
+/// The request to make for `route` as `cell`, and the expected statuses.
+async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case, Row)> {
+    const PUBLIC: Row = [200, 200, 200, 200, 200, 200, 200];
+    const ANY_USER: Row = [401, 200, 200, 200, 200, 401, 200];
+    const ADMIN_READ: Row = [401, 403, 403, 200, 403, 401, 200];
+    const ADMIN_WRITE: Row = [401, 403, 403, 200, 403, 401, 403];
+    const MEMBER_READ: Row = [401, 200, 200, 200, 404, 401, 200];
+    const MEMBER_ADMIN_WRITE: Row = [401, 403, 403, 200, 404, 401, 403];
+    const SELF_ADMIN_READ: Row = [401, 404, 200, 200, 404, 401, 200];
+    const OTHER_USER_ADMIN_WRITE: Row = [401, 404, 404, 200, 404, 401, 403];
+    let with = |row: Row, ok: u16| row.map(|s| if s == 200 { ok } else { s });
+    Some(match (method, route) {
+        ("GET", "/health/live") | ("GET", "/health/ready") => (case(route, None), PUBLIC),
+        ("GET", "/metrics") => (case(route, None), ADMIN_READ),
+        ("GET", "/v1/openapi.json") => (case(route, None), ANY_USER),
+        ("POST", "/v1/auth/login") => {
+            (case(route, Some(json!({"username": "otto", "password": "otto-password"}))), PUBLIC)
+        }
+        ("POST", "/v1/auth/logout") => {
+            // A fresh session per caller, so logging out does not end the shared one.
+            let credential = match cell {
+                "viewer" | "operator" | "outsider" | "admin" => {
+                    let name = match cell {
+                        "viewer" => "vera",
+                        "operator" => "otto",
+                        "outsider" => "olga",
+                        _ => "admin",
+                    };
+                    let password =
+                        if cell == "admin" { common::ADMIN_PASSWORD.to_string() } else { format!("{name}-password") };
+                    Some(Some(w.server.anonymous().login(name, &password).await.unwrap().token))
+                }
+                _ => None,
+            };
+            (Case { credential, ..case(route, None) }, [401, 204, 204, 204, 204, 401, 403])
+        }
+        ("GET", "/v1/auth/whoami") => (case(route, None), ANY_USER),
+        ("POST", "/v1/auth/password") => {
+            // A wrong current password: proves the caller got through to validation.
+            let body = json!({"current_password": "wrong-wrong", "new_password": "whatever-123"});
+            (case(route, Some(body)), [401, 400, 400, 400, 400, 401, 403])
+        }
+        ("GET", "/v1/tokens") => (case(route, None), ANY_USER),
+        // Anyone may make a token for themselves; a read-scoped token may not.
+        ("POST", "/v1/tokens") => {
+            (case(route, Some(json!({"name": w.fresh("tok")}))), [401, 201, 201, 201, 201, 401, 403])
+        }
+        ("GET", "/v1/tokens/{id}") => (case("/v1/tokens/own", None), ANY_USER),
+        ("DELETE", "/v1/tokens/{id}") => {
+            let name = w.fresh("gone");
+            w.owner_client(cell)
+                .create_token(&CreateTokenRequest { name: name.clone(), ..Default::default() })
+                .await
+                .unwrap();
+            (case(format!("/v1/tokens/{name}"), None), [401, 204, 204, 204, 204, 401, 403])
+        }
+        ("GET", "/v1/operations") => (case(route, None), ANY_USER),
+        ("GET", "/v1/operations/{id}") => {
+            (case(format!("/v1/operations/{}", w.admin_operation), None), [401, 404, 404, 200, 404, 401, 200])
+        }
+        ("GET", "/v1/events") => (case(route, None), ANY_USER),
+        ("POST", "/v1/system/backups") => (case(route, None), with(ADMIN_WRITE, 202)),
+        ("GET", "/v1/users") => (case(route, None), ANY_USER),
+        ("POST", "/v1/users") => {
+            (case(route, Some(json!({"name": w.fresh("user"), "projects": []}))), with(ADMIN_WRITE, 201))
+        }
+        ("GET", "/v1/users/{id}") => (case("/v1/users/otto", None), SELF_ADMIN_READ),
+        ("PATCH", "/v1/users/{id}") => {
+            (case("/v1/users/otto", Some(json!({"display_name": "Otto"}))), [401, 404, 200, 200, 404, 401, 403])
+        }
+        ("DELETE", "/v1/users/{id}")
+        | ("POST", "/v1/users/{id}/disable")
+        | ("POST", "/v1/users/{id}/enable")
+        | ("POST", "/v1/users/{id}/password") => {
+            let name = w.fresh("victim");
+            let req = CreateUserRequest { name: name.clone(), projects: Some(vec![]), ..Default::default() };
+            w.admin.create_user(&req).await.unwrap();
+            let suffix = route.trim_start_matches("/v1/users/{id}");
+            let body = (suffix == "/password").then(|| json!({}));
+            let ok = if method == "DELETE" { 204 } else { 200 };
+            (case(format!("/v1/users/{name}{suffix}"), body), with(OTHER_USER_ADMIN_WRITE, ok))
+        }
+        ("GET", "/v1/projects") => (case(route, None), ANY_USER),
+        ("POST", "/v1/projects") => (case(route, Some(json!({"name": w.fresh("proj")}))), with(ADMIN_WRITE, 201)),
+        ("GET", "/v1/projects/{id}")
+        | ("GET", "/v1/projects/{id}/members")
+        | ("GET", "/v1/projects/{id}/quota")
+        | ("GET", "/v1/projects/{id}/usage") => (case(route.replace("{id}", "team-a"), None), MEMBER_READ),
+        ("PATCH", "/v1/projects/{id}") => {
+            (case("/v1/projects/team-a", Some(json!({"description": "x"}))), MEMBER_ADMIN_WRITE)
+        }
+        ("PUT", "/v1/projects/{id}/quota") => {
+            (case("/v1/projects/team-a/quota", Some(json!({"buckets": 5}))), MEMBER_ADMIN_WRITE)
+        }
+        ("DELETE", "/v1/projects/{id}") => {
+            let name = w.fresh("doomed");
+            w.admin.create_project(&CreateProjectRequest { name: name.clone(), description: None }).await.unwrap();
+            w.admin.set_member(&name, "vera", Role::Viewer).await.unwrap();
+            w.admin.set_member(&name, "otto", Role::Operator).await.unwrap();
+            (case(format!("/v1/projects/{name}"), None), with(MEMBER_ADMIN_WRITE, 204))
+        }
+        ("PUT", "/v1/projects/{id}/members/{user}") => {
+            let name = w.fresh("member");
+            w.admin
+                .create_user(&CreateUserRequest { name: name.clone(), projects: Some(vec![]), ..Default::default() })
+                .await
+                .unwrap();
+            (case(format!("/v1/projects/team-a/members/{name}"), Some(json!({"role": "viewer"}))), MEMBER_ADMIN_WRITE)
+        }
+        ("DELETE", "/v1/projects/{id}/members/{user}") => {
+            let name = w.fresh("leaver");
+            w.admin
+                .create_user(&CreateUserRequest { name: name.clone(), projects: Some(vec![]), ..Default::default() })
+                .await
+                .unwrap();
+            w.admin.set_member("team-a", &name, Role::Viewer).await.unwrap();
+            (case(format!("/v1/projects/team-a/members/{name}"), None), with(MEMBER_ADMIN_WRITE, 204))
+        }
+        ("GET", "/v1/audit") | ("GET", "/v1/audit/export") | ("GET", "/v1/audit/verify") => {
+            (case(route, None), ADMIN_READ)
+        }
+        _ => return None,
+    })
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_as_the_matrix_says() {
+    let world = setup().await;
+    let doc = serde_json::to_value(roost_http::openapi::document()).unwrap();
+    let http = common::http();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (route, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            for (i, cell) in CELLS.iter().enumerate() {
+                let Some((case, expected)) = entry(&world, &method, route, cell).await else {
+                    failures.push(format!("{method} {route}: no entry in the authorization matrix"));
+                    break;
+                };
+                let credential = case.credential.clone().unwrap_or_else(|| world.creds[cell].clone());
+                let mut req = http.request(method.parse().unwrap(), format!("{}{}", world.server.url, case.path));
+                if let Some(token) = credential {
+                    req = req.bearer_auth(token);
+                }
+                if let Some(body) = &case.body {
+                    req = req.json(body);
+                }
+                let response = req.send().await.unwrap();
+                let got = response.status().as_u16();
+                checked += 1;
+                if got != expected[i] {
+                    let body =
+                        if route == "/v1/events" { String::new() } else { response.text().await.unwrap_or_default() };
+                    failures
+                        .push(format!("{method} {} as {cell}: expected {}, got {got} {body}", case.path, expected[i]));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} cells failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked >= 37 * 7, "only {checked} cells ran");
+}
