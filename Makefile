@@ -40,6 +40,7 @@ test: test-deps web
 bench: build
 	scripts/install-deps.sh --bench
 	scripts/bench-api.sh
+	scripts/bench-instances.sh
 
 # Rewrites openapi.json from the code (the test suite fails while it is stale).
 openapi:

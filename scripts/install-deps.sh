@@ -23,6 +23,12 @@ packages=(
   "pkg-config:pkg-config"
   "curl:curl"
   "ca-certificates:/etc/ssl/certs/ca-certificates.crt"
+  # Instances: the OCI runtime, the builtin image, networking, Debian image builds.
+  "runc:runc"
+  "busybox-static:/bin/busybox"
+  "nftables:nft"
+  "iproute2:ip"
+  "mmdebstrap:mmdebstrap"
 )
 if [ "$want_test" = 1 ]; then
   packages+=(
@@ -34,15 +40,22 @@ if [ "$want_bench" = 1 ]; then
   packages+=("wrk:wrk")
 fi
 
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
 missing=()
 for entry in "${packages[@]}"; do
   pkg="${entry%%:*}"
   probe="${entry#*:}"
+  # The package itself, or (for tools installed otherwise) the command or file.
+  installed "$pkg" && continue
   if [[ "$probe" == /* ]]; then
-    [ -e "$probe" ] || missing+=("$pkg")
+    [ -e "$probe" ] && [ "$pkg" != busybox-static ] && continue
   else
-    command -v "$probe" >/dev/null 2>&1 || missing+=("$pkg")
+    command -v "$probe" >/dev/null 2>&1 && continue
   fi
+  missing+=("$pkg")
 done
 
 if [ "${#missing[@]}" -gt 0 ]; then

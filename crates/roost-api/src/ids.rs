@@ -14,6 +14,8 @@ pub enum IdKind {
     Token,
     Session,
     Operation,
+    Instance,
+    Image,
 }
 
 impl IdKind {
@@ -24,6 +26,8 @@ impl IdKind {
             IdKind::Token => "tok",
             IdKind::Session => "ses",
             IdKind::Operation => "op",
+            IdKind::Instance => "i",
+            IdKind::Image => "img",
         }
     }
 

@@ -6,6 +6,8 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod images;
+pub mod instances;
 pub mod list;
 pub mod operations;
 pub mod projects;

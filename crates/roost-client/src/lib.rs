@@ -1,6 +1,7 @@
 //! A typed client of the Roost REST API. Every method maps to one endpoint and returns
 //! the API's own types; failures carry the server's error body.
 
+pub mod exec;
 mod sse;
 
 use std::sync::Once;
@@ -11,6 +12,11 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use roost_api::audit::{AuditEntry, AuditQuery, AuditVerification};
 use roost_api::auth::{LoginRequest, LoginResponse, Role, WhoAmI};
 use roost_api::events::{Event, EventFilter};
+use roost_api::images::{BuildImageRequest, Image};
+use roost_api::instances::{
+    CreateInstanceRequest, Instance, InstanceListParams, InstanceStats, InstanceStatus, MetricSeries, StopRequest,
+};
+pub use roost_api::instances::{CreatedInstance, ExecControl, ExecStart, LogEntry};
 use roost_api::operations::Operation;
 use roost_api::projects::{
     CreateProjectRequest, Member, Project, Quota, SetMemberRequest, UpdateProjectRequest, Usage,
@@ -355,6 +361,174 @@ impl Client {
 
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
         self.get("/v1/audit/verify").await
+    }
+
+    // --- images -------------------------------------------------------------------
+
+    pub async fn list_images(&self, project: Option<&str>) -> Result<Vec<Image>> {
+        let mut req = self.request(Method::GET, "/v1/images");
+        if let Some(p) = project {
+            req = req.query(&[("project", p)]);
+        }
+        self.json(req).await
+    }
+
+    pub async fn get_image(&self, key: &str) -> Result<Image> {
+        self.get(&format!("/v1/images/{}", encode(key))).await
+    }
+
+    pub async fn build_image(&self, req: &BuildImageRequest) -> Result<Operation> {
+        self.post("/v1/images", req).await
+    }
+
+    /// Uploads a root filesystem tarball.
+    pub async fn import_image(&self, name: &str, project: Option<&str>, body: reqwest::Body) -> Result<Image> {
+        let mut query = vec![("name", name.to_string())];
+        if let Some(p) = project {
+            query.push(("project", p.to_string()));
+        }
+        let req = self
+            .request(Method::POST, "/v1/images/import")
+            .query(&query)
+            .header("content-type", "application/octet-stream")
+            .body(body);
+        self.json(req).await
+    }
+
+    pub async fn delete_image(&self, key: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, &format!("/v1/images/{}", encode(key)))).await?;
+        Ok(())
+    }
+
+    // --- instances ----------------------------------------------------------------
+
+    pub async fn create_instance(&self, req: &CreateInstanceRequest) -> Result<CreatedInstance> {
+        self.post("/v1/instances", req).await
+    }
+
+    pub async fn list_instances(&self, params: &InstanceListParams) -> Result<Page<Instance>> {
+        self.json(self.request(Method::GET, "/v1/instances").query(params)).await
+    }
+
+    /// Every page of a filtered instance list.
+    pub async fn all_instances(&self, params: &InstanceListParams) -> Result<Vec<Instance>> {
+        let mut params = InstanceListParams { limit: Some(1000), ..params.clone() };
+        let mut items = Vec::new();
+        loop {
+            let page = self.list_instances(&params).await?;
+            items.extend(page.items);
+            match page.next_cursor {
+                Some(c) => params.cursor = Some(c),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    fn instance_path(key: &str, suffix: &str, project: Option<&str>) -> String {
+        let mut path = format!("/v1/instances/{}{suffix}", encode(key));
+        if let Some(p) = project {
+            path.push_str(&format!("?project={}", encode(p)));
+        }
+        path
+    }
+
+    pub async fn get_instance(&self, key: &str, project: Option<&str>) -> Result<Instance> {
+        self.get(&Self::instance_path(key, "", project)).await
+    }
+
+    pub async fn start_instance(&self, key: &str, project: Option<&str>) -> Result<Operation> {
+        self.json(self.request(Method::POST, &Self::instance_path(key, "/start", project))).await
+    }
+
+    pub async fn stop_instance(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        timeout_secs: Option<u64>,
+    ) -> Result<Operation> {
+        let body = StopRequest { timeout_secs };
+        self.json(self.request(Method::POST, &Self::instance_path(key, "/stop", project)).json(&body)).await
+    }
+
+    pub async fn restart_instance(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        timeout_secs: Option<u64>,
+    ) -> Result<Operation> {
+        let body = StopRequest { timeout_secs };
+        self.json(self.request(Method::POST, &Self::instance_path(key, "/restart", project)).json(&body)).await
+    }
+
+    pub async fn delete_instance(&self, key: &str, project: Option<&str>, force: bool) -> Result<Operation> {
+        let mut req = self.request(Method::DELETE, &format!("/v1/instances/{}", encode(key)));
+        let mut query = vec![("force", force.to_string())];
+        if let Some(p) = project {
+            query.push(("project", p.to_string()));
+        }
+        req = req.query(&query);
+        self.json(req).await
+    }
+
+    /// Waits server-side (up to `timeout`) for the instance to reach `status`.
+    pub async fn wait_instance(&self, key: &str, status: InstanceStatus, timeout: Duration) -> Result<Instance> {
+        let req = self
+            .request(Method::GET, &format!("/v1/instances/{}/wait", encode(key)))
+            .query(&[("status", status.as_str().to_string()), ("timeout", format!("{}s", timeout.as_secs().max(1)))]);
+        self.json(req).await
+    }
+
+    pub async fn instance_stats(&self, key: &str) -> Result<InstanceStats> {
+        self.get(&format!("/v1/instances/{}/stats", encode(key))).await
+    }
+
+    pub async fn instance_metrics(&self, key: &str, period: &str) -> Result<MetricSeries> {
+        self.json(
+            self.request(Method::GET, &format!("/v1/instances/{}/metrics", encode(key))).query(&[("period", period)]),
+        )
+        .await
+    }
+
+    /// The log stream: one JSON object per line (`time`, `stream`, `line`).
+    pub async fn instance_logs(
+        &self,
+        key: &str,
+        since: Option<&str>,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> Result<impl Stream<Item = Result<LogEntry>> + use<>> {
+        let mut query = vec![("follow", follow.to_string())];
+        if let Some(s) = since {
+            query.push(("since", s.to_string()));
+        }
+        if let Some(t) = tail {
+            query.push(("tail", t.to_string()));
+        }
+        let response =
+            self.send(self.request(Method::GET, &format!("/v1/instances/{}/logs", encode(key))).query(&query)).await?;
+        Ok(sse::json_lines(response))
+    }
+
+    /// A tar archive of a path in the instance.
+    pub async fn download_files(&self, key: &str, path: &str) -> Result<reqwest::Response> {
+        self.send(self.request(Method::GET, &format!("/v1/instances/{}/files", encode(key))).query(&[("path", path)]))
+            .await
+    }
+
+    /// Unpacks a tar archive into a directory of the instance.
+    pub async fn upload_files(&self, key: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        let req = self
+            .request(Method::PUT, &format!("/v1/instances/{}/files", encode(key)))
+            .query(&[("path", dir)])
+            .header("content-type", "application/x-tar")
+            .body(tar);
+        self.send(req).await?;
+        Ok(())
+    }
+
+    /// Opens an exec WebSocket and starts the command.
+    pub async fn exec(&self, key: &str, start: &ExecStart) -> Result<exec::ExecConnection> {
+        exec::connect(self, key, start).await
     }
 
     // --- system -------------------------------------------------------------------

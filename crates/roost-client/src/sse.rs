@@ -39,3 +39,29 @@ pub fn events(response: reqwest::Response) -> impl Stream<Item = Result<Event>> 
         }
     }
 }
+
+/// Turns a JSON-lines body into items.
+pub fn json_lines<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> impl Stream<Item = Result<T>> {
+    let mut body = response.bytes_stream();
+    async_stream::stream! {
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(c) => buf.extend_from_slice(&c),
+                Err(e) => {
+                    yield Err(ClientError::Http(e));
+                    return;
+                }
+            }
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                if line.len() > 1 {
+                    match serde_json::from_slice::<T>(&line[..line.len() - 1]) {
+                        Ok(item) => yield Ok(item),
+                        Err(e) => yield Err(ClientError::Unexpected { status: reqwest::StatusCode::OK, detail: format!("bad line: {e}") }),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -21,11 +21,22 @@ pub enum Audience {
     User(String),
     /// Admins only.
     Admins,
+    /// Members of the project (and admins).
+    Project(String),
 }
 
 impl Audience {
-    pub fn admits(&self, principal: &Principal) -> bool {
-        principal.is_admin() || matches!(self, Audience::User(id) if *id == principal.user_id)
+    /// Whether the principal may see the event; `projects` are the ids of the projects
+    /// it may see (loaded when its stream opened).
+    pub fn admits(&self, principal: &Principal, projects: &std::collections::HashSet<String>) -> bool {
+        if principal.sees_everything() && principal.project_id.is_none() {
+            return true;
+        }
+        match self {
+            Audience::User(id) => *id == principal.user_id,
+            Audience::Admins => false,
+            Audience::Project(id) => projects.contains(id),
+        }
     }
 }
 

@@ -5,11 +5,16 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod images;
+pub mod instances;
 pub mod list;
+pub mod node;
 pub mod operations;
 pub mod policy;
 pub mod projects;
 pub mod ratelimit;
+mod reconciler;
+mod samples;
 pub mod system;
 pub mod tokens;
 pub mod users;
@@ -62,6 +67,7 @@ struct Inner {
     auth_cache: auth::AuthCache,
     login_limiter: ratelimit::KeyedLimiter,
     mutation_limiter: ratelimit::KeyedLimiter,
+    compute: instances::Compute,
     shutdown: CancellationToken,
 }
 
@@ -77,6 +83,7 @@ impl Control {
                 auth_cache: auth::AuthCache::default(),
                 login_limiter,
                 mutation_limiter,
+                compute: Default::default(),
                 shutdown,
             }),
         }
@@ -103,6 +110,7 @@ impl Control {
     /// project exists, apply audit retention.
     pub async fn recover(&self) -> Result<()> {
         self.ensure_default_project().await?;
+        self.ensure_builtin_images().await?;
         self.apply_audit_retention().await?;
         let interrupted = self.store().fail_interrupted_operations(roost_store::now_ms()).await?;
         for op in interrupted {

@@ -56,3 +56,25 @@ impl Control {
         }
     }
 }
+
+impl Control {
+    /// The ids of the projects whose events the principal may see (empty for admins,
+    /// who see all).
+    pub async fn visible_project_ids(&self, principal: &Principal) -> Result<std::collections::HashSet<String>> {
+        Ok(match self.project_scope(principal) {
+            ProjectScope::All => Default::default(),
+            ProjectScope::One(id) => [id].into(),
+            ProjectScope::MemberOf(user) => {
+                let query = roost_store::ListQuery {
+                    limit: 10_000,
+                    sort: roost_store::SortKey { field: "created_at", text: false },
+                    descending: false,
+                    after: None,
+                    name_like: None,
+                };
+                let (rows, _) = self.store().list_projects(Some(&user), &query).await?;
+                rows.into_iter().map(|r| r.id).collect()
+            }
+        })
+    }
+}

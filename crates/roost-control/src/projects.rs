@@ -18,10 +18,15 @@ use crate::events::Audience;
 use crate::list::list_query;
 use crate::{Control, Error, Principal, RequestContext, Result, audit};
 
-/// How much of each quota resource a project uses. Resource kinds register their
-/// counting query here as they are added (instances, volumes, buckets, ...); a kind
-/// that does not exist yet uses nothing.
-const USAGE_QUERIES: &[(&str, &str)] = &[];
+/// How much of each quota resource a project uses: the counting query, and how many of
+/// its units make one unit of the limit (vCPUs are counted in thousandths). Resource
+/// kinds register here as they are added (volumes, buckets, ...); a kind that does not
+/// exist yet uses nothing.
+const USAGE_QUERIES: &[(&str, &str, i64)] = &[
+    ("instances", "SELECT COUNT(*) FROM instances WHERE project_id = $1", 1),
+    ("vcpus", "SELECT CAST(COALESCE(SUM(cpus_milli), 0) AS BIGINT) FROM instances WHERE project_id = $1", 1000),
+    ("memory_bytes", "SELECT CAST(COALESCE(SUM(memory_bytes), 0) AS BIGINT) FROM instances WHERE project_id = $1", 1),
+];
 
 impl Control {
     /// Creates the `default` project on the first start.
@@ -256,13 +261,14 @@ impl Control {
 
     async fn usage_counts(&self, project_id: &str) -> Result<BTreeMap<String, i64>> {
         let mut out = BTreeMap::new();
-        for (resource, sql) in USAGE_QUERIES {
+        for (resource, sql, scale) in USAGE_QUERIES {
             let used: i64 = roost_store::sqlx::query_scalar(roost_store::sqlx::AssertSqlSafe(*sql))
                 .bind(project_id)
                 .fetch_one(self.store().pool())
                 .await
                 .map_err(roost_store::StoreError::from)?;
-            out.insert(resource.to_string(), used);
+            // Whole units, rounded up: half a vCPU in use is one of the limit.
+            out.insert(resource.to_string(), (used + scale - 1) / scale);
         }
         Ok(out)
     }
@@ -281,7 +287,10 @@ impl Control {
             roost_store::projects::quotas_in(conn, &project.id).await?.into_iter().collect();
         for (resource, amount) in requested {
             let Some(limit) = limits.get(*resource) else { continue };
-            let sql = USAGE_QUERIES.iter().find(|(r, _)| r == resource).map(|(_, q)| *q);
+            let (sql, scale) = match USAGE_QUERIES.iter().find(|(r, _, _)| r == resource) {
+                Some((_, q, scale)) => (Some(*q), *scale),
+                None => (None, 1),
+            };
             let used: i64 = match sql {
                 Some(sql) => roost_store::sqlx::query_scalar(roost_store::sqlx::AssertSqlSafe(sql))
                     .bind(&project.id)
@@ -290,10 +299,13 @@ impl Control {
                     .map_err(roost_store::StoreError::from)?,
                 None => 0,
             };
-            if used + amount > *limit {
+            if used + amount > limit * scale {
+                let show = |v: i64| if scale == 1 { v.to_string() } else { format!("{}", v as f64 / scale as f64) };
                 return Err(Error::forbidden(format!(
-                    "quota exceeded in project '{}': {resource} limit is {limit}, {used} in use, {amount} requested",
-                    project.name
+                    "quota exceeded in project '{}': {resource} limit is {limit}, {} in use, {} requested",
+                    project.name,
+                    show(used),
+                    show(*amount)
                 )));
             }
         }

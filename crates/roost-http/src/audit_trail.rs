@@ -44,7 +44,23 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("PUT", "/v1/projects/{id}/members/{user}", "project.member.set", "project"),
     ("DELETE", "/v1/projects/{id}/members/{user}", "project.member.remove", "project"),
     ("PUT", "/v1/projects/{id}/quota", "project.quota.set", "project"),
+    ("POST", "/v1/images", "image.build", "image"),
+    ("POST", "/v1/images/import", "image.import", "image"),
+    ("DELETE", "/v1/images/{id}", "image.delete", "image"),
+    ("POST", "/v1/instances", "instance.create", "instance"),
+    ("DELETE", "/v1/instances/{id}", "instance.delete", "instance"),
+    ("POST", "/v1/instances/{id}/start", "instance.start", "instance"),
+    ("POST", "/v1/instances/{id}/stop", "instance.stop", "instance"),
+    ("POST", "/v1/instances/{id}/restart", "instance.restart", "instance"),
+    ("PUT", "/v1/instances/{id}/files", "instance.files.write", "instance"),
 ];
+
+/// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not
+/// bound by the JSON size limit.
+pub fn is_upload(method: &str, path: &str) -> bool {
+    (method == "POST" && path == "/v1/images/import")
+        || (method == "PUT" && path.starts_with("/v1/instances/") && path.ends_with("/files"))
+}
 
 /// The action name and resource type of a mutating route, if it is one.
 pub fn action_for(method: &str, route: &str) -> Option<(&'static str, &'static str)> {
@@ -68,22 +84,25 @@ pub async fn layer(State(state): State<AppState>, matched: Option<MatchedPath>, 
     let path = req.uri().path().to_string();
     let route = matched.map(|m| m.as_str().to_string()).unwrap_or_else(|| path.clone());
     let (mut parts, body) = req.into_parts();
-    // Bodies are small (the limit is checked before); read it once for the digest.
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            return ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-            )
-            .into_response();
+    let (body, digest) = if is_upload(&method, &path) {
+        (body, None)
+    } else {
+        // JSON bodies are small (the limit is checked before); read it once for the digest.
+        match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(bytes) => {
+                let digest = roost_control::audit::raw_body_digest(&bytes);
+                (Body::from(bytes), digest)
+            }
+            Err(_) => {
+                let message = format!("request body is larger than {MAX_BODY_BYTES} bytes");
+                return ApiError::new(ErrorCode::PayloadTooLarge, message).into_response();
+            }
         }
     };
-    let digest = roost_control::audit::raw_body_digest(&bytes);
     let audit = RequestAudit::default();
     parts.extensions.insert(audit.clone());
     let ctx = crate::extract::context(&parts);
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let response = next.run(Request::from_parts(parts, body)).await;
     if audit.audited.load(Ordering::Relaxed) {
         return response;
     }

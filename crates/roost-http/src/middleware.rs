@@ -88,7 +88,8 @@ pub async fn reject_oversized(req: Request, next: Next) -> Response {
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    let upload = crate::audit_trail::is_upload(req.method().as_str(), req.uri().path());
+    if !upload && declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         let err = crate::ApiError::new(
             roost_api::ErrorCode::PayloadTooLarge,
             format!("request body is larger than {MAX_BODY_BYTES} bytes"),

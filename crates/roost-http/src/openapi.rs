@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Auth;
-use crate::routes::{audit, auth, events, health, operations, projects, system, tokens, users};
+use crate::routes::{audit, auth, events, health, images, instances, operations, projects, system, tokens, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +29,8 @@ use crate::routes::{audit, auth, events, health, operations, projects, system, t
         (name = "users", description = "User accounts"),
         (name = "projects", description = "Tenancy: projects, members, quotas"),
         (name = "audit", description = "The audit log"),
+        (name = "images", description = "Root filesystems instances start from"),
+        (name = "instances", description = "Containers (and microVMs) with a desired state"),
         (name = "operations", description = "Long-running work"),
         (name = "events", description = "The change stream"),
         (name = "system", description = "Server administration"),
@@ -77,6 +79,20 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(projects::set_member, projects::remove_member))
         .routes(routes!(projects::quota, projects::set_quota))
         .routes(routes!(projects::usage))
+        .routes(routes!(images::list, images::build))
+        .routes(routes!(images::import))
+        .routes(routes!(images::get, images::delete))
+        .routes(routes!(instances::list, instances::create))
+        .routes(routes!(instances::get, instances::delete))
+        .routes(routes!(instances::start))
+        .routes(routes!(instances::stop))
+        .routes(routes!(instances::restart))
+        .routes(routes!(instances::wait))
+        .routes(routes!(instances::stats))
+        .routes(routes!(instances::metrics))
+        .routes(routes!(instances::logs))
+        .routes(routes!(instances::files_get, instances::files_put))
+        .routes(routes!(instances::exec))
         .routes(routes!(audit::list))
         .routes(routes!(audit::export))
         .routes(routes!(audit::verify))

@@ -3,6 +3,8 @@
 //! and run through sqlx's `Any` driver on either backend.
 
 pub mod audit;
+pub mod images;
+pub mod instances;
 pub mod list;
 pub mod meta;
 pub mod operations;

@@ -43,6 +43,25 @@ pub struct ServerArgs {
     /// Archive audit entries older than this to <data-dir>/audit-archive/, e.g. 365d, or off [env: ROOST_AUDIT_RETENTION] [default: off]
     #[arg(long, value_name = "DURATION")]
     pub audit_retention: Option<String>,
+    /// Run instances on this machine: auto (when root and runc are there), on, off [env: ROOST_COMPUTE] [default: auto]
+    #[arg(long, value_name = "MODE")]
+    pub compute: Option<String>,
+    /// Address range of the default network [env: ROOST_NETWORK_CIDR] [default: 10.88.0.0/16]
+    #[arg(long, value_name = "CIDR")]
+    pub network_cidr: Option<String>,
+    /// Bridge of the default network [env: ROOST_BRIDGE] [default: roost0]
+    #[arg(long, value_name = "NAME")]
+    pub bridge: Option<String>,
+    /// The runc program [env: ROOST_RUNC] [default: runc]
+    #[arg(long, value_name = "PATH")]
+    pub runc: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComputeMode {
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +83,11 @@ pub struct ServerSettings {
     pub mutation_rate_per_minute: u32,
     /// `None`: audit entries are kept forever.
     pub audit_retention: Option<Duration>,
+    pub compute: ComputeMode,
+    /// The default network's range; the gateway is its first address.
+    pub network_cidr: ipnet::Ipv4Net,
+    pub bridge: String,
+    pub runc: String,
 }
 
 /// Every setting: the file key (the flag is `--` + key with `-`, the env var `ROOST_` +
@@ -78,6 +102,10 @@ const KEYS: &[&str] = &[
     "login_rate_per_minute",
     "mutation_rate_per_minute",
     "audit_retention",
+    "compute",
+    "network_cidr",
+    "bridge",
+    "runc",
 ];
 
 struct Sources<'a> {
@@ -211,7 +239,52 @@ impl ServerSettings {
             },
             None => None,
         };
+        let compute = match s.get("compute", &args.compute) {
+            Some((v, src)) => match v.as_str() {
+                "auto" => ComputeMode::Auto,
+                "on" => ComputeMode::On,
+                "off" => ComputeMode::Off,
+                _ => return Err(invalid("compute", &v, &src, "expected auto, on or off")),
+            },
+            None => ComputeMode::Auto,
+        };
+        let network_cidr = match s.get("network_cidr", &args.network_cidr) {
+            Some((v, src)) => match v.parse::<ipnet::Ipv4Net>() {
+                Ok(net) if net.prefix_len() <= 30 && net == net.trunc() => net,
+                _ => {
+                    return Err(invalid(
+                        "network_cidr",
+                        &v,
+                        &src,
+                        "expected an IPv4 network like 10.88.0.0/16 (prefix at most /30)",
+                    ));
+                }
+            },
+            None => "10.88.0.0/16".parse().expect("default CIDR"),
+        };
+        let bridge = match s.get("bridge", &args.bridge) {
+            Some((v, src)) => {
+                let ok = !v.is_empty()
+                    && v.len() <= 15
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !ok {
+                    return Err(invalid(
+                        "bridge",
+                        &v,
+                        &src,
+                        "expected an interface name of 1-15 letters, digits, '-', '_' or '.'",
+                    ));
+                }
+                v
+            }
+            None => "roost0".to_string(),
+        };
+        let runc = s.get("runc", &args.runc).map(|(v, _)| v).unwrap_or_else(|| "runc".to_string());
         Ok(ServerSettings {
+            compute,
+            network_cidr,
+            bridge,
+            runc,
             listen,
             data_dir,
             database,

@@ -40,6 +40,24 @@ enum Command {
     /// The audit log (admins)
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Images instances start from
+    #[command(subcommand, visible_alias = "images")]
+    Image(cli::images::ImageCommand),
+    /// Instances (containers)
+    #[command(subcommand, visible_aliases = ["instances", "i"])]
+    Instance(cli::instances::InstanceCommand),
+    /// List instances (instance ls)
+    Ps(cli::instances::LsArgs),
+    /// Create an instance, print its output, exit with its exit code
+    Run(cli::instances::RunArgs),
+    /// Run a command in an instance
+    Exec(cli::instances::ExecArgs),
+    /// An interactive shell in an instance
+    Console { name: String },
+    /// An instance's stdout and stderr
+    Logs(cli::instances::LogsArgs),
+    /// Copy files in and out of an instance (INSTANCE:/path)
+    Cp(cli::instances::CpArgs),
     /// Manage API tokens
     #[command(subcommand, visible_alias = "tokens")]
     Token(cli::tokens::TokenCommand),
@@ -51,6 +69,14 @@ enum Command {
     /// Server administration (admins)
     #[command(subcommand)]
     System(cli::system::SystemCommand),
+}
+
+/// Commands that run something inside an instance exit with its exit code.
+fn exit_with(code: i32) {
+    if code != 0 {
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        std::process::exit(code.clamp(0, 255));
+    }
 }
 
 fn main() -> ExitCode {
@@ -73,6 +99,14 @@ fn main() -> ExitCode {
             Command::User(cmd) => cli::users::run(&cli.global, cmd).await,
             Command::Project(cmd) => cli::projects::run(&cli.global, cmd).await,
             Command::Audit(cmd) => cli::audit::run(&cli.global, cmd).await,
+            Command::Image(cmd) => cli::images::run(&cli.global, cmd).await,
+            Command::Instance(cmd) => cli::instances::run(&cli.global, cmd).await,
+            Command::Ps(args) => cli::instances::ls(&cli.global, args).await,
+            Command::Run(args) => cli::instances::run_once(&cli.global, args).await.map(exit_with),
+            Command::Exec(args) => cli::instances::exec(&cli.global, args).await.map(exit_with),
+            Command::Console { name } => cli::instances::console(&cli.global, name).await.map(exit_with),
+            Command::Logs(args) => cli::instances::logs(&cli.global, args).await,
+            Command::Cp(args) => cli::instances::cp(&cli.global, args).await,
             Command::Token(cmd) => cli::tokens::run(&cli.global, cmd).await,
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,

@@ -10,7 +10,7 @@ use roost_control::{Control, ControlSettings};
 use roost_store::Store;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{LogFormat, ServerArgs, ServerSettings};
+use crate::config::{ComputeMode, LogFormat, ServerArgs, ServerSettings};
 
 /// In-flight requests get this long to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -52,6 +52,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     );
     control.recover().await?;
+    match attach_compute(&control, &settings) {
+        Ok(()) => {
+            tracing::info!(bridge = %settings.bridge, cidr = %settings.network_cidr, "compute node attached (runc containers)")
+        }
+        Err(e) if settings.compute == ComputeMode::On => {
+            return Err(e.context("--compute on, but the node cannot run instances"));
+        }
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "instances are unavailable on this server"),
+    }
     let admin_password = std::env::var("ROOST_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
     let from_env = admin_password.is_some();
     let created = control.bootstrap_admin(admin_password).await.map_err(|e| anyhow::anyhow!(e.message))?;
@@ -94,6 +103,28 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     store.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Runs instances here: the runc driver, the image store and the default network.
+fn attach_compute(control: &Control, s: &ServerSettings) -> anyhow::Result<()> {
+    if s.compute == ComputeMode::Off {
+        anyhow::bail!("compute is off (--compute off)");
+    }
+    let mut config = roost_node::drivers::container::ContainerConfig::for_data_dir(&s.data_dir);
+    config.runc = s.runc.clone().into();
+    let driver = roost_node::drivers::container::ContainerDriver::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let gateway = s.network_cidr.hosts().next().ok_or_else(|| anyhow::anyhow!("the network has no addresses"))?;
+    control.attach_node(roost_control::node::Node {
+        driver: std::sync::Arc::new(driver),
+        images: roost_node::images::ImageStore::new(s.data_dir.join("images")),
+        network: roost_node::network::Network {
+            bridge: s.bridge.clone(),
+            gateway,
+            prefix_len: s.network_cidr.prefix_len(),
+        },
+        nft: "nft".into(),
+    });
     Ok(())
 }
 

@@ -36,8 +36,9 @@ pub async fn stream(
     let last_seen = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let (replay, mut live) = state.control.events().subscribe(last_seen);
     let shutdown = state.control.shutdown().clone();
+    let projects = state.control.visible_project_ids(&auth).await?;
     let principal = auth.0;
-    let visible = move |p: &Published| p.audience.admits(&principal) && filter.accepts(&p.event);
+    let visible = move |p: &Published| p.audience.admits(&principal, &projects) && filter.accepts(&p.event);
     let stream = async_stream::stream! {
         for p in replay.iter().filter(|p| visible(p)) {
             yield Ok(to_sse(&p.event));

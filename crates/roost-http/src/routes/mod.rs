@@ -4,6 +4,8 @@ pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod health;
+pub mod images;
+pub mod instances;
 pub mod operations;
 pub mod projects;
 pub mod system;

@@ -3,10 +3,13 @@
 pub mod audit;
 pub mod auth;
 pub mod events;
+pub mod images;
+pub mod instances;
 pub mod operations;
 pub mod output;
 pub mod projects;
 pub mod system;
+pub mod terminal;
 pub mod tokens;
 pub mod users;
 

@@ -38,6 +38,24 @@ pub struct ServerOptions {
     pub admin_password: Option<String>,
 }
 
+impl ServerOptions {
+    /// A server whose default network (bridge and range) is its own, so tests that run
+    /// instances side by side do not share addresses. `n` must be unique per test.
+    pub fn compute(n: u8) -> ServerOptions {
+        ServerOptions {
+            args: vec![
+                "--compute".into(),
+                "on".into(),
+                "--bridge".into(),
+                format!("rtest{n}"),
+                "--network-cidr".into(),
+                format!("10.199.{n}.0/24"),
+            ],
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions { args: Vec::new(), env: Vec::new(), admin_password: Some(ADMIN_PASSWORD.to_string()) }
@@ -162,7 +180,35 @@ impl Drop for TestServer {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        // Instances outlive their server by design; a test's must not outlive the test.
+        let data_dir = self.data_dir.path().to_path_buf();
+        if data_dir.join("instances").is_dir() {
+            let _ = std::thread::spawn(move || delete_instances_of(&data_dir)).join();
+        }
     }
+}
+
+/// Deletes every container a (stopped) server with this data dir left running.
+pub fn delete_instances_of(data_dir: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use roost_node::Driver;
+        let config = roost_node::drivers::container::ContainerConfig::for_data_dir(data_dir);
+        let Ok(driver) = roost_node::drivers::container::ContainerDriver::new(config) else { return };
+        for id in driver.list().await.unwrap_or_default() {
+            let _ = driver.delete(&id).await;
+        }
+    });
+}
+
+/// Removes a test network's bridge and NAT rules.
+pub async fn remove_test_network(n: u8) {
+    let network = roost_node::network::Network {
+        bridge: format!("rtest{n}"),
+        gateway: std::net::Ipv4Addr::new(10, 199, n, 1),
+        prefix_len: 24,
+    };
+    let _ = network.remove("nft").await;
 }
 
 pub fn signal(pid: u32, sig: &str) {

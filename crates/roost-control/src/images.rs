@@ -1,0 +1,355 @@
+//! Images: the builtin busybox, Debian builds and tarball imports. Rows carry names and
+//! ownership; contents live in the node's content-addressed image store.
+
+use std::path::{Path, PathBuf};
+
+use roost_api::ids::IdKind;
+use roost_api::images::{BuildImageRequest, Image, ImageStatus};
+use roost_api::operations::Operation;
+use roost_api::projects::DEFAULT_PROJECT;
+use roost_store::images::{BUILTIN, ImageRow};
+use roost_store::{StoreError, now_ms};
+
+use crate::error::{Validator, check_name};
+use crate::events::Audience;
+use crate::{Control, Error, Principal, RequestContext, Result, audit};
+
+/// The builtin image every project sees.
+pub const BUSYBOX: &str = "busybox";
+
+impl Control {
+    /// Makes sure the builtin image rows exist (their contents are built on first use).
+    pub(crate) async fn ensure_builtin_images(&self) -> Result<()> {
+        let failed = self.store().fail_interrupted_builds(now_ms()).await?;
+        if failed > 0 {
+            tracing::warn!(images = failed, "image builds interrupted by a restart were marked failed");
+        }
+        if self.store().image_by_key(BUSYBOX, &roost_store::list::ProjectScope::One(String::new())).await?.is_some() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let row = ImageRow {
+            id: IdKind::Image.generate(),
+            name: BUSYBOX.into(),
+            project_id: BUILTIN.into(),
+            source: "builtin".into(),
+            description: Some("BusyBox from the host's busybox-static, with the usual applets".into()),
+            status: ImageStatus::Ready.as_str().into(),
+            status_reason: None,
+            digest: None,
+            size_bytes: None,
+            spec: None,
+            created_by: Some("system".into()),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.store().write().await?;
+        match roost_store::images::insert(tx.conn(), &row).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_images(&self, p: &Principal, project: Option<&str>) -> Result<Vec<Image>> {
+        let project_id = match project {
+            Some(key) => Some(self.project_access(p, key).await?.project.id),
+            None => None,
+        };
+        let rows = self.store().list_images(&self.project_scope(p), project_id.as_deref()).await?;
+        Ok(rows.iter().map(ImageRow::to_api).collect())
+    }
+
+    pub async fn get_image(&self, p: &Principal, key: &str) -> Result<Image> {
+        Ok(self.image_row(p, key).await?.to_api())
+    }
+
+    pub(crate) async fn image_row(&self, p: &Principal, key: &str) -> Result<ImageRow> {
+        self.store().image_by_key(key, &self.project_scope(p)).await?.ok_or_else(|| Error::not_found("image", key))
+    }
+
+    /// The image's root filesystem on this node, building a builtin one on first use.
+    pub(crate) async fn image_rootfs(&self, row: &ImageRow) -> Result<PathBuf> {
+        if let Some(path) = self.compute().rootfs.lock().expect("rootfs").get(&row.id).filter(|p| p.is_dir()) {
+            return Ok(path.clone());
+        }
+        let path = self.resolve_rootfs(row).await?;
+        self.compute().rootfs.lock().expect("rootfs").insert(row.id.clone(), path.clone());
+        Ok(path)
+    }
+
+    async fn resolve_rootfs(&self, row: &ImageRow) -> Result<PathBuf> {
+        let node = self.node()?;
+        if row.source == "builtin" && row.name == BUSYBOX {
+            let image = node.images.busybox().await.map_err(node_error)?;
+            return Ok(image.rootfs);
+        }
+        let digest =
+            row.digest.as_deref().ok_or_else(|| Error::unprocessable(format!("image '{}' is not built", row.name)))?;
+        match node.images.get(digest).map_err(node_error)? {
+            Some(image) => Ok(image.rootfs),
+            None => Err(Error::unprocessable(format!("image '{}' is missing from this node's image store", row.name))),
+        }
+    }
+
+    /// Starts a Debian build; returns the operation that tracks it.
+    pub async fn build_image(&self, ctx: &RequestContext, p: &Principal, req: BuildImageRequest) -> Result<Operation> {
+        let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
+        access.require_write()?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", &req.name);
+        let suite = match req.from.split_once(':') {
+            Some(("debian", suite))
+                if !suite.is_empty() && suite.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+            {
+                suite.to_string()
+            }
+            _ => {
+                v.add("from", "must be debian:<suite>, e.g. debian:bookworm");
+                String::new()
+            }
+        };
+        for pkg in &req.packages {
+            let ok = !pkg.is_empty()
+                && pkg.len() <= 100
+                && pkg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+            v.check(ok, "packages", format!("'{pkg}' is not a Debian package name"));
+        }
+        v.finish()?;
+        self.node()?;
+        let mut packages = req.packages.clone();
+        packages.sort();
+        packages.dedup();
+        let description = if packages.is_empty() {
+            format!("debian:{suite}")
+        } else {
+            format!("debian:{suite} +{}", packages.join(","))
+        };
+        let now = now_ms();
+        let row = ImageRow {
+            id: IdKind::Image.generate(),
+            name: req.name.clone(),
+            project_id: access.project.id.clone(),
+            source: "debian".into(),
+            description: Some(description),
+            status: ImageStatus::Building.as_str().into(),
+            status_reason: None,
+            digest: None,
+            size_bytes: None,
+            spec: serde_json::to_string(&serde_json::json!({"suite": suite, "packages": packages})).ok(),
+            created_by: Some(p.user_id.clone()),
+            created_at: now,
+            updated_at: now,
+        };
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        roost_store::images::insert(tx.conn(), &row).await.map_err(|e| match e {
+            StoreError::Conflict(_) => Error::conflict(format!(
+                "an image named '{}' already exists in project '{}'",
+                req.name, access.project.name
+            )),
+            e => e.into(),
+        })?;
+        let op = self.new_operation(tx.conn(), p, "image.build", Some(("image", &row.id))).await?;
+        audit::record(tx.conn(), ctx, p, "image.build", Some(("image", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        op.announce();
+        let snapshot = op.to_api();
+        let control = self.clone();
+        tokio::spawn(async move {
+            let mut op = op;
+            op.progress(1, "starting the build").await;
+            let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
+            let images = control.node().map(|n| n.images.clone());
+            let build = async {
+                let images = images?;
+                images
+                    .build_debian(&row.name, &suite, &packages, move |p| {
+                        let _ = progress_tx.send(p);
+                    })
+                    .await
+                    .map_err(node_error)
+            };
+            tokio::pin!(build);
+            let result = loop {
+                tokio::select! {
+                    result = &mut build => break result,
+                    Some(p) = progress_rx.recv() => op.progress(p.percent.clamp(1, 99), &p.message).await,
+                }
+            };
+            control.finish_image(&row, result.map(|i| (i.digest, i.meta.size_bytes)), op).await;
+        });
+        Ok(snapshot)
+    }
+
+    /// Imports a root filesystem tarball already written to `path` (it is removed after).
+    pub async fn import_image(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        name: &str,
+        project: Option<&str>,
+        path: &Path,
+    ) -> Result<Image> {
+        let access = self.project_access(p, project.unwrap_or(DEFAULT_PROJECT)).await?;
+        access.require_write()?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", name);
+        v.finish()?;
+        let node = self.node()?;
+        // A file that does not unpack is the uploader's to fix.
+        let imported = node.images.import_tarball(path).await.map_err(|e| match e {
+            roost_node::Error::Missing { .. } => node_error(e),
+            e => Error::unprocessable(format!("not a root filesystem tarball (.tar, .tar.gz, .tar.zst): {e}")),
+        });
+        let _ = tokio::fs::remove_file(path).await;
+        let image = imported?;
+        let now = now_ms();
+        let row = ImageRow {
+            id: IdKind::Image.generate(),
+            name: name.to_string(),
+            project_id: access.project.id.clone(),
+            source: "import".into(),
+            description: Some("imported root filesystem tarball".into()),
+            status: ImageStatus::Ready.as_str().into(),
+            status_reason: None,
+            digest: Some(image.digest.clone()),
+            size_bytes: Some(image.meta.size_bytes as i64),
+            spec: None,
+            created_by: Some(p.user_id.clone()),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.store().write().await?;
+        roost_store::images::insert(tx.conn(), &row).await.map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                Error::conflict(format!("an image named '{name}' already exists in project '{}'", access.project.name))
+            }
+            e => e.into(),
+        })?;
+        audit::record(tx.conn(), ctx, p, "image.import", Some(("image", &row.id)), None).await?;
+        tx.commit().await?;
+        let api = row.to_api();
+        self.events().publish(
+            "image.created",
+            "image",
+            &api.id,
+            serde_json::to_value(&api).ok(),
+            Audience::Project(access.project.id),
+        );
+        Ok(api)
+    }
+
+    async fn finish_image(
+        &self,
+        row: &ImageRow,
+        result: Result<(String, u64)>,
+        op: crate::operations::OperationHandle,
+    ) {
+        let now = now_ms();
+        let outcome = async {
+            let mut tx = self.store().write().await?;
+            match &result {
+                Ok((digest, size)) => {
+                    roost_store::images::finish(
+                        tx.conn(),
+                        &row.id,
+                        ImageStatus::Ready,
+                        None,
+                        Some(digest),
+                        Some(*size as i64),
+                        now,
+                    )
+                    .await?
+                }
+                Err(e) => {
+                    roost_store::images::finish(
+                        tx.conn(),
+                        &row.id,
+                        ImageStatus::Failed,
+                        Some(&e.message),
+                        None,
+                        None,
+                        now,
+                    )
+                    .await?
+                }
+            }
+            tx.commit().await
+        }
+        .await;
+        if let Err(err) = outcome {
+            tracing::error!(image = %row.id, error = %err, "could not record the build's result");
+        }
+        if let Ok(Some(updated)) = self.store().image_by_id(&row.id).await {
+            let api = updated.to_api();
+            self.events().publish(
+                "image.updated",
+                "image",
+                &api.id,
+                serde_json::to_value(&api).ok(),
+                Audience::Project(row.project_id.clone()),
+            );
+        }
+        match result {
+            Ok((digest, size)) => {
+                op.succeed(Some(serde_json::json!({"image_id": row.id, "digest": digest, "size_bytes": size}))).await
+            }
+            Err(e) => op.fail(&e).await,
+        }
+    }
+
+    /// Deletes an image no instance uses (builtin images stay).
+    pub async fn delete_image(&self, ctx: &RequestContext, p: &Principal, key: &str) -> Result<()> {
+        let row = self.image_row(p, key).await?;
+        if row.project_id == BUILTIN {
+            return Err(Error::forbidden(format!("'{}' is a builtin image", row.name)));
+        }
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let users = self.store().image_users(&row.id).await?;
+        if users > 0 {
+            return Err(Error::conflict(format!(
+                "image '{}' is used by {users} instance(s); delete them first",
+                row.name
+            )));
+        }
+        if row.status() == ImageStatus::Building {
+            return Err(Error::conflict(format!("image '{}' is still building", row.name)));
+        }
+        let mut tx = self.store().write().await?;
+        roost_store::images::delete(tx.conn(), &row.id).await?;
+        audit::record(tx.conn(), ctx, p, "image.delete", Some(("image", &row.id)), None).await?;
+        tx.commit().await?;
+        // The contents go when no other image row shares them.
+        if let (Some(digest), Ok(node)) = (&row.digest, self.node()) {
+            let shared = self
+                .store()
+                .list_images(&roost_store::list::ProjectScope::All, None)
+                .await?
+                .iter()
+                .any(|r| r.digest.as_deref() == Some(digest));
+            if !shared {
+                if let Err(e) = node.images.remove(digest).await {
+                    tracing::warn!(image = %row.id, error = %e, "could not remove the image's files");
+                }
+            }
+        }
+        self.events().publish("image.deleted", "image", &row.id, None, Audience::Project(row.project_id.clone()));
+        Ok(())
+    }
+}
+
+/// A node-side failure as an API error: what the caller can fix is a 4xx, a missing
+/// host prerequisite a 503 naming the package, the rest a 500.
+pub(crate) fn node_error(e: roost_node::Error) -> Error {
+    use roost_api::ErrorCode;
+    let message = e.to_string();
+    match e {
+        roost_node::Error::NotFound(_) => Error::new(ErrorCode::NotFound, message),
+        roost_node::Error::Invalid(_) | roost_node::Error::CommandNotFound(_) => Error::unprocessable(message),
+        roost_node::Error::Conflict(_) => Error::conflict(message),
+        roost_node::Error::Missing { .. } => Error::new(ErrorCode::Unavailable, message),
+        _ => Error::internal(message),
+    }
+}

@@ -1,0 +1,582 @@
+//! Instances: create, list, show, start, stop, restart, delete, wait, exec, logs, files
+//! and stats. Changes set the desired state and wake the reconciler, which moves the
+//! node toward it and reports what it observes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use roost_api::ids::IdKind;
+use roost_api::instances::{
+    CreateInstanceRequest, Desired, Instance, InstanceListParams, InstanceStatus, RestartPolicy,
+};
+use roost_api::operations::Operation;
+use roost_api::projects::DEFAULT_PROJECT;
+use roost_api::{ListParams, Page};
+use roost_store::instances::{InstanceRow, SORT_KEYS};
+use roost_store::{StoreError, now_ms};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::error::{Validator, check_name};
+use crate::events::Audience;
+use crate::images::node_error;
+use crate::list::list_query;
+use crate::node::Node;
+use crate::operations::OperationHandle;
+use crate::policy::ProjectAccess;
+use crate::{Control, Error, Principal, RequestContext, Result, audit};
+
+/// Default and bounds of an instance's size.
+pub const DEFAULT_CPUS: f64 = 1.0;
+pub const DEFAULT_MEMORY: u64 = 512 << 20;
+const MIN_MEMORY: u64 = 4 << 20;
+/// Seconds between SIGTERM and SIGKILL when none is given.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The compute side of the control plane's state.
+#[derive(Default)]
+pub(crate) struct Compute {
+    pub node: std::sync::OnceLock<Arc<Node>>,
+    pub kick: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Operations waiting for the reconciler to reach the desired state, by instance.
+    pub ops: Mutex<HashMap<String, Vec<OperationHandle>>>,
+    /// One reconcile at a time per instance.
+    pub locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Restarts asked for, by instance.
+    pub restarts: Mutex<std::collections::HashSet<String>>,
+    /// SIGTERM-to-SIGKILL grace of pending stops, by instance.
+    pub graces: Mutex<HashMap<String, Duration>>,
+    /// Instances to reconcile again once the running step ends.
+    pub dirty: Mutex<std::collections::HashSet<String>>,
+    /// The sampler's last reading per instance: CPU time (ns) and when.
+    pub last_cpu: Mutex<HashMap<String, (u64, std::time::Instant)>>,
+    /// The latest sample per instance, for `stats`.
+    pub latest: Mutex<HashMap<String, roost_api::instances::InstanceStats>>,
+    /// Root filesystems already resolved, by image id (resolving the builtin image
+    /// hashes the host's busybox).
+    pub rootfs: Mutex<HashMap<String, std::path::PathBuf>>,
+    /// Whether the default network was set up since this server started.
+    pub network_ready: std::sync::atomic::AtomicBool,
+}
+
+fn check_env_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 255
+        && k.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether `cmd` resolves to a file in the image: an absolute path, or a name on the
+/// default PATH. Symlinks count (BusyBox applets are symlinks).
+fn command_exists(rootfs: &Path, cmd: &str) -> bool {
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    if cmd.contains('/') {
+        let rel = cmd.trim_start_matches('/');
+        return exists(&rootfs.join(rel));
+    }
+    ["usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin"]
+        .iter()
+        .any(|dir| exists(&rootfs.join(dir).join(cmd)))
+}
+
+impl Control {
+    /// Attaches the node and starts the reconciler and the metrics sampler.
+    pub fn attach_node(&self, node: Node) {
+        let _ = self.inner.compute.node.set(Arc::new(node));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let _ = self.inner.compute.kick.set(tx);
+        self.spawn_reconciler(rx);
+        self.spawn_sampler();
+    }
+
+    pub(crate) fn node(&self) -> Result<Arc<Node>> {
+        self.inner.compute.node.get().cloned().ok_or_else(|| {
+            Error::new(
+                roost_api::ErrorCode::Unavailable,
+                "this server runs no compute node (instances are unavailable)",
+            )
+        })
+    }
+
+    pub(crate) fn kick(&self, id: &str) {
+        if let Some(tx) = self.inner.compute.kick.get() {
+            let _ = tx.send(id.to_string());
+        }
+    }
+
+    pub(crate) fn compute(&self) -> &Compute {
+        &self.inner.compute
+    }
+
+    /// The API view of a row (with its image's name).
+    pub(crate) async fn instance_api(&self, row: &InstanceRow) -> Instance {
+        let image = match self.store().image_by_id(&row.image_id).await {
+            Ok(Some(i)) => i.name,
+            _ => row.image_id.clone(),
+        };
+        row.to_api(&image)
+    }
+
+    pub(crate) async fn publish_instance(&self, row: &InstanceRow, kind: &str) {
+        let api = self.instance_api(row).await;
+        self.events().publish(
+            kind,
+            "instance",
+            &row.id,
+            serde_json::to_value(&api).ok(),
+            Audience::Project(row.project_id.clone()),
+        );
+    }
+
+    /// An instance the principal may see, by id or name (`project` narrows names).
+    pub(crate) async fn instance_row(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<InstanceRow> {
+        let project_id = match project {
+            Some(k) => Some(self.project_access(p, k).await?.project.id),
+            None => None,
+        };
+        self.store()
+            .instance_by_key(key, &self.project_scope(p), project_id.as_deref())
+            .await?
+            .ok_or_else(|| Error::not_found("instance", key))
+    }
+
+    /// The instance and the principal's role in its project, for changes.
+    async fn writable_instance(
+        &self,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+    ) -> Result<(InstanceRow, ProjectAccess)> {
+        let row = self.instance_row(p, key, project).await?;
+        let access = self.project_access(p, &row.project_id).await?;
+        access.require_write()?;
+        Ok((row, access))
+    }
+
+    pub async fn create_instance(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        req: CreateInstanceRequest,
+    ) -> Result<(Instance, Operation)> {
+        let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
+        access.require_write()?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", &req.name);
+        let cpus = req.cpus.unwrap_or(DEFAULT_CPUS);
+        v.check(cpus > 0.0 && cpus <= 256.0 && cpus.is_finite(), "cpus", "must be more than 0 and at most 256");
+        let memory = req.memory_bytes.unwrap_or(DEFAULT_MEMORY);
+        v.check((MIN_MEMORY..=(1 << 40)).contains(&memory), "memory_bytes", "must be between 4 MiB and 1 TiB");
+        for (k, val) in &req.env {
+            v.check(check_env_key(k), "env", format!("'{k}' is not a valid variable name"));
+            v.check(val.len() <= 32 * 1024, "env", format!("the value of '{k}' is longer than 32 KiB"));
+        }
+        for (k, val) in &req.labels {
+            let ok = !k.is_empty() && k.len() <= 63 && val.len() <= 255 && !k.contains('=');
+            v.check(
+                ok,
+                "labels",
+                format!("'{k}' is not a valid label (key 1-63 characters without '=', value at most 255)"),
+            );
+        }
+        if let Some(cmd) = &req.command {
+            v.check(!cmd.is_empty() && !cmd[0].is_empty(), "command", "must name a program");
+        }
+        v.finish()?;
+        let image = self.image_row(p, &req.image).await.map_err(|_| {
+            Error::validation(vec![roost_api::FieldError {
+                field: "image".into(),
+                message: format!("no image named '{}'", req.image),
+            }])
+        })?;
+        if image.status() != roost_api::images::ImageStatus::Ready {
+            return Err(Error::unprocessable(format!("image '{}' is {}", image.name, image.status().as_str())));
+        }
+        self.node()?;
+        // A command that is not in the image is the caller's mistake: say so now rather
+        // than leave an instance in error.
+        if let Some(cmd) = req.command.as_ref().and_then(|c| c.first()) {
+            let rootfs = self.image_rootfs(&image).await?;
+            if !command_exists(&rootfs, cmd) {
+                return Err(Error::validation(vec![roost_api::FieldError {
+                    field: "command".into(),
+                    message: format!("'{cmd}' is not in image '{}'", image.name),
+                }]));
+            }
+        }
+        let start = req.start.unwrap_or(true);
+        let now = now_ms();
+        let row = InstanceRow {
+            id: IdKind::Instance.generate(),
+            project_id: access.project.id.clone(),
+            name: req.name.clone(),
+            kind: "container".into(),
+            image_id: image.id.clone(),
+            cpus_milli: (cpus * 1000.0).round() as i64,
+            memory_bytes: memory as i64,
+            command: req.command.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default()),
+            env: serde_json::to_string(&req.env).unwrap_or_else(|_| "{}".into()),
+            labels: serde_json::to_string(&req.labels).unwrap_or_else(|_| "{}".into()),
+            restart_policy: req.restart.unwrap_or_default().as_str().into(),
+            desired: if start { Desired::Running } else { Desired::Stopped }.as_str().into(),
+            status: if start { InstanceStatus::Pending } else { InstanceStatus::Stopped }.as_str().into(),
+            status_reason: None,
+            ip: None,
+            exit_code: None,
+            restart_count: 0,
+            created_by: Some(p.user_id.clone()),
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+        };
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        let requested = [("instances", 1), ("vcpus", row.cpus_milli), ("memory_bytes", row.memory_bytes)];
+        self.check_quota(tx.conn(), &access.project, &requested).await?;
+        roost_store::instances::insert(tx.conn(), &row).await.map_err(|e| match e {
+            StoreError::Conflict(_) => Error::conflict(format!(
+                "an instance named '{}' already exists in project '{}'",
+                req.name, access.project.name
+            )),
+            e => e.into(),
+        })?;
+        let op = self.new_operation(tx.conn(), p, "instance.create", Some(("instance", &row.id))).await?;
+        audit::record(tx.conn(), ctx, p, "instance.create", Some(("instance", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        op.announce();
+        self.publish_instance(&row, "instance.created").await;
+        let snapshot = op.to_api();
+        if start {
+            self.track(&row.id, op);
+            self.kick(&row.id);
+        } else {
+            op.succeed(None).await;
+        }
+        Ok((self.instance_api(&row).await, snapshot))
+    }
+
+    fn track(&self, id: &str, op: OperationHandle) {
+        self.compute().ops.lock().expect("ops").entry(id.to_string()).or_default().push(op);
+    }
+
+    /// Ends the operations waiting on an instance.
+    pub(crate) async fn settle(&self, id: &str, result: std::result::Result<(), Error>) {
+        let ops = self.compute().ops.lock().expect("ops").remove(id).unwrap_or_default();
+        for op in ops {
+            match &result {
+                Ok(()) => op.succeed(Some(serde_json::json!({"instance_id": id}))).await,
+                Err(e) => op.fail(e).await,
+            }
+        }
+    }
+
+    pub async fn list_instances(&self, p: &Principal, params: &InstanceListParams) -> Result<Page<Instance>> {
+        let list = ListParams {
+            limit: params.limit,
+            cursor: params.cursor.clone(),
+            sort: params.sort.clone(),
+            name: params.name.clone(),
+        };
+        let query = list_query(&list, SORT_KEYS)?;
+        let project = match &params.project {
+            Some(k) => Some(self.project_access(p, k).await?.project.id),
+            None => None,
+        };
+        let mut v = Validator::default();
+        if let Some(s) = &params.status {
+            v.check(InstanceStatus::parse(s).is_some(), "status", format!("unknown status '{s}'"));
+        }
+        let label = match params.label.as_deref() {
+            Some(l) => match l.split_once('=') {
+                Some((k, val)) => Some((k, val)),
+                None => {
+                    v.add("label", "must be key=value");
+                    None
+                }
+            },
+            None => None,
+        };
+        v.finish()?;
+        let (rows, next_cursor) = self
+            .store()
+            .list_instances(&self.project_scope(p), project.as_deref(), params.status.as_deref(), label, &query)
+            .await?;
+        let mut names = HashMap::new();
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if !names.contains_key(&row.image_id) {
+                let name = self.store().image_by_id(&row.image_id).await?.map(|i| i.name).unwrap_or_default();
+                names.insert(row.image_id.clone(), name);
+            }
+            items.push(row.to_api(&names[&row.image_id]));
+        }
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn get_instance(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<Instance> {
+        let row = self.instance_row(p, key, project).await?;
+        Ok(self.instance_api(&row).await)
+    }
+
+    async fn change_desired(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        desired: Desired,
+        action: &str,
+    ) -> Result<(InstanceRow, Operation)> {
+        let (row, _) = self.writable_instance(p, key, project).await?;
+        if row.desired() == Desired::Terminated {
+            return Err(Error::conflict(format!("instance '{}' is being deleted", row.name)));
+        }
+        let mut tx = self.store().write().await?;
+        roost_store::instances::set_desired(tx.conn(), &row.id, desired, now_ms()).await?;
+        let op = self.new_operation(tx.conn(), p, action, Some(("instance", &row.id))).await?;
+        audit::record(tx.conn(), ctx, p, action, Some(("instance", &row.id)), None).await?;
+        tx.commit().await?;
+        op.announce();
+        let snapshot = op.to_api();
+        self.track(&row.id, op);
+        self.kick(&row.id);
+        Ok((row, snapshot))
+    }
+
+    pub async fn start_instance(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+    ) -> Result<Operation> {
+        Ok(self.change_desired(ctx, p, key, project, Desired::Running, "instance.start").await?.1)
+    }
+
+    pub async fn stop_instance(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        grace: Duration,
+    ) -> Result<Operation> {
+        let row = self.instance_row(p, key, project).await?;
+        self.compute().graces.lock().expect("graces").insert(row.id.clone(), grace);
+        Ok(self.change_desired(ctx, p, &row.id, None, Desired::Stopped, "instance.stop").await?.1)
+    }
+
+    pub async fn restart_instance(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        grace: Duration,
+    ) -> Result<Operation> {
+        let row = self.instance_row(p, key, project).await?;
+        self.compute().graces.lock().expect("graces").insert(row.id.clone(), grace);
+        self.compute().restarts.lock().expect("restarts").insert(row.id.clone());
+        Ok(self.change_desired(ctx, p, &row.id, None, Desired::Running, "instance.restart").await?.1)
+    }
+
+    /// Deletes an instance; a running one only with `force`.
+    pub async fn delete_instance(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        force: bool,
+    ) -> Result<Operation> {
+        let (row, _) = self.writable_instance(p, key, project).await?;
+        let active = matches!(
+            row.status(),
+            InstanceStatus::Running
+                | InstanceStatus::Provisioning
+                | InstanceStatus::Pending
+                | InstanceStatus::Rebooting
+        ) && row.desired() != Desired::Terminated;
+        if active && !force {
+            return Err(Error::conflict(format!(
+                "instance '{}' is {}; stop it first or delete with force",
+                row.name,
+                row.status().as_str()
+            )));
+        }
+        let mut tx = self.store().write().await?;
+        roost_store::instances::set_desired(tx.conn(), &row.id, Desired::Terminated, now_ms()).await?;
+        let op = self.new_operation(tx.conn(), p, "instance.delete", Some(("instance", &row.id))).await?;
+        audit::record(tx.conn(), ctx, p, "instance.delete", Some(("instance", &row.id)), None).await?;
+        tx.commit().await?;
+        op.announce();
+        let snapshot = op.to_api();
+        self.track(&row.id, op);
+        self.kick(&row.id);
+        Ok(snapshot)
+    }
+
+    /// Blocks until the instance reaches `status` (for `terminated`: until it is gone),
+    /// the wait ends, or the server shuts down; returns it as it is then (or 404 once
+    /// deleted while waiting for something else).
+    pub async fn wait_instance(
+        &self,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        status: InstanceStatus,
+        wait: Duration,
+    ) -> Result<Instance> {
+        let (_, mut updates) = self.events().subscribe(None);
+        let row = self.instance_row(p, key, project).await?;
+        let id = row.id.clone();
+        let deadline = tokio::time::Instant::now() + wait.min(crate::operations::MAX_WAIT);
+        let mut current = self.instance_api(&row).await;
+        loop {
+            if current.status == status {
+                return Ok(current);
+            }
+            // Waiting for running is over once it has failed.
+            if status == InstanceStatus::Running && current.status == InstanceStatus::Error {
+                return Ok(current);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return Ok(current),
+                _ = self.shutdown().cancelled() => return Ok(current),
+                received = updates.recv() => match received {
+                    Ok(ev) if ev.event.resource_id == id => {
+                        if ev.event.kind == "instance.deleted" {
+                            if status == InstanceStatus::Terminated {
+                                current.status = InstanceStatus::Terminated;
+                                return Ok(current);
+                            }
+                            return Err(Error::not_found("instance", key));
+                        }
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return Ok(current),
+                },
+            }
+            match self.store().instance(&id).await? {
+                Some(row) => current = self.instance_api(&row).await,
+                None if status == InstanceStatus::Terminated => {
+                    current.status = InstanceStatus::Terminated;
+                    return Ok(current);
+                }
+                None => return Err(Error::not_found("instance", key)),
+            }
+        }
+    }
+
+    /// Checks the caller may run commands in (and copy files to and from) the instance,
+    /// and that it runs; returns its id.
+    pub async fn instance_for_exec(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<String> {
+        let (row, _) = self.writable_instance(p, key, project).await?;
+        // Running commands is never a read, whatever the HTTP method.
+        p.require_scope(roost_api::tokens::Scope::Write)?;
+        if row.status() != InstanceStatus::Running {
+            return Err(Error::conflict(format!("instance '{}' is {}, not running", row.name, row.status().as_str())));
+        }
+        Ok(row.id)
+    }
+
+    pub async fn exec(&self, id: &str, request: roost_node::ExecRequest) -> Result<roost_node::ExecSession> {
+        let node = self.node()?;
+        node.driver.exec(id, request).await.map_err(node_error)
+    }
+
+    pub async fn instance_logs(
+        &self,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        query: roost_node::LogQuery,
+    ) -> Result<roost_node::LogLines> {
+        let row = self.instance_row(p, key, project).await?;
+        let node = self.node()?;
+        node.driver.logs(&row.id, query).await.map_err(node_error)
+    }
+
+    pub async fn copy_in(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        path: &str,
+        tar: roost_node::TarStream,
+    ) -> Result<()> {
+        let id = self.instance_for_exec(p, key, project).await?;
+        let node = self.node()?;
+        node.driver.copy_in(&id, path, tar).await.map_err(node_error)?;
+        self.audit_standalone(
+            ctx,
+            &p.user_id,
+            p.token_id.clone(),
+            "instance.files.write",
+            Some(("instance", &id)),
+            "success",
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn copy_out(
+        &self,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        path: &str,
+    ) -> Result<roost_node::TarStream> {
+        let id = self.instance_for_exec(p, key, project).await?;
+        let node = self.node()?;
+        node.driver.copy_out(&id, path).await.map_err(node_error)
+    }
+
+    /// Labels of an instance as the sampler and `/metrics` name it.
+    pub(crate) fn metric_labels(row: &InstanceRow) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([("instance", row.id.clone()), ("name", row.name.clone()), ("project", row.project_id.clone())])
+    }
+}
+
+/// Whether an instance whose main process ended should be started again.
+pub fn should_restart(policy: RestartPolicy, exit_code: i32) -> bool {
+    match policy {
+        RestartPolicy::Always => true,
+        RestartPolicy::OnFailure => exit_code != 0,
+        RestartPolicy::Never => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies() {
+        assert!(should_restart(RestartPolicy::Always, 0));
+        assert!(should_restart(RestartPolicy::OnFailure, 1));
+        assert!(!should_restart(RestartPolicy::OnFailure, 0));
+        assert!(!should_restart(RestartPolicy::Never, 137));
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(check_env_key("PATH") && check_env_key("_x1"));
+        assert!(!check_env_key("1X") && !check_env_key("A-B") && !check_env_key(""));
+    }
+
+    #[test]
+    fn commands_resolve_in_the_rootfs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/busybox"), b"").unwrap();
+        std::os::unix::fs::symlink("/bin/busybox", dir.path().join("bin/sh")).unwrap();
+        assert!(command_exists(dir.path(), "sh"));
+        assert!(command_exists(dir.path(), "/bin/sh"));
+        assert!(!command_exists(dir.path(), "python3"));
+        assert!(!command_exists(dir.path(), "/usr/bin/env"));
+    }
+}

@@ -1,0 +1,292 @@
+//! The reconciler owns the truth about instances: it compares each row's desired state
+//! with what the driver observes and takes the next step. Every step is idempotent, so
+//! after a crash anywhere a restart converges: running instances are adopted, half-made
+//! ones finished, half-deleted ones removed, and anything the driver has without a row
+//! is deleted.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use roost_api::instances::{Desired, InstanceStatus};
+use roost_node::driver::exit_code_of;
+use roost_node::{InstanceSpec, InstanceStatus as Observed, MacAddr, NetAttachment};
+use roost_store::instances::InstanceRow;
+use roost_store::now_ms;
+
+use crate::images::node_error;
+use crate::instances::{DEFAULT_STOP_TIMEOUT, should_restart};
+use crate::node::DEFAULT_NETWORK;
+use crate::{Control, Error, Result};
+
+/// How often every instance is looked at even without a change (exits, drift).
+const TICK: Duration = Duration::from_secs(2);
+
+impl Control {
+    pub(crate) fn spawn_reconciler(&self, mut kicks: tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let control = self.clone();
+        tokio::spawn(async move {
+            control.reconcile_all().await;
+            let mut tick = tokio::time::interval(TICK);
+            loop {
+                tokio::select! {
+                    _ = control.shutdown().cancelled() => break,
+                    Some(id) = kicks.recv() => control.spawn_reconcile(id),
+                    _ = tick.tick() => control.reconcile_all().await,
+                }
+            }
+        });
+    }
+
+    fn spawn_reconcile(&self, id: String) {
+        let control = self.clone();
+        tokio::spawn(async move { control.reconcile(&id).await });
+    }
+
+    /// Every row, and every instance the driver has without a row.
+    pub(crate) async fn reconcile_all(&self) {
+        let Ok(node) = self.node() else { return };
+        let rows = match self.store().all_instances().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconcile: cannot list instances");
+                return;
+            }
+        };
+        for row in &rows {
+            self.spawn_reconcile(row.id.clone());
+        }
+        match node.driver.list().await {
+            Ok(ids) => {
+                for id in ids.into_iter().filter(|id| !rows.iter().any(|r| &r.id == id)) {
+                    self.spawn_reconcile(id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reconcile: cannot list the driver's instances"),
+        }
+    }
+
+    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.compute().locks.lock().expect("locks").entry(id.to_string()).or_default().clone()
+    }
+
+    /// Steps toward the desired state of one instance. One runs at a time per instance;
+    /// a request that arrives meanwhile marks it dirty and the running one goes again.
+    pub(crate) async fn reconcile(&self, id: &str) {
+        let lock = self.lock_for(id);
+        let Ok(_guard) = lock.try_lock() else {
+            self.compute().dirty.lock().expect("dirty").insert(id.to_string());
+            return;
+        };
+        loop {
+            self.reconcile_step(id).await;
+            if !self.compute().dirty.lock().expect("dirty").remove(id) {
+                break;
+            }
+        }
+    }
+
+    async fn reconcile_step(&self, id: &str) {
+        if let Err(e) = self.reconcile_locked(id).await {
+            tracing::warn!(instance = id, error = %e.message, "reconcile step failed");
+            if let Ok(Some(row)) = self.store().instance(id).await {
+                let _ = self.record(&row, InstanceStatus::Error, Some(&e.message), row.exit_code, None).await;
+                // A failed start is not retried in a loop; the owner starts it again.
+                if row.desired() == Desired::Running {
+                    let _ = self.set_desired(&row, Desired::Stopped).await;
+                }
+            }
+            self.settle(id, Err(e)).await;
+        }
+    }
+
+    async fn reconcile_locked(&self, id: &str) -> Result<()> {
+        let node = self.node()?;
+        let Some(row) = self.store().instance(id).await? else {
+            // The driver has it, the store does not: an orphan.
+            if node.driver.inspect(id).await.map_err(node_error)?.status != Observed::Missing {
+                tracing::info!(instance = id, "deleting an orphaned instance");
+                node.driver.delete(id).await.map_err(node_error)?;
+            }
+            self.compute().locks.lock().expect("locks").remove(id);
+            return Ok(());
+        };
+        let state = node.driver.inspect(id).await.map_err(node_error)?;
+        match row.desired() {
+            Desired::Terminated => {
+                if row.status() != InstanceStatus::Terminating {
+                    self.record(&row, InstanceStatus::Terminating, None, row.exit_code, None).await?;
+                }
+                node.driver.delete(id).await.map_err(node_error)?;
+                let mut tx = self.store().write().await?;
+                roost_store::instances::delete(tx.conn(), id).await?;
+                tx.commit().await?;
+                self.events().publish(
+                    "instance.deleted",
+                    "instance",
+                    id,
+                    None,
+                    crate::events::Audience::Project(row.project_id.clone()),
+                );
+                self.compute().graces.lock().expect("graces").remove(id);
+                self.settle(id, Ok(())).await;
+                self.forget_samples(id);
+            }
+            Desired::Stopped => {
+                if state.status == Observed::Running {
+                    self.record(&row, InstanceStatus::Stopping, None, None, None).await?;
+                    let grace =
+                        self.compute().graces.lock().expect("graces").remove(id).unwrap_or(DEFAULT_STOP_TIMEOUT);
+                    node.driver.stop(id, grace).await.map_err(node_error)?;
+                    let after = node.driver.inspect(id).await.map_err(node_error)?;
+                    let code = after.exit_code.map(|c| c as i64);
+                    self.record(&row, InstanceStatus::Stopped, Some("stopped"), code, None).await?;
+                } else if !matches!(row.status(), InstanceStatus::Stopped | InstanceStatus::Error) {
+                    self.record(&row, InstanceStatus::Stopped, row.status_reason.as_deref(), row.exit_code, None)
+                        .await?;
+                }
+                self.settle(id, Ok(())).await;
+            }
+            Desired::Running => {
+                let restart = self.compute().restarts.lock().expect("restarts").remove(id);
+                if restart && state.status == Observed::Running {
+                    self.record(&row, InstanceStatus::Rebooting, None, None, None).await?;
+                    let grace =
+                        self.compute().graces.lock().expect("graces").remove(id).unwrap_or(DEFAULT_STOP_TIMEOUT);
+                    node.driver.stop(id, grace).await.map_err(node_error)?;
+                } else if state.status == Observed::Running {
+                    if row.status() != InstanceStatus::Running {
+                        let started = state.started_at.map(system_ms).or(Some(now_ms()));
+                        self.record(&row, InstanceStatus::Running, None, None, started).await?;
+                    }
+                    self.settle(id, Ok(())).await;
+                    return Ok(());
+                } else if state.status == Observed::Stopped && row.status() == InstanceStatus::Running {
+                    // It ended on its own: the restart policy decides.
+                    let code = if state.exit_unknown { -1 } else { exit_code_of(state.exit_code, state.exit_signal) };
+                    let reason = if state.oom_killed {
+                        "OOM-killed: it used more memory than its limit".to_string()
+                    } else if state.exit_unknown {
+                        "exited while the server was down (exit status unknown)".to_string()
+                    } else {
+                        format!("exited with code {code}")
+                    };
+                    if !should_restart(row.restart(), code) {
+                        self.set_desired(&row, Desired::Stopped).await?;
+                        let code = (!state.exit_unknown).then_some(code as i64);
+                        self.record(&row, InstanceStatus::Stopped, Some(&reason), code, None).await?;
+                        return Ok(());
+                    }
+                    tracing::info!(instance = id, %reason, "restarting per its restart policy");
+                    let mut tx = self.store().write().await?;
+                    roost_store::instances::count_restart(tx.conn(), id).await?;
+                    tx.commit().await?;
+                }
+                self.provision(&node, &row).await?;
+                let started = node.driver.inspect(id).await.map_err(node_error)?;
+                let at = started.started_at.map(system_ms).or(Some(now_ms()));
+                let fresh = self.store().instance(id).await?.unwrap_or(row);
+                self.record(&fresh, InstanceStatus::Running, None, None, at).await?;
+                self.settle(id, Ok(())).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Address, image, prepare, start.
+    async fn provision(&self, node: &crate::node::Node, row: &InstanceRow) -> Result<()> {
+        if row.status() != InstanceStatus::Rebooting {
+            self.record(row, InstanceStatus::Provisioning, None, None, None).await?;
+        }
+        let ip = self.lease(node, row).await?;
+        let image = self
+            .store()
+            .image_by_id(&row.image_id)
+            .await?
+            .ok_or_else(|| Error::unprocessable("the instance's image is gone"))?;
+        let rootfs = self.image_rootfs(&image).await?;
+        // The bridge and NAT are set up once per server start (and again after a failure).
+        let ready = &self.compute().network_ready;
+        if !ready.load(std::sync::atomic::Ordering::Acquire) {
+            node.network.ensure(&node.nft).await.map_err(node_error)?;
+            ready.store(true, std::sync::atomic::Ordering::Release);
+        }
+        let spec = InstanceSpec {
+            id: row.id.clone(),
+            rootfs,
+            cmd: row.command(),
+            env: row.env().into_iter().collect(),
+            cpus: row.cpus_milli as f64 / 1000.0,
+            memory_bytes: row.memory_bytes as u64,
+            pids_limit: 4096,
+            hostname: row.name.clone(),
+            network: Some(NetAttachment {
+                bridge: node.network.bridge.clone(),
+                ip,
+                prefix_len: node.network.prefix_len,
+                gateway: node.network.gateway,
+                mac: MacAddr::for_ip(ip),
+            }),
+            volumes: Vec::new(),
+        };
+        let started = async {
+            node.driver.prepare(&spec).await?;
+            node.driver.start(&row.id).await
+        }
+        .await;
+        if let Err(e) = started {
+            // Perhaps someone removed the bridge: set it up again next time.
+            self.compute().network_ready.store(false, std::sync::atomic::Ordering::Release);
+            return Err(node_error(e));
+        }
+        Ok(())
+    }
+
+    /// The instance's address on the default network, leased once and kept.
+    async fn lease(&self, node: &crate::node::Node, row: &InstanceRow) -> Result<Ipv4Addr> {
+        let mut tx = self.store().write().await?;
+        if let Some(ip) = roost_store::instances::lease_of(tx.conn(), DEFAULT_NETWORK, &row.id).await? {
+            return ip.parse().map_err(|_| Error::internal(format!("bad lease {ip}")));
+        }
+        let taken: Vec<Ipv4Addr> = roost_store::instances::leased(tx.conn(), DEFAULT_NETWORK)
+            .await?
+            .iter()
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
+        let ip = roost_node::network::ipam::allocate(node.cidr(), node.network.gateway, &taken)
+            .ok_or_else(|| Error::conflict(format!("the default network {} has no free address", node.cidr())))?;
+        roost_store::instances::insert_lease(tx.conn(), DEFAULT_NETWORK, &ip.to_string(), &row.id, now_ms()).await?;
+        roost_store::instances::set_ip(tx.conn(), &row.id, Some(&ip.to_string())).await?;
+        tx.commit().await?;
+        Ok(ip)
+    }
+
+    /// Records an observed status and publishes the change.
+    async fn record(
+        &self,
+        row: &InstanceRow,
+        status: InstanceStatus,
+        reason: Option<&str>,
+        exit_code: Option<i64>,
+        started_at: Option<i64>,
+    ) -> Result<()> {
+        let mut tx = self.store().write().await?;
+        roost_store::instances::set_status(tx.conn(), &row.id, status, reason, exit_code, started_at, now_ms()).await?;
+        tx.commit().await?;
+        if let Some(fresh) = self.store().instance(&row.id).await? {
+            self.publish_instance(&fresh, "instance.updated").await;
+        }
+        Ok(())
+    }
+
+    async fn set_desired(&self, row: &InstanceRow, desired: Desired) -> Result<()> {
+        let mut tx = self.store().write().await?;
+        roost_store::instances::set_desired(tx.conn(), &row.id, desired, now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn system_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

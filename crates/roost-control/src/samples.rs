@@ -1,0 +1,207 @@
+//! The metrics sampler: every 10 s it reads each running instance's counters, records a
+//! sample (kept a day), folds them into 5-minute samples (kept 30 days), and exports the
+//! latest values as Prometheus gauges.
+
+use std::time::{Duration, Instant};
+
+use roost_api::instances::{InstanceStats, InstanceStatus, MetricPoint, MetricSeries};
+use roost_store::instances::SampleRow;
+use roost_store::{now_ms, to_time};
+
+use crate::{Control, Error, Principal, Result};
+
+const FINE: i64 = 10;
+const COARSE: i64 = 300;
+const FINE_KEEP_MS: i64 = 24 * 3600 * 1000;
+const COARSE_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
+
+impl Control {
+    pub(crate) fn spawn_sampler(&self) {
+        let control = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(FINE as u64));
+            let mut last_fold = now_ms() / (COARSE * 1000);
+            loop {
+                tokio::select! {
+                    _ = control.shutdown().cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                control.sample_all().await;
+                let window = now_ms() / (COARSE * 1000);
+                if window != last_fold {
+                    control.fold(last_fold * COARSE * 1000, window * COARSE * 1000).await;
+                    last_fold = window;
+                }
+            }
+        });
+    }
+
+    async fn sample_all(&self) {
+        let Ok(node) = self.node() else { return };
+        let Ok(rows) = self.store().all_instances().await else { return };
+        let now = now_ms();
+        for row in rows.iter().filter(|r| r.status() == InstanceStatus::Running) {
+            let Ok(stats) = node.driver.stats(&row.id).await else { continue };
+            let cpu_percent = {
+                let mut last = self.compute().last_cpu.lock().expect("last_cpu");
+                let percent = match last.get(&row.id) {
+                    Some((ns, at)) if stats.cpu_usage_ns >= *ns => {
+                        let wall = at.elapsed().as_nanos().max(1) as f64;
+                        (stats.cpu_usage_ns - ns) as f64 / wall * 100.0
+                    }
+                    _ => 0.0,
+                };
+                last.insert(row.id.clone(), (stats.cpu_usage_ns, Instant::now()));
+                percent
+            };
+            let labels = Self::metric_labels(row);
+            let l: Vec<(&'static str, String)> = labels.into_iter().collect();
+            metrics::gauge!("roost_instance_cpu_percent", &l).set(cpu_percent);
+            metrics::gauge!("roost_instance_memory_bytes", &l).set(stats.memory_bytes as f64);
+            metrics::gauge!("roost_instance_pids", &l).set(stats.pids as f64);
+            metrics::gauge!("roost_instance_network_receive_bytes", &l).set(stats.net_rx_bytes as f64);
+            metrics::gauge!("roost_instance_network_transmit_bytes", &l).set(stats.net_tx_bytes as f64);
+            let latest = InstanceStats {
+                instance_id: row.id.clone(),
+                time: Some(to_time(now)),
+                cpu_percent,
+                cpu_usage_ns: stats.cpu_usage_ns,
+                memory_bytes: stats.memory_bytes,
+                memory_limit: stats.memory_limit,
+                pids: stats.pids,
+                net_rx_bytes: stats.net_rx_bytes,
+                net_tx_bytes: stats.net_tx_bytes,
+            };
+            self.compute().latest.lock().expect("latest").insert(row.id.clone(), latest);
+            let sample = SampleRow {
+                instance_id: row.id.clone(),
+                resolution: FINE,
+                time: now - now % (FINE * 1000),
+                cpu_percent,
+                memory_bytes: stats.memory_bytes as i64,
+                pids: stats.pids as i64,
+                net_rx_bytes: stats.net_rx_bytes as i64,
+                net_tx_bytes: stats.net_tx_bytes as i64,
+            };
+            let write = async {
+                let mut tx = self.store().write().await?;
+                roost_store::instances::insert_sample(tx.conn(), &sample).await?;
+                tx.commit().await
+            };
+            if let Err(e) = write.await {
+                tracing::debug!(instance = %row.id, error = %e, "could not record a sample");
+            }
+        }
+        metrics::gauge!("roost_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    }
+
+    /// Averages the fine samples of `[from, to)` into one coarse sample per instance and
+    /// prunes what is past retention.
+    async fn fold(&self, from: i64, to: i64) {
+        let Ok(rows) = self.store().all_instances().await else { return };
+        let result = async {
+            let mut tx = self.store().write().await?;
+            for row in &rows {
+                let samples = self.store().samples(&row.id, FINE, from).await?;
+                let window: Vec<_> = samples.iter().filter(|s| s.time < to).collect();
+                let Some(last) = window.last() else { continue };
+                let n = window.len() as f64;
+                let coarse = SampleRow {
+                    instance_id: row.id.clone(),
+                    resolution: COARSE,
+                    time: from,
+                    cpu_percent: window.iter().map(|s| s.cpu_percent).sum::<f64>() / n,
+                    memory_bytes: (window.iter().map(|s| s.memory_bytes as f64).sum::<f64>() / n) as i64,
+                    pids: window.iter().map(|s| s.pids).max().unwrap_or(0),
+                    net_rx_bytes: last.net_rx_bytes,
+                    net_tx_bytes: last.net_tx_bytes,
+                };
+                roost_store::instances::insert_sample(tx.conn(), &coarse).await?;
+            }
+            let now = now_ms();
+            roost_store::instances::prune_samples(tx.conn(), FINE, now - FINE_KEEP_MS).await?;
+            roost_store::instances::prune_samples(tx.conn(), COARSE, now - COARSE_KEEP_MS).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not fold metric samples");
+        }
+    }
+
+    pub(crate) fn forget_samples(&self, id: &str) {
+        self.compute().last_cpu.lock().expect("last_cpu").remove(id);
+        self.compute().latest.lock().expect("latest").remove(id);
+    }
+
+    /// Current resource use: the counters now, the CPU percentage of the last interval.
+    pub async fn instance_stats(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<InstanceStats> {
+        let row = self.instance_row(p, key, project).await?;
+        if row.status() != InstanceStatus::Running {
+            return Err(Error::conflict(format!("instance '{}' is {}, not running", row.name, row.status().as_str())));
+        }
+        let node = self.node()?;
+        let stats = node.driver.stats(&row.id).await.map_err(crate::images::node_error)?;
+        // Two readings 250 ms apart when the sampler has none yet.
+        let cpu_percent = match self.compute().latest.lock().expect("latest").get(&row.id) {
+            Some(s) => Some(s.cpu_percent),
+            None => None,
+        };
+        let cpu_percent = match cpu_percent {
+            Some(c) => c,
+            None => {
+                let start = Instant::now();
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let again = node.driver.stats(&row.id).await.map_err(crate::images::node_error)?;
+                again.cpu_usage_ns.saturating_sub(stats.cpu_usage_ns) as f64 / start.elapsed().as_nanos().max(1) as f64
+                    * 100.0
+            }
+        };
+        Ok(InstanceStats {
+            instance_id: row.id,
+            time: Some(to_time(now_ms())),
+            cpu_percent,
+            cpu_usage_ns: stats.cpu_usage_ns,
+            memory_bytes: stats.memory_bytes,
+            memory_limit: stats.memory_limit,
+            pids: stats.pids,
+            net_rx_bytes: stats.net_rx_bytes,
+            net_tx_bytes: stats.net_tx_bytes,
+        })
+    }
+
+    /// The recorded series over `period` (`5m`, `1h`, `1d`: 10 s points; `7d`, `30d`:
+    /// 5 min points).
+    pub async fn instance_metrics(
+        &self,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        period: &str,
+    ) -> Result<MetricSeries> {
+        let row = self.instance_row(p, key, project).await?;
+        let span = humantime::parse_duration(period)
+            .ok()
+            .filter(|d| *d >= Duration::from_secs(60) && *d <= Duration::from_secs(30 * 86400))
+            .ok_or_else(|| Error::invalid(format!("period: '{period}' is not a duration from 1m to 30d, like 1h")))?;
+        let resolution = if span <= Duration::from_secs(86400) { FINE } else { COARSE };
+        let since = now_ms() - span.as_millis() as i64;
+        let samples = self.store().samples(&row.id, resolution, since).await?;
+        Ok(MetricSeries {
+            instance_id: row.id,
+            period: period.to_string(),
+            resolution_secs: resolution as u64,
+            points: samples
+                .into_iter()
+                .map(|s| MetricPoint {
+                    time: to_time(s.time),
+                    cpu_percent: s.cpu_percent,
+                    memory_bytes: s.memory_bytes as u64,
+                    pids: s.pids as u64,
+                    net_rx_bytes: s.net_rx_bytes as u64,
+                    net_tx_bytes: s.net_tx_bytes as u64,
+                })
+                .collect(),
+        })
+    }
+}

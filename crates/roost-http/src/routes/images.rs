@@ -1,0 +1,119 @@
+//! `/v1/images`: the builtin images and those projects build or import.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use roost_api::ErrorResponse;
+use roost_api::images::{BuildImageRequest, Image};
+use roost_api::operations::Operation;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::extract::{Ctx, Json, Query};
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImageListParams {
+    /// Only the builtin images and this project's.
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+/// List the builtin images and those of your projects.
+#[utoipa::path(get, path = "/v1/images", tag = "images", params(ImageListParams),
+    responses((status = 200, body = Vec<Image>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ImageListParams>,
+) -> Result<axum::Json<Vec<Image>>, ApiError> {
+    Ok(axum::Json(s.control.list_images(&auth, q.project.as_deref()).await?))
+}
+
+/// Build a Debian image from packages (202 + operation with progress). The result is
+/// content-addressed: the same suite and packages reuse the first build.
+#[utoipa::path(post, path = "/v1/images", tag = "images", request_body = BuildImageRequest,
+    responses((status = 202, body = Operation), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
+pub async fn build(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Json(req): Json<BuildImageRequest>,
+) -> Result<Response, ApiError> {
+    let op = s.control.build_image(&ctx, &auth, req).await?;
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/operations/{}", op.id)) {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::ACCEPTED, headers, axum::Json(op)).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportParams {
+    pub name: String,
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+/// Import a root filesystem tarball (`.tar`, `.tar.gz`, `.tar.zst`) sent as the body.
+#[utoipa::path(post, path = "/v1/images/import", tag = "images", params(ImportParams),
+    request_body(content = Vec<u8>, description = "The tarball", content_type = "application/octet-stream"),
+    responses((status = 201, body = Image), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
+pub async fn import(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Query(q): Query<ImportParams>,
+    body: Body,
+) -> Result<(StatusCode, axum::Json<Image>), ApiError> {
+    let dir = s.control.settings().data_dir.join("tmp");
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| roost_control::Error::internal(e.to_string()))?;
+    let mut name = String::from("upload-");
+    roost_api::ids::push_random(&mut name, 12);
+    let path = dir.join(name);
+    let written = async {
+        let mut file = tokio::fs::File::create(&path).await?;
+        let mut stream = body.into_data_stream().map_err(std::io::Error::other);
+        while let Some(chunk) = stream.try_next().await? {
+            file.write_all(&chunk).await?;
+        }
+        file.sync_all().await
+    }
+    .await;
+    if let Err(e) = written {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(roost_control::Error::invalid(format!("could not receive the tarball: {e}")).into());
+    }
+    let image = s.control.import_image(&ctx, &auth, &q.name, q.project.as_deref(), &path).await?;
+    Ok((StatusCode::CREATED, axum::Json(image)))
+}
+
+/// Show an image by id or name.
+#[utoipa::path(get, path = "/v1/images/{id}", tag = "images", params(("id" = String, Path, description = "Image id or name")),
+    responses((status = 200, body = Image), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<axum::Json<Image>, ApiError> {
+    Ok(axum::Json(s.control.get_image(&auth, &id).await?))
+}
+
+/// Delete an image no instance uses.
+#[utoipa::path(delete, path = "/v1/images/{id}", tag = "images", params(("id" = String, Path, description = "Image id or name")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 409, description = "In use", body = ErrorResponse)))]
+pub async fn delete(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.control.delete_image(&ctx, &auth, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

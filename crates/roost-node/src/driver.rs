@@ -1,0 +1,362 @@
+//! The driver contract: what the control plane asks of a compute driver, whatever runs
+//! the instance (runc today, a QEMU microVM later). Object safe, so the node holds an
+//! `Arc<dyn Driver>` per kind.
+//!
+//! Every call is idempotent where the name allows it (`prepare`, `stop`, `kill`,
+//! `delete`), so a reconciler may repeat a step after a crash without checking first.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::Result;
+
+/// A byte stream handed across the trait: an exec's stdout, a tar archive, ...
+pub type TarStream = Box<dyn AsyncRead + Send + Unpin>;
+/// Lines of an instance's output, oldest first.
+pub type LogLines = Pin<Box<dyn Stream<Item = Result<LogLine>> + Send>>;
+
+/// What to run. The control plane builds it from the instance row and the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// `i-` and 12 lowercase base32 characters; any `[a-z0-9-]{1,40}` works.
+    pub id: String,
+    /// The image's unpacked root filesystem, shared read-only by every instance of it.
+    pub rootfs: PathBuf,
+    /// The command; `None` runs the image's default init, which for every image Roost
+    /// makes is a PID-1 shell that waits forever and exits 0 on SIGTERM
+    /// ([`DEFAULT_INIT`]), so the instance stays up like a small server.
+    pub cmd: Option<Vec<String>>,
+    /// `KEY=VALUE` pairs on top of the default `PATH`, `TERM` and `HOSTNAME`.
+    pub env: Vec<(String, String)>,
+    /// CPU time as a number of CPUs (0.5 = half of one); 0 means no limit.
+    pub cpus: f64,
+    /// Memory limit in bytes (swap included, so it is a hard limit); 0 means no limit.
+    pub memory_bytes: u64,
+    /// Most processes the instance may have; 0 means no limit.
+    pub pids_limit: u32,
+    pub hostname: String,
+    /// Where it is plugged in; `None` gives it a network namespace with loopback only.
+    pub network: Option<NetAttachment>,
+    /// Host directories bind-mounted into the instance (volumes are loop-mounted on the
+    /// host by the storage code first).
+    pub volumes: Vec<Mount>,
+}
+
+/// The long-running default command (see [`InstanceSpec::cmd`]). `sleep` runs in the
+/// background so the shell can take the TERM trap at once rather than after it.
+pub const DEFAULT_INIT: [&str; 3] =
+    ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 2147483647 & wait $!; done"];
+
+/// An instance's place on a network: the bridge it joins and its address there. The
+/// control plane's IPAM chose `ip` (see [`crate::network::ipam`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetAttachment {
+    pub bridge: String,
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: MacAddr,
+}
+
+/// A bind mount of a host path into the instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub source: PathBuf,
+    /// Absolute path inside the instance.
+    pub destination: String,
+    pub read_only: bool,
+}
+
+/// An Ethernet address, written `02:00:0a:58:00:02`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// A locally administered unicast address derived from an IPv4 address, so the same
+    /// lease always gets the same MAC (neighbour caches stay right across restarts).
+    pub fn for_ip(ip: Ipv4Addr) -> MacAddr {
+        let [a, b, c, d] = ip.octets();
+        MacAddr([0x02, 0x52, a, b, c, d])
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<MacAddr, String> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in &mut out {
+            let part = parts.next().ok_or_else(|| format!("invalid MAC address '{s}'"))?;
+            *byte = u8::from_str_radix(part, 16).map_err(|_| format!("invalid MAC address '{s}'"))?;
+        }
+        if parts.next().is_some() {
+            return Err(format!("invalid MAC address '{s}'"));
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    Running,
+    /// Prepared and not started, or exited, or stopped.
+    Stopped,
+    /// The driver knows nothing of it (never prepared, or deleted).
+    Missing,
+}
+
+/// What a driver observes of an instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceState {
+    pub status: InstanceStatus,
+    /// The init process on the host, while running.
+    pub pid: Option<u32>,
+    /// How the last run ended: the exit code, or 128 + signal when killed by one.
+    /// `None` while running, before the first start, or when the exit was not
+    /// observed (see `exit_unknown`).
+    pub exit_code: Option<i32>,
+    /// The signal that ended the last run, if one did.
+    pub exit_signal: Option<i32>,
+    /// The instance stopped but its exit status is lost: it exited while no process
+    /// of this server was its parent (it was adopted after a server restart, and the
+    /// kernel hands an exit status only to the parent).
+    pub exit_unknown: bool,
+    /// The kernel's OOM killer killed a process of the instance during its last run.
+    /// With `status == Stopped` and `exit_signal == Some(9)` the instance was OOM-killed.
+    pub oom_killed: bool,
+    pub started_at: Option<SystemTime>,
+    pub finished_at: Option<SystemTime>,
+}
+
+impl InstanceState {
+    pub fn missing() -> InstanceState {
+        InstanceState {
+            status: InstanceStatus::Missing,
+            pid: None,
+            exit_code: None,
+            exit_signal: None,
+            exit_unknown: false,
+            oom_killed: false,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+/// A command to run inside a running instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Working directory; `/` when `None`.
+    pub cwd: Option<String>,
+    /// Allocate a terminal: output arrives on `stdout` only, and `resize` works.
+    pub tty: bool,
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// The running side of an exec, implemented by each driver.
+#[async_trait]
+pub trait ExecProcess: Send + Sync {
+    /// Sets the terminal's size; an error without a terminal.
+    fn resize(&self, rows: u16, cols: u16) -> Result<()>;
+    /// Waits for the command to end: its exit code, or 128 + signal.
+    async fn wait(&mut self) -> Result<i32>;
+}
+
+/// A started exec. Take the streams out (`session.stdout.take()`), pump them, then
+/// `wait()`. Dropping `stdin` closes the command's input (without a terminal).
+pub struct ExecSession {
+    pub stdin: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    /// The command's stdout; with a terminal, everything the terminal shows.
+    pub stdout: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    /// The command's stderr; `None` with a terminal.
+    pub stderr: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    process: Box<dyn ExecProcess>,
+}
+
+impl ExecSession {
+    pub fn new(
+        stdin: Box<dyn AsyncWrite + Send + Unpin>,
+        stdout: Box<dyn AsyncRead + Send + Unpin>,
+        stderr: Option<Box<dyn AsyncRead + Send + Unpin>>,
+        process: Box<dyn ExecProcess>,
+    ) -> ExecSession {
+        ExecSession { stdin: Some(stdin), stdout: Some(stdout), stderr, process }
+    }
+
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        self.process.resize(rows, cols)
+    }
+
+    pub async fn wait(&mut self) -> Result<i32> {
+        self.process.wait().await
+    }
+}
+
+impl fmt::Debug for ExecSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecSession").field("tty", &self.stderr.is_none()).finish_non_exhaustive()
+    }
+}
+
+/// Which lines of the output to return.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Only lines written at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only the last N lines (of those `since` lets through).
+    pub tail: Option<usize>,
+    /// Keep the stream open and send new lines until the instance stops.
+    pub follow: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One line of output. `time` is when the node first saw it (see [`crate::logs`] for
+/// the precision).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub stream: LogStream,
+    pub time: SystemTime,
+    pub line: String,
+}
+
+/// Resource usage, cumulative counters since the instance started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub cpu_usage_ns: u64,
+    /// Memory in use, page cache that can be dropped excluded.
+    pub memory_bytes: u64,
+    /// `None` without a limit.
+    pub memory_limit: Option<u64>,
+    pub pids: u64,
+    /// Bytes the instance received and sent on its network interface.
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+}
+
+/// A compute driver. Instances are named by their id; the driver keeps what it needs
+/// on disk under its data directory, so a new driver (after a server restart) adopts
+/// what an old one started.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// `container` or `vm`.
+    fn kind(&self) -> &'static str;
+
+    /// Creates everything the instance needs short of running it: root filesystem,
+    /// network, configuration. Idempotent; preparing again with a changed spec updates it.
+    async fn prepare(&self, spec: &InstanceSpec) -> Result<()>;
+
+    /// Runs a prepared instance; returns once its init runs. Running already is fine.
+    async fn start(&self, id: &str) -> Result<()>;
+
+    /// SIGTERM, then SIGKILL once `grace` has passed; returns once it has stopped.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
+
+    /// SIGKILL; returns once it has stopped.
+    async fn kill(&self, id: &str) -> Result<()>;
+
+    /// Removes every trace: process, mounts, network, files. Idempotent, also after a
+    /// crash half way through `prepare` or `delete`.
+    async fn delete(&self, id: &str) -> Result<()>;
+
+    async fn inspect(&self, id: &str) -> Result<InstanceState>;
+
+    /// Every instance this driver has anything of, running or not, for adoption after a
+    /// restart and for cleaning up orphans.
+    async fn list(&self) -> Result<Vec<String>>;
+
+    async fn exec(&self, id: &str, request: ExecRequest) -> Result<ExecSession>;
+
+    async fn logs(&self, id: &str, query: LogQuery) -> Result<LogLines>;
+
+    async fn stats(&self, id: &str) -> Result<Stats>;
+
+    /// Unpacks a tar stream into the directory `path` of the instance (it must exist).
+    async fn copy_in(&self, id: &str, path: &str, tar: TarStream) -> Result<()>;
+
+    /// A tar stream of `path` (a file or a directory) in the instance.
+    async fn copy_out(&self, id: &str, path: &str) -> Result<TarStream>;
+}
+
+/// The exit status of a process as shells report it.
+pub fn exit_code_of(code: Option<i32>, signal: Option<i32>) -> i32 {
+    match (code, signal) {
+        (_, Some(sig)) => 128 + sig,
+        (Some(code), None) => code,
+        (None, None) => -1,
+    }
+}
+
+/// How long a stop waits after SIGKILL before it gives up (a process stuck in the
+/// kernel, in D state, cannot die sooner).
+pub const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_round_trip() {
+        let mac = MacAddr::for_ip(Ipv4Addr::new(10, 88, 0, 2));
+        assert_eq!(mac.to_string(), "02:52:0a:58:00:02");
+        assert_eq!("02:52:0a:58:00:02".parse::<MacAddr>().unwrap(), mac);
+        assert!("02:52:0a:58:00".parse::<MacAddr>().is_err());
+        assert!("02:52:0a:58:00:02:03".parse::<MacAddr>().is_err());
+        let json = serde_json::to_string(&mac).unwrap();
+        assert_eq!(json, "\"02:52:0a:58:00:02\"");
+    }
+}

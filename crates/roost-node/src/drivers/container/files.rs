@@ -1,0 +1,88 @@
+//! Copying files in and out of an instance, without trusting anything in it.
+//!
+//! The instance controls its file system: `/tmp/x` may be a symlink to `/etc`, and
+//! resolved on the host that would be the host's `/etc`. So the copy runs on a thread
+//! of its own that first unshares its file system attributes (CLONE_FS) and chroots into
+//! the instance's root (`/proc/<init>/root` while it runs, which also shows its volume
+//! mounts; the overlay when stopped): every path, symlinks included, then resolves
+//! inside the instance. The thread ends after the copy; nothing else is chrooted.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{CloneFlags, unshare};
+use tokio_util::io::SyncIoBridge;
+
+use crate::driver::TarStream;
+use crate::images::tarball::{relative_inside, unpack};
+use crate::{Error, Result};
+
+fn enter(root: &Path) -> Result<()> {
+    unshare(CloneFlags::CLONE_FS)?;
+    nix::unistd::chroot(root).map_err(|e| Error::io(format!("entering {}", root.display()), e.into()))?;
+    nix::unistd::chdir("/")?;
+    Ok(())
+}
+
+/// Unpacks `tar` into the directory `path` of the file system at `root`.
+pub async fn copy_in(root: PathBuf, path: &str, tar: TarStream) -> Result<()> {
+    let relative = relative_inside(path)?;
+    let shown = path.to_string();
+    let reader = SyncIoBridge::new(tar);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = enter(&root).and_then(|()| {
+            let dst = Path::new("/").join(&relative);
+            if !dst.is_dir() {
+                return Err(Error::Invalid(format!("'{shown}' is not a directory in the instance")));
+            }
+            unpack(reader, &dst)
+        });
+        let _ = tx.send(result);
+    });
+    rx.await.map_err(|_| Error::io("copying in", std::io::Error::other("copy thread panicked")))?
+}
+
+/// A tar stream of `path` (file or directory, named by its last component) in the file
+/// system at `root`. A failure after the stream began truncates it (and is logged).
+pub async fn copy_out(root: PathBuf, path: &str) -> Result<TarStream> {
+    let relative = relative_inside(path)?;
+    let shown = path.to_string();
+    let (reader, writer) = tokio::io::duplex(256 * 1024);
+    let mut writer = SyncIoBridge::new(writer);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+    std::thread::spawn(move || {
+        if let Err(e) = enter(&root) {
+            let _ = ready_tx.send(Err(e));
+            return;
+        }
+        let src = Path::new("/").join(&relative);
+        let meta = match std::fs::symlink_metadata(&src) {
+            Ok(meta) => meta,
+            Err(_) => {
+                let _ = ready_tx.send(Err(Error::Invalid(format!("'{shown}' does not exist in the instance"))));
+                return;
+            }
+        };
+        let _ = ready_tx.send(Ok(()));
+        let name = relative.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let result = (|| -> std::io::Result<()> {
+            let mut builder = tar::Builder::new(&mut writer);
+            builder.follow_symlinks(false);
+            if meta.is_dir() {
+                builder.append_dir_all(&name, &src)?;
+            } else {
+                builder.append_path_with_name(&src, &name)?;
+            }
+            builder.finish()?;
+            drop(builder);
+            writer.flush()?;
+            writer.shutdown()
+        })();
+        if let Err(e) = result {
+            tracing::warn!(path = %shown, error = %e, "copy out ended early");
+        }
+    });
+    ready_rx.await.map_err(|_| Error::io("copying out", std::io::Error::other("copy thread panicked")))??;
+    Ok(Box::new(reader))
+}

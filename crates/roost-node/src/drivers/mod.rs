@@ -1,0 +1,3 @@
+//! Compute drivers: each implements [`crate::Driver`] for one way of running instances.
+
+pub mod container;

@@ -1,0 +1,465 @@
+//! Container instances end to end: a real server as root running real runc containers
+//! on its own bridge, driven through the typed client and the CLI.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ServerOptions, TestServer, stderr, stdout};
+use roost_api::auth::Role;
+use roost_api::instances::{CreateInstanceRequest, ExecStart, InstanceListParams, InstanceStatus, RestartPolicy};
+use roost_api::projects::{CreateProjectRequest, Quota};
+use roost_api::users::CreateUserRequest;
+use roost_api::{ErrorCode, ListParams};
+use roost_client::{Client, ClientError};
+
+fn status(err: &ClientError) -> u16 {
+    err.status().map(|s| s.as_u16()).unwrap_or(0)
+}
+
+fn busybox(name: &str) -> CreateInstanceRequest {
+    CreateInstanceRequest {
+        name: name.into(),
+        image: "busybox".into(),
+        memory_bytes: Some(64 << 20),
+        ..Default::default()
+    }
+}
+
+async fn running(client: &Client, req: CreateInstanceRequest) -> roost_api::instances::Instance {
+    let created = client.create_instance(&req).await.unwrap();
+    let i = client.wait_instance(&created.instance.id, InstanceStatus::Running, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(i.status, InstanceStatus::Running, "{i:?}");
+    i
+}
+
+async fn exec(client: &Client, name: &str, cmd: &[&str]) -> roost_client::exec::ExecOutput {
+    let start = ExecStart { cmd: cmd.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+    client.exec(name, &start).await.unwrap().run(None).await.unwrap()
+}
+
+/// Nothing of the instance is left on the host.
+fn assert_no_traces(server: &TestServer, id: &str) {
+    assert!(!server.data_path().join("instances").join(id).exists(), "instance directory left behind");
+    assert!(!std::path::Path::new("/run/netns").join(id).exists(), "netns left behind");
+    let links = std::process::Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let suffix = &id[2..];
+    assert!(!String::from_utf8_lossy(&links.stdout).contains(suffix), "veth left behind");
+}
+
+#[tokio::test]
+async fn lifecycle_exec_logs_files_and_stats() {
+    let server = TestServer::start_with(ServerOptions::compute(11));
+    let admin = server.admin().await;
+    let images = admin.list_images(None).await.unwrap();
+    assert!(images.iter().any(|i| i.name == "busybox" && i.source == "builtin"));
+
+    let mut req = busybox("web");
+    req.cpus = Some(0.5);
+    req.env = [("GREETING".to_string(), "hello".to_string())].into();
+    req.labels = [("tier".to_string(), "front".to_string())].into();
+    let web = running(&admin, req).await;
+    let ip = web.ip.clone().expect("an address");
+    assert!(ip.starts_with("10.199.11."), "{ip}");
+
+    let out = exec(&admin, "web", &["sh", "-c", "echo $GREETING from $(hostname); echo oops >&2; exit 7"]).await;
+    assert_eq!(
+        (String::from_utf8_lossy(&out.stdout).trim(), String::from_utf8_lossy(&out.stderr).trim(), out.code),
+        ("hello from web", "oops", 7)
+    );
+    // stdin reaches the command.
+    let start = ExecStart { cmd: vec!["cat".into()], ..Default::default() };
+    let out = admin.exec("web", &start).await.unwrap().run(Some(b"piped input".to_vec())).await.unwrap();
+    assert_eq!(out.stdout, b"piped input");
+    // A terminal: output on one stream, and it is a tty.
+    let start = ExecStart {
+        cmd: vec!["sh".into(), "-c".into(), "tty && stty size".into()],
+        tty: true,
+        rows: Some(33),
+        cols: Some(101),
+        ..Default::default()
+    };
+    let out = admin.exec("web", &start).await.unwrap().run(None).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/") && text.contains("33 101"), "{text}");
+    // The CPU limit is real.
+    let quota = exec(
+        &admin,
+        "web",
+        &["sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us"],
+    )
+    .await;
+    let nums: Vec<i64> =
+        String::from_utf8_lossy(&quota.stdout).split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    assert_eq!(nums.len(), 2, "{:?}", String::from_utf8_lossy(&quota.stdout));
+    assert_eq!(nums[0] * 2, nums[1], "cpus 0.5 is half the period");
+
+    // Files both ways through the API.
+    let local = server.cli_home.path().join("hello.txt");
+    std::fs::write(&local, "hello world").unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_path_with_name(&local, "hello.txt").unwrap();
+    admin.upload_files("web", "/tmp", tar.into_inner().unwrap()).await.unwrap();
+    assert_eq!(exec(&admin, "web", &["cat", "/tmp/hello.txt"]).await.stdout, b"hello world");
+    let back = admin.download_files("web", "/tmp/hello.txt").await.unwrap().bytes().await.unwrap();
+    let mut archive = tar::Archive::new(std::io::Cursor::new(back));
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let mut content = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut content).unwrap();
+    assert_eq!(content, "hello world");
+
+    // Logs of a command that prints.
+    let printer = running(
+        &admin,
+        CreateInstanceRequest {
+            command: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "for i in 1 2 3; do echo line $i; done; echo bad >&2; sleep 3600".into(),
+            ]),
+            ..busybox("printer")
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut logs = Box::pin(admin.instance_logs(&printer.id, None, Some(2), false).await.unwrap());
+    let mut lines = Vec::new();
+    while let Some(l) = futures_util::StreamExt::next(&mut logs).await {
+        let l = l.unwrap();
+        lines.push((l.stream, l.line));
+    }
+    assert_eq!(lines, [("stdout".to_string(), "line 3".to_string()), ("stderr".to_string(), "bad".to_string())]);
+
+    let stats = admin.instance_stats("web").await.unwrap();
+    assert!(stats.memory_bytes > 0 && stats.pids >= 1 && stats.memory_limit == Some(64 << 20), "{stats:?}");
+
+    // Filters.
+    let labelled = admin
+        .list_instances(&InstanceListParams { label: Some("tier=front".into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(labelled.items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["web"]);
+    let by_status = admin
+        .list_instances(&InstanceListParams { status: Some("running".into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(by_status.items.len(), 2);
+
+    // Stop, start, restart, delete.
+    let op = admin.stop_instance("web", None, Some(5)).await.unwrap();
+    assert_eq!(
+        admin.wait_operation(&op.id, |_| {}).await.unwrap().status,
+        roost_api::operations::OperationStatus::Succeeded
+    );
+    assert_eq!(admin.get_instance("web", None).await.unwrap().status, InstanceStatus::Stopped);
+    let err = admin
+        .exec("web", &ExecStart { cmd: vec!["true".into()], ..Default::default() })
+        .await
+        .err()
+        .expect("exec on a stopped instance");
+    assert_eq!(status(&err), 409);
+    let op = admin.start_instance("web", None).await.unwrap();
+    admin.wait_operation(&op.id, |_| {}).await.unwrap();
+    assert_eq!(admin.get_instance("web", None).await.unwrap().ip.as_deref(), Some(ip.as_str()), "the address is kept");
+    let op = admin.restart_instance("web", None, Some(5)).await.unwrap();
+    admin.wait_operation(&op.id, |_| {}).await.unwrap();
+    assert_eq!(
+        exec(&admin, "web", &["cat", "/tmp/hello.txt"]).await.stdout,
+        b"hello world",
+        "the root filesystem survives restarts"
+    );
+    let err = admin.delete_instance("web", None, false).await.unwrap_err();
+    assert_eq!(status(&err), 409, "a running instance needs force");
+    for name in ["web", "printer"] {
+        let op = admin.delete_instance(name, None, true).await.unwrap();
+        admin.wait_operation(&op.id, |_| {}).await.unwrap();
+    }
+    assert_eq!(status(&admin.get_instance("web", None).await.unwrap_err()), 404);
+    assert_no_traces(&server, &web.id);
+    common::remove_test_network(11).await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_leaves_nothing() {
+    let server = TestServer::start_with(ServerOptions::compute(12));
+    let admin = server.admin().await;
+    running(&admin, busybox("taken")).await;
+    let cases = [
+        (CreateInstanceRequest { image: "no-such-image".into(), ..busybox("a") }, 400, "image"),
+        (CreateInstanceRequest { memory_bytes: Some(0), ..busybox("b") }, 400, "memory_bytes"),
+        (CreateInstanceRequest { cpus: Some(0.0), ..busybox("c") }, 400, "cpus"),
+        (CreateInstanceRequest { command: Some(vec!["no-such-program".into()]), ..busybox("d") }, 400, "command"),
+        (CreateInstanceRequest { name: "Bad Name".into(), ..busybox("e") }, 400, "name"),
+    ];
+    for (req, code, field) in cases {
+        let err = admin.create_instance(&req).await.unwrap_err();
+        assert_eq!(status(&err), code, "{field}: {err}");
+        assert_eq!(err.body().unwrap().details[0].field, field, "{err}");
+    }
+    let err = admin.create_instance(&busybox("taken")).await.unwrap_err();
+    assert_eq!((status(&err), err.body().unwrap().code), (409, ErrorCode::Conflict));
+    let all = admin.list_instances(&InstanceListParams::default()).await.unwrap();
+    assert_eq!(all.items.len(), 1, "nothing was created");
+    let dirs = std::fs::read_dir(server.data_path().join("instances")).unwrap().count();
+    assert_eq!(dirs, 1);
+    common::remove_test_network(12).await;
+}
+
+#[tokio::test]
+async fn memory_limits_kill_and_restart_policies_act() {
+    let server = TestServer::start_with(ServerOptions::compute(13));
+    let admin = server.admin().await;
+    let hog = CreateInstanceRequest {
+        memory_bytes: Some(16 << 20),
+        command: Some(vec!["sh".into(), "-c".into(), "head -c 200m /dev/zero | tail > /dev/null".into()]),
+        ..busybox("hog")
+    };
+    let created = admin.create_instance(&hog).await.unwrap();
+    let hog =
+        admin.wait_instance(&created.instance.id, InstanceStatus::Stopped, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(hog.status, InstanceStatus::Stopped);
+    assert!(hog.status_reason.as_deref().unwrap_or_default().contains("OOM"), "{hog:?}");
+
+    let flaky = CreateInstanceRequest {
+        restart: Some(RestartPolicy::OnFailure),
+        command: Some(vec!["sh".into(), "-c".into(), "sleep 0.3; exit 1".into()]),
+        ..busybox("flaky")
+    };
+    admin.create_instance(&flaky).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let i = admin.get_instance("flaky", None).await.unwrap();
+        if i.restart_count >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never restarted: {i:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let done = CreateInstanceRequest {
+        command: Some(vec!["true".into()]),
+        restart: Some(RestartPolicy::OnFailure),
+        ..busybox("done")
+    };
+    let created = admin.create_instance(&done).await.unwrap();
+    let done =
+        admin.wait_instance(&created.instance.id, InstanceStatus::Stopped, Duration::from_secs(30)).await.unwrap();
+    assert_eq!((done.exit_code, done.restart_count), (Some(0), 0), "a clean exit is not restarted under on-failure");
+    common::remove_test_network(13).await;
+}
+
+#[tokio::test]
+async fn concurrent_creates_get_unique_addresses_and_quotas_hold() {
+    let server = TestServer::start_with(ServerOptions::compute(14));
+    let admin = server.admin().await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let admin = admin.clone();
+        tasks.push(tokio::spawn(async move { admin.create_instance(&busybox(&format!("c{i}"))).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let mut ips = std::collections::HashSet::new();
+    for i in 0..50 {
+        let inst =
+            admin.wait_instance(&format!("c{i}"), InstanceStatus::Running, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(inst.status, InstanceStatus::Running, "{inst:?}");
+        assert!(ips.insert(inst.ip.unwrap()), "duplicate address");
+    }
+
+    // 20 concurrent creates against a quota of 5 create exactly 5.
+    admin.create_project(&CreateProjectRequest { name: "capped".into(), description: None }).await.unwrap();
+    admin.set_quota("capped", &Quota { limits: [("instances".to_string(), Some(5))].into() }).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let admin = admin.clone();
+        tasks.push(tokio::spawn(async move {
+            admin
+                .create_instance(&CreateInstanceRequest {
+                    project: Some("capped".into()),
+                    start: Some(false),
+                    ..busybox(&format!("q{i}"))
+                })
+                .await
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(e) => {
+                assert_eq!(status(&e), 403, "{e}");
+                assert!(e.to_string().contains("instances limit is 5, 5 in use, 1 requested"), "{e}");
+            }
+        }
+    }
+    assert_eq!(created, 5);
+    let usage = admin.usage("capped").await.unwrap();
+    assert_eq!(usage.resources["instances"].used, 5);
+    common::remove_test_network(14).await;
+}
+
+#[tokio::test]
+async fn tenancy_applies_to_instances() {
+    let server = TestServer::start_with(ServerOptions::compute(15));
+    let admin = server.admin().await;
+    for name in ["team-a", "team-b"] {
+        admin.create_project(&CreateProjectRequest { name: name.into(), description: None }).await.unwrap();
+    }
+    let mut clients = Vec::new();
+    for (name, project, role) in
+        [("vera", "team-a", Role::Viewer), ("otto", "team-a", Role::Operator), ("olga", "team-b", Role::Operator)]
+    {
+        let req = CreateUserRequest {
+            name: name.into(),
+            role: Some(Role::Operator),
+            password: Some(format!("{name}-password")),
+            projects: Some(vec![]),
+            ..Default::default()
+        };
+        admin.create_user(&req).await.unwrap();
+        admin.set_member(project, name, role).await.unwrap();
+        let token = server.anonymous().login(name, &format!("{name}-password")).await.unwrap().token;
+        clients.push(Client::new(&server.url, Some(token)).unwrap());
+    }
+    let (vera, otto, olga) = (&clients[0], &clients[1], &clients[2]);
+    let app = running(otto, CreateInstanceRequest { project: Some("team-a".into()), ..busybox("app") }).await;
+    assert_eq!(vera.get_instance(&app.id, None).await.unwrap().name, "app");
+    assert_eq!(
+        status(
+            &vera
+                .create_instance(&CreateInstanceRequest { project: Some("team-a".into()), ..busybox("x") })
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
+    assert_eq!(
+        status(&vera.exec(&app.id, &ExecStart { cmd: vec!["true".into()], ..Default::default() }).await.err().unwrap()),
+        403
+    );
+    assert_eq!(status(&vera.stop_instance(&app.id, None, None).await.unwrap_err()), 403);
+    assert_eq!(status(&olga.get_instance(&app.id, None).await.unwrap_err()), 404);
+    assert_eq!(status(&olga.delete_instance(&app.id, None, true).await.unwrap_err()), 404);
+    assert!(olga.list_instances(&InstanceListParams::default()).await.unwrap().items.is_empty());
+    assert_eq!(
+        status(
+            &olga
+                .create_instance(&CreateInstanceRequest { project: Some("team-a".into()), ..busybox("x") })
+                .await
+                .unwrap_err()
+        ),
+        404
+    );
+    let _ = admin.list_projects(&ListParams::default()).await.unwrap();
+    common::remove_test_network(15).await;
+}
+
+#[tokio::test]
+async fn instances_survive_server_restarts_and_crashes_converge() {
+    let mut server = TestServer::start_with(ServerOptions::compute(16));
+    let admin = server.admin().await;
+    let keep = running(&admin, busybox("keep")).await;
+    exec(&admin, "keep", &["sh", "-c", "echo alive > /tmp/mark"]).await;
+
+    // Crash during a create and during a delete.
+    let doomed = running(&admin, busybox("doomed")).await;
+    let created = admin.create_instance(&busybox("half")).await.unwrap();
+    admin.delete_instance("doomed", None, true).await.unwrap();
+    common::signal(server.child.id(), "KILL");
+    common::wait_exit(&mut server.child, Duration::from_secs(10)).unwrap();
+
+    let data_dir = std::mem::replace(&mut server.data_dir, tempfile::tempdir().unwrap());
+    let again = TestServer::start_in(data_dir, ServerOptions::compute(16));
+    let admin = again.admin().await;
+    let half =
+        admin.wait_instance(&created.instance.id, InstanceStatus::Running, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(half.status, InstanceStatus::Running, "a half-created instance is finished");
+    let gone = admin.wait_instance(&doomed.id, InstanceStatus::Terminated, Duration::from_secs(60)).await;
+    assert!(gone.is_err() || gone.unwrap().status == InstanceStatus::Terminated, "a half-deleted instance is removed");
+    assert_eq!(status(&admin.get_instance(&doomed.id, None).await.unwrap_err()), 404);
+    assert_no_traces(&again, &doomed.id);
+    // The running one was adopted, not restarted: its files are still there.
+    assert_eq!(admin.get_instance(&keep.id, None).await.unwrap().status, InstanceStatus::Running);
+    assert_eq!(exec(&admin, "keep", &["cat", "/tmp/mark"]).await.stdout, b"alive\n");
+    common::remove_test_network(16).await;
+}
+
+#[test]
+fn the_cli_runs_instances() {
+    let server = TestServer::start_with(ServerOptions::compute(17));
+    let ok = |args: &[&str]| {
+        let out = server.cli(args, None, &[]);
+        assert!(out.status.success(), "roost {}: {}", args.join(" "), stderr(&out));
+        out
+    };
+    let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(common::ADMIN_PASSWORD), &[]);
+    assert!(out.status.success());
+    let out = ok(&["run", "--rm", "--image", "busybox", "--", "echo", "hi"]);
+    assert_eq!(stdout(&out), "hi\n");
+    let out = server.cli(&["run", "--rm", "--image", "busybox", "--", "sh", "-c", "exit 4"], None, &[]);
+    assert_eq!(out.status.code(), Some(4));
+    let out = ok(&[
+        "instance", "create", "web", "--image", "busybox", "--cpus", "1", "--memory", "64m", "--env", "A=b", "--label",
+        "app=web",
+    ]);
+    assert!(stdout(&out).trim().starts_with("i-"));
+    assert!(stderr(&out).contains("is running at 10.199.17."), "{}", stderr(&out));
+    let ps = stdout(&ok(&["ps"]));
+    let header: Vec<_> = ps.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "ID", "STATUS", "IMAGE", "IP", "CPUS", "MEMORY", "AGE"]);
+    assert!(ps.lines().any(|l| l.starts_with("web ") && l.contains("running") && l.contains("64M")), "{ps}");
+    let out = ok(&["exec", "web", "--", "sh", "-c", "echo $A"]);
+    assert_eq!(stdout(&out), "b\n");
+    let out = server.cli(&["exec", "web", "--", "sh", "-c", "exit 9"], None, &[]);
+    assert_eq!(out.status.code(), Some(9));
+    let local = server.cli_home.path().join("note.txt");
+    std::fs::write(&local, "a note").unwrap();
+    ok(&["cp", local.to_str().unwrap(), "web:/tmp/note.txt"]);
+    let back = server.cli_home.path().join("back.txt");
+    ok(&["cp", "web:/tmp/note.txt", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "a note");
+    let show = stdout(&ok(&["instance", "show", "web"]));
+    assert!(show.contains("status:") && show.contains("app=web"), "{show}");
+    ok(&["i", "stop", "web", "--timeout", "3"]);
+    assert!(stdout(&ok(&["ps", "--status", "stopped"])).contains("web"));
+    ok(&["instance", "start", "web"]);
+    let out = server.cli(&["instance", "rm", "web"], None, &[]);
+    assert!(!out.status.success() && stderr(&out).contains("stop it first or delete with force"), "{}", stderr(&out));
+    ok(&["instance", "rm", "--force", "web"]);
+    assert_eq!(stdout(&ok(&["ps"])).lines().count(), 1);
+    tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(17));
+}
+
+#[tokio::test]
+async fn instances_reach_each_other_and_are_sampled() {
+    let server = TestServer::start_with(ServerOptions::compute(19));
+    let admin = server.admin().await;
+    let a = running(&admin, busybox("a")).await;
+    let b = running(&admin, busybox("b")).await;
+    let b_ip = b.ip.clone().unwrap();
+    let out = exec(&admin, "a", &["ping", "-c", "1", "-W", "2", &b_ip]).await;
+    assert_eq!(out.code, 0, "a cannot reach b: {}", String::from_utf8_lossy(&out.stdout));
+    // The default route goes through the bridge, and egress is masqueraded.
+    let route = exec(&admin, "a", &["ip", "route"]).await;
+    assert!(
+        String::from_utf8_lossy(&route.stdout).contains("default via 10.199.19.1"),
+        "{}",
+        String::from_utf8_lossy(&route.stdout)
+    );
+    let rules = std::process::Command::new("nft").args(["list", "ruleset"]).output().unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(rules.contains("10.199.19.0/24") && rules.contains("masquerade"), "no NAT for the network:\n{rules}");
+
+    // The sampler records a point every 10 s and exports gauges.
+    exec(&admin, "a", &["sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"]).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let series = admin.instance_metrics(&a.id, "5m").await.unwrap();
+    assert_eq!(series.resolution_secs, 10);
+    assert!(!series.points.is_empty(), "no samples after 11 s");
+    assert!(series.points.iter().all(|p| p.memory_bytes > 0));
+    let text = admin.metrics().await.unwrap();
+    assert!(text.lines().any(|l| l.starts_with("roost_instance_memory_bytes{") && l.contains(&a.id)), "{text}");
+    assert_eq!(admin.instance_metrics(&a.id, "forever").await.unwrap_err().status().unwrap().as_u16(), 400);
+    common::remove_test_network(19).await;
+}
