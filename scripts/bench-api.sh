@@ -17,7 +17,7 @@ port=$((20000 + RANDOM % 20000))
 password=bench-password-123
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-ROOST_ADMIN_PASSWORD=$password ROOST_LOG_LEVEL=warn "$bin" server --listen "127.0.0.1:$port" --data-dir "$work/data" \
+ROOST_ADMIN_PASSWORD=$password ROOST_LOG_LEVEL=warn "$bin" server ${ROOST_BENCH_SERVER_ARGS:-} --listen "127.0.0.1:$port" --data-dir "$work/data" \
   >"$work/server.out" 2>&1 &
 pid=$!
 for _ in $(seq 100); do

@@ -78,7 +78,9 @@ pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    /// Built on first use: setting up TLS costs milliseconds that commands which only
+    /// open an exec WebSocket never need.
+    http: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     base: url::Url,
     token: Option<String>,
 }
@@ -103,11 +105,17 @@ impl Client {
         if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
             return Err(ClientError::InvalidUrl(base.to_string()));
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("roost-client/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .build()?;
-        Ok(Client { http, base, token })
+        Ok(Client { http: Default::default(), base, token })
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!("roost-client/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .expect("the HTTP client builds (TLS provider installed)")
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -125,7 +133,7 @@ impl Client {
     /// A request to `path` (starting with `/`), authenticated when a token is set.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let url = format!("{}{}", self.base_url(), path);
-        let mut req = self.http.request(method, url);
+        let mut req = self.http().request(method, url);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
@@ -249,9 +257,29 @@ impl Client {
         self.json(self.request(Method::GET, "/v1/operations").query(params)).await
     }
 
-    /// Blocks until the operation is final, long-polling the server a minute at a time;
-    /// `on_update` sees every intermediate state.
+    /// Blocks until the operation is final; `on_update` sees every state it passes
+    /// through. Follows the event stream (no polling), and falls back to server-side
+    /// long polls if the stream is unavailable or ends.
     pub async fn wait_operation(&self, id: &str, mut on_update: impl FnMut(&Operation)) -> Result<Operation> {
+        use futures_util::StreamExt;
+        let filter = EventFilter { kind: Some("operation".into()), resource_id: Some(id.to_string()) };
+        // Subscribe first, then read, so no update falls between the two.
+        if let Ok(events) = self.events(&filter, None).await {
+            let mut events = Box::pin(events);
+            let op = self.get_operation(id, None).await?;
+            on_update(&op);
+            if op.status.is_final() {
+                return Ok(op);
+            }
+            while let Some(Ok(event)) = events.next().await {
+                if let Some(op) = event.data.and_then(|d| serde_json::from_value::<Operation>(d).ok()) {
+                    on_update(&op);
+                    if op.status.is_final() {
+                        return Ok(op);
+                    }
+                }
+            }
+        }
         loop {
             let op = self.get_operation(id, Some(Duration::from_secs(30))).await?;
             on_update(&op);

@@ -463,3 +463,38 @@ async fn instances_reach_each_other_and_are_sampled() {
     assert_eq!(admin.instance_metrics(&a.id, "forever").await.unwrap_err().status().unwrap().as_u16(), 400);
     common::remove_test_network(19).await;
 }
+
+#[test]
+fn debian_images_build_offline_from_packages_and_run() {
+    let server = TestServer::start_with(ServerOptions::compute(20));
+    let ok = |args: &[&str]| {
+        let out = server.cli(args, None, &[]);
+        assert!(out.status.success(), "roost {}: {}", args.join(" "), stderr(&out));
+        out
+    };
+    let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(common::ADMIN_PASSWORD), &[]);
+    assert!(out.status.success());
+    let out = ok(&["image", "build", "deb", "--from", "debian:bookworm", "--packages", "curl"]);
+    let progress = stderr(&out);
+    assert!(progress.lines().filter(|l| l.contains(" running ")).count() >= 2, "no progress shown:\n{progress}");
+    let shown = stdout(&ok(&["image", "show", "deb", "-o", "json"]));
+    let image: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(image["status"], "ready");
+    assert_eq!(image["description"], "debian:bookworm +curl");
+    // The same inputs are the same image: the second build reuses the first.
+    ok(&["image", "build", "deb-again", "--from", "debian:bookworm", "--packages", "curl"]);
+    let again: serde_json::Value =
+        serde_json::from_str(&stdout(&ok(&["image", "show", "deb-again", "-o", "json"]))).unwrap();
+    assert_eq!(again["digest"], image["digest"]);
+
+    ok(&["instance", "create", "d", "--image", "deb", "--memory", "128m"]);
+    let out = ok(&["exec", "d", "--", "curl", "--version"]);
+    assert!(stdout(&out).starts_with("curl "), "{}", stdout(&out));
+    let out = server.cli(&["image", "rm", "deb"], None, &[]);
+    assert!(!out.status.success() && stderr(&out).contains("is used by 1 instance"), "{}", stderr(&out));
+    ok(&["instance", "rm", "-f", "d"]);
+    ok(&["image", "rm", "deb"]);
+    let out = server.cli(&["image", "build", "bad", "--from", "ubuntu:noble"], None, &[]);
+    assert!(!out.status.success() && stderr(&out).contains("debian:<suite>"), "{}", stderr(&out));
+    tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(20));
+}
