@@ -61,17 +61,7 @@ impl Control {
             metrics::gauge!("roost_instance_pids", &l).set(stats.pids as f64);
             metrics::gauge!("roost_instance_network_receive_bytes", &l).set(stats.net_rx_bytes as f64);
             metrics::gauge!("roost_instance_network_transmit_bytes", &l).set(stats.net_tx_bytes as f64);
-            let latest = InstanceStats {
-                instance_id: row.id.clone(),
-                time: Some(to_time(now)),
-                cpu_percent,
-                cpu_usage_ns: stats.cpu_usage_ns,
-                memory_bytes: stats.memory_bytes,
-                memory_limit: stats.memory_limit,
-                pids: stats.pids,
-                net_rx_bytes: stats.net_rx_bytes,
-                net_tx_bytes: stats.net_tx_bytes,
-            };
+            let latest = api_stats(&row.id, now, cpu_percent, &stats);
             self.compute().latest.lock().expect("latest").insert(row.id.clone(), latest);
             let sample = SampleRow {
                 instance_id: row.id.clone(),
@@ -157,17 +147,7 @@ impl Control {
                     * 100.0
             }
         };
-        Ok(InstanceStats {
-            instance_id: row.id,
-            time: Some(to_time(now_ms())),
-            cpu_percent,
-            cpu_usage_ns: stats.cpu_usage_ns,
-            memory_bytes: stats.memory_bytes,
-            memory_limit: stats.memory_limit,
-            pids: stats.pids,
-            net_rx_bytes: stats.net_rx_bytes,
-            net_tx_bytes: stats.net_tx_bytes,
-        })
+        Ok(api_stats(&row.id, now_ms(), cpu_percent, &stats))
     }
 
     /// The recorded series over `period` (`5m`, `1h`, `1d`: 10 s points; `7d`, `30d`:
@@ -203,5 +183,20 @@ impl Control {
                 })
                 .collect(),
         })
+    }
+}
+
+/// The API view of the driver's counters at `time`.
+fn api_stats(id: &str, time: i64, cpu_percent: f64, stats: &roost_node::Stats) -> InstanceStats {
+    InstanceStats {
+        instance_id: id.to_string(),
+        time: Some(to_time(time)),
+        cpu_percent,
+        cpu_usage_ns: stats.cpu_usage_ns,
+        memory_bytes: stats.memory_bytes,
+        memory_limit: stats.memory_limit,
+        pids: stats.pids,
+        net_rx_bytes: stats.net_rx_bytes,
+        net_tx_bytes: stats.net_tx_bytes,
     }
 }
