@@ -125,8 +125,11 @@ impl Store {
         let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         let pool = match backend {
             Backend::Sqlite => {
+                // A local file never goes stale: skipping the ping before each use saves
+                // a round trip to the connection's worker thread per query.
                 pool_options
                     .max_connections(8)
+                    .test_before_acquire(false)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             // WAL lets readers run beside the writer; NORMAL sync is durable
