@@ -171,6 +171,11 @@ impl Client {
         self.json(self.request(Method::GET, path)).await
     }
 
+    async fn delete(&self, path: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, path)).await?;
+        Ok(())
+    }
+
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         self.json(self.request(Method::POST, path).json(body)).await
     }
@@ -222,16 +227,8 @@ impl Client {
 
     /// Every page of the token list.
     pub async fn all_tokens(&self) -> Result<Vec<Token>> {
-        let mut params = ListParams { limit: Some(1000), ..Default::default() };
-        let mut items = Vec::new();
-        loop {
-            let page = self.list_tokens(&params).await?;
-            items.extend(page.items);
-            match page.next_cursor {
-                Some(c) => params.cursor = Some(c),
-                None => return Ok(items),
-            }
-        }
+        let params = ListParams { limit: Some(1000), ..Default::default() };
+        all_pages(params, |p| async move { self.list_tokens(&p).await }).await
     }
 
     pub async fn get_token(&self, id_or_name: &str) -> Result<Token> {
@@ -239,8 +236,7 @@ impl Client {
     }
 
     pub async fn delete_token(&self, id_or_name: &str) -> Result<()> {
-        self.send(self.request(Method::DELETE, &format!("/v1/tokens/{}", encode(id_or_name)))).await?;
-        Ok(())
+        self.delete(&format!("/v1/tokens/{}", encode(id_or_name))).await
     }
 
     // --- operations ---------------------------------------------------------------
@@ -314,8 +310,7 @@ impl Client {
     }
 
     pub async fn delete_user(&self, key: &str) -> Result<()> {
-        self.send(self.request(Method::DELETE, &format!("/v1/users/{}", encode(key)))).await?;
-        Ok(())
+        self.delete(&format!("/v1/users/{}", encode(key))).await
     }
 
     pub async fn set_user_disabled(&self, key: &str, disabled: bool) -> Result<UserDetails> {
@@ -346,8 +341,7 @@ impl Client {
     }
 
     pub async fn delete_project(&self, key: &str) -> Result<()> {
-        self.send(self.request(Method::DELETE, &format!("/v1/projects/{}", encode(key)))).await?;
-        Ok(())
+        self.delete(&format!("/v1/projects/{}", encode(key))).await
     }
 
     pub async fn members(&self, project: &str) -> Result<Vec<Member>> {
@@ -424,8 +418,7 @@ impl Client {
     }
 
     pub async fn delete_image(&self, key: &str) -> Result<()> {
-        self.send(self.request(Method::DELETE, &format!("/v1/images/{}", encode(key)))).await?;
-        Ok(())
+        self.delete(&format!("/v1/images/{}", encode(key))).await
     }
 
     // --- instances ----------------------------------------------------------------
@@ -440,16 +433,8 @@ impl Client {
 
     /// Every page of a filtered instance list.
     pub async fn all_instances(&self, params: &InstanceListParams) -> Result<Vec<Instance>> {
-        let mut params = InstanceListParams { limit: Some(1000), ..params.clone() };
-        let mut items = Vec::new();
-        loop {
-            let page = self.list_instances(&params).await?;
-            items.extend(page.items);
-            match page.next_cursor {
-                Some(c) => params.cursor = Some(c),
-                None => return Ok(items),
-            }
-        }
+        let params = InstanceListParams { limit: Some(1000), ..params.clone() };
+        all_pages(params, |p| async move { self.list_instances(&p).await }).await
     }
 
     fn instance_path(key: &str, suffix: &str, project: Option<&str>) -> String {
@@ -579,6 +564,40 @@ impl Client {
         }
         let response = self.send(req).await?;
         Ok(sse::events(response))
+    }
+}
+
+/// List parameters that carry a cursor.
+pub trait Paged: Clone {
+    fn set_cursor(&mut self, cursor: String);
+}
+
+impl Paged for ListParams {
+    fn set_cursor(&mut self, cursor: String) {
+        self.cursor = Some(cursor);
+    }
+}
+
+impl Paged for InstanceListParams {
+    fn set_cursor(&mut self, cursor: String) {
+        self.cursor = Some(cursor);
+    }
+}
+
+/// Follows `next_cursor` through every page of a list.
+pub async fn all_pages<P: Paged, T, F, Fut>(mut params: P, mut fetch: F) -> Result<Vec<T>>
+where
+    F: FnMut(P) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>>>,
+{
+    let mut items = Vec::new();
+    loop {
+        let page = fetch(params.clone()).await?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(c) => params.set_cursor(c),
+            None => return Ok(items),
+        }
     }
 }
 

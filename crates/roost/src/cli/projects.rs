@@ -103,16 +103,12 @@ pub async fn run(global: &GlobalArgs, cmd: ProjectCommand) -> anyhow::Result<()>
             Ok(())
         }
         ProjectCommand::Ls => {
-            let mut params = ListParams { limit: Some(1000), sort: Some("name".into()), ..Default::default() };
-            let mut items = Vec::new();
-            loop {
-                let page = client.list_projects(&params).await?;
-                items.extend(page.items);
-                match page.next_cursor {
-                    Some(c) => params.cursor = Some(c),
-                    None => break,
-                }
-            }
+            let params = ListParams { limit: Some(1000), sort: Some("name".into()), ..Default::default() };
+            let items = roost_client::all_pages(params, |p| {
+                let client = &client;
+                async move { client.list_projects(&p).await }
+            })
+            .await?;
             let current = global.project_name()?;
             print_list(global.output, &items, &["name", "id", "description", "created"], |p| {
                 let marker = if current.as_deref() == Some(p.name.as_str()) { " *" } else { "" };

@@ -80,20 +80,12 @@ pub async fn run(global: &GlobalArgs, cmd: TokenCommand) -> anyhow::Result<()> {
             Ok(())
         }
         TokenCommand::Ls { name } => {
-            let tokens = if name.is_some() {
-                let mut params = ListParams { name, limit: Some(1000), ..Default::default() };
-                let mut all = Vec::new();
-                loop {
-                    let page = client.list_tokens(&params).await?;
-                    all.extend(page.items);
-                    match page.next_cursor {
-                        Some(c) => params.cursor = Some(c),
-                        None => break all,
-                    }
-                }
-            } else {
-                client.all_tokens().await?
-            };
+            let params = ListParams { name, limit: Some(1000), ..Default::default() };
+            let tokens = roost_client::all_pages(params, |p| {
+                let client = &client;
+                async move { client.list_tokens(&p).await }
+            })
+            .await?;
             print_list(global.output, &tokens, &["name", "prefix", "scope", "created", "expires", "last used"], |t| {
                 vec![
                     t.name.clone(),

@@ -111,16 +111,12 @@ pub async fn run(global: &GlobalArgs, cmd: UserCommand) -> anyhow::Result<()> {
             Ok(())
         }
         UserCommand::Ls => {
-            let mut params = ListParams { limit: Some(1000), ..Default::default() };
-            let mut users = Vec::new();
-            loop {
-                let page = client.list_users(&params).await?;
-                users.extend(page.items);
-                match page.next_cursor {
-                    Some(c) => params.cursor = Some(c),
-                    None => break,
-                }
-            }
+            let params = ListParams { limit: Some(1000), ..Default::default() };
+            let users = roost_client::all_pages(params, |p| {
+                let client = &client;
+                async move { client.list_users(&p).await }
+            })
+            .await?;
             print_list(global.output, &users, &["name", "id", "role", "status", "email", "created"], |u| {
                 vec![
                     u.user.name.clone(),
