@@ -141,6 +141,10 @@ impl Control {
                     Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),
                 }
                 control.inner.login_limiter.retain_recent();
+                let day_ago = roost_store::now_ms() - 24 * 3600 * 1000;
+                if let Err(err) = control.store().prune_idempotency_keys(day_ago).await {
+                    tracing::warn!(error = %err, "could not prune idempotency keys");
+                }
                 control.inner.mutation_limiter.retain_recent();
                 if let Err(err) = control.apply_audit_retention().await {
                     tracing::error!(error = %err.message, "audit retention failed");

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
@@ -27,6 +28,8 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let (api, _) = openapi::api_router().split_for_parts();
     api.route_layer(axum::middleware::from_fn_with_state(state.clone(), audit_trail::layer))
+        // Outside the audit layer: a replay changes nothing and is not audited again.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .fallback(console::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(middleware::metrics))

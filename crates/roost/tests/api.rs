@@ -475,3 +475,42 @@ async fn oversized_request(base: &str, token: &str) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
     String::from_utf8_lossy(&response).into_owned()
 }
+
+#[tokio::test]
+async fn idempotency_keys_make_retries_safe() {
+    let server = TestServer::start();
+    let admin = server.admin().await;
+    let http = common::http();
+    let post = |path: &str, key: &str, body: serde_json::Value| {
+        http.post(format!("{}{path}", server.url))
+            .bearer_auth(admin.token().unwrap())
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let first = post("/v1/projects", "create-blue-1", serde_json::json!({"name": "blue"})).await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: serde_json::Value = first.json().await.unwrap();
+    let retry = post("/v1/projects", "create-blue-1", serde_json::json!({"name": "blue"})).await.unwrap();
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    let retry: serde_json::Value = retry.json().await.unwrap();
+    assert_eq!(retry["id"], first["id"], "the retry gets the first response");
+    let projects = admin.list_projects(&ListParams::default()).await.unwrap();
+    assert_eq!(projects.items.iter().filter(|p| p.name == "blue").count(), 1, "created once");
+
+    let other = post("/v1/projects", "create-blue-1", serde_json::json!({"name": "green"})).await.unwrap();
+    assert_eq!(other.status(), 422, "the same key with another request is refused");
+    // Failures are not remembered: the same key works once the cause is fixed.
+    let taken = post("/v1/projects", "create-2", serde_json::json!({"name": "blue"})).await.unwrap();
+    assert_eq!(taken.status(), 409);
+    let fixed = post("/v1/projects", "create-2", serde_json::json!({"name": "blue"})).await.unwrap();
+    assert_eq!(fixed.status(), 409, "still taken: run again, not replayed");
+    assert!(fixed.headers().get("idempotent-replayed").is_none());
+    // Never on responses that hold a secret.
+    let token = post("/v1/tokens", "tok-1", serde_json::json!({"name": "ci"})).await.unwrap();
+    assert_eq!(token.status(), 400);
+    let body: serde_json::Value = token.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("Idempotency-Key is not accepted"), "{body}");
+}
