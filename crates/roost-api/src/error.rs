@@ -47,6 +47,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 409: a name is taken or the resource's state forbids the action.
     Conflict,
+    /// 412: `If-Match` names a version that is no longer current.
+    PreconditionFailed,
     /// 413
     PayloadTooLarge,
     /// 415
@@ -73,6 +75,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict => 409,
+            ErrorCode::PreconditionFailed => 412,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Unprocessable => 422,
@@ -91,6 +94,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Unprocessable => "unprocessable",

@@ -21,6 +21,30 @@ pub use list::{ListParams, Page};
 /// Timestamps on the wire are RFC 3339 in UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
+/// The entity tag of a resource's JSON representation: `"<16 hex>"`. A GET returns it
+/// as `ETag`; an update sent with `If-Match` applies only while it is still current.
+pub fn etag_of<T: serde::Serialize>(value: &T) -> String {
+    use std::fmt::Write;
+    let json = serde_json::to_vec(value).unwrap_or_default();
+    // FNV-1a over the JSON twice (two seeds) gives 128 bits without a hash dependency here.
+    let mut out = String::from("\"");
+    for seed in [0xcbf2_9ce4_8422_2325u64, 0x8422_2325_cbf2_9ce4] {
+        let mut h = seed;
+        for b in &json {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let _ = write!(out, "{h:016x}");
+    }
+    out.push('"');
+    out
+}
+
+/// Whether an `If-Match` header value admits the current entity tag.
+pub fn if_match_admits(if_match: &str, current: &str) -> bool {
+    if_match.split(',').map(str::trim).any(|t| t == "*" || t == current || t.strip_prefix("W/") == Some(current))
+}
+
 /// Parses a size such as `512m`, `16g`, `1.5GiB` or `1048576` (bytes) into bytes.
 /// Suffixes are binary (k = 1024).
 pub fn parse_size(text: &str) -> Option<u64> {
@@ -40,6 +64,17 @@ pub fn parse_size(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn etags_follow_the_representation() {
+        let a = super::etag_of(&serde_json::json!({"name": "a"}));
+        assert_eq!(a, super::etag_of(&serde_json::json!({"name": "a"})));
+        assert_ne!(a, super::etag_of(&serde_json::json!({"name": "b"})));
+        assert!(a.starts_with('"') && a.len() == 34);
+        assert!(super::if_match_admits(&a, &a) && super::if_match_admits("*", &a));
+        assert!(super::if_match_admits(&format!("\"x\", {a}"), &a));
+        assert!(!super::if_match_admits("\"stale\"", &a));
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(super::parse_size("512m"), Some(512 << 20));

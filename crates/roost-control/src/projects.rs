@@ -122,6 +122,7 @@ impl Control {
         p: &Principal,
         key: &str,
         req: UpdateProjectRequest,
+        if_match: Option<&str>,
     ) -> Result<Project> {
         let access = self.project_access(p, key).await?;
         p.require_admin()?;
@@ -132,6 +133,12 @@ impl Control {
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.store().write().await?;
+        if let Some(if_match) = if_match {
+            let current = roost_store::projects::get_in(tx.conn(), &access.project.id)
+                .await?
+                .ok_or_else(|| Error::not_found("project", key))?;
+            crate::users::check_precondition(if_match, &current.to_api())?;
+        }
         roost_store::projects::update_description(tx.conn(), &access.project.id, req.description.as_deref(), now_ms())
             .await?;
         audit::record(tx.conn(), ctx, p, "project.update", Some(("project", &access.project.id)), body.as_ref())

@@ -207,3 +207,11 @@ impl Store {
         quotas_in(&mut *conn, project_id).await
     }
 }
+
+/// A project read inside a transaction (to check a precondition against what is updated).
+pub async fn get_in(conn: &mut AnyConnection, id: &str) -> Result<Option<ProjectRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM projects WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}

@@ -166,3 +166,11 @@ impl Store {
         }))
     }
 }
+
+/// A user read inside a transaction (to check a precondition against what is updated).
+pub async fn get_in(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}

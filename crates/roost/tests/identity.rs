@@ -467,3 +467,73 @@ async fn retention_archives_old_entries_and_the_chain_still_verifies() {
     let v = admin.verify_audit().await.unwrap();
     assert!(v.ok && v.starts_after >= oldest_kept_before, "{v:?}");
 }
+
+#[tokio::test]
+async fn updates_with_if_match_never_overwrite_a_newer_version() {
+    let server = TestServer::start();
+    let admin = server.admin().await;
+    admin
+        .create_project(&CreateProjectRequest { name: "team-a".into(), description: Some("v1".into()) })
+        .await
+        .unwrap();
+    let http = common::http();
+    let url = format!("{}/v1/projects/team-a", server.url);
+    let token = admin.token().unwrap().to_string();
+    let read = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    let etag = read.headers()["etag"].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"'), "{etag}");
+    let unchanged = http.get(&url).bearer_auth(&token).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(unchanged.status(), 304);
+
+    // Someone else changes it.
+    let other =
+        http.patch(&url).bearer_auth(&token).json(&serde_json::json!({"description": "v2"})).send().await.unwrap();
+    assert_eq!(other.status(), 200);
+    let stale = http
+        .patch(&url)
+        .bearer_auth(&token)
+        .header("if-match", &etag)
+        .json(&serde_json::json!({"description": "v3 on top of v1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 412);
+    let body: serde_json::Value = stale.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "precondition_failed");
+    assert_eq!(admin.get_project("team-a").await.unwrap().description.as_deref(), Some("v2"), "nothing was lost");
+
+    let fresh =
+        http.get(&url).bearer_auth(&token).send().await.unwrap().headers()["etag"].to_str().unwrap().to_string();
+    let ok = http
+        .patch(&url)
+        .bearer_auth(&token)
+        .header("if-match", &fresh)
+        .json(&serde_json::json!({"description": "v3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_ne!(ok.headers()["etag"].to_str().unwrap(), fresh, "a new version, a new tag");
+
+    // Users too.
+    let me = format!("{}/v1/users/me", server.url);
+    let tag = http.get(&me).bearer_auth(&token).send().await.unwrap().headers()["etag"].to_str().unwrap().to_string();
+    let r = http
+        .patch(&me)
+        .bearer_auth(&token)
+        .header("if-match", "\"0000\"")
+        .json(&serde_json::json!({"display_name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    let r = http
+        .patch(&me)
+        .bearer_auth(&token)
+        .header("if-match", &tag)
+        .json(&serde_json::json!({"display_name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -82,14 +82,15 @@ pub async fn create(
 /// Show an instance by id or name.
 #[utoipa::path(get, path = "/v1/instances/{id}", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name"), ProjectParam),
-    responses((status = 200, body = Instance), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
+    responses((status = 200, body = Instance, headers(("ETag" = String))), (status = 304, description = "Unchanged since If-None-Match"), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn get(
     State(s): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<ProjectParam>,
-) -> ApiResult<Instance> {
-    Ok(axum::Json(s.control.get_instance(&auth, &id, q.project.as_deref()).await?))
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    Ok(crate::extract::etagged(&headers, &s.control.get_instance(&auth, &id, q.project.as_deref()).await?))
 }
 
 /// Delete an instance (202 + operation); a running one only with `?force=true`.

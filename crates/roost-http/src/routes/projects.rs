@@ -1,7 +1,8 @@
 //! `/v1/projects`: tenancy — projects, members, quotas and usage.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use roost_api::projects::{
     CreateProjectRequest, Member, Project, Quota, SetMemberRequest, UpdateProjectRequest, Usage,
 };
@@ -10,7 +11,7 @@ use roost_api::{ErrorResponse, ListParams, Page};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Query, etagged, if_match};
 
 type ApiResult<T> = Result<axum::Json<T>, ApiError>;
 
@@ -36,24 +37,33 @@ pub async fn create(
 
 /// Show a project you belong to, by id or name.
 #[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id or name")),
-    responses((status = 200, body = Project), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
-pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Project> {
-    Ok(axum::Json(s.control.get_project(&auth, &id).await?))
+    responses((status = 200, body = Project, headers(("ETag" = String))), (status = 304, description = "Unchanged since If-None-Match"),
+        (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn get(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    Ok(etagged(&headers, &s.control.get_project(&auth, &id).await?))
 }
 
 /// Change a project's description (admins).
 #[utoipa::path(patch, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id or name")),
     request_body = UpdateProjectRequest,
     responses((status = 200, body = Project), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
-        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 412, description = "If-Match is not current", body = ErrorResponse)))]
 pub async fn update(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Json(req): Json<UpdateProjectRequest>,
-) -> ApiResult<Project> {
-    Ok(axum::Json(s.control.update_project(&ctx, &auth, &id, req).await?))
+) -> Result<Response, ApiError> {
+    let project = s.control.update_project(&ctx, &auth, &id, req, if_match(&headers).as_deref()).await?;
+    Ok(etagged(&HeaderMap::new(), &project))
 }
 
 /// Delete an empty project (admins); `default` cannot be deleted.

@@ -1,7 +1,8 @@
 //! `/v1/users`: accounts (admins manage; everyone sees and edits themselves as `me`).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use roost_api::users::{
     CreateUserRequest, CreatedUser, ResetPasswordRequest, ResetPasswordResponse, UpdateUserRequest, UserDetails,
 };
@@ -10,7 +11,7 @@ use roost_api::{ErrorResponse, ListParams, Page};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Query, etagged, if_match};
 
 type ApiResult<T> = Result<axum::Json<T>, ApiError>;
 
@@ -41,24 +42,33 @@ pub async fn create(
 
 /// Show a user by id or name (`me`: yourself).
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id, name or `me`")),
-    responses((status = 200, body = UserDetails), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
-pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<UserDetails> {
-    Ok(axum::Json(s.control.get_user(&auth, &id).await?))
+    responses((status = 200, body = UserDetails, headers(("ETag" = String))), (status = 304, description = "Unchanged since If-None-Match"),
+        (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn get(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    Ok(etagged(&headers, &s.control.get_user(&auth, &id).await?))
 }
 
 /// Change a profile (yourself: email and display name; admins: anyone, and the role).
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id, name or `me`")),
     request_body = UpdateUserRequest,
     responses((status = 200, body = UserDetails), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
-        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
+        (status = 412, description = "If-Match is not current", body = ErrorResponse)))]
 pub async fn update(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Json(req): Json<UpdateUserRequest>,
-) -> ApiResult<UserDetails> {
-    Ok(axum::Json(s.control.update_user(&ctx, &auth, &id, req).await?))
+) -> Result<Response, ApiError> {
+    let user = s.control.update_user(&ctx, &auth, &id, req, if_match(&headers).as_deref()).await?;
+    Ok(etagged(&HeaderMap::new(), &user))
 }
 
 /// Delete a user (admins); their sessions, tokens and memberships go too.
