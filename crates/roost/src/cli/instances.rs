@@ -190,6 +190,8 @@ pub async fn ls(global: &GlobalArgs, args: LsArgs) -> anyhow::Result<()> {
 
 pub async fn run(global: &GlobalArgs, cmd: InstanceCommand) -> anyhow::Result<()> {
     let client = global.client()?;
+    // Names resolve in the current project (`--project`, ROOST_PROJECT, `project use`).
+    let project = global.project_name()?;
     match cmd {
         InstanceCommand::Create { name, args, no_wait } => {
             let req = create_request(global, name, &args)?;
@@ -212,23 +214,23 @@ pub async fn run(global: &GlobalArgs, cmd: InstanceCommand) -> anyhow::Result<()
         }
         InstanceCommand::Ls(args) => ls(global, args).await,
         InstanceCommand::Show { name } => {
-            let i = client.get_instance(&name, global.project.as_deref()).await?;
+            let i = client.get_instance(&name, project.as_deref()).await?;
             print_block(global.output, &i, &fields(&i))
         }
         InstanceCommand::Stop { name, timeout, no_wait } => {
-            let op = client.stop_instance(&name, global.project.as_deref(), Some(timeout)).await?;
+            let op = client.stop_instance(&name, project.as_deref(), Some(timeout)).await?;
             finish(&client, op, no_wait, &format!("Stopped '{name}'.")).await
         }
         InstanceCommand::Start { name, no_wait } => {
-            let op = client.start_instance(&name, global.project.as_deref()).await?;
+            let op = client.start_instance(&name, project.as_deref()).await?;
             finish(&client, op, no_wait, &format!("Started '{name}'.")).await
         }
         InstanceCommand::Restart { name, timeout, no_wait } => {
-            let op = client.restart_instance(&name, global.project.as_deref(), Some(timeout)).await?;
+            let op = client.restart_instance(&name, project.as_deref(), Some(timeout)).await?;
             finish(&client, op, no_wait, &format!("Restarted '{name}'.")).await
         }
         InstanceCommand::Rm { name, force, no_wait } => {
-            let op = client.delete_instance(&name, global.project.as_deref(), force).await?;
+            let op = client.delete_instance(&name, project.as_deref(), force).await?;
             finish(&client, op, no_wait, &format!("Deleted '{name}'.")).await
         }
         InstanceCommand::Stats { name } => {
