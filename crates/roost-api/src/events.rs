@@ -37,10 +37,10 @@ pub struct EventFilter {
 
 impl EventFilter {
     pub fn accepts(&self, event: &Event) -> bool {
-        if let Some(id) = &self.resource_id {
-            if id != &event.resource_id {
-                return false;
-            }
+        if let Some(id) = &self.resource_id
+            && id != &event.resource_id
+        {
+            return false;
         }
         match &self.kind {
             None => true,

@@ -329,10 +329,8 @@ impl Control {
                 .await?
                 .iter()
                 .any(|r| r.digest.as_deref() == Some(digest));
-            if !shared {
-                if let Err(e) = node.images.remove(digest).await {
-                    tracing::warn!(image = %row.id, error = %e, "could not remove the image's files");
-                }
+            if !shared && let Err(e) = node.images.remove(digest).await {
+                tracing::warn!(image = %row.id, error = %e, "could not remove the image's files");
             }
         }
         self.events().publish("image.deleted", "image", &row.id, None, Audience::Project(row.project_id.clone()));

@@ -133,10 +133,7 @@ impl Control {
         let node = self.node()?;
         let stats = node.driver.stats(&row.id).await.map_err(crate::images::node_error)?;
         // Two readings 250 ms apart when the sampler has none yet.
-        let cpu_percent = match self.compute().latest.lock().expect("latest").get(&row.id) {
-            Some(s) => Some(s.cpu_percent),
-            None => None,
-        };
+        let cpu_percent = self.compute().latest.lock().expect("latest").get(&row.id).map(|s| s.cpu_percent);
         let cpu_percent = match cpu_percent {
             Some(c) => c,
             None => {

@@ -16,12 +16,15 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::middleware::MAX_BODY_BYTES;
 
+/// The user id and, when one was used, the API token id.
+pub type Actor = (String, Option<String>);
+
 /// Shared between this layer, the `Auth` extractor and the services of one request.
 #[derive(Clone, Default)]
 pub struct RequestAudit {
     pub audited: Arc<std::sync::atomic::AtomicBool>,
     /// (user id, token id) once the request is authenticated.
-    pub actor: Arc<Mutex<Option<(String, Option<String>)>>>,
+    pub actor: Arc<Mutex<Option<Actor>>>,
 }
 
 /// The audit action and resource type of each mutating route.

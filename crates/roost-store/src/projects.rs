@@ -204,7 +204,7 @@ impl Store {
 
     pub async fn quotas(&self, project_id: &str) -> Result<Vec<(String, i64)>> {
         let mut conn = self.pool().acquire().await?;
-        quotas_in(&mut *conn, project_id).await
+        quotas_in(&mut conn, project_id).await
     }
 }
 

@@ -336,13 +336,13 @@ pub async fn exec(
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // A browser session may only open this from our own pages.
-    if auth.method == roost_api::auth::AuthMethod::Session {
-        if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) {
-            let origin = origin.to_str().unwrap_or_default();
-            let host = host.to_str().unwrap_or_default();
-            if origin.split("://").nth(1) != Some(host) {
-                return Err(Error::forbidden("cross-origin WebSocket refused").into());
-            }
+    if auth.method == roost_api::auth::AuthMethod::Session
+        && let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST))
+    {
+        let origin = origin.to_str().unwrap_or_default();
+        let host = host.to_str().unwrap_or_default();
+        if origin.split("://").nth(1) != Some(host) {
+            return Err(Error::forbidden("cross-origin WebSocket refused").into());
         }
     }
     let instance = s.control.instance_for_exec(&auth, &id, None).await?;
@@ -441,11 +441,10 @@ async fn run_exec(control: roost_control::Control, id: String, socket: WebSocket
             },
             msg = rx.next(), if !client_gone => match msg {
                 Some(Ok(Message::Binary(data))) => {
-                    if let Some(w) = stdin.as_mut() {
-                        if w.write_all(&data).await.is_err() || w.flush().await.is_err() {
+                    if let Some(w) = stdin.as_mut()
+                        && (w.write_all(&data).await.is_err() || w.flush().await.is_err()) {
                             stdin = None;
                         }
-                    }
                 }
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ExecControl>(&t) {
                     Ok(ExecControl::Resize { rows, cols }) => {

@@ -99,10 +99,10 @@ impl TestServer {
                     url = Some(rest.trim().to_string());
                 }
                 out.lock().unwrap().push_str(&format!("{line}\n"));
-                if line.trim_start().starts_with("cli ") {
-                    if let Some(url) = url.take() {
-                        let _ = tx.send(url);
-                    }
+                if line.trim_start().starts_with("cli ")
+                    && let Some(url) = url.take()
+                {
+                    let _ = tx.send(url);
                 }
             }
         });
