@@ -171,12 +171,12 @@ async fn tokens_work_as_bearer_credentials_and_are_revocable() {
 async fn tokens_expire() {
     let server = TestServer::start();
     let admin = server.admin().await;
-    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(3000);
     let req = CreateTokenRequest { name: "brief".into(), expires_at: Some(soon), ..Default::default() };
     let created = admin.create_token(&req).await.unwrap();
     let client = Client::new(&server.url, Some(created.secret)).unwrap();
     client.whoami().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     let err = client.whoami().await.unwrap_err();
     assert_eq!(code(&err), ErrorCode::Unauthorized);
     assert!(err.body().unwrap().message.starts_with("token 'brief' expired at "), "{err}");
