@@ -327,10 +327,18 @@ impl Control {
         project: Option<&str>,
         desired: Desired,
         action: &str,
+        grace: Option<Duration>,
     ) -> Result<(InstanceRow, Operation)> {
         let (row, _) = self.writable_instance(p, key, project).await?;
         if row.desired() == Desired::Terminated {
             return Err(Error::conflict(format!("instance '{}' is being deleted", row.name)));
+        }
+        // Only once the caller may change it: a refused restart must not restart it later.
+        if let Some(grace) = grace {
+            self.compute().graces.lock().expect("graces").insert(row.id.clone(), grace);
+        }
+        if action == "instance.restart" {
+            self.compute().restarts.lock().expect("restarts").insert(row.id.clone());
         }
         let mut tx = self.store().write().await?;
         roost_store::instances::set_desired(tx.conn(), &row.id, desired, now_ms()).await?;
@@ -351,7 +359,7 @@ impl Control {
         key: &str,
         project: Option<&str>,
     ) -> Result<Operation> {
-        Ok(self.change_desired(ctx, p, key, project, Desired::Running, "instance.start").await?.1)
+        Ok(self.change_desired(ctx, p, key, project, Desired::Running, "instance.start", None).await?.1)
     }
 
     pub async fn stop_instance(
@@ -362,9 +370,7 @@ impl Control {
         project: Option<&str>,
         grace: Duration,
     ) -> Result<Operation> {
-        let row = self.instance_row(p, key, project).await?;
-        self.compute().graces.lock().expect("graces").insert(row.id.clone(), grace);
-        Ok(self.change_desired(ctx, p, &row.id, None, Desired::Stopped, "instance.stop").await?.1)
+        Ok(self.change_desired(ctx, p, key, project, Desired::Stopped, "instance.stop", Some(grace)).await?.1)
     }
 
     pub async fn restart_instance(
@@ -375,10 +381,7 @@ impl Control {
         project: Option<&str>,
         grace: Duration,
     ) -> Result<Operation> {
-        let row = self.instance_row(p, key, project).await?;
-        self.compute().graces.lock().expect("graces").insert(row.id.clone(), grace);
-        self.compute().restarts.lock().expect("restarts").insert(row.id.clone());
-        Ok(self.change_desired(ctx, p, &row.id, None, Desired::Running, "instance.restart").await?.1)
+        Ok(self.change_desired(ctx, p, key, project, Desired::Running, "instance.restart", Some(grace)).await?.1)
     }
 
     /// Deletes an instance; a running one only with `force`.

@@ -339,6 +339,11 @@ async fn tenancy_applies_to_instances() {
         403
     );
     assert_eq!(status(&vera.stop_instance(&app.id, None, None).await.unwrap_err()), 403);
+    // A refused restart leaves nothing behind that would restart it later.
+    assert_eq!(status(&vera.restart_instance(&app.id, None, None).await.unwrap_err()), 403);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = otto.get_instance(&app.id, None).await.unwrap();
+    assert_eq!((after.status, after.started_at), (InstanceStatus::Running, app.started_at), "not restarted");
     assert_eq!(status(&olga.get_instance(&app.id, None).await.unwrap_err()), 404);
     assert_eq!(status(&olga.delete_instance(&app.id, None, true).await.unwrap_err()), 404);
     assert!(olga.list_instances(&InstanceListParams::default()).await.unwrap().items.is_empty());
