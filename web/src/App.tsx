@@ -1,8 +1,15 @@
-import { useCallback, useEffect, useState } from "react";
-import { whoami, type Whoami } from "./api";
-import { LOGIN_PATH, currentPath, loginUrl, navigate, safeNext } from "./nav";
-import { Home } from "./pages/Home";
+import { lazy, Suspense, useCallback, useEffect, useState, type ComponentType, type LazyExoticComponent } from "react";
+import { useQueryClient } from "@tanstack/react-query";
+import { setUnauthorizedHandler, whoami, type Whoami } from "./api";
+import { Layout } from "./components/Layout";
+import { Toasts } from "./components/toast";
+import { EmptyState, Loading } from "./components/ui";
+import { useEventStream } from "./events";
+import { LOGIN_PATH, currentPath, loginUrl, matchPath, navigate, safeNext } from "./nav";
+import { Dashboard } from "./pages/Dashboard";
 import { Login } from "./pages/Login";
+import { Link, useLocation } from "./router";
+import { SessionProvider } from "./session";
 
 type Session =
   | { state: "loading" }
@@ -10,11 +17,64 @@ type Session =
   | { state: "signed-in"; who: Whoami }
   | { state: "unreachable"; message: string };
 
+// Pages load on demand so the first paint needs only the shell and the dashboard.
+const InstancesPage = lazy(() => import("./pages/Instances").then((m) => ({ default: m.InstancesPage })));
+const LaunchWizard = lazy(() => import("./pages/Launch").then((m) => ({ default: m.LaunchWizard })));
+const InstancePage = lazy(() => import("./pages/Instance").then((m) => ({ default: m.InstancePage })));
+const ImagesPage = lazy(() => import("./pages/Images").then((m) => ({ default: m.ImagesPage })));
+const ProjectsPage = lazy(() => import("./pages/Projects").then((m) => ({ default: m.ProjectsPage })));
+const ProjectPage = lazy(() => import("./pages/Projects").then((m) => ({ default: m.ProjectPage })));
+const UsersPage = lazy(() => import("./pages/Users").then((m) => ({ default: m.UsersPage })));
+const TokensPage = lazy(() => import("./pages/Tokens").then((m) => ({ default: m.TokensPage })));
+const AuditPage = lazy(() => import("./pages/Audit").then((m) => ({ default: m.AuditPage })));
+const OperationsPage = lazy(() => import("./pages/Operations").then((m) => ({ default: m.OperationsPage })));
+const AccountPage = lazy(() => import("./pages/Account").then((m) => ({ default: m.AccountPage })));
+
+type Page = ComponentType<{ params: Record<string, string> }> | LazyExoticComponent<ComponentType<{ params: Record<string, string> }>>;
+
+/** The console's routes, most specific first. */
+export const ROUTES: [string, Page][] = [
+  ["/", Dashboard],
+  ["/instances", InstancesPage],
+  ["/instances/new", LaunchWizard],
+  ["/instances/:id", InstancePage],
+  ["/images", ImagesPage],
+  ["/projects", ProjectsPage],
+  ["/projects/:id", ProjectPage],
+  ["/users", UsersPage],
+  ["/tokens", TokensPage],
+  ["/audit", AuditPage],
+  ["/operations", OperationsPage],
+  ["/account", AccountPage],
+];
+
+function Routes() {
+  const { pathname } = useLocation();
+  useEventStream();
+  for (const [pattern, Component] of ROUTES) {
+    const params = matchPath(pattern, pathname);
+    if (params) {
+      return (
+        <Suspense fallback={<Loading />}>
+          <Component key={pathname} params={params} />
+        </Suspense>
+      );
+    }
+  }
+  return (
+    <EmptyState title="Page not found">
+      <p>
+        Nothing lives at <code>{pathname}</code>. <Link to="/">Go to the dashboard</Link> or press Ctrl+K to search.
+      </p>
+    </EmptyState>
+  );
+}
+
 export function App() {
   const [session, setSession] = useState<Session>({ state: "loading" });
+  const qc = useQueryClient();
 
   const check = useCallback(async () => {
-    setSession({ state: "loading" });
     try {
       const who = await whoami();
       if (who) {
@@ -36,12 +96,15 @@ export function App() {
     void check();
   }, [check]);
 
-  // Back/forward between /login and the console re-checks the session.
+  // A request that finds the session gone sends the user to log in, then back here.
   useEffect(() => {
-    const onPop = () => void check();
-    window.addEventListener("popstate", onPop);
-    return () => window.removeEventListener("popstate", onPop);
-  }, [check]);
+    setUnauthorizedHandler(() => {
+      qc.clear();
+      navigate(loginUrl(currentPath()), true);
+      setSession({ state: "anonymous" });
+    });
+    return () => setUnauthorizedHandler(undefined);
+  }, [qc]);
 
   const onSignedIn = useCallback(async () => {
     const next = safeNext(new URLSearchParams(window.location.search).get("next"));
@@ -50,19 +113,22 @@ export function App() {
   }, [check]);
 
   const onSignedOut = useCallback(() => {
+    qc.clear();
     navigate(LOGIN_PATH);
     setSession({ state: "anonymous" });
-  }, []);
+  }, [qc]);
 
+  let body;
   switch (session.state) {
     case "loading":
-      return (
+      body = (
         <main className="center" aria-busy="true">
           <p className="muted">Loading…</p>
         </main>
       );
+      break;
     case "unreachable":
-      return (
+      body = (
         <main className="center">
           <div className="card">
             <h1>Roost</h1>
@@ -75,9 +141,23 @@ export function App() {
           </div>
         </main>
       );
+      break;
     case "anonymous":
-      return <Login onSignedIn={onSignedIn} />;
+      body = <Login onSignedIn={onSignedIn} />;
+      break;
     case "signed-in":
-      return <Home who={session.who} onSignedOut={onSignedOut} />;
+      body = (
+        <SessionProvider who={session.who} signOut={onSignedOut}>
+          <Layout>
+            <Routes />
+          </Layout>
+        </SessionProvider>
+      );
   }
+  return (
+    <>
+      {body}
+      <Toasts />
+    </>
+  );
 }

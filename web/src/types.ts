@@ -1,0 +1,178 @@
+// Resource types of the public REST API (see openapi.json).
+
+export type Role = "viewer" | "operator" | "admin";
+export type Scope = "read" | "write" | "admin";
+
+export interface Page<T> {
+  items: T[];
+  next_cursor?: string | null;
+}
+
+export type InstanceStatus =
+  | "pending"
+  | "provisioning"
+  | "running"
+  | "stopping"
+  | "stopped"
+  | "rebooting"
+  | "error"
+  | "terminating"
+  | "terminated";
+
+export const INSTANCE_STATUSES: InstanceStatus[] = [
+  "pending",
+  "provisioning",
+  "running",
+  "stopping",
+  "stopped",
+  "rebooting",
+  "error",
+  "terminating",
+  "terminated",
+];
+
+export interface Instance {
+  id: string;
+  name: string;
+  project_id: string;
+  type: string;
+  image_id: string;
+  image: string;
+  status: InstanceStatus;
+  status_reason?: string | null;
+  desired: "running" | "stopped" | "terminated";
+  cpus: number;
+  memory_bytes: number;
+  command?: string[];
+  env?: Record<string, string>;
+  labels?: Record<string, string>;
+  restart: "always" | "on-failure" | "never";
+  ip?: string | null;
+  exit_code?: number | null;
+  restart_count: number;
+  created_at: string;
+  updated_at: string;
+  started_at?: string | null;
+}
+
+export interface Operation {
+  id: string;
+  kind: string;
+  status: "pending" | "running" | "succeeded" | "failed";
+  progress: number;
+  message?: string | null;
+  error?: { code: string; message: string } | null;
+  resource_type?: string | null;
+  resource_id?: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at?: string | null;
+  project_id?: string | null;
+}
+
+export interface Image {
+  id: string;
+  name: string;
+  project_id?: string | null;
+  source: string;
+  description?: string | null;
+  status: "building" | "ready" | "failed";
+  status_reason?: string | null;
+  digest?: string | null;
+  size_bytes?: number | null;
+  created_at: string;
+}
+
+export interface Project {
+  id: string;
+  name: string;
+  description?: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Member {
+  user_id: string;
+  user_name: string;
+  role: Role;
+  added_at: string;
+}
+
+export interface UsageLine {
+  used: number;
+  limit?: number | null;
+}
+
+export interface Usage {
+  project_id: string;
+  resources: Record<string, UsageLine>;
+}
+
+export type Quota = Record<string, number | null>;
+
+export interface UserDetails {
+  id: string;
+  name: string;
+  role: Role;
+  email?: string | null;
+  display_name?: string | null;
+  created_at: string;
+  disabled?: boolean;
+  updated_at?: string;
+}
+
+export interface Token {
+  id: string;
+  name: string;
+  prefix: string;
+  scope: Scope;
+  user_id: string;
+  created_at: string;
+  expires_at?: string | null;
+  last_used_at?: string | null;
+  project_id?: string | null;
+}
+
+export interface AuditEntry {
+  seq: number;
+  time: string;
+  actor: string;
+  actor_token?: string | null;
+  source?: string | null;
+  action: string;
+  resource_type?: string | null;
+  resource_id?: string | null;
+  result: string;
+  request_id?: string | null;
+}
+
+export interface MetricPoint {
+  time: string;
+  cpu_percent: number;
+  memory_bytes: number;
+  pids: number;
+  net_rx_bytes: number;
+  net_tx_bytes: number;
+}
+
+export interface MetricSeries {
+  instance_id: string;
+  period: string;
+  resolution_secs: number;
+  points: MetricPoint[];
+}
+
+export interface LogEntry {
+  time: string;
+  stream: string;
+  line: string;
+}
+
+export interface RoostEvent {
+  id: number;
+  time: string;
+  type: string;
+  resource_type: string;
+  resource_id: string;
+  data?: unknown;
+}
