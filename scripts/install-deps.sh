@@ -34,6 +34,7 @@ if [ "$want_test" = 1 ]; then
   packages+=(
     "postgresql:/usr/lib/postgresql"  # the store suite runs against a real server
     "procps:pkill"
+    "chromium:/usr/bin/chromium"  # the console's end-to-end tests (playwright-core drives it)
   )
 fi
 if [ "$want_bench" = 1 ]; then

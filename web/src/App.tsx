@@ -17,18 +17,40 @@ type Session =
   | { state: "signed-in"; who: Whoami }
   | { state: "unreachable"; message: string };
 
-// Pages load on demand so the first paint needs only the shell and the dashboard.
-const InstancesPage = lazy(() => import("./pages/Instances").then((m) => ({ default: m.InstancesPage })));
-const LaunchWizard = lazy(() => import("./pages/Launch").then((m) => ({ default: m.LaunchWizard })));
-const InstancePage = lazy(() => import("./pages/Instance").then((m) => ({ default: m.InstancePage })));
-const ImagesPage = lazy(() => import("./pages/Images").then((m) => ({ default: m.ImagesPage })));
-const ProjectsPage = lazy(() => import("./pages/Projects").then((m) => ({ default: m.ProjectsPage })));
-const ProjectPage = lazy(() => import("./pages/Projects").then((m) => ({ default: m.ProjectPage })));
-const UsersPage = lazy(() => import("./pages/Users").then((m) => ({ default: m.UsersPage })));
-const TokensPage = lazy(() => import("./pages/Tokens").then((m) => ({ default: m.TokensPage })));
-const AuditPage = lazy(() => import("./pages/Audit").then((m) => ({ default: m.AuditPage })));
-const OperationsPage = lazy(() => import("./pages/Operations").then((m) => ({ default: m.OperationsPage })));
-const AccountPage = lazy(() => import("./pages/Account").then((m) => ({ default: m.AccountPage })));
+// Pages load on demand so the first paint needs only the shell and the dashboard; the
+// page a deep link points at starts loading at once, alongside the session check.
+const load = {
+  instances: () => import("./pages/Instances"),
+  launch: () => import("./pages/Launch"),
+  instance: () => import("./pages/Instance"),
+  images: () => import("./pages/Images"),
+  projects: () => import("./pages/Projects"),
+  users: () => import("./pages/Users"),
+  tokens: () => import("./pages/Tokens"),
+  audit: () => import("./pages/Audit"),
+  operations: () => import("./pages/Operations"),
+  account: () => import("./pages/Account"),
+};
+const InstancesPage = lazy(() => load.instances().then((m) => ({ default: m.InstancesPage })));
+const LaunchWizard = lazy(() => load.launch().then((m) => ({ default: m.LaunchWizard })));
+const InstancePage = lazy(() => load.instance().then((m) => ({ default: m.InstancePage })));
+const ImagesPage = lazy(() => load.images().then((m) => ({ default: m.ImagesPage })));
+const ProjectsPage = lazy(() => load.projects().then((m) => ({ default: m.ProjectsPage })));
+const ProjectPage = lazy(() => load.projects().then((m) => ({ default: m.ProjectPage })));
+const UsersPage = lazy(() => load.users().then((m) => ({ default: m.UsersPage })));
+const TokensPage = lazy(() => load.tokens().then((m) => ({ default: m.TokensPage })));
+const AuditPage = lazy(() => load.audit().then((m) => ({ default: m.AuditPage })));
+const OperationsPage = lazy(() => load.operations().then((m) => ({ default: m.OperationsPage })));
+const AccountPage = lazy(() => load.account().then((m) => ({ default: m.AccountPage })));
+
+/** Starts loading the code of the page at `path` (the first segment decides). */
+export function preload(path: string): void {
+  const seg = path.split("/")[1] ?? "";
+  const deeper = path.split("/").length > 2;
+  const key = seg === "instances" ? (deeper ? (path === "/instances/new" ? "launch" : "instance") : "instances") : seg;
+  const f = (load as Record<string, (() => Promise<unknown>) | undefined>)[key];
+  if (f) void f().catch(() => {});
+}
 
 type Page = ComponentType<{ params: Record<string, string> }> | LazyExoticComponent<ComponentType<{ params: Record<string, string> }>>;
 
@@ -93,6 +115,7 @@ export function App() {
   }, []);
 
   useEffect(() => {
+    preload(window.location.pathname);
     void check();
   }, [check]);
 

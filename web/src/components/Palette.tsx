@@ -64,6 +64,7 @@ export function Palette({ onClose }: { onClose: () => void }) {
       <input
         autoFocus
         role="combobox"
+        aria-label="Search the console"
         aria-expanded="true"
         aria-controls="palette-list"
         aria-activedescendant={`palette-${sel}`}

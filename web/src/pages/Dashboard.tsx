@@ -5,7 +5,7 @@ import { EmptyState, ErrorBox, LinkButton, Loading, StatusBadge } from "../compo
 import { formatBytes, relativeTime } from "../lib/format";
 import { Link, useTitle } from "../router";
 import { useSession } from "../session";
-import { INSTANCE_STATUSES, type AuditEntry, type Instance, type Page, type Usage } from "../types";
+import { INSTANCE_STATUSES, type AuditEntry, type Instance, type Page, type Usage, type UserDetails } from "../types";
 
 /** All instances of a project (the counts need every page). */
 async function allInstances(project: string): Promise<Instance[]> {
@@ -68,6 +68,12 @@ export function Dashboard() {
     queryFn: () => api.get<Page<AuditEntry>>("/v1/audit?limit=8"),
     enabled: s.isAdmin,
   });
+  const users = useQuery({
+    queryKey: ["users"],
+    queryFn: () => api.get<Page<UserDetails>>("/v1/users?limit=1000"),
+    enabled: s.isAdmin,
+  });
+  const userName = (id: string) => users.data?.items.find((u) => u.id === id)?.name ?? id;
   const health = useQuery({
     queryKey: ["dashboard", "health"],
     queryFn: async () => {
@@ -169,7 +175,7 @@ export function Dashboard() {
                 <li key={a.seq}>
                   <span className={a.result === "ok" || a.result === "success" ? "" : "error-text"}>{a.action}</span>{" "}
                   <span className="muted">
-                    {a.resource_id ?? ""} by {a.actor} · {relativeTime(a.time)}
+                    {a.resource_id ?? ""} by {userName(a.actor)} · {relativeTime(a.time)}
                   </span>
                 </li>
               ))}

@@ -74,6 +74,7 @@ export function InstancesPage() {
   );
   const [selected, setSelected] = useState<Set<string>>(new Set());
   useEffect(() => setSelected(new Set()), [filterKey, cursor]);
+  useEffect(() => window.scrollTo(0, 0), [cursor]);
   const chosen = rows.filter((r) => selected.has(r.id));
   const [bulk, setBulk] = useState<BulkAction | null>(null);
 
