@@ -63,7 +63,8 @@ mod tests {
     async fn get(path: &str) -> (StatusCode, String, String) {
         let response = fallback(Method::GET, path.parse().unwrap()).await;
         let status = response.status();
-        let mime = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let mime =
+            response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
         let body = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
         (status, mime, String::from_utf8_lossy(&body).into_owned())
     }
@@ -71,7 +72,9 @@ mod tests {
     #[tokio::test]
     async fn deep_links_serve_the_app() {
         let (_, _, index) = get("/").await;
-        for path in ["/instances/web", "/instances/web.1?tab=logs", "/projects/default", "/login?next=%2Finstances", "/audit"] {
+        for path in
+            ["/instances/web", "/instances/web.1?tab=logs", "/projects/default", "/login?next=%2Finstances", "/audit"]
+        {
             let (status, mime, body) = get(path).await;
             assert_eq!(status, StatusCode::OK, "{path}");
             assert!(mime.starts_with("text/html"), "{path}: {mime}");
