@@ -1,4 +1,4 @@
-import { lazy, Suspense, useCallback, useEffect, useState, type ComponentType, type LazyExoticComponent } from "react";
+import { Suspense, use, useCallback, useEffect, useState, type ComponentType } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { setUnauthorizedHandler, whoami, type Whoami } from "./api";
 import { Layout } from "./components/Layout";
@@ -18,57 +18,70 @@ type Session =
   | { state: "unreachable"; message: string };
 
 // Pages load on demand so the first paint needs only the shell and the dashboard; the
-// page a deep link points at starts loading at once, alongside the session check.
-const load = {
-  instances: () => import("./pages/Instances"),
-  launch: () => import("./pages/Launch"),
-  instance: () => import("./pages/Instance"),
-  images: () => import("./pages/Images"),
-  projects: () => import("./pages/Projects"),
-  users: () => import("./pages/Users"),
-  tokens: () => import("./pages/Tokens"),
-  audit: () => import("./pages/Audit"),
-  operations: () => import("./pages/Operations"),
-  account: () => import("./pages/Account"),
-};
-const InstancesPage = lazy(() => load.instances().then((m) => ({ default: m.InstancesPage })));
-const LaunchWizard = lazy(() => load.launch().then((m) => ({ default: m.LaunchWizard })));
-const InstancePage = lazy(() => load.instance().then((m) => ({ default: m.InstancePage })));
-const ImagesPage = lazy(() => load.images().then((m) => ({ default: m.ImagesPage })));
-const ProjectsPage = lazy(() => load.projects().then((m) => ({ default: m.ProjectsPage })));
-const ProjectPage = lazy(() => load.projects().then((m) => ({ default: m.ProjectPage })));
-const UsersPage = lazy(() => load.users().then((m) => ({ default: m.UsersPage })));
-const TokensPage = lazy(() => load.tokens().then((m) => ({ default: m.TokensPage })));
-const AuditPage = lazy(() => load.audit().then((m) => ({ default: m.AuditPage })));
-const OperationsPage = lazy(() => load.operations().then((m) => ({ default: m.OperationsPage })));
-const AccountPage = lazy(() => load.account().then((m) => ({ default: m.AccountPage })));
+// page a deep link points at starts loading alongside the session check, and a page
+// whose code is already here renders without suspending (no Suspense delay).
+type PageProps = { params: Record<string, string> };
+type Page = ComponentType<PageProps>;
 
-/** Starts loading the code of the page at `path` (the first segment decides). */
-export function preload(path: string): void {
-  const seg = path.split("/")[1] ?? "";
-  const deeper = path.split("/").length > 2;
-  const key = seg === "instances" ? (deeper ? (path === "/instances/new" ? "launch" : "instance") : "instances") : seg;
-  const f = (load as Record<string, (() => Promise<unknown>) | undefined>)[key];
-  if (f) void f().catch(() => {});
+function lazyPage<M>(loader: () => Promise<M>, pick: (m: M) => Page): { Page: Page; load: () => Promise<M> } {
+  let mod: M | undefined;
+  let promise: (Promise<M> & { status?: string; value?: M }) | undefined;
+  const load = () =>
+    (promise ??= Object.assign(
+      loader().then((m) => {
+        mod = m;
+        Object.assign(promise!, { status: "fulfilled", value: m });
+        return m;
+      }),
+      {},
+    ));
+  function LazyPage(props: PageProps) {
+    const m = mod ?? use(load());
+    const C = pick(m);
+    return <C {...props} />;
+  }
+  return { Page: LazyPage, load };
 }
 
-type Page = ComponentType<{ params: Record<string, string> }> | LazyExoticComponent<ComponentType<{ params: Record<string, string> }>>;
+const pages = {
+  instances: lazyPage(() => import("./pages/Instances"), (m) => m.InstancesPage),
+  launch: lazyPage(() => import("./pages/Launch"), (m) => m.LaunchWizard),
+  instance: lazyPage(() => import("./pages/Instance"), (m) => m.InstancePage),
+  images: lazyPage(() => import("./pages/Images"), (m) => m.ImagesPage),
+  projects: lazyPage(() => import("./pages/Projects"), (m) => m.ProjectsPage),
+  project: lazyPage(() => import("./pages/Projects"), (m) => m.ProjectPage),
+  users: lazyPage(() => import("./pages/Users"), (m) => m.UsersPage),
+  tokens: lazyPage(() => import("./pages/Tokens"), (m) => m.TokensPage),
+  audit: lazyPage(() => import("./pages/Audit"), (m) => m.AuditPage),
+  operations: lazyPage(() => import("./pages/Operations"), (m) => m.OperationsPage),
+  account: lazyPage(() => import("./pages/Account"), (m) => m.AccountPage),
+};
 
-/** The console's routes, most specific first. */
-export const ROUTES: [string, Page][] = [
-  ["/", Dashboard],
-  ["/instances", InstancesPage],
-  ["/instances/new", LaunchWizard],
-  ["/instances/:id", InstancePage],
-  ["/images", ImagesPage],
-  ["/projects", ProjectsPage],
-  ["/projects/:id", ProjectPage],
-  ["/users", UsersPage],
-  ["/tokens", TokensPage],
-  ["/audit", AuditPage],
-  ["/operations", OperationsPage],
-  ["/account", AccountPage],
+/** The console's routes, most specific first, with the code each needs. */
+export const ROUTES: [string, Page, (() => Promise<unknown>) | null][] = [
+  ["/", Dashboard, null],
+  ["/instances", pages.instances.Page, pages.instances.load],
+  ["/instances/new", pages.launch.Page, pages.launch.load],
+  ["/instances/:id", pages.instance.Page, pages.instance.load],
+  ["/images", pages.images.Page, pages.images.load],
+  ["/projects", pages.projects.Page, pages.projects.load],
+  ["/projects/:id", pages.project.Page, pages.project.load],
+  ["/users", pages.users.Page, pages.users.load],
+  ["/tokens", pages.tokens.Page, pages.tokens.load],
+  ["/audit", pages.audit.Page, pages.audit.load],
+  ["/operations", pages.operations.Page, pages.operations.load],
+  ["/account", pages.account.Page, pages.account.load],
 ];
+
+/** Starts loading the code of the page at `path`. */
+export function preload(path: string): void {
+  for (const [pattern, , load] of ROUTES) {
+    if (matchPath(pattern, path)) {
+      void load?.().catch(() => {});
+      return;
+    }
+  }
+}
 
 function Routes() {
   const { pathname } = useLocation();

@@ -63,7 +63,7 @@ const NET = [
   { label: "received/s", stroke: "#9333ea" },
   { label: "sent/s", stroke: "#ea580c" },
 ];
-const pct = (v: number) => `${v.toFixed(v < 10 ? 1 : 0)}%`;
+const pct = (v: number) => `${v.toFixed(v < 1 ? 2 : v < 10 ? 1 : 0)}%`;
 const rate = (v: number) => `${formatBytes(v)}/s`;
 
 export default function Metrics({ id }: { id: string }) {

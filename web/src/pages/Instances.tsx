@@ -127,8 +127,8 @@ export function InstancesPage() {
             ))}
           </select>
         </label>
-        <label>
-          Image <span className="muted small">(this page)</span>
+        <label title="The API has no image filter: this narrows the rows of the current page">
+          Image
           <select value={filters.image} onChange={(e) => setParams({ image: e.target.value })}>
             <option value="">any</option>
             {itemsOf(images.data).map((i) => (
@@ -152,7 +152,8 @@ export function InstancesPage() {
           )}
         </label>
       </div>
-      <div className="row wrap bulkbar" aria-label="Bulk actions">
+      {rows.length > 0 && (
+      <div className="row wrap bulkbar" role="group" aria-label="Bulk actions">
         <span className="muted">{chosen.length} selected</span>
         {(["start", "stop", "delete"] as BulkAction[]).map((a) => (
           <ActionButton
@@ -166,6 +167,7 @@ export function InstancesPage() {
           </ActionButton>
         ))}
       </div>
+      )}
       {list.isPending && project ? (
         <Loading />
       ) : list.error ? (
@@ -249,6 +251,7 @@ export function InstancesPage() {
           </table>
         </div>
       )}
+      {(rows.length > 0 || pageNumber(pager) > 1) && (
       <div className="row between pager">
         <label className="row">
           Per page
@@ -273,6 +276,7 @@ export function InstancesPage() {
           </button>
         </div>
       </div>
+      )}
       {bulk && (
         <Confirm
           title={`${bulk[0]?.toUpperCase()}${bulk.slice(1)} ${eligible(bulk, chosen).length} instance(s)?`}
