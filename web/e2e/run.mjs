@@ -5,7 +5,8 @@
 // Prints one "N passed, M failed" line and exits non-zero when anything failed. A missing
 // prerequisite fails (naming the Debian package), never skips.
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -137,6 +138,16 @@ async function login(page, user, password, next = "/") {
   await page.getByRole("button", { name: "Sign in" }).click();
 }
 
+/** Gzipped bytes of what index.html loads before anything else (scripts, preloads, CSS). */
+function initialLoad() {
+  const dist = join(root, "web/dist");
+  const html = readFileSync(join(dist, "index.html"));
+  const files = [...String(html).matchAll(/(?:src|href)="\/(assets\/[^"]+)"/g)].map((m) => m[1]);
+  const sizes = Object.fromEntries(files.map((f) => [f, gzipSync(readFileSync(join(dist, f)), { level: 9 }).length]));
+  const total = gzipSync(html, { level: 9 }).length + Object.values(sizes).reduce((a, b) => a + b, 0);
+  return { files: sizes, total_gzip_bytes: total };
+}
+
 async function main() {
   const missing = prerequisites();
   if (missing.length) {
@@ -145,6 +156,8 @@ async function main() {
     return;
   }
   mkdirSync(ARTIFACTS, { recursive: true });
+  figures.initial_load = initialLoad();
+  log(`initial load: ${(figures.initial_load.total_gzip_bytes / 1024).toFixed(1)} KiB gzip (${Object.keys(figures.initial_load.files).join(", ")} + index.html)`);
   const { chromium } = await import("playwright-core");
   server = await startServer();
   log(`server at ${server.url}`);

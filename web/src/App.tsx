@@ -8,7 +8,7 @@ import { useEventStream } from "./events";
 import { LOGIN_PATH, currentPath, loginUrl, matchPath, navigate, safeNext } from "./nav";
 import { Dashboard } from "./pages/Dashboard";
 import { Login } from "./pages/Login";
-import { Link, useLocation } from "./router";
+import { Link, setPreloader, useLocation } from "./router";
 import { SessionProvider } from "./session";
 
 type Session =
@@ -82,6 +82,8 @@ export function preload(path: string): void {
     }
   }
 }
+
+setPreloader(preload);
 
 function Routes() {
   const { pathname } = useLocation();

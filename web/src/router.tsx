@@ -35,6 +35,12 @@ export function useSearchParams(): [URLSearchParams, (next: Record<string, strin
   return [search, set];
 }
 
+let preloader: ((path: string) => void) | undefined;
+/** Lets links start loading a page's code when pointed at or focused. */
+export function setPreloader(f: (path: string) => void): void {
+  preloader = f;
+}
+
 export function Link({ to, onClick, ...rest }: { to: string } & AnchorHTMLAttributes<HTMLAnchorElement>) {
   function click(e: MouseEvent<HTMLAnchorElement>) {
     onClick?.(e);
@@ -43,7 +49,8 @@ export function Link({ to, onClick, ...rest }: { to: string } & AnchorHTMLAttrib
     navigate(to);
     window.scrollTo(0, 0);
   }
-  return <a href={to} onClick={click} {...rest} />;
+  const warm = () => preloader?.(to.split("?")[0] ?? to);
+  return <a href={to} onClick={click} onMouseEnter={warm} onFocus={warm} {...rest} />;
 }
 
 /** Sets the document title while mounted. */

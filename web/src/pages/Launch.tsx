@@ -1,10 +1,10 @@
 import { useState, type ReactNode } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { api, withQuery } from "../api";
+import { ApiError, api, withQuery } from "../api";
 import { PageHeader } from "../components/Layout";
 import { toast } from "../components/toast";
 import { EmptyState, ErrorBox, Loading } from "../components/ui";
-import { formatBytes } from "../lib/format";
+import { errorMessage, formatBytes } from "../lib/format";
 import { itemsOf } from "../lib/list";
 import {
   PRESETS,
@@ -82,8 +82,17 @@ export function LaunchWizard() {
     );
   }
 
-  function next() {
+  async function next() {
     const e = validateStep(step, state, ctx);
+    if (step === "config" && !e.name) {
+      // Names are unique per project: ask the API whether this one is taken.
+      try {
+        await api.get(withQuery(`/v1/instances/${encodeURIComponent(state.name)}`, { project }));
+        e.name = `An instance named '${state.name}' exists in ${project}`;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 404)) e.name = errorMessage(err);
+      }
+    }
     setErrors(e);
     if (Object.keys(e).length === 0) setStep(STEPS[idx + 1] ?? step);
   }
@@ -278,7 +287,7 @@ export function LaunchWizard() {
         onSubmit={(e) => {
           e.preventDefault();
           if (step === "review") void launch();
-          else next();
+          else void next();
         }}
       >
         {body}
