@@ -327,6 +327,27 @@ async function main() {
     await vctx.close();
   });
 
+  await test("switch project", async () => {
+    await apiCall("POST", "/v1/projects", { name: "e2e-other", description: "for the switcher" });
+    await page.goto(`${server.url}/instances`);
+    await page.locator(`tr[data-instance="${INSTANCE}"]`).waitFor();
+    await page.getByLabel("Project").selectOption("e2e-other");
+    await page.getByText("No instances yet").waitFor();
+    await page.getByText("Switched to project e2e-other").waitFor();
+    await page.reload();
+    assert((await page.getByLabel("Project").inputValue()) === "e2e-other", "the choice is not remembered");
+    await page.getByLabel("Project").selectOption("default");
+    await page.locator(`tr[data-instance="${INSTANCE}"]`).waitFor();
+  });
+
+  await test("keyboard: tabs move with the arrow keys", async () => {
+    await page.goto(`${server.url}/instances/${INSTANCE}`);
+    await page.getByRole("tab", { name: "Overview" }).focus();
+    await page.keyboard.press("ArrowRight");
+    await page.waitForURL(/tab=logs/);
+    assert(await page.getByRole("tab", { name: "Logs" }).evaluate((el) => el === document.activeElement), "focus did not follow");
+  });
+
   await test("command palette jumps to an instance", async () => {
     await page.goto(`${server.url}/`);
     await page.getByRole("heading", { name: "Dashboard" }).waitFor();

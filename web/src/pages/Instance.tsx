@@ -96,7 +96,16 @@ export function InstancePage({ params }: { params: Record<string, string> }) {
             role="tab"
             id={`tab-${t}`}
             aria-selected={tab === t}
+            tabIndex={tab === t ? 0 : -1}
             aria-controls="tabpanel"
+            onKeyDown={(e) => {
+              // Arrow keys move between tabs (the WAI-ARIA tabs pattern).
+              const n = TABS.indexOf(t) + (e.key === "ArrowRight" ? 1 : e.key === "ArrowLeft" ? -1 : 0);
+              if (n === TABS.indexOf(t)) return;
+              const next = TABS[(n + TABS.length) % TABS.length] as Tab;
+              setSearch({ tab: next === "overview" ? null : next });
+              document.getElementById(`tab-${next}`)?.focus();
+            }}
             className={tab === t ? "tab active" : "tab"}
             onClick={() => setSearch({ tab: t === "overview" ? null : t })}
           >
