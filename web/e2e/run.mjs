@@ -389,6 +389,38 @@ async function main() {
     await shot(page, "tokens");
   });
 
+  await test("import an image by upload", async () => {
+    // A root filesystem tarball: busybox and a shell link.
+    const dir = mkdtempSync(join(tmpdir(), "roost-e2e-rootfs-"));
+    mkdirSync(join(dir, "rootfs/bin"), { recursive: true });
+    execFileSync("cp", ["/bin/busybox", join(dir, "rootfs/bin/busybox")]);
+    execFileSync("ln", ["-s", "busybox", join(dir, "rootfs/bin/sh")]);
+    const tarball = join(dir, "tiny-rootfs.tar.gz");
+    execFileSync("tar", ["-czf", tarball, "-C", join(dir, "rootfs"), "."]);
+    try {
+      await page.goto(`${server.url}/images`);
+      await page.getByRole("button", { name: "Import tarball" }).click();
+      await page.getByLabel(/^Tarball/).setInputFiles(tarball);
+      assert((await page.getByLabel("Name", { exact: true }).inputValue()) === "tiny-rootfs", "the name is not taken from the file");
+      await page.getByRole("dialog").getByRole("button", { name: "Import" }).click();
+      await page.getByText("Imported tiny-rootfs").waitFor({ timeout: 30_000 });
+      await page.locator("tr", { hasText: "tiny-rootfs" }).locator('[data-status="ready"]').waitFor();
+      await shot(page, "images-imported");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  await test("audit log filters", async () => {
+    await page.goto(`${server.url}/audit`);
+    await page.getByLabel("Action").fill("instance.");
+    await page.waitForFunction(() => {
+      const cells = [...document.querySelectorAll("tbody tr td:nth-child(4)")].map((td) => td.textContent);
+      return cells.length > 0 && cells.every((a) => a.startsWith("instance."));
+    }, null, { timeout: 10_000 });
+    await shot(page, "audit-filtered");
+  });
+
   await test("other pages render", async () => {
     for (const [path, heading, name] of [
       ["/images", "Images", "images"],

@@ -9,7 +9,7 @@ import { formatTime } from "../lib/format";
 import { currentCursor, firstPage, nextPage, pageNumber, prevPage } from "../lib/instances";
 import { useDebounced, useTitle } from "../router";
 import { useSession } from "../session";
-import type { AuditEntry, Page } from "../types";
+import type { AuditEntry, Page, UserDetails } from "../types";
 
 /** datetime-local value → RFC 3339 (UTC), or undefined. */
 function toRfc3339(v: string): string | undefined {
@@ -25,7 +25,16 @@ export function AuditPage() {
   const df = useDebounced(f, 300);
   const [pager, setPager] = useState(firstPage);
   useEffect(() => setPager(firstPage()), [df]);
-  const filters = { actor: df.actor, action: df.action, resource: df.resource, since: toRfc3339(df.since), until: toRfc3339(df.until) };
+  const users = useQuery({
+    queryKey: ["users"],
+    queryFn: () => api.get<Page<UserDetails>>("/v1/users?limit=1000"),
+    enabled: !s.adminOnly,
+  });
+  const userList = users.data?.items ?? [];
+  const userName = (id: string) => userList.find((u) => u.id === id)?.name ?? id;
+  // The API filters by user id; accept a user name too.
+  const actor = userList.find((u) => u.name === df.actor.trim())?.id ?? df.actor.trim();
+  const filters = { actor, action: df.action, resource: df.resource, since: toRfc3339(df.since), until: toRfc3339(df.until) };
   const q = useQuery({
     queryKey: ["audit", filters, currentCursor(pager)],
     queryFn: () => api.get<Page<AuditEntry>>(withQuery("/v1/audit", { ...filters, limit: 50, cursor: currentCursor(pager) })),
@@ -71,7 +80,7 @@ export function AuditPage() {
         }
       />
       <div className="filters" role="search">
-        {field("actor", "Actor", "text", "admin")}
+        {field("actor", "Actor", "text", "user name or id")}
         {field("action", "Action", "text", "instance. or instance.create")}
         {field("resource", "Resource", "text", "i-… or a name")}
         {field("since", "Since", "datetime-local")}
@@ -87,7 +96,7 @@ export function AuditPage() {
         columns={[
           { label: "#", render: (a) => a.seq, className: "hide-sm" },
           { label: "Time", render: (a) => formatTime(a.time) },
-          { label: "Actor", render: (a) => a.actor },
+          { label: "Actor", render: (a) => <span title={a.actor}>{userName(a.actor)}</span> },
           { label: "Action", render: (a) => <code>{a.action}</code> },
           { label: "Resource", render: (a) => a.resource_id ?? "—" },
           { label: "Result", render: (a) => <span className={a.result === "ok" || a.result === "success" ? "" : "error-text"}>{a.result}</span> },
