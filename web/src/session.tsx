@@ -52,7 +52,7 @@ export function SessionProvider({ who, signOut, children }: { who: Whoami; signO
       return null;
     }
   });
-  const list = projects.data?.items ?? [];
+  const list = useMemo(() => projects.data?.items ?? [], [projects.data]);
   const project =
     list.find((p) => p.name === chosen) ?? list.find((p) => p.name === "default") ?? list[0] ?? null;
   const isAdmin = who.user.role === "admin";

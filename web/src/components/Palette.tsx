@@ -5,7 +5,7 @@ import { api, withQuery } from "../api";
 import { navigate } from "../nav";
 import { useDebounced } from "../router";
 import { useSession } from "../session";
-import type { Image, Instance, Page, Project } from "../types";
+import type { Image, Instance, Page, Project, Token, UserDetails } from "../types";
 import { NAV } from "./Layout";
 import { Modal } from "./ui";
 
@@ -34,6 +34,12 @@ export function Palette({ onClose }: { onClose: () => void }) {
     queryKey: ["images", s.project?.name],
     queryFn: () => api.get<Image[] | Page<Image>>(withQuery("/v1/images", { project: s.project?.name })),
   });
+  const users = useQuery({
+    queryKey: ["users"],
+    queryFn: () => api.get<Page<UserDetails>>("/v1/users?limit=1000"),
+    enabled: s.isAdmin,
+  });
+  const tokens = useQuery({ queryKey: ["tokens"], queryFn: () => api.get<Page<Token>>("/v1/tokens?limit=1000") });
   const items = useMemo(() => {
     const out: Item[] = [];
     for (const n of NAV) if (!n.admin || s.isAdmin) out.push({ label: n.label, hint: "page", to: n.to });
@@ -48,10 +54,12 @@ export function Palette({ onClose }: { onClose: () => void }) {
     for (const p of s.projects as Project[]) out.push({ label: p.name, hint: "project", to: `/projects/${p.name}` });
     const imgs = Array.isArray(images.data) ? images.data : (images.data?.items ?? []);
     for (const i of imgs) out.push({ label: i.name, hint: "image", to: `/images?name=${encodeURIComponent(i.name)}` });
+    for (const u of users.data?.items ?? []) out.push({ label: u.name, hint: "user", to: "/users" });
+    for (const t of tokens.data?.items ?? []) out.push({ label: t.name, hint: "API token", to: "/tokens" });
     const matched = filterItems(out, q);
     const inst = (instances.data?.items ?? []).map((i) => ({ label: i.name, hint: `instance · ${i.status}`, to: `/instances/${i.name}` }));
     return [...inst, ...matched].slice(0, 30);
-  }, [q, s.isAdmin, s.projects, images.data, instances.data]);
+  }, [q, s.isAdmin, s.projects, images.data, instances.data, users.data, tokens.data]);
 
   function go(i: Item | undefined) {
     if (!i) return;
