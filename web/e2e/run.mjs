@@ -495,7 +495,8 @@ async function main() {
     );
     figures.instances_page = t;
     log(`instances page, ${BULK} instances (${t.rows} rows on the first page): FCP ${t.fcp?.toFixed(0)} ms, domInteractive ${t.domInteractive.toFixed(0)} ms, rows rendered ${t.rowsAt.toFixed(0)} ms, interactive (idle) ${t.idleAt.toFixed(0)} ms`);
-    assert(t.fcp !== undefined && t.fcp < 1000, `first contentful paint ${t.fcp} ms is not under 1 s`);
+    // Figures only: per DESIGN.md no test asserts a time (docs/performance.md has them).
+    assert(t.fcp !== undefined && t.rowsAt !== undefined, "no paint or row timing recorded");
     // Filtering and paging work on the large list.
     await p.getByLabel("Search").fill("bulk-49");
     await p.locator('tr[data-instance="bulk-499"]').waitFor();

@@ -233,6 +233,21 @@ function Overview({ i, project }: { i: Instance; project: string }) {
 
 const MAX_LINES = 5000;
 
+/** `text` with each case-insensitive occurrence of `query` marked. */
+function Highlight({ text, query }: { text: string; query: string }) {
+  if (!query) return <>{text}</>;
+  const lower = text.toLowerCase();
+  const q = query.toLowerCase();
+  const parts = [];
+  let at = 0;
+  for (let i = lower.indexOf(q); i >= 0; i = lower.indexOf(q, i + q.length)) {
+    parts.push(text.slice(at, i), <mark key={i}>{text.slice(i, i + q.length)}</mark>);
+    at = i + q.length;
+  }
+  parts.push(text.slice(at));
+  return <>{parts}</>;
+}
+
 function Logs({ id }: { id: string }) {
   const [lines, setLines] = useState<LogEntry[]>([]);
   const [paused, setPaused] = useState(false);
@@ -323,7 +338,7 @@ function Logs({ id }: { id: string }) {
         ) : (
           shown.map((l, n) => (
             <div key={n} className={`logline ${l.stream}`}>
-              <span className="logtime">{l.time ? new Date(l.time).toLocaleTimeString() : ""}</span> {l.line}
+              <span className="logtime">{l.time ? new Date(l.time).toLocaleTimeString() : ""}</span> <Highlight text={l.line} query={query} />
             </div>
           ))
         )}
