@@ -64,11 +64,12 @@ function prerequisites() {
 async function startServer() {
   const data = mkdtempSync(join(tmpdir(), "roost-e2e-"));
   const n = 100 + (process.pid % 100);
+  const bridge = `re2e${n}`;
   const child = spawn(
     ROOST_BIN,
     [
       "server", "--listen", "127.0.0.1:0", "--data-dir", data, "--compute", "on",
-      "--bridge", `re2e${n}`, "--network-cidr", `10.197.${n}.0/24`,
+      "--bridge", bridge, "--network-cidr", `10.197.${n}.0/24`,
       "--mutation-rate-per-minute", "100000", "--login-rate-per-minute", "1000",
     ],
     { env: { ...process.env, ROOST_ADMIN_PASSWORD: ADMIN_PASSWORD, ROOST_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] },
@@ -89,7 +90,7 @@ async function startServer() {
     });
     child.on("exit", (code) => fail(new Error(`the server exited (${code}):\n${output.join("")}`)));
   });
-  return { child, url, data, output };
+  return { child, url, data, output, bridge };
 }
 
 /** A call to the REST API as the admin (bearer token), for setup and checks. */
@@ -586,6 +587,18 @@ async function cleanup() {
       });
     });
     rmSync(server.data, { recursive: true, force: true });
+    // The server leaves its network in place for a restart: remove this run's bridge and
+    // its NAT chain so repeated runs leave nothing behind.
+    for (const [cmd, args] of [
+      ["ip", ["link", "del", server.bridge]],
+      ["nft", ["delete", "chain", "ip", "roost", `nat-${server.bridge}`]],
+    ]) {
+      try {
+        execFileSync(cmd, args, { stdio: "ignore" });
+      } catch {
+        // already gone
+      }
+    }
   }
 }
 
