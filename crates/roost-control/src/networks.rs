@@ -1001,6 +1001,15 @@ impl Control {
         let control = self.clone();
         tokio::spawn(async move {
             let Ok(node) = control.node() else { return };
+            // Every project has its default network and group (projects made while
+            // compute was off, or before networks existed, get them now).
+            if let Ok(projects) = control.store().all_project_ids().await {
+                for id in projects {
+                    if let Err(e) = control.ensure_project_defaults(&id).await {
+                        tracing::warn!(project = %id, error = %e.message, "cannot create the default network");
+                    }
+                }
+            }
             // At start, then whenever asked, and every few seconds against drift (a
             // bridge deleted by hand, a table flushed).
             loop {

@@ -356,6 +356,20 @@ fn enable_forwarding() -> Result<()> {
         if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
             continue;
         }
+        if !path.exists() && path.starts_with("/proc/sys/net/bridge") {
+            // A modular kernel (Debian's) loads br_netfilter on demand.
+            let loaded = std::process::Command::new("modprobe")
+                .arg("br_netfilter")
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !loaded && !path.exists() {
+                return Err(Error::missing(
+                    "the br_netfilter kernel module (security groups filter bridged traffic through it)".to_string(),
+                    "kmod",
+                ));
+            }
+        }
         std::fs::write(path, "1").at(what, path)?;
     }
     Ok(())

@@ -411,6 +411,10 @@ pub struct FirewallState {
 }
 
 impl Store {
+    pub async fn all_project_ids(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT id FROM projects ORDER BY created_at").fetch_all(self.pool()).await?)
+    }
+
     pub async fn firewall_state(&self) -> Result<FirewallState> {
         let pool = self.pool();
         Ok(FirewallState {

@@ -170,6 +170,13 @@ async fn isolation_peering_security_groups_ports_and_dns() {
 
     // Another project with the very same range: still isolated.
     admin.create_project(&CreateProjectRequest { name: "other".into(), ..Default::default() }).await.unwrap();
+    // A new project has its default network and group from the start.
+    let nets = admin.list_networks(Some("other")).await.unwrap();
+    assert_eq!(nets.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), vec!["default"]);
+    assert!(nets[0].default && nets[0].nat);
+    let groups = admin.list_security_groups(Some("other")).await.unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].rules.len(), 2, "all egress, ingress from members: {:?}", groups[0].rules);
     admin
         .create_network(&CreateNetworkRequest {
             name: "prod".into(),
