@@ -15,20 +15,21 @@ bin=$PWD/target/release/roost
 
 work=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
-bridge=rbench0
+table=rbench
+. scripts/lib-networks.sh
 cleanup() {
   # Delete what the benchmark started before stopping the server (containers outlive it).
   "$bin" ps -a 2>/dev/null | awk 'NR > 1 { print $2 }' | xargs -r -n 1 -P 8 "$bin" instance rm -f >/dev/null 2>&1 || true
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   for id in $(runc --root "$work/runc" list -q 2>/dev/null); do runc --root "$work/runc" delete -f "$id" >/dev/null 2>&1 || true; done
-  ip link delete "$bridge" 2>/dev/null || true
+  remove_roost_networks "$table"
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 ROOST_ADMIN_PASSWORD=bench-password-123 ROOST_LOG_LEVEL=warn "$bin" server --listen "127.0.0.1:$port" \
-  --data-dir "$work/data" --compute on --bridge "$bridge" --network-cidr 10.198.0.0/16 >"$work/server.out" 2>&1 &
+  --data-dir "$work/data" --compute on --firewall-table "$table" --network-cidr 10.198.0.0/16 >"$work/server.out" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
 export ROOST_CONFIG_FILE="$work/cli.toml" ROOST_SERVER="http://127.0.0.1:$port"

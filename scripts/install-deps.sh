@@ -28,6 +28,7 @@ packages=(
   "busybox-static:/bin/busybox"
   "nftables:nft"
   "iproute2:ip"
+  "kmod:modprobe"               # loads br_netfilter where the kernel has it as a module
   "mmdebstrap:mmdebstrap"
 )
 if [ "$want_test" = 1 ]; then

@@ -5,7 +5,8 @@
 // Prints one "N passed, M failed" line and exits non-zero when anything failed. A missing
 // prerequisite fails (naming the Debian package), never skips.
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
@@ -63,13 +64,15 @@ function prerequisites() {
 
 async function startServer() {
   const data = mkdtempSync(join(tmpdir(), "roost-e2e-"));
-  const n = 100 + (process.pid % 100);
-  const bridge = `re2e${n}`;
+  // Its own firewall table name and address pool, so it never touches another
+  // installation's networks; both are removed at the end.
+  const n = process.pid % 50;
+  const table = `re2e${n}`;
   const child = spawn(
     ROOST_BIN,
     [
       "server", "--listen", "127.0.0.1:0", "--data-dir", data, "--compute", "on",
-      "--bridge", bridge, "--network-cidr", `10.197.${n}.0/24`,
+      "--firewall-table", table, "--network-cidr", `10.${200 + n}.0.0/16`,
       "--mutation-rate-per-minute", "100000", "--login-rate-per-minute", "1000",
     ],
     { env: { ...process.env, ROOST_ADMIN_PASSWORD: ADMIN_PASSWORD, ROOST_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] },
@@ -90,7 +93,7 @@ async function startServer() {
     });
     child.on("exit", (code) => fail(new Error(`the server exited (${code}):\n${output.join("")}`)));
   });
-  return { child, url, data, output, bridge };
+  return { child, url, data, output, table };
 }
 
 /** A call to the REST API as the admin (bearer token), for setup and checks. */
@@ -223,7 +226,13 @@ async function main() {
     await page.getByRole("radio", { name: /nano/ }).check();
     await page.getByRole("table", { name: "Estimated quota use" }).waitFor();
     await page.getByRole("button", { name: "Next" }).click();
-    // Step 3: network.
+    // Step 3: networks and security groups (the project's defaults are ticked).
+    await page.getByRole("checkbox", { name: /default .*eth0/ }).waitFor();
+    await page.getByRole("checkbox", { name: /default .*eth0/ }).uncheck();
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByText("Choose at least one network").waitFor();
+    await page.getByRole("checkbox", { name: /^default/ }).first().check();
+    await shot(page, "launch-network");
     await page.getByRole("button", { name: "Next" }).click();
     // Step 4: name, command, env, labels.
     await page.getByLabel("Name", { exact: true }).fill(INSTANCE);
@@ -297,6 +306,44 @@ async function main() {
     await shot(page, "instance-metrics");
   });
 
+  await test("security group rule editor", async () => {
+    await page.goto(`${server.url}/security-groups`);
+    await page.getByRole("link", { name: /^default/ }).waitFor();
+    await page.getByRole("button", { name: "Create group" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("e2e-web-sg");
+    await page.getByRole("dialog").getByRole("button", { name: "Create" }).click();
+    await page.waitForURL(`${server.url}/security-groups/e2e-web-sg`);
+    await page.getByLabel(/^Ports/).fill("90-80");
+    await page.getByRole("button", { name: "Add rule" }).click();
+    await page.getByText("'90-80' is a reversed range").waitFor();
+    await page.getByLabel(/^Ports/).fill("80,443");
+    await page.getByLabel("Description").fill("web");
+    await page.getByRole("button", { name: "Add rule" }).click();
+    await page.getByRole("cell", { name: "80,443", exact: true }).waitFor();
+    const g = await apiCall("GET", "/v1/security-groups/e2e-web-sg");
+    assert(g.rules.some((r) => r.ports === "80,443" && r.protocol === "tcp" && r.direction === "ingress"), JSON.stringify(g.rules));
+    await shot(page, "security-group");
+    await page.goto(`${server.url}/networks`);
+    await page.getByRole("cell", { name: /^default/ }).first().waitFor();
+    await shot(page, "networks");
+  });
+
+  await test("instance network tab: NICs, groups, port forwards", async () => {
+    await page.goto(`${server.url}/instances/${INSTANCE}?tab=network`);
+    await page.getByRole("table", { name: "Network interfaces" }).getByRole("cell", { name: "eth0" }).waitFor();
+    await page.getByRole("checkbox", { name: "e2e-web-sg" }).check();
+    await page.getByRole("button", { name: "Save groups" }).click();
+    await page.getByText("Security groups saved").waitFor();
+    await page.getByPlaceholder("8080:80/tcp").fill(`${18000 + (process.pid % 1000)}:80/tcp`);
+    await page.getByRole("button", { name: "Add port forward" }).click();
+    await page.getByRole("cell", { name: `${18000 + (process.pid % 1000)}/tcp` }).waitFor();
+    const i = await apiCall("GET", `/v1/instances/${INSTANCE}`);
+    assert(i.security_groups.includes("e2e-web-sg"), `groups: ${i.security_groups}`);
+    await shot(page, "instance-network");
+    await page.getByRole("table", { name: "Port forwards" }).getByRole("button", { name: "Remove" }).click();
+    await page.getByText("No port forwards").waitFor();
+  });
+
   // A viewer of the default project.
   await apiCall("POST", "/v1/users", { name: "e2e-viewer", role: "operator", password: "viewer-password-1", projects: [] });
   await apiCall("PUT", "/v1/projects/default/members/e2e-viewer", { role: "viewer" });
@@ -345,8 +392,8 @@ async function main() {
     await page.goto(`${server.url}/instances/${INSTANCE}`);
     await page.getByRole("tab", { name: "Overview" }).focus();
     await page.keyboard.press("ArrowRight");
-    await page.waitForURL(/tab=logs/);
-    assert(await page.getByRole("tab", { name: "Logs" }).evaluate((el) => el === document.activeElement), "focus did not follow");
+    await page.waitForURL(/tab=network/);
+    assert(await page.getByRole("tab", { name: "Network" }).evaluate((el) => el === document.activeElement), "focus did not follow");
   });
 
   await test("command palette jumps to an instance", async () => {
@@ -463,7 +510,11 @@ async function main() {
 
   await test(`instances page with ${BULK} instances: timing`, async () => {
     const names = Array.from({ length: BULK }, (_, n) => `bulk-${String(n).padStart(3, "0")}`);
-    await pool(names, 8, (name) => apiCall("POST", "/v1/instances", { name, image: "busybox", start: false, labels: { set: "bulk" } }));
+    // Every instance holds an address even while stopped: a network with room for them.
+    await apiCall("POST", "/v1/networks", { name: "bulk", cidr: `10.${200 + (process.pid % 50)}.64.0/18`, nat: false });
+    await pool(names, 8, (name) =>
+      apiCall("POST", "/v1/instances", { name, image: "busybox", start: false, labels: { set: "bulk" }, networks: [{ network: "bulk" }] }),
+    );
     const p = await ctx.newPage();
     watchConsole(p, errors);
     await p.addInitScript(() => {
@@ -552,6 +603,45 @@ async function main() {
   await ctx.close();
 }
 
+/** What a server with firewall table `table` leaves on the host for its restart: its
+ * nftables tables, its bridges (labelled `roost:<table>:` in their alias) and its policy
+ * routing rules (priority and mark prefix derived from the table name, as
+ * roost-node's RouteOwner::for_table does). */
+function removeNetworks(table) {
+  const quiet = (cmd, args, input) => {
+    try {
+      return execFileSync(cmd, args, { input, stdio: [input ? "pipe" : "ignore", "pipe", "ignore"] }).toString();
+    } catch {
+      return "";
+    }
+  };
+  quiet("nft", ["-f", "-"], `table ip ${table} {}\ndelete table ip ${table}\ntable bridge ${table} {}\ndelete table bridge ${table}\n`);
+  for (const dev of readdirSync("/sys/class/net")) {
+    let alias = "";
+    try {
+      alias = readFileSync(`/sys/class/net/${dev}/ifalias`, "utf8").trim();
+    } catch {
+      continue;
+    }
+    if (alias.startsWith(`roost:${table}:`)) quiet("ip", ["link", "del", dev]);
+  }
+  const h = createHash("sha256").update(table).digest();
+  const priority = 20000 + (h.readUInt32BE(0) % 10000);
+  const prefix = ((0x10 + (h[4] % 0x70)) << 24) >>> 0;
+  let rules = [];
+  try {
+    rules = JSON.parse(quiet("ip", ["-j", "-4", "rule", "show"]) || "[]");
+  } catch {
+    rules = [];
+  }
+  for (const r of rules) {
+    const mark = r.fwmark === undefined ? undefined : Number(r.fwmark) >>> 0;
+    if (r.priority === priority && mark !== undefined && ((mark & 0xff000000) >>> 0) === prefix) {
+      quiet("ip", ["-4", "rule", "del", "priority", String(priority), "fwmark", r.fwmark, ...(r.table ? ["table", String(r.table)] : [])]);
+    }
+  }
+}
+
 async function cleanup() {
   try {
     await browser?.close();
@@ -587,18 +677,7 @@ async function cleanup() {
       });
     });
     rmSync(server.data, { recursive: true, force: true });
-    // The server leaves its network in place for a restart: remove this run's bridge and
-    // its NAT chain so repeated runs leave nothing behind.
-    for (const [cmd, args] of [
-      ["ip", ["link", "del", server.bridge]],
-      ["nft", ["delete", "chain", "ip", "roost", `nat-${server.bridge}`]],
-    ]) {
-      try {
-        execFileSync(cmd, args, { stdio: "ignore" });
-      } catch {
-        // already gone
-      }
-    }
+    removeNetworks(server.table);
   }
 }
 

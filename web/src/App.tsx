@@ -55,6 +55,9 @@ const pages = {
   audit: lazyPage(() => import("./pages/Audit"), (m) => m.AuditPage),
   operations: lazyPage(() => import("./pages/Operations"), (m) => m.OperationsPage),
   account: lazyPage(() => import("./pages/Account"), (m) => m.AccountPage),
+  networks: lazyPage(() => import("./pages/Networks"), (m) => m.NetworksPage),
+  groups: lazyPage(() => import("./pages/SecurityGroups"), (m) => m.SecurityGroupsPage),
+  group: lazyPage(() => import("./pages/SecurityGroups"), (m) => m.SecurityGroupPage),
 };
 
 /** The console's routes, most specific first, with the code each needs. */
@@ -71,6 +74,9 @@ export const ROUTES: [string, Page, (() => Promise<unknown>) | null][] = [
   ["/audit", pages.audit.Page, pages.audit.load],
   ["/operations", pages.operations.Page, pages.operations.load],
   ["/account", pages.account.Page, pages.account.load],
+  ["/networks", pages.networks.Page, pages.networks.load],
+  ["/security-groups", pages.groups.Page, pages.groups.load],
+  ["/security-groups/:id", pages.group.Page, pages.group.load],
 ];
 
 /** Starts loading the code of the page at `path`. */

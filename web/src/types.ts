@@ -48,6 +48,8 @@ export interface Instance {
   labels?: Record<string, string>;
   restart: "always" | "on-failure" | "never";
   ip?: string | null;
+  nics?: InstanceNic[];
+  security_groups?: string[];
   exit_code?: number | null;
   restart_count: number;
   created_at: string;
@@ -175,4 +177,62 @@ export interface RoostEvent {
   resource_type: string;
   resource_id: string;
   data?: unknown;
+}
+
+export interface Network {
+  id: string;
+  name: string;
+  project_id: string;
+  cidr: string;
+  gateway: string;
+  bridge: string;
+  nat: boolean;
+  dns: boolean;
+  default: boolean;
+  peers: string[];
+  instance_count: number;
+  addresses_used: number;
+  addresses_total: number;
+  created_at: string;
+}
+
+export interface InstanceNic {
+  name: string;
+  network_id: string;
+  network: string;
+  ip: string;
+  mac: string;
+}
+
+export interface SecurityGroupRule {
+  id: string;
+  direction: "ingress" | "egress";
+  protocol: "tcp" | "udp" | "icmp" | "all";
+  ports?: string | null;
+  cidr?: string | null;
+  security_group?: string | null;
+  description?: string | null;
+}
+
+export interface SecurityGroup {
+  id: string;
+  name: string;
+  project_id: string;
+  description?: string | null;
+  default: boolean;
+  rules: SecurityGroupRule[];
+  instance_count: number;
+  created_at: string;
+}
+
+export interface PortForward {
+  id: string;
+  project_id: string;
+  instance_id: string;
+  instance: string;
+  host_port: number;
+  instance_port: number;
+  protocol: "tcp" | "udp";
+  target_ip?: string | null;
+  created_at: string;
 }

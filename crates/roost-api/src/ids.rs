@@ -16,6 +16,10 @@ pub enum IdKind {
     Operation,
     Instance,
     Image,
+    Network,
+    SecurityGroup,
+    SecurityGroupRule,
+    PortForward,
 }
 
 impl IdKind {
@@ -28,6 +32,10 @@ impl IdKind {
             IdKind::Operation => "op",
             IdKind::Instance => "i",
             IdKind::Image => "img",
+            IdKind::Network => "net",
+            IdKind::SecurityGroup => "sg",
+            IdKind::SecurityGroupRule => "sgr",
+            IdKind::PortForward => "pf",
         }
     }
 

@@ -129,9 +129,15 @@ pub struct Instance {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub restart: RestartPolicy,
-    /// Address on the default network.
+    /// Address of the first NIC (`eth0`).
     #[serde(default)]
     pub ip: Option<String>,
+    /// One NIC per network, `eth0` first.
+    #[serde(default)]
+    pub nics: Vec<crate::networks::InstanceNic>,
+    /// Names of the instance's security groups.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
     #[serde(default)]
     pub exit_code: Option<i32>,
     pub restart_count: u32,
@@ -166,6 +172,12 @@ pub struct CreateInstanceRequest {
     /// Create it stopped instead of running.
     #[serde(default)]
     pub start: Option<bool>,
+    /// One NIC per entry, `eth0` first; default: the project's `default` network.
+    #[serde(default)]
+    pub networks: Vec<crate::networks::NicRequest>,
+    /// Group names or ids; default: the project's `default` group.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
 }
 
 /// `POST /v1/instances/{id}/stop` and `/restart`.

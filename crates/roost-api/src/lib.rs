@@ -9,6 +9,7 @@ pub mod ids;
 pub mod images;
 pub mod instances;
 pub mod list;
+pub mod networks;
 pub mod operations;
 pub mod projects;
 pub mod system;

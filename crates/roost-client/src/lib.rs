@@ -17,6 +17,10 @@ use roost_api::instances::{
     CreateInstanceRequest, Instance, InstanceListParams, InstanceStats, InstanceStatus, MetricSeries, StopRequest,
 };
 pub use roost_api::instances::{CreatedInstance, ExecControl, ExecStart, LogEntry};
+use roost_api::networks::{
+    CreateNetworkRequest, CreatePortForwardRequest, CreateRuleRequest, CreateSecurityGroupRequest, Network,
+    NetworkListParams, NicRequest, PeerRequest, PortForward, SecurityGroup, SetSecurityGroupsRequest,
+};
 use roost_api::operations::Operation;
 use roost_api::projects::{
     CreateProjectRequest, Member, Project, Quota, SetMemberRequest, UpdateProjectRequest, Usage,
@@ -419,6 +423,127 @@ impl Client {
 
     pub async fn delete_image(&self, key: &str) -> Result<()> {
         self.delete(&format!("/v1/images/{}", encode(key))).await
+    }
+
+    // --- networks -----------------------------------------------------------------
+
+    fn scoped_path(base: &str, key: &str, suffix: &str, project: Option<&str>) -> String {
+        let mut path = format!("{base}/{}{suffix}", encode(key));
+        if let Some(p) = project {
+            path.push_str(&format!("?project={}", encode(p)));
+        }
+        path
+    }
+
+    pub async fn create_network(&self, req: &CreateNetworkRequest) -> Result<Network> {
+        self.post("/v1/networks", req).await
+    }
+
+    pub async fn list_networks(&self, project: Option<&str>) -> Result<Vec<Network>> {
+        let params = NetworkListParams { project: project.map(str::to_string), ..Default::default() };
+        let page: Page<Network> = self.json(self.request(Method::GET, "/v1/networks").query(&params)).await?;
+        Ok(page.items)
+    }
+
+    pub async fn get_network(&self, key: &str, project: Option<&str>) -> Result<Network> {
+        self.get(&Self::scoped_path("/v1/networks", key, "", project)).await
+    }
+
+    pub async fn delete_network(&self, key: &str, project: Option<&str>) -> Result<()> {
+        self.delete(&Self::scoped_path("/v1/networks", key, "", project)).await
+    }
+
+    pub async fn peer_networks(&self, key: &str, other: &str, project: Option<&str>) -> Result<Network> {
+        let body = PeerRequest { network: other.to_string() };
+        self.post(&Self::scoped_path("/v1/networks", key, "/peers", project), &body).await
+    }
+
+    pub async fn unpeer_networks(&self, key: &str, other: &str, project: Option<&str>) -> Result<Network> {
+        let path = Self::scoped_path("/v1/networks", key, &format!("/peers/{}", encode(other)), project);
+        self.json(self.request(Method::DELETE, &path)).await
+    }
+
+    pub async fn create_security_group(&self, req: &CreateSecurityGroupRequest) -> Result<SecurityGroup> {
+        self.post("/v1/security-groups", req).await
+    }
+
+    pub async fn list_security_groups(&self, project: Option<&str>) -> Result<Vec<SecurityGroup>> {
+        let params = NetworkListParams { project: project.map(str::to_string), ..Default::default() };
+        let page: Page<SecurityGroup> =
+            self.json(self.request(Method::GET, "/v1/security-groups").query(&params)).await?;
+        Ok(page.items)
+    }
+
+    pub async fn get_security_group(&self, key: &str, project: Option<&str>) -> Result<SecurityGroup> {
+        self.get(&Self::scoped_path("/v1/security-groups", key, "", project)).await
+    }
+
+    pub async fn delete_security_group(&self, key: &str, project: Option<&str>) -> Result<()> {
+        self.delete(&Self::scoped_path("/v1/security-groups", key, "", project)).await
+    }
+
+    pub async fn add_security_group_rule(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        rule: &CreateRuleRequest,
+    ) -> Result<SecurityGroup> {
+        self.post(&Self::scoped_path("/v1/security-groups", key, "/rules", project), rule).await
+    }
+
+    pub async fn delete_security_group_rule(
+        &self,
+        key: &str,
+        rule: &str,
+        project: Option<&str>,
+    ) -> Result<SecurityGroup> {
+        let path = Self::scoped_path("/v1/security-groups", key, &format!("/rules/{}", encode(rule)), project);
+        self.json(self.request(Method::DELETE, &path)).await
+    }
+
+    pub async fn attach_network(&self, instance: &str, project: Option<&str>, nic: &NicRequest) -> Result<Instance> {
+        self.post(&Self::instance_path(instance, "/networks", project), nic).await
+    }
+
+    pub async fn detach_network(&self, instance: &str, network: &str, project: Option<&str>) -> Result<Instance> {
+        let path = Self::instance_path(instance, &format!("/networks/{}", encode(network)), project);
+        self.json(self.request(Method::DELETE, &path)).await
+    }
+
+    pub async fn set_security_groups(
+        &self,
+        instance: &str,
+        project: Option<&str>,
+        groups: &[String],
+    ) -> Result<Instance> {
+        let body = SetSecurityGroupsRequest { security_groups: groups.to_vec() };
+        self.json(self.request(Method::PUT, &Self::instance_path(instance, "/security-groups", project)).json(&body))
+            .await
+    }
+
+    pub async fn add_port_forward(
+        &self,
+        instance: &str,
+        project: Option<&str>,
+        req: &CreatePortForwardRequest,
+    ) -> Result<PortForward> {
+        self.post(&Self::instance_path(instance, "/ports", project), req).await
+    }
+
+    pub async fn list_port_forwards(&self, project: Option<&str>, instance: Option<&str>) -> Result<Vec<PortForward>> {
+        let mut query = Vec::new();
+        if let Some(p) = project {
+            query.push(("project", p));
+        }
+        if let Some(i) = instance {
+            query.push(("instance", i));
+        }
+        let page: Page<PortForward> = self.json(self.request(Method::GET, "/v1/port-forwards").query(&query)).await?;
+        Ok(page.items)
+    }
+
+    pub async fn delete_port_forward(&self, instance: &str, port: &str, project: Option<&str>) -> Result<()> {
+        self.delete(&Self::instance_path(instance, &format!("/ports/{}", encode(port)), project)).await
     }
 
     // --- instances ----------------------------------------------------------------

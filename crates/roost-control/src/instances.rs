@@ -56,8 +56,6 @@ pub(crate) struct Compute {
     /// Root filesystems already resolved, by image id (resolving the builtin image
     /// hashes the host's busybox).
     pub rootfs: Mutex<HashMap<String, std::path::PathBuf>>,
-    /// Whether the default network was set up since this server started.
-    pub network_ready: std::sync::atomic::AtomicBool,
 }
 
 fn check_env_key(k: &str) -> bool {
@@ -86,6 +84,7 @@ impl Control {
         let _ = self.inner.compute.node.set(Arc::new(node));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let _ = self.inner.compute.kick.set(tx);
+        self.spawn_firewall_loop();
         self.spawn_reconciler(rx);
         self.spawn_sampler();
     }
@@ -115,7 +114,9 @@ impl Control {
             Ok(Some(i)) => i.name,
             _ => row.image_id.clone(),
         };
-        row.to_api(&image)
+        let mut api = row.to_api(&image);
+        (api.nics, api.security_groups) = self.instance_network_view(&row.id).await;
+        api
     }
 
     pub(crate) async fn publish_instance(&self, row: &InstanceRow, kind: &str) {
@@ -205,9 +206,12 @@ impl Control {
                 }]));
             }
         }
+        self.ensure_project_defaults(&access.project.id).await?;
+        let nics = self.resolve_networks(p, &access.project.id, &req.networks).await?;
+        let groups = self.resolve_groups(p, &access.project.id, &req.security_groups).await?;
         let start = req.start.unwrap_or(true);
         let now = now_ms();
-        let row = InstanceRow {
+        let mut row = InstanceRow {
             id: IdKind::Instance.generate(),
             project_id: access.project.id.clone(),
             name: req.name.clone(),
@@ -241,6 +245,13 @@ impl Control {
             )),
             e => e.into(),
         })?;
+        for (idx, (net, ip)) in nics.iter().enumerate() {
+            let nic = Self::allocate_nic(tx.conn(), net, &row.id, idx as i64, *ip).await?;
+            if idx == 0 {
+                row.ip = Some(nic.ip);
+            }
+        }
+        roost_store::networks::set_instance_groups(tx.conn(), &row.id, &groups).await?;
         let op = self.new_operation(tx.conn(), p, "instance.create", Some(("instance", &row.id))).await?;
         audit::record(tx.conn(), ctx, p, "instance.create", Some(("instance", &row.id)), body.as_ref()).await?;
         tx.commit().await?;
@@ -319,6 +330,7 @@ impl Control {
         Ok(self.instance_api(&row).await)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn change_desired(
         &self,
         ctx: &RequestContext,

@@ -8,6 +8,7 @@ pub mod events;
 pub mod images;
 pub mod instances;
 pub mod list;
+pub mod networks;
 pub mod node;
 pub mod operations;
 pub mod policy;

@@ -91,6 +91,11 @@ impl Control {
         })?;
         audit::record(tx.conn(), ctx, p, "project.create", Some(("project", &row.id)), body.as_ref()).await?;
         tx.commit().await?;
+        // Its default network and security group, when this server runs instances.
+        if self.node().is_ok() {
+            self.ensure_project_defaults(&row.id).await?;
+            self.request_firewall_sync();
+        }
         let project = row.to_api();
         self.events().publish(
             "project.created",
@@ -166,6 +171,7 @@ impl Control {
         roost_store::projects::delete(tx.conn(), &access.project.id).await?;
         audit::record(tx.conn(), ctx, p, "project.delete", Some(("project", &access.project.id)), None).await?;
         tx.commit().await?;
+        self.request_firewall_sync();
         // Tokens restricted to the project went with it.
         self.auth_cache().evict(|q| q.project_id.as_deref() == Some(access.project.id.as_str()));
         self.events().publish("project.deleted", "project", &access.project.id, None, Audience::Admins);

@@ -4,19 +4,17 @@
 //! ones finished, half-deleted ones removed, and anything the driver has without a row
 //! is deleted.
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use roost_api::instances::{Desired, InstanceStatus};
 use roost_node::driver::exit_code_of;
-use roost_node::{InstanceSpec, InstanceStatus as Observed, MacAddr, NetAttachment};
+use roost_node::{InstanceSpec, InstanceStatus as Observed};
 use roost_store::instances::InstanceRow;
 use roost_store::now_ms;
 
 use crate::images::node_error;
 use crate::instances::{DEFAULT_STOP_TIMEOUT, should_restart};
-use crate::node::DEFAULT_NETWORK;
 use crate::{Control, Error, Result};
 
 /// How often every instance is looked at even without a change (exits, drift).
@@ -121,6 +119,7 @@ impl Control {
                 let mut tx = self.store().write().await?;
                 roost_store::instances::delete(tx.conn(), id).await?;
                 tx.commit().await?;
+                self.request_firewall_sync();
                 self.events().publish(
                     "instance.deleted",
                     "instance",
@@ -198,19 +197,16 @@ impl Control {
         if row.status() != InstanceStatus::Rebooting {
             self.record(row, InstanceStatus::Provisioning, None, None, None).await?;
         }
-        let ip = self.lease(node, row).await?;
+        self.ensure_nics(&row.id, &row.project_id).await?;
+        let (networks, dns) = self.attachments_of(&row.id).await?;
         let image = self
             .store()
             .image_by_id(&row.image_id)
             .await?
             .ok_or_else(|| Error::unprocessable("the instance's image is gone"))?;
         let rootfs = self.image_rootfs(&image).await?;
-        // The bridge and NAT are set up once per server start (and again after a failure).
-        let ready = &self.compute().network_ready;
-        if !ready.load(std::sync::atomic::Ordering::Acquire) {
-            node.network.ensure(&node.nft).await.map_err(node_error)?;
-            ready.store(true, std::sync::atomic::Ordering::Release);
-        }
+        // Bridges and the instance's rules exist before it runs (never fail-open).
+        self.sync_firewall_now().await?;
         let spec = InstanceSpec {
             id: row.id.clone(),
             rootfs,
@@ -220,13 +216,8 @@ impl Control {
             memory_bytes: row.memory_bytes as u64,
             pids_limit: 4096,
             hostname: row.name.clone(),
-            network: Some(NetAttachment {
-                bridge: node.network.bridge.clone(),
-                ip,
-                prefix_len: node.network.prefix_len,
-                gateway: node.network.gateway,
-                mac: MacAddr::for_ip(ip),
-            }),
+            networks,
+            dns,
             volumes: Vec::new(),
         };
         let started = async {
@@ -234,31 +225,7 @@ impl Control {
             node.driver.start(&row.id).await
         }
         .await;
-        if let Err(e) = started {
-            // Perhaps someone removed the bridge: set it up again next time.
-            self.compute().network_ready.store(false, std::sync::atomic::Ordering::Release);
-            return Err(node_error(e));
-        }
-        Ok(())
-    }
-
-    /// The instance's address on the default network, leased once and kept.
-    async fn lease(&self, node: &crate::node::Node, row: &InstanceRow) -> Result<Ipv4Addr> {
-        let mut tx = self.store().write().await?;
-        if let Some(ip) = roost_store::instances::lease_of(tx.conn(), DEFAULT_NETWORK, &row.id).await? {
-            return ip.parse().map_err(|_| Error::internal(format!("bad lease {ip}")));
-        }
-        let taken: Vec<Ipv4Addr> = roost_store::instances::leased(tx.conn(), DEFAULT_NETWORK)
-            .await?
-            .iter()
-            .filter_map(|ip| ip.parse().ok())
-            .collect();
-        let ip = roost_node::network::ipam::allocate(node.cidr(), node.network.gateway, &taken)
-            .ok_or_else(|| Error::conflict(format!("the default network {} has no free address", node.cidr())))?;
-        roost_store::instances::insert_lease(tx.conn(), DEFAULT_NETWORK, &ip.to_string(), &row.id, now_ms()).await?;
-        roost_store::instances::set_ip(tx.conn(), &row.id, Some(&ip.to_string())).await?;
-        tx.commit().await?;
-        Ok(ip)
+        started.map_err(node_error)
     }
 
     /// Records an observed status and publishes the change.

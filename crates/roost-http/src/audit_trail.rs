@@ -56,6 +56,19 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/v1/instances/{id}/stop", "instance.stop", "instance"),
     ("POST", "/v1/instances/{id}/restart", "instance.restart", "instance"),
     ("PUT", "/v1/instances/{id}/files", "instance.files.write", "instance"),
+    ("POST", "/v1/instances/{id}/networks", "instance.network_attach", "instance"),
+    ("DELETE", "/v1/instances/{id}/networks/{network}", "instance.network_detach", "instance"),
+    ("PUT", "/v1/instances/{id}/security-groups", "instance.security_groups", "instance"),
+    ("POST", "/v1/instances/{id}/ports", "port_forward.create", "port_forward"),
+    ("DELETE", "/v1/instances/{id}/ports/{port}", "port_forward.delete", "port_forward"),
+    ("POST", "/v1/networks", "network.create", "network"),
+    ("DELETE", "/v1/networks/{id}", "network.delete", "network"),
+    ("POST", "/v1/networks/{id}/peers", "network.peer", "network"),
+    ("DELETE", "/v1/networks/{id}/peers/{peer}", "network.unpeer", "network"),
+    ("POST", "/v1/security-groups", "security_group.create", "security_group"),
+    ("DELETE", "/v1/security-groups/{id}", "security_group.delete", "security_group"),
+    ("POST", "/v1/security-groups/{id}/rules", "security_group.rule_add", "security_group"),
+    ("DELETE", "/v1/security-groups/{id}/rules/{rule}", "security_group.rule_delete", "security_group"),
 ];
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not

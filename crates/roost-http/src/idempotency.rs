@@ -27,6 +27,8 @@ const ROUTES: &[&str] = &[
     "/v1/instances/{id}/restart",
     "/v1/images",
     "/v1/projects",
+    "/v1/networks",
+    "/v1/security-groups",
     "/v1/system/backups",
 ];
 

@@ -9,7 +9,9 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Auth;
-use crate::routes::{audit, auth, events, health, images, instances, operations, projects, system, tokens, users};
+use crate::routes::{
+    audit, auth, events, health, images, instances, networks, operations, projects, system, tokens, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +33,8 @@ use crate::routes::{audit, auth, events, health, images, instances, operations, 
         (name = "audit", description = "The audit log"),
         (name = "images", description = "Root filesystems instances start from"),
         (name = "instances", description = "Containers (and microVMs) with a desired state"),
+        (name = "networks", description = "VPC networks, peering and port forwards"),
+        (name = "security-groups", description = "Stateful firewall rules attached to instances"),
         (name = "operations", description = "Long-running work"),
         (name = "events", description = "The change stream"),
         (name = "system", description = "Server administration"),
@@ -93,6 +97,20 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::logs))
         .routes(routes!(instances::files_get, instances::files_put))
         .routes(routes!(instances::exec))
+        .routes(routes!(networks::list, networks::create))
+        .routes(routes!(networks::get, networks::delete))
+        .routes(routes!(networks::peer))
+        .routes(routes!(networks::unpeer))
+        .routes(routes!(networks::list_groups, networks::create_group))
+        .routes(routes!(networks::get_group, networks::delete_group))
+        .routes(routes!(networks::add_rule))
+        .routes(routes!(networks::delete_rule))
+        .routes(routes!(networks::attach))
+        .routes(routes!(networks::detach))
+        .routes(routes!(networks::set_groups))
+        .routes(routes!(networks::list_ports))
+        .routes(routes!(networks::add_port))
+        .routes(routes!(networks::delete_port))
         .routes(routes!(audit::list))
         .routes(routes!(audit::export))
         .routes(routes!(audit::verify))

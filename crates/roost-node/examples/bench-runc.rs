@@ -114,7 +114,8 @@ fn spec_for(id: String, rootfs: &Path, network: Option<NetAttachment>) -> Instan
         cpus: 1.0,
         memory_bytes: 128 << 20,
         pids_limit: 256,
-        network,
+        networks: network.into_iter().collect(),
+        dns: None,
         volumes: Vec::new(),
     }
 }
@@ -181,7 +182,7 @@ async fn main() {
     config.cgroup_parent = "roost-bench".into();
     let driver = ContainerDriver::new(config).expect("driver");
     let network = Network { bridge: "rbench0".into(), gateway: "10.199.0.1".parse().unwrap(), prefix_len: 22 };
-    network.ensure("nft").await.expect("bench network");
+    network.ensure(None).await.expect("bench network");
     let cidr = network.cidr().unwrap();
     let mut taken = Vec::new();
     let mut attachment = || {
@@ -193,6 +194,7 @@ async fn main() {
             prefix_len: 22,
             gateway: network.gateway,
             mac: MacAddr::for_ip(ip),
+            index: 0,
         }
     };
     let bundle = raw_bundle(&image.rootfs);
@@ -262,6 +264,6 @@ async fn main() {
             driver.delete(&spec.id).await.expect("delete");
         }
     }
-    network.remove("nft").await.expect("removing the bench network");
+    network.remove().await.expect("removing the bench network");
     let _ = std::fs::remove_dir_all(Path::new(WORK).join("data"));
 }

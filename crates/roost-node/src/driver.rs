@@ -44,8 +44,14 @@ pub struct InstanceSpec {
     /// Most processes the instance may have; 0 means no limit.
     pub pids_limit: u32,
     pub hostname: String,
-    /// Where it is plugged in; `None` gives it a network namespace with loopback only.
-    pub network: Option<NetAttachment>,
+    /// Where it is plugged in, `eth0` first (it carries the default route); none gives
+    /// it a network namespace with loopback only.
+    #[serde(default)]
+    pub networks: Vec<NetAttachment>,
+    /// The name server and search domain for `/etc/resolv.conf` (a network with
+    /// instance DNS); `None`: the host's name servers.
+    #[serde(default)]
+    pub dns: Option<DnsConfig>,
     /// Host directories bind-mounted into the instance (volumes are loop-mounted on the
     /// host by the storage code first).
     pub volumes: Vec<Mount>,
@@ -65,6 +71,16 @@ pub struct NetAttachment {
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
     pub mac: MacAddr,
+    /// The NIC's position: `eth<index>` inside, and the host end's name.
+    #[serde(default)]
+    pub index: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsConfig {
+    pub nameserver: Ipv4Addr,
+    /// e.g. `prod.internal`, so single-label names resolve in the network.
+    pub search: String,
 }
 
 /// A bind mount of a host path into the instance.
@@ -330,6 +346,12 @@ pub trait Driver: Send + Sync {
 
     /// A tar stream of `path` (a file or a directory) in the instance.
     async fn copy_out(&self, id: &str, path: &str) -> Result<TarStream>;
+
+    /// Plugs a running (or prepared) instance into one more network. Idempotent.
+    async fn attach_network(&self, id: &str, nic: &NetAttachment) -> Result<()>;
+
+    /// Unplugs one NIC. Missing is fine.
+    async fn detach_network(&self, id: &str, nic: &NetAttachment) -> Result<()>;
 }
 
 /// The exit status of a process as shells report it.

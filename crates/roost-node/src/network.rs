@@ -1,5 +1,6 @@
-//! The default network: a Linux bridge with the gateway address, egress NAT, and per
-//! instance a network namespace joined to the bridge by a veth pair.
+//! Networks on the host: a Linux bridge per network with the gateway address, and per
+//! instance a network namespace joined to each of its networks' bridges by a veth pair.
+//! The rules (isolation, security groups, NAT, port forwards) are in [`firewall`].
 //!
 //! Links, addresses and routes go through netlink (`rtnetlink`), not `ip` processes:
 //! attaching an instance is a handful of messages, which keeps instance start fast.
@@ -9,8 +10,9 @@
 //! Every step tolerates what is already there, so a repeated `ensure`/`attach` after a
 //! crash converges, and every removal tolerates what is already gone.
 
+pub mod dns;
+pub mod firewall;
 pub mod ipam;
-pub mod nat;
 pub mod netns;
 
 use std::net::Ipv4Addr;
@@ -27,9 +29,6 @@ use crate::driver::NetAttachment;
 use crate::error::IoContext;
 use crate::{Error, Result};
 
-/// The interface name inside every instance.
-pub const GUEST_IF: &str = "eth0";
-
 /// A network on this node: its bridge and its address range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Network {
@@ -40,11 +39,6 @@ pub struct Network {
 }
 
 impl Network {
-    /// The default network: `roost0`, 10.88.0.1/16.
-    pub fn default_network() -> Network {
-        Network { bridge: "roost0".into(), gateway: Ipv4Addr::new(10, 88, 0, 1), prefix_len: 16 }
-    }
-
     pub fn of(attachment: &NetAttachment) -> Network {
         Network { bridge: attachment.bridge.clone(), gateway: attachment.gateway, prefix_len: attachment.prefix_len }
     }
@@ -61,9 +55,9 @@ impl Network {
         Ok(())
     }
 
-    /// Creates or repairs the bridge, its address, forwarding and NAT. Idempotent.
-    /// `nft` is the nft program (`"nft"` from PATH).
-    pub async fn ensure(&self, nft: &str) -> Result<()> {
+    /// Creates or repairs the bridge, its address and the kernel settings the firewall
+    /// relies on. Idempotent. `alias` marks the bridge as ours (see [`owned_bridges`]).
+    pub async fn ensure(&self, alias: Option<&str>) -> Result<()> {
         self.validate()?;
         let handle = connect()?;
         let index = match link_index(&handle, &self.bridge).await? {
@@ -80,26 +74,151 @@ impl Network {
                     .ok_or_else(|| Error::Netlink(format!("bridge {} vanished after creation", self.bridge)))?
             }
         };
+        if let Some(alias) = alias {
+            handle
+                .link()
+                .set(LinkUnspec::new_with_index(index).alias(alias).build())
+                .execute()
+                .await
+                .map_err(|e| netlink("labelling", &self.bridge, e))?;
+        }
         set_up(&handle, index, &self.bridge).await?;
         add_address(&handle, index, self.gateway, self.prefix_len, &self.bridge).await?;
         enable_forwarding()?;
-        let (nft, batch) = (nft.to_string(), nat::ensure_batch(&self.bridge, self.cidr()?));
-        tokio::task::spawn_blocking(move || nat::apply(&nft, &batch))
-            .await
-            .map_err(|e| Error::io("running nft", std::io::Error::other(e)))?
+        // Port forwards used through 127.0.0.1 are routed out of the bridge.
+        let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", self.bridge);
+        let _ = std::fs::write(localnet, "1");
+        Ok(())
     }
 
-    /// Removes the NAT chain and the bridge. Idempotent. Instances still attached lose
-    /// their uplink (their veths are detached from the deleted bridge).
-    pub async fn remove(&self, nft: &str) -> Result<()> {
+    /// Removes the bridge. Idempotent. Instances still attached lose their uplink.
+    pub async fn remove(&self) -> Result<()> {
         validate_ifname(&self.bridge)?;
-        let (nft, batch) = (nft.to_string(), nat::remove_batch(&self.bridge));
-        tokio::task::spawn_blocking(move || nat::apply(&nft, &batch))
-            .await
-            .map_err(|e| Error::io("running nft", std::io::Error::other(e)))??;
         let handle = connect()?;
         delete_link(&handle, &self.bridge).await
     }
+}
+
+/// Bridges whose alias starts with `prefix` (Roost labels the bridges it creates, so
+/// it removes only those).
+pub fn owned_bridges(prefix: &str) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir("/sys/class/net") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| e.path().join("bridge").exists())
+        .filter_map(|e| {
+            let alias = std::fs::read_to_string(e.path().join("ifalias")).ok()?;
+            let alias = alias.trim();
+            alias.starts_with(prefix).then(|| (e.file_name().to_string_lossy().into_owned(), alias.to_string()))
+        })
+        .collect()
+}
+
+/// Policy routing for networks whose ranges may overlap (two projects may both use
+/// 10.0.0.0/24): the firewall marks each network's connections, and a rule per network
+/// sends marked packets to a table of its own holding only the route to its bridge. So
+/// a reply (or a port-forwarded packet) reaches the right bridge whatever the main
+/// table says. Rules are found again by their priority and mark prefix, which derive
+/// from the installation's name, so two installations never remove each other's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteOwner {
+    pub priority: u32,
+    /// The top byte of every mark (and table id) of this installation.
+    pub mark_prefix: u32,
+}
+
+impl RouteOwner {
+    pub fn for_table(table: &str) -> RouteOwner {
+        let h = sha2::Sha256::digest(table.as_bytes());
+        let priority = 20000 + (u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % 10000);
+        // 0x10-0x7f: clear of the bits others commonly use (0x4000, 0x8000, 0xff00_0000).
+        let mark_prefix = (0x10 + (h[4] as u32 % 0x70)) << 24;
+        RouteOwner { priority, mark_prefix }
+    }
+
+    /// The mark (and routing table id) of a network.
+    pub fn mark(&self, network_id: &str) -> u32 {
+        let h = sha2::Sha256::digest(network_id.as_bytes());
+        self.mark_prefix | (u32::from_be_bytes([0, h[0], h[1], h[2]]) | 1)
+    }
+
+    fn owns(&self, priority: u32, mark: u32) -> bool {
+        priority == self.priority && mark & 0xff00_0000 == self.mark_prefix
+    }
+}
+
+/// The network's table and rule (see [`RouteOwner`]). Idempotent.
+pub async fn ensure_policy_route(bridge: &str, cidr: Ipv4Net, owner: RouteOwner, mark: u32) -> Result<()> {
+    let handle = connect()?;
+    let index =
+        link_index(&handle, bridge).await?.ok_or_else(|| Error::Invalid(format!("bridge {bridge} does not exist")))?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(cidr.network(), cidr.prefix_len())
+        .output_interface(index)
+        .table_id(mark)
+        .build();
+    match handle.route().add(route).execute().await {
+        Ok(()) => {}
+        Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+        Err(e) => return Err(netlink("adding the policy route of", bridge, e)),
+    }
+    use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute};
+    let mut rule = handle
+        .rule()
+        .add()
+        .v4()
+        .fw_mark(mark)
+        .table_id(mark)
+        .priority(owner.priority)
+        // Both matter: without the action a matching packet gets EINVAL, and without
+        // the mask every packet (marked or not) matches.
+        .action(RuleAction::ToTable);
+    rule.message_mut().attributes.push(RuleAttribute::FwMask(u32::MAX));
+    match rule.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(netlink("adding the policy rule of", bridge, e)),
+    }
+}
+
+/// Removes this installation's policy rules whose mark is not in `keep`.
+pub async fn prune_policy_rules(owner: RouteOwner, keep: &[u32]) -> Result<()> {
+    use rtnetlink::packet_route::rule::RuleAttribute;
+    let handle = connect()?;
+    let mut rules = handle.rule().get(rtnetlink::IpVersion::V4).execute();
+    let mut stale = Vec::new();
+    while let Some(rule) = rules.try_next().await.map_err(|e| netlink("listing", "policy rules", e))? {
+        let mut priority = None;
+        let mut mark = None;
+        for attr in &rule.attributes {
+            match attr {
+                RuleAttribute::Priority(p) => priority = Some(*p),
+                RuleAttribute::FwMark(m) => mark = Some(*m),
+                _ => {}
+            }
+        }
+        if let (Some(p), Some(m)) = (priority, mark)
+            && owner.owns(p, m)
+            && !keep.contains(&m)
+        {
+            stale.push(rule);
+        }
+    }
+    for rule in stale {
+        match handle.rule().del(rule).execute().await {
+            Ok(()) => {}
+            Err(e) if errno(&e) == Some(libc::ENOENT) => {}
+            Err(e) => return Err(netlink("removing", "a policy rule", e)),
+        }
+    }
+    Ok(())
+}
+
+/// Removes a bridge by name (missing is fine).
+pub async fn remove_bridge(bridge: &str) -> Result<()> {
+    validate_ifname(bridge)?;
+    let handle = connect()?;
+    delete_link(&handle, bridge).await
 }
 
 /// The host end of an instance's veth: `rv` and 12 characters naming the instance (the
@@ -113,13 +232,24 @@ pub fn host_ifname(instance_id: &str) -> String {
     }
 }
 
+/// The host end of NIC `index`: [`host_ifname`] for the first, with the index appended
+/// for the others (`rv<12>1`, 15 bytes).
+pub fn nic_ifname(instance_id: &str, index: u8) -> String {
+    let base = host_ifname(instance_id);
+    if index == 0 { base } else { format!("{base}{}", index.min(9)) }
+}
+
+/// Most NICs an instance may have (the host names have room for one digit).
+pub const MAX_NICS: usize = 8;
+
 /// Plugs the namespace at `netns_path` into the bridge: a veth pair whose inner end is
-/// created directly in the namespace as `eth0` with the instance's MAC, and then gets
-/// its address and default route. Idempotent: a complete pair is kept and its settings
-/// reapplied; half of one (a crash between steps) is replaced.
+/// created directly in the namespace as `eth<index>` with the instance's MAC, and then
+/// gets its address (and, for `eth0`, the default route). Idempotent: a complete pair
+/// is kept and its settings reapplied; half of one (a crash between steps) is replaced.
 pub async fn attach(instance_id: &str, netns_path: &Path, attachment: &NetAttachment) -> Result<()> {
     validate_ifname(&attachment.bridge)?;
-    let host_if = host_ifname(instance_id);
+    let host_if = nic_ifname(instance_id, attachment.index);
+    let guest_if = format!("eth{}", attachment.index);
     let handle = connect()?;
     let bridge = link_index(&handle, &attachment.bridge).await?.ok_or_else(|| {
         Error::Invalid(format!("bridge {} does not exist (ensure the network first)", attachment.bridge))
@@ -127,7 +257,7 @@ pub async fn attach(instance_id: &str, netns_path: &Path, attachment: &NetAttach
     let inner = connect_in(netns_path)?;
 
     let host_index = link_index(&handle, &host_if).await?;
-    let guest_index = link_index(&inner, GUEST_IF).await?;
+    let guest_index = link_index(&inner, &guest_if).await?;
     match (host_index, guest_index) {
         (Some(index), Some(_)) => {
             handle
@@ -138,12 +268,12 @@ pub async fn attach(instance_id: &str, netns_path: &Path, attachment: &NetAttach
                 .map_err(|e| netlink("plugging into the bridge", &host_if, e))?;
         }
         _ => {
-            // Half a pair: the host end's peer is elsewhere, or an eth0 without its host end.
+            // Half a pair: the host end's peer is elsewhere, or an eth without its host end.
             delete_link(&handle, &host_if).await?;
-            delete_link(&inner, GUEST_IF).await?;
+            delete_link(&inner, &guest_if).await?;
             let ns = std::fs::File::open(netns_path).at("opening network namespace", netns_path)?;
             let peer = LinkMessageBuilder::<LinkUnspec>::new()
-                .name(GUEST_IF)
+                .name(guest_if.clone())
                 .address(attachment.mac.0.to_vec())
                 .setns_by_fd(ns.as_raw_fd())
                 .build();
@@ -161,12 +291,15 @@ pub async fn attach(instance_id: &str, netns_path: &Path, attachment: &NetAttach
 
     let lo = link_index(&inner, "lo").await?.ok_or_else(|| Error::Netlink("no loopback in the namespace".into()))?;
     set_up(&inner, lo, "lo").await?;
-    let eth0 = link_index(&inner, GUEST_IF)
+    let eth = link_index(&inner, &guest_if)
         .await?
-        .ok_or_else(|| Error::Netlink(format!("{GUEST_IF} did not appear in {}", netns_path.display())))?;
-    set_up(&inner, eth0, GUEST_IF).await?;
-    add_address(&inner, eth0, attachment.ip, attachment.prefix_len, GUEST_IF).await?;
-    let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(attachment.gateway).output_interface(eth0).build();
+        .ok_or_else(|| Error::Netlink(format!("{guest_if} did not appear in {}", netns_path.display())))?;
+    set_up(&inner, eth, &guest_if).await?;
+    add_address(&inner, eth, attachment.ip, attachment.prefix_len, &guest_if).await?;
+    if attachment.index != 0 {
+        return Ok(());
+    }
+    let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(attachment.gateway).output_interface(eth).build();
     match inner.route().add(route).execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
@@ -174,18 +307,35 @@ pub async fn attach(instance_id: &str, netns_path: &Path, attachment: &NetAttach
     }
 }
 
-/// Removes the instance's veth pair (deleting one end deletes both). Missing is fine.
-pub async fn detach(instance_id: &str) -> Result<()> {
+/// Removes one NIC's veth pair (deleting one end deletes both). Missing is fine.
+pub async fn detach_nic(instance_id: &str, index: u8) -> Result<()> {
     let handle = connect()?;
-    delete_link(&handle, &host_ifname(instance_id)).await
+    delete_link(&handle, &nic_ifname(instance_id, index)).await
 }
 
-/// Bytes through the instance's veth, as the instance sees them: (received, sent).
+/// Removes every veth pair of the instance. Missing is fine.
+pub async fn detach(instance_id: &str) -> Result<()> {
+    let handle = connect()?;
+    for index in 0..MAX_NICS as u8 {
+        delete_link(&handle, &nic_ifname(instance_id, index)).await?;
+    }
+    Ok(())
+}
+
+/// Bytes through the instance's veths, as the instance sees them: (received, sent).
 pub fn traffic(instance_id: &str) -> Option<(u64, u64)> {
-    let dir = Path::new("/sys/class/net").join(host_ifname(instance_id)).join("statistics");
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok()?.trim().parse::<u64>().ok();
-    // The host end receives what the instance sends.
-    Some((read("tx_bytes")?, read("rx_bytes")?))
+    let mut total: Option<(u64, u64)> = None;
+    for index in 0..MAX_NICS as u8 {
+        let dir = Path::new("/sys/class/net").join(nic_ifname(instance_id, index)).join("statistics");
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok()?.trim().parse::<u64>().ok();
+        // The host end receives what the instance sends.
+        if let (Some(rx), Some(tx)) = (read("tx_bytes"), read("rx_bytes")) {
+            let t = total.get_or_insert((0, 0));
+            t.0 += rx;
+            t.1 += tx;
+        }
+    }
+    total
 }
 
 fn validate_ifname(name: &str) -> Result<()> {
@@ -196,11 +346,33 @@ fn validate_ifname(name: &str) -> Result<()> {
 }
 
 fn enable_forwarding() -> Result<()> {
-    let path = Path::new("/proc/sys/net/ipv4/ip_forward");
-    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
-        return Ok(());
+    // Routing between networks and to the outside, and (the firewall's premise) bridged
+    // IPv4 traffic through the `ip` hooks so security groups see it.
+    for (path, what) in [
+        ("/proc/sys/net/ipv4/ip_forward", "enabling forwarding in"),
+        ("/proc/sys/net/bridge/bridge-nf-call-iptables", "passing bridged traffic through the firewall in"),
+    ] {
+        let path = Path::new(path);
+        if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
+            continue;
+        }
+        if !path.exists() && path.starts_with("/proc/sys/net/bridge") {
+            // A modular kernel (Debian's) loads br_netfilter on demand.
+            let loaded = std::process::Command::new("modprobe")
+                .arg("br_netfilter")
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !loaded && !path.exists() {
+                return Err(Error::missing(
+                    "the br_netfilter kernel module (security groups filter bridged traffic through it)".to_string(),
+                    "kmod",
+                ));
+            }
+        }
+        std::fs::write(path, "1").at(what, path)?;
     }
-    std::fs::write(path, "1").at("enabling forwarding in", path)
+    Ok(())
 }
 
 /// A netlink connection in our own namespace, driven by a task that ends with the handle.
@@ -291,7 +463,7 @@ mod tests {
 
     #[test]
     fn network_cidr() {
-        let net = Network::default_network();
+        let net = Network { bridge: "roost0".into(), gateway: Ipv4Addr::new(10, 88, 0, 1), prefix_len: 16 };
         assert_eq!(net.cidr().unwrap().to_string(), "10.88.0.0/16");
         assert!(Network { prefix_len: 33, ..net.clone() }.cidr().is_err());
         assert!(Network { bridge: "way-too-long-bridge".into(), ..net }.validate().is_err());

@@ -4,15 +4,29 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::{Env, TestNet, busybox, exec, mounts_mentioning, path_exists};
-use roost_node::network::{self, nat};
+use roost_node::network::{self, firewall};
 use roost_node::{Driver, InstanceStatus};
 
-fn nft_table() -> String {
-    let out = Command::new("nft").args(["list", "table", "ip", nat::TABLE]).output().unwrap();
+fn nft_table(table: &str) -> String {
+    let out = Command::new("nft").args(["list", "table", "ip", table]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A firewall of one NAT network in a table of the test's own.
+fn nat_spec(net: &TestNet) -> firewall::FirewallSpec {
+    firewall::FirewallSpec {
+        networks: vec![firewall::NetSpec {
+            bridge: net.network.bridge.clone(),
+            cidr: net.network.cidr().unwrap(),
+            gateway: net.network.gateway,
+            nat: true,
+            dns: false,
+            mark: 0,
+        }],
+        ..Default::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,11 +36,11 @@ async fn two_instances_on_the_bridge_ping_each_other() {
     let env = Env::new("ping");
     let mut a = env.spec(&image, None);
     let mut b = env.spec(&image, None);
-    a.network = Some(net.attachment());
-    b.network = Some(net.attachment());
+    a.networks = vec![net.attachment()];
+    b.networks = vec![net.attachment()];
     env.run(&a).await;
     env.run(&b).await;
-    let (ip_a, ip_b) = (a.network.as_ref().unwrap().ip, b.network.as_ref().unwrap().ip);
+    let (ip_a, ip_b) = (a.networks[0].ip, b.networks[0].ip);
     assert_ne!(ip_a, ip_b);
 
     let addr = exec(&env.driver, &a.id, &["ip", "-4", "-o", "addr", "show", "eth0"]).await;
@@ -47,10 +61,6 @@ async fn two_instances_on_the_bridge_ping_each_other() {
     let stats = env.driver.stats(&a.id).await.unwrap();
     assert!(stats.net_rx_bytes > 0 && stats.net_tx_bytes > 0, "{stats:?}");
 
-    // NAT for the network's range is in Roost's table, in the network's own chain.
-    let table = nft_table();
-    assert!(table.contains(&nat::chain_name(&net.network.bridge)), "{table}");
-    assert!(table.contains(&format!("ip saddr {}", net.network.cidr().unwrap())), "{table}");
     env.driver.delete(&a.id).await.unwrap();
     env.driver.delete(&b.id).await.unwrap();
 }
@@ -61,7 +71,7 @@ async fn delete_leaves_nothing_behind() {
     let net = TestNet::new(202).await;
     let env = Env::new("delete");
     let mut spec = env.spec(&image, None);
-    spec.network = Some(net.attachment());
+    spec.networks = vec![net.attachment()];
     env.run(&spec).await;
     let dir = env.driver.instance_dir(&spec.id);
     let netns = env.driver.netns_path(&spec.id);
@@ -95,7 +105,7 @@ async fn delete_cleans_up_a_half_prepared_instance() {
     let net = TestNet::new(203).await;
     let env = Env::new("halfway");
     let mut spec = env.spec(&image, None);
-    spec.network = Some(net.attachment());
+    spec.networks = vec![net.attachment()];
     // As if the server died in prepare after the network step: netns and veth exist.
     env.driver.prepare(&spec).await.unwrap();
     let netns = env.driver.netns_path(&spec.id);
@@ -118,7 +128,7 @@ async fn delete_cleans_up_a_half_prepared_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nat_changes_never_touch_other_rules() {
+async fn firewall_changes_never_touch_other_rules() {
     common::require_prerequisites();
     // Someone else's table, which Roost must leave alone.
     let foreign = format!("roost-test-foreign-{}", std::process::id());
@@ -136,33 +146,38 @@ async fn nat_changes_never_touch_other_rules() {
     assert!(status.success());
 
     let net = TestNet::new(204).await;
-    let other = TestNet::new(205).await;
-    // Ensure again (idempotent), then remove one network: the other keeps its chain.
-    net.network.ensure("nft").await.unwrap();
-    net.network.remove("nft").await.unwrap();
-    net.network.remove("nft").await.unwrap();
-    let table = nft_table();
-    assert!(!table.contains(&nat::chain_name(&net.network.bridge)), "{table}");
-    assert!(table.contains(&nat::chain_name(&other.network.bridge)), "{table}");
+    let table = format!("rtest{}", std::process::id() % 100000);
+    // Applied twice (idempotent), then removed twice.
+    for _ in 0..2 {
+        firewall::apply("nft", &firewall::compile(&table, &nat_spec(&net)).unwrap()).unwrap();
+    }
+    let listed = nft_table(&table);
+    assert!(listed.contains(&format!("ip saddr {}", net.network.cidr().unwrap())), "{listed}");
+    firewall::remove("nft", &table).unwrap();
+    firewall::remove("nft", &table).unwrap();
+    assert_eq!(nft_table(&table), "");
+    net.network.remove().await.unwrap();
+    net.network.remove().await.unwrap();
     assert!(!network::link_exists(&net.network.bridge));
 
     let out = Command::new("nft").args(["list", "table", "ip", &foreign]).output().unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains("counter") && listed.contains("accept"), "{listed}");
     Command::new("nft").args(["delete", "table", "ip", &foreign]).status().unwrap();
-    // The forwarding NAT needs.
+    // The kernel settings the firewall relies on.
     assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap().trim(), "1");
-    drop(other);
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables").unwrap().trim(), "1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn egress_goes_out_through_nat() {
     let image = busybox().await;
     let net = TestNet::new(206).await;
+    let table = format!("rtegress{}", std::process::id() % 100000);
+    firewall::apply("nft", &firewall::compile(&table, &nat_spec(&net)).unwrap()).unwrap();
     let env = Env::new("egress");
     let mut spec = env.spec(&image, None);
-    spec.network = Some(net.attachment());
+    spec.networks = vec![net.attachment()];
     env.run(&spec).await;
     // The host's default gateway: outside the bridge, so the packet is forwarded out of
     // the host's uplink and masqueraded, whether or not anything answers.
@@ -172,9 +187,9 @@ async fn egress_goes_out_through_nat() {
     // A TCP connection attempt: a new source port each time, so a new conntrack entry
     // that goes through NAT (an ICMP echo could match an entry of an earlier run).
     exec(&env.driver, &spec.id, &["sh", "-c", &format!("nc -w 2 {outside} 80 </dev/null; true")]).await;
-    let chain = nat::chain_name(&net.network.bridge);
-    let out = Command::new("nft").args(["list", "chain", "ip", nat::TABLE, &chain]).output().unwrap();
+    let out = Command::new("nft").args(["list", "chain", "ip", &table, "postrouting"]).output().unwrap();
     let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    firewall::remove("nft", &table).unwrap();
     let packets: u64 = listed
         .split_whitespace()
         .skip_while(|w| *w != "packets")

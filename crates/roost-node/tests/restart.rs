@@ -46,7 +46,8 @@ async fn instances_survive_a_server_restart() {
         cpus: 1.0,
         memory_bytes: 64 << 20,
         pids_limit: 64,
-        network: None,
+        networks: Vec::new(),
+        dns: None,
         volumes: Vec::new(),
     };
     let status = std::process::Command::new(std::env::current_exe().unwrap())

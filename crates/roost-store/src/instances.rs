@@ -1,4 +1,4 @@
-//! Instances, their address leases and their metric samples.
+//! Instances and their metric samples (their NICs are in `networks`).
 
 use std::collections::BTreeMap;
 
@@ -79,6 +79,8 @@ impl InstanceRow {
             labels: self.labels(),
             restart: self.restart(),
             ip: self.ip.clone(),
+            nics: Vec::new(),
+            security_groups: Vec::new(),
             exit_code: self.exit_code.map(|c| c as i32),
             restart_count: self.restart_count as u32,
             created_at: to_time(self.created_at),
@@ -172,41 +174,14 @@ pub async fn set_ip(conn: &mut AnyConnection, id: &str, ip: Option<&str>) -> Res
 
 pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool> {
     sqlx::query("DELETE FROM instance_samples WHERE instance_id = $1").bind(id).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM ip_leases WHERE instance_id = $1").bind(id).execute(&mut *conn).await?;
+    for table in ["instance_nics", "instance_security_groups", "port_forwards"] {
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE instance_id = $1")))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
     let done = sqlx::query("DELETE FROM instances WHERE id = $1").bind(id).execute(conn).await?;
     Ok(done.rows_affected() > 0)
-}
-
-/// The addresses leased on a network.
-pub async fn leased(conn: &mut AnyConnection, network: &str) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar("SELECT ip FROM ip_leases WHERE network = $1").bind(network).fetch_all(conn).await?)
-}
-
-/// The instance's lease on a network, if it has one.
-pub async fn lease_of(conn: &mut AnyConnection, network: &str, instance_id: &str) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT ip FROM ip_leases WHERE network = $1 AND instance_id = $2")
-        .bind(network)
-        .bind(instance_id)
-        .fetch_optional(conn)
-        .await?)
-}
-
-pub async fn insert_lease(
-    conn: &mut AnyConnection,
-    network: &str,
-    ip: &str,
-    instance_id: &str,
-    now: i64,
-) -> Result<()> {
-    sqlx::query("INSERT INTO ip_leases (network, ip, instance_id, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(network)
-        .bind(ip)
-        .bind(instance_id)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map_err(StoreError::from_write)?;
-    Ok(())
 }
 
 /// One metric sample.

@@ -8,6 +8,7 @@ pub mod images;
 pub mod instances;
 pub mod list;
 pub mod meta;
+pub mod networks;
 pub mod operations;
 pub mod projects;
 pub mod sessions;

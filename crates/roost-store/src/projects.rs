@@ -55,7 +55,19 @@ pub async fn update_description(conn: &mut AnyConnection, id: &str, description:
     Ok(())
 }
 
+/// Deletes a project and what it owns without instances: its networks (and their
+/// peerings) and security groups (and their rules). The caller checked it has no
+/// instances.
 pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool> {
+    for sql in [
+        "DELETE FROM network_peers WHERE network_a IN (SELECT id FROM networks WHERE project_id = $1) \
+         OR network_b IN (SELECT id FROM networks WHERE project_id = $1)",
+        "DELETE FROM networks WHERE project_id = $1",
+        "DELETE FROM security_group_rules WHERE group_id IN (SELECT id FROM security_groups WHERE project_id = $1)",
+        "DELETE FROM security_groups WHERE project_id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+    }
     let done = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(conn).await?;
     Ok(done.rows_affected() > 0)
 }

@@ -46,12 +46,12 @@ pub struct ServerArgs {
     /// Run instances on this machine: auto (when root and runc are there), on, off [env: ROOST_COMPUTE] [default: auto]
     #[arg(long, value_name = "MODE")]
     pub compute: Option<String>,
-    /// Address range of the default network [env: ROOST_NETWORK_CIDR] [default: 10.88.0.0/16]
+    /// Pool that projects' default networks (and networks made without --cidr) take a /24 from [env: ROOST_NETWORK_CIDR] [default: 10.88.0.0/16]
     #[arg(long, value_name = "CIDR")]
     pub network_cidr: Option<String>,
-    /// Bridge of the default network [env: ROOST_BRIDGE] [default: roost0]
+    /// Name of the nftables tables Roost owns; also labels its bridges (two installations on one host need two names) [env: ROOST_FIREWALL_TABLE] [default: roost]
     #[arg(long, value_name = "NAME")]
-    pub bridge: Option<String>,
+    pub firewall_table: Option<String>,
     /// The runc program [env: ROOST_RUNC] [default: runc]
     #[arg(long, value_name = "PATH")]
     pub runc: Option<String>,
@@ -86,7 +86,7 @@ pub struct ServerSettings {
     pub compute: ComputeMode,
     /// The default network's range; the gateway is its first address.
     pub network_cidr: ipnet::Ipv4Net,
-    pub bridge: String,
+    pub firewall_table: String,
     pub runc: String,
 }
 
@@ -104,7 +104,7 @@ const KEYS: &[&str] = &[
     "audit_retention",
     "compute",
     "network_cidr",
-    "bridge",
+    "firewall_table",
     "runc",
 ];
 
@@ -262,28 +262,21 @@ impl ServerSettings {
             },
             None => "10.88.0.0/16".parse().expect("default CIDR"),
         };
-        let bridge = match s.get("bridge", &args.bridge) {
+        let firewall_table = match s.get("firewall_table", &args.firewall_table) {
             Some((v, src)) => {
-                let ok = !v.is_empty()
-                    && v.len() <= 15
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                let ok = !v.is_empty() && v.len() <= 15 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
                 if !ok {
-                    return Err(invalid(
-                        "bridge",
-                        &v,
-                        &src,
-                        "expected an interface name of 1-15 letters, digits, '-', '_' or '.'",
-                    ));
+                    return Err(invalid("firewall_table", &v, &src, "expected 1-15 letters, digits or '_'"));
                 }
                 v
             }
-            None => "roost0".to_string(),
+            None => "roost".to_string(),
         };
         let runc = s.get("runc", &args.runc).map(|(v, _)| v).unwrap_or_else(|| "runc".to_string());
         Ok(ServerSettings {
             compute,
             network_cidr,
-            bridge,
+            firewall_table,
             runc,
             listen,
             data_dir,

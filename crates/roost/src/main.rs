@@ -58,6 +58,15 @@ enum Command {
     Logs(cli::instances::LogsArgs),
     /// Copy files in and out of an instance (INSTANCE:/path)
     Cp(cli::instances::CpArgs),
+    /// VPC networks and peering
+    #[command(subcommand, visible_alias = "networks")]
+    Network(cli::networks::NetworkCommand),
+    /// Security groups and their rules
+    #[command(subcommand, visible_alias = "security-group")]
+    Sg(cli::networks::SgCommand),
+    /// Port forwards from the host to instances
+    #[command(subcommand, visible_alias = "ports")]
+    Port(cli::networks::PortCommand),
     /// Manage API tokens
     #[command(subcommand, visible_alias = "tokens")]
     Token(cli::tokens::TokenCommand),
@@ -115,6 +124,9 @@ fn main() -> ExitCode {
             Command::Logs(args) => cli::instances::logs(&cli.global, args).await,
             Command::Cp(args) => cli::instances::cp(&cli.global, args).await,
             Command::Token(cmd) => cli::tokens::run(&cli.global, cmd).await,
+            Command::Network(cmd) => cli::networks::run_network(&cli.global, cmd).await,
+            Command::Sg(cmd) => cli::networks::run_sg(&cli.global, cmd).await,
+            Command::Port(cmd) => cli::networks::run_port(&cli.global, cmd).await,
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,
             Command::System(cmd) => cli::system::run(&cli.global, cmd).await,

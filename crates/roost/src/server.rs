@@ -54,7 +54,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     control.recover().await?;
     match attach_compute(&control, &settings) {
         Ok(()) => {
-            tracing::info!(bridge = %settings.bridge, cidr = %settings.network_cidr, "compute node attached (runc containers)")
+            tracing::info!(firewall_table = %settings.firewall_table, network_pool = %settings.network_cidr, "compute node attached (runc containers)")
         }
         Err(e) if settings.compute == ComputeMode::On => {
             return Err(e.context("--compute on, but the node cannot run instances"));
@@ -114,17 +114,13 @@ fn attach_compute(control: &Control, s: &ServerSettings) -> anyhow::Result<()> {
     let mut config = roost_node::drivers::container::ContainerConfig::for_data_dir(&s.data_dir);
     config.runc = s.runc.clone().into();
     let driver = roost_node::drivers::container::ContainerDriver::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let gateway = s.network_cidr.hosts().next().ok_or_else(|| anyhow::anyhow!("the network has no addresses"))?;
-    control.attach_node(roost_control::node::Node {
-        driver: std::sync::Arc::new(driver),
-        images: roost_node::images::ImageStore::new(s.data_dir.join("images")),
-        network: roost_node::network::Network {
-            bridge: s.bridge.clone(),
-            gateway,
-            prefix_len: s.network_cidr.prefix_len(),
-        },
-        nft: "nft".into(),
-    });
+    control.attach_node(roost_control::node::Node::new(
+        std::sync::Arc::new(driver),
+        roost_node::images::ImageStore::new(s.data_dir.join("images")),
+        s.network_cidr,
+        s.firewall_table.clone(),
+        vec![s.listen.port()],
+    ));
     Ok(())
 }
 

@@ -32,6 +32,37 @@ impl World {
         format!("{prefix}-{}", self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
     }
 
+    fn port(&self) -> u16 {
+        20000 + self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u16
+    }
+
+    /// A fresh network in team-a.
+    async fn network(&self) -> String {
+        let name = self.fresh("net");
+        let req = roost_api::networks::CreateNetworkRequest {
+            name: name.clone(),
+            project: Some("team-a".into()),
+            ..Default::default()
+        };
+        self.admin.create_network(&req).await.unwrap();
+        name
+    }
+
+    /// A fresh stopped instance in team-a.
+    async fn stopped_instance(&self) -> String {
+        let name = self.fresh("idle");
+        let req = roost_api::instances::CreateInstanceRequest {
+            name: name.clone(),
+            image: "busybox".into(),
+            project: Some("team-a".into()),
+            start: Some(false),
+            memory_bytes: Some(32 << 20),
+            ..Default::default()
+        };
+        self.admin.create_instance(&req).await.unwrap();
+        name
+    }
+
     fn client_of(&self, cell: &str) -> Option<Client> {
         self.creds[cell].as_ref().map(|t| Client::new(&self.server.url, Some(t.clone())).unwrap())
     }
@@ -323,6 +354,93 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
             w.admin.create_instance(&req).await.unwrap();
             let suffix = route.trim_start_matches("/v1/instances/{id}");
             (case(format!("/v1/instances/{name}{suffix}"), None), [401, 403, 202, 202, 404, 401, 403])
+        }
+        ("GET", "/v1/networks") | ("GET", "/v1/security-groups") | ("GET", "/v1/port-forwards") => {
+            (case(route, None), ANY_USER)
+        }
+        ("POST", "/v1/networks") => (
+            case(route, Some(json!({"name": w.fresh("net"), "project": "team-a"}))),
+            [401, 403, 201, 201, 404, 401, 403],
+        ),
+        ("GET", "/v1/networks/{id}") => (case("/v1/networks/default?project=team-a", None), MEMBER_READ),
+        ("DELETE", "/v1/networks/{id}") => {
+            let name = w.network().await;
+            (case(format!("/v1/networks/{name}?project=team-a"), None), [401, 403, 204, 204, 404, 401, 403])
+        }
+        ("POST", "/v1/networks/{id}/peers") => {
+            let name = w.network().await;
+            let path = format!("/v1/networks/{name}/peers?project=team-a");
+            (case(path, Some(json!({"network": "default"}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("DELETE", "/v1/networks/{id}/peers/{peer}") => {
+            let name = w.network().await;
+            w.admin.peer_networks(&name, "default", Some("team-a")).await.unwrap();
+            (
+                case(format!("/v1/networks/{name}/peers/default?project=team-a"), None),
+                [401, 403, 200, 200, 404, 401, 403],
+            )
+        }
+        ("POST", "/v1/security-groups") => {
+            let body = json!({"name": w.fresh("sg"), "project": "team-a"});
+            (case(route, Some(body)), [401, 403, 201, 201, 404, 401, 403])
+        }
+        ("GET", "/v1/security-groups/{id}") => (case("/v1/security-groups/default?project=team-a", None), MEMBER_READ),
+        ("DELETE", "/v1/security-groups/{id}") => {
+            let name = w.fresh("sg");
+            let req = roost_api::networks::CreateSecurityGroupRequest {
+                name: name.clone(),
+                project: Some("team-a".into()),
+                ..Default::default()
+            };
+            w.admin.create_security_group(&req).await.unwrap();
+            (case(format!("/v1/security-groups/{name}?project=team-a"), None), [401, 403, 204, 204, 404, 401, 403])
+        }
+        ("POST", "/v1/security-groups/{id}/rules") => {
+            let body = json!({"direction": "ingress", "protocol": "tcp", "ports": "80"});
+            (case("/v1/security-groups/default/rules?project=team-a", Some(body)), [401, 403, 201, 201, 404, 401, 403])
+        }
+        ("DELETE", "/v1/security-groups/{id}/rules/{rule}") => {
+            let name = w.fresh("sg");
+            let req = roost_api::networks::CreateSecurityGroupRequest {
+                name: name.clone(),
+                project: Some("team-a".into()),
+                ..Default::default()
+            };
+            let g = w.admin.create_security_group(&req).await.unwrap();
+            let rule = &g.rules[0].id;
+            (
+                case(format!("/v1/security-groups/{name}/rules/{rule}?project=team-a"), None),
+                [401, 403, 200, 200, 404, 401, 403],
+            )
+        }
+        ("POST", "/v1/instances/{id}/networks") => {
+            let (net, inst) = (w.network().await, w.stopped_instance().await);
+            let path = format!("/v1/instances/{inst}/networks?project=team-a");
+            (case(path, Some(json!({"network": net}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("DELETE", "/v1/instances/{id}/networks/{network}") => {
+            let inst = w.stopped_instance().await;
+            (
+                case(format!("/v1/instances/{inst}/networks/default?project=team-a"), None),
+                [401, 403, 200, 200, 404, 401, 403],
+            )
+        }
+        ("PUT", "/v1/instances/{id}/security-groups") => {
+            let body = json!({"security_groups": ["default"]});
+            (case("/v1/instances/app/security-groups", Some(body)), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("POST", "/v1/instances/{id}/ports") => {
+            let body = json!({"host_port": w.port(), "instance_port": 80});
+            (case("/v1/instances/app/ports", Some(body)), [401, 403, 201, 201, 404, 401, 403])
+        }
+        ("DELETE", "/v1/instances/{id}/ports/{port}") => {
+            let req = roost_api::networks::CreatePortForwardRequest {
+                host_port: w.port(),
+                instance_port: 80,
+                protocol: None,
+            };
+            let f = w.admin.add_port_forward("app", Some("team-a"), &req).await.unwrap();
+            (case(format!("/v1/instances/app/ports/{}", f.id), None), [401, 403, 204, 204, 404, 401, 403])
         }
         _ => return None,
     })

@@ -60,7 +60,7 @@ async fn lifecycle_exec_logs_files_and_stats() {
     req.labels = [("tier".to_string(), "front".to_string())].into();
     let web = running(&admin, req).await;
     let ip = web.ip.clone().expect("an address");
-    assert!(ip.starts_with("10.199.11."), "{ip}");
+    assert!(ip.starts_with("10.111.0."), "{ip}");
 
     let out = exec(&admin, "web", &["sh", "-c", "echo $GREETING from $(hostname); echo oops >&2; exit 7"]).await;
     assert_eq!(
@@ -409,7 +409,7 @@ fn the_cli_runs_instances() {
         "app=web",
     ]);
     assert!(stdout(&out).trim().starts_with("i-"));
-    assert!(stderr(&out).contains("is running at 10.199.17."), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is running at 10.117.0."), "{}", stderr(&out));
     let ps = stdout(&ok(&["ps"]));
     let header: Vec<_> = ps.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "ID", "STATUS", "IMAGE", "IP", "CPUS", "MEMORY", "AGE"]);
@@ -448,13 +448,13 @@ async fn instances_reach_each_other_and_are_sampled() {
     // The default route goes through the bridge, and egress is masqueraded.
     let route = exec(&admin, "a", &["ip", "route"]).await;
     assert!(
-        String::from_utf8_lossy(&route.stdout).contains("default via 10.199.19.1"),
+        String::from_utf8_lossy(&route.stdout).contains("default via 10.119.0.1"),
         "{}",
         String::from_utf8_lossy(&route.stdout)
     );
     let rules = std::process::Command::new("nft").args(["list", "ruleset"]).output().unwrap();
     let rules = String::from_utf8_lossy(&rules.stdout);
-    assert!(rules.contains("10.199.19.0/24") && rules.contains("masquerade"), "no NAT for the network:\n{rules}");
+    assert!(rules.contains("10.119.0.0/24") && rules.contains("masquerade"), "no NAT for the network:\n{rules}");
 
     // The sampler records a point every 10 s and exports gauges.
     exec(&admin, "a", &["sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"]).await;

@@ -17,6 +17,8 @@ export const NAV: NavItem[] = [
   { to: "/", label: "Dashboard" },
   { to: "/instances", label: "Instances" },
   { to: "/images", label: "Images" },
+  { to: "/networks", label: "Networks" },
+  { to: "/security-groups", label: "Security groups" },
   { to: "/operations", label: "Operations" },
   { to: "/projects", label: "Projects" },
   { to: "/users", label: "Users", admin: true },

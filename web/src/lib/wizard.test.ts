@@ -54,6 +54,21 @@ describe("wizard validation", () => {
   });
 });
 
+describe("network step", () => {
+  it("needs a network when the defaults are replaced, and known names", () => {
+    const net = { ...ctx, networks: ["default", "back"], securityGroups: ["default", "web"] };
+    expect(validateStep("network", st({}), net)).toEqual({});
+    expect(validateStep("network", st({ networks: [] }), net).networks).toMatch(/at least one/);
+    expect(validateStep("network", st({ networks: ["gone"] }), net).networks).toMatch(/no longer/);
+    expect(validateStep("network", st({ networks: ["back", "default"], security_groups: ["web"] }), net)).toEqual({});
+    expect(validateStep("network", st({ security_groups: ["nope"] }), net).security_groups).toBeDefined();
+    expect(toRequest(st({ name: "x", networks: ["back", "default"], security_groups: [] }), "p")).toMatchObject({
+      networks: [{ network: "back" }, { network: "default" }],
+      security_groups: [],
+    });
+  });
+});
+
 describe("splitCommand", () => {
   it("splits words and quotes", () => {
     expect(splitCommand(`sh -c "echo 'hi there'; sleep 1"`)).toEqual(["sh", "-c", "echo 'hi there'; sleep 1"]);

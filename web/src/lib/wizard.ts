@@ -44,6 +44,10 @@ export interface WizardState {
   labels: KV[];
   restart: "always" | "on-failure" | "never";
   start: boolean;
+  /** Network names in NIC order (eth0 first); null: the project's default network. */
+  networks: string[] | null;
+  /** Security group names; null: the project's default group. */
+  security_groups: string[] | null;
 }
 
 export const initialState = (): WizardState => ({
@@ -57,6 +61,8 @@ export const initialState = (): WizardState => ({
   labels: [],
   restart: "never",
   start: true,
+  networks: null,
+  security_groups: null,
 });
 
 export type Errors = Partial<Record<string, string>>;
@@ -117,6 +123,9 @@ function kvErrors(rows: KV[], prefix: string, re: RegExp, what: string, errors: 
 
 export interface Context {
   images: Image[];
+  /** Names of the project's networks and security groups, when known. */
+  networks?: string[];
+  securityGroups?: string[];
   usage?: Usage;
   takenNames?: Set<string>;
 }
@@ -148,6 +157,11 @@ export function validateStep(step: Step, s: WizardState, ctx: Context): Errors {
       break;
     }
     case "network":
+      if (s.networks !== null && s.networks.length === 0) e.networks = "Choose at least one network";
+      else if (s.networks && ctx.networks && s.networks.some((n) => !ctx.networks!.includes(n))) e.networks = "A chosen network no longer exists";
+      if (s.security_groups && ctx.securityGroups && s.security_groups.some((g) => !ctx.securityGroups!.includes(g))) {
+        e.security_groups = "A chosen security group no longer exists";
+      }
       break;
     case "config": {
       if (!s.name) e.name = "Give the instance a name";
@@ -212,5 +226,7 @@ export function toRequest(s: WizardState, project: string | undefined) {
     labels: kv(s.labels),
     restart: s.restart,
     start: s.start,
+    networks: s.networks ? s.networks.map((network) => ({ network })) : undefined,
+    security_groups: s.security_groups ?? undefined,
   };
 }

@@ -6,6 +6,7 @@ import { toast } from "../components/toast";
 import { ActionButton, Confirm, CopyField, EmptyState, ErrorBox, Loading, StatusBadge } from "../components/ui";
 import { formatBytes, formatTime, relativeTime } from "../lib/format";
 import { canAct, runAction } from "../lib/instances";
+import { InstanceNetwork } from "../components/InstanceNetwork";
 import { navigate } from "../nav";
 import { Link, useSearchParams, useTitle } from "../router";
 import { useSession } from "../session";
@@ -14,7 +15,7 @@ import type { Instance, LogEntry } from "../types";
 const Terminal = lazy(() => import("../components/Terminal"));
 const Metrics = lazy(() => import("../components/Metrics"));
 
-const TABS = ["overview", "logs", "terminal", "metrics"] as const;
+const TABS = ["overview", "network", "logs", "terminal", "metrics"] as const;
 type Tab = (typeof TABS)[number];
 
 export function InstancePage({ params }: { params: Record<string, string> }) {
@@ -115,6 +116,7 @@ export function InstancePage({ params }: { params: Record<string, string> }) {
       </div>
       <div id="tabpanel" role="tabpanel" aria-labelledby={`tab-${tab}`}>
         {tab === "overview" && <Overview i={i} project={project} />}
+        {tab === "network" && <InstanceNetwork i={i} project={project} />}
         {tab === "logs" && <Logs id={i.id} />}
         {tab === "terminal" &&
           (ro ? (
@@ -170,8 +172,18 @@ function Overview({ i, project }: { i: Instance; project: string }) {
           </dd>
           <dt>Desired</dt>
           <dd>{i.desired}</dd>
-          <dt>IP address</dt>
-          <dd>{i.ip ?? "—"}</dd>
+          <dt>Addresses</dt>
+          <dd>
+            {(i.nics ?? []).length
+              ? (i.nics ?? []).map((n) => (
+                  <div key={n.name}>
+                    <code>{n.ip}</code> <span className="muted small">{n.name} · {n.network}</span>
+                  </div>
+                ))
+              : (i.ip ?? "—")}
+          </dd>
+          <dt>Security groups</dt>
+          <dd>{(i.security_groups ?? []).join(", ") || "—"}</dd>
           <dt>Started</dt>
           <dd title={i.started_at ?? undefined}>{i.started_at ? relativeTime(i.started_at) : "—"}</dd>
           <dt>Exit code</dt>

@@ -23,7 +23,7 @@ import {
 import { navigate } from "../nav";
 import { Link, useTitle } from "../router";
 import { useSession } from "../session";
-import type { Image, Instance, Operation, Usage } from "../types";
+import type { Image, Instance, Network, Operation, Page, SecurityGroup, Usage } from "../types";
 
 function FieldError({ id, errors }: { id: string; errors: Errors }) {
   const msg = errors[id];
@@ -70,7 +70,27 @@ export function LaunchWizard() {
     queryFn: () => api.get<Usage>(`/v1/projects/${encodeURIComponent(project!)}/usage`),
     enabled: Boolean(project),
   });
-  const ctx = { images: itemsOf(images.data), usage: usage.data };
+  const networks = useQuery({
+    queryKey: ["networks", project],
+    queryFn: () => api.get<Page<Network>>(withQuery("/v1/networks", { project, limit: 1000 })),
+    enabled: Boolean(project),
+  });
+  const groups = useQuery({
+    queryKey: ["security-groups", project],
+    queryFn: () => api.get<Page<SecurityGroup>>(withQuery("/v1/security-groups", { project, limit: 1000 })),
+    enabled: Boolean(project),
+  });
+  const netList = networks.data?.items ?? [];
+  const groupList = groups.data?.items ?? [];
+  const ctx = {
+    images: itemsOf(images.data),
+    usage: usage.data,
+    networks: networks.data ? netList.map((n) => n.name) : undefined,
+    securityGroups: groups.data ? groupList.map((g) => g.name) : undefined,
+  };
+  // What the API picks when the wizard sends nothing: the project's default ones.
+  const chosenNets = state.networks ?? netList.filter((n) => n.default).map((n) => n.name);
+  const chosenGroups = state.security_groups ?? groupList.filter((g) => g.default).map((g) => g.name);
   const set = (patch: Partial<WizardState>) => setState((st) => ({ ...st, ...patch }));
   const idx = STEPS.indexOf(step);
 
@@ -184,14 +204,65 @@ export function LaunchWizard() {
       break;
     case "network":
       body = (
-        <fieldset>
-          <legend>Network</legend>
-          <p>
-            The instance joins the server's default network and gets an address from its range, with outbound access
-            through NAT.
-          </p>
+        <div className="stack">
+          <fieldset aria-describedby="net-help">
+            <legend>Networks</legend>
+            <p id="net-help" className="muted small">
+              One NIC per network, in the order you tick them (the first is eth0). <Link to="/networks">Manage networks</Link>
+            </p>
+            {networks.isPending ? (
+              <Loading />
+            ) : networks.error ? (
+              <ErrorBox error={networks.error} />
+            ) : (
+              netList.map((n) => {
+                const at = chosenNets.indexOf(n.name);
+                return (
+                  <label key={n.id} className="row">
+                    <input
+                      type="checkbox"
+                      checked={at >= 0}
+                      onChange={(e) =>
+                        set({ networks: e.target.checked ? [...chosenNets, n.name] : chosenNets.filter((x) => x !== n.name) })
+                      }
+                    />
+                    <span>
+                      <strong>{n.name}</strong> <code>{n.cidr}</code>
+                      <span className="muted small">
+                        {" "}
+                        {n.addresses_used}/{n.addresses_total} addresses{n.nat ? " · NAT" : ""}
+                        {at >= 0 ? ` · eth${at}` : ""}
+                      </span>
+                    </span>
+                  </label>
+                );
+              })
+            )}
+            <FieldError id="networks" errors={errors} />
+          </fieldset>
+          <fieldset>
+            <legend>Security groups</legend>
+            <p className="muted small">
+              Stateful firewall rules; traffic no rule allows is dropped. <Link to="/security-groups">Manage groups</Link>
+            </p>
+            {groupList.map((g) => (
+              <label key={g.id} className="row">
+                <input
+                  type="checkbox"
+                  checked={chosenGroups.includes(g.name)}
+                  onChange={(e) =>
+                    set({ security_groups: e.target.checked ? [...chosenGroups, g.name] : chosenGroups.filter((x) => x !== g.name) })
+                  }
+                />
+                <span>
+                  <strong>{g.name}</strong> <span className="muted small">{g.rules.length} rules{g.description ? ` · ${g.description}` : ""}</span>
+                </span>
+              </label>
+            ))}
+            <FieldError id="security_groups" errors={errors} />
+          </fieldset>
           <p className="muted small">Volumes are not part of this Roost version yet.</p>
-        </fieldset>
+        </div>
       );
       break;
     case "config":
@@ -245,6 +316,10 @@ export function LaunchWizard() {
             <dd>{Object.keys(req.env).join(", ") || "—"}</dd>
             <dt>Labels</dt>
             <dd>{Object.entries(req.labels).map(([k, v]) => `${k}=${v}`).join(", ") || "—"}</dd>
+            <dt>Networks</dt>
+            <dd>{chosenNets.join(", ") || "—"}</dd>
+            <dt>Security groups</dt>
+            <dd>{chosenGroups.join(", ") || "none"}</dd>
             <dt>Restart</dt>
             <dd>{state.restart}</dd>
           </dl>

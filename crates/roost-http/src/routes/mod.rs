@@ -6,6 +6,7 @@ pub mod events;
 pub mod health;
 pub mod images;
 pub mod instances;
+pub mod networks;
 pub mod operations;
 pub mod projects;
 pub mod system;

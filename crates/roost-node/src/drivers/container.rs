@@ -37,6 +37,7 @@ pub use bundle::{CPU_PERIOD_US, cpu_quota};
 
 use self::runc::Runc;
 use crate::cgroups::{Cgroup, Layout};
+use crate::driver::NetAttachment;
 use crate::driver::{
     Driver, ExecRequest, ExecSession, InstanceSpec, InstanceState, InstanceStatus, KILL_TIMEOUT, LogLines, LogQuery,
     Stats, TarStream,
@@ -244,7 +245,7 @@ impl ContainerDriver {
         if ensured.contains(&network.bridge) && network::link_exists(&network.bridge) {
             return Ok(());
         }
-        network.ensure(&self.inner.config.nft).await?;
+        network.ensure(None).await?;
         ensured.insert(network.bridge.clone());
         Ok(())
     }
@@ -261,15 +262,27 @@ impl ContainerDriver {
             fs::create_dir_all(dir).at("creating", dir)?;
         }
         write_atomic(&p.spec, &serde_json::to_vec_pretty(spec).expect("spec serializes"))?;
-        let ip = spec.network.as_ref().map(|n| n.ip);
+        let ip = spec.networks.first().map(|n| n.ip);
         write_atomic(&p.dir.join("hosts"), bundle::hosts_file(&spec.hostname, ip).as_bytes())?;
         write_atomic(&p.dir.join("hostname"), format!("{}\n", spec.hostname).as_bytes())?;
-        write_atomic(&p.dir.join("resolv.conf"), bundle::resolv_conf().as_bytes())?;
+        let resolv = match &spec.dns {
+            Some(dns) => format!("nameserver {}\nsearch {}\noptions ndots:1\n", dns.nameserver, dns.search),
+            None => bundle::resolv_conf(),
+        };
+        write_atomic(&p.dir.join("resolv.conf"), resolv.as_bytes())?;
 
-        if let Some(attachment) = &spec.network {
-            self.ensure_network(&Network::of(attachment)).await?;
+        if !spec.networks.is_empty() {
             netns::create(&p.netns)?;
+        }
+        for attachment in &spec.networks {
+            self.ensure_network(&Network::of(attachment)).await?;
             network::attach(&spec.id, &p.netns, attachment).await?;
+        }
+        // NICs no longer in the spec (detached while it was stopped).
+        for index in 0..network::MAX_NICS as u8 {
+            if !spec.networks.iter().any(|n| n.index == index) {
+                network::detach_nic(&spec.id, index).await?;
+            }
         }
 
         if !is_mount_point(&p.rootfs) {
@@ -284,7 +297,7 @@ impl ContainerDriver {
         }
 
         let ctx = bundle::BundleContext {
-            netns: spec.network.as_ref().map(|_| p.netns.as_path()),
+            netns: (!spec.networks.is_empty()).then_some(p.netns.as_path()),
             cgroups_path: self.cgroups_path(&spec.id),
             limit_swap: self.inner.limit_swap,
             dir: &p.dir,
@@ -397,8 +410,9 @@ impl ContainerDriver {
     /// Makes sure what `prepare` made is still there (a reboot unmounts everything).
     async fn ensure_prepared(&self, spec: &InstanceSpec) -> Result<()> {
         let p = self.paths(&spec.id);
-        let network_ok = spec.network.is_none()
-            || (netns::is_netns(&p.netns) && network::link_exists(&network::host_ifname(&spec.id)));
+        let network_ok = spec.networks.is_empty()
+            || (netns::is_netns(&p.netns)
+                && spec.networks.iter().all(|n| network::link_exists(&network::nic_ifname(&spec.id, n.index))));
         if is_mount_point(&p.rootfs) && network_ok && p.config.exists() {
             return Ok(());
         }
@@ -656,6 +670,29 @@ impl Driver for ContainerDriver {
     async fn copy_out(&self, id: &str, path: &str) -> Result<TarStream> {
         validate_id(id)?;
         files::copy_out(self.files_root(id).await?, path).await
+    }
+
+    async fn attach_network(&self, id: &str, nic: &NetAttachment) -> Result<()> {
+        validate_id(id)?;
+        let _guard = self.lock(id).await;
+        let mut spec = self.load_spec(id)?;
+        let p = self.paths(id);
+        self.ensure_network(&Network::of(nic)).await?;
+        netns::create(&p.netns)?;
+        network::attach(id, &p.netns, nic).await?;
+        spec.networks.retain(|n| n.index != nic.index);
+        spec.networks.push(nic.clone());
+        spec.networks.sort_by_key(|n| n.index);
+        write_atomic(&p.spec, &serde_json::to_vec_pretty(&spec).expect("spec serializes"))
+    }
+
+    async fn detach_network(&self, id: &str, nic: &NetAttachment) -> Result<()> {
+        validate_id(id)?;
+        let _guard = self.lock(id).await;
+        network::detach_nic(id, nic.index).await?;
+        let Ok(mut spec) = self.load_spec(id) else { return Ok(()) };
+        spec.networks.retain(|n| n.index != nic.index);
+        write_atomic(&self.paths(id).spec, &serde_json::to_vec_pretty(&spec).expect("spec serializes"))
     }
 }
 

@@ -114,7 +114,8 @@ impl Env {
             cpus: 1.0,
             memory_bytes: 128 << 20,
             pids_limit: 256,
-            network: None,
+            networks: Vec::new(),
+            dns: None,
             volumes: Vec::new(),
         }
     }
@@ -166,7 +167,7 @@ impl TestNet {
             gateway: Ipv4Addr::new(10, octet, third, 1),
             prefix_len: 24,
         };
-        network.ensure("nft").await.expect("ensuring the test network");
+        network.ensure(None).await.expect("ensuring the test network");
         TestNet { network, next: Mutex::new(2) }
     }
 
@@ -184,6 +185,7 @@ impl TestNet {
             prefix_len: self.network.prefix_len,
             gateway: self.network.gateway,
             mac: MacAddr::for_ip(ip),
+            index: 0,
         }
     }
 }
@@ -193,7 +195,7 @@ impl Drop for TestNet {
         let network = self.network.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            if let Err(e) = runtime.block_on(network.remove("nft")) {
+            if let Err(e) = runtime.block_on(network.remove()) {
                 eprintln!("cleanup of bridge {} failed: {e}", network.bridge);
             }
         })

@@ -36,6 +36,15 @@ pub struct CreateArgs {
     /// What to do when the command exits
     #[arg(long, value_enum, default_value_t = RestartArg::Never)]
     pub restart: RestartArg,
+    /// Network to join, one NIC each, eth0 first (repeatable; default: the project's `default`)
+    #[arg(long = "network", value_name = "NETWORK")]
+    pub networks: Vec<String>,
+    /// A fixed address on the --network at the same position (repeatable)
+    #[arg(long = "ip", value_name = "ADDRESS")]
+    pub ips: Vec<String>,
+    /// Security group (repeatable; default: the project's `default`)
+    #[arg(long = "sg", value_name = "GROUP")]
+    pub security_groups: Vec<String>,
     /// The command and its arguments (after --); default: the image's init
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -106,6 +115,31 @@ pub enum InstanceCommand {
     },
     /// Resource use: CPU, memory, processes, network
     Stats { name: String },
+    /// Plug into or unplug from networks (also while running)
+    #[command(subcommand)]
+    Network(InstanceNetworkCommand),
+    /// Replace the instance's security groups (applies at once)
+    #[command(visible_alias = "security-groups")]
+    Sg {
+        name: String,
+        /// Group (repeatable); none leaves no traffic in or out but replies
+        #[arg(long = "sg", value_name = "GROUP")]
+        groups: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum InstanceNetworkCommand {
+    /// Add a NIC on a network
+    Attach {
+        name: String,
+        network: String,
+        /// A fixed address (default: the lowest free one)
+        #[arg(long)]
+        ip: Option<String>,
+    },
+    /// Remove the NIC on a network
+    Detach { name: String, network: String },
 }
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -145,7 +179,23 @@ fn create_request(global: &GlobalArgs, name: String, a: &CreateArgs) -> anyhow::
         labels: pairs("label", &a.labels)?,
         restart: Some(a.restart.into()),
         start: Some(true),
+        networks: nic_requests(&a.networks, &a.ips)?,
+        security_groups: a.security_groups.clone(),
     })
+}
+
+/// `--network a --ip x --network b` pairs addresses with networks by position.
+fn nic_requests(networks: &[String], ips: &[String]) -> anyhow::Result<Vec<roost_api::networks::NicRequest>> {
+    if ips.len() > networks.len().max(1) {
+        anyhow::bail!("--ip: more addresses ({}) than networks ({})", ips.len(), networks.len().max(1));
+    }
+    let networks: Vec<String> =
+        if networks.is_empty() && !ips.is_empty() { vec!["default".into()] } else { networks.to_vec() };
+    Ok(networks
+        .iter()
+        .enumerate()
+        .map(|(i, n)| roost_api::networks::NicRequest { network: n.clone(), ip: ips.get(i).cloned() })
+        .collect())
 }
 
 fn human(bytes: u64) -> String {
@@ -233,6 +283,33 @@ pub async fn run(global: &GlobalArgs, cmd: InstanceCommand) -> anyhow::Result<()
             let op = client.delete_instance(&name, project.as_deref(), force).await?;
             finish(&client, op, no_wait, &format!("Deleted '{name}'.")).await
         }
+        InstanceCommand::Network(InstanceNetworkCommand::Attach { name, network, ip }) => {
+            let nic = roost_api::networks::NicRequest { network, ip };
+            let i = client.attach_network(&name, global.project_name()?.as_deref(), &nic).await?;
+            if !print_structured(global.output, &i)? {
+                let n = i.nics.last().map(|n| format!("{} {} on {}", n.name, n.ip, n.network)).unwrap_or_default();
+                eprintln!("Attached: {n}.");
+            }
+            Ok(())
+        }
+        InstanceCommand::Network(InstanceNetworkCommand::Detach { name, network }) => {
+            let i = client.detach_network(&name, &network, global.project_name()?.as_deref()).await?;
+            if !print_structured(global.output, &i)? {
+                eprintln!("Detached '{}' from network '{network}'.", i.name);
+            }
+            Ok(())
+        }
+        InstanceCommand::Sg { name, groups } => {
+            let i = client.set_security_groups(&name, global.project_name()?.as_deref(), &groups).await?;
+            if !print_structured(global.output, &i)? {
+                eprintln!(
+                    "Security groups of '{}': {}.",
+                    i.name,
+                    if i.security_groups.is_empty() { "(none)".into() } else { i.security_groups.join(", ") }
+                );
+            }
+            Ok(())
+        }
         InstanceCommand::Stats { name } => {
             let s = client.instance_stats(&name).await?;
             let fields = vec![
@@ -279,6 +356,15 @@ fn fields(i: &Instance) -> Vec<(&'static str, String)> {
         ("desired", i.desired.as_str().into()),
         ("image", format!("{} ({})", i.image, i.image_id)),
         ("ip", i.ip.clone().unwrap_or_else(|| "-".into())),
+        (
+            "networks",
+            if i.nics.is_empty() {
+                "-".into()
+            } else {
+                i.nics.iter().map(|n| format!("{} {} ({})", n.name, n.ip, n.network)).collect::<Vec<_>>().join(", ")
+            },
+        ),
+        ("security groups", if i.security_groups.is_empty() { "-".into() } else { i.security_groups.join(", ") }),
         ("cpus", i.cpus.to_string()),
         ("memory", human(i.memory_bytes)),
         ("command", i.command.as_ref().map(|c| c.join(" ")).unwrap_or_else(|| "(image default)".into())),

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod events;
 pub mod images;
 pub mod instances;
+pub mod networks;
 pub mod operations;
 pub mod output;
 pub mod projects;

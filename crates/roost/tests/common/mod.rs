@@ -30,6 +30,8 @@ pub struct TestServer {
     /// Everything the server printed on stdout and stderr so far.
     pub output: Arc<Mutex<String>>,
     pub cli_home: tempfile::TempDir,
+    /// `--firewall-table` of this server: its networks are removed on drop.
+    pub firewall_table: Option<String>,
 }
 
 pub struct ServerOptions {
@@ -39,17 +41,18 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
-    /// A server whose default network (bridge and range) is its own, so tests that run
-    /// instances side by side do not share addresses. `n` must be unique per test.
+    /// A server whose networks (firewall tables, bridges and address pool) are its own,
+    /// so tests that run instances side by side share nothing. `n` must be unique per
+    /// test (below 100).
     pub fn compute(n: u8) -> ServerOptions {
         ServerOptions {
             args: vec![
                 "--compute".into(),
                 "on".into(),
-                "--bridge".into(),
+                "--firewall-table".into(),
                 format!("rtest{n}"),
                 "--network-cidr".into(),
-                format!("10.199.{n}.0/24"),
+                format!("10.{}.0.0/16", 100 + n),
             ],
             ..Default::default()
         }
@@ -120,7 +123,9 @@ impl TestServer {
                 panic!("the server did not start:\n{}", output.lock().unwrap());
             }
         };
-        TestServer { child, url, data_dir, output, cli_home: tempfile::tempdir().unwrap() }
+        let firewall_table =
+            opts.args.iter().position(|a| a == "--firewall-table").and_then(|i| opts.args.get(i + 1)).cloned();
+        TestServer { child, url, data_dir, output, cli_home: tempfile::tempdir().unwrap(), firewall_table }
     }
 
     pub fn output(&self) -> String {
@@ -185,6 +190,10 @@ impl Drop for TestServer {
         if data_dir.join("instances").is_dir() {
             let _ = std::thread::spawn(move || delete_instances_of(&data_dir)).join();
         }
+        // So do networks: the firewall tables and bridges of this server's table name.
+        if let Some(table) = self.firewall_table.clone() {
+            let _ = std::thread::spawn(move || remove_networks_of(&table)).join();
+        }
     }
 }
 
@@ -201,14 +210,23 @@ pub fn delete_instances_of(data_dir: &Path) {
     });
 }
 
-/// Removes a test network's bridge and NAT rules.
+/// Removes the firewall tables and bridges of a server started with `compute(n)`.
 pub async fn remove_test_network(n: u8) {
-    let network = roost_node::network::Network {
-        bridge: format!("rtest{n}"),
-        gateway: std::net::Ipv4Addr::new(10, 199, n, 1),
-        prefix_len: 24,
-    };
-    let _ = network.remove("nft").await;
+    let table = format!("rtest{n}");
+    let _ = std::thread::spawn(move || remove_networks_of(&table)).join();
+}
+
+/// Removes the firewall tables and the bridges labelled with this table name.
+pub fn remove_networks_of(table: &str) {
+    let _ = roost_node::network::firewall::remove("nft", table);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        for (bridge, _) in roost_node::network::owned_bridges(&format!("roost:{table}:")) {
+            let _ = roost_node::network::remove_bridge(&bridge).await;
+        }
+        let owner = roost_node::network::RouteOwner::for_table(table);
+        let _ = roost_node::network::prune_policy_rules(owner, &[]).await;
+    });
 }
 
 pub fn signal(pid: u32, sig: &str) {

@@ -237,7 +237,8 @@ mod tests {
             memory_bytes: 64 << 20,
             pids_limit: 100,
             hostname: "web".into(),
-            network: None,
+            networks: Vec::new(),
+            dns: None,
             volumes: vec![Volume { source: "/vol".into(), destination: "/data".into(), read_only: true }],
         }
     }
