@@ -29,6 +29,16 @@ export function NetworksPage() {
   const [del, setDel] = useState<Network | null>(null);
   const refresh = () => void qc.invalidateQueries({ queryKey: ["networks"] });
   const cErr = form.cidr.trim() ? cidrError(form.cidr) : null;
+  async function peer_(n: Network, other: string, add: boolean) {
+    try {
+      if (add) await api.post(`/v1/networks/${n.id}/peers`, { network: other });
+      else await api.del(`/v1/networks/${n.id}/peers/${encodeURIComponent(other)}`);
+      toast.success(add ? `${n.name} and ${other} can reach each other` : `${n.name} and ${other} are isolated again`);
+      refresh();
+    } catch (e) {
+      toast.error(e);
+    }
+  }
 
   return (
     <>
@@ -55,7 +65,39 @@ export function NetworksPage() {
           { label: "NAT", render: (n) => (n.nat ? "yes" : "no"), className: "hide-sm" },
           { label: "Addresses", render: (n) => `${n.addresses_used} / ${n.addresses_total}` },
           { label: "Instances", render: (n) => n.instance_count },
-          { label: "Peers", render: (n) => n.peers.join(", ") || "—", className: "hide-sm" },
+          {
+            label: "Peers",
+            render: (n) => (
+              <span className="row wrap">
+                {n.peers.map((peer) => (
+                  <span key={peer} className="chip">
+                    {peer}{" "}
+                    <button
+                      type="button"
+                      className="ghost small"
+                      aria-label={`Unpeer ${n.name} from ${peer}`}
+                      disabled={Boolean(s.readOnly)}
+                      title={s.readOnly ?? undefined}
+                      onClick={() => void peer_(n, peer, false)}
+                    >
+                      ×
+                    </button>
+                  </span>
+                ))}
+                {!s.readOnly && (nets.data?.items ?? []).some((o) => o.id !== n.id && !n.peers.includes(o.name)) && (
+                  <select aria-label={`Peer ${n.name} with`} value="" onChange={(e) => e.target.value && void peer_(n, e.target.value, true)}>
+                    <option value="">+ peer…</option>
+                    {(nets.data?.items ?? [])
+                      .filter((o) => o.id !== n.id && !n.peers.includes(o.name))
+                      .map((o) => (
+                        <option key={o.id}>{o.name}</option>
+                      ))}
+                  </select>
+                )}
+              </span>
+            ),
+            className: "hide-sm",
+          },
           { label: "Created", render: (n) => relativeTime(n.created_at), className: "hide-sm" },
           {
             label: "Actions",
