@@ -16,6 +16,7 @@ pub enum IdKind {
     Operation,
     Instance,
     Image,
+    Bucket,
 }
 
 impl IdKind {
@@ -28,6 +29,7 @@ impl IdKind {
             IdKind::Operation => "op",
             IdKind::Instance => "i",
             IdKind::Image => "img",
+            IdKind::Bucket => "bkt",
         }
     }
 
