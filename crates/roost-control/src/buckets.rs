@@ -435,6 +435,10 @@ impl Control {
             now,
             expires.as_secs(),
         )?;
+        let body = serde_json::json!({ "key": req.key, "method": method, "expires_in_seconds": expires.as_secs() });
+        let mut tx = self.store().write().await?;
+        audit::record(tx.conn(), ctx, p, "bucket.presign", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
+        tx.commit().await?;
         Ok(PresignedUrl { url, method, expires_at: to_time(now.timestamp_millis() + expires.as_millis() as i64) })
     }
 }

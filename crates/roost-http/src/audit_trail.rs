@@ -56,6 +56,11 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/v1/instances/{id}/stop", "instance.stop", "instance"),
     ("POST", "/v1/instances/{id}/restart", "instance.restart", "instance"),
     ("PUT", "/v1/instances/{id}/files", "instance.files.write", "instance"),
+    ("POST", "/v1/buckets", "bucket.create", "bucket"),
+    ("DELETE", "/v1/buckets/{id}", "bucket.delete", "bucket"),
+    ("POST", "/v1/buckets/{id}/presign", "bucket.presign", "bucket"),
+    ("POST", "/v1/s3-keys", "s3_key.create", "s3_key"),
+    ("DELETE", "/v1/s3-keys/{id}", "s3_key.delete", "s3_key"),
 ];
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not

@@ -58,6 +58,12 @@ enum Command {
     Logs(cli::instances::LogsArgs),
     /// Copy files in and out of an instance (INSTANCE:/path)
     Cp(cli::instances::CpArgs),
+    /// Object storage buckets (served over S3)
+    #[command(subcommand, visible_alias = "buckets")]
+    Bucket(cli::buckets::BucketCommand),
+    /// S3 access keys for S3 clients (AWS CLI, boto3, rclone, s3cmd)
+    #[command(subcommand, name = "s3-key", visible_alias = "s3-keys")]
+    S3Key(cli::buckets::S3KeyCommand),
     /// Manage API tokens
     #[command(subcommand, visible_alias = "tokens")]
     Token(cli::tokens::TokenCommand),
@@ -115,6 +121,8 @@ fn main() -> ExitCode {
             Command::Logs(args) => cli::instances::logs(&cli.global, args).await,
             Command::Cp(args) => cli::instances::cp(&cli.global, args).await,
             Command::Token(cmd) => cli::tokens::run(&cli.global, cmd).await,
+            Command::Bucket(cmd) => cli::buckets::run(&cli.global, cmd).await,
+            Command::S3Key(cmd) => cli::buckets::run_keys(&cli.global, cmd).await,
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,
             Command::System(cmd) => cli::system::run(&cli.global, cmd).await,

@@ -2,12 +2,14 @@
 
 pub mod audit;
 pub mod auth;
+pub mod buckets;
 pub mod events;
 pub mod health;
 pub mod images;
 pub mod instances;
 pub mod operations;
 pub mod projects;
+pub mod s3_keys;
 pub mod system;
 pub mod tokens;
 pub mod users;
