@@ -95,8 +95,19 @@ impl Endpoint {
     }
 
     async fn handle(&self, req: http::Request<hyper::body::Incoming>) -> Result<http::Response<Body>, Infallible> {
+        // An error answered before a `Expect: 100-continue` body was read leaves the client
+        // unsure whether to send it: close the connection so the next request starts clean.
+        let expects_continue = req.headers().get(http::header::EXPECT).is_some();
+        let mut resp = self.handle_inner(req).await;
+        if expects_continue && (resp.status().is_client_error() || resp.status().is_server_error()) {
+            resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        }
+        Ok(resp)
+    }
+
+    async fn handle_inner(&self, req: http::Request<hyper::body::Incoming>) -> http::Response<Body> {
         let origin = req.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let Some(origin) = origin else { return Ok(self.call(req.map(Body::from)).await) };
+        let Some(origin) = origin else { return self.call(req.map(Body::from)).await };
         let bucket_name = cors::bucket_of(req.method(), req.uri(), req.headers(), self.domain.as_deref());
         let bucket = match &bucket_name {
             Some(name) => self.s3.control.store().bucket_by_name(name).await.ok().flatten(),
@@ -121,14 +132,14 @@ impl Endpoint {
                 Some(rule) => cors::apply(&rule, &origin, Some((&method, &headers)), resp.headers_mut()),
                 None => *resp.status_mut() = StatusCode::FORBIDDEN,
             }
-            return Ok(resp);
+            return resp;
         }
         let method = req.method().as_str().to_string();
         let mut resp = self.call(req.map(Body::from)).await;
         if let Some(rule) = bucket.as_ref().and_then(|b| cors::matching(b, &origin, &method, &[])) {
             cors::apply(&rule, &origin, None, resp.headers_mut());
         }
-        Ok(resp)
+        resp
     }
 
     async fn call(&self, req: http::Request<Body>) -> http::Response<Body> {

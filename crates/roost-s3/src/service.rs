@@ -274,6 +274,18 @@ impl RoostS3 {
             _ => (prefix.to_string(), false),
         };
         let delimiter = delimiter.filter(|d| !d.is_empty());
+        let common_prefix = |key: &str| -> Option<String> {
+            let d = delimiter?;
+            let rest = key.strip_prefix(prefix)?;
+            rest.find(d).map(|i| format!("{prefix}{}", &rest[..i + d.len()]))
+        };
+        // A marker inside a rolled-up prefix (a continuation after a common prefix) skips
+        // the rest of that prefix.
+        let mut last_prefix = after.and_then(&common_prefix);
+        if let Some(cp) = &last_prefix {
+            from = format!("{cp}\u{10FFFF}");
+            exclusive = true;
+        }
         'outer: loop {
             let rows =
                 self.control.store().objects_from(&bucket.id, &from, exclusive, LIST_BATCH).await.map_err(internal)?;
@@ -283,13 +295,8 @@ impl RoostS3 {
                 if !row.key.starts_with(prefix) {
                     break 'outer;
                 }
-                let common = delimiter.and_then(|d| {
-                    let rest = &row.key[prefix.len()..];
-                    rest.find(d).map(|i| format!("{prefix}{}", &rest[..i + d.len()]))
-                });
-                if let Some(cp) = &common
-                    && out.prefixes.last() == Some(cp)
-                {
+                let common = common_prefix(&row.key);
+                if common.is_some() && common == last_prefix {
                     continue;
                 }
                 if out.objects.len() + out.prefixes.len() >= max {
@@ -301,6 +308,7 @@ impl RoostS3 {
                         out.last = Some(cp.clone());
                         // Skip the rest of this prefix's keys in one query.
                         restart = Some(format!("{cp}\u{10FFFF}"));
+                        last_prefix = Some(cp.clone());
                         out.prefixes.push(cp);
                         break;
                     }
@@ -492,18 +500,6 @@ impl S3 for RoostS3 {
         let input = req.input;
         check_key(&input.key)?;
         let bucket = self.bucket(&req.credentials, &input.bucket, true).await?;
-        if let Some(cond) = &input.if_none_match {
-            let exists = self.control.store().object(&bucket.id, &input.key).await.map_err(internal)?;
-            if cond.is_any() && exists.is_some() {
-                return Err(s3_error!(PreconditionFailed, "the key exists (If-None-Match: *)"));
-            }
-        }
-        if let Some(cond) = &input.if_match {
-            let exists = self.control.store().object(&bucket.id, &input.key).await.map_err(internal)?;
-            if !exists.is_some_and(|o| etag_matches(cond, &o.etag)) {
-                return Err(s3_error!(PreconditionFailed, "If-Match does not match"));
-            }
-        }
         self.check_bytes(&bucket, input.content_length.unwrap_or(0)).await?;
         let written = match input.body {
             Some(body) => self.disk.write_stream(&bucket.id, body).await.map_err(write_error)?,
@@ -519,6 +515,14 @@ impl S3 for RoostS3 {
                 self.disk.remove(written.tmp.clone()).await;
                 return Err(s3_error!(BadDigest, "the Content-MD5 you specified did not match what was received"));
             }
+        }
+        // Conditions are checked once the body is in (a client that sent
+        // `Expect: 100-continue` is never left with half a request on the connection).
+        if let Err(e) =
+            self.put_conditions(&bucket, &input.key, input.if_none_match.as_ref(), input.if_match.as_ref()).await
+        {
+            self.disk.remove(written.tmp.clone()).await;
+            return Err(e);
         }
         let headers = headers_from(
             input.content_type,
@@ -1022,6 +1026,10 @@ impl S3 for RoostS3 {
             .into_iter()
             .map(|p| (p.part_number, p))
             .collect();
+        let numbers: Vec<Option<i32>> = wanted.iter().map(|p| p.part_number).collect();
+        if numbers.windows(2).any(|w| matches!(w, [Some(a), Some(b)] if a >= b)) {
+            return Err(s3_error!(InvalidPartOrder, "parts must be listed in ascending order"));
+        }
         let mut previous = 0;
         let mut files = Vec::new();
         let mut md5s = Vec::new();
@@ -1220,6 +1228,35 @@ impl S3 for RoostS3 {
 }
 
 impl RoostS3 {
+    async fn put_conditions(
+        &self,
+        bucket: &BucketRow,
+        key: &str,
+        if_none_match: Option<&ETagCondition>,
+        if_match: Option<&ETagCondition>,
+    ) -> S3Result<()> {
+        if if_none_match.is_none() && if_match.is_none() {
+            return Ok(());
+        }
+        let exists = self.control.store().object(&bucket.id, key).await.map_err(internal)?;
+        if let Some(cond) = if_none_match {
+            let hit = match (&exists, cond) {
+                (Some(_), ETagCondition::Any) => true,
+                (Some(o), c) => etag_matches(c, &o.etag),
+                (None, _) => false,
+            };
+            if hit {
+                return Err(s3_error!(PreconditionFailed, "the key exists (If-None-Match)"));
+            }
+        }
+        if let Some(cond) = if_match
+            && !exists.as_ref().is_some_and(|o| etag_matches(cond, &o.etag))
+        {
+            return Err(s3_error!(PreconditionFailed, "If-Match does not match"));
+        }
+        Ok(())
+    }
+
     /// Removes a key's row, then its file (a no-op for a missing key).
     pub(crate) async fn delete_key(&self, bucket: &BucketRow, key: &str) -> S3Result<()> {
         let mut tx = self.control.store().write().await.map_err(internal)?;
