@@ -69,6 +69,26 @@ impl S3Access for Access {
     }
 }
 
+/// Virtual-host-style addressing under one domain: `<bucket>.<domain>[:port]` names the
+/// bucket; any other host (the domain itself, an IP address, `localhost`) is path-style.
+struct Domain(String);
+
+impl s3s::host::S3Host for Domain {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        let lower = name.to_ascii_lowercase();
+        match lower.strip_suffix(self.0.as_str()).and_then(|b| b.strip_suffix('.')) {
+            Some(bucket) if !bucket.is_empty() => {
+                Ok(s3s::host::VirtualHost::new(self.0.as_str()).with_bucket(bucket.to_string()))
+            }
+            _ => Ok(s3s::host::VirtualHost::new(self.0.as_str())),
+        }
+    }
+}
+
 /// The S3 front: CORS around the s3s service.
 #[derive(Clone)]
 pub struct Endpoint {
@@ -84,8 +104,7 @@ impl Endpoint {
         builder.set_auth(Auth(control));
         builder.set_access(Access);
         if let Some(domain) = &settings.domain {
-            let host = s3s::host::SingleDomain::new(domain).map_err(|e| format!("bad --s3-domain '{domain}': {e}"))?;
-            builder.set_host(host);
+            builder.set_host(Domain(domain.to_ascii_lowercase()));
         }
         Ok(Endpoint { service: Arc::new(builder.build()), s3, domain: settings.domain.clone() })
     }
@@ -186,6 +205,24 @@ impl Endpoint {
                     }
                 }
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use s3s::host::S3Host;
+
+    use super::Domain;
+
+    #[test]
+    fn virtual_hosts_name_buckets_under_the_domain_only() {
+        let d = Domain("s3.example.com".into());
+        assert_eq!(d.parse_host_header("photos.s3.example.com:7701").unwrap().bucket(), Some("photos"));
+        assert_eq!(d.parse_host_header("Photos.S3.Example.com").unwrap().bucket(), Some("photos"));
+        assert_eq!(d.parse_host_header("a.b.s3.example.com").unwrap().bucket(), Some("a.b"));
+        for path_style in ["s3.example.com", "s3.example.com:7701", "127.0.0.1:7701", "localhost:7701", "[::1]:7701"] {
+            assert_eq!(d.parse_host_header(path_style).unwrap().bucket(), None, "{path_style}");
         }
     }
 }
