@@ -41,6 +41,7 @@ bench: build
 	scripts/install-deps.sh --bench
 	scripts/bench-api.sh
 	scripts/bench-instances.sh
+	scripts/bench-s3.sh
 
 # Rewrites openapi.json from the code (the test suite fails while it is stale).
 openapi:
