@@ -20,6 +20,9 @@ pub struct Bucket {
     pub size_bytes: i64,
     /// Anyone may GET and HEAD objects without a signature (a public-read bucket policy).
     pub public_read: bool,
+    /// `Enabled` or `Suspended` (set over S3); absent when versioning was never enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<String>,
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub created_by: Option<String>,

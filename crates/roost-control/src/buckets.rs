@@ -135,6 +135,7 @@ impl Control {
             public_read: public as i64,
             cors: None,
             lifecycle: None,
+            versioning: None,
             created_by: Some(p.user_id.clone()),
             created_at: now_ms(),
         };

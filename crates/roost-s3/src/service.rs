@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::Engine;
 use roost_control::buckets::S3Identity;
 use roost_control::{Control, RequestContext};
-use roost_store::buckets::{BucketDoc, BucketRow, ObjectRow, PartRow, UploadRow};
+use roost_store::buckets::{BucketDoc, BucketRow, ObjectRow, PartRow, UploadRow, Versioning};
 use roost_store::now_ms;
 use s3s::auth::Credentials;
 use s3s::dto::*;
@@ -198,12 +198,36 @@ impl RoostS3 {
     }
 
     async fn object(&self, bucket: &BucketRow, key: &str) -> S3Result<ObjectRow> {
-        self.control
-            .store()
-            .object(&bucket.id, key)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| s3_error!(NoSuchKey, "the key does not exist"))
+        self.object_at(bucket, key, None).await
+    }
+
+    /// The current version of a key, or the given version. A delete marker is "no such
+    /// key" when current and "method not allowed" when asked for by id, as in S3.
+    async fn object_at(&self, bucket: &BucketRow, key: &str, version: Option<&str>) -> S3Result<ObjectRow> {
+        let store = self.control.store();
+        let row = match version {
+            None => store.object(&bucket.id, key).await.map_err(internal)?,
+            Some(v) => store.object_version(&bucket.id, key, v).await.map_err(internal)?,
+        };
+        match row {
+            Some(o) if !o.is_delete_marker() => Ok(o),
+            Some(_) if version.is_some() => Err(s3_error!(MethodNotAllowed, "the version is a delete marker")),
+            _ if version.is_some() => Err(s3_error!(NoSuchVersion, "the version does not exist")),
+            _ => Err(s3_error!(NoSuchKey, "the key does not exist")),
+        }
+    }
+
+    /// The version id a new write gets in this bucket.
+    fn new_version_id(bucket: &BucketRow) -> String {
+        match Versioning::of(bucket) {
+            Versioning::Enabled => new_file_id(),
+            _ => "null".to_string(),
+        }
+    }
+
+    /// `x-amz-version-id` is answered by buckets that have (had) versioning.
+    fn version_header(bucket: &BucketRow, version_id: &str) -> Option<String> {
+        bucket.versioning.is_some().then(|| version_id.to_string())
     }
 
     /// Puts a written temp file in place and records the object; the replaced file (if
@@ -228,17 +252,22 @@ impl RoostS3 {
             headers: Some(headers.to_json()),
             parts,
             modified_at: now_ms(),
+            version_id: Self::new_version_id(bucket),
+            delete_marker: 0,
         };
         let result = async {
             let mut tx = self.control.store().write().await?;
-            let old = roost_store::buckets::put_object(tx.conn(), &row).await?;
+            let old = roost_store::buckets::put_object(tx.conn(), &row, Versioning::of(bucket)).await?;
             tx.commit().await?;
             Ok::<_, roost_store::StoreError>(old)
         }
         .await;
         match result {
-            Ok(Some(old)) => self.disk.remove(self.disk.object_path(&bucket.id, &old)).await,
-            Ok(None) => {}
+            Ok(gone) => {
+                for old in gone {
+                    self.disk.remove(self.disk.object_path(&bucket.id, &old)).await;
+                }
+            }
             Err(e) => {
                 self.disk.remove(self.disk.object_path(&bucket.id, &file_id)).await;
                 return Err(internal(e));
@@ -381,11 +410,8 @@ impl RoostS3 {
         let CopySource::Bucket { bucket, key, version_id } = src else {
             return Err(s3_error!(NotImplemented, "copy sources are bucket/key"));
         };
-        if version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_error!(NoSuchVersion, "this bucket is not versioned"));
-        }
         let b = self.bucket(creds, bucket, false).await?;
-        let o = self.object(&b, key).await?;
+        let o = self.object_at(&b, key, version_id.as_deref()).await?;
         Ok((b, o))
     }
 }
@@ -492,8 +518,147 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        self.bucket(&req.credentials, &req.input.bucket, false).await?;
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+        let bucket = self.bucket(&req.credentials, &req.input.bucket, false).await?;
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status: bucket.versioning.map(BucketVersioningStatus::from),
+            mfa_delete: None,
+        }))
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let bucket = self.bucket(&req.credentials, &req.input.bucket, true).await?;
+        let config = req.input.versioning_configuration;
+        if config.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) {
+            return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
+        }
+        let status = match config.status.as_ref().map(|s| s.as_str()) {
+            Some(BucketVersioningStatus::ENABLED) => BucketVersioningStatus::ENABLED,
+            Some(BucketVersioningStatus::SUSPENDED) => BucketVersioningStatus::SUSPENDED,
+            _ => return Err(s3_error!(MalformedXML, "Status must be Enabled or Suspended")),
+        };
+        // Once enabled, a bucket can be suspended but never unversioned again (as in S3).
+        if bucket.versioning.is_none() && status == BucketVersioningStatus::SUSPENDED {
+            return Ok(S3Response::new(PutBucketVersioningOutput {}));
+        }
+        roost_store::buckets::set_bucket_doc(
+            self.control.store(),
+            &bucket.id,
+            BucketDoc::Versioning,
+            Some(status),
+            None,
+        )
+        .await
+        .map_err(internal)?;
+        Ok(S3Response::new(PutBucketVersioningOutput {}))
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let input = req.input;
+        let bucket = self.bucket(&req.credentials, &input.bucket, false).await?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+        let key_marker = input.key_marker.clone().filter(|k| !k.is_empty());
+        let id_marker = input.version_id_marker.clone().filter(|v| !v.is_empty());
+        let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+        let encode = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+        let enc = |s: &str| if encode { url_encode(s) } else { s.to_string() };
+        let from = match &key_marker {
+            Some(k) if k.as_str() > prefix.as_str() => k.clone(),
+            _ => prefix.clone(),
+        };
+        let rows = self.control.store().versions_from(&bucket.id, &from, 10_000).await.map_err(internal)?;
+        let mut versions = Vec::new();
+        let mut markers = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut truncated = false;
+        let mut last: Option<(String, String)> = None;
+        // With a version-id marker, skip up to and including that version of the marker key.
+        let mut skipping = id_marker.is_some();
+        for (row, latest) in rows {
+            if !row.key.starts_with(&prefix) {
+                if row.key.as_str() > prefix.as_str() {
+                    break;
+                }
+                continue;
+            }
+            if let Some(k) = &key_marker {
+                if row.key < *k {
+                    continue;
+                }
+                if row.key == *k {
+                    match &id_marker {
+                        None => continue,
+                        Some(v) if skipping => {
+                            if row.version_id == *v {
+                                skipping = false;
+                            }
+                            continue;
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            if let Some(d) = delimiter.as_deref()
+                && let Some(i) = row.key[prefix.len()..].find(d)
+            {
+                let cp = format!("{prefix}{}", &row.key[prefix.len()..prefix.len() + i + d.len()]);
+                if prefixes.last() != Some(&cp) {
+                    if versions.len() + markers.len() + prefixes.len() >= max {
+                        truncated = true;
+                        break;
+                    }
+                    prefixes.push(cp);
+                }
+                continue;
+            }
+            if versions.len() + markers.len() + prefixes.len() >= max {
+                truncated = true;
+                break;
+            }
+            last = Some((row.key.clone(), row.version_id.clone()));
+            if row.is_delete_marker() {
+                markers.push(DeleteMarkerEntry {
+                    is_latest: Some(latest),
+                    key: Some(enc(&row.key)),
+                    last_modified: Some(timestamp(row.modified_at)),
+                    version_id: Some(row.version_id.clone()),
+                    owner: None,
+                });
+            } else {
+                versions.push(ObjectVersion {
+                    e_tag: Some(ETag::Strong(row.etag.clone())),
+                    is_latest: Some(latest),
+                    key: Some(enc(&row.key)),
+                    last_modified: Some(timestamp(row.modified_at)),
+                    size: Some(row.size),
+                    version_id: Some(row.version_id.clone()),
+                    storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            name: Some(bucket.name.clone()),
+            prefix: Some(enc(&prefix)),
+            delimiter: input.delimiter.as_deref().map(enc),
+            key_marker: input.key_marker.as_deref().map(enc),
+            version_id_marker: input.version_id_marker,
+            max_keys: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_key_marker: last.as_ref().filter(|_| truncated).map(|l| enc(&l.0)),
+            next_version_id_marker: last.as_ref().filter(|_| truncated).map(|l| l.1.clone()),
+            versions: Some(versions),
+            delete_markers: Some(markers),
+            common_prefixes: Some(prefixes.iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
@@ -538,17 +703,15 @@ impl S3 for RoostS3 {
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
             size: Some(row.size),
+            version_id: Self::version_header(&bucket, &row.version_id),
             ..Default::default()
         }))
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        if input.version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_error!(NoSuchVersion, "this bucket is not versioned"));
-        }
         let bucket = self.bucket(&req.credentials, &input.bucket, false).await?;
-        let obj = self.object(&bucket, &input.key).await?;
+        let obj = self.object_at(&bucket, &input.key, input.version_id.as_deref()).await?;
         check_conditions(
             &obj,
             input.if_match.as_ref(),
@@ -583,17 +746,15 @@ impl S3 for RoostS3 {
             expires: h.expires.map(|s| timestamp(s * 1000)),
             metadata: h.metadata(),
             parts_count: obj.parts.map(|p| p as i32),
+            version_id: Self::version_header(&bucket, &obj.version_id),
             ..Default::default()
         }))
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        if input.version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_error!(NoSuchVersion, "this bucket is not versioned"));
-        }
         let bucket = self.bucket(&req.credentials, &input.bucket, false).await?;
-        let obj = self.object(&bucket, &input.key).await?;
+        let obj = self.object_at(&bucket, &input.key, input.version_id.as_deref()).await?;
         check_conditions(
             &obj,
             input.if_match.as_ref(),
@@ -624,6 +785,7 @@ impl S3 for RoostS3 {
             expires: h.expires.map(|s| timestamp(s * 1000)),
             metadata: h.metadata(),
             parts_count: obj.parts.map(|p| p as i32),
+            version_id: Self::version_header(&bucket, &obj.version_id),
             ..Default::default()
         }))
     }
@@ -637,9 +799,16 @@ impl S3 for RoostS3 {
                 return Err(s3_error!(PreconditionFailed, "If-Match does not match"));
             }
         }
-        self.delete_key(&bucket, &input.key).await?;
         // S3 answers 204 whether or not the key existed.
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        let (marker, version_id) = match input.version_id.as_deref() {
+            Some(v) => self.delete_version(&bucket, &input.key, v).await?,
+            None => self.delete_key(&bucket, &input.key).await?,
+        };
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: marker.then_some(true),
+            version_id: version_id.and_then(|v| Self::version_header(&bucket, &v)),
+            ..Default::default()
+        }))
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
@@ -652,14 +821,27 @@ impl S3 for RoostS3 {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for o in input.delete.objects {
-            match self.delete_key(&bucket, &o.key).await {
-                Ok(()) if quiet => {}
-                Ok(()) => deleted.push(DeletedObject { key: Some(o.key), ..Default::default() }),
+            let result = match o.version_id.as_deref() {
+                Some(v) => self.delete_version(&bucket, &o.key, v).await,
+                None => self.delete_key(&bucket, &o.key).await,
+            };
+            match result {
+                Ok(_) if quiet => {}
+                Ok((marker, version)) => deleted.push(DeletedObject {
+                    key: Some(o.key),
+                    version_id: o.version_id.clone(),
+                    delete_marker: marker.then_some(true),
+                    delete_marker_version_id: if marker && o.version_id.is_none() {
+                        version.and_then(|v| Self::version_header(&bucket, &v))
+                    } else {
+                        None
+                    },
+                }),
                 Err(e) => errors.push(Error {
                     code: Some(e.code().as_str().to_string()),
                     key: Some(o.key),
                     message: e.message().map(str::to_string),
-                    version_id: None,
+                    version_id: o.version_id,
                 }),
             }
         }
@@ -1068,19 +1250,21 @@ impl S3 for RoostS3 {
             headers: Some(headers.to_json()),
             parts: Some(count as i64),
             modified_at: now_ms(),
+            version_id: Self::new_version_id(&bucket),
+            delete_marker: 0,
         };
         // The object appears and the upload disappears in one transaction.
         let result = async {
             let mut tx = self.control.store().write().await?;
-            let old = roost_store::buckets::put_object(tx.conn(), &row).await?;
+            let old = roost_store::buckets::put_object(tx.conn(), &row, Versioning::of(&bucket)).await?;
             roost_store::buckets::delete_upload(tx.conn(), &upload.id).await?;
             tx.commit().await?;
             Ok::<_, roost_store::StoreError>(old)
         }
         .await;
         match result {
-            Ok(old) => {
-                if let Some(old) = old {
+            Ok(gone) => {
+                for old in gone {
                     self.disk.remove(self.disk.object_path(&bucket.id, &old)).await;
                 }
                 self.disk.remove_dir(self.disk.upload_dir(&bucket.id, &upload.id)).await;
@@ -1095,6 +1279,7 @@ impl S3 for RoostS3 {
             key: Some(upload.key.clone()),
             e_tag: Some(ETag::Strong(etag)),
             location: Some(format!("/{}/{}", bucket.name, url_encode(&upload.key))),
+            version_id: Self::version_header(&bucket, &row.version_id),
             ..Default::default()
         }))
     }
@@ -1238,7 +1423,8 @@ impl RoostS3 {
         if if_none_match.is_none() && if_match.is_none() {
             return Ok(());
         }
-        let exists = self.control.store().object(&bucket.id, key).await.map_err(internal)?;
+        let exists =
+            self.control.store().object(&bucket.id, key).await.map_err(internal)?.filter(|o| !o.is_delete_marker());
         if let Some(cond) = if_none_match {
             let hit = match (&exists, cond) {
                 (Some(_), ETagCondition::Any) => true,
@@ -1257,14 +1443,53 @@ impl RoostS3 {
         Ok(())
     }
 
-    /// Removes a key's row, then its file (a no-op for a missing key).
-    pub(crate) async fn delete_key(&self, bucket: &BucketRow, key: &str) -> S3Result<()> {
+    /// Deletes a key's current version: gone (unversioned bucket) or hidden behind a new
+    /// delete marker (versioned). Returns whether a marker was made, and its version id.
+    pub(crate) async fn delete_key(&self, bucket: &BucketRow, key: &str) -> S3Result<(bool, Option<String>)> {
+        let mode = Versioning::of(bucket);
+        let marker = (mode != Versioning::Off).then(|| ObjectRow {
+            bucket_id: bucket.id.clone(),
+            key: key.to_string(),
+            file_id: String::new(),
+            size: 0,
+            etag: String::new(),
+            headers: None,
+            parts: None,
+            modified_at: now_ms(),
+            version_id: Self::new_version_id(bucket),
+            delete_marker: 1,
+        });
         let mut tx = self.control.store().write().await.map_err(internal)?;
-        let old = roost_store::buckets::delete_object(tx.conn(), &bucket.id, key).await.map_err(internal)?;
+        let gone = roost_store::buckets::delete_object(tx.conn(), &bucket.id, key, mode, marker.as_ref())
+            .await
+            .map_err(internal)?;
         tx.commit().await.map_err(internal)?;
-        if let Some(file) = old {
+        for file in gone {
             self.disk.remove(self.disk.object_path(&bucket.id, &file)).await;
         }
-        Ok(())
+        Ok((marker.is_some(), marker.map(|m| m.version_id)))
+    }
+
+    /// Permanently deletes one version (or delete marker). Returns whether it was a delete
+    /// marker, and the version id.
+    async fn delete_version(
+        &self,
+        bucket: &BucketRow,
+        key: &str,
+        version_id: &str,
+    ) -> S3Result<(bool, Option<String>)> {
+        let mut tx = self.control.store().write().await.map_err(internal)?;
+        let old =
+            roost_store::buckets::delete_version(tx.conn(), &bucket.id, key, version_id).await.map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
+        match old {
+            Some(o) => {
+                if !o.is_delete_marker() && !o.file_id.is_empty() {
+                    self.disk.remove(self.disk.object_path(&bucket.id, &o.file_id)).await;
+                }
+                Ok((o.is_delete_marker(), Some(o.version_id)))
+            }
+            None => Ok((false, Some(version_id.to_string()))),
+        }
     }
 }

@@ -16,6 +16,8 @@ pub struct BucketRow {
     pub public_read: i64,
     pub cors: Option<String>,
     pub lifecycle: Option<String>,
+    /// `None`: never versioned; `Enabled` or `Suspended`.
+    pub versioning: Option<String>,
     pub created_by: Option<String>,
     pub created_at: i64,
 }
@@ -39,21 +41,23 @@ impl BucketWithStats {
             objects: self.objects,
             size_bytes: self.size_bytes,
             public_read: b.public_read != 0,
+            versioning: b.versioning.clone(),
             created_at: to_time(b.created_at),
             created_by: b.created_by.clone(),
         }
     }
 }
 
-const BUCKET_COLUMNS: &str =
-    "b.id, b.name, b.project_id, b.policy, b.public_read, b.cors, b.lifecycle, b.created_by, b.created_at";
-const STATS: &str = "(SELECT COUNT(*) FROM objects o WHERE o.bucket_id = b.id) AS objects, \
-     (SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o WHERE o.bucket_id = b.id) AS size_bytes";
+const BUCKET_COLUMNS: &str = "b.id, b.name, b.project_id, b.policy, b.public_read, b.cors, b.lifecycle, b.versioning, b.created_by, b.created_at";
+/// Current objects (not delete markers), and bytes of every version kept.
+const STATS: &str = "(SELECT COUNT(*) FROM objects o WHERE o.bucket_id = b.id AND o.delete_marker = 0) AS objects, \
+     (SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o WHERE o.bucket_id = b.id) \
+     + (SELECT CAST(COALESCE(SUM(v.size), 0) AS BIGINT) FROM object_versions v WHERE v.bucket_id = b.id) AS size_bytes";
 
 pub async fn insert_bucket(conn: &mut AnyConnection, b: &BucketRow) -> Result<()> {
     sqlx::query(
-        "INSERT INTO buckets (id, name, project_id, policy, public_read, cors, lifecycle, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO buckets (id, name, project_id, policy, public_read, cors, lifecycle, versioning, created_by, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&b.id)
     .bind(&b.name)
@@ -62,6 +66,7 @@ pub async fn insert_bucket(conn: &mut AnyConnection, b: &BucketRow) -> Result<()
     .bind(b.public_read)
     .bind(&b.cors)
     .bind(&b.lifecycle)
+    .bind(&b.versioning)
     .bind(&b.created_by)
     .bind(b.created_at)
     .execute(conn)
@@ -80,13 +85,23 @@ pub async fn delete_bucket(conn: &mut AnyConnection, id: &str) -> Result<bool> {
     .await?;
     sqlx::query("DELETE FROM multipart_uploads WHERE bucket_id = $1").bind(id).execute(&mut *conn).await?;
     sqlx::query("DELETE FROM objects WHERE bucket_id = $1").bind(id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM object_versions WHERE bucket_id = $1").bind(id).execute(&mut *conn).await?;
     let done = sqlx::query("DELETE FROM buckets WHERE id = $1").bind(id).execute(&mut *conn).await?;
     Ok(done.rows_affected() > 0)
 }
 
-/// Objects in the bucket (within a transaction, to refuse deleting a non-empty bucket).
+/// Objects in the bucket, every version and delete marker counted (within a transaction,
+/// to refuse deleting a non-empty bucket).
 pub async fn object_count(conn: &mut AnyConnection, bucket_id: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE bucket_id = $1").bind(bucket_id).fetch_one(conn).await?)
+    let current: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE bucket_id = $1")
+        .bind(bucket_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let old: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM object_versions WHERE bucket_id = $1")
+        .bind(bucket_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(current + old)
 }
 
 /// Which of the bucket's settings documents to change.
@@ -95,6 +110,7 @@ pub enum BucketDoc {
     Policy,
     Cors,
     Lifecycle,
+    Versioning,
 }
 
 /// Sets (or clears) a settings document; for the policy, also whether it makes the
@@ -110,6 +126,7 @@ pub async fn set_bucket_doc(
         BucketDoc::Policy => "policy",
         BucketDoc::Cors => "cors",
         BucketDoc::Lifecycle => "lifecycle",
+        BucketDoc::Versioning => "versioning",
     };
     let mut tx = store.write().await?;
     sqlx::query(AssertSqlSafe(format!("UPDATE buckets SET {column} = $1 WHERE id = $2")))
@@ -137,24 +154,54 @@ pub struct ObjectRow {
     pub headers: Option<String>,
     pub parts: Option<i64>,
     pub modified_at: i64,
+    /// `null` unless written while versioning was enabled.
+    pub version_id: String,
+    pub delete_marker: i64,
 }
 
-const OBJECT_COLUMNS: &str = "bucket_id, key, file_id, size, etag, headers, parts, modified_at";
+impl ObjectRow {
+    pub fn is_delete_marker(&self) -> bool {
+        self.delete_marker != 0
+    }
+}
 
-/// Inserts or replaces an object's row; returns the file of the object it replaced (the
-/// caller removes it once the transaction is committed).
-pub async fn put_object(conn: &mut AnyConnection, o: &ObjectRow) -> Result<Option<String>> {
-    let old: Option<String> = sqlx::query_scalar("SELECT file_id FROM objects WHERE bucket_id = $1 AND key = $2")
-        .bind(&o.bucket_id)
-        .bind(&o.key)
+const OBJECT_COLUMNS: &str =
+    "bucket_id, key, file_id, size, etag, headers, parts, modified_at, version_id, delete_marker";
+
+/// How a bucket keeps old versions when a key is written or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    /// Never enabled: one version per key, replaced in place.
+    Off,
+    /// Every write makes a new version; old ones are kept.
+    Enabled,
+    /// New writes are version `null` (replacing an older `null`), other versions are kept.
+    Suspended,
+}
+
+impl Versioning {
+    pub fn of(bucket: &BucketRow) -> Versioning {
+        match bucket.versioning.as_deref() {
+            Some("Enabled") => Versioning::Enabled,
+            Some("Suspended") => Versioning::Suspended,
+            _ => Versioning::Off,
+        }
+    }
+}
+
+async fn current(conn: &mut AnyConnection, bucket_id: &str, key: &str) -> Result<Option<ObjectRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket_id = $1 AND key = $2")))
+        .bind(bucket_id)
+        .bind(key)
         .fetch_optional(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO objects (bucket_id, key, file_id, size, etag, headers, parts, modified_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (bucket_id, key) DO UPDATE SET file_id = excluded.file_id, size = excluded.size, \
-         etag = excluded.etag, headers = excluded.headers, parts = excluded.parts, modified_at = excluded.modified_at",
-    )
+        .await?)
+}
+
+async fn insert_row(conn: &mut AnyConnection, table: &str, o: &ObjectRow) -> Result<()> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {table} (bucket_id, key, file_id, size, etag, headers, parts, modified_at, version_id, delete_marker) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    )))
     .bind(&o.bucket_id)
     .bind(&o.key)
     .bind(&o.file_id)
@@ -163,23 +210,133 @@ pub async fn put_object(conn: &mut AnyConnection, o: &ObjectRow) -> Result<Optio
     .bind(&o.headers)
     .bind(o.parts)
     .bind(o.modified_at)
-    .execute(&mut *conn)
+    .bind(&o.version_id)
+    .bind(o.delete_marker)
+    .execute(conn)
     .await
     .map_err(StoreError::from_write)?;
-    Ok(old)
+    Ok(())
 }
 
-/// Deletes an object's row; returns its file.
-pub async fn delete_object(conn: &mut AnyConnection, bucket_id: &str, key: &str) -> Result<Option<String>> {
-    let old: Option<String> = sqlx::query_scalar("SELECT file_id FROM objects WHERE bucket_id = $1 AND key = $2")
+/// Removes the noncurrent `null` version of a key (suspended versioning replaces it);
+/// returns its file.
+async fn drop_null_version(conn: &mut AnyConnection, bucket_id: &str, key: &str) -> Result<Vec<String>> {
+    let files: Vec<String> = sqlx::query_scalar(
+        "SELECT file_id FROM object_versions WHERE bucket_id = $1 AND key = $2 AND version_id = 'null'",
+    )
+    .bind(bucket_id)
+    .bind(key)
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM object_versions WHERE bucket_id = $1 AND key = $2 AND version_id = 'null'")
+        .bind(bucket_id)
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(files)
+}
+
+/// Makes `o` the current version of its key. The replaced version is kept as noncurrent
+/// when versioning says so; the files no version names any more are returned, for the
+/// caller to remove once the transaction is committed.
+pub async fn put_object(conn: &mut AnyConnection, o: &ObjectRow, mode: Versioning) -> Result<Vec<String>> {
+    let mut gone = Vec::new();
+    if mode == Versioning::Suspended {
+        gone.extend(drop_null_version(conn, &o.bucket_id, &o.key).await?);
+    }
+    if let Some(old) = current(conn, &o.bucket_id, &o.key).await? {
+        sqlx::query("DELETE FROM objects WHERE bucket_id = $1 AND key = $2")
+            .bind(&o.bucket_id)
+            .bind(&o.key)
+            .execute(&mut *conn)
+            .await?;
+        let keep = match mode {
+            Versioning::Off => false,
+            Versioning::Enabled => true,
+            Versioning::Suspended => old.version_id != "null",
+        };
+        if keep {
+            insert_row(conn, "object_versions", &old).await?;
+        } else if !old.is_delete_marker() {
+            gone.push(old.file_id);
+        }
+    }
+    insert_row(conn, "objects", o).await?;
+    Ok(gone.into_iter().filter(|f| !f.is_empty()).collect())
+}
+
+/// Deletes a key's current version: removed (unversioned) or, versioned, replaced by the
+/// delete marker `marker`. Returns the files to remove after commit.
+pub async fn delete_object(
+    conn: &mut AnyConnection,
+    bucket_id: &str,
+    key: &str,
+    mode: Versioning,
+    marker: Option<&ObjectRow>,
+) -> Result<Vec<String>> {
+    match (mode, marker) {
+        (Versioning::Off, _) | (_, None) => {
+            let old = current(conn, bucket_id, key).await?;
+            sqlx::query("DELETE FROM objects WHERE bucket_id = $1 AND key = $2")
+                .bind(bucket_id)
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+            Ok(old.filter(|o| !o.is_delete_marker()).map(|o| o.file_id).into_iter().collect())
+        }
+        (_, Some(marker)) => put_object(conn, marker, mode).await,
+    }
+}
+
+/// Permanently deletes one version, current or not; when it was current, the newest
+/// noncurrent version becomes current. Returns the deleted version, if it existed (the
+/// caller removes its file after commit).
+pub async fn delete_version(
+    conn: &mut AnyConnection,
+    bucket_id: &str,
+    key: &str,
+    version_id: &str,
+) -> Result<Option<ObjectRow>> {
+    if let Some(cur) = current(conn, bucket_id, key).await?
+        && cur.version_id == version_id
+    {
+        sqlx::query("DELETE FROM objects WHERE bucket_id = $1 AND key = $2")
+            .bind(bucket_id)
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+        let newest: Option<ObjectRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {OBJECT_COLUMNS} FROM object_versions WHERE bucket_id = $1 AND key = $2 \
+             ORDER BY modified_at DESC, version_id DESC LIMIT 1"
+        )))
         .bind(bucket_id)
         .bind(key)
         .fetch_optional(&mut *conn)
         .await?;
+        if let Some(n) = newest {
+            sqlx::query("DELETE FROM object_versions WHERE bucket_id = $1 AND key = $2 AND version_id = $3")
+                .bind(bucket_id)
+                .bind(key)
+                .bind(&n.version_id)
+                .execute(&mut *conn)
+                .await?;
+            insert_row(conn, "objects", &n).await?;
+        }
+        return Ok(Some(cur));
+    }
+    let old: Option<ObjectRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {OBJECT_COLUMNS} FROM object_versions WHERE bucket_id = $1 AND key = $2 AND version_id = $3"
+    )))
+    .bind(bucket_id)
+    .bind(key)
+    .bind(version_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     if old.is_some() {
-        sqlx::query("DELETE FROM objects WHERE bucket_id = $1 AND key = $2")
+        sqlx::query("DELETE FROM object_versions WHERE bucket_id = $1 AND key = $2 AND version_id = $3")
             .bind(bucket_id)
             .bind(key)
+            .bind(version_id)
             .execute(&mut *conn)
             .await?;
     }
@@ -356,7 +513,8 @@ impl Store {
     ) -> Result<Vec<ObjectRow>> {
         let op = if exclusive { ">" } else { ">=" };
         Ok(sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket_id = $1 AND key {op} $2 ORDER BY key LIMIT $3"
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket_id = $1 AND key {op} $2 AND delete_marker = 0 \
+             ORDER BY key LIMIT $3"
         )))
         .bind(bucket_id)
         .bind(from)
@@ -368,7 +526,8 @@ impl Store {
     /// Objects last modified before `before` whose key starts with `prefix` (lifecycle).
     pub async fn objects_modified_before(&self, bucket_id: &str, before: i64, limit: i64) -> Result<Vec<ObjectRow>> {
         Ok(sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket_id = $1 AND modified_at < $2 ORDER BY key LIMIT $3"
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket_id = $1 AND modified_at < $2 AND delete_marker = 0 \
+             ORDER BY key LIMIT $3"
         )))
         .bind(bucket_id)
         .bind(before)
@@ -377,12 +536,69 @@ impl Store {
         .await?)
     }
 
-    /// Every file id the bucket's objects use (garbage collection).
+    /// Every file id the bucket's objects and their versions use (garbage collection).
     pub async fn object_file_ids(&self, bucket_id: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT file_id FROM objects WHERE bucket_id = $1")
-            .bind(bucket_id)
-            .fetch_all(self.pool())
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT file_id FROM objects WHERE bucket_id = $1 UNION SELECT file_id FROM object_versions WHERE bucket_id = $1",
+        )
+        .bind(bucket_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// One version of a key: the current one or a noncurrent one.
+    pub async fn object_version(&self, bucket_id: &str, key: &str, version_id: &str) -> Result<Option<ObjectRow>> {
+        if let Some(o) = self.object(bucket_id, key).await?
+            && o.version_id == version_id
+        {
+            return Ok(Some(o));
+        }
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {OBJECT_COLUMNS} FROM object_versions WHERE bucket_id = $1 AND key = $2 AND version_id = $3"
+        )))
+        .bind(bucket_id)
+        .bind(key)
+        .bind(version_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Versions of keys `>= from`, each flagged current or not, in key order and newest
+    /// first within a key (ListObjectVersions); at most `limit` rows.
+    pub async fn versions_from(&self, bucket_id: &str, from: &str, limit: i64) -> Result<Vec<(ObjectRow, bool)>> {
+        let current: Vec<ObjectRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket_id = $1 AND key >= $2 ORDER BY key LIMIT $3"
+        )))
+        .bind(bucket_id)
+        .bind(from)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let old: Vec<ObjectRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {OBJECT_COLUMNS} FROM object_versions WHERE bucket_id = $1 AND key >= $2 \
+             ORDER BY key, modified_at DESC LIMIT $3"
+        )))
+        .bind(bucket_id)
+        .bind(from)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        // Only keys both queries fully covered are complete.
+        let horizon = match (current.len() as i64 == limit, old.len() as i64 == limit) {
+            (true, true) => current.last().map(|o| o.key.clone()).min(old.last().map(|o| o.key.clone())),
+            (true, false) => current.last().map(|o| o.key.clone()),
+            (false, true) => old.last().map(|o| o.key.clone()),
+            (false, false) => None,
+        };
+        let mut all: Vec<(ObjectRow, bool)> =
+            current.into_iter().map(|o| (o, true)).chain(old.into_iter().map(|o| (o, false))).collect();
+        if let Some(h) = horizon {
+            all.retain(|(o, _)| o.key.as_bytes() < h.as_bytes());
+        }
+        all.sort_by(|(a, a_cur), (b, b_cur)| {
+            a.key.as_bytes().cmp(b.key.as_bytes()).then(b_cur.cmp(a_cur)).then(b.modified_at.cmp(&a.modified_at))
+        });
+        Ok(all)
     }
 
     pub async fn upload(&self, id: &str) -> Result<Option<UploadRow>> {

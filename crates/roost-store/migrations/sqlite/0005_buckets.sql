@@ -13,6 +13,8 @@ CREATE TABLE buckets (
     -- CORS rules (JSON), lifecycle rules (JSON).
     cors        TEXT,
     lifecycle   TEXT,
+    -- NULL: never versioned; 'Enabled' or 'Suspended'.
+    versioning  TEXT,
     created_by  TEXT,
     created_at  BIGINT NOT NULL
 );
@@ -30,7 +32,27 @@ CREATE TABLE objects (
     headers      TEXT,
     parts        BIGINT,
     modified_at  BIGINT NOT NULL,
+    -- 'null' unless written while versioning was enabled.
+    version_id   TEXT NOT NULL DEFAULT 'null',
+    -- 1: the current version is a delete marker (file_id is '', size 0).
+    delete_marker BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (bucket_id, key)
+);
+
+-- Noncurrent versions (and delete markers) of versioned buckets; the current version of
+-- each key is its row in objects.
+CREATE TABLE object_versions (
+    bucket_id     TEXT NOT NULL REFERENCES buckets(id) ON DELETE CASCADE,
+    key           TEXT NOT NULL,
+    version_id    TEXT NOT NULL,
+    file_id       TEXT NOT NULL,
+    size          BIGINT NOT NULL,
+    etag          TEXT NOT NULL,
+    headers       TEXT,
+    parts         BIGINT,
+    modified_at   BIGINT NOT NULL,
+    delete_marker BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (bucket_id, key, version_id)
 );
 
 CREATE TABLE multipart_uploads (

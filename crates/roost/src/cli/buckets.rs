@@ -91,6 +91,7 @@ fn bucket_fields(b: &Bucket) -> Vec<(&'static str, String)> {
         ("objects", b.objects.to_string()),
         ("size", human_size(b.size_bytes)),
         ("public read", if b.public_read { "yes".into() } else { "no".into() }),
+        ("versioning", b.versioning.clone().unwrap_or_else(|| "off".into())),
         ("created", when(Some(b.created_at), "-")),
     ]
 }

@@ -555,6 +555,62 @@ def lifecycle_rules():
 
 
 @check
+def versioning():
+    vb = BUCKET + "-v"
+    s3.create_bucket(Bucket=vb)
+    assert "Status" not in s3.get_bucket_versioning(Bucket=vb)
+    s3.put_bucket_versioning(Bucket=vb, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=vb)["Status"] == "Enabled"
+    v1 = s3.put_object(Bucket=vb, Key="doc", Body=b"one")["VersionId"]
+    v2 = s3.put_object(Bucket=vb, Key="doc", Body=b"two")["VersionId"]
+    assert v1 != v2 and "null" not in (v1, v2), (v1, v2)
+    got = s3.get_object(Bucket=vb, Key="doc")
+    assert got["Body"].read() == b"two" and got["VersionId"] == v2
+    assert s3.get_object(Bucket=vb, Key="doc", VersionId=v1)["Body"].read() == b"one"
+    assert s3.head_object(Bucket=vb, Key="doc", VersionId=v1)["ContentLength"] == 3
+    vs = s3.list_object_versions(Bucket=vb)
+    assert [(v["VersionId"], v["IsLatest"]) for v in vs["Versions"]] == [(v2, True), (v1, False)], vs["Versions"]
+    # A delete without a version id leaves a delete marker; the versions stay.
+    d = s3.delete_object(Bucket=vb, Key="doc")
+    assert d["DeleteMarker"] and d["VersionId"], d
+    marker = d["VersionId"]
+    assert error_code(s3.get_object, Bucket=vb, Key="doc") == "NoSuchKey"
+    assert s3.list_objects_v2(Bucket=vb)["KeyCount"] == 0
+    vs = s3.list_object_versions(Bucket=vb)
+    assert [(m["VersionId"], m["IsLatest"]) for m in vs["DeleteMarkers"]] == [(marker, True)], vs
+    assert [v["VersionId"] for v in vs["Versions"]] == [v2, v1]
+    assert s3.get_object(Bucket=vb, Key="doc", VersionId=v2)["Body"].read() == b"two"
+    assert error_code(s3.get_object, Bucket=vb, Key="doc", VersionId=marker) == "MethodNotAllowed"
+    # Deleting the marker restores the newest version; deleting a version is permanent.
+    s3.delete_object(Bucket=vb, Key="doc", VersionId=marker)
+    assert s3.get_object(Bucket=vb, Key="doc")["Body"].read() == b"two"
+    s3.delete_object(Bucket=vb, Key="doc", VersionId=v2)
+    assert s3.get_object(Bucket=vb, Key="doc")["Body"].read() == b"one"
+    assert error_code(s3.get_object, Bucket=vb, Key="doc", VersionId=v2) == "NoSuchVersion"
+    # Copy from an old version.
+    v3 = s3.put_object(Bucket=vb, Key="doc", Body=b"three")["VersionId"]
+    s3.copy_object(Bucket=vb, Key="restored", CopySource={"Bucket": vb, "Key": "doc", "VersionId": v1})
+    assert s3.get_object(Bucket=vb, Key="restored")["Body"].read() == b"one"
+    # Suspended: new writes are version "null" and replace each other; older versions stay.
+    s3.put_bucket_versioning(Bucket=vb, VersioningConfiguration={"Status": "Suspended"})
+    assert s3.get_bucket_versioning(Bucket=vb)["Status"] == "Suspended"
+    assert s3.put_object(Bucket=vb, Key="doc", Body=b"null-1").get("VersionId") == "null"
+    s3.put_object(Bucket=vb, Key="doc", Body=b"null-2")
+    ids = [v["VersionId"] for v in s3.list_object_versions(Bucket=vb, Prefix="doc")["Versions"]]
+    assert ids == ["null", v3, v1], ids
+    assert s3.get_object(Bucket=vb, Key="doc", VersionId="null")["Body"].read() == b"null-2"
+    # The bucket is not empty until every version and marker is gone.
+    s3.delete_object(Bucket=vb, Key="restored")
+    assert error_code(s3.delete_bucket, Bucket=vb) == "BucketNotEmpty"
+    vs = s3.list_object_versions(Bucket=vb)
+    objs = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in vs.get("Versions", []) + vs.get("DeleteMarkers", [])]
+    r = s3.delete_objects(Bucket=vb, Delete={"Objects": objs})
+    assert len(r["Deleted"]) == len(objs) and not r.get("Errors"), r
+    assert not s3.list_object_versions(Bucket=vb).get("Versions")
+    s3.delete_bucket(Bucket=vb)
+
+
+@check
 def delete_bucket():
     assert error_code(s3.delete_bucket, Bucket=BUCKET) == "BucketNotEmpty"
     paginator = s3.get_paginator("list_objects_v2")
