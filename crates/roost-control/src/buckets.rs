@@ -216,8 +216,10 @@ impl Control {
         .await?;
         let Some((_, limit)) = limits.into_iter().find(|(r, _)| r == "bucket_gib") else { return Ok(()) };
         let used: i64 = roost_store::sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o JOIN buckets b ON b.id = o.bucket_id \
-             WHERE b.project_id = $1",
+            "SELECT (SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o \
+             JOIN buckets b ON b.id = o.bucket_id WHERE b.project_id = $1) \
+             + (SELECT CAST(COALESCE(SUM(v.size), 0) AS BIGINT) FROM object_versions v \
+             JOIN buckets b ON b.id = v.bucket_id WHERE b.project_id = $1)",
         )
         .bind(project_id)
         .fetch_one(self.store().pool())

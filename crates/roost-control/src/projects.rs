@@ -29,8 +29,9 @@ const USAGE_QUERIES: &[(&str, &str, i64)] = &[
     ("buckets", "SELECT COUNT(*) FROM buckets WHERE project_id = $1", 1),
     (
         "bucket_gib",
-        "SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o JOIN buckets b ON b.id = o.bucket_id \
-         WHERE b.project_id = $1",
+        "SELECT (SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o JOIN buckets b ON b.id = o.bucket_id \
+         WHERE b.project_id = $1) + (SELECT CAST(COALESCE(SUM(v.size), 0) AS BIGINT) FROM object_versions v \
+         JOIN buckets b ON b.id = v.bucket_id WHERE b.project_id = $1)",
         1 << 30,
     ),
 ];
