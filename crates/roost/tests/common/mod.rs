@@ -85,6 +85,11 @@ impl TestServer {
             cmd.arg("--s3-listen").arg("127.0.0.1:0");
         }
         cmd.args(&opts.args);
+        // Servers run instances only when a test asks (`ServerOptions::compute`): one that
+        // did on its own would share the default firewall table with every other.
+        if !opts.args.iter().any(|a| a == "--compute") {
+            cmd.args(["--compute", "off"]);
+        }
         cmd.env_remove("ROOST_ADMIN_PASSWORD").env_remove("ROOST_DATABASE").env_remove("ROOST_LISTEN");
         cmd.env_remove("ROOST_S3_LISTEN").env_remove("ROOST_S3_DOMAIN").env_remove("ROOST_S3_PUBLIC_URL");
         cmd.env("ROOST_LOG_LEVEL", "info");
