@@ -42,6 +42,7 @@ bench: build
 	scripts/bench-api.sh
 	scripts/bench-instances.sh
 	scripts/bench-networks.sh
+	scripts/bench-s3.sh
 
 # Rewrites openapi.json from the code (the test suite fails while it is stale).
 openapi:

@@ -36,6 +36,10 @@ if [ "$want_test" = 1 ]; then
     "postgresql:/usr/lib/postgresql"  # the store suite runs against a real server
     "procps:pkill"
     "chromium:/usr/bin/chromium"  # the console's end-to-end tests (playwright-core drives it)
+    # The S3 suite drives the endpoint with real clients: Debian's AWS CLI, and boto3
+    # (pinned, from PyPI) in a virtualenv made with Debian's python3-venv.
+    "awscli:/usr/bin/aws"
+    "python3-venv:/usr/share/doc/python3-venv"
   )
 fi
 if [ "$want_bench" = 1 ]; then
@@ -69,6 +73,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# boto3 for the S3 suite: a virtualenv under target/ with the pinned version (the
+# version is in crates/roost/tests/s3/requirements.txt).
+if [ "$want_test" = 1 ]; then
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  venv="$root/target/pyenv"
+  req="$root/crates/roost/tests/s3/requirements.txt"
+  if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
+    echo "==> installing boto3 into $venv"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$venv/.requirements"
+  fi
 fi
 
 # Toolchains apt cannot provide in the versions needed: check and explain.

@@ -55,6 +55,8 @@ const pages = {
   audit: lazyPage(() => import("./pages/Audit"), (m) => m.AuditPage),
   operations: lazyPage(() => import("./pages/Operations"), (m) => m.OperationsPage),
   account: lazyPage(() => import("./pages/Account"), (m) => m.AccountPage),
+  buckets: lazyPage(() => import("./pages/Buckets"), (m) => m.BucketsPage),
+  s3keys: lazyPage(() => import("./pages/S3Keys"), (m) => m.S3KeysPage),
   networks: lazyPage(() => import("./pages/Networks"), (m) => m.NetworksPage),
   groups: lazyPage(() => import("./pages/SecurityGroups"), (m) => m.SecurityGroupsPage),
   group: lazyPage(() => import("./pages/SecurityGroups"), (m) => m.SecurityGroupPage),
@@ -75,6 +77,8 @@ export const ROUTES: [string, Page, (() => Promise<unknown>) | null][] = [
   ["/operations", pages.operations.Page, pages.operations.load],
   ["/account", pages.account.Page, pages.account.load],
   ["/networks", pages.networks.Page, pages.networks.load],
+  ["/buckets", pages.buckets.Page, pages.buckets.load],
+  ["/s3-keys", pages.s3keys.Page, pages.s3keys.load],
   ["/security-groups", pages.groups.Page, pages.groups.load],
   ["/security-groups/:id", pages.group.Page, pages.group.load],
 ];

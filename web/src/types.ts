@@ -236,3 +236,25 @@ export interface PortForward {
   target_ip?: string | null;
   created_at: string;
 }
+
+export interface Bucket {
+  id: string;
+  name: string;
+  project_id: string;
+  objects: number;
+  size_bytes: number;
+  public_read: boolean;
+  versioning?: string | null;
+  created_at: string;
+  created_by?: string | null;
+}
+
+export interface S3Key {
+  id: string;
+  description?: string | null;
+  user_id: string;
+  buckets?: string[];
+  read_only: boolean;
+  created_at: string;
+  last_used_at?: string | null;
+}

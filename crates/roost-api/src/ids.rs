@@ -20,6 +20,7 @@ pub enum IdKind {
     SecurityGroup,
     SecurityGroupRule,
     PortForward,
+    Bucket,
 }
 
 impl IdKind {
@@ -36,6 +37,7 @@ impl IdKind {
             IdKind::SecurityGroup => "sg",
             IdKind::SecurityGroupRule => "sgr",
             IdKind::PortForward => "pf",
+            IdKind::Bucket => "bkt",
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod buckets;
 pub mod error;
 pub mod events;
 pub mod ids;

@@ -11,6 +11,9 @@ use futures_util::Stream;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use roost_api::audit::{AuditEntry, AuditQuery, AuditVerification};
 use roost_api::auth::{LoginRequest, LoginResponse, Role, WhoAmI};
+use roost_api::buckets::{
+    Bucket, CreateBucketRequest, CreateS3KeyRequest, CreatedS3Key, PresignRequest, PresignedUrl, S3Key,
+};
 use roost_api::events::{Event, EventFilter};
 use roost_api::images::{BuildImageRequest, Image};
 use roost_api::instances::{
@@ -387,6 +390,51 @@ impl Client {
 
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
         self.get("/v1/audit/verify").await
+    }
+
+    // --- buckets and S3 keys ---------------------------------------------------------
+
+    pub async fn list_buckets(&self, project: Option<&str>) -> Result<Vec<Bucket>> {
+        let mut req = self.request(Method::GET, "/v1/buckets");
+        if let Some(p) = project {
+            req = req.query(&[("project", p)]);
+        }
+        self.json(req).await
+    }
+
+    pub async fn create_bucket(&self, req: &CreateBucketRequest) -> Result<Bucket> {
+        self.post("/v1/buckets", req).await
+    }
+
+    pub async fn get_bucket(&self, key: &str) -> Result<Bucket> {
+        self.get(&format!("/v1/buckets/{}", encode(key))).await
+    }
+
+    /// Deletes a bucket; `force` deletes its objects too.
+    pub async fn delete_bucket(&self, key: &str, force: bool) -> Result<()> {
+        let req = self.request(Method::DELETE, &format!("/v1/buckets/{}", encode(key))).query(&[("force", force)]);
+        self.send(req).await?;
+        Ok(())
+    }
+
+    pub async fn presign(&self, bucket: &str, req: &PresignRequest) -> Result<PresignedUrl> {
+        self.post(&format!("/v1/buckets/{}/presign", encode(bucket)), req).await
+    }
+
+    pub async fn list_s3_keys(&self) -> Result<Vec<S3Key>> {
+        self.get("/v1/s3-keys").await
+    }
+
+    pub async fn create_s3_key(&self, req: &CreateS3KeyRequest) -> Result<CreatedS3Key> {
+        self.post("/v1/s3-keys", req).await
+    }
+
+    pub async fn get_s3_key(&self, id: &str) -> Result<S3Key> {
+        self.get(&format!("/v1/s3-keys/{}", encode(id))).await
+    }
+
+    pub async fn delete_s3_key(&self, id: &str) -> Result<()> {
+        self.delete(&format!("/v1/s3-keys/{}", encode(id))).await
     }
 
     // --- images -------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod buckets;
 pub mod error;
 pub mod events;
 pub mod images;
@@ -12,10 +13,12 @@ pub mod networks;
 pub mod node;
 pub mod operations;
 pub mod policy;
+pub mod presign;
 pub mod projects;
 pub mod ratelimit;
 mod reconciler;
 mod samples;
+pub mod secrets;
 pub mod system;
 pub mod tokens;
 pub mod users;
@@ -43,6 +46,11 @@ pub struct ControlSettings {
     /// Audit entries older than this are archived to a file and removed from the store
     /// (`None`: kept forever).
     pub audit_retention: Option<Duration>,
+    /// The S3 endpoint's base URL (`http://127.0.0.1:7701`) for presigned URLs; `None`
+    /// when the endpoint is off.
+    pub s3_endpoint: Option<String>,
+    /// The region S3 clients sign for.
+    pub s3_region: String,
 }
 
 /// Who is asking, from where: carried into audit entries.
@@ -70,6 +78,8 @@ struct Inner {
     mutation_limiter: ratelimit::KeyedLimiter,
     compute: instances::Compute,
     shutdown: CancellationToken,
+    master_key: std::sync::OnceLock<secrets::MasterKey>,
+    s3_keys: buckets::S3KeyCache,
 }
 
 impl Control {
@@ -86,6 +96,8 @@ impl Control {
                 mutation_limiter,
                 compute: Default::default(),
                 shutdown,
+                master_key: Default::default(),
+                s3_keys: Default::default(),
             }),
         }
     }
@@ -111,6 +123,7 @@ impl Control {
     /// project exists, apply audit retention.
     pub async fn recover(&self) -> Result<()> {
         self.ensure_default_project().await?;
+        self.master_key()?;
         self.ensure_builtin_images().await?;
         self.apply_audit_retention().await?;
         let interrupted = self.store().fail_interrupted_operations(roost_store::now_ms()).await?;

@@ -26,6 +26,14 @@ const USAGE_QUERIES: &[(&str, &str, i64)] = &[
     ("instances", "SELECT COUNT(*) FROM instances WHERE project_id = $1", 1),
     ("vcpus", "SELECT CAST(COALESCE(SUM(cpus_milli), 0) AS BIGINT) FROM instances WHERE project_id = $1", 1000),
     ("memory_bytes", "SELECT CAST(COALESCE(SUM(memory_bytes), 0) AS BIGINT) FROM instances WHERE project_id = $1", 1),
+    ("buckets", "SELECT COUNT(*) FROM buckets WHERE project_id = $1", 1),
+    (
+        "bucket_gib",
+        "SELECT (SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o JOIN buckets b ON b.id = o.bucket_id \
+         WHERE b.project_id = $1) + (SELECT CAST(COALESCE(SUM(v.size), 0) AS BIGINT) FROM object_versions v \
+         JOIN buckets b ON b.id = v.bucket_id WHERE b.project_id = $1)",
+        1 << 30,
+    ),
 ];
 
 impl Control {
@@ -209,6 +217,7 @@ impl Control {
             .await?;
         tx.commit().await?;
         self.auth_cache().evict(|q| q.user_id == user.id);
+        self.evict_s3_keys_of(&user.id);
         let members = self.store().members(&access.project.id).await?;
         members.into_iter().find(|m| m.user_id == user.id).ok_or_else(|| Error::internal("member vanished"))
     }
@@ -224,6 +233,7 @@ impl Control {
         audit::record(tx.conn(), ctx, p, "project.member.remove", Some(("project", &access.project.id)), None).await?;
         tx.commit().await?;
         self.auth_cache().evict(|q| q.user_id == user.id);
+        self.evict_s3_keys_of(&user.id);
         Ok(())
     }
 

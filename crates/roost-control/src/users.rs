@@ -168,6 +168,7 @@ impl Control {
         audit::record(tx.conn(), ctx, p, "user.update", Some(("user", &user.id)), body.as_ref()).await?;
         tx.commit().await?;
         self.auth_cache().evict(|q| q.user_id == user.id);
+        self.evict_s3_keys_of(&user.id);
         self.get_user(p, &user.id).await
     }
 
@@ -196,6 +197,7 @@ impl Control {
         audit::record(tx.conn(), ctx, p, action, Some(("user", &user.id)), None).await?;
         tx.commit().await?;
         self.auth_cache().evict(|q| q.user_id == user.id);
+        self.evict_s3_keys_of(&user.id);
         self.events().publish(&format!("{action}d"), "user", &user.id, None, Audience::Admins);
         self.get_user(p, &user.id).await
     }
@@ -214,6 +216,7 @@ impl Control {
         audit::record(tx.conn(), ctx, p, "user.delete", Some(("user", &user.id)), None).await?;
         tx.commit().await?;
         self.auth_cache().evict(|q| q.user_id == user.id);
+        self.evict_s3_keys_of(&user.id);
         self.events().publish("user.deleted", "user", &user.id, None, Audience::Admins);
         Ok(())
     }

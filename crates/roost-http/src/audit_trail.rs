@@ -69,6 +69,11 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("DELETE", "/v1/security-groups/{id}", "security_group.delete", "security_group"),
     ("POST", "/v1/security-groups/{id}/rules", "security_group.rule_add", "security_group"),
     ("DELETE", "/v1/security-groups/{id}/rules/{rule}", "security_group.rule_delete", "security_group"),
+    ("POST", "/v1/buckets", "bucket.create", "bucket"),
+    ("DELETE", "/v1/buckets/{id}", "bucket.delete", "bucket"),
+    ("POST", "/v1/buckets/{id}/presign", "bucket.presign", "bucket"),
+    ("POST", "/v1/s3-keys", "s3_key.create", "s3_key"),
+    ("DELETE", "/v1/s3-keys/{id}", "s3_key.delete", "s3_key"),
 ];
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not

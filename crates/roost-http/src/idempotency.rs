@@ -26,6 +26,7 @@ const ROUTES: &[&str] = &[
     "/v1/instances/{id}/stop",
     "/v1/instances/{id}/restart",
     "/v1/images",
+    "/v1/buckets",
     "/v1/projects",
     "/v1/networks",
     "/v1/security-groups",

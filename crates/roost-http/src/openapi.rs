@@ -10,7 +10,8 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::routes::{
-    audit, auth, events, health, images, instances, networks, operations, projects, system, tokens, users,
+    audit, auth, buckets, events, health, images, instances, networks, operations, projects, s3_keys, system, tokens,
+    users,
 };
 
 #[derive(OpenApi)]
@@ -35,6 +36,8 @@ use crate::routes::{
         (name = "instances", description = "Containers (and microVMs) with a desired state"),
         (name = "networks", description = "VPC networks, peering and port forwards"),
         (name = "security-groups", description = "Stateful firewall rules attached to instances"),
+        (name = "buckets", description = "Object storage buckets (objects are served over S3)"),
+        (name = "s3-keys", description = "S3 access keys"),
         (name = "operations", description = "Long-running work"),
         (name = "events", description = "The change stream"),
         (name = "system", description = "Server administration"),
@@ -116,6 +119,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::verify))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::get, tokens::delete))
+        .routes(routes!(buckets::list, buckets::create))
+        .routes(routes!(buckets::get, buckets::delete))
+        .routes(routes!(buckets::presign))
+        .routes(routes!(s3_keys::list, s3_keys::create))
+        .routes(routes!(s3_keys::get, s3_keys::delete))
         .routes(routes!(operations::list))
         .routes(routes!(operations::get))
         .routes(routes!(events::stream))

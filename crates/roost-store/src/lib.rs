@@ -3,6 +3,7 @@
 //! and run through sqlx's `Any` driver on either backend.
 
 pub mod audit;
+pub mod buckets;
 pub mod idempotency;
 pub mod images;
 pub mod instances;

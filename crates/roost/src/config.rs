@@ -55,6 +55,21 @@ pub struct ServerArgs {
     /// The runc program [env: ROOST_RUNC] [default: runc]
     #[arg(long, value_name = "PATH")]
     pub runc: Option<String>,
+    /// Address of the S3 endpoint, or off [env: ROOST_S3_LISTEN] [default: 127.0.0.1:7701]
+    #[arg(long, value_name = "ADDR")]
+    pub s3_listen: Option<String>,
+    /// Base domain for virtual-host-style S3 requests (bucket.<domain>) [env: ROOST_S3_DOMAIN] [default: none, path-style only]
+    #[arg(long, value_name = "DOMAIN")]
+    pub s3_domain: Option<String>,
+    /// The region S3 clients sign for [env: ROOST_S3_REGION] [default: us-east-1]
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// The S3 endpoint's URL as clients reach it, for presigned URLs [env: ROOST_S3_PUBLIC_URL] [default: http://<s3-listen>]
+    #[arg(long, value_name = "URL")]
+    pub s3_public_url: Option<String>,
+    /// How often lifecycle rules and object garbage collection run [env: ROOST_S3_HOUSEKEEPING_INTERVAL] [default: 1h]
+    #[arg(long, value_name = "DURATION")]
+    pub s3_housekeeping_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +103,12 @@ pub struct ServerSettings {
     pub network_cidr: ipnet::Ipv4Net,
     pub firewall_table: String,
     pub runc: String,
+    /// `None`: the S3 endpoint is off.
+    pub s3_listen: Option<SocketAddr>,
+    pub s3_domain: Option<String>,
+    pub s3_region: String,
+    pub s3_public_url: Option<String>,
+    pub s3_housekeeping_interval: Duration,
 }
 
 /// Every setting: the file key (the flag is `--` + key with `-`, the env var `ROOST_` +
@@ -106,6 +127,11 @@ const KEYS: &[&str] = &[
     "network_cidr",
     "firewall_table",
     "runc",
+    "s3_listen",
+    "s3_domain",
+    "s3_region",
+    "s3_public_url",
+    "s3_housekeeping_interval",
 ];
 
 struct Sources<'a> {
@@ -273,7 +299,67 @@ impl ServerSettings {
             None => "roost".to_string(),
         };
         let runc = s.get("runc", &args.runc).map(|(v, _)| v).unwrap_or_else(|| "runc".to_string());
+        let s3_listen = match s.get("s3_listen", &args.s3_listen) {
+            Some((v, _)) if v == "off" => None,
+            Some((v, src)) => Some(v.parse::<SocketAddr>().map_err(|_| {
+                invalid("s3_listen", &v, &src, "expected an address and port like 127.0.0.1:7701, or off")
+            })?),
+            None => Some("127.0.0.1:7701".parse().expect("default address")),
+        };
+        let s3_domain = match s.get("s3_domain", &args.s3_domain) {
+            Some((v, _)) if v.is_empty() => None,
+            Some((v, src)) => {
+                let ok = v.split('.').all(|l| {
+                    !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+                if !ok {
+                    return Err(invalid("s3_domain", &v, &src, "expected a DNS name like s3.example.com"));
+                }
+                Some(v.to_ascii_lowercase())
+            }
+            None => None,
+        };
+        let s3_region = match s.get("s3_region", &args.s3_region) {
+            Some((v, src)) => {
+                let ok = !v.is_empty()
+                    && v.len() <= 32
+                    && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if !ok {
+                    return Err(invalid(
+                        "s3_region",
+                        &v,
+                        &src,
+                        "expected a region name like us-east-1 (a-z, 0-9, '-')",
+                    ));
+                }
+                v
+            }
+            None => "us-east-1".to_string(),
+        };
+        let s3_public_url = match s.get("s3_public_url", &args.s3_public_url) {
+            Some((v, src)) => {
+                let ok = url::Url::parse(&v)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/");
+                if !ok {
+                    return Err(invalid("s3_public_url", &v, &src, "expected a URL like https://s3.example.com"));
+                }
+                Some(v.trim_end_matches('/').to_string())
+            }
+            None => None,
+        };
+        let s3_housekeeping_interval = match s.get("s3_housekeeping_interval", &args.s3_housekeeping_interval) {
+            Some((v, src)) => match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_secs(1) => d,
+                _ => return Err(invalid("s3_housekeeping_interval", &v, &src, "expected a duration like 1h or 30s")),
+            },
+            None => Duration::from_secs(3600),
+        };
         Ok(ServerSettings {
+            s3_listen,
+            s3_domain,
+            s3_region,
+            s3_public_url,
+            s3_housekeeping_interval,
             compute,
             network_cidr,
             firewall_table,
@@ -349,6 +435,19 @@ mod tests {
         assert_eq!(s.session_ttl, Duration::from_secs(43200));
         assert_eq!(s.login_rate_per_minute, 10);
         assert!(s.database.is_none());
+        assert_eq!(s.s3_listen.unwrap().to_string(), "127.0.0.1:7701");
+        assert_eq!(s.s3_region, "us-east-1");
+    }
+
+    #[test]
+    fn the_s3_endpoint_can_be_turned_off_and_configured() {
+        let env = env_of(&[("ROOST_S3_LISTEN", "off"), ("ROOST_S3_DOMAIN", "S3.Example.com")]);
+        let s = ServerSettings::resolve_with(&ServerArgs::default(), &env).unwrap();
+        assert!(s.s3_listen.is_none());
+        assert_eq!(s.s3_domain.as_deref(), Some("s3.example.com"));
+        let args = ServerArgs { s3_region: Some("Bad Region".into()), ..Default::default() };
+        let err = ServerSettings::resolve_with(&args, &env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains("invalid setting s3_region"), "{err}");
     }
 
     #[test]

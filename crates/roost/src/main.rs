@@ -67,6 +67,12 @@ enum Command {
     /// Port forwards from the host to instances
     #[command(subcommand, visible_alias = "ports")]
     Port(cli::networks::PortCommand),
+    /// Object storage buckets (served over S3)
+    #[command(subcommand, visible_alias = "buckets")]
+    Bucket(cli::buckets::BucketCommand),
+    /// S3 access keys for S3 clients (AWS CLI, boto3, rclone, s3cmd)
+    #[command(subcommand, name = "s3-key", visible_alias = "s3-keys")]
+    S3Key(cli::buckets::S3KeyCommand),
     /// Manage API tokens
     #[command(subcommand, visible_alias = "tokens")]
     Token(cli::tokens::TokenCommand),
@@ -127,6 +133,8 @@ fn main() -> ExitCode {
             Command::Network(cmd) => cli::networks::run_network(&cli.global, cmd).await,
             Command::Sg(cmd) => cli::networks::run_sg(&cli.global, cmd).await,
             Command::Port(cmd) => cli::networks::run_port(&cli.global, cmd).await,
+            Command::Bucket(cmd) => cli::buckets::run(&cli.global, cmd).await,
+            Command::S3Key(cmd) => cli::buckets::run_keys(&cli.global, cmd).await,
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,
             Command::System(cmd) => cli::system::run(&cli.global, cmd).await,

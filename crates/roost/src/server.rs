@@ -39,6 +39,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     tracing::info!(store = %store_desc, "store open, migrations applied");
 
+    // The S3 listener is bound first: presigned URLs need its address.
+    let s3_listener = match settings.s3_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen for S3 on {addr} (is another server running there? --s3-listen off disables it)")
+        })?),
+        None => None,
+    };
+    let s3_addr = match &s3_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let s3_endpoint = settings.s3_public_url.clone().or_else(|| s3_addr.map(|a| format!("http://{a}")));
     let shutdown = CancellationToken::new();
     let control = Control::new(
         store.clone(),
@@ -48,11 +60,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             login_per_minute: settings.login_rate_per_minute,
             mutations_per_minute: settings.mutation_rate_per_minute,
             audit_retention: settings.audit_retention,
+            s3_endpoint: s3_endpoint.clone(),
+            s3_region: settings.s3_region.clone(),
         },
         shutdown.clone(),
     );
     control.recover().await?;
-    match attach_compute(&control, &settings) {
+    match attach_compute(&control, &settings, s3_addr.map(|a| a.port())) {
         Ok(()) => {
             tracing::info!(firewall_table = %settings.firewall_table, network_pool = %settings.network_cidr, "compute node attached (runc containers)")
         }
@@ -79,9 +93,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (is another server running there?)", settings.listen))?;
     let addr = listener.local_addr()?;
-    print_banner(addr, &settings, &store_desc, created.as_deref(), from_env);
+    print_banner(addr, s3_endpoint.as_deref(), &settings, &store_desc, created.as_deref(), from_env);
 
     control.spawn_housekeeping();
+    if let Some(listener) = s3_listener {
+        let s3_settings = roost_s3::S3Settings {
+            domain: settings.s3_domain.clone(),
+            region: settings.s3_region.clone(),
+            housekeeping_every: settings.s3_housekeeping_interval,
+        };
+        let endpoint = roost_s3::Endpoint::new(control.clone(), &s3_settings).map_err(|e| anyhow::anyhow!(e))?;
+        endpoint.s3().spawn_housekeeping(s3_settings.housekeeping_every, shutdown.clone());
+        tokio::spawn(endpoint.serve(listener, shutdown.clone()));
+    }
     let app = roost_http::app(roost_http::AppState { control: control.clone(), metrics });
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -107,7 +131,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 /// Runs instances here: the runc driver, the image store and the default network.
-fn attach_compute(control: &Control, s: &ServerSettings) -> anyhow::Result<()> {
+fn attach_compute(control: &Control, s: &ServerSettings, s3_port: Option<u16>) -> anyhow::Result<()> {
     if s.compute == ComputeMode::Off {
         anyhow::bail!("compute is off (--compute off)");
     }
@@ -119,17 +143,37 @@ fn attach_compute(control: &Control, s: &ServerSettings) -> anyhow::Result<()> {
         roost_node::images::ImageStore::new(s.data_dir.join("images")),
         s.network_cidr,
         s.firewall_table.clone(),
-        vec![s.listen.port()],
+        // Port forwards may not take Roost's own listeners.
+        [Some(s.listen.port()), s3_port].into_iter().flatten().filter(|p| *p != 0).collect(),
     ));
     Ok(())
 }
 
-fn print_banner(addr: SocketAddr, s: &ServerSettings, store: &str, generated: Option<&str>, from_env: bool) {
+fn print_banner(
+    addr: SocketAddr,
+    s3: Option<&str>,
+    s: &ServerSettings,
+    store: &str,
+    generated: Option<&str>,
+    from_env: bool,
+) {
     let url = format!("http://{addr}");
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Roost {} is listening on {url}", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(out, "  console   {url}/");
     let _ = writeln!(out, "  api       {url}/v1   (OpenAPI: {url}/v1/openapi.json)");
+    match s3 {
+        Some(s3) => {
+            let style = match &s.s3_domain {
+                Some(d) => format!("path-style and <bucket>.{d}"),
+                None => "path-style".to_string(),
+            };
+            let _ = writeln!(out, "  s3        {s3}   (region {}, {style})", s.s3_region);
+        }
+        None => {
+            let _ = writeln!(out, "  s3        off");
+        }
+    }
     let _ = writeln!(out, "  data      {}   (store: {store})", s.data_dir.display());
     match generated {
         Some(password) => {

@@ -24,6 +24,8 @@ struct World {
     creds: BTreeMap<&'static str, Option<String>>,
     /// The operation id of a backup the admin started.
     admin_operation: String,
+    /// An S3 key id of each session owner (by cell).
+    s3_keys: BTreeMap<&'static str, String>,
     counter: std::sync::atomic::AtomicUsize,
 }
 
@@ -175,8 +177,23 @@ async fn setup() -> World {
         .unwrap();
     let op = admin.create_backup().await.unwrap();
     admin.get_operation(&op.id, Some(Duration::from_secs(30))).await.unwrap();
+    // A bucket in team-a, an S3 key per session owner, and the admin's presign key.
+    let bucket = roost_api::buckets::CreateBucketRequest {
+        name: "photos-a".into(),
+        project: Some("team-a".into()),
+        public_read: None,
+    };
+    admin.create_bucket(&bucket).await.unwrap();
+    let mut s3_keys = BTreeMap::new();
+    for cell in ["viewer", "operator", "outsider", "admin"] {
+        let c = Client::new(&server.url, creds[cell].clone()).unwrap();
+        let key = c.create_s3_key(&Default::default()).await.unwrap();
+        s3_keys.insert(cell, key.key.id);
+    }
+    let presign = roost_api::buckets::PresignRequest { key: "x".into(), method: None, expires: None };
+    admin.presign("photos-a", &presign).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    World { server, admin, creds, admin_operation: op.id, counter: Default::default() }
+    World { server, admin, creds, admin_operation: op.id, s3_keys, counter: Default::default() }
 }
 
 /// The request to make for `route` as `cell`, and the expected statuses.
@@ -441,6 +458,41 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
             };
             let f = w.admin.add_port_forward("app", Some("team-a"), &req).await.unwrap();
             (case(format!("/v1/instances/app/ports/{}", f.id), None), [401, 403, 204, 204, 404, 401, 403])
+        }
+        ("GET", "/v1/buckets") => (case(route, None), ANY_USER),
+        ("POST", "/v1/buckets") => {
+            let body = json!({"name": w.fresh("bkt"), "project": "team-a"});
+            (case(route, Some(body)), [401, 403, 201, 201, 404, 401, 403])
+        }
+        ("GET", "/v1/buckets/{id}") => (case("/v1/buckets/photos-a", None), MEMBER_READ),
+        ("DELETE", "/v1/buckets/{id}") => {
+            let name = w.fresh("gone-bkt");
+            let req = roost_api::buckets::CreateBucketRequest {
+                name: name.clone(),
+                project: Some("team-a".into()),
+                public_read: None,
+            };
+            w.admin.create_bucket(&req).await.unwrap();
+            (case(format!("/v1/buckets/{name}"), None), [401, 403, 204, 204, 404, 401, 403])
+        }
+        // Reading members may presign GETs (with a presign key made for them); a read-scoped
+        // token may not POST at all.
+        ("POST", "/v1/buckets/{id}/presign") => {
+            (case("/v1/buckets/photos-a/presign", Some(json!({"key": "a/b.txt"}))), [401, 200, 200, 200, 404, 401, 403])
+        }
+        ("GET", "/v1/s3-keys") => (case(route, None), ANY_USER),
+        ("POST", "/v1/s3-keys") => (case(route, Some(json!({}))), [401, 201, 201, 201, 201, 401, 403]),
+        ("GET", "/v1/s3-keys/{id}") => {
+            let owner = match cell {
+                "read_token" | "anonymous" => "admin",
+                "expired" => "operator",
+                other => other,
+            };
+            (case(format!("/v1/s3-keys/{}", w.s3_keys[owner]), None), ANY_USER)
+        }
+        ("DELETE", "/v1/s3-keys/{id}") => {
+            let key = w.owner_client(cell).create_s3_key(&Default::default()).await.unwrap();
+            (case(format!("/v1/s3-keys/{}", key.key.id), None), [401, 204, 204, 204, 204, 401, 403])
         }
         _ => return None,
     })

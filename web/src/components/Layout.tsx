@@ -19,10 +19,12 @@ export const NAV: NavItem[] = [
   { to: "/images", label: "Images" },
   { to: "/networks", label: "Networks" },
   { to: "/security-groups", label: "Security groups" },
+  { to: "/buckets", label: "Buckets" },
   { to: "/operations", label: "Operations" },
   { to: "/projects", label: "Projects" },
   { to: "/users", label: "Users", admin: true },
   { to: "/tokens", label: "API tokens" },
+  { to: "/s3-keys", label: "S3 keys" },
   { to: "/audit", label: "Audit log", admin: true },
   { to: "/account", label: "Account" },
 ];

@@ -48,6 +48,8 @@ export function Palette({ onClose }: { onClose: () => void }) {
     out.push({ label: "Import image", hint: "action", to: "/images?import=1" });
     out.push({ label: "Create API token", hint: "action", to: "/tokens?create=1" });
     out.push({ label: "Create network", hint: "action", to: "/networks?create=1" });
+    out.push({ label: "Create bucket", hint: "action", to: "/buckets?create=1" });
+    out.push({ label: "Create S3 key", hint: "action", to: "/s3-keys?create=1" });
     out.push({ label: "Create security group", hint: "action", to: "/security-groups?create=1" });
     if (s.isAdmin) {
       out.push({ label: "Create user", hint: "action", to: "/users?create=1" });

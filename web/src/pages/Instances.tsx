@@ -80,7 +80,16 @@ export function InstancesPage() {
 
   async function doBulk(action: BulkAction) {
     const targets = eligible(action, chosen);
-    const results = await Promise.allSettled(targets.map((i) => runAction(i, action)));
+    // A few at a time: the server does each in a transaction with its network changes.
+    const results: PromiseSettledResult<unknown>[] = [];
+    const queue = [...targets];
+    await Promise.all(
+      Array.from({ length: Math.min(6, queue.length) }, async () => {
+        for (let i = queue.shift(); i; i = queue.shift()) {
+          results.push(await runAction(i, action).then((value) => ({ status: "fulfilled" as const, value }), (reason) => ({ status: "rejected" as const, reason })));
+        }
+      }),
+    );
     const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
     if (failed.length) toast.error(failed[0]?.reason, `${failed.length} of ${targets.length} failed`);
     const ok = targets.length - failed.length;

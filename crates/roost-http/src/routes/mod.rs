@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod buckets;
 pub mod events;
 pub mod health;
 pub mod images;
@@ -9,6 +10,7 @@ pub mod instances;
 pub mod networks;
 pub mod operations;
 pub mod projects;
+pub mod s3_keys;
 pub mod system;
 pub mod tokens;
 pub mod users;

@@ -20,7 +20,7 @@ mod exec;
 mod files;
 mod runc;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -108,8 +108,6 @@ struct Inner {
     limit_swap: bool,
     /// Serializes the lifecycle calls of one instance.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Bridges this driver has ensured (the full check runs once per bridge).
-    networks: tokio::sync::Mutex<HashSet<String>>,
     keeper: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -184,7 +182,6 @@ impl ContainerDriver {
             layout,
             limit_swap,
             locks: Mutex::default(),
-            networks: tokio::sync::Mutex::default(),
             keeper: Mutex::default(),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -239,20 +236,14 @@ impl ContainerDriver {
         mutex.lock_owned().await
     }
 
-    /// Ensures a bridge once per driver (and again after `forget_network`).
+    /// The bridge must be there: the control plane makes (and labels) bridges, so the
+    /// driver never creates one that nobody would clean up.
     async fn ensure_network(&self, network: &Network) -> Result<()> {
-        let mut ensured = self.inner.networks.lock().await;
-        if ensured.contains(&network.bridge) && network::link_exists(&network.bridge) {
-            return Ok(());
+        if network::link_exists(&network.bridge) {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!("bridge {} does not exist (the network is not set up)", network.bridge)))
         }
-        network.ensure(None).await?;
-        ensured.insert(network.bridge.clone());
-        Ok(())
-    }
-
-    /// Forgets that a bridge was ensured (call after removing it).
-    pub async fn forget_network(&self, bridge: &str) {
-        self.inner.networks.lock().await.remove(bridge);
     }
 
     async fn prepare_locked(&self, spec: &InstanceSpec) -> Result<()> {

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod buckets;
 pub mod events;
 pub mod images;
 pub mod instances;

@@ -26,6 +26,8 @@ pub fn roost_bin() -> &'static str {
 pub struct TestServer {
     pub child: Child,
     pub url: String,
+    /// The S3 endpoint (`http://127.0.0.1:<port>`), unless started with `--s3-listen off`.
+    pub s3_url: Option<String>,
     pub data_dir: tempfile::TempDir,
     /// Everything the server printed on stdout and stderr so far.
     pub output: Arc<Mutex<String>>,
@@ -79,8 +81,17 @@ impl TestServer {
     pub fn start_in(data_dir: tempfile::TempDir, opts: ServerOptions) -> TestServer {
         let mut cmd = Command::new(roost_bin());
         cmd.arg("server").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir.path());
+        if !opts.args.iter().any(|a| a == "--s3-listen") {
+            cmd.arg("--s3-listen").arg("127.0.0.1:0");
+        }
         cmd.args(&opts.args);
+        // Servers run instances only when a test asks (`ServerOptions::compute`): one that
+        // did on its own would share the default firewall table with every other.
+        if !opts.args.iter().any(|a| a == "--compute") {
+            cmd.args(["--compute", "off"]);
+        }
         cmd.env_remove("ROOST_ADMIN_PASSWORD").env_remove("ROOST_DATABASE").env_remove("ROOST_LISTEN");
+        cmd.env_remove("ROOST_S3_LISTEN").env_remove("ROOST_S3_DOMAIN").env_remove("ROOST_S3_PUBLIC_URL");
         cmd.env("ROOST_LOG_LEVEL", "info");
         if let Some(p) = &opts.admin_password {
             cmd.env("ROOST_ADMIN_PASSWORD", p);
@@ -97,15 +108,23 @@ impl TestServer {
         std::thread::spawn(move || {
             // The banner's last line is the CLI hint: report the URL once it is all in.
             let mut url = None;
+            let mut s3_url = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("is listening on ").nth(1) {
                     url = Some(rest.trim().to_string());
+                }
+                // "  s3        http://127.0.0.1:41234   (region ...)"
+                if let Some(rest) = line.trim_start().strip_prefix("s3 ")
+                    && let Some(first) = rest.split_whitespace().next()
+                    && first.starts_with("http")
+                {
+                    s3_url = Some(first.to_string());
                 }
                 out.lock().unwrap().push_str(&format!("{line}\n"));
                 if line.trim_start().starts_with("cli ")
                     && let Some(url) = url.take()
                 {
-                    let _ = tx.send(url);
+                    let _ = tx.send((url, s3_url.take()));
                 }
             }
         });
@@ -116,8 +135,8 @@ impl TestServer {
                 err.lock().unwrap().push_str(&format!("{line}\n"));
             }
         });
-        let url = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => url,
+        let (url, s3_url) = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(urls) => urls,
             Err(_) => {
                 let _ = child.kill();
                 panic!("the server did not start:\n{}", output.lock().unwrap());
@@ -125,7 +144,7 @@ impl TestServer {
         };
         let firewall_table =
             opts.args.iter().position(|a| a == "--firewall-table").and_then(|i| opts.args.get(i + 1)).cloned();
-        TestServer { child, url, data_dir, output, cli_home: tempfile::tempdir().unwrap(), firewall_table }
+        TestServer { child, url, s3_url, data_dir, output, cli_home: tempfile::tempdir().unwrap(), firewall_table }
     }
 
     pub fn output(&self) -> String {

@@ -1,0 +1,554 @@
+//! Object storage, control side: buckets (create, list with stats, delete), S3 access keys
+//! (secret shown once, stored encrypted), presigned URLs, and who may do what over S3.
+//! The S3 protocol itself and the object files are the `roost-s3` crate's.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use roost_api::auth::{AuthMethod, Role};
+use roost_api::buckets::{
+    Bucket, CreateBucketRequest, CreateS3KeyRequest, CreatedS3Key, PresignMethod, PresignRequest, PresignedUrl, S3Key,
+};
+use roost_api::ids::IdKind;
+use roost_api::projects::DEFAULT_PROJECT;
+use roost_api::tokens::Scope;
+use roost_store::buckets::{BucketRow, S3KeyRow};
+use roost_store::{StoreError, now_ms, to_time};
+
+use crate::error::Validator;
+use crate::events::Audience;
+use crate::secrets::MasterKey;
+use crate::{Control, Error, Principal, RequestContext, Result, audit};
+
+/// A resolved S3 credential is trusted this long before the store is asked again;
+/// deleting a key through this server evicts it at once.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
+/// The description of the key `roost bucket presign` signs with.
+pub const PRESIGN_KEY: &str = "presign";
+/// Presigned URLs live at most this long (S3's limit).
+const PRESIGN_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// An S3 access key resolved to its secret and the principal it acts as.
+#[derive(Debug, Clone)]
+pub struct S3Identity {
+    pub key: S3KeyRow,
+    pub secret: String,
+    pub principal: Principal,
+}
+
+impl S3Identity {
+    /// Whether the key's own limits let it reach this bucket (by name).
+    pub fn may_reach(&self, bucket: &str) -> bool {
+        let names = self.key.bucket_names();
+        names.is_empty() || names.iter().any(|b| b == bucket)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct S3KeyCache {
+    entries: RwLock<HashMap<String, (Instant, Arc<S3Identity>)>>,
+}
+
+impl S3KeyCache {
+    fn get(&self, id: &str) -> Option<Arc<S3Identity>> {
+        let entries = self.entries.read().ok()?;
+        let (at, identity) = entries.get(id)?;
+        (at.elapsed() < KEY_CACHE_TTL).then(|| identity.clone())
+    }
+
+    fn put(&self, identity: Arc<S3Identity>) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() > 10_000 {
+                entries.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
+            }
+            entries.insert(identity.key.id.clone(), (Instant::now(), identity));
+        }
+    }
+
+    fn evict(&self, id: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(id);
+        }
+    }
+
+    fn evict_user(&self, user_id: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|_, (_, identity)| identity.key.user_id != user_id);
+        }
+    }
+}
+
+/// S3 bucket naming rules: 3-63 characters of `a-z 0-9 . -`, starting and ending with a
+/// letter or digit, no `..`, not an IP address, no `xn--` prefix or `-s3alias` suffix.
+pub fn check_bucket_name(v: &mut Validator, field: &str, name: &str) {
+    let chars_ok = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let ok = (3..=63).contains(&name.len())
+        && chars_ok
+        && edge(name.bytes().next())
+        && edge(name.bytes().last())
+        && !name.contains("..")
+        && !name.contains(".-")
+        && !name.contains("-.")
+        && name.parse::<std::net::Ipv4Addr>().is_err()
+        && !name.starts_with("xn--")
+        && !name.ends_with("-s3alias");
+    v.check(
+        ok,
+        field,
+        "must be 3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit \
+         (S3 bucket naming rules; names are global)",
+    );
+}
+
+impl Control {
+    /// The master key for secrets at rest (loaded, or created, on first use).
+    pub fn master_key(&self) -> Result<&MasterKey> {
+        if let Some(key) = self.inner.master_key.get() {
+            return Ok(key);
+        }
+        let key = MasterKey::load_or_create(&self.settings().data_dir.join("secrets"))
+            .map_err(|e| Error::internal(format!("cannot load the master key: {e}")))?;
+        Ok(self.inner.master_key.get_or_init(|| key))
+    }
+
+    /// Where object data lives: `data_dir/objects/<bucket-id>/`.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.settings().data_dir.join("objects")
+    }
+
+    pub async fn create_bucket(&self, ctx: &RequestContext, p: &Principal, req: CreateBucketRequest) -> Result<Bucket> {
+        p.require_scope(Scope::Write)?;
+        let mut v = Validator::default();
+        check_bucket_name(&mut v, "name", &req.name);
+        v.finish()?;
+        let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
+        access.require_write()?;
+        let public = req.public_read.unwrap_or(false);
+        let row = BucketRow {
+            id: IdKind::Bucket.generate(),
+            name: req.name.clone(),
+            project_id: access.project.id.clone(),
+            policy: public.then(|| public_read_policy(&req.name)),
+            public_read: public as i64,
+            cors: None,
+            lifecycle: None,
+            versioning: None,
+            created_by: Some(p.user_id.clone()),
+            created_at: now_ms(),
+        };
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        self.check_quota(tx.conn(), &access.project, &[("buckets", 1)]).await?;
+        roost_store::buckets::insert_bucket(tx.conn(), &row).await.map_err(|e| match e {
+            StoreError::Conflict(_) => Error::conflict(format!("a bucket named '{}' already exists", req.name)),
+            e => e.into(),
+        })?;
+        audit::record(tx.conn(), ctx, p, "bucket.create", Some(("bucket", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        let bucket = roost_store::buckets::BucketWithStats { bucket: row, objects: 0, size_bytes: 0 }.to_api();
+        self.publish_bucket("bucket.created", &bucket);
+        Ok(bucket)
+    }
+
+    pub async fn list_buckets(&self, p: &Principal, project: Option<&str>) -> Result<Vec<Bucket>> {
+        let project_id = match project {
+            Some(key) => Some(self.project_access(p, key).await?.project.id),
+            None => None,
+        };
+        let rows = self.store().list_buckets(&self.project_scope(p), project_id.as_deref()).await?;
+        Ok(rows.iter().map(|r| r.to_api()).collect())
+    }
+
+    pub async fn get_bucket(&self, p: &Principal, key: &str) -> Result<Bucket> {
+        Ok(self.bucket_row(p, key).await?.to_api())
+    }
+
+    async fn bucket_row(&self, p: &Principal, key: &str) -> Result<roost_store::buckets::BucketWithStats> {
+        self.store().bucket_by_key(key, &self.project_scope(p)).await?.ok_or_else(|| Error::not_found("bucket", key))
+    }
+
+    /// Deletes a bucket: refused (409) while it holds objects unless `force`, which
+    /// deletes them too (and any multipart uploads in progress).
+    pub async fn delete_bucket(&self, ctx: &RequestContext, p: &Principal, key: &str, force: bool) -> Result<()> {
+        p.require_scope(Scope::Write)?;
+        let row = self.bucket_row(p, key).await?;
+        self.project_access(p, &row.bucket.project_id).await?.require_write()?;
+        let mut tx = self.store().write().await?;
+        let count = roost_store::buckets::object_count(tx.conn(), &row.bucket.id).await?;
+        if count > 0 && !force {
+            return Err(Error::conflict(format!(
+                "bucket '{}' holds {count} object(s): delete them first or use force",
+                row.bucket.name
+            )));
+        }
+        if !roost_store::buckets::delete_bucket(tx.conn(), &row.bucket.id).await? {
+            return Err(Error::not_found("bucket", key));
+        }
+        let body = serde_json::json!({ "force": force });
+        audit::record(tx.conn(), ctx, p, "bucket.delete", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
+        tx.commit().await?;
+        // The rows are gone, so nothing can reach these files any more.
+        let dir = self.objects_dir().join(&row.bucket.id);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted bucket's files (the collector retries)");
+        }
+        self.publish_bucket("bucket.deleted", &row.to_api());
+        Ok(())
+    }
+
+    fn publish_bucket(&self, kind: &str, bucket: &Bucket) {
+        let data = serde_json::to_value(bucket).ok();
+        self.events().publish(kind, "bucket", &bucket.id, data, Audience::Project(bucket.project_id.clone()));
+    }
+
+    /// Fails when storing `adding` more bytes would exceed the project's `bucket_gib`
+    /// quota. Cheap when no such limit is set.
+    pub async fn check_bucket_bytes(&self, project_id: &str, adding: i64) -> Result<()> {
+        let limits = roost_store::projects::quotas_in(
+            &mut *self.store().pool().acquire().await.map_err(StoreError::from)?,
+            project_id,
+        )
+        .await?;
+        let Some((_, limit)) = limits.into_iter().find(|(r, _)| r == "bucket_gib") else { return Ok(()) };
+        let used: i64 = roost_store::sqlx::query_scalar(
+            "SELECT (SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o \
+             JOIN buckets b ON b.id = o.bucket_id WHERE b.project_id = $1) \
+             + (SELECT CAST(COALESCE(SUM(v.size), 0) AS BIGINT) FROM object_versions v \
+             JOIN buckets b ON b.id = v.bucket_id WHERE b.project_id = $1)",
+        )
+        .bind(project_id)
+        .fetch_one(self.store().pool())
+        .await
+        .map_err(StoreError::from)?;
+        if used + adding > limit * (1 << 30) {
+            return Err(Error::forbidden(format!(
+                "quota exceeded: bucket_gib limit is {limit}, {:.2} GiB in use",
+                used as f64 / (1u64 << 30) as f64
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn create_s3_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        req: CreateS3KeyRequest,
+    ) -> Result<CreatedS3Key> {
+        p.require_scope(Scope::Write)?;
+        let mut v = Validator::default();
+        if let Some(d) = &req.description {
+            v.check(d.len() <= 200, "description", "must be at most 200 characters");
+        }
+        v.finish()?;
+        // A token restricted to one project can only make keys limited to that project's buckets.
+        if p.project_id.is_some() && req.buckets.is_empty() {
+            return Err(Error::forbidden(
+                "this token is restricted to one project: limit the key to buckets of it (--bucket)",
+            ));
+        }
+        let mut names = Vec::new();
+        for name in &req.buckets {
+            let bucket = self.bucket_row(p, name).await?;
+            if !names.contains(&bucket.bucket.name) {
+                names.push(bucket.bucket.name);
+            }
+        }
+        let read_only = req.read_only || p.scope < Scope::Write;
+        self.insert_s3_key(ctx, p, req.description.clone(), names, read_only).await
+    }
+
+    async fn insert_s3_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        description: Option<String>,
+        buckets: Vec<String>,
+        read_only: bool,
+    ) -> Result<CreatedS3Key> {
+        let id = new_access_key_id();
+        let secret = new_secret_key();
+        let row = S3KeyRow {
+            id: id.clone(),
+            user_id: p.user_id.clone(),
+            description,
+            secret_enc: self.master_key()?.seal(&id, &secret)?,
+            buckets: (!buckets.is_empty()).then(|| serde_json::to_string(&buckets).unwrap_or_default()),
+            read_only: read_only as i64,
+            created_at: now_ms(),
+            last_used_at: None,
+        };
+        let body = serde_json::json!({ "description": row.description, "buckets": buckets, "read_only": read_only });
+        let mut tx = self.store().write().await?;
+        roost_store::buckets::insert_s3_key(tx.conn(), &row).await?;
+        audit::record(tx.conn(), ctx, p, "s3_key.create", Some(("s3_key", &row.id)), Some(&body)).await?;
+        tx.commit().await?;
+        Ok(CreatedS3Key { key: row.to_api(), secret })
+    }
+
+    pub async fn list_s3_keys(&self, p: &Principal) -> Result<Vec<S3Key>> {
+        Ok(self.store().s3_keys_of(&p.user_id).await?.iter().map(S3KeyRow::to_api).collect())
+    }
+
+    pub async fn get_s3_key(&self, p: &Principal, id: &str) -> Result<S3Key> {
+        match self.store().s3_key(id).await? {
+            Some(row) if row.user_id == p.user_id => Ok(row.to_api()),
+            _ => Err(Error::not_found("s3 key", id)),
+        }
+    }
+
+    /// Revokes a key of the caller's: it stops working at once on this server.
+    pub async fn delete_s3_key(&self, ctx: &RequestContext, p: &Principal, id: &str) -> Result<()> {
+        p.require_scope(Scope::Write)?;
+        let key = self.get_s3_key(p, id).await?;
+        let mut tx = self.store().write().await?;
+        if !roost_store::buckets::delete_s3_key(tx.conn(), &p.user_id, &key.id).await? {
+            return Err(Error::not_found("s3 key", id));
+        }
+        audit::record(tx.conn(), ctx, p, "s3_key.delete", Some(("s3_key", &key.id)), None).await?;
+        tx.commit().await?;
+        self.inner.s3_keys.evict(&key.id);
+        Ok(())
+    }
+
+    /// Forgets cached S3 credentials of a user (disabled, deleted, role changed).
+    pub fn evict_s3_keys_of(&self, user_id: &str) {
+        self.inner.s3_keys.evict_user(user_id);
+    }
+
+    /// The key and the principal it acts as; `None` for an unknown key or a disabled user.
+    pub async fn s3_identity(&self, access_key: &str) -> Result<Option<Arc<S3Identity>>> {
+        if let Some(identity) = self.inner.s3_keys.get(access_key) {
+            return Ok(Some(identity));
+        }
+        let Some(key) = self.store().s3_key(access_key).await? else { return Ok(None) };
+        let Some(user) = self.store().user_by_id(&key.user_id).await? else { return Ok(None) };
+        if user.disabled != 0 {
+            return Ok(None);
+        }
+        let secret = self.master_key()?.open(&key.id, &key.secret_enc)?;
+        let now = now_ms();
+        if key.last_used_at.is_none_or(|t| now - t > 60_000) {
+            let _ = self.store().touch_s3_key(&key.id, now).await;
+        }
+        let role = Role::parse(&user.role).unwrap_or(Role::Viewer);
+        let principal = Principal {
+            user_id: user.id.clone(),
+            user_name: user.name.clone(),
+            role,
+            method: AuthMethod::Token,
+            scope: if key.read_only != 0 { Scope::Read } else { Scope::Write },
+            token_id: Some(key.id.clone()),
+            token_name: Some("s3-key".into()),
+            session_id: None,
+            csrf_hash: None,
+            expires_at: None,
+            project_id: None,
+            user,
+        };
+        let identity = Arc::new(S3Identity { key, secret, principal });
+        self.inner.s3_keys.put(identity.clone());
+        Ok(Some(identity))
+    }
+
+    /// Whether the S3 caller may read (or, with `write`, change) the bucket: the owner's
+    /// role in the bucket's project (viewers read only) and the key's own limits. A
+    /// bucket of a project the owner is not in is forbidden, never revealed.
+    pub async fn s3_bucket_access(&self, who: &S3Identity, bucket: &BucketRow, write: bool) -> Result<()> {
+        if !who.may_reach(&bucket.name) {
+            return Err(Error::forbidden(format!("this key is limited to other buckets than '{}'", bucket.name)));
+        }
+        if write && who.key.read_only != 0 {
+            return Err(Error::forbidden("this key is read-only"));
+        }
+        let access = self
+            .project_access(&who.principal, &bucket.project_id)
+            .await
+            .map_err(|_| Error::forbidden(format!("access to bucket '{}' is denied", bucket.name)))?;
+        if write {
+            access.require_write()?;
+        }
+        Ok(())
+    }
+
+    /// A presigned URL for one object, signed with the caller's `presign` key (created on
+    /// first use; deleting it revokes every URL it signed). It acts with the caller's
+    /// rights when used.
+    pub async fn presign(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        bucket: &str,
+        req: PresignRequest,
+    ) -> Result<PresignedUrl> {
+        let method = req.method.unwrap_or(PresignMethod::Get);
+        let mut v = Validator::default();
+        v.check(!req.key.is_empty() && req.key.len() <= 1024, "key", "must be 1-1024 bytes");
+        let expires = match humantime::parse_duration(req.expires.as_deref().unwrap_or("1h")) {
+            Ok(d) if d >= Duration::from_secs(1) && d <= PRESIGN_MAX => d,
+            Ok(_) => {
+                v.add("expires", "must be between 1s and 7d");
+                Duration::from_secs(1)
+            }
+            Err(_) => {
+                v.add("expires", "must be a duration like 15m, 1h or 7d");
+                Duration::from_secs(1)
+            }
+        };
+        v.finish()?;
+        let row = self.bucket_row(p, bucket).await?;
+        let access = self.project_access(p, &row.bucket.project_id).await?;
+        if method == PresignMethod::Put {
+            p.require_scope(Scope::Write)?;
+            access.require_write()?;
+        }
+        let endpoint =
+            self.settings().s3_endpoint.clone().ok_or_else(|| {
+                Error::new(roost_api::ErrorCode::Unavailable, "the S3 endpoint is off (--s3-listen off)")
+            })?;
+        let keys = self.store().s3_keys_of(&p.user_id).await?;
+        let key = match keys.into_iter().find(|k| k.description.as_deref() == Some(PRESIGN_KEY) && k.read_only == 0) {
+            Some(k) => {
+                let secret = self.master_key()?.open(&k.id, &k.secret_enc)?;
+                (k.id, secret)
+            }
+            None => {
+                p.require_scope(Scope::Write)?;
+                let created = self.insert_s3_key(ctx, p, Some(PRESIGN_KEY.into()), Vec::new(), false).await?;
+                (created.key.id, created.secret)
+            }
+        };
+        let now = chrono::Utc::now();
+        let url = crate::presign::presign_url(
+            &endpoint,
+            &self.settings().s3_region,
+            &key.0,
+            &key.1,
+            match method {
+                PresignMethod::Get => "GET",
+                PresignMethod::Put => "PUT",
+            },
+            &row.bucket.name,
+            &req.key,
+            now,
+            expires.as_secs(),
+        )?;
+        let body = serde_json::json!({ "key": req.key, "method": method, "expires_in_seconds": expires.as_secs() });
+        let mut tx = self.store().write().await?;
+        audit::record(tx.conn(), ctx, p, "bucket.presign", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
+        tx.commit().await?;
+        Ok(PresignedUrl { url, method, expires_at: to_time(now.timestamp_millis() + expires.as_millis() as i64) })
+    }
+}
+
+/// A bucket policy that lets anyone GET objects (what `public_read` sets).
+pub fn public_read_policy(bucket: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "PublicRead",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": ["s3:GetObject"],
+            "Resource": [format!("arn:aws:s3:::{bucket}/*")]
+        }]
+    })
+    .to_string()
+}
+
+/// Whether a bucket policy document grants anonymous `s3:GetObject` on the whole bucket
+/// (the one policy Roost interprets; any other statement is kept but not enforced).
+pub fn policy_is_public_read(doc: &str) -> Result<bool> {
+    let v: serde_json::Value =
+        serde_json::from_str(doc).map_err(|e| Error::invalid(format!("the policy is not JSON: {e}")))?;
+    let statements = match &v["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        s @ serde_json::Value::Object(_) => vec![s.clone()],
+        _ => return Err(Error::invalid("the policy has no Statement")),
+    };
+    let as_list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        }
+    };
+    Ok(statements.iter().any(|s| {
+        let anyone = s["Principal"] == "*" || as_list(&s["Principal"]["AWS"]).iter().any(|p| p == "*");
+        let get = as_list(&s["Action"]).iter().any(|a| a == "s3:GetObject" || a == "s3:*" || a == "*");
+        let everything = as_list(&s["Resource"]).iter().any(|r| r.ends_with("/*"));
+        s["Effect"] == "Allow" && anyone && get && everything && s.get("Condition").is_none()
+    }))
+}
+
+/// `RK` and 18 characters of `A-Z 2-7` (90 random bits): the shape of an AWS access key id.
+fn new_access_key_id() -> String {
+    let mut s = String::new();
+    roost_api::ids::push_random(&mut s, 18);
+    format!("RK{}", s.to_ascii_uppercase())
+}
+
+/// 40 characters of `A-Z a-z 0-9` (about 238 random bits), like an AWS secret key.
+fn new_secret_key() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 40];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    // 248 = 4 * 62: rejection-free enough for a secret (bias < 2^-5 on 6 of 62 symbols is
+    // avoided by drawing again).
+    bytes
+        .iter()
+        .map(|b| {
+            let mut b = *b;
+            while b >= 248 {
+                let mut one = [0u8; 1];
+                getrandom::fill(&mut one).expect("random");
+                b = one[0];
+            }
+            ALPHABET[(b % 62) as usize] as char
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for ok in ["photos", "a.b-c", "abc", "my-bucket-2026"] {
+            let mut v = Validator::default();
+            check_bucket_name(&mut v, "name", ok);
+            assert!(v.finish().is_ok(), "{ok}");
+        }
+        for bad in ["ab", "Photos", "-abc", "abc-", "a..b", "192.168.1.1", "xn--abc", "a_b", &"a".repeat(64)] {
+            let mut v = Validator::default();
+            check_bucket_name(&mut v, "name", bad);
+            assert!(v.finish().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_have_the_aws_shape() {
+        let id = new_access_key_id();
+        assert_eq!(id.len(), 20);
+        assert!(id.starts_with("RK") && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        let secret = new_secret_key();
+        assert_eq!(secret.len(), 40);
+        assert!(secret.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn public_read_policies_are_recognised() {
+        assert!(policy_is_public_read(&public_read_policy("photos")).unwrap());
+        let aws = r#"{"Statement":{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":"s3:GetObject","Resource":"arn:aws:s3:::p/*"}}"#;
+        assert!(policy_is_public_read(aws).unwrap());
+        let deny = r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::p/*"}]}"#;
+        assert!(!policy_is_public_read(deny).unwrap());
+        assert!(policy_is_public_read("nope").is_err());
+    }
+}

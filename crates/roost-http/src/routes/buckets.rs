@@ -1,0 +1,100 @@
+//! `/v1/buckets`: object storage buckets (their objects are served by the S3 endpoint),
+//! and presigned URLs for one object.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use roost_api::ErrorResponse;
+use roost_api::buckets::{Bucket, CreateBucketRequest, PresignRequest, PresignedUrl};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::extract::{Ctx, Json, Query};
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BucketListParams {
+    /// Only this project's buckets (id or name).
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+/// List the buckets of your projects, with their object counts and sizes.
+#[utoipa::path(get, path = "/v1/buckets", tag = "buckets", params(BucketListParams),
+    responses((status = 200, body = Vec<Bucket>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Auth,
+    Query(q): Query<BucketListParams>,
+) -> Result<axum::Json<Vec<Bucket>>, ApiError> {
+    Ok(axum::Json(s.control.list_buckets(&auth, q.project.as_deref()).await?))
+}
+
+/// Create a bucket in a project (default: `default`). Names are global, as in S3.
+#[utoipa::path(post, path = "/v1/buckets", tag = "buckets", request_body = CreateBucketRequest,
+    responses((status = 201, body = Bucket), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 409, description = "The name is taken", body = ErrorResponse)))]
+pub async fn create(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Json(req): Json<CreateBucketRequest>,
+) -> Result<(StatusCode, axum::Json<Bucket>), ApiError> {
+    let bucket = s.control.create_bucket(&ctx, &auth, req).await?;
+    Ok((StatusCode::CREATED, axum::Json(bucket)))
+}
+
+/// Show a bucket by id or name.
+#[utoipa::path(get, path = "/v1/buckets/{id}", tag = "buckets", params(("id" = String, Path, description = "Bucket id or name")),
+    responses((status = 200, body = Bucket), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn get(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Bucket>, ApiError> {
+    Ok(axum::Json(s.control.get_bucket(&auth, &id).await?))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteBucketParams {
+    /// Delete the objects too; without it a bucket that holds objects is refused (409).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Delete a bucket: refused while it holds objects, unless `force`.
+#[utoipa::path(delete, path = "/v1/buckets/{id}", tag = "buckets",
+    params(("id" = String, Path, description = "Bucket id or name"), DeleteBucketParams),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 409, description = "Not empty", body = ErrorResponse)))]
+pub async fn delete(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<DeleteBucketParams>,
+) -> Result<StatusCode, ApiError> {
+    s.control.delete_bucket(&ctx, &auth, &id, q.force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A presigned URL for one object (GET or PUT), usable by anyone who has it until it
+/// expires. It is signed with your `presign` S3 key (created on first use; delete it to
+/// revoke every URL it signed).
+#[utoipa::path(post, path = "/v1/buckets/{id}/presign", tag = "buckets",
+    params(("id" = String, Path, description = "Bucket id or name")), request_body = PresignRequest,
+    responses((status = 200, body = PresignedUrl), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
+pub async fn presign(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    Json(req): Json<PresignRequest>,
+) -> Result<axum::Json<PresignedUrl>, ApiError> {
+    Ok(axum::Json(s.control.presign(&ctx, &auth, &id, req).await?))
+}

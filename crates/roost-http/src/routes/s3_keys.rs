@@ -1,0 +1,52 @@
+//! `/v1/s3-keys`: the caller's S3 access keys.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use roost_api::ErrorResponse;
+use roost_api::buckets::{CreateS3KeyRequest, CreatedS3Key, S3Key};
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::extract::{Ctx, Json};
+
+/// List your S3 access keys (never their secrets).
+#[utoipa::path(get, path = "/v1/s3-keys", tag = "s3-keys",
+    responses((status = 200, body = Vec<S3Key>), (status = 401, body = ErrorResponse)))]
+pub async fn list(State(s): State<AppState>, auth: Auth) -> Result<axum::Json<Vec<S3Key>>, ApiError> {
+    Ok(axum::Json(s.control.list_s3_keys(&auth).await?))
+}
+
+/// Create an S3 access key. The response holds the secret: the only time it is shown.
+#[utoipa::path(post, path = "/v1/s3-keys", tag = "s3-keys", request_body = CreateS3KeyRequest,
+    responses((status = 201, body = CreatedS3Key), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn create(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Json(req): Json<CreateS3KeyRequest>,
+) -> Result<(StatusCode, axum::Json<CreatedS3Key>), ApiError> {
+    let created = s.control.create_s3_key(&ctx, &auth, req).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Show one of your S3 keys by its access key id.
+#[utoipa::path(get, path = "/v1/s3-keys/{id}", tag = "s3-keys", params(("id" = String, Path, description = "Access key id")),
+    responses((status = 200, body = S3Key), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<axum::Json<S3Key>, ApiError> {
+    Ok(axum::Json(s.control.get_s3_key(&auth, &id).await?))
+}
+
+/// Delete (revoke) one of your S3 keys. It stops working at once.
+#[utoipa::path(delete, path = "/v1/s3-keys/{id}", tag = "s3-keys", params(("id" = String, Path, description = "Access key id")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn delete(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.control.delete_s3_key(&ctx, &auth, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

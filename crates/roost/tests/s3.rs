@@ -1,0 +1,519 @@
+//! Object storage end to end: the real server driven by real S3 clients. boto3 (pinned,
+//! in `target/pyenv`, installed by `scripts/install-deps.sh --test`) runs
+//! `tests/s3/boto3_suite.py`; Debian's AWS CLI and curl run here; the REST API and the
+//! `roost` CLI manage buckets and keys.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_PASSWORD, ServerOptions, TestServer, stderr, stdout};
+use roost_api::auth::Role;
+use roost_api::buckets::{CreateBucketRequest, CreateS3KeyRequest, CreatedS3Key, PresignMethod, PresignRequest};
+use roost_api::projects::{CreateProjectRequest, Quota};
+use roost_api::users::CreateUserRequest;
+use roost_client::Client;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// A prerequisite the suite cannot run without: fails naming what installs it.
+fn require(path: &Path, what: &str) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: {what} (run `scripts/install-deps.sh --test`, which `make test` does)",
+        path.display()
+    );
+    path.to_path_buf()
+}
+
+fn python() -> PathBuf {
+    let py = require(
+        &workspace_root().join("target/pyenv/bin/python"),
+        "a virtualenv with boto3 (Debian package 'python3-venv', boto3 from PyPI)",
+    );
+    let ok = Command::new(&py).args(["-c", "import boto3"]).status().map(|s| s.success()).unwrap_or(false);
+    assert!(ok, "boto3 is not importable in target/pyenv: run `scripts/install-deps.sh --test`");
+    py
+}
+
+fn aws() -> PathBuf {
+    require(Path::new("/usr/bin/aws"), "the AWS CLI (Debian package 'awscli')")
+}
+
+fn curl() -> PathBuf {
+    require(Path::new("/usr/bin/curl"), "curl (Debian package 'curl')")
+}
+
+fn s3_url(server: &TestServer) -> String {
+    server.s3_url.clone().expect("the test server prints its S3 endpoint in the banner")
+}
+
+async fn key(client: &Client, read_only: bool) -> CreatedS3Key {
+    client.create_s3_key(&CreateS3KeyRequest { read_only, ..Default::default() }).await.unwrap()
+}
+
+/// A user with an operator session in their own project only.
+async fn outsider(server: &TestServer, admin: &Client) -> Client {
+    admin.create_project(&CreateProjectRequest { name: "elsewhere".into(), description: None }).await.unwrap();
+    let req = CreateUserRequest {
+        name: "bob".into(),
+        role: Some(Role::Operator),
+        password: Some("bob-password-1".into()),
+        projects: Some(vec!["elsewhere".into()]),
+        ..Default::default()
+    };
+    admin.create_user(&req).await.unwrap();
+    let session = server.anonymous().login("bob", "bob-password-1").await.unwrap();
+    Client::new(&server.url, Some(session.token)).unwrap()
+}
+
+#[tokio::test]
+async fn boto3_drives_every_operation() {
+    let py = python();
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into(), "--s3-housekeeping-interval".into(), "1s".into()]);
+    // Lifecycle "days" last 2 seconds on this server, so rules can be seen applied.
+    opts.env.push(("ROOST_S3_DAY_SECONDS".into(), "2".into()));
+    let server = TestServer::start_with(opts);
+    let admin = server.admin().await;
+    let full = key(&admin, false).await;
+    let ro = key(&admin, true).await;
+    let bob = outsider(&server, &admin).await;
+    let other = key(&bob, false).await;
+    let script = workspace_root().join("crates/roost/tests/s3/boto3_suite.py");
+    let started = Instant::now();
+    let out = Command::new(py)
+        .arg(&script)
+        .env("S3_ENDPOINT", s3_url(&server))
+        .env("KEY_ID", &full.key.id)
+        .env("SECRET", &full.secret)
+        .env("RO_KEY_ID", &ro.key.id)
+        .env("RO_SECRET", &ro.secret)
+        .env("OTHER_KEY_ID", &other.key.id)
+        .env("OTHER_SECRET", &other.secret)
+        .env("LIFECYCLE_DAY_SECONDS", "2")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    println!("{}", stdout(&out));
+    assert!(
+        out.status.success(),
+        "the boto3 suite failed after {:?}:\n{}\n{}\nserver output:\n{}",
+        started.elapsed(),
+        stdout(&out),
+        stderr(&out),
+        server.output()
+    );
+    assert!(stdout(&out).contains("all checks passed"));
+    // Nothing the suite left behind stays on disk: its bucket was deleted.
+    let objects = server.data_path().join("objects");
+    let leftovers: Vec<_> =
+        std::fs::read_dir(&objects).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(leftovers.is_empty(), "bucket directories left: {leftovers:?}");
+}
+
+/// Runs the AWS CLI against the server with only the given key (no profile, no config).
+fn aws_cli(server: &TestServer, key: &CreatedS3Key, args: &[&str], dir: &Path) -> Output {
+    Command::new(aws())
+        .arg("--endpoint-url")
+        .arg(s3_url(server))
+        .args(args)
+        .current_dir(dir)
+        .env("AWS_ACCESS_KEY_ID", &key.key.id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_PAGER", "")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(out.status.success(), "{what} failed:\n{}\n{}", stdout(&out), stderr(&out));
+    stdout(&out)
+}
+
+/// `curl -s -o <out> -w %{http_code}`: the status and the body.
+fn curl_status(args: &[&str]) -> (u16, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    let out =
+        Command::new(curl()).args(["-s", "-o"]).arg(&body).args(["-w", "%{http_code}"]).args(args).output().unwrap();
+    (stdout(&out).trim().parse().unwrap_or(0), std::fs::read(&body).unwrap_or_default())
+}
+
+fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    stdout(&out).split_whitespace().next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn aws_cli_roost_cli_and_curl() {
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into()]);
+    let server = TestServer::start_with(opts);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        server.cli(&["login", "--username", "admin", "--password-stdin"], Some(&format!("{ADMIN_PASSWORD}\n")), &[]),
+        "login",
+    );
+
+    // Buckets and keys through the roost CLI.
+    ok(server.cli(&["bucket", "create", "photos"], None, &[]), "roost bucket create");
+    let created = ok(server.cli(&["s3-key", "create", "-o", "json"], None, &[]), "roost s3-key create");
+    let key: CreatedS3Key = serde_json::from_str(&created).unwrap();
+    assert!(key.key.id.starts_with("RK") && key.key.id.len() == 20 && key.secret.len() == 40, "{created}");
+    let text = ok(server.cli(&["s3-key", "create", "--bucket", "photos", "--read-only"], None, &[]), "s3-key create");
+    assert!(text.contains("Access key id:") && text.contains("Secret access key:"), "{text}");
+    let listed = ok(server.cli(&["s3-key", "ls"], None, &[]), "s3-key ls");
+    assert!(listed.contains(&key.key.id) && !listed.contains(&key.secret), "{listed}");
+
+    // The AWS CLI: buckets, simple and multipart uploads, listing, ranges, sync.
+    ok(aws_cli(&server, &key, &["s3", "mb", "s3://cli-bucket"], d), "aws s3 mb");
+    let ls = ok(aws_cli(&server, &key, &["s3", "ls"], d), "aws s3 ls");
+    assert!(ls.contains("photos") && ls.contains("cli-bucket"), "{ls}");
+    std::fs::write(d.join("hello.txt"), "hello from the aws cli\n").unwrap();
+    ok(
+        aws_cli(&server, &key, &["s3", "cp", "--no-progress", "hello.txt", "s3://photos/dir/hello.txt"], d),
+        "aws s3 cp up",
+    );
+    let big = d.join("big.bin");
+    ok(
+        Command::new("dd")
+            .args(["if=/dev/urandom", "bs=1M", "count=24", "status=none"])
+            .arg(format!("of={}", big.display()))
+            .output()
+            .unwrap(),
+        "dd",
+    );
+    ok(
+        aws_cli(&server, &key, &["s3", "cp", "--no-progress", "big.bin", "s3://photos/big.bin"], d),
+        "aws multipart upload",
+    );
+    let head =
+        ok(aws_cli(&server, &key, &["s3api", "head-object", "--bucket", "photos", "--key", "big.bin"], d), "head");
+    assert!(head.contains("\"ContentLength\": 25165824") && head.contains("-3\\\""), "multipart ETag: {head}");
+    ok(aws_cli(&server, &key, &["s3", "cp", "--no-progress", "s3://photos/big.bin", "big.down"], d), "aws s3 cp down");
+    assert_eq!(sha256_file(&big), sha256_file(&d.join("big.down")), "the downloaded object differs");
+    let md5 = Command::new("sh")
+        .arg("-c")
+        .arg("openssl dgst -md5 -binary hello.txt | base64")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let md5 = stdout(&md5).trim().to_string();
+    ok(
+        aws_cli(
+            &server,
+            &key,
+            &[
+                "s3api",
+                "put-object",
+                "--bucket",
+                "photos",
+                "--key",
+                "md5.txt",
+                "--body",
+                "hello.txt",
+                "--content-md5",
+                &md5,
+                "--content-type",
+                "text/plain",
+                "--metadata",
+                "k=v",
+            ],
+            d,
+        ),
+        "put-object --content-md5",
+    );
+    let bad = aws_cli(
+        &server,
+        &key,
+        &["s3api", "put-object", "--bucket", "photos", "--key", "bad.txt", "--body", "big.bin", "--content-md5", &md5],
+        d,
+    );
+    assert!(!bad.status.success() && stderr(&bad).contains("BadDigest"), "{}", stderr(&bad));
+    ok(
+        aws_cli(
+            &server,
+            &key,
+            &[
+                "s3api",
+                "get-object",
+                "--bucket",
+                "photos",
+                "--key",
+                "dir/hello.txt",
+                "--range",
+                "bytes=0-4",
+                "part.txt",
+            ],
+            d,
+        ),
+        "ranged get",
+    );
+    assert_eq!(std::fs::read_to_string(d.join("part.txt")).unwrap(), "hello");
+    std::fs::create_dir_all(d.join("site/css")).unwrap();
+    std::fs::write(d.join("site/index.html"), "<h1>site</h1>").unwrap();
+    std::fs::write(d.join("site/css/a.css"), "h1{}").unwrap();
+    ok(aws_cli(&server, &key, &["s3", "sync", "--no-progress", "site", "s3://photos/site/"], d), "aws s3 sync");
+    let v2 = ok(
+        aws_cli(
+            &server,
+            &key,
+            &["s3api", "list-objects-v2", "--bucket", "photos", "--prefix", "site/", "--delimiter", "/"],
+            d,
+        ),
+        "list v2",
+    );
+    assert!(v2.contains("site/index.html") && v2.contains("\"Prefix\": \"site/css/\""), "{v2}");
+    let v1 =
+        ok(aws_cli(&server, &key, &["s3api", "list-objects", "--bucket", "photos", "--max-items", "2"], d), "list v1");
+    assert!(v1.contains("NextToken"), "{v1}");
+    let loc = ok(aws_cli(&server, &key, &["s3api", "get-bucket-location", "--bucket", "photos"], d), "location");
+    assert!(loc.contains("LocationConstraint"), "{loc}");
+    let copied = aws_cli(
+        &server,
+        &key,
+        &["s3", "cp", "--no-progress", "s3://photos/dir/hello.txt", "s3://cli-bucket/copy.txt"],
+        d,
+    );
+    ok(copied, "aws s3 cp (CopyObject)");
+
+    // Presigned URLs with plain curl: the AWS CLI's and `roost bucket presign`'s.
+    let url = ok(
+        aws_cli(&server, &key, &["s3", "presign", "s3://photos/dir/hello.txt", "--expires-in", "300"], d),
+        "presign",
+    );
+    let (status, body) = curl_status(&[url.trim()]);
+    assert_eq!((status, body.as_slice()), (200, &b"hello from the aws cli\n"[..]));
+    let url = ok(
+        server.cli(&["bucket", "presign", "photos", "dir/hello.txt", "--expires", "1h"], None, &[]),
+        "roost presign",
+    );
+    let (status, body) = curl_status(&[url.trim()]);
+    assert_eq!((status, body.as_slice()), (200, &b"hello from the aws cli\n"[..]), "{url}");
+    let tampered = url.trim().replace("dir/hello.txt", "dir/other.txt");
+    assert_eq!(curl_status(&[&tampered]).0, 403, "a URL for another key is refused");
+    let mut bad_sig = url.trim().to_string();
+    let last = bad_sig.pop().unwrap();
+    bad_sig.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(curl_status(&[&bad_sig]).0, 403, "a wrong signature is refused");
+    let put = ok(
+        server.cli(&["bucket", "presign", "photos", "uploaded.txt", "--method", "PUT", "--expires", "10m"], None, &[]),
+        "presign PUT",
+    );
+    std::fs::write(d.join("up.txt"), "sent with curl").unwrap();
+    let up = d.join("up.txt");
+    assert_eq!(curl_status(&["-T", up.to_str().unwrap(), put.trim()]).0, 200);
+    ok(
+        aws_cli(&server, &key, &["s3", "cp", "--no-progress", "s3://photos/uploaded.txt", "uploaded.txt"], d),
+        "get uploaded",
+    );
+    assert_eq!(std::fs::read_to_string(d.join("uploaded.txt")).unwrap(), "sent with curl");
+    let short =
+        ok(server.cli(&["bucket", "presign", "photos", "dir/hello.txt", "--expires", "1s"], None, &[]), "presign 1s");
+    std::thread::sleep(Duration::from_millis(2500));
+    let (status, body) = curl_status(&[short.trim()]);
+    assert_eq!(status, 403, "an expired URL is refused: {}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("AccessDenied") || String::from_utf8_lossy(&body).contains("Expired")
+    );
+    let anonymous = curl_status(&[&format!("{}/photos/dir/hello.txt", s3_url(&server))]);
+    assert_eq!(anonymous.0, 403, "no signature, private bucket");
+
+    // `roost bucket ls` shows objects and size; rm is refused unless empty or --force.
+    let ls = ok(server.cli(&["bucket", "ls"], None, &[]), "bucket ls");
+    let line = ls.lines().find(|l| l.starts_with("photos")).unwrap_or_else(|| panic!("{ls}"));
+    assert!(line.contains(" 6 ") && line.contains("MiB"), "objects and size: {line}");
+    assert!(ls.lines().next().unwrap().contains("OBJECTS") && ls.contains("SIZE") && ls.contains("CREATED"), "{ls}");
+    let refused = server.cli(&["bucket", "rm", "photos"], None, &[]);
+    assert!(!refused.status.success() && stderr(&refused).contains("holds 6 object"), "{}", stderr(&refused));
+    ok(server.cli(&["bucket", "rm", "photos", "--force"], None, &[]), "bucket rm --force");
+    let ls = ok(aws_cli(&server, &key, &["s3", "ls"], d), "aws s3 ls");
+    assert!(!ls.contains("photos") && ls.contains("cli-bucket"), "{ls}");
+    ok(aws_cli(&server, &key, &["s3", "rm", "--recursive", "s3://cli-bucket/"], d), "aws s3 rm --recursive");
+    ok(aws_cli(&server, &key, &["s3", "rb", "s3://cli-bucket"], d), "aws s3 rb");
+
+    // A revoked key stops working at once.
+    ok(server.cli(&["s3-key", "rm", &key.key.id], None, &[]), "s3-key rm");
+    let denied = aws_cli(&server, &key, &["s3", "ls"], d);
+    assert!(!denied.status.success() && stderr(&denied).contains("InvalidAccessKeyId"), "{}", stderr(&denied));
+}
+
+#[tokio::test]
+async fn rest_api_quotas_audit_and_secrets_at_rest() {
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into()]);
+    let server = TestServer::start_with(opts);
+    let admin = server.admin().await;
+    let bucket = admin
+        .create_bucket(&CreateBucketRequest { name: "rest-bucket".into(), project: None, public_read: None })
+        .await
+        .unwrap();
+    assert!(bucket.id.starts_with("bkt-") && bucket.objects == 0 && !bucket.public_read);
+    assert_eq!(admin.get_bucket("rest-bucket").await.unwrap().id, bucket.id);
+    assert_eq!(admin.get_bucket(&bucket.id).await.unwrap().name, "rest-bucket");
+    let dup = admin.create_bucket(&CreateBucketRequest { name: "rest-bucket".into(), ..Default::default() }).await;
+    assert_eq!(dup.unwrap_err().status().map(|s| s.as_u16()), Some(409));
+    let bad = admin.create_bucket(&CreateBucketRequest { name: "Bad_Name".into(), ..Default::default() }).await;
+    assert_eq!(bad.unwrap_err().status().map(|s| s.as_u16()), Some(400));
+
+    // An object through a presigned PUT; the listing counts it.
+    let put = admin
+        .presign(
+            "rest-bucket",
+            &PresignRequest { key: "a/b.txt".into(), method: Some(PresignMethod::Put), expires: Some("5m".into()) },
+        )
+        .await
+        .unwrap();
+    let resp = common::http().put(&put.url).body("twelve bytes").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap_or_default());
+    let listed = admin.list_buckets(None).await.unwrap();
+    let b = listed.iter().find(|b| b.name == "rest-bucket").unwrap();
+    assert_eq!((b.objects, b.size_bytes), (1, 12));
+    let get = admin
+        .presign("rest-bucket", &PresignRequest { key: "a/b.txt".into(), method: None, expires: None })
+        .await
+        .unwrap();
+    assert_eq!(common::http().get(&get.url).send().await.unwrap().text().await.unwrap(), "twelve bytes");
+
+    // Deleting a bucket with objects needs force, and takes its files.
+    let err = admin.delete_bucket("rest-bucket", false).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(409));
+    let dir = server.data_path().join("objects").join(&bucket.id);
+    assert!(dir.is_dir());
+    admin.delete_bucket("rest-bucket", true).await.unwrap();
+    assert!(!dir.exists(), "the bucket's files are removed");
+    assert_eq!(admin.get_bucket("rest-bucket").await.unwrap_err().status().map(|s| s.as_u16()), Some(404));
+
+    // Quotas count buckets.
+    admin.create_project(&CreateProjectRequest { name: "small".into(), description: None }).await.unwrap();
+    let mut limits = BTreeMap::new();
+    limits.insert("buckets".to_string(), Some(1));
+    admin.set_quota("small", &Quota { limits }).await.unwrap();
+    let one = CreateBucketRequest { name: "small-one".into(), project: Some("small".into()), public_read: Some(true) };
+    assert!(admin.create_bucket(&one).await.unwrap().public_read);
+    let two = CreateBucketRequest { name: "small-two".into(), project: Some("small".into()), public_read: None };
+    let err = admin.create_bucket(&two).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(403));
+    assert!(err.to_string().contains("buckets limit is 1"), "{err}");
+    let usage = admin.usage("small").await.unwrap();
+    assert_eq!(usage.resources["buckets"].used, 1);
+    assert_eq!(usage.resources["bucket_gib"].used, 0);
+
+    // Another user sees neither the bucket nor may presign it.
+    let bob = outsider(&server, &admin).await;
+    assert!(bob.list_buckets(None).await.unwrap().iter().all(|b| b.name != "small-one"));
+    assert_eq!(bob.get_bucket("small-one").await.unwrap_err().status().map(|s| s.as_u16()), Some(404));
+    let p = PresignRequest { key: "x".into(), method: None, expires: None };
+    assert_eq!(bob.presign("small-one", &p).await.unwrap_err().status().map(|s| s.as_u16()), Some(404));
+
+    // Keys: secret shown once, listed without it, stored encrypted under the master key.
+    let created = key(&admin, false).await;
+    let keys = admin.list_s3_keys().await.unwrap();
+    assert!(keys.iter().any(|k| k.id == created.key.id));
+    assert!(!serde_json::to_string(&keys).unwrap().contains(&created.secret));
+    assert_eq!(bob.get_s3_key(&created.key.id).await.unwrap_err().status().map(|s| s.as_u16()), Some(404));
+    let master = server.data_path().join("secrets/master.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&master).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&master).unwrap().len(), 32);
+    for file in ["roost.db", "roost.db-wal"] {
+        if let Ok(bytes) = std::fs::read(server.data_path().join(file)) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(&created.secret), "the secret is stored in plain text in {file}");
+        }
+    }
+    assert!(!server.output().contains(&created.secret), "the secret reached the log");
+
+    // Every mutation is audited.
+    let audit = admin.list_audit(&Default::default()).await.unwrap();
+    let actions: Vec<&str> = audit.items.iter().map(|e| e.action.as_str()).collect();
+    for action in ["bucket.create", "bucket.delete", "bucket.presign", "s3_key.create"] {
+        assert!(actions.contains(&action), "no {action} in {actions:?}");
+    }
+    admin.delete_s3_key(&created.key.id).await.unwrap();
+    let audit = admin.list_audit(&Default::default()).await.unwrap();
+    assert!(audit.items.iter().any(|e| e.action == "s3_key.delete"));
+}
+
+/// What a crash leaves (a temp file, a file no row names, parts of an unknown upload, the
+/// directory of a deleted bucket) is collected; committed objects are not touched.
+#[tokio::test]
+async fn crash_leftovers_are_collected() {
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into(), "--s3-housekeeping-interval".into(), "1s".into()]);
+    let server = TestServer::start_with(opts);
+    let admin = server.admin().await;
+    let bucket =
+        admin.create_bucket(&CreateBucketRequest { name: "gc-bucket".into(), ..Default::default() }).await.unwrap();
+    let put = admin
+        .presign("gc-bucket", &PresignRequest { key: "kept".into(), method: Some(PresignMethod::Put), expires: None })
+        .await
+        .unwrap();
+    assert!(common::http().put(&put.url).body("kept").send().await.unwrap().status().is_success());
+    let dir = server.data_path().join("objects").join(&bucket.id);
+    let old = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    let plant = |path: PathBuf| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "partial").unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        path
+    };
+    let tmp = plant(dir.join("tmp/0123456789abcdef"));
+    let orphan = plant(dir.join("feedfacefeedfacefeedfacefeedface"));
+    let fresh_tmp = dir.join("tmp/fresh");
+    std::fs::write(&fresh_tmp, "a write in progress").unwrap();
+    let part = plant(dir.join("uploads/deadbeef/1"));
+    std::fs::File::open(part.parent().unwrap()).unwrap().set_modified(old).unwrap();
+    let gone_bucket = plant(server.data_path().join("objects/bkt-gonegonegone/x"));
+    std::fs::File::open(gone_bucket.parent().unwrap()).unwrap().set_modified(old).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while [&tmp, &orphan, &part, &gone_bucket].iter().any(|p| p.exists()) {
+        assert!(Instant::now() < deadline, "leftovers were not collected:\n{}", server.output());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(fresh_tmp.exists(), "a recent temp file (a write in progress) is left alone");
+    let get =
+        admin.presign("gc-bucket", &PresignRequest { key: "kept".into(), method: None, expires: None }).await.unwrap();
+    assert_eq!(common::http().get(&get.url).send().await.unwrap().text().await.unwrap(), "kept");
+}
+
+/// Virtual-host-style requests (`<bucket>.<domain>`) with `--s3-domain`, here for a
+/// public-read bucket used as a static site.
+#[tokio::test]
+async fn virtual_host_style_static_site() {
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into(), "--s3-domain".into(), "s3.roost.test".into()]);
+    let server = TestServer::start_with(opts);
+    assert!(server.output().contains("<bucket>.s3.roost.test"), "{}", server.output());
+    let admin = server.admin().await;
+    let req = CreateBucketRequest { name: "site".into(), project: None, public_read: Some(true) };
+    admin.create_bucket(&req).await.unwrap();
+    let put = admin
+        .presign("site", &PresignRequest { key: "index.html".into(), method: Some(PresignMethod::Put), expires: None })
+        .await
+        .unwrap();
+    assert!(common::http().put(&put.url).body("<h1>virtual</h1>").send().await.unwrap().status().is_success());
+    let port = s3_url(&server).rsplit(':').next().unwrap().to_string();
+    let resolve = format!("site.s3.roost.test:{port}:127.0.0.1");
+    let url = format!("http://site.s3.roost.test:{port}/index.html");
+    let (status, body) = curl_status(&["--resolve", &resolve, &url]);
+    assert_eq!((status, String::from_utf8_lossy(&body).to_string()), (200, "<h1>virtual</h1>".to_string()));
+    // Path style keeps working beside it.
+    let (status, _) = curl_status(&[&format!("{}/site/index.html", s3_url(&server))]);
+    assert_eq!(status, 200);
+}
