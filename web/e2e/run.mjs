@@ -406,9 +406,10 @@ async function main() {
     await page.getByRole("heading", { name: "Dashboard" }).waitFor();
     await page.keyboard.press("Control+k");
     await page.getByRole("combobox", { name: "Search the console" }).fill("e2e");
-    await page.getByRole("option", { name: new RegExp(INSTANCE) }).waitFor();
+    const option = page.getByRole("option", { name: new RegExp(`^${INSTANCE}\\s*instance`) });
+    await option.waitFor();
     await shot(page, "palette");
-    await page.keyboard.press("Enter");
+    await option.click();
     await page.waitForURL(`${server.url}/instances/${INSTANCE}`);
   });
 
@@ -615,6 +616,9 @@ async function main() {
     await p.getByRole("button", { name: "Delete (50)" }).click();
     await p.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
     const bulkAt = Date.now();
+    // The console reports the outcome in a toast: all 50 accepted, or the API's error.
+    const outcome = await p.locator(".toast").first().textContent({ timeout: 60_000 });
+    assert(/^Deleting 50 instances/.test(outcome), `bulk delete: ${await p.locator(".toast").allTextContents()}`);
     for (let n = 0; ; n++) {
       let left = 0;
       let cursor;

@@ -5,7 +5,8 @@ import { api, withQuery } from "../api";
 import { navigate } from "../nav";
 import { useDebounced } from "../router";
 import { useSession } from "../session";
-import type { Image, Instance, Page, Project, Token, UserDetails } from "../types";
+import type { Bucket, Image, Instance, Network, Page, Project, SecurityGroup, Token, UserDetails } from "../types";
+import { itemsOf } from "../lib/list";
 import { NAV } from "./Layout";
 import { Modal } from "./ui";
 
@@ -40,6 +41,16 @@ export function Palette({ onClose }: { onClose: () => void }) {
     enabled: s.isAdmin,
   });
   const tokens = useQuery({ queryKey: ["tokens"], queryFn: () => api.get<Page<Token>>("/v1/tokens?limit=1000") });
+  const project = s.project?.name;
+  const networks = useQuery({
+    queryKey: ["networks", project],
+    queryFn: () => api.get<Page<Network>>(withQuery("/v1/networks", { project, limit: 1000 })),
+  });
+  const groups = useQuery({
+    queryKey: ["security-groups", project],
+    queryFn: () => api.get<Page<SecurityGroup>>(withQuery("/v1/security-groups", { project, limit: 1000 })),
+  });
+  const buckets = useQuery({ queryKey: ["buckets", project], queryFn: () => api.get<Bucket[]>(withQuery("/v1/buckets", { project })) });
   const items = useMemo(() => {
     const out: Item[] = [];
     for (const n of NAV) if (!n.admin || s.isAdmin) out.push({ label: n.label, hint: "page", to: n.to });
@@ -58,12 +69,15 @@ export function Palette({ onClose }: { onClose: () => void }) {
     for (const p of s.projects as Project[]) out.push({ label: p.name, hint: "project", to: `/projects/${p.name}` });
     const imgs = Array.isArray(images.data) ? images.data : (images.data?.items ?? []);
     for (const i of imgs) out.push({ label: i.name, hint: "image", to: `/images?name=${encodeURIComponent(i.name)}` });
+    for (const n of networks.data?.items ?? []) out.push({ label: n.name, hint: `network · ${n.cidr}`, to: "/networks" });
+    for (const g of groups.data?.items ?? []) out.push({ label: g.name, hint: "security group", to: `/security-groups/${encodeURIComponent(g.name)}` });
+    for (const b of itemsOf(buckets.data)) out.push({ label: b.name, hint: "bucket", to: "/buckets" });
     for (const u of users.data?.items ?? []) out.push({ label: u.name, hint: "user", to: "/users" });
     for (const t of tokens.data?.items ?? []) out.push({ label: t.name, hint: "API token", to: "/tokens" });
     const matched = filterItems(out, q);
     const inst = (instances.data?.items ?? []).map((i) => ({ label: i.name, hint: `instance · ${i.status}`, to: `/instances/${i.name}` }));
     return [...inst, ...matched].slice(0, 30);
-  }, [q, s.isAdmin, s.projects, images.data, instances.data, users.data, tokens.data]);
+  }, [q, s.isAdmin, s.projects, images.data, instances.data, users.data, tokens.data, networks.data, groups.data, buckets.data]);
 
   function go(i: Item | undefined) {
     if (!i) return;
