@@ -319,6 +319,7 @@ impl Control {
         Ok(self.instance_api(&row).await)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn change_desired(
         &self,
         ctx: &RequestContext,
