@@ -482,6 +482,13 @@ impl S3 for RoostS3 {
             Err(e) if e.code == roost_api::ErrorCode::ValidationFailed => {
                 return Err(S3Error::with_message(S3ErrorCode::InvalidBucketName, e.message));
             }
+            Err(e) if e.code == roost_api::ErrorCode::NotFound => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::AccessDenied,
+                    "S3 CreateBucket makes buckets in the 'default' project, which this key's owner is not a member \
+                     of: use `roost bucket create NAME --project PROJECT`",
+                ));
+            }
             Err(e) => return Err(from_control(e)),
         }
         Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
