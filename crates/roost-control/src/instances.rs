@@ -315,12 +315,16 @@ impl Control {
             .await?;
         let mut names = HashMap::new();
         let mut items = Vec::with_capacity(rows.len());
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut views = self.instance_network_views(&ids).await;
         for row in &rows {
             if !names.contains_key(&row.image_id) {
                 let name = self.store().image_by_id(&row.image_id).await?.map(|i| i.name).unwrap_or_default();
                 names.insert(row.image_id.clone(), name);
             }
-            items.push(row.to_api(&names[&row.image_id]));
+            let mut api = row.to_api(&names[&row.image_id]);
+            (api.nics, api.security_groups) = views.remove(&row.id).unwrap_or_default();
+            items.push(api);
         }
         Ok(Page { items, next_cursor })
     }

@@ -40,6 +40,23 @@ pub fn presign_url(
     now: chrono::DateTime<chrono::Utc>,
     expires_secs: u64,
 ) -> Result<String> {
+    presign_url_with_query(endpoint, region, access_key, secret, method, bucket, key, &[], now, expires_secs)
+}
+
+/// [`presign_url`] with extra query parameters signed in (`uploadId`, `partNumber`, ...).
+#[allow(clippy::too_many_arguments)]
+pub fn presign_url_with_query(
+    endpoint: &str,
+    region: &str,
+    access_key: &str,
+    secret: &str,
+    method: &str,
+    bucket: &str,
+    key: &str,
+    extra: &[(&str, &str)],
+    now: chrono::DateTime<chrono::Utc>,
+    expires_secs: u64,
+) -> Result<String> {
     let base = url::Url::parse(endpoint).map_err(|e| Error::internal(format!("bad S3 endpoint '{endpoint}': {e}")))?;
     let host = match (base.host_str(), base.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -59,6 +76,7 @@ pub fn presign_url(
     ]
     .iter()
     .map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false)))
+    .chain(extra.iter().map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false))))
     .collect::<Vec<_>>();
     query.sort();
     let query = query.join("&");

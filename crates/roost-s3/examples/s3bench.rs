@@ -4,6 +4,7 @@
 //!
 //!   s3bench put-large <endpoint> <bucket> <key> <file> <access-key> <secret>
 //!   s3bench get-large <endpoint> <bucket> <key> <access-key> <secret>
+//!   s3bench put-multipart <endpoint> <bucket> <key> <file> <part-mib> <concurrency> <access-key> <secret>
 //!   s3bench small <endpoint> <bucket> <count> <size> <concurrency> <access-key> <secret>
 //!
 //! Prints one line of `name=value` figures.
@@ -26,6 +27,35 @@ fn url(endpoint: &str, method: &str, bucket: &str, key: &str, access: &str, secr
         3600,
     )
     .expect("sign")
+}
+
+fn url_q(
+    endpoint: &str,
+    method: &str,
+    bucket: &str,
+    key: &str,
+    q: &[(&str, &str)],
+    access: &str,
+    secret: &str,
+) -> String {
+    roost_control::presign::presign_url_with_query(
+        endpoint,
+        "us-east-1",
+        access,
+        secret,
+        method,
+        bucket,
+        key,
+        q,
+        chrono::Utc::now(),
+        3600,
+    )
+    .expect("sign")
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+    let start = text.find(open).expect("tag") + open.len();
+    &text[start..start + text[start..].find(close).expect("closing tag")]
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -61,6 +91,84 @@ async fn main() {
                 resp.text().await.unwrap_or_default()
             );
             println!("bytes={len} seconds={secs:.3} mib_per_s={:.1}", len as f64 / secs / 1048576.0);
+        }
+        Some("put-multipart") => {
+            let (endpoint, bucket, key, file) = (args[2].clone(), args[3].clone(), args[4].clone(), &args[5]);
+            let part_size: usize = args[6].parse::<usize>().unwrap() << 20;
+            let concurrency: usize = args[7].parse().unwrap();
+            let (access, secret) = (args[8].clone(), args[9].clone());
+            let data = bytes::Bytes::from(std::fs::read(file).unwrap());
+            let started = Instant::now();
+            let created = http
+                .post(url_q(&endpoint, "POST", &bucket, &key, &[("uploads", "")], &access, &secret))
+                .send()
+                .await
+                .unwrap();
+            assert!(created.status().is_success(), "create: {}", created.status());
+            let upload_id = between(&created.text().await.unwrap(), "<UploadId>", "</UploadId>").to_string();
+            let parts: Vec<(usize, bytes::Bytes)> = data
+                .chunks(part_size)
+                .enumerate()
+                .map(|(i, _)| (i + 1, data.slice(i * part_size..((i + 1) * part_size).min(data.len()))))
+                .collect();
+            let next = Arc::new(std::sync::Mutex::new(parts.into_iter()));
+            let mut tasks = Vec::new();
+            for _ in 0..concurrency {
+                let (http, next, endpoint, bucket, key, upload_id, access, secret) = (
+                    http.clone(),
+                    next.clone(),
+                    endpoint.clone(),
+                    bucket.clone(),
+                    key.clone(),
+                    upload_id.clone(),
+                    access.clone(),
+                    secret.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let mut etags = Vec::new();
+                    loop {
+                        let Some((n, body)) = next.lock().unwrap().next() else { break };
+                        let number = n.to_string();
+                        let q = [("partNumber", number.as_str()), ("uploadId", upload_id.as_str())];
+                        let resp = http
+                            .put(url_q(&endpoint, "PUT", &bucket, &key, &q, &access, &secret))
+                            .body(body)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert!(resp.status().is_success(), "part {n}: {}", resp.status());
+                        etags.push((n, resp.headers()["etag"].to_str().unwrap().to_string()));
+                    }
+                    etags
+                }));
+            }
+            let mut etags = Vec::new();
+            for t in tasks {
+                etags.extend(t.await.unwrap());
+            }
+            etags.sort();
+            let xml: String = etags
+                .iter()
+                .map(|(n, e)| format!("<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>"))
+                .collect();
+            let body = format!("<CompleteMultipartUpload>{xml}</CompleteMultipartUpload>");
+            let done = http
+                .post(url_q(&endpoint, "POST", &bucket, &key, &[("uploadId", upload_id.as_str())], &access, &secret))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = done.status();
+            let text = done.text().await.unwrap();
+            assert!(status.is_success() && text.contains("<ETag>"), "complete: {status} {text}");
+            let secs = started.elapsed().as_secs_f64();
+            let len = data.len() as f64;
+            println!(
+                "bytes={} parts={} seconds={secs:.3} mib_per_s={:.1}",
+                data.len(),
+                etags.len(),
+                len / secs / 1048576.0
+            );
         }
         Some("get-large") => {
             let (endpoint, bucket, key, access, secret) = (&args[2], &args[3], &args[4], &args[5], &args[6]);

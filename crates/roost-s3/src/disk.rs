@@ -237,16 +237,22 @@ impl Disk {
     }
 
     /// A byte range of a file as a stream of chunks read by a blocking thread.
+    /// Opens an object's file (a replaced or deleted object's file may be gone: NotFound).
+    pub async fn open(&self, path: PathBuf) -> io::Result<std::fs::File> {
+        tokio::task::spawn_blocking(move || std::fs::File::open(path)).await.map_err(io::Error::other)?
+    }
+
+    /// A byte range of an opened file as a stream of chunks read by a blocking thread
+    /// (opened first, so a concurrent replace or delete cannot cut the response short).
     pub fn read_range(
         &self,
-        path: PathBuf,
+        mut file: std::fs::File,
         offset: u64,
         len: u64,
     ) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static {
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
         tokio::task::spawn_blocking(move || {
-            let run = || -> io::Result<()> {
-                let mut file = std::fs::File::open(&path)?;
+            let mut run = || -> io::Result<()> {
                 file.seek(io::SeekFrom::Start(offset))?;
                 let mut left = len;
                 while left > 0 {

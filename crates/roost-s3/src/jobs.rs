@@ -9,6 +9,9 @@ use roost_store::now_ms;
 
 use crate::service::RoostS3;
 
+/// The job fails only when the store does.
+pub type JobResult<T> = Result<T, roost_store::StoreError>;
+
 /// Files younger than this are left alone: a write in progress has not committed its row yet.
 const GRACE: Duration = Duration::from_secs(3600);
 /// Multipart uploads with no lifecycle rule are aborted after this long.
@@ -29,7 +32,7 @@ pub struct Report {
 
 impl RoostS3 {
     /// One pass of lifecycle and garbage collection.
-    pub async fn housekeeping(&self, grace: Duration) -> anyhow_free::Result<Report> {
+    pub async fn housekeeping(&self, grace: Duration) -> JobResult<Report> {
         let mut report = Report::default();
         let store = self.control.store();
         let day = day_ms();
@@ -79,11 +82,7 @@ impl RoostS3 {
     }
 
     /// Removes files no row names (older than `grace`), and directories of deleted buckets.
-    async fn collect_files(
-        &self,
-        buckets: &[roost_store::buckets::BucketRow],
-        grace: Duration,
-    ) -> anyhow_free::Result<u64> {
+    async fn collect_files(&self, buckets: &[roost_store::buckets::BucketRow], grace: Duration) -> JobResult<u64> {
         let root = self.disk.root().to_path_buf();
         let Ok(entries) = std::fs::read_dir(&root) else { return Ok(0) };
         let known: HashSet<&str> = buckets.iter().map(|b| b.id.as_str()).collect();
@@ -162,9 +161,4 @@ impl RoostS3 {
             }
         });
     }
-}
-
-/// The job's error: the store's.
-pub mod anyhow_free {
-    pub type Result<T> = std::result::Result<T, roost_store::StoreError>;
 }

@@ -482,6 +482,13 @@ impl S3 for RoostS3 {
             Err(e) if e.code == roost_api::ErrorCode::ValidationFailed => {
                 return Err(S3Error::with_message(S3ErrorCode::InvalidBucketName, e.message));
             }
+            Err(e) if e.code == roost_api::ErrorCode::NotFound => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::AccessDenied,
+                    "S3 CreateBucket makes buckets in the 'default' project, which this key's owner is not a member \
+                     of: use `roost bucket create NAME --project PROJECT`",
+                ));
+            }
             Err(e) => return Err(from_control(e)),
         }
         Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
@@ -711,7 +718,17 @@ impl S3 for RoostS3 {
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
         let bucket = self.bucket(&req.credentials, &input.bucket, false).await?;
-        let obj = self.object_at(&bucket, &input.key, input.version_id.as_deref()).await?;
+        // Open the file before answering: if a concurrent write replaced the object (and
+        // removed its file) in between, look again.
+        let mut attempts = 0;
+        let (obj, file) = loop {
+            let obj = self.object_at(&bucket, &input.key, input.version_id.as_deref()).await?;
+            match self.disk.open(self.disk.object_path(&bucket.id, &obj.file_id)).await {
+                Ok(file) => break (obj, file),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+                Err(e) => return Err(internal(e)),
+            }
+        };
         check_conditions(
             &obj,
             input.if_match.as_ref(),
@@ -729,8 +746,7 @@ impl S3 for RoostS3 {
             None => (0, size, None),
         };
         let h = StoredHeaders::parse(obj.headers.as_deref());
-        let path = self.disk.object_path(&bucket.id, &obj.file_id);
-        let body = s3s::dto::StreamingBlob::wrap(self.disk.read_range(path, start, len));
+        let body = s3s::dto::StreamingBlob::wrap(self.disk.read_range(file, start, len));
         Ok(S3Response::new(GetObjectOutput {
             body: Some(body),
             content_length: Some(len as i64),

@@ -17,10 +17,12 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the server's flag set does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the Roost server (API, console, control plane)
-    Server(config::ServerArgs),
+    Server(Box<config::ServerArgs>),
     /// Log in to a server and keep the session in ~/.config/roost/config.toml
     Login(cli::auth::LoginArgs),
     /// End the session and forget it
@@ -112,7 +114,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Server(args) => server::run(args).await,
+            Command::Server(args) => server::run(*args).await,
             Command::Login(args) => cli::auth::login(&cli.global, args).await,
             Command::Logout => cli::auth::logout(&cli.global).await,
             Command::Whoami => cli::auth::whoami(&cli.global).await,

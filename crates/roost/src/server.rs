@@ -197,7 +197,14 @@ fn print_banner(
 fn init_logging(s: &ServerSettings) {
     // sqlx logs every statement at debug and slow ones at warn; keep its noise down
     // unless the filter names it.
-    let filter = if s.log_level.contains("sqlx") { s.log_level.clone() } else { format!("{},sqlx=warn", s.log_level) };
+    let mut filter =
+        if s.log_level.contains("sqlx") { s.log_level.clone() } else { format!("{},sqlx=warn", s.log_level) };
+    // s3s logs every refused S3 request (a bad signature, a missing key) at error level;
+    // those are the client's mistakes, answered in the response. Roost logs its own
+    // failures. `--log-level s3s=debug,info` shows them again.
+    if !filter.contains("s3s") {
+        filter.push_str(",s3s=off");
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match s.log_format {

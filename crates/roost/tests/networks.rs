@@ -346,6 +346,11 @@ async fn ipam_never_hands_out_an_address_twice() {
     assert_eq!(unique.len(), 50, "{ips:?}");
     let net = admin.get_network("small", None).await.unwrap();
     assert_eq!((net.addresses_used, net.addresses_total), (50, 61));
+    // Lists carry the NICs and groups too.
+    let listed = admin.all_instances(&Default::default()).await.unwrap();
+    assert_eq!(listed.len(), 50);
+    assert!(listed.iter().all(|i| i.nics.len() == 1 && i.nics[0].network == "small" && i.nics[0].name == "eth0"));
+    assert!(listed.iter().all(|i| i.security_groups == vec!["default".to_string()]));
     // Full: 61 usable addresses; the 12th more is refused with a clear error.
     for n in 50..61 {
         let req = CreateInstanceRequest { start: Some(false), ..client_req(&format!("i{n}"), None, "small", &[]) };

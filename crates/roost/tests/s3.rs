@@ -413,6 +413,18 @@ async fn rest_api_quotas_audit_and_secrets_at_rest() {
     let usage = admin.usage("small").await.unwrap();
     assert_eq!(usage.resources["buckets"].used, 1);
     assert_eq!(usage.resources["bucket_gib"].used, 0);
+    // bucket_gib counts on PUT: with a limit of 0, no byte fits.
+    let mut limits = BTreeMap::new();
+    limits.insert("bucket_gib".to_string(), Some(0));
+    admin.set_quota("small", &Quota { limits }).await.unwrap();
+    let put = admin
+        .presign("small-one", &PresignRequest { key: "x".into(), method: Some(PresignMethod::Put), expires: None })
+        .await
+        .unwrap();
+    let resp = common::http().put(&put.url).body("does not fit").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("AccessDenied") && body.contains("bucket_gib"), "{body}");
 
     // Another user sees neither the bucket nor may presign it.
     let bob = outsider(&server, &admin).await;

@@ -412,6 +412,8 @@ def read_only_key():
 @check
 def another_users_key_has_no_access():
     assert BUCKET not in [b["Name"] for b in other.list_buckets().get("Buckets", [])]
+    # Bob is in no project but his own: S3 CreateBucket (the default project) is refused.
+    assert error_code(other.create_bucket, Bucket="bob-" + uuid.uuid4().hex[:8]) == "AccessDenied"
     assert error_code(other.get_object, Bucket=BUCKET, Key="docs/hello.txt") == "AccessDenied"
     assert error_code(other.list_objects_v2, Bucket=BUCKET) == "AccessDenied"
     assert error_code(other.put_object, Bucket=BUCKET, Key="intruder", Body=b"x") == "AccessDenied"
