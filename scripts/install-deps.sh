@@ -35,6 +35,7 @@ if [ "$want_test" = 1 ]; then
   packages+=(
     "postgresql:/usr/lib/postgresql"  # the store suite runs against a real server
     "procps:pkill"
+    "chromium:/usr/bin/chromium"  # the console's end-to-end tests (playwright-core drives it)
     # The S3 suite drives the endpoint with real clients: Debian's AWS CLI, and boto3
     # (pinned, from PyPI) in a virtualenv made with Debian's python3-venv.
     "awscli:/usr/bin/aws"

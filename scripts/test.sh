@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: Rust unit and integration tests (against SQLite and a real
-# PostgreSQL server started here) and the console's tests. `make test` runs this after
-# installing what is missing.
+# PostgreSQL server started here), the console's unit tests, and the console's
+# end-to-end tests (chromium against the real roost binary and real instances).
+# `make test` runs this after installing what is missing and building web/dist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,18 @@ cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
 set -e
 
-# One closing line for the whole run, summed over every test binary.
+# The console in a real browser, against target/debug/roost (built by cargo test above).
+echo "==> console end-to-end tests"
+set +e
+node web/e2e/run.mjs 2>&1 | tee target/e2e-output.txt
+e2e_status=${PIPESTATUS[0]}
+set -e
+
+grep -qE '^e2e: ' target/e2e-output.txt || echo "e2e: 0 passed, 1 failed (the run did not finish)" >> target/e2e-output.txt
+
+# One closing line for the whole run, summed over every test binary and the e2e run.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
-     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
-exit "$status"
+     /^e2e: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt target/e2e-output.txt
+if [ "$status" -ne 0 ]; then exit "$status"; fi
+exit "$e2e_status"

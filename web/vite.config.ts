@@ -14,13 +14,21 @@ export default defineConfig(({ mode }) => {
       emptyOutDir: true,
       assetsDir: "assets",
       sourcemap: false,
+      rollupOptions: {
+        // TanStack Query marks its modules "use client" (for React Server Components);
+        // meaningless in a client-only bundle.
+        onwarn(warning, warn) {
+          if (warning.code === "MODULE_LEVEL_DIRECTIVE") return;
+          warn(warning);
+        },
+      },
     },
     server: {
       proxy: { "/v1": { ...proxy, ws: true }, "/health": proxy },
     },
     test: {
       environment: "node",
-      include: ["src/**/*.test.ts"],
+      include: ["src/**/*.test.ts", "src/**/*.test.tsx"],
     },
   };
 });

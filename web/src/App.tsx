@@ -1,8 +1,15 @@
-import { useCallback, useEffect, useState } from "react";
-import { whoami, type Whoami } from "./api";
-import { LOGIN_PATH, currentPath, loginUrl, navigate, safeNext } from "./nav";
-import { Home } from "./pages/Home";
+import { Suspense, use, useCallback, useEffect, useState, type ComponentType } from "react";
+import { useQueryClient } from "@tanstack/react-query";
+import { setUnauthorizedHandler, whoami, type Whoami } from "./api";
+import { Layout } from "./components/Layout";
+import { Toasts } from "./components/toast";
+import { EmptyState, Loading } from "./components/ui";
+import { useEventStream } from "./events";
+import { LOGIN_PATH, currentPath, loginUrl, matchPath, navigate, safeNext } from "./nav";
+import { Dashboard } from "./pages/Dashboard";
 import { Login } from "./pages/Login";
+import { Link, setPreloader, useLocation } from "./router";
+import { SessionProvider } from "./session";
 
 type Session =
   | { state: "loading" }
@@ -10,11 +17,111 @@ type Session =
   | { state: "signed-in"; who: Whoami }
   | { state: "unreachable"; message: string };
 
+// Pages load on demand so the first paint needs only the shell and the dashboard; the
+// page a deep link points at starts loading alongside the session check, and a page
+// whose code is already here renders without suspending (no Suspense delay).
+type PageProps = { params: Record<string, string> };
+type Page = ComponentType<PageProps>;
+
+function lazyPage<M>(loader: () => Promise<M>, pick: (m: M) => Page): { Page: Page; load: () => Promise<M> } {
+  let mod: M | undefined;
+  let promise: (Promise<M> & { status?: string; value?: M }) | undefined;
+  const load = () =>
+    (promise ??= Object.assign(
+      loader().then((m) => {
+        mod = m;
+        Object.assign(promise!, { status: "fulfilled", value: m });
+        return m;
+      }),
+      {},
+    ));
+  function LazyPage(props: PageProps) {
+    const m = mod ?? use(load());
+    const C = pick(m);
+    return <C {...props} />;
+  }
+  return { Page: LazyPage, load };
+}
+
+const pages = {
+  instances: lazyPage(() => import("./pages/Instances"), (m) => m.InstancesPage),
+  launch: lazyPage(() => import("./pages/Launch"), (m) => m.LaunchWizard),
+  instance: lazyPage(() => import("./pages/Instance"), (m) => m.InstancePage),
+  images: lazyPage(() => import("./pages/Images"), (m) => m.ImagesPage),
+  projects: lazyPage(() => import("./pages/Projects"), (m) => m.ProjectsPage),
+  project: lazyPage(() => import("./pages/Projects"), (m) => m.ProjectPage),
+  users: lazyPage(() => import("./pages/Users"), (m) => m.UsersPage),
+  tokens: lazyPage(() => import("./pages/Tokens"), (m) => m.TokensPage),
+  audit: lazyPage(() => import("./pages/Audit"), (m) => m.AuditPage),
+  operations: lazyPage(() => import("./pages/Operations"), (m) => m.OperationsPage),
+  account: lazyPage(() => import("./pages/Account"), (m) => m.AccountPage),
+  buckets: lazyPage(() => import("./pages/Buckets"), (m) => m.BucketsPage),
+  s3keys: lazyPage(() => import("./pages/S3Keys"), (m) => m.S3KeysPage),
+  networks: lazyPage(() => import("./pages/Networks"), (m) => m.NetworksPage),
+  groups: lazyPage(() => import("./pages/SecurityGroups"), (m) => m.SecurityGroupsPage),
+  group: lazyPage(() => import("./pages/SecurityGroups"), (m) => m.SecurityGroupPage),
+};
+
+/** The console's routes, most specific first, with the code each needs. */
+export const ROUTES: [string, Page, (() => Promise<unknown>) | null][] = [
+  ["/", Dashboard, null],
+  ["/instances", pages.instances.Page, pages.instances.load],
+  ["/instances/new", pages.launch.Page, pages.launch.load],
+  ["/instances/:id", pages.instance.Page, pages.instance.load],
+  ["/images", pages.images.Page, pages.images.load],
+  ["/projects", pages.projects.Page, pages.projects.load],
+  ["/projects/:id", pages.project.Page, pages.project.load],
+  ["/users", pages.users.Page, pages.users.load],
+  ["/tokens", pages.tokens.Page, pages.tokens.load],
+  ["/audit", pages.audit.Page, pages.audit.load],
+  ["/operations", pages.operations.Page, pages.operations.load],
+  ["/account", pages.account.Page, pages.account.load],
+  ["/networks", pages.networks.Page, pages.networks.load],
+  ["/buckets", pages.buckets.Page, pages.buckets.load],
+  ["/s3-keys", pages.s3keys.Page, pages.s3keys.load],
+  ["/security-groups", pages.groups.Page, pages.groups.load],
+  ["/security-groups/:id", pages.group.Page, pages.group.load],
+];
+
+/** Starts loading the code of the page at `path`. */
+export function preload(path: string): void {
+  for (const [pattern, , load] of ROUTES) {
+    if (matchPath(pattern, path)) {
+      void load?.().catch(() => {});
+      return;
+    }
+  }
+}
+
+setPreloader(preload);
+
+function Routes() {
+  const { pathname } = useLocation();
+  useEventStream();
+  for (const [pattern, Component] of ROUTES) {
+    const params = matchPath(pattern, pathname);
+    if (params) {
+      return (
+        <Suspense fallback={<Loading />}>
+          <Component key={pathname} params={params} />
+        </Suspense>
+      );
+    }
+  }
+  return (
+    <EmptyState title="Page not found">
+      <p>
+        Nothing lives at <code>{pathname}</code>. <Link to="/">Go to the dashboard</Link> or press Ctrl+K to search.
+      </p>
+    </EmptyState>
+  );
+}
+
 export function App() {
   const [session, setSession] = useState<Session>({ state: "loading" });
+  const qc = useQueryClient();
 
   const check = useCallback(async () => {
-    setSession({ state: "loading" });
     try {
       const who = await whoami();
       if (who) {
@@ -33,15 +140,19 @@ export function App() {
   }, []);
 
   useEffect(() => {
+    preload(window.location.pathname);
     void check();
   }, [check]);
 
-  // Back/forward between /login and the console re-checks the session.
+  // A request that finds the session gone sends the user to log in, then back here.
   useEffect(() => {
-    const onPop = () => void check();
-    window.addEventListener("popstate", onPop);
-    return () => window.removeEventListener("popstate", onPop);
-  }, [check]);
+    setUnauthorizedHandler(() => {
+      qc.clear();
+      navigate(loginUrl(currentPath()), true);
+      setSession({ state: "anonymous" });
+    });
+    return () => setUnauthorizedHandler(undefined);
+  }, [qc]);
 
   const onSignedIn = useCallback(async () => {
     const next = safeNext(new URLSearchParams(window.location.search).get("next"));
@@ -50,19 +161,22 @@ export function App() {
   }, [check]);
 
   const onSignedOut = useCallback(() => {
+    qc.clear();
     navigate(LOGIN_PATH);
     setSession({ state: "anonymous" });
-  }, []);
+  }, [qc]);
 
+  let body;
   switch (session.state) {
     case "loading":
-      return (
+      body = (
         <main className="center" aria-busy="true">
           <p className="muted">Loading…</p>
         </main>
       );
+      break;
     case "unreachable":
-      return (
+      body = (
         <main className="center">
           <div className="card">
             <h1>Roost</h1>
@@ -75,9 +189,23 @@ export function App() {
           </div>
         </main>
       );
+      break;
     case "anonymous":
-      return <Login onSignedIn={onSignedIn} />;
+      body = <Login onSignedIn={onSignedIn} />;
+      break;
     case "signed-in":
-      return <Home who={session.who} onSignedOut={onSignedOut} />;
+      body = (
+        <SessionProvider who={session.who} signOut={onSignedOut}>
+          <Layout>
+            <Routes />
+          </Layout>
+        </SessionProvider>
+      );
   }
+  return (
+    <>
+      {body}
+      <Toasts />
+    </>
+  );
 }

@@ -24,6 +24,8 @@ export interface LoginResponse {
 export interface Whoami {
   user: User;
   auth: "session" | "token";
+  scope?: string;
+  project_id?: string | null;
 }
 
 /** The error envelope every API error uses. */
@@ -132,13 +134,60 @@ function storeCsrf(token: string | null): void {
   }
 }
 
-export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** `path` with the defined, non-empty values of `params` as its query string. */
+export function withQuery(path: string, params: Record<string, string | number | boolean | null | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null || v === "") continue;
+    q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `${path}${path.includes("?") ? "&" : "?"}${s}` : path;
+}
+
+/** Headers for a request: JSON accept, and the CSRF token on mutations. */
+export function apiHeaders(method: string, contentType?: string): Record<string, string> {
   const headers: Record<string, string> = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (!SAFE_METHODS.has(method)) {
+  if (contentType) headers["Content-Type"] = contentType;
+  if (!SAFE_METHODS.has(method.toUpperCase())) {
     const csrf = csrfToken();
     if (csrf) headers["X-CSRF-Token"] = csrf;
   }
+  return headers;
+}
+
+/** A raw fetch with the session's credentials and CSRF header; errors become ApiError. */
+export async function rawRequest(
+  method: string,
+  path: string,
+  body?: BodyInit,
+  contentType?: string,
+  signal?: AbortSignal,
+): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: apiHeaders(method, contentType),
+      credentials: "same-origin",
+      body,
+      signal,
+    });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === "AbortError") throw e;
+    throw toApiError(0, undefined);
+  }
+  if (!res.ok) {
+    const data: unknown = (res.headers.get("Content-Type") ?? "").includes("json")
+      ? await res.json().catch(() => undefined)
+      : undefined;
+    throw toApiError(res.status, data, res.headers.get("Retry-After"));
+  }
+  return res;
+}
+
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers = apiHeaders(method, body !== undefined ? "application/json" : undefined);
 
   let res: Response;
   try {
@@ -156,9 +205,26 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   if (res.status !== 204 && (res.headers.get("Content-Type") ?? "").includes("json")) {
     data = await res.json().catch(() => undefined);
   }
-  if (!res.ok) throw toApiError(res.status, data, res.headers.get("Retry-After"));
+  if (!res.ok) {
+    if (res.status === 401 && path !== "/v1/auth/whoami" && path !== "/v1/auth/login") onUnauthorized?.();
+    throw toApiError(res.status, data, res.headers.get("Retry-After"));
+  }
   return data as T;
 }
+
+let onUnauthorized: (() => void) | undefined;
+/** Called when a request finds the session gone (expired, logged out elsewhere). */
+export function setUnauthorizedHandler(f: (() => void) | undefined): void {
+  onUnauthorized = f;
+}
+
+export const api = {
+  get: <T>(path: string) => request<T>("GET", path),
+  post: <T>(path: string, body?: unknown) => request<T>("POST", path, body),
+  put: <T>(path: string, body?: unknown) => request<T>("PUT", path, body),
+  patch: <T>(path: string, body?: unknown) => request<T>("PATCH", path, body),
+  del: <T>(path: string) => request<T>("DELETE", path),
+};
 
 export async function login(username: string, password: string): Promise<User> {
   const res = await request<LoginResponse>("POST", "/v1/auth/login", { username, password });

@@ -1,5 +1,5 @@
-// Minimal client-side navigation: the shell has two screens, so it uses the
-// History API directly; the full console can swap in a router later.
+// Client-side navigation over the History API. The console's router (router.tsx)
+// listens for the NAV_EVENT this module dispatches.
 
 export const LOGIN_PATH = "/login";
 
@@ -27,8 +27,31 @@ export function currentPath(): string {
   return window.location.pathname + window.location.search + window.location.hash;
 }
 
+export const NAV_EVENT = "roost:navigate";
+
 export function navigate(to: string, replace = false): void {
   if (to === currentPath()) return;
   if (replace) window.history.replaceState(null, "", to);
   else window.history.pushState(null, "", to);
+  window.dispatchEvent(new Event(NAV_EVENT));
+}
+
+/** `pattern` like "/instances/:id" against `path`: the params, or null. */
+export function matchPath(pattern: string, path: string): Record<string, string> | null {
+  const p = pattern.split("/").filter(Boolean);
+  const s = path.split("/").filter(Boolean);
+  if (p.length !== s.length) return null;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < p.length; i++) {
+    const want = p[i] as string;
+    const got = s[i] as string;
+    if (want.startsWith(":")) {
+      try {
+        params[want.slice(1)] = decodeURIComponent(got);
+      } catch {
+        return null;
+      }
+    } else if (want !== got) return null;
+  }
+  return params;
 }

@@ -55,3 +55,44 @@ fn asset_response(body: Vec<u8>, mime: &str, cache: &'static str) -> Response {
     headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(path: &str) -> (StatusCode, String, String) {
+        let response = fallback(Method::GET, path.parse().unwrap()).await;
+        let status = response.status();
+        let mime =
+            response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
+        (status, mime, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn deep_links_serve_the_app() {
+        let (_, _, index) = get("/").await;
+        for path in
+            ["/instances/web", "/instances/web.1?tab=logs", "/projects/default", "/login?next=%2Finstances", "/audit"]
+        {
+            let (status, mime, body) = get(path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert!(mime.starts_with("text/html"), "{path}: {mime}");
+            assert_eq!(body, index, "{path} is not index.html");
+            assert!(body.to_ascii_lowercase().starts_with("<!doctype html"), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_assets_and_api_paths_do_not_fall_back() {
+        let (status, _, _) = get("/assets/nope-123.js").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        for path in ["/v1/nope", "/v1", "/health/nope"] {
+            let (status, mime, _) = get(path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            assert!(mime.contains("json"), "{path}: {mime}");
+        }
+        let response = fallback(Method::POST, "/instances/web".parse().unwrap()).await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+}

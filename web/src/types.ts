@@ -1,0 +1,260 @@
+// Resource types of the public REST API (see openapi.json).
+
+export type Role = "viewer" | "operator" | "admin";
+export type Scope = "read" | "write" | "admin";
+
+export interface Page<T> {
+  items: T[];
+  next_cursor?: string | null;
+}
+
+export type InstanceStatus =
+  | "pending"
+  | "provisioning"
+  | "running"
+  | "stopping"
+  | "stopped"
+  | "rebooting"
+  | "error"
+  | "terminating"
+  | "terminated";
+
+export const INSTANCE_STATUSES: InstanceStatus[] = [
+  "pending",
+  "provisioning",
+  "running",
+  "stopping",
+  "stopped",
+  "rebooting",
+  "error",
+  "terminating",
+  "terminated",
+];
+
+export interface Instance {
+  id: string;
+  name: string;
+  project_id: string;
+  type: string;
+  image_id: string;
+  image: string;
+  status: InstanceStatus;
+  status_reason?: string | null;
+  desired: "running" | "stopped" | "terminated";
+  cpus: number;
+  memory_bytes: number;
+  command?: string[];
+  env?: Record<string, string>;
+  labels?: Record<string, string>;
+  restart: "always" | "on-failure" | "never";
+  ip?: string | null;
+  nics?: InstanceNic[];
+  security_groups?: string[];
+  exit_code?: number | null;
+  restart_count: number;
+  created_at: string;
+  updated_at: string;
+  started_at?: string | null;
+}
+
+export interface Operation {
+  id: string;
+  kind: string;
+  status: "pending" | "running" | "succeeded" | "failed";
+  progress: number;
+  message?: string | null;
+  error?: { code: string; message: string } | null;
+  resource_type?: string | null;
+  resource_id?: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at?: string | null;
+  project_id?: string | null;
+}
+
+export interface Image {
+  id: string;
+  name: string;
+  project_id?: string | null;
+  source: string;
+  description?: string | null;
+  status: "building" | "ready" | "failed";
+  status_reason?: string | null;
+  digest?: string | null;
+  size_bytes?: number | null;
+  created_at: string;
+}
+
+export interface Project {
+  id: string;
+  name: string;
+  description?: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Member {
+  user_id: string;
+  user_name: string;
+  role: Role;
+  added_at: string;
+}
+
+export interface UsageLine {
+  used: number;
+  limit?: number | null;
+}
+
+export interface Usage {
+  project_id: string;
+  resources: Record<string, UsageLine>;
+}
+
+export type Quota = Record<string, number | null>;
+
+export interface UserDetails {
+  id: string;
+  name: string;
+  role: Role;
+  email?: string | null;
+  display_name?: string | null;
+  created_at: string;
+  disabled?: boolean;
+  updated_at?: string;
+}
+
+export interface Token {
+  id: string;
+  name: string;
+  prefix: string;
+  scope: Scope;
+  user_id: string;
+  created_at: string;
+  expires_at?: string | null;
+  last_used_at?: string | null;
+  project_id?: string | null;
+}
+
+export interface AuditEntry {
+  seq: number;
+  time: string;
+  actor: string;
+  actor_token?: string | null;
+  source?: string | null;
+  action: string;
+  resource_type?: string | null;
+  resource_id?: string | null;
+  result: string;
+  request_id?: string | null;
+}
+
+export interface MetricPoint {
+  time: string;
+  cpu_percent: number;
+  memory_bytes: number;
+  pids: number;
+  net_rx_bytes: number;
+  net_tx_bytes: number;
+}
+
+export interface MetricSeries {
+  instance_id: string;
+  period: string;
+  resolution_secs: number;
+  points: MetricPoint[];
+}
+
+export interface LogEntry {
+  time: string;
+  stream: string;
+  line: string;
+}
+
+export interface RoostEvent {
+  id: number;
+  time: string;
+  type: string;
+  resource_type: string;
+  resource_id: string;
+  data?: unknown;
+}
+
+export interface Network {
+  id: string;
+  name: string;
+  project_id: string;
+  cidr: string;
+  gateway: string;
+  bridge: string;
+  nat: boolean;
+  dns: boolean;
+  default: boolean;
+  peers: string[];
+  instance_count: number;
+  addresses_used: number;
+  addresses_total: number;
+  created_at: string;
+}
+
+export interface InstanceNic {
+  name: string;
+  network_id: string;
+  network: string;
+  ip: string;
+  mac: string;
+}
+
+export interface SecurityGroupRule {
+  id: string;
+  direction: "ingress" | "egress";
+  protocol: "tcp" | "udp" | "icmp" | "all";
+  ports?: string | null;
+  cidr?: string | null;
+  security_group?: string | null;
+  description?: string | null;
+}
+
+export interface SecurityGroup {
+  id: string;
+  name: string;
+  project_id: string;
+  description?: string | null;
+  default: boolean;
+  rules: SecurityGroupRule[];
+  instance_count: number;
+  created_at: string;
+}
+
+export interface PortForward {
+  id: string;
+  project_id: string;
+  instance_id: string;
+  instance: string;
+  host_port: number;
+  instance_port: number;
+  protocol: "tcp" | "udp";
+  target_ip?: string | null;
+  created_at: string;
+}
+
+export interface Bucket {
+  id: string;
+  name: string;
+  project_id: string;
+  objects: number;
+  size_bytes: number;
+  public_read: boolean;
+  versioning?: string | null;
+  created_at: string;
+  created_by?: string | null;
+}
+
+export interface S3Key {
+  id: string;
+  description?: string | null;
+  user_id: string;
+  buckets?: string[];
+  read_only: boolean;
+  created_at: string;
+  last_used_at?: string | null;
+}
