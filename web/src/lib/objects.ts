@@ -45,7 +45,7 @@ export function prefixCrumbs(prefix: string): { label: string; prefix: string }[
   const p = normalizePrefix(prefix);
   const out = [{ label: "/", prefix: "" }];
   let acc = "";
-  for (const seg of p.split("/").filter((s, i, a) => i < a.length - 1)) {
+  for (const seg of p.split("/").slice(0, -1)) {
     acc += `${seg}/`;
     out.push({ label: seg, prefix: acc });
   }

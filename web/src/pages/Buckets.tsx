@@ -47,7 +47,8 @@ export function BucketsPage() {
       />
       <p className="muted">
         Object storage over the S3 protocol: use any S3 client with a key from <Link to="/s3-keys">S3 keys</Link>. Here you can
-        create and delete buckets and sign download and upload links for objects.
+        create and delete buckets, open one to browse, upload, download and delete its objects, and sign download and upload
+        links for objects.
       </p>
       <ResourceTable
         label="Buckets"
@@ -57,7 +58,14 @@ export function BucketsPage() {
         rowKey={(b) => b.id}
         empty={{ title: "No buckets", body: <p>Create a bucket, then an S3 key to reach it with aws-cli, boto3 or rclone.</p> }}
         columns={[
-          { label: "Name", render: (b) => <strong>{b.name}</strong> },
+          {
+            label: "Name",
+            render: (b) => (
+              <Link to={`/buckets/${encodeURIComponent(b.name)}`}>
+                <strong>{b.name}</strong>
+              </Link>
+            ),
+          },
           { label: "Objects", render: (b) => b.objects },
           { label: "Size", render: (b) => formatBytes(b.size_bytes) },
           { label: "Public read", render: (b) => (b.public_read ? "yes" : "no"), className: "hide-sm" },
