@@ -118,3 +118,14 @@ describe("inPool", () => {
     expect(r[0]).toEqual({ status: "fulfilled", value: 2 });
   });
 });
+
+describe("new folder names", async () => {
+  const { folderError } = await import("../pages/BucketBrowser");
+  it("refuse empty and dot parts", () => {
+    expect(folderError("photos")).toBeNull();
+    expect(folderError("photos/2024/")).toBeNull();
+    expect(folderError("  ")).toMatch(/name/);
+    expect(folderError("a//b")).toMatch(/empty/);
+    expect(folderError("../x")).toMatch(/\.\./);
+  });
+});

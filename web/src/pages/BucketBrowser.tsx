@@ -37,6 +37,14 @@ interface Upload {
 }
 
 let uploadSeq = 0;
+
+/** Why a folder name is refused, or null. */
+export function folderError(name: string): string | null {
+  const n = name.trim().replace(/\/+$/, "");
+  if (!n) return "Give the folder a name";
+  if (n.split("/").some((seg) => seg === "" || seg === "." || seg === "..")) return "No empty, . or .. parts";
+  return null;
+}
 const PAGE = 200;
 
 export function BucketPage({ params }: { params: Record<string, string> }) {
@@ -64,6 +72,7 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
   const [dragging, setDragging] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [details, setDetails] = useState<ObjectEntry | null>(null);
+  const [folder, setFolder] = useState<string | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
   const readOnly = s.readOnly;
   const refresh = () => {
@@ -138,6 +147,9 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
           <>
             <ActionButton reason={uploadReason} onClick={() => fileInput.current?.click()}>
               Upload files
+            </ActionButton>
+            <ActionButton className="secondary" reason={uploadReason} onClick={() => setFolder("")}>
+              New folder
             </ActionButton>
             <ActionButton
               className="danger"
@@ -346,6 +358,34 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
           onConfirm={deleteSelected}
           onClose={() => setConfirmDelete(false)}
         />
+      )}
+      {folder !== null && (
+        <Modal title="New folder" onClose={() => setFolder(null)}>
+          <form
+            className="stack"
+            onSubmit={(e) => {
+              e.preventDefault();
+              const next = folderError(folder) ? null : normalizePrefix(prefix + folder.trim());
+              if (!next) return;
+              setFolder(null);
+              go(next);
+            }}
+          >
+            <label>
+              Folder name
+              <input required value={folder} aria-invalid={Boolean(folder && folderError(folder))} onChange={(e) => setFolder(e.target.value)} />
+              {folder && folderError(folder) && <span className="field-error">{folderError(folder)}</span>}
+            </label>
+            <p className="muted small">
+              Folders are key prefixes: this one exists once you upload a file into it (as <code>{prefix + (folder.trim() || "name")}/…</code>).
+            </p>
+            <div className="row end">
+              <button type="submit" disabled={!folder.trim() || Boolean(folderError(folder))}>
+                Open folder
+              </button>
+            </div>
+          </form>
+        </Modal>
       )}
       {details && <ObjectDetails bucket={name} object={details} onClose={() => setDetails(null)} />}
     </>
