@@ -542,6 +542,7 @@ async function main() {
     await page.reload();
     await page.locator("tr", { hasText: bucket }).getByRole("cell", { name: "1", exact: true }).waitFor();
     await shot(page, "buckets");
+    await bucketBrowser(page, bucket);
     // An S3 key: the secret once, with its access key id.
     await page.goto(`${server.url}/s3-keys`);
     await page.getByRole("button", { name: "Create S3 key" }).click();
@@ -717,6 +718,89 @@ function removeNetworks(table) {
     if (r.priority === priority && mark !== undefined && ((mark & 0xff000000) >>> 0) === prefix) {
       quiet("ip", ["-4", "rule", "del", "priority", String(priority), "fwmark", r.fwmark, ...(r.table ? ["table", String(r.table)] : [])]);
     }
+  }
+}
+
+/** The bucket browser: uploads (file picker and drop), folders, metadata, download, delete, a viewer. */
+async function bucketBrowser(page, bucket) {
+  await page.goto(`${server.url}/buckets`);
+  await page.getByRole("link", { name: bucket }).click();
+  await page.waitForURL(`${server.url}/buckets/${bucket}`);
+  await page.locator('tr[data-prefix="docs/"]').waitFor();
+  // Upload through the file picker: the progress bar finishes and the object is listed.
+  const one = Buffer.from(`first file ${Date.now()}\n`);
+  await page.getByTestId("upload-input").setInputFiles({ name: "one.txt", mimeType: "text/plain", buffer: one });
+  await page.locator('li[data-upload="one.txt"][data-state="done"]').waitFor();
+  assert((await page.getByRole("progressbar", { name: "Upload of one.txt" }).getAttribute("value")) === "1", "the progress bar did not finish");
+  await page.locator('tr[data-object="one.txt"]').waitFor();
+  await page.getByText("Uploaded one.txt").waitFor();
+  // Upload by dropping a file on the page.
+  const dt = await page.evaluateHandle(() => {
+    const d = new DataTransfer();
+    d.items.add(new File(["dropped bytes"], "two.txt", { type: "text/plain" }));
+    return d;
+  });
+  await page.getByTestId("dropzone").dispatchEvent("dragover", { dataTransfer: dt });
+  await page.getByTestId("dropzone").dispatchEvent("drop", { dataTransfer: dt });
+  await page.locator('li[data-upload="two.txt"][data-state="done"]').waitFor();
+  await page.locator('tr[data-object="two.txt"]').waitFor();
+  await shot(page, "bucket-browser");
+  // A folder: open dir/ (new, empty) and upload x.txt into it, making dir/x.txt.
+  await page.getByRole("button", { name: "New folder" }).click();
+  await page.getByLabel("Folder name").fill("dir");
+  await page.getByRole("button", { name: "Open folder" }).click();
+  await page.getByText("Nothing in dir/").waitFor();
+  const x = Buffer.from(`x in dir ${Date.now()} \u00e9\n`);
+  await page.getByTestId("upload-input").setInputFiles({ name: "x.txt", mimeType: "text/plain", buffer: x });
+  await page.locator('li[data-upload="dir/x.txt"][data-state="done"]').waitFor();
+  await page.locator('tr[data-object="dir/x.txt"]').waitFor();
+  // Back to the top through the breadcrumb, then into the folder by clicking it.
+  await page.getByRole("navigation", { name: "Folder" }).getByRole("link", { name: `${bucket}/` }).click();
+  await page.locator('tr[data-prefix="dir/"]').getByRole("link").click();
+  await page.waitForURL(/prefix=dir%2F/);
+  await page.locator('tr[data-object="dir/x.txt"]').waitFor();
+  await page.getByRole("navigation", { name: "Folder" }).getByText("dir/").waitFor();
+  // Its metadata, from a HEAD request.
+  await page.getByRole("button", { name: "Metadata of x.txt" }).click();
+  const meta = page.getByTestId("object-metadata");
+  await meta.getByText("Content-Length").waitFor();
+  const metaText = await meta.textContent();
+  assert(metaText.includes("text/plain") && metaText.includes(String(x.length)) && metaText.includes("ETag"), `metadata: ${metaText}`);
+  await shot(page, "bucket-object-metadata");
+  await page.keyboard.press("Escape");
+  // Download by clicking; the bytes are the ones uploaded.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download x.txt" }).click()]);
+  const got = readFileSync(await download.path());
+  assert(Buffer.compare(got, x) === 0, `downloaded ${got.length} bytes that differ from the ${x.length} uploaded`);
+  assert(download.suggestedFilename() === "x.txt", `suggested name ${download.suggestedFilename()}`);
+  // Up, select two objects and delete them (after a confirmation).
+  await page.getByRole("button", { name: "Up one folder" }).click();
+  await page.locator('tr[data-object="one.txt"]').waitFor();
+  await page.getByLabel("Select one.txt").check();
+  await page.getByLabel("Select two.txt").check();
+  await page.getByRole("button", { name: "Delete selected (2)" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await page.getByText("Deleted 2 objects").waitFor();
+  await page.locator('tr[data-object="one.txt"]').waitFor({ state: "detached" });
+  await page.locator('tr[data-object="two.txt"]').waitFor({ state: "detached" });
+  await page.locator('tr[data-prefix="dir/"]').waitFor();
+  await shot(page, "bucket-browser-after-delete");
+  // A viewer sees the objects, with upload and delete disabled and the reason given.
+  const vctx = await browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: "dark", isMobile: true, hasTouch: true });
+  const vpage = await vctx.newPage();
+  try {
+    await login(vpage, "e2e-viewer", "viewer-password-1", `/buckets/${bucket}`);
+    await vpage.waitForURL(`${server.url}/buckets/${bucket}`);
+    await vpage.locator('tr[data-prefix="dir/"]').waitFor();
+    for (const name of ["Upload files", "New folder", /^Delete selected/]) {
+      const b = vpage.getByRole("button", { name });
+      assert(await b.isDisabled(), `${name} is enabled for a viewer`);
+      assert(((await b.getAttribute("title")) ?? "").includes("viewer"), `${name} gives no reason`);
+    }
+    assert(await vpage.getByTestId("upload-input").isDisabled(), "the file input is enabled for a viewer");
+    await shot(vpage, "viewer-bucket-browser-phone");
+  } finally {
+    await vctx.close();
   }
 }
 
