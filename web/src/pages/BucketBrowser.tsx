@@ -289,7 +289,9 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
                     <td className="check" />
                     <td colSpan={5}>
                       <Link to={`/buckets/${encodeURIComponent(name)}?prefix=${encodeURIComponent(p)}`} className="folder">
-                        <span aria-hidden="true">📁 </span>
+                        <svg className="foldericon" aria-hidden="true" viewBox="0 0 16 16" width="16" height="16">
+                          <path d="M1.5 3h4.2l1.5 1.5h7.3v8.5h-13z" fill="currentColor" opacity="0.85" />
+                        </svg>
                         {displayName(p, prefix)}
                       </Link>
                     </td>
