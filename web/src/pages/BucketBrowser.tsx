@@ -74,6 +74,7 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
   const [details, setDetails] = useState<ObjectEntry | null>(null);
   const [folder, setFolder] = useState<string | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
+  const aborts = useRef(new Map<number, () => void>());
   const readOnly = s.readOnly;
   const refresh = () => {
     void qc.invalidateQueries({ queryKey: ["objects", name] });
@@ -103,12 +104,17 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
       async ([file, up]) => {
         set(up.id, { state: "uploading" });
         try {
-          await putObject(name, up.key, file, (p) => set(up.id, { progress: p })).done;
+          const put = putObject(name, up.key, file, (p) => set(up.id, { progress: p }));
+          aborts.current.set(up.id, put.abort);
+          await put.done;
           set(up.id, { state: "done", progress: 1 });
         } catch (e) {
-          set(up.id, { state: "failed", error: e instanceof Error ? e.message : String(e) });
-          toast.error(e, `Upload of ${up.key} failed`);
+          const cancelled = e instanceof DOMException && e.name === "AbortError";
+          set(up.id, { state: "failed", error: cancelled ? "cancelled" : e instanceof Error ? e.message : String(e) });
+          if (!cancelled) toast.error(e, `Upload of ${up.key} failed`);
           throw e;
+        } finally {
+          aborts.current.delete(up.id);
         }
       },
     );
@@ -229,7 +235,12 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
                 <li key={u.id} data-upload={u.key} data-state={u.state}>
                   <div className="row between">
                     <span className="objkey">{u.key}</span>
-                    <span className="muted small">
+                    <span className="muted small row">
+                      {u.state === "uploading" && (
+                        <button type="button" className="ghost small" onClick={() => aborts.current.get(u.id)?.()} aria-label={`Cancel upload of ${u.key}`}>
+                          Cancel
+                        </button>
+                      )}
                       {u.state === "failed" ? <span className="field-error">{u.error}</span> : u.state === "done" ? "done" : `${Math.round(u.progress * 100)}% of ${formatBytes(u.size)}`}
                     </span>
                   </div>
