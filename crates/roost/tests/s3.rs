@@ -529,3 +529,134 @@ async fn virtual_host_style_static_site() {
     let (status, _) = curl_status(&[&format!("{}/site/index.html", s3_url(&server))]);
     assert_eq!(status, 200);
 }
+
+/// The REST object routes the console's bucket browser uses: they go through the S3
+/// endpoint with the caller's rights.
+#[tokio::test]
+async fn rest_object_routes_list_upload_download_delete() {
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into()]);
+    let server = TestServer::start_with(opts);
+    let admin = server.admin().await;
+    admin
+        .create_bucket(&roost_api::buckets::CreateBucketRequest {
+            name: "browse".into(),
+            project: None,
+            public_read: None,
+        })
+        .await
+        .unwrap();
+    let http = common::http();
+    let token = admin.token().unwrap().to_string();
+    let base = format!("{}/v1/buckets/browse/objects", server.url);
+    for (key, body) in [("a.txt", "first"), ("dir/b c.txt", "second"), ("dir/sub/ü.txt", "third")] {
+        let url = format!("{base}/{}", key.split('/').map(|s| urlencode(s)).collect::<Vec<_>>().join("/"));
+        let resp = http
+            .put(url)
+            .bearer_auth(&token)
+            .header("content-type", "text/plain")
+            .header("x-amz-meta-owner", "tests")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201, "{key}");
+        let put: roost_api::buckets::PutObjectResult = resp.json().await.unwrap();
+        assert_eq!(put.key, key);
+        assert_eq!(put.etag, format!("\"{:x}\"", md5_of(body.as_bytes())));
+    }
+    // One level at a time, folders as prefixes.
+    let list: roost_api::buckets::ObjectList =
+        http.get(format!("{base}?delimiter=/")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list.prefixes, vec!["dir/".to_string()]);
+    assert_eq!(list.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), vec!["a.txt"]);
+    let list: roost_api::buckets::ObjectList = http
+        .get(format!("{base}?delimiter=/&prefix=dir/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.prefixes, vec!["dir/sub/".to_string()]);
+    assert_eq!(list.objects[0].key, "dir/b c.txt");
+    assert_eq!(list.objects[0].size, 6);
+    // Paging.
+    let page: roost_api::buckets::ObjectList =
+        http.get(format!("{base}?limit=1")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page.objects.len(), 1);
+    let cursor = page.next_cursor.expect("a cursor");
+    let next: roost_api::buckets::ObjectList = http
+        .get(format!("{base}?limit=5&cursor={}", urlencode(&cursor)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next.objects.len(), 2);
+    // Download (as an attachment on request) and metadata.
+    let url = format!("{base}/dir/sub/{}", urlencode("ü.txt"));
+    let resp = http.get(format!("{url}?download=1")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert_eq!(resp.text().await.unwrap(), "third");
+    let head = http.head(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(head.headers()["content-type"], "text/plain");
+    assert_eq!(head.headers()["x-amz-meta-owner"], "tests");
+    assert_eq!(head.headers()["content-length"], "5");
+    let ranged = http.get(&url).bearer_auth(&token).header("range", "bytes=1-2").send().await.unwrap();
+    assert_eq!(ranged.status().as_u16(), 206);
+    assert_eq!(ranged.text().await.unwrap(), "hi");
+    // Errors in the API's shape.
+    let missing = http.get(format!("{base}/nope.txt")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    // Another project's user sees nothing; a viewer may read but not write.
+    let bob = outsider(&server, &admin).await;
+    let resp = http.get(&base).bearer_auth(bob.token().unwrap()).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    admin.set_member("default", "bob", Role::Viewer).await.unwrap();
+    let resp = http.get(&url).bearer_auth(bob.token().unwrap()).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = http.put(format!("{base}/x.txt")).bearer_auth(bob.token().unwrap()).body("x").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    // Delete, audited.
+    let resp = http.delete(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(http.get(&url).bearer_auth(&token).send().await.unwrap().status().as_u16(), 404);
+    let audit = admin.list_audit(&Default::default()).await.unwrap();
+    assert!(audit.items.iter().any(|e| e.action == "bucket.object.delete"), "audited");
+    assert!(audit.items.iter().any(|e| e.action == "bucket.object.put"), "audited");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn md5_of(data: &[u8]) -> u128 {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(data)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    u128::from_str_radix(stdout(&out).split_whitespace().next().unwrap(), 16).unwrap()
+}
