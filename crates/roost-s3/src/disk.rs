@@ -67,7 +67,8 @@ impl ObjectFile {
             std::fs::read_dir(path)?.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).collect();
         numbers.sort_unstable();
         if numbers.iter().enumerate().any(|(i, n)| *n as usize != i + 1) {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "a multipart object's part files are not 1..N"));
+            // Only a delete in progress leaves gaps: the caller looks again, as for a file gone.
+            return Err(io::Error::new(io::ErrorKind::NotFound, "a multipart object's part files are not 1..N"));
         }
         let mut segments = VecDeque::with_capacity(numbers.len());
         for (i, n) in numbers.into_iter().enumerate() {
