@@ -105,3 +105,45 @@ pub struct PresignedUrl {
     pub method: PresignMethod,
     pub expires_at: DateTime<Utc>,
 }
+
+/// `GET /v1/buckets/{id}/objects`: one level of a bucket, S3's ListObjectsV2 as JSON.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ObjectListParams {
+    /// Only keys starting with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Group keys by this (usually `/`): what lies below comes back as `prefixes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// At most this many keys and prefixes (1-1000, default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ObjectEntry {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ObjectList {
+    /// The "folders" under the prefix (with `delimiter`).
+    pub prefixes: Vec<String>,
+    pub objects: Vec<ObjectEntry>,
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+/// What `PUT /v1/buckets/{id}/objects/{key}` stored.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PutObjectResult {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+}

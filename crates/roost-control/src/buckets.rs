@@ -446,6 +446,63 @@ impl Control {
     }
 }
 
+impl Control {
+    /// A one-minute presigned URL on this server's own S3 listener, for the REST object
+    /// routes (the console's bucket browser): the request then runs through the S3
+    /// endpoint with exactly the caller's rights (their `presign` key), so versioning,
+    /// quotas and policies behave as for any S3 client.
+    pub async fn object_url(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        bucket: &str,
+        method: &str,
+        key: &str,
+        query: &[(&str, &str)],
+    ) -> Result<String> {
+        let write = !matches!(method, "GET" | "HEAD");
+        if write {
+            p.require_scope(Scope::Write)?;
+        }
+        if key.len() > 1024 {
+            return Err(Error::invalid("object keys are at most 1024 bytes"));
+        }
+        let row = self.bucket_row(p, bucket).await?;
+        let access = self.project_access(p, &row.bucket.project_id).await?;
+        if write {
+            access.require_write()?;
+        }
+        let endpoint =
+            self.settings().s3_local.clone().ok_or_else(|| {
+                Error::new(roost_api::ErrorCode::Unavailable, "the S3 endpoint is off (--s3-listen off)")
+            })?;
+        let keys = self.store().s3_keys_of(&p.user_id).await?;
+        let (id, secret) =
+            match keys.into_iter().find(|k| k.description.as_deref() == Some(PRESIGN_KEY) && k.read_only == 0) {
+                Some(k) => {
+                    let secret = self.master_key()?.open(&k.id, &k.secret_enc)?;
+                    (k.id, secret)
+                }
+                None => {
+                    let created = self.insert_s3_key(ctx, p, Some(PRESIGN_KEY.into()), Vec::new(), false).await?;
+                    (created.key.id, created.secret)
+                }
+            };
+        crate::presign::presign_url_with_query(
+            &endpoint,
+            &self.settings().s3_region,
+            &id,
+            &secret,
+            method,
+            &row.bucket.name,
+            key,
+            query,
+            chrono::Utc::now(),
+            60,
+        )
+    }
+}
+
 /// A bucket policy that lets anyone GET objects (what `public_read` sets).
 pub fn public_read_policy(bucket: &str) -> String {
     serde_json::json!({

@@ -51,6 +51,9 @@ pub struct ControlSettings {
     pub s3_endpoint: Option<String>,
     /// The region S3 clients sign for.
     pub s3_region: String,
+    /// Where this server's S3 listener answers on loopback (`http://127.0.0.1:7701`), for
+    /// the REST object routes, which go through it with the caller's rights.
+    pub s3_local: Option<String>,
 }
 
 /// Who is asking, from where: carried into audit entries.

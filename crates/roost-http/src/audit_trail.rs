@@ -61,6 +61,11 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("PUT", "/v1/instances/{id}/security-groups", "instance.security_groups", "instance"),
     ("POST", "/v1/instances/{id}/ports", "port_forward.create", "port_forward"),
     ("DELETE", "/v1/instances/{id}/ports/{port}", "port_forward.delete", "port_forward"),
+    // Documented as `{key}`, mounted as `{*key}`.
+    ("PUT", "/v1/buckets/{id}/objects/{key}", "bucket.object.put", "bucket"),
+    ("PUT", "/v1/buckets/{id}/objects/{*key}", "bucket.object.put", "bucket"),
+    ("DELETE", "/v1/buckets/{id}/objects/{key}", "bucket.object.delete", "bucket"),
+    ("DELETE", "/v1/buckets/{id}/objects/{*key}", "bucket.object.delete", "bucket"),
     ("POST", "/v1/networks", "network.create", "network"),
     ("DELETE", "/v1/networks/{id}", "network.delete", "network"),
     ("POST", "/v1/networks/{id}/peers", "network.peer", "network"),
@@ -81,6 +86,7 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
 pub fn is_upload(method: &str, path: &str) -> bool {
     (method == "POST" && path == "/v1/images/import")
         || (method == "PUT" && path.starts_with("/v1/instances/") && path.ends_with("/files"))
+        || (method == "PUT" && path.starts_with("/v1/buckets/") && path.contains("/objects/"))
 }
 
 /// The action name and resource type of a mutating route, if it is one.

@@ -27,6 +27,12 @@ pub struct AppState {
 /// The whole application: API, health, metrics, console, with the middleware stack.
 pub fn app(state: AppState) -> Router {
     let (api, _) = openapi::api_router().split_for_parts();
+    // Object keys contain slashes: documented as `{key}` (OpenAPI has no catch-all
+    // parameters), mounted as a catch-all.
+    let api = api.route(
+        "/v1/buckets/{id}/objects/{*key}",
+        axum::routing::get(routes::objects::get).put(routes::objects::put).delete(routes::objects::delete),
+    );
     api.route_layer(axum::middleware::from_fn_with_state(state.clone(), audit_trail::layer))
         // Outside the audit layer: a replay changes nothing and is not audited again.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))

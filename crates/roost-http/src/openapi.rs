@@ -10,8 +10,8 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::routes::{
-    audit, auth, buckets, events, health, images, instances, networks, operations, projects, s3_keys, system, tokens,
-    users,
+    audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys, system,
+    tokens, users,
 };
 
 #[derive(OpenApi)]
@@ -24,6 +24,8 @@ use crate::routes::{
                        lists take `limit`, `cursor`, `sort` and return `{\"items\", \"next_cursor\"}`.",
         license(name = "Apache-2.0")
     ),
+    // Documented here, mounted in `app()` with a catch-all key (keys contain slashes).
+    paths(objects::get, objects::put, objects::delete),
     modifiers(&Security),
     security(("bearer" = []), ("session_cookie" = [])),
     tags(
@@ -122,6 +124,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(buckets::list, buckets::create))
         .routes(routes!(buckets::get, buckets::delete))
         .routes(routes!(buckets::presign))
+        .routes(routes!(objects::list))
         .routes(routes!(s3_keys::list, s3_keys::create))
         .routes(routes!(s3_keys::get, s3_keys::delete))
         .routes(routes!(operations::list))

@@ -4,7 +4,13 @@
 //! then renamed into place; only after that does the store row that names it commit, so a
 //! crash never exposes a partial object. Parts of multipart uploads live in
 //! `objects/<bucket-id>/uploads/<upload-id>/<part-number>`.
+//!
+//! A completed multipart upload is not copied: its object is a *directory*
+//! `objects/<bucket-id>/<file-id>/` holding hard links `1`..`N` to the listed part files,
+//! in object order. The directory is built under `tmp/`, fsynced and renamed into place
+//! like a file, so it is the object's manifest: the part sizes are the files' sizes.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -26,6 +32,116 @@ pub struct Written {
     pub tmp: PathBuf,
     pub size: u64,
     pub md5: [u8; 16],
+}
+
+/// An object's data opened for reading: one file, or the part files of a multipart
+/// object in order. Files are opened up front (at most [`OPEN_AHEAD`] of them), so a
+/// concurrent replace or delete cannot cut a response short.
+#[derive(Debug)]
+pub struct ObjectFile {
+    segments: VecDeque<Segment>,
+}
+
+#[derive(Debug)]
+struct Segment {
+    path: PathBuf,
+    size: u64,
+    file: Option<std::fs::File>,
+}
+
+/// Part files opened when a multipart object is opened; later ones are opened when reached.
+const OPEN_AHEAD: usize = 256;
+
+impl ObjectFile {
+    /// Opens an object's file or part directory (blocking).
+    fn open_blocking(path: &Path) -> io::Result<ObjectFile> {
+        let meta = std::fs::metadata(path)?;
+        if !meta.is_dir() {
+            let file = std::fs::File::open(path)?;
+            let size = file.metadata()?.len();
+            return Ok(ObjectFile {
+                segments: VecDeque::from([Segment { path: path.to_path_buf(), size, file: Some(file) }]),
+            });
+        }
+        let mut numbers: Vec<u32> =
+            std::fs::read_dir(path)?.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).collect();
+        numbers.sort_unstable();
+        if numbers.iter().enumerate().any(|(i, n)| *n as usize != i + 1) {
+            // Only a delete in progress leaves gaps: the caller looks again, as for a file gone.
+            return Err(io::Error::new(io::ErrorKind::NotFound, "a multipart object's part files are not 1..N"));
+        }
+        let mut segments = VecDeque::with_capacity(numbers.len());
+        for (i, n) in numbers.into_iter().enumerate() {
+            let part = path.join(n.to_string());
+            let (size, file) = if i < OPEN_AHEAD {
+                let file = std::fs::File::open(&part)?;
+                (file.metadata()?.len(), Some(file))
+            } else {
+                (std::fs::metadata(&part)?.len(), None)
+            };
+            segments.push_back(Segment { path: part, size, file });
+        }
+        Ok(ObjectFile { segments })
+    }
+
+    /// The number of bytes on disk.
+    pub fn size(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
+    /// A reader of `len` bytes from `offset`, across part boundaries.
+    fn into_reader(mut self, mut offset: u64, len: u64) -> RangeReader {
+        while let Some(first) = self.segments.front() {
+            if offset < first.size {
+                break;
+            }
+            offset -= first.size;
+            self.segments.pop_front();
+        }
+        RangeReader { segments: self.segments, pos: offset, left: len, positioned: false }
+    }
+}
+
+/// Reads a byte range of an [`ObjectFile`], one segment after the other.
+struct RangeReader {
+    segments: VecDeque<Segment>,
+    /// The position inside the first segment.
+    pos: u64,
+    left: u64,
+    positioned: bool,
+}
+
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.left == 0 || buf.is_empty() {
+                return Ok(0);
+            }
+            let Some(seg) = self.segments.front_mut() else { return Ok(0) };
+            if self.pos >= seg.size {
+                self.segments.pop_front();
+                self.pos = 0;
+                self.positioned = false;
+                continue;
+            }
+            if seg.file.is_none() {
+                seg.file = Some(std::fs::File::open(&seg.path)?);
+            }
+            let file = seg.file.as_mut().expect("opened above");
+            if !self.positioned {
+                file.seek(io::SeekFrom::Start(self.pos))?;
+                self.positioned = true;
+            }
+            let want = (buf.len() as u64).min(seg.size - self.pos).min(self.left) as usize;
+            let n = file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "object file is shorter than recorded"));
+            }
+            self.pos += n as u64;
+            self.left -= n as u64;
+            return Ok(n);
+        }
+    }
 }
 
 /// Why a streamed write failed: the client's body, or the disk.
@@ -158,16 +274,15 @@ impl Disk {
         }
     }
 
-    /// Copies `len` bytes from `offset` of `src` into a new temp file (fsynced), hashing them.
-    pub async fn copy_range(&self, bucket_id: &str, src: PathBuf, offset: u64, len: u64) -> io::Result<Written> {
+    /// Copies `len` bytes from `offset` of an opened object (a single file or the parts of
+    /// a multipart object) into a new temp file (fsynced), hashing them.
+    pub async fn copy_range(&self, bucket_id: &str, src: ObjectFile, offset: u64, len: u64) -> io::Result<Written> {
         let disk = self.clone();
         let bucket = bucket_id.to_string();
         tokio::task::spawn_blocking(move || {
             let tmp = disk.new_tmp(&bucket)?;
             let result = (|| {
-                let mut input = std::fs::File::open(&src)?;
-                input.seek(io::SeekFrom::Start(offset))?;
-                let mut input = input.take(len);
+                let mut input = src.into_reader(offset, len);
                 let mut out = std::fs::File::create(&tmp)?;
                 let mut md5 = Md5::new();
                 let mut buf = vec![0u8; CHUNK];
@@ -193,25 +308,27 @@ impl Disk {
         .map_err(io::Error::other)?
     }
 
-    /// Concatenates part files into a new temp file (fsynced); `copy_file_range` moves the
-    /// bytes inside the kernel.
-    pub async fn concat(&self, bucket_id: &str, parts: Vec<PathBuf>) -> io::Result<Written> {
+    /// Makes a multipart object's directory from its part files without copying a byte:
+    /// `tmp/<id>/1..N` are hard links to `parts` (in object order), the directory is
+    /// fsynced, and [`Disk::install`] renames it into place like a file. The upload's own
+    /// files are untouched, so a crash before the store commits leaves the upload whole.
+    pub async fn assemble(&self, bucket_id: &str, parts: Vec<PathBuf>) -> io::Result<Written> {
         let disk = self.clone();
         let bucket = bucket_id.to_string();
         tokio::task::spawn_blocking(move || {
             let tmp = disk.new_tmp(&bucket)?;
             let result = (|| {
-                let mut out = std::fs::File::create(&tmp)?;
+                std::fs::create_dir(&tmp)?;
                 let mut size = 0u64;
-                for part in &parts {
-                    let mut input = std::fs::File::open(part)?;
-                    size += io::copy(&mut input, &mut out)?;
+                for (i, part) in parts.iter().enumerate() {
+                    size += std::fs::metadata(part)?.len();
+                    std::fs::hard_link(part, tmp.join((i + 1).to_string()))?;
                 }
-                out.sync_all()?;
+                std::fs::File::open(&tmp)?.sync_all()?;
                 Ok(Written { tmp: tmp.clone(), size, md5: [0; 16] })
             })();
             if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
+                let _ = std::fs::remove_dir_all(&tmp);
             }
             result
         })
@@ -236,24 +353,24 @@ impl Disk {
         .map_err(io::Error::other)?
     }
 
-    /// A byte range of a file as a stream of chunks read by a blocking thread.
-    /// Opens an object's file (a replaced or deleted object's file may be gone: NotFound).
-    pub async fn open(&self, path: PathBuf) -> io::Result<std::fs::File> {
-        tokio::task::spawn_blocking(move || std::fs::File::open(path)).await.map_err(io::Error::other)?
+    /// Opens an object's file or part directory (a replaced or deleted object's data may be
+    /// gone: NotFound).
+    pub async fn open(&self, path: PathBuf) -> io::Result<ObjectFile> {
+        tokio::task::spawn_blocking(move || ObjectFile::open_blocking(&path)).await.map_err(io::Error::other)?
     }
 
-    /// A byte range of an opened file as a stream of chunks read by a blocking thread
+    /// A byte range of an opened object as a stream of chunks read by a blocking thread
     /// (opened first, so a concurrent replace or delete cannot cut the response short).
     pub fn read_range(
         &self,
-        mut file: std::fs::File,
+        file: ObjectFile,
         offset: u64,
         len: u64,
     ) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static {
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
         tokio::task::spawn_blocking(move || {
+            let mut file = file.into_reader(offset, len);
             let mut run = || -> io::Result<()> {
-                file.seek(io::SeekFrom::Start(offset))?;
                 let mut left = len;
                 while left > 0 {
                     let want = left.min(CHUNK as u64) as usize;
@@ -280,9 +397,18 @@ impl Disk {
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
     }
 
-    /// Removes a file, ignoring one that is already gone.
+    /// Removes an object's file or part directory, ignoring one that is already gone.
     pub async fn remove(&self, path: PathBuf) {
-        if let Err(e) = tokio::fs::remove_file(&path).await
+        let result = match tokio::fs::remove_file(&path).await {
+            Err(e)
+                if e.kind() != io::ErrorKind::NotFound
+                    && tokio::fs::symlink_metadata(&path).await.is_ok_and(|m| m.is_dir()) =>
+            {
+                tokio::fs::remove_dir_all(&path).await
+            }
+            other => other,
+        };
+        if let Err(e) = result
             && e.kind() != io::ErrorKind::NotFound
         {
             tracing::warn!(path = %path.display(), error = %e, "cannot remove an object file (the collector retries)");
@@ -295,5 +421,50 @@ impl Disk {
         {
             tracing::warn!(path = %path.display(), error = %e, "cannot remove a directory (the collector retries)");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A multipart object's directory reads as one byte string, by any range.
+    #[tokio::test]
+    async fn assembled_parts_read_across_boundaries() {
+        let root = tempfile::tempdir().unwrap();
+        let disk = Disk::new(root.path().to_path_buf());
+        let uploads = disk.upload_dir("b", "u");
+        std::fs::create_dir_all(&uploads).unwrap();
+        let sizes = [5usize, 1, 7, 3];
+        let mut whole = Vec::new();
+        let mut paths = Vec::new();
+        for (i, n) in sizes.iter().enumerate() {
+            let data: Vec<u8> = (0..*n).map(|j| (i * 16 + j) as u8).collect();
+            whole.extend_from_slice(&data);
+            let p = uploads.join((i * 3 + 2).to_string());
+            std::fs::write(&p, &data).unwrap();
+            paths.push(p);
+        }
+        let written = disk.assemble("b", paths).await.unwrap();
+        assert_eq!(written.size, whole.len() as u64);
+        let target = disk.object_path("b", "obj");
+        disk.install(&written, target.clone()).await.unwrap();
+        // The upload can go: the object holds its own links.
+        std::fs::remove_dir_all(&uploads).unwrap();
+        for start in 0..whole.len() {
+            for end in start..=whole.len() {
+                let file = disk.open(target.clone()).await.unwrap();
+                assert_eq!(file.size(), whole.len() as u64);
+                let mut got = Vec::new();
+                file.into_reader(start as u64, (end - start) as u64).read_to_end(&mut got).unwrap();
+                assert_eq!(got, whole[start..end], "{start}..{end}");
+            }
+        }
+        let file = disk.open(target.clone()).await.unwrap();
+        let copied = disk.copy_range("b", file, 4, 6).await.unwrap();
+        assert_eq!(std::fs::read(&copied.tmp).unwrap(), whole[4..10]);
+        assert_eq!(copied.md5, <[u8; 16]>::from(Md5::digest(&whole[4..10])));
+        disk.remove(target.clone()).await;
+        assert!(!target.exists());
     }
 }

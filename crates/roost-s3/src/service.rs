@@ -904,8 +904,8 @@ impl S3 for RoostS3 {
         } else {
             StoredHeaders::parse(src.headers.as_deref())
         };
-        let path = self.disk.object_path(&src_bucket.id, &src.file_id);
-        let written = self.disk.copy_range(&bucket.id, path, 0, src.size as u64).await.map_err(internal)?;
+        let file = self.disk.open(self.disk.object_path(&src_bucket.id, &src.file_id)).await.map_err(internal)?;
+        let written = self.disk.copy_range(&bucket.id, file, 0, src.size as u64).await.map_err(internal)?;
         // A copy is one simple object: its ETag is the MD5 of its bytes.
         let etag = etag_of(&written.md5);
         let row = self.commit_object(&bucket, &input.key, &written, etag.clone(), &headers, None).await?;
@@ -1093,8 +1093,8 @@ impl S3 for RoostS3 {
             }
             None => (0, size),
         };
-        let path = self.disk.object_path(&src_bucket.id, &src.file_id);
-        let written = self.disk.copy_range(&bucket.id, path, offset, len).await.map_err(internal)?;
+        let file = self.disk.open(self.disk.object_path(&src_bucket.id, &src.file_id)).await.map_err(internal)?;
+        let written = self.disk.copy_range(&bucket.id, file, offset, len).await.map_err(internal)?;
         let etag = self.record_part(&bucket, &upload, input.part_number, &written).await?;
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
@@ -1252,7 +1252,9 @@ impl S3 for RoostS3 {
             files.push(self.disk.part_path(&bucket.id, &upload.id, number));
             md5s.extend(hex::decode(&row.etag).map_err(internal)?);
         }
-        let written = self.disk.concat(&bucket.id, files).await.map_err(internal)?;
+        // No bytes move: the object becomes a directory of hard links to its parts (see
+        // `disk`); the upload's directory, with any parts not listed, goes after the commit.
+        let written = self.disk.assemble(&bucket.id, files).await.map_err(internal)?;
         let etag = format!("{}-{count}", hex::encode(<md5::Md5 as md5::Digest>::digest(&md5s)));
         let headers = StoredHeaders::parse(upload.headers.as_deref());
         let file_id = new_file_id();

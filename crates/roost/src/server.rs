@@ -61,6 +61,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             mutations_per_minute: settings.mutation_rate_per_minute,
             audit_retention: settings.audit_retention,
             s3_endpoint: s3_endpoint.clone(),
+            s3_local: s3_addr.map(|a| {
+                let ip = if a.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { a.ip() };
+                format!("http://{}", std::net::SocketAddr::new(ip, a.port()))
+            }),
             s3_region: settings.s3_region.clone(),
         },
         shutdown.clone(),

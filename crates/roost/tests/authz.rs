@@ -480,6 +480,26 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
         ("POST", "/v1/buckets/{id}/presign") => {
             (case("/v1/buckets/photos-a/presign", Some(json!({"key": "a/b.txt"}))), [401, 200, 200, 200, 404, 401, 403])
         }
+        ("GET", "/v1/buckets/{id}/objects") => (case("/v1/buckets/photos-a/objects?delimiter=/", None), MEMBER_READ),
+        ("GET", "/v1/buckets/{id}/objects/{key}") => {
+            let http = common::http();
+            let url = format!("{}/v1/buckets/photos-a/objects/dir/readme.txt", w.server.url);
+            let put = http.put(url).bearer_auth(w.admin.token().unwrap()).body("hi").send().await.unwrap();
+            assert_eq!(put.status().as_u16(), 201);
+            (case("/v1/buckets/photos-a/objects/dir/readme.txt", None), MEMBER_READ)
+        }
+        ("PUT", "/v1/buckets/{id}/objects/{key}") => (
+            case(format!("/v1/buckets/photos-a/objects/up/{}.txt", w.fresh("obj")), None).with_raw(b"data".to_vec()),
+            [401, 403, 201, 201, 404, 401, 403],
+        ),
+        ("DELETE", "/v1/buckets/{id}/objects/{key}") => {
+            let key = format!("gone/{}.txt", w.fresh("obj"));
+            let http = common::http();
+            let url = format!("{}/v1/buckets/photos-a/objects/{key}", w.server.url);
+            let put = http.put(url).bearer_auth(w.admin.token().unwrap()).body("x").send().await.unwrap();
+            assert_eq!(put.status().as_u16(), 201);
+            (case(format!("/v1/buckets/photos-a/objects/{key}"), None), [401, 403, 204, 204, 404, 401, 403])
+        }
         ("GET", "/v1/s3-keys") => (case(route, None), ANY_USER),
         ("POST", "/v1/s3-keys") => (case(route, Some(json!({}))), [401, 201, 201, 201, 201, 401, 403]),
         ("GET", "/v1/s3-keys/{id}") => {

@@ -97,6 +97,7 @@ async fn boto3_drives_every_operation() {
         .env("OTHER_KEY_ID", &other.key.id)
         .env("OTHER_SECRET", &other.secret)
         .env("LIFECYCLE_DAY_SECONDS", "2")
+        .env("OBJECTS_DIR", server.data_path().join("objects"))
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env_remove("AWS_PROFILE")
@@ -491,10 +492,16 @@ async fn crash_leftovers_are_collected() {
     std::fs::write(&fresh_tmp, "a write in progress").unwrap();
     let part = plant(dir.join("uploads/deadbeef/1"));
     std::fs::File::open(part.parent().unwrap()).unwrap().set_modified(old).unwrap();
+    // A multipart object's directory whose store commit never happened, and one half built.
+    let orphan_parts = plant(dir.join("abcdefabcdefabcdefabcdefabcdefab/1"));
+    std::fs::File::open(orphan_parts.parent().unwrap()).unwrap().set_modified(old).unwrap();
+    let tmp_parts = plant(dir.join("tmp/0123456789abcdee/1"));
+    std::fs::File::open(tmp_parts.parent().unwrap()).unwrap().set_modified(old).unwrap();
     let gone_bucket = plant(server.data_path().join("objects/bkt-gonegonegone/x"));
     std::fs::File::open(gone_bucket.parent().unwrap()).unwrap().set_modified(old).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while [&tmp, &orphan, &part, &gone_bucket].iter().any(|p| p.exists()) {
+    let orphan_dirs = [orphan_parts.parent().unwrap().to_path_buf(), tmp_parts.parent().unwrap().to_path_buf()];
+    while [&tmp, &orphan, &part, &gone_bucket, &orphan_dirs[0], &orphan_dirs[1]].iter().any(|p| p.exists()) {
         assert!(Instant::now() < deadline, "leftovers were not collected:\n{}", server.output());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -502,6 +509,74 @@ async fn crash_leftovers_are_collected() {
     let get =
         admin.presign("gc-bucket", &PresignRequest { key: "kept".into(), method: None, expires: None }).await.unwrap();
     assert_eq!(common::http().get(&get.url).send().await.unwrap().text().await.unwrap(), "kept");
+}
+
+/// A multipart object (the AWS CLI uploads 8 MiB parts, several at a time) is kept as
+/// its part files and stays readable, whole and by ranges, after a restart.
+#[tokio::test]
+async fn multipart_objects_survive_a_restart() {
+    let opts = || ServerOptions { args: vec!["--compute".into(), "off".into()], ..Default::default() };
+    let mut server = TestServer::start_with(opts());
+    let admin = server.admin().await;
+    admin.create_bucket(&CreateBucketRequest { name: "mp-restart".into(), ..Default::default() }).await.unwrap();
+    let k = key(&admin, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.bin");
+    let data: Vec<u8> =
+        (0..(20 * 1024 * 1024 + 12345u32)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&src, &data).unwrap();
+    ok(
+        aws_cli(&server, &k, &["s3", "cp", "--no-progress", "big.bin", "s3://mp-restart/big.bin"], dir.path()),
+        "upload",
+    );
+    let head = ok(
+        aws_cli(&server, &k, &["s3api", "head-object", "--bucket", "mp-restart", "--key", "big.bin"], dir.path()),
+        "head",
+    );
+    assert!(head.contains("-3\\\""), "a three-part ETag: {head}");
+    assert!(server.terminate().success());
+
+    // Age the object's part directory past the collector's grace: it is named by a row,
+    // so the collector (every second on the restarted server) must leave it alone.
+    let old = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    let mut part_dirs = Vec::new();
+    for bucket in std::fs::read_dir(server.data_path().join("objects")).unwrap().flatten() {
+        for e in std::fs::read_dir(bucket.path()).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if e.path().is_dir() && name != "tmp" && name != "uploads" {
+                for f in std::fs::read_dir(e.path()).unwrap().flatten() {
+                    std::fs::File::options().write(true).open(f.path()).unwrap().set_modified(old).unwrap();
+                }
+                std::fs::File::open(e.path()).unwrap().set_modified(old).unwrap();
+                part_dirs.push(e.path());
+            }
+        }
+    }
+    assert_eq!(part_dirs.len(), 1, "one multipart object directory: {part_dirs:?}");
+    assert_eq!(std::fs::read_dir(&part_dirs[0]).unwrap().count(), 3, "three part files");
+    let data_dir = std::mem::replace(&mut server.data_dir, tempfile::tempdir().unwrap());
+    let mut again_opts = opts();
+    again_opts.args.extend(["--s3-housekeeping-interval".into(), "1s".into()]);
+    let again = TestServer::start_in(data_dir, again_opts);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(part_dirs[0].is_dir(), "the collector left a committed object alone:\n{}", again.output());
+    ok(
+        aws_cli(&again, &k, &["s3", "cp", "--no-progress", "s3://mp-restart/big.bin", "back.bin"], dir.path()),
+        "download",
+    );
+    assert_eq!(sha256_file(&dir.path().join("back.bin")), sha256_file(&src));
+    let (a, b) = (8 * 1024 * 1024 - 5, 16 * 1024 * 1024 + 5);
+    let range = format!("bytes={a}-{b}");
+    ok(
+        aws_cli(
+            &again,
+            &k,
+            &["s3api", "get-object", "--bucket", "mp-restart", "--key", "big.bin", "--range", &range, "range.bin"],
+            dir.path(),
+        ),
+        "ranged get",
+    );
+    assert!(std::fs::read(dir.path().join("range.bin")).unwrap() == data[a..=b], "the range across two parts");
 }
 
 /// Virtual-host-style requests (`<bucket>.<domain>`) with `--s3-domain`, here for a
@@ -528,4 +603,135 @@ async fn virtual_host_style_static_site() {
     // Path style keeps working beside it.
     let (status, _) = curl_status(&[&format!("{}/site/index.html", s3_url(&server))]);
     assert_eq!(status, 200);
+}
+
+/// The REST object routes the console's bucket browser uses: they go through the S3
+/// endpoint with the caller's rights.
+#[tokio::test]
+async fn rest_object_routes_list_upload_download_delete() {
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into()]);
+    let server = TestServer::start_with(opts);
+    let admin = server.admin().await;
+    admin
+        .create_bucket(&roost_api::buckets::CreateBucketRequest {
+            name: "browse".into(),
+            project: None,
+            public_read: None,
+        })
+        .await
+        .unwrap();
+    let http = common::http();
+    let token = admin.token().unwrap().to_string();
+    let base = format!("{}/v1/buckets/browse/objects", server.url);
+    for (key, body) in [("a.txt", "first"), ("dir/b c.txt", "second"), ("dir/sub/ü.txt", "third")] {
+        let url = format!("{base}/{}", key.split('/').map(urlencode).collect::<Vec<_>>().join("/"));
+        let resp = http
+            .put(url)
+            .bearer_auth(&token)
+            .header("content-type", "text/plain")
+            .header("x-amz-meta-owner", "tests")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201, "{key}");
+        let put: roost_api::buckets::PutObjectResult = resp.json().await.unwrap();
+        assert_eq!(put.key, key);
+        assert_eq!(put.etag, format!("\"{:x}\"", md5_of(body.as_bytes())));
+    }
+    // One level at a time, folders as prefixes.
+    let list: roost_api::buckets::ObjectList =
+        http.get(format!("{base}?delimiter=/")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list.prefixes, vec!["dir/".to_string()]);
+    assert_eq!(list.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), vec!["a.txt"]);
+    let list: roost_api::buckets::ObjectList = http
+        .get(format!("{base}?delimiter=/&prefix=dir/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.prefixes, vec!["dir/sub/".to_string()]);
+    assert_eq!(list.objects[0].key, "dir/b c.txt");
+    assert_eq!(list.objects[0].size, 6);
+    // Paging.
+    let page: roost_api::buckets::ObjectList =
+        http.get(format!("{base}?limit=1")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page.objects.len(), 1);
+    let cursor = page.next_cursor.expect("a cursor");
+    let next: roost_api::buckets::ObjectList = http
+        .get(format!("{base}?limit=5&cursor={}", urlencode(&cursor)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next.objects.len(), 2);
+    // Download (as an attachment on request) and metadata.
+    let url = format!("{base}/dir/sub/{}", urlencode("ü.txt"));
+    let resp = http.get(format!("{url}?download=1")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert_eq!(resp.text().await.unwrap(), "third");
+    let head = http.head(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(head.headers()["content-type"], "text/plain");
+    assert_eq!(head.headers()["x-amz-meta-owner"], "tests");
+    assert_eq!(head.headers()["content-length"], "5");
+    let ranged = http.get(&url).bearer_auth(&token).header("range", "bytes=1-2").send().await.unwrap();
+    assert_eq!(ranged.status().as_u16(), 206);
+    assert_eq!(ranged.text().await.unwrap(), "hi");
+    // Errors in the API's shape.
+    let missing = http.get(format!("{base}/nope.txt")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    // Another project's user sees nothing; a viewer may read but not write.
+    let bob = outsider(&server, &admin).await;
+    let resp = http.get(&base).bearer_auth(bob.token().unwrap()).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    admin.set_member("default", "bob", Role::Viewer).await.unwrap();
+    let resp = http.get(&url).bearer_auth(bob.token().unwrap()).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = http.put(format!("{base}/x.txt")).bearer_auth(bob.token().unwrap()).body("x").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    // Delete, audited.
+    let resp = http.delete(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(http.get(&url).bearer_auth(&token).send().await.unwrap().status().as_u16(), 404);
+    let audit = admin.list_audit(&Default::default()).await.unwrap();
+    assert!(audit.items.iter().any(|e| e.action == "bucket.object.delete"), "audited");
+    assert!(audit.items.iter().any(|e| e.action == "bucket.object.put"), "audited");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn md5_of(data: &[u8]) -> u128 {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(data)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    u128::from_str_radix(stdout(&out).split_whitespace().next().unwrap(), 16).unwrap()
 }

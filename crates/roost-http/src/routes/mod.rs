@@ -8,6 +8,7 @@ pub mod health;
 pub mod images;
 pub mod instances;
 pub mod networks;
+pub mod objects;
 pub mod operations;
 pub mod projects;
 pub mod s3_keys;
