@@ -67,6 +67,10 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
   const prefixes = listing.data?.pages.flatMap((p) => p.prefixes ?? []) ?? [];
   const objects = listing.data?.pages.flatMap((p) => p.objects ?? []) ?? [];
   const keys = objects.map((o) => o.key);
+  // The listing carries content types only when the API has them (S3 listings do not); the
+  // metadata panel always has it.
+  const showType = objects.some((o) => o.content_type);
+  const cols = showType ? 6 : 5;
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [dragging, setDragging] = useState(false);
@@ -288,9 +292,11 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
                   <th scope="col" className="hide-sm">
                     Last modified
                   </th>
-                  <th scope="col" className="hide-sm">
-                    Content type
-                  </th>
+                  {showType && (
+                    <th scope="col" className="hide-sm">
+                      Content type
+                    </th>
+                  )}
                   <th scope="col">Actions</th>
                 </tr>
               </thead>
@@ -298,7 +304,7 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
                 {prefixes.map((p) => (
                   <tr key={`p:${p}`} data-prefix={p}>
                     <td className="check" />
-                    <td colSpan={5}>
+                    <td colSpan={cols - 1}>
                       <Link to={`/buckets/${encodeURIComponent(name)}?prefix=${encodeURIComponent(p)}`} className="folder">
                         <svg className="foldericon" aria-hidden="true" viewBox="0 0 16 16" width="16" height="16">
                           <path d="M1.5 3h4.2l1.5 1.5h7.3v8.5h-13z" fill="currentColor" opacity="0.85" />
@@ -329,7 +335,7 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
                       <td className="hide-sm" title={formatTime(o.last_modified)}>
                         {relativeTime(o.last_modified)}
                       </td>
-                      <td className="hide-sm small">{o.content_type ?? ""}</td>
+                      {showType && <td className="hide-sm small">{o.content_type ?? ""}</td>}
                       <td>
                         <a className="button secondary small" href={objectUrl(name, o.key, true)} download={label.split("/").pop()} aria-label={`Download ${label}`}>
                           Download
