@@ -411,18 +411,7 @@ impl Control {
             self.settings().s3_endpoint.clone().ok_or_else(|| {
                 Error::new(roost_api::ErrorCode::Unavailable, "the S3 endpoint is off (--s3-listen off)")
             })?;
-        let keys = self.store().s3_keys_of(&p.user_id).await?;
-        let key = match keys.into_iter().find(|k| k.description.as_deref() == Some(PRESIGN_KEY) && k.read_only == 0) {
-            Some(k) => {
-                let secret = self.master_key()?.open(&k.id, &k.secret_enc)?;
-                (k.id, secret)
-            }
-            None => {
-                p.require_scope(Scope::Write)?;
-                let created = self.insert_s3_key(ctx, p, Some(PRESIGN_KEY.into()), Vec::new(), false).await?;
-                (created.key.id, created.secret)
-            }
-        };
+        let key = self.presign_key(ctx, p).await?;
         let now = chrono::Utc::now();
         let url = crate::presign::presign_url(
             &endpoint,
@@ -447,6 +436,23 @@ impl Control {
 }
 
 impl Control {
+    /// The caller's `presign` key (id and secret), made on first use, which needs a
+    /// write scope. Deleting it revokes every URL it signed.
+    async fn presign_key(&self, ctx: &RequestContext, p: &Principal) -> Result<(String, String)> {
+        let keys = self.store().s3_keys_of(&p.user_id).await?;
+        match keys.into_iter().find(|k| k.description.as_deref() == Some(PRESIGN_KEY) && k.read_only == 0) {
+            Some(k) => {
+                let secret = self.master_key()?.open(&k.id, &k.secret_enc)?;
+                Ok((k.id, secret))
+            }
+            None => {
+                p.require_scope(Scope::Write)?;
+                let created = self.insert_s3_key(ctx, p, Some(PRESIGN_KEY.into()), Vec::new(), false).await?;
+                Ok((created.key.id, created.secret))
+            }
+        }
+    }
+
     /// A one-minute presigned URL on this server's own S3 listener, for the REST object
     /// routes (the console's bucket browser): the request then runs through the S3
     /// endpoint with exactly the caller's rights (their `presign` key), so versioning,
@@ -476,18 +482,7 @@ impl Control {
             self.settings().s3_local.clone().ok_or_else(|| {
                 Error::new(roost_api::ErrorCode::Unavailable, "the S3 endpoint is off (--s3-listen off)")
             })?;
-        let keys = self.store().s3_keys_of(&p.user_id).await?;
-        let (id, secret) =
-            match keys.into_iter().find(|k| k.description.as_deref() == Some(PRESIGN_KEY) && k.read_only == 0) {
-                Some(k) => {
-                    let secret = self.master_key()?.open(&k.id, &k.secret_enc)?;
-                    (k.id, secret)
-                }
-                None => {
-                    let created = self.insert_s3_key(ctx, p, Some(PRESIGN_KEY.into()), Vec::new(), false).await?;
-                    (created.key.id, created.secret)
-                }
-            };
+        let (id, secret) = self.presign_key(ctx, p).await?;
         crate::presign::presign_url_with_query(
             &endpoint,
             &self.settings().s3_region,

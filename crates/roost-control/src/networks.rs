@@ -51,34 +51,34 @@ impl Control {
 
     // ---- lookups ----
 
-    pub(crate) async fn network_row(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<NetworkRow> {
-        let project_id = match project {
+    /// The project a lookup or list is narrowed to (checked), if any.
+    async fn narrowed_to(&self, p: &Principal, project: Option<&str>) -> Result<Option<String>> {
+        Ok(match project {
             Some(k) => Some(self.project_access(p, k).await?.project.id),
             None => None,
-        };
+        })
+    }
+
+    pub(crate) async fn network_row(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<NetworkRow> {
+        let project_id = self.narrowed_to(p, project).await?;
         let rows = self.store().networks_in(&self.project_scope(p), project_id.as_deref()).await?;
-        let hits: Vec<NetworkRow> = rows.into_iter().filter(|r| r.id == key || r.name == key).collect();
-        if hits.len() > 1 && hits[0].id != key {
-            return Err(Error::conflict(format!(
-                "more than one of your projects has a network named '{key}': pass the project or the id"
-            )));
-        }
-        hits.into_iter().next().ok_or_else(|| Error::not_found("network", key))
+        one_by_key(rows, key, "network", |r| (&r.id, &r.name))
     }
 
     async fn group_row(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<SecurityGroupRow> {
-        let project_id = match project {
-            Some(k) => Some(self.project_access(p, k).await?.project.id),
-            None => None,
-        };
+        let project_id = self.narrowed_to(p, project).await?;
         let rows = self.store().groups_in(&self.project_scope(p), project_id.as_deref()).await?;
-        let hits: Vec<SecurityGroupRow> = rows.into_iter().filter(|r| r.id == key || r.name == key).collect();
-        if hits.len() > 1 && hits[0].id != key {
-            return Err(Error::conflict(format!(
-                "more than one of your projects has a security group named '{key}': pass the project or the id"
-            )));
+        one_by_key(rows, key, "security group", |r| (&r.id, &r.name))
+    }
+
+    /// The project a list is narrowed to; its defaults are made first, so a new
+    /// project's list shows them.
+    async fn listed_project(&self, p: &Principal, project: Option<&str>) -> Result<Option<String>> {
+        let project_id = self.narrowed_to(p, project).await?;
+        if let Some(id) = &project_id {
+            let _ = self.ensure_project_defaults(id).await;
         }
-        hits.into_iter().next().ok_or_else(|| Error::not_found("security group", key))
+        Ok(project_id)
     }
 
     async fn network_api(&self, row: &NetworkRow) -> Result<Network> {
@@ -315,14 +315,7 @@ impl Control {
     }
 
     pub async fn list_networks(&self, p: &Principal, params: &NetworkListParams) -> Result<Page<Network>> {
-        let project_id = match &params.project {
-            Some(k) => {
-                let access = self.project_access(p, k).await?;
-                let _ = self.ensure_project_defaults(&access.project.id).await;
-                Some(access.project.id)
-            }
-            None => None,
-        };
+        let project_id = self.listed_project(p, params.project.as_deref()).await?;
         let rows = self.store().networks_in(&self.project_scope(p), project_id.as_deref()).await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -458,14 +451,7 @@ impl Control {
     }
 
     pub async fn list_security_groups(&self, p: &Principal, params: &NetworkListParams) -> Result<Page<SecurityGroup>> {
-        let project_id = match &params.project {
-            Some(k) => {
-                let access = self.project_access(p, k).await?;
-                let _ = self.ensure_project_defaults(&access.project.id).await;
-                Some(access.project.id)
-            }
-            None => None,
-        };
+        let project_id = self.listed_project(p, params.project.as_deref()).await?;
         let rows = self.store().groups_in(&self.project_scope(p), project_id.as_deref()).await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -929,10 +915,7 @@ impl Control {
         project: Option<&str>,
         instance: Option<&str>,
     ) -> Result<Page<PortForward>> {
-        let project_id = match project {
-            Some(k) => Some(self.project_access(p, k).await?.project.id),
-            None => None,
-        };
+        let project_id = self.narrowed_to(p, project).await?;
         let instance_id = match instance {
             Some(k) => Some(self.instance_row(p, k, project).await?.id),
             None => None,
@@ -1084,12 +1067,16 @@ impl Control {
         let spec = firewall_spec(&state, owner);
         let script = firewall::compile(&node.firewall_table, &spec).map_err(node_error)?;
         // Unchanged and still there: nothing to do (the drift check runs every few seconds).
+        // The `nft list` probes run only then: a changed script is applied anyway, and
+        // instance starts and API changes should not pay for two extra processes.
         let unchanged = *node.firewall_applied.lock().await == script;
-        let (nft, table) = (node.nft.clone(), node.firewall_table.clone());
-        let present = tokio::task::spawn_blocking(move || firewall::exists(&nft, &table))
-            .await
-            .map_err(|e| Error::internal(e.to_string()))?;
-        if !unchanged || !present {
+        let present = unchanged && {
+            let (nft, table) = (node.nft.clone(), node.firewall_table.clone());
+            tokio::task::spawn_blocking(move || firewall::exists(&nft, &table))
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?
+        };
+        if !present {
             let (nft, applied) = (node.nft.clone(), script.clone());
             tokio::task::spawn_blocking(move || firewall::apply(&nft, &applied))
                 .await
@@ -1115,6 +1102,23 @@ impl Control {
         node.firewall_synced.store(true, Ordering::Release);
         Ok(())
     }
+}
+
+/// The one row named `key` (an id, or a name unique among the rows).
+fn one_by_key<T>(rows: Vec<T>, key: &str, what: &str, id_name: impl Fn(&T) -> (&String, &String)) -> Result<T> {
+    let hits: Vec<T> = rows
+        .into_iter()
+        .filter(|r| {
+            let (id, name) = id_name(r);
+            id == key || name == key
+        })
+        .collect();
+    if hits.len() > 1 && id_name(&hits[0]).0 != key {
+        return Err(Error::conflict(format!(
+            "more than one of your projects has a {what} named '{key}': pass the project or the id"
+        )));
+    }
+    hits.into_iter().next().ok_or_else(|| Error::not_found(what, key))
 }
 
 fn rule_api(r: &RuleRow, names: &HashMap<String, String>) -> SecurityGroupRule {
