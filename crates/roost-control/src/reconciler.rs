@@ -219,6 +219,7 @@ impl Control {
             networks,
             dns,
             volumes: Vec::new(),
+            disks: Vec::new(),
         };
         let started = async {
             node.driver.prepare(&spec).await?;

@@ -117,6 +117,7 @@ fn spec_for(id: String, rootfs: &Path, network: Option<NetAttachment>) -> Instan
         networks: network.into_iter().collect(),
         dns: None,
         volumes: Vec::new(),
+        disks: Vec::new(),
     }
 }
 

@@ -17,7 +17,7 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// A byte stream handed across the trait: an exec's stdout, a tar archive, ...
 pub type TarStream = Box<dyn AsyncRead + Send + Unpin>;
@@ -52,9 +52,36 @@ pub struct InstanceSpec {
     /// instance DNS); `None`: the host's name servers.
     #[serde(default)]
     pub dns: Option<DnsConfig>,
-    /// Host directories bind-mounted into the instance (volumes are loop-mounted on the
-    /// host by the storage code first).
+    /// Host directories bind-mounted into the instance.
     pub volumes: Vec<Mount>,
+    /// Block volumes: disk images the driver attaches (a container driver mounts the
+    /// filesystem on the host and binds it in; a VM driver adds a virtio-blk disk).
+    #[serde(default)]
+    pub disks: Vec<VolumeAttachment>,
+}
+
+/// The on-disk format of a volume's image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskFormat {
+    Raw,
+    Qcow2,
+}
+
+/// A block volume attached to an instance: which image file, and where its filesystem
+/// appears inside the instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeAttachment {
+    /// `vol-…`; drivers name their per-attachment state by it.
+    pub volume_id: String,
+    /// The image file on the host (absolute).
+    pub image: PathBuf,
+    pub format: DiskFormat,
+    /// The filesystem inside the image (`ext4`, `xfs`).
+    pub filesystem: String,
+    /// Absolute mount path inside the instance.
+    pub path: String,
+    pub read_only: bool,
 }
 
 /// The long-running default command (see [`InstanceSpec::cmd`]). `sleep` runs in the
@@ -152,6 +179,9 @@ impl<'de> Deserialize<'de> for MacAddr {
 #[serde(rename_all = "snake_case")]
 pub enum InstanceStatus {
     Running,
+    /// Running but frozen (cgroup freezer, or a VM's vCPUs stopped): no process runs
+    /// until it is resumed; memory and process state are kept.
+    Paused,
     /// Prepared and not started, or exited, or stopped.
     Stopped,
     /// The driver knows nothing of it (never prepared, or deleted).
@@ -352,6 +382,32 @@ pub trait Driver: Send + Sync {
 
     /// Unplugs one NIC. Missing is fine.
     async fn detach_network(&self, id: &str, nic: &NetAttachment) -> Result<()>;
+
+    /// Attaches a block volume to a running instance (hot) so it appears at
+    /// `disk.path`. Idempotent. A stopped instance gets its disks from the spec at start.
+    async fn attach_volume(&self, id: &str, disk: &VolumeAttachment) -> Result<()> {
+        let _ = (id, disk);
+        Err(Error::Invalid(format!("the {} driver cannot attach volumes to a running instance", self.kind())))
+    }
+
+    /// Detaches a volume from a running instance. Without `force` it refuses while
+    /// files on it are open. Missing is fine.
+    async fn detach_volume(&self, id: &str, disk: &VolumeAttachment, force: bool) -> Result<()> {
+        let _ = (id, disk, force);
+        Err(Error::Invalid(format!("the {} driver cannot detach volumes from a running instance", self.kind())))
+    }
+
+    /// Freezes every process of a running instance, keeping its state in memory.
+    async fn pause(&self, id: &str) -> Result<()> {
+        let _ = id;
+        Err(Error::Invalid(format!("the {} driver cannot pause instances", self.kind())))
+    }
+
+    /// Thaws a paused instance. Running already is fine.
+    async fn resume(&self, id: &str) -> Result<()> {
+        let _ = id;
+        Err(Error::Invalid(format!("the {} driver cannot resume instances", self.kind())))
+    }
 }
 
 /// The exit status of a process as shells report it.

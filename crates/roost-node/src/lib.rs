@@ -23,7 +23,7 @@ pub mod pty;
 pub mod reaper;
 
 pub use driver::{
-    DnsConfig, Driver, ExecProcess, ExecRequest, ExecSession, InstanceSpec, InstanceState, InstanceStatus, LogLine,
-    LogLines, LogQuery, LogStream, MacAddr, Mount, NetAttachment, Stats, TarStream,
+    DiskFormat, DnsConfig, Driver, ExecProcess, ExecRequest, ExecSession, InstanceSpec, InstanceState, InstanceStatus,
+    LogLine, LogLines, LogQuery, LogStream, MacAddr, Mount, NetAttachment, Stats, TarStream, VolumeAttachment,
 };
 pub use error::{Error, Result};

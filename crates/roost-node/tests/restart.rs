@@ -49,6 +49,7 @@ async fn instances_survive_a_server_restart() {
         networks: Vec::new(),
         dns: None,
         volumes: Vec::new(),
+        disks: Vec::new(),
     };
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "instances_survive_a_server_restart", "--quiet"])

@@ -117,6 +117,7 @@ impl Env {
             networks: Vec::new(),
             dns: None,
             volumes: Vec::new(),
+            disks: Vec::new(),
         }
     }
 
