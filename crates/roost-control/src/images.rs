@@ -345,7 +345,9 @@ pub(crate) fn node_error(e: roost_node::Error) -> Error {
     let message = e.to_string();
     match e {
         roost_node::Error::NotFound(_) => Error::new(ErrorCode::NotFound, message),
-        roost_node::Error::Invalid(_) | roost_node::Error::CommandNotFound(_) => Error::unprocessable(message),
+        roost_node::Error::Invalid(_) | roost_node::Error::Unsupported(_) | roost_node::Error::CommandNotFound(_) => {
+            Error::unprocessable(message)
+        }
         roost_node::Error::Conflict(_) => Error::conflict(message),
         roost_node::Error::Missing { .. } => Error::new(ErrorCode::Unavailable, message),
         _ => Error::internal(message),

@@ -387,26 +387,26 @@ pub trait Driver: Send + Sync {
     /// `disk.path`. Idempotent. A stopped instance gets its disks from the spec at start.
     async fn attach_volume(&self, id: &str, disk: &VolumeAttachment) -> Result<()> {
         let _ = (id, disk);
-        Err(Error::Invalid(format!("the {} driver cannot attach volumes to a running instance", self.kind())))
+        Err(Error::Unsupported(format!("the {} driver cannot attach volumes to a running instance", self.kind())))
     }
 
     /// Detaches a volume from a running instance. Without `force` it refuses while
     /// files on it are open. Missing is fine.
     async fn detach_volume(&self, id: &str, disk: &VolumeAttachment, force: bool) -> Result<()> {
         let _ = (id, disk, force);
-        Err(Error::Invalid(format!("the {} driver cannot detach volumes from a running instance", self.kind())))
+        Err(Error::Unsupported(format!("the {} driver cannot detach volumes from a running instance", self.kind())))
     }
 
     /// Freezes every process of a running instance, keeping its state in memory.
     async fn pause(&self, id: &str) -> Result<()> {
         let _ = id;
-        Err(Error::Invalid(format!("the {} driver cannot pause instances", self.kind())))
+        Err(Error::Unsupported(format!("the {} driver cannot pause instances", self.kind())))
     }
 
     /// Thaws a paused instance. Running already is fine.
     async fn resume(&self, id: &str) -> Result<()> {
         let _ = id;
-        Err(Error::Invalid(format!("the {} driver cannot resume instances", self.kind())))
+        Err(Error::Unsupported(format!("the {} driver cannot resume instances", self.kind())))
     }
 }
 

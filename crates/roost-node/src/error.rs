@@ -14,6 +14,10 @@ pub enum Error {
     /// The instance is in a state that does not allow the request.
     #[error("{0}")]
     Conflict(String),
+    /// The driver cannot do this for this kind of instance (or not while it runs): the
+    /// control plane may fall back, e.g. attach a volume at the next start.
+    #[error("{0}")]
+    Unsupported(String),
     /// The command of an instance or an exec does not exist in its image.
     #[error("command not found in the image: {0}")]
     CommandNotFound(String),
