@@ -21,6 +21,10 @@ pub enum IdKind {
     SecurityGroupRule,
     PortForward,
     Bucket,
+    Volume,
+    Snapshot,
+    BackupPolicy,
+    InstanceSnapshot,
 }
 
 impl IdKind {
@@ -38,6 +42,10 @@ impl IdKind {
             IdKind::SecurityGroupRule => "sgr",
             IdKind::PortForward => "pf",
             IdKind::Bucket => "bkt",
+            IdKind::Volume => "vol",
+            IdKind::Snapshot => "snap",
+            IdKind::BackupPolicy => "bkp",
+            IdKind::InstanceSnapshot => "isnap",
         }
     }
 

@@ -145,6 +145,21 @@ pub struct Instance {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub started_at: Option<DateTime<Utc>>,
+    /// The instance this one was cloned from.
+    #[serde(default)]
+    pub cloned_from: Option<String>,
+    /// Block volumes attached (name, path).
+    #[serde(default)]
+    pub volumes: Vec<InstanceVolume>,
+}
+
+/// A volume as an instance shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct InstanceVolume {
+    pub volume_id: String,
+    pub volume: String,
+    pub path: String,
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -178,6 +193,9 @@ pub struct CreateInstanceRequest {
     /// Group names or ids; default: the project's `default` group.
     #[serde(default)]
     pub security_groups: Vec<String>,
+    /// Block volumes to attach (each not attached elsewhere).
+    #[serde(default)]
+    pub volumes: Vec<crate::volumes::VolumeMountRequest>,
 }
 
 /// `POST /v1/instances/{id}/stop` and `/restart`.

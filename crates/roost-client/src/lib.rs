@@ -3,6 +3,7 @@
 
 pub mod exec;
 mod sse;
+mod volumes;
 
 use std::sync::Once;
 use std::time::Duration;

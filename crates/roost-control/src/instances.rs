@@ -87,6 +87,7 @@ impl Control {
         self.spawn_firewall_loop();
         self.spawn_reconciler(rx);
         self.spawn_sampler();
+        self.spawn_volume_jobs();
     }
 
     pub(crate) fn node(&self) -> Result<Arc<Node>> {
@@ -116,6 +117,8 @@ impl Control {
         };
         let mut api = row.to_api(&image);
         (api.nics, api.security_groups) = self.instance_network_view(&row.id).await;
+        api.volumes = self.instance_volumes(&row.id).await;
+        api.cloned_from = self.store().cloned_from(&row.id).await.ok().flatten();
         api
     }
 
@@ -252,6 +255,7 @@ impl Control {
             }
         }
         roost_store::networks::set_instance_groups(tx.conn(), &row.id, &groups).await?;
+        self.attach_on_create(p, tx.conn(), &access.project.id, &row.id, &req.volumes).await?;
         let op = self.new_operation(tx.conn(), p, "instance.create", Some(("instance", &row.id))).await?;
         audit::record(tx.conn(), ctx, p, "instance.create", Some(("instance", &row.id)), body.as_ref()).await?;
         tx.commit().await?;
@@ -267,7 +271,7 @@ impl Control {
         Ok((self.instance_api(&row).await, snapshot))
     }
 
-    fn track(&self, id: &str, op: OperationHandle) {
+    pub(crate) fn track(&self, id: &str, op: OperationHandle) {
         self.compute().ops.lock().expect("ops").entry(id.to_string()).or_default().push(op);
     }
 
@@ -324,6 +328,8 @@ impl Control {
             }
             let mut api = row.to_api(&names[&row.image_id]);
             (api.nics, api.security_groups) = views.remove(&row.id).unwrap_or_default();
+            api.volumes = self.instance_volumes(&row.id).await;
+            api.cloned_from = self.store().cloned_from(&row.id).await.ok().flatten();
             items.push(api);
         }
         Ok(Page { items, next_cursor })

@@ -34,6 +34,7 @@ const USAGE_QUERIES: &[(&str, &str, i64)] = &[
          JOIN buckets b ON b.id = v.bucket_id WHERE b.project_id = $1)",
         1 << 30,
     ),
+    ("volume_gib", "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM volumes WHERE project_id = $1", 1 << 30),
 ];
 
 impl Control {

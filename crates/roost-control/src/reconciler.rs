@@ -64,7 +64,7 @@ impl Control {
         }
     }
 
-    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.compute().locks.lock().expect("locks").entry(id.to_string()).or_default().clone()
     }
 
@@ -117,6 +117,9 @@ impl Control {
                 }
                 node.driver.delete(id).await.map_err(node_error)?;
                 let mut tx = self.store().write().await?;
+                // Its volumes stay, detached, with their data.
+                roost_store::volumes::detach_all(tx.conn(), id, now_ms()).await?;
+                roost_store::volumes::delete_lineage(tx.conn(), id).await?;
                 roost_store::instances::delete(tx.conn(), id).await?;
                 tx.commit().await?;
                 self.request_firewall_sync();
@@ -219,7 +222,7 @@ impl Control {
             networks,
             dns,
             volumes: Vec::new(),
-            disks: Vec::new(),
+            disks: self.disks_of(&row.id).await?,
         };
         let started = async {
             node.driver.prepare(&spec).await?;
@@ -247,7 +250,7 @@ impl Control {
         Ok(())
     }
 
-    async fn set_desired(&self, row: &InstanceRow, desired: Desired) -> Result<()> {
+    pub(crate) async fn set_desired(&self, row: &InstanceRow, desired: Desired) -> Result<()> {
         let mut tx = self.store().write().await?;
         roost_store::instances::set_desired(tx.conn(), &row.id, desired, now_ms()).await?;
         tx.commit().await?;

@@ -79,6 +79,19 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/v1/buckets/{id}/presign", "bucket.presign", "bucket"),
     ("POST", "/v1/s3-keys", "s3_key.create", "s3_key"),
     ("DELETE", "/v1/s3-keys/{id}", "s3_key.delete", "s3_key"),
+    ("POST", "/v1/volumes", "volume.create", "volume"),
+    ("DELETE", "/v1/volumes/{id}", "volume.delete", "volume"),
+    ("POST", "/v1/volumes/{id}/resize", "volume.resize", "volume"),
+    ("POST", "/v1/volumes/{id}/attach", "volume.attach", "volume"),
+    ("POST", "/v1/volumes/{id}/detach", "volume.detach", "volume"),
+    ("POST", "/v1/volumes/{id}/restore", "volume.restore", "volume"),
+    ("POST", "/v1/snapshots", "snapshot.create", "snapshot"),
+    ("DELETE", "/v1/snapshots/{id}", "snapshot.delete", "snapshot"),
+    ("POST", "/v1/backup-policies", "backup_policy.create", "backup_policy"),
+    ("DELETE", "/v1/backup-policies/{id}", "backup_policy.delete", "backup_policy"),
+    ("POST", "/v1/backup-policies/{id}/run", "backup_policy.run", "backup_policy"),
+    ("POST", "/v1/instances/{id}/snapshot", "instance.snapshot", "instance"),
+    ("POST", "/v1/instances/{id}/clone", "instance.clone", "instance"),
 ];
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not

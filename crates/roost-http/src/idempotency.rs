@@ -31,6 +31,10 @@ const ROUTES: &[&str] = &[
     "/v1/networks",
     "/v1/security-groups",
     "/v1/system/backups",
+    "/v1/volumes",
+    "/v1/snapshots",
+    "/v1/backup-policies",
+    "/v1/instances/{id}/clone",
 ];
 
 fn credential(req: &Request) -> Option<String> {

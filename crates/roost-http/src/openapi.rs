@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::routes::{
     audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys, system,
-    tokens, users,
+    tokens, users, volumes,
 };
 
 #[derive(OpenApi)]
@@ -45,6 +45,7 @@ use crate::routes::{
         (name = "system", description = "Server administration"),
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "meta", description = "This document"),
+        (name = "volumes", description = "Block volumes, snapshots and backup policies"),
     )
 )]
 struct ApiDoc;
@@ -135,6 +136,19 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(health::metrics))
+        .routes(routes!(volumes::list, volumes::create))
+        .routes(routes!(volumes::get, volumes::delete))
+        .routes(routes!(volumes::resize))
+        .routes(routes!(volumes::attach))
+        .routes(routes!(volumes::detach))
+        .routes(routes!(volumes::restore))
+        .routes(routes!(volumes::list_snapshots, volumes::create_snapshot))
+        .routes(routes!(volumes::get_snapshot, volumes::delete_snapshot))
+        .routes(routes!(volumes::list_policies, volumes::create_policy))
+        .routes(routes!(volumes::get_policy, volumes::delete_policy))
+        .routes(routes!(volumes::run_policy))
+        .routes(routes!(volumes::snapshot_instance))
+        .routes(routes!(volumes::clone_instance))
 }
 
 /// The document, as served and as checked in at the repository root.

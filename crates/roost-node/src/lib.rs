@@ -21,6 +21,7 @@ pub mod logs;
 pub mod network;
 pub mod pty;
 pub mod reaper;
+pub mod storage;
 
 pub use driver::{
     DiskFormat, DnsConfig, Driver, ExecProcess, ExecRequest, ExecSession, InstanceSpec, InstanceState, InstanceStatus,

@@ -86,6 +86,8 @@ impl InstanceRow {
             created_at: to_time(self.created_at),
             updated_at: to_time(self.updated_at),
             started_at: self.started_at.map(to_time),
+            cloned_from: None,
+            volumes: Vec::new(),
         }
     }
 }

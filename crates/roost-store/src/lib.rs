@@ -15,6 +15,7 @@ pub mod projects;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod volumes;
 
 use std::path::Path;
 use std::str::FromStr;

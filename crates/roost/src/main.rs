@@ -86,6 +86,15 @@ enum Command {
     /// Server administration (admins)
     #[command(subcommand)]
     System(cli::system::SystemCommand),
+    /// Block volumes: create, attach, resize, restore
+    #[command(subcommand, visible_alias = "volumes")]
+    Volume(cli::volumes::VolumeCommand),
+    /// Volume snapshots
+    #[command(subcommand, visible_alias = "snapshots")]
+    Snapshot(cli::volumes::SnapshotCommand),
+    /// Scheduled volume snapshots with retention
+    #[command(subcommand, name = "backup-policy", visible_alias = "backup-policies")]
+    BackupPolicy(cli::volumes::BackupPolicyCommand),
 }
 
 /// Commands that run something inside an instance exit with its exit code.
@@ -140,6 +149,9 @@ fn main() -> ExitCode {
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,
             Command::System(cmd) => cli::system::run(&cli.global, cmd).await,
+            Command::Volume(cmd) => cli::volumes::run_volume(&cli.global, cmd).await,
+            Command::Snapshot(cmd) => cli::volumes::run_snapshot(&cli.global, cmd).await,
+            Command::BackupPolicy(cmd) => cli::volumes::run_policy(&cli.global, cmd).await,
         }
     });
     match result {

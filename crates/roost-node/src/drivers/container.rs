@@ -18,6 +18,7 @@
 mod bundle;
 mod exec;
 mod files;
+mod mountns;
 mod runc;
 
 use std::collections::HashMap;
@@ -37,7 +38,7 @@ pub use bundle::{CPU_PERIOD_US, cpu_quota};
 
 use self::runc::Runc;
 use crate::cgroups::{Cgroup, Layout};
-use crate::driver::NetAttachment;
+use crate::driver::{DiskFormat, NetAttachment, VolumeAttachment};
 use crate::driver::{
     Driver, ExecRequest, ExecSession, InstanceSpec, InstanceState, InstanceStatus, KILL_TIMEOUT, LogLines, LogQuery,
     Stats, TarStream,
@@ -46,6 +47,7 @@ use crate::error::IoContext;
 use crate::logs::{LogFiles, unix_ms};
 use crate::network::{self, Network, netns};
 use crate::reaper::{self, Exit, PidFd, ProcStat};
+use crate::storage;
 use crate::{Error, Result};
 
 /// Where the driver keeps things, and what it runs.
@@ -249,6 +251,12 @@ impl ContainerDriver {
     async fn prepare_locked(&self, spec: &InstanceSpec) -> Result<()> {
         validate(spec)?;
         let p = self.paths(&spec.id);
+        // Volumes detached while it was stopped: their host mounts go.
+        if let Ok(previous) = self.load_spec(&spec.id) {
+            for disk in previous.disks.iter().filter(|d| !spec.disks.iter().any(|n| n.volume_id == d.volume_id)) {
+                storage::unmount_disk(&self.disk_mount(disk))?;
+            }
+        }
         for dir in [&p.dir, &p.upper, &p.work, &p.rootfs] {
             fs::create_dir_all(dir).at("creating", dir)?;
         }
@@ -287,13 +295,26 @@ impl ContainerDriver {
                 .map_err(|e| Error::io(format!("mounting the overlay on {}", p.rootfs.display()), e.into()))?;
         }
 
+        // Block volumes: loop-mounted on the host, bound into the container like a
+        // directory volume.
+        let mut with_disks = spec.clone();
+        for disk in &spec.disks {
+            let mnt = self.disk_mount(disk);
+            storage::mount_disk(&disk.image, &mnt, &disk.filesystem, disk.read_only).await?;
+            with_disks.volumes.push(crate::driver::Mount {
+                source: mnt,
+                destination: disk.path.clone(),
+                read_only: disk.read_only,
+            });
+        }
+
         let ctx = bundle::BundleContext {
             netns: (!spec.networks.is_empty()).then_some(p.netns.as_path()),
             cgroups_path: self.cgroups_path(&spec.id),
             limit_swap: self.inner.limit_swap,
             dir: &p.dir,
         };
-        let oci = bundle::spec(spec, &ctx)?;
+        let oci = bundle::spec(&with_disks, &ctx)?;
         write_atomic(&p.config, &serde_json::to_vec_pretty(&oci).expect("OCI spec serializes"))
     }
 
@@ -404,10 +425,27 @@ impl ContainerDriver {
         let network_ok = spec.networks.is_empty()
             || (netns::is_netns(&p.netns)
                 && spec.networks.iter().all(|n| network::link_exists(&network::nic_ifname(&spec.id, n.index))));
-        if is_mount_point(&p.rootfs) && network_ok && p.config.exists() {
+        let disks_ok = spec.disks.iter().all(|d| is_mount_point(&self.disk_mount(d)));
+        if is_mount_point(&p.rootfs) && network_ok && disks_ok && p.config.exists() {
             return Ok(());
         }
         self.prepare_locked(spec).await
+    }
+
+    /// Where a block volume is mounted on the host.
+    fn disk_mount(&self, disk: &VolumeAttachment) -> PathBuf {
+        storage::mount_point(&self.inner.config.data_dir, &disk.volume_id)
+    }
+
+    /// Takes down the host mounts of an instance's volumes (it no longer runs), so the
+    /// control plane may restore or resize them offline.
+    fn unmount_disks(&self, id: &str) {
+        let Ok(spec) = self.load_spec(id) else { return };
+        for disk in &spec.disks {
+            if let Err(e) = storage::unmount_disk(&self.disk_mount(disk)) {
+                tracing::warn!(instance = id, volume = %disk.volume_id, error = %e, "cannot unmount a volume");
+            }
+        }
     }
 
     /// The root the instance's files are reached through (see [`files`]).
@@ -490,14 +528,19 @@ impl Driver for ContainerDriver {
     async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         validate_id(id)?;
         let _guard = self.lock(id).await;
-        let Some(run) = self.running(id).await else { return Ok(()) };
+        let Some(run) = self.running(id).await else {
+            self.unmount_disks(id);
+            return Ok(());
+        };
         let log = self.paths(id).runc_log;
         self.inner.runc.kill(id, "TERM", &log).await?;
         if self.wait_exit(id, &run, grace).await {
+            self.unmount_disks(id);
             return Ok(());
         }
         self.inner.runc.kill(id, "KILL", &log).await?;
         if self.wait_exit(id, &run, KILL_TIMEOUT).await {
+            self.unmount_disks(id);
             return Ok(());
         }
         Err(Error::Conflict(format!("instance '{id}' did not stop within {KILL_TIMEOUT:?} of SIGKILL")))
@@ -533,6 +576,7 @@ impl Driver for ContainerDriver {
             }
         }
         self.cgroup(id).remove().map_err(|e| Error::io("removing the cgroup", e))?;
+        self.unmount_disks(id);
         network::detach(id).await?;
         netns::remove(&p.netns)?;
         match nix::mount::umount2(&p.rootfs, MntFlags::MNT_DETACH) {
@@ -685,6 +729,49 @@ impl Driver for ContainerDriver {
         spec.networks.retain(|n| n.index != nic.index);
         write_atomic(&self.paths(id).spec, &serde_json::to_vec_pretty(&spec).expect("spec serializes"))
     }
+
+    async fn attach_volume(&self, id: &str, disk: &VolumeAttachment) -> Result<()> {
+        validate_id(id)?;
+        validate_disk(disk)?;
+        let _guard = self.lock(id).await;
+        let mut spec = self.load_spec(id)?;
+        if let Some(run) = self.running(id).await {
+            let mnt = self.disk_mount(disk);
+            storage::mount_disk(&disk.image, &mnt, &disk.filesystem, disk.read_only).await?;
+            let op = mountns::Op::Attach { source: mnt.clone(), target: disk.path.clone() };
+            if let Err(e) = mountns::run(run.pid, &op) {
+                let _ = storage::unmount_disk(&mnt);
+                return Err(e);
+            }
+        }
+        spec.disks.retain(|d| d.volume_id != disk.volume_id);
+        spec.disks.push(disk.clone());
+        write_atomic(&self.paths(id).spec, &serde_json::to_vec_pretty(&spec).expect("spec serializes"))
+    }
+
+    async fn detach_volume(&self, id: &str, disk: &VolumeAttachment, force: bool) -> Result<()> {
+        validate_id(id)?;
+        let _guard = self.lock(id).await;
+        let mnt = self.disk_mount(disk);
+        if let Some(run) = self.running(id).await
+            && is_mount_point(&mnt)
+        {
+            if !force {
+                let users = mountns::open_files_on(&mnt);
+                if !users.is_empty() {
+                    return Err(Error::Conflict(format!(
+                        "files on the volume are open ({}); close them or detach with force",
+                        users.join(", ")
+                    )));
+                }
+            }
+            mountns::run(run.pid, &mountns::Op::Detach { target: disk.path.clone(), lazy: force })?;
+        }
+        storage::unmount_disk(&mnt)?;
+        let Ok(mut spec) = self.load_spec(id) else { return Ok(()) };
+        spec.disks.retain(|d| d.volume_id != disk.volume_id);
+        write_atomic(&self.paths(id).spec, &serde_json::to_vec_pretty(&spec).expect("spec serializes"))
+    }
 }
 
 /// Notes log growth and rotates logs every second, for as long as the driver lives.
@@ -756,6 +843,9 @@ fn validate(spec: &InstanceSpec) -> Result<()> {
             return Err(Error::Invalid(format!("invalid environment variable name '{key}'")));
         }
     }
+    for disk in &spec.disks {
+        validate_disk(disk)?;
+    }
     for volume in &spec.volumes {
         if !volume.destination.starts_with('/') || volume.destination.split('/').any(|c| c == "..") {
             return Err(Error::Invalid(format!("invalid mount destination '{}'", volume.destination)));
@@ -768,6 +858,21 @@ fn validate(spec: &InstanceSpec) -> Result<()> {
         && cmd.first().is_some_and(|c| c.is_empty())
     {
         return Err(Error::Invalid("empty command".into()));
+    }
+    Ok(())
+}
+
+/// Containers mount a volume's filesystem on the host: raw images only (qcow2 volumes
+/// are for microVMs, which read the format themselves).
+fn validate_disk(disk: &VolumeAttachment) -> Result<()> {
+    if disk.format != DiskFormat::Raw {
+        return Err(Error::Unsupported("containers attach raw volumes only; qcow2 volumes are for microVMs".into()));
+    }
+    if !disk.path.starts_with('/') || disk.path == "/" || disk.path.split('/').any(|c| c == ".." || c == ".") {
+        return Err(Error::Invalid(format!("invalid volume path '{}'", disk.path)));
+    }
+    if validate_id(&disk.volume_id).is_err() {
+        return Err(Error::Invalid(format!("invalid volume id '{}'", disk.volume_id)));
     }
     Ok(())
 }

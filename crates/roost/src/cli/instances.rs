@@ -45,6 +45,9 @@ pub struct CreateArgs {
     /// Security group (repeatable; default: the project's `default`)
     #[arg(long = "sg", value_name = "GROUP")]
     pub security_groups: Vec<String>,
+    /// Attach a volume: VOLUME:/path[:ro] (repeatable)
+    #[arg(long = "volume", short = 'v', value_name = "VOLUME:PATH")]
+    pub volumes: Vec<String>,
     /// The command and its arguments (after --); default: the image's init
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -126,6 +129,25 @@ pub enum InstanceCommand {
         #[arg(long = "sg", value_name = "GROUP")]
         groups: Vec<String>,
     },
+    /// Snapshot the root filesystem changes and every attached volume
+    Snapshot {
+        name: String,
+        /// Snapshot name (default: <instance>-<UTC time>)
+        #[arg(long = "name", value_name = "SNAPSHOT")]
+        snapshot: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// A new, independent instance with copies of the root filesystem changes and volumes
+    Clone {
+        name: String,
+        new_name: String,
+        /// Leave the clone stopped
+        #[arg(long)]
+        no_start: bool,
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -181,6 +203,11 @@ fn create_request(global: &GlobalArgs, name: String, a: &CreateArgs) -> anyhow::
         start: Some(true),
         networks: nic_requests(&a.networks, &a.ips)?,
         security_groups: a.security_groups.clone(),
+        volumes: a
+            .volumes
+            .iter()
+            .map(|v| roost_api::volumes::parse_volume_mount(v).map_err(|e| anyhow::anyhow!("--volume: {e}")))
+            .collect::<anyhow::Result<_>>()?,
     })
 }
 
@@ -296,6 +323,34 @@ pub async fn run(global: &GlobalArgs, cmd: InstanceCommand) -> anyhow::Result<()
             let i = client.detach_network(&name, &network, global.project_name()?.as_deref()).await?;
             if !print_structured(global.output, &i)? {
                 eprintln!("Detached '{}' from network '{network}'.", i.name);
+            }
+            Ok(())
+        }
+        InstanceCommand::Snapshot { name, snapshot, description } => {
+            let req = roost_api::volumes::CreateInstanceSnapshotRequest { name: snapshot, description };
+            let s = client.snapshot_instance(&name, &req, project.as_deref()).await?;
+            if !print_structured(global.output, &s)? {
+                println!("{}", s.id);
+                eprintln!(
+                    "Snapshot '{}' of '{name}': root filesystem changes ({} bytes) and {} volume(s).",
+                    s.name,
+                    s.rootfs_bytes,
+                    s.volumes.len()
+                );
+            }
+            Ok(())
+        }
+        InstanceCommand::Clone { name, new_name, no_start, no_wait } => {
+            let req = roost_api::volumes::CloneInstanceRequest { name: new_name, start: Some(!no_start) };
+            let created = client.clone_instance(&name, &req, project.as_deref()).await?;
+            let instance = if no_wait || no_start {
+                created.instance
+            } else {
+                wait_for(&client, &created.instance.id, InstanceStatus::Running, Duration::from_secs(600)).await?
+            };
+            if !print_structured(global.output, &instance)? {
+                println!("{}", instance.id);
+                eprintln!("Cloned '{name}' as '{}' ({}).", instance.name, instance.status.as_str());
             }
             Ok(())
         }

@@ -14,6 +14,7 @@ pub mod system;
 pub mod terminal;
 pub mod tokens;
 pub mod users;
+pub mod volumes;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

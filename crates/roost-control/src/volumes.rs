@@ -1,0 +1,1177 @@
+//! Block storage: volumes, their attachment to instances (hot on a running container),
+//! snapshots, restore, clones, backup policies on a cron schedule, and instance
+//! snapshots and clones. The images themselves are the node's ([`VolumeStore`]).
+//!
+//! Ordering for crash safety: an image is made before its row is inserted and removed
+//! after its row is deleted, so a crash leaves at most a file without a row, which the
+//! cleanup at start removes (with `.tmp-*` files of interrupted copies and mounts no
+//! running instance needs).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use roost_api::ids::IdKind;
+use roost_api::instances::{Desired, InstanceStatus, InstanceVolume};
+use roost_api::operations::Operation;
+use roost_api::projects::DEFAULT_PROJECT;
+use roost_api::volumes::{
+    AttachVolumeRequest, AttachVolumeResponse, BackupPolicy, CloneInstanceRequest, CreateBackupPolicyRequest,
+    CreateInstanceSnapshotRequest, CreateSnapshotRequest, CreateVolumeRequest, Effective, InstanceSnapshot, Snapshot,
+    Volume, VolumeListParams, VolumeStatus,
+};
+use roost_api::{FieldError, Page};
+use roost_node::storage::VolumeStore;
+use roost_node::{DiskFormat, VolumeAttachment};
+use roost_store::instances::InstanceRow;
+use roost_store::volumes::{self as repo, InstanceSnapshotRow, PolicyRow, SnapshotRow, VolumeRow};
+use roost_store::{StoreError, now_ms, to_time};
+
+use crate::error::{Validator, check_name};
+use crate::events::Audience;
+use crate::images::node_error;
+use crate::{Control, Error, Principal, RequestContext, Result, audit};
+
+const MIN_SIZE: u64 = 16 << 20;
+const MAX_SIZE: u64 = 16 << 40;
+/// How often the backup scheduler looks for due policies.
+const BACKUP_TICK: Duration = Duration::from_secs(10);
+
+/// One change at a time per volume (snapshot, restore, resize, attach, ...).
+static VOLUME_LOCKS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = LazyLock::new(Default::default);
+
+async fn lock_volume(id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    let lock = VOLUME_LOCKS.lock().expect("volume locks").entry(id.to_string()).or_default().clone();
+    lock.lock_owned().await
+}
+
+fn field(name: &str, message: impl Into<String>) -> Error {
+    Error::validation(vec![FieldError { field: name.into(), message: message.into() }])
+}
+
+fn check_path(v: &mut Validator, path: &str) {
+    let ok = path.starts_with('/')
+        && path != "/"
+        && path.len() <= 255
+        && !path.split('/').any(|c| c == ".." || c == ".")
+        && !path.contains(['\0', ',', ':']);
+    v.check(ok, "path", "must be an absolute path other than / (without '..', ',' or ':')");
+    for reserved in ["/proc", "/sys", "/dev", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"] {
+        if path == reserved || path.starts_with(&format!("{reserved}/")) {
+            v.add("path", format!("{reserved} is managed by Roost"));
+        }
+    }
+}
+
+fn gib_ceil(bytes: u64) -> i64 {
+    bytes as i64
+}
+
+fn unique_name(e: StoreError, what: &str, name: &str) -> Error {
+    match e {
+        StoreError::Conflict(_) => Error::conflict(format!("a {what} named '{name}' already exists in the project")),
+        e => e.into(),
+    }
+}
+
+fn one_by_key<T>(rows: Vec<T>, key: &str, what: &str, id_name: impl Fn(&T) -> (&String, &String)) -> Result<T> {
+    let hits: Vec<T> = rows
+        .into_iter()
+        .filter(|r| {
+            let (id, name) = id_name(r);
+            id == key || name == key
+        })
+        .collect();
+    if hits.len() > 1 && id_name(&hits[0]).0 != key {
+        return Err(Error::conflict(format!(
+            "more than one of your projects has a {what} named '{key}': pass the project or the id"
+        )));
+    }
+    hits.into_iter().next().ok_or_else(|| Error::not_found(what, key))
+}
+
+impl Control {
+    pub(crate) fn volume_store(&self) -> VolumeStore {
+        VolumeStore::new(&self.settings().data_dir)
+    }
+
+    async fn narrowed(&self, p: &Principal, project: Option<&str>) -> Result<Option<String>> {
+        Ok(match project {
+            Some(k) => Some(self.project_access(p, k).await?.project.id),
+            None => None,
+        })
+    }
+
+    pub(crate) async fn volume_row(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<VolumeRow> {
+        let project_id = self.narrowed(p, project).await?;
+        let rows = self.store().volumes_in(&self.project_scope(p), project_id.as_deref()).await?;
+        one_by_key(rows, key, "volume", |r| (&r.id, &r.name))
+    }
+
+    async fn snapshot_row(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<SnapshotRow> {
+        let project_id = self.narrowed(p, project).await?;
+        let rows = self.store().snapshots_in(&self.project_scope(p), project_id.as_deref(), None).await?;
+        one_by_key(rows, key, "snapshot", |r| (&r.id, &r.name))
+    }
+
+    async fn policy_row(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<PolicyRow> {
+        let project_id = self.narrowed(p, project).await?;
+        let rows = self.store().policies_in(&self.project_scope(p), project_id.as_deref()).await?;
+        one_by_key(rows, key, "backup policy", |r| (&r.id, &r.name))
+    }
+
+    async fn volume_api(&self, row: &VolumeRow) -> Volume {
+        let instance = match &row.instance_id {
+            Some(id) => self.store().instance(id).await.ok().flatten().map(|i| i.name),
+            None => None,
+        };
+        Volume {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            project_id: row.project_id.clone(),
+            size_bytes: row.size_bytes as u64,
+            used_bytes: self.volume_store().used_bytes(&row.id),
+            filesystem: row.filesystem.clone(),
+            format: row.format.clone(),
+            status: if row.instance_id.is_some() { VolumeStatus::Attached } else { VolumeStatus::Available },
+            instance_id: row.instance_id.clone(),
+            instance,
+            mount_path: row.mount_path.clone(),
+            read_only: row.read_only != 0,
+            cloned_from: row.cloned_from.clone(),
+            created_at: to_time(row.created_at),
+        }
+    }
+
+    async fn snapshot_api(&self, row: &SnapshotRow) -> Snapshot {
+        let volume = self.store().volume_by_id(&row.volume_id).await.ok().flatten().map(|v| v.name);
+        Snapshot {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            project_id: row.project_id.clone(),
+            volume_id: row.volume_id.clone(),
+            volume,
+            size_bytes: row.size_bytes as u64,
+            stored_bytes: VolumeStore::stored_bytes(&self.volume_store().snapshot_image(&row.id)),
+            description: row.description.clone(),
+            policy_id: row.policy_id.clone(),
+            instance_snapshot_id: row.instance_snapshot_id.clone(),
+            created_at: to_time(row.created_at),
+        }
+    }
+
+    async fn policy_api(&self, row: &PolicyRow) -> Result<BackupPolicy> {
+        let volume = self.store().volume_by_id(&row.volume_id).await?.map(|v| v.name).unwrap_or_default();
+        let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
+        let count = repo::snapshots_of_policy(&mut conn, &row.id).await?.len();
+        Ok(BackupPolicy {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            project_id: row.project_id.clone(),
+            volume_id: row.volume_id.clone(),
+            volume,
+            cron: row.cron.clone(),
+            keep: row.keep as u32,
+            last_run_at: row.last_run_at.map(to_time),
+            last_result: row.last_result.clone(),
+            last_error: row.last_error.clone(),
+            next_run_at: row.next_run_at.map(to_time),
+            snapshot_count: count as u32,
+            created_at: to_time(row.created_at),
+        })
+    }
+
+    fn publish<T: serde::Serialize>(&self, kind: &str, resource: &str, id: &str, api: Option<&T>, project: &str) {
+        self.events().publish(
+            kind,
+            resource,
+            id,
+            api.and_then(|a| serde_json::to_value(a).ok()),
+            Audience::Project(project.to_string()),
+        );
+    }
+
+    /// The disks of an instance's spec, from its attachments.
+    pub(crate) async fn disks_of(&self, instance_id: &str) -> Result<Vec<VolumeAttachment>> {
+        let store = self.volume_store();
+        Ok(self.store().attached_volumes(instance_id).await?.iter().map(|v| disk_of(&store, v)).collect())
+    }
+
+    /// The volumes an instance shows.
+    pub(crate) async fn instance_volumes(&self, instance_id: &str) -> Vec<InstanceVolume> {
+        self.store()
+            .attached_volumes(instance_id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| InstanceVolume {
+                volume_id: v.id,
+                volume: v.name,
+                path: v.mount_path.unwrap_or_default(),
+                read_only: v.read_only != 0,
+            })
+            .collect()
+    }
+
+    async fn instance_runs(&self, instance_id: &str) -> Result<bool> {
+        let node = self.node()?;
+        Ok(node.driver.inspect(instance_id).await.map_err(node_error)?.status == roost_node::InstanceStatus::Running)
+    }
+
+    // ---- volumes ----
+
+    pub async fn create_volume(&self, ctx: &RequestContext, p: &Principal, req: CreateVolumeRequest) -> Result<Volume> {
+        let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
+        access.require_write()?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", &req.name);
+        let filesystem = req.format.clone().unwrap_or_else(|| "ext4".into());
+        v.check(
+            roost_node::storage::FILESYSTEMS.contains(&filesystem.as_str()),
+            "format",
+            format!("'{filesystem}' is not a supported filesystem (ext4)"),
+        );
+        if req.from_snapshot.is_none() {
+            v.check(req.size_bytes.is_some(), "size_bytes", "is required (or give from_snapshot)");
+        }
+        if let Some(size) = req.size_bytes {
+            v.check((MIN_SIZE..=MAX_SIZE).contains(&size), "size_bytes", "must be between 16 MiB and 16 TiB");
+        }
+        v.finish()?;
+        self.node()?;
+        let source = match &req.from_snapshot {
+            Some(s) => Some(
+                self.snapshot_row(p, s, Some(&access.project.id))
+                    .await
+                    .map_err(|_| field("from_snapshot", format!("no snapshot '{s}' in the project")))?,
+            ),
+            None => None,
+        };
+        let size = match (&source, req.size_bytes) {
+            (Some(s), Some(size)) if (size as i64) < s.size_bytes => {
+                return Err(field("size_bytes", "must be at least the snapshot's size"));
+            }
+            (Some(s), None) => s.size_bytes as u64,
+            (_, Some(size)) => size,
+            (None, None) => unreachable!("validated"),
+        };
+        // Quota first (without holding the write lock over the copy), again at insert.
+        let mut tx = self.store().write().await?;
+        self.check_quota(tx.conn(), &access.project, &[("volume_gib", gib_ceil(size))]).await?;
+        drop(tx);
+        let id = IdKind::Volume.generate();
+        let store = self.volume_store();
+        match &source {
+            Some(s) => store.clone_from(&s.id, &id, size).await.map_err(node_error)?,
+            None => store.create(&id, size, &filesystem).await.map_err(node_error)?,
+        }
+        let now = now_ms();
+        let row = VolumeRow {
+            id: id.clone(),
+            project_id: access.project.id.clone(),
+            name: req.name.clone(),
+            size_bytes: size as i64,
+            filesystem,
+            format: "raw".into(),
+            instance_id: None,
+            mount_path: None,
+            read_only: 0,
+            cloned_from: source.as_ref().map(|s| s.id.clone()),
+            created_by: Some(p.user_id.clone()),
+            created_at: now,
+            updated_at: now,
+        };
+        let body = serde_json::to_value(&req).ok();
+        let inserted = async {
+            let mut tx = self.store().write().await?;
+            self.check_quota(tx.conn(), &access.project, &[("volume_gib", gib_ceil(size))]).await?;
+            repo::insert_volume(tx.conn(), &row).await.map_err(|e| unique_name(e, "volume", &req.name))?;
+            audit::record(tx.conn(), ctx, p, "volume.create", Some(("volume", &id)), body.as_ref()).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = inserted {
+            let _ = store.remove(&id).await;
+            return Err(e);
+        }
+        let api = self.volume_api(&row).await;
+        self.publish("volume.created", "volume", &id, Some(&api), &row.project_id);
+        Ok(api)
+    }
+
+    pub async fn list_volumes(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<Volume>> {
+        let project = self.narrowed(p, params.project.as_deref()).await?;
+        let rows = self.store().volumes_in(&self.project_scope(p), project.as_deref()).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(self.volume_api(row).await);
+        }
+        Ok(Page { items, next_cursor: None })
+    }
+
+    pub async fn get_volume(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<Volume> {
+        let row = self.volume_row(p, key, project).await?;
+        Ok(self.volume_api(&row).await)
+    }
+
+    pub async fn delete_volume(&self, ctx: &RequestContext, p: &Principal, key: &str, project: Option<&str>) -> Result<()> {
+        let row = self.volume_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let _lock = lock_volume(&row.id).await;
+        let mut tx = self.store().write().await?;
+        let Some(fresh) = repo::volume(tx.conn(), &row.id).await? else { return Err(Error::not_found("volume", key)) };
+        if let Some(instance) = &fresh.instance_id {
+            let name = self.store().instance(instance).await?.map(|i| i.name).unwrap_or_else(|| instance.clone());
+            return Err(Error::conflict(format!("volume '{}' is attached to '{name}'; detach it first", row.name)));
+        }
+        if repo::policies_of_volume(tx.conn(), &row.id).await? > 0 {
+            return Err(Error::conflict(format!(
+                "volume '{}' has backup policies; remove them first (its snapshots are kept)",
+                row.name
+            )));
+        }
+        repo::delete_volume(tx.conn(), &row.id).await?;
+        audit::record(tx.conn(), ctx, p, "volume.delete", Some(("volume", &row.id)), None).await?;
+        tx.commit().await?;
+        self.volume_store().remove(&row.id).await.map_err(node_error)?;
+        self.publish::<()>("volume.deleted", "volume", &row.id, None, &row.project_id);
+        Ok(())
+    }
+
+    pub async fn resize_volume(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        size: u64,
+    ) -> Result<Volume> {
+        let row = self.volume_row(p, key, project).await?;
+        let access = self.project_access(p, &row.project_id).await?;
+        access.require_write()?;
+        if size > MAX_SIZE {
+            return Err(field("size_bytes", "must be at most 16 TiB"));
+        }
+        if size < row.size_bytes as u64 {
+            return Err(field("size_bytes", "volumes only grow (the new size is smaller than the current one)"));
+        }
+        let _lock = lock_volume(&row.id).await;
+        let instance_lock = match &row.instance_id {
+            Some(i) => Some(self.lock_for(i).lock_owned().await),
+            None => None,
+        };
+        let mut tx = self.store().write().await?;
+        self.check_quota(tx.conn(), &access.project, &[("volume_gib", gib_ceil(size) - row.size_bytes)]).await?;
+        drop(tx);
+        if size > row.size_bytes as u64 {
+            self.volume_store().resize(&row.id, size).await.map_err(node_error)?;
+        }
+        let mut tx = self.store().write().await?;
+        repo::set_size(tx.conn(), &row.id, size as i64, now_ms()).await?;
+        let body = serde_json::json!({ "size_bytes": size });
+        audit::record(tx.conn(), ctx, p, "volume.resize", Some(("volume", &row.id)), Some(&body)).await?;
+        tx.commit().await?;
+        drop(instance_lock);
+        let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row);
+        let api = self.volume_api(&fresh).await;
+        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
+        Ok(api)
+    }
+
+    pub async fn attach_volume(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: AttachVolumeRequest,
+    ) -> Result<AttachVolumeResponse> {
+        let row = self.volume_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        check_path(&mut v, &req.path);
+        v.finish()?;
+        let instance = self
+            .instance_row(p, &req.instance, Some(&row.project_id))
+            .await
+            .map_err(|_| field("instance", format!("no instance '{}' in the volume's project", req.instance)))?;
+        if instance.desired() == Desired::Terminated {
+            return Err(Error::conflict(format!("instance '{}' is being deleted", instance.name)));
+        }
+        let read_only = req.read_only.unwrap_or(false);
+        let _lock = lock_volume(&row.id).await;
+        let _instance_lock = self.lock_for(&instance.id).lock_owned().await;
+        let mut tx = self.store().write().await?;
+        let others = repo::volumes_of_instance(tx.conn(), &instance.id).await?;
+        if let Some(other) = others.iter().find(|o| o.mount_path.as_deref() == Some(req.path.as_str())) {
+            return Err(Error::conflict(format!("volume '{}' is already at {} in '{}'", other.name, req.path, instance.name)));
+        }
+        if !repo::set_attachment(tx.conn(), &row.id, Some((&instance.id, &req.path, read_only)), now_ms()).await? {
+            let current = repo::volume(tx.conn(), &row.id).await?.and_then(|v| v.instance_id).unwrap_or_default();
+            let name = self.store().instance(&current).await?.map(|i| i.name).unwrap_or(current);
+            return Err(Error::conflict(format!("volume '{}' is attached to '{name}'; detach it first", row.name)));
+        }
+        let body = serde_json::to_value(&req).ok();
+        audit::record(tx.conn(), ctx, p, "volume.attach", Some(("volume", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row.clone());
+        let effective = if self.instance_runs(&instance.id).await? {
+            let node = self.node()?;
+            match node.driver.attach_volume(&instance.id, &disk_of(&self.volume_store(), &fresh)).await {
+                Ok(()) => Effective::Now,
+                Err(roost_node::Error::Unsupported(_)) => Effective::NextStart,
+                Err(e) => {
+                    let mut tx = self.store().write().await?;
+                    repo::set_attachment(tx.conn(), &row.id, None, now_ms()).await?;
+                    tx.commit().await?;
+                    return Err(node_error(e));
+                }
+            }
+        } else {
+            Effective::NextStart
+        };
+        let api = self.volume_api(&fresh).await;
+        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
+        self.publish_instance(&instance, "instance.updated").await;
+        Ok(AttachVolumeResponse { volume: api, effective })
+    }
+
+    pub async fn detach_volume(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        force: bool,
+    ) -> Result<Volume> {
+        let row = self.volume_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let Some(instance_id) = row.instance_id.clone() else {
+            return Err(Error::conflict(format!("volume '{}' is not attached", row.name)));
+        };
+        let _lock = lock_volume(&row.id).await;
+        let _instance_lock = self.lock_for(&instance_id).lock_owned().await;
+        let node = self.node()?;
+        let disk = disk_of(&self.volume_store(), &row);
+        let runs = self.instance_runs(&instance_id).await?;
+        match node.driver.detach_volume(&instance_id, &disk, force).await {
+            Ok(()) => {}
+            Err(roost_node::Error::Unsupported(m)) if runs => {
+                return Err(Error::conflict(format!("{m}; stop the instance to detach the volume")));
+            }
+            Err(roost_node::Error::NotFound(_) | roost_node::Error::Unsupported(_)) => {}
+            Err(e) => return Err(node_error(e)),
+        }
+        let mut tx = self.store().write().await?;
+        repo::set_attachment(tx.conn(), &row.id, None, now_ms()).await?;
+        let body = serde_json::json!({ "instance": instance_id, "force": force });
+        audit::record(tx.conn(), ctx, p, "volume.detach", Some(("volume", &row.id)), Some(&body)).await?;
+        tx.commit().await?;
+        let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row);
+        let api = self.volume_api(&fresh).await;
+        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
+        if let Some(instance) = self.store().instance(&instance_id).await? {
+            self.publish_instance(&instance, "instance.updated").await;
+        }
+        Ok(api)
+    }
+
+    pub async fn restore_volume(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        snapshot: &str,
+    ) -> Result<Volume> {
+        let row = self.volume_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let snap = self
+            .snapshot_row(p, snapshot, Some(&row.project_id))
+            .await
+            .map_err(|_| field("snapshot", format!("no snapshot '{snapshot}' in the volume's project")))?;
+        if snap.volume_id != row.id {
+            return Err(field(
+                "snapshot",
+                format!("snapshot '{}' is of another volume; clone it with create --from-snapshot", snap.name),
+            ));
+        }
+        let _lock = lock_volume(&row.id).await;
+        let _instance_lock = match &row.instance_id {
+            Some(i) => Some(self.lock_for(i).lock_owned().await),
+            None => None,
+        };
+        if let Some(i) = &row.instance_id
+            && self.instance_runs(i).await?
+        {
+            let name = self.store().instance(i).await?.map(|r| r.name).unwrap_or_else(|| i.clone());
+            return Err(Error::conflict(format!(
+                "volume '{}' is in use by running instance '{name}'; stop it or detach the volume first",
+                row.name
+            )));
+        }
+        self.volume_store().restore(&row.id, &snap.id).await.map_err(node_error)?;
+        let mut tx = self.store().write().await?;
+        repo::set_size(tx.conn(), &row.id, snap.size_bytes, now_ms()).await?;
+        let body = serde_json::json!({ "snapshot": snap.id });
+        audit::record(tx.conn(), ctx, p, "volume.restore", Some(("volume", &row.id)), Some(&body)).await?;
+        tx.commit().await?;
+        let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row);
+        let api = self.volume_api(&fresh).await;
+        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
+        Ok(api)
+    }
+
+    // ---- snapshots ----
+
+    /// Takes a snapshot of a volume (no permission check: callers have done it).
+    async fn take_snapshot(
+        &self,
+        volume: &VolumeRow,
+        name: &str,
+        description: Option<String>,
+        policy_id: Option<String>,
+        instance_snapshot_id: Option<String>,
+        created_by: Option<String>,
+    ) -> Result<SnapshotRow> {
+        let id = IdKind::Snapshot.generate();
+        let _lock = lock_volume(&volume.id).await;
+        let store = self.volume_store();
+        store.snapshot(&volume.id, &id).await.map_err(node_error)?;
+        let row = SnapshotRow {
+            id: id.clone(),
+            project_id: volume.project_id.clone(),
+            name: name.to_string(),
+            volume_id: volume.id.clone(),
+            size_bytes: volume.size_bytes,
+            description,
+            policy_id,
+            instance_snapshot_id,
+            created_by,
+            created_at: now_ms(),
+        };
+        let inserted = async {
+            let mut tx = self.store().write().await?;
+            repo::insert_snapshot(tx.conn(), &row).await.map_err(|e| unique_name(e, "snapshot", name))?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = inserted {
+            let _ = store.remove_snapshot(&id);
+            return Err(e);
+        }
+        Ok(row)
+    }
+
+    pub async fn create_snapshot(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        req: CreateSnapshotRequest,
+    ) -> Result<Snapshot> {
+        let project = req.project.as_deref();
+        let volume = self.volume_row(p, &req.volume, project).await.map_err(|e| match e.code {
+            roost_api::ErrorCode::NotFound => field("volume", format!("no volume '{}'", req.volume)),
+            _ => e,
+        })?;
+        self.project_access(p, &volume.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", &req.name);
+        if let Some(d) = &req.description {
+            v.check(d.len() <= 1024, "description", "must be at most 1024 characters");
+        }
+        v.finish()?;
+        self.node()?;
+        let row = self
+            .take_snapshot(&volume, &req.name, req.description.clone(), None, None, Some(p.user_id.clone()))
+            .await?;
+        let mut tx = self.store().write().await?;
+        let body = serde_json::to_value(&req).ok();
+        audit::record(tx.conn(), ctx, p, "snapshot.create", Some(("snapshot", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        let api = self.snapshot_api(&row).await;
+        self.publish("snapshot.created", "snapshot", &row.id, Some(&api), &row.project_id);
+        Ok(api)
+    }
+
+    pub async fn list_snapshots(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<Snapshot>> {
+        let project = self.narrowed(p, params.project.as_deref()).await?;
+        let volume = match &params.volume {
+            Some(v) => Some(self.volume_row(p, v, project.as_deref()).await?.id),
+            None => None,
+        };
+        let rows = self.store().snapshots_in(&self.project_scope(p), project.as_deref(), volume.as_deref()).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(self.snapshot_api(row).await);
+        }
+        Ok(Page { items, next_cursor: None })
+    }
+
+    pub async fn get_snapshot(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<Snapshot> {
+        let row = self.snapshot_row(p, key, project).await?;
+        Ok(self.snapshot_api(&row).await)
+    }
+
+    pub async fn delete_snapshot(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+    ) -> Result<()> {
+        let row = self.snapshot_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.store().write().await?;
+        repo::delete_snapshot(tx.conn(), &row.id).await?;
+        audit::record(tx.conn(), ctx, p, "snapshot.delete", Some(("snapshot", &row.id)), None).await?;
+        tx.commit().await?;
+        self.volume_store().remove_snapshot(&row.id).map_err(node_error)?;
+        self.publish::<()>("snapshot.deleted", "snapshot", &row.id, None, &row.project_id);
+        Ok(())
+    }
+
+    // ---- backup policies ----
+
+    pub async fn create_backup_policy(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        req: CreateBackupPolicyRequest,
+    ) -> Result<BackupPolicy> {
+        let volume = self.volume_row(p, &req.volume, req.project.as_deref()).await.map_err(|e| match e.code {
+            roost_api::ErrorCode::NotFound => field("volume", format!("no volume '{}'", req.volume)),
+            _ => e,
+        })?;
+        self.project_access(p, &volume.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", &req.name);
+        let next = match next_run(&req.cron, now_ms()) {
+            Ok(n) => Some(n),
+            Err(m) => {
+                v.add("cron", m);
+                None
+            }
+        };
+        v.check((1..=1000).contains(&req.keep), "keep", "must be between 1 and 1000");
+        v.finish()?;
+        let now = now_ms();
+        let row = PolicyRow {
+            id: IdKind::BackupPolicy.generate(),
+            project_id: volume.project_id.clone(),
+            name: req.name.clone(),
+            volume_id: volume.id.clone(),
+            cron: req.cron.trim().to_string(),
+            keep: req.keep as i64,
+            last_run_at: None,
+            last_result: None,
+            last_error: None,
+            next_run_at: next,
+            created_by: Some(p.user_id.clone()),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.store().write().await?;
+        repo::insert_policy(tx.conn(), &row).await.map_err(|e| unique_name(e, "backup policy", &req.name))?;
+        let body = serde_json::to_value(&req).ok();
+        audit::record(tx.conn(), ctx, p, "backup_policy.create", Some(("backup_policy", &row.id)), body.as_ref())
+            .await?;
+        tx.commit().await?;
+        let api = self.policy_api(&row).await?;
+        self.publish("backup_policy.created", "backup_policy", &row.id, Some(&api), &row.project_id);
+        Ok(api)
+    }
+
+    pub async fn list_backup_policies(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<BackupPolicy>> {
+        let project = self.narrowed(p, params.project.as_deref()).await?;
+        let rows = self.store().policies_in(&self.project_scope(p), project.as_deref()).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(self.policy_api(row).await?);
+        }
+        Ok(Page { items, next_cursor: None })
+    }
+
+    pub async fn get_backup_policy(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<BackupPolicy> {
+        let row = self.policy_row(p, key, project).await?;
+        self.policy_api(&row).await
+    }
+
+    pub async fn delete_backup_policy(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+    ) -> Result<()> {
+        let row = self.policy_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.store().write().await?;
+        repo::delete_policy(tx.conn(), &row.id).await?;
+        audit::record(tx.conn(), ctx, p, "backup_policy.delete", Some(("backup_policy", &row.id)), None).await?;
+        tx.commit().await?;
+        self.publish::<()>("backup_policy.deleted", "backup_policy", &row.id, None, &row.project_id);
+        Ok(())
+    }
+
+    /// Runs a policy now (its schedule is unchanged); the result is recorded either way.
+    pub async fn run_backup_policy(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+    ) -> Result<BackupPolicy> {
+        let row = self.policy_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.store().write().await?;
+        audit::record(tx.conn(), ctx, p, "backup_policy.run", Some(("backup_policy", &row.id)), None).await?;
+        tx.commit().await?;
+        self.run_policy(&row).await;
+        let fresh = self.store().policy_by_id(&row.id).await?.unwrap_or(row);
+        self.policy_api(&fresh).await
+    }
+
+    /// One run: a snapshot, then the oldest beyond `keep` removed. Failures are recorded
+    /// on the policy and published as `backup_policy.failed`.
+    async fn run_policy(&self, policy: &PolicyRow) {
+        let started = now_ms();
+        let result: Result<()> = async {
+            let volume = self
+                .store()
+                .volume_by_id(&policy.volume_id)
+                .await?
+                .ok_or_else(|| Error::unprocessable("the policy's volume is gone"))?;
+            let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f");
+            let name = format!("{}-{stamp}", policy.name);
+            let description = Some(format!("backup policy {}", policy.name));
+            let row = self.take_snapshot(&volume, &name, description, Some(policy.id.clone()), None, None).await?;
+            let api = self.snapshot_api(&row).await;
+            self.publish("snapshot.created", "snapshot", &row.id, Some(&api), &row.project_id);
+            let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
+            let all = repo::snapshots_of_policy(&mut conn, &policy.id).await?;
+            drop(conn);
+            for old in all.iter().skip(policy.keep.max(1) as usize) {
+                let mut tx = self.store().write().await?;
+                repo::delete_snapshot(tx.conn(), &old.id).await?;
+                tx.commit().await?;
+                self.volume_store().remove_snapshot(&old.id).map_err(node_error)?;
+                self.publish::<()>("snapshot.deleted", "snapshot", &old.id, None, &old.project_id);
+            }
+            Ok(())
+        }
+        .await;
+        let next = next_run(&policy.cron, now_ms()).ok();
+        let (status, error) = match &result {
+            Ok(()) => ("success", None),
+            Err(e) => ("failed", Some(e.message.clone())),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(policy = %policy.id, error = %e.message, "backup policy run failed");
+        }
+        let recorded = async {
+            let mut tx = self.store().write().await?;
+            repo::record_run(tx.conn(), &policy.id, started, status, error.as_deref(), next).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(policy = %policy.id, error = %e.message, "cannot record a backup run");
+        }
+        if let Ok(Some(fresh)) = self.store().policy_by_id(&policy.id).await
+            && let Ok(api) = self.policy_api(&fresh).await
+        {
+            let kind = if result.is_ok() { "backup_policy.succeeded" } else { "backup_policy.failed" };
+            self.publish(kind, "backup_policy", &fresh.id, Some(&api), &fresh.project_id);
+        }
+    }
+
+    /// At start: what a crash left (temporary files, image files without a row, mounts
+    /// and loop devices no running instance needs); then due backup policies, until
+    /// shutdown.
+    pub(crate) fn spawn_volume_jobs(&self) {
+        let control = self.clone();
+        tokio::spawn(async move {
+            control.clean_volume_leftovers().await;
+            let mut tick = tokio::time::interval(BACKUP_TICK);
+            loop {
+                tokio::select! {
+                    _ = control.shutdown().cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let Ok(policies) = control.store().all_policies().await else { continue };
+                let now = now_ms();
+                for policy in policies.into_iter().filter(|p| p.next_run_at.is_some_and(|n| n <= now)) {
+                    control.run_policy(&policy).await;
+                }
+            }
+        });
+    }
+
+    pub(crate) async fn clean_volume_leftovers(&self) {
+        let store = self.volume_store();
+        for path in store.clean_temporaries() {
+            tracing::info!(path = %path.display(), "removed a temporary file of an interrupted volume operation");
+        }
+        let (Ok(volumes), Ok(snapshots)) = (self.store().all_volumes().await, self.store().all_snapshot_ids().await)
+        else {
+            return;
+        };
+        let known = |dir: std::path::PathBuf, ids: &[String]| {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let stem = name.split('.').next().unwrap_or_default().to_string();
+                let ours = stem.starts_with("vol-") || stem.starts_with("snap-") || stem.starts_with("isnap-");
+                if ours && !ids.contains(&stem) && std::fs::remove_file(entry.path()).is_ok() {
+                    tracing::info!(path = %entry.path().display(), "removed an image without a record");
+                }
+            }
+        };
+        let volume_ids: Vec<String> = volumes.iter().map(|v| v.id.clone()).collect();
+        known(store.volumes_dir(), &volume_ids);
+        let mut snapshot_ids = snapshots;
+        if let Ok(isnaps) = self.store().instance_snapshots_in(&roost_store::list::ProjectScope::All, None).await {
+            snapshot_ids.extend(isnaps.into_iter().map(|s| s.id));
+        }
+        known(store.snapshots_dir(), &snapshot_ids);
+        let mut keep = Vec::new();
+        for v in &volumes {
+            if let Some(i) = &v.instance_id
+                && self.instance_runs(i).await.unwrap_or(true)
+            {
+                keep.push(v.id.clone());
+            }
+        }
+        for what in store.clean_mounts(&keep).await {
+            tracing::info!(%what, "cleaned a stale volume mount");
+        }
+    }
+
+    // ---- instances ----
+
+    /// Resolves `volumes` of an instance create and attaches them in `conn`'s transaction.
+    pub(crate) async fn attach_on_create(
+        &self,
+        p: &Principal,
+        conn: &mut roost_store::sqlx::AnyConnection,
+        project_id: &str,
+        instance_id: &str,
+        volumes: &[roost_api::volumes::VolumeMountRequest],
+    ) -> Result<()> {
+        for (i, req) in volumes.iter().enumerate() {
+            let mut v = Validator::default();
+            check_path(&mut v, &req.path);
+            v.finish()?;
+            if volumes[..i].iter().any(|o| o.path == req.path) {
+                return Err(field("volumes", format!("two volumes at {}", req.path)));
+            }
+            let row = self
+                .volume_row(p, &req.volume, Some(project_id))
+                .await
+                .map_err(|_| field("volumes", format!("no volume '{}' in the project", req.volume)))?;
+            if !repo::set_attachment(conn, &row.id, Some((instance_id, &req.path, req.read_only.unwrap_or(false))), now_ms())
+                .await?
+            {
+                return Err(Error::conflict(format!("volume '{}' is attached to another instance", row.name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Root filesystem changes (a tar of the container's upper layer) and a snapshot of
+    /// each attached volume.
+    pub async fn snapshot_instance(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: CreateInstanceSnapshotRequest,
+    ) -> Result<InstanceSnapshot> {
+        let instance = self.instance_row(p, key, project).await?;
+        self.project_access(p, &instance.project_id).await?.require_write()?;
+        if instance.kind != "container" {
+            return Err(Error::unprocessable("instance snapshots capture container root filesystems only"));
+        }
+        let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+        let name = req.name.clone().unwrap_or_else(|| format!("{}-{stamp}", instance.name));
+        let mut v = Validator::default();
+        check_name(&mut v, "name", &name);
+        v.finish()?;
+        let id = IdKind::InstanceSnapshot.generate();
+        let store = self.volume_store();
+        let upper = self.settings().data_dir.join("instances").join(&instance.id).join("upper");
+        let archive = store.archive(&id);
+        tar_dir(&upper, &archive).await?;
+        let row = InstanceSnapshotRow {
+            id: id.clone(),
+            project_id: instance.project_id.clone(),
+            name: name.clone(),
+            instance_id: instance.id.clone(),
+            rootfs_bytes: std::fs::metadata(&archive).map(|m| m.len() as i64).unwrap_or(0),
+            description: req.description.clone(),
+            created_by: Some(p.user_id.clone()),
+            created_at: now_ms(),
+        };
+        let inserted = async {
+            let mut tx = self.store().write().await?;
+            repo::insert_instance_snapshot(tx.conn(), &row).await.map_err(|e| unique_name(e, "snapshot", &name))?;
+            let body = serde_json::to_value(&req).ok();
+            audit::record(tx.conn(), ctx, p, "instance.snapshot", Some(("instance", &instance.id)), body.as_ref())
+                .await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = inserted {
+            let _ = store.remove_snapshot(&id);
+            return Err(e);
+        }
+        let mut volumes = Vec::new();
+        for volume in self.store().attached_volumes(&instance.id).await? {
+            let snap_name = format!("{name}-{}", volume.name);
+            let snap = self
+                .take_snapshot(&volume, &snap_name, req.description.clone(), None, Some(id.clone()), Some(p.user_id.clone()))
+                .await?;
+            volumes.push(self.snapshot_api(&snap).await);
+        }
+        Ok(InstanceSnapshot {
+            id,
+            name,
+            project_id: row.project_id,
+            instance_id: row.instance_id,
+            rootfs_bytes: row.rootfs_bytes as u64,
+            volumes,
+            description: row.description,
+            created_at: to_time(row.created_at),
+        })
+    }
+
+    /// A new, independent instance: same image, size, command, networks and groups, a
+    /// copy of the root filesystem's changes and a copy of each attached volume
+    /// (attached to the clone at the same paths).
+    pub async fn clone_instance(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: CloneInstanceRequest,
+    ) -> Result<(roost_api::instances::Instance, Operation)> {
+        let source = self.instance_row(p, key, project).await?;
+        let access = self.project_access(p, &source.project_id).await?;
+        access.require_write()?;
+        if source.kind != "container" {
+            return Err(Error::unprocessable("clones copy container root filesystems only"));
+        }
+        let mut v = Validator::default();
+        check_name(&mut v, "name", &req.name);
+        v.finish()?;
+        self.node()?;
+        let nics = roost_store::networks::nics_of(
+            &mut *self.store().pool().acquire().await.map_err(StoreError::from)?,
+            &source.id,
+        )
+        .await?;
+        let mut nic_requests = Vec::new();
+        for nic in &nics {
+            if let Some(net) = self.store().network_by_id(&nic.network_id).await? {
+                nic_requests.push(roost_api::networks::NicRequest { network: net.id, ip: None });
+            }
+        }
+        let resolved = self.resolve_networks(p, &source.project_id, &nic_requests).await?;
+        let groups: Vec<String> = roost_store::networks::groups_of_instance(
+            &mut *self.store().pool().acquire().await.map_err(StoreError::from)?,
+            &source.id,
+        )
+        .await?
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+        let source_volumes = self.store().attached_volumes(&source.id).await?;
+        let now = now_ms();
+        let start = req.start.unwrap_or(true);
+        let mut row = InstanceRow {
+            id: IdKind::Instance.generate(),
+            name: req.name.clone(),
+            desired: Desired::Stopped.as_str().into(),
+            status: InstanceStatus::Stopped.as_str().into(),
+            status_reason: None,
+            ip: None,
+            exit_code: None,
+            restart_count: 0,
+            created_by: Some(p.user_id.clone()),
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            ..source.clone()
+        };
+        let total: i64 = source_volumes.iter().map(|v| v.size_bytes).sum();
+        let mut tx = self.store().write().await?;
+        let requested = [
+            ("instances", 1),
+            ("vcpus", row.cpus_milli),
+            ("memory_bytes", row.memory_bytes),
+            ("volume_gib", total),
+        ];
+        self.check_quota(tx.conn(), &access.project, &requested).await?;
+        roost_store::instances::insert(tx.conn(), &row).await.map_err(|e| unique_name(e, "instance", &req.name))?;
+        for (idx, (net, ip)) in resolved.iter().enumerate() {
+            let nic = Self::allocate_nic(tx.conn(), net, &row.id, idx as i64, *ip).await?;
+            if idx == 0 {
+                row.ip = Some(nic.ip);
+            }
+        }
+        roost_store::networks::set_instance_groups(tx.conn(), &row.id, &groups).await?;
+        repo::set_lineage(tx.conn(), &row.id, &source.id, now).await?;
+        let body = serde_json::to_value(&req).ok();
+        let op = self.new_operation(tx.conn(), p, "instance.clone", Some(("instance", &row.id))).await?;
+        audit::record(tx.conn(), ctx, p, "instance.clone", Some(("instance", &source.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        op.announce();
+        let snapshot = op.to_api();
+        // The copies, then the clone starts.
+        let copied: Result<()> = async {
+            let upper = |id: &str| self.settings().data_dir.join("instances").join(id).join("upper");
+            copy_tree(&upper(&source.id), &upper(&row.id)).await?;
+            let store = self.volume_store();
+            for volume in &source_volumes {
+                let id = IdKind::Volume.generate();
+                {
+                    let _lock = lock_volume(&volume.id).await;
+                    store.snapshot_to_volume(&volume.id, &id).await.map_err(node_error)?;
+                }
+                let copy = VolumeRow {
+                    id: id.clone(),
+                    name: format!("{}-{}", volume.name, row.name),
+                    instance_id: Some(row.id.clone()),
+                    cloned_from: Some(volume.id.clone()),
+                    created_by: Some(p.user_id.clone()),
+                    created_at: now_ms(),
+                    updated_at: now_ms(),
+                    ..volume.clone()
+                };
+                let mut tx = self.store().write().await?;
+                if let Err(e) = repo::insert_volume(tx.conn(), &copy).await {
+                    drop(tx);
+                    let _ = store.remove(&id).await;
+                    return Err(unique_name(e, "volume", &copy.name));
+                }
+                tx.commit().await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = copied {
+            op.fail(&e).await;
+            return Err(e);
+        }
+        if start {
+            self.set_desired(&row, Desired::Running).await?;
+            self.track(&row.id, op);
+            self.kick(&row.id);
+        } else {
+            op.succeed(Some(serde_json::json!({"instance_id": row.id}))).await;
+        }
+        let fresh = self.store().instance(&row.id).await?.unwrap_or(row);
+        self.publish_instance(&fresh, "instance.created").await;
+        Ok((self.instance_api(&fresh).await, snapshot))
+    }
+}
+
+/// The driver's view of a volume attachment.
+fn disk_of(store: &VolumeStore, v: &VolumeRow) -> VolumeAttachment {
+    VolumeAttachment {
+        volume_id: v.id.clone(),
+        image: store.image(&v.id),
+        format: if v.format == "qcow2" { DiskFormat::Qcow2 } else { DiskFormat::Raw },
+        filesystem: v.filesystem.clone(),
+        path: v.mount_path.clone().unwrap_or_default(),
+        read_only: v.read_only != 0,
+    }
+}
+
+/// The next time a five-field cron expression (UTC) fires after `after_ms`.
+pub fn next_run(cron: &str, after_ms: i64) -> std::result::Result<i64, String> {
+    let fields = cron.split_whitespace().count();
+    if fields != 5 {
+        return Err(format!("'{cron}' is not a five-field cron expression (minute hour day month weekday)"));
+    }
+    let parsed = croner::Cron::from_str(cron.trim()).map_err(|e| format!("'{cron}': {e}"))?;
+    let after = chrono::DateTime::from_timestamp_millis(after_ms).unwrap_or_default();
+    parsed
+        .find_next_occurrence(&after, false)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("'{cron}' never fires: {e}"))
+}
+
+/// `tar` of a directory's content into `archive` (written beside it, then renamed).
+async fn tar_dir(dir: &std::path::Path, archive: &std::path::Path) -> Result<()> {
+    if let Some(parent) = archive.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::internal(format!("creating {}: {e}", parent.display())))?;
+    }
+    let tmp = archive.with_file_name(format!(
+        ".tmp-{}",
+        archive.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+    ));
+    if !dir.is_dir() {
+        return Err(Error::conflict("the instance has no root filesystem yet (start it once first)"));
+    }
+    let out = tokio::process::Command::new("tar")
+        .arg("--numeric-owner")
+        .arg("--xattrs")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(&tmp)
+        .arg(".")
+        .output()
+        .await
+        .map_err(|e| Error::internal(format!("running tar: {e}")))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::internal(format!("tar: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    std::fs::rename(&tmp, archive).map_err(|e| Error::internal(format!("renaming {}: {e}", archive.display())))
+}
+
+/// Copies a directory tree keeping owners, modes, xattrs and holes; reflinks where the
+/// filesystem allows (`cp --reflink=auto`). Missing source: nothing to copy.
+async fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    if !from.is_dir() {
+        return Ok(());
+    }
+    let parent = to.parent().ok_or_else(|| Error::internal("bad clone target"))?;
+    std::fs::create_dir_all(parent).map_err(|e| Error::internal(format!("creating {}: {e}", parent.display())))?;
+    let out = tokio::process::Command::new("cp")
+        .args(["-a", "--reflink=auto", "--sparse=always"])
+        .arg(from)
+        .arg(to)
+        .output()
+        .await
+        .map_err(|e| Error::internal(format!("running cp: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::internal(format!("cp: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_schedules() {
+        // 2026-01-01T00:00:00Z
+        let t0 = 1_767_225_600_000;
+        assert_eq!(next_run("0 2 * * *", t0).unwrap(), t0 + 2 * 3600 * 1000);
+        assert_eq!(next_run("*/5 * * * *", t0).unwrap(), t0 + 5 * 60 * 1000);
+        assert!(next_run("0 2 * *", t0).is_err());
+        assert!(next_run("61 * * * *", t0).is_err());
+        assert!(next_run("* * * * * *", t0).is_err());
+    }
+}
