@@ -573,6 +573,9 @@ impl Control {
         req: CreateSnapshotRequest,
     ) -> Result<Snapshot> {
         let project = req.project.as_deref();
+        if let Some(k) = project {
+            self.project_access(p, k).await?;
+        }
         let volume = self.volume_row(p, &req.volume, project).await.map_err(|e| match e.code {
             roost_api::ErrorCode::NotFound => field("volume", format!("no volume '{}'", req.volume)),
             _ => e,
@@ -642,6 +645,9 @@ impl Control {
         p: &Principal,
         req: CreateBackupPolicyRequest,
     ) -> Result<BackupPolicy> {
+        if let Some(k) = req.project.as_deref() {
+            self.project_access(p, k).await?;
+        }
         let volume = self.volume_row(p, &req.volume, req.project.as_deref()).await.map_err(|e| match e.code {
             roost_api::ErrorCode::NotFound => field("volume", format!("no volume '{}'", req.volume)),
             _ => e,
@@ -1118,9 +1124,9 @@ async fn tar_dir(dir: &std::path::Path, archive: &std::path::Path) -> Result<()>
         ".tmp-{}",
         archive.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
     ));
-    if !dir.is_dir() {
-        return Err(Error::conflict("the instance has no root filesystem yet (start it once first)"));
-    }
+    // Never started: no changes yet, an empty archive.
+    let empty = tempfile_dir();
+    let dir = if dir.is_dir() { dir } else { empty.as_path() };
     let out = tokio::process::Command::new("tar")
         .arg("--numeric-owner")
         .arg("--xattrs")
@@ -1137,6 +1143,13 @@ async fn tar_dir(dir: &std::path::Path, archive: &std::path::Path) -> Result<()>
         return Err(Error::internal(format!("tar: {}", String::from_utf8_lossy(&out.stderr).trim())));
     }
     std::fs::rename(&tmp, archive).map_err(|e| Error::internal(format!("renaming {}: {e}", archive.display())))
+}
+
+/// An empty directory for an empty archive.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("roost-empty-rootfs");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
 }
 
 /// Copies a directory tree keeping owners, modes, xattrs and holes; reflinks where the

@@ -65,6 +65,48 @@ impl World {
         name
     }
 
+    /// A fresh 16 MiB volume in team-a.
+    async fn volume(&self) -> String {
+        let name = self.fresh("vol");
+        let req = roost_api::volumes::CreateVolumeRequest {
+            name: name.clone(),
+            size_bytes: Some(16 << 20),
+            project: Some("team-a".into()),
+            ..Default::default()
+        };
+        self.admin.create_volume(&req).await.unwrap();
+        name
+    }
+
+    /// A fresh volume with a snapshot; returns both names.
+    async fn snapshot(&self) -> (String, String) {
+        let volume = self.volume().await;
+        let name = self.fresh("snap");
+        let req = roost_api::volumes::CreateSnapshotRequest {
+            volume: volume.clone(),
+            name: name.clone(),
+            project: Some("team-a".into()),
+            ..Default::default()
+        };
+        self.admin.create_snapshot(&req).await.unwrap();
+        (volume, name)
+    }
+
+    /// A fresh backup policy on a fresh volume.
+    async fn policy(&self) -> String {
+        let volume = self.volume().await;
+        let name = self.fresh("bkp");
+        let req = roost_api::volumes::CreateBackupPolicyRequest {
+            name: name.clone(),
+            volume,
+            cron: "0 2 * * *".into(),
+            keep: 2,
+            project: Some("team-a".into()),
+        };
+        self.admin.create_backup_policy(&req).await.unwrap();
+        name
+    }
+
     fn client_of(&self, cell: &str) -> Option<Client> {
         self.creds[cell].as_ref().map(|t| Client::new(&self.server.url, Some(t.clone())).unwrap())
     }
@@ -513,6 +555,72 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
         ("DELETE", "/v1/s3-keys/{id}") => {
             let key = w.owner_client(cell).create_s3_key(&Default::default()).await.unwrap();
             (case(format!("/v1/s3-keys/{}", key.key.id), None), [401, 204, 204, 204, 204, 401, 403])
+        }
+        ("GET", "/v1/volumes") | ("GET", "/v1/snapshots") | ("GET", "/v1/backup-policies") => {
+            (case(route, None), ANY_USER)
+        }
+        ("POST", "/v1/volumes") => {
+            let body = json!({"name": w.fresh("vol"), "size_bytes": 16 << 20, "project": "team-a"});
+            (case(route, Some(body)), [401, 403, 201, 201, 404, 401, 403])
+        }
+        ("GET", "/v1/volumes/{id}") => (case(format!("/v1/volumes/{}?project=team-a", w.volume().await), None), MEMBER_READ),
+        ("DELETE", "/v1/volumes/{id}") => {
+            (case(format!("/v1/volumes/{}?project=team-a", w.volume().await), None), [401, 403, 204, 204, 404, 401, 403])
+        }
+        ("POST", "/v1/volumes/{id}/resize") => {
+            let path = format!("/v1/volumes/{}/resize?project=team-a", w.volume().await);
+            (case(path, Some(json!({"size_bytes": 32 << 20}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("POST", "/v1/volumes/{id}/attach") => {
+            let (volume, inst) = (w.volume().await, w.stopped_instance().await);
+            let path = format!("/v1/volumes/{volume}/attach?project=team-a");
+            (case(path, Some(json!({"instance": inst, "path": "/data"}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("POST", "/v1/volumes/{id}/detach") => {
+            let (volume, inst) = (w.volume().await, w.stopped_instance().await);
+            let req = roost_api::volumes::AttachVolumeRequest { instance: inst, path: "/data".into(), read_only: None };
+            w.admin.attach_volume(&volume, &req, Some("team-a")).await.unwrap();
+            let path = format!("/v1/volumes/{volume}/detach?project=team-a");
+            (case(path, Some(json!({}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("POST", "/v1/volumes/{id}/restore") => {
+            let (volume, snap) = w.snapshot().await;
+            let path = format!("/v1/volumes/{volume}/restore?project=team-a");
+            (case(path, Some(json!({"snapshot": snap}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("POST", "/v1/snapshots") => {
+            let body = json!({"volume": w.volume().await, "name": w.fresh("snap"), "project": "team-a"});
+            (case(route, Some(body)), [401, 403, 201, 201, 404, 401, 403])
+        }
+        ("GET", "/v1/snapshots/{id}") => {
+            (case(format!("/v1/snapshots/{}?project=team-a", w.snapshot().await.1), None), MEMBER_READ)
+        }
+        ("DELETE", "/v1/snapshots/{id}") => (
+            case(format!("/v1/snapshots/{}?project=team-a", w.snapshot().await.1), None),
+            [401, 403, 204, 204, 404, 401, 403],
+        ),
+        ("POST", "/v1/backup-policies") => {
+            let body = json!({"name": w.fresh("bkp"), "volume": w.volume().await, "cron": "0 2 * * *", "keep": 3, "project": "team-a"});
+            (case(route, Some(body)), [401, 403, 201, 201, 404, 401, 403])
+        }
+        ("GET", "/v1/backup-policies/{id}") => {
+            (case(format!("/v1/backup-policies/{}?project=team-a", w.policy().await), None), MEMBER_READ)
+        }
+        ("DELETE", "/v1/backup-policies/{id}") => (
+            case(format!("/v1/backup-policies/{}?project=team-a", w.policy().await), None),
+            [401, 403, 204, 204, 404, 401, 403],
+        ),
+        ("POST", "/v1/backup-policies/{id}/run") => (
+            case(format!("/v1/backup-policies/{}/run?project=team-a", w.policy().await), None),
+            [401, 403, 200, 200, 404, 401, 403],
+        ),
+        ("POST", "/v1/instances/{id}/snapshot") => {
+            let path = format!("/v1/instances/{}/snapshot?project=team-a", w.stopped_instance().await);
+            (case(path, Some(json!({"name": w.fresh("isnap")}))), [401, 403, 201, 201, 404, 401, 403])
+        }
+        ("POST", "/v1/instances/{id}/clone") => {
+            let path = format!("/v1/instances/{}/clone?project=team-a", w.stopped_instance().await);
+            (case(path, Some(json!({"name": w.fresh("clone"), "start": false}))), [401, 403, 202, 202, 404, 401, 403])
         }
         _ => return None,
     })
