@@ -304,6 +304,19 @@ pub async fn mount_disk(image: &Path, mnt: &Path, filesystem: &str, read_only: b
     if !image.exists() {
         return Err(Error::Invalid(format!("volume image {} does not exist", image.display())));
     }
+    // After a forced (lazy) detach the old mount lives on, loop device and all, until
+    // the last process holding a file on it lets go: never mount the image a second time
+    // meanwhile (two mounts of one ext4 would corrupt it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while loop_devices().iter().any(|(_, backing)| backing == image) {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Conflict(format!(
+                "volume image {} is still in use (a forced detach left files open); retry once they are closed",
+                image.display()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let options = if read_only { "loop,ro,nodev,nosuid" } else { "loop,nodev,nosuid" };
     run("mount", "mount", &["-t", filesystem, "-o", options, path_str(image)?, path_str(mnt)?]).await
 }
