@@ -72,6 +72,11 @@ impl VolumeStore {
         mount_point(&self.data_dir, volume_id)
     }
 
+    /// Present while the image is larger than its filesystem (an online grow was refused).
+    pub fn grow_marker(&self, volume_id: &str) -> PathBuf {
+        grow_marker(&self.image(volume_id))
+    }
+
     fn ensure_dirs(&self) -> Result<()> {
         for dir in [self.volumes_dir(), self.snapshots_dir()] {
             fs::create_dir_all(&dir).at("creating", &dir)?;
@@ -114,6 +119,7 @@ impl VolumeStore {
     pub async fn remove(&self, volume_id: &str) -> Result<()> {
         self.unmount(volume_id).await?;
         remove_if_exists(&self.image(volume_id))?;
+        remove_if_exists(&self.grow_marker(volume_id))?;
         let mnt = self.mount_point(volume_id);
         let _ = fs::remove_dir(&mnt);
         Ok(())
@@ -186,7 +192,8 @@ impl VolumeStore {
     /// a stale host mount (its instance has stopped) is taken down first.
     pub async fn restore(&self, volume_id: &str, snapshot_id: &str) -> Result<()> {
         self.unmount(volume_id).await?;
-        copy_atomically(&self.snapshot_image(snapshot_id), &self.image(volume_id)).await
+        copy_atomically(&self.snapshot_image(snapshot_id), &self.image(volume_id)).await?;
+        remove_if_exists(&self.grow_marker(volume_id))
     }
 
     /// A new volume from a snapshot, grown to `size` when that is larger.
@@ -225,7 +232,12 @@ impl VolumeStore {
                 .ok_or_else(|| Error::Conflict(format!("cannot find the device mounted on {}", mnt.display())))?;
             File::options().write(true).open(&image).and_then(|f| f.set_len(size)).at("growing", &image)?;
             run("losetup", "util-linux", &["--set-capacity", &device]).await?;
-            run("resize2fs", "e2fsprogs", &[&device]).await?;
+            // Online growth needs CAP_SYS_RESOURCE; a host (or container) without it
+            // gets the filesystem grown offline before its next mount.
+            if let Err(e) = run("resize2fs", "e2fsprogs", &[&device]).await {
+                tracing::warn!(volume = volume_id, error = %e, "online resize refused; the filesystem grows at the next mount");
+                fs::write(self.grow_marker(volume_id), b"").at("writing", &self.grow_marker(volume_id))?;
+            }
             return Ok(());
         }
         let tmp = tmp_beside(&image);
@@ -234,6 +246,7 @@ impl VolumeStore {
             grow_offline(&tmp, size).await?;
             sync_file(&tmp)?;
             fs::rename(&tmp, &image).at("renaming into", &image)?;
+            remove_if_exists(&self.grow_marker(volume_id))?;
             sync_dir(&self.volumes_dir())
         }
         .await;
@@ -317,8 +330,17 @@ pub async fn mount_disk(image: &Path, mnt: &Path, filesystem: &str, read_only: b
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let marker = grow_marker(image);
+    if marker.exists() {
+        grow_offline(image, fs::metadata(image).at("reading", image)?.len()).await?;
+        remove_if_exists(&marker)?;
+    }
     let options = if read_only { "loop,ro,nodev,nosuid" } else { "loop,nodev,nosuid" };
     run("mount", "mount", &["-t", filesystem, "-o", options, path_str(image)?, path_str(mnt)?]).await
+}
+
+fn grow_marker(image: &Path) -> PathBuf {
+    image.with_extension("grow")
 }
 
 /// Unmounts a volume's host mount (missing is fine). The loop device goes with it
