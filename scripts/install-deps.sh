@@ -30,6 +30,12 @@ packages=(
   "iproute2:ip"
   "kmod:modprobe"               # loads br_netfilter where the kernel has it as a module
   "mmdebstrap:mmdebstrap"
+  # Block volumes: images, filesystems, loop mounts, freeze for snapshots, rootfs archives.
+  "qemu-utils:qemu-img"
+  "e2fsprogs:/usr/sbin/mkfs.ext4"
+  "util-linux:/usr/sbin/fsfreeze"
+  "mount:/usr/bin/mount"
+  "tar:tar"
 )
 if [ "$want_test" = 1 ]; then
   packages+=(

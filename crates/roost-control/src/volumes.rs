@@ -316,7 +316,13 @@ impl Control {
         Ok(self.volume_api(&row).await)
     }
 
-    pub async fn delete_volume(&self, ctx: &RequestContext, p: &Principal, key: &str, project: Option<&str>) -> Result<()> {
+    pub async fn delete_volume(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+    ) -> Result<()> {
         let row = self.volume_row(p, key, project).await?;
         self.project_access(p, &row.project_id).await?.require_write()?;
         let _lock = lock_volume(&row.id).await;
@@ -406,7 +412,10 @@ impl Control {
         let mut tx = self.store().write().await?;
         let others = repo::volumes_of_instance(tx.conn(), &instance.id).await?;
         if let Some(other) = others.iter().find(|o| o.mount_path.as_deref() == Some(req.path.as_str())) {
-            return Err(Error::conflict(format!("volume '{}' is already at {} in '{}'", other.name, req.path, instance.name)));
+            return Err(Error::conflict(format!(
+                "volume '{}' is already at {} in '{}'",
+                other.name, req.path, instance.name
+            )));
         }
         if !repo::set_attachment(tx.conn(), &row.id, Some((&instance.id, &req.path, read_only)), now_ms()).await? {
             let current = repo::volume(tx.conn(), &row.id).await?.and_then(|v| v.instance_id).unwrap_or_default();
@@ -879,8 +888,13 @@ impl Control {
                 .volume_row(p, &req.volume, Some(project_id))
                 .await
                 .map_err(|_| field("volumes", format!("no volume '{}' in the project", req.volume)))?;
-            if !repo::set_attachment(conn, &row.id, Some((instance_id, &req.path, req.read_only.unwrap_or(false))), now_ms())
-                .await?
+            if !repo::set_attachment(
+                conn,
+                &row.id,
+                Some((instance_id, &req.path, req.read_only.unwrap_or(false))),
+                now_ms(),
+            )
+            .await?
             {
                 return Err(Error::conflict(format!("volume '{}' is attached to another instance", row.name)));
             }
@@ -941,7 +955,14 @@ impl Control {
         for volume in self.store().attached_volumes(&instance.id).await? {
             let snap_name = format!("{name}-{}", volume.name);
             let snap = self
-                .take_snapshot(&volume, &snap_name, req.description.clone(), None, Some(id.clone()), Some(p.user_id.clone()))
+                .take_snapshot(
+                    &volume,
+                    &snap_name,
+                    req.description.clone(),
+                    None,
+                    Some(id.clone()),
+                    Some(p.user_id.clone()),
+                )
                 .await?;
             volumes.push(self.snapshot_api(&snap).await);
         }
@@ -1018,12 +1039,8 @@ impl Control {
         };
         let total: i64 = source_volumes.iter().map(|v| v.size_bytes).sum();
         let mut tx = self.store().write().await?;
-        let requested = [
-            ("instances", 1),
-            ("vcpus", row.cpus_milli),
-            ("memory_bytes", row.memory_bytes),
-            ("volume_gib", total),
-        ];
+        let requested =
+            [("instances", 1), ("vcpus", row.cpus_milli), ("memory_bytes", row.memory_bytes), ("volume_gib", total)];
         self.check_quota(tx.conn(), &access.project, &requested).await?;
         roost_store::instances::insert(tx.conn(), &row).await.map_err(|e| unique_name(e, "instance", &req.name))?;
         for (idx, (net, ip)) in resolved.iter().enumerate() {

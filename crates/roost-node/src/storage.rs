@@ -299,7 +299,8 @@ impl VolumeStore {
         let mounted = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for (device, backing) in loop_devices() {
             let ours = backing.starts_with(self.volumes_dir()) || backing.starts_with(self.snapshots_dir());
-            let in_use = mounted.lines().any(|l| l.split(" - ").nth(1).is_some_and(|t| t.split(' ').nth(1) == Some(&device)));
+            let in_use =
+                mounted.lines().any(|l| l.split(" - ").nth(1).is_some_and(|t| t.split(' ').nth(1) == Some(&device)));
             if ours && !in_use && run("losetup", "util-linux", &["-d", &device]).await.is_ok() {
                 cleaned.push(format!("loop device {device}"));
             }
@@ -371,7 +372,7 @@ pub fn is_mount_point(path: &Path) -> bool {
 fn mount_source(mnt: &Path) -> Option<String> {
     let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
     let want = mnt.to_str()?;
-    text.lines().filter(|l| l.split(' ').nth(4) == Some(want)).last().and_then(|l| {
+    text.lines().rfind(|l| l.split(' ').nth(4) == Some(want)).and_then(|l| {
         let (_, tail) = l.split_once(" - ")?;
         tail.split(' ').nth(1).map(str::to_string)
     })
@@ -568,8 +569,11 @@ mod tests {
         assert_eq!(fs::read(&src).unwrap(), fs::read(&dst).unwrap());
         // Holes stay holes: far less than the 64 MiB length is allocated.
         assert!(fs::metadata(&dst).unwrap().blocks() * 512 < 4 << 20);
-        let leftovers: Vec<_> =
-            fs::read_dir(dir.path()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".tmp")).collect();
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+            .collect();
         assert!(leftovers.is_empty());
     }
 }

@@ -133,17 +133,19 @@ pub async fn set_attachment(
     now: i64,
 ) -> Result<bool> {
     let done = match attachment {
-        Some((instance, path, ro)) => sqlx::query(
-            "UPDATE volumes SET instance_id = $2, mount_path = $3, read_only = $4, updated_at = $5 \
+        Some((instance, path, ro)) => {
+            sqlx::query(
+                "UPDATE volumes SET instance_id = $2, mount_path = $3, read_only = $4, updated_at = $5 \
              WHERE id = $1 AND instance_id IS NULL",
-        )
-        .bind(id)
-        .bind(instance)
-        .bind(path)
-        .bind(ro as i64)
-        .bind(now)
-        .execute(conn)
-        .await?,
+            )
+            .bind(id)
+            .bind(instance)
+            .bind(path)
+            .bind(ro as i64)
+            .bind(now)
+            .execute(conn)
+            .await?
+        }
         None => sqlx::query(
             "UPDATE volumes SET instance_id = NULL, mount_path = NULL, read_only = 0, updated_at = $2 WHERE id = $1",
         )

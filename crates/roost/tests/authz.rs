@@ -563,10 +563,13 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
             let body = json!({"name": w.fresh("vol"), "size_bytes": 16 << 20, "project": "team-a"});
             (case(route, Some(body)), [401, 403, 201, 201, 404, 401, 403])
         }
-        ("GET", "/v1/volumes/{id}") => (case(format!("/v1/volumes/{}?project=team-a", w.volume().await), None), MEMBER_READ),
-        ("DELETE", "/v1/volumes/{id}") => {
-            (case(format!("/v1/volumes/{}?project=team-a", w.volume().await), None), [401, 403, 204, 204, 404, 401, 403])
+        ("GET", "/v1/volumes/{id}") => {
+            (case(format!("/v1/volumes/{}?project=team-a", w.volume().await), None), MEMBER_READ)
         }
+        ("DELETE", "/v1/volumes/{id}") => (
+            case(format!("/v1/volumes/{}?project=team-a", w.volume().await), None),
+            [401, 403, 204, 204, 404, 401, 403],
+        ),
         ("POST", "/v1/volumes/{id}/resize") => {
             let path = format!("/v1/volumes/{}/resize?project=team-a", w.volume().await);
             (case(path, Some(json!({"size_bytes": 32 << 20}))), [401, 403, 200, 200, 404, 401, 403])

@@ -273,7 +273,10 @@ pub async fn snapshot_instance(
     Query(q): Query<ProjectParam>,
     Json(req): Json<CreateInstanceSnapshotRequest>,
 ) -> Result<(StatusCode, axum::Json<InstanceSnapshot>), ApiError> {
-    Ok((StatusCode::CREATED, axum::Json(s.control.snapshot_instance(&ctx, &auth, &id, q.project.as_deref(), req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(s.control.snapshot_instance(&ctx, &auth, &id, q.project.as_deref(), req).await?),
+    ))
 }
 
 /// Clone an instance: a new, independent instance with copies of its root filesystem

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use roost_api::volumes::{
-    AttachVolumeRequest, BackupPolicy, CreateBackupPolicyRequest, CreateSnapshotRequest, CreateVolumeRequest, Effective,
-    Snapshot, Volume, VolumeStatus,
+    AttachVolumeRequest, BackupPolicy, CreateBackupPolicyRequest, CreateSnapshotRequest, CreateVolumeRequest,
+    Effective, Snapshot, Volume, VolumeStatus,
 };
 
 use super::GlobalArgs;
@@ -193,7 +193,8 @@ pub async fn run_volume(global: &GlobalArgs, cmd: VolumeCommand) -> anyhow::Resu
             Ok(())
         }
         VolumeCommand::Attach { name, instance, path, read_only } => {
-            let req = AttachVolumeRequest { instance: instance.clone(), path: path.clone(), read_only: Some(read_only) };
+            let req =
+                AttachVolumeRequest { instance: instance.clone(), path: path.clone(), read_only: Some(read_only) };
             let r = client.attach_volume(&name, &req, project).await?;
             if !print_structured(global.output, &r)? {
                 match r.effective {
@@ -320,7 +321,9 @@ pub async fn run_policy(global: &GlobalArgs, cmd: BackupPolicyCommand) -> anyhow
             let p = client.run_backup_policy(&name, project.as_deref()).await?;
             if !print_structured(global.output, &p)? {
                 match p.last_result.as_deref() {
-                    Some("success") => eprintln!("Backup '{}' succeeded ({} snapshots kept).", p.name, p.snapshot_count),
+                    Some("success") => {
+                        eprintln!("Backup '{}' succeeded ({} snapshots kept).", p.name, p.snapshot_count)
+                    }
                     _ => anyhow::bail!(
                         "backup '{}' failed: {}",
                         p.name,

@@ -41,9 +41,7 @@ pub fn run(pid: u32, op: &Op) -> Result<()> {
         .map_err(|e| Error::io(format!("opening the mount namespace of {pid}"), e))?;
     let ns_fd = ns.as_raw_fd();
     let (source, target, lazy) = match op {
-        Op::Attach { source, target } => {
-            (Some(cstring(source.to_str().unwrap_or_default())?), target.clone(), false)
-        }
+        Op::Attach { source, target } => (Some(cstring(source.to_str().unwrap_or_default())?), target.clone(), false),
         Op::Detach { target, lazy } => (None, target.clone(), *lazy),
     };
     // `/a`, `/a/b`, ... for mkdir -p, made before the fork (no allocation after it).
