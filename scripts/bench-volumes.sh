@@ -63,20 +63,26 @@ printf 'write: instance on a volume %6s MiB/s   host dd %6s MiB/s   ratio %s\n' 
 printf 'read:  instance on a volume %6s MiB/s   host dd %6s MiB/s   ratio %s\n' "$(mibs 1073741824 $in_r)" \
   "$(mibs 1073741824 $host_r)" "$(awk -v a=$host_r -v b=$in_r 'BEGIN { printf "%.2f", a / b }')"
 
-echo "==> 10 GiB volume with 1 GiB written (image allocates $(du -h "$image" | cut -f1))"
-t0=$(now); "$bin" snapshot create data --name s1 >/dev/null; t1=$(now)
-snap=$((t1 - t0))
-t0=$(now); "$bin" volume create data2 --from-snapshot s1 >/dev/null; t1=$(now)
-clone=$((t1 - t0))
+echo "==> 10 GiB volume with 1 GiB written (image allocates $(du -h "$image" | cut -f1)), median of 3 interleaved rounds"
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+snaps=(); clones=(); raws=()
+for r in 1 2 3; do
+  t0=$(now); "$bin" snapshot create data --name "s$r" >/dev/null; t1=$(now)
+  snaps+=($(( (t1 - t0) / 1000000 )))
+  t0=$(now); "$bin" volume create "copy$r" --from-snapshot "s$r" >/dev/null; t1=$(now)
+  clones+=($(( (t1 - t0) / 1000000 )))
+  t0=$(now); cp --sparse=always "$image" "$work/cp-copy.raw"; sync -f "$work/cp-copy.raw"; t1=$(now)
+  raws+=($(( (t1 - t0) / 1000000 )))
+  rm -f "$work/cp-copy.raw"
+  "$bin" volume rm "copy$r" >/dev/null
+done
 t0=$(now); "$bin" instance clone web web2 >/dev/null; t1=$(now)
-iclone=$((t1 - t0))
-t0=$(now); cp --sparse=always "$image" "$work/cp-copy.raw"; sync -f "$work/cp-copy.raw"; t1=$(now)
-raw=$((t1 - t0))
-rm -f "$work/cp-copy.raw"
-printf 'snapshot (attached, running; frozen)   %6s ms\n' "$(ms 0 $snap)"
-printf 'clone volume from the snapshot         %6s ms\n' "$(ms 0 $clone)"
-printf 'instance clone (rootfs + the volume)   %6s ms\n' "$(ms 0 $iclone)"
-printf 'raw: cp --sparse=always + sync         %6s ms\n' "$(ms 0 $raw)"
+iclone=$(( (t1 - t0) / 1000000 ))
+snap=$(median "${snaps[@]}"); clone=$(median "${clones[@]}"); raw=$(median "${raws[@]}")
+printf 'snapshot (attached, running; frozen)   %6s ms   (%s)\n' "$snap" "${snaps[*]}"
+printf 'clone volume from the snapshot         %6s ms   (%s)\n' "$clone" "${clones[*]}"
+printf 'raw: cp --sparse=always + sync         %6s ms   (%s)\n' "$raw" "${raws[*]}"
+printf 'instance clone (rootfs + the volume)   %6s ms\n' "$iclone"
 awk -v a=$snap -v b=$raw 'BEGIN { printf "snapshot / cp ratio                    %6.2fx\n", a / b }'
 awk -v a=$clone -v b=$raw 'BEGIN { printf "clone / cp ratio                       %6.2fx\n", a / b }'
 echo "(reflinks: $(findmnt -n -o FSTYPE -T "$work") here; on btrfs/xfs a copy is a reflink)"

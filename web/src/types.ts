@@ -55,6 +55,8 @@ export interface Instance {
   created_at: string;
   updated_at: string;
   started_at?: string | null;
+  cloned_from?: string | null;
+  volumes?: InstanceVolume[];
 }
 
 export interface Operation {
@@ -257,4 +259,72 @@ export interface S3Key {
   read_only: boolean;
   created_at: string;
   last_used_at?: string | null;
+}
+
+export interface InstanceVolume {
+  volume_id: string;
+  volume: string;
+  path: string;
+  read_only: boolean;
+}
+
+export interface Volume {
+  id: string;
+  name: string;
+  project_id: string;
+  size_bytes: number;
+  used_bytes: number;
+  filesystem: string;
+  format: string;
+  status: "available" | "attached";
+  instance_id?: string | null;
+  instance?: string | null;
+  mount_path?: string | null;
+  read_only: boolean;
+  cloned_from?: string | null;
+  created_at: string;
+}
+
+export interface AttachVolumeResponse {
+  volume: Volume;
+  effective: "now" | "next_start";
+}
+
+export interface Snapshot {
+  id: string;
+  name: string;
+  project_id: string;
+  volume_id: string;
+  volume?: string | null;
+  size_bytes: number;
+  stored_bytes: number;
+  description?: string | null;
+  policy_id?: string | null;
+  instance_snapshot_id?: string | null;
+  created_at: string;
+}
+
+export interface BackupPolicy {
+  id: string;
+  name: string;
+  project_id: string;
+  volume_id: string;
+  volume: string;
+  cron: string;
+  keep: number;
+  last_run_at?: string | null;
+  last_result?: string | null;
+  last_error?: string | null;
+  next_run_at?: string | null;
+  snapshot_count: number;
+  created_at: string;
+}
+
+export interface InstanceSnapshot {
+  id: string;
+  name: string;
+  instance_id: string;
+  rootfs_bytes: number;
+  volumes: Snapshot[];
+  created_at: string;
 }

@@ -7,7 +7,7 @@ export type Step = (typeof STEPS)[number];
 export const STEP_LABELS: Record<Step, string> = {
   image: "Image",
   size: "Size",
-  network: "Network",
+  network: "Network & volumes",
   config: "Command & env",
   review: "Review",
 };
@@ -48,6 +48,8 @@ export interface WizardState {
   networks: string[] | null;
   /** Security group names; null: the project's default group. */
   security_groups: string[] | null;
+  /** Block volumes to attach, each at an absolute path. */
+  volumes: { volume: string; path: string }[];
 }
 
 export const initialState = (): WizardState => ({
@@ -63,6 +65,7 @@ export const initialState = (): WizardState => ({
   start: true,
   networks: null,
   security_groups: null,
+  volumes: [],
 });
 
 export type Errors = Partial<Record<string, string>>;
@@ -162,6 +165,12 @@ export function validateStep(step: Step, s: WizardState, ctx: Context): Errors {
       if (s.security_groups && ctx.securityGroups && s.security_groups.some((g) => !ctx.securityGroups!.includes(g))) {
         e.security_groups = "A chosen security group no longer exists";
       }
+      for (const v of s.volumes) {
+        const p = v.path;
+        if (!p.startsWith("/") || p === "/" || p.split("/").some((c) => c === ".." || c === ".") || /[,:]/.test(p)) {
+          e.volumes = `Volume ${v.volume}: an absolute path other than / (no '..', ',' or ':')`;
+        } else if (s.volumes.filter((o) => o.path === p).length > 1) e.volumes = `Two volumes at ${p}`;
+      }
       break;
     case "config": {
       if (!s.name) e.name = "Give the instance a name";
@@ -228,5 +237,6 @@ export function toRequest(s: WizardState, project: string | undefined) {
     start: s.start,
     networks: s.networks ? s.networks.map((network) => ({ network })) : undefined,
     security_groups: s.security_groups ?? undefined,
+    volumes: s.volumes.length ? s.volumes : undefined,
   };
 }

@@ -7,6 +7,7 @@ import { ActionButton, Confirm, CopyField, EmptyState, ErrorBox, Loading, Status
 import { formatBytes, formatTime, relativeTime } from "../lib/format";
 import { canAct, runAction } from "../lib/instances";
 import { InstanceNetwork } from "../components/InstanceNetwork";
+import { InstanceVolumes, SnapshotCloneActions } from "../components/InstanceVolumes";
 import { navigate } from "../nav";
 import { Link, useSearchParams, useTitle } from "../router";
 import { useSession } from "../session";
@@ -15,7 +16,7 @@ import type { Instance, LogEntry } from "../types";
 const Terminal = lazy(() => import("../components/Terminal"));
 const Metrics = lazy(() => import("../components/Metrics"));
 
-const TABS = ["overview", "network", "logs", "terminal", "metrics"] as const;
+const TABS = ["overview", "network", "volumes", "logs", "terminal", "metrics"] as const;
 type Tab = (typeof TABS)[number];
 
 export function InstancePage({ params }: { params: Record<string, string> }) {
@@ -83,6 +84,7 @@ export function InstancePage({ params }: { params: Record<string, string> }) {
             <ActionButton className="secondary small" reason={ro ?? (canAct("restart", i.status) ? null : `It is ${i.status}`)} onClick={() => setConfirm("restart")}>
               Restart
             </ActionButton>
+            <SnapshotCloneActions i={i} />
             <ActionButton className="danger small" reason={ro ?? (i.status === "terminating" ? "Already terminating" : null)} onClick={() => setConfirm("terminate")}>
               Terminate
             </ActionButton>
@@ -117,6 +119,7 @@ export function InstancePage({ params }: { params: Record<string, string> }) {
       <div id="tabpanel" role="tabpanel" aria-labelledby={`tab-${tab}`}>
         {tab === "overview" && <Overview i={i} project={project} />}
         {tab === "network" && <InstanceNetwork i={i} project={project} />}
+        {tab === "volumes" && <InstanceVolumes i={i} project={project} />}
         {tab === "logs" && <Logs id={i.id} />}
         {tab === "terminal" &&
           (ro ? (

@@ -23,7 +23,7 @@ import {
 import { navigate } from "../nav";
 import { Link, useTitle } from "../router";
 import { useSession } from "../session";
-import type { Image, Instance, Network, Operation, Page, SecurityGroup, Usage } from "../types";
+import type { Image, Instance, Network, Operation, Page, SecurityGroup, Usage, Volume } from "../types";
 
 function FieldError({ id, errors }: { id: string; errors: Errors }) {
   const msg = errors[id];
@@ -69,6 +69,10 @@ export function LaunchWizard() {
     queryKey: ["dashboard", "usage", project],
     queryFn: () => api.get<Usage>(`/v1/projects/${encodeURIComponent(project!)}/usage`),
     enabled: Boolean(project),
+  });
+  const volumes = useQuery({
+    queryKey: ["volumes", project],
+    queryFn: () => api.get<Page<Volume>>(withQuery("/v1/volumes", { project })),
   });
   const networks = useQuery({
     queryKey: ["networks", project],
@@ -261,7 +265,46 @@ export function LaunchWizard() {
             ))}
             <FieldError id="security_groups" errors={errors} />
           </fieldset>
-          <p className="muted small">Volumes are not part of this Roost version yet.</p>
+          <fieldset>
+            <legend>Volumes</legend>
+            <p className="muted small">
+              Free volumes of the project, mounted at a path. <Link to="/volumes">Manage volumes</Link>
+            </p>
+            {(volumes.data?.items ?? [])
+              .filter((v) => !v.instance_id)
+              .map((v) => {
+                const chosen = state.volumes.find((x) => x.volume === v.name);
+                return (
+                  <div key={v.id} className="row">
+                    <label className="row">
+                      <input
+                        type="checkbox"
+                        checked={Boolean(chosen)}
+                        onChange={(e) =>
+                          set({
+                            volumes: e.target.checked
+                              ? [...state.volumes, { volume: v.name, path: `/${v.name}` }]
+                              : state.volumes.filter((x) => x.volume !== v.name),
+                          })
+                        }
+                      />
+                      <span>
+                        <strong>{v.name}</strong> <span className="muted small">{formatBytes(v.size_bytes)}</span>
+                      </span>
+                    </label>
+                    {chosen && (
+                      <input
+                        aria-label={`Path of ${v.name}`}
+                        value={chosen.path}
+                        onChange={(e) => set({ volumes: state.volumes.map((x) => (x.volume === v.name ? { ...x, path: e.target.value } : x)) })}
+                      />
+                    )}
+                  </div>
+                );
+              })}
+            {(volumes.data?.items ?? []).every((v) => v.instance_id) && <p className="muted small">No free volumes.</p>}
+            <FieldError id="volumes" errors={errors} />
+          </fieldset>
         </div>
       );
       break;
@@ -320,6 +363,8 @@ export function LaunchWizard() {
             <dd>{chosenNets.join(", ") || "—"}</dd>
             <dt>Security groups</dt>
             <dd>{chosenGroups.join(", ") || "none"}</dd>
+            <dt>Volumes</dt>
+            <dd>{state.volumes.map((v) => `${v.volume}:${v.path}`).join(", ") || "—"}</dd>
             <dt>Restart</dt>
             <dd>{state.restart}</dd>
           </dl>
