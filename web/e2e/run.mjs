@@ -378,6 +378,42 @@ async function main() {
     await page.getByText("No port forwards").waitFor();
   });
 
+  await test("volumes: create, hot attach on the Volumes tab, snapshot, backup policy, detach", async () => {
+    await page.goto(`${server.url}/volumes`);
+    await page.getByRole("button", { name: "Create volume" }).click();
+    const create = page.getByRole("dialog");
+    await create.getByLabel("Name").fill("e2e-data");
+    await create.getByLabel(/^Size/).fill("64m");
+    await create.getByRole("button", { name: "Create" }).click();
+    await page.getByRole("link", { name: "e2e-data" }).first().waitFor();
+    await page.goto(`${server.url}/instances/${INSTANCE}?tab=volumes`);
+    await page.getByLabel("Volume to attach").selectOption("e2e-data");
+    await page.getByLabel("Mount path").fill("/data");
+    await page.getByRole("button", { name: "Attach", exact: true }).click();
+    await page.getByText("e2e-data is at /data now").waitFor();
+    const i = await apiCall("GET", `/v1/instances/${INSTANCE}`);
+    assert(i.volumes.some((v) => v.volume === "e2e-data" && v.path === "/data"), `volumes: ${JSON.stringify(i.volumes)}`);
+    await page.getByRole("table", { name: "Volumes" }).getByRole("cell", { name: "/data" }).waitFor();
+    await shot(page, "instance-volumes");
+    await page.goto(`${server.url}/volumes`);
+    await page.getByRole("button", { name: "Snapshot", exact: true }).click();
+    await page.getByRole("dialog").getByLabel("Snapshot name").fill("e2e-snap");
+    await page.getByRole("dialog").getByRole("button", { name: "Take snapshot" }).click();
+    await page.getByRole("cell", { name: "e2e-snap" }).waitFor();
+    await page.getByRole("button", { name: "Create backup policy" }).click();
+    const policy = page.getByRole("dialog");
+    await policy.getByLabel("Name").fill("e2e-nightly");
+    await policy.getByRole("button", { name: "Create" }).click();
+    await page.getByRole("cell", { name: "e2e-nightly" }).waitFor();
+    await page.getByRole("button", { name: "Run now" }).click();
+    await page.getByText("Backup e2e-nightly taken").waitFor();
+    await shot(page, "volumes");
+    await page.goto(`${server.url}/instances/${INSTANCE}?tab=volumes`);
+    await page.getByRole("table", { name: "Volumes" }).getByRole("button", { name: "Detach" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Detach" }).click();
+    await page.getByText("No volumes").waitFor();
+  });
+
   // A viewer of the default project.
   await apiCall("POST", "/v1/users", { name: "e2e-viewer", role: "operator", password: "viewer-password-1", projects: [] });
   await apiCall("PUT", "/v1/projects/default/members/e2e-viewer", { role: "viewer" });
@@ -406,6 +442,8 @@ async function main() {
     assert(await vpage.getByRole("button", { name: "Build image" }).isDisabled(), "Build image is enabled for a viewer");
     await vpage.goto(`${server.url}/buckets`);
     assert(await vpage.getByRole("button", { name: "Create bucket" }).isDisabled(), "Create bucket is enabled for a viewer");
+    await vpage.goto(`${server.url}/volumes`);
+    assert(await vpage.getByRole("button", { name: "Create volume" }).isDisabled(), "Create volume is enabled for a viewer");
     await vpage.goto(`${server.url}/security-groups/default`);
     assert(await vpage.getByRole("button", { name: "Add rule" }).isDisabled(), "Add rule is enabled for a viewer");
     await vpage.goto(`${server.url}/instances/new`);

@@ -77,7 +77,7 @@ export function InstanceVolumes({ i, project }: { i: Instance; project: string }
             <option key={v.id}>{v.name}</option>
           ))}
         </select>
-        <input aria-label="Mount path" value={path} aria-invalid={Boolean(pErr)} onChange={(e) => setPath(e.target.value)} />
+        <input aria-label="Mount path" style={{ maxWidth: "16rem" }} value={path} aria-invalid={Boolean(pErr)} onChange={(e) => setPath(e.target.value)} />
         <button type="submit" disabled={Boolean(s.readOnly) || Boolean(pErr) || !chosen} title={s.readOnly ?? pErr ?? undefined}>
           Attach
         </button>

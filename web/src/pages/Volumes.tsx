@@ -110,8 +110,8 @@ export function VolumesPage() {
             render: (p) =>
               p.last_result ? (
                 <span title={p.last_error ?? undefined}>
-                  <StatusBadge status={p.last_result === "success" ? "running" : "error"} /> {p.last_result}
-                  {p.last_error ? `: ${p.last_error}` : ""}
+                  <StatusBadge status={p.last_result === "success" ? "success" : "failed"} />
+                  {p.last_error ? ` ${p.last_error}` : ""}
                 </span>
               ) : (
                 "—"
@@ -179,7 +179,7 @@ function VolumeTable({
         { label: "Name", render: (v) => <Link to={`/volumes/${encodeURIComponent(v.name)}`}>{v.name}</Link> },
         { label: "Size", render: (v) => formatBytes(v.size_bytes) },
         { label: "Used", render: (v) => formatBytes(v.used_bytes), className: "hide-sm" },
-        { label: "Status", render: (v) => <StatusBadge status={v.status === "attached" ? "running" : "stopped"} /> },
+        { label: "Status", render: (v) => <StatusBadge status={v.status} /> },
         {
           label: "Attached to",
           render: (v) =>

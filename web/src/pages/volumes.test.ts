@@ -31,10 +31,10 @@ describe("the wizard's volumes", () => {
     const s = { ...initialState(), name: "web", image: "busybox", volumes: [{ volume: "data", path: "/data" }] };
     expect(toRequest(s, "default").volumes).toEqual([{ volume: "data", path: "/data" }]);
     expect(toRequest(initialState(), "default").volumes).toBeUndefined();
-    expect(validateStep("network", s, {}).volumes).toBeUndefined();
+    expect(validateStep("network", s, { images: [] }).volumes).toBeUndefined();
     const bad = { ...s, volumes: [{ volume: "data", path: "data" }] };
-    expect(validateStep("network", bad, {}).volumes).toBeTruthy();
+    expect(validateStep("network", bad, { images: [] }).volumes).toBeTruthy();
     const twice = { ...s, volumes: [{ volume: "a", path: "/x" }, { volume: "b", path: "/x" }] };
-    expect(validateStep("network", twice, {}).volumes).toBeTruthy();
+    expect(validateStep("network", twice, { images: [] }).volumes).toBeTruthy();
   });
 });
