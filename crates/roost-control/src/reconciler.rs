@@ -24,6 +24,9 @@ impl Control {
     pub(crate) fn spawn_reconciler(&self, mut kicks: tokio::sync::mpsc::UnboundedReceiver<String>) {
         let control = self.clone();
         tokio::spawn(async move {
+            // Before any instance starts: a stale volume mount removed later could be
+            // one a start has just made.
+            control.clean_volume_leftovers().await;
             control.reconcile_all().await;
             let mut tick = tokio::time::interval(TICK);
             loop {

@@ -811,7 +811,6 @@ impl Control {
     pub(crate) fn spawn_volume_jobs(&self) {
         let control = self.clone();
         tokio::spawn(async move {
-            control.clean_volume_leftovers().await;
             let mut tick = tokio::time::interval(BACKUP_TICK);
             loop {
                 tokio::select! {
@@ -827,6 +826,8 @@ impl Control {
         });
     }
 
+    /// At start, before the reconciler: what a crash left (temporary files, image files
+    /// without a record, mounts and loop devices no running instance needs).
     pub(crate) async fn clean_volume_leftovers(&self) {
         let store = self.volume_store();
         for path in store.clean_temporaries() {
