@@ -312,6 +312,21 @@ async fn backup_policies_keep_the_newest_and_record_failures() {
         .create_volume(&CreateVolumeRequest { name: "tmp".into(), size_bytes: Some(32 << 20), ..Default::default() })
         .await
         .unwrap();
+    // Capacity counts against the project's volume_gib quota (64 MiB used so far).
+    let usage = admin.usage("default").await.unwrap();
+    assert_eq!(usage.resources["volume_gib"].used, 1, "64 MiB, rounded up to whole GiB: {usage:?}");
+    let mut quota = roost_api::projects::Quota::default();
+    quota.limits.insert("volume_gib".into(), Some(1));
+    admin.set_quota("default", &quota).await.unwrap();
+    let big = CreateVolumeRequest { name: "big".into(), size_bytes: Some(1 << 30), ..Default::default() };
+    let err = admin.create_volume(&big).await.unwrap_err();
+    assert_eq!(status(&err), 403, "{err}");
+    assert!(err.to_string().contains("volume_gib"), "{err}");
+    let err = admin.resize_volume("db", 2 << 30, None).await.unwrap_err();
+    assert_eq!(status(&err), 403, "{err}");
+    quota.limits.insert("volume_gib".into(), None);
+    admin.set_quota("default", &quota).await.unwrap();
+
     // Every minute: the scheduler takes one within the next minute.
     let every = CreateBackupPolicyRequest {
         name: "minutely".into(),
