@@ -194,6 +194,11 @@ async fn volumes_attach_snapshot_restore_resize_and_clone_through_instances() {
     let (code, _) = sh(&admin, "web", "touch /logs/y").await;
     assert_ne!(code, 0, "read-only");
     admin.detach_volume("logs", false, None).await.unwrap();
+    // A file where the directory should be: refused, and nothing stays attached.
+    let onto_file = AttachVolumeRequest { instance: "web".into(), path: "/bin/busybox".into(), read_only: None };
+    let err = admin.attach_volume("logs", &onto_file, None).await.unwrap_err();
+    assert_eq!(status(&err), 422, "{err}");
+    assert_eq!(admin.get_volume("logs", None).await.unwrap().status, VolumeStatus::Available);
 
     // Online resize grows the filesystem.
     let out = server.cli(&["volume", "resize", "data", "--size", "128m"], None, &env);

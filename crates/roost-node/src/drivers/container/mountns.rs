@@ -119,7 +119,9 @@ pub fn run(pid: u32, op: &Op) -> Result<()> {
         )),
         Some(E_OPEN_TREE) => Err(Error::tool("mount", "cannot clone the volume's host mount (open_tree)")),
         Some(E_SETNS) => Err(Error::tool("mount", "cannot enter the instance's mount namespace")),
-        Some(E_MOVE) => Err(Error::tool("mount", format!("cannot mount the volume at {target} in the instance"))),
+        Some(E_MOVE) => Err(Error::Invalid(format!(
+            "cannot mount the volume at {target} in the instance (is something other than a directory there?)"
+        ))),
         other => Err(Error::tool("mount", format!("unmounting {target} in the instance failed ({other:?})"))),
     }
 }
