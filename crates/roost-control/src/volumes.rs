@@ -64,7 +64,8 @@ fn check_path(v: &mut Validator, path: &str) {
     }
 }
 
-fn gib_ceil(bytes: u64) -> i64 {
+/// A quota amount: `volume_gib` is counted in bytes and limited in GiB (its scale).
+fn quota_bytes(bytes: u64) -> i64 {
     bytes as i64
 }
 
@@ -258,7 +259,7 @@ impl Control {
         };
         // Quota first (without holding the write lock over the copy), again at insert.
         let mut tx = self.store().write().await?;
-        self.check_quota(tx.conn(), &access.project, &[("volume_gib", gib_ceil(size))]).await?;
+        self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size))]).await?;
         drop(tx);
         let id = IdKind::Volume.generate();
         let store = self.volume_store();
@@ -285,7 +286,7 @@ impl Control {
         let body = serde_json::to_value(&req).ok();
         let inserted = async {
             let mut tx = self.store().write().await?;
-            self.check_quota(tx.conn(), &access.project, &[("volume_gib", gib_ceil(size))]).await?;
+            self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size))]).await?;
             repo::insert_volume(tx.conn(), &row).await.map_err(|e| unique_name(e, "volume", &req.name))?;
             audit::record(tx.conn(), ctx, p, "volume.create", Some(("volume", &id)), body.as_ref()).await?;
             tx.commit().await?;
@@ -369,7 +370,7 @@ impl Control {
             None => None,
         };
         let mut tx = self.store().write().await?;
-        self.check_quota(tx.conn(), &access.project, &[("volume_gib", gib_ceil(size) - row.size_bytes)]).await?;
+        self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size) - row.size_bytes)]).await?;
         drop(tx);
         if size > row.size_bytes as u64 {
             self.volume_store().resize(&row.id, size).await.map_err(node_error)?;
