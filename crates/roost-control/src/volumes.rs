@@ -546,6 +546,18 @@ impl Control {
         instance_snapshot_id: Option<String>,
         created_by: Option<String>,
     ) -> Result<SnapshotRow> {
+        // A container's volume is frozen on the host for the copy; a running VM writes its
+        // disk image directly, and nothing here can freeze the guest's filesystem.
+        if let Some(i) = &volume.instance_id
+            && let Some(instance) = self.store().instance(i).await?
+            && instance.kind != "container"
+            && self.instance_runs(i).await?
+        {
+            return Err(Error::conflict(format!(
+                "volume '{}' is in use by running VM '{}'; stop it (or detach the volume) to snapshot it consistently",
+                volume.name, instance.name
+            )));
+        }
         let id = IdKind::Snapshot.generate();
         let _lock = lock_volume(&volume.id).await;
         let store = self.volume_store();
