@@ -109,7 +109,7 @@ pub struct Instance {
     pub id: String,
     pub name: String,
     pub project_id: String,
-    /// `container` (microVMs come as `vm`).
+    /// `container` or `vm`.
     #[serde(rename = "type")]
     pub kind: String,
     pub image_id: String,
@@ -178,6 +178,9 @@ pub struct CreateInstanceRequest {
     /// Group names or ids; default: the project's `default` group.
     #[serde(default)]
     pub security_groups: Vec<String>,
+    /// `container` (default) or `vm` (a QEMU microVM booting the same image).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// `POST /v1/instances/{id}/stop` and `/restart`.

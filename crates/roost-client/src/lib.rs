@@ -719,6 +719,11 @@ impl Client {
 
     // --- system -------------------------------------------------------------------
 
+    /// `GET /v1/node`.
+    pub async fn node_info(&self) -> Result<roost_api::system::NodeInfo> {
+        self.get("/v1/node").await
+    }
+
     pub async fn create_backup(&self) -> Result<Operation> {
         self.json(self.request(Method::POST, "/v1/system/backups")).await
     }

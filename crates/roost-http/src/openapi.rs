@@ -131,6 +131,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(operations::get))
         .routes(routes!(events::stream))
         .routes(routes!(system::create_backup))
+        .routes(routes!(system::node_info))
         .routes(routes!(document_route))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))

@@ -86,6 +86,9 @@ enum Command {
     /// Server administration (admins)
     #[command(subcommand)]
     System(cli::system::SystemCommand),
+    /// This server's compute node (instance types, microVM accelerator)
+    #[command(subcommand)]
+    Node(cli::system::NodeCommand),
 }
 
 /// Commands that run something inside an instance exit with its exit code.
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,
             Command::System(cmd) => cli::system::run(&cli.global, cmd).await,
+            Command::Node(cmd) => cli::system::run_node(&cli.global, cmd).await,
         }
     });
     match result {

@@ -45,6 +45,9 @@ pub struct CreateArgs {
     /// Security group (repeatable; default: the project's `default`)
     #[arg(long = "sg", value_name = "GROUP")]
     pub security_groups: Vec<String>,
+    /// What runs the instance: container, or vm (a QEMU microVM)
+    #[arg(long = "type", default_value = "container", value_parser = ["container", "vm"])]
+    pub kind: String,
     /// The command and its arguments (after --); default: the image's init
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -181,6 +184,7 @@ fn create_request(global: &GlobalArgs, name: String, a: &CreateArgs) -> anyhow::
         start: Some(true),
         networks: nic_requests(&a.networks, &a.ips)?,
         security_groups: a.security_groups.clone(),
+        kind: Some(a.kind.clone()),
     })
 }
 
