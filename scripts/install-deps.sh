@@ -30,6 +30,11 @@ packages=(
   "iproute2:ip"
   "kmod:modprobe"               # loads br_netfilter where the kernel has it as a module
   "mmdebstrap:mmdebstrap"
+  # MicroVMs: QEMU, overlays, the base disk, the kernel's LZ4 payload, fetching the kernel.
+  "qemu-system-x86:qemu-system-x86_64"
+  "qemu-utils:qemu-img"
+  "e2fsprogs:mkfs.ext4"
+  "lz4:lz4"
 )
 if [ "$want_test" = 1 ]; then
   packages+=(
