@@ -21,6 +21,7 @@ pub enum IdKind {
     SecurityGroupRule,
     PortForward,
     Bucket,
+    SshKey,
 }
 
 impl IdKind {
@@ -38,6 +39,7 @@ impl IdKind {
             IdKind::SecurityGroupRule => "sgr",
             IdKind::PortForward => "pf",
             IdKind::Bucket => "bkt",
+            IdKind::SshKey => "sshk",
         }
     }
 

@@ -196,6 +196,10 @@ impl Control {
         }
         let kind = req.kind.clone().unwrap_or_else(|| "container".into());
         v.check(kind == "container" || kind == "vm", "type", "must be container or vm");
+        if let Some(script) = &req.user_data {
+            v.check(script.len() <= 64 * 1024, "user_data", "must be at most 64 KiB");
+        }
+        v.check(req.ssh_keys.len() <= 32, "ssh_keys", "at most 32 keys");
         v.check(
             kind != "vm" || req.command.is_none(),
             "command",
@@ -234,6 +238,19 @@ impl Control {
                     field: "command".into(),
                     message: format!("'{cmd}' is not in image '{}'", image.name),
                 }]));
+            }
+        }
+        // The caller's own keys, by name or id.
+        let mut authorized = Vec::new();
+        for key in &req.ssh_keys {
+            match self.store().ssh_key_by_key(&p.user_id, key).await? {
+                Some(row) => authorized.push(row.public_key),
+                None => {
+                    return Err(Error::validation(vec![roost_api::FieldError {
+                        field: "ssh_keys".into(),
+                        message: format!("no SSH key named '{key}'"),
+                    }]));
+                }
             }
         }
         self.ensure_project_defaults(&access.project.id).await?;
@@ -282,6 +299,15 @@ impl Control {
             }
         }
         roost_store::networks::set_instance_groups(tx.conn(), &row.id, &groups).await?;
+        if !authorized.is_empty() || req.user_data.is_some() {
+            let boot = roost_store::ssh_keys::FirstBootRow {
+                instance_id: row.id.clone(),
+                ssh_keys: serde_json::to_string(&authorized).unwrap_or_else(|_| "[]".into()),
+                user_data: req.user_data.clone(),
+                done_at: None,
+            };
+            roost_store::ssh_keys::insert_first_boot(tx.conn(), &boot).await?;
+        }
         let op = self.new_operation(tx.conn(), p, "instance.create", Some(("instance", &row.id))).await?;
         audit::record(tx.conn(), ctx, p, "instance.create", Some(("instance", &row.id)), body.as_ref()).await?;
         tx.commit().await?;

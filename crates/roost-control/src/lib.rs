@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod system;
 pub mod tokens;
 pub mod users;
+pub mod ssh_keys;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -192,6 +192,15 @@ impl Control {
                 let fresh = self.store().instance(id).await?.unwrap_or(row);
                 self.record(&fresh, InstanceStatus::Running, None, None, at).await?;
                 self.settle(id, Ok(())).await;
+                // SSH keys and user data, once, off the reconcile path (a VM's agent
+                // answers only once the guest has booted).
+                let control = self.clone();
+                let id = id.to_string();
+                tokio::spawn(async move {
+                    if let Err(e) = control.deliver_first_boot(&id).await {
+                        tracing::warn!(instance = %id, error = %e.message, "first-boot data not delivered");
+                    }
+                });
             }
         }
         Ok(())

@@ -15,6 +15,7 @@ pub mod projects;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod ssh_keys;
 
 use std::path::Path;
 use std::str::FromStr;

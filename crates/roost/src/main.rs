@@ -89,6 +89,11 @@ enum Command {
     /// This server's compute node (instance types, microVM accelerator)
     #[command(subcommand)]
     Node(cli::system::NodeCommand),
+    /// SSH keys to install into instances
+    #[command(subcommand, name = "ssh-key", visible_alias = "ssh-keys")]
+    SshKey(cli::ssh_keys::SshKeyCommand),
+    /// SSH into an instance that runs sshd (its address, or a port forward to 22)
+    Ssh(cli::ssh_keys::SshArgs),
 }
 
 /// Commands that run something inside an instance exit with its exit code.
@@ -144,6 +149,8 @@ fn main() -> ExitCode {
             Command::Events(args) => cli::events::run(&cli.global, args).await,
             Command::System(cmd) => cli::system::run(&cli.global, cmd).await,
             Command::Node(cmd) => cli::system::run_node(&cli.global, cmd).await,
+            Command::SshKey(cmd) => cli::ssh_keys::run(&cli.global, cmd).await,
+            Command::Ssh(args) => cli::ssh_keys::ssh(&cli.global, args).await.map(exit_with),
         }
     });
     match result {

@@ -68,9 +68,34 @@ async fn vm_instances_work_like_containers() {
     admin.create_security_group(&CreateSecurityGroupRequest { name: "web".into(), ..Default::default() }).await.unwrap();
     cli(&server, &["sg", "rule", "add", "web", "--ingress", "--proto", "tcp", "--port", "80", "--from", "0.0.0.0/0"]);
 
+    // SSH keys: generated (the private key shown once, valid for ssh-keygen) and imported.
+    let keys = tempfile::tempdir().unwrap();
+    let private = keys.path().join("mykey");
+    cli(&server, &["ssh-key", "create", "mykey", "--out", private.to_str().unwrap()]);
+    let derived = std::process::Command::new("ssh-keygen").arg("-y").arg("-f").arg(&private).output().unwrap();
+    assert!(derived.status.success(), "ssh-keygen reads the private key: {}", String::from_utf8_lossy(&derived.stderr));
+    let mykey: serde_json::Value = serde_json::from_str(&cli(&server, &["ssh-key", "show", "mykey", "-o", "json"])).unwrap();
+    let derived = String::from_utf8_lossy(&derived.stdout).trim().to_string();
+    assert!(mykey["public_key"].as_str().unwrap().starts_with(&derived), "{mykey} vs {derived}");
+    let printed = cli(&server, &["ssh-key", "create", "printed"]);
+    assert!(printed.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"), "{printed}");
+    std::fs::write(keys.path().join("other.pub"), format!("{derived} someone@else\n")).unwrap();
+    cli(&server, &["ssh-key", "import", "other", keys.path().join("other.pub").to_str().unwrap()]);
+    let out = server.cli(&["ssh-key", "import", "bad", "/etc/hostname"], None, &[]);
+    assert!(!out.status.success(), "not a public key");
+    let listed = cli(&server, &["ssh-key", "ls"]);
+    assert!(listed.contains("mykey") && listed.contains("other") && listed.contains("SHA256:"), "{listed}");
+    cli(&server, &["ssh-key", "rm", "printed"]);
+    assert!(!cli(&server, &["ssh-key", "ls"]).contains("printed"));
+    let user_data = keys.path().join("init.sh");
+    std::fs::write(&user_data, "#!/bin/sh\necho first-boot-ran-on-$(cat /proc/sys/kernel/hostname)\n").unwrap();
+
     cli(
         &server,
-        &["instance", "create", "vm1", "--type", "vm", "--image", "debian-12", "--cpus", "1", "--memory", "256m", "--sg", "web"],
+        &[
+            "instance", "create", "vm1", "--type", "vm", "--image", "debian-12", "--cpus", "1", "--memory", "256m",
+            "--sg", "web", "--ssh-key", "mykey", "--ssh-key", "other", "--user-data", user_data.to_str().unwrap(),
+        ],
     );
     let shown: serde_json::Value = serde_json::from_str(&cli(&server, &["instance", "show", "vm1", "-o", "json"])).unwrap();
     assert_eq!(shown["type"], "vm");
@@ -97,6 +122,8 @@ async fn vm_instances_work_like_containers() {
             "mkdir -p /www && echo hello > /www/index.html && httpd -p 80 -h /www && exec sleep 100000".into(),
         ]),
         security_groups: vec!["web".into()],
+        ssh_keys: vec!["mykey".into()],
+        user_data: Some("echo container-first-boot\n".into()),
         ..Default::default()
     };
     let created = admin.create_instance(&peer).await.unwrap();
@@ -116,9 +143,31 @@ async fn vm_instances_work_like_containers() {
         "the VM reaches a container"
     );
 
-    // logs: the serial console's log.
-    let logs = cli(&server, &["logs", "vm1"]);
+    // logs: the serial console's log, with the user data's output; keys for root.
+    let mut logs = String::new();
+    for _ in 0..120 {
+        logs = cli(&server, &["logs", "vm1"]);
+        if logs.contains("user-data exited with 0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert!(logs.contains("roost: guest ready"), "{logs}");
+    assert!(logs.contains("first-boot-ran-on-vm1"), "{logs}");
+    let (_, keys_in_vm) = sh(&admin, "vm1", "cat /root/.ssh/authorized_keys; stat -c %a /root/.ssh/authorized_keys").await;
+    assert!(keys_in_vm.contains(&derived) && keys_in_vm.contains("someone@else") && keys_in_vm.ends_with("600\n"), "{keys_in_vm}");
+    // The same for a container.
+    let mut peer_logs = String::new();
+    for _ in 0..60 {
+        peer_logs = cli(&server, &["logs", "peer"]);
+        if peer_logs.contains("user-data exited") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(peer_logs.contains("container-first-boot"), "{peer_logs}");
+    let (_, keys_in_peer) = sh(&admin, "peer", "cat /root/.ssh/authorized_keys").await;
+    assert!(keys_in_peer.contains(&derived), "{keys_in_peer}");
 
     // cp in and out through the guest agent.
     let dir = tempfile::tempdir().unwrap();

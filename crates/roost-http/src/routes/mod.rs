@@ -14,4 +14,5 @@ pub mod projects;
 pub mod s3_keys;
 pub mod system;
 pub mod tokens;
+pub mod ssh_keys;
 pub mod users;

@@ -45,6 +45,12 @@ pub struct CreateArgs {
     /// Security group (repeatable; default: the project's `default`)
     #[arg(long = "sg", value_name = "GROUP")]
     pub security_groups: Vec<String>,
+    /// SSH key (yours, by name) installed for root at first boot (repeatable)
+    #[arg(long = "ssh-key", value_name = "KEY")]
+    pub ssh_keys: Vec<String>,
+    /// A shell script run once at first boot; its output goes to the logs
+    #[arg(long = "user-data", value_name = "FILE")]
+    pub user_data: Option<std::path::PathBuf>,
     /// What runs the instance: container, or vm (a QEMU microVM)
     #[arg(long = "type", default_value = "container", value_parser = ["container", "vm"])]
     pub kind: String,
@@ -185,6 +191,13 @@ fn create_request(global: &GlobalArgs, name: String, a: &CreateArgs) -> anyhow::
         networks: nic_requests(&a.networks, &a.ips)?,
         security_groups: a.security_groups.clone(),
         kind: Some(a.kind.clone()),
+        ssh_keys: a.ssh_keys.clone(),
+        user_data: match &a.user_data {
+            Some(path) => Some(
+                std::fs::read_to_string(path).with_context(|| format!("--user-data: reading {}", path.display()))?,
+            ),
+            None => None,
+        },
     })
 }
 

@@ -14,6 +14,7 @@ pub mod system;
 pub mod terminal;
 pub mod tokens;
 pub mod users;
+pub mod ssh_keys;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
