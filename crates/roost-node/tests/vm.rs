@@ -202,9 +202,12 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     })
     .await;
     assert!(found.is_ok(), "console output: {}", String::from_utf8_lossy(&seen));
+    // Ctrl-] leaves: the console connection closes and the session ends.
+    stdin.write_all(&[roost_node::drivers::vm::CONSOLE_ESCAPE]).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_to_end(&mut rest)).await.expect("console closes").unwrap();
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), session.wait()).await.expect("session ends").unwrap(), 0);
     drop(stdin);
-    drop(stdout);
-    drop(session);
 
     // pause/resume: QMP stop/cont.
     driver.pause(&id).await.expect("pause");

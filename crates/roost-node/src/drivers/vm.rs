@@ -610,6 +610,51 @@ impl<R: AsyncRead + Unpin> AsyncRead for NotifyOnEof<R> {
     }
 }
 
+/// The console's input: Ctrl-] (0x1d) ends the session (the shell on a serial line
+/// never ends it: getty starts a new one).
+struct EscapeWriter<W> {
+    inner: W,
+    closing: bool,
+}
+
+/// The byte that leaves the serial console.
+pub const CONSOLE_ESCAPE: u8 = 0x1d;
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for EscapeWriter<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        use std::task::Poll;
+        if self.closing {
+            return match std::pin::Pin::new(&mut self.inner).poll_shutdown(cx) {
+                Poll::Ready(_) => Poll::Ready(Ok(buf.len())),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        match buf.iter().position(|&b| b == CONSOLE_ESCAPE) {
+            Some(0) => {
+                self.closing = true;
+                self.poll_write(cx, buf)
+            }
+            Some(n) => std::pin::Pin::new(&mut self.inner).poll_write(cx, &buf[..n]),
+            None => std::pin::Pin::new(&mut self.inner).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 impl Drop for AgentProcess {
     fn drop(&mut self) {
         if let Some(h) = &self.result {
@@ -807,7 +852,7 @@ impl Driver for VmDriver {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let reader = NotifyOnEof { inner: r, tx: Some(tx) };
             return Ok(ExecSession::new(
-                Box::new(w),
+                Box::new(EscapeWriter { inner: w, closing: false }),
                 Box::new(reader),
                 None,
                 Box::new(ConsoleProcess { closed: Some(rx) }),
