@@ -48,6 +48,10 @@ export interface WizardState {
   networks: string[] | null;
   /** Security group names; null: the project's default group. */
   security_groups: string[] | null;
+  /** A container, or a QEMU microVM booting the same image. */
+  type: "container" | "vm";
+  /** SSH key names (yours), comma-separated; installed for root at first boot. */
+  ssh_keys: string;
 }
 
 export const initialState = (): WizardState => ({
@@ -63,6 +67,8 @@ export const initialState = (): WizardState => ({
   start: true,
   networks: null,
   security_groups: null,
+  type: "container",
+  ssh_keys: "",
 });
 
 export type Errors = Partial<Record<string, string>>;
@@ -228,5 +234,7 @@ export function toRequest(s: WizardState, project: string | undefined) {
     start: s.start,
     networks: s.networks ? s.networks.map((network) => ({ network })) : undefined,
     security_groups: s.security_groups ?? undefined,
+    type: s.type === "vm" ? "vm" : undefined,
+    ssh_keys: s.ssh_keys.trim() ? s.ssh_keys.split(",").map((k) => k.trim()).filter(Boolean) : undefined,
   };
 }
