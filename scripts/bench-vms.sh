@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs="${1:-5}"
-bin=$PWD/target/release/roost
+bin=${ROOST_BIN:-$PWD/target/release/roost}
 [ -x "$bin" ] || { echo "error: build first: cargo build --release -p roost (make bench does)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "error: run as root (taps and bridges need it)" >&2; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || { echo "error: install qemu-system-x86 (scripts/install-deps.sh)" >&2; exit 1; }

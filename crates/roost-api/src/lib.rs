@@ -13,10 +13,10 @@ pub mod list;
 pub mod networks;
 pub mod operations;
 pub mod projects;
+pub mod ssh_keys;
 pub mod system;
 pub mod tokens;
 pub mod users;
-pub mod ssh_keys;
 
 pub use error::{ErrorBody, ErrorCode, ErrorResponse, FieldError};
 pub use list::{ListParams, Page};

@@ -19,10 +19,10 @@ pub mod ratelimit;
 mod reconciler;
 mod samples;
 pub mod secrets;
+pub mod ssh_keys;
 pub mod system;
 pub mod tokens;
 pub mod users;
-pub mod ssh_keys;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -61,7 +61,9 @@ impl Control {
                         self.spawn_reconcile(id);
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, driver = driver.kind(), "reconcile: cannot list the driver's instances"),
+                Err(e) => {
+                    tracing::warn!(error = %e, driver = driver.kind(), "reconcile: cannot list the driver's instances")
+                }
             }
         }
     }

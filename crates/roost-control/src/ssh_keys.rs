@@ -190,10 +190,8 @@ impl Control {
         let run = |script: String| {
             let driver = driver.clone();
             async move {
-                let request = roost_node::ExecRequest {
-                    cmd: vec!["/bin/sh".into(), "-c".into(), script],
-                    ..Default::default()
-                };
+                let request =
+                    roost_node::ExecRequest { cmd: vec!["/bin/sh".into(), "-c".into(), script], ..Default::default() };
                 let mut session = driver.exec(id, request).await.map_err(crate::images::node_error)?;
                 drop(session.stdin.take());
                 let mut sink = Vec::new();
@@ -234,7 +232,10 @@ impl Control {
         if let Some(script) = &boot.user_data {
             run("mkdir -p /root".into()).await?;
             let bytes = pack(".roost-user-data", script, 0o700)?;
-            driver.copy_in(id, "/root", Box::new(std::io::Cursor::new(bytes))).await.map_err(crate::images::node_error)?;
+            driver
+                .copy_in(id, "/root", Box::new(std::io::Cursor::new(bytes)))
+                .await
+                .map_err(crate::images::node_error)?;
         }
         if boot.user_data.is_some() {
             run("sh /root/.roost-user-data >>/proc/1/fd/1 2>>/proc/1/fd/2; echo \"user-data exited with $?\" >>/proc/1/fd/1"

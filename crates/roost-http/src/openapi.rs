@@ -10,8 +10,8 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::routes::{
-    audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys, system,
-    tokens, users, ssh_keys,
+    audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys,
+    ssh_keys, system, tokens, users,
 };
 
 #[derive(OpenApi)]

@@ -82,7 +82,9 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     let disk_dir = Path::new(TEST_DIR).join(format!("vm-disk-{}", std::process::id()));
     std::fs::create_dir_all(&disk_dir).unwrap();
     let disk = disk_dir.join("data.raw");
-    assert!(Command::new("qemu-img").args(["create", "-q", "-f", "raw"]).arg(&disk).arg("64M").status().unwrap().success());
+    assert!(
+        Command::new("qemu-img").args(["create", "-q", "-f", "raw"]).arg(&disk).arg("64M").status().unwrap().success()
+    );
     assert!(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&disk).status().unwrap().success());
 
     let net = TestNet::new(231).await;
@@ -122,7 +124,9 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     assert_eq!(master.file_name().unwrap().to_str().unwrap(), nic.bridge);
 
     // exec through the guest agent (waits for the guest to boot).
-    let out = exec(driver, &id, &["sh", "-c", "echo hello from $(cat /proc/sys/kernel/hostname); echo oops >&2; exit 3"]).await;
+    let out =
+        exec(driver, &id, &["sh", "-c", "echo hello from $(cat /proc/sys/kernel/hostname); echo oops >&2; exit 3"])
+            .await;
     assert_eq!(out.code, 3, "{out:?}");
     assert_eq!(out.stdout, "hello from vmtest\n");
     assert_eq!(out.stderr, "oops\n");
@@ -150,7 +154,8 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     assert!(out.stdout.contains(&format!("{}/{}", nic.ip, nic.prefix_len)), "{out:?}");
     let out = exec(driver, &id, &["/.roost/bin/busybox", "ping", "-c", "1", "-W", "5", &nic.gateway.to_string()]).await;
     assert_eq!(out.code, 0, "{out:?}");
-    let host_ping = Command::new("busybox").args(["ping", "-c", "1", "-W", "5"]).arg(nic.ip.to_string()).output().unwrap();
+    let host_ping =
+        Command::new("busybox").args(["ping", "-c", "1", "-W", "5"]).arg(nic.ip.to_string()).output().unwrap();
     assert!(host_ping.status.success(), "the host reaches the VM");
 
     // The data disk is mounted where asked and writable.
@@ -205,7 +210,10 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     // Ctrl-] leaves: the console connection closes and the session ends.
     stdin.write_all(&[roost_node::drivers::vm::CONSOLE_ESCAPE]).await.unwrap();
     let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stdout.read_to_end(&mut rest)).await.expect("console closes").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_to_end(&mut rest))
+        .await
+        .expect("console closes")
+        .unwrap();
     assert_eq!(tokio::time::timeout(Duration::from_secs(10), session.wait()).await.expect("session ends").unwrap(), 0);
     drop(stdin);
 

@@ -13,9 +13,9 @@ pub mod networks;
 pub mod operations;
 pub mod projects;
 pub mod sessions;
+pub mod ssh_keys;
 pub mod tokens;
 pub mod users;
-pub mod ssh_keys;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -20,9 +20,12 @@ fn require_vm_prerequisites() {
         ("lz4", "lz4"),
         ("mmdebstrap", "mmdebstrap"),
     ] {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
-        assert!(found, "missing prerequisite: `{program}` — install the Debian package {package} (scripts/install-deps.sh --test)");
+        let found =
+            std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+        assert!(
+            found,
+            "missing prerequisite: `{program}` — install the Debian package {package} (scripts/install-deps.sh --test)"
+        );
     }
 }
 
@@ -65,7 +68,10 @@ async fn vm_instances_work_like_containers() {
     assert!(!out.status.success() && stderr(&out).contains("qemu-guest-agent"), "{}", stderr(&out));
 
     // A group allowing HTTP only: the VM's tap gets the same rules a veth gets.
-    admin.create_security_group(&CreateSecurityGroupRequest { name: "web".into(), ..Default::default() }).await.unwrap();
+    admin
+        .create_security_group(&CreateSecurityGroupRequest { name: "web".into(), ..Default::default() })
+        .await
+        .unwrap();
     cli(&server, &["sg", "rule", "add", "web", "--ingress", "--proto", "tcp", "--port", "80", "--from", "0.0.0.0/0"]);
 
     // SSH keys: generated (the private key shown once, valid for ssh-keygen) and imported.
@@ -74,7 +80,8 @@ async fn vm_instances_work_like_containers() {
     cli(&server, &["ssh-key", "create", "mykey", "--out", private.to_str().unwrap()]);
     let derived = std::process::Command::new("ssh-keygen").arg("-y").arg("-f").arg(&private).output().unwrap();
     assert!(derived.status.success(), "ssh-keygen reads the private key: {}", String::from_utf8_lossy(&derived.stderr));
-    let mykey: serde_json::Value = serde_json::from_str(&cli(&server, &["ssh-key", "show", "mykey", "-o", "json"])).unwrap();
+    let mykey: serde_json::Value =
+        serde_json::from_str(&cli(&server, &["ssh-key", "show", "mykey", "-o", "json"])).unwrap();
     let derived = String::from_utf8_lossy(&derived.stdout).trim().to_string();
     assert!(mykey["public_key"].as_str().unwrap().starts_with(&derived), "{mykey} vs {derived}");
     let printed = cli(&server, &["ssh-key", "create", "printed"]);
@@ -93,11 +100,29 @@ async fn vm_instances_work_like_containers() {
     cli(
         &server,
         &[
-            "instance", "create", "vm1", "--type", "vm", "--image", "debian-12", "--cpus", "1", "--memory", "256m",
-            "--sg", "web", "--ssh-key", "mykey", "--ssh-key", "other", "--user-data", user_data.to_str().unwrap(),
+            "instance",
+            "create",
+            "vm1",
+            "--type",
+            "vm",
+            "--image",
+            "debian-12",
+            "--cpus",
+            "1",
+            "--memory",
+            "256m",
+            "--sg",
+            "web",
+            "--ssh-key",
+            "mykey",
+            "--ssh-key",
+            "other",
+            "--user-data",
+            user_data.to_str().unwrap(),
         ],
     );
-    let shown: serde_json::Value = serde_json::from_str(&cli(&server, &["instance", "show", "vm1", "-o", "json"])).unwrap();
+    let shown: serde_json::Value =
+        serde_json::from_str(&cli(&server, &["instance", "show", "vm1", "-o", "json"])).unwrap();
     assert_eq!(shown["type"], "vm");
     assert_eq!(shown["status"], "running");
     let vm_ip = shown["ip"].as_str().unwrap().to_string();
@@ -127,7 +152,8 @@ async fn vm_instances_work_like_containers() {
         ..Default::default()
     };
     let created = admin.create_instance(&peer).await.unwrap();
-    let peer = admin.wait_instance(&created.instance.id, InstanceStatus::Running, Duration::from_secs(60)).await.unwrap();
+    let peer =
+        admin.wait_instance(&created.instance.id, InstanceStatus::Running, Duration::from_secs(60)).await.unwrap();
     let peer_ip = peer.ip.clone().unwrap();
     let (code, out) = sh(
         &admin,
@@ -154,8 +180,12 @@ async fn vm_instances_work_like_containers() {
     }
     assert!(logs.contains("roost: guest ready"), "{logs}");
     assert!(logs.contains("first-boot-ran-on-vm1"), "{logs}");
-    let (_, keys_in_vm) = sh(&admin, "vm1", "cat /root/.ssh/authorized_keys; stat -c %a /root/.ssh/authorized_keys").await;
-    assert!(keys_in_vm.contains(&derived) && keys_in_vm.contains("someone@else") && keys_in_vm.ends_with("600\n"), "{keys_in_vm}");
+    let (_, keys_in_vm) =
+        sh(&admin, "vm1", "cat /root/.ssh/authorized_keys; stat -c %a /root/.ssh/authorized_keys").await;
+    assert!(
+        keys_in_vm.contains(&derived) && keys_in_vm.contains("someone@else") && keys_in_vm.ends_with("600\n"),
+        "{keys_in_vm}"
+    );
     // The same for a container.
     let mut peer_logs = String::new();
     for _ in 0..60 {
@@ -181,12 +211,14 @@ async fn vm_instances_work_like_containers() {
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "from the host\n");
 
     // stats from the host's view of QEMU.
-    let stats: serde_json::Value = serde_json::from_str(&cli(&server, &["instance", "stats", "vm1", "-o", "json"])).unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&cli(&server, &["instance", "stats", "vm1", "-o", "json"])).unwrap();
     assert!(stats["memory_bytes"].as_u64().unwrap() > 0, "{stats}");
 
     // stop (ACPI power button) and start again: the overlay keeps what was written.
     cli(&server, &["instance", "stop", "vm1", "--timeout", "30"]);
-    let shown: serde_json::Value = serde_json::from_str(&cli(&server, &["instance", "show", "vm1", "-o", "json"])).unwrap();
+    let shown: serde_json::Value =
+        serde_json::from_str(&cli(&server, &["instance", "show", "vm1", "-o", "json"])).unwrap();
     assert_eq!(shown["status"], "stopped", "{shown}");
     cli(&server, &["instance", "start", "vm1"]);
     let out = server.cli(&["exec", "vm1", "--", "cat", "/root/note.txt"], None, &[]);

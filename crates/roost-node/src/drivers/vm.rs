@@ -235,7 +235,9 @@ impl VmDriver {
         }
         let exit = reaper::reap_zombie(run.pid, run.start_ticks);
         let record = match exit {
-            Some(Exit::Code(c)) => ExitRecord { exit_code: Some(c), signal: None, unknown: false, finished_at_ms: now_ms() },
+            Some(Exit::Code(c)) => {
+                ExitRecord { exit_code: Some(c), signal: None, unknown: false, finished_at_ms: now_ms() }
+            }
             Some(Exit::Signal(s)) => {
                 ExitRecord { exit_code: None, signal: Some(s), unknown: false, finished_at_ms: now_ms() }
             }
@@ -433,7 +435,9 @@ impl VmDriver {
                 args["input-data"] = json!(base64::engine::general_purpose::STANDARD.encode(input));
             }
             let r = c.execute("guest-exec", Some(args)).await?;
-            r.get("pid").and_then(Value::as_i64).ok_or_else(|| Error::tool("qemu-guest-agent", "guest-exec gave no pid"))?
+            r.get("pid")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| Error::tool("qemu-guest-agent", "guest-exec gave no pid"))?
         };
         let mut delay = Duration::from_millis(20);
         loop {
@@ -450,8 +454,10 @@ impl VmDriver {
                         .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
                         .unwrap_or_default()
                 };
-                let code = match (status.get("exitcode").and_then(Value::as_i64), status.get("signal").and_then(Value::as_i64))
-                {
+                let code = match (
+                    status.get("exitcode").and_then(Value::as_i64),
+                    status.get("signal").and_then(Value::as_i64),
+                ) {
                     (_, Some(sig)) => 128 + sig as i32,
                     (Some(c), None) => c as i32,
                     (None, None) => -1,
@@ -535,14 +541,14 @@ struct AgentExit {
 }
 
 async fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| if e.kind() == io::ErrorKind::NotFound { Error::missing("ip", "iproute2") } else { Error::io("running ip", e) })?;
+    let out = Command::new("ip").args(args).stdin(Stdio::null()).output().await.map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound { Error::missing("ip", "iproute2") } else { Error::io("running ip", e) }
+    })?;
     if !out.status.success() {
-        return Err(Error::tool("ip", format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::tool(
+            "ip",
+            format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()),
+        ));
     }
     Ok(())
 }
@@ -643,7 +649,10 @@ impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for EscapeWriter<W>
         }
     }
 
-    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_flush(cx)
     }
 
@@ -941,7 +950,8 @@ impl Driver for VmDriver {
         tar.read_to_end(&mut bytes).await.map_err(|e| Error::io("reading the archive", e))?;
         let tmp = format!("/tmp/.roost-cp-{}.tar", now_ms());
         self.write_guest_file(id, &tmp, &bytes).await?;
-        let script = format!("tar -xf {t} -C {p}; rc=$?; rm -f {t}; exit $rc", t = shell_quote(&tmp), p = shell_quote(path));
+        let script =
+            format!("tar -xf {t} -C {p}; rc=$?; rm -f {t}; exit $rc", t = shell_quote(&tmp), p = shell_quote(path));
         let exit = self.agent_exec(id, &["/bin/sh".into(), "-c".into(), script], &[], None).await?;
         if exit.code != 0 {
             return Err(Error::Invalid(format!(

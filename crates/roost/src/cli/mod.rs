@@ -10,11 +10,11 @@ pub mod networks;
 pub mod operations;
 pub mod output;
 pub mod projects;
+pub mod ssh_keys;
 pub mod system;
 pub mod terminal;
 pub mod tokens;
 pub mod users;
-pub mod ssh_keys;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

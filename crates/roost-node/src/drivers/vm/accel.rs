@@ -55,10 +55,8 @@ fn boot_id() -> String {
 pub fn probe(dir: &Path, choice: AccelChoice) -> AccelInfo {
     let cache = dir.join("accel.json");
     let id = boot_id();
-    let cached = fs::read(&cache)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<AccelInfo>(&b).ok())
-        .filter(|i| i.boot_id == id);
+    let cached =
+        fs::read(&cache).ok().and_then(|b| serde_json::from_slice::<AccelInfo>(&b).ok()).filter(|i| i.boot_id == id);
     let mut info = cached.unwrap_or_else(|| {
         let (kvm_usable, reason) = kvm_verdict();
         let info = AccelInfo {

@@ -28,12 +28,29 @@ pub const KIT_VERSION: u32 = 1;
 
 /// Modules the initramfs loads (their `depends=` are resolved too, so this list only
 /// names what is wanted).
-const MODULES: &[&str] = &["virtio_mmio", "virtio_blk", "virtio_net", "virtio_console", "virtio_rng", "button", "evdev"];
+const MODULES: &[&str] =
+    &["virtio_mmio", "virtio_blk", "virtio_net", "virtio_console", "virtio_rng", "button", "evdev"];
 
 /// The busybox applets `/init` calls by name.
 const APPLETS: &[&str] = &[
-    "sh", "mount", "umount", "insmod", "ip", "ifconfig", "route", "hostname", "usleep", "sleep", "switch_root",
-    "mkdir", "ln", "cat", "cp", "echo", "cut", "mknod",
+    "sh",
+    "mount",
+    "umount",
+    "insmod",
+    "ip",
+    "ifconfig",
+    "route",
+    "hostname",
+    "usleep",
+    "sleep",
+    "switch_root",
+    "mkdir",
+    "ln",
+    "cat",
+    "cp",
+    "echo",
+    "cut",
+    "mknod",
 ];
 
 /// The initramfs `/init`: modules, root, `ip=` (the kernel's `IP_PNP` syntax; the
@@ -314,7 +331,8 @@ impl Cpio {
     fn entry(&mut self, name: &str, mode: u32, data: &[u8], rdev: (u32, u32)) {
         self.ino += 1;
         let nlink = if mode & 0o170000 == 0o040000 { 2 } else { 1 };
-        let fields = [self.ino, mode, 0, 0, nlink, 0, data.len() as u32, 0, 0, rdev.0, rdev.1, name.len() as u32 + 1, 0];
+        let fields =
+            [self.ino, mode, 0, 0, nlink, 0, data.len() as u32, 0, 0, rdev.0, rdev.1, name.len() as u32 + 1, 0];
         self.out.extend_from_slice(b"070701");
         for f in fields {
             self.out.extend_from_slice(format!("{f:08x}").as_bytes());
@@ -421,13 +439,8 @@ pub fn base_disk(vm_dir: &Path, rootfs: &Path, busybox: &Path) -> Result<PathBuf
 fn build_base(tmp: &Path, rootfs: &Path, busybox: &Path) -> Result<()> {
     let stage = tmp.join("root");
     // Hard links when the image is on the same filesystem, else a copy.
-    let linked = Command::new("cp")
-        .arg("-al")
-        .arg(rootfs)
-        .arg(&stage)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let linked =
+        Command::new("cp").arg("-al").arg(rootfs).arg(&stage).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     if !linked {
         let _ = fs::remove_dir_all(&stage);
         run("cp", "coreutils", Command::new("cp").arg("-a").arg(rootfs).arg(&stage))?;

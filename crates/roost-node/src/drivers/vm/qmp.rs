@@ -79,7 +79,10 @@ impl Conn {
             }
             if let Some(e) = v.get("error") {
                 let desc = e.get("desc").and_then(Value::as_str).unwrap_or("unknown error");
-                return Err(Error::tool(if self.what == "QMP" { "qemu" } else { "qemu-guest-agent" }, desc.to_string()));
+                return Err(Error::tool(
+                    if self.what == "QMP" { "qemu" } else { "qemu-guest-agent" },
+                    desc.to_string(),
+                ));
             }
         }
     }
