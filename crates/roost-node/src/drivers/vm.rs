@@ -268,8 +268,19 @@ impl VmDriver {
             if !self.wait_gone(id, crate::driver::KILL_TIMEOUT).await {
                 return Err(Error::io(format!("killing VM {id}"), io::Error::other("QEMU did not exit")));
             }
+            self.known_exit(id, None, Some(libc::SIGKILL));
         }
         Ok(())
+    }
+
+    /// Records how a run ended when this driver caused it and the exit status itself
+    /// was not collected (QEMU is not always our child: after a server restart it is
+    /// init's).
+    fn known_exit(&self, id: &str, code: Option<i32>, signal: Option<i32>) {
+        let path = self.paths(id).f("exit.json");
+        if read_json::<ExitRecord>(&path).is_some_and(|e| e.unknown) {
+            let _ = write_json(&path, &ExitRecord { exit_code: code, signal, unknown: false, finished_at_ms: now_ms() });
+        }
     }
 
     async fn ensure_taps(&self, id: &str, nics: &[NetAttachment]) -> Result<()> {
@@ -773,6 +784,9 @@ impl Driver for VmDriver {
         let pressed = self.qmp_call(id, "system_powerdown", None).await.is_ok();
         if !pressed || !self.wait_gone(id, grace).await {
             self.hard_kill(id).await?;
+        } else {
+            // The guest powered off: QEMU exits 0 then.
+            self.known_exit(id, Some(0), None);
         }
         Ok(())
     }
