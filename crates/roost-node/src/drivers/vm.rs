@@ -279,7 +279,8 @@ impl VmDriver {
     fn known_exit(&self, id: &str, code: Option<i32>, signal: Option<i32>) {
         let path = self.paths(id).f("exit.json");
         if read_json::<ExitRecord>(&path).is_some_and(|e| e.unknown) {
-            let _ = write_json(&path, &ExitRecord { exit_code: code, signal, unknown: false, finished_at_ms: now_ms() });
+            let _ =
+                write_json(&path, &ExitRecord { exit_code: code, signal, unknown: false, finished_at_ms: now_ms() });
         }
     }
 

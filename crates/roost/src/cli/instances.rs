@@ -82,7 +82,7 @@ pub enum InstanceCommand {
     Create {
         name: String,
         #[command(flatten)]
-        args: CreateArgs,
+        args: Box<CreateArgs>,
         #[arg(long)]
         no_wait: bool,
     },
