@@ -61,6 +61,8 @@ const pages = {
   networks: lazyPage(() => import("./pages/Networks"), (m) => m.NetworksPage),
   groups: lazyPage(() => import("./pages/SecurityGroups"), (m) => m.SecurityGroupsPage),
   group: lazyPage(() => import("./pages/SecurityGroups"), (m) => m.SecurityGroupPage),
+  sshkeys: lazyPage(() => import("./pages/SshKeys"), (m) => m.SshKeysPage),
+  node: lazyPage(() => import("./pages/SshKeys"), (m) => m.NodePage),
 };
 
 /** The console's routes, most specific first, with the code each needs. */
@@ -83,6 +85,8 @@ export const ROUTES: [string, Page, (() => Promise<unknown>) | null][] = [
   ["/s3-keys", pages.s3keys.Page, pages.s3keys.load],
   ["/security-groups", pages.groups.Page, pages.groups.load],
   ["/security-groups/:id", pages.group.Page, pages.group.load],
+  ["/ssh-keys", pages.sshkeys.Page, pages.sshkeys.load],
+  ["/node", pages.node.Page, pages.node.load],
 ];
 
 /** Starts loading the code of the page at `path`. */

@@ -27,6 +27,8 @@ export const NAV: NavItem[] = [
   { to: "/s3-keys", label: "S3 keys" },
   { to: "/audit", label: "Audit log", admin: true },
   { to: "/account", label: "Account" },
+  { to: "/ssh-keys", label: "SSH keys" },
+  { to: "/node", label: "Node" },
 ];
 
 function isActive(to: string, path: string): boolean {
