@@ -23,7 +23,6 @@ cleanup() {
   "$bin" ps -a 2>/dev/null | awk 'NR > 1 { print $2 }' | xargs -r -n 1 -P 4 "$bin" instance rm -f >/dev/null 2>&1 || true
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  [ -f "$work/bare.pid" ] && kill -9 "$(cat "$work/bare.pid")" 2>/dev/null || true
   remove_roost_networks "$table"
   rm -rf "$work"
 }
@@ -58,19 +57,22 @@ fi
 
 # The same machine and kernel command line the driver uses, minus the sockets.
 bare_boot() {
-  rm -f "$work/bare.qcow2" "$work/bare.pid"
+  rm -f "$work/bare.qcow2" "$work/bare.pid" "$work/bare.out"
   qemu-img create -q -f qcow2 -F raw -b "$base" "$work/bare.qcow2"
-  local t0 t1
+  local t0 t1 qpid
   t0=$(date +%s%N)
+  # ip=off: no NIC here, so the initramfs does not wait for one.
   qemu-system-x86_64 -nodefaults -no-user-config -display none -no-reboot -M microvm -m 256 -smp 1 \
     "${accel_args[@]}" -kernel "$vmlinux" -initrd "$initrd" \
-    -append "console=ttyS0 quiet panic=-1 $tsc_args cryptomgr.notests initcall_blacklist=crypto_kdf108_init,init_kprobe_trace root=/dev/vda rw init=/.roost/bin/init ip=::::bare:eth0:off" \
-    -pidfile "$work/bare.pid" -serial stdio -device virtio-serial-device -device virtio-rng-device \
+    -append "console=ttyS0 quiet panic=-1 $tsc_args cryptomgr.notests initcall_blacklist=crypto_kdf108_init,init_kprobe_trace root=/dev/vda rw init=/.roost/bin/init ip=off" \
+    -serial "file:$work/bare.out" -device virtio-serial-device -device virtio-rng-device \
     -drive "id=root,if=none,file=$work/bare.qcow2,format=qcow2" -device virtio-blk-device,drive=root \
-    </dev/null 2>/dev/null | grep -m 1 -q "roost: guest ready"
+    </dev/null >/dev/null 2>&1 &
+  qpid=$!
+  until grep -q "roost: guest ready" "$work/bare.out" 2>/dev/null; do sleep 0.01; done
   t1=$(date +%s%N)
-  kill -9 "$(cat "$work/bare.pid")" 2>/dev/null || true
-  sleep 0.2
+  kill -9 "$qpid" 2>/dev/null || true
+  wait "$qpid" 2>/dev/null || true
   echo $(( (t1 - t0) / 1000000 ))
 }
 

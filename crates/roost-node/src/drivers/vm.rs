@@ -234,6 +234,13 @@ impl VmDriver {
             return;
         }
         let exit = reaper::reap_zombie(run.pid, run.start_ticks);
+        if exit.is_none()
+            && ProcStat::read(run.pid)
+                .is_some_and(|s| s.start_ticks == run.start_ticks && s.ppid == std::process::id())
+        {
+            // Our child, still tearing its threads down: not reapable yet, look again.
+            return;
+        }
         let record = match exit {
             Some(Exit::Code(c)) => {
                 ExitRecord { exit_code: Some(c), signal: None, unknown: false, finished_at_ms: now_ms() }
@@ -252,7 +259,7 @@ impl VmDriver {
         loop {
             // Our zombie child: reap it so it stops counting as there.
             self.settle_exit(id);
-            if self.running(id).is_none() {
+            if self.running(id).is_none() && self.paths(id).f("exit.json").exists() {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -552,6 +559,29 @@ struct AgentExit {
     stderr: Vec<u8>,
 }
 
+/// `-daemonize` forks twice; the middle process exits at once and, its parent being
+/// gone, comes to this server (the subreaper) as a zombie nobody waits for. Reaps our
+/// zombie QEMU children other than the VM itself.
+fn reap_daemonize_leftovers(vm_pid: u32) {
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if pid == vm_pid {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let is_qemu = text.split_once('(').is_some_and(|(_, rest)| rest.starts_with("qemu-system"));
+        if is_qemu
+            && let Some(stat) = ProcStat::parse(&text)
+            && stat.ppid == me
+            && !stat.alive()
+        {
+            let _ = reaper::reap_zombie(pid, stat.start_ticks);
+        }
+    }
+}
+
 async fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip").args(args).stdin(Stdio::null()).output().await.map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound { Error::missing("ip", "iproute2") } else { Error::io("running ip", e) }
@@ -766,6 +796,7 @@ impl Driver for VmDriver {
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| Error::tool("qemu", "QEMU started without writing its pidfile"))?;
         let stat = ProcStat::read(pid).ok_or_else(|| Error::tool("qemu", "QEMU exited right after starting"))?;
+        reap_daemonize_leftovers(pid);
         write_json(&p.f("state.json"), &RunRecord { pid, start_ticks: stat.start_ticks, started_at_ms: now_ms() })?;
         Ok(())
     }
