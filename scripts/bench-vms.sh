@@ -39,7 +39,7 @@ echo "==> node"
 "$bin" node show
 echo "==> building the Debian image and the VM kit (not timed)"
 "$bin" image build debian-12 --from debian:bookworm >/dev/null 2>&1
-"$bin" instance create warm --type vm --image debian-12 --memory 256m >/dev/null
+"$bin" instance create warm --type vm --image debian-12 --memory 256m >/dev/null 2>&1
 "$bin" exec warm -- true
 "$bin" instance rm -f warm >/dev/null
 
@@ -82,7 +82,7 @@ roost=()
 for i in $(seq 1 "$runs"); do
   raw+=("$(bare_boot)")
   t0=$(now)
-  "$bin" instance create "v$i" --type vm --image debian-12 --cpus 1 --memory 256m >/dev/null
+  "$bin" instance create "v$i" --type vm --image debian-12 --cpus 1 --memory 256m >/dev/null 2>&1
   "$bin" exec "v$i" -- true
   t1=$(now)
   roost+=($(( (t1 - t0) / 1000000 )))
@@ -98,18 +98,27 @@ printf 'roost (instance create --type vm + exec true)       %s ms   (%s)\n' "$m_
 awk -v a="$m_roost" -v b="$m_raw" 'BEGIN { printf "ratio                                               %.2fx (target under TCG: within 1.2x)\n", a / b }'
 
 echo "==> 10 VMs created concurrently (create returns when QEMU runs; then exec true in each)"
+# Wait for these jobs only: a bare `wait` would wait for the server too.
 t0=$(now)
-for i in $(seq 1 10); do "$bin" instance create "c$i" --type vm --image debian-12 --memory 128m >/dev/null & done
-wait
+jobs_=()
+for i in $(seq 1 10); do "$bin" instance create "c$i" --type vm --image debian-12 --memory 128m >/dev/null 2>&1 & jobs_+=($!); done
+failed=0
+for j in "${jobs_[@]}"; do wait "$j" || failed=$((failed + 1)); done
 t1=$(now)
-for i in $(seq 1 10); do "$bin" exec "c$i" -- true & done
-wait
+jobs_=()
+for i in $(seq 1 10); do "$bin" exec "c$i" -- true & jobs_+=($!); done
+for j in "${jobs_[@]}"; do wait "$j" || failed=$((failed + 1)); done
 t2=$(now)
+[ "$failed" -eq 0 ] || echo "warning: $failed of the 20 creates and execs failed" >&2
 printf 'all running   %s ms\nall answering exec   %s ms\n' $(( (t1 - t0) / 1000000 )) $(( (t2 - t0) / 1000000 ))
 sleep 5
 total=0
+count=0
 for p in "$work"/data/vms/instances/*/qemu.pid; do
-  rss=$(awk '/VmRSS/ { print $2 }' "/proc/$(cat "$p")/status")
+  status="/proc/$(cat "$p")/status"
+  [ -e "$status" ] || continue
+  rss=$(awk '/VmRSS/ { print $2 }' "$status")
   total=$((total + rss))
+  count=$((count + 1))
 done
-printf 'idle RSS per VM (QEMU, 128 MiB guest, mean of 10)   %s MiB\n' $(( total / 10 / 1024 ))
+printf 'idle RSS per VM (QEMU, 128 MiB guest, mean of %s)   %s MiB\n' "$count" $(( total / (count > 0 ? count : 1) / 1024 ))

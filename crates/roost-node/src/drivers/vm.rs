@@ -561,7 +561,8 @@ struct AgentExit {
 
 /// `-daemonize` forks twice; the middle process exits at once and, its parent being
 /// gone, comes to this server (the subreaper) as a zombie nobody waits for. Reaps our
-/// zombie QEMU children other than the VM itself.
+/// zombie QEMU children that lead their own session (the middle process called
+/// `setsid`): never the first QEMU process, whose status the launching task awaits.
 fn reap_daemonize_leftovers(vm_pid: u32) {
     let me = std::process::id();
     let Ok(entries) = fs::read_dir("/proc") else { return };
@@ -572,7 +573,9 @@ fn reap_daemonize_leftovers(vm_pid: u32) {
         }
         let Ok(text) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
         let is_qemu = text.split_once('(').is_some_and(|(_, rest)| rest.starts_with("qemu-system"));
+        let session = text.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(3)?.parse::<u32>().ok());
         if is_qemu
+            && session == Some(pid)
             && let Some(stat) = ProcStat::parse(&text)
             && stat.ppid == me
             && !stat.alive()
