@@ -789,10 +789,20 @@ impl Driver for VmDriver {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .output()
-            .await
-            .map_err(|e| Error::io("running QEMU", e))?;
-        if !out.status.success() {
-            return Err(Error::tool("qemu", String::from_utf8_lossy(&out.stderr).trim().to_string()));
+            .await;
+        let failed = match &out {
+            Err(e) => Some(Error::io("running QEMU", io::Error::new(e.kind(), e.to_string()))),
+            Ok(o) if !o.status.success() => {
+                Some(Error::tool("qemu", String::from_utf8_lossy(&o.stderr).trim().to_string()))
+            }
+            Ok(_) => None,
+        };
+        if let Some(e) = failed {
+            // A VM that came up although its launch reported failure would be an orphan.
+            if let Some(pid) = fs::read_to_string(p.f("qemu.pid")).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            }
+            return Err(e);
         }
         let pid: u32 = fs::read_to_string(p.f("qemu.pid"))
             .ok()
