@@ -879,6 +879,22 @@ impl Driver for VmDriver {
             });
         }
         self.settle_exit(id);
+        if let Some(run) = &run
+            && !p.f("exit.json").exists()
+            && ProcStat::read(run.pid).is_some_and(|s| s.start_ticks == run.start_ticks)
+        {
+            // Exiting, not yet reapable: still running until its status is in.
+            return Ok(InstanceState {
+                status: InstanceStatus::Running,
+                pid: Some(run.pid),
+                exit_code: None,
+                exit_signal: None,
+                exit_unknown: false,
+                oom_killed: false,
+                started_at: Some(ms_time(run.started_at_ms)),
+                finished_at: None,
+            });
+        }
         let exit: Option<ExitRecord> = read_json(&p.f("exit.json"));
         Ok(InstanceState {
             status: InstanceStatus::Stopped,
