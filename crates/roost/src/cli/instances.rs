@@ -371,6 +371,7 @@ fn fields(i: &Instance) -> Vec<(&'static str, String)> {
     }
     f.extend([
         ("desired", i.desired.as_str().into()),
+        ("type", i.kind.clone()),
         ("image", format!("{} ({})", i.image, i.image_id)),
         ("ip", i.ip.clone().unwrap_or_else(|| "-".into())),
         (
