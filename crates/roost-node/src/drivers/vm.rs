@@ -235,8 +235,7 @@ impl VmDriver {
         }
         let exit = reaper::reap_zombie(run.pid, run.start_ticks);
         if exit.is_none()
-            && ProcStat::read(run.pid)
-                .is_some_and(|s| s.start_ticks == run.start_ticks && s.ppid == std::process::id())
+            && ProcStat::read(run.pid).is_some_and(|s| s.start_ticks == run.start_ticks && s.ppid == std::process::id())
         {
             // Our child, still tearing its threads down: not reapable yet, look again.
             return;
