@@ -44,6 +44,7 @@ bench: build
 	scripts/bench-networks.sh
 	scripts/bench-s3.sh
 	scripts/bench-volumes.sh
+	scripts/bench-vms.sh
 
 # Rewrites openapi.json from the code (the test suite fails while it is stale).
 openapi:

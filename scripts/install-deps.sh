@@ -36,6 +36,11 @@ packages=(
   "util-linux:/usr/sbin/fsfreeze"
   "mount:/usr/bin/mount"
   "tar:tar"
+  # MicroVMs: QEMU, overlays, the base disk, the kernel's LZ4 payload, fetching the kernel.
+  "qemu-system-x86:qemu-system-x86_64"
+  "qemu-utils:qemu-img"
+  "e2fsprogs:mkfs.ext4"
+  "lz4:lz4"
 )
 if [ "$want_test" = 1 ]; then
   packages+=(

@@ -581,6 +581,15 @@ async function main() {
     await page.locator("tr", { hasText: bucket }).getByRole("cell", { name: "1", exact: true }).waitFor();
     await shot(page, "buckets");
     await bucketBrowser(page, bucket);
+    // An SSH key: generated, the private key shown once.
+    await page.goto(`${server.url}/ssh-keys`);
+    await page.getByRole("button", { name: "Add SSH key" }).click();
+    await page.getByLabel("Name").fill("e2e-key");
+    await page.getByRole("dialog").getByRole("button", { name: "Generate" }).click();
+    const privateKey = await page.getByTestId("secret").textContent();
+    assert(privateKey.startsWith("-----BEGIN OPENSSH PRIVATE KEY-----"), `private key ${privateKey}`);
+    await page.locator("tr", { hasText: "e2e-key" }).getByText("ssh-ed25519").waitFor();
+    await shot(page, "ssh-keys");
     // An S3 key: the secret once, with its access key id.
     await page.goto(`${server.url}/s3-keys`);
     await page.getByRole("button", { name: "Create S3 key" }).click();
@@ -602,6 +611,7 @@ async function main() {
       ["/audit", "Audit log", "audit"],
       ["/operations", "Operations", "operations"],
       ["/account", "Your account", "account"],
+      ["/node", "Compute node", "node"],
     ]) {
       await page.goto(server.url + path);
       await page.getByRole("heading", { name: heading, level: 1 }).waitFor();

@@ -63,6 +63,8 @@ const pages = {
   group: lazyPage(() => import("./pages/SecurityGroups"), (m) => m.SecurityGroupPage),
   volumes: lazyPage(() => import("./pages/Volumes"), (m) => m.VolumesPage),
   volume: lazyPage(() => import("./pages/Volumes"), (m) => m.VolumePage),
+  sshkeys: lazyPage(() => import("./pages/SshKeys"), (m) => m.SshKeysPage),
+  node: lazyPage(() => import("./pages/SshKeys"), (m) => m.NodePage),
 };
 
 /** The console's routes, most specific first, with the code each needs. */
@@ -87,6 +89,8 @@ export const ROUTES: [string, Page, (() => Promise<unknown>) | null][] = [
   ["/security-groups/:id", pages.group.Page, pages.group.load],
   ["/volumes", pages.volumes.Page, pages.volumes.load],
   ["/volumes/:id", pages.volume.Page, pages.volume.load],
+  ["/ssh-keys", pages.sshkeys.Page, pages.sshkeys.load],
+  ["/node", pages.node.Page, pages.node.load],
 ];
 
 /** Starts loading the code of the page at `path`. */

@@ -25,6 +25,7 @@ pub enum IdKind {
     Snapshot,
     BackupPolicy,
     InstanceSnapshot,
+    SshKey,
 }
 
 impl IdKind {
@@ -46,6 +47,7 @@ impl IdKind {
             IdKind::Snapshot => "snap",
             IdKind::BackupPolicy => "bkp",
             IdKind::InstanceSnapshot => "isnap",
+            IdKind::SshKey => "sshk",
         }
     }
 

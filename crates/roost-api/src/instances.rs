@@ -109,7 +109,7 @@ pub struct Instance {
     pub id: String,
     pub name: String,
     pub project_id: String,
-    /// `container` (microVMs come as `vm`).
+    /// `container` or `vm`.
     #[serde(rename = "type")]
     pub kind: String,
     pub image_id: String,
@@ -196,6 +196,16 @@ pub struct CreateInstanceRequest {
     /// Block volumes to attach (each not attached elsewhere).
     #[serde(default)]
     pub volumes: Vec<crate::volumes::VolumeMountRequest>,
+    /// `container` (default) or `vm` (a QEMU microVM booting the same image).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// SSH keys (names or ids, the caller's) installed for the image's default user
+    /// (`root`) at first boot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_keys: Vec<String>,
+    /// A shell script run once at first boot; its output goes to the instance's logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
 }
 
 /// `POST /v1/instances/{id}/stop` and `/restart`.

@@ -19,3 +19,27 @@ pub struct BackupResult {
     pub path: String,
     pub bytes: u64,
 }
+
+/// `GET /v1/node`: what this server's compute node can run, and how.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct NodeInfo {
+    /// Whether this server runs instances at all.
+    pub compute: bool,
+    /// The instance types it can run: `container`, `vm`.
+    pub instance_types: Vec<String>,
+    /// The microVM accelerator: `kvm` or `tcg` (absent without VMs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator: Option<String>,
+    /// Why that accelerator: the KVM probe's verdict, or a forced `--accel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator_reason: Option<String>,
+    /// Whether the KVM probe passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvm_usable: Option<bool>,
+    /// The host TSC frequency a TCG guest is given (kHz).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsc_khz: Option<u64>,
+    /// Why microVMs are unavailable, when they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_unavailable: Option<String>,
+}

@@ -247,6 +247,27 @@ impl Client {
         self.delete(&format!("/v1/tokens/{}", encode(id_or_name))).await
     }
 
+    // --- SSH keys -----------------------------------------------------------------
+
+    pub async fn create_ssh_key(
+        &self,
+        req: &roost_api::ssh_keys::CreateSshKeyRequest,
+    ) -> Result<roost_api::ssh_keys::CreatedSshKey> {
+        self.post("/v1/ssh-keys", req).await
+    }
+
+    pub async fn list_ssh_keys(&self, params: &ListParams) -> Result<Page<roost_api::ssh_keys::SshKey>> {
+        self.json(self.request(Method::GET, "/v1/ssh-keys").query(params)).await
+    }
+
+    pub async fn get_ssh_key(&self, id_or_name: &str) -> Result<roost_api::ssh_keys::SshKey> {
+        self.get(&format!("/v1/ssh-keys/{}", encode(id_or_name))).await
+    }
+
+    pub async fn delete_ssh_key(&self, id_or_name: &str) -> Result<()> {
+        self.delete(&format!("/v1/ssh-keys/{}", encode(id_or_name))).await
+    }
+
     // --- operations ---------------------------------------------------------------
 
     pub async fn get_operation(&self, id: &str, wait: Option<Duration>) -> Result<Operation> {
@@ -719,6 +740,11 @@ impl Client {
     }
 
     // --- system -------------------------------------------------------------------
+
+    /// `GET /v1/node`.
+    pub async fn node_info(&self) -> Result<roost_api::system::NodeInfo> {
+        self.get("/v1/node").await
+    }
 
     pub async fn create_backup(&self) -> Result<Operation> {
         self.json(self.request(Method::POST, "/v1/system/backups")).await

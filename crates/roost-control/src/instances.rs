@@ -99,6 +99,16 @@ impl Control {
         })
     }
 
+    /// The driver of an instance by id (its row's type; the container driver for an id
+    /// without a row).
+    pub(crate) async fn driver_of(&self, id: &str) -> Result<Arc<dyn roost_node::Driver>> {
+        let node = self.node()?;
+        match self.store().instance(id).await? {
+            Some(row) => node.driver_for(&row.kind),
+            None => Ok(node.driver.clone()),
+        }
+    }
+
     pub(crate) fn kick(&self, id: &str) {
         if let Some(tx) = self.inner.compute.kick.get() {
             let _ = tx.send(id.to_string());
@@ -187,6 +197,17 @@ impl Control {
         if let Some(cmd) = &req.command {
             v.check(!cmd.is_empty() && !cmd[0].is_empty(), "command", "must name a program");
         }
+        let kind = req.kind.clone().unwrap_or_else(|| "container".into());
+        v.check(kind == "container" || kind == "vm", "type", "must be container or vm");
+        if let Some(script) = &req.user_data {
+            v.check(script.len() <= 64 * 1024, "user_data", "must be at most 64 KiB");
+        }
+        v.check(req.ssh_keys.len() <= 32, "ssh_keys", "at most 32 keys");
+        v.check(
+            kind != "vm" || req.command.is_none(),
+            "command",
+            "a VM runs its image's init; run commands in it with exec",
+        );
         v.finish()?;
         let image = self.image_row(p, &req.image).await.map_err(|_| {
             Error::validation(vec![roost_api::FieldError {
@@ -197,7 +218,20 @@ impl Control {
         if image.status() != roost_api::images::ImageStatus::Ready {
             return Err(Error::unprocessable(format!("image '{}' is {}", image.name, image.status().as_str())));
         }
-        self.node()?;
+        let node = self.node()?;
+        if kind == "vm" {
+            node.driver_for("vm")?;
+            let rootfs = self.image_rootfs(&image).await?;
+            if !rootfs.join("usr/sbin/qemu-ga").exists() {
+                return Err(Error::validation(vec![roost_api::FieldError {
+                    field: "image".into(),
+                    message: format!(
+                        "image '{}' has no qemu-guest-agent, which a VM needs (Debian images from `roost image build` have it)",
+                        image.name
+                    ),
+                }]));
+            }
+        }
         // A command that is not in the image is the caller's mistake: say so now rather
         // than leave an instance in error.
         if let Some(cmd) = req.command.as_ref().and_then(|c| c.first()) {
@@ -209,6 +243,19 @@ impl Control {
                 }]));
             }
         }
+        // The caller's own keys, by name or id.
+        let mut authorized = Vec::new();
+        for key in &req.ssh_keys {
+            match self.store().ssh_key_by_key(&p.user_id, key).await? {
+                Some(row) => authorized.push(row.public_key),
+                None => {
+                    return Err(Error::validation(vec![roost_api::FieldError {
+                        field: "ssh_keys".into(),
+                        message: format!("no SSH key named '{key}'"),
+                    }]));
+                }
+            }
+        }
         self.ensure_project_defaults(&access.project.id).await?;
         let nics = self.resolve_networks(p, &access.project.id, &req.networks).await?;
         let groups = self.resolve_groups(p, &access.project.id, &req.security_groups).await?;
@@ -218,7 +265,7 @@ impl Control {
             id: IdKind::Instance.generate(),
             project_id: access.project.id.clone(),
             name: req.name.clone(),
-            kind: "container".into(),
+            kind: kind.clone(),
             image_id: image.id.clone(),
             cpus_milli: (cpus * 1000.0).round() as i64,
             memory_bytes: memory as i64,
@@ -256,6 +303,15 @@ impl Control {
         }
         roost_store::networks::set_instance_groups(tx.conn(), &row.id, &groups).await?;
         self.attach_on_create(p, tx.conn(), &access.project.id, &row.id, &req.volumes).await?;
+        if !authorized.is_empty() || req.user_data.is_some() {
+            let boot = roost_store::ssh_keys::FirstBootRow {
+                instance_id: row.id.clone(),
+                ssh_keys: serde_json::to_string(&authorized).unwrap_or_else(|_| "[]".into()),
+                user_data: req.user_data.clone(),
+                done_at: None,
+            };
+            roost_store::ssh_keys::insert_first_boot(tx.conn(), &boot).await?;
+        }
         let op = self.new_operation(tx.conn(), p, "instance.create", Some(("instance", &row.id))).await?;
         audit::record(tx.conn(), ctx, p, "instance.create", Some(("instance", &row.id)), body.as_ref()).await?;
         tx.commit().await?;
@@ -508,8 +564,7 @@ impl Control {
     }
 
     pub async fn exec(&self, id: &str, request: roost_node::ExecRequest) -> Result<roost_node::ExecSession> {
-        let node = self.node()?;
-        node.driver.exec(id, request).await.map_err(node_error)
+        self.driver_of(id).await?.exec(id, request).await.map_err(node_error)
     }
 
     pub async fn instance_logs(
@@ -520,8 +575,8 @@ impl Control {
         query: roost_node::LogQuery,
     ) -> Result<roost_node::LogLines> {
         let row = self.instance_row(p, key, project).await?;
-        let node = self.node()?;
-        node.driver.logs(&row.id, query).await.map_err(node_error)
+        let driver = self.node()?.driver_for(&row.kind)?;
+        driver.logs(&row.id, query).await.map_err(node_error)
     }
 
     pub async fn copy_in(
@@ -534,8 +589,7 @@ impl Control {
         tar: roost_node::TarStream,
     ) -> Result<()> {
         let id = self.instance_for_exec(p, key, project).await?;
-        let node = self.node()?;
-        node.driver.copy_in(&id, path, tar).await.map_err(node_error)?;
+        self.driver_of(&id).await?.copy_in(&id, path, tar).await.map_err(node_error)?;
         self.audit_standalone(
             ctx,
             &p.user_id,
@@ -556,8 +610,7 @@ impl Control {
         path: &str,
     ) -> Result<roost_node::TarStream> {
         let id = self.instance_for_exec(p, key, project).await?;
-        let node = self.node()?;
-        node.driver.copy_out(&id, path).await.map_err(node_error)
+        self.driver_of(&id).await?.copy_out(&id, path).await.map_err(node_error)
     }
 
     /// Labels of an instance as the sampler and `/metrics` name it.

@@ -19,6 +19,7 @@ pub mod ratelimit;
 mod reconciler;
 mod samples;
 pub mod secrets;
+pub mod ssh_keys;
 pub mod system;
 pub mod tokens;
 pub mod users;

@@ -780,9 +780,9 @@ impl Control {
         tx.commit().await?;
         self.sync_firewall_now().await?;
         // Hot: plug it into the running instance now; a stopped one gets it at start.
-        let node = self.node()?;
-        if node.driver.inspect(&row.id).await.map_err(node_error)?.status == roost_node::InstanceStatus::Running {
-            node.driver.attach_network(&row.id, &attachment(&net, &nic)?).await.map_err(node_error)?;
+        let driver = self.node()?.driver_for(&row.kind)?;
+        if driver.inspect(&row.id).await.map_err(node_error)?.status == roost_node::InstanceStatus::Running {
+            driver.attach_network(&row.id, &attachment(&net, &nic)?).await.map_err(node_error)?;
         }
         let fresh = self.store().instance(&row.id).await?.unwrap_or(row);
         self.publish_instance(&fresh, "instance.updated").await;
@@ -818,7 +818,7 @@ impl Control {
         audit::record(tx.conn(), ctx, p, "instance.network_detach", Some(("instance", &row.id)), Some(&body)).await?;
         tx.commit().await?;
         if let Ok(node) = self.node() {
-            node.driver.detach_network(&row.id, &attachment(&net, &nic)?).await.map_err(node_error)?;
+            node.driver_for(&row.kind)?.detach_network(&row.id, &attachment(&net, &nic)?).await.map_err(node_error)?;
         }
         self.sync_firewall_now().await?;
         let fresh = self.store().instance(&row.id).await?.unwrap_or(row);
@@ -1045,14 +1045,12 @@ impl Control {
         // A bridge deleted by hand took its ports with it: plug running instances in again.
         for nic in state.nics.iter().filter(|n| remade.contains(&n.network_id)) {
             let Some(net) = state.networks.iter().find(|n| n.id == nic.network_id) else { continue };
-            let running = node
-                .driver
-                .inspect(&nic.instance_id)
-                .await
-                .is_ok_and(|s| s.status == roost_node::InstanceStatus::Running);
+            let Ok(driver) = self.driver_of(&nic.instance_id).await else { continue };
+            let running =
+                driver.inspect(&nic.instance_id).await.is_ok_and(|s| s.status == roost_node::InstanceStatus::Running);
             if running
                 && let Ok(a) = attachment(net, nic)
-                && let Err(e) = node.driver.attach_network(&nic.instance_id, &a).await
+                && let Err(e) = driver.attach_network(&nic.instance_id, &a).await
             {
                 tracing::warn!(instance = %nic.instance_id, error = %e, "re-plugging into a remade bridge failed");
             }

@@ -11,7 +11,14 @@ use roost_node::images::ImageStore;
 use roost_node::network::dns::DnsServer;
 
 pub struct Node {
+    /// The container driver: instances of type `container`, and the default.
     pub driver: Arc<dyn Driver>,
+    /// The microVM driver (instances of type `vm`), when this node runs VMs.
+    pub vm: Option<Arc<dyn Driver>>,
+    /// What `node show` reports of the VM driver: the accelerator and why.
+    pub vm_facts: Option<roost_node::drivers::vm::AccelInfo>,
+    /// Why VMs are unavailable, when they are.
+    pub vm_unavailable: Option<String>,
     pub images: ImageStore,
     /// Where projects' default networks (and networks created without a CIDR) get
     /// their /24 from.
@@ -41,6 +48,9 @@ impl Node {
     ) -> Node {
         Node {
             driver,
+            vm: None,
+            vm_facts: None,
+            vm_unavailable: None,
             images,
             network_pool,
             firewall_table,
@@ -52,5 +62,34 @@ impl Node {
             firewall_synced: AtomicBool::new(false),
             firewall_applied: tokio::sync::Mutex::new(String::new()),
         }
+    }
+}
+
+impl Node {
+    /// Adds the microVM driver.
+    pub fn with_vm(mut self, vm: roost_node::drivers::vm::VmDriver) -> Node {
+        self.vm_facts = Some(vm.accel().clone());
+        self.vm = Some(Arc::new(vm));
+        self
+    }
+
+    /// The driver of an instance type (`container` or `vm`).
+    pub fn driver_for(&self, kind: &str) -> crate::Result<Arc<dyn Driver>> {
+        match kind {
+            "vm" => self.vm.clone().ok_or_else(|| {
+                crate::Error::unprocessable(format!(
+                    "this node cannot run VMs: {}",
+                    self.vm_unavailable.as_deref().unwrap_or("no VM driver")
+                ))
+            }),
+            _ => Ok(self.driver.clone()),
+        }
+    }
+
+    /// Every driver, the container driver first.
+    pub fn drivers(&self) -> Vec<Arc<dyn Driver>> {
+        let mut all = vec![self.driver.clone()];
+        all.extend(self.vm.clone());
+        all
     }
 }

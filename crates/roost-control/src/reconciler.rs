@@ -57,13 +57,17 @@ impl Control {
         for row in &rows {
             self.spawn_reconcile(row.id.clone());
         }
-        match node.driver.list().await {
-            Ok(ids) => {
-                for id in ids.into_iter().filter(|id| !rows.iter().any(|r| &r.id == id)) {
-                    self.spawn_reconcile(id);
+        for driver in node.drivers() {
+            match driver.list().await {
+                Ok(ids) => {
+                    for id in ids.into_iter().filter(|id| !rows.iter().any(|r| &r.id == id)) {
+                        self.spawn_reconcile(id);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, driver = driver.kind(), "reconcile: cannot list the driver's instances")
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "reconcile: cannot list the driver's instances"),
         }
     }
 
@@ -104,21 +108,24 @@ impl Control {
     async fn reconcile_locked(&self, id: &str) -> Result<()> {
         let node = self.node()?;
         let Some(row) = self.store().instance(id).await? else {
-            // The driver has it, the store does not: an orphan.
-            if node.driver.inspect(id).await.map_err(node_error)?.status != Observed::Missing {
-                tracing::info!(instance = id, "deleting an orphaned instance");
-                node.driver.delete(id).await.map_err(node_error)?;
+            // A driver has it, the store does not: an orphan.
+            for driver in node.drivers() {
+                if driver.inspect(id).await.map_err(node_error)?.status != Observed::Missing {
+                    tracing::info!(instance = id, driver = driver.kind(), "deleting an orphaned instance");
+                    driver.delete(id).await.map_err(node_error)?;
+                }
             }
             self.compute().locks.lock().expect("locks").remove(id);
             return Ok(());
         };
-        let state = node.driver.inspect(id).await.map_err(node_error)?;
+        let driver = node.driver_for(&row.kind)?;
+        let state = driver.inspect(id).await.map_err(node_error)?;
         match row.desired() {
             Desired::Terminated => {
                 if row.status() != InstanceStatus::Terminating {
                     self.record(&row, InstanceStatus::Terminating, None, row.exit_code, None).await?;
                 }
-                node.driver.delete(id).await.map_err(node_error)?;
+                driver.delete(id).await.map_err(node_error)?;
                 let mut tx = self.store().write().await?;
                 // Its volumes stay, detached, with their data.
                 roost_store::volumes::detach_all(tx.conn(), id, now_ms()).await?;
@@ -142,8 +149,8 @@ impl Control {
                     self.record(&row, InstanceStatus::Stopping, None, None, None).await?;
                     let grace =
                         self.compute().graces.lock().expect("graces").remove(id).unwrap_or(DEFAULT_STOP_TIMEOUT);
-                    node.driver.stop(id, grace).await.map_err(node_error)?;
-                    let after = node.driver.inspect(id).await.map_err(node_error)?;
+                    driver.stop(id, grace).await.map_err(node_error)?;
+                    let after = driver.inspect(id).await.map_err(node_error)?;
                     let code = after.exit_code.map(|c| c as i64);
                     self.record(&row, InstanceStatus::Stopped, Some("stopped"), code, None).await?;
                 } else if !matches!(row.status(), InstanceStatus::Stopped | InstanceStatus::Error) {
@@ -158,7 +165,7 @@ impl Control {
                     self.record(&row, InstanceStatus::Rebooting, None, None, None).await?;
                     let grace =
                         self.compute().graces.lock().expect("graces").remove(id).unwrap_or(DEFAULT_STOP_TIMEOUT);
-                    node.driver.stop(id, grace).await.map_err(node_error)?;
+                    driver.stop(id, grace).await.map_err(node_error)?;
                 } else if state.status == Observed::Running {
                     if row.status() != InstanceStatus::Running {
                         let started = state.started_at.map(system_ms).or(Some(now_ms()));
@@ -188,11 +195,20 @@ impl Control {
                     tx.commit().await?;
                 }
                 self.provision(&node, &row).await?;
-                let started = node.driver.inspect(id).await.map_err(node_error)?;
+                let started = driver.inspect(id).await.map_err(node_error)?;
                 let at = started.started_at.map(system_ms).or(Some(now_ms()));
                 let fresh = self.store().instance(id).await?.unwrap_or(row);
                 self.record(&fresh, InstanceStatus::Running, None, None, at).await?;
                 self.settle(id, Ok(())).await;
+                // SSH keys and user data, once, off the reconcile path (a VM's agent
+                // answers only once the guest has booted).
+                let control = self.clone();
+                let id = id.to_string();
+                tokio::spawn(async move {
+                    if let Err(e) = control.deliver_first_boot(&id).await {
+                        tracing::warn!(instance = %id, error = %e.message, "first-boot data not delivered");
+                    }
+                });
             }
         }
         Ok(())
@@ -227,9 +243,10 @@ impl Control {
             volumes: Vec::new(),
             disks: self.disks_of(&row.id).await?,
         };
+        let driver = node.driver_for(&row.kind)?;
         let started = async {
-            node.driver.prepare(&spec).await?;
-            node.driver.start(&row.id).await
+            driver.prepare(&spec).await?;
+            driver.start(&row.id).await
         }
         .await;
         started.map_err(node_error)

@@ -41,7 +41,8 @@ impl Control {
         let Ok(rows) = self.store().all_instances().await else { return };
         let now = now_ms();
         for row in rows.iter().filter(|r| r.status() == InstanceStatus::Running) {
-            let Ok(stats) = node.driver.stats(&row.id).await else { continue };
+            let Ok(driver) = node.driver_for(&row.kind) else { continue };
+            let Ok(stats) = driver.stats(&row.id).await else { continue };
             let cpu_percent = {
                 let mut last = self.compute().last_cpu.lock().expect("last_cpu");
                 let percent = match last.get(&row.id) {
@@ -130,8 +131,8 @@ impl Control {
         if row.status() != InstanceStatus::Running {
             return Err(Error::conflict(format!("instance '{}' is {}, not running", row.name, row.status().as_str())));
         }
-        let node = self.node()?;
-        let stats = node.driver.stats(&row.id).await.map_err(crate::images::node_error)?;
+        let driver = self.node()?.driver_for(&row.kind)?;
+        let stats = driver.stats(&row.id).await.map_err(crate::images::node_error)?;
         // Two readings 250 ms apart when the sampler has none yet.
         let cpu_percent = self.compute().latest.lock().expect("latest").get(&row.id).map(|s| s.cpu_percent);
         let cpu_percent = match cpu_percent {
@@ -139,7 +140,7 @@ impl Control {
             None => {
                 let start = Instant::now();
                 tokio::time::sleep(Duration::from_millis(250)).await;
-                let again = node.driver.stats(&row.id).await.map_err(crate::images::node_error)?;
+                let again = driver.stats(&row.id).await.map_err(crate::images::node_error)?;
                 again.cpu_usage_ns.saturating_sub(stats.cpu_usage_ns) as f64 / start.elapsed().as_nanos().max(1) as f64
                     * 100.0
             }

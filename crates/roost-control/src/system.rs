@@ -48,3 +48,27 @@ impl Control {
         Ok(BackupResult { path: path.display().to_string(), bytes })
     }
 }
+
+impl Control {
+    /// What the compute node runs and how (any signed-in user: it names no tenant data).
+    pub async fn node_info(&self, principal: &Principal) -> Result<roost_api::system::NodeInfo> {
+        let _ = principal;
+        let Ok(node) = self.node() else {
+            return Ok(roost_api::system::NodeInfo::default());
+        };
+        let mut types = vec!["container".to_string()];
+        if node.vm.is_some() {
+            types.push("vm".into());
+        }
+        let facts = node.vm_facts.as_ref();
+        Ok(roost_api::system::NodeInfo {
+            compute: true,
+            instance_types: types,
+            accelerator: facts.map(|f| f.accelerator.clone()),
+            accelerator_reason: facts.map(|f| f.reason.clone()),
+            kvm_usable: facts.map(|f| f.kvm_usable),
+            tsc_khz: facts.map(|f| f.tsc_khz),
+            vm_unavailable: node.vm_unavailable.clone(),
+        })
+    }
+}

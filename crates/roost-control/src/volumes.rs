@@ -216,8 +216,8 @@ impl Control {
     }
 
     async fn instance_runs(&self, instance_id: &str) -> Result<bool> {
-        let node = self.node()?;
-        Ok(node.driver.inspect(instance_id).await.map_err(node_error)?.status == roost_node::InstanceStatus::Running)
+        let driver = self.driver_of(instance_id).await?;
+        Ok(driver.inspect(instance_id).await.map_err(node_error)?.status == roost_node::InstanceStatus::Running)
     }
 
     // ---- volumes ----
@@ -428,8 +428,8 @@ impl Control {
         tx.commit().await?;
         let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row.clone());
         let effective = if self.instance_runs(&instance.id).await? {
-            let node = self.node()?;
-            match node.driver.attach_volume(&instance.id, &disk_of(&self.volume_store(), &fresh)).await {
+            let driver = self.driver_of(&instance.id).await?;
+            match driver.attach_volume(&instance.id, &disk_of(&self.volume_store(), &fresh)).await {
                 Ok(()) => Effective::Now,
                 Err(roost_node::Error::Unsupported(_)) => Effective::NextStart,
                 Err(e) => {
@@ -463,10 +463,10 @@ impl Control {
         };
         let _lock = lock_volume(&row.id).await;
         let _instance_lock = self.lock_for(&instance_id).lock_owned().await;
-        let node = self.node()?;
+        let driver = self.driver_of(&instance_id).await?;
         let disk = disk_of(&self.volume_store(), &row);
         let runs = self.instance_runs(&instance_id).await?;
-        match node.driver.detach_volume(&instance_id, &disk, force).await {
+        match driver.detach_volume(&instance_id, &disk, force).await {
             Ok(()) => {}
             Err(roost_node::Error::Unsupported(m)) if runs => {
                 return Err(Error::conflict(format!("{m}; stop the instance to detach the volume")));

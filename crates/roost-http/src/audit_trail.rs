@@ -92,6 +92,8 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/v1/backup-policies/{id}/run", "backup_policy.run", "backup_policy"),
     ("POST", "/v1/instances/{id}/snapshot", "instance.snapshot", "instance"),
     ("POST", "/v1/instances/{id}/clone", "instance.clone", "instance"),
+    ("POST", "/v1/ssh-keys", "ssh_key.create", "ssh_key"),
+    ("DELETE", "/v1/ssh-keys/{id}", "ssh_key.delete", "ssh_key"),
 ];
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not

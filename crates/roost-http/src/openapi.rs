@@ -10,8 +10,8 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::routes::{
-    audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys, system,
-    tokens, users, volumes,
+    audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys,
+    ssh_keys, system, tokens, users, volumes,
 };
 
 #[derive(OpenApi)]
@@ -31,6 +31,7 @@ use crate::routes::{
     tags(
         (name = "auth", description = "Login sessions"),
         (name = "tokens", description = "API tokens"),
+        (name = "ssh-keys", description = "SSH keys installed into instances"),
         (name = "users", description = "User accounts"),
         (name = "projects", description = "Tenancy: projects, members, quotas"),
         (name = "audit", description = "The audit log"),
@@ -132,6 +133,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(operations::get))
         .routes(routes!(events::stream))
         .routes(routes!(system::create_backup))
+        .routes(routes!(system::node_info))
+        .routes(routes!(ssh_keys::list, ssh_keys::create))
+        .routes(routes!(ssh_keys::get, ssh_keys::delete))
         .routes(routes!(document_route))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))

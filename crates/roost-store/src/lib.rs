@@ -13,6 +13,7 @@ pub mod networks;
 pub mod operations;
 pub mod projects;
 pub mod sessions;
+pub mod ssh_keys;
 pub mod tokens;
 pub mod users;
 pub mod volumes;

@@ -70,6 +70,9 @@ pub struct ServerArgs {
     /// How often lifecycle rules and object garbage collection run [env: ROOST_S3_HOUSEKEEPING_INTERVAL] [default: 1h]
     #[arg(long, value_name = "DURATION")]
     pub s3_housekeeping_interval: Option<String>,
+    /// MicroVM accelerator: auto (KVM when a probe proves it works, else TCG), kvm, tcg [env: ROOST_ACCEL] [default: auto]
+    #[arg(long, value_name = "MODE")]
+    pub accel: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +112,7 @@ pub struct ServerSettings {
     pub s3_region: String,
     pub s3_public_url: Option<String>,
     pub s3_housekeeping_interval: Duration,
+    pub accel: roost_node::drivers::vm::AccelChoice,
 }
 
 /// Every setting: the file key (the flag is `--` + key with `-`, the env var `ROOST_` +
@@ -132,6 +136,7 @@ const KEYS: &[&str] = &[
     "s3_region",
     "s3_public_url",
     "s3_housekeeping_interval",
+    "accel",
 ];
 
 struct Sources<'a> {
@@ -354,7 +359,13 @@ impl ServerSettings {
             },
             None => Duration::from_secs(3600),
         };
+        let accel = match s.get("accel", &args.accel) {
+            Some((v, src)) => roost_node::drivers::vm::AccelChoice::parse(&v)
+                .ok_or_else(|| invalid("accel", &v, &src, "expected auto, kvm or tcg"))?,
+            None => roost_node::drivers::vm::AccelChoice::Auto,
+        };
         Ok(ServerSettings {
+            accel,
             s3_listen,
             s3_domain,
             s3_region,

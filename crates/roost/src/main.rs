@@ -95,6 +95,14 @@ enum Command {
     /// Scheduled volume snapshots with retention
     #[command(subcommand, name = "backup-policy", visible_alias = "backup-policies")]
     BackupPolicy(cli::volumes::BackupPolicyCommand),
+    /// This server's compute node (instance types, microVM accelerator)
+    #[command(subcommand)]
+    Node(cli::system::NodeCommand),
+    /// SSH keys to install into instances
+    #[command(subcommand, name = "ssh-key", visible_alias = "ssh-keys")]
+    SshKey(cli::ssh_keys::SshKeyCommand),
+    /// SSH into an instance that runs sshd (its address, or a port forward to 22)
+    Ssh(cli::ssh_keys::SshArgs),
 }
 
 /// Commands that run something inside an instance exit with its exit code.
@@ -152,6 +160,9 @@ fn main() -> ExitCode {
             Command::Volume(cmd) => cli::volumes::run_volume(&cli.global, cmd).await,
             Command::Snapshot(cmd) => cli::volumes::run_snapshot(&cli.global, cmd).await,
             Command::BackupPolicy(cmd) => cli::volumes::run_policy(&cli.global, cmd).await,
+            Command::Node(cmd) => cli::system::run_node(&cli.global, cmd).await,
+            Command::SshKey(cmd) => cli::ssh_keys::run(&cli.global, cmd).await,
+            Command::Ssh(args) => cli::ssh_keys::ssh(&cli.global, args).await.map(exit_with),
         }
     });
     match result {

@@ -142,14 +142,28 @@ fn attach_compute(control: &Control, s: &ServerSettings, s3_port: Option<u16>) -
     let mut config = roost_node::drivers::container::ContainerConfig::for_data_dir(&s.data_dir);
     config.runc = s.runc.clone().into();
     let driver = roost_node::drivers::container::ContainerDriver::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    control.attach_node(roost_control::node::Node::new(
+    let mut node = roost_control::node::Node::new(
         std::sync::Arc::new(driver),
         roost_node::images::ImageStore::new(s.data_dir.join("images")),
         s.network_cidr,
         s.firewall_table.clone(),
         // Port forwards may not take Roost's own listeners.
         [Some(s.listen.port()), s3_port].into_iter().flatten().filter(|p| *p != 0).collect(),
-    ));
+    );
+    // MicroVMs when QEMU is there; containers work without.
+    let mut vm_config = roost_node::drivers::vm::VmConfig::new(s.data_dir.join("vms"));
+    vm_config.accel = s.accel;
+    match roost_node::drivers::vm::VmDriver::new(vm_config) {
+        Ok(vm) => {
+            tracing::info!(accelerator = %vm.accel().accelerator, reason = %vm.accel().reason, "microVMs available");
+            node = node.with_vm(vm);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "microVMs unavailable");
+            node.vm_unavailable = Some(e.to_string());
+        }
+    }
+    control.attach_node(node);
     Ok(())
 }
 

@@ -625,6 +625,18 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
             let path = format!("/v1/instances/{}/clone?project=team-a", w.stopped_instance().await);
             (case(path, Some(json!({"name": w.fresh("clone"), "start": false}))), [401, 403, 202, 202, 404, 401, 403])
         }
+        ("GET", "/v1/node") => (case(route, None), ANY_USER),
+        ("GET", "/v1/ssh-keys") => (case(route, None), ANY_USER),
+        ("POST", "/v1/ssh-keys") => {
+            (case(route, Some(json!({"name": w.fresh("key")}))), [401, 201, 201, 201, 201, 401, 403])
+        }
+        ("GET", "/v1/ssh-keys/{id}") | ("DELETE", "/v1/ssh-keys/{id}") => {
+            let name = w.fresh("sshk");
+            let req = roost_api::ssh_keys::CreateSshKeyRequest { name: name.clone(), public_key: None };
+            w.owner_client(cell).create_ssh_key(&req).await.unwrap();
+            let row = if method == "GET" { ANY_USER } else { [401, 204, 204, 204, 204, 401, 403] };
+            (case(format!("/v1/ssh-keys/{name}"), None), row)
+        }
         _ => return None,
     })
 }

@@ -28,6 +28,8 @@ export const NAV: NavItem[] = [
   { to: "/audit", label: "Audit log", admin: true },
   { to: "/account", label: "Account" },
   { to: "/volumes", label: "Volumes" },
+  { to: "/ssh-keys", label: "SSH keys" },
+  { to: "/node", label: "Node" },
 ];
 
 function isActive(to: string, path: string): boolean {

@@ -50,6 +50,10 @@ export interface WizardState {
   security_groups: string[] | null;
   /** Block volumes to attach, each at an absolute path. */
   volumes: { volume: string; path: string }[];
+  /** A container, or a QEMU microVM booting the same image. */
+  type: "container" | "vm";
+  /** SSH key names (yours), comma-separated; installed for root at first boot. */
+  ssh_keys: string;
 }
 
 export const initialState = (): WizardState => ({
@@ -66,6 +70,8 @@ export const initialState = (): WizardState => ({
   networks: null,
   security_groups: null,
   volumes: [],
+  type: "container",
+  ssh_keys: "",
 });
 
 export type Errors = Partial<Record<string, string>>;
@@ -238,5 +244,7 @@ export function toRequest(s: WizardState, project: string | undefined) {
     networks: s.networks ? s.networks.map((network) => ({ network })) : undefined,
     security_groups: s.security_groups ?? undefined,
     volumes: s.volumes.length ? s.volumes : undefined,
+    type: s.type === "vm" ? "vm" : undefined,
+    ssh_keys: s.ssh_keys.trim() ? s.ssh_keys.split(",").map((k) => k.trim()).filter(Boolean) : undefined,
   };
 }

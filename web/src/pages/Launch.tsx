@@ -148,6 +148,18 @@ export function LaunchWizard() {
       ) : (
         <fieldset>
           <legend>Image</legend>
+          <div className="choices" role="radiogroup" aria-label="Instance type">
+            <label className={`choice${state.type === "container" ? " chosen" : ""}`}>
+              <input type="radio" name="type" checked={state.type === "container"} onChange={() => set({ type: "container" })} />
+              <strong>Container</strong>
+              <span className="muted small">runc; starts in milliseconds</span>
+            </label>
+            <label className={`choice${state.type === "vm" ? " chosen" : ""}`}>
+              <input type="radio" name="type" checked={state.type === "vm"} onChange={() => set({ type: "vm" })} />
+              <strong>MicroVM</strong>
+              <span className="muted small">QEMU, its own kernel; a Debian image</span>
+            </label>
+          </div>
           <div className="choices">
             {ctx.images.map((i) => (
               <label key={i.id} className={`choice${state.image === i.name ? " chosen" : ""}`}>
@@ -330,6 +342,10 @@ export function LaunchWizard() {
               <option value="on-failure">on-failure</option>
               <option value="always">always</option>
             </select>
+          </label>
+          <label>
+            SSH keys (your key names, comma-separated; installed for root)
+            <input value={state.ssh_keys} placeholder="mykey, laptop" onChange={(e) => set({ ssh_keys: e.target.value })} />
           </label>
           <label className="row">
             <input type="checkbox" checked={state.start} onChange={(e) => set({ start: e.target.checked })} /> Start it now

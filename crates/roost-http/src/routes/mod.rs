@@ -12,6 +12,7 @@ pub mod objects;
 pub mod operations;
 pub mod projects;
 pub mod s3_keys;
+pub mod ssh_keys;
 pub mod system;
 pub mod tokens;
 pub mod users;

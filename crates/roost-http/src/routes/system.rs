@@ -31,3 +31,17 @@ pub async fn create_backup(
     }
     Ok((StatusCode::ACCEPTED, headers, axum::Json(op)))
 }
+
+/// What this server's compute node runs: instance types, and for microVMs the
+/// accelerator (KVM or TCG) and why.
+#[utoipa::path(get, path = "/v1/node", tag = "system",
+    responses(
+        (status = 200, body = roost_api::system::NodeInfo),
+        (status = 401, body = ErrorResponse),
+    ))]
+pub async fn node_info(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<axum::Json<roost_api::system::NodeInfo>, ApiError> {
+    Ok(axum::Json(state.control.node_info(&auth).await?))
+}

@@ -11,7 +11,9 @@ use crate::error::IoContext;
 use crate::{Error, Result};
 
 /// Bumped when the build changes in a way that changes the image.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
+/// Installed in every Debian image (layout 2 on): what a VM's exec and files go through.
+pub const GUEST_AGENT: &str = "qemu-guest-agent";
 /// The smallest base with apt; packages asked for come on top.
 pub const VARIANT: &str = "minbase";
 
@@ -227,9 +229,13 @@ pub fn build(request: &Request, mirror: &Mirror, rootfs: &Path, progress: &dyn F
         .arg("--dpkgopt=path-include=/usr/share/doc/*/copyright")
         .arg("--dpkgopt=path-exclude=/usr/share/locale/*")
         .arg("--aptopt=Acquire::Retries \"3\"");
-    if !request.packages.is_empty() {
-        command.arg(format!("--include={}", request.packages.join(",")));
+    // qemu-guest-agent in every image, so the same image boots as a VM (exec and files
+    // go through it); a container never starts it.
+    let mut include = request.packages.clone();
+    if !include.iter().any(|p| p == GUEST_AGENT) {
+        include.push(GUEST_AGENT.into());
     }
+    command.arg(format!("--include={}", include.join(",")));
     command.arg(&request.suite).arg(rootfs).args(&mirror.lines);
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     progress(BuildProgress { percent: 0, message: format!("building {} from {}", request.suite, mirror.uri) });

@@ -48,6 +48,15 @@ pub struct CreateArgs {
     /// Attach a volume: VOLUME:/path[:ro] (repeatable)
     #[arg(long = "volume", short = 'v', value_name = "VOLUME:PATH")]
     pub volumes: Vec<String>,
+    /// SSH key (yours, by name) installed for root at first boot (repeatable)
+    #[arg(long = "ssh-key", value_name = "KEY")]
+    pub ssh_keys: Vec<String>,
+    /// A shell script run once at first boot; its output goes to the logs
+    #[arg(long = "user-data", value_name = "FILE")]
+    pub user_data: Option<std::path::PathBuf>,
+    /// What runs the instance: container, or vm (a QEMU microVM)
+    #[arg(long = "type", default_value = "container", value_parser = ["container", "vm"])]
+    pub kind: String,
     /// The command and its arguments (after --); default: the image's init
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -76,7 +85,7 @@ pub enum InstanceCommand {
     Create {
         name: String,
         #[command(flatten)]
-        args: CreateArgs,
+        args: Box<CreateArgs>,
         #[arg(long)]
         no_wait: bool,
     },
@@ -208,6 +217,14 @@ fn create_request(global: &GlobalArgs, name: String, a: &CreateArgs) -> anyhow::
             .iter()
             .map(|v| roost_api::volumes::parse_volume_mount(v).map_err(|e| anyhow::anyhow!("--volume: {e}")))
             .collect::<anyhow::Result<_>>()?,
+        kind: Some(a.kind.clone()),
+        ssh_keys: a.ssh_keys.clone(),
+        user_data: match &a.user_data {
+            Some(path) => Some(
+                std::fs::read_to_string(path).with_context(|| format!("--user-data: reading {}", path.display()))?,
+            ),
+            None => None,
+        },
     })
 }
 
@@ -409,6 +426,7 @@ fn fields(i: &Instance) -> Vec<(&'static str, String)> {
     }
     f.extend([
         ("desired", i.desired.as_str().into()),
+        ("type", i.kind.clone()),
         ("image", format!("{} ({})", i.image, i.image_id)),
         ("ip", i.ip.clone().unwrap_or_else(|| "-".into())),
         (

@@ -24,3 +24,32 @@ pub async fn run(global: &GlobalArgs, cmd: SystemCommand) -> anyhow::Result<()> 
         }
     }
 }
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NodeCommand {
+    /// What this server's node runs: instance types, and the microVM accelerator and why
+    Show,
+}
+
+pub async fn run_node(global: &GlobalArgs, cmd: NodeCommand) -> anyhow::Result<()> {
+    let client = global.client()?;
+    match cmd {
+        NodeCommand::Show => {
+            let info = client.node_info().await?;
+            let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            let mut fields = vec![
+                ("compute", if info.compute { "on".to_string() } else { "off".to_string() }),
+                ("instance types", info.instance_types.join(", ")),
+                ("accelerator", opt(&info.accelerator)),
+                ("why", opt(&info.accelerator_reason)),
+            ];
+            if let Some(khz) = info.tsc_khz {
+                fields.push(("tsc khz", khz.to_string()));
+            }
+            if let Some(why) = &info.vm_unavailable {
+                fields.push(("vms unavailable", why.clone()));
+            }
+            print_block(global.output, &info, &fields)
+        }
+    }
+}

@@ -206,6 +206,10 @@ impl Drop for TestServer {
         }
         // Instances outlive their server by design; a test's must not outlive the test.
         let data_dir = self.data_dir.path().to_path_buf();
+        if data_dir.join("vms").join("instances").is_dir() {
+            let vms = data_dir.join("vms");
+            let _ = std::thread::spawn(move || delete_vms_of(&vms)).join();
+        }
         if data_dir.join("instances").is_dir() {
             let _ = std::thread::spawn(move || delete_instances_of(&data_dir)).join();
         }
@@ -289,4 +293,17 @@ pub async fn fresh_postgres_database() -> String {
     pool.close().await;
     let i = base.rfind('/').expect("database in ROOST_TEST_POSTGRES");
     format!("{}/{name}", &base[..i])
+}
+
+/// Deletes every microVM a (stopped) server left running (`vms_dir`: `<data-dir>/vms`).
+pub fn delete_vms_of(vms_dir: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use roost_node::Driver;
+        let config = roost_node::drivers::vm::VmConfig::new(vms_dir);
+        let Ok(driver) = roost_node::drivers::vm::VmDriver::new(config) else { return };
+        for id in driver.list().await.unwrap_or_default() {
+            let _ = driver.delete(&id).await;
+        }
+    });
 }

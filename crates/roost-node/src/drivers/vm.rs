@@ -1,0 +1,1128 @@
+//! MicroVMs with QEMU: the `microvm` machine (virtio-mmio, no PCI, no firmware), a PVH
+//! kernel, an initramfs and a qcow2 overlay over the image's shared ext4 base disk.
+//!
+//! QEMU runs detached (`-daemonize`, a pidfile) with its sockets in the instance's
+//! directory: QMP (status, ACPI power button, pause), the serial console (a socket whose
+//! `logfile=` is the instance's log, so boot output is kept with no client attached) and
+//! qemu-guest-agent (exec, files). Nothing else runs per VM, so a new server adopts what
+//! an old one started from the directory alone.
+//!
+//! Per instance, under `<data_dir>/instances/<id>/`: `spec.json`, `disk.qcow2`,
+//! `qemu.pid`, `qmp.sock`, `console.sock`, `qga.sock`, `stdout.log`, `state.json` (the
+//! current run), `exit.json` (how the last one ended), `paused` (while paused).
+
+pub mod accel;
+pub mod kit;
+pub mod qmp;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::process::Command;
+
+use crate::driver::{
+    Driver, ExecProcess, ExecRequest, ExecSession, InstanceSpec, InstanceState, InstanceStatus, LogLines, LogQuery,
+    NetAttachment, Stats, TarStream, VolumeAttachment,
+};
+use crate::error::IoContext;
+use crate::logs::LogFiles;
+use crate::network;
+use crate::reaper::{self, Exit, ProcStat};
+use crate::{Error, Result};
+
+pub use accel::{AccelChoice, AccelInfo};
+
+/// Guest RAM when the spec sets no memory limit.
+const DEFAULT_MEMORY_MB: u64 = 256;
+/// How long an exec waits for the guest agent of a VM that is still booting.
+const AGENT_WAIT: Duration = Duration::from_secs(120);
+/// guest-file-read/write chunk.
+const FILE_CHUNK: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    pub data_dir: PathBuf,
+    pub qemu: PathBuf,
+    pub qemu_img: PathBuf,
+    pub accel: AccelChoice,
+    /// TCG's translation cache in MiB (each VM's largest fixed cost under TCG).
+    pub tb_size_mb: u32,
+}
+
+impl VmConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> VmConfig {
+        VmConfig {
+            data_dir: data_dir.into(),
+            qemu: PathBuf::from("qemu-system-x86_64"),
+            qemu_img: PathBuf::from("qemu-img"),
+            accel: AccelChoice::Auto,
+            tb_size_mb: 32,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct VmDriver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: VmConfig,
+    accel: AccelInfo,
+    busybox: PathBuf,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One guest-agent conversation at a time per VM (its socket takes one client).
+    agent_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunRecord {
+    pid: u32,
+    start_ticks: u64,
+    started_at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ExitRecord {
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    unknown: bool,
+    finished_at_ms: u64,
+}
+
+struct Paths {
+    dir: PathBuf,
+}
+
+impl Paths {
+    fn f(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn ms_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn find_program(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(value).expect("json")).at("writing", &tmp)?;
+    fs::rename(&tmp, path).at("writing", path)
+}
+
+fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 40
+        && id.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok { Ok(()) } else { Err(Error::Invalid(format!("invalid instance id '{id}'"))) }
+}
+
+/// Characters a kernel argument can carry without quoting.
+fn plain_arg(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::io("VM task", io::Error::other(e)))?
+}
+
+impl VmDriver {
+    /// Checks the tools, probes the accelerator (cached per boot) and becomes the
+    /// subreaper of the QEMU processes it detaches.
+    pub fn new(config: VmConfig) -> Result<VmDriver> {
+        reaper::become_subreaper().map_err(|e| Error::io("becoming a child subreaper", e))?;
+        if find_program(&config.qemu).is_none() {
+            return Err(Error::missing(format!("QEMU ({})", config.qemu.display()), "qemu-system-x86"));
+        }
+        if find_program(&config.qemu_img).is_none() {
+            return Err(Error::missing("qemu-img", "qemu-utils"));
+        }
+        let busybox = crate::images::busybox::find_static()?;
+        let instances = config.data_dir.join("instances");
+        fs::create_dir_all(&instances).at("creating", &instances)?;
+        let accel = accel::probe(&config.data_dir.join("vm"), config.accel);
+        Ok(VmDriver {
+            inner: Arc::new(Inner {
+                config,
+                accel,
+                busybox,
+                locks: Mutex::new(HashMap::new()),
+                agent_locks: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The accelerator VMs get, and why.
+    pub fn accel(&self) -> &AccelInfo {
+        &self.inner.accel
+    }
+
+    fn vm_dir(&self) -> PathBuf {
+        self.inner.config.data_dir.join("vm")
+    }
+
+    fn paths(&self, id: &str) -> Paths {
+        Paths { dir: self.inner.config.data_dir.join("instances").join(id) }
+    }
+
+    async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = self.inner.locks.lock().expect("locks").entry(id.to_string()).or_default().clone();
+        m.lock_owned().await
+    }
+
+    async fn agent_lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = self.inner.agent_locks.lock().expect("locks").entry(id.to_string()).or_default().clone();
+        m.lock_owned().await
+    }
+
+    /// Builds (once) what VMs boot: the kernel and initramfs, and the base disk of the
+    /// image at `rootfs`. Returns the base disk.
+    pub async fn build_kit(&self, rootfs: &Path) -> Result<PathBuf> {
+        let vm_dir = self.vm_dir();
+        let busybox = self.inner.busybox.clone();
+        let rootfs = rootfs.to_path_buf();
+        blocking(move || {
+            kit::kernel(&vm_dir, &busybox)?;
+            kit::base_disk(&vm_dir, &rootfs, &busybox)
+        })
+        .await
+    }
+
+    fn spec(&self, id: &str) -> Result<InstanceSpec> {
+        let p = self.paths(id);
+        read_json(&p.f("spec.json")).ok_or_else(|| Error::NotFound(id.to_string()))
+    }
+
+    /// The running QEMU, if there is one.
+    fn running(&self, id: &str) -> Option<RunRecord> {
+        let run: RunRecord = read_json(&self.paths(id).f("state.json"))?;
+        reaper::same_process_alive(run.pid, run.start_ticks).then_some(run)
+    }
+
+    /// Notes how a QEMU that is gone ended (once).
+    fn settle_exit(&self, id: &str) {
+        let p = self.paths(id);
+        let Some(run) = read_json::<RunRecord>(&p.f("state.json")) else { return };
+        if reaper::same_process_alive(run.pid, run.start_ticks) || p.f("exit.json").exists() {
+            return;
+        }
+        let exit = reaper::reap_zombie(run.pid, run.start_ticks);
+        if exit.is_none()
+            && ProcStat::read(run.pid).is_some_and(|s| s.start_ticks == run.start_ticks && s.ppid == std::process::id())
+        {
+            // Our child, still tearing its threads down: not reapable yet, look again.
+            return;
+        }
+        let record = match exit {
+            Some(Exit::Code(c)) => {
+                ExitRecord { exit_code: Some(c), signal: None, unknown: false, finished_at_ms: now_ms() }
+            }
+            Some(Exit::Signal(s)) => {
+                ExitRecord { exit_code: None, signal: Some(s), unknown: false, finished_at_ms: now_ms() }
+            }
+            None => ExitRecord { exit_code: None, signal: None, unknown: true, finished_at_ms: now_ms() },
+        };
+        let _ = write_json(&p.f("exit.json"), &record);
+        let _ = fs::remove_file(p.f("paused"));
+    }
+
+    async fn wait_gone(&self, id: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Our zombie child: reap it so it stops counting as there.
+            self.settle_exit(id);
+            if self.running(id).is_none() && self.paths(id).f("exit.json").exists() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn hard_kill(&self, id: &str) -> Result<()> {
+        if let Some(run) = self.running(id) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.pid as i32), nix::sys::signal::SIGKILL);
+            if !self.wait_gone(id, crate::driver::KILL_TIMEOUT).await {
+                return Err(Error::io(format!("killing VM {id}"), io::Error::other("QEMU did not exit")));
+            }
+            self.known_exit(id, None, Some(libc::SIGKILL));
+        }
+        Ok(())
+    }
+
+    /// Records how a run ended when this driver caused it and the exit status itself
+    /// was not collected (QEMU is not always our child: after a server restart it is
+    /// init's).
+    fn known_exit(&self, id: &str, code: Option<i32>, signal: Option<i32>) {
+        let path = self.paths(id).f("exit.json");
+        if read_json::<ExitRecord>(&path).is_some_and(|e| e.unknown) {
+            let _ =
+                write_json(&path, &ExitRecord { exit_code: code, signal, unknown: false, finished_at_ms: now_ms() });
+        }
+    }
+
+    async fn ensure_taps(&self, id: &str, nics: &[NetAttachment]) -> Result<()> {
+        for nic in nics {
+            let tap = network::nic_ifname(id, nic.index);
+            if !network::link_exists(&tap) {
+                ip(&["tuntap", "add", "dev", &tap, "mode", "tap"]).await?;
+            }
+            ip(&["link", "set", &tap, "master", &nic.bridge]).await?;
+            ip(&["link", "set", &tap, "up"]).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_taps(&self, id: &str) {
+        for index in 0..network::MAX_NICS as u8 {
+            let tap = network::nic_ifname(id, index);
+            if network::link_exists(&tap) {
+                let _ = ip(&["link", "del", &tap]).await;
+            }
+        }
+    }
+
+    fn qemu_args(&self, spec: &InstanceSpec, kernel: &kit::Kernel, p: &Paths) -> Result<Vec<String>> {
+        let a = &self.inner.accel;
+        let mem_mb = if spec.memory_bytes == 0 { DEFAULT_MEMORY_MB } else { (spec.memory_bytes >> 20).max(64) };
+        let cpus = (spec.cpus.ceil() as u64).clamp(1, 64);
+        let s = |p: &Path| p.display().to_string();
+        let mut cmdline = vec!["console=ttyS0".to_string(), "quiet".into(), "panic=-1".into()];
+        if a.accelerator == "tcg" {
+            // microvm has no HPET or PM timer: under TCG the PIT calibration fails and the
+            // boot hangs unless the TSC frequency is given; `tsc=reliable` keeps the
+            // watchdog from dropping it when the host is busy.
+            cmdline.push(format!("tsc_early_khz={}", a.tsc_khz));
+            cmdline.push("tsc=reliable".into());
+        }
+        cmdline.extend([
+            "cryptomgr.notests".to_string(),
+            "initcall_blacklist=crypto_kdf108_init,init_kprobe_trace".into(),
+            "root=/dev/vda".into(),
+            "rw".into(),
+            "init=/.roost/bin/init".into(),
+        ]);
+        if !plain_arg(&spec.hostname) {
+            return Err(Error::Invalid(format!("hostname '{}' is not valid for a VM", spec.hostname)));
+        }
+        match spec.networks.iter().find(|n| n.index == 0) {
+            Some(n) => {
+                let mask = std::net::Ipv4Addr::from(u32::MAX.checked_shl(32 - n.prefix_len as u32).unwrap_or(0));
+                cmdline.push(format!("ip={}::{}:{}:{}:eth0:off", n.ip, n.gateway, mask, spec.hostname));
+            }
+            None => cmdline.push(format!("ip=::::{}:eth0:off", spec.hostname)),
+        }
+        if let Some(dns) = &spec.dns {
+            if !plain_arg(&dns.search) && !dns.search.is_empty() {
+                return Err(Error::Invalid(format!("search domain '{}' is not valid for a VM", dns.search)));
+            }
+            cmdline.push(format!("roost.dns={},{}", dns.nameserver, dns.search));
+        }
+        for d in &spec.disks {
+            if !plain_arg(&d.path) || !d.path.starts_with('/') || !plain_arg(&d.volume_id) || d.volume_id.len() > 20 {
+                return Err(Error::Invalid(format!("disk {} at '{}' cannot be attached to a VM", d.volume_id, d.path)));
+            }
+            cmdline.push(format!("roost.disk={},{},{}", d.volume_id, d.path, if d.read_only { "ro" } else { "rw" }));
+        }
+        let mut args: Vec<String> = vec![
+            "-nodefaults".into(),
+            "-no-user-config".into(),
+            "-display".into(),
+            "none".into(),
+            "-no-reboot".into(),
+            "-M".into(),
+            "microvm".into(),
+            "-m".into(),
+            mem_mb.to_string(),
+            "-smp".into(),
+            cpus.to_string(),
+        ];
+        if a.accelerator == "kvm" {
+            args.extend(["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]);
+        } else {
+            args.extend([
+                "-accel".into(),
+                format!("tcg,tb-size={}", self.inner.config.tb_size_mb),
+                "-cpu".into(),
+                // +arat keeps the LAPIC timer running in idle, so the guest goes tickless.
+                "qemu64,+arat".into(),
+            ]);
+        }
+        args.extend([
+            "-kernel".into(),
+            s(&kernel.vmlinux),
+            "-initrd".into(),
+            s(&kernel.initrd),
+            "-append".into(),
+            cmdline.join(" "),
+            "-name".into(),
+            spec.id.clone(),
+            "-pidfile".into(),
+            s(&p.f("qemu.pid")),
+            "-daemonize".into(),
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", s(&p.f("qmp.sock"))),
+            "-chardev".into(),
+            format!(
+                "socket,id=con,path={},server=on,wait=off,logfile={},logappend=on",
+                s(&p.f("console.sock")),
+                s(&p.f("stdout.log"))
+            ),
+            "-serial".into(),
+            "chardev:con".into(),
+            "-device".into(),
+            "virtio-serial-device".into(),
+            "-chardev".into(),
+            format!("socket,id=qga,path={},server=on,wait=off", s(&p.f("qga.sock"))),
+            "-device".into(),
+            "virtserialport,chardev=qga,name=org.qemu.guest_agent.0".into(),
+            "-device".into(),
+            "virtio-rng-device".into(),
+            "-drive".into(),
+            format!("id=root,if=none,file={},format=qcow2,discard=unmap", s(&p.f("disk.qcow2"))),
+            "-device".into(),
+            "virtio-blk-device,drive=root".into(),
+        ]);
+        for d in &spec.disks {
+            let format = match d.format {
+                crate::DiskFormat::Raw => "raw",
+                crate::DiskFormat::Qcow2 => "qcow2",
+            };
+            let path = s(&d.image).replace(',', ",,");
+            let ro = if d.read_only { ",readonly=on" } else { "" };
+            args.extend([
+                "-drive".into(),
+                format!("id={},if=none,file={path},format={format}{ro}", d.volume_id),
+                "-device".into(),
+                format!("virtio-blk-device,drive={},serial={}", d.volume_id, d.volume_id),
+            ]);
+        }
+        for n in &spec.networks {
+            let tap = network::nic_ifname(&spec.id, n.index);
+            args.extend([
+                "-netdev".into(),
+                format!("tap,id=n{},ifname={tap},script=no,downscript=no", n.index),
+                "-device".into(),
+                format!("virtio-net-device,netdev=n{},mac={}", n.index, n.mac),
+            ]);
+        }
+        Ok(args)
+    }
+
+    /// Runs `cmd` in the guest through the agent with captured output; returns
+    /// (exit code, stdout, stderr).
+    async fn agent_exec(&self, id: &str, argv: &[String], env: &[String], input: Option<&[u8]>) -> Result<AgentExit> {
+        let qga_path = self.paths(id).f("qga.sock");
+        let pid = {
+            let _g = self.agent_lock(id).await;
+            let mut c = self.agent(id, &qga_path).await?;
+            let mut args = json!({ "path": argv[0], "arg": &argv[1..], "capture-output": true });
+            if !env.is_empty() {
+                args["env"] = json!(env);
+            }
+            if let Some(input) = input {
+                args["input-data"] = json!(base64::engine::general_purpose::STANDARD.encode(input));
+            }
+            let r = c.execute("guest-exec", Some(args)).await?;
+            r.get("pid")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| Error::tool("qemu-guest-agent", "guest-exec gave no pid"))?
+        };
+        let mut delay = Duration::from_millis(20);
+        loop {
+            let status = {
+                let _g = self.agent_lock(id).await;
+                let mut c = self.agent(id, &qga_path).await?;
+                c.execute("guest-exec-status", Some(json!({ "pid": pid }))).await?
+            };
+            if status.get("exited").and_then(Value::as_bool) == Some(true) {
+                let decode = |k: &str| {
+                    status
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                        .unwrap_or_default()
+                };
+                let code = match (
+                    status.get("exitcode").and_then(Value::as_i64),
+                    status.get("signal").and_then(Value::as_i64),
+                ) {
+                    (_, Some(sig)) => 128 + sig as i32,
+                    (Some(c), None) => c as i32,
+                    (None, None) => -1,
+                };
+                return Ok(AgentExit { code, stdout: decode("out-data"), stderr: decode("err-data") });
+            }
+            if self.running(id).is_none() {
+                return Err(Error::Invalid(format!("VM {id} stopped while the command ran")));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// A synchronised guest-agent session, waiting for the agent of a booting VM.
+    async fn agent(&self, id: &str, path: &Path) -> Result<qmp::Conn> {
+        let deadline = tokio::time::Instant::now() + AGENT_WAIT;
+        loop {
+            if self.running(id).is_none() {
+                return Err(Error::Invalid(format!("VM {id} is not running")));
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match qmp::qga(path, left.min(Duration::from_secs(5))).await {
+                Ok(c) => return Ok(c),
+                Err(e) if left.is_zero() => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    async fn write_guest_file(&self, id: &str, path: &str, data: &[u8]) -> Result<()> {
+        let _g = self.agent_lock(id).await;
+        let mut c = self.agent(id, &self.paths(id).f("qga.sock")).await?;
+        let handle = c.execute("guest-file-open", Some(json!({ "path": path, "mode": "w" }))).await?;
+        let handle = handle.as_i64().ok_or_else(|| Error::tool("qemu-guest-agent", "no file handle"))?;
+        let mut result = Ok(());
+        for chunk in data.chunks(FILE_CHUNK) {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
+            if let Err(e) = c.execute("guest-file-write", Some(json!({ "handle": handle, "buf-b64": b64 }))).await {
+                result = Err(e);
+                break;
+            }
+        }
+        c.execute("guest-file-close", Some(json!({ "handle": handle }))).await?;
+        result
+    }
+
+    async fn read_guest_file(&self, id: &str, path: &str) -> Result<Vec<u8>> {
+        let _g = self.agent_lock(id).await;
+        let mut c = self.agent(id, &self.paths(id).f("qga.sock")).await?;
+        let handle = c.execute("guest-file-open", Some(json!({ "path": path, "mode": "r" }))).await?;
+        let handle = handle.as_i64().ok_or_else(|| Error::tool("qemu-guest-agent", "no file handle"))?;
+        let mut out = Vec::new();
+        let result = loop {
+            match c.execute("guest-file-read", Some(json!({ "handle": handle, "count": FILE_CHUNK }))).await {
+                Ok(r) => {
+                    if let Some(b64) = r.get("buf-b64").and_then(Value::as_str) {
+                        out.extend(base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default());
+                    }
+                    if r.get("eof").and_then(Value::as_bool) == Some(true) {
+                        break Ok(());
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        c.execute("guest-file-close", Some(json!({ "handle": handle }))).await?;
+        result.map(|()| out)
+    }
+
+    async fn qmp_call(&self, id: &str, command: &str, args: Option<Value>) -> Result<Value> {
+        let mut c = qmp::qmp(&self.paths(id).f("qmp.sock")).await?;
+        c.execute(command, args).await
+    }
+}
+
+struct AgentExit {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// `-daemonize` forks twice; the middle process exits at once and, its parent being
+/// gone, comes to this server (the subreaper) as a zombie nobody waits for. Reaps our
+/// zombie QEMU children that lead their own session (the middle process called
+/// `setsid`): never the first QEMU process, whose status the launching task awaits.
+fn reap_daemonize_leftovers(vm_pid: u32) {
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if pid == vm_pid {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let is_qemu = text.split_once('(').is_some_and(|(_, rest)| rest.starts_with("qemu-system"));
+        let session = text.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(3)?.parse::<u32>().ok());
+        if is_qemu
+            && session == Some(pid)
+            && let Some(stat) = ProcStat::parse(&text)
+            && stat.ppid == me
+            && !stat.alive()
+        {
+            let _ = reaper::reap_zombie(pid, stat.start_ticks);
+        }
+    }
+}
+
+async fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip").args(args).stdin(Stdio::null()).output().await.map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound { Error::missing("ip", "iproute2") } else { Error::io("running ip", e) }
+    })?;
+    if !out.status.success() {
+        return Err(Error::tool(
+            "ip",
+            format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()),
+        ));
+    }
+    Ok(())
+}
+
+/// An exec through the guest agent: output arrives when the command ends.
+struct AgentProcess {
+    result: Option<tokio::task::JoinHandle<Result<i32>>>,
+}
+
+#[async_trait]
+impl ExecProcess for AgentProcess {
+    fn resize(&self, _rows: u16, _cols: u16) -> Result<()> {
+        Err(Error::Invalid("this exec has no terminal".into()))
+    }
+
+    async fn wait(&mut self) -> Result<i32> {
+        match self.result.take() {
+            Some(h) => h.await.map_err(|e| Error::io("exec task", io::Error::other(e)))?,
+            None => Err(Error::Invalid("already waited".into())),
+        }
+    }
+}
+
+/// The serial console as a terminal: ends when the console connection closes.
+struct ConsoleProcess {
+    closed: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+#[async_trait]
+impl ExecProcess for ConsoleProcess {
+    fn resize(&self, _rows: u16, _cols: u16) -> Result<()> {
+        // A serial line has no window size to tell.
+        Ok(())
+    }
+
+    async fn wait(&mut self) -> Result<i32> {
+        if let Some(rx) = self.closed.take() {
+            let _ = rx.await;
+        }
+        Ok(0)
+    }
+}
+
+/// A reader that says when it reached the end.
+struct NotifyOnEof<R> {
+    inner: R,
+    tx: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for NotifyOnEof<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(res) = &r
+            && (res.is_err() || buf.filled().len() == before)
+            && let Some(tx) = self.tx.take()
+        {
+            let _ = tx.send(());
+        }
+        r
+    }
+}
+
+/// The console's input: Ctrl-] (0x1d) ends the session (the shell on a serial line
+/// never ends it: getty starts a new one).
+struct EscapeWriter<W> {
+    inner: W,
+    closing: bool,
+}
+
+/// The byte that leaves the serial console.
+pub const CONSOLE_ESCAPE: u8 = 0x1d;
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for EscapeWriter<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        use std::task::Poll;
+        if self.closing {
+            return match std::pin::Pin::new(&mut self.inner).poll_shutdown(cx) {
+                Poll::Ready(_) => Poll::Ready(Ok(buf.len())),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        match buf.iter().position(|&b| b == CONSOLE_ESCAPE) {
+            Some(0) => {
+                self.closing = true;
+                self.poll_write(cx, buf)
+            }
+            Some(n) => std::pin::Pin::new(&mut self.inner).poll_write(cx, &buf[..n]),
+            None => std::pin::Pin::new(&mut self.inner).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if let Some(h) = &self.result {
+            h.abort();
+        }
+    }
+}
+
+/// Where a pipe of bytes produced later (by a task) is read.
+fn pipe() -> (tokio::io::DuplexStream, tokio::io::DuplexStream) {
+    tokio::io::duplex(64 * 1024)
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[async_trait]
+impl Driver for VmDriver {
+    fn kind(&self) -> &'static str {
+        "vm"
+    }
+
+    async fn prepare(&self, spec: &InstanceSpec) -> Result<()> {
+        validate_id(&spec.id)?;
+        if !spec.rootfs.is_dir() {
+            return Err(Error::Invalid(format!("root filesystem {} does not exist", spec.rootfs.display())));
+        }
+        let _guard = self.lock(&spec.id).await;
+        let base = self.build_kit(&spec.rootfs).await?;
+        let p = self.paths(&spec.id);
+        fs::create_dir_all(&p.dir).at("creating", &p.dir)?;
+        write_json(&p.f("spec.json"), spec)?;
+        let disk = p.f("disk.qcow2");
+        if !disk.exists() {
+            let tmp = p.f("disk.qcow2.tmp");
+            let out = Command::new(&self.inner.config.qemu_img)
+                .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+                // Absolute: a relative backing path is resolved against the overlay's directory.
+                .arg(&base)
+                .arg(&tmp)
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .map_err(|e| Error::io("running qemu-img", e))?;
+            if !out.status.success() {
+                return Err(Error::tool("qemu-img", String::from_utf8_lossy(&out.stderr).trim().to_string()));
+            }
+            fs::rename(&tmp, &disk).at("creating", &disk)?;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, id: &str) -> Result<()> {
+        validate_id(id)?;
+        let _guard = self.lock(id).await;
+        if self.running(id).is_some() {
+            return Ok(());
+        }
+        let spec = self.spec(id)?;
+        let p = self.paths(id);
+        let kernel = {
+            let vm_dir = self.vm_dir();
+            let busybox = self.inner.busybox.clone();
+            blocking(move || kit::kernel(&vm_dir, &busybox)).await?
+        };
+        self.ensure_taps(id, &spec.networks).await?;
+        for f in ["qemu.pid", "qmp.sock", "console.sock", "qga.sock", "exit.json", "paused"] {
+            let _ = fs::remove_file(p.f(f));
+        }
+        let logs = LogFiles::new(&p.dir);
+        drop(logs.open_writers()?);
+        let _ = logs.mark();
+        let args = self.qemu_args(&spec, &kernel, &p)?;
+        let out = Command::new(&self.inner.config.qemu)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await;
+        let failed = match &out {
+            Err(e) => Some(Error::io("running QEMU", io::Error::new(e.kind(), e.to_string()))),
+            Ok(o) if !o.status.success() => {
+                Some(Error::tool("qemu", String::from_utf8_lossy(&o.stderr).trim().to_string()))
+            }
+            Ok(_) => None,
+        };
+        if let Some(e) = failed {
+            // A VM that came up although its launch reported failure would be an orphan.
+            if let Some(pid) = fs::read_to_string(p.f("qemu.pid")).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            }
+            return Err(e);
+        }
+        let pid: u32 = fs::read_to_string(p.f("qemu.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| Error::tool("qemu", "QEMU started without writing its pidfile"))?;
+        let stat = ProcStat::read(pid).ok_or_else(|| Error::tool("qemu", "QEMU exited right after starting"))?;
+        reap_daemonize_leftovers(pid);
+        write_json(&p.f("state.json"), &RunRecord { pid, start_ticks: stat.start_ticks, started_at_ms: now_ms() })?;
+        Ok(())
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        validate_id(id)?;
+        let _guard = self.lock(id).await;
+        if self.running(id).is_none() {
+            self.settle_exit(id);
+            return Ok(());
+        }
+        // A paused guest cannot see the power button.
+        if self.paths(id).f("paused").exists() {
+            let _ = self.qmp_call(id, "cont", None).await;
+        }
+        // The ACPI power button: the guest's acpid powers off cleanly.
+        let pressed = self.qmp_call(id, "system_powerdown", None).await.is_ok();
+        if !pressed || !self.wait_gone(id, grace).await {
+            self.hard_kill(id).await?;
+        } else {
+            // The guest powered off: QEMU exits 0 then.
+            self.known_exit(id, Some(0), None);
+        }
+        Ok(())
+    }
+
+    async fn kill(&self, id: &str) -> Result<()> {
+        validate_id(id)?;
+        let _guard = self.lock(id).await;
+        self.hard_kill(id).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        validate_id(id)?;
+        let _guard = self.lock(id).await;
+        self.hard_kill(id).await?;
+        self.remove_taps(id).await;
+        let p = self.paths(id);
+        match fs::remove_dir_all(&p.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("removing {}", p.dir.display()), e)),
+        }
+        self.inner.locks.lock().expect("locks").remove(id);
+        self.inner.agent_locks.lock().expect("locks").remove(id);
+        Ok(())
+    }
+
+    async fn inspect(&self, id: &str) -> Result<InstanceState> {
+        validate_id(id)?;
+        let p = self.paths(id);
+        if !p.f("spec.json").exists() {
+            return Ok(InstanceState::missing());
+        }
+        let run: Option<RunRecord> = read_json(&p.f("state.json"));
+        if let Some(run) = self.running(id) {
+            let paused = p.f("paused").exists();
+            return Ok(InstanceState {
+                status: if paused { InstanceStatus::Paused } else { InstanceStatus::Running },
+                pid: Some(run.pid),
+                exit_code: None,
+                exit_signal: None,
+                exit_unknown: false,
+                oom_killed: false,
+                started_at: Some(ms_time(run.started_at_ms)),
+                finished_at: None,
+            });
+        }
+        self.settle_exit(id);
+        if let Some(run) = &run
+            && !p.f("exit.json").exists()
+            && ProcStat::read(run.pid).is_some_and(|s| s.start_ticks == run.start_ticks)
+        {
+            // Exiting, not yet reapable: still running until its status is in.
+            return Ok(InstanceState {
+                status: InstanceStatus::Running,
+                pid: Some(run.pid),
+                exit_code: None,
+                exit_signal: None,
+                exit_unknown: false,
+                oom_killed: false,
+                started_at: Some(ms_time(run.started_at_ms)),
+                finished_at: None,
+            });
+        }
+        let exit: Option<ExitRecord> = read_json(&p.f("exit.json"));
+        Ok(InstanceState {
+            status: InstanceStatus::Stopped,
+            pid: None,
+            exit_code: exit.as_ref().and_then(|e| e.exit_code),
+            exit_signal: exit.as_ref().and_then(|e| e.signal),
+            exit_unknown: exit.as_ref().is_some_and(|e| e.unknown),
+            oom_killed: false,
+            started_at: run.map(|r| ms_time(r.started_at_ms)),
+            finished_at: exit.map(|e| ms_time(e.finished_at_ms)),
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<String>> {
+        let dir = self.inner.config.data_dir.join("instances");
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&dir).at("listing", &dir)?.flatten() {
+            if let Some(name) = entry.file_name().to_str()
+                && validate_id(name).is_ok()
+            {
+                ids.push(name.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn exec(&self, id: &str, request: ExecRequest) -> Result<ExecSession> {
+        validate_id(id)?;
+        if self.running(id).is_none() {
+            return Err(Error::Invalid(format!("VM {id} is not running")));
+        }
+        if request.tty {
+            // A terminal is the serial console (a root shell); the command is not run.
+            let stream = tokio::net::UnixStream::connect(self.paths(id).f("console.sock"))
+                .await
+                .map_err(|e| Error::io("connecting to the serial console", e))?;
+            let (r, w) = stream.into_split();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let reader = NotifyOnEof { inner: r, tx: Some(tx) };
+            return Ok(ExecSession::new(
+                Box::new(EscapeWriter { inner: w, closing: false }),
+                Box::new(reader),
+                None,
+                Box::new(ConsoleProcess { closed: Some(rx) }),
+            ));
+        }
+        if request.cmd.is_empty() {
+            return Err(Error::Invalid("exec needs a command".into()));
+        }
+        let mut argv = vec!["/bin/sh".to_string(), "-c".into(), "cd \"$0\" || exit 126; exec \"$@\"".into()];
+        argv.push(request.cwd.clone().unwrap_or_else(|| "/".into()));
+        argv.extend(request.cmd.iter().cloned());
+        let mut env: Vec<String> = vec![
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            "HOME=/root".into(),
+            "TERM=xterm".into(),
+        ];
+        env.extend(request.env.iter().map(|(k, v)| format!("{k}={v}")));
+        let (stdout_w, stdout_r) = pipe();
+        let (stderr_w, stderr_r) = pipe();
+        let (stdin_w, _stdin_r) = pipe();
+        let driver = self.clone();
+        let id = id.to_string();
+        let task = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let exit = driver.agent_exec(&id, &argv, &env, None).await;
+            let (mut o, mut e) = (stdout_w, stderr_w);
+            let exit = exit?;
+            let _ = o.write_all(&exit.stdout).await;
+            let _ = e.write_all(&exit.stderr).await;
+            Ok(exit.code)
+        });
+        Ok(ExecSession::new(
+            Box::new(stdin_w),
+            Box::new(stdout_r),
+            Some(Box::new(stderr_r)),
+            Box::new(AgentProcess { result: Some(task) }),
+        ))
+    }
+
+    async fn logs(&self, id: &str, query: LogQuery) -> Result<LogLines> {
+        validate_id(id)?;
+        let p = self.paths(id);
+        if !p.dir.exists() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        let driver = self.clone();
+        let id = id.to_string();
+        let alive = move || driver.running(&id).is_some();
+        LogFiles::new(&p.dir).read(query, Box::new(alive)).await
+    }
+
+    async fn stats(&self, id: &str) -> Result<Stats> {
+        validate_id(id)?;
+        let spec = self.spec(id)?;
+        let (net_rx_bytes, net_tx_bytes) = network::traffic(id).unwrap_or((0, 0));
+        let limit = if spec.memory_bytes == 0 { DEFAULT_MEMORY_MB << 20 } else { spec.memory_bytes };
+        let Some(run) = self.running(id) else {
+            return Ok(Stats { memory_limit: Some(limit), net_rx_bytes, net_tx_bytes, ..Stats::default() });
+        };
+        // The host's view of the QEMU process: CPU time and resident memory.
+        let stat = fs::read_to_string(format!("/proc/{}/stat", run.pid)).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let cpu_usage_ns = (ticks(11) + ticks(12)) * 1_000_000_000 / hz;
+        let status = fs::read_to_string(format!("/proc/{}/status", run.pid)).unwrap_or_default();
+        let rss_kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(Stats {
+            cpu_usage_ns,
+            memory_bytes: rss_kb * 1024,
+            memory_limit: Some(limit),
+            pids: 1,
+            net_rx_bytes,
+            net_tx_bytes,
+        })
+    }
+
+    async fn copy_in(&self, id: &str, path: &str, mut tar: TarStream) -> Result<()> {
+        validate_id(id)?;
+        let mut bytes = Vec::new();
+        tar.read_to_end(&mut bytes).await.map_err(|e| Error::io("reading the archive", e))?;
+        let tmp = format!("/tmp/.roost-cp-{}.tar", now_ms());
+        self.write_guest_file(id, &tmp, &bytes).await?;
+        let script =
+            format!("tar -xf {t} -C {p}; rc=$?; rm -f {t}; exit $rc", t = shell_quote(&tmp), p = shell_quote(path));
+        let exit = self.agent_exec(id, &["/bin/sh".into(), "-c".into(), script], &[], None).await?;
+        if exit.code != 0 {
+            return Err(Error::Invalid(format!(
+                "copying into {path} failed: {}",
+                String::from_utf8_lossy(&exit.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn copy_out(&self, id: &str, path: &str) -> Result<TarStream> {
+        validate_id(id)?;
+        let p = Path::new(path);
+        let parent = p.parent().map(|x| x.display().to_string()).unwrap_or_else(|| "/".into());
+        let name = p.file_name().map(|x| x.to_string_lossy().into_owned()).unwrap_or_else(|| ".".into());
+        let tmp = format!("/tmp/.roost-cp-{}.tar", now_ms());
+        let script =
+            format!("tar -cf {t} -C {d} {n}", t = shell_quote(&tmp), d = shell_quote(&parent), n = shell_quote(&name));
+        let exit = self.agent_exec(id, &["/bin/sh".into(), "-c".into(), script], &[], None).await?;
+        if exit.code != 0 {
+            let _ = self.agent_exec(id, &["/bin/rm".into(), "-f".into(), tmp.clone()], &[], None).await;
+            return Err(Error::NotFound(format!("{path} in {id}")));
+        }
+        let bytes = self.read_guest_file(id, &tmp).await;
+        let _ = self.agent_exec(id, &["/bin/rm".into(), "-f".into(), tmp], &[], None).await;
+        Ok(Box::new(io::Cursor::new(bytes?)))
+    }
+
+    async fn attach_network(&self, id: &str, nic: &NetAttachment) -> Result<()> {
+        validate_id(id)?;
+        if self.running(id).is_some() {
+            // virtio-mmio (the microvm machine) has no hotplug.
+            return Err(Error::Unsupported(
+                "a running microVM cannot get a new NIC (no hotplug on the microvm machine): it is added at the next start"
+                    .into(),
+            ));
+        }
+        let _guard = self.lock(id).await;
+        let mut spec = self.spec(id)?;
+        spec.networks.retain(|n| n.index != nic.index);
+        spec.networks.push(nic.clone());
+        spec.networks.sort_by_key(|n| n.index);
+        write_json(&self.paths(id).f("spec.json"), &spec)
+    }
+
+    async fn detach_network(&self, id: &str, nic: &NetAttachment) -> Result<()> {
+        validate_id(id)?;
+        if self.running(id).is_some() {
+            return Err(Error::Unsupported(
+                "a running microVM cannot lose a NIC (no hotplug on the microvm machine): stop it first".into(),
+            ));
+        }
+        let _guard = self.lock(id).await;
+        let Ok(mut spec) = self.spec(id) else { return Ok(()) };
+        spec.networks.retain(|n| n.index != nic.index);
+        write_json(&self.paths(id).f("spec.json"), &spec)?;
+        let tap = network::nic_ifname(id, nic.index);
+        if network::link_exists(&tap) {
+            let _ = ip(&["link", "del", &tap]).await;
+        }
+        Ok(())
+    }
+
+    async fn attach_volume(&self, id: &str, disk: &VolumeAttachment) -> Result<()> {
+        let _ = disk;
+        validate_id(id)?;
+        Err(Error::Unsupported(
+            "the microvm machine (virtio-mmio) has no hotplug: the volume is attached at the next start".into(),
+        ))
+    }
+
+    async fn detach_volume(&self, id: &str, disk: &VolumeAttachment, force: bool) -> Result<()> {
+        let _ = (disk, force);
+        validate_id(id)?;
+        Err(Error::Unsupported(
+            "the microvm machine (virtio-mmio) has no hotplug: the volume is detached at the next start".into(),
+        ))
+    }
+
+    async fn pause(&self, id: &str) -> Result<()> {
+        validate_id(id)?;
+        let _guard = self.lock(id).await;
+        if self.running(id).is_none() {
+            return Err(Error::Invalid(format!("VM {id} is not running")));
+        }
+        self.qmp_call(id, "stop", None).await?;
+        fs::write(self.paths(id).f("paused"), b"").at("writing", &self.paths(id).f("paused"))
+    }
+
+    async fn resume(&self, id: &str) -> Result<()> {
+        validate_id(id)?;
+        let _guard = self.lock(id).await;
+        if self.running(id).is_none() {
+            return Err(Error::Invalid(format!("VM {id} is not running")));
+        }
+        self.qmp_call(id, "cont", None).await?;
+        let _ = fs::remove_file(self.paths(id).f("paused"));
+        Ok(())
+    }
+}

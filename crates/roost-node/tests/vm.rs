@@ -1,0 +1,290 @@
+//! The microVM driver against real QEMU: one Debian image (built once in the shared
+//! store), as few boots as prove the behaviour. Slow under TCG: each boot is ~2 s plus
+//! the guest agent's start.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{TEST_DIR, TestNet, exec, on_path, unique_id, wait_status};
+use roost_node::drivers::vm::{VmConfig, VmDriver};
+use roost_node::{DiskFormat, Driver, ExecRequest, InstanceSpec, InstanceStatus, LogQuery, VolumeAttachment};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn require_vm_prerequisites() {
+    common::require_prerequisites();
+    for (program, package) in [
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("qemu-img", "qemu-utils"),
+        ("mkfs.ext4", "e2fsprogs"),
+        ("lz4", "lz4"),
+        ("mmdebstrap", "mmdebstrap"),
+    ] {
+        assert!(
+            on_path(program),
+            "missing prerequisite: `{program}` — install the Debian package {package} (scripts/install-deps.sh --test)"
+        );
+    }
+}
+
+struct VmEnv {
+    driver: VmDriver,
+    data_dir: std::path::PathBuf,
+    ids: Vec<String>,
+}
+
+impl Drop for VmEnv {
+    fn drop(&mut self) {
+        let driver = self.driver.clone();
+        let ids = std::mem::take(&mut self.ids);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                for id in ids {
+                    if let Err(e) = driver.delete(&id).await {
+                        eprintln!("cleanup of {id} failed: {e}");
+                    }
+                }
+            });
+        })
+        .join()
+        .unwrap();
+        // The kernel and base disks stay cached in the shared directory; the instances go.
+        let _ = std::fs::remove_dir_all(self.data_dir.join("instances"));
+    }
+}
+
+/// One data directory for every VM test run, so the kernel, initramfs and base disk
+/// are built once per machine.
+fn vm_env() -> VmEnv {
+    require_vm_prerequisites();
+    let data_dir = Path::new(TEST_DIR).join("vm-data");
+    let driver = VmDriver::new(VmConfig::new(&data_dir)).expect("creating the VM driver");
+    VmEnv { driver, data_dir, ids: Vec::new() }
+}
+
+async fn debian() -> roost_node::images::Image {
+    common::image_store().build_debian("debian-12", "bookworm", &[], |_| {}).await.expect("building the Debian image")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
+    let image = debian().await;
+    assert!(image.rootfs.join("usr/sbin/qemu-ga").exists(), "Debian images carry qemu-guest-agent");
+    let mut env = vm_env();
+    let info = env.driver.accel().clone();
+    assert!(info.accelerator == "kvm" || info.accelerator == "tcg");
+    assert!(!info.reason.is_empty());
+
+    // A data disk: an ext4 image made with qemu-img + mkfs.ext4, mounted in the guest.
+    let disk_dir = Path::new(TEST_DIR).join(format!("vm-disk-{}", std::process::id()));
+    std::fs::create_dir_all(&disk_dir).unwrap();
+    let disk = disk_dir.join("data.raw");
+    assert!(
+        Command::new("qemu-img").args(["create", "-q", "-f", "raw"]).arg(&disk).arg("64M").status().unwrap().success()
+    );
+    assert!(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&disk).status().unwrap().success());
+
+    let net = TestNet::new(231).await;
+    let nic = net.attachment();
+    let id = unique_id();
+    env.ids.push(id.clone());
+    let spec = InstanceSpec {
+        id: id.clone(),
+        rootfs: image.rootfs.clone(),
+        cmd: None,
+        env: Vec::new(),
+        cpus: 1.0,
+        memory_bytes: 256 << 20,
+        pids_limit: 0,
+        hostname: "vmtest".into(),
+        networks: vec![nic.clone()],
+        dns: None,
+        volumes: Vec::new(),
+        disks: vec![VolumeAttachment {
+            volume_id: "vol-testdisk".into(),
+            image: disk.clone(),
+            format: DiskFormat::Raw,
+            filesystem: "ext4".into(),
+            path: "/data".into(),
+            read_only: false,
+        }],
+    };
+    let driver: &dyn Driver = &env.driver;
+    assert_eq!(driver.inspect(&id).await.unwrap().status, InstanceStatus::Missing);
+    driver.prepare(&spec).await.expect("prepare");
+    assert_eq!(driver.inspect(&id).await.unwrap().status, InstanceStatus::Stopped);
+    driver.start(&id).await.expect("start");
+    assert_eq!(driver.inspect(&id).await.unwrap().status, InstanceStatus::Running);
+    // The tap carries the name the firewall keys its rules by, on the instance's bridge.
+    let tap = roost_node::network::nic_ifname(&id, 0);
+    let master = std::fs::read_link(format!("/sys/class/net/{tap}/master")).expect("the tap is on a bridge");
+    assert_eq!(master.file_name().unwrap().to_str().unwrap(), nic.bridge);
+
+    // exec through the guest agent (waits for the guest to boot).
+    let out =
+        exec(driver, &id, &["sh", "-c", "echo hello from $(cat /proc/sys/kernel/hostname); echo oops >&2; exit 3"])
+            .await;
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.stdout, "hello from vmtest\n");
+    assert_eq!(out.stderr, "oops\n");
+    let out = exec(driver, &id, &["cat", "/proc/cmdline"]).await;
+    assert!(out.stdout.contains("root=/dev/vda"), "{out:?}");
+    let out = exec(driver, &id, &["nonexistent-program"]).await;
+    assert_eq!(out.code, 127, "{out:?}");
+    // cwd and env.
+    let out = common::exec_with(
+        driver,
+        &id,
+        ExecRequest {
+            cmd: vec!["sh".into(), "-c".into(), "pwd; echo $GREETING".into()],
+            env: vec![("GREETING".into(), "hi".into())],
+            cwd: Some("/etc".into()),
+            ..Default::default()
+        },
+        b"",
+    )
+    .await;
+    assert_eq!(out.stdout, "/etc\nhi\n");
+
+    // The guest has its address and reaches its gateway (the bridge) over the tap.
+    let out = exec(driver, &id, &["/.roost/bin/busybox", "ip", "-4", "-o", "addr", "show", "eth0"]).await;
+    assert!(out.stdout.contains(&format!("{}/{}", nic.ip, nic.prefix_len)), "{out:?}");
+    let out = exec(driver, &id, &["/.roost/bin/busybox", "ping", "-c", "1", "-W", "5", &nic.gateway.to_string()]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let host_ping =
+        Command::new("busybox").args(["ping", "-c", "1", "-W", "5"]).arg(nic.ip.to_string()).output().unwrap();
+    assert!(host_ping.status.success(), "the host reaches the VM");
+
+    // The data disk is mounted where asked and writable.
+    let out = exec(driver, &id, &["sh", "-c", "grep ' /data ' /proc/mounts && echo persisted > /data/f && sync"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+
+    // Files in and out (guest-file API + tar).
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(6);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive.append_data(&mut header, "pushed.txt", &b"pushed"[..]).unwrap();
+    let bytes = archive.into_inner().unwrap();
+    driver.copy_in(&id, "/root", Box::new(std::io::Cursor::new(bytes))).await.expect("copy_in");
+    let out = exec(driver, &id, &["cat", "/root/pushed.txt"]).await;
+    assert_eq!(out.stdout, "pushed");
+    let mut tar_out = driver.copy_out(&id, "/etc/hostname").await.expect("copy_out");
+    let mut buf = Vec::new();
+    tar_out.read_to_end(&mut buf).await.unwrap();
+    let mut archive = tar::Archive::new(&buf[..]);
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(entry.path().unwrap().to_str().unwrap(), "hostname");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+    assert_eq!(text, "vmtest\n");
+
+    // Stats from the host's view of QEMU.
+    let stats = driver.stats(&id).await.unwrap();
+    assert!(stats.cpu_usage_ns > 0 && stats.memory_bytes > 0, "{stats:?}");
+    assert_eq!(stats.memory_limit, Some(256 << 20));
+
+    // The serial console as a terminal: a root shell.
+    let mut session = driver.exec(&id, ExecRequest { tty: true, ..Default::default() }).await.expect("console");
+    let mut stdin = session.stdin.take().unwrap();
+    let mut stdout = session.stdout.take().unwrap();
+    stdin.write_all(b"\necho CONSOLE-$((6*7))\n").await.unwrap();
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stdout.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "console closed");
+            seen.extend_from_slice(&chunk[..n]);
+            if String::from_utf8_lossy(&seen).contains("CONSOLE-42") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "console output: {}", String::from_utf8_lossy(&seen));
+    // Ctrl-] leaves: the console connection closes and the session ends.
+    stdin.write_all(&[roost_node::drivers::vm::CONSOLE_ESCAPE]).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_to_end(&mut rest))
+        .await
+        .expect("console closes")
+        .unwrap();
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), session.wait()).await.expect("session ends").unwrap(), 0);
+    drop(stdin);
+
+    // pause/resume: QMP stop/cont.
+    driver.pause(&id).await.expect("pause");
+    assert_eq!(driver.inspect(&id).await.unwrap().status, InstanceStatus::Paused);
+    driver.resume(&id).await.expect("resume");
+    assert_eq!(driver.inspect(&id).await.unwrap().status, InstanceStatus::Running);
+    // No hotplug on microvm: the control plane is told to wait for the next start.
+    let attached = driver.attach_volume(&id, &spec.disks[0]).await;
+    assert!(matches!(attached, Err(roost_node::Error::Unsupported(_))), "{attached:?}");
+
+    // Logs: the console log, boot output included.
+    let mut lines = driver.logs(&id, LogQuery::default()).await.unwrap();
+    let mut all = String::new();
+    while let Some(line) = futures_util::StreamExt::next(&mut lines).await {
+        all.push_str(&line.unwrap().line);
+        all.push('\n');
+    }
+    assert!(all.contains("roost: guest ready"), "{all}");
+
+    // stop: the ACPI power button, a clean poweroff (exit 0, not the hard kill).
+    driver.stop(&id, Duration::from_secs(30)).await.expect("stop");
+    let state = driver.inspect(&id).await.unwrap();
+    assert_eq!(state.status, InstanceStatus::Stopped);
+    assert_eq!(state.exit_code, Some(0), "{state:?}");
+    assert_eq!(state.exit_signal, None);
+
+    // The overlay kept what was written; the base is untouched (a second start sees it).
+    driver.start(&id).await.expect("start again");
+    let out = exec(driver, &id, &["cat", "/root/pushed.txt", "/data/f"]).await;
+    assert_eq!(out.stdout, "pushedpersisted\n", "{out:?}");
+
+    // A new driver (a server restart) adopts the running VM through its directory.
+    let again = VmDriver::new(VmConfig::new(&env.data_dir)).unwrap();
+    assert_eq!(again.inspect(&id).await.unwrap().status, InstanceStatus::Running);
+    assert!(again.list().await.unwrap().contains(&id));
+    let out = exec(&again, &id, &["true"]).await;
+    assert_eq!(out.code, 0);
+
+    // kill -9 of QEMU converges to stopped with the signal.
+    let pid = driver.inspect(&id).await.unwrap().pid.unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL).unwrap();
+    let state = wait_status(driver, &id, InstanceStatus::Stopped, Duration::from_secs(10)).await;
+    assert_eq!(state.exit_signal, Some(9), "{state:?}");
+
+    driver.delete(&id).await.expect("delete");
+    assert_eq!(driver.inspect(&id).await.unwrap().status, InstanceStatus::Missing);
+    assert!(!roost_node::network::link_exists(&tap), "the tap is removed");
+    assert!(!env.data_dir.join("instances").join(&id).exists());
+    let _ = std::fs::remove_dir_all(&disk_dir);
+}
+
+#[tokio::test]
+async fn a_vm_needs_the_guest_agent_in_its_image() {
+    let busybox = common::busybox().await;
+    let env = vm_env();
+    let spec = InstanceSpec {
+        id: unique_id(),
+        rootfs: busybox.rootfs.clone(),
+        cmd: None,
+        env: Vec::new(),
+        cpus: 1.0,
+        memory_bytes: 0,
+        pids_limit: 0,
+        hostname: "x".into(),
+        networks: Vec::new(),
+        dns: None,
+        volumes: Vec::new(),
+        disks: Vec::new(),
+    };
+    let err = env.driver.prepare(&spec).await.unwrap_err();
+    assert!(err.to_string().contains("qemu-guest-agent"), "{err}");
+}

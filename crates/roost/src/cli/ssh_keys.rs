@@ -1,0 +1,152 @@
+//! `roost ssh-key create|import|ls|show|rm` and `roost ssh`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use roost_api::ListParams;
+use roost_api::ssh_keys::{CreateSshKeyRequest, SshKey};
+
+use super::GlobalArgs;
+use super::output::{ago, print_block, print_list, print_structured, when};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SshKeyCommand {
+    /// Generate an Ed25519 key pair; the private key is printed (or written with --out)
+    /// once and never stored
+    Create {
+        name: String,
+        /// Write the private key to this file (mode 600) instead of stdout
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Import a public key file (e.g. ~/.ssh/id_ed25519.pub)
+    Import { name: String, file: PathBuf },
+    /// List your SSH keys
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Show one key
+    Show { name: String },
+    /// Delete a key (instances that got it keep it)
+    #[command(visible_alias = "delete")]
+    Rm { name: String },
+}
+
+pub async fn run(global: &GlobalArgs, cmd: SshKeyCommand) -> anyhow::Result<()> {
+    let client = global.client()?;
+    match cmd {
+        SshKeyCommand::Create { name, out } => {
+            let created = client.create_ssh_key(&CreateSshKeyRequest { name, public_key: None }).await?;
+            let private = created.private_key.clone().unwrap_or_default();
+            if let Some(path) = out {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                f.write_all(private.as_bytes())?;
+                eprintln!(
+                    "Created SSH key '{}' ({}); the private key is in {} (not stored by Roost).",
+                    created.key.name,
+                    created.key.fingerprint,
+                    path.display()
+                );
+                return print_block(global.output, &created.key, &fields(&created.key));
+            }
+            if print_structured(global.output, &created)? {
+                return Ok(());
+            }
+            eprintln!(
+                "Created SSH key '{}' ({}). Its private key follows; it is not shown again:",
+                created.key.name, created.key.fingerprint
+            );
+            print!("{private}");
+            Ok(())
+        }
+        SshKeyCommand::Import { name, file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let key = client
+                .create_ssh_key(&CreateSshKeyRequest { name, public_key: Some(text.trim().to_string()) })
+                .await?
+                .key;
+            print_block(global.output, &key, &fields(&key))
+        }
+        SshKeyCommand::Ls => {
+            let params = ListParams { limit: Some(1000), ..Default::default() };
+            let keys = roost_client::all_pages(params, |p| {
+                let client = &client;
+                async move { client.list_ssh_keys(&p).await }
+            })
+            .await?;
+            print_list(global.output, &keys, &["name", "fingerprint", "type", "created"], |k| {
+                vec![
+                    k.name.clone(),
+                    k.fingerprint.clone(),
+                    k.public_key.split_whitespace().next().unwrap_or_default().to_string(),
+                    ago(Some(k.created_at)),
+                ]
+            })
+        }
+        SshKeyCommand::Show { name } => {
+            let k = client.get_ssh_key(&name).await?;
+            print_block(global.output, &k, &fields(&k))
+        }
+        SshKeyCommand::Rm { name } => {
+            let k = client.get_ssh_key(&name).await?;
+            client.delete_ssh_key(&k.id).await?;
+            eprintln!("Deleted SSH key '{}' ({}).", k.name, k.id);
+            Ok(())
+        }
+    }
+}
+
+fn fields(k: &SshKey) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", k.name.clone()),
+        ("id", k.id.clone()),
+        ("fingerprint", k.fingerprint.clone()),
+        ("public key", k.public_key.clone()),
+        ("created", when(Some(k.created_at), "-")),
+    ]
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SshArgs {
+    /// The instance
+    pub name: String,
+    /// Login user
+    #[arg(long, short = 'l', default_value = "root")]
+    pub user: String,
+    /// Private key file (passed to ssh -i)
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Extra arguments for ssh (after --), e.g. a command
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// `roost ssh NAME`: ssh to the instance's address (this host is on its network's
+/// bridge), or through a port forward to its port 22 when one exists.
+pub async fn ssh(global: &GlobalArgs, a: SshArgs) -> anyhow::Result<i32> {
+    let client = global.client()?;
+    let project = global.project_name()?;
+    let instance = client.get_instance(&a.name, project.as_deref()).await?;
+    let forwards = client.list_port_forwards(project.as_deref(), Some(&instance.id)).await.unwrap_or_default();
+    let forward = forwards.iter().find(|p| p.instance_port == 22).map(|p| p.host_port);
+    let (host, port) = match (forward, &instance.ip) {
+        (Some(port), _) => ("127.0.0.1".to_string(), port),
+        (None, Some(ip)) => (ip.clone(), 22),
+        (None, None) => anyhow::bail!("instance '{}' has no address and no port forward to 22", a.name),
+    };
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-p").arg(port.to_string());
+    cmd.args(["-o", "StrictHostKeyChecking=accept-new"]);
+    if let Some(i) = &a.identity {
+        cmd.arg("-i").arg(i);
+    }
+    cmd.arg(format!("{}@{host}", a.user)).args(&a.args);
+    let status = cmd.status().context("running ssh (Debian package openssh-client)")?;
+    Ok(status.code().unwrap_or(255))
+}
