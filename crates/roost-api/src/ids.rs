@@ -21,6 +21,8 @@ pub enum IdKind {
     SecurityGroupRule,
     PortForward,
     Bucket,
+    Sandbox,
+    SandboxKey,
 }
 
 impl IdKind {
@@ -38,6 +40,8 @@ impl IdKind {
             IdKind::SecurityGroupRule => "sgr",
             IdKind::PortForward => "pf",
             IdKind::Bucket => "bkt",
+            IdKind::Sandbox => "sbx",
+            IdKind::SandboxKey => "sbk",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod projects;
 pub mod system;
 pub mod tokens;
 pub mod users;
+pub mod sandboxes;
 
 pub use error::{ErrorBody, ErrorCode, ErrorResponse, FieldError};
 pub use list::{ListParams, Page};

@@ -425,6 +425,17 @@ impl Client {
         self.get("/v1/s3-keys").await
     }
 
+    pub async fn create_sandbox_key(
+        &self,
+        req: &roost_api::sandboxes::CreateSandboxKeyRequest,
+    ) -> Result<roost_api::sandboxes::CreatedSandboxKey> {
+        self.post("/v1/sandbox-keys", req).await
+    }
+
+    pub async fn list_sandbox_keys(&self) -> Result<Vec<roost_api::sandboxes::SandboxKey>> {
+        self.get("/v1/sandbox-keys").await
+    }
+
     pub async fn create_s3_key(&self, req: &CreateS3KeyRequest) -> Result<CreatedS3Key> {
         self.post("/v1/s3-keys", req).await
     }

@@ -18,6 +18,7 @@ pub mod projects;
 pub mod ratelimit;
 mod reconciler;
 mod samples;
+pub mod sandboxes;
 pub mod secrets;
 pub mod system;
 pub mod tokens;
@@ -83,6 +84,7 @@ struct Inner {
     shutdown: CancellationToken,
     master_key: std::sync::OnceLock<secrets::MasterKey>,
     s3_keys: buckets::S3KeyCache,
+    sandboxes: sandboxes::Sandboxes,
 }
 
 impl Control {
@@ -101,6 +103,7 @@ impl Control {
                 shutdown,
                 master_key: Default::default(),
                 s3_keys: Default::default(),
+                sandboxes: Default::default(),
             }),
         }
     }

@@ -79,6 +79,7 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/v1/buckets/{id}/presign", "bucket.presign", "bucket"),
     ("POST", "/v1/s3-keys", "s3_key.create", "s3_key"),
     ("DELETE", "/v1/s3-keys/{id}", "s3_key.delete", "s3_key"),
+    ("POST", "/v1/sandbox-keys", "sandbox_key.create", "sandbox_key"),
 ];
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not

@@ -13,6 +13,7 @@ use crate::routes::{
     audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys, system,
     tokens, users,
 };
+use crate::routes::sandboxes;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,6 +46,7 @@ use crate::routes::{
         (name = "system", description = "Server administration"),
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "meta", description = "This document"),
+        (name = "sandboxes", description = "Keys of the E2B-compatible sandbox API"),
     )
 )]
 struct ApiDoc;
@@ -135,6 +137,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(health::metrics))
+        .routes(routes!(sandboxes::list_keys, sandboxes::create_key))
 }
 
 /// The document, as served and as checked in at the repository root.

@@ -86,6 +86,9 @@ enum Command {
     /// Server administration (admins)
     #[command(subcommand)]
     System(cli::system::SystemCommand),
+    /// Sandboxes: keys of the E2B-compatible API
+    #[command(subcommand, visible_alias = "sandboxes")]
+    Sandbox(cli::sandboxes::SandboxCommand),
 }
 
 /// Commands that run something inside an instance exit with its exit code.
@@ -137,6 +140,7 @@ fn main() -> ExitCode {
             Command::Port(cmd) => cli::networks::run_port(&cli.global, cmd).await,
             Command::Bucket(cmd) => cli::buckets::run(&cli.global, cmd).await,
             Command::S3Key(cmd) => cli::buckets::run_keys(&cli.global, cmd).await,
+            Command::Sandbox(cmd) => cli::sandboxes::run(&cli.global, cmd).await,
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,
             Command::System(cmd) => cli::system::run(&cli.global, cmd).await,

@@ -15,3 +15,4 @@ pub mod s3_keys;
 pub mod system;
 pub mod tokens;
 pub mod users;
+pub mod sandboxes;

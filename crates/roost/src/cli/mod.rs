@@ -14,6 +14,7 @@ pub mod system;
 pub mod terminal;
 pub mod tokens;
 pub mod users;
+pub mod sandboxes;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

@@ -1,0 +1,661 @@
+//! Sandboxes: instances with a time to live, created and driven through the
+//! E2B-compatible API. A sandbox is an instance (kind and template passed through, so a
+//! VM driver serves `--type vm` sandboxes once it implements exec, files and pause) plus
+//! a row with its key, TTL and usage. Processes and files are reached through the
+//! driver's exec and copy operations: nothing runs inside the sandbox on our behalf.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use roost_api::ErrorCode;
+use roost_api::auth::AuthMethod;
+use roost_api::ids::IdKind;
+use roost_api::instances::{CreateInstanceRequest, InstanceStatus};
+use roost_api::projects::DEFAULT_PROJECT;
+use roost_api::sandboxes::{
+    CreateSandboxKeyRequest, CreatedSandboxKey, DEFAULT_CREATES_PER_MINUTE, DEFAULT_MAX_SANDBOXES, SandboxKey,
+};
+use roost_api::tokens::Scope;
+use roost_store::now_ms;
+use roost_store::sandboxes::{SandboxKeyRow, SandboxRow};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast;
+
+use crate::auth::hash_secret;
+use crate::error::{Validator, check_name};
+use crate::images::node_error;
+use crate::{Control, Error, Principal, RequestContext, Result, audit};
+
+/// Longest a sandbox may live without being extended (E2B's own cap is 24 h).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// A sandbox's size unless the template says otherwise.
+pub const SANDBOX_CPUS: f64 = 1.0;
+pub const SANDBOX_MEMORY: u64 = 512 << 20;
+
+/// What a running sandbox process emits.
+#[derive(Debug, Clone)]
+pub enum ProcessEvent {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    /// The exit code (128 + signal when killed).
+    End(i32),
+}
+
+/// A process started in a sandbox, until it ends.
+pub struct SandboxProcess {
+    pub pid: u32,
+    pub tag: Option<String>,
+    pub cmd: String,
+    pub args: Vec<String>,
+    pub envs: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+    host_pid: Option<u32>,
+    events: broadcast::Sender<ProcessEvent>,
+    stdin: tokio::sync::Mutex<Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>>,
+}
+
+impl SandboxProcess {
+    /// New events from now on (a re-attach sees output from the moment it attaches).
+    pub fn subscribe(&self) -> broadcast::Receiver<ProcessEvent> {
+        self.events.subscribe()
+    }
+
+    pub async fn write_stdin(&self, data: &[u8]) -> Result<()> {
+        let mut stdin = self.stdin.lock().await;
+        let Some(w) = stdin.as_mut() else { return Err(Error::conflict("the process's stdin is closed")) };
+        w.write_all(data).await.map_err(|e| Error::conflict(format!("writing stdin: {e}")))?;
+        w.flush().await.map_err(|e| Error::conflict(format!("writing stdin: {e}")))
+    }
+
+    pub async fn close_stdin(&self) {
+        self.stdin.lock().await.take();
+    }
+
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        let pid = self.host_pid.ok_or_else(|| Error::unprocessable("this sandbox's driver cannot signal processes"))?;
+        roost_node::reaper::signal(pid, sig).map_err(|e| Error::conflict(format!("signal: {e}")))
+    }
+}
+
+/// The sandbox side of the control plane's state.
+#[derive(Default)]
+pub(crate) struct Sandboxes {
+    /// Running processes per sandbox, by the pid we gave them.
+    processes: Mutex<HashMap<String, BTreeMap<u32, Arc<SandboxProcess>>>>,
+    next_pid: AtomicU32,
+    /// Recent creations per key, for the per-minute limit.
+    creations: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Authenticated keys, by the hash of their secret.
+    keys: Mutex<HashMap<String, (SandboxKeyRow, Arc<Principal>)>>,
+}
+
+/// What the E2B API needs of a sandbox, its row plus its state.
+#[derive(Debug, Clone)]
+pub struct SandboxView {
+    pub row: SandboxRow,
+    pub paused: bool,
+}
+
+fn key_api(row: &SandboxKeyRow) -> SandboxKey {
+    SandboxKey {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        prefix: row.prefix.clone(),
+        project_id: row.project_id.clone(),
+        max_sandboxes: row.max_sandboxes as u32,
+        creates_per_minute: row.creates_per_minute as u32,
+        created_at: roost_store::to_time(row.created_at),
+    }
+}
+
+/// The parameters of a new sandbox (the E2B `NewSandbox` body, minus what Roost ignores).
+#[derive(Debug, Clone, Default)]
+pub struct NewSandbox {
+    pub template: String,
+    pub timeout: Option<Duration>,
+    pub metadata: BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Control {
+    fn sandboxes(&self) -> &Sandboxes {
+        &self.inner.sandboxes
+    }
+
+    /// Makes a key for the E2B API, acting in `project` with the caller's rights there.
+    pub async fn create_sandbox_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        req: CreateSandboxKeyRequest,
+    ) -> Result<CreatedSandboxKey> {
+        let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
+        access.require_write()?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", &req.name);
+        let max = req.max_sandboxes.unwrap_or(DEFAULT_MAX_SANDBOXES);
+        v.check((1..=10_000).contains(&max), "max_sandboxes", "must be between 1 and 10000");
+        let rate = req.creates_per_minute.unwrap_or(DEFAULT_CREATES_PER_MINUTE);
+        v.check((1..=100_000).contains(&rate), "creates_per_minute", "must be between 1 and 100000");
+        v.finish()?;
+        let mut raw = [0u8; 20];
+        getrandom::fill(&mut raw).map_err(|e| Error::internal(format!("random source: {e}")))?;
+        let secret = format!("e2b_{}", hex::encode(raw));
+        let row = SandboxKeyRow {
+            id: IdKind::SandboxKey.generate(),
+            project_id: access.project.id.clone(),
+            user_id: p.user_id.clone(),
+            name: req.name.clone(),
+            prefix: secret[..10].to_string(),
+            key_hash: hash_secret(&secret),
+            max_sandboxes: max as i64,
+            creates_per_minute: rate as i64,
+            created_at: now_ms(),
+            revoked_at: None,
+        };
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        roost_store::sandboxes::insert_key(tx.conn(), &row).await?;
+        audit::record(tx.conn(), ctx, p, "sandbox_key.create", Some(("sandbox_key", &row.id)), body.as_ref())
+            .await?;
+        tx.commit().await?;
+        Ok(CreatedSandboxKey { key: key_api(&row), secret })
+    }
+
+    pub async fn list_sandbox_keys(&self, p: &Principal) -> Result<Vec<SandboxKey>> {
+        let rows = self.store().list_sandbox_keys(None).await?;
+        let mut out = Vec::new();
+        for row in rows {
+            if self.project_access(p, &row.project_id).await.is_ok() {
+                out.push(key_api(&row));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The key and the principal it acts as (its creator, write scope, its project only).
+    pub async fn authenticate_sandbox_key(&self, secret: &str) -> Result<(SandboxKeyRow, Arc<Principal>)> {
+        let bad = || Error::unauthorized("Invalid API key");
+        if !secret.starts_with("e2b_") || secret.len() != 44 {
+            return Err(bad());
+        }
+        let hash = hash_secret(secret);
+        if let Some(found) = self.sandboxes().keys.lock().expect("keys").get(&hash).cloned() {
+            return Ok(found);
+        }
+        let key = self.store().sandbox_key_by_hash(&hash).await?.ok_or_else(bad)?;
+        let user = self.store().user_by_id(&key.user_id).await?.ok_or_else(bad)?;
+        if user.disabled != 0 {
+            return Err(bad());
+        }
+        let principal = Arc::new(Principal {
+            user_id: user.id.clone(),
+            user_name: user.name.clone(),
+            role: user.role(),
+            method: AuthMethod::Token,
+            scope: Scope::Write,
+            token_id: Some(key.id.clone()),
+            token_name: Some(format!("sandbox key {}", key.name)),
+            session_id: None,
+            csrf_hash: None,
+            expires_at: None,
+            project_id: Some(key.project_id.clone()),
+            user,
+        });
+        self.sandboxes().keys.lock().expect("keys").insert(hash, (key.clone(), principal.clone()));
+        Ok((key, principal))
+    }
+
+    /// Creates a sandbox and returns once its instance runs.
+    pub async fn create_sandbox(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &SandboxKeyRow,
+        req: NewSandbox,
+    ) -> Result<SandboxView> {
+        let timeout = req.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() || timeout > MAX_TIMEOUT {
+            return Err(Error::validation(vec![roost_api::FieldError {
+                field: "timeout".into(),
+                message: "must be between 1 second and 24 hours".into(),
+            }]));
+        }
+        let live = self.store().live_sandboxes(Some(&key.project_id)).await?;
+        let mine = live.iter().filter(|s| s.key_id.as_deref() == Some(key.id.as_str())).count();
+        if mine as i64 >= key.max_sandboxes {
+            let mut e = Error::new(
+                ErrorCode::RateLimited,
+                format!("this key may run {} sandboxes at once; kill one first", key.max_sandboxes),
+            );
+            e.retry_after = Some(Duration::from_secs(1));
+            return Err(e);
+        }
+        {
+            let mut creations = self.sandboxes().creations.lock().expect("creations");
+            let recent = creations.entry(key.id.clone()).or_default();
+            let now = Instant::now();
+            while recent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+                recent.pop_front();
+            }
+            if recent.len() as i64 >= key.creates_per_minute {
+                let wait = Duration::from_secs(60) - now.duration_since(*recent.front().expect("non-empty"));
+                return Err(Error::rate_limited(wait));
+            }
+            recent.push_back(now);
+        }
+        let id = IdKind::Sandbox.generate();
+        let mut labels = BTreeMap::new();
+        labels.insert("roost.sandbox".to_string(), id.clone());
+        let (instance, _) = self
+            .create_instance(
+                ctx,
+                p,
+                CreateInstanceRequest {
+                    name: id.clone(),
+                    image: req.template.clone(),
+                    project: Some(key.project_id.clone()),
+                    cpus: Some(SANDBOX_CPUS),
+                    memory_bytes: Some(SANDBOX_MEMORY),
+                    env: req.env.clone(),
+                    labels,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| {
+                if e.code == ErrorCode::ValidationFailed {
+                    Error::not_found("template", &req.template)
+                } else {
+                    e
+                }
+            })?;
+        let now = now_ms();
+        let row = SandboxRow {
+            id: id.clone(),
+            project_id: key.project_id.clone(),
+            key_id: Some(key.id.clone()),
+            instance_id: instance.id.clone(),
+            template: req.template.clone(),
+            metadata: serde_json::to_string(&req.metadata).unwrap_or_else(|_| "{}".into()),
+            cpus_milli: (SANDBOX_CPUS * 1000.0) as i64,
+            memory_bytes: SANDBOX_MEMORY as i64,
+            started_at: now,
+            expires_at: now + timeout.as_millis() as i64,
+            ended_at: None,
+            commands: 0,
+        };
+        let body = serde_json::json!({"template": req.template, "timeout_secs": timeout.as_secs(), "metadata": req.metadata});
+        let mut tx = self.store().write().await?;
+        roost_store::sandboxes::insert(tx.conn(), &row).await?;
+        audit::record(tx.conn(), ctx, p, "sandbox.create", Some(("sandbox", &id)), Some(&body)).await?;
+        tx.commit().await?;
+        let running = self.wait_instance(p, &instance.id, None, InstanceStatus::Running, Duration::from_secs(120)).await;
+        match running {
+            Ok(i) if i.status == InstanceStatus::Running => Ok(SandboxView { row, paused: false }),
+            Ok(i) => {
+                let reason = i.status_reason.unwrap_or_default();
+                let _ = self.kill_sandbox(ctx, p, &id).await;
+                Err(Error::new(ErrorCode::Unavailable, format!("the sandbox did not start: {} {reason}", i.status.as_str())))
+            }
+            Err(e) => {
+                let _ = self.kill_sandbox(ctx, p, &id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A live sandbox the principal may see.
+    pub async fn sandbox(&self, p: &Principal, id: &str) -> Result<SandboxView> {
+        let row = self
+            .store()
+            .sandbox(id)
+            .await?
+            .filter(|r| r.ended_at.is_none())
+            .ok_or_else(|| Error::not_found("sandbox", id))?;
+        self.project_access(p, &row.project_id).await.map_err(|_| Error::not_found("sandbox", id))?;
+        let paused = matches!(self.store().instance(&row.instance_id).await?, Some(i) if i.status() == InstanceStatus::Paused);
+        Ok(SandboxView { row, paused })
+    }
+
+    pub async fn list_sandboxes(&self, p: &Principal) -> Result<Vec<SandboxView>> {
+        let project = p.project_id.clone();
+        let rows = self.store().live_sandboxes(project.as_deref()).await?;
+        let mut out = Vec::new();
+        for row in rows {
+            if self.project_access(p, &row.project_id).await.is_err() {
+                continue;
+            }
+            let paused = matches!(self.store().instance(&row.instance_id).await?, Some(i) if i.status() == InstanceStatus::Paused);
+            out.push(SandboxView { row, paused });
+        }
+        Ok(out)
+    }
+
+    /// Kills a sandbox: its processes, its instance, and ends its row.
+    pub async fn kill_sandbox(&self, ctx: &RequestContext, p: &Principal, id: &str) -> Result<()> {
+        let row = self.store().sandbox(id).await?.ok_or_else(|| Error::not_found("sandbox", id))?;
+        if row.ended_at.is_some() {
+            return Err(Error::not_found("sandbox", id));
+        }
+        self.project_access(p, &row.project_id).await.map_err(|_| Error::not_found("sandbox", id))?;
+        self.end_sandbox(ctx, p, &row, "sandbox.kill").await
+    }
+
+    async fn end_sandbox(&self, ctx: &RequestContext, p: &Principal, row: &SandboxRow, action: &str) -> Result<()> {
+        let mut tx = self.store().write().await?;
+        let ended = roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
+        audit::record(tx.conn(), ctx, p, action, Some(("sandbox", &row.id)), None).await?;
+        tx.commit().await?;
+        if !ended {
+            return Ok(());
+        }
+        self.sandboxes().processes.lock().expect("processes").remove(&row.id);
+        match self.delete_instance(ctx, p, &row.instance_id, None, true).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ErrorCode::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets the time left to `timeout` from now.
+    pub async fn set_sandbox_timeout(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let view = self.sandbox(p, id).await?;
+        let timeout = timeout.min(MAX_TIMEOUT);
+        let mut tx = self.store().write().await?;
+        roost_store::sandboxes::set_expiry(tx.conn(), &view.row.id, now_ms() + timeout.as_millis() as i64).await?;
+        let body = serde_json::json!({"timeout_secs": timeout.as_secs()});
+        audit::record(tx.conn(), ctx, p, "sandbox.timeout", Some(("sandbox", id)), Some(&body)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Freezes (`pause`) or thaws a sandbox's instance; processes and memory are kept.
+    pub async fn pause_sandbox(&self, ctx: &RequestContext, p: &Principal, id: &str, pause: bool) -> Result<()> {
+        let view = self.sandbox(p, id).await?;
+        let node = self.node()?;
+        let instance = &view.row.instance_id;
+        if pause {
+            node.driver.pause(instance).await.map_err(node_error)?;
+        } else {
+            node.driver.resume(instance).await.map_err(node_error)?;
+        }
+        let mut tx = self.store().write().await?;
+        let action = if pause { "sandbox.pause" } else { "sandbox.resume" };
+        audit::record(tx.conn(), ctx, p, action, Some(("sandbox", id)), None).await?;
+        tx.commit().await?;
+        if let Some(row) = self.store().instance(instance).await? {
+            let status = if pause { InstanceStatus::Paused } else { InstanceStatus::Running };
+            self.record(&row, status, None, None, row.started_at).await?;
+        }
+        Ok(())
+    }
+
+    /// Kills sandboxes whose time ran out, every second until shutdown.
+    pub fn spawn_sandbox_reaper(&self) {
+        let control = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = control.shutdown().cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let expired = match control.store().expired_sandboxes(now_ms()).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot list expired sandboxes");
+                        continue;
+                    }
+                };
+                for row in expired {
+                    if let Err(e) = control.expire_sandbox(&row).await {
+                        tracing::warn!(sandbox = %row.id, error = %e.message, "cannot kill an expired sandbox");
+                    }
+                }
+            }
+        });
+    }
+
+    async fn expire_sandbox(&self, row: &SandboxRow) -> Result<()> {
+        let key = match &row.key_id {
+            Some(k) => self.store().list_sandbox_keys(None).await?.into_iter().find(|r| &r.id == k),
+            None => None,
+        };
+        let user = match key {
+            Some(k) => self.store().user_by_id(&k.user_id).await?,
+            None => None,
+        };
+        let Some(user) = user else {
+            let mut tx = self.store().write().await?;
+            roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
+            tx.commit().await?;
+            return Ok(());
+        };
+        let principal = Principal {
+            user_id: user.id.clone(),
+            user_name: user.name.clone(),
+            role: user.role(),
+            method: AuthMethod::Token,
+            scope: Scope::Write,
+            token_id: row.key_id.clone(),
+            token_name: Some("sandbox TTL".into()),
+            session_id: None,
+            csrf_hash: None,
+            expires_at: None,
+            project_id: Some(row.project_id.clone()),
+            user,
+        };
+        tracing::info!(sandbox = %row.id, "sandbox timed out: killing it");
+        self.end_sandbox(&RequestContext::default(), &principal, row, "sandbox.expire").await
+    }
+
+    /// Starts a process in a sandbox. The receiver sees everything it prints.
+    pub async fn start_sandbox_process(
+        &self,
+        view: &SandboxView,
+        cmd: String,
+        args: Vec<String>,
+        envs: BTreeMap<String, String>,
+        cwd: Option<String>,
+        tag: Option<String>,
+    ) -> Result<(Arc<SandboxProcess>, broadcast::Receiver<ProcessEvent>)> {
+        if view.paused {
+            return Err(Error::conflict(format!("sandbox '{}' is paused", view.row.id)));
+        }
+        let mut argv = vec![cmd.clone()];
+        argv.extend(args.iter().cloned());
+        let mut session = self
+            .exec(
+                &view.row.instance_id,
+                roost_node::ExecRequest {
+                    cmd: argv,
+                    env: envs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    cwd: cwd.clone(),
+                    tty: false,
+                    rows: 0,
+                    cols: 0,
+                },
+            )
+            .await?;
+        let _ = self.store().count_sandbox_command(&view.row.id).await;
+        let pid = 1000 + self.sandboxes().next_pid.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = broadcast::channel(4096);
+        let process = Arc::new(SandboxProcess {
+            pid,
+            tag,
+            cmd,
+            args,
+            envs,
+            cwd,
+            host_pid: session.host_pid(),
+            events: tx.clone(),
+            stdin: tokio::sync::Mutex::new(session.stdin.take()),
+        });
+        self.sandboxes()
+            .processes
+            .lock()
+            .expect("processes")
+            .entry(view.row.id.clone())
+            .or_default()
+            .insert(pid, process.clone());
+        let stdout = session.stdout.take();
+        let stderr = session.stderr.take();
+        let control = self.clone();
+        let sandbox = view.row.id.clone();
+        tokio::spawn(async move {
+            let pump = |r: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, err: bool| {
+                let tx = tx.clone();
+                async move {
+                    let Some(mut r) = r else { return };
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match r.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                let data = buf[..n].to_vec();
+                                let _ = tx.send(if err { ProcessEvent::Stderr(data) } else { ProcessEvent::Stdout(data) });
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::join!(pump(stdout, false), pump(stderr, true));
+            let code = session.wait().await.unwrap_or(-1);
+            if let Some(map) = control.sandboxes().processes.lock().expect("processes").get_mut(&sandbox) {
+                map.remove(&pid);
+            }
+            let _ = tx.send(ProcessEvent::End(code));
+        });
+        Ok((process, rx))
+    }
+
+    /// Running processes of a sandbox.
+    pub fn sandbox_processes(&self, sandbox: &str) -> Vec<Arc<SandboxProcess>> {
+        self.sandboxes()
+            .processes
+            .lock()
+            .expect("processes")
+            .get(sandbox)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A running process by pid or tag.
+    pub fn sandbox_process(&self, sandbox: &str, pid: Option<u32>, tag: Option<&str>) -> Result<Arc<SandboxProcess>> {
+        self.sandbox_processes(sandbox)
+            .into_iter()
+            .find(|p| pid.is_some_and(|x| p.pid == x) || (tag.is_some() && p.tag.as_deref() == tag))
+            .ok_or_else(|| Error::not_found("process", &pid.map(|p| p.to_string()).unwrap_or_default()))
+    }
+
+    /// Runs a command to completion in the sandbox (for file operations): stdout, stderr
+    /// and exit code.
+    pub async fn sandbox_run(&self, view: &SandboxView, argv: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i32)> {
+        let mut session = self
+            .exec(
+                &view.row.instance_id,
+                roost_node::ExecRequest {
+                    cmd: argv.iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        drop(session.stdin.take());
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let (o, e) = (session.stdout.take(), session.stderr.take());
+        let read_out = async {
+            if let Some(mut o) = o {
+                let _ = o.read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(mut e) = e {
+                let _ = e.read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(read_out, read_err);
+        let code = session.wait().await.map_err(node_error)?;
+        Ok((out, err, code))
+    }
+
+    /// The contents of a file in the sandbox.
+    pub async fn sandbox_read_file(&self, view: &SandboxView, path: &str) -> Result<Vec<u8>> {
+        let mut tar = self.copy_out_instance(&view.row.instance_id, path).await?;
+        let mut bytes = Vec::new();
+        tar.read_to_end(&mut bytes).await.map_err(|e| Error::internal(format!("reading {path}: {e}")))?;
+        let mut archive = tar::Archive::new(std::io::Cursor::new(bytes));
+        let entries = archive.entries().map_err(|e| Error::internal(format!("reading {path}: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Error::internal(format!("reading {path}: {e}")))?;
+            if entry.header().entry_type().is_dir() {
+                return Err(Error::new(ErrorCode::ValidationFailed, format!("path '{path}' is a directory")));
+            }
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data)
+                .map_err(|e| Error::internal(format!("reading {path}: {e}")))?;
+            return Ok(data);
+        }
+        Err(Error::not_found("file", path))
+    }
+
+    /// Writes a file in the sandbox, making its parent directories.
+    pub async fn sandbox_write_file(&self, view: &SandboxView, path: &str, data: Vec<u8>) -> Result<()> {
+        let (dir, name) = match path.rsplit_once('/') {
+            Some(("", name)) => ("/".to_string(), name.to_string()),
+            Some((dir, name)) => (dir.to_string(), name.to_string()),
+            None => ("/root".to_string(), path.to_string()),
+        };
+        if name.is_empty() {
+            return Err(Error::new(ErrorCode::ValidationFailed, format!("'{path}' names no file")));
+        }
+        let (_, err, code) = self.sandbox_run(view, &["mkdir", "-p", &dir]).await?;
+        if code != 0 {
+            return Err(Error::new(ErrorCode::ValidationFailed, String::from_utf8_lossy(&err).trim().to_string()));
+        }
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(now_ms() as u64 / 1000);
+        builder
+            .append_data(&mut header, &name, data.as_slice())
+            .map_err(|e| Error::internal(format!("packing {path}: {e}")))?;
+        let archive = builder.into_inner().map_err(|e| Error::internal(format!("packing {path}: {e}")))?;
+        self.copy_in_instance(&view.row.instance_id, &dir, Box::new(std::io::Cursor::new(archive))).await
+    }
+
+    async fn copy_out_instance(&self, instance: &str, path: &str) -> Result<roost_node::TarStream> {
+        self.node()?.driver.copy_out(instance, path).await.map_err(node_error)
+    }
+
+    async fn copy_in_instance(&self, instance: &str, dir: &str, tar: roost_node::TarStream) -> Result<()> {
+        self.node()?.driver.copy_in(instance, dir, tar).await.map_err(node_error)
+    }
+}
+
+/// A sandbox's current usage, for the E2B metrics endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxMetrics {
+    pub cpu_pct: f64,
+    pub memory_bytes: u64,
+}
+
+impl Control {
+    pub async fn sandbox_metrics(&self, view: &SandboxView) -> Result<SandboxMetrics> {
+        let id = &view.row.instance_id;
+        let stats = self.node()?.driver.stats(id).await.map_err(node_error)?;
+        let cpu_pct = self.compute().latest.lock().expect("latest").get(id).map(|s| s.cpu_percent).unwrap_or(0.0);
+        Ok(SandboxMetrics { cpu_pct, memory_bytes: stats.memory_bytes })
+    }
+}

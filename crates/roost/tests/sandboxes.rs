@@ -1,0 +1,84 @@
+//! Sandboxes end to end: a real server with compute, the `base` template built offline
+//! from Debian packages, a key from `roost sandbox key create`, and the official E2B
+//! Python SDK (pinned, in `target/e2benv`, installed by `scripts/install-deps.sh --test`)
+//! running `tests/e2b/sdk_suite.py` against the E2B listener unmodified — only
+//! `E2B_API_URL`, `E2B_SANDBOX_URL` and `E2B_API_KEY` are set.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{ServerOptions, TestServer, stderr, stdout};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn e2b_python() -> PathBuf {
+    let py = workspace_root().join("target/e2benv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: a virtualenv with the e2b SDK (Debian package 'python3-venv', e2b from PyPI); \
+         run `scripts/install-deps.sh --test`, which `make test` does",
+        py.display()
+    );
+    let ok = Command::new(&py).args(["-c", "import e2b, e2b_code_interpreter"]).status().is_ok_and(|s| s.success());
+    assert!(ok, "the e2b SDK is not importable in target/e2benv: run `scripts/install-deps.sh --test`");
+    py
+}
+
+#[test]
+fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
+    let python = e2b_python();
+    let server = TestServer::start_with(ServerOptions::compute(50));
+    let e2b = server.e2b_url.clone().expect("the banner shows the E2B listener");
+    let ok = |args: &[&str]| {
+        let out = server.cli(args, None, &[]);
+        assert!(out.status.success(), "roost {}: {}", args.join(" "), stderr(&out));
+        out
+    };
+    let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(common::ADMIN_PASSWORD), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The template: Debian with bash and python3, built offline from packages.
+    ok(&["image", "build", "base", "--from", "debian:bookworm", "--packages", "bash,python3,procps,findutils"]);
+    let out = ok(&["sandbox", "key", "create", "sdk-suite"]);
+    let key = stdout(&out).trim().to_string();
+    assert!(
+        key.len() == 44 && key.starts_with("e2b_") && key[4..].bytes().all(|b| b.is_ascii_hexdigit()),
+        "key shape: {key}"
+    );
+    let listed = stdout(&ok(&["sandbox", "key", "ls", "-o", "json"]));
+    assert!(listed.contains("sdk-suite") && !listed.contains(&key), "{listed}");
+
+    let out = Command::new(&python)
+        .arg(workspace_root().join("crates/roost/tests/e2b/sdk_suite.py"))
+        .env("E2B_API_URL", &e2b)
+        .env("E2B_SANDBOX_URL", &e2b)
+        .env("E2B_API_KEY", &key)
+        .env("TEMPLATE", "base")
+        .env_remove("E2B_DOMAIN")
+        .env_remove("E2B_DEBUG")
+        .output()
+        .unwrap();
+    let printed = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert!(out.status.success() && printed.contains("all ok"), "the SDK suite failed:\n{printed}\n--- server:\n{}", server.output());
+
+    // Every sandbox is gone: killed, expired, nothing left of their instances.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = ok(&["instance", "ls", "-o", "json"]);
+        let instances: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        if instances.as_array().map(Vec::len) == Some(0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "instances left: {instances}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // Mutations are audited.
+    let audit = stdout(&ok(&["audit", "ls", "-o", "json", "--limit", "500"]));
+    for action in ["sandbox_key.create", "sandbox.create", "sandbox.kill", "sandbox.expire", "sandbox.pause", "sandbox.resume"] {
+        assert!(audit.contains(action), "no {action} in the audit log");
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(50));
+}
