@@ -43,6 +43,7 @@ bench: build
 	scripts/bench-instances.sh
 	scripts/bench-networks.sh
 	scripts/bench-s3.sh
+	scripts/bench-sandboxes.sh
 
 # Rewrites openapi.json from the code (the test suite fails while it is stale).
 openapi:

@@ -90,6 +90,8 @@ pub(crate) struct Sandboxes {
     creations: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// Authenticated keys, by the hash of their secret.
     keys: Mutex<HashMap<String, (SandboxKeyRow, Arc<Principal>)>>,
+    /// Code interpreter contexts per sandbox, by context id.
+    kernels: Mutex<HashMap<String, BTreeMap<String, Arc<Kernel>>>>,
 }
 
 /// What the E2B API needs of a sandbox, its row plus its state.
@@ -354,6 +356,7 @@ impl Control {
             return Ok(());
         }
         self.sandboxes().processes.lock().expect("processes").remove(&row.id);
+        self.kernels().lock().expect("kernels").remove(&row.id);
         match self.delete_instance(ctx, p, &row.instance_id, None, true).await {
             Ok(_) => Ok(()),
             Err(e) if e.code == ErrorCode::NotFound => Ok(()),
@@ -589,58 +592,55 @@ impl Control {
         Ok((out, err, code))
     }
 
-    /// The contents of a file in the sandbox.
+    /// The contents of a file in the sandbox (`cat` through exec, so any driver that
+    /// execs serves it, and symlinks resolve inside the sandbox).
     pub async fn sandbox_read_file(&self, view: &SandboxView, path: &str) -> Result<Vec<u8>> {
-        let mut tar = self.copy_out_instance(&view.row.instance_id, path).await?;
-        let mut bytes = Vec::new();
-        tar.read_to_end(&mut bytes).await.map_err(|e| Error::internal(format!("reading {path}: {e}")))?;
-        let mut archive = tar::Archive::new(std::io::Cursor::new(bytes));
-        let entries = archive.entries().map_err(|e| Error::internal(format!("reading {path}: {e}")))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| Error::internal(format!("reading {path}: {e}")))?;
-            if entry.header().entry_type().is_dir() {
-                return Err(Error::new(ErrorCode::ValidationFailed, format!("path '{path}' is a directory")));
+        let (out, err, code) = self.sandbox_run(view, &["cat", "--", path]).await?;
+        if code != 0 {
+            let text = String::from_utf8_lossy(&err).trim().to_string();
+            if text.contains("No such file") {
+                return Err(Error::not_found("file", path));
             }
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut data)
-                .map_err(|e| Error::internal(format!("reading {path}: {e}")))?;
-            return Ok(data);
+            return Err(Error::new(ErrorCode::ValidationFailed, text));
         }
-        Err(Error::not_found("file", path))
+        Ok(out)
     }
 
     /// Writes a file in the sandbox, making its parent directories.
     pub async fn sandbox_write_file(&self, view: &SandboxView, path: &str, data: Vec<u8>) -> Result<()> {
-        let (dir, name) = match path.rsplit_once('/') {
-            Some(("", name)) => ("/".to_string(), name.to_string()),
-            Some((dir, name)) => (dir.to_string(), name.to_string()),
-            None => ("/root".to_string(), path.to_string()),
+        let script = "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"";
+        let mut session = self
+            .exec(
+                &view.row.instance_id,
+                roost_node::ExecRequest {
+                    cmd: ["sh", "-c", script, "sh", path].iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let stdin = session.stdin.take();
+        let (o, e) = (session.stdout.take(), session.stderr.take());
+        let feed = async move {
+            if let Some(mut w) = stdin {
+                let _ = w.write_all(&data).await;
+                let _ = w.shutdown().await;
+            }
         };
-        if name.is_empty() {
-            return Err(Error::new(ErrorCode::ValidationFailed, format!("'{path}' names no file")));
-        }
-        let (_, err, code) = self.sandbox_run(view, &["mkdir", "-p", &dir]).await?;
+        let mut err = Vec::new();
+        let drain = async {
+            if let Some(mut o) = o {
+                let _ = tokio::io::copy(&mut o, &mut tokio::io::sink()).await;
+            }
+            if let Some(mut e) = e {
+                let _ = e.read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(feed, drain);
+        let code = session.wait().await.map_err(node_error)?;
         if code != 0 {
             return Err(Error::new(ErrorCode::ValidationFailed, String::from_utf8_lossy(&err).trim().to_string()));
         }
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(now_ms() as u64 / 1000);
-        builder
-            .append_data(&mut header, &name, data.as_slice())
-            .map_err(|e| Error::internal(format!("packing {path}: {e}")))?;
-        let archive = builder.into_inner().map_err(|e| Error::internal(format!("packing {path}: {e}")))?;
-        self.copy_in_instance(&view.row.instance_id, &dir, Box::new(std::io::Cursor::new(archive))).await
-    }
-
-    async fn copy_out_instance(&self, instance: &str, path: &str) -> Result<roost_node::TarStream> {
-        self.node()?.driver.copy_out(instance, path).await.map_err(node_error)
-    }
-
-    async fn copy_in_instance(&self, instance: &str, dir: &str, tar: roost_node::TarStream) -> Result<()> {
-        self.node()?.driver.copy_in(instance, dir, tar).await.map_err(node_error)
+        Ok(())
     }
 }
 
@@ -657,5 +657,155 @@ impl Control {
         let stats = self.node()?.driver.stats(id).await.map_err(node_error)?;
         let cpu_pct = self.compute().latest.lock().expect("latest").get(id).map(|s| s.cpu_percent).unwrap_or(0.0);
         Ok(SandboxMetrics { cpu_pct, memory_bytes: stats.memory_bytes })
+    }
+}
+
+/// The code interpreter runner Roost copies into a sandbox (IPython-based, ours).
+pub const CODE_INTERPRETER_RUNNER: &str = include_str!("../assets/code_interpreter.py");
+const RUNNER_PATH: &str = "/tmp/.roost/code_interpreter.py";
+
+/// One code interpreter context: a runner process with its own IPython shell.
+pub struct Kernel {
+    pub id: String,
+    pub language: String,
+    pub cwd: String,
+    io: Arc<tokio::sync::Mutex<KernelIo>>,
+}
+
+struct KernelIo {
+    stdin: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+    lines: tokio::io::Lines<tokio::io::BufReader<Box<dyn tokio::io::AsyncRead + Send + Unpin>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    _session: roost_node::ExecSession,
+}
+
+impl Control {
+    fn kernels(&self) -> &Mutex<HashMap<String, BTreeMap<String, Arc<Kernel>>>> {
+        &self.inner.sandboxes.kernels
+    }
+
+    /// Starts a context (a runner process) in the sandbox.
+    pub async fn create_kernel(&self, view: &SandboxView, language: Option<&str>, cwd: Option<&str>) -> Result<Arc<Kernel>> {
+        let language = language.unwrap_or("python").to_string();
+        if language != "python" {
+            return Err(Error::unprocessable(format!("language '{language}' is not supported (only python)")));
+        }
+        let id = format!("ctx-{}", 1000 + self.sandboxes().next_pid.fetch_add(1, Ordering::Relaxed));
+        self.spawn_kernel(view, id, language, cwd.unwrap_or("/root").to_string()).await
+    }
+
+    async fn spawn_kernel(&self, view: &SandboxView, id: String, language: String, cwd: String) -> Result<Arc<Kernel>> {
+        self.sandbox_write_file(view, RUNNER_PATH, CODE_INTERPRETER_RUNNER.as_bytes().to_vec()).await?;
+        let mut session = self
+            .exec(
+                &view.row.instance_id,
+                roost_node::ExecRequest {
+                    cmd: vec!["python3".into(), "-u".into(), RUNNER_PATH.into()],
+                    env: vec![("MPLBACKEND".into(), "Agg".into())],
+                    cwd: Some(cwd.clone()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let stdin = session.stdin.take().ok_or_else(|| Error::internal("runner without stdin"))?;
+        let stdout = session.stdout.take().ok_or_else(|| Error::internal("runner without stdout"))?;
+        let stderr_buf = Arc::new(Mutex::new(Vec::new()));
+        if let Some(mut err) = session.stderr.take() {
+            let buf = stderr_buf.clone();
+            tokio::spawn(async move {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = err.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut b = buf.lock().expect("stderr");
+                    if b.len() < 64 * 1024 {
+                        b.extend_from_slice(&chunk[..n]);
+                    }
+                }
+            });
+        }
+        use tokio::io::AsyncBufReadExt;
+        let io = KernelIo {
+            stdin,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+            stderr: stderr_buf,
+            _session: session,
+        };
+        let kernel = Arc::new(Kernel { id: id.clone(), language, cwd, io: Arc::new(tokio::sync::Mutex::new(io)) });
+        self.kernels().lock().expect("kernels").entry(view.row.id.clone()).or_default().insert(id, kernel.clone());
+        Ok(kernel)
+    }
+
+    pub fn list_kernels(&self, sandbox: &str) -> Vec<Arc<Kernel>> {
+        self.kernels().lock().expect("kernels").get(sandbox).map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Ends a context (its runner gets EOF and exits).
+    pub fn remove_kernel(&self, sandbox: &str, id: &str) -> Result<()> {
+        let removed = self.kernels().lock().expect("kernels").get_mut(sandbox).and_then(|m| m.remove(id));
+        removed.map(|_| ()).ok_or_else(|| Error::not_found("context", id))
+    }
+
+    pub async fn restart_kernel(&self, view: &SandboxView, id: &str) -> Result<Arc<Kernel>> {
+        let old = self.kernels().lock().expect("kernels").get_mut(&view.row.id).and_then(|m| m.remove(id));
+        let old = old.ok_or_else(|| Error::not_found("context", id))?;
+        self.spawn_kernel(view, old.id.clone(), old.language.clone(), old.cwd.clone()).await
+    }
+
+    /// Runs code in a context (the default one when `context` is `None`): the runner's
+    /// JSON lines, as they come, ending with its `end_of_execution` (not sent).
+    pub async fn execute_code(
+        &self,
+        view: &SandboxView,
+        context: Option<&str>,
+        code: &str,
+        env_vars: &BTreeMap<String, String>,
+    ) -> Result<tokio::sync::mpsc::Receiver<String>> {
+        let id = context.unwrap_or("default").to_string();
+        let existing = self.kernels().lock().expect("kernels").get(&view.row.id).and_then(|m| m.get(&id).cloned());
+        let kernel = match existing {
+            Some(k) => k,
+            None if context.is_none() => {
+                self.spawn_kernel(view, id.clone(), "python".into(), "/root".into()).await?
+            }
+            None => return Err(Error::not_found("context", &id)),
+        };
+        let _ = self.store().count_sandbox_command(&view.row.id).await;
+        let mut io = kernel.io.clone().lock_owned().await;
+        let request = serde_json::json!({"code": code, "env_vars": env_vars});
+        let mut line = serde_json::to_vec(&request).expect("json");
+        line.push(b'\n');
+        io.stdin.write_all(&line).await.map_err(|e| Error::conflict(format!("the code interpreter is gone: {e}")))?;
+        io.stdin.flush().await.map_err(|e| Error::conflict(format!("the code interpreter is gone: {e}")))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                match io.lines.next_line().await {
+                    Ok(Some(line)) => {
+                        if line.contains("\"end_of_execution\"") {
+                            break;
+                        }
+                        if tx.send(line).await.is_err() {
+                            // The client went away: read on to the end so the next
+                            // execution starts in step.
+                            continue;
+                        }
+                    }
+                    _ => {
+                        let stderr = String::from_utf8_lossy(&io.stderr.lock().expect("stderr")).to_string();
+                        let error = serde_json::json!({
+                            "type": "error",
+                            "name": "RuntimeError",
+                            "value": format!("the code interpreter exited: {}", stderr.trim()),
+                            "traceback": stderr,
+                        });
+                        let _ = tx.send(error.to_string()).await;
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(rx)
     }
 }

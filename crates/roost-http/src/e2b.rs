@@ -33,13 +33,19 @@ use sha2::{Digest, Sha256};
 /// entries) are not implemented, so the SDK does not ask for them.
 pub const ENVD_VERSION: &str = "0.5.7";
 pub const ENVD_PORT: u16 = 49983;
+/// The code interpreter's port (`/execute`, `/contexts`).
+pub const CODE_INTERPRETER_PORT: u16 = 49999;
 /// How often a server stream sends a keepalive when the process is quiet.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Largest file upload through `/files`.
 const MAX_UPLOAD: usize = 1 << 30;
 
 pub fn router(control: Control) -> Router {
-    Router::new().fallback(dispatch).with_state(control)
+    // Uploads through `/files` are large (multipart reads the limit from this layer).
+    Router::new()
+        .fallback(dispatch)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD))
+        .with_state(control)
 }
 
 async fn dispatch(State(control): State<Control>, req: Request) -> Response {
@@ -301,6 +307,9 @@ async fn sandbox_traffic(
 ) -> Result<Response, Error> {
     let (key, p, view) = sandbox_access(control, req.headers(), &id).await?;
     let _ = ctx;
+    if port == CODE_INTERPRETER_PORT {
+        return code_interpreter(control, &view, req).await;
+    }
     if port != ENVD_PORT {
         return proxy(control, &view, port, req).await;
     }
@@ -793,4 +802,70 @@ async fn proxy(control: &Control, view: &SandboxView, port: u16, req: Request) -
         }
     }
     Ok(out.body(Body::from_stream(resp.bytes_stream())).expect("response"))
+}
+
+#[derive(Deserialize, Default)]
+struct ExecuteBody {
+    code: String,
+    context_id: Option<String>,
+    language: Option<String>,
+    env_vars: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+struct ContextBody {
+    language: Option<String>,
+    cwd: Option<String>,
+}
+
+fn context_json(k: &roost_control::sandboxes::Kernel) -> Value {
+    json!({"id": k.id, "language": k.language, "cwd": k.cwd})
+}
+
+/// The code interpreter (port 49999): `/execute` streams JSON lines, `/contexts` manages
+/// contexts. Served by Roost's runner inside the sandbox, started through exec.
+async fn code_interpreter(control: &Control, view: &SandboxView, req: Request) -> Result<Response, Error> {
+    let method = req.method().clone();
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let parts: Vec<String> = path.trim_start_matches('/').split('/').map(str::to_string).collect();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    match (&method, parts.as_slice()) {
+        (&Method::GET, ["health"]) => Ok(StatusCode::OK.into_response()),
+        (&Method::POST, ["execute"]) => {
+            let body: ExecuteBody = body_json(req).await?;
+            if body.language.as_deref().is_some_and(|l| l != "python") {
+                return Err(Error::new(ErrorCode::InvalidRequest, "only python is supported"));
+            }
+            let mut rx = control
+                .execute_code(view, body.context_id.as_deref(), &body.code, &body.env_vars.unwrap_or_default())
+                .await?;
+            let stream = async_stream::stream! {
+                while let Some(line) = rx.recv().await {
+                    yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("{line}\n")));
+                }
+            };
+            Ok(Response::builder()
+                .header(header::CONTENT_TYPE, "application/x-ndjson")
+                .body(Body::from_stream(stream))
+                .expect("response"))
+        }
+        (&Method::POST, ["contexts"]) => {
+            let body: ContextBody = body_json(req).await?;
+            let k = control.create_kernel(view, body.language.as_deref(), body.cwd.as_deref()).await?;
+            Ok(Json(context_json(&k)).into_response())
+        }
+        (&Method::GET, ["contexts"]) => {
+            let list: Vec<Value> = control.list_kernels(&view.row.id).iter().map(|k| context_json(k)).collect();
+            Ok(Json(Value::Array(list)).into_response())
+        }
+        (&Method::DELETE, ["contexts", id]) => {
+            control.remove_kernel(&view.row.id, id)?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (&Method::POST, ["contexts", id, "restart"]) => {
+            control.restart_kernel(view, id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Err(Error::not_found("route", &format!("{method} {path}"))),
+    }
 }

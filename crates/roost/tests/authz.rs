@@ -514,6 +514,11 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
             let key = w.owner_client(cell).create_s3_key(&Default::default()).await.unwrap();
             (case(format!("/v1/s3-keys/{}", key.key.id), None), [401, 204, 204, 204, 204, 401, 403])
         }
+        ("GET", "/v1/sandbox-keys") => (case(route, None), ANY_USER),
+        ("POST", "/v1/sandbox-keys") => {
+            let body = json!({"name": w.fresh("sbk"), "project": "team-a"});
+            (case(route, Some(body)), [401, 403, 201, 201, 404, 401, 403])
+        }
         _ => return None,
     })
 }

@@ -42,6 +42,16 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
     assert!(out.status.success(), "{}", stderr(&out));
     // The template: Debian with bash and python3, built offline from packages.
     ok(&["image", "build", "base", "--from", "debian:bookworm", "--packages", "bash,python3,procps,findutils"]);
+    // The code interpreter's: python3 with IPython and matplotlib; Roost's runner is copied in.
+    ok(&[
+        "image",
+        "build",
+        "code-interpreter-v1",
+        "--from",
+        "debian:bookworm",
+        "--packages",
+        "bash,python3,python3-ipython,python3-matplotlib,procps,findutils",
+    ]);
     let out = ok(&["sandbox", "key", "create", "sdk-suite"]);
     let key = stdout(&out).trim().to_string();
     assert!(
@@ -51,18 +61,24 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
     let listed = stdout(&ok(&["sandbox", "key", "ls", "-o", "json"]));
     assert!(listed.contains("sdk-suite") && !listed.contains(&key), "{listed}");
 
-    let out = Command::new(&python)
-        .arg(workspace_root().join("crates/roost/tests/e2b/sdk_suite.py"))
-        .env("E2B_API_URL", &e2b)
-        .env("E2B_SANDBOX_URL", &e2b)
-        .env("E2B_API_KEY", &key)
-        .env("TEMPLATE", "base")
-        .env_remove("E2B_DOMAIN")
-        .env_remove("E2B_DEBUG")
-        .output()
-        .unwrap();
-    let printed = format!("{}\n{}", stdout(&out), stderr(&out));
-    assert!(out.status.success() && printed.contains("all ok"), "the SDK suite failed:\n{printed}\n--- server:\n{}", server.output());
+    for suite in ["sdk_suite.py", "code_interpreter_suite.py"] {
+        let out = Command::new(&python)
+            .arg(workspace_root().join("crates/roost/tests/e2b").join(suite))
+            .env("E2B_API_URL", &e2b)
+            .env("E2B_SANDBOX_URL", &e2b)
+            .env("E2B_API_KEY", &key)
+            .env("TEMPLATE", "base")
+            .env_remove("E2B_DOMAIN")
+            .env_remove("E2B_DEBUG")
+            .output()
+            .unwrap();
+        let printed = format!("{}\n{}", stdout(&out), stderr(&out));
+        assert!(
+            out.status.success() && printed.contains("all ok"),
+            "{suite} failed:\n{printed}\n--- server:\n{}",
+            server.output()
+        );
+    }
 
     // Every sandbox is gone: killed, expired, nothing left of their instances.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
