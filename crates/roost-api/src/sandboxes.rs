@@ -43,3 +43,66 @@ pub struct CreatedSandboxKey {
     /// `e2b_` and 40 hex characters: set it as `E2B_API_KEY`.
     pub secret: String,
 }
+
+/// A sandbox: an ephemeral instance with a time to live.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Sandbox {
+    /// `sbx-…`; also the name of its instance.
+    pub id: String,
+    /// The image it started from.
+    pub template: String,
+    /// `running` or `paused`.
+    pub state: String,
+    pub instance_id: String,
+    pub project_id: String,
+    /// The key that created it (none when created through /v1).
+    pub key_id: Option<String>,
+    pub metadata: std::collections::BTreeMap<String, String>,
+    pub started_at: DateTime<Utc>,
+    /// When it is killed unless extended.
+    pub expires_at: DateTime<Utc>,
+    pub commands: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateSandboxRequest {
+    /// The template (an image name); default `base`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Seconds to live (default 300, at most 86400).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// The project (default: `default`).
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct SandboxTimeoutRequest {
+    /// Seconds to live from now.
+    pub ttl_secs: u64,
+}
+
+/// Usage of one key (or of sandboxes made without one) since a time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SandboxUsage {
+    pub key_id: Option<String>,
+    pub sandboxes: u64,
+    pub sandbox_seconds: f64,
+    pub vcpu_seconds: f64,
+    pub commands: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+pub struct SandboxUsageParams {
+    /// Only this key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Since this many seconds ago (default 86400).
+    #[serde(default)]
+    pub since_secs: Option<u64>,
+}

@@ -117,6 +117,8 @@ fn key_api(row: &SandboxKeyRow) -> SandboxKey {
 #[derive(Debug, Clone, Default)]
 pub struct NewSandbox {
     pub template: String,
+    /// Without a key: the project to run in (default `default`).
+    pub project: Option<String>,
     pub timeout: Option<Duration>,
     pub metadata: BTreeMap<String, String>,
     pub env: BTreeMap<String, String>,
@@ -211,21 +213,8 @@ impl Control {
         Ok((key, principal))
     }
 
-    /// Creates a sandbox and returns once its instance runs.
-    pub async fn create_sandbox(
-        &self,
-        ctx: &RequestContext,
-        p: &Principal,
-        key: &SandboxKeyRow,
-        req: NewSandbox,
-    ) -> Result<SandboxView> {
-        let timeout = req.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        if timeout.is_zero() || timeout > MAX_TIMEOUT {
-            return Err(Error::validation(vec![roost_api::FieldError {
-                field: "timeout".into(),
-                message: "must be between 1 second and 24 hours".into(),
-            }]));
-        }
+    /// The key's limits: sandboxes alive at once, creations per minute.
+    async fn check_key_limits(&self, key: &SandboxKeyRow) -> Result<()> {
         let live = self.store().live_sandboxes(Some(&key.project_id)).await?;
         let mine = live.iter().filter(|s| s.key_id.as_deref() == Some(key.id.as_str())).count();
         if mine as i64 >= key.max_sandboxes {
@@ -249,6 +238,35 @@ impl Control {
             }
             recent.push_back(now);
         }
+        Ok(())
+    }
+
+    /// Creates a sandbox and returns once its instance runs.
+    pub async fn create_sandbox(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: Option<&SandboxKeyRow>,
+        req: NewSandbox,
+    ) -> Result<SandboxView> {
+        let timeout = req.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() || timeout > MAX_TIMEOUT {
+            return Err(Error::validation(vec![roost_api::FieldError {
+                field: "timeout".into(),
+                message: "must be between 1 second and 24 hours".into(),
+            }]));
+        }
+        let project_id = match key {
+            Some(k) => k.project_id.clone(),
+            None => {
+                let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
+                access.require_write()?;
+                access.project.id
+            }
+        };
+        if let Some(key) = key {
+            self.check_key_limits(key).await?;
+        }
         let id = IdKind::Sandbox.generate();
         let mut labels = BTreeMap::new();
         labels.insert("roost.sandbox".to_string(), id.clone());
@@ -259,7 +277,7 @@ impl Control {
                 CreateInstanceRequest {
                     name: id.clone(),
                     image: req.template.clone(),
-                    project: Some(key.project_id.clone()),
+                    project: Some(project_id.clone()),
                     cpus: Some(SANDBOX_CPUS),
                     memory_bytes: Some(SANDBOX_MEMORY),
                     env: req.env.clone(),
@@ -278,8 +296,8 @@ impl Control {
         let now = now_ms();
         let row = SandboxRow {
             id: id.clone(),
-            project_id: key.project_id.clone(),
-            key_id: Some(key.id.clone()),
+            project_id: project_id.clone(),
+            key_id: key.map(|k| k.id.clone()),
             instance_id: instance.id.clone(),
             template: req.template.clone(),
             metadata: serde_json::to_string(&req.metadata).unwrap_or_else(|_| "{}".into()),
@@ -807,5 +825,58 @@ impl Control {
             }
         });
         Ok(rx)
+    }
+}
+
+impl SandboxView {
+    pub fn to_api(&self) -> roost_api::sandboxes::Sandbox {
+        roost_api::sandboxes::Sandbox {
+            id: self.row.id.clone(),
+            template: self.row.template.clone(),
+            state: if self.paused { "paused" } else { "running" }.into(),
+            instance_id: self.row.instance_id.clone(),
+            project_id: self.row.project_id.clone(),
+            key_id: self.row.key_id.clone(),
+            metadata: serde_json::from_str(&self.row.metadata).unwrap_or_default(),
+            started_at: roost_store::to_time(self.row.started_at),
+            expires_at: roost_store::to_time(self.row.expires_at),
+            commands: self.row.commands as u64,
+        }
+    }
+}
+
+impl Control {
+    /// Sandbox-seconds, vCPU-seconds and commands per key, of sandboxes the principal
+    /// may see that ran at some point in the last `since`.
+    pub async fn sandbox_usage(
+        &self,
+        p: &Principal,
+        key: Option<&str>,
+        since: Duration,
+    ) -> Result<Vec<roost_api::sandboxes::SandboxUsage>> {
+        let now = now_ms();
+        let from = now - since.as_millis() as i64;
+        let rows = self.store().sandboxes_since(key, from).await?;
+        let mut by_key: BTreeMap<Option<String>, roost_api::sandboxes::SandboxUsage> = BTreeMap::new();
+        for row in rows {
+            if self.project_access(p, &row.project_id).await.is_err() {
+                continue;
+            }
+            let start = row.started_at.max(from);
+            let end = row.ended_at.unwrap_or(now).min(now);
+            let secs = (end - start).max(0) as f64 / 1000.0;
+            let u = by_key.entry(row.key_id.clone()).or_insert_with(|| roost_api::sandboxes::SandboxUsage {
+                key_id: row.key_id.clone(),
+                sandboxes: 0,
+                sandbox_seconds: 0.0,
+                vcpu_seconds: 0.0,
+                commands: 0,
+            });
+            u.sandboxes += 1;
+            u.sandbox_seconds += secs;
+            u.vcpu_seconds += secs * row.cpus_milli as f64 / 1000.0;
+            u.commands += row.commands as u64;
+        }
+        Ok(by_key.into_values().collect())
     }
 }

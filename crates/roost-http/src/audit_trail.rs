@@ -80,6 +80,11 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/v1/s3-keys", "s3_key.create", "s3_key"),
     ("DELETE", "/v1/s3-keys/{id}", "s3_key.delete", "s3_key"),
     ("POST", "/v1/sandbox-keys", "sandbox_key.create", "sandbox_key"),
+    ("POST", "/v1/sandboxes", "sandbox.create", "sandbox"),
+    ("DELETE", "/v1/sandboxes/{id}", "sandbox.kill", "sandbox"),
+    ("POST", "/v1/sandboxes/{id}/pause", "sandbox.pause", "sandbox"),
+    ("POST", "/v1/sandboxes/{id}/resume", "sandbox.resume", "sandbox"),
+    ("POST", "/v1/sandboxes/{id}/timeout", "sandbox.timeout", "sandbox"),
 ];
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not

@@ -37,6 +37,8 @@ pub const ENVD_PORT: u16 = 49983;
 pub const CODE_INTERPRETER_PORT: u16 = 49999;
 /// How often a server stream sends a keepalive when the process is quiet.
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// The end of the message for traffic to a sandbox that was killed or timed out.
+const GONE: &str = "is not running (killed or timed out)";
 /// Largest file upload through `/files`.
 const MAX_UPLOAD: usize = 1 << 30;
 
@@ -54,6 +56,11 @@ async fn dispatch(State(control): State<Control>, req: Request) -> Response {
         let port: u16 = header_str(req.headers(), "e2b-sandbox-port").and_then(|p| p.parse().ok()).unwrap_or(ENVD_PORT);
         return match sandbox_traffic(&control, &ctx, id.to_string(), port, req).await {
             Ok(r) => r,
+            // As E2B's edge proxy answers for a sandbox that is gone (the SDKs' `is_running`
+            // reads 502 as "not running").
+            Err(e) if e.message.ends_with(GONE) => {
+                (StatusCode::BAD_GATEWAY, Json(json!({"code": 502, "message": e.message}))).into_response()
+            }
             Err(e) => plain_error(&e),
         };
     }
@@ -182,9 +189,10 @@ async fn control_plane(control: &Control, ctx: &RequestContext, req: Request) ->
                 .create_sandbox(
                     ctx,
                     &p,
-                    &key,
-                    NewSandbox {
+                    Some(&key),
+                        NewSandbox {
                         template: body.template_id,
+                        project: None,
                         timeout: body.timeout.map(Duration::from_secs),
                         metadata: body.metadata.unwrap_or_default(),
                         env: body.env_vars.unwrap_or_default(),
@@ -338,7 +346,7 @@ async fn sandbox_access(
         .sandbox(id)
         .await?
         .filter(|r| r.ended_at.is_none())
-        .ok_or_else(|| Error::new(ErrorCode::Unavailable, format!("sandbox {id} is not running (killed or timed out)")))?;
+        .ok_or_else(|| Error::new(ErrorCode::Unavailable, format!("sandbox {id} {GONE}")))?;
     let key_id = row.key_id.clone().ok_or_else(|| Error::unauthorized("sandbox has no key"))?;
     let (key, p) = if let Some(api_key) = header_str(headers, "x-api-key") {
         control.authenticate_sandbox_key(api_key).await?

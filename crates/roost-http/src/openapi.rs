@@ -13,7 +13,7 @@ use crate::routes::{
     audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys, system,
     tokens, users,
 };
-use crate::routes::sandboxes;
+use crate::routes::{sandbox_api, sandboxes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -46,7 +46,7 @@ use crate::routes::sandboxes;
         (name = "system", description = "Server administration"),
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "meta", description = "This document"),
-        (name = "sandboxes", description = "Keys of the E2B-compatible sandbox API"),
+        (name = "sandboxes", description = "Ephemeral instances with a TTL, and keys of the E2B-compatible API"),
     )
 )]
 struct ApiDoc;
@@ -138,6 +138,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::ready))
         .routes(routes!(health::metrics))
         .routes(routes!(sandboxes::list_keys, sandboxes::create_key))
+        .routes(routes!(sandbox_api::list, sandbox_api::create))
+        .routes(routes!(sandbox_api::get, sandbox_api::kill))
+        .routes(routes!(sandbox_api::pause))
+        .routes(routes!(sandbox_api::resume))
+        .routes(routes!(sandbox_api::timeout))
+        .routes(routes!(sandbox_api::usage))
 }
 
 /// The document, as served and as checked in at the repository root.

@@ -86,7 +86,7 @@ enum Command {
     /// Server administration (admins)
     #[command(subcommand)]
     System(cli::system::SystemCommand),
-    /// Sandboxes: keys of the E2B-compatible API
+    /// Sandboxes: ephemeral instances with a TTL, and keys of the E2B-compatible API
     #[command(subcommand, visible_alias = "sandboxes")]
     Sandbox(cli::sandboxes::SandboxCommand),
 }
@@ -140,6 +140,9 @@ fn main() -> ExitCode {
             Command::Port(cmd) => cli::networks::run_port(&cli.global, cmd).await,
             Command::Bucket(cmd) => cli::buckets::run(&cli.global, cmd).await,
             Command::S3Key(cmd) => cli::buckets::run_keys(&cli.global, cmd).await,
+            Command::Sandbox(cli::sandboxes::SandboxCommand::Exec(args)) => {
+                cli::sandboxes::exec(&cli.global, args).await.map(exit_with)
+            }
             Command::Sandbox(cmd) => cli::sandboxes::run(&cli.global, cmd).await,
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,

@@ -80,6 +80,35 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
         );
     }
 
+    // Roost's own CLI: create, exec (exit code and output), ls, pause/resume, timeout,
+    // usage, kill.
+    let id = stdout(&ok(&["sandbox", "create", "--ttl", "5m", "--env", "GREETING=hi", "--metadata", "owner=cli"]))
+        .trim()
+        .to_string();
+    assert!(id.starts_with("sbx-"), "{id}");
+    let out = ok(&["sandbox", "exec", &id, "--", "sh", "-c", "echo $GREETING; echo err >&2"]);
+    assert_eq!(stdout(&out), "hi\n");
+    assert!(stderr(&out).contains("err"), "{}", stderr(&out));
+    let out = server.cli(&["sandbox", "exec", &id, "--", "sh", "-c", "exit 7"], None, &[]);
+    assert_eq!(out.status.code(), Some(7));
+    let listed = stdout(&ok(&["sandbox", "ls"]));
+    assert!(listed.contains(&id) && listed.contains("running"), "{listed}");
+    ok(&["sandbox", "pause", &id]);
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&ok(&["sandbox", "show", &id, "-o", "json"]))).unwrap();
+    assert_eq!(shown["state"], "paused");
+    assert_eq!(shown["metadata"]["owner"], "cli");
+    ok(&["sandbox", "resume", &id]);
+    ok(&["sandbox", "timeout", &id, "10m"]);
+    let later: serde_json::Value = serde_json::from_str(&stdout(&ok(&["sandbox", "show", &id, "-o", "json"]))).unwrap();
+    assert!(later["expires_at"].as_str() > shown["expires_at"].as_str(), "{later}");
+    let usage: serde_json::Value =
+        serde_json::from_str(&stdout(&ok(&["sandbox", "usage", "-o", "json"]))).unwrap();
+    let rows = usage.as_array().unwrap();
+    assert!(rows.iter().any(|u| u["key_id"].is_string() && u["commands"].as_u64() > Some(10)), "{usage}");
+    assert!(rows.iter().any(|u| u["key_id"].is_null() && u["sandboxes"] == 1), "{usage}");
+    ok(&["sandbox", "kill", &id]);
+    assert!(!stdout(&ok(&["sandbox", "ls"])).contains(&id));
+
     // Every sandbox is gone: killed, expired, nothing left of their instances.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {

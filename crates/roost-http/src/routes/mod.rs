@@ -16,3 +16,4 @@ pub mod system;
 pub mod tokens;
 pub mod users;
 pub mod sandboxes;
+pub mod sandbox_api;
