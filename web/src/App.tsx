@@ -61,6 +61,7 @@ const pages = {
   networks: lazyPage(() => import("./pages/Networks"), (m) => m.NetworksPage),
   groups: lazyPage(() => import("./pages/SecurityGroups"), (m) => m.SecurityGroupsPage),
   group: lazyPage(() => import("./pages/SecurityGroups"), (m) => m.SecurityGroupPage),
+  sandboxes: lazyPage(() => import("./pages/Sandboxes"), (m) => m.SandboxesPage),
 };
 
 /** The console's routes, most specific first, with the code each needs. */
@@ -83,6 +84,7 @@ export const ROUTES: [string, Page, (() => Promise<unknown>) | null][] = [
   ["/s3-keys", pages.s3keys.Page, pages.s3keys.load],
   ["/security-groups", pages.groups.Page, pages.groups.load],
   ["/security-groups/:id", pages.group.Page, pages.group.load],
+  ["/sandboxes", pages.sandboxes.Page, pages.sandboxes.load],
 ];
 
 /** Starts loading the code of the page at `path`. */

@@ -27,6 +27,7 @@ export const NAV: NavItem[] = [
   { to: "/s3-keys", label: "S3 keys" },
   { to: "/audit", label: "Audit log", admin: true },
   { to: "/account", label: "Account" },
+  { to: "/sandboxes", label: "Sandboxes" },
 ];
 
 function isActive(to: string, path: string): boolean {
