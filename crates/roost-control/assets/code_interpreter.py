@@ -34,16 +34,26 @@ def now():
 
 
 class Stream(io.TextIOBase):
+    """Sends output a line at a time (print writes the text and its newline apart)."""
+
     def __init__(self, kind):
         self.kind = kind
+        self.pending = ""
 
     def writable(self):
         return True
 
     def write(self, text):
-        if text:
-            emit({"type": self.kind, "text": text, "timestamp": now()})
+        self.pending += text
+        while "\n" in self.pending:
+            line, self.pending = self.pending.split("\n", 1)
+            emit({"type": self.kind, "text": line + "\n", "timestamp": now()})
         return len(text)
+
+    def flush(self):
+        if self.pending:
+            emit({"type": self.kind, "text": self.pending, "timestamp": now()})
+            self.pending = ""
 
 
 shell = InteractiveShell.instance()
@@ -104,6 +114,7 @@ for line in sys.stdin:
         result = shell.run_cell(request.get("code", ""), store_history=True)
     finally:
         sys.stdout.flush()
+        sys.stderr.flush()
         sys.stdout, sys.stderr = saved
     error = result.error_before_exec or result.error_in_exec
     try:

@@ -80,6 +80,27 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
         );
     }
 
+    // The official JS SDK: its folder under target/ (install-deps --test), our script in it.
+    let js = workspace_root().join("target/e2b-js");
+    assert!(
+        js.join("node_modules/e2b/package.json").exists(),
+        "{} has no e2b JS SDK: run `scripts/install-deps.sh --test` (Node.js and npm needed)",
+        js.display()
+    );
+    std::fs::copy(workspace_root().join("crates/roost/tests/e2b/js/suite.mjs"), js.join("suite.mjs")).unwrap();
+    let out = Command::new("node")
+        .arg(js.join("suite.mjs"))
+        .env("E2B_API_URL", &e2b)
+        .env("E2B_SANDBOX_URL", &e2b)
+        .env("E2B_API_KEY", &key)
+        .env("TEMPLATE", "base")
+        .env_remove("E2B_DOMAIN")
+        .env_remove("E2B_DEBUG")
+        .output()
+        .expect("node (Node.js) runs");
+    let printed = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert!(out.status.success() && printed.contains("all ok"), "the JS SDK suite failed:\n{printed}\n--- server:\n{}", server.output());
+
     // Roost's own CLI: create, exec (exit code and output), ls, pause/resume, timeout,
     // usage, kill.
     let id = stdout(&ok(&["sandbox", "create", "--ttl", "5m", "--env", "GREETING=hi", "--metadata", "owner=cli"]))
