@@ -13,10 +13,10 @@ pub mod list;
 pub mod networks;
 pub mod operations;
 pub mod projects;
+pub mod sandboxes;
 pub mod system;
 pub mod tokens;
 pub mod users;
-pub mod sandboxes;
 
 pub use error::{ErrorBody, ErrorCode, ErrorResponse, FieldError};
 pub use list::{ListParams, Page};

@@ -163,8 +163,7 @@ impl Control {
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.store().write().await?;
         roost_store::sandboxes::insert_key(tx.conn(), &row).await?;
-        audit::record(tx.conn(), ctx, p, "sandbox_key.create", Some(("sandbox_key", &row.id)), body.as_ref())
-            .await?;
+        audit::record(tx.conn(), ctx, p, "sandbox_key.create", Some(("sandbox_key", &row.id)), body.as_ref()).await?;
         tx.commit().await?;
         Ok(CreatedSandboxKey { key: key_api(&row), secret })
     }
@@ -287,11 +286,7 @@ impl Control {
             )
             .await
             .map_err(|e| {
-                if e.code == ErrorCode::ValidationFailed {
-                    Error::not_found("template", &req.template)
-                } else {
-                    e
-                }
+                if e.code == ErrorCode::ValidationFailed { Error::not_found("template", &req.template) } else { e }
             })?;
         let now = now_ms();
         let row = SandboxRow {
@@ -308,18 +303,23 @@ impl Control {
             ended_at: None,
             commands: 0,
         };
-        let body = serde_json::json!({"template": req.template, "timeout_secs": timeout.as_secs(), "metadata": req.metadata});
+        let body =
+            serde_json::json!({"template": req.template, "timeout_secs": timeout.as_secs(), "metadata": req.metadata});
         let mut tx = self.store().write().await?;
         roost_store::sandboxes::insert(tx.conn(), &row).await?;
         audit::record(tx.conn(), ctx, p, "sandbox.create", Some(("sandbox", &id)), Some(&body)).await?;
         tx.commit().await?;
-        let running = self.wait_instance(p, &instance.id, None, InstanceStatus::Running, Duration::from_secs(120)).await;
+        let running =
+            self.wait_instance(p, &instance.id, None, InstanceStatus::Running, Duration::from_secs(120)).await;
         match running {
             Ok(i) if i.status == InstanceStatus::Running => Ok(SandboxView { row, paused: false }),
             Ok(i) => {
                 let reason = i.status_reason.unwrap_or_default();
                 let _ = self.kill_sandbox(ctx, p, &id).await;
-                Err(Error::new(ErrorCode::Unavailable, format!("the sandbox did not start: {} {reason}", i.status.as_str())))
+                Err(Error::new(
+                    ErrorCode::Unavailable,
+                    format!("the sandbox did not start: {} {reason}", i.status.as_str()),
+                ))
             }
             Err(e) => {
                 let _ = self.kill_sandbox(ctx, p, &id).await;
@@ -337,7 +337,8 @@ impl Control {
             .filter(|r| r.ended_at.is_none())
             .ok_or_else(|| Error::not_found("sandbox", id))?;
         self.project_access(p, &row.project_id).await.map_err(|_| Error::not_found("sandbox", id))?;
-        let paused = matches!(self.store().instance(&row.instance_id).await?, Some(i) if i.status() == InstanceStatus::Paused);
+        let paused =
+            matches!(self.store().instance(&row.instance_id).await?, Some(i) if i.status() == InstanceStatus::Paused);
         Ok(SandboxView { row, paused })
     }
 
@@ -448,18 +449,28 @@ impl Control {
     }
 
     async fn expire_sandbox(&self, row: &SandboxRow) -> Result<()> {
-        let key = match &row.key_id {
-            Some(k) => self.store().list_sandbox_keys(None).await?.into_iter().find(|r| &r.id == k),
+        // It acts as whoever made it: the key's user, else the instance's creator.
+        let key_user = match &row.key_id {
+            Some(k) => self.store().list_sandbox_keys(None).await?.into_iter().find(|r| &r.id == k).map(|k| k.user_id),
             None => None,
         };
-        let user = match key {
-            Some(k) => self.store().user_by_id(&k.user_id).await?,
+        let creator = match key_user {
+            Some(u) => Some(u),
+            None => self.store().instance(&row.instance_id).await?.and_then(|i| i.created_by),
+        };
+        let user = match creator {
+            Some(u) => self.store().user_by_id(&u).await?,
             None => None,
         };
         let Some(user) = user else {
+            // Nobody to act as (the user was deleted): end the row and delete the
+            // instance directly.
             let mut tx = self.store().write().await?;
             roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
             tx.commit().await?;
+            if let Ok(node) = self.node() {
+                node.driver.delete(&row.instance_id).await.map_err(node_error)?;
+            }
             return Ok(());
         };
         let principal = Principal {
@@ -544,7 +555,8 @@ impl Control {
                             Ok(0) | Err(_) => break,
                             Ok(n) => {
                                 let data = buf[..n].to_vec();
-                                let _ = tx.send(if err { ProcessEvent::Stderr(data) } else { ProcessEvent::Stdout(data) });
+                                let _ =
+                                    tx.send(if err { ProcessEvent::Stderr(data) } else { ProcessEvent::Stdout(data) });
                             }
                         }
                     }
@@ -585,10 +597,7 @@ impl Control {
         let mut session = self
             .exec(
                 &view.row.instance_id,
-                roost_node::ExecRequest {
-                    cmd: argv.iter().map(|s| s.to_string()).collect(),
-                    ..Default::default()
-                },
+                roost_node::ExecRequest { cmd: argv.iter().map(|s| s.to_string()).collect(), ..Default::default() },
             )
             .await?;
         drop(session.stdin.take());
@@ -703,7 +712,12 @@ impl Control {
     }
 
     /// Starts a context (a runner process) in the sandbox.
-    pub async fn create_kernel(&self, view: &SandboxView, language: Option<&str>, cwd: Option<&str>) -> Result<Arc<Kernel>> {
+    pub async fn create_kernel(
+        &self,
+        view: &SandboxView,
+        language: Option<&str>,
+        cwd: Option<&str>,
+    ) -> Result<Arc<Kernel>> {
         let language = language.unwrap_or("python").to_string();
         if language != "python" {
             return Err(Error::unprocessable(format!("language '{language}' is not supported (only python)")));
@@ -744,12 +758,8 @@ impl Control {
             });
         }
         use tokio::io::AsyncBufReadExt;
-        let io = KernelIo {
-            stdin,
-            lines: tokio::io::BufReader::new(stdout).lines(),
-            stderr: stderr_buf,
-            _session: session,
-        };
+        let io =
+            KernelIo { stdin, lines: tokio::io::BufReader::new(stdout).lines(), stderr: stderr_buf, _session: session };
         let kernel = Arc::new(Kernel { id: id.clone(), language, cwd, io: Arc::new(tokio::sync::Mutex::new(io)) });
         self.kernels().lock().expect("kernels").entry(view.row.id.clone()).or_default().insert(id, kernel.clone());
         Ok(kernel)
@@ -784,9 +794,7 @@ impl Control {
         let existing = self.kernels().lock().expect("kernels").get(&view.row.id).and_then(|m| m.get(&id).cloned());
         let kernel = match existing {
             Some(k) => k,
-            None if context.is_none() => {
-                self.spawn_kernel(view, id.clone(), "python".into(), "/root".into()).await?
-            }
+            None if context.is_none() => self.spawn_kernel(view, id.clone(), "python".into(), "/root".into()).await?,
             None => return Err(Error::not_found("context", &id)),
         };
         let _ = self.store().count_sandbox_command(&view.row.id).await;

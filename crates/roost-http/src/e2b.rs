@@ -44,10 +44,7 @@ const MAX_UPLOAD: usize = 1 << 30;
 
 pub fn router(control: Control) -> Router {
     // Uploads through `/files` are large (multipart reads the limit from this layer).
-    Router::new()
-        .fallback(dispatch)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD))
-        .with_state(control)
+    Router::new().fallback(dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD)).with_state(control)
 }
 
 async fn dispatch(State(control): State<Control>, req: Request) -> Response {
@@ -102,8 +99,9 @@ fn envd_token(key_hash: &str, sandbox: &str) -> String {
 }
 
 async fn authenticate(control: &Control, headers: &HeaderMap) -> Result<(SandboxKeyRow, Arc<Principal>), Error> {
-    let key = header_str(headers, "x-api-key")
-        .ok_or_else(|| Error::unauthorized("missing X-API-KEY header (an e2b_… key from `roost sandbox key create`)"))?;
+    let key = header_str(headers, "x-api-key").ok_or_else(|| {
+        Error::unauthorized("missing X-API-KEY header (an e2b_… key from `roost sandbox key create`)")
+    })?;
     control.authenticate_sandbox_key(key).await
 }
 
@@ -118,6 +116,8 @@ fn sandbox_json(view: &SandboxView, key: &SandboxKeyRow) -> Value {
         "clientID": "roost",
         "envdVersion": ENVD_VERSION,
         "envdAccessToken": envd_token(&key.key_hash, &view.row.id),
+        // The same token: the code interpreter SDK sends only this one to port 49999.
+        "trafficAccessToken": envd_token(&key.key_hash, &view.row.id),
         "domain": null,
     })
 }
@@ -190,7 +190,7 @@ async fn control_plane(control: &Control, ctx: &RequestContext, req: Request) ->
                     ctx,
                     &p,
                     Some(&key),
-                        NewSandbox {
+                    NewSandbox {
                         template: body.template_id,
                         project: None,
                         timeout: body.timeout.map(Duration::from_secs),
@@ -352,6 +352,7 @@ async fn sandbox_access(
         control.authenticate_sandbox_key(api_key).await?
     } else {
         let token = header_str(headers, "x-access-token")
+            .or_else(|| header_str(headers, "e2b-traffic-access-token"))
             .ok_or_else(|| Error::unauthorized("missing X-Access-Token (the sandbox's envdAccessToken)"))?;
         let key = control
             .store()
@@ -361,7 +362,7 @@ async fn sandbox_access(
             .find(|k| k.id == key_id)
             .ok_or_else(|| Error::unauthorized("the sandbox's key was revoked"))?;
         let expected = envd_token(&key.key_hash, id);
-        if !bool::from(subtle_eq(expected.as_bytes(), token.as_bytes())) {
+        if !subtle_eq(expected.as_bytes(), token.as_bytes()) {
             return Err(Error::unauthorized("invalid X-Access-Token"));
         }
         // Same principal as the key's.
@@ -402,7 +403,10 @@ async fn files(control: &Control, view: &SandboxView, req: Request) -> Result<Re
         Method::GET => {
             let path = resolve_path(query.get("path").map(String::as_str).unwrap_or(""));
             let data = control.sandbox_read_file(view, &path).await.map_err(|e| {
-                if e.code == ErrorCode::Conflict || e.message.contains("No such file") || e.message.contains("not found") {
+                if e.code == ErrorCode::Conflict
+                    || e.message.contains("No such file")
+                    || e.message.contains("not found")
+                {
                     Error::not_found("path", &path)
                 } else {
                     e
@@ -546,8 +550,10 @@ async fn process_start(control: &Control, view: &SandboxView, message: &Value) -
     if cmd.is_empty() {
         return Ok(connect_error("invalid_argument", "process.cmd is required"));
     }
-    let args: Vec<String> =
-        cfg["args"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let args: Vec<String> = cfg["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
     let envs: BTreeMap<String, String> = cfg["envs"]
         .as_object()
         .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
@@ -688,7 +694,8 @@ fn parse_entries(out: &[u8]) -> Vec<Value> {
                 _ => "FILE_TYPE_FILE",
             };
             let secs: f64 = f[6].parse().unwrap_or(0.0);
-            let mtime = chrono::DateTime::from_timestamp(secs as i64, ((secs.fract()) * 1e9) as u32).unwrap_or_default();
+            let mtime =
+                chrono::DateTime::from_timestamp(secs as i64, ((secs.fract()) * 1e9) as u32).unwrap_or_default();
             let path = f[8].to_string();
             let name = path.rsplit('/').next().unwrap_or(&path).to_string();
             let mut entry = json!({
@@ -789,7 +796,15 @@ async fn proxy(control: &Control, view: &SandboxView, port: u16, req: Request) -
     let url = format!("http://{ip}:{port}{path_q}");
     let method = req.method().clone();
     let mut headers = req.headers().clone();
-    for h in ["host", "x-access-token", "x-api-key", "e2b-sandbox-id", "e2b-sandbox-port", "connection"] {
+    for h in [
+        "host",
+        "x-access-token",
+        "e2b-traffic-access-token",
+        "x-api-key",
+        "e2b-sandbox-id",
+        "e2b-sandbox-port",
+        "connection",
+    ] {
         headers.remove(h);
     }
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)

@@ -163,10 +163,7 @@ impl Store {
 
     /// Counts a command run in a sandbox.
     pub async fn count_sandbox_command(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE sandboxes SET commands = commands + 1 WHERE id = $1")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query("UPDATE sandboxes SET commands = commands + 1 WHERE id = $1").bind(id).execute(self.pool()).await?;
         Ok(())
     }
 }

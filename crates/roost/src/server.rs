@@ -108,8 +108,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         None => None,
     };
     print_banner(addr, s3_endpoint.as_deref(), e2b_addr, &settings, &store_desc, created.as_deref(), from_env);
+    control.spawn_sandbox_reaper();
     if let Some(listener) = e2b_listener {
-        control.spawn_sandbox_reaper();
         let router = roost_http::e2b::router(control.clone());
         let s = shutdown.clone();
         tokio::spawn(async move {

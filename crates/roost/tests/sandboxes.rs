@@ -99,7 +99,11 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
         .output()
         .expect("node (Node.js) runs");
     let printed = format!("{}\n{}", stdout(&out), stderr(&out));
-    assert!(out.status.success() && printed.contains("all ok"), "the JS SDK suite failed:\n{printed}\n--- server:\n{}", server.output());
+    assert!(
+        out.status.success() && printed.contains("all ok"),
+        "the JS SDK suite failed:\n{printed}\n--- server:\n{}",
+        server.output()
+    );
 
     // Roost's own CLI: create, exec (exit code and output), ls, pause/resume, timeout,
     // usage, kill.
@@ -122,8 +126,7 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
     ok(&["sandbox", "timeout", &id, "10m"]);
     let later: serde_json::Value = serde_json::from_str(&stdout(&ok(&["sandbox", "show", &id, "-o", "json"]))).unwrap();
     assert!(later["expires_at"].as_str() > shown["expires_at"].as_str(), "{later}");
-    let usage: serde_json::Value =
-        serde_json::from_str(&stdout(&ok(&["sandbox", "usage", "-o", "json"]))).unwrap();
+    let usage: serde_json::Value = serde_json::from_str(&stdout(&ok(&["sandbox", "usage", "-o", "json"]))).unwrap();
     let rows = usage.as_array().unwrap();
     assert!(rows.iter().any(|u| u["key_id"].is_string() && u["commands"].as_u64() > Some(10)), "{usage}");
     assert!(rows.iter().any(|u| u["key_id"].is_null() && u["sandboxes"] == 1), "{usage}");
@@ -143,7 +146,9 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
     }
     // Mutations are audited.
     let audit = stdout(&ok(&["audit", "ls", "-o", "json", "--limit", "500"]));
-    for action in ["sandbox_key.create", "sandbox.create", "sandbox.kill", "sandbox.expire", "sandbox.pause", "sandbox.resume"] {
+    for action in
+        ["sandbox_key.create", "sandbox.create", "sandbox.kill", "sandbox.expire", "sandbox.pause", "sandbox.resume"]
+    {
         assert!(audit.contains(action), "no {action} in the audit log");
     }
     tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(50));

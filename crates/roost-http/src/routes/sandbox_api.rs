@@ -54,7 +54,11 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/sandboxes/{id}", tag = "sandboxes",
     params(("id" = String, Path, description = "Sandbox id")),
     responses((status = 200, body = Sandbox), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
-pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<axum::Json<Sandbox>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Sandbox>, ApiError> {
     Ok(axum::Json(state.control.sandbox(&auth, &id).await?.to_api()))
 }
 

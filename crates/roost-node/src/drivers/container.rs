@@ -587,8 +587,7 @@ impl Driver for ContainerDriver {
         state.started_at = Some(UNIX_EPOCH + Duration::from_millis(run.started_at_ms));
         let oom_now = self.cgroup(id).oom_kills().unwrap_or(0) > 0;
         if reaper::same_process_alive(run.pid, run.start_ticks) {
-            state.status =
-                if self.cgroup(id).frozen() { InstanceStatus::Paused } else { InstanceStatus::Running };
+            state.status = if self.cgroup(id).frozen() { InstanceStatus::Paused } else { InstanceStatus::Running };
             state.pid = Some(run.pid);
             state.oom_killed = oom_now;
             return Ok(state);

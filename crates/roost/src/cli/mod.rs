@@ -10,11 +10,11 @@ pub mod networks;
 pub mod operations;
 pub mod output;
 pub mod projects;
+pub mod sandboxes;
 pub mod system;
 pub mod terminal;
 pub mod tokens;
 pub mod users;
-pub mod sandboxes;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

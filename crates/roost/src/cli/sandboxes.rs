@@ -67,7 +67,9 @@ fn kv(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> 
 }
 
 fn seconds(flag: &str, text: &str) -> anyhow::Result<u64> {
-    Ok(humantime::parse_duration(text).with_context(|| format!("{flag} '{text}': expected a duration like 5m"))?.as_secs())
+    Ok(humantime::parse_duration(text)
+        .with_context(|| format!("{flag} '{text}': expected a duration like 5m"))?
+        .as_secs())
 }
 
 fn fields(s: &Sandbox) -> Vec<(&'static str, String)> {
@@ -166,23 +168,24 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
         SandboxCommand::Exec(_) => unreachable!("dispatched by main"),
         SandboxCommand::Usage { key, since } => {
             let usage = client.sandbox_usage(key.as_deref(), seconds("--since", &since)?).await?;
-            print_list(global.output, &usage, &["key", "sandboxes", "sandbox-seconds", "vcpu-seconds", "commands"], |u| {
-                vec![
-                    u.key_id.clone().unwrap_or_else(|| "(no key)".into()),
-                    u.sandboxes.to_string(),
-                    format!("{:.1}", u.sandbox_seconds),
-                    format!("{:.1}", u.vcpu_seconds),
-                    u.commands.to_string(),
-                ]
-            })
+            print_list(
+                global.output,
+                &usage,
+                &["key", "sandboxes", "sandbox-seconds", "vcpu-seconds", "commands"],
+                |u| {
+                    vec![
+                        u.key_id.clone().unwrap_or_else(|| "(no key)".into()),
+                        u.sandboxes.to_string(),
+                        format!("{:.1}", u.sandbox_seconds),
+                        format!("{:.1}", u.vcpu_seconds),
+                        u.commands.to_string(),
+                    ]
+                },
+            )
         }
         SandboxCommand::Key(SandboxKeyCommand::Create { name, max_sandboxes, creates_per_minute }) => {
-            let req = CreateSandboxKeyRequest {
-                name,
-                project: global.project_name()?,
-                max_sandboxes,
-                creates_per_minute,
-            };
+            let req =
+                CreateSandboxKeyRequest { name, project: global.project_name()?, max_sandboxes, creates_per_minute };
             let created = client.create_sandbox_key(&req).await?;
             if print_structured(global.output, &created)? {
                 return Ok(());

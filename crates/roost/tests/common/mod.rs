@@ -156,7 +156,16 @@ impl TestServer {
         };
         let firewall_table =
             opts.args.iter().position(|a| a == "--firewall-table").and_then(|i| opts.args.get(i + 1)).cloned();
-        TestServer { child, url, s3_url, e2b_url, data_dir, output, cli_home: tempfile::tempdir().unwrap(), firewall_table }
+        TestServer {
+            child,
+            url,
+            s3_url,
+            e2b_url,
+            data_dir,
+            output,
+            cli_home: tempfile::tempdir().unwrap(),
+            firewall_table,
+        }
     }
 
     pub fn output(&self) -> String {

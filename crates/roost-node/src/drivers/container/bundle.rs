@@ -240,6 +240,7 @@ mod tests {
             networks: Vec::new(),
             dns: None,
             volumes: vec![Volume { source: "/vol".into(), destination: "/data".into(), read_only: true }],
+            disks: Vec::new(),
         }
     }
 
