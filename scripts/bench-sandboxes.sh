@@ -32,7 +32,7 @@ trap cleanup EXIT
 
 ROOST_ADMIN_PASSWORD=bench-password-123 ROOST_LOG_LEVEL=warn "$bin" server --listen "127.0.0.1:$port" \
   --e2b-listen "127.0.0.1:$e2b_port" --s3-listen off \
-  --data-dir "$work/data" --compute on --firewall-table "$table" --network-cidr 10.197.0.0/16 >"$work/server.out" 2>&1 &
+  --data-dir "$work/data" --compute on --firewall-table "$table" --network-cidr 10.195.0.0/16 >"$work/server.out" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
 export ROOST_CONFIG_FILE="$work/cli.toml" ROOST_SERVER="http://127.0.0.1:$port"
