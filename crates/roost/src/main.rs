@@ -143,6 +143,9 @@ fn main() -> ExitCode {
             Command::Sandbox(cli::sandboxes::SandboxCommand::Exec(args)) => {
                 cli::sandboxes::exec(&cli.global, args).await.map(exit_with)
             }
+            Command::Sandbox(cli::sandboxes::SandboxCommand::Files(cmd)) => {
+                cli::sandboxes::files(&cli.global, cmd).await.map(exit_with)
+            }
             Command::Sandbox(cmd) => cli::sandboxes::run(&cli.global, cmd).await,
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,

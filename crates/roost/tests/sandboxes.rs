@@ -130,6 +130,16 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
     let rows = usage.as_array().unwrap();
     assert!(rows.iter().any(|u| u["key_id"].is_string() && u["commands"].as_u64() > Some(10)), "{usage}");
     assert!(rows.iter().any(|u| u["key_id"].is_null() && u["sandboxes"] == 1), "{usage}");
+    // Files, through the sandbox's own tools.
+    let out = server.cli(&["sandbox", "files", "write", &id, "/tmp/cli/a.txt"], Some("from the cli\n"), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&ok(&["sandbox", "files", "read", &id, "/tmp/cli/a.txt"])), "from the cli\n");
+    ok(&["sandbox", "files", "mkdir", &id, "/tmp/cli/d"]);
+    ok(&["sandbox", "files", "mv", &id, "/tmp/cli/a.txt", "/tmp/cli/d/b.txt"]);
+    assert!(stdout(&ok(&["sandbox", "files", "ls", &id, "/tmp/cli/d"])).contains("b.txt"));
+    ok(&["sandbox", "files", "rm", &id, "/tmp/cli"]);
+    let out = server.cli(&["sandbox", "files", "read", &id, "/tmp/cli/d/b.txt"], None, &[]);
+    assert!(!out.status.success(), "read a removed file");
     ok(&["sandbox", "kill", &id]);
     assert!(!stdout(&ok(&["sandbox", "ls"])).contains(&id));
 

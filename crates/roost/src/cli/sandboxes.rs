@@ -54,6 +54,58 @@ pub enum SandboxCommand {
     /// Keys of the E2B-compatible API (E2B_API_KEY)
     #[command(subcommand, visible_alias = "keys")]
     Key(SandboxKeyCommand),
+    /// Files in a sandbox (through exec, with the sandbox's own tools)
+    #[command(subcommand)]
+    Files(SandboxFilesCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SandboxFilesCommand {
+    /// List a directory
+    Ls { id: String, path: String },
+    /// Print a file to stdout
+    Read { id: String, path: String },
+    /// Write stdin to a file (parent directories are made)
+    Write { id: String, path: String },
+    /// Remove a file or directory (recursively)
+    Rm { id: String, path: String },
+    /// Make a directory (and its parents)
+    Mkdir { id: String, path: String },
+    /// Move or rename
+    Mv { id: String, from: String, to: String },
+}
+
+/// The command each file operation runs in the sandbox, and whether it reads stdin.
+fn files_command(cmd: SandboxFilesCommand) -> (String, Vec<String>, bool) {
+    let sh = |script: &str, args: &[&str]| {
+        let mut v = vec!["sh".to_string(), "-c".to_string(), script.to_string(), "sh".to_string()];
+        v.extend(args.iter().map(|a| a.to_string()));
+        v
+    };
+    match cmd {
+        SandboxFilesCommand::Ls { id, path } => (id, vec!["ls".into(), "-la".into(), "--".into(), path], false),
+        SandboxFilesCommand::Read { id, path } => (id, vec!["cat".into(), "--".into(), path], false),
+        SandboxFilesCommand::Write { id, path } => {
+            (id, sh("mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"", &[&path]), true)
+        }
+        SandboxFilesCommand::Rm { id, path } => (id, vec!["rm".into(), "-rf".into(), "--".into(), path], false),
+        SandboxFilesCommand::Mkdir { id, path } => (id, vec!["mkdir".into(), "-p".into(), "--".into(), path], false),
+        SandboxFilesCommand::Mv { id, from, to } => (id, vec!["mv".into(), "--".into(), from, to], false),
+    }
+}
+
+/// `roost sandbox files …`: the exit code of the operation's command.
+pub async fn files(global: &GlobalArgs, cmd: SandboxFilesCommand) -> anyhow::Result<i32> {
+    let (id, command, stdin) = files_command(cmd);
+    let args = super::instances::ExecArgs {
+        interactive: stdin,
+        tty: false,
+        env: Vec::new(),
+        workdir: None,
+        name: id,
+        command,
+    };
+    super::instances::exec(global, args).await
 }
 
 fn kv(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -165,7 +217,7 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             eprintln!("Sandbox {id} now ends in {ttl}.");
             Ok(())
         }
-        SandboxCommand::Exec(_) => unreachable!("dispatched by main"),
+        SandboxCommand::Exec(_) | SandboxCommand::Files(_) => unreachable!("dispatched by main"),
         SandboxCommand::Usage { key, since } => {
             let usage = client.sandbox_usage(key.as_deref(), seconds("--since", &since)?).await?;
             print_list(
