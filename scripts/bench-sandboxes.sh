@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs="${1:-15}"
-bin=$PWD/target/release/roost
+bin=${ROOST_BIN:-$PWD/target/release/roost}  # ROOST_BIN: another build, e.g. a debug one
 py=$PWD/target/e2benv/bin/python
 [ -x "$bin" ] || { echo "error: build first: cargo build --release -p roost (make bench does)" >&2; exit 1; }
 [ -x "$py" ] || { echo "error: the E2B SDK venv is missing: scripts/install-deps.sh --test" >&2; exit 1; }
