@@ -564,6 +564,7 @@ async function main() {
       ["/audit", "Audit log", "audit"],
       ["/operations", "Operations", "operations"],
       ["/account", "Your account", "account"],
+      ["/sandboxes", "Sandboxes", "sandboxes"],
     ]) {
       await page.goto(server.url + path);
       await page.getByRole("heading", { name: heading, level: 1 }).waitFor();
