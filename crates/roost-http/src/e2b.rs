@@ -892,3 +892,42 @@ async fn code_interpreter(control: &Control, view: &SandboxView, req: Request) -
         _ => Err(Error::not_found("route", &format!("{method} {path}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_carry_flags_and_big_endian_length() {
+        let e = envelope(2, b"{}");
+        assert_eq!(&e[..], &[2, 0, 0, 0, 2, b'{', b'}']);
+    }
+
+    #[test]
+    fn find_output_becomes_entry_info() {
+        let out = b"d\t4096\t755\tdrwxr-xr-x\troot\troot\t1700000000.5\t\t/tmp/d\0\
+                    f\t8\t644\t-rw-r--r--\troot\troot\t1700000000.0\t\t/tmp/d/a b.txt\0\
+                    l\t7\t777\tlrwxrwxrwx\troot\troot\t1700000000.0\t/etc\t/tmp/link\0";
+        let entries = parse_entries(out);
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0]["type"], "FILE_TYPE_DIRECTORY");
+        assert_eq!(entries[0]["mode"], 0o755);
+        assert_eq!(entries[1]["name"], "a b.txt");
+        assert_eq!(entries[1]["size"], "8");
+        assert_eq!(entries[2]["isSymlink"], true);
+        assert_eq!(entries[2]["symlinkTarget"], "/etc");
+    }
+
+    #[test]
+    fn access_tokens_differ_per_sandbox_and_key() {
+        assert_ne!(envd_token("k1", "sbx-a"), envd_token("k1", "sbx-b"));
+        assert_ne!(envd_token("k1", "sbx-a"), envd_token("k2", "sbx-a"));
+        assert!(subtle_eq(b"abc", b"abc") && !subtle_eq(b"abc", b"abd") && !subtle_eq(b"ab", b"abc"));
+    }
+
+    #[test]
+    fn relative_paths_are_in_the_home_of_the_command_user() {
+        assert_eq!(resolve_path("a.txt"), "/root/a.txt");
+        assert_eq!(resolve_path("/tmp/a"), "/tmp/a");
+    }
+}
