@@ -45,6 +45,7 @@ bench: build
 	scripts/bench-s3.sh
 	scripts/bench-volumes.sh
 	scripts/bench-vms.sh
+	scripts/bench-sandboxes.sh
 
 # Rewrites openapi.json from the code (the test suite fails while it is stale).
 openapi:

@@ -101,6 +101,36 @@ if [ "$want_test" = 1 ]; then
   fi
 fi
 
+# The official E2B SDKs for the sandbox suite: a virtualenv under target/ with the pinned
+# versions (crates/roost/tests/e2b/requirements.txt).
+if [ "$want_test" = 1 ]; then
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  venv="$root/target/e2benv"
+  req="$root/crates/roost/tests/e2b/requirements.txt"
+  if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
+    echo "==> installing the E2B SDKs into $venv"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$venv/.requirements"
+  fi
+fi
+
+# The official E2B JS SDK (pinned in crates/roost/tests/e2b/js/package-lock.json), in a
+# folder under target/ the sandbox suite copies its script into.
+if [ "$want_test" = 1 ] && command -v npm >/dev/null 2>&1; then
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  js="$root/target/e2b-js"
+  src="$root/crates/roost/tests/e2b/js"
+  if ! cmp -s "$src/package-lock.json" "$js/.package-lock.json" 2>/dev/null; then
+    echo "==> installing the E2B JS SDK into $js"
+    rm -rf "$js" && mkdir -p "$js"
+    cp "$src/package.json" "$src/package-lock.json" "$js/"
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$src/package-lock.json" "$js/.package-lock.json"
+  fi
+fi
+
 # Toolchains apt cannot provide in the versions needed: check and explain.
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo is missing: install Rust with rustup (the toolchain is pinned in rust-toolchain.toml)" >&2

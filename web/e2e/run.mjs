@@ -74,6 +74,7 @@ async function startServer() {
       "server", "--listen", "127.0.0.1:0", "--data-dir", data, "--compute", "on",
       "--firewall-table", table, "--network-cidr", `10.${200 + n}.0.0/16`,
       "--s3-listen", "127.0.0.1:0",
+      "--e2b-listen", "127.0.0.1:0",
       "--mutation-rate-per-minute", "100000", "--login-rate-per-minute", "1000",
     ],
     { env: { ...process.env, ROOST_ADMIN_PASSWORD: ADMIN_PASSWORD, ROOST_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] },
@@ -612,6 +613,7 @@ async function main() {
       ["/operations", "Operations", "operations"],
       ["/account", "Your account", "account"],
       ["/node", "Compute node", "node"],
+      ["/sandboxes", "Sandboxes", "sandboxes"],
     ]) {
       await page.goto(server.url + path);
       await page.getByRole("heading", { name: heading, level: 1 }).waitFor();

@@ -65,6 +65,7 @@ const pages = {
   volume: lazyPage(() => import("./pages/Volumes"), (m) => m.VolumePage),
   sshkeys: lazyPage(() => import("./pages/SshKeys"), (m) => m.SshKeysPage),
   node: lazyPage(() => import("./pages/SshKeys"), (m) => m.NodePage),
+  sandboxes: lazyPage(() => import("./pages/Sandboxes"), (m) => m.SandboxesPage),
 };
 
 /** The console's routes, most specific first, with the code each needs. */
@@ -91,6 +92,7 @@ export const ROUTES: [string, Page, (() => Promise<unknown>) | null][] = [
   ["/volumes/:id", pages.volume.Page, pages.volume.load],
   ["/ssh-keys", pages.sshkeys.Page, pages.sshkeys.load],
   ["/node", pages.node.Page, pages.node.load],
+  ["/sandboxes", pages.sandboxes.Page, pages.sandboxes.load],
 ];
 
 /** Starts loading the code of the page at `path`. */

@@ -328,3 +328,33 @@ export interface InstanceSnapshot {
   volumes: Snapshot[];
   created_at: string;
 }
+export interface Sandbox {
+  id: string;
+  template: string;
+  state: "running" | "paused";
+  instance_id: string;
+  project_id: string;
+  key_id?: string | null;
+  metadata: Record<string, string>;
+  started_at: string;
+  expires_at: string;
+  commands: number;
+}
+
+export interface SandboxKey {
+  id: string;
+  name: string;
+  prefix: string;
+  project_id: string;
+  max_sandboxes: number;
+  creates_per_minute: number;
+  created_at: string;
+}
+
+export interface SandboxUsage {
+  key_id?: string | null;
+  sandboxes: number;
+  sandbox_seconds: number;
+  vcpu_seconds: number;
+  commands: number;
+}

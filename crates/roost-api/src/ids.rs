@@ -26,6 +26,8 @@ pub enum IdKind {
     BackupPolicy,
     InstanceSnapshot,
     SshKey,
+    Sandbox,
+    SandboxKey,
 }
 
 impl IdKind {
@@ -48,6 +50,8 @@ impl IdKind {
             IdKind::BackupPolicy => "bkp",
             IdKind::InstanceSnapshot => "isnap",
             IdKind::SshKey => "sshk",
+            IdKind::Sandbox => "sbx",
+            IdKind::SandboxKey => "sbk",
         }
     }
 

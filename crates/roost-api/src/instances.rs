@@ -20,10 +20,12 @@ pub enum InstanceStatus {
     Error,
     Terminating,
     Terminated,
+    /// Frozen by a pause: its processes and memory are kept, nothing runs.
+    Paused,
 }
 
 impl InstanceStatus {
-    pub const ALL: [InstanceStatus; 9] = [
+    pub const ALL: [InstanceStatus; 10] = [
         InstanceStatus::Pending,
         InstanceStatus::Provisioning,
         InstanceStatus::Running,
@@ -33,6 +35,7 @@ impl InstanceStatus {
         InstanceStatus::Error,
         InstanceStatus::Terminating,
         InstanceStatus::Terminated,
+        InstanceStatus::Paused,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl InstanceStatus {
             InstanceStatus::Error => "error",
             InstanceStatus::Terminating => "terminating",
             InstanceStatus::Terminated => "terminated",
+            InstanceStatus::Paused => "paused",
         }
     }
 

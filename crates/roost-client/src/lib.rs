@@ -447,6 +447,59 @@ impl Client {
         self.get("/v1/s3-keys").await
     }
 
+    pub async fn create_sandbox_key(
+        &self,
+        req: &roost_api::sandboxes::CreateSandboxKeyRequest,
+    ) -> Result<roost_api::sandboxes::CreatedSandboxKey> {
+        self.post("/v1/sandbox-keys", req).await
+    }
+
+    pub async fn create_sandbox(
+        &self,
+        req: &roost_api::sandboxes::CreateSandboxRequest,
+    ) -> Result<roost_api::sandboxes::Sandbox> {
+        self.post("/v1/sandboxes", req).await
+    }
+
+    pub async fn list_sandboxes(&self) -> Result<Vec<roost_api::sandboxes::Sandbox>> {
+        self.get("/v1/sandboxes").await
+    }
+
+    pub async fn get_sandbox(&self, id: &str) -> Result<roost_api::sandboxes::Sandbox> {
+        self.get(&format!("/v1/sandboxes/{}", encode(id))).await
+    }
+
+    pub async fn kill_sandbox(&self, id: &str) -> Result<()> {
+        self.delete(&format!("/v1/sandboxes/{}", encode(id))).await
+    }
+
+    /// `pause` or `resume`.
+    pub async fn sandbox_action(&self, id: &str, action: &str) -> Result<()> {
+        self.send(self.request(Method::POST, &format!("/v1/sandboxes/{}/{action}", encode(id)))).await?;
+        Ok(())
+    }
+
+    pub async fn sandbox_timeout(&self, id: &str, req: &roost_api::sandboxes::SandboxTimeoutRequest) -> Result<()> {
+        self.send(self.request(Method::POST, &format!("/v1/sandboxes/{}/timeout", encode(id))).json(req)).await?;
+        Ok(())
+    }
+
+    pub async fn sandbox_usage(
+        &self,
+        key: Option<&str>,
+        since_secs: u64,
+    ) -> Result<Vec<roost_api::sandboxes::SandboxUsage>> {
+        let mut path = format!("/v1/sandbox-usage?since_secs={since_secs}");
+        if let Some(k) = key {
+            path.push_str(&format!("&key={}", encode(k)));
+        }
+        self.get(&path).await
+    }
+
+    pub async fn list_sandbox_keys(&self) -> Result<Vec<roost_api::sandboxes::SandboxKey>> {
+        self.get("/v1/sandbox-keys").await
+    }
+
     pub async fn create_s3_key(&self, req: &CreateS3KeyRequest) -> Result<CreatedS3Key> {
         self.post("/v1/s3-keys", req).await
     }

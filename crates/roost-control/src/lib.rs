@@ -18,6 +18,7 @@ pub mod projects;
 pub mod ratelimit;
 mod reconciler;
 mod samples;
+pub mod sandboxes;
 pub mod secrets;
 pub mod ssh_keys;
 pub mod system;
@@ -85,6 +86,7 @@ struct Inner {
     shutdown: CancellationToken,
     master_key: std::sync::OnceLock<secrets::MasterKey>,
     s3_keys: buckets::S3KeyCache,
+    sandboxes: sandboxes::Sandboxes,
 }
 
 impl Control {
@@ -103,6 +105,7 @@ impl Control {
                 shutdown,
                 master_key: Default::default(),
                 s3_keys: Default::default(),
+                sandboxes: Default::default(),
             }),
         }
     }

@@ -145,7 +145,7 @@ impl Control {
                 self.forget_samples(id);
             }
             Desired::Stopped => {
-                if state.status == Observed::Running {
+                if matches!(state.status, Observed::Running | Observed::Paused) {
                     self.record(&row, InstanceStatus::Stopping, None, None, None).await?;
                     let grace =
                         self.compute().graces.lock().expect("graces").remove(id).unwrap_or(DEFAULT_STOP_TIMEOUT);
@@ -161,7 +161,7 @@ impl Control {
             }
             Desired::Running => {
                 let restart = self.compute().restarts.lock().expect("restarts").remove(id);
-                if restart && state.status == Observed::Running {
+                if restart && matches!(state.status, Observed::Running | Observed::Paused) {
                     self.record(&row, InstanceStatus::Rebooting, None, None, None).await?;
                     let grace =
                         self.compute().graces.lock().expect("graces").remove(id).unwrap_or(DEFAULT_STOP_TIMEOUT);
@@ -173,7 +173,16 @@ impl Control {
                     }
                     self.settle(id, Ok(())).await;
                     return Ok(());
-                } else if state.status == Observed::Stopped && row.status() == InstanceStatus::Running {
+                } else if state.status == Observed::Paused {
+                    // Paused on purpose (a sandbox): neither restart it nor call it stopped.
+                    if row.status() != InstanceStatus::Paused {
+                        self.record(&row, InstanceStatus::Paused, None, None, row.started_at).await?;
+                    }
+                    self.settle(id, Ok(())).await;
+                    return Ok(());
+                } else if state.status == Observed::Stopped
+                    && matches!(row.status(), InstanceStatus::Running | InstanceStatus::Paused)
+                {
                     // It ended on its own: the restart policy decides.
                     let code = if state.exit_unknown { -1 } else { exit_code_of(state.exit_code, state.exit_signal) };
                     let reason = if state.oom_killed {
@@ -253,7 +262,7 @@ impl Control {
     }
 
     /// Records an observed status and publishes the change.
-    async fn record(
+    pub(crate) async fn record(
         &self,
         row: &InstanceRow,
         status: InstanceStatus,

@@ -94,6 +94,12 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/v1/instances/{id}/clone", "instance.clone", "instance"),
     ("POST", "/v1/ssh-keys", "ssh_key.create", "ssh_key"),
     ("DELETE", "/v1/ssh-keys/{id}", "ssh_key.delete", "ssh_key"),
+    ("POST", "/v1/sandbox-keys", "sandbox_key.create", "sandbox_key"),
+    ("POST", "/v1/sandboxes", "sandbox.create", "sandbox"),
+    ("DELETE", "/v1/sandboxes/{id}", "sandbox.kill", "sandbox"),
+    ("POST", "/v1/sandboxes/{id}/pause", "sandbox.pause", "sandbox"),
+    ("POST", "/v1/sandboxes/{id}/resume", "sandbox.resume", "sandbox"),
+    ("POST", "/v1/sandboxes/{id}/timeout", "sandbox.timeout", "sandbox"),
 ];
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not

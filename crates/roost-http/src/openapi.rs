@@ -13,6 +13,7 @@ use crate::routes::{
     audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys,
     ssh_keys, system, tokens, users, volumes,
 };
+use crate::routes::{sandbox_api, sandboxes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,6 +48,7 @@ use crate::routes::{
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "meta", description = "This document"),
         (name = "volumes", description = "Block volumes, snapshots and backup policies"),
+        (name = "sandboxes", description = "Ephemeral instances with a TTL, and keys of the E2B-compatible API"),
     )
 )]
 struct ApiDoc;
@@ -153,6 +155,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(volumes::run_policy))
         .routes(routes!(volumes::snapshot_instance))
         .routes(routes!(volumes::clone_instance))
+        .routes(routes!(sandboxes::list_keys, sandboxes::create_key))
+        .routes(routes!(sandbox_api::list, sandbox_api::create))
+        .routes(routes!(sandbox_api::get, sandbox_api::kill))
+        .routes(routes!(sandbox_api::pause))
+        .routes(routes!(sandbox_api::resume))
+        .routes(routes!(sandbox_api::timeout))
+        .routes(routes!(sandbox_api::usage))
 }
 
 /// The document, as served and as checked in at the repository root.

@@ -159,6 +159,47 @@ impl Cgroup {
         }
     }
 
+    /// Whether the freezer holds the cgroup's processes (frozen, or freezing).
+    pub fn frozen(&self) -> bool {
+        match self.layout {
+            Layout::V2 { .. } => self.read("cpu", "cgroup.freeze").is_some_and(|t| t.trim() == "1"),
+            Layout::V1 { .. } => self.read("freezer", "freezer.state").is_some_and(|t| t.trim() != "THAWED"),
+        }
+    }
+
+    /// Freezes (or thaws) every process of the cgroup and waits until the kernel says
+    /// it is done, so a caller that reads `frozen()` next sees the final state.
+    pub fn set_frozen(&self, frozen: bool) -> io::Result<()> {
+        let unmounted = || io::Error::new(io::ErrorKind::Unsupported, "the cgroup freezer is not mounted");
+        match &self.layout {
+            Layout::V2 { .. } => {
+                let dir = self.dir("cpu").ok_or_else(unmounted)?;
+                fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+                let want = if frozen { "frozen 1" } else { "frozen 0" };
+                for _ in 0..1000 {
+                    if fs::read_to_string(dir.join("cgroup.events"))?.lines().any(|l| l == want) {
+                        return Ok(());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            Layout::V1 { .. } => {
+                let file = self.dir("freezer").ok_or_else(unmounted)?.join("freezer.state");
+                let want = if frozen { "FROZEN" } else { "THAWED" };
+                // A write of FROZEN may leave it FREEZING while a task resists; writing
+                // again retries, as runc does.
+                for _ in 0..1000 {
+                    fs::write(&file, want)?;
+                    if fs::read_to_string(&file)?.trim() == want {
+                        return Ok(());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::TimedOut, "the cgroup did not reach the requested freezer state"))
+    }
+
     /// Removes the (empty) cgroup directories runc left behind, e.g. when the server
     /// died before `runc delete`. Missing ones are fine.
     pub fn remove(&self) -> io::Result<()> {

@@ -246,6 +246,12 @@ pub trait ExecProcess: Send + Sync {
     fn resize(&self, rows: u16, cols: u16) -> Result<()>;
     /// Waits for the command to end: its exit code, or 128 + signal.
     async fn wait(&mut self) -> Result<i32>;
+
+    /// The process on the host, when the driver can signal it there (a container's
+    /// exec is a host process; a VM's is not).
+    fn host_pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// A started exec. Take the streams out (`session.stdout.take()`), pump them, then
@@ -275,6 +281,10 @@ impl ExecSession {
 
     pub async fn wait(&mut self) -> Result<i32> {
         self.process.wait().await
+    }
+
+    pub fn host_pid(&self) -> Option<u32> {
+        self.process.host_pid()
     }
 }
 

@@ -163,6 +163,13 @@ pub fn reap_zombie(pid: u32, start_ticks: u64) -> Option<Exit> {
     }
 }
 
+/// Sends signal `sig` to host process `pid` (an exec the caller started and has not
+/// seen end, so the pid is still its own).
+pub fn signal(pid: u32, sig: i32) -> std::io::Result<()> {
+    let signal = nix::sys::signal::Signal::try_from(sig).map_err(std::io::Error::from)?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).map_err(std::io::Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

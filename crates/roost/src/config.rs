@@ -67,6 +67,9 @@ pub struct ServerArgs {
     /// The S3 endpoint's URL as clients reach it, for presigned URLs [env: ROOST_S3_PUBLIC_URL] [default: http://<s3-listen>]
     #[arg(long, value_name = "URL")]
     pub s3_public_url: Option<String>,
+    /// Address of the E2B-compatible sandbox API (control plane and sandbox traffic), or off [env: ROOST_E2B_LISTEN] [default: 127.0.0.1:7702]
+    #[arg(long, value_name = "ADDR")]
+    pub e2b_listen: Option<String>,
     /// How often lifecycle rules and object garbage collection run [env: ROOST_S3_HOUSEKEEPING_INTERVAL] [default: 1h]
     #[arg(long, value_name = "DURATION")]
     pub s3_housekeeping_interval: Option<String>,
@@ -113,6 +116,8 @@ pub struct ServerSettings {
     pub s3_public_url: Option<String>,
     pub s3_housekeeping_interval: Duration,
     pub accel: roost_node::drivers::vm::AccelChoice,
+    /// `None`: the E2B API is off.
+    pub e2b_listen: Option<SocketAddr>,
 }
 
 /// Every setting: the file key (the flag is `--` + key with `-`, the env var `ROOST_` +
@@ -137,6 +142,7 @@ const KEYS: &[&str] = &[
     "s3_public_url",
     "s3_housekeeping_interval",
     "accel",
+    "e2b_listen",
 ];
 
 struct Sources<'a> {
@@ -364,8 +370,16 @@ impl ServerSettings {
                 .ok_or_else(|| invalid("accel", &v, &src, "expected auto, kvm or tcg"))?,
             None => roost_node::drivers::vm::AccelChoice::Auto,
         };
+        let e2b_listen = match s.get("e2b_listen", &args.e2b_listen) {
+            Some((v, _)) if v == "off" => None,
+            Some((v, src)) => Some(v.parse::<SocketAddr>().map_err(|_| {
+                invalid("e2b_listen", &v, &src, "expected an address and port like 127.0.0.1:7702, or off")
+            })?),
+            None => Some("127.0.0.1:7702".parse().expect("default address")),
+        };
         Ok(ServerSettings {
             accel,
+            e2b_listen,
             s3_listen,
             s3_domain,
             s3_region,

@@ -103,6 +103,9 @@ enum Command {
     SshKey(cli::ssh_keys::SshKeyCommand),
     /// SSH into an instance that runs sshd (its address, or a port forward to 22)
     Ssh(cli::ssh_keys::SshArgs),
+    /// Sandboxes: ephemeral instances with a TTL, and keys of the E2B-compatible API
+    #[command(subcommand, visible_alias = "sandboxes")]
+    Sandbox(cli::sandboxes::SandboxCommand),
 }
 
 /// Commands that run something inside an instance exit with its exit code.
@@ -154,6 +157,13 @@ fn main() -> ExitCode {
             Command::Port(cmd) => cli::networks::run_port(&cli.global, cmd).await,
             Command::Bucket(cmd) => cli::buckets::run(&cli.global, cmd).await,
             Command::S3Key(cmd) => cli::buckets::run_keys(&cli.global, cmd).await,
+            Command::Sandbox(cli::sandboxes::SandboxCommand::Exec(args)) => {
+                cli::sandboxes::exec(&cli.global, args).await.map(exit_with)
+            }
+            Command::Sandbox(cli::sandboxes::SandboxCommand::Files(cmd)) => {
+                cli::sandboxes::files(&cli.global, cmd).await.map(exit_with)
+            }
+            Command::Sandbox(cmd) => cli::sandboxes::run(&cli.global, cmd).await,
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,
             Command::System(cmd) => cli::system::run(&cli.global, cmd).await,

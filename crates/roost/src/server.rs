@@ -97,7 +97,29 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (is another server running there?)", settings.listen))?;
     let addr = listener.local_addr()?;
-    print_banner(addr, s3_endpoint.as_deref(), &settings, &store_desc, created.as_deref(), from_env);
+    let e2b_listener = match settings.e2b_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen for the E2B API on {addr} (is another server running there? --e2b-listen off disables it)")
+        })?),
+        None => None,
+    };
+    let e2b_addr = match &e2b_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    print_banner(addr, s3_endpoint.as_deref(), e2b_addr, &settings, &store_desc, created.as_deref(), from_env);
+    control.spawn_sandbox_reaper();
+    if let Some(listener) = e2b_listener {
+        let router = roost_http::e2b::router(control.clone());
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { s.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "the E2B listener failed");
+            }
+        });
+    }
 
     control.spawn_housekeeping();
     if let Some(listener) = s3_listener {
@@ -170,6 +192,7 @@ fn attach_compute(control: &Control, s: &ServerSettings, s3_port: Option<u16>) -
 fn print_banner(
     addr: SocketAddr,
     s3: Option<&str>,
+    e2b: Option<SocketAddr>,
     s: &ServerSettings,
     store: &str,
     generated: Option<&str>,
@@ -190,6 +213,14 @@ fn print_banner(
         }
         None => {
             let _ = writeln!(out, "  s3        off");
+        }
+    }
+    match e2b {
+        Some(a) => {
+            let _ = writeln!(out, "  e2b       http://{a}   (E2B_API_URL and E2B_SANDBOX_URL)");
+        }
+        None => {
+            let _ = writeln!(out, "  e2b       off");
         }
     }
     let _ = writeln!(out, "  data      {}   (store: {store})", s.data_dir.display());

@@ -637,6 +637,30 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
             let row = if method == "GET" { ANY_USER } else { [401, 204, 204, 204, 204, 401, 403] };
             (case(format!("/v1/ssh-keys/{name}"), None), row)
         }
+        ("GET", "/v1/sandbox-keys") => (case(route, None), ANY_USER),
+        ("POST", "/v1/sandbox-keys") => {
+            let body = json!({"name": w.fresh("sbk"), "project": "team-a"});
+            (case(route, Some(body)), [401, 403, 201, 201, 404, 401, 403])
+        }
+        // This server runs no compute: a create that passes the checks finds no template.
+        ("GET", "/v1/sandboxes") | ("GET", "/v1/sandbox-usage") => (case(route, None), ANY_USER),
+        ("POST", "/v1/sandboxes") => {
+            let body = json!({"project": "team-a", "template": "base"});
+            (case(route, Some(body)), [401, 403, 404, 404, 404, 401, 403])
+        }
+        ("GET", "/v1/sandboxes/{id}") => {
+            (case("/v1/sandboxes/sbx-aaaaaaaaaaaa", None), [401, 404, 404, 404, 404, 401, 404])
+        }
+        ("DELETE", "/v1/sandboxes/{id}")
+        | ("POST", "/v1/sandboxes/{id}/pause")
+        | ("POST", "/v1/sandboxes/{id}/resume") => {
+            let path = route.replace("{id}", "sbx-aaaaaaaaaaaa");
+            (case(path, None), [401, 404, 404, 404, 404, 401, 403])
+        }
+        ("POST", "/v1/sandboxes/{id}/timeout") => (
+            case("/v1/sandboxes/sbx-aaaaaaaaaaaa/timeout", Some(json!({"ttl_secs": 60}))),
+            [401, 404, 404, 404, 404, 401, 403],
+        ),
         _ => return None,
     })
 }

@@ -30,6 +30,7 @@ export const NAV: NavItem[] = [
   { to: "/volumes", label: "Volumes" },
   { to: "/ssh-keys", label: "SSH keys" },
   { to: "/node", label: "Node" },
+  { to: "/sandboxes", label: "Sandboxes" },
 ];
 
 function isActive(to: string, path: string): boolean {

@@ -12,6 +12,8 @@ pub mod objects;
 pub mod operations;
 pub mod projects;
 pub mod s3_keys;
+pub mod sandbox_api;
+pub mod sandboxes;
 pub mod ssh_keys;
 pub mod system;
 pub mod tokens;

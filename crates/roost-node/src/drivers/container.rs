@@ -419,6 +419,16 @@ impl ContainerDriver {
         });
     }
 
+    /// A frozen process cannot act on a signal: thaw before stopping or killing.
+    fn thaw(&self, id: &str) {
+        let cgroup = self.cgroup(id);
+        if cgroup.frozen()
+            && let Err(e) = cgroup.set_frozen(false)
+        {
+            tracing::warn!(instance = id, error = %e, "cannot thaw the instance");
+        }
+    }
+
     /// Makes sure what `prepare` made is still there (a reboot unmounts everything).
     async fn ensure_prepared(&self, spec: &InstanceSpec) -> Result<()> {
         let p = self.paths(&spec.id);
@@ -528,6 +538,7 @@ impl Driver for ContainerDriver {
     async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         validate_id(id)?;
         let _guard = self.lock(id).await;
+        self.thaw(id);
         let Some(run) = self.running(id).await else {
             self.unmount_disks(id);
             return Ok(());
@@ -549,6 +560,7 @@ impl Driver for ContainerDriver {
     async fn kill(&self, id: &str) -> Result<()> {
         validate_id(id)?;
         let _guard = self.lock(id).await;
+        self.thaw(id);
         let Some(run) = self.running(id).await else { return Ok(()) };
         self.inner.runc.kill(id, "KILL", &self.paths(id).runc_log).await?;
         if self.wait_exit(id, &run, KILL_TIMEOUT).await {
@@ -560,6 +572,7 @@ impl Driver for ContainerDriver {
     async fn delete(&self, id: &str) -> Result<()> {
         validate_id(id)?;
         let _guard = self.lock(id).await;
+        self.thaw(id);
         let p = self.paths(id);
         let run = self.run_record(id).await;
         if self.inner.runc.has_state(id) {
@@ -618,7 +631,7 @@ impl Driver for ContainerDriver {
         state.started_at = Some(UNIX_EPOCH + Duration::from_millis(run.started_at_ms));
         let oom_now = self.cgroup(id).oom_kills().unwrap_or(0) > 0;
         if reaper::same_process_alive(run.pid, run.start_ticks) {
-            state.status = InstanceStatus::Running;
+            state.status = if self.cgroup(id).frozen() { InstanceStatus::Paused } else { InstanceStatus::Running };
             state.pid = Some(run.pid);
             state.oom_killed = oom_now;
             return Ok(state);
@@ -705,6 +718,32 @@ impl Driver for ContainerDriver {
     async fn copy_out(&self, id: &str, path: &str) -> Result<TarStream> {
         validate_id(id)?;
         files::copy_out(self.files_root(id).await?, path).await
+    }
+
+    async fn pause(&self, id: &str) -> Result<()> {
+        validate_id(id)?;
+        let _guard = self.lock(id).await;
+        if self.running(id).await.is_none() {
+            return Err(Error::Conflict(format!("instance '{id}' is not running")));
+        }
+        let cgroup = self.cgroup(id);
+        tokio::task::spawn_blocking(move || cgroup.set_frozen(true))
+            .await
+            .map_err(|e| Error::io("freezing", io::Error::other(e)))?
+            .map_err(|e| Error::io(format!("freezing instance '{id}'"), e))
+    }
+
+    async fn resume(&self, id: &str) -> Result<()> {
+        validate_id(id)?;
+        let _guard = self.lock(id).await;
+        if self.running(id).await.is_none() {
+            return Err(Error::Conflict(format!("instance '{id}' is not running")));
+        }
+        let cgroup = self.cgroup(id);
+        tokio::task::spawn_blocking(move || cgroup.set_frozen(false))
+            .await
+            .map_err(|e| Error::io("thawing", io::Error::other(e)))?
+            .map_err(|e| Error::io(format!("thawing instance '{id}'"), e))
     }
 
     async fn attach_network(&self, id: &str, nic: &NetAttachment) -> Result<()> {

@@ -28,6 +28,8 @@ pub struct TestServer {
     pub url: String,
     /// The S3 endpoint (`http://127.0.0.1:<port>`), unless started with `--s3-listen off`.
     pub s3_url: Option<String>,
+    /// The E2B-compatible API (`http://127.0.0.1:<port>`), unless started with `--e2b-listen off`.
+    pub e2b_url: Option<String>,
     pub data_dir: tempfile::TempDir,
     /// Everything the server printed on stdout and stderr so far.
     pub output: Arc<Mutex<String>>,
@@ -84,6 +86,9 @@ impl TestServer {
         if !opts.args.iter().any(|a| a == "--s3-listen") {
             cmd.arg("--s3-listen").arg("127.0.0.1:0");
         }
+        if !opts.args.iter().any(|a| a == "--e2b-listen") {
+            cmd.arg("--e2b-listen").arg("127.0.0.1:0");
+        }
         cmd.args(&opts.args);
         // Servers run instances only when a test asks (`ServerOptions::compute`): one that
         // did on its own would share the default firewall table with every other.
@@ -109,6 +114,7 @@ impl TestServer {
             // The banner's last line is the CLI hint: report the URL once it is all in.
             let mut url = None;
             let mut s3_url = None;
+            let mut e2b_url = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("is listening on ").nth(1) {
                     url = Some(rest.trim().to_string());
@@ -120,11 +126,17 @@ impl TestServer {
                 {
                     s3_url = Some(first.to_string());
                 }
+                if let Some(rest) = line.trim_start().strip_prefix("e2b ")
+                    && let Some(first) = rest.split_whitespace().next()
+                    && first.starts_with("http")
+                {
+                    e2b_url = Some(first.to_string());
+                }
                 out.lock().unwrap().push_str(&format!("{line}\n"));
                 if line.trim_start().starts_with("cli ")
                     && let Some(url) = url.take()
                 {
-                    let _ = tx.send((url, s3_url.take()));
+                    let _ = tx.send((url, s3_url.take(), e2b_url.take()));
                 }
             }
         });
@@ -135,7 +147,7 @@ impl TestServer {
                 err.lock().unwrap().push_str(&format!("{line}\n"));
             }
         });
-        let (url, s3_url) = match rx.recv_timeout(Duration::from_secs(60)) {
+        let (url, s3_url, e2b_url) = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(urls) => urls,
             Err(_) => {
                 let _ = child.kill();
@@ -144,7 +156,16 @@ impl TestServer {
         };
         let firewall_table =
             opts.args.iter().position(|a| a == "--firewall-table").and_then(|i| opts.args.get(i + 1)).cloned();
-        TestServer { child, url, s3_url, data_dir, output, cli_home: tempfile::tempdir().unwrap(), firewall_table }
+        TestServer {
+            child,
+            url,
+            s3_url,
+            e2b_url,
+            data_dir,
+            output,
+            cli_home: tempfile::tempdir().unwrap(),
+            firewall_table,
+        }
     }
 
     pub fn output(&self) -> String {

@@ -180,6 +180,10 @@ impl ExecProcess for RuncExec {
         }
     }
 
+    fn host_pid(&self) -> Option<u32> {
+        self.pidfd.as_ref().map(|p| p.pid())
+    }
+
     async fn wait(&mut self) -> Result<i32> {
         let Some(pidfd) = &self.pidfd else { return Err(Error::Conflict("the exec was waited for already".into())) };
         let exit = pidfd.wait().await.map_err(|e| {

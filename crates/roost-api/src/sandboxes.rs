@@ -1,0 +1,108 @@
+//! Sandboxes: ephemeral instances with a TTL, used through the E2B-compatible API with
+//! keys of their own (`e2b_` and 40 hex characters).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Default limits of a new key.
+pub const DEFAULT_MAX_SANDBOXES: u32 = 20;
+pub const DEFAULT_CREATES_PER_MINUTE: u32 = 60;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateSandboxKeyRequest {
+    /// A label for the key.
+    pub name: String,
+    /// The project its sandboxes run in (default: `default`).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Most sandboxes alive at once (default 20).
+    #[serde(default)]
+    pub max_sandboxes: Option<u32>,
+    /// Most creations per minute (default 60); more get 429 with Retry-After.
+    #[serde(default)]
+    pub creates_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SandboxKey {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the secret, to recognise it.
+    pub prefix: String,
+    pub project_id: String,
+    pub max_sandboxes: u32,
+    pub creates_per_minute: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The key with its secret, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedSandboxKey {
+    pub key: SandboxKey,
+    /// `e2b_` and 40 hex characters: set it as `E2B_API_KEY`.
+    pub secret: String,
+}
+
+/// A sandbox: an ephemeral instance with a time to live.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Sandbox {
+    /// `sbx-…`; also the name of its instance.
+    pub id: String,
+    /// The image it started from.
+    pub template: String,
+    /// `running` or `paused`.
+    pub state: String,
+    pub instance_id: String,
+    pub project_id: String,
+    /// The key that created it (none when created through /v1).
+    pub key_id: Option<String>,
+    pub metadata: std::collections::BTreeMap<String, String>,
+    pub started_at: DateTime<Utc>,
+    /// When it is killed unless extended.
+    pub expires_at: DateTime<Utc>,
+    pub commands: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateSandboxRequest {
+    /// The template (an image name); default `base`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Seconds to live (default 300, at most 86400).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// The project (default: `default`).
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct SandboxTimeoutRequest {
+    /// Seconds to live from now.
+    pub ttl_secs: u64,
+}
+
+/// Usage of one key (or of sandboxes made without one) since a time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SandboxUsage {
+    pub key_id: Option<String>,
+    pub sandboxes: u64,
+    pub sandbox_seconds: f64,
+    pub vcpu_seconds: f64,
+    pub commands: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+pub struct SandboxUsageParams {
+    /// Only this key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Since this many seconds ago (default 86400).
+    #[serde(default)]
+    pub since_secs: Option<u64>,
+}

@@ -1,0 +1,898 @@
+//! Sandboxes: instances with a time to live, created and driven through the
+//! E2B-compatible API. A sandbox is an instance (kind and template passed through, so a
+//! VM driver serves `--type vm` sandboxes once it implements exec, files and pause) plus
+//! a row with its key, TTL and usage. Processes and files are reached through the
+//! driver's exec and copy operations: nothing runs inside the sandbox on our behalf.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use roost_api::ErrorCode;
+use roost_api::auth::AuthMethod;
+use roost_api::ids::IdKind;
+use roost_api::instances::{CreateInstanceRequest, InstanceStatus};
+use roost_api::projects::DEFAULT_PROJECT;
+use roost_api::sandboxes::{
+    CreateSandboxKeyRequest, CreatedSandboxKey, DEFAULT_CREATES_PER_MINUTE, DEFAULT_MAX_SANDBOXES, SandboxKey,
+};
+use roost_api::tokens::Scope;
+use roost_store::now_ms;
+use roost_store::sandboxes::{SandboxKeyRow, SandboxRow};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast;
+
+use crate::auth::hash_secret;
+use crate::error::{Validator, check_name};
+use crate::images::node_error;
+use crate::{Control, Error, Principal, RequestContext, Result, audit};
+
+/// Longest a sandbox may live without being extended (E2B's own cap is 24 h).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// A sandbox's size unless the template says otherwise.
+pub const SANDBOX_CPUS: f64 = 1.0;
+pub const SANDBOX_MEMORY: u64 = 512 << 20;
+
+/// What a running sandbox process emits.
+#[derive(Debug, Clone)]
+pub enum ProcessEvent {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    /// The exit code (128 + signal when killed).
+    End(i32),
+}
+
+/// A process started in a sandbox, until it ends.
+pub struct SandboxProcess {
+    pub pid: u32,
+    pub tag: Option<String>,
+    pub cmd: String,
+    pub args: Vec<String>,
+    pub envs: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+    host_pid: Option<u32>,
+    events: broadcast::Sender<ProcessEvent>,
+    stdin: tokio::sync::Mutex<Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>>,
+}
+
+impl SandboxProcess {
+    /// New events from now on (a re-attach sees output from the moment it attaches).
+    pub fn subscribe(&self) -> broadcast::Receiver<ProcessEvent> {
+        self.events.subscribe()
+    }
+
+    pub async fn write_stdin(&self, data: &[u8]) -> Result<()> {
+        let mut stdin = self.stdin.lock().await;
+        let Some(w) = stdin.as_mut() else { return Err(Error::conflict("the process's stdin is closed")) };
+        w.write_all(data).await.map_err(|e| Error::conflict(format!("writing stdin: {e}")))?;
+        w.flush().await.map_err(|e| Error::conflict(format!("writing stdin: {e}")))
+    }
+
+    pub async fn close_stdin(&self) {
+        self.stdin.lock().await.take();
+    }
+
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        let pid = self.host_pid.ok_or_else(|| Error::unprocessable("this sandbox's driver cannot signal processes"))?;
+        roost_node::reaper::signal(pid, sig).map_err(|e| Error::conflict(format!("signal: {e}")))
+    }
+}
+
+/// The sandbox side of the control plane's state.
+#[derive(Default)]
+pub(crate) struct Sandboxes {
+    /// Running processes per sandbox, by the pid we gave them.
+    processes: Mutex<HashMap<String, BTreeMap<u32, Arc<SandboxProcess>>>>,
+    next_pid: AtomicU32,
+    /// Recent creations per key, for the per-minute limit.
+    creations: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Authenticated keys, by the hash of their secret.
+    keys: Mutex<HashMap<String, (SandboxKeyRow, Arc<Principal>)>>,
+    /// Code interpreter contexts per sandbox, by context id.
+    kernels: Mutex<HashMap<String, BTreeMap<String, Arc<Kernel>>>>,
+}
+
+/// What the E2B API needs of a sandbox, its row plus its state.
+#[derive(Debug, Clone)]
+pub struct SandboxView {
+    pub row: SandboxRow,
+    pub paused: bool,
+}
+
+fn key_api(row: &SandboxKeyRow) -> SandboxKey {
+    SandboxKey {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        prefix: row.prefix.clone(),
+        project_id: row.project_id.clone(),
+        max_sandboxes: row.max_sandboxes as u32,
+        creates_per_minute: row.creates_per_minute as u32,
+        created_at: roost_store::to_time(row.created_at),
+    }
+}
+
+/// The parameters of a new sandbox (the E2B `NewSandbox` body, minus what Roost ignores).
+#[derive(Debug, Clone, Default)]
+pub struct NewSandbox {
+    pub template: String,
+    /// Without a key: the project to run in (default `default`).
+    pub project: Option<String>,
+    pub timeout: Option<Duration>,
+    pub metadata: BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Control {
+    fn sandboxes(&self) -> &Sandboxes {
+        &self.inner.sandboxes
+    }
+
+    /// Makes a key for the E2B API, acting in `project` with the caller's rights there.
+    pub async fn create_sandbox_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        req: CreateSandboxKeyRequest,
+    ) -> Result<CreatedSandboxKey> {
+        let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
+        access.require_write()?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", &req.name);
+        let max = req.max_sandboxes.unwrap_or(DEFAULT_MAX_SANDBOXES);
+        v.check((1..=10_000).contains(&max), "max_sandboxes", "must be between 1 and 10000");
+        let rate = req.creates_per_minute.unwrap_or(DEFAULT_CREATES_PER_MINUTE);
+        v.check((1..=100_000).contains(&rate), "creates_per_minute", "must be between 1 and 100000");
+        v.finish()?;
+        let mut raw = [0u8; 20];
+        getrandom::fill(&mut raw).map_err(|e| Error::internal(format!("random source: {e}")))?;
+        let secret = format!("e2b_{}", hex::encode(raw));
+        let row = SandboxKeyRow {
+            id: IdKind::SandboxKey.generate(),
+            project_id: access.project.id.clone(),
+            user_id: p.user_id.clone(),
+            name: req.name.clone(),
+            prefix: secret[..10].to_string(),
+            key_hash: hash_secret(&secret),
+            max_sandboxes: max as i64,
+            creates_per_minute: rate as i64,
+            created_at: now_ms(),
+            revoked_at: None,
+        };
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        roost_store::sandboxes::insert_key(tx.conn(), &row).await?;
+        audit::record(tx.conn(), ctx, p, "sandbox_key.create", Some(("sandbox_key", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        Ok(CreatedSandboxKey { key: key_api(&row), secret })
+    }
+
+    pub async fn list_sandbox_keys(&self, p: &Principal) -> Result<Vec<SandboxKey>> {
+        let rows = self.store().list_sandbox_keys(None).await?;
+        let mut out = Vec::new();
+        for row in rows {
+            if self.project_access(p, &row.project_id).await.is_ok() {
+                out.push(key_api(&row));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The key and the principal it acts as (its creator, write scope, its project only).
+    pub async fn authenticate_sandbox_key(&self, secret: &str) -> Result<(SandboxKeyRow, Arc<Principal>)> {
+        let bad = || Error::unauthorized("Invalid API key");
+        if !secret.starts_with("e2b_") || secret.len() != 44 {
+            return Err(bad());
+        }
+        let hash = hash_secret(secret);
+        if let Some(found) = self.sandboxes().keys.lock().expect("keys").get(&hash).cloned() {
+            return Ok(found);
+        }
+        let key = self.store().sandbox_key_by_hash(&hash).await?.ok_or_else(bad)?;
+        let user = self.store().user_by_id(&key.user_id).await?.ok_or_else(bad)?;
+        if user.disabled != 0 {
+            return Err(bad());
+        }
+        let principal = Arc::new(Principal {
+            user_id: user.id.clone(),
+            user_name: user.name.clone(),
+            role: user.role(),
+            method: AuthMethod::Token,
+            scope: Scope::Write,
+            token_id: Some(key.id.clone()),
+            token_name: Some(format!("sandbox key {}", key.name)),
+            session_id: None,
+            csrf_hash: None,
+            expires_at: None,
+            project_id: Some(key.project_id.clone()),
+            user,
+        });
+        self.sandboxes().keys.lock().expect("keys").insert(hash, (key.clone(), principal.clone()));
+        Ok((key, principal))
+    }
+
+    /// The key's limits: sandboxes alive at once, creations per minute.
+    async fn check_key_limits(&self, key: &SandboxKeyRow) -> Result<()> {
+        let live = self.store().live_sandboxes(Some(&key.project_id)).await?;
+        let mine = live.iter().filter(|s| s.key_id.as_deref() == Some(key.id.as_str())).count();
+        if mine as i64 >= key.max_sandboxes {
+            let mut e = Error::new(
+                ErrorCode::RateLimited,
+                format!("this key may run {} sandboxes at once; kill one first", key.max_sandboxes),
+            );
+            e.retry_after = Some(Duration::from_secs(1));
+            return Err(e);
+        }
+        {
+            let mut creations = self.sandboxes().creations.lock().expect("creations");
+            let recent = creations.entry(key.id.clone()).or_default();
+            let now = Instant::now();
+            while recent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+                recent.pop_front();
+            }
+            if recent.len() as i64 >= key.creates_per_minute {
+                let wait = Duration::from_secs(60) - now.duration_since(*recent.front().expect("non-empty"));
+                return Err(Error::rate_limited(wait));
+            }
+            recent.push_back(now);
+        }
+        Ok(())
+    }
+
+    /// Creates a sandbox and returns once its instance runs.
+    pub async fn create_sandbox(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: Option<&SandboxKeyRow>,
+        req: NewSandbox,
+    ) -> Result<SandboxView> {
+        let timeout = req.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() || timeout > MAX_TIMEOUT {
+            return Err(Error::validation(vec![roost_api::FieldError {
+                field: "timeout".into(),
+                message: "must be between 1 second and 24 hours".into(),
+            }]));
+        }
+        let project_id = match key {
+            Some(k) => k.project_id.clone(),
+            None => {
+                let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
+                access.require_write()?;
+                access.project.id
+            }
+        };
+        if let Some(key) = key {
+            self.check_key_limits(key).await?;
+        }
+        let id = IdKind::Sandbox.generate();
+        let mut labels = BTreeMap::new();
+        labels.insert("roost.sandbox".to_string(), id.clone());
+        let (instance, _) = self
+            .create_instance(
+                ctx,
+                p,
+                CreateInstanceRequest {
+                    name: id.clone(),
+                    image: req.template.clone(),
+                    project: Some(project_id.clone()),
+                    cpus: Some(SANDBOX_CPUS),
+                    memory_bytes: Some(SANDBOX_MEMORY),
+                    env: req.env.clone(),
+                    labels,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| {
+                if e.code == ErrorCode::ValidationFailed { Error::not_found("template", &req.template) } else { e }
+            })?;
+        let now = now_ms();
+        let row = SandboxRow {
+            id: id.clone(),
+            project_id: project_id.clone(),
+            key_id: key.map(|k| k.id.clone()),
+            instance_id: instance.id.clone(),
+            template: req.template.clone(),
+            metadata: serde_json::to_string(&req.metadata).unwrap_or_else(|_| "{}".into()),
+            cpus_milli: (SANDBOX_CPUS * 1000.0) as i64,
+            memory_bytes: SANDBOX_MEMORY as i64,
+            started_at: now,
+            expires_at: now + timeout.as_millis() as i64,
+            ended_at: None,
+            commands: 0,
+        };
+        let body =
+            serde_json::json!({"template": req.template, "timeout_secs": timeout.as_secs(), "metadata": req.metadata});
+        let mut tx = self.store().write().await?;
+        roost_store::sandboxes::insert(tx.conn(), &row).await?;
+        audit::record(tx.conn(), ctx, p, "sandbox.create", Some(("sandbox", &id)), Some(&body)).await?;
+        tx.commit().await?;
+        let running =
+            self.wait_instance(p, &instance.id, None, InstanceStatus::Running, Duration::from_secs(120)).await;
+        match running {
+            Ok(i) if i.status == InstanceStatus::Running => Ok(SandboxView { row, paused: false }),
+            Ok(i) => {
+                let reason = i.status_reason.unwrap_or_default();
+                let _ = self.kill_sandbox(ctx, p, &id).await;
+                Err(Error::new(
+                    ErrorCode::Unavailable,
+                    format!("the sandbox did not start: {} {reason}", i.status.as_str()),
+                ))
+            }
+            Err(e) => {
+                let _ = self.kill_sandbox(ctx, p, &id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A live sandbox the principal may see.
+    pub async fn sandbox(&self, p: &Principal, id: &str) -> Result<SandboxView> {
+        let row = self
+            .store()
+            .sandbox(id)
+            .await?
+            .filter(|r| r.ended_at.is_none())
+            .ok_or_else(|| Error::not_found("sandbox", id))?;
+        self.project_access(p, &row.project_id).await.map_err(|_| Error::not_found("sandbox", id))?;
+        let paused =
+            matches!(self.store().instance(&row.instance_id).await?, Some(i) if i.status() == InstanceStatus::Paused);
+        Ok(SandboxView { row, paused })
+    }
+
+    /// A live sandbox the principal may change (kill, pause, run commands in, write
+    /// files to): a project viewer sees it but gets a 403.
+    pub async fn writable_sandbox(&self, p: &Principal, id: &str) -> Result<SandboxView> {
+        let view = self.sandbox(p, id).await?;
+        self.project_access(p, &view.row.project_id).await?.require_write()?;
+        Ok(view)
+    }
+
+    pub async fn list_sandboxes(&self, p: &Principal) -> Result<Vec<SandboxView>> {
+        let project = p.project_id.clone();
+        let rows = self.store().live_sandboxes(project.as_deref()).await?;
+        let mut out = Vec::new();
+        for row in rows {
+            if self.project_access(p, &row.project_id).await.is_err() {
+                continue;
+            }
+            let paused = matches!(self.store().instance(&row.instance_id).await?, Some(i) if i.status() == InstanceStatus::Paused);
+            out.push(SandboxView { row, paused });
+        }
+        Ok(out)
+    }
+
+    /// Kills a sandbox: its processes, its instance, and ends its row.
+    pub async fn kill_sandbox(&self, ctx: &RequestContext, p: &Principal, id: &str) -> Result<()> {
+        let row = self.store().sandbox(id).await?.ok_or_else(|| Error::not_found("sandbox", id))?;
+        if row.ended_at.is_some() {
+            return Err(Error::not_found("sandbox", id));
+        }
+        self.project_access(p, &row.project_id).await.map_err(|_| Error::not_found("sandbox", id))?.require_write()?;
+        self.end_sandbox(ctx, p, &row, "sandbox.kill").await
+    }
+
+    async fn end_sandbox(&self, ctx: &RequestContext, p: &Principal, row: &SandboxRow, action: &str) -> Result<()> {
+        let mut tx = self.store().write().await?;
+        let ended = roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
+        audit::record(tx.conn(), ctx, p, action, Some(("sandbox", &row.id)), None).await?;
+        tx.commit().await?;
+        if !ended {
+            return Ok(());
+        }
+        self.sandboxes().processes.lock().expect("processes").remove(&row.id);
+        self.kernels().lock().expect("kernels").remove(&row.id);
+        match self.delete_instance(ctx, p, &row.instance_id, None, true).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ErrorCode::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets the time left to `timeout` from now.
+    pub async fn set_sandbox_timeout(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let view = self.writable_sandbox(p, id).await?;
+        let timeout = timeout.min(MAX_TIMEOUT);
+        let mut tx = self.store().write().await?;
+        roost_store::sandboxes::set_expiry(tx.conn(), &view.row.id, now_ms() + timeout.as_millis() as i64).await?;
+        let body = serde_json::json!({"timeout_secs": timeout.as_secs()});
+        audit::record(tx.conn(), ctx, p, "sandbox.timeout", Some(("sandbox", id)), Some(&body)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Freezes (`pause`) or thaws a sandbox's instance; processes and memory are kept.
+    pub async fn pause_sandbox(&self, ctx: &RequestContext, p: &Principal, id: &str, pause: bool) -> Result<()> {
+        let view = self.writable_sandbox(p, id).await?;
+        let instance = &view.row.instance_id;
+        let driver = self.driver_of(instance).await?;
+        if pause {
+            driver.pause(instance).await.map_err(node_error)?;
+        } else {
+            driver.resume(instance).await.map_err(node_error)?;
+        }
+        let mut tx = self.store().write().await?;
+        let action = if pause { "sandbox.pause" } else { "sandbox.resume" };
+        audit::record(tx.conn(), ctx, p, action, Some(("sandbox", id)), None).await?;
+        tx.commit().await?;
+        if let Some(row) = self.store().instance(instance).await? {
+            let status = if pause { InstanceStatus::Paused } else { InstanceStatus::Running };
+            self.record(&row, status, None, None, row.started_at).await?;
+        }
+        Ok(())
+    }
+
+    /// Kills sandboxes whose time ran out, every second until shutdown.
+    pub fn spawn_sandbox_reaper(&self) {
+        let control = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = control.shutdown().cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let expired = match control.store().expired_sandboxes(now_ms()).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot list expired sandboxes");
+                        continue;
+                    }
+                };
+                for row in expired {
+                    if let Err(e) = control.expire_sandbox(&row).await {
+                        tracing::warn!(sandbox = %row.id, error = %e.message, "cannot kill an expired sandbox");
+                    }
+                }
+            }
+        });
+    }
+
+    async fn expire_sandbox(&self, row: &SandboxRow) -> Result<()> {
+        // It acts as whoever made it: the key's user, else the instance's creator.
+        let key_user = match &row.key_id {
+            Some(k) => self.store().list_sandbox_keys(None).await?.into_iter().find(|r| &r.id == k).map(|k| k.user_id),
+            None => None,
+        };
+        let creator = match key_user {
+            Some(u) => Some(u),
+            None => self.store().instance(&row.instance_id).await?.and_then(|i| i.created_by),
+        };
+        let user = match creator {
+            Some(u) => self.store().user_by_id(&u).await?,
+            None => None,
+        };
+        let Some(user) = user else {
+            // Nobody to act as (the user was deleted): end the row and delete the
+            // instance directly.
+            let mut tx = self.store().write().await?;
+            roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
+            tx.commit().await?;
+            if let Ok(driver) = self.driver_of(&row.instance_id).await {
+                driver.delete(&row.instance_id).await.map_err(node_error)?;
+            }
+            return Ok(());
+        };
+        let principal = Principal {
+            user_id: user.id.clone(),
+            user_name: user.name.clone(),
+            role: user.role(),
+            method: AuthMethod::Token,
+            scope: Scope::Write,
+            token_id: row.key_id.clone(),
+            token_name: Some("sandbox TTL".into()),
+            session_id: None,
+            csrf_hash: None,
+            expires_at: None,
+            project_id: Some(row.project_id.clone()),
+            user,
+        };
+        tracing::info!(sandbox = %row.id, "sandbox timed out: killing it");
+        self.end_sandbox(&RequestContext::default(), &principal, row, "sandbox.expire").await
+    }
+
+    /// Starts a process in a sandbox. The receiver sees everything it prints.
+    pub async fn start_sandbox_process(
+        &self,
+        view: &SandboxView,
+        cmd: String,
+        args: Vec<String>,
+        envs: BTreeMap<String, String>,
+        cwd: Option<String>,
+        tag: Option<String>,
+    ) -> Result<(Arc<SandboxProcess>, broadcast::Receiver<ProcessEvent>)> {
+        if view.paused {
+            return Err(Error::conflict(format!("sandbox '{}' is paused", view.row.id)));
+        }
+        let mut argv = vec![cmd.clone()];
+        argv.extend(args.iter().cloned());
+        let mut session = self
+            .exec(
+                &view.row.instance_id,
+                roost_node::ExecRequest {
+                    cmd: argv,
+                    env: envs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    cwd: cwd.clone(),
+                    tty: false,
+                    rows: 0,
+                    cols: 0,
+                },
+            )
+            .await?;
+        let _ = self.store().count_sandbox_command(&view.row.id).await;
+        let pid = 1000 + self.sandboxes().next_pid.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = broadcast::channel(4096);
+        let process = Arc::new(SandboxProcess {
+            pid,
+            tag,
+            cmd,
+            args,
+            envs,
+            cwd,
+            host_pid: session.host_pid(),
+            events: tx.clone(),
+            stdin: tokio::sync::Mutex::new(session.stdin.take()),
+        });
+        self.sandboxes()
+            .processes
+            .lock()
+            .expect("processes")
+            .entry(view.row.id.clone())
+            .or_default()
+            .insert(pid, process.clone());
+        let stdout = session.stdout.take();
+        let stderr = session.stderr.take();
+        let control = self.clone();
+        let sandbox = view.row.id.clone();
+        tokio::spawn(async move {
+            let pump = |r: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, err: bool| {
+                let tx = tx.clone();
+                async move {
+                    let Some(mut r) = r else { return };
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match r.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                let data = buf[..n].to_vec();
+                                let _ =
+                                    tx.send(if err { ProcessEvent::Stderr(data) } else { ProcessEvent::Stdout(data) });
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::join!(pump(stdout, false), pump(stderr, true));
+            let code = session.wait().await.unwrap_or(-1);
+            if let Some(map) = control.sandboxes().processes.lock().expect("processes").get_mut(&sandbox) {
+                map.remove(&pid);
+            }
+            let _ = tx.send(ProcessEvent::End(code));
+        });
+        Ok((process, rx))
+    }
+
+    /// Running processes of a sandbox.
+    pub fn sandbox_processes(&self, sandbox: &str) -> Vec<Arc<SandboxProcess>> {
+        self.sandboxes()
+            .processes
+            .lock()
+            .expect("processes")
+            .get(sandbox)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A running process by pid or tag.
+    pub fn sandbox_process(&self, sandbox: &str, pid: Option<u32>, tag: Option<&str>) -> Result<Arc<SandboxProcess>> {
+        self.sandbox_processes(sandbox)
+            .into_iter()
+            .find(|p| pid.is_some_and(|x| p.pid == x) || (tag.is_some() && p.tag.as_deref() == tag))
+            .ok_or_else(|| Error::not_found("process", &pid.map(|p| p.to_string()).unwrap_or_default()))
+    }
+
+    /// Runs a command to completion in the sandbox (for file operations): stdout, stderr
+    /// and exit code.
+    pub async fn sandbox_run(&self, view: &SandboxView, argv: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i32)> {
+        let mut session = self
+            .exec(
+                &view.row.instance_id,
+                roost_node::ExecRequest { cmd: argv.iter().map(|s| s.to_string()).collect(), ..Default::default() },
+            )
+            .await?;
+        drop(session.stdin.take());
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let (o, e) = (session.stdout.take(), session.stderr.take());
+        let read_out = async {
+            if let Some(mut o) = o {
+                let _ = o.read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(mut e) = e {
+                let _ = e.read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(read_out, read_err);
+        let code = session.wait().await.map_err(node_error)?;
+        Ok((out, err, code))
+    }
+
+    /// The contents of a file in the sandbox (`cat` through exec, so any driver that
+    /// execs serves it, and symlinks resolve inside the sandbox).
+    pub async fn sandbox_read_file(&self, view: &SandboxView, path: &str) -> Result<Vec<u8>> {
+        let (out, err, code) = self.sandbox_run(view, &["cat", "--", path]).await?;
+        if code != 0 {
+            let text = String::from_utf8_lossy(&err).trim().to_string();
+            if text.contains("No such file") {
+                return Err(Error::not_found("file", path));
+            }
+            return Err(Error::new(ErrorCode::ValidationFailed, text));
+        }
+        Ok(out)
+    }
+
+    /// Writes a file in the sandbox, making its parent directories.
+    pub async fn sandbox_write_file(&self, view: &SandboxView, path: &str, data: Vec<u8>) -> Result<()> {
+        let script = "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"";
+        let mut session = self
+            .exec(
+                &view.row.instance_id,
+                roost_node::ExecRequest {
+                    cmd: ["sh", "-c", script, "sh", path].iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let stdin = session.stdin.take();
+        let (o, e) = (session.stdout.take(), session.stderr.take());
+        let feed = async move {
+            if let Some(mut w) = stdin {
+                let _ = w.write_all(&data).await;
+                let _ = w.shutdown().await;
+            }
+        };
+        let mut err = Vec::new();
+        let drain = async {
+            if let Some(mut o) = o {
+                let _ = tokio::io::copy(&mut o, &mut tokio::io::sink()).await;
+            }
+            if let Some(mut e) = e {
+                let _ = e.read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(feed, drain);
+        let code = session.wait().await.map_err(node_error)?;
+        if code != 0 {
+            return Err(Error::new(ErrorCode::ValidationFailed, String::from_utf8_lossy(&err).trim().to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// A sandbox's current usage, for the E2B metrics endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxMetrics {
+    pub cpu_pct: f64,
+    pub memory_bytes: u64,
+}
+
+impl Control {
+    pub async fn sandbox_metrics(&self, view: &SandboxView) -> Result<SandboxMetrics> {
+        let id = &view.row.instance_id;
+        let stats = self.driver_of(id).await?.stats(id).await.map_err(node_error)?;
+        let cpu_pct = self.compute().latest.lock().expect("latest").get(id).map(|s| s.cpu_percent).unwrap_or(0.0);
+        Ok(SandboxMetrics { cpu_pct, memory_bytes: stats.memory_bytes })
+    }
+}
+
+/// The code interpreter runner Roost copies into a sandbox (IPython-based, ours).
+pub const CODE_INTERPRETER_RUNNER: &str = include_str!("../assets/code_interpreter.py");
+const RUNNER_PATH: &str = "/tmp/.roost/code_interpreter.py";
+
+/// One code interpreter context: a runner process with its own IPython shell.
+pub struct Kernel {
+    pub id: String,
+    pub language: String,
+    pub cwd: String,
+    io: Arc<tokio::sync::Mutex<KernelIo>>,
+}
+
+struct KernelIo {
+    stdin: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+    lines: tokio::io::Lines<tokio::io::BufReader<Box<dyn tokio::io::AsyncRead + Send + Unpin>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    _session: roost_node::ExecSession,
+}
+
+impl Control {
+    fn kernels(&self) -> &Mutex<HashMap<String, BTreeMap<String, Arc<Kernel>>>> {
+        &self.inner.sandboxes.kernels
+    }
+
+    /// Starts a context (a runner process) in the sandbox.
+    pub async fn create_kernel(
+        &self,
+        view: &SandboxView,
+        language: Option<&str>,
+        cwd: Option<&str>,
+    ) -> Result<Arc<Kernel>> {
+        let language = language.unwrap_or("python").to_string();
+        if language != "python" {
+            return Err(Error::unprocessable(format!("language '{language}' is not supported (only python)")));
+        }
+        let id = format!("ctx-{}", 1000 + self.sandboxes().next_pid.fetch_add(1, Ordering::Relaxed));
+        self.spawn_kernel(view, id, language, cwd.unwrap_or("/root").to_string()).await
+    }
+
+    async fn spawn_kernel(&self, view: &SandboxView, id: String, language: String, cwd: String) -> Result<Arc<Kernel>> {
+        self.sandbox_write_file(view, RUNNER_PATH, CODE_INTERPRETER_RUNNER.as_bytes().to_vec()).await?;
+        let mut session = self
+            .exec(
+                &view.row.instance_id,
+                roost_node::ExecRequest {
+                    cmd: vec!["python3".into(), "-u".into(), RUNNER_PATH.into()],
+                    env: vec![("MPLBACKEND".into(), "Agg".into())],
+                    cwd: Some(cwd.clone()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let stdin = session.stdin.take().ok_or_else(|| Error::internal("runner without stdin"))?;
+        let stdout = session.stdout.take().ok_or_else(|| Error::internal("runner without stdout"))?;
+        let stderr_buf = Arc::new(Mutex::new(Vec::new()));
+        if let Some(mut err) = session.stderr.take() {
+            let buf = stderr_buf.clone();
+            tokio::spawn(async move {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = err.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut b = buf.lock().expect("stderr");
+                    if b.len() < 64 * 1024 {
+                        b.extend_from_slice(&chunk[..n]);
+                    }
+                }
+            });
+        }
+        use tokio::io::AsyncBufReadExt;
+        let io =
+            KernelIo { stdin, lines: tokio::io::BufReader::new(stdout).lines(), stderr: stderr_buf, _session: session };
+        let kernel = Arc::new(Kernel { id: id.clone(), language, cwd, io: Arc::new(tokio::sync::Mutex::new(io)) });
+        self.kernels().lock().expect("kernels").entry(view.row.id.clone()).or_default().insert(id, kernel.clone());
+        Ok(kernel)
+    }
+
+    pub fn list_kernels(&self, sandbox: &str) -> Vec<Arc<Kernel>> {
+        self.kernels().lock().expect("kernels").get(sandbox).map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Ends a context (its runner gets EOF and exits).
+    pub fn remove_kernel(&self, sandbox: &str, id: &str) -> Result<()> {
+        let removed = self.kernels().lock().expect("kernels").get_mut(sandbox).and_then(|m| m.remove(id));
+        removed.map(|_| ()).ok_or_else(|| Error::not_found("context", id))
+    }
+
+    pub async fn restart_kernel(&self, view: &SandboxView, id: &str) -> Result<Arc<Kernel>> {
+        let old = self.kernels().lock().expect("kernels").get_mut(&view.row.id).and_then(|m| m.remove(id));
+        let old = old.ok_or_else(|| Error::not_found("context", id))?;
+        self.spawn_kernel(view, old.id.clone(), old.language.clone(), old.cwd.clone()).await
+    }
+
+    /// Runs code in a context (the default one when `context` is `None`): the runner's
+    /// JSON lines, as they come, ending with its `end_of_execution` (not sent).
+    pub async fn execute_code(
+        &self,
+        view: &SandboxView,
+        context: Option<&str>,
+        code: &str,
+        env_vars: &BTreeMap<String, String>,
+    ) -> Result<tokio::sync::mpsc::Receiver<String>> {
+        let id = context.unwrap_or("default").to_string();
+        let existing = self.kernels().lock().expect("kernels").get(&view.row.id).and_then(|m| m.get(&id).cloned());
+        let kernel = match existing {
+            Some(k) => k,
+            None if context.is_none() => self.spawn_kernel(view, id.clone(), "python".into(), "/root".into()).await?,
+            None => return Err(Error::not_found("context", &id)),
+        };
+        let _ = self.store().count_sandbox_command(&view.row.id).await;
+        let mut io = kernel.io.clone().lock_owned().await;
+        let request = serde_json::json!({"code": code, "env_vars": env_vars});
+        let mut line = serde_json::to_vec(&request).expect("json");
+        line.push(b'\n');
+        io.stdin.write_all(&line).await.map_err(|e| Error::conflict(format!("the code interpreter is gone: {e}")))?;
+        io.stdin.flush().await.map_err(|e| Error::conflict(format!("the code interpreter is gone: {e}")))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                match io.lines.next_line().await {
+                    Ok(Some(line)) => {
+                        if line.contains("\"end_of_execution\"") {
+                            break;
+                        }
+                        if tx.send(line).await.is_err() {
+                            // The client went away: read on to the end so the next
+                            // execution starts in step.
+                            continue;
+                        }
+                    }
+                    _ => {
+                        let stderr = String::from_utf8_lossy(&io.stderr.lock().expect("stderr")).to_string();
+                        let error = serde_json::json!({
+                            "type": "error",
+                            "name": "RuntimeError",
+                            "value": format!("the code interpreter exited: {}", stderr.trim()),
+                            "traceback": stderr,
+                        });
+                        let _ = tx.send(error.to_string()).await;
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+impl SandboxView {
+    pub fn to_api(&self) -> roost_api::sandboxes::Sandbox {
+        roost_api::sandboxes::Sandbox {
+            id: self.row.id.clone(),
+            template: self.row.template.clone(),
+            state: if self.paused { "paused" } else { "running" }.into(),
+            instance_id: self.row.instance_id.clone(),
+            project_id: self.row.project_id.clone(),
+            key_id: self.row.key_id.clone(),
+            metadata: serde_json::from_str(&self.row.metadata).unwrap_or_default(),
+            started_at: roost_store::to_time(self.row.started_at),
+            expires_at: roost_store::to_time(self.row.expires_at),
+            commands: self.row.commands as u64,
+        }
+    }
+}
+
+impl Control {
+    /// Sandbox-seconds, vCPU-seconds and commands per key, of sandboxes the principal
+    /// may see that ran at some point in the last `since`.
+    pub async fn sandbox_usage(
+        &self,
+        p: &Principal,
+        key: Option<&str>,
+        since: Duration,
+    ) -> Result<Vec<roost_api::sandboxes::SandboxUsage>> {
+        let now = now_ms();
+        let from = now - since.as_millis() as i64;
+        let rows = self.store().sandboxes_since(key, from).await?;
+        let mut by_key: BTreeMap<Option<String>, roost_api::sandboxes::SandboxUsage> = BTreeMap::new();
+        for row in rows {
+            if self.project_access(p, &row.project_id).await.is_err() {
+                continue;
+            }
+            let start = row.started_at.max(from);
+            let end = row.ended_at.unwrap_or(now).min(now);
+            let secs = (end - start).max(0) as f64 / 1000.0;
+            let u = by_key.entry(row.key_id.clone()).or_insert_with(|| roost_api::sandboxes::SandboxUsage {
+                key_id: row.key_id.clone(),
+                sandboxes: 0,
+                sandbox_seconds: 0.0,
+                vcpu_seconds: 0.0,
+                commands: 0,
+            });
+            u.sandboxes += 1;
+            u.sandbox_seconds += secs;
+            u.vcpu_seconds += secs * row.cpus_milli as f64 / 1000.0;
+            u.commands += row.commands as u64;
+        }
+        Ok(by_key.into_values().collect())
+    }
+}

@@ -1,0 +1,933 @@
+//! The E2B-compatible listener (`--e2b-listen`): the E2B control-plane REST API
+//! (`X-API-KEY` auth) and, on the same port, the per-sandbox traffic the SDKs send with
+//! `E2b-Sandbox-Id` / `E2b-Sandbox-Port` headers. Port 49983 is envd's protocol — Connect
+//! RPC `process.Process` and `filesystem.Filesystem` (JSON codec) plus `/files` and
+//! `/health` — which Roost serves on the host through the driver's exec and file
+//! operations, so nothing runs inside the sandbox for it. Other ports are proxied to the
+//! sandbox's address.
+//!
+//! The routes are matched by hand rather than by an axum router: the same paths
+//! (`/health`, `/files`) mean different things with and without the sandbox headers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use roost_api::ErrorCode;
+use roost_control::sandboxes::{NewSandbox, ProcessEvent, SandboxView};
+use roost_control::{Control, Error, Principal, RequestContext};
+use roost_store::sandboxes::SandboxKeyRow;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The envd version Roost's implementation stands for: process streams with stdin,
+/// default user, octet-stream uploads. Features of later versions (file metadata, watch
+/// entries) are not implemented, so the SDK does not ask for them.
+pub const ENVD_VERSION: &str = "0.5.7";
+pub const ENVD_PORT: u16 = 49983;
+/// The code interpreter's port (`/execute`, `/contexts`).
+pub const CODE_INTERPRETER_PORT: u16 = 49999;
+/// How often a server stream sends a keepalive when the process is quiet.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// The end of the message for traffic to a sandbox that was killed or timed out.
+const GONE: &str = "is not running (killed or timed out)";
+/// Largest file upload through `/files`.
+const MAX_UPLOAD: usize = 1 << 30;
+
+pub fn router(control: Control) -> Router {
+    // Uploads through `/files` are large (multipart reads the limit from this layer).
+    Router::new().fallback(dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD)).with_state(control)
+}
+
+async fn dispatch(State(control): State<Control>, req: Request) -> Response {
+    let ctx = RequestContext { source: Some("e2b".into()), ..Default::default() };
+    if let Some(id) = header_str(req.headers(), "e2b-sandbox-id") {
+        let port: u16 = header_str(req.headers(), "e2b-sandbox-port").and_then(|p| p.parse().ok()).unwrap_or(ENVD_PORT);
+        return match sandbox_traffic(&control, &ctx, id.to_string(), port, req).await {
+            Ok(r) => r,
+            // As E2B's edge proxy answers for a sandbox that is gone (the SDKs' `is_running`
+            // reads 502 as "not running").
+            Err(e) if e.message.ends_with(GONE) => {
+                (StatusCode::BAD_GATEWAY, Json(json!({"code": 502, "message": e.message}))).into_response()
+            }
+            Err(e) => plain_error(&e),
+        };
+    }
+    match control_plane(&control, &ctx, req).await {
+        Ok(r) => r,
+        Err(e) => api_error(&e),
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The E2B API's error body: `{"code": <status>, "message": ...}`.
+fn api_error(e: &Error) -> Response {
+    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = (status, Json(json!({"code": status.as_u16(), "message": e.message}))).into_response();
+    if let Some(after) = e.retry_after
+        && let Ok(v) = after.as_secs().max(1).to_string().parse()
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+fn plain_error(e: &Error) -> Response {
+    api_error(e)
+}
+
+/// The per-sandbox token the SDK sends as `X-Access-Token`: derived from the key's
+/// stored hash, so only the server (and whoever created the sandbox) knows it.
+fn envd_token(key_hash: &str, sandbox: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"roost-envd:");
+    h.update(key_hash.as_bytes());
+    h.update(b":");
+    h.update(sandbox.as_bytes());
+    hex::encode(h.finalize())
+}
+
+async fn authenticate(control: &Control, headers: &HeaderMap) -> Result<(SandboxKeyRow, Arc<Principal>), Error> {
+    let key = header_str(headers, "x-api-key").ok_or_else(|| {
+        Error::unauthorized("missing X-API-KEY header (an e2b_… key from `roost sandbox key create`)")
+    })?;
+    control.authenticate_sandbox_key(key).await
+}
+
+fn rfc3339(ms: i64) -> String {
+    roost_store::to_time(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn sandbox_json(view: &SandboxView, key: &SandboxKeyRow) -> Value {
+    json!({
+        "templateID": view.row.template,
+        "sandboxID": view.row.id,
+        "clientID": "roost",
+        "envdVersion": ENVD_VERSION,
+        "envdAccessToken": envd_token(&key.key_hash, &view.row.id),
+        // The same token: the code interpreter SDK sends only this one to port 49999.
+        "trafficAccessToken": envd_token(&key.key_hash, &view.row.id),
+        "domain": null,
+    })
+}
+
+fn listed_json(view: &SandboxView) -> Value {
+    let metadata: Value = serde_json::from_str(&view.row.metadata).unwrap_or_else(|_| json!({}));
+    json!({
+        "templateID": view.row.template,
+        "sandboxID": view.row.id,
+        "clientID": "roost",
+        "startedAt": rfc3339(view.row.started_at),
+        "endAt": rfc3339(view.row.expires_at),
+        "envdVersion": ENVD_VERSION,
+        "cpuCount": (view.row.cpus_milli as f64 / 1000.0).ceil() as i64,
+        "memoryMB": view.row.memory_bytes >> 20,
+        "diskSizeMB": 0,
+        "state": if view.paused { "paused" } else { "running" },
+        "metadata": metadata,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct NewSandboxBody {
+    #[serde(rename = "templateID")]
+    template_id: String,
+    timeout: Option<u64>,
+    #[serde(default)]
+    metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    env_vars: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+struct TimeoutBody {
+    timeout: Option<u64>,
+}
+
+async fn body_json<T: for<'de> Deserialize<'de> + Default>(req: Request) -> Result<T, Error> {
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .map_err(|e| Error::new(ErrorCode::InvalidRequest, format!("reading the body: {e}")))?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| Error::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}")))
+}
+
+async fn control_plane(control: &Control, ctx: &RequestContext, req: Request) -> Result<Response, Error> {
+    let method = req.method().clone();
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    if path == "/health" {
+        return Ok((StatusCode::OK, Json(json!({"status": "ok"}))).into_response());
+    }
+    let (key, p) = authenticate(control, req.headers()).await?;
+    let mut parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // `/v2/sandboxes/{id}/connect` and friends behave as their v1 forms.
+    if parts.len() > 2 && parts[0] == "v2" {
+        parts.remove(0);
+    }
+    match (&method, parts.as_slice()) {
+        (&Method::POST, ["sandboxes"]) | (&Method::POST, ["v2", "sandboxes"]) => {
+            let body: NewSandboxBody = body_json(req).await?;
+            if body.template_id.is_empty() {
+                return Err(Error::new(ErrorCode::InvalidRequest, "templateID is required"));
+            }
+            let view = control
+                .create_sandbox(
+                    ctx,
+                    &p,
+                    Some(&key),
+                    NewSandbox {
+                        template: body.template_id,
+                        project: None,
+                        timeout: body.timeout.map(Duration::from_secs),
+                        metadata: body.metadata.unwrap_or_default(),
+                        env: body.env_vars.unwrap_or_default(),
+                    },
+                )
+                .await?;
+            Ok((StatusCode::CREATED, Json(sandbox_json(&view, &key))).into_response())
+        }
+        (&Method::GET, ["sandboxes"]) | (&Method::GET, ["v2", "sandboxes"]) => {
+            let params: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            let mut all = control.list_sandboxes(&p).await?;
+            if let Some(meta) = params.get("metadata") {
+                let want: Vec<(String, String)> = url::form_urlencoded::parse(meta.as_bytes()).into_owned().collect();
+                all.retain(|v| {
+                    let m: BTreeMap<String, String> = serde_json::from_str(&v.row.metadata).unwrap_or_default();
+                    want.iter().all(|(k, val)| m.get(k) == Some(val))
+                });
+            }
+            if let Some(states) = params.get("state") {
+                let states: Vec<&str> = states.split(',').collect();
+                all.retain(|v| states.contains(&if v.paused { "paused" } else { "running" }));
+            }
+            let v2 = parts.first() == Some(&"v2");
+            if !v2 {
+                return Ok(Json(Value::Array(all.iter().map(listed_json).collect())).into_response());
+            }
+            // Keyset pagination on the (started_at, id) order; the token is the last id.
+            let limit: usize = params.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100).clamp(1, 1000);
+            let start = match params.get("nextToken") {
+                Some(t) => all.iter().position(|v| &v.row.id == t).map(|i| i + 1).unwrap_or(all.len()),
+                None => 0,
+            };
+            let page: Vec<&SandboxView> = all.iter().skip(start).take(limit).collect();
+            let mut r = Json(Value::Array(page.iter().map(|v| listed_json(v)).collect())).into_response();
+            if start + page.len() < all.len()
+                && let Some(last) = page.last()
+                && let Ok(v) = last.row.id.parse()
+            {
+                r.headers_mut().insert("x-next-token", v);
+            }
+            Ok(r)
+        }
+        (&Method::GET, ["sandboxes", id]) => {
+            let view = control.writable_sandbox(&p, id).await?;
+            let mut detail = listed_json(&view);
+            detail["envdAccessToken"] = json!(envd_token(&key.key_hash, &view.row.id));
+            Ok(Json(detail).into_response())
+        }
+        (&Method::DELETE, ["sandboxes", id]) => {
+            control.kill_sandbox(ctx, &p, id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (&Method::POST, ["sandboxes", id, "timeout"]) => {
+            let body: TimeoutBody = body_json(req).await?;
+            let secs = body.timeout.ok_or_else(|| Error::new(ErrorCode::InvalidRequest, "timeout is required"))?;
+            control.set_sandbox_timeout(ctx, &p, id, Duration::from_secs(secs)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (&Method::POST, ["sandboxes", id, "refreshes"]) => {
+            #[derive(Deserialize, Default)]
+            struct Refresh {
+                duration: Option<u64>,
+            }
+            let body: Refresh = body_json(req).await?;
+            control.set_sandbox_timeout(ctx, &p, id, Duration::from_secs(body.duration.unwrap_or(60))).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (&Method::POST, ["sandboxes", id, "pause"]) => {
+            let view = control.writable_sandbox(&p, id).await?;
+            if view.paused {
+                return Err(Error::conflict(format!("sandbox {id} is already paused")));
+            }
+            control.pause_sandbox(ctx, &p, id, true).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (&Method::POST, ["sandboxes", id, "resume"]) | (&Method::POST, ["sandboxes", id, "connect"]) => {
+            let body: TimeoutBody = body_json(req).await?;
+            let view = control.writable_sandbox(&p, id).await?;
+            let resumed = view.paused;
+            if view.paused {
+                control.pause_sandbox(ctx, &p, id, false).await?;
+            } else if parts.last() == Some(&"resume") {
+                return Err(Error::conflict(format!("sandbox {id} is not paused")));
+            }
+            if let Some(secs) = body.timeout {
+                control.set_sandbox_timeout(ctx, &p, id, Duration::from_secs(secs)).await?;
+            }
+            let view = control.writable_sandbox(&p, id).await?;
+            let status = if resumed { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(sandbox_json(&view, &key))).into_response())
+        }
+        (&Method::GET, ["sandboxes", id, "metrics"]) => {
+            let view = control.writable_sandbox(&p, id).await?;
+            let m = control.sandbox_metrics(&view).await?;
+            let now = chrono::Utc::now();
+            Ok(Json(json!([{
+                "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "timestampUnix": now.timestamp(),
+                "cpuCount": (view.row.cpus_milli as f64 / 1000.0).ceil() as i64,
+                "cpuUsedPct": m.cpu_pct,
+                "memUsed": m.memory_bytes,
+                "memTotal": view.row.memory_bytes,
+                "memCache": 0,
+                "diskUsed": 0,
+                "diskTotal": 0,
+            }]))
+            .into_response())
+        }
+        _ => Err(Error::not_found("route", &format!("{method} {path}"))),
+    }
+}
+
+/// Traffic for one sandbox: envd on its port, anything else proxied.
+async fn sandbox_traffic(
+    control: &Control,
+    ctx: &RequestContext,
+    id: String,
+    port: u16,
+    req: Request,
+) -> Result<Response, Error> {
+    let (key, p, view) = sandbox_access(control, req.headers(), &id).await?;
+    let _ = ctx;
+    if port == CODE_INTERPRETER_PORT {
+        return code_interpreter(control, &view, req).await;
+    }
+    if port != ENVD_PORT {
+        return proxy(control, &view, port, req).await;
+    }
+    let path = req.uri().path().to_string();
+    match path.as_str() {
+        "/health" => Ok(StatusCode::NO_CONTENT.into_response()),
+        "/files" => files(control, &view, req).await,
+        _ if path.starts_with("/process.Process/") || path.starts_with("/filesystem.Filesystem/") => {
+            let method = path.rsplit('/').next().unwrap_or_default().to_string();
+            let service = if path.starts_with("/process.") { "process" } else { "filesystem" };
+            rpc(control, &key, &p, &view, service, &method, req).await
+        }
+        _ => Err(Error::not_found("route", &path)),
+    }
+}
+
+/// The sandbox, when the request carries its access token (or the API key of the key
+/// that created it).
+async fn sandbox_access(
+    control: &Control,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(SandboxKeyRow, Arc<Principal>, SandboxView), Error> {
+    let row = control
+        .store()
+        .sandbox(id)
+        .await?
+        .filter(|r| r.ended_at.is_none())
+        .ok_or_else(|| Error::new(ErrorCode::Unavailable, format!("sandbox {id} {GONE}")))?;
+    let key_id = row.key_id.clone().ok_or_else(|| Error::unauthorized("sandbox has no key"))?;
+    let (key, p) = if let Some(api_key) = header_str(headers, "x-api-key") {
+        control.authenticate_sandbox_key(api_key).await?
+    } else {
+        let token = header_str(headers, "x-access-token")
+            .or_else(|| header_str(headers, "e2b-traffic-access-token"))
+            .ok_or_else(|| Error::unauthorized("missing X-Access-Token (the sandbox's envdAccessToken)"))?;
+        let key = control
+            .store()
+            .list_sandbox_keys(None)
+            .await?
+            .into_iter()
+            .find(|k| k.id == key_id)
+            .ok_or_else(|| Error::unauthorized("the sandbox's key was revoked"))?;
+        let expected = envd_token(&key.key_hash, id);
+        if !subtle_eq(expected.as_bytes(), token.as_bytes()) {
+            return Err(Error::unauthorized("invalid X-Access-Token"));
+        }
+        // Same principal as the key's.
+        let user = control.store().user_by_id(&key.user_id).await?.ok_or_else(|| Error::unauthorized("no user"))?;
+        let principal = Arc::new(Principal {
+            user_id: user.id.clone(),
+            user_name: user.name.clone(),
+            role: user.role(),
+            method: roost_api::auth::AuthMethod::Token,
+            scope: roost_api::tokens::Scope::Write,
+            token_id: Some(key.id.clone()),
+            token_name: None,
+            session_id: None,
+            csrf_hash: None,
+            expires_at: None,
+            project_id: Some(key.project_id.clone()),
+            user,
+        });
+        (key, principal)
+    };
+    let view = control.writable_sandbox(&p, id).await?;
+    Ok((key, p, view))
+}
+
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A relative path is relative to the home of the user commands run as.
+fn resolve_path(path: &str) -> String {
+    if path.starts_with('/') { path.to_string() } else { format!("/root/{path}") }
+}
+
+async fn files(control: &Control, view: &SandboxView, req: Request) -> Result<Response, Error> {
+    let query: BTreeMap<String, String> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
+    match *req.method() {
+        Method::GET => {
+            let path = resolve_path(query.get("path").map(String::as_str).unwrap_or(""));
+            let data = control.sandbox_read_file(view, &path).await.map_err(|e| {
+                if e.code == ErrorCode::Conflict
+                    || e.message.contains("No such file")
+                    || e.message.contains("not found")
+                {
+                    Error::not_found("path", &path)
+                } else {
+                    e
+                }
+            })?;
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+        }
+        Method::POST => {
+            let content_type = header_str(req.headers(), "content-type").unwrap_or("").to_string();
+            let mut written = Vec::new();
+            if content_type.starts_with("multipart/form-data") {
+                let single = query.get("path").cloned();
+                let mut multipart = axum::extract::Multipart::from_request(req, &())
+                    .await
+                    .map_err(|e| Error::new(ErrorCode::InvalidRequest, e.body_text()))?;
+                while let Some(field) =
+                    multipart.next_field().await.map_err(|e| Error::new(ErrorCode::InvalidRequest, e.body_text()))?
+                {
+                    let name = field.file_name().map(str::to_string);
+                    let data = field.bytes().await.map_err(|e| Error::new(ErrorCode::InvalidRequest, e.body_text()))?;
+                    let path = resolve_path(&single.clone().or(name).unwrap_or_default());
+                    control.sandbox_write_file(view, &path, data.to_vec()).await?;
+                    written.push(write_info(&path));
+                }
+            } else {
+                let path = resolve_path(query.get("path").map(String::as_str).unwrap_or(""));
+                let data = axum::body::to_bytes(req.into_body(), MAX_UPLOAD)
+                    .await
+                    .map_err(|e| Error::new(ErrorCode::PayloadTooLarge, e.to_string()))?;
+                control.sandbox_write_file(view, &path, data.to_vec()).await?;
+                written.push(write_info(&path));
+            }
+            Ok(Json(Value::Array(written)).into_response())
+        }
+        _ => Err(Error::new(ErrorCode::MethodNotAllowed, "GET or POST")),
+    }
+}
+
+fn write_info(path: &str) -> Value {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    json!({"name": name, "type": "file", "path": path})
+}
+
+/// Connect's error codes by our error codes.
+fn connect_code(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::NotFound => "not_found",
+        ErrorCode::InvalidRequest | ErrorCode::ValidationFailed => "invalid_argument",
+        ErrorCode::Unauthorized => "unauthenticated",
+        ErrorCode::Forbidden => "permission_denied",
+        ErrorCode::Conflict => "failed_precondition",
+        ErrorCode::RateLimited => "resource_exhausted",
+        ErrorCode::Unavailable => "unavailable",
+        ErrorCode::Unprocessable => "unimplemented",
+        _ => "internal",
+    }
+}
+
+fn connect_error(code: &str, message: &str) -> Response {
+    let status = match code {
+        "not_found" => StatusCode::NOT_FOUND,
+        "invalid_argument" | "failed_precondition" => StatusCode::BAD_REQUEST,
+        "already_exists" => StatusCode::CONFLICT,
+        "unauthenticated" => StatusCode::UNAUTHORIZED,
+        "permission_denied" => StatusCode::FORBIDDEN,
+        "unimplemented" => StatusCode::NOT_IMPLEMENTED,
+        "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "resource_exhausted" => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, Json(json!({"code": code, "message": message}))).into_response()
+}
+
+/// One Connect envelope: flags, big-endian length, message.
+fn envelope(flags: u8, msg: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(5 + msg.len());
+    out.push(flags);
+    out.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    out.extend_from_slice(msg);
+    Bytes::from(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn rpc(
+    control: &Control,
+    _key: &SandboxKeyRow,
+    _p: &Principal,
+    view: &SandboxView,
+    service: &str,
+    method: &str,
+    req: Request,
+) -> Result<Response, Error> {
+    let content_type = header_str(req.headers(), "content-type").unwrap_or("").to_string();
+    let streaming = content_type.starts_with("application/connect+");
+    if !content_type.ends_with("json") {
+        return Ok(connect_error("unimplemented", "only the JSON codec is implemented (application/json)"));
+    }
+    let body = axum::body::to_bytes(req.into_body(), 16 << 20)
+        .await
+        .map_err(|e| Error::new(ErrorCode::InvalidRequest, e.to_string()))?;
+    let message: Value = if streaming {
+        if body.len() < 5 {
+            return Ok(connect_error("invalid_argument", "missing envelope"));
+        }
+        serde_json::from_slice(&body[5..]).unwrap_or(Value::Null)
+    } else if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    };
+    if !message.is_object() {
+        return Ok(connect_error("invalid_argument", "the message is not a JSON object"));
+    }
+    let result = match (service, method) {
+        ("process", "Start") => return process_start(control, view, &message).await,
+        ("process", "Connect") => return process_connect(control, view, &message),
+        ("process", "List") => process_list(control, view),
+        ("process", "SendInput") => process_input(control, view, &message).await,
+        ("process", "SendSignal") => process_signal(control, view, &message),
+        ("process", "CloseStdin") => process_close_stdin(control, view, &message).await,
+        ("filesystem", m) => filesystem(control, view, m, &message).await,
+        _ => Err(Error::new(ErrorCode::Unprocessable, format!("{service}.{method} is not implemented"))),
+    };
+    Ok(match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) if e.code == ErrorCode::Conflict && e.message.starts_with("already exists:") => {
+            connect_error("already_exists", &e.message)
+        }
+        Err(e) => connect_error(connect_code(e.code), &e.message),
+    })
+}
+
+fn selector(message: &Value) -> (Option<u32>, Option<String>) {
+    let s = &message["process"];
+    (s["pid"].as_u64().map(|p| p as u32), s["tag"].as_str().map(str::to_string))
+}
+
+async fn process_start(control: &Control, view: &SandboxView, message: &Value) -> Result<Response, Error> {
+    let cfg = &message["process"];
+    let cmd = cfg["cmd"].as_str().unwrap_or_default().to_string();
+    if cmd.is_empty() {
+        return Ok(connect_error("invalid_argument", "process.cmd is required"));
+    }
+    let args: Vec<String> = cfg["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let envs: BTreeMap<String, String> = cfg["envs"]
+        .as_object()
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+        .unwrap_or_default();
+    let cwd = cfg["cwd"].as_str().map(str::to_string).filter(|c| !c.is_empty()).or_else(|| Some("/root".into()));
+    let tag = message["tag"].as_str().map(str::to_string);
+    let started = control.start_sandbox_process(view, cmd, args, envs, cwd, tag).await;
+    let (process, rx) = match started {
+        Ok(x) => x,
+        Err(e) => return Ok(stream_error(connect_code(e.code), &e.message)),
+    };
+    if message["stdin"].as_bool() == Some(false) {
+        process.close_stdin().await;
+    }
+    Ok(process_stream(Some(process.pid), rx))
+}
+
+fn process_connect(control: &Control, view: &SandboxView, message: &Value) -> Result<Response, Error> {
+    let (pid, tag) = selector(message);
+    match control.sandbox_process(&view.row.id, pid, tag.as_deref()) {
+        Ok(process) => Ok(process_stream(Some(process.pid), process.subscribe())),
+        Err(e) => Ok(stream_error(connect_code(e.code), &e.message)),
+    }
+}
+
+/// A streaming response that is only an error.
+fn stream_error(code: &str, message: &str) -> Response {
+    let end = serde_json::to_vec(&json!({"error": {"code": code, "message": message}})).expect("json");
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/connect+json")
+        .body(Body::from(envelope(2, &end)))
+        .expect("response")
+}
+
+/// `StartResponse`/`ConnectResponse` messages: start, data, end, keepalives.
+fn process_stream(pid: Option<u32>, mut rx: tokio::sync::broadcast::Receiver<ProcessEvent>) -> Response {
+    let stream = async_stream::stream! {
+        let msg = |event: Value| envelope(0, &serde_json::to_vec(&json!({"event": event})).expect("json"));
+        if let Some(pid) = pid {
+            yield Ok::<Bytes, std::io::Error>(msg(json!({"start": {"pid": pid}})));
+        }
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.tick().await;
+        loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Ok(ProcessEvent::Stdout(d)) => yield Ok(msg(json!({"data": {"stdout": B64.encode(&d)}}))),
+                    Ok(ProcessEvent::Stderr(d)) => yield Ok(msg(json!({"data": {"stderr": B64.encode(&d)}}))),
+                    Ok(ProcessEvent::End(code)) => {
+                        let status = if code > 128 { format!("signal: {}", code - 128) } else { format!("exit status {code}") };
+                        yield Ok(msg(json!({"end": {"exitCode": code, "exited": code <= 128, "status": status}})));
+                        break;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => {
+                        yield Ok(envelope(2, br#"{"error":{"code":"unavailable","message":"the sandbox went away"}}"#));
+                        return;
+                    }
+                },
+                _ = keepalive.tick() => yield Ok(msg(json!({"keepalive": {}}))),
+            }
+        }
+        yield Ok(envelope(2, b"{}"));
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/connect+json")
+        .body(Body::from_stream(stream))
+        .expect("response")
+}
+
+fn process_list(control: &Control, view: &SandboxView) -> Result<Value, Error> {
+    let processes: Vec<Value> = control
+        .sandbox_processes(&view.row.id)
+        .iter()
+        .map(|p| {
+            let mut info = json!({
+                "pid": p.pid,
+                "config": {"cmd": p.cmd, "args": p.args, "envs": p.envs},
+            });
+            if let Some(cwd) = &p.cwd {
+                info["config"]["cwd"] = json!(cwd);
+            }
+            if let Some(tag) = &p.tag {
+                info["tag"] = json!(tag);
+            }
+            info
+        })
+        .collect();
+    Ok(json!({"processes": processes}))
+}
+
+async fn process_input(control: &Control, view: &SandboxView, message: &Value) -> Result<Value, Error> {
+    let (pid, tag) = selector(message);
+    let process = control.sandbox_process(&view.row.id, pid, tag.as_deref())?;
+    let input = &message["input"];
+    let data = input["stdin"].as_str().or(input["pty"].as_str()).unwrap_or("");
+    let bytes = B64.decode(data).map_err(|_| Error::new(ErrorCode::InvalidRequest, "input is not base64"))?;
+    process.write_stdin(&bytes).await?;
+    Ok(json!({}))
+}
+
+async fn process_close_stdin(control: &Control, view: &SandboxView, message: &Value) -> Result<Value, Error> {
+    let (pid, tag) = selector(message);
+    let process = control.sandbox_process(&view.row.id, pid, tag.as_deref())?;
+    process.close_stdin().await;
+    Ok(json!({}))
+}
+
+fn process_signal(control: &Control, view: &SandboxView, message: &Value) -> Result<Value, Error> {
+    let (pid, tag) = selector(message);
+    let process = control.sandbox_process(&view.row.id, pid, tag.as_deref())?;
+    let sig = match &message["signal"] {
+        Value::String(s) if s == "SIGNAL_SIGTERM" => 15,
+        Value::String(s) if s == "SIGNAL_SIGKILL" => 9,
+        Value::Number(n) => n.as_i64().unwrap_or(9) as i32,
+        _ => 9,
+    };
+    process.signal(sig)?;
+    Ok(json!({}))
+}
+
+/// `find -printf` format of one entry: type, size, mode (octal), permissions, owner,
+/// group, mtime, symlink target, path; NUL-terminated.
+const FIND_FORMAT: &str = "%y\t%s\t%m\t%M\t%u\t%g\t%T@\t%l\t%p\\0";
+
+fn parse_entries(out: &[u8]) -> Vec<Value> {
+    out.split(|b| *b == 0)
+        .filter(|r| !r.is_empty())
+        .filter_map(|r| {
+            let line = String::from_utf8_lossy(r);
+            let f: Vec<&str> = line.splitn(9, '\t').collect();
+            if f.len() != 9 {
+                return None;
+            }
+            let kind = match f[0] {
+                "d" => "FILE_TYPE_DIRECTORY",
+                "l" => "FILE_TYPE_SYMLINK",
+                _ => "FILE_TYPE_FILE",
+            };
+            let secs: f64 = f[6].parse().unwrap_or(0.0);
+            let mtime =
+                chrono::DateTime::from_timestamp(secs as i64, ((secs.fract()) * 1e9) as u32).unwrap_or_default();
+            let path = f[8].to_string();
+            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+            let mut entry = json!({
+                "name": name,
+                "type": kind,
+                "path": path,
+                "size": f[1].parse::<i64>().unwrap_or(0).to_string(),
+                "mode": u32::from_str_radix(f[2], 8).unwrap_or(0),
+                "permissions": f[3],
+                "owner": f[4],
+                "group": f[5],
+                "modifiedTime": mtime.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                "isSymlink": f[0] == "l",
+            });
+            if f[0] == "l" {
+                entry["symlinkTarget"] = json!(f[7]);
+            }
+            Some(entry)
+        })
+        .collect()
+}
+
+async fn stat(control: &Control, view: &SandboxView, path: &str) -> Result<Value, Error> {
+    let (out, err, code) = control.sandbox_run(view, &["find", path, "-maxdepth", "0", "-printf", FIND_FORMAT]).await?;
+    if code != 0 {
+        return Err(fs_error(path, &err));
+    }
+    parse_entries(&out).into_iter().next().ok_or_else(|| Error::not_found("path", path))
+}
+
+fn fs_error(path: &str, stderr: &[u8]) -> Error {
+    let text = String::from_utf8_lossy(stderr).trim().to_string();
+    if text.contains("No such file") {
+        Error::not_found("path", path)
+    } else {
+        Error::new(ErrorCode::InvalidRequest, text)
+    }
+}
+
+async fn filesystem(control: &Control, view: &SandboxView, method: &str, m: &Value) -> Result<Value, Error> {
+    let path = resolve_path(m["path"].as_str().unwrap_or(""));
+    match method {
+        "Stat" => Ok(json!({"entry": stat(control, view, &path).await?})),
+        "ListDir" => {
+            let depth = m["depth"].as_u64().unwrap_or(1).max(1).to_string();
+            let info = stat(control, view, &path).await?;
+            if info["type"] != "FILE_TYPE_DIRECTORY" {
+                return Err(Error::new(ErrorCode::InvalidRequest, format!("path '{path}' is not a directory")));
+            }
+            let (out, err, code) = control
+                .sandbox_run(view, &["find", &path, "-mindepth", "1", "-maxdepth", &depth, "-printf", FIND_FORMAT])
+                .await?;
+            if code != 0 {
+                return Err(fs_error(&path, &err));
+            }
+            Ok(json!({"entries": parse_entries(&out)}))
+        }
+        "MakeDir" => {
+            if control.sandbox_run(view, &["test", "-e", &path]).await?.2 == 0 {
+                return Err(Error::conflict(format!("already exists: {path}")));
+            }
+            let (_, err, code) = control.sandbox_run(view, &["mkdir", "-p", &path]).await?;
+            if code != 0 {
+                return Err(fs_error(&path, &err));
+            }
+            Ok(json!({"entry": stat(control, view, &path).await?}))
+        }
+        "Remove" => {
+            stat(control, view, &path).await?;
+            let (_, err, code) = control.sandbox_run(view, &["rm", "-rf", &path]).await?;
+            if code != 0 {
+                return Err(fs_error(&path, &err));
+            }
+            Ok(json!({}))
+        }
+        "Move" => {
+            let source = resolve_path(m["source"].as_str().unwrap_or(""));
+            let destination = resolve_path(m["destination"].as_str().unwrap_or(""));
+            let (_, err, code) = control.sandbox_run(view, &["mv", "-T", &source, &destination]).await?;
+            if code != 0 {
+                return Err(fs_error(&source, &err));
+            }
+            Ok(json!({"entry": stat(control, view, &destination).await?}))
+        }
+        _ => Err(Error::new(ErrorCode::Unprocessable, format!("filesystem.{method} is not implemented"))),
+    }
+}
+
+/// Any other port: an HTTP request to the sandbox's address.
+async fn proxy(control: &Control, view: &SandboxView, port: u16, req: Request) -> Result<Response, Error> {
+    let ip = control
+        .store()
+        .instance(&view.row.instance_id)
+        .await?
+        .and_then(|i| i.ip)
+        .ok_or_else(|| Error::new(ErrorCode::Unavailable, "the sandbox has no address"))?;
+    let path_q = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let url = format!("http://{ip}:{port}{path_q}");
+    let method = req.method().clone();
+    let mut headers = req.headers().clone();
+    for h in [
+        "host",
+        "x-access-token",
+        "e2b-traffic-access-token",
+        "x-api-key",
+        "e2b-sandbox-id",
+        "e2b-sandbox-port",
+        "connection",
+    ] {
+        headers.remove(h);
+    }
+    let body = axum::body::to_bytes(req.into_body(), 64 << 20)
+        .await
+        .map_err(|e| Error::new(ErrorCode::PayloadTooLarge, e.to_string()))?;
+    let client = reqwest::Client::new();
+    let resp = client
+        .request(method, url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| Error::new(ErrorCode::Unavailable, format!("port {port} of the sandbox: {e}")))?;
+    let mut out = Response::builder().status(resp.status());
+    for (k, v) in resp.headers() {
+        if k != header::TRANSFER_ENCODING && k != header::CONNECTION {
+            out = out.header(k, v);
+        }
+    }
+    Ok(out.body(Body::from_stream(resp.bytes_stream())).expect("response"))
+}
+
+#[derive(Deserialize, Default)]
+struct ExecuteBody {
+    code: String,
+    context_id: Option<String>,
+    language: Option<String>,
+    env_vars: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+struct ContextBody {
+    language: Option<String>,
+    cwd: Option<String>,
+}
+
+fn context_json(k: &roost_control::sandboxes::Kernel) -> Value {
+    json!({"id": k.id, "language": k.language, "cwd": k.cwd})
+}
+
+/// The code interpreter (port 49999): `/execute` streams JSON lines, `/contexts` manages
+/// contexts. Served by Roost's runner inside the sandbox, started through exec.
+async fn code_interpreter(control: &Control, view: &SandboxView, req: Request) -> Result<Response, Error> {
+    let method = req.method().clone();
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let parts: Vec<String> = path.trim_start_matches('/').split('/').map(str::to_string).collect();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    match (&method, parts.as_slice()) {
+        (&Method::GET, ["health"]) => Ok(StatusCode::OK.into_response()),
+        (&Method::POST, ["execute"]) => {
+            let body: ExecuteBody = body_json(req).await?;
+            if body.language.as_deref().is_some_and(|l| l != "python") {
+                return Err(Error::new(ErrorCode::InvalidRequest, "only python is supported"));
+            }
+            let mut rx = control
+                .execute_code(view, body.context_id.as_deref(), &body.code, &body.env_vars.unwrap_or_default())
+                .await?;
+            let stream = async_stream::stream! {
+                while let Some(line) = rx.recv().await {
+                    yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("{line}\n")));
+                }
+            };
+            Ok(Response::builder()
+                .header(header::CONTENT_TYPE, "application/x-ndjson")
+                .body(Body::from_stream(stream))
+                .expect("response"))
+        }
+        (&Method::POST, ["contexts"]) => {
+            let body: ContextBody = body_json(req).await?;
+            let k = control.create_kernel(view, body.language.as_deref(), body.cwd.as_deref()).await?;
+            Ok(Json(context_json(&k)).into_response())
+        }
+        (&Method::GET, ["contexts"]) => {
+            let list: Vec<Value> = control.list_kernels(&view.row.id).iter().map(|k| context_json(k)).collect();
+            Ok(Json(Value::Array(list)).into_response())
+        }
+        (&Method::DELETE, ["contexts", id]) => {
+            control.remove_kernel(&view.row.id, id)?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (&Method::POST, ["contexts", id, "restart"]) => {
+            control.restart_kernel(view, id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Err(Error::not_found("route", &format!("{method} {path}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_carry_flags_and_big_endian_length() {
+        let e = envelope(2, b"{}");
+        assert_eq!(&e[..], &[2, 0, 0, 0, 2, b'{', b'}']);
+    }
+
+    #[test]
+    fn find_output_becomes_entry_info() {
+        let out = b"d\t4096\t755\tdrwxr-xr-x\troot\troot\t1700000000.5\t\t/tmp/d\0\
+                    f\t8\t644\t-rw-r--r--\troot\troot\t1700000000.0\t\t/tmp/d/a b.txt\0\
+                    l\t7\t777\tlrwxrwxrwx\troot\troot\t1700000000.0\t/etc\t/tmp/link\0";
+        let entries = parse_entries(out);
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0]["type"], "FILE_TYPE_DIRECTORY");
+        assert_eq!(entries[0]["mode"], 0o755);
+        assert_eq!(entries[1]["name"], "a b.txt");
+        assert_eq!(entries[1]["size"], "8");
+        assert_eq!(entries[2]["isSymlink"], true);
+        assert_eq!(entries[2]["symlinkTarget"], "/etc");
+    }
+
+    #[test]
+    fn access_tokens_differ_per_sandbox_and_key() {
+        assert_ne!(envd_token("k1", "sbx-a"), envd_token("k1", "sbx-b"));
+        assert_ne!(envd_token("k1", "sbx-a"), envd_token("k2", "sbx-a"));
+        assert!(subtle_eq(b"abc", b"abc") && !subtle_eq(b"abc", b"abd") && !subtle_eq(b"ab", b"abc"));
+    }
+
+    #[test]
+    fn relative_paths_are_in_the_home_of_the_command_user() {
+        assert_eq!(resolve_path("a.txt"), "/root/a.txt");
+        assert_eq!(resolve_path("/tmp/a"), "/tmp/a");
+    }
+}

@@ -1,0 +1,136 @@
+//! `/v1/sandboxes`: Roost's own API for sandboxes (the E2B-compatible one is on
+//! `--e2b-listen`). Exec and files go through the sandbox's instance
+//! (`/v1/instances/{instance_id}/exec`, `/files`).
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use roost_api::ErrorResponse;
+use roost_api::sandboxes::{CreateSandboxRequest, Sandbox, SandboxTimeoutRequest, SandboxUsage, SandboxUsageParams};
+use roost_control::sandboxes::NewSandbox;
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::extract::{Ctx, Json, Query};
+
+/// List live sandboxes.
+#[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes",
+    responses((status = 200, body = Vec<Sandbox>), (status = 401, body = ErrorResponse)))]
+pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<axum::Json<Vec<Sandbox>>, ApiError> {
+    let views = state.control.list_sandboxes(&auth).await?;
+    Ok(axum::Json(views.iter().map(|v| v.to_api()).collect()))
+}
+
+/// Create a sandbox; returns once it runs.
+#[utoipa::path(post, path = "/v1/sandboxes", tag = "sandboxes", request_body = CreateSandboxRequest,
+    responses(
+        (status = 201, body = Sandbox),
+        (status = 400, body = ErrorResponse),
+        (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse),
+        (status = 503, body = ErrorResponse),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Json(req): Json<CreateSandboxRequest>,
+) -> Result<(StatusCode, axum::Json<Sandbox>), ApiError> {
+    let new = NewSandbox {
+        template: req.template.unwrap_or_else(|| "base".into()),
+        project: req.project,
+        timeout: req.ttl_secs.map(Duration::from_secs),
+        metadata: req.metadata,
+        env: req.env,
+    };
+    let view = state.control.create_sandbox(&ctx, &auth, None, new).await?;
+    Ok((StatusCode::CREATED, axum::Json(view.to_api())))
+}
+
+/// Show a live sandbox.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 200, body = Sandbox), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Sandbox>, ApiError> {
+    Ok(axum::Json(state.control.sandbox(&auth, &id).await?.to_api()))
+}
+
+/// Kill a sandbox: its processes, its instance, everything it had.
+#[utoipa::path(delete, path = "/v1/sandboxes/{id}", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 204), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn kill(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require_scope(roost_api::tokens::Scope::Write)?;
+    state.control.kill_sandbox(&ctx, &auth, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Freeze a sandbox (cgroup freezer): processes and memory are kept.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 204), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn pause(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require_scope(roost_api::tokens::Scope::Write)?;
+    state.control.pause_sandbox(&ctx, &auth, &id, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Thaw a paused sandbox.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 204), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn resume(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require_scope(roost_api::tokens::Scope::Write)?;
+    state.control.pause_sandbox(&ctx, &auth, &id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set the time left.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/timeout", tag = "sandboxes", request_body = SandboxTimeoutRequest,
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 204), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn timeout(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    Json(req): Json<SandboxTimeoutRequest>,
+) -> Result<StatusCode, ApiError> {
+    auth.require_scope(roost_api::tokens::Scope::Write)?;
+    state.control.set_sandbox_timeout(&ctx, &auth, &id, Duration::from_secs(req.ttl_secs)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Usage per key: sandboxes, sandbox-seconds, vCPU-seconds, commands run.
+#[utoipa::path(get, path = "/v1/sandbox-usage", tag = "sandboxes", params(SandboxUsageParams),
+    responses((status = 200, body = Vec<SandboxUsage>), (status = 401, body = ErrorResponse)))]
+pub async fn usage(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(params): Query<SandboxUsageParams>,
+) -> Result<axum::Json<Vec<SandboxUsage>>, ApiError> {
+    let since = Duration::from_secs(params.since_secs.unwrap_or(86_400));
+    Ok(axum::Json(state.control.sandbox_usage(&auth, params.key.as_deref(), since).await?))
+}

@@ -1,0 +1,38 @@
+//! `/v1/sandbox-keys`: keys of the E2B-compatible API (the sandboxes themselves are
+//! driven through that API, on `--e2b-listen`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use roost_api::ErrorResponse;
+use roost_api::sandboxes::{CreateSandboxKeyRequest, CreatedSandboxKey, SandboxKey};
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::extract::{Ctx, Json};
+
+/// List the sandbox keys of the projects you can see.
+#[utoipa::path(get, path = "/v1/sandbox-keys", tag = "sandboxes",
+    responses((status = 200, body = Vec<SandboxKey>), (status = 401, body = ErrorResponse)))]
+pub async fn list_keys(State(state): State<AppState>, auth: Auth) -> Result<axum::Json<Vec<SandboxKey>>, ApiError> {
+    Ok(axum::Json(state.control.list_sandbox_keys(&auth).await?))
+}
+
+/// Create a key for the E2B-compatible API (`E2B_API_KEY`). The response holds its
+/// secret: the only time it is shown.
+#[utoipa::path(post, path = "/v1/sandbox-keys", tag = "sandboxes", request_body = CreateSandboxKeyRequest,
+    responses(
+        (status = 201, body = CreatedSandboxKey),
+        (status = 400, body = ErrorResponse),
+        (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse),
+    ))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Json(req): Json<CreateSandboxKeyRequest>,
+) -> Result<(StatusCode, axum::Json<CreatedSandboxKey>), ApiError> {
+    let created = state.control.create_sandbox_key(&ctx, &auth, req).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}

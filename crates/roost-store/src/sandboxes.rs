@@ -1,0 +1,169 @@
+//! Sandboxes and the keys of the E2B-compatible API. Keys are stored as the SHA-256 of
+//! their secret, like API tokens.
+
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
+
+use crate::{Result, Store, StoreError};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SandboxKeyRow {
+    pub id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub prefix: String,
+    pub key_hash: String,
+    pub max_sandboxes: i64,
+    pub creates_per_minute: i64,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SandboxRow {
+    pub id: String,
+    pub project_id: String,
+    pub key_id: Option<String>,
+    pub instance_id: String,
+    pub template: String,
+    /// JSON object of strings.
+    pub metadata: String,
+    pub cpus_milli: i64,
+    pub memory_bytes: i64,
+    pub started_at: i64,
+    pub expires_at: i64,
+    pub ended_at: Option<i64>,
+    pub commands: i64,
+}
+
+const KEY_COLUMNS: &str =
+    "id, project_id, user_id, name, prefix, key_hash, max_sandboxes, creates_per_minute, created_at, revoked_at";
+const COLUMNS: &str = "id, project_id, key_id, instance_id, template, metadata, cpus_milli, memory_bytes, \
+                       started_at, expires_at, ended_at, commands";
+
+pub async fn insert_key(conn: &mut AnyConnection, k: &SandboxKeyRow) -> Result<()> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO sandbox_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    )))
+    .bind(&k.id)
+    .bind(&k.project_id)
+    .bind(&k.user_id)
+    .bind(&k.name)
+    .bind(&k.prefix)
+    .bind(&k.key_hash)
+    .bind(k.max_sandboxes)
+    .bind(k.creates_per_minute)
+    .bind(k.created_at)
+    .bind(k.revoked_at)
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+pub async fn insert(conn: &mut AnyConnection, s: &SandboxRow) -> Result<()> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    )))
+    .bind(&s.id)
+    .bind(&s.project_id)
+    .bind(&s.key_id)
+    .bind(&s.instance_id)
+    .bind(&s.template)
+    .bind(&s.metadata)
+    .bind(s.cpus_milli)
+    .bind(s.memory_bytes)
+    .bind(s.started_at)
+    .bind(s.expires_at)
+    .bind(s.ended_at)
+    .bind(s.commands)
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+pub async fn set_expiry(conn: &mut AnyConnection, id: &str, expires_at: i64) -> Result<()> {
+    sqlx::query("UPDATE sandboxes SET expires_at = $1 WHERE id = $2 AND ended_at IS NULL")
+        .bind(expires_at)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks a sandbox ended; false when it had ended already.
+pub async fn end(conn: &mut AnyConnection, id: &str, at: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE sandboxes SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
+        .bind(at)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+impl Store {
+    /// A live key by the hash of its secret.
+    pub async fn sandbox_key_by_hash(&self, key_hash: &str) -> Result<Option<SandboxKeyRow>> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM sandbox_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+        )))
+        .bind(key_hash)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The keys of some projects (`None`: all).
+    pub async fn list_sandbox_keys(&self, projects: Option<&[String]>) -> Result<Vec<SandboxKeyRow>> {
+        let rows: Vec<SandboxKeyRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM sandbox_keys WHERE revoked_at IS NULL ORDER BY created_at"
+        )))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().filter(|r| projects.is_none_or(|p| p.contains(&r.project_id))).collect())
+    }
+
+    pub async fn sandbox(&self, id: &str) -> Result<Option<SandboxRow>> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM sandboxes WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Live sandboxes of a project, oldest first.
+    pub async fn live_sandboxes(&self, project_id: Option<&str>) -> Result<Vec<SandboxRow>> {
+        let rows: Vec<SandboxRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM sandboxes WHERE ended_at IS NULL ORDER BY started_at, id"
+        )))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().filter(|r| project_id.is_none_or(|p| r.project_id == p)).collect())
+    }
+
+    /// Live sandboxes whose time ran out by `now`.
+    pub async fn expired_sandboxes(&self, now: i64) -> Result<Vec<SandboxRow>> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM sandboxes WHERE ended_at IS NULL AND expires_at <= $1"
+        )))
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Sandboxes of a key that ran at some point since `since` (for usage).
+    pub async fn sandboxes_since(&self, key_id: Option<&str>, since: i64) -> Result<Vec<SandboxRow>> {
+        let rows: Vec<SandboxRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM sandboxes WHERE ended_at IS NULL OR ended_at >= $1"
+        )))
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().filter(|r| key_id.is_none_or(|k| r.key_id.as_deref() == Some(k))).collect())
+    }
+
+    /// Counts a command run in a sandbox.
+    pub async fn count_sandbox_command(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE sandboxes SET commands = commands + 1 WHERE id = $1").bind(id).execute(self.pool()).await?;
+        Ok(())
+    }
+}

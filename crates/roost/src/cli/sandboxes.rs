@@ -1,0 +1,266 @@
+//! `roost sandbox create|ls|show|kill|pause|resume|timeout|exec|usage` and
+//! `roost sandbox key create|ls` (keys of the E2B-compatible API).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use roost_api::sandboxes::{CreateSandboxKeyRequest, CreateSandboxRequest, Sandbox, SandboxTimeoutRequest};
+
+use super::GlobalArgs;
+use super::output::{ago, print_block, print_list, print_structured, until, when};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SandboxCommand {
+    /// Create a sandbox and print its id once it runs
+    Create {
+        /// The template (an image name)
+        #[arg(long, default_value = "base")]
+        template: String,
+        /// Time to live, e.g. 5m, 1h
+        #[arg(long, default_value = "5m")]
+        ttl: String,
+        /// Environment variable K=V (repeatable)
+        #[arg(long = "env", short = 'e', value_name = "K=V")]
+        env: Vec<String>,
+        /// Metadata k=v (repeatable)
+        #[arg(long = "metadata", value_name = "k=v")]
+        metadata: Vec<String>,
+    },
+    /// List live sandboxes with the time they have left
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Show a sandbox
+    Show { id: String },
+    /// Kill a sandbox (and everything it had)
+    #[command(visible_aliases = ["rm", "delete"])]
+    Kill { id: String },
+    /// Freeze a sandbox's processes (cgroup freezer); memory and state are kept
+    Pause { id: String },
+    /// Thaw a paused sandbox
+    Resume { id: String },
+    /// Set the time left, e.g. `roost sandbox timeout sbx-… 10m`
+    Timeout { id: String, ttl: String },
+    /// Run a command in a sandbox (stdout/stderr streamed; exits with its code)
+    Exec(super::instances::ExecArgs),
+    /// Usage per key: sandboxes, sandbox-seconds, vCPU-seconds, commands
+    Usage {
+        /// Only this key (id)
+        #[arg(long)]
+        key: Option<String>,
+        /// Since this long ago, e.g. 1h, 7d
+        #[arg(long, default_value = "24h")]
+        since: String,
+    },
+    /// Keys of the E2B-compatible API (E2B_API_KEY)
+    #[command(subcommand, visible_alias = "keys")]
+    Key(SandboxKeyCommand),
+    /// Files in a sandbox (through exec, with the sandbox's own tools)
+    #[command(subcommand)]
+    Files(SandboxFilesCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SandboxFilesCommand {
+    /// List a directory
+    Ls { id: String, path: String },
+    /// Print a file to stdout
+    Read { id: String, path: String },
+    /// Write stdin to a file (parent directories are made)
+    Write { id: String, path: String },
+    /// Remove a file or directory (recursively)
+    Rm { id: String, path: String },
+    /// Make a directory (and its parents)
+    Mkdir { id: String, path: String },
+    /// Move or rename
+    Mv { id: String, from: String, to: String },
+}
+
+/// The command each file operation runs in the sandbox, and whether it reads stdin.
+fn files_command(cmd: SandboxFilesCommand) -> (String, Vec<String>, bool) {
+    let sh = |script: &str, args: &[&str]| {
+        let mut v = vec!["sh".to_string(), "-c".to_string(), script.to_string(), "sh".to_string()];
+        v.extend(args.iter().map(|a| a.to_string()));
+        v
+    };
+    match cmd {
+        SandboxFilesCommand::Ls { id, path } => (id, vec!["ls".into(), "-la".into(), "--".into(), path], false),
+        SandboxFilesCommand::Read { id, path } => (id, vec!["cat".into(), "--".into(), path], false),
+        SandboxFilesCommand::Write { id, path } => {
+            (id, sh("mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"", &[&path]), true)
+        }
+        SandboxFilesCommand::Rm { id, path } => (id, vec!["rm".into(), "-rf".into(), "--".into(), path], false),
+        SandboxFilesCommand::Mkdir { id, path } => (id, vec!["mkdir".into(), "-p".into(), "--".into(), path], false),
+        SandboxFilesCommand::Mv { id, from, to } => (id, vec!["mv".into(), "--".into(), from, to], false),
+    }
+}
+
+/// `roost sandbox files …`: the exit code of the operation's command.
+pub async fn files(global: &GlobalArgs, cmd: SandboxFilesCommand) -> anyhow::Result<i32> {
+    let (id, command, stdin) = files_command(cmd);
+    let args = super::instances::ExecArgs {
+        interactive: stdin,
+        tty: false,
+        env: Vec::new(),
+        workdir: None,
+        name: id,
+        command,
+    };
+    super::instances::exec(global, args).await
+}
+
+fn kv(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => bail!("--{flag} '{kv}': expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+fn seconds(flag: &str, text: &str) -> anyhow::Result<u64> {
+    Ok(humantime::parse_duration(text)
+        .with_context(|| format!("{flag} '{text}': expected a duration like 5m"))?
+        .as_secs())
+}
+
+fn fields(s: &Sandbox) -> Vec<(&'static str, String)> {
+    vec![
+        ("id", s.id.clone()),
+        ("template", s.template.clone()),
+        ("state", s.state.clone()),
+        ("instance", s.instance_id.clone()),
+        ("key", s.key_id.clone().unwrap_or_else(|| "-".into())),
+        ("metadata", s.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")),
+        ("started", when(Some(s.started_at), "-")),
+        ("expires", until(Some(s.expires_at))),
+        ("commands", s.commands.to_string()),
+    ]
+}
+
+/// `roost sandbox exec` returns the command's exit code.
+pub async fn exec(global: &GlobalArgs, args: super::instances::ExecArgs) -> anyhow::Result<i32> {
+    // A sandbox's instance is named by the sandbox id.
+    super::instances::exec(global, args).await
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SandboxKeyCommand {
+    /// Create a key (`e2b_` + 40 hex); its secret is printed once, alone on stdout
+    Create {
+        /// A label for the key
+        name: String,
+        /// Most sandboxes alive at once
+        #[arg(long)]
+        max_sandboxes: Option<u32>,
+        /// Most creations per minute (more get 429 with Retry-After)
+        #[arg(long)]
+        creates_per_minute: Option<u32>,
+    },
+    /// List keys
+    #[command(visible_alias = "list")]
+    Ls,
+}
+
+pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()> {
+    let client = global.client()?;
+    match cmd {
+        SandboxCommand::Create { template, ttl, env, metadata } => {
+            let req = CreateSandboxRequest {
+                template: Some(template),
+                ttl_secs: Some(seconds("--ttl", &ttl)?),
+                env: kv("env", &env)?,
+                metadata: kv("metadata", &metadata)?,
+                project: global.project_name()?,
+            };
+            let created = client.create_sandbox(&req).await?;
+            if print_structured(global.output, &created)? {
+                return Ok(());
+            }
+            println!("{}", created.id);
+            Ok(())
+        }
+        SandboxCommand::Ls => {
+            let items = client.list_sandboxes().await?;
+            print_list(global.output, &items, &["id", "template", "state", "expires in", "commands", "age"], |s| {
+                vec![
+                    s.id.clone(),
+                    s.template.clone(),
+                    s.state.clone(),
+                    until(Some(s.expires_at)),
+                    s.commands.to_string(),
+                    ago(Some(s.started_at)),
+                ]
+            })
+        }
+        SandboxCommand::Show { id } => {
+            let s = client.get_sandbox(&id).await?;
+            print_block(global.output, &s, &fields(&s))
+        }
+        SandboxCommand::Kill { id } => {
+            client.kill_sandbox(&id).await?;
+            eprintln!("Killed sandbox {id}.");
+            Ok(())
+        }
+        SandboxCommand::Pause { id } => {
+            client.sandbox_action(&id, "pause").await?;
+            eprintln!("Paused sandbox {id}.");
+            Ok(())
+        }
+        SandboxCommand::Resume { id } => {
+            client.sandbox_action(&id, "resume").await?;
+            eprintln!("Resumed sandbox {id}.");
+            Ok(())
+        }
+        SandboxCommand::Timeout { id, ttl } => {
+            client.sandbox_timeout(&id, &SandboxTimeoutRequest { ttl_secs: seconds("ttl", &ttl)? }).await?;
+            eprintln!("Sandbox {id} now ends in {ttl}.");
+            Ok(())
+        }
+        SandboxCommand::Exec(_) | SandboxCommand::Files(_) => unreachable!("dispatched by main"),
+        SandboxCommand::Usage { key, since } => {
+            let usage = client.sandbox_usage(key.as_deref(), seconds("--since", &since)?).await?;
+            print_list(
+                global.output,
+                &usage,
+                &["key", "sandboxes", "sandbox-seconds", "vcpu-seconds", "commands"],
+                |u| {
+                    vec![
+                        u.key_id.clone().unwrap_or_else(|| "(no key)".into()),
+                        u.sandboxes.to_string(),
+                        format!("{:.1}", u.sandbox_seconds),
+                        format!("{:.1}", u.vcpu_seconds),
+                        u.commands.to_string(),
+                    ]
+                },
+            )
+        }
+        SandboxCommand::Key(SandboxKeyCommand::Create { name, max_sandboxes, creates_per_minute }) => {
+            let req =
+                CreateSandboxKeyRequest { name, project: global.project_name()?, max_sandboxes, creates_per_minute };
+            let created = client.create_sandbox_key(&req).await?;
+            if print_structured(global.output, &created)? {
+                return Ok(());
+            }
+            eprintln!(
+                "Created sandbox key '{}' ({}). Set it as E2B_API_KEY; it is not shown again:",
+                created.key.name, created.key.id
+            );
+            println!("{}", created.secret);
+            Ok(())
+        }
+        SandboxCommand::Key(SandboxKeyCommand::Ls) => {
+            let keys = client.list_sandbox_keys().await?;
+            print_list(global.output, &keys, &["name", "id", "prefix", "max sandboxes", "per minute", "created"], |k| {
+                vec![
+                    k.name.clone(),
+                    k.id.clone(),
+                    format!("{}…", k.prefix),
+                    k.max_sandboxes.to_string(),
+                    k.creates_per_minute.to_string(),
+                    ago(Some(k.created_at)),
+                ]
+            })
+        }
+    }
+}
