@@ -149,6 +149,35 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     .await;
     assert_eq!(out.stdout, "/etc\nhi\n");
 
+    // Output streams while the command runs: "early" arrives while it still waits for a
+    // file that a second exec creates only after "early" was read.
+    let mut session = driver
+        .exec(
+            &id,
+            ExecRequest {
+                cmd: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo early; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo late".into(),
+                ],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut stdout = session.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 64];
+    while !String::from_utf8_lossy(&seen).contains("early") {
+        let n = tokio::time::timeout(Duration::from_secs(60), stdout.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "output ended before 'early'");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(exec(driver, &id, &["touch", "/tmp/go"]).await.code, 0);
+    stdout.read_to_end(&mut seen).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&seen), "early\nlate\n");
+    assert_eq!(session.wait().await.unwrap(), 0);
+
     // The guest has its address and reaches its gateway (the bridge) over the tap.
     let out = exec(driver, &id, &["/.roost/bin/busybox", "ip", "-4", "-o", "addr", "show", "eth0"]).await;
     assert!(out.stdout.contains(&format!("{}/{}", nic.ip, nic.prefix_len)), "{out:?}");

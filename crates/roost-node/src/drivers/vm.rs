@@ -480,13 +480,99 @@ impl VmDriver {
                     (Some(c), None) => c as i32,
                     (None, None) => -1,
                 };
-                return Ok(AgentExit { code, stdout: decode("out-data"), stderr: decode("err-data") });
+                return Ok(AgentExit { code, stderr: decode("err-data") });
             }
             if self.running(id).is_none() {
                 return Err(Error::Invalid(format!("VM {id} stopped while the command ran")));
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// Runs `argv` (which sends its output to `paths`) through the agent and copies what
+    /// lands in those files to `sinks` while it runs; returns the exit code.
+    async fn stream_exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        env: &[String],
+        paths: [&String; 2],
+        mut sinks: [tokio::io::DuplexStream; 2],
+    ) -> Result<i32> {
+        use tokio::io::AsyncWriteExt;
+        let qga_path = self.paths(id).f("qga.sock");
+        let pid = {
+            let _g = self.agent_lock(id).await;
+            let mut c = self.agent(id, &qga_path).await?;
+            let args = json!({ "path": argv[0], "arg": &argv[1..], "env": env, "capture-output": false });
+            let r = c.execute("guest-exec", Some(args)).await?;
+            r.get("pid")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| Error::tool("qemu-guest-agent", "guest-exec gave no pid"))?
+        };
+        let mut handles: [Option<i64>; 2] = [None, None];
+        let mut delay = Duration::from_millis(20);
+        loop {
+            let (status, chunks) = {
+                let _g = self.agent_lock(id).await;
+                let mut c = self.agent(id, &qga_path).await?;
+                // The status first: output read after it saw the exit is complete.
+                let status = c.execute("guest-exec-status", Some(json!({ "pid": pid }))).await?;
+                let mut chunks: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+                for i in 0..2 {
+                    if handles[i].is_none() {
+                        // Created by the command's shell; not there yet at the very start.
+                        if let Ok(h) =
+                            c.execute("guest-file-open", Some(json!({ "path": paths[i], "mode": "r" }))).await
+                        {
+                            handles[i] = h.as_i64();
+                        }
+                    }
+                    let Some(h) = handles[i] else { continue };
+                    loop {
+                        let r = c.execute("guest-file-read", Some(json!({ "handle": h, "count": FILE_CHUNK }))).await?;
+                        let bytes = r
+                            .get("buf-b64")
+                            .and_then(Value::as_str)
+                            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                            .unwrap_or_default();
+                        let more = bytes.len() == FILE_CHUNK;
+                        chunks[i].extend(bytes);
+                        if !more {
+                            break;
+                        }
+                    }
+                }
+                let exited = status.get("exited").and_then(Value::as_bool) == Some(true);
+                if exited {
+                    for h in handles.iter().flatten() {
+                        let _ = c.execute("guest-file-close", Some(json!({ "handle": h }))).await;
+                    }
+                }
+                (status, chunks)
+            };
+            let got_output = chunks.iter().any(|c| !c.is_empty());
+            for (sink, chunk) in sinks.iter_mut().zip(chunks) {
+                if !chunk.is_empty() {
+                    let _ = sink.write_all(&chunk).await;
+                }
+            }
+            if status.get("exited").and_then(Value::as_bool) == Some(true) {
+                return Ok(
+                    match (status.get("exitcode").and_then(Value::as_i64), status.get("signal").and_then(Value::as_i64))
+                    {
+                        (_, Some(sig)) => 128 + sig as i32,
+                        (Some(c), None) => c as i32,
+                        (None, None) => -1,
+                    },
+                );
+            }
+            if self.running(id).is_none() {
+                return Err(Error::Invalid(format!("VM {id} stopped while the command ran")));
+            }
+            delay = if got_output { Duration::from_millis(20) } else { (delay * 2).min(Duration::from_millis(200)) };
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -554,7 +640,6 @@ impl VmDriver {
 
 struct AgentExit {
     code: i32,
-    stdout: Vec<u8>,
     stderr: Vec<u8>,
 }
 
@@ -944,8 +1029,19 @@ impl Driver for VmDriver {
         if request.cmd.is_empty() {
             return Err(Error::Invalid("exec needs a command".into()));
         }
-        let mut argv = vec!["/bin/sh".to_string(), "-c".into(), "cd \"$0\" || exit 126; exec \"$@\"".into()];
+        // The command's output goes to two files in the guest's /run, read while it runs
+        // (qemu-guest-agent's own capture returns output only at exit).
+        let tag =
+            format!("/run/.roost-exec-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
+        let (out_path, err_path) = (format!("{tag}.out"), format!("{tag}.err"));
+        let mut argv = vec![
+            "/bin/sh".to_string(),
+            "-c".into(),
+            "o=$1; e=$2; shift 2; exec >\"$o\" 2>\"$e\"; cd \"$0\" || exit 126; exec \"$@\"".into(),
+        ];
         argv.push(request.cwd.clone().unwrap_or_else(|| "/".into()));
+        argv.push(out_path.clone());
+        argv.push(err_path.clone());
         argv.extend(request.cmd.iter().cloned());
         let mut env: Vec<String> = vec![
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
@@ -959,13 +1055,9 @@ impl Driver for VmDriver {
         let driver = self.clone();
         let id = id.to_string();
         let task = tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            let exit = driver.agent_exec(&id, &argv, &env, None).await;
-            let (mut o, mut e) = (stdout_w, stderr_w);
-            let exit = exit?;
-            let _ = o.write_all(&exit.stdout).await;
-            let _ = e.write_all(&exit.stderr).await;
-            Ok(exit.code)
+            let result = driver.stream_exec(&id, &argv, &env, [&out_path, &err_path], [stdout_w, stderr_w]).await;
+            let _ = driver.agent_exec(&id, &["/bin/rm".into(), "-f".into(), out_path, err_path], &[], None).await;
+            result
         });
         Ok(ExecSession::new(
             Box::new(stdin_w),
