@@ -317,3 +317,36 @@ async fn a_vm_needs_the_guest_agent_in_its_image() {
     let err = env.driver.prepare(&spec).await.unwrap_err();
     assert!(err.to_string().contains("qemu-guest-agent"), "{err}");
 }
+
+/// The KVM probe really runs its payloads in KVM. On a host with hardware KVM all steps
+/// pass; on this machine /dev/kvm is PVM, a software KVM: the three mode payloads pass in
+/// milliseconds and the speed loop times out, which is what sends VMs to TCG.
+#[test]
+fn the_kvm_probe_runs_the_mode_payloads_and_times_the_speed_loop() {
+    use roost_node::drivers::vm::accel;
+    assert!(
+        Path::new("/dev/kvm").exists(),
+        "no /dev/kvm: the probe test needs KVM (load kvm_intel/kvm_amd, or run on a host that exposes /dev/kvm)"
+    );
+    let started = std::time::Instant::now();
+    let checks = accel::run_probe(accel::PROBE_TIMEOUT);
+    let took = started.elapsed();
+    eprintln!("KVM probe took {took:?}: {checks:#?}");
+    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["open", "api_version", "real_mode", "protected_mode", "long_mode", "speed"], "{checks:?}");
+    for c in &checks[..5] {
+        assert!(c.passed, "{c:?}");
+    }
+    let speed = &checks[5];
+    let pvm = Path::new("/sys/module/kvm_pvm").exists();
+    let hardware = Path::new("/sys/module/kvm_intel").exists() || Path::new("/sys/module/kvm_amd").exists();
+    let (usable, reason) = accel::verdict(&checks);
+    if pvm {
+        assert!(!speed.passed && speed.detail.starts_with("timed out"), "{speed:?}");
+        assert!(!usable && reason.contains("speed") && reason.ends_with(": TCG"), "{reason}");
+    } else {
+        assert!(hardware, "a /dev/kvm from neither PVM nor kvm_intel/kvm_amd: extend this test");
+        assert!(speed.passed, "{speed:?}");
+        assert!(usable, "{reason}");
+    }
+}
