@@ -350,3 +350,51 @@ fn the_kvm_probe_runs_the_mode_payloads_and_times_the_speed_loop() {
         assert!(usable, "{reason}");
     }
 }
+
+/// QEMU refusing KVM ("failed to set MSR", as `-cpu host` does under this machine's PVM)
+/// sends the VM, and later ones, to TCG instead of failing the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_falls_back_to_tcg_when_qemu_refuses_kvm() {
+    let image = debian().await;
+    require_vm_prerequisites();
+    let data_dir = Path::new(TEST_DIR).join("vm-data");
+    let mut config = VmConfig::new(&data_dir);
+    config.accel = roost_node::drivers::vm::AccelChoice::Kvm;
+    let driver = VmDriver::new(config).expect("creating the VM driver");
+    assert_eq!(driver.accel().accelerator, "kvm", "forced");
+    let mut env = VmEnv { driver: driver.clone(), data_dir, ids: Vec::new() };
+    let id = unique_id();
+    env.ids.push(id.clone());
+    let spec = InstanceSpec {
+        id: id.clone(),
+        rootfs: image.rootfs.clone(),
+        cmd: None,
+        env: Vec::new(),
+        cpus: 1.0,
+        memory_bytes: 128 << 20,
+        pids_limit: 0,
+        hostname: "kvmfallback".into(),
+        networks: Vec::new(),
+        dns: None,
+        volumes: Vec::new(),
+        disks: Vec::new(),
+    };
+    driver.prepare(&spec).await.expect("prepare");
+    driver.start(&id).await.expect("start");
+    assert_eq!(driver.inspect(&id).await.unwrap().status, InstanceStatus::Running);
+    let info = driver.accel();
+    if Path::new("/sys/module/kvm_pvm").exists() {
+        assert_eq!(info.accelerator, "tcg", "{info:?}");
+        assert!(!info.kvm_usable);
+        let last = info.checks.last().unwrap();
+        assert!(last.name == "qemu" && !last.passed && last.detail.contains("failed to set MSR"), "{last:?}");
+        assert!(info.reason.contains("failed to set MSR") && info.reason.ends_with(": TCG"), "{info:?}");
+        // The VM really runs under TCG: its command line carries the TSC settings.
+        let args = std::fs::read_to_string(format!("/proc/{}/cmdline", driver.inspect(&id).await.unwrap().pid.unwrap()))
+            .unwrap()
+            .replace('\0', " ");
+        assert!(args.contains("-accel tcg") && args.contains("tsc_early_khz="), "{args}");
+    } else {
+        assert_eq!(info.accelerator, "kvm", "QEMU accepted KVM here: {info:?}");
+    }
+}

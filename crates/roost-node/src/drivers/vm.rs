@@ -78,7 +78,8 @@ pub struct VmDriver {
 
 struct Inner {
     config: VmConfig,
-    accel: AccelInfo,
+    /// Behind a lock: QEMU refusing KVM at a start moves it to TCG.
+    accel: std::sync::RwLock<AccelInfo>,
     busybox: PathBuf,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// One guest-agent conversation at a time per VM (its socket takes one client).
@@ -171,7 +172,7 @@ impl VmDriver {
         Ok(VmDriver {
             inner: Arc::new(Inner {
                 config,
-                accel,
+                accel: std::sync::RwLock::new(accel),
                 busybox,
                 locks: Mutex::new(HashMap::new()),
                 agent_locks: Mutex::new(HashMap::new()),
@@ -180,8 +181,8 @@ impl VmDriver {
     }
 
     /// The accelerator VMs get, and why.
-    pub fn accel(&self) -> &AccelInfo {
-        &self.inner.accel
+    pub fn accel(&self) -> AccelInfo {
+        self.inner.accel.read().expect("accel").clone()
     }
 
     fn vm_dir(&self) -> PathBuf {
@@ -311,8 +312,21 @@ impl VmDriver {
         }
     }
 
+    /// Runs QEMU (which daemonizes once the VM is set up) with the current accelerator.
+    async fn launch(&self, spec: &InstanceSpec, kernel: &kit::Kernel, p: &Paths) -> Result<io::Result<std::process::Output>> {
+        let args = self.qemu_args(spec, kernel, p)?;
+        Ok(Command::new(&self.inner.config.qemu)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await)
+    }
+
     fn qemu_args(&self, spec: &InstanceSpec, kernel: &kit::Kernel, p: &Paths) -> Result<Vec<String>> {
-        let a = &self.inner.accel;
+        let a = self.accel();
+        let a = &a;
         let mem_mb = if spec.memory_bytes == 0 { DEFAULT_MEMORY_MB } else { (spec.memory_bytes >> 20).max(64) };
         let cpus = (spec.cpus.ceil() as u64).clamp(1, 64);
         let s = |p: &Path| p.display().to_string();
@@ -866,14 +880,18 @@ impl Driver for VmDriver {
         let logs = LogFiles::new(&p.dir);
         drop(logs.open_writers()?);
         let _ = logs.mark();
-        let args = self.qemu_args(&spec, &kernel, &p)?;
-        let out = Command::new(&self.inner.config.qemu)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .await;
+        let mut out = self.launch(&spec, &kernel, &p).await?;
+        if let Ok(o) = &out {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            // QEMU cannot set the vCPU's MSRs under a KVM the probe let through (seen with
+            // PVM and `-cpu host`): KVM is unusable here, so this and later VMs get TCG.
+            if !o.status.success() && stderr.contains("failed to set MSR") && self.accel().accelerator == "kvm" {
+                tracing::warn!(error = %stderr.trim(), "QEMU refused KVM; falling back to TCG");
+                self.inner.accel.write().expect("accel").qemu_refused_kvm(&self.vm_dir(), &stderr);
+                let _ = fs::remove_file(p.f("qemu.pid"));
+                out = self.launch(&spec, &kernel, &p).await?;
+            }
+        }
         let failed = match &out {
             Err(e) => Some(Error::io("running QEMU", io::Error::new(e.kind(), e.to_string()))),
             Ok(o) if !o.status.success() => {
