@@ -178,6 +178,45 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     assert_eq!(String::from_utf8_lossy(&seen), "early\nlate\n");
     assert_eq!(session.wait().await.unwrap(), 0);
 
+    // stdin: given whole (the caller closes it at once) ...
+    let input: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let out = common::exec_with(
+        driver,
+        &id,
+        ExecRequest { cmd: vec!["sh".into(), "-c".into(), "sha256sum; exit 4".into()], ..Default::default() },
+        &input,
+    )
+    .await;
+    assert_eq!(out.code, 4, "{out:?}");
+    assert_eq!(out.stdout, format!("{}  -\n", hex_sha256(&input)), "{out:?}");
+    // ... or streamed: the command answers the first line before the second is sent,
+    // and sees EOF when the caller closes stdin.
+    let mut session = driver
+        .exec(
+            &id,
+            ExecRequest {
+                cmd: vec!["sh".into(), "-c".into(), "read a; echo got-$a; read b; echo got-$b; cat; echo eof".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut stdin = session.stdin.take().unwrap();
+    let mut stdout = session.stdout.take().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stdin.write_all(b"one\n").await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("got-one") {
+        let n = tokio::time::timeout(Duration::from_secs(60), stdout.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "output ended before 'got-one'");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    stdin.write_all(b"two\nrest").await.unwrap();
+    drop(stdin);
+    stdout.read_to_end(&mut seen).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&seen), "got-one\ngot-two\nresteof\n");
+    assert_eq!(session.wait().await.unwrap(), 0);
+
     // The guest has its address and reaches its gateway (the bridge) over the tap.
     let out = exec(driver, &id, &["/.roost/bin/busybox", "ip", "-4", "-o", "addr", "show", "eth0"]).await;
     assert!(out.stdout.contains(&format!("{}/{}", nic.ip, nic.prefix_len)), "{out:?}");
@@ -397,4 +436,9 @@ async fn a_vm_falls_back_to_tcg_when_qemu_refuses_kvm() {
     } else {
         assert_eq!(info.accelerator, "kvm", "QEMU accepted KVM here: {info:?}");
     }
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }

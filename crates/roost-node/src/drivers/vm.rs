@@ -606,10 +606,30 @@ impl VmDriver {
         }
     }
 
+    /// Appends the caller's stdin to `path` in the guest as it arrives, then marks its end
+    /// with `path.done` (which the exec script's relay waits for).
+    async fn pump_stdin(&self, id: &str, path: &str, mut stdin: tokio::io::DuplexStream) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; FILE_CHUNK];
+        loop {
+            let n = stdin.read(&mut buf).await.map_err(|e| Error::io("reading exec stdin", e))?;
+            if n == 0 {
+                break;
+            }
+            self.put_guest_file(id, path, "a", &buf[..n]).await?;
+        }
+        self.write_guest_file(id, &format!("{path}.done"), b"").await
+    }
+
     async fn write_guest_file(&self, id: &str, path: &str, data: &[u8]) -> Result<()> {
+        self.put_guest_file(id, path, "w", data).await
+    }
+
+    /// Writes (`mode` "w") or appends ("a") `data` to a file in the guest.
+    async fn put_guest_file(&self, id: &str, path: &str, mode: &str, data: &[u8]) -> Result<()> {
         let _g = self.agent_lock(id).await;
         let mut c = self.agent(id, &self.paths(id).f("qga.sock")).await?;
-        let handle = c.execute("guest-file-open", Some(json!({ "path": path, "mode": "w" }))).await?;
+        let handle = c.execute("guest-file-open", Some(json!({ "path": path, "mode": mode }))).await?;
         let handle = handle.as_i64().ok_or_else(|| Error::tool("qemu-guest-agent", "no file handle"))?;
         let mut result = Ok(());
         for chunk in data.chunks(FILE_CHUNK) {
@@ -818,6 +838,49 @@ impl Drop for AgentProcess {
 /// Where a pipe of bytes produced later (by a task) is read.
 fn pipe() -> (tokio::io::DuplexStream, tokio::io::DuplexStream) {
     tokio::io::duplex(64 * 1024)
+}
+
+/// The guest side of a VM exec: `sh -c EXEC_SCRIPT cwd out err in mode cmd...`. Output
+/// goes to the files `out` and `err`; stdin is the file `in` (mode `whole`), or (mode
+/// `stream`) what a relay copies from `in` as it grows until `in.done` exists, through a
+/// FIFO so the command sees EOF then. The relay uses Roost's busybox, present in every VM.
+const EXEC_SCRIPT: &str = r#"o=$1; e=$2; i=$3; m=$4; shift 4
+exec >"$o" 2>"$e"
+cd "$0" || exit 126
+[ "$m" = stream ] || exec "$@" <"$i"
+b=/.roost/bin/busybox; f="$i.fifo"
+$b mkfifo "$f" || exit 126
+(off=0; while :; do
+  last=; [ -e "$i.done" ] && last=1
+  n=$($b stat -c %s "$i")
+  if [ "$n" -gt "$off" ]; then $b tail -c +$((off+1)) "$i" | $b head -c $((n-off)); off=$n; fi
+  [ -n "$last" ] && exit 0
+  $b sleep 0.05
+done) >"$f" &
+r=$!
+"$@" <"$f"; s=$?
+kill $r 2>/dev/null; $b rm -f "$f"
+exit $s"#;
+
+/// Reads the caller's stdin while it arrives at once: (what came, whether it ended).
+/// A caller that sends all of it and closes (the CLI without -i, the SDK's `run`) gets
+/// the cheap path; one still writing after a moment gets the streaming relay.
+async fn read_initial_stdin(stdin: &mut tokio::io::DuplexStream) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(Duration::from_millis(100), stdin.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (data, true),
+            Ok(Ok(n)) => {
+                data.extend_from_slice(&buf[..n]);
+                if data.len() >= FILE_CHUNK {
+                    return (data, false);
+                }
+            }
+            Err(_) => return (data, false),
+        }
+    }
 }
 
 fn shell_quote(s: &str) -> String {
@@ -1048,19 +1111,18 @@ impl Driver for VmDriver {
             return Err(Error::Invalid("exec needs a command".into()));
         }
         // The command's output goes to two files in the guest's /run, read while it runs
-        // (qemu-guest-agent's own capture returns output only at exit).
+        // (qemu-guest-agent's own capture returns output only at exit). Its stdin comes
+        // from a third file: written whole when the caller's stdin ends at once (the CLI
+        // without -i, the SDK's run), else appended to as it arrives and relayed to the
+        // command through a FIFO until a `.done` marker appears (the agent has no stdin
+        // stream, and a FIFO written by the agent itself would block it).
         let tag =
             format!("/run/.roost-exec-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
-        let (out_path, err_path) = (format!("{tag}.out"), format!("{tag}.err"));
-        let mut argv = vec![
-            "/bin/sh".to_string(),
-            "-c".into(),
-            "o=$1; e=$2; shift 2; exec >\"$o\" 2>\"$e\"; cd \"$0\" || exit 126; exec \"$@\"".into(),
-        ];
+        let (out_path, err_path, in_path) = (format!("{tag}.out"), format!("{tag}.err"), format!("{tag}.in"));
+        let mut argv = vec!["/bin/sh".to_string(), "-c".into(), EXEC_SCRIPT.into()];
         argv.push(request.cwd.clone().unwrap_or_else(|| "/".into()));
         argv.push(out_path.clone());
         argv.push(err_path.clone());
-        argv.extend(request.cmd.iter().cloned());
         let mut env: Vec<String> = vec![
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
             "HOME=/root".into(),
@@ -1069,12 +1131,36 @@ impl Driver for VmDriver {
         env.extend(request.env.iter().map(|(k, v)| format!("{k}={v}")));
         let (stdout_w, stdout_r) = pipe();
         let (stderr_w, stderr_r) = pipe();
-        let (stdin_w, _stdin_r) = pipe();
+        let (stdin_w, mut stdin_r) = pipe();
         let driver = self.clone();
         let id = id.to_string();
+        let cmd = request.cmd.clone();
         let task = tokio::spawn(async move {
+            let (input, ended) = read_initial_stdin(&mut stdin_r).await;
+            let mut cleanup = vec![out_path.clone(), err_path.clone()];
+            let mut pump = None;
+            if ended && input.is_empty() {
+                argv.extend(["/dev/null".to_string(), "whole".into()]);
+            } else {
+                driver.write_guest_file(&id, &in_path, &input).await?;
+                cleanup.push(in_path.clone());
+                if ended {
+                    argv.extend([in_path.clone(), "whole".into()]);
+                } else {
+                    argv.extend([in_path.clone(), "stream".into()]);
+                    cleanup.push(format!("{in_path}.done"));
+                    let (d, id, path) = (driver.clone(), id.clone(), in_path.clone());
+                    pump = Some(tokio::spawn(async move { d.pump_stdin(&id, &path, stdin_r).await }));
+                }
+            }
+            argv.extend(cmd);
             let result = driver.stream_exec(&id, &argv, &env, [&out_path, &err_path], [stdout_w, stderr_w]).await;
-            let _ = driver.agent_exec(&id, &["/bin/rm".into(), "-f".into(), out_path, err_path], &[], None).await;
+            if let Some(p) = pump {
+                p.abort();
+            }
+            let mut rm = vec!["/bin/rm".to_string(), "-f".into()];
+            rm.extend(cleanup);
+            let _ = driver.agent_exec(&id, &rm, &[], None).await;
             result
         });
         Ok(ExecSession::new(
