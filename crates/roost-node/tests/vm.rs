@@ -217,6 +217,36 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     assert_eq!(String::from_utf8_lossy(&seen), "got-one\ngot-two\nresteof\n");
     assert_eq!(session.wait().await.unwrap(), 0);
 
+    // A command with a terminal: it runs on a pty in the guest, sized as asked, and its
+    // input streams to it.
+    let mut session = driver
+        .exec(
+            &id,
+            ExecRequest {
+                cmd: vec!["sh".into(), "-c".into(), "tty; stty size; read x; echo got-$x; exit 5".into()],
+                tty: true,
+                rows: 33,
+                cols: 101,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut stdin = session.stdin.take().unwrap();
+    let mut stdout = session.stdout.take().unwrap();
+    stdin.write_all(b"hello\n").await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("got-hello") {
+        let n = tokio::time::timeout(Duration::from_secs(60), stdout.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "output ended before 'got-hello': {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    drop(stdin);
+    stdout.read_to_end(&mut seen).await.unwrap();
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("/dev/pts/") && text.contains("33 101"), "{text}");
+    assert_eq!(session.wait().await.unwrap(), 5, "{text}");
+
     // The guest has its address and reaches its gateway (the bridge) over the tap.
     let out = exec(driver, &id, &["/.roost/bin/busybox", "ip", "-4", "-o", "addr", "show", "eth0"]).await;
     assert!(out.stdout.contains(&format!("{}/{}", nic.ip, nic.prefix_len)), "{out:?}");

@@ -1092,8 +1092,8 @@ impl Driver for VmDriver {
         if self.running(id).is_none() {
             return Err(Error::Invalid(format!("VM {id} is not running")));
         }
-        if request.tty {
-            // A terminal is the serial console (a root shell); the command is not run.
+        if request.tty && (request.console || request.cmd.is_empty()) {
+            // The serial console (a root shell); the command is not run.
             let stream = tokio::net::UnixStream::connect(self.paths(id).f("console.sock"))
                 .await
                 .map_err(|e| Error::io("connecting to the serial console", e))?;
@@ -1134,7 +1134,23 @@ impl Driver for VmDriver {
         let (stdin_w, mut stdin_r) = pipe();
         let driver = self.clone();
         let id = id.to_string();
-        let cmd = request.cmd.clone();
+        let cmd = if request.tty {
+            // A terminal: the command runs on a pty that util-linux `script` opens in
+            // the guest; everything it prints comes back as stdout. (Its size is set at
+            // the start; later resizes are not passed on.)
+            let mut inner = String::new();
+            if request.rows > 0 && request.cols > 0 {
+                inner.push_str(&format!("stty rows {} cols {} 2>/dev/null; ", request.rows, request.cols));
+            }
+            inner.push_str("exec");
+            for a in &request.cmd {
+                inner.push(' ');
+                inner.push_str(&shell_quote(a));
+            }
+            vec!["script".to_string(), "-qfec".into(), inner, "/dev/null".into()]
+        } else {
+            request.cmd.clone()
+        };
         let task = tokio::spawn(async move {
             let (input, ended) = read_initial_stdin(&mut stdin_r).await;
             let mut cleanup = vec![out_path.clone(), err_path.clone()];

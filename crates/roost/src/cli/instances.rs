@@ -534,6 +534,7 @@ pub async fn exec(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<i32> {
         cols: Some(cols),
         env: pairs("env", &args.env)?,
         cwd: args.workdir,
+        console: false,
     };
     let connection = client.exec(&args.name, &start).await?;
     interactive_session(connection, args.interactive, args.tty).await
@@ -550,6 +551,8 @@ pub async fn console(global: &GlobalArgs, name: String) -> anyhow::Result<i32> {
         tty: true,
         rows: Some(rows),
         cols: Some(cols),
+        // A VM's serial console (a root shell); containers run the shell above.
+        console: true,
         ..Default::default()
     };
     let connection = client.exec(&name, &start).await?;
