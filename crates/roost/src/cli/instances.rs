@@ -268,11 +268,12 @@ pub async fn ls(global: &GlobalArgs, args: LsArgs) -> anyhow::Result<()> {
     let project = if args.all_projects { None } else { global.project_name()? };
     let params = InstanceListParams { project, status: args.status, label: args.label, ..Default::default() };
     let items = client.all_instances(&params).await?;
-    print_list(global.output, &items, &["name", "id", "status", "image", "ip", "cpus", "memory", "age"], |i| {
+    print_list(global.output, &items, &["name", "id", "status", "type", "image", "ip", "cpus", "memory", "age"], |i| {
         vec![
             i.name.clone(),
             i.id.clone(),
             i.status.as_str().into(),
+            i.kind.clone(),
             i.image.clone(),
             i.ip.clone().unwrap_or_else(|| "-".into()),
             format!("{}", i.cpus),
