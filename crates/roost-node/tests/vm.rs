@@ -459,9 +459,10 @@ async fn a_vm_falls_back_to_tcg_when_qemu_refuses_kvm() {
         assert!(last.name == "qemu" && !last.passed && last.detail.contains("failed to set MSR"), "{last:?}");
         assert!(info.reason.contains("failed to set MSR") && info.reason.ends_with(": TCG"), "{info:?}");
         // The VM really runs under TCG: its command line carries the TSC settings.
-        let args = std::fs::read_to_string(format!("/proc/{}/cmdline", driver.inspect(&id).await.unwrap().pid.unwrap()))
-            .unwrap()
-            .replace('\0', " ");
+        let args =
+            std::fs::read_to_string(format!("/proc/{}/cmdline", driver.inspect(&id).await.unwrap().pid.unwrap()))
+                .unwrap()
+                .replace('\0', " ");
         assert!(args.contains("-accel tcg") && args.contains("tsc_early_khz="), "{args}");
     } else {
         assert_eq!(info.accelerator, "kvm", "QEMU accepted KVM here: {info:?}");

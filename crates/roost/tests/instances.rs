@@ -414,7 +414,8 @@ fn the_cli_runs_instances() {
     let header: Vec<_> = ps.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "ID", "STATUS", "TYPE", "IMAGE", "IP", "CPUS", "MEMORY", "AGE"]);
     assert!(
-        ps.lines().any(|l| l.starts_with("web ") && l.split_whitespace().nth(3) == Some("container") && l.contains("64M")),
+        ps.lines()
+            .any(|l| l.starts_with("web ") && l.split_whitespace().nth(3) == Some("container") && l.contains("64M")),
         "{ps}"
     );
     let out = ok(&["exec", "web", "--", "sh", "-c", "echo $A"]);

@@ -70,7 +70,10 @@ async fn vm_instances_work_like_containers() {
         let speed = node["kvm_checks"].as_array().unwrap().iter().find(|c| c["name"] == "speed").unwrap();
         assert_eq!(speed["passed"], false, "{node}");
         assert_eq!(accel, "tcg");
-        assert!(text.contains("kvm checks:") && text.contains("long_mode ok") && text.contains("speed FAILED"), "{text}");
+        assert!(
+            text.contains("kvm checks:") && text.contains("long_mode ok") && text.contains("speed FAILED"),
+            "{text}"
+        );
     }
 
     cli(&server, &["image", "build", "debian-12", "--from", "debian:bookworm"]);
@@ -138,7 +141,11 @@ async fn vm_instances_work_like_containers() {
     assert_eq!(shown["status"], "running");
     let vm_ip = shown["ip"].as_str().unwrap().to_string();
     let ls = cli(&server, &["instance", "ls"]);
-    assert!(ls.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()[..4] == ["vm1", &shown["id"].as_str().unwrap(), "running", "vm"]), "{ls}");
+    assert!(
+        ls.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()[..4]
+            == ["vm1", shown["id"].as_str().unwrap(), "running", "vm"]),
+        "{ls}"
+    );
 
     // exec: output, exit code.
     let out = server.cli(&["exec", "vm1", "--", "true"], None, &[]);

@@ -313,7 +313,12 @@ impl VmDriver {
     }
 
     /// Runs QEMU (which daemonizes once the VM is set up) with the current accelerator.
-    async fn launch(&self, spec: &InstanceSpec, kernel: &kit::Kernel, p: &Paths) -> Result<io::Result<std::process::Output>> {
+    async fn launch(
+        &self,
+        spec: &InstanceSpec,
+        kernel: &kit::Kernel,
+        p: &Paths,
+    ) -> Result<io::Result<std::process::Output>> {
         let args = self.qemu_args(spec, kernel, p)?;
         Ok(Command::new(&self.inner.config.qemu)
             .args(&args)

@@ -185,7 +185,7 @@ pub fn page_tables() -> [(u64, u64); 3] {
 
 /// Runs one payload in a fresh VM; Ok(detail) when it gave IO(0x3f8, byte) then HLT.
 fn run_payload(kvm: &kvm_ioctls::Kvm, mode: Mode, byte: u8, loops: Option<u32>) -> Result<String, String> {
-    use kvm_bindings::{kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
+    use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_segment, kvm_userspace_memory_region};
     use kvm_ioctls::VcpuExit;
 
     let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
@@ -480,7 +480,10 @@ mod tests {
         checks.push(KvmCheck { name: "speed".into(), passed: false, detail: "timed out".into() });
         let (usable, reason) = verdict(&checks);
         assert!(!usable);
-        assert!(reason.starts_with("KVM check speed failed: timed out (passed: open, api_version, real_mode"), "{reason}");
+        assert!(
+            reason.starts_with("KVM check speed failed: timed out (passed: open, api_version, real_mode"),
+            "{reason}"
+        );
         assert!(reason.ends_with(": TCG"));
         checks.pop();
         assert!(!verdict(&checks).0, "a probe that never ran the speed test is not a pass");
