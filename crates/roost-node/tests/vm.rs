@@ -39,6 +39,7 @@ impl Drop for VmEnv {
     fn drop(&mut self) {
         let driver = self.driver.clone();
         let ids = std::mem::take(&mut self.ids);
+        let dirs: Vec<_> = ids.iter().map(|id| self.data_dir.join("instances").join(id)).collect();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
@@ -51,8 +52,11 @@ impl Drop for VmEnv {
         })
         .join()
         .unwrap();
-        // The kernel and base disks stay cached in the shared directory; the instances go.
-        let _ = std::fs::remove_dir_all(self.data_dir.join("instances"));
+        // The kernel and base disks stay cached in the shared directory; this test's
+        // instances go (only its own: other tests share the directory).
+        for dir in dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -85,14 +85,25 @@ fn save(dir: &Path, info: &AccelInfo) {
     let _ = fs::write(dir.join("accel.json"), serde_json::to_vec_pretty(info).expect("json"));
 }
 
-/// The verdict, from the cache in `dir` when it is from this boot.
+/// The probe's verdict is a fact of the host and its boot: kept here too (tmpfs, gone at
+/// reboot) so that every server on the host does not pay the probe's second.
+const HOST_CACHE: &str = "/run/roost/kvm-probe.json";
+
+/// The verdict, from the cache in `dir` (or the host's) when it is from this boot.
 pub fn probe(dir: &Path, choice: AccelChoice) -> AccelInfo {
     let id = boot_id();
     // A cache without checks predates the functional probe: probe again.
-    let cached = fs::read(dir.join("accel.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<AccelInfo>(&b).ok())
-        .filter(|i| i.boot_id == id && !i.checks.is_empty());
+    let read = |path: &Path| {
+        fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<AccelInfo>(&b).ok())
+            .filter(|i| i.boot_id == id && !i.checks.is_empty())
+    };
+    let cached = read(&dir.join("accel.json")).or_else(|| {
+        let host = read(Path::new(HOST_CACHE))?;
+        save(dir, &host);
+        Some(host)
+    });
     let mut info = cached.unwrap_or_else(|| {
         let checks = run_probe(PROBE_TIMEOUT);
         let (kvm_usable, reason) = verdict(&checks);
@@ -105,6 +116,13 @@ pub fn probe(dir: &Path, choice: AccelChoice) -> AccelInfo {
             boot_id: id,
         };
         save(dir, &info);
+        let host = Path::new(HOST_CACHE);
+        if host.parent().is_some_and(|d| fs::create_dir_all(d).is_ok()) {
+            let tmp = host.with_extension(format!("{}.tmp", std::process::id()));
+            if fs::write(&tmp, serde_json::to_vec_pretty(&info).expect("json")).is_ok() {
+                let _ = fs::rename(&tmp, host);
+            }
+        }
         info
     });
     match choice {
