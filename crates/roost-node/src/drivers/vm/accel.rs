@@ -296,6 +296,11 @@ fn run_payload(kvm: &kvm_ioctls::Kvm, mode: Mode, byte: u8, loops: Option<u32>) 
 
 /// Runs the checks; each payload in the child gets `timeout`.
 pub fn run_probe(timeout: Duration) -> Vec<KvmCheck> {
+    run_probe_with(timeout, SPEED_ITERATIONS)
+}
+
+/// [`run_probe`] with another length of speed loop (a short one proves the payload itself).
+pub fn run_probe_with(timeout: Duration, iterations: u32) -> Vec<KvmCheck> {
     let mut checks = Vec::new();
     let kvm = match kvm_ioctls::Kvm::new() {
         Ok(k) => k,
@@ -310,18 +315,18 @@ pub fn run_probe(timeout: Duration) -> Vec<KvmCheck> {
     if version != 12 {
         return checks;
     }
-    checks.extend(run_payloads_in_child(&kvm, timeout));
+    checks.extend(run_payloads_in_child(&kvm, timeout, iterations));
     checks
 }
 
 /// The payload steps in order: the three modes, then the speed loop.
-fn steps() -> Vec<(&'static str, Mode, u8, Option<u32>)> {
+fn steps(iterations: u32) -> Vec<(&'static str, Mode, u8, Option<u32>)> {
     let mut s: Vec<_> = MARKS.iter().map(|&(m, b)| (m.check_name(), m, b, None)).collect();
-    s.push(("speed", Mode::Long, b'S', Some(SPEED_ITERATIONS)));
+    s.push(("speed", Mode::Long, b'S', Some(iterations)));
     s
 }
 
-fn run_payloads_in_child(kvm: &kvm_ioctls::Kvm, timeout: Duration) -> Vec<KvmCheck> {
+fn run_payloads_in_child(kvm: &kvm_ioctls::Kvm, timeout: Duration, iterations: u32) -> Vec<KvmCheck> {
     let fail = |name: &str, detail: String| KvmCheck { name: name.into(), passed: false, detail };
     let (r, w) = match nix::unistd::pipe() {
         Ok(p) => p,
@@ -333,7 +338,7 @@ fn run_payloads_in_child(kvm: &kvm_ioctls::Kvm, timeout: Duration) -> Vec<KvmChe
         Err(e) => vec![fail("real_mode", format!("fork: {e}"))],
         Ok(nix::unistd::ForkResult::Child) => {
             drop(r);
-            for (name, mode, byte, loops) in steps() {
+            for (name, mode, byte, loops) in steps(iterations) {
                 let line = match run_payload(kvm, mode, byte, loops) {
                     Ok(d) => format!("{name}\tok\t{d}\n"),
                     Err(e) => format!("{name}\tfail\t{}\n", e.replace(['\n', '\t'], " ")),
@@ -345,7 +350,7 @@ fn run_payloads_in_child(kvm: &kvm_ioctls::Kvm, timeout: Duration) -> Vec<KvmChe
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(w);
-            let checks = collect(r, timeout);
+            let checks = collect(r, timeout, iterations);
             let _ = nix::sys::signal::kill(child, nix::sys::signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(child, None);
             checks
@@ -354,12 +359,12 @@ fn run_payloads_in_child(kvm: &kvm_ioctls::Kvm, timeout: Duration) -> Vec<KvmChe
 }
 
 /// Reads the child's result lines, giving each step `timeout`.
-fn collect(r: OwnedFd, timeout: Duration) -> Vec<KvmCheck> {
+fn collect(r: OwnedFd, timeout: Duration, iterations: u32) -> Vec<KvmCheck> {
     use std::io::Read;
     let mut file = fs::File::from(r);
     let mut checks = Vec::new();
     let mut buf = String::new();
-    let steps = steps();
+    let steps = steps(iterations);
     let mut deadline = Instant::now() + timeout;
     let mut started = Instant::now();
     while checks.len() < steps.len() {
@@ -385,7 +390,7 @@ fn collect(r: OwnedFd, timeout: Duration) -> Vec<KvmCheck> {
         if n == 0 {
             let what = if step == "speed" {
                 format!(
-                    "{SPEED_ITERATIONS}-iteration loop not done after {:.1} s (hardware KVM takes milliseconds; a software KVM such as PVM emulates instructions)",
+                    "{iterations}-iteration loop not done after {:.1} s (hardware KVM takes milliseconds; a software KVM such as PVM emulates instructions)",
                     started.elapsed().as_secs_f64()
                 )
             } else {
