@@ -724,11 +724,17 @@ async fn ip(args: &[&str]) -> Result<()> {
 /// An exec through the guest agent: output arrives when the command ends.
 struct AgentProcess {
     result: Option<tokio::task::JoinHandle<Result<i32>>>,
+    /// Runs on a pty in the guest (`script`).
+    tty: bool,
 }
 
 #[async_trait]
 impl ExecProcess for AgentProcess {
     fn resize(&self, _rows: u16, _cols: u16) -> Result<()> {
+        if self.tty {
+            // The guest pty's size is set at the start; the agent cannot reach it later.
+            return Ok(());
+        }
         Err(Error::Invalid("this exec has no terminal".into()))
     }
 
@@ -1188,7 +1194,7 @@ impl Driver for VmDriver {
             Box::new(stdin_w),
             Box::new(stdout_r),
             Some(Box::new(stderr_r)),
-            Box::new(AgentProcess { result: Some(task) }),
+            Box::new(AgentProcess { result: Some(task), tty: request.tty }),
         ))
     }
 
