@@ -322,6 +322,10 @@ pub struct ExecStart {
     pub env: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub cwd: Option<String>,
+    /// With `tty`: attach the instance's console instead when it has one of its own (a
+    /// VM's serial console, a root shell; `cmd` is then not run). Containers run `cmd`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub console: bool,
 }
 
 /// Control messages of the exec WebSocket (text frames).

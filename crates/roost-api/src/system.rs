@@ -39,7 +39,21 @@ pub struct NodeInfo {
     /// The host TSC frequency a TCG guest is given (kHz).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsc_khz: Option<u64>,
+    /// The KVM probe's steps in order (`open`, `api_version`, `real_mode`,
+    /// `protected_mode`, `long_mode`, `speed`, and `qemu` when QEMU refused KVM); a step
+    /// after a failed one is not run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kvm_checks: Vec<KvmCheck>,
     /// Why microVMs are unavailable, when they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm_unavailable: Option<String>,
+}
+
+/// One step of the KVM probe.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KvmCheck {
+    pub name: String,
+    pub passed: bool,
+    /// What was seen: a time, the exit, the error.
+    pub detail: String,
 }

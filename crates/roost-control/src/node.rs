@@ -16,7 +16,8 @@ pub struct Node {
     /// The microVM driver (instances of type `vm`), when this node runs VMs.
     pub vm: Option<Arc<dyn Driver>>,
     /// What `node show` reports of the VM driver: the accelerator and why.
-    pub vm_facts: Option<roost_node::drivers::vm::AccelInfo>,
+    /// (The driver itself: QEMU refusing KVM at a start can move the verdict to TCG.)
+    pub vm_facts: Option<roost_node::drivers::vm::VmDriver>,
     /// Why VMs are unavailable, when they are.
     pub vm_unavailable: Option<String>,
     pub images: ImageStore,
@@ -68,7 +69,7 @@ impl Node {
 impl Node {
     /// Adds the microVM driver.
     pub fn with_vm(mut self, vm: roost_node::drivers::vm::VmDriver) -> Node {
-        self.vm_facts = Some(vm.accel().clone());
+        self.vm_facts = Some(vm.clone());
         self.vm = Some(Arc::new(vm));
         self
     }

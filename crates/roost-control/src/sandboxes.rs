@@ -524,6 +524,7 @@ impl Control {
                     tty: false,
                     rows: 0,
                     cols: 0,
+                    console: false,
                 },
             )
             .await?;

@@ -60,7 +60,8 @@ impl Control {
         if node.vm.is_some() {
             types.push("vm".into());
         }
-        let facts = node.vm_facts.as_ref();
+        let facts = node.vm_facts.as_ref().map(|d| d.accel());
+        let facts = facts.as_ref();
         Ok(roost_api::system::NodeInfo {
             compute: true,
             instance_types: types,
@@ -68,6 +69,18 @@ impl Control {
             accelerator_reason: facts.map(|f| f.reason.clone()),
             kvm_usable: facts.map(|f| f.kvm_usable),
             tsc_khz: facts.map(|f| f.tsc_khz),
+            kvm_checks: facts
+                .map(|f| {
+                    f.checks
+                        .iter()
+                        .map(|c| roost_api::system::KvmCheck {
+                            name: c.name.clone(),
+                            passed: c.passed,
+                            detail: c.detail.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             vm_unavailable: node.vm_unavailable.clone(),
         })
     }

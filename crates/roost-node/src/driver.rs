@@ -237,6 +237,9 @@ pub struct ExecRequest {
     pub tty: bool,
     pub rows: u16,
     pub cols: u16,
+    /// With `tty`: the instance's own console where it has one (a VM's serial console)
+    /// instead of running `cmd`.
+    pub console: bool,
 }
 
 /// The running side of an exec, implemented by each driver.

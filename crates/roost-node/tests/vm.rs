@@ -39,6 +39,7 @@ impl Drop for VmEnv {
     fn drop(&mut self) {
         let driver = self.driver.clone();
         let ids = std::mem::take(&mut self.ids);
+        let dirs: Vec<_> = ids.iter().map(|id| self.data_dir.join("instances").join(id)).collect();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
@@ -51,8 +52,11 @@ impl Drop for VmEnv {
         })
         .join()
         .unwrap();
-        // The kernel and base disks stay cached in the shared directory; the instances go.
-        let _ = std::fs::remove_dir_all(self.data_dir.join("instances"));
+        // The kernel and base disks stay cached in the shared directory; this test's
+        // instances go (only its own: other tests share the directory).
+        for dir in dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -177,6 +181,75 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     stdout.read_to_end(&mut seen).await.unwrap();
     assert_eq!(String::from_utf8_lossy(&seen), "early\nlate\n");
     assert_eq!(session.wait().await.unwrap(), 0);
+
+    // stdin: given whole (the caller closes it at once) ...
+    let input: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let out = common::exec_with(
+        driver,
+        &id,
+        ExecRequest { cmd: vec!["sh".into(), "-c".into(), "sha256sum; exit 4".into()], ..Default::default() },
+        &input,
+    )
+    .await;
+    assert_eq!(out.code, 4, "{out:?}");
+    assert_eq!(out.stdout, format!("{}  -\n", hex_sha256(&input)), "{out:?}");
+    // ... or streamed: the command answers the first line before the second is sent,
+    // and sees EOF when the caller closes stdin.
+    let mut session = driver
+        .exec(
+            &id,
+            ExecRequest {
+                cmd: vec!["sh".into(), "-c".into(), "read a; echo got-$a; read b; echo got-$b; cat; echo eof".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut stdin = session.stdin.take().unwrap();
+    let mut stdout = session.stdout.take().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stdin.write_all(b"one\n").await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("got-one") {
+        let n = tokio::time::timeout(Duration::from_secs(60), stdout.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "output ended before 'got-one'");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    stdin.write_all(b"two\nrest").await.unwrap();
+    drop(stdin);
+    stdout.read_to_end(&mut seen).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&seen), "got-one\ngot-two\nresteof\n");
+    assert_eq!(session.wait().await.unwrap(), 0);
+
+    // A command with a terminal: it runs on a pty in the guest, sized as asked, and its
+    // input streams to it.
+    let mut session = driver
+        .exec(
+            &id,
+            ExecRequest {
+                cmd: vec!["sh".into(), "-c".into(), "tty; stty size; read x; echo got-$x; exit 5".into()],
+                tty: true,
+                rows: 33,
+                cols: 101,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut stdin = session.stdin.take().unwrap();
+    let mut stdout = session.stdout.take().unwrap();
+    stdin.write_all(b"hello\n").await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("got-hello") {
+        let n = tokio::time::timeout(Duration::from_secs(60), stdout.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "output ended before 'got-hello': {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    drop(stdin);
+    stdout.read_to_end(&mut seen).await.unwrap();
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("/dev/pts/") && text.contains("33 101"), "{text}");
+    assert_eq!(session.wait().await.unwrap(), 5, "{text}");
 
     // The guest has its address and reaches its gateway (the bridge) over the tap.
     let out = exec(driver, &id, &["/.roost/bin/busybox", "ip", "-4", "-o", "addr", "show", "eth0"]).await;
@@ -316,4 +389,95 @@ async fn a_vm_needs_the_guest_agent_in_its_image() {
     };
     let err = env.driver.prepare(&spec).await.unwrap_err();
     assert!(err.to_string().contains("qemu-guest-agent"), "{err}");
+}
+
+/// The KVM probe really runs its payloads in KVM. On a host with hardware KVM all steps
+/// pass; on this machine /dev/kvm is PVM, a software KVM: the three mode payloads pass in
+/// milliseconds and the speed loop times out, which is what sends VMs to TCG.
+#[test]
+fn the_kvm_probe_runs_the_mode_payloads_and_times_the_speed_loop() {
+    use roost_node::drivers::vm::accel;
+    assert!(
+        Path::new("/dev/kvm").exists(),
+        "no /dev/kvm: the probe test needs KVM (load kvm_intel/kvm_amd, or run on a host that exposes /dev/kvm)"
+    );
+    let started = std::time::Instant::now();
+    let checks = accel::run_probe(accel::PROBE_TIMEOUT);
+    let took = started.elapsed();
+    eprintln!("KVM probe took {took:?}: {checks:#?}");
+    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["open", "api_version", "real_mode", "protected_mode", "long_mode", "speed"], "{checks:?}");
+    for c in &checks[..5] {
+        assert!(c.passed, "{c:?}");
+    }
+    let speed = &checks[5];
+    let pvm = Path::new("/sys/module/kvm_pvm").exists();
+    let hardware = Path::new("/sys/module/kvm_intel").exists() || Path::new("/sys/module/kvm_amd").exists();
+    let (usable, reason) = accel::verdict(&checks);
+    // The speed payload itself is right: a short loop exits with its byte and HLT even
+    // here (the full loop takes ~20 s under PVM).
+    let short = accel::run_probe_with(accel::PROBE_TIMEOUT, 1000);
+    assert!(short.len() == 6 && short.iter().all(|c| c.passed), "{short:?}");
+    if pvm {
+        assert!(!speed.passed && speed.detail.starts_with("timed out"), "{speed:?}");
+        assert!(!usable && reason.contains("speed") && reason.ends_with(": TCG"), "{reason}");
+    } else {
+        assert!(hardware, "a /dev/kvm from neither PVM nor kvm_intel/kvm_amd: extend this test");
+        assert!(speed.passed, "{speed:?}");
+        assert!(usable, "{reason}");
+    }
+}
+
+/// QEMU refusing KVM ("failed to set MSR", as `-cpu host` does under this machine's PVM)
+/// sends the VM, and later ones, to TCG instead of failing the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_falls_back_to_tcg_when_qemu_refuses_kvm() {
+    let image = debian().await;
+    require_vm_prerequisites();
+    let data_dir = Path::new(TEST_DIR).join("vm-data");
+    let mut config = VmConfig::new(&data_dir);
+    config.accel = roost_node::drivers::vm::AccelChoice::Kvm;
+    let driver = VmDriver::new(config).expect("creating the VM driver");
+    assert_eq!(driver.accel().accelerator, "kvm", "forced");
+    let mut env = VmEnv { driver: driver.clone(), data_dir, ids: Vec::new() };
+    let id = unique_id();
+    env.ids.push(id.clone());
+    let spec = InstanceSpec {
+        id: id.clone(),
+        rootfs: image.rootfs.clone(),
+        cmd: None,
+        env: Vec::new(),
+        cpus: 1.0,
+        memory_bytes: 128 << 20,
+        pids_limit: 0,
+        hostname: "kvmfallback".into(),
+        networks: Vec::new(),
+        dns: None,
+        volumes: Vec::new(),
+        disks: Vec::new(),
+    };
+    driver.prepare(&spec).await.expect("prepare");
+    driver.start(&id).await.expect("start");
+    assert_eq!(driver.inspect(&id).await.unwrap().status, InstanceStatus::Running);
+    let info = driver.accel();
+    if Path::new("/sys/module/kvm_pvm").exists() {
+        assert_eq!(info.accelerator, "tcg", "{info:?}");
+        assert!(!info.kvm_usable);
+        let last = info.checks.last().unwrap();
+        assert!(last.name == "qemu" && !last.passed && last.detail.contains("failed to set MSR"), "{last:?}");
+        assert!(info.reason.contains("failed to set MSR") && info.reason.ends_with(": TCG"), "{info:?}");
+        // The VM really runs under TCG: its command line carries the TSC settings.
+        let args =
+            std::fs::read_to_string(format!("/proc/{}/cmdline", driver.inspect(&id).await.unwrap().pid.unwrap()))
+                .unwrap()
+                .replace('\0', " ");
+        assert!(args.contains("-accel tcg") && args.contains("tsc_early_khz="), "{args}");
+    } else {
+        assert_eq!(info.accelerator, "kvm", "QEMU accepted KVM here: {info:?}");
+    }
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -54,7 +54,7 @@ enum Command {
     Run(cli::instances::RunArgs),
     /// Run a command in an instance
     Exec(cli::instances::ExecArgs),
-    /// An interactive shell in an instance
+    /// An interactive shell in an instance (a VM's serial console)
     Console { name: String },
     /// An instance's stdout and stderr
     Logs(cli::instances::LogsArgs),

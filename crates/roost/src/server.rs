@@ -177,7 +177,8 @@ fn attach_compute(control: &Control, s: &ServerSettings, s3_port: Option<u16>) -
     vm_config.accel = s.accel;
     match roost_node::drivers::vm::VmDriver::new(vm_config) {
         Ok(vm) => {
-            tracing::info!(accelerator = %vm.accel().accelerator, reason = %vm.accel().reason, "microVMs available");
+            let accel = vm.accel();
+            tracing::info!(accelerator = %accel.accelerator, reason = %accel.reason, "microVMs available");
             node = node.with_vm(vm);
         }
         Err(e) => {

@@ -412,8 +412,12 @@ fn the_cli_runs_instances() {
     assert!(stderr(&out).contains("is running at 10.117.0."), "{}", stderr(&out));
     let ps = stdout(&ok(&["ps"]));
     let header: Vec<_> = ps.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "ID", "STATUS", "IMAGE", "IP", "CPUS", "MEMORY", "AGE"]);
-    assert!(ps.lines().any(|l| l.starts_with("web ") && l.contains("running") && l.contains("64M")), "{ps}");
+    assert_eq!(header, ["NAME", "ID", "STATUS", "TYPE", "IMAGE", "IP", "CPUS", "MEMORY", "AGE"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with("web ") && l.split_whitespace().nth(3) == Some("container") && l.contains("64M")),
+        "{ps}"
+    );
     let out = ok(&["exec", "web", "--", "sh", "-c", "echo $A"]);
     assert_eq!(stdout(&out), "b\n");
     let out = server.cli(&["exec", "web", "--", "sh", "-c", "exit 9"], None, &[]);

@@ -61,6 +61,20 @@ async fn vm_instances_work_like_containers() {
     assert!(!node["accelerator_reason"].as_str().unwrap().is_empty());
     let text = cli(&server, &["node", "show"]);
     assert!(text.contains("accelerator:") && text.contains("why:"), "{text}");
+    // ... and which KVM checks passed: on this machine's PVM the modes pass and the speed
+    // loop fails; on hardware KVM all pass.
+    let checks: Vec<&str> =
+        node["kvm_checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(checks[..2], ["open", "api_version"], "{node}");
+    if std::path::Path::new("/sys/module/kvm_pvm").exists() {
+        let speed = node["kvm_checks"].as_array().unwrap().iter().find(|c| c["name"] == "speed").unwrap();
+        assert_eq!(speed["passed"], false, "{node}");
+        assert_eq!(accel, "tcg");
+        assert!(
+            text.contains("kvm checks:") && text.contains("long_mode ok") && text.contains("speed FAILED"),
+            "{text}"
+        );
+    }
 
     cli(&server, &["image", "build", "debian-12", "--from", "debian:bookworm"]);
     // A VM needs the guest agent: the builtin busybox image has none.
@@ -126,7 +140,12 @@ async fn vm_instances_work_like_containers() {
     assert_eq!(shown["type"], "vm");
     assert_eq!(shown["status"], "running");
     let vm_ip = shown["ip"].as_str().unwrap().to_string();
-    assert!(cli(&server, &["instance", "ls"]).contains("vm1"));
+    let ls = cli(&server, &["instance", "ls"]);
+    assert!(
+        ls.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()[..4]
+            == ["vm1", shown["id"].as_str().unwrap(), "running", "vm"]),
+        "{ls}"
+    );
 
     // exec: output, exit code.
     let out = server.cli(&["exec", "vm1", "--", "true"], None, &[]);
@@ -134,6 +153,12 @@ async fn vm_instances_work_like_containers() {
     let out = server.cli(&["exec", "vm1", "--", "sh", "-c", "echo in-the-vm; uname -r; exit 7"], None, &[]);
     assert_eq!(out.status.code(), Some(7));
     assert!(stdout(&out).starts_with("in-the-vm\n6.1.0-"), "{}", stdout(&out));
+    // stdin reaches a VM's command; -it runs it on a terminal in the guest.
+    let out = server.cli(&["exec", "-i", "vm1", "--", "tr", "a-z", "A-Z"], Some("piped to the vm\n"), &[]);
+    assert_eq!(stdout(&out), "PIPED TO THE VM\n", "{}", stderr(&out));
+    let out = server.cli(&["exec", "-it", "vm1", "--", "sh", "-c", "tty; read x; echo got-$x"], Some("typed\n"), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("/dev/pts/") && stdout(&out).contains("got-typed"), "{}", stdout(&out));
 
     // A container on the same network reaches the VM on the allowed port only, and
     // the VM reaches a container.

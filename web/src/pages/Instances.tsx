@@ -212,6 +212,7 @@ export function InstancesPage() {
                 </th>
                 {sortHeader("name", "Name")}
                 <th scope="col">Status</th>
+                <th scope="col" className="hide-sm">Type</th>
                 <th scope="col">Image</th>
                 <th scope="col" className="hide-sm">Size</th>
                 <th scope="col" className="hide-sm">IP</th>
@@ -241,6 +242,7 @@ export function InstancesPage() {
                   <td>
                     <StatusBadge status={i.status} />
                   </td>
+                  <td className="hide-sm">{i.type}</td>
                   <td>{i.image}</td>
                   <td className="hide-sm">
                     {i.cpus} vCPU · {formatBytes(i.memory_bytes)}

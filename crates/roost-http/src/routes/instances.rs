@@ -392,6 +392,7 @@ async fn run_exec(control: roost_control::Control, id: String, socket: WebSocket
         tty: start.tty,
         rows: start.rows.unwrap_or(24),
         cols: start.cols.unwrap_or(80),
+        console: start.console,
     };
     let mut session = match control.exec(&id, request).await {
         Ok(s) => s,

@@ -78,7 +78,8 @@ pub struct VmDriver {
 
 struct Inner {
     config: VmConfig,
-    accel: AccelInfo,
+    /// Behind a lock: QEMU refusing KVM at a start moves it to TCG.
+    accel: std::sync::RwLock<AccelInfo>,
     busybox: PathBuf,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// One guest-agent conversation at a time per VM (its socket takes one client).
@@ -171,7 +172,7 @@ impl VmDriver {
         Ok(VmDriver {
             inner: Arc::new(Inner {
                 config,
-                accel,
+                accel: std::sync::RwLock::new(accel),
                 busybox,
                 locks: Mutex::new(HashMap::new()),
                 agent_locks: Mutex::new(HashMap::new()),
@@ -180,8 +181,8 @@ impl VmDriver {
     }
 
     /// The accelerator VMs get, and why.
-    pub fn accel(&self) -> &AccelInfo {
-        &self.inner.accel
+    pub fn accel(&self) -> AccelInfo {
+        self.inner.accel.read().expect("accel").clone()
     }
 
     fn vm_dir(&self) -> PathBuf {
@@ -311,8 +312,26 @@ impl VmDriver {
         }
     }
 
+    /// Runs QEMU (which daemonizes once the VM is set up) with the current accelerator.
+    async fn launch(
+        &self,
+        spec: &InstanceSpec,
+        kernel: &kit::Kernel,
+        p: &Paths,
+    ) -> Result<io::Result<std::process::Output>> {
+        let args = self.qemu_args(spec, kernel, p)?;
+        Ok(Command::new(&self.inner.config.qemu)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await)
+    }
+
     fn qemu_args(&self, spec: &InstanceSpec, kernel: &kit::Kernel, p: &Paths) -> Result<Vec<String>> {
-        let a = &self.inner.accel;
+        let a = self.accel();
+        let a = &a;
         let mem_mb = if spec.memory_bytes == 0 { DEFAULT_MEMORY_MB } else { (spec.memory_bytes >> 20).max(64) };
         let cpus = (spec.cpus.ceil() as u64).clamp(1, 64);
         let s = |p: &Path| p.display().to_string();
@@ -592,10 +611,30 @@ impl VmDriver {
         }
     }
 
+    /// Appends the caller's stdin to `path` in the guest as it arrives, then marks its end
+    /// with `path.done` (which the exec script's relay waits for).
+    async fn pump_stdin(&self, id: &str, path: &str, mut stdin: tokio::io::DuplexStream) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; FILE_CHUNK];
+        loop {
+            let n = stdin.read(&mut buf).await.map_err(|e| Error::io("reading exec stdin", e))?;
+            if n == 0 {
+                break;
+            }
+            self.put_guest_file(id, path, "a", &buf[..n]).await?;
+        }
+        self.write_guest_file(id, &format!("{path}.done"), b"").await
+    }
+
     async fn write_guest_file(&self, id: &str, path: &str, data: &[u8]) -> Result<()> {
+        self.put_guest_file(id, path, "w", data).await
+    }
+
+    /// Writes (`mode` "w") or appends ("a") `data` to a file in the guest.
+    async fn put_guest_file(&self, id: &str, path: &str, mode: &str, data: &[u8]) -> Result<()> {
         let _g = self.agent_lock(id).await;
         let mut c = self.agent(id, &self.paths(id).f("qga.sock")).await?;
-        let handle = c.execute("guest-file-open", Some(json!({ "path": path, "mode": "w" }))).await?;
+        let handle = c.execute("guest-file-open", Some(json!({ "path": path, "mode": mode }))).await?;
         let handle = handle.as_i64().ok_or_else(|| Error::tool("qemu-guest-agent", "no file handle"))?;
         let mut result = Ok(());
         for chunk in data.chunks(FILE_CHUNK) {
@@ -685,11 +724,17 @@ async fn ip(args: &[&str]) -> Result<()> {
 /// An exec through the guest agent: output arrives when the command ends.
 struct AgentProcess {
     result: Option<tokio::task::JoinHandle<Result<i32>>>,
+    /// Runs on a pty in the guest (`script`).
+    tty: bool,
 }
 
 #[async_trait]
 impl ExecProcess for AgentProcess {
     fn resize(&self, _rows: u16, _cols: u16) -> Result<()> {
+        if self.tty {
+            // The guest pty's size is set at the start; the agent cannot reach it later.
+            return Ok(());
+        }
         Err(Error::Invalid("this exec has no terminal".into()))
     }
 
@@ -806,6 +851,49 @@ fn pipe() -> (tokio::io::DuplexStream, tokio::io::DuplexStream) {
     tokio::io::duplex(64 * 1024)
 }
 
+/// The guest side of a VM exec: `sh -c EXEC_SCRIPT cwd out err in mode cmd...`. Output
+/// goes to the files `out` and `err`; stdin is the file `in` (mode `whole`), or (mode
+/// `stream`) what a relay copies from `in` as it grows until `in.done` exists, through a
+/// FIFO so the command sees EOF then. The relay uses Roost's busybox, present in every VM.
+const EXEC_SCRIPT: &str = r#"o=$1; e=$2; i=$3; m=$4; shift 4
+exec >"$o" 2>"$e"
+cd "$0" || exit 126
+[ "$m" = stream ] || exec "$@" <"$i"
+b=/.roost/bin/busybox; f="$i.fifo"
+$b mkfifo "$f" || exit 126
+(off=0; while :; do
+  last=; [ -e "$i.done" ] && last=1
+  n=$($b stat -c %s "$i")
+  if [ "$n" -gt "$off" ]; then $b tail -c +$((off+1)) "$i" | $b head -c $((n-off)); off=$n; fi
+  [ -n "$last" ] && exit 0
+  $b sleep 0.05
+done) >"$f" &
+r=$!
+"$@" <"$f"; s=$?
+kill $r 2>/dev/null; $b rm -f "$f"
+exit $s"#;
+
+/// Reads the caller's stdin while it arrives at once: (what came, whether it ended).
+/// A caller that sends all of it and closes (the CLI without -i, the SDK's `run`) gets
+/// the cheap path; one still writing after a moment gets the streaming relay.
+async fn read_initial_stdin(stdin: &mut tokio::io::DuplexStream) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(Duration::from_millis(100), stdin.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (data, true),
+            Ok(Ok(n)) => {
+                data.extend_from_slice(&buf[..n]);
+                if data.len() >= FILE_CHUNK {
+                    return (data, false);
+                }
+            }
+            Err(_) => return (data, false),
+        }
+    }
+}
+
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -866,14 +954,18 @@ impl Driver for VmDriver {
         let logs = LogFiles::new(&p.dir);
         drop(logs.open_writers()?);
         let _ = logs.mark();
-        let args = self.qemu_args(&spec, &kernel, &p)?;
-        let out = Command::new(&self.inner.config.qemu)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .await;
+        let mut out = self.launch(&spec, &kernel, &p).await?;
+        if let Ok(o) = &out {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            // QEMU cannot set the vCPU's MSRs under a KVM the probe let through (seen with
+            // PVM and `-cpu host`): KVM is unusable here, so this and later VMs get TCG.
+            if !o.status.success() && stderr.contains("failed to set MSR") && self.accel().accelerator == "kvm" {
+                tracing::warn!(error = %stderr.trim(), "QEMU refused KVM; falling back to TCG");
+                self.inner.accel.write().expect("accel").qemu_refused_kvm(&self.vm_dir(), &stderr);
+                let _ = fs::remove_file(p.f("qemu.pid"));
+                out = self.launch(&spec, &kernel, &p).await?;
+            }
+        }
         let failed = match &out {
             Err(e) => Some(Error::io("running QEMU", io::Error::new(e.kind(), e.to_string()))),
             Ok(o) if !o.status.success() => {
@@ -1011,8 +1103,8 @@ impl Driver for VmDriver {
         if self.running(id).is_none() {
             return Err(Error::Invalid(format!("VM {id} is not running")));
         }
-        if request.tty {
-            // A terminal is the serial console (a root shell); the command is not run.
+        if request.tty && (request.console || request.cmd.is_empty()) {
+            // The serial console (a root shell); the command is not run.
             let stream = tokio::net::UnixStream::connect(self.paths(id).f("console.sock"))
                 .await
                 .map_err(|e| Error::io("connecting to the serial console", e))?;
@@ -1030,19 +1122,18 @@ impl Driver for VmDriver {
             return Err(Error::Invalid("exec needs a command".into()));
         }
         // The command's output goes to two files in the guest's /run, read while it runs
-        // (qemu-guest-agent's own capture returns output only at exit).
+        // (qemu-guest-agent's own capture returns output only at exit). Its stdin comes
+        // from a third file: written whole when the caller's stdin ends at once (the CLI
+        // without -i, the SDK's run), else appended to as it arrives and relayed to the
+        // command through a FIFO until a `.done` marker appears (the agent has no stdin
+        // stream, and a FIFO written by the agent itself would block it).
         let tag =
             format!("/run/.roost-exec-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
-        let (out_path, err_path) = (format!("{tag}.out"), format!("{tag}.err"));
-        let mut argv = vec![
-            "/bin/sh".to_string(),
-            "-c".into(),
-            "o=$1; e=$2; shift 2; exec >\"$o\" 2>\"$e\"; cd \"$0\" || exit 126; exec \"$@\"".into(),
-        ];
+        let (out_path, err_path, in_path) = (format!("{tag}.out"), format!("{tag}.err"), format!("{tag}.in"));
+        let mut argv = vec!["/bin/sh".to_string(), "-c".into(), EXEC_SCRIPT.into()];
         argv.push(request.cwd.clone().unwrap_or_else(|| "/".into()));
         argv.push(out_path.clone());
         argv.push(err_path.clone());
-        argv.extend(request.cmd.iter().cloned());
         let mut env: Vec<String> = vec![
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
             "HOME=/root".into(),
@@ -1051,19 +1142,59 @@ impl Driver for VmDriver {
         env.extend(request.env.iter().map(|(k, v)| format!("{k}={v}")));
         let (stdout_w, stdout_r) = pipe();
         let (stderr_w, stderr_r) = pipe();
-        let (stdin_w, _stdin_r) = pipe();
+        let (stdin_w, mut stdin_r) = pipe();
         let driver = self.clone();
         let id = id.to_string();
+        let cmd = if request.tty {
+            // A terminal: the command runs on a pty that util-linux `script` opens in
+            // the guest; everything it prints comes back as stdout. (Its size is set at
+            // the start; later resizes are not passed on.)
+            let mut inner = String::new();
+            if request.rows > 0 && request.cols > 0 {
+                inner.push_str(&format!("stty rows {} cols {} 2>/dev/null; ", request.rows, request.cols));
+            }
+            inner.push_str("exec");
+            for a in &request.cmd {
+                inner.push(' ');
+                inner.push_str(&shell_quote(a));
+            }
+            vec!["script".to_string(), "-qfec".into(), inner, "/dev/null".into()]
+        } else {
+            request.cmd.clone()
+        };
         let task = tokio::spawn(async move {
+            let (input, ended) = read_initial_stdin(&mut stdin_r).await;
+            let mut cleanup = vec![out_path.clone(), err_path.clone()];
+            let mut pump = None;
+            if ended && input.is_empty() {
+                argv.extend(["/dev/null".to_string(), "whole".into()]);
+            } else {
+                driver.write_guest_file(&id, &in_path, &input).await?;
+                cleanup.push(in_path.clone());
+                if ended {
+                    argv.extend([in_path.clone(), "whole".into()]);
+                } else {
+                    argv.extend([in_path.clone(), "stream".into()]);
+                    cleanup.push(format!("{in_path}.done"));
+                    let (d, id, path) = (driver.clone(), id.clone(), in_path.clone());
+                    pump = Some(tokio::spawn(async move { d.pump_stdin(&id, &path, stdin_r).await }));
+                }
+            }
+            argv.extend(cmd);
             let result = driver.stream_exec(&id, &argv, &env, [&out_path, &err_path], [stdout_w, stderr_w]).await;
-            let _ = driver.agent_exec(&id, &["/bin/rm".into(), "-f".into(), out_path, err_path], &[], None).await;
+            if let Some(p) = pump {
+                p.abort();
+            }
+            let mut rm = vec!["/bin/rm".to_string(), "-f".into()];
+            rm.extend(cleanup);
+            let _ = driver.agent_exec(&id, &rm, &[], None).await;
             result
         });
         Ok(ExecSession::new(
             Box::new(stdin_w),
             Box::new(stdout_r),
             Some(Box::new(stderr_r)),
-            Box::new(AgentProcess { result: Some(task) }),
+            Box::new(AgentProcess { result: Some(task), tty: request.tty }),
         ))
     }
 

@@ -268,11 +268,12 @@ pub async fn ls(global: &GlobalArgs, args: LsArgs) -> anyhow::Result<()> {
     let project = if args.all_projects { None } else { global.project_name()? };
     let params = InstanceListParams { project, status: args.status, label: args.label, ..Default::default() };
     let items = client.all_instances(&params).await?;
-    print_list(global.output, &items, &["name", "id", "status", "image", "ip", "cpus", "memory", "age"], |i| {
+    print_list(global.output, &items, &["name", "id", "status", "type", "image", "ip", "cpus", "memory", "age"], |i| {
         vec![
             i.name.clone(),
             i.id.clone(),
             i.status.as_str().into(),
+            i.kind.clone(),
             i.image.clone(),
             i.ip.clone().unwrap_or_else(|| "-".into()),
             format!("{}", i.cpus),
@@ -534,6 +535,7 @@ pub async fn exec(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<i32> {
         cols: Some(cols),
         env: pairs("env", &args.env)?,
         cwd: args.workdir,
+        console: false,
     };
     let connection = client.exec(&args.name, &start).await?;
     interactive_session(connection, args.interactive, args.tty).await
@@ -550,6 +552,8 @@ pub async fn console(global: &GlobalArgs, name: String) -> anyhow::Result<i32> {
         tty: true,
         rows: Some(rows),
         cols: Some(cols),
+        // A VM's serial console (a root shell); containers run the shell above.
+        console: true,
         ..Default::default()
     };
     let connection = client.exec(&name, &start).await?;

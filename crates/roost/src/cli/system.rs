@@ -43,6 +43,14 @@ pub async fn run_node(global: &GlobalArgs, cmd: NodeCommand) -> anyhow::Result<(
                 ("accelerator", opt(&info.accelerator)),
                 ("why", opt(&info.accelerator_reason)),
             ];
+            if !info.kvm_checks.is_empty() {
+                let checks: Vec<String> = info
+                    .kvm_checks
+                    .iter()
+                    .map(|c| format!("{} {} ({})", c.name, if c.passed { "ok" } else { "FAILED" }, c.detail))
+                    .collect();
+                fields.push(("kvm checks", checks.join("; ")));
+            }
             if let Some(khz) = info.tsc_khz {
                 fields.push(("tsc khz", khz.to_string()));
             }
