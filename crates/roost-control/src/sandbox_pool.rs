@@ -162,9 +162,15 @@ impl Control {
                     break;
                 }
                 match control.prestart_sandbox(&p, &key.0, &key.1).await {
-                    Ok(pooled) => {
-                        control.pool().slots.lock().expect("pool").entry(key.clone()).or_default().ready.push_back(pooled)
-                    }
+                    Ok(pooled) => control
+                        .pool()
+                        .slots
+                        .lock()
+                        .expect("pool")
+                        .entry(key.clone())
+                        .or_default()
+                        .ready
+                        .push_back(pooled),
                     Err(e) => {
                         tracing::warn!(project = %key.0, template = %key.1, error = %e.message, "cannot fill the sandbox pool");
                         break;

@@ -60,8 +60,15 @@ fn a_warm_pool_hands_out_frozen_sandboxes_to_the_caller_and_refills() {
         stdout(&out)
     };
     // bob works in team-b only.
-    ok(&["user", "create", "bob", "--password-stdin"], Some("bob-password\n"), &[]);
     ok(&["project", "create", "team-b"], None, &[]);
+    // Images (templates) are per project: team-b gets its own `base`.
+    let packages = ["image", "build", "base", "--from", "debian:bookworm", "--packages", "bash,procps"];
+    ok(&packages, None, &[("ROOST_PROJECT", "team-b")]);
+    ok(
+        &["user", "create", "bob", "--role", "operator", "--join", "team-b", "--password-stdin"],
+        Some("bob-password\n"),
+        &[],
+    );
     ok(&["project", "add-member", "team-b", "bob", "--role", "operator"], None, &[]);
     let bob_config = server.cli_home.path().join("bob.toml");
     let bob_env = [("ROOST_CONFIG_FILE", bob_config.to_str().unwrap()), ("ROOST_PROJECT", "team-b")];
@@ -144,7 +151,8 @@ fn a_warm_pool_hands_out_frozen_sandboxes_to_the_caller_and_refills() {
     let pools = json(&server, &["sandbox", "pool"], &[]);
     assert_eq!(pool_of(&pools, &default_id).unwrap()["misses"], 2, "{pools}");
 
-    for (id, env) in [(&first, &[][..]), (&pooled, &[][..]), (&with_env, &[][..]), (&bobs, &bob_env[..]), (&bobs2, &bob_env[..])]
+    for (id, env) in
+        [(&first, &[][..]), (&pooled, &[][..]), (&with_env, &[][..]), (&bobs, &bob_env[..]), (&bobs2, &bob_env[..])]
     {
         ok(&["sandbox", "kill", id], None, env);
     }
