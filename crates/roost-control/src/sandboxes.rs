@@ -535,7 +535,12 @@ impl Control {
                 },
             )
             .await?;
-        let _ = self.store().count_sandbox_command(&view.row.id).await;
+        // A usage counter: written off the command's path (a store write is a sync).
+        let counter = self.clone();
+        let counted = view.row.id.clone();
+        tokio::spawn(async move {
+            let _ = counter.store().count_sandbox_command(&counted).await;
+        });
         let pid = 1000 + self.sandboxes().next_pid.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = broadcast::channel(4096);
         let process = Arc::new(SandboxProcess {
