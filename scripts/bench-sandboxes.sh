@@ -30,8 +30,11 @@ table=rbenchsbx
 wtable=rbenchsbw
 . scripts/lib-networks.sh
 cleanup() {
-  for s in "http://127.0.0.1:$port" "http://127.0.0.1:$wport"; do
-    ROOST_SERVER=$s "$bin" ps -a 2>/dev/null | awk 'NR > 1 { print $2 }' | ROOST_SERVER=$s xargs -r -n 1 -P 8 "$bin" instance rm -f >/dev/null 2>&1 || true
+  # Each server with its own login (the warm one's pooled sandboxes are instances too).
+  for s in "$port cli" "$wport wcli"; do
+    set -- $s
+    export ROOST_SERVER="http://127.0.0.1:$1" ROOST_CONFIG_FILE="$work/$2.toml"
+    "$bin" ps -a 2>/dev/null | awk 'NR > 1 { print $2 }' | xargs -r -n 1 -P 8 "$bin" instance rm -f >/dev/null 2>&1 || true
   done
   kill "$pid" "${wpid:-}" 2>/dev/null || true
   wait "$pid" "${wpid:-}" 2>/dev/null || true
@@ -73,7 +76,7 @@ sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"sleep", "3600"/' "$bundle
 sed -i "s|\"path\": \"rootfs\"|\"path\": \"$rootfs\"|" "$bundle/config.json"
 
 export E2B_API_URL="http://127.0.0.1:$e2b_port" E2B_SANDBOX_URL="http://127.0.0.1:$e2b_port" E2B_API_KEY="$key"
-RUNS="$runs" WORK="$work" BUNDLE="$bundle" BIN="$bin" WPORT="$we2b_port" WKEY="$wkey" "$py" - <<'PY'
+RUNS="$runs" WORK="$work" BUNDLE="$bundle" BIN="$bin" WPORT="$we2b_port" WKEY="$wkey" "$py" -u - <<'PY'
 import json, os, statistics, subprocess, threading, time
 from e2b import Sandbox
 
