@@ -106,3 +106,19 @@ pub struct SandboxUsageParams {
     #[serde(default)]
     pub since_secs: Option<u64>,
 }
+
+/// The warm pool of one template in one project: pre-created, frozen sandboxes handed
+/// out on create (`--sandbox-pool N`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SandboxPoolStats {
+    pub project_id: String,
+    pub template: String,
+    /// How many the pool keeps ready (the server's `--sandbox-pool`).
+    pub size: u32,
+    /// Frozen and ready now.
+    pub ready: u32,
+    /// Creates served from the pool.
+    pub hits: u64,
+    /// Creates that found the pool empty (or asked for env vars) and started cold.
+    pub misses: u64,
+}

@@ -500,6 +500,10 @@ impl Client {
         self.get("/v1/sandbox-keys").await
     }
 
+    pub async fn sandbox_pool(&self) -> Result<Vec<roost_api::sandboxes::SandboxPoolStats>> {
+        self.get("/v1/sandbox-pool").await
+    }
+
     pub async fn create_s3_key(&self, req: &CreateS3KeyRequest) -> Result<CreatedS3Key> {
         self.post("/v1/s3-keys", req).await
     }

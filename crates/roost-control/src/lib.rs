@@ -18,6 +18,7 @@ pub mod projects;
 pub mod ratelimit;
 mod reconciler;
 mod samples;
+pub mod sandbox_pool;
 pub mod sandboxes;
 pub mod secrets;
 pub mod ssh_keys;

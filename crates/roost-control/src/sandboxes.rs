@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use roost_api::ErrorCode;
 use roost_api::auth::AuthMethod;
 use roost_api::ids::IdKind;
-use roost_api::instances::{CreateInstanceRequest, InstanceStatus};
+use roost_api::instances::InstanceStatus;
 use roost_api::projects::DEFAULT_PROJECT;
 use roost_api::sandboxes::{
     CreateSandboxKeyRequest, CreatedSandboxKey, DEFAULT_CREATES_PER_MINUTE, DEFAULT_MAX_SANDBOXES, SandboxKey,
@@ -92,6 +92,8 @@ pub(crate) struct Sandboxes {
     keys: Mutex<HashMap<String, (SandboxKeyRow, Arc<Principal>)>>,
     /// Code interpreter contexts per sandbox, by context id.
     kernels: Mutex<HashMap<String, BTreeMap<String, Arc<Kernel>>>>,
+    /// The warm pool (`--sandbox-pool`).
+    pub(crate) pool: crate::sandbox_pool::Pool,
 }
 
 /// What the E2B API needs of a sandbox, its row plus its state.
@@ -266,34 +268,33 @@ impl Control {
         if let Some(key) = key {
             self.check_key_limits(key).await?;
         }
-        let id = IdKind::Sandbox.generate();
-        let mut labels = BTreeMap::new();
-        labels.insert("roost.sandbox".to_string(), id.clone());
-        let (instance, _) = self
-            .create_instance(
-                ctx,
-                p,
-                CreateInstanceRequest {
-                    name: id.clone(),
-                    image: req.template.clone(),
-                    project: Some(project_id.clone()),
-                    cpus: Some(SANDBOX_CPUS),
-                    memory_bytes: Some(SANDBOX_MEMORY),
-                    env: req.env.clone(),
-                    labels,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| {
-                if e.code == ErrorCode::ValidationFailed { Error::not_found("template", &req.template) } else { e }
-            })?;
+        // A frozen sandbox from the warm pool when there is one; env vars are fixed when
+        // an instance starts, so a create that sets them is always cold.
+        let pooled = if req.env.is_empty() {
+            self.take_pooled(ctx, p, &project_id, &req.template).await
+        } else {
+            self.note_pool_miss(&project_id, &req.template);
+            None
+        };
+        let from_pool = pooled.is_some();
+        let (id, instance_id) = match pooled {
+            Some(pooled) => (pooled.id, pooled.instance_id),
+            None => {
+                let id = IdKind::Sandbox.generate();
+                let request =
+                    crate::sandbox_pool::sandbox_instance_request(&id, &req.template, &project_id, req.env.clone());
+                let (instance, _) = self.create_instance(ctx, p, request).await.map_err(|e| {
+                    if e.code == ErrorCode::ValidationFailed { Error::not_found("template", &req.template) } else { e }
+                })?;
+                (id, instance.id)
+            }
+        };
         let now = now_ms();
         let row = SandboxRow {
             id: id.clone(),
             project_id: project_id.clone(),
             key_id: key.map(|k| k.id.clone()),
-            instance_id: instance.id.clone(),
+            instance_id: instance_id.clone(),
             template: req.template.clone(),
             metadata: serde_json::to_string(&req.metadata).unwrap_or_else(|_| "{}".into()),
             cpus_milli: (SANDBOX_CPUS * 1000.0) as i64,
@@ -307,10 +308,17 @@ impl Control {
             serde_json::json!({"template": req.template, "timeout_secs": timeout.as_secs(), "metadata": req.metadata});
         let mut tx = self.store().write().await?;
         roost_store::sandboxes::insert(tx.conn(), &row).await?;
+        if from_pool {
+            roost_store::instances::set_creator(tx.conn(), &instance_id, &p.user_id, now).await?;
+        }
         audit::record(tx.conn(), ctx, p, "sandbox.create", Some(("sandbox", &id)), Some(&body)).await?;
         tx.commit().await?;
+        self.refill_sandbox_pool(p, &project_id, &req.template);
+        if from_pool {
+            return Ok(SandboxView { row, paused: false });
+        }
         let running =
-            self.wait_instance(p, &instance.id, None, InstanceStatus::Running, Duration::from_secs(120)).await;
+            self.wait_instance(p, &instance_id, None, InstanceStatus::Running, Duration::from_secs(120)).await;
         match running {
             Ok(i) if i.status == InstanceStatus::Running => Ok(SandboxView { row, paused: false }),
             Ok(i) => {
@@ -528,7 +536,12 @@ impl Control {
                 },
             )
             .await?;
-        let _ = self.store().count_sandbox_command(&view.row.id).await;
+        // A usage counter: written off the command's path (a store write is a sync).
+        let counter = self.clone();
+        let counted = view.row.id.clone();
+        tokio::spawn(async move {
+            let _ = counter.store().count_sandbox_command(&counted).await;
+        });
         let pid = 1000 + self.sandboxes().next_pid.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = broadcast::channel(4096);
         let process = Arc::new(SandboxProcess {

@@ -326,3 +326,14 @@ impl Store {
 fn json(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
+
+/// Hands a pre-created (pooled) sandbox instance to the user it is given to.
+pub async fn set_creator(conn: &mut AnyConnection, id: &str, created_by: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE instances SET created_by = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(created_by)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -76,6 +76,9 @@ pub struct ServerArgs {
     /// MicroVM accelerator: auto (KVM when a probe proves it works, else TCG), kvm, tcg [env: ROOST_ACCEL] [default: auto]
     #[arg(long, value_name = "MODE")]
     pub accel: Option<String>,
+    /// Frozen sandboxes kept ready per template and project (0: off, every create starts cold) [env: ROOST_SANDBOX_POOL] [default: 0]
+    #[arg(long, value_name = "N")]
+    pub sandbox_pool: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +121,8 @@ pub struct ServerSettings {
     pub accel: roost_node::drivers::vm::AccelChoice,
     /// `None`: the E2B API is off.
     pub e2b_listen: Option<SocketAddr>,
+    /// Warm pool size per (project, template); 0: off.
+    pub sandbox_pool: u32,
 }
 
 /// Every setting: the file key (the flag is `--` + key with `-`, the env var `ROOST_` +
@@ -143,6 +148,7 @@ const KEYS: &[&str] = &[
     "s3_housekeeping_interval",
     "accel",
     "e2b_listen",
+    "sandbox_pool",
 ];
 
 struct Sources<'a> {
@@ -377,7 +383,15 @@ impl ServerSettings {
             })?),
             None => Some("127.0.0.1:7702".parse().expect("default address")),
         };
+        let sandbox_pool = match s.get("sandbox_pool", &args.sandbox_pool) {
+            Some((v, src)) => match v.parse::<u32>() {
+                Ok(n) if n <= 100 => n,
+                _ => return Err(invalid("sandbox_pool", &v, &src, "expected a number of sandboxes from 0 to 100")),
+            },
+            None => 0,
+        };
         Ok(ServerSettings {
+            sandbox_pool,
             accel,
             e2b_listen,
             s3_listen,

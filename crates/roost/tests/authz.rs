@@ -644,6 +644,7 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
         }
         // This server runs no compute: a create that passes the checks finds no template.
         ("GET", "/v1/sandboxes") | ("GET", "/v1/sandbox-usage") => (case(route, None), ANY_USER),
+        ("GET", "/v1/sandbox-pool") => (case(route, None), ANY_USER),
         ("POST", "/v1/sandboxes") => {
             let body = json!({"project": "team-a", "template": "base"});
             (case(route, Some(body)), [401, 403, 404, 404, 404, 401, 403])

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use roost_api::ErrorResponse;
-use roost_api::sandboxes::{CreateSandboxKeyRequest, CreatedSandboxKey, SandboxKey};
+use roost_api::sandboxes::{CreateSandboxKeyRequest, CreatedSandboxKey, SandboxKey, SandboxPoolStats};
 
 use crate::AppState;
 use crate::auth::Auth;
@@ -35,4 +35,15 @@ pub async fn create_key(
 ) -> Result<(StatusCode, axum::Json<CreatedSandboxKey>), ApiError> {
     let created = state.control.create_sandbox_key(&ctx, &auth, req).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// The warm pools of the projects you can see: frozen sandboxes kept ready per template
+/// (`roost server --sandbox-pool N`), with the creates they served and missed.
+#[utoipa::path(get, path = "/v1/sandbox-pool", tag = "sandboxes",
+    responses((status = 200, body = Vec<SandboxPoolStats>), (status = 401, body = ErrorResponse)))]
+pub async fn pool_stats(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<axum::Json<Vec<SandboxPoolStats>>, ApiError> {
+    Ok(axum::Json(state.control.sandbox_pool_stats(&auth).await?))
 }

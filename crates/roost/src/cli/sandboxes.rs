@@ -57,6 +57,8 @@ pub enum SandboxCommand {
     /// Files in a sandbox (through exec, with the sandbox's own tools)
     #[command(subcommand)]
     Files(SandboxFilesCommand),
+    /// Warm pools: frozen sandboxes kept ready per template (`roost server --sandbox-pool N`)
+    Pool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -218,6 +220,19 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             Ok(())
         }
         SandboxCommand::Exec(_) | SandboxCommand::Files(_) => unreachable!("dispatched by main"),
+        SandboxCommand::Pool => {
+            let pools = client.sandbox_pool().await?;
+            print_list(global.output, &pools, &["project", "template", "ready", "size", "hits", "misses"], |s| {
+                vec![
+                    s.project_id.clone(),
+                    s.template.clone(),
+                    s.ready.to_string(),
+                    s.size.to_string(),
+                    s.hits.to_string(),
+                    s.misses.to_string(),
+                ]
+            })
+        }
         SandboxCommand::Usage { key, since } => {
             let usage = client.sandbox_usage(key.as_deref(), seconds("--since", &since)?).await?;
             print_list(
