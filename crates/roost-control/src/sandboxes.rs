@@ -266,6 +266,8 @@ impl Control {
         if let Some(key) = key {
             self.check_key_limits(key).await?;
         }
+        // Builtin templates are built on first use, before the instance waits on them.
+        self.prepare_template(p, &req.template).await?;
         let id = IdKind::Sandbox.generate();
         let mut labels = BTreeMap::new();
         labels.insert("roost.sandbox".to_string(), id.clone());

@@ -49,6 +49,18 @@ pub fn router(control: Control) -> Router {
 
 async fn dispatch(State(control): State<Control>, req: Request) -> Response {
     let ctx = RequestContext { source: Some("e2b".into()), ..Default::default() };
+    // `<port>-<sandbox id>.localhost:…`: a sandbox URL (`roost sandbox url`, E2B's get_host).
+    if let Some((port, id)) =
+        header_str(req.headers(), "host").and_then(roost_control::sandbox_urls::parse_sandbox_host)
+    {
+        return match host_traffic(&control, &id, port, req).await {
+            Ok(r) => r,
+            Err(e) if e.message.ends_with(GONE) => {
+                (StatusCode::BAD_GATEWAY, Json(json!({"code": 502, "message": e.message}))).into_response()
+            }
+            Err(e) => api_error(&e),
+        };
+    }
     if let Some(id) = header_str(req.headers(), "e2b-sandbox-id") {
         let port: u16 = header_str(req.headers(), "e2b-sandbox-port").and_then(|p| p.parse().ok()).unwrap_or(ENVD_PORT);
         return match sandbox_traffic(&control, &ctx, id.to_string(), port, req).await {
@@ -331,6 +343,98 @@ async fn sandbox_traffic(
             rpc(control, &key, &p, &view, service, &method, req).await
         }
         _ => Err(Error::not_found("route", &path)),
+    }
+}
+
+/// The query parameter, cookie and header that carry a sandbox URL's token.
+const URL_TOKEN_PARAM: &str = "roost_token";
+const URL_TOKEN_COOKIE: &str = "roost_sandbox_token";
+const URL_TOKEN_HEADER: &str = "x-roost-sandbox-token";
+
+/// Host-routed traffic to one port of a sandbox: the URL's token (query parameter, then
+/// cookie, then header) or the SDK's headers authorise it; it is proxied like any port.
+/// A token from the query is moved into a cookie for that host, so a browser's later
+/// requests (assets, links) carry it, and it is not passed on to the sandbox.
+async fn host_traffic(control: &Control, id: &str, port: u16, mut req: Request) -> Result<Response, Error> {
+    let mut from_query = None;
+    let mut kept = Vec::new();
+    if let Some(q) = req.uri().query() {
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            if k == URL_TOKEN_PARAM {
+                from_query = Some(v.into_owned());
+            } else {
+                kept.push((k.into_owned(), v.into_owned()));
+            }
+        }
+    }
+    let from_cookie = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+        c.split(';')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == URL_TOKEN_COOKIE)
+            .map(|(_, v)| v.to_string())
+    });
+    let given =
+        from_query.clone().or(from_cookie).or_else(|| header_str(req.headers(), URL_TOKEN_HEADER).map(str::to_string));
+    let view = match given {
+        Some(token) => {
+            let row = control
+                .store()
+                .sandbox(id)
+                .await?
+                .filter(|r| r.ended_at.is_none())
+                .ok_or_else(|| Error::new(ErrorCode::Unavailable, format!("sandbox {id} {GONE}")))?;
+            let expected = control.sandbox_url_token(id, port)?;
+            if !subtle_eq(expected.as_bytes(), token.as_bytes()) {
+                return Err(Error::unauthorized("invalid sandbox URL token (get one with `roost sandbox url`)"));
+            }
+            SandboxView { row, paused: false }
+        }
+        None if header_str(req.headers(), "x-access-token").is_some()
+            || header_str(req.headers(), "e2b-traffic-access-token").is_some()
+            || header_str(req.headers(), "x-api-key").is_some() =>
+        {
+            sandbox_access(control, req.headers(), id).await?.2
+        }
+        None => {
+            return Err(Error::unauthorized(
+                "this sandbox URL needs its token: the roost_token query parameter from `roost sandbox url`",
+            ));
+        }
+    };
+    if from_query.is_some() {
+        let mut pq = req.uri().path().to_string();
+        if !kept.is_empty() {
+            pq.push('?');
+            pq.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&kept).finish());
+        }
+        *req.uri_mut() = pq.parse().map_err(|_| Error::unprocessable("bad request path"))?;
+    }
+    req.headers_mut().remove(URL_TOKEN_HEADER);
+    strip_cookie(req.headers_mut(), URL_TOKEN_COOKIE);
+    let mut resp = proxy(control, &view, port, req).await?;
+    if let Some(token) = from_query
+        && let Ok(v) = format!("{URL_TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax").parse()
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// Removes one cookie from the request's Cookie headers (the others go to the sandbox).
+fn strip_cookie(headers: &mut HeaderMap, name: &str) {
+    let cookies: Vec<String> =
+        headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
+    headers.remove(header::COOKIE);
+    let rest: Vec<&str> = cookies
+        .iter()
+        .flat_map(|c| c.split(';'))
+        .map(str::trim)
+        .filter(|kv| !kv.is_empty() && kv.split_once('=').map(|(k, _)| k) != Some(name))
+        .collect();
+    if !rest.is_empty()
+        && let Ok(v) = rest.join("; ").parse()
+    {
+        headers.insert(header::COOKIE, v);
     }
 }
 

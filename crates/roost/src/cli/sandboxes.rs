@@ -1,4 +1,4 @@
-//! `roost sandbox create|ls|show|kill|pause|resume|timeout|exec|usage` and
+//! `roost sandbox create|ls|show|kill|pause|resume|timeout|exec|usage|url|files` and
 //! `roost sandbox key create|ls` (keys of the E2B-compatible API).
 
 use std::collections::BTreeMap;
@@ -57,6 +57,8 @@ pub enum SandboxCommand {
     /// Files in a sandbox (through exec, with the sandbox's own tools)
     #[command(subcommand)]
     Files(SandboxFilesCommand),
+    /// Print a URL reaching a port of the sandbox through Roost's proxy (browser, curl)
+    Url { id: String, port: u16 },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -73,6 +75,15 @@ pub enum SandboxFilesCommand {
     Mkdir { id: String, path: String },
     /// Move or rename
     Mv { id: String, from: String, to: String },
+    /// Print changes under a directory as they happen (`EVENT path` lines; inotify in
+    /// the sandbox, through its `inotifywait`, from inotify-tools)
+    Watch {
+        id: String,
+        path: String,
+        /// Follow subdirectories too
+        #[arg(long)]
+        recursive: bool,
+    },
 }
 
 /// The command each file operation runs in the sandbox, and whether it reads stdin.
@@ -91,6 +102,17 @@ fn files_command(cmd: SandboxFilesCommand) -> (String, Vec<String>, bool) {
         SandboxFilesCommand::Rm { id, path } => (id, vec!["rm".into(), "-rf".into(), "--".into(), path], false),
         SandboxFilesCommand::Mkdir { id, path } => (id, vec!["mkdir".into(), "-p".into(), "--".into(), path], false),
         SandboxFilesCommand::Mv { id, from, to } => (id, vec!["mv".into(), "--".into(), from, to], false),
+        SandboxFilesCommand::Watch { id, path, recursive } => {
+            let mut cmd: Vec<String> =
+                ["inotifywait", "-q", "-m", "-e", "create,modify,delete,moved_from,moved_to,attrib"]
+                    .map(String::from)
+                    .into();
+            if recursive {
+                cmd.push("-r".into());
+            }
+            cmd.extend(["--format".into(), "%e %w%f".into(), "--".into(), path]);
+            (id, cmd, false)
+        }
     }
 }
 
@@ -218,6 +240,14 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             Ok(())
         }
         SandboxCommand::Exec(_) | SandboxCommand::Files(_) => unreachable!("dispatched by main"),
+        SandboxCommand::Url { id, port } => {
+            let url = client.sandbox_url(&id, port).await?;
+            if print_structured(global.output, &url)? {
+                return Ok(());
+            }
+            println!("{}", url.url);
+            Ok(())
+        }
         SandboxCommand::Usage { key, since } => {
             let usage = client.sandbox_usage(key.as_deref(), seconds("--since", &since)?).await?;
             print_list(
