@@ -19,6 +19,7 @@ pub mod ratelimit;
 mod reconciler;
 mod samples;
 pub mod sandbox_urls;
+pub mod sandbox_watch;
 pub mod sandboxes;
 pub mod secrets;
 pub mod ssh_keys;
@@ -91,6 +92,7 @@ struct Inner {
     sandboxes: sandboxes::Sandboxes,
     e2b_address: std::sync::OnceLock<std::net::SocketAddr>,
     sandbox_url_secret: std::sync::OnceLock<[u8; 32]>,
+    watchers: sandbox_watch::Watchers,
 }
 
 impl Control {
@@ -112,6 +114,7 @@ impl Control {
                 sandboxes: Default::default(),
                 e2b_address: Default::default(),
                 sandbox_url_secret: Default::default(),
+                watchers: Default::default(),
             }),
         }
     }

@@ -631,6 +631,14 @@ async fn rpc(
         ("process", "SendInput") => process_input(control, view, &message).await,
         ("process", "SendSignal") => process_signal(control, view, &message),
         ("process", "CloseStdin") => process_close_stdin(control, view, &message).await,
+        ("filesystem", "WatchDir") => return watch_dir(control, view, &message).await,
+        ("filesystem", "CreateWatcher") => create_watcher(control, view, &message).await,
+        ("filesystem", "GetWatcherEvents") => control
+            .sandbox_watcher(&view.row.id, message["watcherId"].as_str().unwrap_or_default())
+            .map(|w| json!({"events": w.take().iter().map(fs_event_json).collect::<Vec<_>>()})),
+        ("filesystem", "RemoveWatcher") => control
+            .remove_sandbox_watcher(&view.row.id, message["watcherId"].as_str().unwrap_or_default())
+            .map(|()| json!({})),
         ("filesystem", m) => filesystem(control, view, m, &message).await,
         _ => Err(Error::new(ErrorCode::Unprocessable, format!("{service}.{method} is not implemented"))),
     };
@@ -728,10 +736,65 @@ fn process_stream(pid: Option<u32>, mut rx: tokio::sync::broadcast::Receiver<Pro
         .expect("response")
 }
 
+fn fs_event_json(e: &roost_control::sandbox_watch::FsEvent) -> Value {
+    json!({"name": e.name, "type": e.kind})
+}
+
+/// `CreateWatcher`: a watch polled with `GetWatcherEvents` (the sync SDK's `watch_dir`).
+async fn create_watcher(control: &Control, view: &SandboxView, m: &Value) -> Result<Value, Error> {
+    let path = resolve_path(m["path"].as_str().unwrap_or(""));
+    let w = control.create_sandbox_watcher(view, &path, m["recursive"].as_bool().unwrap_or(false)).await?;
+    Ok(json!({"watcherId": w.id}))
+}
+
+/// `WatchDir`: a server stream of the watch's events (the async SDKs' `watch_dir`); the
+/// watch stops when the client goes away.
+async fn watch_dir(control: &Control, view: &SandboxView, m: &Value) -> Result<Response, Error> {
+    let path = resolve_path(m["path"].as_str().unwrap_or(""));
+    let w = match control.create_sandbox_watcher(view, &path, m["recursive"].as_bool().unwrap_or(false)).await {
+        Ok(w) => w,
+        Err(e) => return Ok(stream_error(connect_code(e.code), &e.message)),
+    };
+    let mut rx = w.subscribe();
+    w.take();
+    // Stops the watch when the stream is dropped (client gone) or ends.
+    struct Stop(Control, String, String);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.remove_sandbox_watcher(&self.1, &self.2);
+        }
+    }
+    let stop = Stop(control.clone(), view.row.id.clone(), w.id.clone());
+    let stream = async_stream::stream! {
+        let _stop = stop;
+        let msg = |event: Value| envelope(0, &serde_json::to_vec(&json!({"event": event})).expect("json"));
+        yield Ok::<Bytes, std::io::Error>(msg(json!({"start": {}})));
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.tick().await;
+        loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Ok(Some(e)) => yield Ok(msg(json!({"filesystem": fs_event_json(&e)}))),
+                    Ok(None) | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                },
+                _ = keepalive.tick() => yield Ok(msg(json!({"keepalive": {}}))),
+            }
+        }
+        yield Ok(envelope(2, b"{}"));
+    };
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/connect+json")
+        .body(Body::from_stream(stream))
+        .expect("response"))
+}
+
 fn process_list(control: &Control, view: &SandboxView) -> Result<Value, Error> {
     let processes: Vec<Value> = control
         .sandbox_processes(&view.row.id)
         .iter()
+        // Watches run as processes of their own; they are not the caller's commands.
+        .filter(|p| !p.tag.as_deref().is_some_and(|t| t.starts_with(roost_control::sandbox_watch::WATCHER_TAG_PREFIX)))
         .map(|p| {
             let mut info = json!({
                 "pid": p.pid,
