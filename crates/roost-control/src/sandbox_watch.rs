@@ -72,16 +72,22 @@ pub fn parse_line(line: &str, root: &str) -> Option<FsEvent> {
 impl Control {
     /// Starts watching `path` in the sandbox; returns once inotify's watches are set, so
     /// no change made after it returns is missed.
-    pub async fn create_sandbox_watcher(&self, view: &SandboxView, path: &str, recursive: bool) -> Result<Arc<Watcher>> {
+    pub async fn create_sandbox_watcher(
+        &self,
+        view: &SandboxView,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Arc<Watcher>> {
         if path.is_empty() {
             return Err(Error::unprocessable("path is required"));
         }
         let mut id_bytes = [0u8; 8];
         getrandom::fill(&mut id_bytes).map_err(|e| Error::internal(format!("random source: {e}")))?;
         let id = hex::encode(id_bytes);
-        let mut args: Vec<String> = ["-m", "-e", "create,modify,delete,moved_from,moved_to,attrib", "--format", "%e|%w%f"]
-            .map(String::from)
-            .into();
+        let mut args: Vec<String> =
+            ["-m", "-e", "create,modify,delete,moved_from,moved_to,attrib", "--format", "%e|%w%f"]
+                .map(String::from)
+                .into();
         if recursive {
             args.push("-r".into());
         }
@@ -90,7 +96,12 @@ impl Control {
         let (process, mut rx) = self
             .start_sandbox_process(view, "inotifywait".into(), args, Default::default(), None, tag)
             .await
-            .map_err(|e| Error::unprocessable(format!("watching needs inotifywait (Debian package inotify-tools) in the template: {}", e.message)))?;
+            .map_err(|e| {
+                Error::unprocessable(format!(
+                    "watching needs inotifywait (Debian package inotify-tools) in the template: {}",
+                    e.message
+                ))
+            })?;
         // inotifywait says on stderr when its watches are set (or why it failed).
         let mut stderr = Vec::new();
         let mut stdout = Vec::new();
@@ -106,7 +117,10 @@ impl Control {
                     Ok(ProcessEvent::Stdout(b)) => stdout.extend_from_slice(&b),
                     Ok(ProcessEvent::End(code)) => {
                         let why = String::from_utf8_lossy(&stderr).trim().to_string();
-                        let why = if code == 127 || why.contains("not found") || why.contains("no such file") && why.contains("inotifywait") {
+                        let why = if code == 127
+                            || why.contains("not found")
+                            || why.contains("no such file") && why.contains("inotifywait")
+                        {
                             format!("inotifywait is not in the template (Debian package inotify-tools): {why}")
                         } else {
                             why
@@ -126,7 +140,9 @@ impl Control {
             Ok(Err(e)) => return Err(e),
             Err(_) => {
                 let _ = process.signal(9);
-                return Err(Error::unprocessable(format!("cannot watch '{path}': inotifywait did not set its watches")));
+                return Err(Error::unprocessable(format!(
+                    "cannot watch '{path}': inotifywait did not set its watches"
+                )));
             }
         }
         let (events, _) = broadcast::channel(1024);
