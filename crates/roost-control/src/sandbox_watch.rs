@@ -117,10 +117,8 @@ impl Control {
                     Ok(ProcessEvent::Stdout(b)) => stdout.extend_from_slice(&b),
                     Ok(ProcessEvent::End(code)) => {
                         let why = String::from_utf8_lossy(&stderr).trim().to_string();
-                        let why = if code == 127
-                            || why.contains("not found")
-                            || why.contains("no such file") && why.contains("inotifywait")
-                        {
+                        let missing = why.contains("not found") || why.contains("no such file");
+                        let why = if code == 127 || (missing && why.contains("inotifywait")) {
                             format!("inotifywait is not in the template (Debian package inotify-tools): {why}")
                         } else {
                             why
