@@ -767,7 +767,8 @@ async fn watch_dir(control: &Control, view: &SandboxView, m: &Value) -> Result<R
     let stop = Stop(control.clone(), view.row.id.clone(), w.id.clone());
     let stream = async_stream::stream! {
         let _stop = stop;
-        let msg = |event: Value| envelope(0, &serde_json::to_vec(&json!({"event": event})).expect("json"));
+        // WatchDirResponse's oneof is its top level: {"start": {}}, {"filesystem": …}.
+        let msg = |event: Value| envelope(0, &serde_json::to_vec(&event).expect("json"));
         yield Ok::<Bytes, std::io::Error>(msg(json!({"start": {}})));
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         keepalive.tick().await;
