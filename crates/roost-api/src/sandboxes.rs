@@ -122,3 +122,19 @@ pub struct SandboxPoolStats {
     /// Creates that found the pool empty (or asked for env vars) and started cold.
     pub misses: u64,
 }
+
+/// A URL that reaches one port of a sandbox through Roost's proxy (the E2B listener).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SandboxUrl {
+    pub sandbox_id: String,
+    pub port: u16,
+    /// `http://<port>-<sandbox id>.localhost:<e2b port>/?roost_token=…`: `*.localhost`
+    /// resolves to the loopback address in browsers and curl without any DNS set-up.
+    pub url: String,
+    /// The host the proxy routes by (`<port>-<sandbox id>.<domain>`, as E2B's `get_host`).
+    pub host: String,
+    /// The token the URL carries; a request may send it as the `roost_token` query
+    /// parameter, the `roost_sandbox_token` cookie (set by the first visit) or the
+    /// `X-Roost-Sandbox-Token` header.
+    pub token: String,
+}

@@ -484,6 +484,10 @@ impl Client {
         Ok(())
     }
 
+    pub async fn sandbox_url(&self, id: &str, port: u16) -> Result<roost_api::sandboxes::SandboxUrl> {
+        self.get(&format!("/v1/sandboxes/{}/urls/{port}", encode(id))).await
+    }
+
     pub async fn sandbox_usage(
         &self,
         key: Option<&str>,

@@ -24,31 +24,41 @@ impl Control {
         if failed > 0 {
             tracing::warn!(images = failed, "image builds interrupted by a restart were marked failed");
         }
-        if self.store().image_by_key(BUSYBOX, &roost_store::list::ProjectScope::One(String::new())).await?.is_some() {
-            return Ok(());
+        let mut builtins =
+            vec![(BUSYBOX, "BusyBox from the host's busybox-static, with the usual applets".to_string(), None)];
+        for t in crate::templates::BUILTIN_TEMPLATES {
+            let spec = serde_json::json!({"suite": crate::templates::TEMPLATE_SUITE, "packages": t.packages});
+            let description = format!("{} (built on first use)", t.description);
+            builtins.push((t.name, description, Some(spec.to_string())));
         }
-        let now = now_ms();
-        let row = ImageRow {
-            id: IdKind::Image.generate(),
-            name: BUSYBOX.into(),
-            project_id: BUILTIN.into(),
-            source: "builtin".into(),
-            description: Some("BusyBox from the host's busybox-static, with the usual applets".into()),
-            status: ImageStatus::Ready.as_str().into(),
-            status_reason: None,
-            digest: None,
-            size_bytes: None,
-            spec: None,
-            created_by: Some("system".into()),
-            created_at: now,
-            updated_at: now,
-        };
-        let mut tx = self.store().write().await?;
-        match roost_store::images::insert(tx.conn(), &row).await {
-            Ok(()) | Err(StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
+        let builtin_scope = roost_store::list::ProjectScope::One(String::new());
+        for (name, description, spec) in builtins {
+            if self.store().image_by_key(name, &builtin_scope).await?.is_some() {
+                continue;
+            }
+            let now = now_ms();
+            let row = ImageRow {
+                id: IdKind::Image.generate(),
+                name: name.into(),
+                project_id: BUILTIN.into(),
+                source: "builtin".into(),
+                description: Some(description),
+                status: ImageStatus::Ready.as_str().into(),
+                status_reason: None,
+                digest: None,
+                size_bytes: None,
+                spec,
+                created_by: Some("system".into()),
+                created_at: now,
+                updated_at: now,
+            };
+            let mut tx = self.store().write().await?;
+            match roost_store::images::insert(tx.conn(), &row).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -84,6 +94,11 @@ impl Control {
         if row.source == "builtin" && row.name == BUSYBOX {
             let image = node.images.busybox().await.map_err(node_error)?;
             return Ok(image.rootfs);
+        }
+        if row.source == "builtin"
+            && let Some(template) = crate::templates::builtin_template(&row.name)
+        {
+            return self.build_builtin_template(template).await;
         }
         let digest =
             row.digest.as_deref().ok_or_else(|| Error::unprocessable(format!("image '{}' is not built", row.name)))?;

@@ -19,10 +19,13 @@ pub mod ratelimit;
 mod reconciler;
 mod samples;
 pub mod sandbox_pool;
+pub mod sandbox_urls;
+pub mod sandbox_watch;
 pub mod sandboxes;
 pub mod secrets;
 pub mod ssh_keys;
 pub mod system;
+pub mod templates;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
@@ -88,6 +91,9 @@ struct Inner {
     master_key: std::sync::OnceLock<secrets::MasterKey>,
     s3_keys: buckets::S3KeyCache,
     sandboxes: sandboxes::Sandboxes,
+    e2b_address: std::sync::OnceLock<std::net::SocketAddr>,
+    sandbox_url_secret: std::sync::OnceLock<[u8; 32]>,
+    watchers: sandbox_watch::Watchers,
 }
 
 impl Control {
@@ -107,6 +113,9 @@ impl Control {
                 master_key: Default::default(),
                 s3_keys: Default::default(),
                 sandboxes: Default::default(),
+                e2b_address: Default::default(),
+                sandbox_url_secret: Default::default(),
+                watchers: Default::default(),
             }),
         }
     }

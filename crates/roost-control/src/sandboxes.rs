@@ -268,6 +268,8 @@ impl Control {
         if let Some(key) = key {
             self.check_key_limits(key).await?;
         }
+        // Builtin templates are built on first use, before the instance waits on them.
+        self.prepare_template(p, &req.template).await?;
         // A frozen sandbox from the warm pool when there is one; env vars are fixed when
         // an instance starts, so a create that sets them is always cold.
         let pooled = if req.env.is_empty() {

@@ -49,6 +49,18 @@ pub fn router(control: Control) -> Router {
 
 async fn dispatch(State(control): State<Control>, req: Request) -> Response {
     let ctx = RequestContext { source: Some("e2b".into()), ..Default::default() };
+    // `<port>-<sandbox id>.localhost:…`: a sandbox URL (`roost sandbox url`, E2B's get_host).
+    if let Some((port, id)) =
+        header_str(req.headers(), "host").and_then(roost_control::sandbox_urls::parse_sandbox_host)
+    {
+        return match host_traffic(&control, &id, port, req).await {
+            Ok(r) => r,
+            Err(e) if e.message.ends_with(GONE) => {
+                (StatusCode::BAD_GATEWAY, Json(json!({"code": 502, "message": e.message}))).into_response()
+            }
+            Err(e) => api_error(&e),
+        };
+    }
     if let Some(id) = header_str(req.headers(), "e2b-sandbox-id") {
         let port: u16 = header_str(req.headers(), "e2b-sandbox-port").and_then(|p| p.parse().ok()).unwrap_or(ENVD_PORT);
         return match sandbox_traffic(&control, &ctx, id.to_string(), port, req).await {
@@ -334,6 +346,98 @@ async fn sandbox_traffic(
     }
 }
 
+/// The query parameter, cookie and header that carry a sandbox URL's token.
+const URL_TOKEN_PARAM: &str = "roost_token";
+const URL_TOKEN_COOKIE: &str = "roost_sandbox_token";
+const URL_TOKEN_HEADER: &str = "x-roost-sandbox-token";
+
+/// Host-routed traffic to one port of a sandbox: the URL's token (query parameter, then
+/// cookie, then header) or the SDK's headers authorise it; it is proxied like any port.
+/// A token from the query is moved into a cookie for that host, so a browser's later
+/// requests (assets, links) carry it, and it is not passed on to the sandbox.
+async fn host_traffic(control: &Control, id: &str, port: u16, mut req: Request) -> Result<Response, Error> {
+    let mut from_query = None;
+    let mut kept = Vec::new();
+    if let Some(q) = req.uri().query() {
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            if k == URL_TOKEN_PARAM {
+                from_query = Some(v.into_owned());
+            } else {
+                kept.push((k.into_owned(), v.into_owned()));
+            }
+        }
+    }
+    let from_cookie = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+        c.split(';')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == URL_TOKEN_COOKIE)
+            .map(|(_, v)| v.to_string())
+    });
+    let given =
+        from_query.clone().or(from_cookie).or_else(|| header_str(req.headers(), URL_TOKEN_HEADER).map(str::to_string));
+    let view = match given {
+        Some(token) => {
+            let row = control
+                .store()
+                .sandbox(id)
+                .await?
+                .filter(|r| r.ended_at.is_none())
+                .ok_or_else(|| Error::new(ErrorCode::Unavailable, format!("sandbox {id} {GONE}")))?;
+            let expected = control.sandbox_url_token(id, port)?;
+            if !subtle_eq(expected.as_bytes(), token.as_bytes()) {
+                return Err(Error::unauthorized("invalid sandbox URL token (get one with `roost sandbox url`)"));
+            }
+            SandboxView { row, paused: false }
+        }
+        None if header_str(req.headers(), "x-access-token").is_some()
+            || header_str(req.headers(), "e2b-traffic-access-token").is_some()
+            || header_str(req.headers(), "x-api-key").is_some() =>
+        {
+            sandbox_access(control, req.headers(), id).await?.2
+        }
+        None => {
+            return Err(Error::unauthorized(
+                "this sandbox URL needs its token: the roost_token query parameter from `roost sandbox url`",
+            ));
+        }
+    };
+    if from_query.is_some() {
+        let mut pq = req.uri().path().to_string();
+        if !kept.is_empty() {
+            pq.push('?');
+            pq.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&kept).finish());
+        }
+        *req.uri_mut() = pq.parse().map_err(|_| Error::unprocessable("bad request path"))?;
+    }
+    req.headers_mut().remove(URL_TOKEN_HEADER);
+    strip_cookie(req.headers_mut(), URL_TOKEN_COOKIE);
+    let mut resp = proxy(control, &view, port, req).await?;
+    if let Some(token) = from_query
+        && let Ok(v) = format!("{URL_TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax").parse()
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// Removes one cookie from the request's Cookie headers (the others go to the sandbox).
+fn strip_cookie(headers: &mut HeaderMap, name: &str) {
+    let cookies: Vec<String> =
+        headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
+    headers.remove(header::COOKIE);
+    let rest: Vec<&str> = cookies
+        .iter()
+        .flat_map(|c| c.split(';'))
+        .map(str::trim)
+        .filter(|kv| !kv.is_empty() && kv.split_once('=').map(|(k, _)| k) != Some(name))
+        .collect();
+    if !rest.is_empty()
+        && let Ok(v) = rest.join("; ").parse()
+    {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
 /// The sandbox, when the request carries its access token (or the API key of the key
 /// that created it).
 async fn sandbox_access(
@@ -527,6 +631,14 @@ async fn rpc(
         ("process", "SendInput") => process_input(control, view, &message).await,
         ("process", "SendSignal") => process_signal(control, view, &message),
         ("process", "CloseStdin") => process_close_stdin(control, view, &message).await,
+        ("filesystem", "WatchDir") => return watch_dir(control, view, &message).await,
+        ("filesystem", "CreateWatcher") => create_watcher(control, view, &message).await,
+        ("filesystem", "GetWatcherEvents") => control
+            .sandbox_watcher(&view.row.id, message["watcherId"].as_str().unwrap_or_default())
+            .map(|w| json!({"events": w.take().iter().map(fs_event_json).collect::<Vec<_>>()})),
+        ("filesystem", "RemoveWatcher") => control
+            .remove_sandbox_watcher(&view.row.id, message["watcherId"].as_str().unwrap_or_default())
+            .map(|()| json!({})),
         ("filesystem", m) => filesystem(control, view, m, &message).await,
         _ => Err(Error::new(ErrorCode::Unprocessable, format!("{service}.{method} is not implemented"))),
     };
@@ -624,10 +736,66 @@ fn process_stream(pid: Option<u32>, mut rx: tokio::sync::broadcast::Receiver<Pro
         .expect("response")
 }
 
+fn fs_event_json(e: &roost_control::sandbox_watch::FsEvent) -> Value {
+    json!({"name": e.name, "type": e.kind})
+}
+
+/// `CreateWatcher`: a watch polled with `GetWatcherEvents` (the sync SDK's `watch_dir`).
+async fn create_watcher(control: &Control, view: &SandboxView, m: &Value) -> Result<Value, Error> {
+    let path = resolve_path(m["path"].as_str().unwrap_or(""));
+    let w = control.create_sandbox_watcher(view, &path, m["recursive"].as_bool().unwrap_or(false)).await?;
+    Ok(json!({"watcherId": w.id}))
+}
+
+/// `WatchDir`: a server stream of the watch's events (the async SDKs' `watch_dir`); the
+/// watch stops when the client goes away.
+async fn watch_dir(control: &Control, view: &SandboxView, m: &Value) -> Result<Response, Error> {
+    let path = resolve_path(m["path"].as_str().unwrap_or(""));
+    let w = match control.create_sandbox_watcher(view, &path, m["recursive"].as_bool().unwrap_or(false)).await {
+        Ok(w) => w,
+        Err(e) => return Ok(stream_error(connect_code(e.code), &e.message)),
+    };
+    let mut rx = w.subscribe();
+    w.take();
+    // Stops the watch when the stream is dropped (client gone) or ends.
+    struct Stop(Control, String, String);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.remove_sandbox_watcher(&self.1, &self.2);
+        }
+    }
+    let stop = Stop(control.clone(), view.row.id.clone(), w.id.clone());
+    let stream = async_stream::stream! {
+        let _stop = stop;
+        // WatchDirResponse's oneof is its top level: {"start": {}}, {"filesystem": …}.
+        let msg = |event: Value| envelope(0, &serde_json::to_vec(&event).expect("json"));
+        yield Ok::<Bytes, std::io::Error>(msg(json!({"start": {}})));
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.tick().await;
+        loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Ok(Some(e)) => yield Ok(msg(json!({"filesystem": fs_event_json(&e)}))),
+                    Ok(None) | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                },
+                _ = keepalive.tick() => yield Ok(msg(json!({"keepalive": {}}))),
+            }
+        }
+        yield Ok(envelope(2, b"{}"));
+    };
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/connect+json")
+        .body(Body::from_stream(stream))
+        .expect("response"))
+}
+
 fn process_list(control: &Control, view: &SandboxView) -> Result<Value, Error> {
     let processes: Vec<Value> = control
         .sandbox_processes(&view.row.id)
         .iter()
+        // Watches run as processes of their own; they are not the caller's commands.
+        .filter(|p| !p.tag.as_deref().is_some_and(|t| t.starts_with(roost_control::sandbox_watch::WATCHER_TAG_PREFIX)))
         .map(|p| {
             let mut info = json!({
                 "pid": p.pid,

@@ -163,6 +163,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sandbox_api::timeout))
         .routes(routes!(sandbox_api::usage))
         .routes(routes!(sandboxes::pool_stats))
+        .routes(routes!(sandbox_api::url))
 }
 
 /// The document, as served and as checked in at the repository root.

@@ -110,6 +110,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     print_banner(addr, s3_endpoint.as_deref(), e2b_addr, &settings, &store_desc, created.as_deref(), from_env);
     control.spawn_sandbox_reaper();
     control.set_sandbox_pool(settings.sandbox_pool);
+    if let Some(addr) = e2b_addr {
+        control.set_e2b_address(addr);
+    }
     if let Some(listener) = e2b_listener {
         let router = roost_http::e2b::router(control.clone());
         let s = shutdown.clone();

@@ -642,11 +642,12 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
             let body = json!({"name": w.fresh("sbk"), "project": "team-a"});
             (case(route, Some(body)), [401, 403, 201, 201, 404, 401, 403])
         }
-        // This server runs no compute: a create that passes the checks finds no template.
         ("GET", "/v1/sandboxes") | ("GET", "/v1/sandbox-usage") => (case(route, None), ANY_USER),
         ("GET", "/v1/sandbox-pool") => (case(route, None), ANY_USER),
+        // A create that passes the checks finds no such template (`base` is builtin and
+        // would build and start a real sandbox).
         ("POST", "/v1/sandboxes") => {
-            let body = json!({"project": "team-a", "template": "base"});
+            let body = json!({"project": "team-a", "template": "no-such-template"});
             (case(route, Some(body)), [401, 403, 404, 404, 404, 401, 403])
         }
         ("GET", "/v1/sandboxes/{id}") => {
@@ -662,6 +663,9 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
             case("/v1/sandboxes/sbx-aaaaaaaaaaaa/timeout", Some(json!({"ttl_secs": 60}))),
             [401, 404, 404, 404, 404, 401, 403],
         ),
+        ("GET", "/v1/sandboxes/{id}/urls/{port}") => {
+            (case("/v1/sandboxes/sbx-aaaaaaaaaaaa/urls/8000", None), [401, 404, 404, 404, 404, 401, 403])
+        }
         _ => return None,
     })
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use roost_api::ErrorResponse;
-use roost_api::sandboxes::{CreateSandboxRequest, Sandbox, SandboxTimeoutRequest, SandboxUsage, SandboxUsageParams};
+use roost_api::sandboxes::{
+    CreateSandboxRequest, Sandbox, SandboxTimeoutRequest, SandboxUrl, SandboxUsage, SandboxUsageParams,
+};
 use roost_control::sandboxes::NewSandbox;
 
 use crate::AppState;
@@ -133,4 +135,21 @@ pub async fn usage(
 ) -> Result<axum::Json<Vec<SandboxUsage>>, ApiError> {
     let since = Duration::from_secs(params.since_secs.unwrap_or(86_400));
     Ok(axum::Json(state.control.sandbox_usage(&auth, params.key.as_deref(), since).await?))
+}
+
+/// A URL reaching one port of a sandbox through Roost's proxy (the E2B listener), for
+/// a browser or curl: `http://<port>-<id>.localhost:<e2b port>/?roost_token=…`. It
+/// grants access to that port, so it needs write access to the sandbox.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/urls/{port}", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id"), ("port" = u16, Path, description = "Port in the sandbox")),
+    responses((status = 200, body = SandboxUrl), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
+pub async fn url(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((id, port)): Path<(String, u16)>,
+) -> Result<axum::Json<SandboxUrl>, ApiError> {
+    auth.require_scope(roost_api::tokens::Scope::Write)?;
+    state.control.writable_sandbox(&auth, &id).await?;
+    Ok(axum::Json(state.control.sandbox_url(&auth, &id, port).await?))
 }

@@ -1,4 +1,4 @@
-//! `roost sandbox create|ls|show|kill|pause|resume|timeout|exec|usage` and
+//! `roost sandbox create|ls|show|kill|pause|resume|timeout|exec|usage|url|files` and
 //! `roost sandbox key create|ls` (keys of the E2B-compatible API).
 
 use std::collections::BTreeMap;
@@ -59,6 +59,8 @@ pub enum SandboxCommand {
     Files(SandboxFilesCommand),
     /// Warm pools: frozen sandboxes kept ready per template (`roost server --sandbox-pool N`)
     Pool,
+    /// Print a URL reaching a port of the sandbox through Roost's proxy (browser, curl)
+    Url { id: String, port: u16 },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -75,6 +77,15 @@ pub enum SandboxFilesCommand {
     Mkdir { id: String, path: String },
     /// Move or rename
     Mv { id: String, from: String, to: String },
+    /// Print changes under a directory as they happen (`EVENT path` lines; inotify in
+    /// the sandbox, through its `inotifywait`, from inotify-tools)
+    Watch {
+        id: String,
+        path: String,
+        /// Follow subdirectories too
+        #[arg(long)]
+        recursive: bool,
+    },
 }
 
 /// The command each file operation runs in the sandbox, and whether it reads stdin.
@@ -93,6 +104,17 @@ fn files_command(cmd: SandboxFilesCommand) -> (String, Vec<String>, bool) {
         SandboxFilesCommand::Rm { id, path } => (id, vec!["rm".into(), "-rf".into(), "--".into(), path], false),
         SandboxFilesCommand::Mkdir { id, path } => (id, vec!["mkdir".into(), "-p".into(), "--".into(), path], false),
         SandboxFilesCommand::Mv { id, from, to } => (id, vec!["mv".into(), "--".into(), from, to], false),
+        SandboxFilesCommand::Watch { id, path, recursive } => {
+            let mut cmd: Vec<String> =
+                ["inotifywait", "-q", "-m", "-e", "create,modify,delete,moved_from,moved_to,attrib"]
+                    .map(String::from)
+                    .into();
+            if recursive {
+                cmd.push("-r".into());
+            }
+            cmd.extend(["--format".into(), "%e %w%f".into(), "--".into(), path]);
+            (id, cmd, false)
+        }
     }
 }
 
@@ -232,6 +254,14 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
                     s.misses.to_string(),
                 ]
             })
+        }
+        SandboxCommand::Url { id, port } => {
+            let url = client.sandbox_url(&id, port).await?;
+            if print_structured(global.output, &url)? {
+                return Ok(());
+            }
+            println!("{}", url.url);
+            Ok(())
         }
         SandboxCommand::Usage { key, since } => {
             let usage = client.sandbox_usage(key.as_deref(), seconds("--since", &since)?).await?;

@@ -5,6 +5,7 @@ E2B_API_KEY pointing at the server's E2B listener; TEMPLATE names the template. 
 check prints `ok <name>`; the first failure raises and the script exits non-zero.
 """
 
+import asyncio
 import os
 import sys
 import time
@@ -103,6 +104,52 @@ r = sbx.commands.run("cat /tmp/written-by-sdk 2>/dev/null || true")
 sbx.files.write("/tmp/written-by-sdk", "visible to commands")
 check(sbx.commands.run("cat /tmp/written-by-sdk").stdout == "visible to commands", "file seen by a command")
 ok("files")
+
+# watch_dir: CreateWatcher + GetWatcherEvents (sync SDK), inotify in the sandbox.
+sbx.files.make_dir("/tmp/watched")
+handle = sbx.files.watch_dir("/tmp/watched")
+sbx.files.write("/tmp/watched/new.txt", "x")
+sbx.commands.run("mkdir /tmp/watched/sub && mv /tmp/watched/new.txt /tmp/watched/moved.txt && rm /tmp/watched/moved.txt")
+seen = []
+deadline = time.time() + 20
+while time.time() < deadline and not any(e.name == "moved.txt" and e.type.name == "REMOVE" for e in seen):
+    seen += handle.get_new_events()
+    time.sleep(0.2)
+pairs = [(e.type.name, e.name) for e in seen]
+for want in [("CREATE", "new.txt"), ("WRITE", "new.txt"), ("CREATE", "sub"), ("RENAME", "new.txt"),
+             ("CREATE", "moved.txt"), ("REMOVE", "moved.txt")]:
+    check(want in pairs, f"watch_dir event {want} in {pairs}")
+handle.stop()
+check(all("inotifywait" not in (p.cmd or "") for p in sbx.commands.list()), "the watcher is not a listed command")
+recursive = sbx.files.watch_dir("/tmp/watched", recursive=True)
+sbx.files.write("/tmp/watched/sub/deep.txt", "y")
+deadline = time.time() + 20
+deep = []
+while time.time() < deadline and not deep:
+    deep = [e for e in recursive.get_new_events() if e.name == "sub/deep.txt"]
+    time.sleep(0.2)
+check(deep, "recursive watch_dir sees sub/deep.txt")
+recursive.stop()
+ok("watch_dir (sync: CreateWatcher, GetWatcherEvents, RemoveWatcher)")
+
+
+async def watch_async():
+    from e2b import AsyncSandbox
+
+    asbx = await AsyncSandbox.connect(sbx.sandbox_id)
+    got = []
+    handle = await asbx.files.watch_dir("/tmp/watched", on_event=lambda e: got.append((e.type.name, e.name)))
+    await asbx.files.write("/tmp/watched/async.txt", "z")
+    for _ in range(100):
+        if ("CREATE", "async.txt") in got:
+            break
+        await asyncio.sleep(0.2)
+    await handle.stop()
+    check(("CREATE", "async.txt") in got, f"async watch_dir events: {got}")
+
+
+asyncio.run(watch_async())
+ok("watch_dir (async: WatchDir stream)")
 
 big = os.urandom(50 << 20)
 sbx.files.write("/tmp/big.bin", big)
