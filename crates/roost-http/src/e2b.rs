@@ -978,8 +978,9 @@ async fn proxy(control: &Control, view: &SandboxView, port: u16, req: Request) -
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)
         .await
         .map_err(|e| Error::new(ErrorCode::PayloadTooLarge, e.to_string()))?;
-    let client = reqwest::Client::new();
-    let resp = client
+    // A shared plain-HTTP client (it also picks the TLS provider reqwest insists on;
+    // `Client::new()` here panicked for want of one).
+    let resp = crate::routes::objects::client()
         .request(method, url)
         .headers(headers)
         .body(body)

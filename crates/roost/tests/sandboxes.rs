@@ -171,12 +171,24 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
         let out = Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output();
         out.expect("curl runs (Debian package 'curl')")
     };
-    // KNOWN GAP: fetching the page through the URL answered "Empty reply from server" in
-    // the last end-to-end run (the proxying step, not the routing or the token check);
-    // the fetch is left out until that is fixed. Routing and the token are checked below.
+    // The page through the URL (the server may need a moment to bind), then again with
+    // only the cookie the first visit set.
+    let jar = server.data_path().join("sandbox-url-cookies");
+    let jar = jar.to_str().unwrap();
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = stdout(&curl(&["-c", jar, &url]));
+        if page.contains("hello-from-the-sandbox") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(page.contains("hello-from-the-sandbox"), "through {url}: {page:?}");
     let token = url.split("roost_token=").nth(1).unwrap();
     let base = url.split('?').next().unwrap();
     assert_eq!(token.len(), 32, "{url}");
+    let again = curl(&["-b", jar, &format!("{base}index.html")]);
+    assert!(stdout(&again).contains("hello-from-the-sandbox"), "with the cookie: {}", stdout(&again));
     // Without the token, or with another port's, the proxy refuses.
     let bare = curl(&["-o", "/dev/null", "-w", "%{http_code}", base]);
     assert_eq!(stdout(&bare), "401");

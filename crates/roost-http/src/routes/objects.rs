@@ -18,7 +18,7 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::{Ctx, Query};
 
-fn client() -> &'static reqwest::Client {
+pub(crate) fn client() -> &'static reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT.get_or_init(|| {
         // Plain HTTP on loopback, but reqwest still wants a TLS provider chosen.
