@@ -147,6 +147,12 @@ impl Control {
 
     async fn snapshot_api(&self, row: &SnapshotRow) -> Snapshot {
         let volume = self.store().volume_by_id(&row.volume_id).await.ok().flatten().map(|v| v.name);
+        self.snapshot_api_named(row, volume)
+    }
+
+    /// A snapshot with its volume's name already looked up (a listing looks each volume
+    /// up once, not once per snapshot: backup policies make many per volume).
+    fn snapshot_api_named(&self, row: &SnapshotRow, volume: Option<String>) -> Snapshot {
         Snapshot {
             id: row.id.clone(),
             name: row.name.clone(),
@@ -629,9 +635,14 @@ impl Control {
             None => None,
         };
         let rows = self.store().snapshots_in(&self.project_scope(p), project.as_deref(), volume.as_deref()).await?;
+        let mut names: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
-            items.push(self.snapshot_api(row).await);
+            if !names.contains_key(&row.volume_id) {
+                let name = self.store().volume_by_id(&row.volume_id).await.ok().flatten().map(|v| v.name);
+                names.insert(row.volume_id.clone(), name);
+            }
+            items.push(self.snapshot_api_named(row, names[&row.volume_id].clone()));
         }
         Ok(Page { items, next_cursor: None })
     }
