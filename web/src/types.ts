@@ -333,6 +333,8 @@ export interface Sandbox {
   template: string;
   state: "running" | "paused";
   instance_id: string;
+  /** The instance's type. */
+  type: "container" | "vm";
   project_id: string;
   key_id?: string | null;
   metadata: Record<string, string>;

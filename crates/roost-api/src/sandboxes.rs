@@ -54,6 +54,9 @@ pub struct Sandbox {
     /// `running` or `paused`.
     pub state: String,
     pub instance_id: String,
+    /// Its instance's type: `container` or `vm`.
+    #[serde(rename = "type")]
+    pub kind: String,
     pub project_id: String,
     /// The key that created it (none when created through /v1).
     pub key_id: Option<String>,
@@ -79,6 +82,9 @@ pub struct CreateSandboxRequest {
     /// The project (default: `default`).
     #[serde(default)]
     pub project: Option<String>,
+    /// `container` (default) or `vm` (a microVM; never from the warm pool).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]

@@ -101,6 +101,8 @@ pub(crate) struct Sandboxes {
 pub struct SandboxView {
     pub row: SandboxRow,
     pub paused: bool,
+    /// Its instance's type: `container` or `vm`.
+    pub kind: String,
 }
 
 fn key_api(row: &SandboxKeyRow) -> SandboxKey {
@@ -124,6 +126,8 @@ pub struct NewSandbox {
     pub timeout: Option<Duration>,
     pub metadata: BTreeMap<String, String>,
     pub env: BTreeMap<String, String>,
+    /// `container` (default) or `vm`.
+    pub kind: Option<String>,
 }
 
 impl Control {
@@ -171,14 +175,8 @@ impl Control {
     }
 
     pub async fn list_sandbox_keys(&self, p: &Principal) -> Result<Vec<SandboxKey>> {
-        let rows = self.store().list_sandbox_keys(None).await?;
-        let mut out = Vec::new();
-        for row in rows {
-            if self.project_access(p, &row.project_id).await.is_ok() {
-                out.push(key_api(&row));
-            }
-        }
-        Ok(out)
+        let rows = self.store().list_sandbox_keys(&self.project_scope(p)).await?;
+        Ok(rows.iter().map(key_api).collect())
     }
 
     /// The key and the principal it acts as (its creator, write scope, its project only).
@@ -216,9 +214,7 @@ impl Control {
 
     /// The key's limits: sandboxes alive at once, creations per minute.
     async fn check_key_limits(&self, key: &SandboxKeyRow) -> Result<()> {
-        let live = self.store().live_sandboxes(Some(&key.project_id)).await?;
-        let mine = live.iter().filter(|s| s.key_id.as_deref() == Some(key.id.as_str())).count();
-        if mine as i64 >= key.max_sandboxes {
+        if self.store().live_sandbox_count_of_key(&key.id).await? >= key.max_sandboxes {
             let mut e = Error::new(
                 ErrorCode::RateLimited,
                 format!("this key may run {} sandboxes at once; kill one first", key.max_sandboxes),
@@ -268,11 +264,21 @@ impl Control {
         if let Some(key) = key {
             self.check_key_limits(key).await?;
         }
+        let kind = req.kind.clone().unwrap_or_else(|| "container".into());
+        if kind != "container" && kind != "vm" {
+            return Err(Error::validation(vec![roost_api::FieldError {
+                field: "type".into(),
+                message: "must be container or vm".into(),
+            }]));
+        }
         // Builtin templates are built on first use, before the instance waits on them.
         self.prepare_template(p, &req.template).await?;
         // A frozen sandbox from the warm pool when there is one; env vars are fixed when
-        // an instance starts, so a create that sets them is always cold.
-        let pooled = if req.env.is_empty() {
+        // an instance starts, so a create that sets them is always cold. The pool holds
+        // containers only: a VM sandbox always starts cold.
+        let pooled = if kind == "vm" {
+            None
+        } else if req.env.is_empty() {
             self.take_pooled(ctx, p, &project_id, &req.template).await
         } else {
             self.note_pool_miss(&project_id, &req.template);
@@ -283,8 +289,9 @@ impl Control {
             Some(pooled) => (pooled.id, pooled.instance_id),
             None => {
                 let id = IdKind::Sandbox.generate();
-                let request =
+                let mut request =
                     crate::sandbox_pool::sandbox_instance_request(&id, &req.template, &project_id, req.env.clone());
+                request.kind = Some(kind.clone());
                 let (instance, _) = self.create_instance(ctx, p, request).await.map_err(|e| {
                     if e.code == ErrorCode::ValidationFailed { Error::not_found("template", &req.template) } else { e }
                 })?;
@@ -317,12 +324,12 @@ impl Control {
         tx.commit().await?;
         self.refill_sandbox_pool(p, &project_id, &req.template);
         if from_pool {
-            return Ok(SandboxView { row, paused: false });
+            return Ok(SandboxView { row, paused: false, kind });
         }
         let running =
             self.wait_instance(p, &instance_id, None, InstanceStatus::Running, Duration::from_secs(120)).await;
         match running {
-            Ok(i) if i.status == InstanceStatus::Running => Ok(SandboxView { row, paused: false }),
+            Ok(i) if i.status == InstanceStatus::Running => Ok(SandboxView { row, paused: false, kind }),
             Ok(i) => {
                 let reason = i.status_reason.unwrap_or_default();
                 let _ = self.kill_sandbox(ctx, p, &id).await;
@@ -347,9 +354,10 @@ impl Control {
             .filter(|r| r.ended_at.is_none())
             .ok_or_else(|| Error::not_found("sandbox", id))?;
         self.project_access(p, &row.project_id).await.map_err(|_| Error::not_found("sandbox", id))?;
-        let paused =
-            matches!(self.store().instance(&row.instance_id).await?, Some(i) if i.status() == InstanceStatus::Paused);
-        Ok(SandboxView { row, paused })
+        let instance = self.store().instance(&row.instance_id).await?;
+        let paused = instance.as_ref().is_some_and(|i| i.status() == InstanceStatus::Paused);
+        let kind = instance.map(|i| i.kind).unwrap_or_else(|| "container".into());
+        Ok(SandboxView { row, paused, kind })
     }
 
     /// A live sandbox the principal may change (kill, pause, run commands in, write
@@ -361,17 +369,15 @@ impl Control {
     }
 
     pub async fn list_sandboxes(&self, p: &Principal) -> Result<Vec<SandboxView>> {
-        let project = p.project_id.clone();
-        let rows = self.store().live_sandboxes(project.as_deref()).await?;
-        let mut out = Vec::new();
-        for row in rows {
-            if self.project_access(p, &row.project_id).await.is_err() {
-                continue;
-            }
-            let paused = matches!(self.store().instance(&row.instance_id).await?, Some(i) if i.status() == InstanceStatus::Paused);
-            out.push(SandboxView { row, paused });
-        }
-        Ok(out)
+        let rows = self.store().live_sandboxes(&self.project_scope(p)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|s| SandboxView {
+                paused: s.instance_status.as_deref() == Some(InstanceStatus::Paused.as_str()),
+                kind: s.instance_kind.unwrap_or_else(|| "container".into()),
+                row: s.row,
+            })
+            .collect())
     }
 
     /// Kills a sandbox: its processes, its instance, and ends its row.
@@ -469,7 +475,7 @@ impl Control {
     async fn expire_sandbox(&self, row: &SandboxRow) -> Result<()> {
         // It acts as whoever made it: the key's user, else the instance's creator.
         let key_user = match &row.key_id {
-            Some(k) => self.store().list_sandbox_keys(None).await?.into_iter().find(|r| &r.id == k).map(|k| k.user_id),
+            Some(k) => self.store().sandbox_key(k).await?.map(|k| k.user_id),
             None => None,
         };
         let creator = match key_user {
@@ -866,6 +872,7 @@ impl SandboxView {
             id: self.row.id.clone(),
             template: self.row.template.clone(),
             state: if self.paused { "paused" } else { "running" }.into(),
+            kind: self.kind.clone(),
             instance_id: self.row.instance_id.clone(),
             project_id: self.row.project_id.clone(),
             key_id: self.row.key_id.clone(),

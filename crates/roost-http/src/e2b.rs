@@ -208,6 +208,7 @@ async fn control_plane(control: &Control, ctx: &RequestContext, req: Request) ->
                         timeout: body.timeout.map(Duration::from_secs),
                         metadata: body.metadata.unwrap_or_default(),
                         env: body.env_vars.unwrap_or_default(),
+                        kind: None,
                     },
                 )
                 .await?;
@@ -387,7 +388,7 @@ async fn host_traffic(control: &Control, id: &str, port: u16, mut req: Request) 
             if !subtle_eq(expected.as_bytes(), token.as_bytes()) {
                 return Err(Error::unauthorized("invalid sandbox URL token (get one with `roost sandbox url`)"));
             }
-            SandboxView { row, paused: false }
+            SandboxView { row, paused: false, kind: String::new() }
         }
         None if header_str(req.headers(), "x-access-token").is_some()
             || header_str(req.headers(), "e2b-traffic-access-token").is_some()
@@ -460,10 +461,8 @@ async fn sandbox_access(
             .ok_or_else(|| Error::unauthorized("missing X-Access-Token (the sandbox's envdAccessToken)"))?;
         let key = control
             .store()
-            .list_sandbox_keys(None)
+            .sandbox_key(&key_id)
             .await?
-            .into_iter()
-            .find(|k| k.id == key_id)
             .ok_or_else(|| Error::unauthorized("the sandbox's key was revoked"))?;
         let expected = envd_token(&key.key_hash, id);
         if !subtle_eq(expected.as_bytes(), token.as_bytes()) {

@@ -3,6 +3,7 @@
 
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
+use crate::list::{Bind, ProjectScope, bind_all};
 use crate::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -34,6 +35,15 @@ pub struct SandboxRow {
     pub expires_at: i64,
     pub ended_at: Option<i64>,
     pub commands: i64,
+}
+
+/// A live sandbox with its instance's status and kind (none if the instance is gone).
+#[derive(Debug, Clone, FromRow)]
+pub struct LiveSandbox {
+    #[sqlx(flatten)]
+    pub row: SandboxRow,
+    pub instance_status: Option<String>,
+    pub instance_kind: Option<String>,
 }
 
 const KEY_COLUMNS: &str =
@@ -113,14 +123,32 @@ impl Store {
         .await?)
     }
 
-    /// The keys of some projects (`None`: all).
-    pub async fn list_sandbox_keys(&self, projects: Option<&[String]>) -> Result<Vec<SandboxKeyRow>> {
-        let rows: Vec<SandboxKeyRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM sandbox_keys WHERE revoked_at IS NULL ORDER BY created_at"
+    /// The live keys of the projects in `scope`.
+    pub async fn list_sandbox_keys(&self, scope: &ProjectScope) -> Result<Vec<SandboxKeyRow>> {
+        let mut sql = format!("SELECT {KEY_COLUMNS} FROM sandbox_keys WHERE revoked_at IS NULL");
+        let mut binds = Vec::new();
+        scope.apply(&mut sql, &mut binds, "project_id");
+        sql.push_str(" ORDER BY created_at, id");
+        Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
+    }
+
+    /// A live key by id.
+    pub async fn sandbox_key(&self, id: &str) -> Result<Option<SandboxKeyRow>> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM sandbox_keys WHERE id = $1 AND revoked_at IS NULL"
         )))
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().filter(|r| projects.is_none_or(|p| p.contains(&r.project_id))).collect())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// How many sandboxes a key has alive (its concurrency limit).
+    pub async fn live_sandbox_count_of_key(&self, key_id: &str) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sandboxes WHERE ended_at IS NULL AND key_id = $1")
+            .bind(key_id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n)
     }
 
     pub async fn sandbox(&self, id: &str) -> Result<Option<SandboxRow>> {
@@ -130,14 +158,19 @@ impl Store {
             .await?)
     }
 
-    /// Live sandboxes of a project, oldest first.
-    pub async fn live_sandboxes(&self, project_id: Option<&str>) -> Result<Vec<SandboxRow>> {
-        let rows: Vec<SandboxRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM sandboxes WHERE ended_at IS NULL ORDER BY started_at, id"
-        )))
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().filter(|r| project_id.is_none_or(|p| r.project_id == p)).collect())
+    /// Live sandboxes of the projects in `scope`, oldest first, with their instance's
+    /// status and kind (one query for a listing).
+    pub async fn live_sandboxes(&self, scope: &ProjectScope) -> Result<Vec<LiveSandbox>> {
+        let columns: Vec<String> = COLUMNS.split(',').map(|c| format!("s.{}", c.trim())).collect();
+        let mut sql = format!(
+            "SELECT {}, i.status AS instance_status, i.kind AS instance_kind FROM sandboxes s \
+             LEFT JOIN instances i ON i.id = s.instance_id WHERE s.ended_at IS NULL",
+            columns.join(", ")
+        );
+        let mut binds: Vec<Bind> = Vec::new();
+        scope.apply(&mut sql, &mut binds, "s.project_id");
+        sql.push_str(" ORDER BY s.started_at, s.id");
+        Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
     }
 
     /// Live sandboxes whose time ran out by `now`.

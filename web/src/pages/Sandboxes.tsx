@@ -80,6 +80,7 @@ export function SandboxesPage() {
         columns={[
           { label: "Id", render: (s) => <code>{s.id}</code> },
           { label: "Template", render: (s) => s.template },
+          { label: "Type", render: (s) => s.type, className: "hide-sm" },
           { label: "State", render: (s) => s.state },
           { label: "Time left", render: (s) => <span aria-label="time left">{countdown(s.expires_at, now)}</span> },
           { label: "Commands", render: (s) => String(s.commands), className: "hide-sm" },

@@ -47,6 +47,7 @@ pub async fn create(
         timeout: req.ttl_secs.map(Duration::from_secs),
         metadata: req.metadata,
         env: req.env,
+        kind: req.kind,
     };
     let view = state.control.create_sandbox(&ctx, &auth, None, new).await?;
     Ok((StatusCode::CREATED, axum::Json(view.to_api())))

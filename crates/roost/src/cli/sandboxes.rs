@@ -25,6 +25,10 @@ pub enum SandboxCommand {
         /// Metadata k=v (repeatable)
         #[arg(long = "metadata", value_name = "k=v")]
         metadata: Vec<String>,
+        /// `container` (default) or `vm` (a microVM booting the template; slower to start,
+        /// its own kernel)
+        #[arg(long = "type", value_name = "TYPE", default_value = "container", value_parser = ["container", "vm"])]
+        kind: String,
     },
     /// List live sandboxes with the time they have left
     #[command(visible_alias = "list")]
@@ -152,6 +156,7 @@ fn fields(s: &Sandbox) -> Vec<(&'static str, String)> {
     vec![
         ("id", s.id.clone()),
         ("template", s.template.clone()),
+        ("type", s.kind.clone()),
         ("state", s.state.clone()),
         ("instance", s.instance_id.clone()),
         ("key", s.key_id.clone().unwrap_or_else(|| "-".into())),
@@ -189,13 +194,14 @@ pub enum SandboxKeyCommand {
 pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()> {
     let client = global.client()?;
     match cmd {
-        SandboxCommand::Create { template, ttl, env, metadata } => {
+        SandboxCommand::Create { template, ttl, env, metadata, kind } => {
             let req = CreateSandboxRequest {
                 template: Some(template),
                 ttl_secs: Some(seconds("--ttl", &ttl)?),
                 env: kv("env", &env)?,
                 metadata: kv("metadata", &metadata)?,
                 project: global.project_name()?,
+                kind: Some(kind),
             };
             let created = client.create_sandbox(&req).await?;
             if print_structured(global.output, &created)? {
@@ -206,10 +212,12 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
         }
         SandboxCommand::Ls => {
             let items = client.list_sandboxes().await?;
-            print_list(global.output, &items, &["id", "template", "state", "expires in", "commands", "age"], |s| {
+            let columns = ["id", "template", "type", "state", "expires in", "commands", "age"];
+            print_list(global.output, &items, &columns, |s| {
                 vec![
                     s.id.clone(),
                     s.template.clone(),
+                    s.kind.clone(),
                     s.state.clone(),
                     until(Some(s.expires_at)),
                     s.commands.to_string(),
