@@ -127,6 +127,12 @@ impl Control {
             Some(id) => self.store().instance(id).await.ok().flatten().map(|i| i.name),
             None => None,
         };
+        self.volume_api_named(row, instance)
+    }
+
+    /// A volume with its instance's name already looked up (a listing looks them all up
+    /// in one query).
+    fn volume_api_named(&self, row: &VolumeRow, instance: Option<String>) -> Volume {
         Volume {
             id: row.id.clone(),
             name: row.name.clone(),
@@ -311,10 +317,12 @@ impl Control {
     pub async fn list_volumes(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<Volume>> {
         let project = self.narrowed(p, params.project.as_deref()).await?;
         let rows = self.store().volumes_in(&self.project_scope(p), project.as_deref()).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.volume_api(row).await);
-        }
+        let attached: Vec<String> = rows.iter().filter_map(|r| r.instance_id.clone()).collect();
+        let names = self.store().instance_names(&attached).await?;
+        let items = rows
+            .iter()
+            .map(|row| self.volume_api_named(row, row.instance_id.as_ref().and_then(|id| names.get(id).cloned())))
+            .collect();
         Ok(Page { items, next_cursor: None })
     }
 

@@ -263,6 +263,19 @@ impl Store {
             .await?)
     }
 
+    /// The names of some instances, by id, in one query (for listings that show them).
+    pub async fn instance_names(&self, ids: &[String]) -> Result<std::collections::HashMap<String, String>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT id, name FROM instances WHERE id IN ({})", marks.join(", "));
+        let binds: Vec<Bind> = ids.iter().map(|id| Bind::Text(id.clone())).collect();
+        let rows: Vec<(String, String)> =
+            bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// A page of instances in scope, filtered.
     pub async fn list_instances(
         &self,
