@@ -240,6 +240,14 @@ async fn vm_instances_work_like_containers() {
         serde_json::from_str(&cli(&server, &["instance", "stats", "vm1", "-o", "json"])).unwrap();
     assert!(stats["memory_bytes"].as_u64().unwrap() > 0, "{stats}");
 
+    // A volume attached through the volume API: a running VM takes it at its next start
+    // (virtio-mmio has no hotplug), mounted where asked.
+    cli(&server, &["volume", "create", "vmdata", "--size", "64m"]);
+    let attached: serde_json::Value =
+        serde_json::from_str(&cli(&server, &["volume", "attach", "vmdata", "vm1", "--path", "/data", "-o", "json"]))
+            .unwrap();
+    assert_eq!(attached["effective"], "next_start", "{attached}");
+
     // stop (ACPI power button) and start again: the overlay keeps what was written.
     cli(&server, &["instance", "stop", "vm1", "--timeout", "30"]);
     let shown: serde_json::Value =
@@ -248,6 +256,19 @@ async fn vm_instances_work_like_containers() {
     cli(&server, &["instance", "start", "vm1"]);
     let out = server.cli(&["exec", "vm1", "--", "cat", "/root/note.txt"], None, &[]);
     assert_eq!(stdout(&out), "from the host\n", "{}", stderr(&out));
+    let out = server.cli(
+        &[
+            "exec",
+            "vm1",
+            "--",
+            "sh",
+            "-c",
+            "grep -q ' /data ' /proc/mounts && echo written-in-the-vm > /data/f && sync && cat /data/f",
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(stdout(&out), "written-in-the-vm\n", "{}", stderr(&out));
 
     // kill -9 of the server: a new one re-adopts the running VM through its sockets.
     let data_dir = std::mem::replace(&mut server.data_dir, tempfile::tempdir().unwrap());
@@ -276,7 +297,16 @@ async fn vm_instances_work_like_containers() {
     cli(&server, &["instance", "rm", "-f", "vm1"]);
     assert!(!pidfile.join(&id).exists(), "the VM's directory is gone");
     assert!(!roost_node::network::link_exists(&tap), "the tap is gone");
+    // The volume outlives the VM with what the guest wrote: a running container mounts it
+    // at once and reads it.
+    let attached: serde_json::Value =
+        serde_json::from_str(&cli(&server, &["volume", "attach", "vmdata", "peer", "--path", "/data", "-o", "json"]))
+            .unwrap();
+    assert_eq!(attached["effective"], "now", "{attached}");
+    let out = server.cli(&["exec", "peer", "--", "cat", "/data/f"], None, &[]);
+    assert_eq!(stdout(&out), "written-in-the-vm\n", "{}", stderr(&out));
     cli(&server, &["instance", "rm", "-f", "peer"]);
+    cli(&server, &["volume", "rm", "vmdata"]);
     drop(server);
     common::remove_test_network(N).await;
 }
