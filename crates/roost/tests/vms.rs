@@ -76,7 +76,9 @@ async fn vm_instances_work_like_containers() {
         );
     }
 
-    cli(&server, &["image", "build", "debian-12", "--from", "debian:bookworm"]);
+    // openssh-server for `roost ssh` (started by the user data: the guest runs no
+    // service manager).
+    cli(&server, &["image", "build", "debian-12", "--from", "debian:bookworm", "--packages", "openssh-server"]);
     // A VM needs the guest agent: the builtin busybox image has none.
     let out = server.cli(&["instance", "create", "bb", "--type", "vm", "--image", "busybox"], None, &[]);
     assert!(!out.status.success() && stderr(&out).contains("qemu-guest-agent"), "{}", stderr(&out));
@@ -109,7 +111,11 @@ async fn vm_instances_work_like_containers() {
     cli(&server, &["ssh-key", "rm", "printed"]);
     assert!(!cli(&server, &["ssh-key", "ls"]).contains("printed"));
     let user_data = keys.path().join("init.sh");
-    std::fs::write(&user_data, "#!/bin/sh\necho first-boot-ran-on-$(cat /proc/sys/kernel/hostname)\n").unwrap();
+    std::fs::write(
+        &user_data,
+        "#!/bin/sh\necho first-boot-ran-on-$(cat /proc/sys/kernel/hostname)\nmkdir -p /run/sshd && /usr/sbin/sshd\n",
+    )
+    .unwrap();
 
     cli(
         &server,
@@ -183,12 +189,13 @@ async fn vm_instances_work_like_containers() {
     let (code, out) = sh(
         &admin,
         "vm1",
-        "mkdir -p /www && echo hello > /www/index.html && /.roost/bin/busybox httpd -p 80 -h /www && /.roost/bin/busybox httpd -p 22 -h /www",
+        "mkdir -p /www && echo hello > /www/index.html && /.roost/bin/busybox httpd -p 80 -h /www && /.roost/bin/busybox httpd -p 8022 -h /www",
     )
     .await;
     assert_eq!(code, 0, "{out}");
     assert!(fetches(&admin, "peer", "wget", &format!("http://{vm_ip}:80/")).await, "the VM serves on 80");
-    assert!(!fetches(&admin, "peer", "wget", &format!("http://{vm_ip}:22/")).await, "22 is blocked at the tap");
+    // Any port but 80 is blocked (22 is the guest's sshd, for `roost ssh` below).
+    assert!(!fetches(&admin, "peer", "wget", &format!("http://{vm_ip}:8022/")).await, "8022 is blocked at the tap");
     assert!(
         fetches(&admin, "vm1", "/.roost/bin/busybox wget", &format!("http://{peer_ip}:80/")).await,
         "the VM reaches a container"
@@ -223,6 +230,29 @@ async fn vm_instances_work_like_containers() {
     assert!(peer_logs.contains("container-first-boot"), "{peer_logs}");
     let (_, keys_in_peer) = sh(&admin, "peer", "cat /root/.ssh/authorized_keys").await;
     assert!(keys_in_peer.contains(&derived), "{keys_in_peer}");
+
+    // `roost ssh` with the generated key reaches the guest's sshd (the host is on the
+    // network's bridge; security groups filter instances, not the host).
+    let mut via_ssh = String::new();
+    for _ in 0..60 {
+        let out = server.cli(
+            &["ssh", "vm1", "-i", private.to_str().unwrap(), "--", "echo", "via-ssh-$(cat /proc/sys/kernel/hostname)"],
+            None,
+            &[],
+        );
+        via_ssh = format!("{}{}", stdout(&out), stderr(&out));
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(via_ssh.contains("via-ssh-vm1"), "roost ssh: {via_ssh}");
+    // The host key went to Roost's own known_hosts, under the instance's id (Debian's ssh
+    // hashes the names: ssh-keygen -F finds it).
+    let known = server.cli_config_path().with_file_name("known_hosts");
+    let alias = format!("roost-{}", shown["id"].as_str().unwrap());
+    let found = std::process::Command::new("ssh-keygen").arg("-F").arg(&alias).arg("-f").arg(&known).output().unwrap();
+    assert!(found.status.success(), "{alias} not in {}", known.display());
 
     // cp in and out through the guest agent.
     let dir = tempfile::tempdir().unwrap();

@@ -142,6 +142,15 @@ pub async fn ssh(global: &GlobalArgs, a: SshArgs) -> anyhow::Result<i32> {
     };
     let mut cmd = std::process::Command::new("ssh");
     cmd.arg("-p").arg(port.to_string());
+    // Host keys are remembered per instance, in Roost's own known_hosts next to the CLI's
+    // config: addresses are reused by later instances (whose keys differ), and the user's
+    // ~/.ssh/known_hosts stays untouched.
+    let known_hosts = super::ClientConfig::path()?.with_file_name("known_hosts");
+    if let Some(dir) = known_hosts.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    cmd.arg("-o").arg(format!("UserKnownHostsFile={}", known_hosts.display()));
+    cmd.arg("-o").arg(format!("HostKeyAlias=roost-{}", instance.id));
     cmd.args(["-o", "StrictHostKeyChecking=accept-new"]);
     if let Some(i) = &a.identity {
         cmd.arg("-i").arg(i);
