@@ -221,13 +221,15 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     assert_eq!(String::from_utf8_lossy(&seen), "got-one\ngot-two\nresteof\n");
     assert_eq!(session.wait().await.unwrap(), 0);
 
-    // A command with a terminal: it runs on a pty in the guest, sized as asked, and its
-    // input streams to it.
+    // A command with a terminal: it runs on a pty in the guest, sized as asked, resized
+    // later (it waits until its size changes), and its input streams to it.
+    let script = "tty; stty size; while [ \"$(stty size)\" = '33 101' ]; do sleep 0.2; done; \
+                  echo now-$(stty size | tr ' ' x); read x; echo got-$x; exit 5";
     let mut session = driver
         .exec(
             &id,
             ExecRequest {
-                cmd: vec!["sh".into(), "-c".into(), "tty; stty size; read x; echo got-$x; exit 5".into()],
+                cmd: vec!["sh".into(), "-c".into(), script.into()],
                 tty: true,
                 rows: 33,
                 cols: 101,
@@ -238,8 +240,19 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
         .unwrap();
     let mut stdin = session.stdin.take().unwrap();
     let mut stdout = session.stdout.take().unwrap();
-    stdin.write_all(b"hello\n").await.unwrap();
     let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("33 101") {
+        let n = tokio::time::timeout(Duration::from_secs(60), stdout.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "output ended before the size: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    session.resize(40, 120).unwrap();
+    while !String::from_utf8_lossy(&seen).contains("now-40x120") {
+        let n = tokio::time::timeout(Duration::from_secs(60), stdout.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "output ended before the resize: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    stdin.write_all(b"hello\n").await.unwrap();
     while !String::from_utf8_lossy(&seen).contains("got-hello") {
         let n = tokio::time::timeout(Duration::from_secs(60), stdout.read(&mut chunk)).await.unwrap().unwrap();
         assert!(n > 0, "output ended before 'got-hello': {}", String::from_utf8_lossy(&seen));

@@ -724,18 +724,30 @@ async fn ip(args: &[&str]) -> Result<()> {
 /// An exec through the guest agent: output arrives when the command ends.
 struct AgentProcess {
     result: Option<tokio::task::JoinHandle<Result<i32>>>,
-    /// Runs on a pty in the guest (`script`).
-    tty: bool,
+    /// Runs on a pty in the guest (`script`): the driver, the VM, and the guest file the
+    /// command wrote its pty's path to.
+    tty: Option<(VmDriver, String, String)>,
 }
 
 #[async_trait]
 impl ExecProcess for AgentProcess {
-    fn resize(&self, _rows: u16, _cols: u16) -> Result<()> {
-        if self.tty {
-            // The guest pty's size is set at the start; the agent cannot reach it later.
-            return Ok(());
+    fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        let Some((driver, id, tty_file)) = &self.tty else {
+            return Err(Error::Invalid("this exec has no terminal".into()));
+        };
+        // `stty -F` on the guest's pty sets its size, and the guest kernel sends the
+        // foreground job SIGWINCH, as a local terminal would. Through the agent, so it
+        // lands a moment later; resizes are rare and idempotent.
+        let script =
+            format!("p=$(cat {tty_file} 2>/dev/null) && [ -n \"$p\" ] && stty -F \"$p\" rows {rows} cols {cols}");
+        let argv = vec!["/bin/sh".to_string(), "-c".into(), script];
+        let (driver, id) = (driver.clone(), id.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = driver.agent_exec(&id, &argv, &[], None).await;
+            });
         }
-        Err(Error::Invalid("this exec has no terminal".into()))
+        Ok(())
     }
 
     async fn wait(&mut self) -> Result<i32> {
@@ -1130,6 +1142,7 @@ impl Driver for VmDriver {
         let tag =
             format!("/run/.roost-exec-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
         let (out_path, err_path, in_path) = (format!("{tag}.out"), format!("{tag}.err"), format!("{tag}.in"));
+        let tty_path = format!("{tag}.tty");
         let mut argv = vec!["/bin/sh".to_string(), "-c".into(), EXEC_SCRIPT.into()];
         argv.push(request.cwd.clone().unwrap_or_else(|| "/".into()));
         argv.push(out_path.clone());
@@ -1145,11 +1158,13 @@ impl Driver for VmDriver {
         let (stdin_w, mut stdin_r) = pipe();
         let driver = self.clone();
         let id = id.to_string();
+        let id_for_resize = id.clone();
+        let tty_file = tty_path.clone();
         let cmd = if request.tty {
             // A terminal: the command runs on a pty that util-linux `script` opens in
-            // the guest; everything it prints comes back as stdout. (Its size is set at
-            // the start; later resizes are not passed on.)
-            let mut inner = String::new();
+            // the guest; everything it prints comes back as stdout. The pty's path is
+            // noted for later resizes.
+            let mut inner = format!("tty > {tty_path} 2>/dev/null; ");
             if request.rows > 0 && request.cols > 0 {
                 inner.push_str(&format!("stty rows {} cols {} 2>/dev/null; ", request.rows, request.cols));
             }
@@ -1164,7 +1179,7 @@ impl Driver for VmDriver {
         };
         let task = tokio::spawn(async move {
             let (input, ended) = read_initial_stdin(&mut stdin_r).await;
-            let mut cleanup = vec![out_path.clone(), err_path.clone()];
+            let mut cleanup = vec![out_path.clone(), err_path.clone(), tty_file.clone()];
             let mut pump = None;
             if ended && input.is_empty() {
                 argv.extend(["/dev/null".to_string(), "whole".into()]);
@@ -1194,7 +1209,10 @@ impl Driver for VmDriver {
             Box::new(stdin_w),
             Box::new(stdout_r),
             Some(Box::new(stderr_r)),
-            Box::new(AgentProcess { result: Some(task), tty: request.tty }),
+            Box::new(AgentProcess {
+                result: Some(task),
+                tty: request.tty.then(|| (self.clone(), id_for_resize, tty_path)),
+            }),
         ))
     }
 
