@@ -55,8 +55,7 @@ impl Client {
     }
 
     pub async fn remove_sandbox_file(&self, id: &str, path: &str) -> Result<()> {
-        let req =
-            self.request(Method::DELETE, &format!("/v1/sandboxes/{}/files", encode(id))).query(&[("path", path)]);
+        let req = self.request(Method::DELETE, &format!("/v1/sandboxes/{}/files", encode(id))).query(&[("path", path)]);
         self.send(req).await?;
         Ok(())
     }

@@ -165,17 +165,17 @@ impl Control {
     pub async fn sandbox_list_dir(&self, p: &Principal, id: &str, path: &str) -> Result<Vec<SandboxFileEntry>> {
         let view = self.exec_sandbox(p, id).await?;
         let path = resolve_path(path)?;
-        let (out, err, code) = self
-            .sandbox_run(&view, &["find", &path, "-maxdepth", "0", "-type", "d", "-printf", "d"])
-            .await?;
+        let (out, err, code) =
+            self.sandbox_run(&view, &["find", &path, "-maxdepth", "0", "-type", "d", "-printf", "d"]).await?;
         if code != 0 {
             return Err(fs_error(&path, &err));
         }
         if out.is_empty() {
             return Err(Error::invalid(format!("'{path}' is not a directory")));
         }
-        let (out, err, code) =
-            self.sandbox_run(&view, &["find", &path, "-mindepth", "1", "-maxdepth", "1", "-printf", FIND_FORMAT]).await?;
+        let (out, err, code) = self
+            .sandbox_run(&view, &["find", &path, "-mindepth", "1", "-maxdepth", "1", "-printf", FIND_FORMAT])
+            .await?;
         if code != 0 {
             return Err(fs_error(&path, &err));
         }
@@ -267,7 +267,8 @@ impl Control {
     }
 
     async fn sandbox_stat(&self, view: &SandboxView, path: &str) -> Result<SandboxFileEntry> {
-        let (out, err, code) = self.sandbox_run(view, &["find", path, "-maxdepth", "0", "-printf", FIND_FORMAT]).await?;
+        let (out, err, code) =
+            self.sandbox_run(view, &["find", path, "-maxdepth", "0", "-printf", FIND_FORMAT]).await?;
         if code != 0 {
             return Err(fs_error(path, &err));
         }
