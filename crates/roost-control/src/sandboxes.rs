@@ -78,7 +78,7 @@ pub struct Recent {
 }
 
 impl Recent {
-    fn push(&mut self, stderr: bool, data: &[u8], limit: usize) {
+    pub(crate) fn push(&mut self, stderr: bool, data: &[u8], limit: usize) {
         let s = stderr as usize;
         let data = &data[data.len().saturating_sub(limit)..];
         self.chunks.push_back((stderr, data.to_vec()));

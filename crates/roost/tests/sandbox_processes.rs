@@ -18,6 +18,11 @@ use roost_api::users::CreateUserRequest;
 use roost_client::Client;
 use serde_json::Value;
 
+/// Whether a `ps -o json` row is the process with this (printed) pid.
+fn is_pid(row: &Value, pid: &str) -> bool {
+    row["pid"].as_u64().is_some() && row["pid"].as_u64() == pid.parse().ok()
+}
+
 fn status(e: &roost_client::ClientError) -> u16 {
     e.status().map(|s| s.as_u16()).unwrap_or(0)
 }
@@ -56,7 +61,7 @@ fn background_processes_are_listed_signalled_and_reattached_and_files_round_trip
     .to_string();
     assert!(pid.parse::<u32>().is_ok(), "a pid: {pid}");
     let listed = ps(&id);
-    let row = listed.iter().find(|p| p["pid"].to_string() == pid).unwrap_or_else(|| panic!("{pid} in {listed:?}"));
+    let row = listed.iter().find(|p| is_pid(p, &pid)).unwrap_or_else(|| panic!("{pid} in {listed:?}"));
     assert_eq!(
         (row["tag"].as_str(), row["cmd"].as_str(), row["cwd"].as_str()),
         (Some("counter"), Some("sh"), Some("/tmp"))
@@ -69,7 +74,7 @@ fn background_processes_are_listed_signalled_and_reattached_and_files_round_trip
     assert!(stdout(&out).ends_with("n4\nn5\n"), "{}", stdout(&out));
     assert!(stderr(&out).contains("finished"), "{}", stderr(&out));
     // It ended: gone from `ps`, yet a re-attach replays what it printed from the start.
-    assert!(!ps(&id).iter().any(|p| p["pid"].to_string() == pid));
+    assert!(!ps(&id).iter().any(|p| is_pid(p, &pid)));
     let out = server.cli(&["sandbox", "attach", &id, &pid], None, &[]);
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(stdout(&out), "n1\nn2\nn3\nn4\nn5\n");
@@ -77,10 +82,10 @@ fn background_processes_are_listed_signalled_and_reattached_and_files_round_trip
 
     // `sleep 1000` in the background, TERM: it leaves the list, and an attach reports 143.
     let sleeper = ok(&["sandbox", "exec", "-d", &id, "--", "sleep", "1000"]).trim().to_string();
-    assert!(ps(&id).iter().any(|p| p["pid"].to_string() == sleeper && p["cmd"] == "sleep"));
+    assert!(ps(&id).iter().any(|p| is_pid(p, &sleeper) && p["cmd"] == "sleep"));
     ok(&["sandbox", "signal", &id, &sleeper, "--signal", "TERM"]);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ps(&id).iter().any(|p| p["pid"].to_string() == sleeper) {
+    while ps(&id).iter().any(|p| is_pid(p, &sleeper)) {
         assert!(Instant::now() < deadline, "the signalled process is still listed");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -122,7 +127,7 @@ fn background_processes_are_listed_signalled_and_reattached_and_files_round_trip
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(exited.success() && err.contains("Detached"), "{exited:?}: {err}");
-    assert!(ps(&id).iter().any(|p| p["pid"].to_string() == ticker), "still running after a detach");
+    assert!(ps(&id).iter().any(|p| is_pid(p, &ticker)), "still running after a detach");
     ok(&["sandbox", "signal", &id, &ticker]);
 
     rt.block_on(async {
