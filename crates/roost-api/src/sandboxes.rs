@@ -259,3 +259,23 @@ pub struct SandboxMoveRequest {
     pub from: String,
     pub to: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ProcessSignal;
+
+    #[test]
+    fn signals_by_name_with_or_without_sig_or_by_number() {
+        let n = |s: &str| ProcessSignal::Name(s.into()).number();
+        assert_eq!(
+            (n("TERM"), n("sigkill"), n("SIGINT"), n("9"), n("NOPE")),
+            (Some(15), Some(9), Some(2), Some(9), None)
+        );
+        assert_eq!(ProcessSignal::Number(15).number(), Some(15));
+        assert_eq!(ProcessSignal::Number(0).number(), None);
+        assert_eq!(ProcessSignal::default().number(), Some(15));
+        let parsed: ProcessSignal = serde_json::from_str("\"KILL\"").unwrap();
+        assert_eq!(parsed, ProcessSignal::Name("KILL".into()));
+        assert_eq!(serde_json::from_str::<ProcessSignal>("10").unwrap(), ProcessSignal::Number(10));
+    }
+}
