@@ -62,7 +62,7 @@ export function SandboxPage({ params }: { params: Record<string, string> }) {
       </dl>
       <div className="tabs" role="tablist" aria-label="Sandbox">
         {tabs.map(([key, label]) => (
-          <button key={key} type="button" role="tab" aria-selected={tab === key} className={tab === key ? "active" : ""} onClick={() => setSearch({ tab: key })}>
+          <button key={key} type="button" role="tab" aria-selected={tab === key} className={tab === key ? "tab active" : "tab"} onClick={() => setSearch({ tab: key })}>
             {label}
           </button>
         ))}
@@ -118,12 +118,17 @@ function FileBrowser({ id }: { id: string }) {
 
   return (
     <section aria-label="Files">
-      <nav className="crumbs row" aria-label="Path">
-        {dirCrumbs(dir).map((c) => (
-          <button key={c.path} type="button" className="link small" onClick={() => open(c.path)}>
-            {c.label}
-          </button>
-        ))}
+      <nav aria-label="Path">
+        <code>
+          {dirCrumbs(dir).map((c, i) => (
+            <span key={c.path}>
+              {i > 1 && "/"}
+              <button type="button" className="linklike" onClick={() => open(c.path)}>
+                {c.label}
+              </button>
+            </span>
+          ))}
+        </code>
       </nav>
       <div className="row">
         <button type="button" className="secondary small" disabled={dir === "/"} onClick={() => open(parentDir(dir))}>
@@ -166,7 +171,7 @@ function FileBrowser({ id }: { id: string }) {
                 <tr key={e.path}>
                   <td>
                     {e.type === "dir" ? (
-                      <button type="button" className="link" onClick={() => open(e.path)}>
+                      <button type="button" className="linklike" onClick={() => open(e.path)}>
                         {e.name}/
                       </button>
                     ) : (
