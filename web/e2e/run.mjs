@@ -245,6 +245,13 @@ async function main() {
     await shot(page, "dashboard");
   });
 
+  // A sandbox in a project of its own (so the default project's lists stay as the
+  // tests below expect); its first create builds the builtin `base` template, which
+  // goes on while the tests below run.
+  const sandboxReady = apiCall("POST", "/v1/projects", { name: "e2e-sbx", description: "sandbox page" })
+    .then(() => apiCall("POST", "/v1/sandboxes", { template: "base", ttl_secs: 3600, project: "e2e-sbx" }));
+  sandboxReady.catch(() => {});
+
   await test("launch an instance through the wizard and see it turn running without reload", async () => {
     await page.goto(`${server.url}/instances/new`);
     const navs = reloads;
@@ -601,6 +608,43 @@ async function main() {
     await shot(page, "s3-keys");
     await page.getByRole("button", { name: "I have stored it" }).click();
     assert((await page.getByTestId("secret").count()) === 0, "the secret is still shown");
+  });
+
+  await test("sandbox page: a file in the browser, upload, terminal, processes", async () => {
+    const sbx = await sandboxReady;
+    const put = await fetch(`${server.url}/v1/sandboxes/${sbx.id}/files?path=/root/hello-e2e.txt`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/octet-stream" },
+      body: "from the api\n",
+    });
+    assert(put.status === 204, `upload: ${put.status}`);
+    await page.goto(`${server.url}/sandboxes`);
+    await page.getByRole("link", { name: sbx.id }).click();
+    await page.getByRole("heading", { name: sbx.id, level: 1 }).waitFor();
+    await page.getByLabel("time left").waitFor();
+    const files = page.getByRole("table", { name: "Sandbox files" });
+    await files.getByText("hello-e2e.txt").waitFor({ timeout: 20_000 });
+    await page.getByLabel("Upload files").setInputFiles({ name: "from-browser.txt", mimeType: "text/plain", buffer: Buffer.from("uploaded\n") });
+    await files.getByText("from-browser.txt").waitFor({ timeout: 20_000 });
+    await shot(page, "sandbox-files");
+    await page.getByRole("tab", { name: "Terminal" }).click();
+    await page.getByTestId("terminal-state").getByText("connected").waitFor({ timeout: 20_000 });
+    await page.locator(".xterm").click();
+    await page.keyboard.type("cat /root/from-browser.txt; echo $((6*7))\n");
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll(".xterm-rows > div")].map((d) => d.textContent.trim());
+      return rows.includes("uploaded") && rows.includes("42");
+    }, null, { timeout: 15_000 });
+    await shot(page, "sandbox-terminal");
+    const proc = await apiCall("POST", `/v1/sandboxes/${sbx.id}/processes`, { cmd: "sleep", args: ["1000"], tag: "e2e-sleep" });
+    await page.getByRole("tab", { name: "Processes" }).click();
+    const procs = page.getByRole("table", { name: "Sandbox processes" });
+    await procs.getByText("e2e-sleep").waitFor({ timeout: 10_000 });
+    await shot(page, "sandbox-processes");
+    await procs.getByRole("button", { name: "Send" }).click();
+    await page.getByText(`Sent SIGTERM to ${proc.pid}`).waitFor();
+    await page.getByText("No background processes").waitFor({ timeout: 15_000 });
+    await apiCall("DELETE", `/v1/sandboxes/${sbx.id}`);
   });
 
   await test("other pages render", async () => {

@@ -360,3 +360,22 @@ export interface SandboxUsage {
   vcpu_seconds: number;
   commands: number;
 }
+
+export interface SandboxProcess {
+  pid: number;
+  tag?: string | null;
+  cmd: string;
+  args: string[];
+  cwd?: string | null;
+  started_at: string;
+}
+
+export interface SandboxFileEntry {
+  name: string;
+  path: string;
+  type: "file" | "dir" | "symlink";
+  size: number;
+  mode: number;
+  modified_at: string;
+  symlink_target?: string | null;
+}

@@ -144,3 +144,144 @@ pub struct SandboxUrl {
     /// `X-Roost-Sandbox-Token` header.
     pub token: String,
 }
+
+/// A process running in a sandbox: started with `roost sandbox exec --background`,
+/// `POST /v1/sandboxes/{id}/processes` or an E2B SDK's `commands.run(background=True)`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SandboxProcess {
+    /// The sandbox's own number for it (not the host's pid).
+    pub pid: u32,
+    pub tag: Option<String>,
+    pub cmd: String,
+    pub args: Vec<String>,
+    pub cwd: Option<String>,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Starts a process in the background; its output is kept (the last 64 KiB of each
+/// stream) for `GET /v1/sandboxes/{id}/processes/{pid}/attach` to replay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct StartSandboxProcessRequest {
+    /// The program (looked up in `PATH`).
+    pub cmd: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// A label to find it by.
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Working directory (default `/root`).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Keep its stdin open for an attach to write to (default: closed, so a command
+    /// reading stdin sees its end at once).
+    #[serde(default)]
+    pub stdin: bool,
+}
+
+/// A signal by name (`TERM`, `SIGKILL`, `INT`, `HUP`, …) or number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ProcessSignal {
+    Name(String),
+    Number(i32),
+}
+
+impl Default for ProcessSignal {
+    fn default() -> Self {
+        ProcessSignal::Name("TERM".into())
+    }
+}
+
+impl ProcessSignal {
+    /// The signal's number, if it is one Roost sends.
+    pub fn number(&self) -> Option<i32> {
+        match self {
+            ProcessSignal::Number(n) if (1..=64).contains(n) => Some(*n),
+            ProcessSignal::Number(_) => None,
+            ProcessSignal::Name(name) => {
+                let upper = name.to_ascii_uppercase();
+                let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+                if let Ok(n) = bare.parse::<i32>() {
+                    return (1..=64).contains(&n).then_some(n);
+                }
+                Some(match bare {
+                    "HUP" => 1,
+                    "INT" => 2,
+                    "QUIT" => 3,
+                    "KILL" => 9,
+                    "USR1" => 10,
+                    "USR2" => 12,
+                    "TERM" => 15,
+                    "CONT" => 18,
+                    "STOP" => 19,
+                    _ => return None,
+                })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct SignalSandboxProcessRequest {
+    /// Default `TERM`.
+    #[serde(default)]
+    pub signal: ProcessSignal,
+}
+
+/// One entry of a directory in a sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SandboxFileEntry {
+    pub name: String,
+    /// Absolute path in the sandbox.
+    pub path: String,
+    /// `file`, `dir` or `symlink`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub size: u64,
+    /// Permission bits, e.g. 420 (0o644).
+    pub mode: u32,
+    pub modified_at: DateTime<Utc>,
+    /// Where a symlink points.
+    #[serde(default)]
+    pub symlink_target: Option<String>,
+}
+
+/// `?path=` of the sandbox file endpoints (relative paths are under `/root`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+pub struct SandboxPathParams {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct SandboxMkdirRequest {
+    /// The directory to make (with its parents).
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct SandboxMoveRequest {
+    pub from: String,
+    pub to: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProcessSignal;
+
+    #[test]
+    fn signals_by_name_with_or_without_sig_or_by_number() {
+        let n = |s: &str| ProcessSignal::Name(s.into()).number();
+        assert_eq!(
+            (n("TERM"), n("sigkill"), n("SIGINT"), n("9"), n("NOPE")),
+            (Some(15), Some(9), Some(2), Some(9), None)
+        );
+        assert_eq!(ProcessSignal::Number(15).number(), Some(15));
+        assert_eq!(ProcessSignal::Number(0).number(), None);
+        assert_eq!(ProcessSignal::default().number(), Some(15));
+        let parsed: ProcessSignal = serde_json::from_str("\"KILL\"").unwrap();
+        assert_eq!(parsed, ProcessSignal::Name("KILL".into()));
+        assert_eq!(serde_json::from_str::<ProcessSignal>("10").unwrap(), ProcessSignal::Number(10));
+    }
+}

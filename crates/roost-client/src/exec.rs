@@ -1,4 +1,5 @@
-//! The client side of the exec WebSocket (`/v1/instances/{id}/exec`).
+//! The client side of the exec WebSocket (`/v1/instances/{id}/exec`), also spoken by a
+//! sandbox process's attach (`/v1/sandboxes/{id}/processes/{pid}/attach`).
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -42,6 +43,12 @@ pub struct ExecOutput {
 }
 
 pub(crate) async fn connect(client: &Client, key: &str, start: &ExecStart) -> Result<ExecConnection> {
+    connect_path(client, &format!("/v1/instances/{}/exec", encode(key)), Some(start)).await
+}
+
+/// Opens a WebSocket speaking the exec framing at `path`, sending `start` first if given
+/// (a sandbox process's attach needs none).
+pub(crate) async fn connect_path(client: &Client, path: &str, start: Option<&ExecStart>) -> Result<ExecConnection> {
     let base = client.base_url();
     let ws_base = if let Some(rest) = base.strip_prefix("http://") {
         format!("ws://{rest}")
@@ -52,7 +59,7 @@ pub(crate) async fn connect(client: &Client, key: &str, start: &ExecStart) -> Re
                 .into(),
         });
     };
-    let url = format!("{ws_base}/v1/instances/{}/exec", encode(key));
+    let url = format!("{ws_base}{path}");
     let mut request = url.into_client_request().map_err(|_| ClientError::InvalidUrl(base.to_string()))?;
     if let Some(token) = client.token() {
         let value = format!("Bearer {token}").parse().map_err(|_| ClientError::InvalidUrl(base.to_string()))?;
@@ -74,10 +81,12 @@ pub(crate) async fn connect(client: &Client, key: &str, start: &ExecStart) -> Re
             return Err(ClientError::Unexpected { status: reqwest::StatusCode::BAD_GATEWAY, detail: e.to_string() });
         }
     };
-    let first = serde_json::to_string(start).unwrap_or_default();
-    ws.send(Message::Text(first.into()))
-        .await
-        .map_err(|e| ClientError::Unexpected { status: reqwest::StatusCode::BAD_GATEWAY, detail: e.to_string() })?;
+    if let Some(start) = start {
+        let first = serde_json::to_string(start).unwrap_or_default();
+        ws.send(Message::Text(first.into()))
+            .await
+            .map_err(|e| ClientError::Unexpected { status: reqwest::StatusCode::BAD_GATEWAY, detail: e.to_string() })?;
+    }
     Ok(ExecConnection { ws })
 }
 

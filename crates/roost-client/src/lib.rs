@@ -2,6 +2,7 @@
 //! the API's own types; failures carry the server's error body.
 
 pub mod exec;
+mod sandbox_processes;
 mod sse;
 mod volumes;
 

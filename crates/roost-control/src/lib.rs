@@ -19,6 +19,7 @@ pub mod ratelimit;
 mod reconciler;
 mod samples;
 pub mod sandbox_pool;
+pub mod sandbox_processes;
 pub mod sandbox_urls;
 pub mod sandbox_watch;
 pub mod sandboxes;

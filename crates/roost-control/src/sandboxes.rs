@@ -44,7 +44,13 @@ pub enum ProcessEvent {
     End(i32),
 }
 
-/// A process started in a sandbox, until it ends.
+/// How much of each stream of a process is kept for a re-attach to replay.
+pub const PROCESS_REPLAY_BYTES: usize = 64 * 1024;
+/// Ended processes kept per sandbox, so an attach after the end still gets the tail of
+/// the output and the exit code.
+const ENDED_KEPT: usize = 16;
+
+/// A process started in a sandbox, until it ends (and a few after that, see `ENDED_KEPT`).
 pub struct SandboxProcess {
     pub pid: u32,
     pub tag: Option<String>,
@@ -52,15 +58,86 @@ pub struct SandboxProcess {
     pub args: Vec<String>,
     pub envs: BTreeMap<String, String>,
     pub cwd: Option<String>,
+    /// Unix milliseconds.
+    pub started_at: i64,
     host_pid: Option<u32>,
     events: broadcast::Sender<ProcessEvent>,
     stdin: tokio::sync::Mutex<Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>>,
+    /// The recent output and, once it ended, the exit code. Events are sent while this
+    /// is held, so a replay plus a subscription taken under it miss and repeat nothing.
+    recent: Mutex<Recent>,
+}
+
+/// The tail of a process's output, in the order it was printed, bounded per stream.
+#[derive(Default)]
+pub struct Recent {
+    /// (stderr?, bytes), oldest first.
+    chunks: VecDeque<(bool, Vec<u8>)>,
+    sizes: [usize; 2],
+    pub exit: Option<i32>,
+}
+
+impl Recent {
+    pub(crate) fn push(&mut self, stderr: bool, data: &[u8], limit: usize) {
+        let s = stderr as usize;
+        let data = &data[data.len().saturating_sub(limit)..];
+        self.chunks.push_back((stderr, data.to_vec()));
+        self.sizes[s] += data.len();
+        // Drop (or cut) this stream's oldest chunks until it fits again.
+        while self.sizes[s] > limit {
+            let over = self.sizes[s] - limit;
+            let i = self.chunks.iter().position(|(e, _)| *e == stderr).expect("a chunk of the stream");
+            let chunk = &mut self.chunks[i].1;
+            if chunk.len() <= over {
+                self.sizes[s] -= chunk.len();
+                self.chunks.remove(i);
+            } else {
+                chunk.drain(..over);
+                self.sizes[s] -= over;
+            }
+        }
+    }
+
+    /// The kept output as events, oldest first (and the end, if it ended).
+    pub fn events(&self) -> Vec<ProcessEvent> {
+        let mut out: Vec<ProcessEvent> = self
+            .chunks
+            .iter()
+            .map(|(e, d)| if *e { ProcessEvent::Stderr(d.clone()) } else { ProcessEvent::Stdout(d.clone()) })
+            .collect();
+        if let Some(code) = self.exit {
+            out.push(ProcessEvent::End(code));
+        }
+        out
+    }
 }
 
 impl SandboxProcess {
-    /// New events from now on (a re-attach sees output from the moment it attaches).
+    /// New events from now on (the E2B `Connect`: output from the moment it attaches).
     pub fn subscribe(&self) -> broadcast::Receiver<ProcessEvent> {
         self.events.subscribe()
+    }
+
+    /// What it printed recently (up to `PROCESS_REPLAY_BYTES` per stream, with the end
+    /// if it ended) and everything after: Roost's own re-attach.
+    pub fn attach(&self) -> (Vec<ProcessEvent>, broadcast::Receiver<ProcessEvent>) {
+        let recent = self.recent.lock().expect("recent");
+        (recent.events(), self.events.subscribe())
+    }
+
+    /// The exit code, once it ended.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.recent.lock().expect("recent").exit
+    }
+
+    fn emit(&self, event: ProcessEvent) {
+        let mut recent = self.recent.lock().expect("recent");
+        match &event {
+            ProcessEvent::Stdout(d) => recent.push(false, d, PROCESS_REPLAY_BYTES),
+            ProcessEvent::Stderr(d) => recent.push(true, d, PROCESS_REPLAY_BYTES),
+            ProcessEvent::End(code) => recent.exit = Some(*code),
+        }
+        let _ = self.events.send(event);
     }
 
     pub async fn write_stdin(&self, data: &[u8]) -> Result<()> {
@@ -85,6 +162,8 @@ impl SandboxProcess {
 pub(crate) struct Sandboxes {
     /// Running processes per sandbox, by the pid we gave them.
     processes: Mutex<HashMap<String, BTreeMap<u32, Arc<SandboxProcess>>>>,
+    /// The last few ended processes per sandbox, newest last (for a late attach).
+    ended: Mutex<HashMap<String, VecDeque<Arc<SandboxProcess>>>>,
     next_pid: AtomicU32,
     /// Recent creations per key, for the per-minute limit.
     creations: Mutex<HashMap<String, VecDeque<Instant>>>,
@@ -399,6 +478,7 @@ impl Control {
             return Ok(());
         }
         self.sandboxes().processes.lock().expect("processes").remove(&row.id);
+        self.sandboxes().ended.lock().expect("ended").remove(&row.id);
         self.kernels().lock().expect("kernels").remove(&row.id);
         match self.delete_instance(ctx, p, &row.instance_id, None, true).await {
             Ok(_) => Ok(()),
@@ -559,9 +639,11 @@ impl Control {
             args,
             envs,
             cwd,
+            started_at: now_ms(),
             host_pid: session.host_pid(),
-            events: tx.clone(),
+            events: tx,
             stdin: tokio::sync::Mutex::new(session.stdin.take()),
+            recent: Mutex::new(Recent::default()),
         });
         self.sandboxes()
             .processes
@@ -574,9 +656,10 @@ impl Control {
         let stderr = session.stderr.take();
         let control = self.clone();
         let sandbox = view.row.id.clone();
+        let emitter = process.clone();
         tokio::spawn(async move {
             let pump = |r: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, err: bool| {
-                let tx = tx.clone();
+                let process = emitter.clone();
                 async move {
                     let Some(mut r) = r else { return };
                     let mut buf = vec![0u8; 32 * 1024];
@@ -585,8 +668,7 @@ impl Control {
                             Ok(0) | Err(_) => break,
                             Ok(n) => {
                                 let data = buf[..n].to_vec();
-                                let _ =
-                                    tx.send(if err { ProcessEvent::Stderr(data) } else { ProcessEvent::Stdout(data) });
+                                process.emit(if err { ProcessEvent::Stderr(data) } else { ProcessEvent::Stdout(data) });
                             }
                         }
                     }
@@ -594,10 +676,27 @@ impl Control {
             };
             tokio::join!(pump(stdout, false), pump(stderr, true));
             let code = session.wait().await.unwrap_or(-1);
+            // Kept for a late attach (put there before it leaves the running list, so a
+            // lookup always finds it), unless the sandbox itself ended meanwhile.
+            let live = control
+                .sandboxes()
+                .processes
+                .lock()
+                .expect("processes")
+                .get(&sandbox)
+                .is_some_and(|m| m.contains_key(&pid));
+            if live {
+                let mut ended = control.sandboxes().ended.lock().expect("ended");
+                let list = ended.entry(sandbox.clone()).or_default();
+                list.push_back(emitter.clone());
+                while list.len() > ENDED_KEPT {
+                    list.pop_front();
+                }
+            }
             if let Some(map) = control.sandboxes().processes.lock().expect("processes").get_mut(&sandbox) {
                 map.remove(&pid);
             }
-            let _ = tx.send(ProcessEvent::End(code));
+            emitter.emit(ProcessEvent::End(code));
         });
         Ok((process, rx))
     }
@@ -619,6 +718,20 @@ impl Control {
             .into_iter()
             .find(|p| pid.is_some_and(|x| p.pid == x) || (tag.is_some() && p.tag.as_deref() == tag))
             .ok_or_else(|| Error::not_found("process", &pid.map(|p| p.to_string()).unwrap_or_default()))
+    }
+
+    /// A running or recently ended process by pid (Roost's attach).
+    pub fn sandbox_process_any(&self, sandbox: &str, pid: u32) -> Result<Arc<SandboxProcess>> {
+        if let Ok(p) = self.sandbox_process(sandbox, Some(pid), None) {
+            return Ok(p);
+        }
+        self.sandboxes()
+            .ended
+            .lock()
+            .expect("ended")
+            .get(sandbox)
+            .and_then(|l| l.iter().rev().find(|p| p.pid == pid).cloned())
+            .ok_or_else(|| Error::not_found("process", &pid.to_string()))
     }
 
     /// Runs a command to completion in the sandbox (for file operations): stdout, stderr

@@ -100,6 +100,12 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/v1/sandboxes/{id}/pause", "sandbox.pause", "sandbox"),
     ("POST", "/v1/sandboxes/{id}/resume", "sandbox.resume", "sandbox"),
     ("POST", "/v1/sandboxes/{id}/timeout", "sandbox.timeout", "sandbox"),
+    ("POST", "/v1/sandboxes/{id}/processes", "sandbox.process.start", "sandbox"),
+    ("POST", "/v1/sandboxes/{id}/processes/{pid}/signal", "sandbox.process.signal", "sandbox"),
+    ("POST", "/v1/sandboxes/{id}/dirs", "sandbox.files.mkdir", "sandbox"),
+    ("PUT", "/v1/sandboxes/{id}/files", "sandbox.files.write", "sandbox"),
+    ("DELETE", "/v1/sandboxes/{id}/files", "sandbox.files.remove", "sandbox"),
+    ("POST", "/v1/sandboxes/{id}/files/move", "sandbox.files.move", "sandbox"),
 ];
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not
@@ -108,6 +114,7 @@ pub fn is_upload(method: &str, path: &str) -> bool {
     (method == "POST" && path == "/v1/images/import")
         || (method == "PUT" && path.starts_with("/v1/instances/") && path.ends_with("/files"))
         || (method == "PUT" && path.starts_with("/v1/buckets/") && path.contains("/objects/"))
+        || (method == "PUT" && path.starts_with("/v1/sandboxes/") && path.ends_with("/files"))
 }
 
 /// The action name and resource type of a mutating route, if it is one.

@@ -13,7 +13,7 @@ use crate::routes::{
     audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys,
     ssh_keys, system, tokens, users, volumes,
 };
-use crate::routes::{sandbox_api, sandboxes};
+use crate::routes::{sandbox_api, sandbox_processes, sandboxes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -164,6 +164,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sandbox_api::usage))
         .routes(routes!(sandboxes::pool_stats))
         .routes(routes!(sandbox_api::url))
+        .routes(routes!(sandbox_processes::list, sandbox_processes::start))
+        .routes(routes!(sandbox_processes::signal))
+        .routes(routes!(sandbox_processes::attach))
+        .routes(routes!(sandbox_processes::list_dir, sandbox_processes::mkdir))
+        .routes(routes!(sandbox_processes::download, sandbox_processes::upload, sandbox_processes::remove))
+        .routes(routes!(sandbox_processes::rename))
 }
 
 /// The document, as served and as checked in at the repository root.

@@ -163,6 +163,9 @@ fn main() -> ExitCode {
             Command::Sandbox(cli::sandboxes::SandboxCommand::Files(cmd)) => {
                 cli::sandboxes::files(&cli.global, cmd).await.map(exit_with)
             }
+            Command::Sandbox(cli::sandboxes::SandboxCommand::Attach { id, pid, interactive }) => {
+                cli::sandboxes::attach(&cli.global, id, pid, interactive).await.map(exit_with)
+            }
             Command::Sandbox(cmd) => cli::sandboxes::run(&cli.global, cmd).await,
             Command::Operation(cmd) => cli::operations::run(&cli.global, cmd).await,
             Command::Events(args) => cli::events::run(&cli.global, args).await,

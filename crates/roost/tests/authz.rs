@@ -666,6 +666,40 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
         ("GET", "/v1/sandboxes/{id}/urls/{port}") => {
             (case("/v1/sandboxes/sbx-aaaaaaaaaaaa/urls/8000", None), [401, 404, 404, 404, 404, 401, 403])
         }
+        // Processes and files of a sandbox: the list is a read; the rest runs commands in
+        // it (so needs write scope before the lookup, like the instance exec).
+        ("GET", "/v1/sandboxes/{id}/processes") => {
+            (case("/v1/sandboxes/sbx-aaaaaaaaaaaa/processes", None), [401, 404, 404, 404, 404, 401, 404])
+        }
+        ("POST", "/v1/sandboxes/{id}/processes") => (
+            case("/v1/sandboxes/sbx-aaaaaaaaaaaa/processes", Some(json!({"cmd": "true"}))),
+            [401, 404, 404, 404, 404, 401, 403],
+        ),
+        ("POST", "/v1/sandboxes/{id}/processes/{pid}/signal") => (
+            case("/v1/sandboxes/sbx-aaaaaaaaaaaa/processes/1000/signal", Some(json!({"signal": "TERM"}))),
+            [401, 404, 404, 404, 404, 401, 403],
+        ),
+        ("GET", "/v1/sandboxes/{id}/processes/{pid}/attach") => {
+            (case("/v1/sandboxes/sbx-aaaaaaaaaaaa/processes/1000/attach", None), [401, 404, 404, 404, 404, 401, 403])
+        }
+        ("GET", "/v1/sandboxes/{id}/dirs")
+        | ("GET", "/v1/sandboxes/{id}/files")
+        | ("DELETE", "/v1/sandboxes/{id}/files") => {
+            let path = format!("{}?path=/tmp/x", route.replace("{id}", "sbx-aaaaaaaaaaaa"));
+            (case(path, None), [401, 404, 404, 404, 404, 401, 403])
+        }
+        ("POST", "/v1/sandboxes/{id}/dirs") => (
+            case("/v1/sandboxes/sbx-aaaaaaaaaaaa/dirs", Some(json!({"path": "/tmp/x"}))),
+            [401, 404, 404, 404, 404, 401, 403],
+        ),
+        ("PUT", "/v1/sandboxes/{id}/files") => (
+            case("/v1/sandboxes/sbx-aaaaaaaaaaaa/files?path=/tmp/x", None).with_raw(b"data".to_vec()),
+            [401, 404, 404, 404, 404, 401, 403],
+        ),
+        ("POST", "/v1/sandboxes/{id}/files/move") => (
+            case("/v1/sandboxes/sbx-aaaaaaaaaaaa/files/move", Some(json!({"from": "/tmp/a", "to": "/tmp/b"}))),
+            [401, 404, 404, 404, 404, 401, 403],
+        ),
         _ => return None,
     })
 }

@@ -6,6 +6,7 @@ import { ResourceTable, SecretOnce } from "../components/ResourceTable";
 import { toast } from "../components/toast";
 import { Modal } from "../components/ui";
 import { relativeTime } from "../lib/format";
+import { countdown } from "../lib/sandboxes";
 import { Link, useSearchParams, useTitle } from "../router";
 import type { Sandbox, SandboxKey, SandboxUsage } from "../types";
 
@@ -19,11 +20,6 @@ function useNow(): number {
   return now;
 }
 
-function countdown(at: string, now: number): string {
-  const s = Math.max(0, Math.round((new Date(at).getTime() - now) / 1000));
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
-}
 
 export function SandboxesPage() {
   useTitle("Sandboxes");
@@ -67,7 +63,7 @@ export function SandboxesPage() {
         }
       />
       <p className="muted">
-        Ephemeral instances with a time to live, also reachable with the E2B SDKs (set <code>E2B_API_URL</code>, <code>E2B_SANDBOX_URL</code> and <code>E2B_API_KEY</code>). The terminal and files of a sandbox are on its instance page.
+        Ephemeral instances with a time to live, also reachable with the E2B SDKs (set <code>E2B_API_URL</code>, <code>E2B_SANDBOX_URL</code> and <code>E2B_API_KEY</code>). Open a sandbox for its terminal, files and background processes.
       </p>
       {created && <SecretOnce title="E2B_API_KEY" secret={created} note="Copy it now: it is shown only this once." onClose={() => setCreated(null)} />}
       <ResourceTable
@@ -78,7 +74,14 @@ export function SandboxesPage() {
         rowKey={(s) => s.id}
         empty={{ title: "No sandboxes", body: <p>Create one here, with <code>roost sandbox create</code>, or with the E2B SDK.</p> }}
         columns={[
-          { label: "Id", render: (s) => <code>{s.id}</code> },
+          {
+            label: "Id",
+            render: (s) => (
+              <Link to={`/sandboxes/${s.id}`}>
+                <code>{s.id}</code>
+              </Link>
+            ),
+          },
           { label: "Template", render: (s) => s.template },
           { label: "Type", render: (s) => s.type, className: "hide-sm" },
           { label: "State", render: (s) => s.state },
@@ -89,7 +92,8 @@ export function SandboxesPage() {
             label: "Actions",
             render: (s) => (
               <span className="row">
-                <Link to={`/instances/${s.instance_id}?tab=terminal`}>Terminal</Link>
+                <Link to={`/sandboxes/${s.id}?tab=terminal`}>Terminal</Link>
+                <Link to={`/sandboxes/${s.id}?tab=files`}>Files</Link>
                 {s.state === "paused" ? (
                   <button type="button" className="small" onClick={() => act("Resumed", () => api.post(`/v1/sandboxes/${s.id}/resume`, {}))}>
                     Resume

@@ -13,6 +13,7 @@ pub mod operations;
 pub mod projects;
 pub mod s3_keys;
 pub mod sandbox_api;
+pub mod sandbox_processes;
 pub mod sandboxes;
 pub mod ssh_keys;
 pub mod system;

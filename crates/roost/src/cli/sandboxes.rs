@@ -1,10 +1,13 @@
-//! `roost sandbox create|ls|show|kill|pause|resume|timeout|exec|usage|url|files` and
-//! `roost sandbox key create|ls` (keys of the E2B-compatible API).
+//! `roost sandbox create|ls|show|kill|pause|resume|timeout|exec|ps|signal|attach|usage|
+//! url|files` and `roost sandbox key create|ls` (keys of the E2B-compatible API).
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use roost_api::sandboxes::{CreateSandboxKeyRequest, CreateSandboxRequest, Sandbox, SandboxTimeoutRequest};
+use roost_api::sandboxes::{
+    CreateSandboxKeyRequest, CreateSandboxRequest, ProcessSignal, Sandbox, SandboxTimeoutRequest,
+    StartSandboxProcessRequest,
+};
 
 use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, until, when};
@@ -44,8 +47,9 @@ pub enum SandboxCommand {
     Resume { id: String },
     /// Set the time left, e.g. `roost sandbox timeout sbx-… 10m`
     Timeout { id: String, ttl: String },
-    /// Run a command in a sandbox (stdout/stderr streamed; exits with its code)
-    Exec(super::instances::ExecArgs),
+    /// Run a command in a sandbox (stdout/stderr streamed; exits with its code), or
+    /// start it in the background with -d (prints its pid)
+    Exec(SandboxExecArgs),
     /// Usage per key: sandboxes, sandbox-seconds, vCPU-seconds, commands
     Usage {
         /// Only this key (id)
@@ -65,6 +69,53 @@ pub enum SandboxCommand {
     Pool,
     /// Print a URL reaching a port of the sandbox through Roost's proxy (browser, curl)
     Url { id: String, port: u16 },
+    /// List the processes running in a sandbox
+    Ps { id: String },
+    /// Send a signal to a process of a sandbox
+    #[command(visible_alias = "kill-process")]
+    Signal {
+        id: String,
+        pid: u32,
+        /// TERM, KILL, INT, HUP, … or a number
+        #[arg(long, short = 's', default_value = "TERM")]
+        signal: String,
+    },
+    /// Re-attach to a process: replays what it printed recently (last 64 KiB per
+    /// stream), then streams until it ends and exits with its code; Ctrl-C detaches
+    /// without stopping it
+    Attach {
+        id: String,
+        pid: u32,
+        /// Send stdin to the process (it must have been started with -i)
+        #[arg(short = 'i', long)]
+        interactive: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SandboxExecArgs {
+    /// Start it in the background and print its pid (`roost sandbox ps`, `attach`, `signal`)
+    #[arg(short = 'd', long)]
+    pub background: bool,
+    /// With --background: a label for the process
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Keep stdin open and send it to the command (with -d: keep it open for `attach -i`)
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a terminal (with -i: an interactive shell session)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Environment variable K=V (repeatable)
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Working directory
+    #[arg(long, short = 'w', visible_alias = "workdir")]
+    pub cwd: Option<String>,
+    pub id: String,
+    /// The command (after --)
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -167,10 +218,98 @@ fn fields(s: &Sandbox) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `roost sandbox exec` returns the command's exit code.
-pub async fn exec(global: &GlobalArgs, args: super::instances::ExecArgs) -> anyhow::Result<i32> {
-    // A sandbox's instance is named by the sandbox id.
-    super::instances::exec(global, args).await
+/// `roost sandbox exec` returns the command's exit code (0 once a background one started).
+pub async fn exec(global: &GlobalArgs, args: SandboxExecArgs) -> anyhow::Result<i32> {
+    if args.background {
+        let client = global.client()?;
+        let mut command = args.command.into_iter();
+        let req = StartSandboxProcessRequest {
+            cmd: command.next().unwrap_or_default(),
+            args: command.collect(),
+            tag: args.tag,
+            env: kv("env", &args.env)?,
+            cwd: args.cwd,
+            stdin: args.interactive,
+        };
+        let started = client.start_sandbox_process(&args.id, &req).await?;
+        if !print_structured(global.output, &started)? {
+            println!("{}", started.pid);
+        }
+        return Ok(0);
+    }
+    if args.tag.is_some() {
+        bail!("--tag names a background process: add --background (-d)");
+    }
+    // A sandbox's instance is named by the sandbox id: the instance exec WebSocket.
+    let exec = super::instances::ExecArgs {
+        interactive: args.interactive,
+        tty: args.tty,
+        env: args.env,
+        workdir: args.cwd,
+        name: args.id,
+        command: args.command,
+    };
+    super::instances::exec(global, exec).await
+}
+
+/// `roost sandbox attach`: the process's exit code, or 0 when detached with Ctrl-C.
+pub async fn attach(global: &GlobalArgs, id: String, pid: u32, interactive: bool) -> anyhow::Result<i32> {
+    use std::io::Write;
+
+    use roost_client::exec::ExecEvent;
+    let client = global.client()?;
+    let (mut writer, mut reader) = client.attach_sandbox_process(&id, pid).await?.split();
+    let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<Option<Vec<u8>>>(16);
+    if interactive {
+        // Blocking reads of stdin on their own thread.
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin();
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = input_tx.blocking_send(None);
+                        break;
+                    }
+                    Ok(n) => {
+                        if input_tx.blocking_send(Some(buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            event = reader.next() => match event? {
+                Some(ExecEvent::Stdout(d)) => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&d)?;
+                    out.flush()?;
+                }
+                Some(ExecEvent::Stderr(d)) => {
+                    let mut err = std::io::stderr().lock();
+                    err.write_all(&d)?;
+                    err.flush()?;
+                }
+                Some(ExecEvent::Exit(code)) => return Ok(code),
+                None => bail!("the connection closed before the process ended"),
+            },
+            Some(input) = input_rx.recv(), if interactive => match input {
+                Some(data) => writer.stdin(&data).await?,
+                None => writer.eof().await?,
+            },
+            _ = interrupt.recv() => {
+                // Detach: closing the socket leaves the process running.
+                drop(writer);
+                eprintln!("\nDetached from process {pid}; it keeps running (`roost sandbox attach {id} {pid}`).");
+                return Ok(0);
+            }
+        }
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -249,7 +388,35 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             eprintln!("Sandbox {id} now ends in {ttl}.");
             Ok(())
         }
-        SandboxCommand::Exec(_) | SandboxCommand::Files(_) => unreachable!("dispatched by main"),
+        SandboxCommand::Exec(_) | SandboxCommand::Files(_) | SandboxCommand::Attach { .. } => {
+            unreachable!("dispatched by main")
+        }
+        SandboxCommand::Ps { id } => {
+            let items = client.list_sandbox_processes(&id).await?;
+            print_list(global.output, &items, &["pid", "tag", "command", "cwd", "started"], |p| {
+                let mut command = vec![p.cmd.clone()];
+                command.extend(p.args.iter().cloned());
+                vec![
+                    p.pid.to_string(),
+                    p.tag.clone().unwrap_or_else(|| "-".into()),
+                    command.join(" "),
+                    p.cwd.clone().unwrap_or_else(|| "-".into()),
+                    ago(Some(p.started_at)),
+                ]
+            })
+        }
+        SandboxCommand::Signal { id, pid, signal } => {
+            let parsed = match signal.parse::<i32>() {
+                Ok(n) => ProcessSignal::Number(n),
+                Err(_) => ProcessSignal::Name(signal.clone()),
+            };
+            if parsed.number().is_none() {
+                bail!("--signal '{signal}': expected TERM, KILL, INT, HUP, QUIT, USR1, USR2, STOP, CONT or a number");
+            }
+            client.signal_sandbox_process(&id, pid, parsed).await?;
+            eprintln!("Sent SIG{} to process {pid}.", signal.to_ascii_uppercase().trim_start_matches("SIG"));
+            Ok(())
+        }
         SandboxCommand::Pool => {
             let pools = client.sandbox_pool().await?;
             print_list(global.output, &pools, &["project", "template", "ready", "size", "hits", "misses"], |s| {
