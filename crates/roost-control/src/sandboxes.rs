@@ -52,7 +52,10 @@ pub struct SandboxProcess {
     pub args: Vec<String>,
     pub envs: BTreeMap<String, String>,
     pub cwd: Option<String>,
+    /// Runs on a terminal: its output (both streams) arrives as `Stdout`.
+    pub pty: bool,
     host_pid: Option<u32>,
+    resizer: Option<roost_node::Resizer>,
     events: broadcast::Sender<ProcessEvent>,
     stdin: tokio::sync::Mutex<Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>>,
 }
@@ -72,6 +75,12 @@ impl SandboxProcess {
 
     pub async fn close_stdin(&self) {
         self.stdin.lock().await.take();
+    }
+
+    /// Sets the terminal's size (a process started with a pty).
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        let resize = self.resizer.as_ref().ok_or_else(|| Error::conflict("the process has no terminal to resize"))?;
+        resize(rows, cols).map_err(|e| Error::conflict(e.to_string()))
     }
 
     pub fn signal(&self, sig: i32) -> Result<()> {
@@ -509,7 +518,9 @@ impl Control {
         self.end_sandbox(&RequestContext::default(), &principal, row, "sandbox.expire").await
     }
 
-    /// Starts a process in a sandbox. The receiver sees everything it prints.
+    /// Starts a process in a sandbox, on a terminal of `pty` (rows, cols) when given.
+    /// The receiver sees everything it prints.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start_sandbox_process(
         &self,
         view: &SandboxView,
@@ -518,6 +529,7 @@ impl Control {
         envs: BTreeMap<String, String>,
         cwd: Option<String>,
         tag: Option<String>,
+        pty: Option<(u16, u16)>,
     ) -> Result<(Arc<SandboxProcess>, broadcast::Receiver<ProcessEvent>)> {
         if view.paused {
             return Err(Error::conflict(format!("sandbox '{}' is paused", view.row.id)));
@@ -531,9 +543,9 @@ impl Control {
                     cmd: argv,
                     env: envs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                     cwd: cwd.clone(),
-                    tty: false,
-                    rows: 0,
-                    cols: 0,
+                    tty: pty.is_some(),
+                    rows: pty.map_or(0, |p| p.0),
+                    cols: pty.map_or(0, |p| p.1),
                     console: false,
                 },
             )
@@ -553,7 +565,9 @@ impl Control {
             args,
             envs,
             cwd,
+            pty: pty.is_some(),
             host_pid: session.host_pid(),
+            resizer: session.resizer(),
             events: tx.clone(),
             stdin: tokio::sync::Mutex::new(session.stdin.take()),
         });
