@@ -1,7 +1,8 @@
 //! The E2B-compatible listener (`--e2b-listen`): the E2B control-plane REST API
 //! (`X-API-KEY` auth) and, on the same port, the per-sandbox traffic the SDKs send with
 //! `E2b-Sandbox-Id` / `E2b-Sandbox-Port` headers. Port 49983 is envd's protocol — Connect
-//! RPC `process.Process` and `filesystem.Filesystem` (JSON codec) plus `/files` and
+//! RPC `process.Process` and `filesystem.Filesystem` (JSON and binary codecs, messages in
+//! [`crate::envd`]; processes with or without a terminal) plus `/files` and
 //! `/health` — which Roost serves on the host through the driver's exec and file
 //! operations, so nothing runs inside the sandbox for it. Other ports are proxied to the
 //! sandbox's address.
@@ -28,8 +29,10 @@ use serde_json::{Value, json};
 use crate::envd::{self, Codec, envelope};
 
 /// The envd version Roost's implementation stands for: process streams with stdin,
-/// default user, octet-stream uploads. Features of later versions (file metadata, watch
-/// entries) are not implemented, so the SDK does not ask for them.
+/// default user, octet-stream uploads (the SDKs' version gates up to 0.5.7). PTYs and the
+/// binary codec are not gated by version in the SDKs. The next gated features — file
+/// metadata as xattrs (0.6.2), entry info in watch events (0.6.3), watches on network
+/// mounts (0.6.4) — are not implemented, so the SDK must not be told a later version.
 pub const ENVD_VERSION: &str = "0.5.7";
 pub const ENVD_PORT: u16 = 49983;
 /// The code interpreter's port (`/execute`, `/contexts`).
