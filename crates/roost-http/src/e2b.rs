@@ -635,6 +635,12 @@ async fn rpc(control: &Control, view: &SandboxView, service: &str, method: &str,
     if header_str(req.headers(), encoding).is_some_and(|e| e != "identity") {
         return Ok(connect_error("unimplemented", "compressed requests are not supported"));
     }
+    if (service, method) == ("process", "StreamInput") {
+        if !streaming {
+            return Ok(connect_error("invalid_argument", "StreamInput is a client stream (application/connect+…)"));
+        }
+        return Ok(stream_input(control, view, codec, req.into_body()).await);
+    }
     let body = axum::body::to_bytes(req.into_body(), 16 << 20)
         .await
         .map_err(|e| Error::new(ErrorCode::InvalidRequest, e.to_string()))?;
@@ -689,6 +695,56 @@ async fn rpc(control: &Control, view: &SandboxView, service: &str, method: &str,
         ("filesystem", "Move") => reply(codec, move_entry(control, view, decode!()).await),
         _ => connect_error("unimplemented", &format!("{service}.{method} is not implemented")),
     })
+}
+
+/// `StreamInput`, a client stream: a `start` naming the process, then `data` messages
+/// written to its stdin or terminal as they arrive; one empty reply when the client ends
+/// the stream.
+async fn stream_input(control: &Control, view: &SandboxView, codec: Codec, body: Body) -> Response {
+    use envd::stream_input_request::Event;
+    use futures_util::StreamExt;
+    let mut chunks = body.into_data_stream();
+    let mut reader = envd::EnvelopeReader::default();
+    let mut process = None;
+    let result: Result<(), (String, String)> = async {
+        loop {
+            while let Some((_, msg)) = reader.next_message() {
+                let m: envd::StreamInputRequest = codec.decode(&msg).map_err(|e| ("invalid_argument".into(), e))?;
+                match m.event {
+                    Some(Event::Start(start)) => {
+                        let (pid, tag) = selector(&start.process);
+                        let p = control
+                            .sandbox_process(&view.row.id, pid, tag.as_deref())
+                            .map_err(|e| (connect_code(e.code).to_string(), e.message))?;
+                        process = Some(p);
+                    }
+                    Some(Event::Data(data)) => {
+                        let p = process
+                            .as_ref()
+                            .ok_or_else(|| ("failed_precondition".to_string(), "data before start".to_string()))?;
+                        if let Some(envd::process_input::Input::Stdin(d) | envd::process_input::Input::Pty(d)) =
+                            data.input.and_then(|i| i.input)
+                        {
+                            p.write_stdin(&d).await.map_err(|e| (connect_code(e.code).to_string(), e.message))?;
+                        }
+                    }
+                    Some(Event::Keepalive(_)) | None => {}
+                }
+            }
+            match chunks.next().await {
+                Some(Ok(chunk)) => reader.push(&chunk),
+                Some(Err(e)) => return Err(("canceled".into(), e.to_string())),
+                None if reader.is_empty() => return Ok(()),
+                None => return Err(("invalid_argument".into(), "truncated envelope".into())),
+            }
+        }
+    }
+    .await;
+    let body = match result {
+        Ok(()) => [frame(codec, &envd::Empty {}), end_of_stream(None)].concat(),
+        Err((code, message)) => end_of_stream(Some((&code, &message))).to_vec(),
+    };
+    ([(header::CONTENT_TYPE, codec.content_type(true))], body).into_response()
 }
 
 fn selector(process: &Option<envd::ProcessSelector>) -> (Option<u32>, Option<String>) {

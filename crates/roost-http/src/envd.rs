@@ -83,6 +83,38 @@ pub fn unenvelope(body: &[u8]) -> Result<&[u8], String> {
     body.get(5..5 + len).ok_or_else(|| "truncated envelope".to_string())
 }
 
+/// Splits a client stream's body into messages as its bytes arrive.
+#[derive(Default)]
+pub struct EnvelopeReader {
+    buf: Vec<u8>,
+}
+
+impl EnvelopeReader {
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next whole message, if one has arrived: `(flags, message)`.
+    pub fn next_message(&mut self) -> Option<(u8, Vec<u8>)> {
+        if self.buf.len() < 5 {
+            return None;
+        }
+        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        if self.buf.len() < 5 + len {
+            return None;
+        }
+        let flags = self.buf[0];
+        let msg = self.buf[5..5 + len].to_vec();
+        self.buf.drain(..5 + len);
+        Some((flags, msg))
+    }
+
+    /// Bytes of a message that never completed.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
 mod b64 {
     use super::*;
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -350,6 +382,38 @@ messages! {
         #[prost(oneof = "process_selector::Selector", tags = "1, 2")]
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         pub selector: Option<process_selector::Selector>,
+    }
+
+    /// One message of the client stream `StreamInput`.
+    pub struct StreamInputRequest {
+        #[prost(oneof = "stream_input_request::Event", tags = "1, 2, 3")]
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        pub event: Option<stream_input_request::Event>,
+    }
+
+    pub struct StreamInputStart {
+        #[prost(message, optional, tag = "1")]
+        pub process: Option<ProcessSelector>,
+    }
+
+    pub struct StreamInputData {
+        #[prost(message, optional, tag = "2")]
+        pub input: Option<ProcessInput>,
+    }
+}
+
+pub mod stream_input_request {
+    use super::*;
+
+    #[derive(Clone, PartialEq, prost::Oneof, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub enum Event {
+        #[prost(message, tag = "1")]
+        Start(StreamInputStart),
+        #[prost(message, tag = "2")]
+        Data(StreamInputData),
+        #[prost(message, tag = "3")]
+        Keepalive(Empty),
     }
 }
 
@@ -662,5 +726,13 @@ mod tests {
         assert_eq!(unenvelope(&e).unwrap(), b"{}");
         assert!(unenvelope(&[0, 0, 0, 0, 9, 1]).is_err());
         assert!(unenvelope(&[1, 0, 0, 0, 0]).is_err());
+        let mut r = EnvelopeReader::default();
+        let two = [envelope(0, b"ab"), envelope(0, b"")].concat();
+        r.push(&two[..3]);
+        assert_eq!(r.next_message(), None);
+        r.push(&two[3..]);
+        assert_eq!(r.next_message(), Some((0, b"ab".to_vec())));
+        assert_eq!(r.next_message(), Some((0, Vec::new())));
+        assert!(r.next_message().is_none() && r.is_empty());
     }
 }

@@ -64,6 +64,13 @@ async def pty_session():
     await asyncio.sleep(0.5)
     await sbx.pty.send_stdin(h.pid, b"\x03echo after-$((1+1))\n")
     await shows("after-2", "after Ctrl-C")
+    # Ordered input over one client stream (envd's StreamInput).
+    typing = sbx.pty.stream_input(h.pid)
+    await typing.send(b"echo stre")
+    await typing.send(b"am-$((2+3))\n")
+    await typing.close()
+    await shows("stream-5", "stream_input")
+    ok("pty stream_input")
     await sbx.pty.send_stdin(h.pid, b"exit 3\n")
     try:
         await h.wait()
