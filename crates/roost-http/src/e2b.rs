@@ -623,7 +623,13 @@ fn stream_error(codec: Codec, code: &str, message: &str) -> Response {
 
 /// A Connect call to envd's `process.Process` or `filesystem.Filesystem`, in the JSON or
 /// the binary codec (unary, or a server stream in envelopes).
-async fn rpc(control: &Control, view: &SandboxView, service: &str, method: &str, req: Request) -> Result<Response, Error> {
+async fn rpc(
+    control: &Control,
+    view: &SandboxView,
+    service: &str,
+    method: &str,
+    req: Request,
+) -> Result<Response, Error> {
     let content_type = header_str(req.headers(), "content-type").unwrap_or("").to_string();
     let Some((codec, streaming)) = Codec::from_content_type(&content_type) else {
         return Ok(connect_error(
@@ -676,9 +682,9 @@ async fn rpc(control: &Control, view: &SandboxView, service: &str, method: &str,
             let m: envd::WatcherId = decode!();
             reply(
                 codec,
-                control.sandbox_watcher(&view.row.id, &m.watcher_id).map(|w| envd::GetWatcherEventsResponse {
-                    events: w.take().iter().map(fs_event).collect(),
-                }),
+                control
+                    .sandbox_watcher(&view.row.id, &m.watcher_id)
+                    .map(|w| envd::GetWatcherEventsResponse { events: w.take().iter().map(fs_event).collect() }),
             )
         }
         ("filesystem", "RemoveWatcher") => {
@@ -687,7 +693,10 @@ async fn rpc(control: &Control, view: &SandboxView, service: &str, method: &str,
         }
         ("filesystem", "Stat") => {
             let m: envd::PathRequest = decode!();
-            reply(codec, stat(control, view, &resolve_path(&m.path)).await.map(|e| envd::EntryResponse { entry: Some(e) }))
+            reply(
+                codec,
+                stat(control, view, &resolve_path(&m.path)).await.map(|e| envd::EntryResponse { entry: Some(e) }),
+            )
         }
         ("filesystem", "ListDir") => reply(codec, list_dir(control, view, decode!()).await),
         ("filesystem", "MakeDir") => reply(codec, make_dir(control, view, decode!()).await),
@@ -832,7 +841,11 @@ fn fs_event(e: &roost_control::sandbox_watch::FsEvent) -> envd::FilesystemEvent 
 }
 
 /// `CreateWatcher`: a watch polled with `GetWatcherEvents` (the sync SDK's `watch_dir`).
-async fn create_watcher(control: &Control, view: &SandboxView, m: envd::WatchRequest) -> Result<envd::WatcherId, Error> {
+async fn create_watcher(
+    control: &Control,
+    view: &SandboxView,
+    m: envd::WatchRequest,
+) -> Result<envd::WatcherId, Error> {
     let path = resolve_path(&m.path);
     let w = control.create_sandbox_watcher(view, &path, m.recursive).await?;
     Ok(envd::WatcherId { watcher_id: w.id.clone() })

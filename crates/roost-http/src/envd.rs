@@ -626,6 +626,8 @@ pub enum EventType {
 pub mod watch_dir_response {
     use super::*;
 
+    // One short-lived message per event: boxing the big variant would only add an allocation.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Clone, PartialEq, prost::Oneof, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub enum Event {
