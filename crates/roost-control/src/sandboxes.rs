@@ -582,6 +582,7 @@ impl Control {
         let stderr = session.stderr.take();
         let control = self.clone();
         let sandbox = view.row.id.clone();
+        let on_terminal = pty.is_some();
         tokio::spawn(async move {
             let pump = |r: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, err: bool| {
                 let tx = tx.clone();
@@ -600,8 +601,28 @@ impl Control {
                     }
                 }
             };
-            tokio::join!(pump(stdout, false), pump(stderr, true));
-            let code = session.wait().await.unwrap_or(-1);
+            let pumps = async { tokio::join!(pump(stdout, false), pump(stderr, true)) };
+            tokio::pin!(pumps);
+            let code = if on_terminal {
+                // A terminal stays open while a background job of the shell holds it, so
+                // its output need not end when the command does: once the command exits,
+                // take what is already there and end.
+                let exited = tokio::select! {
+                    _ = &mut pumps => None,
+                    code = session.wait() => Some(code),
+                };
+                match exited {
+                    Some(code) => {
+                        let _ = tokio::time::timeout(Duration::from_millis(200), &mut pumps).await;
+                        code
+                    }
+                    None => session.wait().await,
+                }
+            } else {
+                pumps.await;
+                session.wait().await
+            }
+            .unwrap_or(-1);
             if let Some(map) = control.sandboxes().processes.lock().expect("processes").get_mut(&sandbox) {
                 map.remove(&pid);
             }

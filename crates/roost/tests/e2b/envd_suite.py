@@ -79,6 +79,13 @@ async def pty_session():
         check(e.exit_code == 3, f"exit code {e.exit_code}")
     ok("pty exit code")
 
+    # A background job that keeps the terminal open does not hold up the end.
+    held = await sbx.pty.create(PtySize(rows=10, cols=40), on_data=lambda d: None, timeout=120)
+    await sbx.pty.send_stdin(held.pid, b"setsid sleep 300 & exit 0\n")
+    result = await asyncio.wait_for(held.wait(), 60)
+    check(result.exit_code == 0, f"exit code {result.exit_code}")
+    ok("pty ends with its shell")
+
     killed = await sbx.pty.create(PtySize(rows=10, cols=20), on_data=lambda d: None, timeout=120)
     check(any(p.pid == killed.pid for p in await sbx.commands.list()), "the pty is not listed")
     check(await sbx.pty.kill(killed.pid), "kill")
