@@ -94,6 +94,7 @@ struct Inner {
     sandboxes: sandboxes::Sandboxes,
     e2b_address: std::sync::OnceLock<std::net::SocketAddr>,
     sandbox_url_secret: std::sync::OnceLock<[u8; 32]>,
+    envd_token_secret: std::sync::OnceLock<[u8; 32]>,
     watchers: sandbox_watch::Watchers,
 }
 
@@ -116,6 +117,7 @@ impl Control {
                 sandboxes: Default::default(),
                 e2b_address: Default::default(),
                 sandbox_url_secret: Default::default(),
+                envd_token_secret: Default::default(),
                 watchers: Default::default(),
             }),
         }

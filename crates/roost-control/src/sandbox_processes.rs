@@ -126,7 +126,7 @@ impl Control {
         }
         let cwd = req.cwd.filter(|c| !c.is_empty()).or_else(|| Some("/root".into()));
         let (process, _rx) =
-            self.start_sandbox_process(&view, req.cmd.clone(), req.args.clone(), req.env, cwd, req.tag).await?;
+            self.start_sandbox_process(&view, req.cmd.clone(), req.args.clone(), req.env, cwd, req.tag, None).await?;
         if !req.stdin {
             process.close_stdin().await;
         }

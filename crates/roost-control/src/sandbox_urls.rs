@@ -15,6 +15,17 @@ use crate::{Control, Error, Principal, Result};
 /// The domain sandbox hosts are under when the listener is on loopback.
 pub const SANDBOX_DOMAIN: &str = "localhost";
 
+/// HMAC-SHA256 of `key_hash:sandbox_id` under `secret`, hex.
+pub fn envd_token(secret: &[u8; 32], key_hash: &str, sandbox_id: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2_11::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(b"roost-envd:");
+    mac.update(key_hash.as_bytes());
+    mac.update(b":");
+    mac.update(sandbox_id.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// `<port>-<sandbox id>` from a host header (`8000-sbx-abc.localhost:7702`).
 pub fn parse_sandbox_host(host: &str) -> Option<(u16, String)> {
     let label = host.split('.').next()?;
@@ -32,14 +43,24 @@ impl Control {
     }
 
     fn sandbox_url_secret(&self) -> Result<&[u8; 32]> {
-        if let Some(s) = self.inner.sandbox_url_secret.get() {
+        self.server_secret(&self.inner.sandbox_url_secret, "sandbox-urls.key")
+    }
+
+    /// A 32-byte server secret in `data_dir/secrets/<file>` (0600), created on first use
+    /// and kept in `cell`. Tokens derived from it cannot be computed from the database.
+    pub(crate) fn server_secret<'a>(
+        &self,
+        cell: &'a std::sync::OnceLock<[u8; 32]>,
+        file: &str,
+    ) -> Result<&'a [u8; 32]> {
+        if let Some(s) = cell.get() {
             return Ok(s);
         }
         let dir = self.settings().data_dir.join("secrets");
         let load = || -> std::io::Result<[u8; 32]> {
             std::fs::create_dir_all(&dir)?;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-            let path = dir.join("sandbox-urls.key");
+            let path = dir.join(file);
             let bytes = match std::fs::read(&path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -59,8 +80,23 @@ impl Control {
             };
             bytes.try_into().map_err(|_| std::io::Error::other(format!("{} is not 32 bytes", path.display())))
         };
-        let key = load().map_err(|e| Error::internal(format!("cannot load the sandbox URL key: {e}")))?;
-        Ok(self.inner.sandbox_url_secret.get_or_init(|| key))
+        let key = load().map_err(|e| Error::internal(format!("cannot load the server secret {file}: {e}")))?;
+        Ok(cell.get_or_init(|| key))
+    }
+
+    /// The envd access token of a sandbox (the SDK's `X-Access-Token`): an HMAC of the
+    /// creating key's hash and the sandbox id under a server secret
+    /// (`data_dir/secrets/envd-tokens.key`), so reading the database is not enough to
+    /// forge one.
+    pub fn sandbox_envd_token(&self, key_hash: &str, sandbox_id: &str) -> Result<String> {
+        Ok(envd_token(self.server_secret(&self.inner.envd_token_secret, "envd-tokens.key")?, key_hash, sandbox_id))
+    }
+
+    /// Whether `given` is the sandbox's envd access token (compared in constant time).
+    pub fn check_sandbox_envd_token(&self, key_hash: &str, sandbox_id: &str, given: &str) -> Result<bool> {
+        use subtle::ConstantTimeEq;
+        let expected = self.sandbox_envd_token(key_hash, sandbox_id)?;
+        Ok(expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes())))
     }
 
     /// The token of one port of one sandbox.
@@ -96,5 +132,21 @@ impl Control {
             host,
             token,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envd_tokens_depend_on_the_secret_the_key_and_the_sandbox() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let t = envd_token(&a, "k1", "sbx-a");
+        assert_eq!(t.len(), 64);
+        assert_eq!(t, envd_token(&a, "k1", "sbx-a"));
+        assert_ne!(t, envd_token(&b, "k1", "sbx-a"), "another server secret gives another token");
+        assert_ne!(t, envd_token(&a, "k2", "sbx-a"));
+        assert_ne!(t, envd_token(&a, "k1", "sbx-b"));
     }
 }

@@ -94,7 +94,7 @@ impl Control {
         args.extend(["--".into(), path.to_string()]);
         let tag = Some(format!("{WATCHER_TAG_PREFIX}{id}"));
         let (process, mut rx) = self
-            .start_sandbox_process(view, "inotifywait".into(), args, Default::default(), None, tag)
+            .start_sandbox_process(view, "inotifywait".into(), args, Default::default(), None, tag, None)
             .await
             .map_err(|e| {
                 Error::unprocessable(format!(

@@ -60,7 +60,10 @@ pub struct SandboxProcess {
     pub cwd: Option<String>,
     /// Unix milliseconds.
     pub started_at: i64,
+    /// Runs on a terminal: its output (both streams) arrives as `Stdout`.
+    pub pty: bool,
     host_pid: Option<u32>,
+    resizer: Option<roost_node::Resizer>,
     events: broadcast::Sender<ProcessEvent>,
     stdin: tokio::sync::Mutex<Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>>,
     /// The recent output and, once it ended, the exit code. Events are sent while this
@@ -149,6 +152,12 @@ impl SandboxProcess {
 
     pub async fn close_stdin(&self) {
         self.stdin.lock().await.take();
+    }
+
+    /// Sets the terminal's size (a process started with a pty).
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        let resize = self.resizer.as_ref().ok_or_else(|| Error::conflict("the process has no terminal to resize"))?;
+        resize(rows, cols).map_err(|e| Error::conflict(e.to_string()))
     }
 
     pub fn signal(&self, sig: i32) -> Result<()> {
@@ -595,7 +604,9 @@ impl Control {
         self.end_sandbox(&RequestContext::default(), &principal, row, "sandbox.expire").await
     }
 
-    /// Starts a process in a sandbox. The receiver sees everything it prints.
+    /// Starts a process in a sandbox, on a terminal of `pty` (rows, cols) when given.
+    /// The receiver sees everything it prints.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start_sandbox_process(
         &self,
         view: &SandboxView,
@@ -604,6 +615,7 @@ impl Control {
         envs: BTreeMap<String, String>,
         cwd: Option<String>,
         tag: Option<String>,
+        pty: Option<(u16, u16)>,
     ) -> Result<(Arc<SandboxProcess>, broadcast::Receiver<ProcessEvent>)> {
         if view.paused {
             return Err(Error::conflict(format!("sandbox '{}' is paused", view.row.id)));
@@ -617,9 +629,9 @@ impl Control {
                     cmd: argv,
                     env: envs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                     cwd: cwd.clone(),
-                    tty: false,
-                    rows: 0,
-                    cols: 0,
+                    tty: pty.is_some(),
+                    rows: pty.map_or(0, |p| p.0),
+                    cols: pty.map_or(0, |p| p.1),
                     console: false,
                 },
             )
@@ -640,7 +652,9 @@ impl Control {
             envs,
             cwd,
             started_at: now_ms(),
+            pty: pty.is_some(),
             host_pid: session.host_pid(),
+            resizer: session.resizer(),
             events: tx,
             stdin: tokio::sync::Mutex::new(session.stdin.take()),
             recent: Mutex::new(Recent::default()),
@@ -657,6 +671,7 @@ impl Control {
         let control = self.clone();
         let sandbox = view.row.id.clone();
         let emitter = process.clone();
+        let on_terminal = pty.is_some();
         tokio::spawn(async move {
             let pump = |r: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, err: bool| {
                 let process = emitter.clone();
@@ -674,8 +689,28 @@ impl Control {
                     }
                 }
             };
-            tokio::join!(pump(stdout, false), pump(stderr, true));
-            let code = session.wait().await.unwrap_or(-1);
+            let pumps = async { tokio::join!(pump(stdout, false), pump(stderr, true)) };
+            tokio::pin!(pumps);
+            let code = if on_terminal {
+                // A terminal stays open while a background job of the shell holds it, so
+                // its output need not end when the command does: once the command exits,
+                // take what is already there and end.
+                let exited = tokio::select! {
+                    _ = &mut pumps => None,
+                    code = session.wait() => Some(code),
+                };
+                match exited {
+                    Some(code) => {
+                        let _ = tokio::time::timeout(Duration::from_millis(200), &mut pumps).await;
+                        code
+                    }
+                    None => session.wait().await,
+                }
+            } else {
+                pumps.await;
+                session.wait().await
+            }
+            .unwrap_or(-1);
             // Kept for a late attach (put there before it leaves the running list, so a
             // lookup always finds it), unless the sandbox itself ended meanwhile.
             let live = control

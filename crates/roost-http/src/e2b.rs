@@ -1,7 +1,8 @@
 //! The E2B-compatible listener (`--e2b-listen`): the E2B control-plane REST API
 //! (`X-API-KEY` auth) and, on the same port, the per-sandbox traffic the SDKs send with
 //! `E2b-Sandbox-Id` / `E2b-Sandbox-Port` headers. Port 49983 is envd's protocol — Connect
-//! RPC `process.Process` and `filesystem.Filesystem` (JSON codec) plus `/files` and
+//! RPC `process.Process` and `filesystem.Filesystem` (JSON and binary codecs, messages in
+//! [`crate::envd`]; processes with or without a terminal) plus `/files` and
 //! `/health` — which Roost serves on the host through the driver's exec and file
 //! operations, so nothing runs inside the sandbox for it. Other ports are proxied to the
 //! sandbox's address.
@@ -18,19 +19,20 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use roost_api::ErrorCode;
 use roost_control::sandboxes::{NewSandbox, ProcessEvent, SandboxView};
 use roost_control::{Control, Error, Principal, RequestContext};
 use roost_store::sandboxes::SandboxKeyRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+
+use crate::envd::{self, Codec, envelope};
 
 /// The envd version Roost's implementation stands for: process streams with stdin,
-/// default user, octet-stream uploads. Features of later versions (file metadata, watch
-/// entries) are not implemented, so the SDK does not ask for them.
+/// default user, octet-stream uploads (the SDKs' version gates up to 0.5.7). PTYs and the
+/// binary codec are not gated by version in the SDKs. The next gated features — file
+/// metadata as xattrs (0.6.2), entry info in watch events (0.6.3), watches on network
+/// mounts (0.6.4) — are not implemented, so the SDK must not be told a later version.
 pub const ENVD_VERSION: &str = "0.5.7";
 pub const ENVD_PORT: u16 = 49983;
 /// The code interpreter's port (`/execute`, `/contexts`).
@@ -99,17 +101,6 @@ fn plain_error(e: &Error) -> Response {
     api_error(e)
 }
 
-/// The per-sandbox token the SDK sends as `X-Access-Token`: derived from the key's
-/// stored hash, so only the server (and whoever created the sandbox) knows it.
-fn envd_token(key_hash: &str, sandbox: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"roost-envd:");
-    h.update(key_hash.as_bytes());
-    h.update(b":");
-    h.update(sandbox.as_bytes());
-    hex::encode(h.finalize())
-}
-
 async fn authenticate(control: &Control, headers: &HeaderMap) -> Result<(SandboxKeyRow, Arc<Principal>), Error> {
     let key = header_str(headers, "x-api-key").ok_or_else(|| {
         Error::unauthorized("missing X-API-KEY header (an e2b_… key from `roost sandbox key create`)")
@@ -121,17 +112,21 @@ fn rfc3339(ms: i64) -> String {
     roost_store::to_time(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn sandbox_json(view: &SandboxView, key: &SandboxKeyRow) -> Value {
-    json!({
+/// The per-sandbox token the SDK sends as `X-Access-Token` is an HMAC under a server
+/// secret (`Control::sandbox_envd_token`): only the server and the caller who created
+/// the sandbox know it.
+fn sandbox_json(control: &Control, view: &SandboxView, key: &SandboxKeyRow) -> Result<Value, Error> {
+    let token = control.sandbox_envd_token(&key.key_hash, &view.row.id)?;
+    Ok(json!({
         "templateID": view.row.template,
         "sandboxID": view.row.id,
         "clientID": "roost",
         "envdVersion": ENVD_VERSION,
-        "envdAccessToken": envd_token(&key.key_hash, &view.row.id),
+        "envdAccessToken": token,
         // The same token: the code interpreter SDK sends only this one to port 49999.
-        "trafficAccessToken": envd_token(&key.key_hash, &view.row.id),
+        "trafficAccessToken": token,
         "domain": null,
-    })
+    }))
 }
 
 fn listed_json(view: &SandboxView) -> Value {
@@ -212,7 +207,7 @@ async fn control_plane(control: &Control, ctx: &RequestContext, req: Request) ->
                     },
                 )
                 .await?;
-            Ok((StatusCode::CREATED, Json(sandbox_json(&view, &key))).into_response())
+            Ok((StatusCode::CREATED, Json(sandbox_json(control, &view, &key)?)).into_response())
         }
         (&Method::GET, ["sandboxes"]) | (&Method::GET, ["v2", "sandboxes"]) => {
             let params: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
@@ -251,7 +246,7 @@ async fn control_plane(control: &Control, ctx: &RequestContext, req: Request) ->
         (&Method::GET, ["sandboxes", id]) => {
             let view = control.writable_sandbox(&p, id).await?;
             let mut detail = listed_json(&view);
-            detail["envdAccessToken"] = json!(envd_token(&key.key_hash, &view.row.id));
+            detail["envdAccessToken"] = json!(control.sandbox_envd_token(&key.key_hash, &view.row.id)?);
             Ok(Json(detail).into_response())
         }
         (&Method::DELETE, ["sandboxes", id]) => {
@@ -295,7 +290,7 @@ async fn control_plane(control: &Control, ctx: &RequestContext, req: Request) ->
             }
             let view = control.writable_sandbox(&p, id).await?;
             let status = if resumed { StatusCode::CREATED } else { StatusCode::OK };
-            Ok((status, Json(sandbox_json(&view, &key))).into_response())
+            Ok((status, Json(sandbox_json(control, &view, &key)?)).into_response())
         }
         (&Method::GET, ["sandboxes", id, "metrics"]) => {
             let view = control.writable_sandbox(&p, id).await?;
@@ -326,7 +321,7 @@ async fn sandbox_traffic(
     port: u16,
     req: Request,
 ) -> Result<Response, Error> {
-    let (key, p, view) = sandbox_access(control, req.headers(), &id).await?;
+    let (_, _, view) = sandbox_access(control, req.headers(), &id).await?;
     let _ = ctx;
     if port == CODE_INTERPRETER_PORT {
         return code_interpreter(control, &view, req).await;
@@ -341,7 +336,7 @@ async fn sandbox_traffic(
         _ if path.starts_with("/process.Process/") || path.starts_with("/filesystem.Filesystem/") => {
             let method = path.rsplit('/').next().unwrap_or_default().to_string();
             let service = if path.starts_with("/process.") { "process" } else { "filesystem" };
-            rpc(control, &key, &p, &view, service, &method, req).await
+            rpc(control, &view, service, &method, req).await
         }
         _ => Err(Error::not_found("route", &path)),
     }
@@ -464,8 +459,7 @@ async fn sandbox_access(
             .sandbox_key(&key_id)
             .await?
             .ok_or_else(|| Error::unauthorized("the sandbox's key was revoked"))?;
-        let expected = envd_token(&key.key_hash, id);
-        if !subtle_eq(expected.as_bytes(), token.as_bytes()) {
+        if !control.check_sandbox_envd_token(&key.key_hash, id, token)? {
             return Err(Error::unauthorized("invalid X-Access-Token"));
         }
         // Same principal as the key's.
@@ -583,176 +577,287 @@ fn connect_error(code: &str, message: &str) -> Response {
     (status, Json(json!({"code": code, "message": message}))).into_response()
 }
 
-/// One Connect envelope: flags, big-endian length, message.
-fn envelope(flags: u8, msg: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(5 + msg.len());
-    out.push(flags);
-    out.extend_from_slice(&(msg.len() as u32).to_be_bytes());
-    out.extend_from_slice(msg);
-    Bytes::from(out)
+/// A unary reply in the call's codec; errors are JSON whatever the codec (Connect).
+fn reply<T: prost::Message + serde::Serialize>(codec: Codec, result: Result<T, Error>) -> Response {
+    match result {
+        Ok(m) => ([(header::CONTENT_TYPE, codec.content_type(false))], codec.encode(&m)).into_response(),
+        Err(e) if e.code == ErrorCode::Conflict && e.message.starts_with("already exists:") => {
+            connect_error("already_exists", &e.message)
+        }
+        Err(e) => connect_error(connect_code(e.code), &e.message),
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A server stream's response: each message in an envelope, then the end-of-stream
+/// message (JSON in both codecs, as Connect has it).
+fn stream_response(codec: Codec, messages: impl futures_util::Stream<Item = Bytes> + Send + 'static) -> Response {
+    use futures_util::StreamExt;
+    Response::builder()
+        .header(header::CONTENT_TYPE, codec.content_type(true))
+        .body(Body::from_stream(messages.map(Ok::<Bytes, std::io::Error>)))
+        .expect("response")
+}
+
+/// One stream message.
+fn frame<T: prost::Message + serde::Serialize>(codec: Codec, msg: &T) -> Bytes {
+    envelope(0, &codec.encode(msg))
+}
+
+/// The end of a stream: `{}`, or `{"error": …}`.
+fn end_of_stream(error: Option<(&str, &str)>) -> Bytes {
+    let end = match error {
+        Some((code, message)) => json!({"error": {"code": code, "message": message}}),
+        None => json!({}),
+    };
+    envelope(2, &serde_json::to_vec(&end).expect("json"))
+}
+
+/// A streaming response that is only an error.
+fn stream_error(codec: Codec, code: &str, message: &str) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, codec.content_type(true))
+        .body(Body::from(end_of_stream(Some((code, message)))))
+        .expect("response")
+}
+
+/// A Connect call to envd's `process.Process` or `filesystem.Filesystem`, in the JSON or
+/// the binary codec (unary, or a server stream in envelopes).
 async fn rpc(
     control: &Control,
-    _key: &SandboxKeyRow,
-    _p: &Principal,
     view: &SandboxView,
     service: &str,
     method: &str,
     req: Request,
 ) -> Result<Response, Error> {
     let content_type = header_str(req.headers(), "content-type").unwrap_or("").to_string();
-    let streaming = content_type.starts_with("application/connect+");
-    if !content_type.ends_with("json") {
-        return Ok(connect_error("unimplemented", "only the JSON codec is implemented (application/json)"));
+    let Some((codec, streaming)) = Codec::from_content_type(&content_type) else {
+        return Ok(connect_error(
+            "unimplemented",
+            &format!("unsupported content type '{content_type}': use application/json or application/proto"),
+        ));
+    };
+    let encoding = if streaming { "connect-content-encoding" } else { "content-encoding" };
+    if header_str(req.headers(), encoding).is_some_and(|e| e != "identity") {
+        return Ok(connect_error("unimplemented", "compressed requests are not supported"));
+    }
+    if (service, method) == ("process", "StreamInput") {
+        if !streaming {
+            return Ok(connect_error("invalid_argument", "StreamInput is a client stream (application/connect+…)"));
+        }
+        return Ok(stream_input(control, view, codec, req.into_body()).await);
     }
     let body = axum::body::to_bytes(req.into_body(), 16 << 20)
         .await
         .map_err(|e| Error::new(ErrorCode::InvalidRequest, e.to_string()))?;
-    let message: Value = if streaming {
-        if body.len() < 5 {
-            return Ok(connect_error("invalid_argument", "missing envelope"));
+    let message = if streaming {
+        match envd::unenvelope(&body) {
+            Ok(m) => Bytes::copy_from_slice(m),
+            Err(e) => return Ok(stream_error(codec, "invalid_argument", &e)),
         }
-        serde_json::from_slice(&body[5..]).unwrap_or(Value::Null)
-    } else if body.is_empty() {
-        json!({})
     } else {
-        serde_json::from_slice(&body).unwrap_or(Value::Null)
+        body
     };
-    if !message.is_object() {
-        return Ok(connect_error("invalid_argument", "the message is not a JSON object"));
+    // The request message in the call's codec, or the error reply.
+    macro_rules! decode {
+        () => {
+            match codec.decode(&message) {
+                Ok(m) => m,
+                Err(e) if streaming => return Ok(stream_error(codec, "invalid_argument", &e)),
+                Err(e) => return Ok(connect_error("invalid_argument", &e)),
+            }
+        };
     }
-    let result = match (service, method) {
-        ("process", "Start") => return process_start(control, view, &message).await,
-        ("process", "Connect") => return process_connect(control, view, &message),
-        ("process", "List") => process_list(control, view),
-        ("process", "SendInput") => process_input(control, view, &message).await,
-        ("process", "SendSignal") => process_signal(control, view, &message),
-        ("process", "CloseStdin") => process_close_stdin(control, view, &message).await,
-        ("filesystem", "WatchDir") => return watch_dir(control, view, &message).await,
-        ("filesystem", "CreateWatcher") => create_watcher(control, view, &message).await,
-        ("filesystem", "GetWatcherEvents") => control
-            .sandbox_watcher(&view.row.id, message["watcherId"].as_str().unwrap_or_default())
-            .map(|w| json!({"events": w.take().iter().map(fs_event_json).collect::<Vec<_>>()})),
-        ("filesystem", "RemoveWatcher") => control
-            .remove_sandbox_watcher(&view.row.id, message["watcherId"].as_str().unwrap_or_default())
-            .map(|()| json!({})),
-        ("filesystem", m) => filesystem(control, view, m, &message).await,
-        _ => Err(Error::new(ErrorCode::Unprocessable, format!("{service}.{method} is not implemented"))),
-    };
-    Ok(match result {
-        Ok(v) => Json(v).into_response(),
-        Err(e) if e.code == ErrorCode::Conflict && e.message.starts_with("already exists:") => {
-            connect_error("already_exists", &e.message)
+    Ok(match (service, method) {
+        ("process", "Start") => process_start(control, view, decode!(), codec).await,
+        ("process", "Connect") => process_connect(control, view, decode!(), codec),
+        ("process", "List") => reply(codec, process_list(control, view)),
+        ("process", "Update") => reply(codec, process_update(control, view, decode!())),
+        ("process", "SendInput") => reply(codec, process_input(control, view, decode!()).await),
+        ("process", "SendSignal") => reply(codec, process_signal(control, view, decode!())),
+        ("process", "CloseStdin") => reply(codec, process_close_stdin(control, view, decode!()).await),
+        ("filesystem", "WatchDir") => watch_dir(control, view, decode!(), codec).await,
+        ("filesystem", "CreateWatcher") => reply(codec, create_watcher(control, view, decode!()).await),
+        ("filesystem", "GetWatcherEvents") => {
+            let m: envd::WatcherId = decode!();
+            reply(
+                codec,
+                control
+                    .sandbox_watcher(&view.row.id, &m.watcher_id)
+                    .map(|w| envd::GetWatcherEventsResponse { events: w.take().iter().map(fs_event).collect() }),
+            )
         }
-        Err(e) => connect_error(connect_code(e.code), &e.message),
+        ("filesystem", "RemoveWatcher") => {
+            let m: envd::WatcherId = decode!();
+            reply(codec, control.remove_sandbox_watcher(&view.row.id, &m.watcher_id).map(|()| envd::Empty {}))
+        }
+        ("filesystem", "Stat") => {
+            let m: envd::PathRequest = decode!();
+            reply(
+                codec,
+                stat(control, view, &resolve_path(&m.path)).await.map(|e| envd::EntryResponse { entry: Some(e) }),
+            )
+        }
+        ("filesystem", "ListDir") => reply(codec, list_dir(control, view, decode!()).await),
+        ("filesystem", "MakeDir") => reply(codec, make_dir(control, view, decode!()).await),
+        ("filesystem", "Remove") => reply(codec, remove(control, view, decode!()).await),
+        ("filesystem", "Move") => reply(codec, move_entry(control, view, decode!()).await),
+        _ => connect_error("unimplemented", &format!("{service}.{method} is not implemented")),
     })
 }
 
-fn selector(message: &Value) -> (Option<u32>, Option<String>) {
-    let s = &message["process"];
-    (s["pid"].as_u64().map(|p| p as u32), s["tag"].as_str().map(str::to_string))
+/// `StreamInput`, a client stream: a `start` naming the process, then `data` messages
+/// written to its stdin or terminal as they arrive; one empty reply when the client ends
+/// the stream.
+async fn stream_input(control: &Control, view: &SandboxView, codec: Codec, body: Body) -> Response {
+    use envd::stream_input_request::Event;
+    use futures_util::StreamExt;
+    let mut chunks = body.into_data_stream();
+    let mut reader = envd::EnvelopeReader::default();
+    let mut process = None;
+    let result: Result<(), (String, String)> = async {
+        loop {
+            while let Some((_, msg)) = reader.next_message() {
+                let m: envd::StreamInputRequest = codec.decode(&msg).map_err(|e| ("invalid_argument".into(), e))?;
+                match m.event {
+                    Some(Event::Start(start)) => {
+                        let (pid, tag) = selector(&start.process);
+                        let p = control
+                            .sandbox_process(&view.row.id, pid, tag.as_deref())
+                            .map_err(|e| (connect_code(e.code).to_string(), e.message))?;
+                        process = Some(p);
+                    }
+                    Some(Event::Data(data)) => {
+                        let p = process
+                            .as_ref()
+                            .ok_or_else(|| ("failed_precondition".to_string(), "data before start".to_string()))?;
+                        if let Some(envd::process_input::Input::Stdin(d) | envd::process_input::Input::Pty(d)) =
+                            data.input.and_then(|i| i.input)
+                        {
+                            p.write_stdin(&d).await.map_err(|e| (connect_code(e.code).to_string(), e.message))?;
+                        }
+                    }
+                    Some(Event::Keepalive(_)) | None => {}
+                }
+            }
+            match chunks.next().await {
+                Some(Ok(chunk)) => reader.push(&chunk),
+                Some(Err(e)) => return Err(("canceled".into(), e.to_string())),
+                None if reader.is_empty() => return Ok(()),
+                None => return Err(("invalid_argument".into(), "truncated envelope".into())),
+            }
+        }
+    }
+    .await;
+    let body = match result {
+        Ok(()) => [frame(codec, &envd::Empty {}), end_of_stream(None)].concat(),
+        Err((code, message)) => end_of_stream(Some((&code, &message))).to_vec(),
+    };
+    ([(header::CONTENT_TYPE, codec.content_type(true))], body).into_response()
 }
 
-async fn process_start(control: &Control, view: &SandboxView, message: &Value) -> Result<Response, Error> {
-    let cfg = &message["process"];
-    let cmd = cfg["cmd"].as_str().unwrap_or_default().to_string();
-    if cmd.is_empty() {
-        return Ok(connect_error("invalid_argument", "process.cmd is required"));
+fn selector(process: &Option<envd::ProcessSelector>) -> (Option<u32>, Option<String>) {
+    envd::ProcessSelector::parts(process)
+}
+
+/// `Start`: the process's stream. With `pty`, the command runs on a terminal of that size
+/// and its output arrives as `pty` data.
+async fn process_start(control: &Control, view: &SandboxView, m: envd::StartRequest, codec: Codec) -> Response {
+    let cfg = m.process.unwrap_or_default();
+    if cfg.cmd.is_empty() {
+        return stream_error(codec, "invalid_argument", "process.cmd is required");
     }
-    let args: Vec<String> = cfg["args"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    let envs: BTreeMap<String, String> = cfg["envs"]
-        .as_object()
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
-        .unwrap_or_default();
-    let cwd = cfg["cwd"].as_str().map(str::to_string).filter(|c| !c.is_empty()).or_else(|| Some("/root".into()));
-    let tag = message["tag"].as_str().map(str::to_string);
-    let started = control.start_sandbox_process(view, cmd, args, envs, cwd, tag).await;
+    let pty = match m.pty.and_then(|p| p.size) {
+        Some(s) if s.rows == 0 || s.cols == 0 || s.rows > 1000 || s.cols > 1000 => {
+            return stream_error(codec, "invalid_argument", "pty.size: rows and cols must be between 1 and 1000");
+        }
+        Some(s) => Some((s.rows as u16, s.cols as u16)),
+        None => None,
+    };
+    let cwd = cfg.cwd.filter(|c| !c.is_empty()).or_else(|| Some("/root".into()));
+    let started = control.start_sandbox_process(view, cfg.cmd, cfg.args, cfg.envs, cwd, m.tag, pty).await;
     let (process, rx) = match started {
         Ok(x) => x,
-        Err(e) => return Ok(stream_error(connect_code(e.code), &e.message)),
+        Err(e) => return stream_error(codec, connect_code(e.code), &e.message),
     };
-    if message["stdin"].as_bool() == Some(false) {
+    if m.stdin == Some(false) && !process.pty {
         process.close_stdin().await;
     }
-    Ok(process_stream(Some(process.pid), rx))
+    process_stream(codec, Some(process.pid), process.pty, rx)
 }
 
-fn process_connect(control: &Control, view: &SandboxView, message: &Value) -> Result<Response, Error> {
-    let (pid, tag) = selector(message);
+fn process_connect(control: &Control, view: &SandboxView, m: envd::SelectorRequest, codec: Codec) -> Response {
+    let (pid, tag) = selector(&m.process);
     match control.sandbox_process(&view.row.id, pid, tag.as_deref()) {
-        Ok(process) => Ok(process_stream(Some(process.pid), process.subscribe())),
-        Err(e) => Ok(stream_error(connect_code(e.code), &e.message)),
+        Ok(process) => process_stream(codec, Some(process.pid), process.pty, process.subscribe()),
+        Err(e) => stream_error(codec, connect_code(e.code), &e.message),
     }
-}
-
-/// A streaming response that is only an error.
-fn stream_error(code: &str, message: &str) -> Response {
-    let end = serde_json::to_vec(&json!({"error": {"code": code, "message": message}})).expect("json");
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/connect+json")
-        .body(Body::from(envelope(2, &end)))
-        .expect("response")
 }
 
 /// `StartResponse`/`ConnectResponse` messages: start, data, end, keepalives.
-fn process_stream(pid: Option<u32>, mut rx: tokio::sync::broadcast::Receiver<ProcessEvent>) -> Response {
+fn process_stream(
+    codec: Codec,
+    pid: Option<u32>,
+    pty: bool,
+    mut rx: tokio::sync::broadcast::Receiver<ProcessEvent>,
+) -> Response {
+    use envd::process_event::{Event, Output};
+    let msg = move |event: Event| frame(codec, &envd::EventResponse::of(event));
+    let data = |output: Output| Event::Data(envd::DataEvent { output: Some(output) });
     let stream = async_stream::stream! {
-        let msg = |event: Value| envelope(0, &serde_json::to_vec(&json!({"event": event})).expect("json"));
         if let Some(pid) = pid {
-            yield Ok::<Bytes, std::io::Error>(msg(json!({"start": {"pid": pid}})));
+            yield msg(Event::Start(envd::StartEvent { pid }));
         }
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         keepalive.tick().await;
         loop {
             tokio::select! {
                 event = rx.recv() => match event {
-                    Ok(ProcessEvent::Stdout(d)) => yield Ok(msg(json!({"data": {"stdout": B64.encode(&d)}}))),
-                    Ok(ProcessEvent::Stderr(d)) => yield Ok(msg(json!({"data": {"stderr": B64.encode(&d)}}))),
+                    // A terminal has one stream, which the driver hands out as stdout.
+                    Ok(ProcessEvent::Stdout(d)) if pty => yield msg(data(Output::Pty(d))),
+                    Ok(ProcessEvent::Stdout(d)) => yield msg(data(Output::Stdout(d))),
+                    Ok(ProcessEvent::Stderr(d)) => yield msg(data(Output::Stderr(d))),
                     Ok(ProcessEvent::End(code)) => {
                         let status = if code > 128 { format!("signal: {}", code - 128) } else { format!("exit status {code}") };
-                        yield Ok(msg(json!({"end": {"exitCode": code, "exited": code <= 128, "status": status}})));
+                        yield msg(Event::End(envd::EndEvent { exit_code: code, exited: code <= 128, status, error: None }));
                         break;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => {
-                        yield Ok(envelope(2, br#"{"error":{"code":"unavailable","message":"the sandbox went away"}}"#));
+                        yield end_of_stream(Some(("unavailable", "the sandbox went away")));
                         return;
                     }
                 },
-                _ = keepalive.tick() => yield Ok(msg(json!({"keepalive": {}}))),
+                _ = keepalive.tick() => yield msg(Event::Keepalive(envd::Empty {})),
             }
         }
-        yield Ok(envelope(2, b"{}"));
+        yield end_of_stream(None);
     };
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/connect+json")
-        .body(Body::from_stream(stream))
-        .expect("response")
+    stream_response(codec, stream)
 }
 
-fn fs_event_json(e: &roost_control::sandbox_watch::FsEvent) -> Value {
-    json!({"name": e.name, "type": e.kind})
+fn fs_event(e: &roost_control::sandbox_watch::FsEvent) -> envd::FilesystemEvent {
+    envd::FilesystemEvent { name: e.name.clone(), r#type: envd::event_type(e.kind), entry: None }
 }
 
 /// `CreateWatcher`: a watch polled with `GetWatcherEvents` (the sync SDK's `watch_dir`).
-async fn create_watcher(control: &Control, view: &SandboxView, m: &Value) -> Result<Value, Error> {
-    let path = resolve_path(m["path"].as_str().unwrap_or(""));
-    let w = control.create_sandbox_watcher(view, &path, m["recursive"].as_bool().unwrap_or(false)).await?;
-    Ok(json!({"watcherId": w.id}))
+async fn create_watcher(
+    control: &Control,
+    view: &SandboxView,
+    m: envd::WatchRequest,
+) -> Result<envd::WatcherId, Error> {
+    let path = resolve_path(&m.path);
+    let w = control.create_sandbox_watcher(view, &path, m.recursive).await?;
+    Ok(envd::WatcherId { watcher_id: w.id.clone() })
 }
 
 /// `WatchDir`: a server stream of the watch's events (the async SDKs' `watch_dir`); the
 /// watch stops when the client goes away.
-async fn watch_dir(control: &Control, view: &SandboxView, m: &Value) -> Result<Response, Error> {
-    let path = resolve_path(m["path"].as_str().unwrap_or(""));
-    let w = match control.create_sandbox_watcher(view, &path, m["recursive"].as_bool().unwrap_or(false)).await {
+async fn watch_dir(control: &Control, view: &SandboxView, m: envd::WatchRequest, codec: Codec) -> Response {
+    use envd::watch_dir_response::Event;
+    let path = resolve_path(&m.path);
+    let w = match control.create_sandbox_watcher(view, &path, m.recursive).await {
         Ok(w) => w,
-        Err(e) => return Ok(stream_error(connect_code(e.code), &e.message)),
+        Err(e) => return stream_error(codec, connect_code(e.code), &e.message),
     };
     let mut rx = w.subscribe();
     w.take();
@@ -764,89 +869,95 @@ async fn watch_dir(control: &Control, view: &SandboxView, m: &Value) -> Result<R
         }
     }
     let stop = Stop(control.clone(), view.row.id.clone(), w.id.clone());
+    let msg = move |event: Event| frame(codec, &envd::WatchDirResponse { event: Some(event) });
     let stream = async_stream::stream! {
         let _stop = stop;
-        // WatchDirResponse's oneof is its top level: {"start": {}}, {"filesystem": …}.
-        let msg = |event: Value| envelope(0, &serde_json::to_vec(&event).expect("json"));
-        yield Ok::<Bytes, std::io::Error>(msg(json!({"start": {}})));
+        yield msg(Event::Start(envd::Empty {}));
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         keepalive.tick().await;
         loop {
             tokio::select! {
                 event = rx.recv() => match event {
-                    Ok(Some(e)) => yield Ok(msg(json!({"filesystem": fs_event_json(&e)}))),
+                    Ok(Some(e)) => yield msg(Event::Filesystem(fs_event(&e))),
                     Ok(None) | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 },
-                _ = keepalive.tick() => yield Ok(msg(json!({"keepalive": {}}))),
+                _ = keepalive.tick() => yield msg(Event::Keepalive(envd::Empty {})),
             }
         }
-        yield Ok(envelope(2, b"{}"));
+        yield end_of_stream(None);
     };
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, "application/connect+json")
-        .body(Body::from_stream(stream))
-        .expect("response"))
+    stream_response(codec, stream)
 }
 
-fn process_list(control: &Control, view: &SandboxView) -> Result<Value, Error> {
-    let processes: Vec<Value> = control
+fn process_list(control: &Control, view: &SandboxView) -> Result<envd::ListResponse, Error> {
+    let processes = control
         .sandbox_processes(&view.row.id)
         .iter()
         // Watches run as processes of their own; they are not the caller's commands.
         .filter(|p| !p.tag.as_deref().is_some_and(|t| t.starts_with(roost_control::sandbox_watch::WATCHER_TAG_PREFIX)))
-        .map(|p| {
-            let mut info = json!({
-                "pid": p.pid,
-                "config": {"cmd": p.cmd, "args": p.args, "envs": p.envs},
-            });
-            if let Some(cwd) = &p.cwd {
-                info["config"]["cwd"] = json!(cwd);
-            }
-            if let Some(tag) = &p.tag {
-                info["tag"] = json!(tag);
-            }
-            info
+        .map(|p| envd::ProcessInfo {
+            pid: p.pid,
+            tag: p.tag.clone(),
+            config: Some(envd::ProcessConfig {
+                cmd: p.cmd.clone(),
+                args: p.args.clone(),
+                envs: p.envs.clone(),
+                cwd: p.cwd.clone(),
+            }),
         })
         .collect();
-    Ok(json!({"processes": processes}))
+    Ok(envd::ListResponse { processes })
 }
 
-async fn process_input(control: &Control, view: &SandboxView, message: &Value) -> Result<Value, Error> {
-    let (pid, tag) = selector(message);
+/// `Update`: a new terminal size for a process started with a pty.
+fn process_update(control: &Control, view: &SandboxView, m: envd::UpdateRequest) -> Result<envd::Empty, Error> {
+    let (pid, tag) = selector(&m.process);
     let process = control.sandbox_process(&view.row.id, pid, tag.as_deref())?;
-    let input = &message["input"];
-    let data = input["stdin"].as_str().or(input["pty"].as_str()).unwrap_or("");
-    let bytes = B64.decode(data).map_err(|_| Error::new(ErrorCode::InvalidRequest, "input is not base64"))?;
-    process.write_stdin(&bytes).await?;
-    Ok(json!({}))
+    if let Some(size) = m.pty.and_then(|p| p.size) {
+        if size.rows == 0 || size.cols == 0 || size.rows > 1000 || size.cols > 1000 {
+            return Err(Error::new(ErrorCode::InvalidRequest, "pty.size: rows and cols must be between 1 and 1000"));
+        }
+        process.resize(size.rows as u16, size.cols as u16)?;
+    }
+    Ok(envd::Empty {})
 }
 
-async fn process_close_stdin(control: &Control, view: &SandboxView, message: &Value) -> Result<Value, Error> {
-    let (pid, tag) = selector(message);
+async fn process_input(control: &Control, view: &SandboxView, m: envd::SendInputRequest) -> Result<envd::Empty, Error> {
+    use envd::process_input::Input;
+    let (pid, tag) = selector(&m.process);
+    let process = control.sandbox_process(&view.row.id, pid, tag.as_deref())?;
+    match m.input.and_then(|i| i.input) {
+        Some(Input::Stdin(data) | Input::Pty(data)) => process.write_stdin(&data).await?,
+        None => {}
+    }
+    Ok(envd::Empty {})
+}
+
+async fn process_close_stdin(
+    control: &Control,
+    view: &SandboxView,
+    m: envd::SelectorRequest,
+) -> Result<envd::Empty, Error> {
+    let (pid, tag) = selector(&m.process);
     let process = control.sandbox_process(&view.row.id, pid, tag.as_deref())?;
     process.close_stdin().await;
-    Ok(json!({}))
+    Ok(envd::Empty {})
 }
 
-fn process_signal(control: &Control, view: &SandboxView, message: &Value) -> Result<Value, Error> {
-    let (pid, tag) = selector(message);
+fn process_signal(control: &Control, view: &SandboxView, m: envd::SendSignalRequest) -> Result<envd::Empty, Error> {
+    let (pid, tag) = selector(&m.process);
     let process = control.sandbox_process(&view.row.id, pid, tag.as_deref())?;
-    let sig = match &message["signal"] {
-        Value::String(s) if s == "SIGNAL_SIGTERM" => 15,
-        Value::String(s) if s == "SIGNAL_SIGKILL" => 9,
-        Value::Number(n) => n.as_i64().unwrap_or(9) as i32,
-        _ => 9,
-    };
+    let sig = if m.signal == 15 { 15 } else { 9 };
     process.signal(sig)?;
-    Ok(json!({}))
+    Ok(envd::Empty {})
 }
 
 /// `find -printf` format of one entry: type, size, mode (octal), permissions, owner,
 /// group, mtime, symlink target, path; NUL-terminated.
 const FIND_FORMAT: &str = "%y\t%s\t%m\t%M\t%u\t%g\t%T@\t%l\t%p\\0";
 
-fn parse_entries(out: &[u8]) -> Vec<Value> {
+fn parse_entries(out: &[u8]) -> Vec<envd::EntryInfo> {
     out.split(|b| *b == 0)
         .filter(|r| !r.is_empty())
         .filter_map(|r| {
@@ -856,36 +967,35 @@ fn parse_entries(out: &[u8]) -> Vec<Value> {
                 return None;
             }
             let kind = match f[0] {
-                "d" => "FILE_TYPE_DIRECTORY",
-                "l" => "FILE_TYPE_SYMLINK",
-                _ => "FILE_TYPE_FILE",
+                "d" => envd::FILE_TYPE_DIRECTORY,
+                "l" => envd::FILE_TYPE_SYMLINK,
+                _ => envd::FILE_TYPE_FILE,
             };
             let secs: f64 = f[6].parse().unwrap_or(0.0);
-            let mtime =
-                chrono::DateTime::from_timestamp(secs as i64, ((secs.fract()) * 1e9) as u32).unwrap_or_default();
             let path = f[8].to_string();
             let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-            let mut entry = json!({
-                "name": name,
-                "type": kind,
-                "path": path,
-                "size": f[1].parse::<i64>().unwrap_or(0).to_string(),
-                "mode": u32::from_str_radix(f[2], 8).unwrap_or(0),
-                "permissions": f[3],
-                "owner": f[4],
-                "group": f[5],
-                "modifiedTime": mtime.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                "isSymlink": f[0] == "l",
-            });
-            if f[0] == "l" {
-                entry["symlinkTarget"] = json!(f[7]);
-            }
-            Some(entry)
+            Some(envd::EntryInfo {
+                name,
+                r#type: kind,
+                path,
+                size: f[1].parse().unwrap_or(0),
+                mode: u32::from_str_radix(f[2], 8).unwrap_or(0),
+                permissions: f[3].to_string(),
+                owner: f[4].to_string(),
+                group: f[5].to_string(),
+                modified_time: Some(envd::Timestamp {
+                    seconds: secs.trunc() as i64,
+                    nanos: (secs.fract() * 1e9).round().min(999_999_999.0) as i32,
+                }),
+                symlink_target: (f[0] == "l").then(|| f[7].to_string()),
+                metadata: Default::default(),
+                is_symlink: f[0] == "l",
+            })
         })
         .collect()
 }
 
-async fn stat(control: &Control, view: &SandboxView, path: &str) -> Result<Value, Error> {
+async fn stat(control: &Control, view: &SandboxView, path: &str) -> Result<envd::EntryInfo, Error> {
     let (out, err, code) = control.sandbox_run(view, &["find", path, "-maxdepth", "0", "-printf", FIND_FORMAT]).await?;
     if code != 0 {
         return Err(fs_error(path, &err));
@@ -902,53 +1012,56 @@ fn fs_error(path: &str, stderr: &[u8]) -> Error {
     }
 }
 
-async fn filesystem(control: &Control, view: &SandboxView, method: &str, m: &Value) -> Result<Value, Error> {
-    let path = resolve_path(m["path"].as_str().unwrap_or(""));
-    match method {
-        "Stat" => Ok(json!({"entry": stat(control, view, &path).await?})),
-        "ListDir" => {
-            let depth = m["depth"].as_u64().unwrap_or(1).max(1).to_string();
-            let info = stat(control, view, &path).await?;
-            if info["type"] != "FILE_TYPE_DIRECTORY" {
-                return Err(Error::new(ErrorCode::InvalidRequest, format!("path '{path}' is not a directory")));
-            }
-            let (out, err, code) = control
-                .sandbox_run(view, &["find", &path, "-mindepth", "1", "-maxdepth", &depth, "-printf", FIND_FORMAT])
-                .await?;
-            if code != 0 {
-                return Err(fs_error(&path, &err));
-            }
-            Ok(json!({"entries": parse_entries(&out)}))
-        }
-        "MakeDir" => {
-            if control.sandbox_run(view, &["test", "-e", &path]).await?.2 == 0 {
-                return Err(Error::conflict(format!("already exists: {path}")));
-            }
-            let (_, err, code) = control.sandbox_run(view, &["mkdir", "-p", &path]).await?;
-            if code != 0 {
-                return Err(fs_error(&path, &err));
-            }
-            Ok(json!({"entry": stat(control, view, &path).await?}))
-        }
-        "Remove" => {
-            stat(control, view, &path).await?;
-            let (_, err, code) = control.sandbox_run(view, &["rm", "-rf", &path]).await?;
-            if code != 0 {
-                return Err(fs_error(&path, &err));
-            }
-            Ok(json!({}))
-        }
-        "Move" => {
-            let source = resolve_path(m["source"].as_str().unwrap_or(""));
-            let destination = resolve_path(m["destination"].as_str().unwrap_or(""));
-            let (_, err, code) = control.sandbox_run(view, &["mv", "-T", &source, &destination]).await?;
-            if code != 0 {
-                return Err(fs_error(&source, &err));
-            }
-            Ok(json!({"entry": stat(control, view, &destination).await?}))
-        }
-        _ => Err(Error::new(ErrorCode::Unprocessable, format!("filesystem.{method} is not implemented"))),
+async fn list_dir(
+    control: &Control,
+    view: &SandboxView,
+    m: envd::ListDirRequest,
+) -> Result<envd::ListDirResponse, Error> {
+    let path = resolve_path(&m.path);
+    let depth = m.depth.max(1).to_string();
+    let info = stat(control, view, &path).await?;
+    if info.r#type != envd::FILE_TYPE_DIRECTORY {
+        return Err(Error::new(ErrorCode::InvalidRequest, format!("path '{path}' is not a directory")));
     }
+    let (out, err, code) = control
+        .sandbox_run(view, &["find", &path, "-mindepth", "1", "-maxdepth", &depth, "-printf", FIND_FORMAT])
+        .await?;
+    if code != 0 {
+        return Err(fs_error(&path, &err));
+    }
+    Ok(envd::ListDirResponse { entries: parse_entries(&out) })
+}
+
+async fn make_dir(control: &Control, view: &SandboxView, m: envd::PathRequest) -> Result<envd::EntryResponse, Error> {
+    let path = resolve_path(&m.path);
+    if control.sandbox_run(view, &["test", "-e", &path]).await?.2 == 0 {
+        return Err(Error::conflict(format!("already exists: {path}")));
+    }
+    let (_, err, code) = control.sandbox_run(view, &["mkdir", "-p", &path]).await?;
+    if code != 0 {
+        return Err(fs_error(&path, &err));
+    }
+    Ok(envd::EntryResponse { entry: Some(stat(control, view, &path).await?) })
+}
+
+async fn remove(control: &Control, view: &SandboxView, m: envd::PathRequest) -> Result<envd::Empty, Error> {
+    let path = resolve_path(&m.path);
+    stat(control, view, &path).await?;
+    let (_, err, code) = control.sandbox_run(view, &["rm", "-rf", &path]).await?;
+    if code != 0 {
+        return Err(fs_error(&path, &err));
+    }
+    Ok(envd::Empty {})
+}
+
+async fn move_entry(control: &Control, view: &SandboxView, m: envd::MoveRequest) -> Result<envd::EntryResponse, Error> {
+    let source = resolve_path(&m.source);
+    let destination = resolve_path(&m.destination);
+    let (_, err, code) = control.sandbox_run(view, &["mv", "-T", &source, &destination]).await?;
+    if code != 0 {
+        return Err(fs_error(&source, &err));
+    }
+    Ok(envd::EntryResponse { entry: Some(stat(control, view, &destination).await?) })
 }
 
 /// Any other port: an HTTP request to the sandbox's address.
@@ -1066,30 +1179,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn envelopes_carry_flags_and_big_endian_length() {
-        let e = envelope(2, b"{}");
-        assert_eq!(&e[..], &[2, 0, 0, 0, 2, b'{', b'}']);
-    }
-
-    #[test]
     fn find_output_becomes_entry_info() {
         let out = b"d\t4096\t755\tdrwxr-xr-x\troot\troot\t1700000000.5\t\t/tmp/d\0\
                     f\t8\t644\t-rw-r--r--\troot\troot\t1700000000.0\t\t/tmp/d/a b.txt\0\
                     l\t7\t777\tlrwxrwxrwx\troot\troot\t1700000000.0\t/etc\t/tmp/link\0";
         let entries = parse_entries(out);
         assert_eq!(entries.len(), 3);
-        assert_eq!(entries[0]["type"], "FILE_TYPE_DIRECTORY");
-        assert_eq!(entries[0]["mode"], 0o755);
-        assert_eq!(entries[1]["name"], "a b.txt");
-        assert_eq!(entries[1]["size"], "8");
-        assert_eq!(entries[2]["isSymlink"], true);
-        assert_eq!(entries[2]["symlinkTarget"], "/etc");
+        assert_eq!(entries[0].r#type, envd::FILE_TYPE_DIRECTORY);
+        assert_eq!(entries[0].mode, 0o755);
+        assert_eq!(entries[0].modified_time, Some(envd::Timestamp { seconds: 1_700_000_000, nanos: 500_000_000 }));
+        assert_eq!(entries[1].name, "a b.txt");
+        assert_eq!(entries[1].size, 8);
+        assert!(entries[2].is_symlink);
+        assert_eq!(entries[2].symlink_target.as_deref(), Some("/etc"));
     }
 
     #[test]
-    fn access_tokens_differ_per_sandbox_and_key() {
-        assert_ne!(envd_token("k1", "sbx-a"), envd_token("k1", "sbx-b"));
-        assert_ne!(envd_token("k1", "sbx-a"), envd_token("k2", "sbx-a"));
+    fn subtle_eq_compares_whole_strings() {
         assert!(subtle_eq(b"abc", b"abc") && !subtle_eq(b"abc", b"abd") && !subtle_eq(b"ab", b"abc"));
     }
 

@@ -5,6 +5,7 @@ pub mod audit_trail;
 pub mod auth;
 pub mod console;
 pub mod e2b;
+pub mod envd;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

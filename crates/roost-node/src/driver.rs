@@ -255,7 +255,16 @@ pub trait ExecProcess: Send + Sync {
     fn host_pid(&self) -> Option<u32> {
         None
     }
+
+    /// A handle that resizes the terminal while another task waits for the command
+    /// (`wait` holds the session); `None` where the size cannot change after the start.
+    fn resizer(&self) -> Option<Resizer> {
+        None
+    }
 }
+
+/// Sets an exec's terminal size (rows, cols) from anywhere.
+pub type Resizer = std::sync::Arc<dyn Fn(u16, u16) -> Result<()> + Send + Sync>;
 
 /// A started exec. Take the streams out (`session.stdout.take()`), pump them, then
 /// `wait()`. Dropping `stdin` closes the command's input (without a terminal).
@@ -288,6 +297,10 @@ impl ExecSession {
 
     pub fn host_pid(&self) -> Option<u32> {
         self.process.host_pid()
+    }
+
+    pub fn resizer(&self) -> Option<Resizer> {
+        self.process.resizer()
     }
 }
 

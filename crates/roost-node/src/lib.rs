@@ -25,6 +25,6 @@ pub mod storage;
 
 pub use driver::{
     DiskFormat, DnsConfig, Driver, ExecProcess, ExecRequest, ExecSession, InstanceSpec, InstanceState, InstanceStatus,
-    LogLine, LogLines, LogQuery, LogStream, MacAddr, Mount, NetAttachment, Stats, TarStream, VolumeAttachment,
+    LogLine, LogLines, LogQuery, LogStream, MacAddr, Mount, NetAttachment, Resizer, Stats, TarStream, VolumeAttachment,
 };
 pub use error::{Error, Result};

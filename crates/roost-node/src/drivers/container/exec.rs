@@ -184,6 +184,13 @@ impl ExecProcess for RuncExec {
         self.pidfd.as_ref().map(|p| p.pid())
     }
 
+    fn resizer(&self) -> Option<crate::driver::Resizer> {
+        let pty = self.pty.clone()?;
+        Some(std::sync::Arc::new(move |rows, cols| {
+            pty.resize(rows, cols).map_err(|e| Error::io("resizing the terminal", e))
+        }))
+    }
+
     async fn wait(&mut self) -> Result<i32> {
         let Some(pidfd) = &self.pidfd else { return Err(Error::Conflict("the exec was waited for already".into())) };
         let exit = pidfd.wait().await.map_err(|e| {
