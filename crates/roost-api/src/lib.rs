@@ -19,6 +19,7 @@ pub mod system;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
+pub mod sandbox_templates;
 
 pub use error::{ErrorBody, ErrorCode, ErrorResponse, FieldError};
 pub use list::{ListParams, Page};

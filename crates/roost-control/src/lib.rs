@@ -29,6 +29,7 @@ pub mod templates;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
+pub mod sandbox_templates;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -100,6 +100,8 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/v1/sandboxes/{id}/pause", "sandbox.pause", "sandbox"),
     ("POST", "/v1/sandboxes/{id}/resume", "sandbox.resume", "sandbox"),
     ("POST", "/v1/sandboxes/{id}/timeout", "sandbox.timeout", "sandbox"),
+    ("POST", "/v1/sandbox-templates", "sandbox_template.build", "sandbox_template"),
+    ("DELETE", "/v1/sandbox-templates/{id}", "sandbox_template.delete", "sandbox_template"),
 ];
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not

@@ -13,7 +13,7 @@ use crate::routes::{
     audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys,
     ssh_keys, system, tokens, users, volumes,
 };
-use crate::routes::{sandbox_api, sandboxes};
+use crate::routes::{sandbox_api, sandbox_templates, sandboxes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -164,6 +164,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sandbox_api::usage))
         .routes(routes!(sandboxes::pool_stats))
         .routes(routes!(sandbox_api::url))
+        .routes(routes!(sandbox_templates::list, sandbox_templates::build))
+        .routes(routes!(sandbox_templates::get, sandbox_templates::delete))
 }
 
 /// The document, as served and as checked in at the repository root.

@@ -18,6 +18,7 @@ pub mod ssh_keys;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
+pub mod sandbox_templates;
 
 use std::path::Path;
 use std::str::FromStr;

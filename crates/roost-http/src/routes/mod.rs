@@ -19,3 +19,4 @@ pub mod system;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
+pub mod sandbox_templates;

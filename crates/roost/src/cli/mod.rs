@@ -17,6 +17,7 @@ pub mod terminal;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
+pub mod sandbox_templates;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

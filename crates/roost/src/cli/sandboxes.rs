@@ -61,6 +61,9 @@ pub enum SandboxCommand {
     Pool,
     /// Print a URL reaching a port of the sandbox through Roost's proxy (browser, curl)
     Url { id: String, port: u16 },
+    /// Templates: builtin ones and those built from a base plus commands (build cache)
+    #[command(subcommand, visible_alias = "templates")]
+    Template(super::sandbox_templates::SandboxTemplateCommand),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -242,6 +245,7 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             Ok(())
         }
         SandboxCommand::Exec(_) | SandboxCommand::Files(_) => unreachable!("dispatched by main"),
+        SandboxCommand::Template(cmd) => super::sandbox_templates::run(global, cmd).await,
         SandboxCommand::Pool => {
             let pools = client.sandbox_pool().await?;
             print_list(global.output, &pools, &["project", "template", "ready", "size", "hits", "misses"], |s| {
