@@ -66,6 +66,7 @@ const pages = {
   sshkeys: lazyPage(() => import("./pages/SshKeys"), (m) => m.SshKeysPage),
   node: lazyPage(() => import("./pages/SshKeys"), (m) => m.NodePage),
   sandboxes: lazyPage(() => import("./pages/Sandboxes"), (m) => m.SandboxesPage),
+  templates: lazyPage(() => import("./pages/SandboxTemplates"), (m) => m.SandboxTemplatesPage),
 };
 
 /** The console's routes, most specific first, with the code each needs. */
@@ -93,6 +94,7 @@ export const ROUTES: [string, Page, (() => Promise<unknown>) | null][] = [
   ["/ssh-keys", pages.sshkeys.Page, pages.sshkeys.load],
   ["/node", pages.node.Page, pages.node.load],
   ["/sandboxes", pages.sandboxes.Page, pages.sandboxes.load],
+  ["/sandbox-templates", pages.templates.Page, pages.templates.load],
 ];
 
 /** Starts loading the code of the page at `path`. */

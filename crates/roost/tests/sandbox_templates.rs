@@ -16,7 +16,8 @@ use roost_api::operations::OperationStatus;
 use roost_api::projects::CreateProjectRequest;
 use roost_api::sandbox_templates::{BuildSandboxTemplateRequest, SandboxTemplateBuild};
 use roost_api::sandboxes::CreateSandboxRequest;
-use roost_api::users::{CreateUserRequest, Role};
+use roost_api::auth::Role;
+use roost_api::users::CreateUserRequest;
 use roost_client::Client;
 use serde_json::Value;
 
