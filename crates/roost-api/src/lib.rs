@@ -13,13 +13,13 @@ pub mod list;
 pub mod networks;
 pub mod operations;
 pub mod projects;
+pub mod sandbox_templates;
 pub mod sandboxes;
 pub mod ssh_keys;
 pub mod system;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
-pub mod sandbox_templates;
 
 pub use error::{ErrorBody, ErrorCode, ErrorResponse, FieldError};
 pub use list::{ListParams, Page};

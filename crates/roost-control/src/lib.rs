@@ -19,6 +19,7 @@ pub mod ratelimit;
 mod reconciler;
 mod samples;
 pub mod sandbox_pool;
+pub mod sandbox_templates;
 pub mod sandbox_urls;
 pub mod sandbox_watch;
 pub mod sandboxes;
@@ -29,7 +30,6 @@ pub mod templates;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
-pub mod sandbox_templates;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -268,7 +268,9 @@ impl Control {
                 Ok(op) => {
                     let _ = self.wait_operation(p, &op.id, Duration::from_secs(60)).await;
                 }
-                Err(e) => tracing::warn!(instance = %pooled.instance_id, error = %e.message, "could not drain a pooled sandbox"),
+                Err(e) => {
+                    tracing::warn!(instance = %pooled.instance_id, error = %e.message, "could not drain a pooled sandbox")
+                }
             }
         }
     }

@@ -63,9 +63,11 @@ fn store_digest(project_id: &str, key: &str) -> String {
     hex::encode(Sha256::digest(format!("sandbox-template\0{project_id}\0{key}").as_bytes()))
 }
 
+type BuildLocks = Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>;
+
 /// One build per project and name at a time (a second waits, then usually hits).
 fn build_lock(project_id: &str, name: &str) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    static LOCKS: OnceLock<BuildLocks> = OnceLock::new();
     let locks = LOCKS.get_or_init(Mutex::default);
     locks.lock().expect("template locks").entry((project_id.to_string(), name.to_string())).or_default().clone()
 }
@@ -210,7 +212,8 @@ impl Control {
         self.node()?;
         let scope = ProjectScope::One(project_id.clone());
         // The base: a builtin template or one of this project's images, ready.
-        let base = self.store().image_by_key(&from, &scope).await?.ok_or_else(|| Error::not_found("template", &from))?;
+        let base =
+            self.store().image_by_key(&from, &scope).await?.ok_or_else(|| Error::not_found("template", &from))?;
         if base.status() != ImageStatus::Ready {
             return Err(Error::unprocessable(format!("template '{from}' is {}", base.status().as_str())));
         }
@@ -230,8 +233,15 @@ impl Control {
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.store().write().await?;
         let op = self.new_operation(tx.conn(), p, "sandbox_template.build", None).await?;
-        audit::record(tx.conn(), ctx, p, "sandbox_template.build", Some(("sandbox_template", &req.name)), body.as_ref())
-            .await?;
+        audit::record(
+            tx.conn(),
+            ctx,
+            p,
+            "sandbox_template.build",
+            Some(("sandbox_template", &req.name)),
+            body.as_ref(),
+        )
+        .await?;
         tx.commit().await?;
         op.announce();
         let snapshot = op.to_api();
@@ -299,7 +309,8 @@ impl Control {
             }
             None => {
                 let digest = store_digest(project_id, &key);
-                let built = self.run_build_container(p, project_id, name, base, &base_digest, commands, &digest, op).await?;
+                let built =
+                    self.run_build_container(p, project_id, name, base, &base_digest, commands, &digest, op).await?;
                 (built, "miss")
             }
         };
@@ -571,7 +582,8 @@ impl Control {
         let mut tx = self.store().write().await?;
         roost_store::sandbox_templates::delete(tx.conn(), &image.id).await?;
         roost_store::images::delete(tx.conn(), &image.id).await?;
-        audit::record(tx.conn(), ctx, p, "sandbox_template.delete", Some(("sandbox_template", &image.id)), None).await?;
+        audit::record(tx.conn(), ctx, p, "sandbox_template.delete", Some(("sandbox_template", &image.id)), None)
+            .await?;
         tx.commit().await?;
         self.compute().rootfs.lock().expect("rootfs").remove(&image.id);
         if let Some(digest) = &image.digest {

@@ -12,13 +12,13 @@ pub mod meta;
 pub mod networks;
 pub mod operations;
 pub mod projects;
+pub mod sandbox_templates;
 pub mod sandboxes;
 pub mod sessions;
 pub mod ssh_keys;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
-pub mod sandbox_templates;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -123,7 +123,11 @@ impl Store {
     }
 
     /// The templates of the projects in scope (optionally one project), oldest first.
-    pub async fn list_sandbox_templates(&self, scope: &ProjectScope, project: Option<&str>) -> Result<Vec<TemplateRow>> {
+    pub async fn list_sandbox_templates(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+    ) -> Result<Vec<TemplateRow>> {
         let mut sql = format!("SELECT {COLUMNS} FROM sandbox_templates WHERE 1 = 1");
         let mut binds = Vec::new();
         scope.apply(&mut sql, &mut binds, "project_id");

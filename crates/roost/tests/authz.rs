@@ -669,7 +669,8 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
         ("GET", "/v1/sandbox-templates") => (case(route, None), ANY_USER),
         // A build that passes the checks finds no such base (a real one would build).
         ("POST", "/v1/sandbox-templates") => {
-            let body = json!({"name": w.fresh("tpl"), "from": "no-such-template", "run": ["true"], "project": "team-a"});
+            let body =
+                json!({"name": w.fresh("tpl"), "from": "no-such-template", "run": ["true"], "project": "team-a"});
             (case(route, Some(body)), [401, 403, 404, 404, 404, 401, 403])
         }
         ("GET", "/v1/sandbox-templates/{id}") => (case("/v1/sandbox-templates/base", None), ANY_USER),

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{ServerOptions, TestServer, stderr, stdout};
+use roost_api::auth::Role;
 use roost_api::operations::OperationStatus;
 use roost_api::projects::CreateProjectRequest;
 use roost_api::sandbox_templates::{BuildSandboxTemplateRequest, SandboxTemplateBuild};
 use roost_api::sandboxes::CreateSandboxRequest;
-use roost_api::auth::Role;
 use roost_api::users::CreateUserRequest;
 use roost_client::Client;
 use serde_json::Value;
@@ -141,7 +141,10 @@ async fn templates_build_from_commands_with_a_content_addressed_cache() {
     );
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("command 2 of 2") && err.contains("exited with code 3") && err.contains("oops-failed"), "{err}");
+    assert!(
+        err.contains("command 2 of 2") && err.contains("exited with code 3") && err.contains("oops-failed"),
+        "{err}"
+    );
     let list = json(&server, &["sandbox", "template", "ls"]);
     assert!(template(&list, "tpl-bad").is_none(), "{list}");
     let images = json(&server, &["image", "ls"]);
@@ -149,7 +152,8 @@ async fn templates_build_from_commands_with_a_content_addressed_cache() {
     let instances = json(&server, &["instance", "ls"]);
     assert!(!instances.to_string().contains("tmpl-build-"), "{instances}");
     let tmp = server.data_path().join("images/tmp");
-    let leftovers: Vec<_> = std::fs::read_dir(&tmp).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(&tmp).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // Bad requests: no commands, a builtin's name, an unknown base.
     for args in [
@@ -201,11 +205,8 @@ async fn templates_build_from_commands_with_a_content_addressed_cache() {
     assert!(seen.iter().all(|t| t.builtin), "{seen:?}");
     assert!(olga.get_sandbox_template("tpl-a", None).await.is_err());
     assert!(olga.delete_sandbox_template("tpl-a", None).await.is_err());
-    let create = CreateSandboxRequest {
-        template: Some("tpl-a".into()),
-        project: Some("other".into()),
-        ..Default::default()
-    };
+    let create =
+        CreateSandboxRequest { template: Some("tpl-a".into()), project: Some("other".into()), ..Default::default() };
     let err = olga.create_sandbox(&create).await.unwrap_err();
     assert!(err.to_string().contains("tpl-a"), "{err}");
     let req = BuildSandboxTemplateRequest {

@@ -10,6 +10,7 @@ pub mod networks;
 pub mod operations;
 pub mod output;
 pub mod projects;
+pub mod sandbox_templates;
 pub mod sandboxes;
 pub mod ssh_keys;
 pub mod system;
@@ -17,7 +18,6 @@ pub mod terminal;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
-pub mod sandbox_templates;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
