@@ -46,6 +46,7 @@ bench: build
 	scripts/bench-volumes.sh
 	scripts/bench-vms.sh
 	scripts/bench-sandboxes.sh
+	scripts/bench-templates.sh
 
 # Rewrites openapi.json from the code (the test suite fails while it is stale).
 openapi:

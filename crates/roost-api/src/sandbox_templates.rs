@@ -79,6 +79,10 @@ pub struct SandboxTemplateBuild {
     /// The commands' output (the last 64 KiB), empty on a hit.
     #[serde(default)]
     pub log: String,
+    /// How many of the first commands were not run because the project had built them
+    /// already (a template whose commands are a prefix of these): all of them on a hit.
+    #[serde(default)]
+    pub cached_steps: u32,
 }
 
 /// One template's detail: the template and its last build's output.

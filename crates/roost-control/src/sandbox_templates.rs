@@ -283,19 +283,9 @@ impl Control {
         let key = cache_key(&base_digest, commands);
         let scope = ProjectScope::One(project_id.to_string());
         let existing = self.store().image_by_key(name, &scope).await?.filter(|i| i.project_id == project_id);
-        let node = self.node()?;
         // A hit: a ready template of this project with this key whose contents are here.
-        let mut hit = None;
-        for t in self.store().sandbox_templates_by_cache_key(project_id, &key).await? {
-            if let Some(image) = self.store().image_by_id(&t.image_id).await?
-                && image.status() == ImageStatus::Ready
-                && let Some(digest) = &image.digest
-                && node.images.get(digest).map_err(node_error)?.is_some()
-            {
-                hit = Some((image, t));
-                break;
-            }
-        }
+        let hit = self.cached_template(project_id, &key).await?;
+        let mut cached_steps = 0;
         let (built, cache) = match hit {
             Some((image, t)) => {
                 op.progress(90, &format!("cache hit: the image of template '{}' has key {key}", image.name)).await;
@@ -308,9 +298,25 @@ impl Control {
                 (built, "hit")
             }
             None => {
+                // A miss starts from the longest prefix of the commands the project has
+                // built already (adding a command re-runs only the new ones).
+                let mut start = (base.clone(), 0);
+                for k in (1..commands.len()).rev() {
+                    if let Some((image, _)) =
+                        self.cached_template(project_id, &cache_key(&base_digest, &commands[..k])).await?
+                    {
+                        start = (image, k);
+                        break;
+                    }
+                }
+                cached_steps = start.1;
                 let digest = store_digest(project_id, &key);
+                let source = roost_node::images::ImageSource::Derived {
+                    base_digest: base_digest.clone(),
+                    commands: commands.to_vec(),
+                };
                 let built =
-                    self.run_build_container(p, project_id, name, base, &base_digest, commands, &digest, op).await?;
+                    self.run_build_container(p, project_id, name, &start, commands, &digest, source, op).await?;
                 (built, "miss")
             }
         };
@@ -392,7 +398,23 @@ impl Control {
             Audience::Project(project_id.to_string()),
         );
         let log = if cache == "miss" { tail(&built.log, LOG_LIMIT).to_string() } else { String::new() };
-        Ok(SandboxTemplateBuild { cache: cache.into(), template, log })
+        let cached_steps = if cache == "hit" { commands.len() } else { cached_steps };
+        Ok(SandboxTemplateBuild { cache: cache.into(), template, log, cached_steps: cached_steps as u32 })
+    }
+
+    /// A ready template of the project built with this cache key, its contents on this node.
+    async fn cached_template(&self, project_id: &str, key: &str) -> Result<Option<(ImageRow, TemplateRow)>> {
+        let node = self.node()?;
+        for t in self.store().sandbox_templates_by_cache_key(project_id, key).await? {
+            if let Some(image) = self.store().image_by_id(&t.image_id).await?
+                && image.status() == ImageStatus::Ready
+                && let Some(digest) = &image.digest
+                && node.images.get(digest).map_err(node_error)?.is_some()
+            {
+                return Ok(Some((image, t)));
+            }
+        }
+        Ok(None)
     }
 
     /// Removes an image's old contents when no image row points at them and no instance
@@ -412,19 +434,21 @@ impl Control {
         }
     }
 
-    /// The real build: a container from the base, the commands in order, a snapshot.
+    /// The real build: a container from `start` (the base, or a template with the first
+    /// `skip` commands applied already), the remaining commands in order, a snapshot.
     #[allow(clippy::too_many_arguments)]
     async fn run_build_container(
         &self,
         p: &Principal,
         project_id: &str,
         name: &str,
-        base: &ImageRow,
-        base_digest: &str,
+        (start, skip): &(ImageRow, usize),
         commands: &[String],
         digest: &str,
+        source: roost_node::images::ImageSource,
         op: &mut OperationHandle,
     ) -> Result<Built> {
+        let skip = *skip;
         let started = Instant::now();
         let ctx = RequestContext::default();
         let mut labels = std::collections::BTreeMap::new();
@@ -433,7 +457,7 @@ impl Control {
         roost_api::ids::push_random(&mut instance_name, 8);
         let req = CreateInstanceRequest {
             name: instance_name,
-            image: base.id.clone(),
+            image: start.id.clone(),
             project: Some(project_id.to_string()),
             cpus: Some(BUILD_CPUS),
             memory_bytes: Some(BUILD_MEMORY),
@@ -457,7 +481,10 @@ impl Control {
             }
             let mut log = String::new();
             let n = commands.len();
-            for (i, cmd) in commands.iter().enumerate() {
+            for (i, cmd) in commands.iter().enumerate().take(skip) {
+                log.push_str(&format!("[{}/{n}] $ {cmd} (cached: template '{}')\n", i + 1, start.name));
+            }
+            for (i, cmd) in commands.iter().enumerate().skip(skip) {
                 let percent = (5 + i * 80 / n) as u8;
                 let header = format!("[{}/{n}] $ {cmd}\n", i + 1);
                 log.push_str(&header);
@@ -473,10 +500,6 @@ impl Control {
             }
             op.progress(88, "saving the template's root filesystem").await;
             let rootfs: PathBuf = self.settings().data_dir.join("instances").join(&instance.id).join("rootfs");
-            let source = roost_node::images::ImageSource::Derived {
-                base_digest: base_digest.to_string(),
-                commands: commands.to_vec(),
-            };
             let image = self.node()?.images.snapshot(digest, name, &rootfs, source).await.map_err(node_error)?;
             Ok(Built {
                 digest: image.digest,

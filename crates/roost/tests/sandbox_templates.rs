@@ -23,6 +23,7 @@ use serde_json::Value;
 
 const RUN_A: &str = "mkdir -p /opt && echo hello-template > /opt/x";
 const RUN_B: &str = "python3 -c \"open('/opt/y', 'w').write(str(6 * 7))\"";
+const RUN_C: &str = "echo more > /opt/z";
 const RUN_B2: &str = "python3 -c \"open('/opt/y', 'w').write(str(6 * 8))\"";
 
 fn workspace_root() -> PathBuf {
@@ -131,6 +132,17 @@ async fn templates_build_from_commands_with_a_content_addressed_cache() {
     // tpl-same still has the first contents.
     let id = stdout(&ok(&["sandbox", "create", "--template", "tpl-same", "--ttl", "2m"])).trim().to_string();
     assert_eq!(stdout(&ok(&["sandbox", "exec", &id, "--", "cat", "/opt/y"])), "42");
+    ok(&["sandbox", "kill", &id]);
+    // Adding a command starts from the template that has the others (tpl-same): only the
+    // new command runs.
+    let out = ok(&["sandbox", "template", "build", "tpl-more", "--run", RUN_A, "--run", RUN_B, "--run", RUN_C]);
+    assert!(stdout(&out).contains("cache: miss (2 of 3 commands from the cache)"), "{}", stdout(&out));
+    let more = json(&server, &["sandbox", "template", "show", "tpl-more"]);
+    let log = more["build_log"].as_str().unwrap();
+    assert!(log.contains("(cached: template 'tpl-same')") && log.contains("[3/3] $ echo more"), "{log}");
+    let id = stdout(&ok(&["sandbox", "create", "--template", "tpl-more", "--ttl", "2m"])).trim().to_string();
+    let out = ok(&["sandbox", "exec", &id, "--", "sh", "-c", "cat /opt/x /opt/y /opt/z"]);
+    assert_eq!(stdout(&out), "hello-template\n42more\n");
     ok(&["sandbox", "kill", &id]);
 
     // A failing command fails the build with its exit code and output; nothing is left.

@@ -111,8 +111,13 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxTemplateCommand) -> anyhow::Re
             match op.result.clone().and_then(|r| serde_json::from_value::<SandboxTemplateBuild>(r).ok()) {
                 Some(b) => {
                     let t = &b.template;
+                    let steps = if b.cache == "miss" && b.cached_steps > 0 {
+                        format!(" ({} of {} commands from the cache)", b.cached_steps, t.commands.len())
+                    } else {
+                        String::new()
+                    };
                     println!(
-                        "cache: {} — template '{}' ({}), key {}, {} (hits {}, misses {})",
+                        "cache: {}{steps} — template '{}' ({}), key {}, {} (hits {}, misses {})",
                         b.cache,
                         t.name,
                         t.id,
