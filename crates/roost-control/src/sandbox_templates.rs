@@ -125,7 +125,7 @@ impl Control {
         for t in crate::templates::BUILTIN_TEMPLATES {
             if let Some(row) = self.store().image_by_key(t.name, &ProjectScope::One(String::new())).await? {
                 let mut item = api(&row, None);
-                item.digest = self.builtin_digest(&row);
+                self.fill_builtin(&mut item, &row);
                 out.push(item);
             }
         }
@@ -138,10 +138,14 @@ impl Control {
         Ok(out)
     }
 
-    /// A builtin template's digest once it has been built on this node.
-    fn builtin_digest(&self, row: &ImageRow) -> Option<String> {
-        let path = self.compute().rootfs.lock().expect("rootfs").get(&row.id).cloned()?;
-        path.parent()?.file_name()?.to_str().map(str::to_string)
+    /// A builtin template's digest and size once it has been built on this node.
+    fn fill_builtin(&self, item: &mut SandboxTemplate, row: &ImageRow) {
+        let path = self.compute().rootfs.lock().expect("rootfs").get(&row.id).cloned();
+        let digest = path.as_deref().and_then(|p| p.parent()?.file_name()?.to_str().map(str::to_string));
+        if let (Some(digest), Ok(node)) = (digest, self.node()) {
+            item.size_bytes = node.images.get(&digest).ok().flatten().map(|i| i.meta.size_bytes);
+            item.digest = Some(digest);
+        }
     }
 
     /// A template (builtin or built) by name or id, with its last build's output.
@@ -154,7 +158,7 @@ impl Control {
         let (image, t) = self.template_row(p, key, project).await?;
         let mut template = api(&image, t.as_ref());
         if template.builtin {
-            template.digest = self.builtin_digest(&image);
+            self.fill_builtin(&mut template, &image);
         }
         Ok(SandboxTemplateDetail { template, build_log: t.map(|t| t.build_log).unwrap_or_default() })
     }
