@@ -47,6 +47,7 @@ bench: build
 	scripts/bench-vms.sh
 	scripts/bench-sandboxes.sh
 	scripts/bench-sandbox-processes.sh
+	scripts/bench-templates.sh
 
 # Rewrites openapi.json from the code (the test suite fails while it is stale).
 openapi:

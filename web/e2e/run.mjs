@@ -658,6 +658,7 @@ async function main() {
       ["/account", "Your account", "account"],
       ["/node", "Compute node", "node"],
       ["/sandboxes", "Sandboxes", "sandboxes"],
+      ["/sandbox-templates", "Sandbox templates", "sandbox-templates"],
     ]) {
       await page.goto(server.url + path);
       await page.getByRole("heading", { name: heading, level: 1 }).waitFor();

@@ -67,6 +67,7 @@ const pages = {
   node: lazyPage(() => import("./pages/SshKeys"), (m) => m.NodePage),
   sandboxes: lazyPage(() => import("./pages/Sandboxes"), (m) => m.SandboxesPage),
   sandbox: lazyPage(() => import("./pages/Sandbox"), (m) => m.SandboxPage),
+  templates: lazyPage(() => import("./pages/SandboxTemplates"), (m) => m.SandboxTemplatesPage),
 };
 
 /** The console's routes, most specific first, with the code each needs. */
@@ -95,6 +96,7 @@ export const ROUTES: [string, Page, (() => Promise<unknown>) | null][] = [
   ["/node", pages.node.Page, pages.node.load],
   ["/sandboxes", pages.sandboxes.Page, pages.sandboxes.load],
   ["/sandboxes/:id", pages.sandbox.Page, pages.sandbox.load],
+  ["/sandbox-templates", pages.templates.Page, pages.templates.load],
 ];
 
 /** Starts loading the code of the page at `path`. */

@@ -379,3 +379,37 @@ export interface SandboxFileEntry {
   modified_at: string;
   symlink_target?: string | null;
 }
+
+export interface SandboxTemplate {
+  id: string;
+  name: string;
+  project_id?: string | null;
+  builtin: boolean;
+  base?: string | null;
+  cache_key?: string | null;
+  digest?: string | null;
+  commands: string[];
+  size_bytes?: number | null;
+  status: "building" | "ready" | "failed";
+  description?: string | null;
+  hits: number;
+  misses: number;
+  last_used_at?: string | null;
+  build_seconds?: number | null;
+  created_at: string;
+}
+
+export interface SandboxTemplateBuild {
+  cache: "hit" | "miss";
+  template: SandboxTemplate;
+  log: string;
+}
+
+export interface SandboxPoolStats {
+  project_id: string;
+  template: string;
+  size: number;
+  ready: number;
+  hits: number;
+  misses: number;
+}

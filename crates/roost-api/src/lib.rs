@@ -13,6 +13,7 @@ pub mod list;
 pub mod networks;
 pub mod operations;
 pub mod projects;
+pub mod sandbox_templates;
 pub mod sandboxes;
 pub mod ssh_keys;
 pub mod system;

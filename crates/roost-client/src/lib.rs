@@ -867,3 +867,44 @@ where
 fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
 }
+
+// --- sandbox templates ------------------------------------------------------------
+impl Client {
+    /// Starts a template build; the operation's result is a `SandboxTemplateBuild`.
+    pub async fn build_sandbox_template(
+        &self,
+        req: &roost_api::sandbox_templates::BuildSandboxTemplateRequest,
+    ) -> Result<Operation> {
+        self.post("/v1/sandbox-templates", req).await
+    }
+
+    pub async fn list_sandbox_templates(
+        &self,
+        project: Option<&str>,
+    ) -> Result<Vec<roost_api::sandbox_templates::SandboxTemplate>> {
+        match project {
+            Some(p) => self.get(&format!("/v1/sandbox-templates?project={}", encode(p))).await,
+            None => self.get("/v1/sandbox-templates").await,
+        }
+    }
+
+    pub async fn get_sandbox_template(
+        &self,
+        key: &str,
+        project: Option<&str>,
+    ) -> Result<roost_api::sandbox_templates::SandboxTemplateDetail> {
+        let mut path = format!("/v1/sandbox-templates/{}", encode(key));
+        if let Some(p) = project {
+            path.push_str(&format!("?project={}", encode(p)));
+        }
+        self.get(&path).await
+    }
+
+    pub async fn delete_sandbox_template(&self, key: &str, project: Option<&str>) -> Result<()> {
+        let mut path = format!("/v1/sandbox-templates/{}", encode(key));
+        if let Some(p) = project {
+            path.push_str(&format!("?project={}", encode(p)));
+        }
+        self.delete(&path).await
+    }
+}

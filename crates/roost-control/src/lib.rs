@@ -20,6 +20,7 @@ mod reconciler;
 mod samples;
 pub mod sandbox_pool;
 pub mod sandbox_processes;
+pub mod sandbox_templates;
 pub mod sandbox_urls;
 pub mod sandbox_watch;
 pub mod sandboxes;

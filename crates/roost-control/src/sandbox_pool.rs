@@ -250,3 +250,28 @@ impl Control {
         Ok(out)
     }
 }
+
+impl Control {
+    /// Empties the pool of this project and template, deleting its frozen sandboxes (a
+    /// template rebuilt or deleted: they run the old contents).
+    pub(crate) async fn drain_sandbox_pool(&self, p: &Principal, project: &str, template: &str) {
+        let drained: Vec<Pooled> = {
+            let mut slots = self.pool().slots.lock().expect("pool");
+            match slots.get_mut(&(project.to_string(), template.to_string())) {
+                Some(slot) => slot.ready.drain(..).collect(),
+                None => Vec::new(),
+            }
+        };
+        let ctx = RequestContext::default();
+        for pooled in drained {
+            match self.delete_instance(&ctx, p, &pooled.instance_id, None, true).await {
+                Ok(op) => {
+                    let _ = self.wait_operation(p, &op.id, Duration::from_secs(60)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(instance = %pooled.instance_id, error = %e.message, "could not drain a pooled sandbox")
+                }
+            }
+        }
+    }
+}

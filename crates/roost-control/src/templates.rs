@@ -80,6 +80,9 @@ impl Control {
         if row.source == "builtin" && builtin_template(&row.name).is_some() {
             self.image_rootfs(&row).await?;
         }
+        if row.source == crate::sandbox_templates::SOURCE {
+            self.store().touch_sandbox_template(&row.id, roost_store::now_ms()).await?;
+        }
         Ok(())
     }
 }

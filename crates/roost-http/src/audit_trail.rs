@@ -106,6 +106,8 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("PUT", "/v1/sandboxes/{id}/files", "sandbox.files.write", "sandbox"),
     ("DELETE", "/v1/sandboxes/{id}/files", "sandbox.files.remove", "sandbox"),
     ("POST", "/v1/sandboxes/{id}/files/move", "sandbox.files.move", "sandbox"),
+    ("POST", "/v1/sandbox-templates", "sandbox_template.build", "sandbox_template"),
+    ("DELETE", "/v1/sandbox-templates/{id}", "sandbox_template.delete", "sandbox_template"),
 ];
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not

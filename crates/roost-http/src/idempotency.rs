@@ -35,6 +35,7 @@ const ROUTES: &[&str] = &[
     "/v1/snapshots",
     "/v1/backup-policies",
     "/v1/instances/{id}/clone",
+    "/v1/sandbox-templates",
 ];
 
 fn credential(req: &Request) -> Option<String> {

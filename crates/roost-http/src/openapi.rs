@@ -13,7 +13,7 @@ use crate::routes::{
     audit, auth, buckets, events, health, images, instances, networks, objects, operations, projects, s3_keys,
     ssh_keys, system, tokens, users, volumes,
 };
-use crate::routes::{sandbox_api, sandbox_processes, sandboxes};
+use crate::routes::{sandbox_api, sandbox_processes, sandbox_templates, sandboxes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -170,6 +170,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sandbox_processes::list_dir, sandbox_processes::mkdir))
         .routes(routes!(sandbox_processes::download, sandbox_processes::upload, sandbox_processes::remove))
         .routes(routes!(sandbox_processes::rename))
+        .routes(routes!(sandbox_templates::list, sandbox_templates::build))
+        .routes(routes!(sandbox_templates::get, sandbox_templates::delete))
 }
 
 /// The document, as served and as checked in at the repository root.

@@ -37,6 +37,8 @@ pub enum ImageSource {
     Debian { suite: String, packages: Vec<String>, variant: String, mirror: String },
     /// Unpacked from a root filesystem tarball.
     Tarball { file_name: String },
+    /// A base image plus setup commands run in it (a sandbox template build).
+    Derived { base_digest: String, commands: Vec<String> },
 }
 
 /// What `image.json` holds.
@@ -247,6 +249,38 @@ impl ImageStore {
             store.get_or_build(&digest, |rootfs| {
                 tarball::unpack_file(&path, rootfs)?;
                 Ok((name, ImageSource::Tarball { file_name }))
+            })
+        })
+        .await
+    }
+}
+
+impl ImageStore {
+    /// Stores a copy of the directory tree `src` (a build container's root filesystem,
+    /// its commands finished) as the image `digest`, unless that image is there already.
+    /// The copy keeps owners, modes, links, extended attributes and sparse files
+    /// (`cp -a`), and stays on `src`'s filesystem (nothing mounted below it).
+    pub async fn snapshot(&self, digest: &str, name: &str, src: &Path, source: ImageSource) -> Result<Image> {
+        self.get(digest)?; // validates the digest
+        let store = self.clone();
+        let digest = digest.to_string();
+        let name = name.to_string();
+        let src = src.to_owned();
+        blocking(move || {
+            store.get_or_build(&digest, |rootfs| {
+                fs::create_dir_all(rootfs).at("creating", rootfs)?;
+                let output = std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg("--one-file-system")
+                    .arg(format!("{}/.", src.display()))
+                    .arg(rootfs)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .map_err(|e| Error::io("running cp", e))?;
+                if !output.status.success() {
+                    return Err(Error::tool("cp", String::from_utf8_lossy(&output.stderr).trim().to_string()));
+                }
+                Ok((name, source))
             })
         })
         .await

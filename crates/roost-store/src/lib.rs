@@ -12,6 +12,7 @@ pub mod meta;
 pub mod networks;
 pub mod operations;
 pub mod projects;
+pub mod sandbox_templates;
 pub mod sandboxes;
 pub mod sessions;
 pub mod ssh_keys;

@@ -700,6 +700,17 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
             case("/v1/sandboxes/sbx-aaaaaaaaaaaa/files/move", Some(json!({"from": "/tmp/a", "to": "/tmp/b"}))),
             [401, 404, 404, 404, 404, 401, 403],
         ),
+        ("GET", "/v1/sandbox-templates") => (case(route, None), ANY_USER),
+        // A build that passes the checks finds no such base (a real one would build).
+        ("POST", "/v1/sandbox-templates") => {
+            let body =
+                json!({"name": w.fresh("tpl"), "from": "no-such-template", "run": ["true"], "project": "team-a"});
+            (case(route, Some(body)), [401, 403, 404, 404, 404, 401, 403])
+        }
+        ("GET", "/v1/sandbox-templates/{id}") => (case("/v1/sandbox-templates/base", None), ANY_USER),
+        ("DELETE", "/v1/sandbox-templates/{id}") => {
+            (case("/v1/sandbox-templates/no-such-template?project=team-a", None), [401, 404, 404, 404, 404, 401, 403])
+        }
         _ => return None,
     })
 }

@@ -31,6 +31,7 @@ export const NAV: NavItem[] = [
   { to: "/ssh-keys", label: "SSH keys" },
   { to: "/node", label: "Node" },
   { to: "/sandboxes", label: "Sandboxes" },
+  { to: "/sandbox-templates", label: "Templates" },
 ];
 
 function isActive(to: string, path: string): boolean {

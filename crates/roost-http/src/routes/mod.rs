@@ -14,6 +14,7 @@ pub mod projects;
 pub mod s3_keys;
 pub mod sandbox_api;
 pub mod sandbox_processes;
+pub mod sandbox_templates;
 pub mod sandboxes;
 pub mod ssh_keys;
 pub mod system;

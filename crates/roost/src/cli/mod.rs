@@ -10,6 +10,7 @@ pub mod networks;
 pub mod operations;
 pub mod output;
 pub mod projects;
+pub mod sandbox_templates;
 pub mod sandboxes;
 pub mod ssh_keys;
 pub mod system;

@@ -90,6 +90,9 @@ pub enum SandboxCommand {
         #[arg(short = 'i', long)]
         interactive: bool,
     },
+    /// Templates: builtin ones and those built from a base plus commands (build cache)
+    #[command(subcommand, visible_alias = "templates")]
+    Template(super::sandbox_templates::SandboxTemplateCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -417,6 +420,7 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             eprintln!("Sent SIG{} to process {pid}.", signal.to_ascii_uppercase().trim_start_matches("SIG"));
             Ok(())
         }
+        SandboxCommand::Template(cmd) => super::sandbox_templates::run(global, cmd).await,
         SandboxCommand::Pool => {
             let pools = client.sandbox_pool().await?;
             print_list(global.output, &pools, &["project", "template", "ready", "size", "hits", "misses"], |s| {
