@@ -24,8 +24,17 @@ pub const TEMPLATE_SUITE: &str = "bookworm";
 pub const BUILTIN_TEMPLATES: &[BuiltinTemplate] = &[
     BuiltinTemplate {
         name: "base",
-        description: "sandbox template: Debian bookworm with bash, python3 and common tools",
-        packages: &["bash", "ca-certificates", "curl", "findutils", "inotify-tools", "procps", "python3"],
+        description: "sandbox template: Debian bookworm with bash, python3, pip and common tools",
+        packages: &[
+            "bash",
+            "ca-certificates",
+            "curl",
+            "findutils",
+            "inotify-tools",
+            "procps",
+            "python3",
+            "python3-pip",
+        ],
     },
     BuiltinTemplate {
         name: "code-interpreter-v1",
@@ -38,6 +47,7 @@ pub const BUILTIN_TEMPLATES: &[BuiltinTemplate] = &[
             "inotify-tools",
             "procps",
             "python3",
+            "python3-pip",
             "python3-ipython",
             "python3-matplotlib",
             "python3-numpy",

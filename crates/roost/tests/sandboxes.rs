@@ -53,7 +53,10 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
     // First use builds each template (the SDK's create has a 30 s request timeout, so the
     // CLI, which waits, builds them): python3 in base, IPython and matplotlib in the other.
     for (template, check) in [
-        ("base", "python3 -c 'print(6*7)' && command -v inotifywait >/dev/null && echo tools"),
+        (
+            "base",
+            "python3 -c 'print(6*7)' && command -v inotifywait >/dev/null && pip --version >/dev/null && echo tools",
+        ),
         ("code-interpreter-v1", "python3 -c 'import IPython, matplotlib, numpy; print(6*7)' && echo tools"),
     ] {
         let id = stdout(&ok(&["sandbox", "create", "--template", template, "--ttl", "2m"])).trim().to_string();
