@@ -11,6 +11,8 @@
 //! gave pid 1: namespaces, cgroup, user, capabilities, no_new_privs, seccomp, rlimits.
 //!
 //! Protocol, one record per message:
+//! - host: `q`; init: `q` (it is up: the driver's start returns only then, so a
+//!   container is never frozen halfway through runc's init).
 //! - host: `r` + cwd + argc + args + envc + env (each string a u32 LE length and its
 //!   bytes; counts u32 LE), with SCM_RIGHTS: stdin, stdout, stderr.
 //! - child (before exec): `p`; the host reads the child's host pid from the credentials
@@ -238,6 +240,11 @@ fn receive(conn: i32) -> Option<Request> {
                 stdio.push(unsafe { OwnedFd::from_raw_fd(fd) });
             }
         }
+    }
+    // A readiness probe (the driver's start waits for it): pid 1 runs and serves.
+    if n > 0 && buf[0] == b'q' {
+        reply(conn, b"q");
+        return None;
     }
     if n <= 0 || stdio.len() != 3 || buf[0] != b'r' {
         return None;

@@ -110,6 +110,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     print_banner(addr, s3_endpoint.as_deref(), e2b_addr, &settings, &store_desc, created.as_deref(), from_env);
     control.spawn_sandbox_reaper();
     control.set_sandbox_pool(settings.sandbox_pool);
+    {
+        // The warm pool of an earlier run is not ours any more (it lived in memory).
+        let control = control.clone();
+        let started = roost_store::now_ms();
+        tokio::spawn(async move {
+            if let Err(e) = control.remove_pool_leftovers(started).await {
+                tracing::warn!(error = %e.message, "cannot remove the warm pool of an earlier run");
+            }
+        });
+    }
     if let Some(addr) = e2b_addr {
         control.set_e2b_address(addr);
     }
@@ -167,6 +177,9 @@ fn attach_compute(control: &Control, s: &ServerSettings, s3_port: Option<u16>) -
     }
     let mut config = roost_node::drivers::container::ContainerConfig::for_data_dir(&s.data_dir);
     config.runc = s.runc.clone().into();
+    // ROOST_EXEC_AGENT=off: containers keep the shell init and every exec is a `runc
+    // exec` (for A/B measurements and as an escape hatch; see docs/performance.md).
+    config.exec_agent = std::env::var("ROOST_EXEC_AGENT").map_or(true, |v| v != "off");
     let driver = roost_node::drivers::container::ContainerDriver::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut node = roost_control::node::Node::new(
         std::sync::Arc::new(driver),

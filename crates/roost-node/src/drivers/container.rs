@@ -554,6 +554,10 @@ impl Driver for ContainerDriver {
         let run = RunRecord { pid, start_ticks, started_at_ms: unix_ms(SystemTime::now()) };
         write_atomic(&p.state, &serde_json::to_vec(&run).expect("serializes"))?;
         self.watch(id, pid);
+        if listener.is_some() {
+            drop(listener);
+            agent::wait_ready(&socket).await?;
+        }
         Ok(())
     }
 

@@ -46,6 +46,31 @@ pub fn listen(path: &Path) -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Waits until roost-init answers on its socket: the container's pid 1 has left runc's
+/// init and runs. Without it a start could return while pid 1 is still `runc init`, and
+/// freezing it then (the warm pool pauses right after start) can leave the cgroup v1
+/// freezer stuck in FREEZING.
+pub async fn wait_ready(path: &Path) -> Result<()> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let io = |what: &str, e: Errno| Error::io(format!("roost-init did not answer: {what}"), e.into());
+        let conn = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)
+            .map_err(|e| io("socket", e))?;
+        setsockopt(&conn, sockopt::ReceiveTimeout, &TimeVal::new(30, 0)).map_err(|e| io("SO_RCVTIMEO", e))?;
+        connect(conn.as_raw_fd(), &UnixAddr::new(&path).map_err(|e| io("address", e))?)
+            .map_err(|e| io("connect", e))?;
+        nix::sys::socket::send(conn.as_raw_fd(), b"q", MsgFlags::MSG_NOSIGNAL).map_err(|e| io("send", e))?;
+        let mut buf = [0u8; 4];
+        match recv(conn.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Ok(1) if buf[0] == b'q' => Ok(()),
+            Ok(_) => Err(Error::tool("roost-init", "the container's init exited before it served")),
+            Err(e) => Err(io("receive", e)),
+        }
+    })
+    .await
+    .map_err(|e| Error::io("roost-init", std::io::Error::other(e)))?
+}
+
 /// Longest request sent in one message (the rest falls back to `runc exec`).
 const MAX_REQUEST: usize = 200 * 1024;
 
