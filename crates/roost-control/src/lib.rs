@@ -26,7 +26,7 @@ pub mod secrets;
 pub mod ssh_keys;
 pub mod system;
 pub mod templates;
-pub(crate) mod timing;
+pub mod timing;
 pub mod tokens;
 pub mod users;
 pub mod volumes;

@@ -5,20 +5,20 @@
 
 use std::time::Instant;
 
-pub(crate) struct Steps {
+pub struct Steps {
     what: &'static str,
     start: Instant,
     last: Instant,
 }
 
 impl Steps {
-    pub(crate) fn new(what: &'static str) -> Steps {
+    pub fn new(what: &'static str) -> Steps {
         let now = Instant::now();
         Steps { what, start: now, last: now }
     }
 
     /// Logs the time since the previous step (and since the start).
-    pub(crate) fn step(&mut self, name: &'static str) {
+    pub fn step(&mut self, name: &'static str) {
         let now = Instant::now();
         tracing::debug!(
             target: "roost::timing",
