@@ -127,7 +127,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let router = roost_http::e2b::router(control.clone());
         let s = shutdown.clone();
         tokio::spawn(async move {
-            let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            let serve = axum::serve(nodelay(listener), router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move { s.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "the E2B listener failed");
@@ -153,7 +153,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         signal.cancel();
     });
-    let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    let serve = axum::serve(nodelay(listener), app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown({
             let s = shutdown.clone();
             async move { s.cancelled().await }
@@ -168,6 +168,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The listener with TCP_NODELAY on every connection: a streamed response (an exec's
+/// events, a Connect stream's end) is written in small pieces, and with Nagle on, a
+/// piece waits for the ACK of the previous one, which the client delays by up to 40 ms.
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    fn set(stream: &mut tokio::net::TcpStream) {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    }
+    listener.tap_io(set as fn(&mut tokio::net::TcpStream))
 }
 
 /// Runs instances here: the runc driver, the image store and the default network.
