@@ -538,7 +538,8 @@ impl Driver for ContainerDriver {
         let socket = agent::socket_path(&p.dir);
         remove_file(&socket)?;
         let listener = if bundle::runs_init(&p.config) { Some(agent::listen(&socket)?) } else { None };
-        if let Err(e) = self.inner.runc.run_detached(id, &p.dir, &p.pid, out, err, &p.runc_log, listener.as_ref()).await
+        if let Err(e) =
+            self.inner.runc.run_detached(id, &p.dir, &p.pid, (out, err), &p.runc_log, listener.as_ref()).await
         {
             // Leave no half-created container behind for the next attempt.
             let _ = self.inner.runc.delete(id).await;

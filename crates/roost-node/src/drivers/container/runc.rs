@@ -45,8 +45,7 @@ impl Runc {
         id: &str,
         bundle: &Path,
         pid_file: &Path,
-        out: File,
-        err: File,
+        (out, err): (File, File),
         log: &Path,
         init_socket: Option<&OwnedFd>,
     ) -> Result<()> {
