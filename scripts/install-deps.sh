@@ -19,6 +19,7 @@ done
 # Debian packages, by the command or file that proves each one is there.
 packages=(
   "gcc:gcc"                      # C parts of sqlite and ring
+  "libc6-dev:/usr/lib/x86_64-linux-gnu/libc.a"  # static glibc: roost-init, the containers' pid 1
   "make:make"
   "pkg-config:pkg-config"
   "curl:curl"

@@ -28,6 +28,7 @@ pub mod secrets;
 pub mod ssh_keys;
 pub mod system;
 pub mod templates;
+pub mod timing;
 pub mod tokens;
 pub mod users;
 pub mod volumes;

@@ -204,11 +204,15 @@ impl Control {
                     tx.commit().await?;
                 }
                 self.provision(&node, &row).await?;
+                let mut t = crate::timing::Steps::new("provisioned");
                 let started = driver.inspect(id).await.map_err(node_error)?;
                 let at = started.started_at.map(system_ms).or(Some(now_ms()));
                 let fresh = self.store().instance(id).await?.unwrap_or(row);
+                t.step("inspect");
                 self.record(&fresh, InstanceStatus::Running, None, None, at).await?;
+                t.step("record running");
                 self.settle(id, Ok(())).await;
+                t.step("settle");
                 // SSH keys and user data, once, off the reconcile path (a VM's agent
                 // answers only once the guest has booted).
                 let control = self.clone();
@@ -225,19 +229,24 @@ impl Control {
 
     /// Address, image, prepare, start.
     async fn provision(&self, node: &crate::node::Node, row: &InstanceRow) -> Result<()> {
+        let mut t = crate::timing::Steps::new("provision");
         if row.status() != InstanceStatus::Rebooting {
             self.record(row, InstanceStatus::Provisioning, None, None, None).await?;
         }
+        t.step("record provisioning");
         self.ensure_nics(&row.id, &row.project_id).await?;
         let (networks, dns) = self.attachments_of(&row.id).await?;
+        t.step("nics");
         let image = self
             .store()
             .image_by_id(&row.image_id)
             .await?
             .ok_or_else(|| Error::unprocessable("the instance's image is gone"))?;
         let rootfs = self.image_rootfs(&image).await?;
+        t.step("image");
         // Bridges and the instance's rules exist before it runs (never fail-open).
         self.sync_firewall_now().await?;
+        t.step("firewall");
         let spec = InstanceSpec {
             id: row.id.clone(),
             rootfs,
@@ -252,10 +261,14 @@ impl Control {
             volumes: Vec::new(),
             disks: self.disks_of(&row.id).await?,
         };
+        t.step("spec");
         let driver = node.driver_for(&row.kind)?;
         let started = async {
             driver.prepare(&spec).await?;
-            driver.start(&row.id).await
+            t.step("driver prepare");
+            driver.start(&row.id).await?;
+            t.step("driver start");
+            Ok(())
         }
         .await;
         started.map_err(node_error)

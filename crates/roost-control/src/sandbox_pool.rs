@@ -81,8 +81,9 @@ impl Control {
         self.pool().size.load(Ordering::Relaxed)
     }
 
-    /// A frozen sandbox of this project and template, thawed; `None` when the pool is
-    /// empty (counted as a miss) or the one taken would not thaw (it is deleted).
+    /// A frozen sandbox of this project and template, thawed (its row still says Paused:
+    /// the caller records it Running); `None` when the pool is empty (counted as a miss)
+    /// or the one taken would not thaw (it is deleted).
     pub(crate) async fn take_pooled(
         &self,
         ctx: &RequestContext,
@@ -105,11 +106,10 @@ impl Control {
             taken
         };
         let pooled = taken?;
+        // Thawed only: the row says Running in the same transaction that writes the
+        // sandbox (`create_sandbox`), one store write for the whole handout.
         let thawed = async {
-            self.driver_of(&pooled.instance_id).await?.resume(&pooled.instance_id).await.map_err(node_error)?;
-            if let Some(row) = self.store().instance(&pooled.instance_id).await? {
-                self.record(&row, InstanceStatus::Running, None, None, row.started_at).await?;
-            }
+            self.node()?.driver.resume(&pooled.instance_id).await.map_err(node_error)?;
             Ok::<(), crate::Error>(())
         };
         match thawed.await {
@@ -216,6 +216,47 @@ impl Control {
             return Err(cleanup(e).await);
         }
         Ok(Pooled { id, instance_id: instance.id })
+    }
+
+    /// Removes the pooled sandboxes an earlier run of the server left behind. The pool
+    /// lives in memory, so after a restart its frozen instances belong to nobody: they
+    /// carry the `roost.sandbox` label but no sandbox row. Each is deleted as its creator
+    /// (audited as `instance.delete`, source `sandbox-pool`), through the reconciler like
+    /// any delete. Only instances older than `before` (the server's start, ms) are
+    /// considered, so a cold create in progress (its row is written after its instance)
+    /// is never taken for a leftover. Returns how many it deleted.
+    pub async fn remove_pool_leftovers(&self, before: i64) -> crate::Result<usize> {
+        let ctx = RequestContext { source: Some("sandbox-pool".into()), ..Default::default() };
+        let mut removed = 0;
+        for row in self.store().all_instances().await? {
+            let labels = row.labels();
+            let Some(sandbox) = labels.get("roost.sandbox") else { continue };
+            if row.created_at >= before
+                || row.desired() == roost_api::instances::Desired::Terminated
+                || self.store().sandbox(sandbox).await?.is_some()
+            {
+                continue;
+            }
+            let user = match &row.created_by {
+                Some(u) => self.store().user_by_id(u).await?,
+                None => None,
+            };
+            let Some(user) = user else {
+                tracing::warn!(instance = %row.id, "a pooled sandbox of an earlier run has no creator to delete it as");
+                continue;
+            };
+            let p = crate::sandboxes::acting_as(user, &row.project_id, None, "sandbox pool");
+            match self.delete_instance(&ctx, &p, &row.id, None, true).await {
+                Ok(_) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(instance = %row.id, error = %e.message, "cannot remove a pooled sandbox of an earlier run")
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "removed the warm pool's sandboxes of an earlier run");
+        }
+        Ok(removed)
     }
 
     /// The pools of the projects the principal can see.

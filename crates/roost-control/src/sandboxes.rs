@@ -205,6 +205,29 @@ fn key_api(row: &SandboxKeyRow) -> SandboxKey {
     }
 }
 
+/// The server acting for `user` in one project (the TTL reaper, the pool's cleanup).
+pub(crate) fn acting_as(
+    user: roost_store::users::UserRow,
+    project_id: &str,
+    token_id: Option<String>,
+    why: &str,
+) -> Principal {
+    Principal {
+        user_id: user.id.clone(),
+        user_name: user.name.clone(),
+        role: user.role(),
+        method: AuthMethod::Token,
+        scope: Scope::Write,
+        token_id,
+        token_name: Some(why.into()),
+        session_id: None,
+        csrf_hash: None,
+        expires_at: None,
+        project_id: Some(project_id.to_string()),
+        user,
+    }
+}
+
 /// The parameters of a new sandbox (the E2B `NewSandbox` body, minus what Roost ignores).
 #[derive(Debug, Clone, Default)]
 pub struct NewSandbox {
@@ -334,6 +357,7 @@ impl Control {
         key: Option<&SandboxKeyRow>,
         req: NewSandbox,
     ) -> Result<SandboxView> {
+        let mut t = crate::timing::Steps::new("sandbox create");
         let timeout = req.timeout.unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() || timeout > MAX_TIMEOUT {
             return Err(Error::validation(vec![roost_api::FieldError {
@@ -349,9 +373,6 @@ impl Control {
                 access.project.id
             }
         };
-        if let Some(key) = key {
-            self.check_key_limits(key).await?;
-        }
         let kind = req.kind.clone().unwrap_or_else(|| "container".into());
         if kind != "container" && kind != "vm" {
             return Err(Error::validation(vec![roost_api::FieldError {
@@ -359,8 +380,13 @@ impl Control {
                 message: "must be container or vm".into(),
             }]));
         }
+        if let Some(key) = key {
+            self.check_key_limits(key).await?;
+        }
+        t.step("access and limits");
         // Builtin templates are built on first use, before the instance waits on them.
         self.prepare_template(p, &req.template).await?;
+        t.step("template");
         // A frozen sandbox from the warm pool when there is one; env vars are fixed when
         // an instance starts, so a create that sets them is always cold. The pool holds
         // containers only: a VM sandbox always starts cold.
@@ -373,6 +399,7 @@ impl Control {
             None
         };
         let from_pool = pooled.is_some();
+        t.step("pool");
         let (id, instance_id) = match pooled {
             Some(pooled) => (pooled.id, pooled.instance_id),
             None => {
@@ -386,6 +413,7 @@ impl Control {
                 (id, instance.id)
             }
         };
+        t.step("instance");
         let now = now_ms();
         let row = SandboxRow {
             id: id.clone(),
@@ -407,15 +435,27 @@ impl Control {
         roost_store::sandboxes::insert(tx.conn(), &row).await?;
         if from_pool {
             roost_store::instances::set_creator(tx.conn(), &instance_id, &p.user_id, now).await?;
+            roost_store::instances::set_status(tx.conn(), &instance_id, InstanceStatus::Running, None, None, None, now)
+                .await?;
         }
         audit::record(tx.conn(), ctx, p, "sandbox.create", Some(("sandbox", &id)), Some(&body)).await?;
         tx.commit().await?;
+        t.step("sandbox row");
         self.refill_sandbox_pool(p, &project_id, &req.template);
         if from_pool {
+            // The instance's event (it runs again) goes out off the caller's path.
+            let control = self.clone();
+            let instance = instance_id.clone();
+            tokio::spawn(async move {
+                if let Ok(Some(fresh)) = control.store().instance(&instance).await {
+                    control.publish_instance(&fresh, "instance.updated").await;
+                }
+            });
             return Ok(SandboxView { row, paused: false, kind });
         }
         let running =
             self.wait_instance(p, &instance_id, None, InstanceStatus::Running, Duration::from_secs(120)).await;
+        t.step("wait running");
         match running {
             Ok(i) if i.status == InstanceStatus::Running => Ok(SandboxView { row, paused: false, kind }),
             Ok(i) => {
@@ -586,20 +626,7 @@ impl Control {
             }
             return Ok(());
         };
-        let principal = Principal {
-            user_id: user.id.clone(),
-            user_name: user.name.clone(),
-            role: user.role(),
-            method: AuthMethod::Token,
-            scope: Scope::Write,
-            token_id: row.key_id.clone(),
-            token_name: Some("sandbox TTL".into()),
-            session_id: None,
-            csrf_hash: None,
-            expires_at: None,
-            project_id: Some(row.project_id.clone()),
-            user,
-        };
+        let principal = acting_as(user, &row.project_id, row.key_id.clone(), "sandbox TTL");
         tracing::info!(sandbox = %row.id, "sandbox timed out: killing it");
         self.end_sandbox(&RequestContext::default(), &principal, row, "sandbox.expire").await
     }
@@ -620,6 +647,7 @@ impl Control {
         if view.paused {
             return Err(Error::conflict(format!("sandbox '{}' is paused", view.row.id)));
         }
+        let mut t = crate::timing::Steps::new("sandbox process");
         let mut argv = vec![cmd.clone()];
         argv.extend(args.iter().cloned());
         let mut session = self
@@ -636,6 +664,7 @@ impl Control {
                 },
             )
             .await?;
+        t.step("exec");
         // A usage counter: written off the command's path (a store write is a sync).
         let counter = self.clone();
         let counted = view.row.id.clone();

@@ -321,7 +321,9 @@ async fn sandbox_traffic(
     port: u16,
     req: Request,
 ) -> Result<Response, Error> {
+    let mut t = roost_control::timing::Steps::new("envd request");
     let (_, _, view) = sandbox_access(control, req.headers(), &id).await?;
+    t.step("sandbox access");
     let _ = ctx;
     if port == CODE_INTERPRETER_PORT {
         return code_interpreter(control, &view, req).await;

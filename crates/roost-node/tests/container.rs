@@ -384,3 +384,94 @@ async fn logs_rotate_at_their_cap() {
     assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in order: {numbers:?}");
     env.driver.delete(&spec.id).await.unwrap();
 }
+
+/// The lines of /proc/<pid>/status that say what a process may do.
+fn privileges(status: &str) -> Vec<String> {
+    let keys = ["Uid:", "Gid:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:", "Seccomp:"];
+    status.lines().filter(|l| keys.iter().any(|k| l.starts_with(k))).map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roost_init_serves_execs_as_pid_1() {
+    let image = busybox().await;
+    let env = Env::new("agent");
+    let spec = env.spec(&image, None);
+    env.run(&spec).await;
+    let driver = &env.driver;
+    let id = &spec.id;
+
+    // pid 1 is roost-init (the default init), and execs go through it.
+    assert_eq!(exec(driver, id, &["cat", "/proc/1/cmdline"]).await.stdout, "/dev/.roost-init\0");
+    let parent = exec(driver, id, &["sh", "-c", "cut -d' ' -f4 /proc/$$/stat"]).await;
+    assert_eq!(parent.stdout.trim(), "1", "the exec's parent is pid 1");
+    // What it may do is exactly what pid 1 (the bundle's process, as runc set it up) may.
+    let mine = exec(driver, id, &["cat", "/proc/self/status"]).await.stdout;
+    let init = exec(driver, id, &["cat", "/proc/1/status"]).await.stdout;
+    assert_eq!(privileges(&mine), privileges(&init));
+    assert_eq!(privileges(&mine).len(), 9, "{mine}");
+    // The agent's socket does not leak into the processes it starts.
+    let fds = exec(driver, id, &["sh", "-c", "for f in /proc/$$/fd/*; do readlink $f; done"]).await.stdout;
+    assert!(!fds.contains("socket:"), "{fds}");
+
+    // A long output arrives whole, stdout and stderr apart.
+    let long = exec(driver, id, &["sh", "-c", "seq 1 200000; echo done >&2"]).await;
+    assert_eq!(long.stdout.lines().count(), 200000);
+    assert!(long.stdout.ends_with("199999\n200000\n"));
+    assert_eq!((long.code, long.stderr.as_str()), (0, "done\n"));
+
+    // Concurrent execs each get their own pipes and exit code.
+    let runs = (0..8).map(|i| {
+        let script = format!("echo run{i}; exit {i}");
+        async move { exec(driver, id, &["sh", "-c", &script]).await }
+    });
+    for (i, out) in futures_util::future::join_all(runs).await.into_iter().enumerate() {
+        assert_eq!((out.code, out.stdout), (i as i32, format!("run{i}\n")));
+    }
+
+    // Signals reach the process through its host pid; the code says which.
+    let request = ExecRequest { cmd: vec!["sleep".into(), "100".into()], ..Default::default() };
+    let mut session = driver.exec(id, request).await.unwrap();
+    let pid = session.host_pid().expect("a host pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("\nSigBlk:\t0000000000000000\n"), "{status}");
+    roost_node::reaper::signal(pid, libc::SIGTERM).unwrap();
+    assert_eq!(tokio::time::timeout(Duration::from_secs(30), session.wait()).await.unwrap().unwrap(), 143);
+
+    // Orphans are reaped by pid 1: no zombie stays once the background sleep is over.
+    exec(driver, id, &["sh", "-c", "sleep 0.2 & exit 0"]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let states = exec(driver, id, &["sh", "-c", "cat /proc/[0-9]*/stat"]).await.stdout;
+        let sleeping = states.contains("(sleep)");
+        let zombies: Vec<&str> = states.lines().filter(|l| l.contains(") Z ")).collect();
+        if !sleeping {
+            assert!(zombies.is_empty(), "{zombies:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the orphan never ended: {states}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A restarted driver (a server restart) still reaches the agent.
+    let second = env.reopen();
+    assert_eq!(exec(&second, id, &["echo", "again"]).await.stdout, "again\n");
+
+    // Stopping is what it was with the shell init: SIGTERM, exit 0.
+    driver.stop(id, Duration::from_secs(10)).await.unwrap();
+    let state = driver.inspect(id).await.unwrap();
+    assert_eq!((state.status, state.exit_code), (InstanceStatus::Stopped, Some(0)));
+    driver.delete(id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_agent_execs_use_runc() {
+    let image = busybox().await;
+    let env = Env::with("noagent", |c| c.exec_agent = false);
+    let spec = env.spec(&image, None);
+    env.run(&spec).await;
+    let pid1 = exec(&env.driver, &spec.id, &["cat", "/proc/1/cmdline"]).await.stdout;
+    assert!(pid1.starts_with("/bin/sh\0"), "{pid1:?}");
+    let out = exec(&env.driver, &spec.id, &["sh", "-c", "echo $HOSTNAME; exit 4"]).await;
+    assert_eq!((out.code, out.stdout), (4, format!("{}\n", spec.id)));
+    env.driver.delete(&spec.id).await.unwrap();
+}

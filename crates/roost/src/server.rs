@@ -110,6 +110,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     print_banner(addr, s3_endpoint.as_deref(), e2b_addr, &settings, &store_desc, created.as_deref(), from_env);
     control.spawn_sandbox_reaper();
     control.set_sandbox_pool(settings.sandbox_pool);
+    {
+        // The warm pool of an earlier run is not ours any more (it lived in memory).
+        let control = control.clone();
+        let started = roost_store::now_ms();
+        tokio::spawn(async move {
+            if let Err(e) = control.remove_pool_leftovers(started).await {
+                tracing::warn!(error = %e.message, "cannot remove the warm pool of an earlier run");
+            }
+        });
+    }
     if let Some(addr) = e2b_addr {
         control.set_e2b_address(addr);
     }
@@ -117,7 +127,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let router = roost_http::e2b::router(control.clone());
         let s = shutdown.clone();
         tokio::spawn(async move {
-            let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            let serve = axum::serve(nodelay(listener), router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move { s.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "the E2B listener failed");
@@ -143,7 +153,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         signal.cancel();
     });
-    let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    let serve = axum::serve(nodelay(listener), app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown({
             let s = shutdown.clone();
             async move { s.cancelled().await }
@@ -160,6 +170,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The listener with TCP_NODELAY on every connection: a streamed response (an exec's
+/// events, a Connect stream's end) is written in small pieces, and with Nagle on, a
+/// piece waits for the ACK of the previous one, which the client delays by up to 40 ms.
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    fn set(stream: &mut tokio::net::TcpStream) {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    }
+    listener.tap_io(set as fn(&mut tokio::net::TcpStream))
+}
+
 /// Runs instances here: the runc driver, the image store and the default network.
 fn attach_compute(control: &Control, s: &ServerSettings, s3_port: Option<u16>) -> anyhow::Result<()> {
     if s.compute == ComputeMode::Off {
@@ -167,6 +192,9 @@ fn attach_compute(control: &Control, s: &ServerSettings, s3_port: Option<u16>) -
     }
     let mut config = roost_node::drivers::container::ContainerConfig::for_data_dir(&s.data_dir);
     config.runc = s.runc.clone().into();
+    // ROOST_EXEC_AGENT=off: containers keep the shell init and every exec is a `runc
+    // exec` (for A/B measurements and as an escape hatch; see docs/performance.md).
+    config.exec_agent = std::env::var("ROOST_EXEC_AGENT").map_or(true, |v| v != "off");
     let driver = roost_node::drivers::container::ContainerDriver::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut node = roost_control::node::Node::new(
         std::sync::Arc::new(driver),

@@ -180,3 +180,72 @@ fn without_a_pool_every_create_is_cold_and_works() {
     drop(server);
     tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(61));
 }
+
+/// The pool lives in memory: after a restart its frozen instances belong to nobody. The
+/// new server removes them (instance rows, runc containers, bundles), keeps the sandboxes
+/// that were handed out, and fills a pool of its own on the next create.
+#[test]
+fn a_restarted_server_removes_the_pool_of_its_previous_run() {
+    let pooled = || {
+        let mut options = ServerOptions::compute(76);
+        options.args.extend(["--sandbox-pool".into(), "2".into()]);
+        options
+    };
+    let mut server = TestServer::start_with(pooled());
+    build_base(&server);
+    let ok = |server: &TestServer, args: &[&str]| {
+        let out = server.cli(args, None, &[]);
+        assert!(out.status.success(), "roost {}: {}\n--- server:\n{}", args.join(" "), stderr(&out), server.output());
+        stdout(&out)
+    };
+    let kept = ok(&server, &["sandbox", "create"]).trim().to_string();
+    let default_id = json(&server, &["project", "show", "default"], &[])["id"].as_str().unwrap().to_string();
+    wait_ready(&server, &default_id, 2, &[]);
+    let paused: Vec<String> = json(&server, &["instance", "ls"], &[])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "paused")
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(paused.len(), 2);
+
+    assert!(server.terminate().success());
+    let data_dir = std::mem::replace(&mut server.data_dir, tempfile::tempdir().unwrap());
+    let runc_root = roost_node::drivers::container::ContainerConfig::for_data_dir(data_dir.path()).runc_root;
+    for id in &paused {
+        assert!(runc_root.join(id).exists(), "{id} outlived the server, frozen");
+    }
+    let again = TestServer::start_in(data_dir, pooled());
+    let out = again.cli(&["login", "-u", "admin", "--password-stdin"], Some(common::ADMIN_PASSWORD), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let instances = json(&again, &["instance", "ls"], &[]);
+        let left: Vec<&Value> =
+            instances.as_array().unwrap().iter().filter(|i| paused.iter().any(|p| i["id"] == p.as_str())).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pooled instances of the earlier run remain: {left:?}\n{}", again.output());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for id in &paused {
+        assert!(!runc_root.join(id).exists(), "the runc container of {id} remains");
+        assert!(!again.data_path().join("instances").join(id).exists(), "the bundle of {id} remains");
+    }
+    // The handed-out sandbox was never the pool's: it still runs, and answers.
+    assert_eq!(ok(&again, &["sandbox", "exec", &kept, "--", "echo", "kept"]), "kept\n");
+    let audit = ok(&again, &["audit", "ls", "-o", "json", "--limit", "500"]);
+    assert!(audit.contains("sandbox-pool"), "the removal is audited: {audit}");
+    // The new server's pool fills again from its first create.
+    let next = ok(&again, &["sandbox", "create"]).trim().to_string();
+    wait_ready(&again, &default_id, 2, &[]);
+    for id in [&kept, &next] {
+        ok(&again, &["sandbox", "kill", id]);
+    }
+    drop(again);
+    drop(server);
+    tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(76));
+}

@@ -15,6 +15,7 @@
 //! only the exit status of a container that exits while no process of ours is its
 //! parent: `inspect` then says `exit_unknown`.
 
+mod agent;
 mod bundle;
 mod exec;
 mod files;
@@ -68,6 +69,9 @@ pub struct ContainerConfig {
     pub log_max_bytes: u64,
     /// The nft program.
     pub nft: String,
+    /// Containers with the default init run roost-init as pid 1, which serves execs
+    /// without `runc exec` ([`agent`]); off: the shell init and `runc exec` only.
+    pub exec_agent: bool,
 }
 
 impl ContainerConfig {
@@ -93,6 +97,7 @@ impl ContainerConfig {
             cgroup_parent: "roost".into(),
             log_max_bytes: 10 << 20,
             nft: "nft".into(),
+            exec_agent: true,
         }
     }
 }
@@ -108,6 +113,8 @@ struct Inner {
     runc: Runc,
     layout: Layout,
     limit_swap: bool,
+    /// roost-init on the host, bind-mounted into containers with the default init.
+    init: Option<PathBuf>,
     /// Serializes the lifecycle calls of one instance.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     keeper: Mutex<Option<tokio::task::AbortHandle>>,
@@ -178,7 +185,9 @@ impl ContainerDriver {
                 }
                 Layout::V2 { .. } => true,
             };
+        let init = if config.exec_agent { install_init(&config.data_dir) } else { None };
         let inner = Arc::new(Inner {
+            init,
             runc: Runc::new(config.runc.clone(), config.runc_root.clone()),
             config,
             layout,
@@ -308,7 +317,15 @@ impl ContainerDriver {
             });
         }
 
+        // roost-init replaces the default init when its socket path fits a sockaddr_un.
+        let socket = agent::socket_path(&p.dir);
+        let init = self
+            .inner
+            .init
+            .as_deref()
+            .filter(|_| spec.cmd.as_ref().is_none_or(|c| c.is_empty()) && socket.as_os_str().len() < 108);
         let ctx = bundle::BundleContext {
+            init,
             netns: (!spec.networks.is_empty()).then_some(p.netns.as_path()),
             cgroups_path: self.cgroups_path(&spec.id),
             limit_swap: self.inner.limit_swap,
@@ -517,7 +534,13 @@ impl Driver for ContainerDriver {
         let logs = LogFiles::new(&p.dir);
         let (out, err) = logs.open_writers()?;
         logs.mark().at("writing the log index in", &p.dir)?;
-        if let Err(e) = self.inner.runc.run_detached(id, &p.dir, &p.pid, out, err, &p.runc_log).await {
+        // roost-init's socket (when the bundle runs it): made here, handed to it as fd 3.
+        let socket = agent::socket_path(&p.dir);
+        remove_file(&socket)?;
+        let listener = if bundle::runs_init(&p.config) { Some(agent::listen(&socket)?) } else { None };
+        if let Err(e) =
+            self.inner.runc.run_detached(id, &p.dir, &p.pid, (out, err), &p.runc_log, listener.as_ref()).await
+        {
             // Leave no half-created container behind for the next attempt.
             let _ = self.inner.runc.delete(id).await;
             return Err(e);
@@ -532,6 +555,10 @@ impl Driver for ContainerDriver {
         let run = RunRecord { pid, start_ticks, started_at_ms: unix_ms(SystemTime::now()) };
         write_atomic(&p.state, &serde_json::to_vec(&run).expect("serializes"))?;
         self.watch(id, pid);
+        if listener.is_some() {
+            drop(listener);
+            agent::wait_ready(&socket).await?;
+        }
         Ok(())
     }
 
@@ -678,6 +705,15 @@ impl Driver for ContainerDriver {
         }
         if self.running(id).await.is_none() {
             return Err(Error::Conflict(format!("instance '{id}' is not running")));
+        }
+        if !request.tty && !request.console {
+            let socket = agent::socket_path(&p.dir);
+            if socket.exists() {
+                let env = exec::process_env(&exec::bundle_process(&p.dir)?, &request);
+                if let Some(session) = agent::start(&socket, env, &request).await? {
+                    return Ok(session);
+                }
+            }
         }
         exec::start(&self.inner.runc, id, &p.dir, &p.runc_log, request).await
     }
@@ -958,6 +994,34 @@ fn find_program(program: &Path) -> Option<PathBuf> {
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+/// Writes roost-init (embedded at build time) to `<data_dir>/bin/roost-init` unless it is
+/// there already; `None` when this build has none or it cannot be written.
+fn install_init(data_dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if bundle::INIT_BINARY.is_empty() {
+        return None;
+    }
+    let path = data_dir.join("bin").join("roost-init");
+    if fs::read(&path).is_ok_and(|have| have == bundle::INIT_BINARY) {
+        return Some(path);
+    }
+    let written = (|| -> io::Result<()> {
+        fs::create_dir_all(path.parent().expect("parent"))?;
+        // A name of its own: two drivers of one data dir may install at once.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        fs::write(&tmp, bundle::INIT_BINARY)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+        fs::rename(&tmp, &path)
+    })();
+    match written {
+        Ok(()) => Some(path),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot install roost-init: execs use runc exec");
+            None
+        }
+    }
 }
 
 /// Writes through a temporary file and a rename, so a crash leaves the old or the new

@@ -36,8 +36,24 @@ const CAPABILITIES: &[Capability] = &[
     Capability::AuditWrite,
 ];
 
+/// roost-init, built by `build.rs` (empty when it could not be built).
+pub const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/roost-init"));
+/// Where roost-init is bound in a container (on /dev's tmpfs: nothing in the image).
+pub const INIT_PATH: &str = "/dev/.roost-init";
+
+/// Whether a bundle's process is roost-init.
+pub fn runs_init(config: &Path) -> bool {
+    Spec::load(config)
+        .ok()
+        .and_then(|s| s.process().clone())
+        .and_then(|p| p.args().clone())
+        .is_some_and(|a| a.first().map(String::as_str) == Some(INIT_PATH))
+}
+
 /// What the bundle needs besides the spec.
 pub struct BundleContext<'a> {
+    /// roost-init on the host: it is the container's pid 1 (the spec has no command).
+    pub init: Option<&'a Path>,
     /// The instance's network namespace, when it has a network.
     pub netns: Option<&'a Path>,
     /// The cgroup runc creates, e.g. `/roost/i-abcdefghijkl`.
@@ -84,7 +100,10 @@ pub fn spec(spec: &InstanceSpec, ctx: &BundleContext<'_>) -> Result<Spec> {
     let process = ProcessBuilder::default()
         .terminal(false)
         .user(UserBuilder::default().uid(0u32).gid(0u32).build().map_err(oci)?)
-        .args(command(spec))
+        .args(match ctx.init {
+            Some(_) => vec![INIT_PATH.to_string()],
+            None => command(spec),
+        })
         .env(environment(&spec.hostname, &spec.env))
         .cwd("/")
         .no_new_privileges(false)
@@ -105,6 +124,9 @@ pub fn spec(spec: &InstanceSpec, ctx: &BundleContext<'_>) -> Result<Spec> {
     for (file, target) in [("hosts", "/etc/hosts"), ("hostname", "/etc/hostname"), ("resolv.conf", "/etc/resolv.conf")]
     {
         mounts.push(bind(&ctx.dir.join(file), target, false)?);
+    }
+    if let Some(init) = ctx.init {
+        mounts.push(bind(init, INIT_PATH, true)?);
     }
     for volume in &spec.volumes {
         mounts.push(bind(&volume.source, &volume.destination, volume.read_only)?);
@@ -248,8 +270,13 @@ mod tests {
     fn limits_namespaces_and_mounts() {
         let dir = Path::new("/var/lib/roost/instances/i-abcdefghijkl");
         let netns = Path::new("/run/netns/roost-i-abcdefghijkl");
-        let ctx =
-            BundleContext { netns: Some(netns), cgroups_path: "/roost/i-abcdefghijkl".into(), limit_swap: true, dir };
+        let ctx = BundleContext {
+            init: None,
+            netns: Some(netns),
+            cgroups_path: "/roost/i-abcdefghijkl".into(),
+            limit_swap: true,
+            dir,
+        };
         let spec = spec(&instance(), &ctx).unwrap();
         let json = serde_json::to_value(&spec).unwrap();
         let res = &json["linux"]["resources"];
@@ -278,7 +305,7 @@ mod tests {
         let mut s = instance();
         (s.cpus, s.memory_bytes, s.pids_limit) = (0.0, 0, 0);
         let dir = Path::new("/x");
-        let ctx = BundleContext { netns: None, cgroups_path: "/roost/x".into(), limit_swap: false, dir };
+        let ctx = BundleContext { init: None, netns: None, cgroups_path: "/roost/x".into(), limit_swap: false, dir };
         let json = serde_json::to_value(spec(&s, &ctx).unwrap()).unwrap();
         let res = &json["linux"]["resources"];
         assert!(res.get("cpu").is_none() && res.get("memory").is_none() && res.get("pids").is_none());

@@ -116,20 +116,9 @@ pub async fn start(runc: &Runc, id: &str, bundle: &Path, log: &Path, request: Ex
 /// and directory (runc takes a whole process with `--process`, so we start from the
 /// bundle's: same user, capabilities, limits).
 fn write_process(bundle: &Path, request: &ExecRequest, target: &Path) -> Result<()> {
-    let config = bundle.join("config.json");
-    let spec = Spec::load(&config)
-        .map_err(|e| Error::io(format!("reading {}", config.display()), std::io::Error::other(e)))?;
-    let mut process = spec.process().clone().ok_or_else(|| Error::Invalid("bundle without a process".into()))?;
-    let mut env: Vec<(String, String)> = process
-        .env()
-        .clone()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect();
-    merge_env(&mut env, &request.env);
+    let mut process = bundle_process(bundle)?;
     process.set_args(Some(request.cmd.clone()));
-    process.set_env(Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()));
+    process.set_env(Some(process_env(&process, request)));
     process.set_cwd(request.cwd.clone().unwrap_or_else(|| "/".into()).into());
     process.set_terminal(Some(request.tty));
     if request.tty && request.rows > 0 && request.cols > 0 {
@@ -142,6 +131,27 @@ fn write_process(bundle: &Path, request: &ExecRequest, target: &Path) -> Result<
     }
     let json = serde_json::to_vec(&process).expect("process serializes");
     std::fs::write(target, json).at("writing", target)
+}
+
+/// The bundle's process (user, capabilities, environment of the container's init).
+pub fn bundle_process(bundle: &Path) -> Result<oci_spec::runtime::Process> {
+    let config = bundle.join("config.json");
+    let spec = Spec::load(&config)
+        .map_err(|e| Error::io(format!("reading {}", config.display()), std::io::Error::other(e)))?;
+    spec.process().clone().ok_or_else(|| Error::Invalid("bundle without a process".into()))
+}
+
+/// An exec's environment: the bundle's, with the request's on top.
+pub fn process_env(process: &oci_spec::runtime::Process, request: &ExecRequest) -> Vec<String> {
+    let mut env: Vec<(String, String)> = process
+        .env()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    merge_env(&mut env, &request.env);
+    env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 fn open_pidfd(pid_file: &Path) -> Result<PidFd> {

@@ -3,6 +3,7 @@
 //! failure is read from.
 
 use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -44,14 +45,30 @@ impl Runc {
         id: &str,
         bundle: &Path,
         pid_file: &Path,
-        out: File,
-        err: File,
+        (out, err): (File, File),
         log: &Path,
+        init_socket: Option<&OwnedFd>,
     ) -> Result<()> {
         let mut command = self.command(Some(log));
+        command.arg("run").arg("--detach");
+        if let Some(socket) = init_socket {
+            // roost-init's listening socket becomes the container's fd 3.
+            let fd = socket.as_raw_fd();
+            command.arg("--preserve-fds").arg("1");
+            // SAFETY: dup2 and fcntl only, between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    if fd != 3 && libc::dup2(fd, 3) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         command
-            .arg("run")
-            .arg("--detach")
             .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
@@ -136,7 +153,11 @@ impl Runc {
 /// The error runc logged last, as an [`Error`]: a command missing in the image becomes
 /// [`Error::CommandNotFound`] (a 4xx for the API, not a server fault).
 pub fn failure(log: &Path, action: &str) -> Error {
-    let message = last_error(log).unwrap_or_else(|| format!("runc {action} failed (no reason logged)"));
+    classify(last_error(log).unwrap_or_else(|| format!("runc {action} failed (no reason logged)")))
+}
+
+/// A start failure's message as an [`Error`] (runc's wording, which roost-init copies).
+pub fn classify(message: String) -> Error {
     if is_not_found(&message) {
         return Error::CommandNotFound(message);
     }
