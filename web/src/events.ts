@@ -57,6 +57,10 @@ export function useEventStream(): void {
         applyInstanceEvent(qc, ev);
         later("instances");
         later("dashboard");
+        // An event can overtake the GET of a page that just opened (the patch above
+        // then finds no data to patch, and the GET answers with the older state):
+        // refetch open instance pages once the burst is over.
+        later("instance");
       } else if (ev.resource_type === "operation") {
         qc.setQueryData<Operation>(["operation", ev.resource_id], ev.data as Operation);
       } else if (ev.resource_type === "image") {
@@ -73,6 +77,12 @@ export function useEventStream(): void {
     for (const t of ["user.disabled", "user.enabled", "operation.created"]) es.addEventListener(t, handle as EventListener);
     es.addEventListener("message", handle as EventListener);
     es.addEventListener("lagged", () => void qc.invalidateQueries());
+    // After a reconnect, events sent while the stream was down are gone: refetch.
+    let opened = false;
+    es.addEventListener("open", () => {
+      if (opened) void qc.invalidateQueries();
+      opened = true;
+    });
     return () => {
       es.close();
       if (timer) clearTimeout(timer);
