@@ -4,26 +4,40 @@
 //! URL carries a token for that sandbox and port only, derived from a server secret
 //! (`data_dir/secrets/sandbox-urls.key`), so a URL grants nothing else.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-
 use roost_api::sandboxes::SandboxUrl;
-use sha2::{Digest, Sha256};
 
 use crate::{Control, Error, Principal, Result};
 
 /// The domain sandbox hosts are under when the listener is on loopback.
 pub const SANDBOX_DOMAIN: &str = "localhost";
 
-/// HMAC-SHA256 of `key_hash:sandbox_id` under `secret`, hex.
-pub fn envd_token(secret: &[u8; 32], key_hash: &str, sandbox_id: &str) -> String {
+/// HMAC-SHA256 of `label:` and the parts (`:`-separated) under `secret`: the one way
+/// sandbox tokens are derived, so none can be computed from the database.
+fn keyed(secret: &[u8; 32], label: &str, parts: &[&str]) -> [u8; 32] {
     use hmac::{KeyInit, Mac};
     let mut mac = hmac::Hmac::<sha2_11::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(b"roost-envd:");
-    mac.update(key_hash.as_bytes());
-    mac.update(b":");
-    mac.update(sandbox_id.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    mac.update(label.as_bytes());
+    for part in parts {
+        mac.update(b":");
+        mac.update(part.as_bytes());
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// The envd access token of `sandbox_id` created with the key whose hash is `key_hash`.
+pub fn envd_token(secret: &[u8; 32], key_hash: &str, sandbox_id: &str) -> String {
+    hex::encode(keyed(secret, "roost-envd", &[key_hash, sandbox_id]))
+}
+
+/// The URL token of one port of a sandbox (128 bits: it travels in URLs).
+pub fn url_token(secret: &[u8; 32], sandbox_id: &str, port: u16) -> String {
+    hex::encode(&keyed(secret, "roost-sandbox-url", &[sandbox_id, &port.to_string()])[..16])
+}
+
+/// Whether a presented token is the expected one, in constant time.
+pub fn tokens_match(expected: &str, given: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
 }
 
 /// `<port>-<sandbox id>` from a host header (`8000-sbx-abc.localhost:7702`).
@@ -57,30 +71,8 @@ impl Control {
             return Ok(s);
         }
         let dir = self.settings().data_dir.join("secrets");
-        let load = || -> std::io::Result<[u8; 32]> {
-            std::fs::create_dir_all(&dir)?;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-            let path = dir.join(file);
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let mut key = [0u8; 32];
-                    getrandom::fill(&mut key).map_err(std::io::Error::other)?;
-                    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-                        Ok(mut f) => {
-                            f.write_all(&key)?;
-                            f.sync_all()?;
-                            key.to_vec()
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(&path)?,
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(e) => return Err(e),
-            };
-            bytes.try_into().map_err(|_| std::io::Error::other(format!("{} is not 32 bytes", path.display())))
-        };
-        let key = load().map_err(|e| Error::internal(format!("cannot load the server secret {file}: {e}")))?;
+        let key = crate::secrets::load_or_create_key(&dir, file)
+            .map_err(|e| Error::internal(format!("cannot load the server secret {file}: {e}")))?;
         Ok(cell.get_or_init(|| key))
     }
 
@@ -94,18 +86,17 @@ impl Control {
 
     /// Whether `given` is the sandbox's envd access token (compared in constant time).
     pub fn check_sandbox_envd_token(&self, key_hash: &str, sandbox_id: &str, given: &str) -> Result<bool> {
-        use subtle::ConstantTimeEq;
-        let expected = self.sandbox_envd_token(key_hash, sandbox_id)?;
-        Ok(expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes())))
+        Ok(tokens_match(&self.sandbox_envd_token(key_hash, sandbox_id)?, given))
     }
 
-    /// The token of one port of one sandbox.
+    /// The token of a sandbox URL: for that sandbox and port only.
     pub fn sandbox_url_token(&self, sandbox_id: &str, port: u16) -> Result<String> {
-        let mut h = Sha256::new();
-        h.update(b"roost-sandbox-url:");
-        h.update(self.sandbox_url_secret()?);
-        h.update(format!(":{sandbox_id}:{port}").as_bytes());
-        Ok(hex::encode(&h.finalize()[..16]))
+        Ok(url_token(self.sandbox_url_secret()?, sandbox_id, port))
+    }
+
+    /// Whether `given` is the token of the sandbox's URL for `port` (constant time).
+    pub fn check_sandbox_url_token(&self, sandbox_id: &str, port: u16, given: &str) -> Result<bool> {
+        Ok(tokens_match(&self.sandbox_url_token(sandbox_id, port)?, given))
     }
 
     /// A URL reaching `port` of the sandbox through the E2B listener.
@@ -148,5 +139,20 @@ mod tests {
         assert_ne!(t, envd_token(&b, "k1", "sbx-a"), "another server secret gives another token");
         assert_ne!(t, envd_token(&a, "k2", "sbx-a"));
         assert_ne!(t, envd_token(&a, "k1", "sbx-b"));
+    }
+
+    #[test]
+    fn url_tokens_are_per_sandbox_and_port() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let t = url_token(&a, "sbx-a", 8000);
+        assert_eq!(t.len(), 32);
+        assert_ne!(t, url_token(&b, "sbx-a", 8000));
+        assert_ne!(t, url_token(&a, "sbx-a", 8001));
+        assert_ne!(t, url_token(&a, "sbx-b", 8000));
+    }
+
+    #[test]
+    fn tokens_match_compares_whole_strings() {
+        assert!(tokens_match("abc", "abc") && !tokens_match("abc", "abd") && !tokens_match("ab", "abc"));
     }
 }

@@ -13,6 +13,32 @@ use crate::{Error, Result};
 
 const NONCE_LEN: usize = 12;
 
+/// A random 32-byte key in `dir/file` (0600; `dir` 0700), created on first use. Two
+/// servers starting at once never overwrite each other's key (`create_new`).
+pub fn load_or_create_key(dir: &Path, file: &str) -> std::io::Result<[u8; 32]> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let path = dir.join(file);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+                Ok(mut f) => {
+                    f.write_all(&key)?;
+                    f.sync_all()?;
+                    key.to_vec()
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(&path)?,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    bytes.try_into().map_err(|_| std::io::Error::other(format!("{} is not a 32-byte key", path.display())))
+}
+
 /// The master key, loaded once.
 pub struct MasterKey {
     cipher: Aes256Gcm,
@@ -27,30 +53,7 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// Loads `dir/master.key`, creating it (and `dir`, 0700) when missing.
     pub fn load_or_create(dir: &Path) -> std::io::Result<MasterKey> {
-        std::fs::create_dir_all(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        let path = dir.join("master.key");
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(std::io::Error::other)?;
-                // create_new: two servers starting at once never overwrite each other's key.
-                match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-                    Ok(mut file) => {
-                        file.write_all(&key)?;
-                        file.sync_all()?;
-                        key.to_vec()
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(&path)?,
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        };
-        if bytes.len() != 32 {
-            return Err(std::io::Error::other(format!("{} is not a 32-byte key", path.display())));
-        }
+        let bytes = load_or_create_key(dir, "master.key")?;
         let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(std::io::Error::other)?;
         Ok(MasterKey { cipher })
     }

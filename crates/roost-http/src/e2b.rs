@@ -381,8 +381,7 @@ async fn host_traffic(control: &Control, id: &str, port: u16, mut req: Request) 
                 .await?
                 .filter(|r| r.ended_at.is_none())
                 .ok_or_else(|| Error::new(ErrorCode::Unavailable, format!("sandbox {id} {GONE}")))?;
-            let expected = control.sandbox_url_token(id, port)?;
-            if !subtle_eq(expected.as_bytes(), token.as_bytes()) {
+            if !control.check_sandbox_url_token(id, port, &token)? {
                 return Err(Error::unauthorized("invalid sandbox URL token (get one with `roost sandbox url`)"));
             }
             SandboxView { row, paused: false, kind: String::new() }
@@ -484,10 +483,6 @@ async fn sandbox_access(
     };
     let view = control.writable_sandbox(&p, id).await?;
     Ok((key, p, view))
-}
-
-fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A relative path is relative to the home of the user commands run as.
@@ -1194,11 +1189,6 @@ mod tests {
         assert_eq!(entries[1].size, 8);
         assert!(entries[2].is_symlink);
         assert_eq!(entries[2].symlink_target.as_deref(), Some("/etc"));
-    }
-
-    #[test]
-    fn subtle_eq_compares_whole_strings() {
-        assert!(subtle_eq(b"abc", b"abc") && !subtle_eq(b"abc", b"abd") && !subtle_eq(b"ab", b"abc"));
     }
 
     #[test]
