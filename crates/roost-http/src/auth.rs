@@ -20,6 +20,24 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The authenticated principal of a request.
 pub struct Auth(pub Arc<Principal>);
 
+impl Auth {
+    /// A WebSocket opened with a browser session must come from our own pages: browsers
+    /// send the cookie on cross-site WebSocket upgrades, and CSRF tokens do not apply to
+    /// them.
+    pub fn require_same_origin(&self, headers: &axum::http::HeaderMap) -> Result<(), Error> {
+        if self.method == roost_api::auth::AuthMethod::Session
+            && let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST))
+        {
+            let origin = origin.to_str().unwrap_or_default();
+            let host = host.to_str().unwrap_or_default();
+            if origin.split("://").nth(1) != Some(host) {
+                return Err(Error::forbidden("cross-origin WebSocket refused"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::ops::Deref for Auth {
     type Target = Principal;
 

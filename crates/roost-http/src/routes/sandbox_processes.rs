@@ -92,16 +92,7 @@ pub async fn attach(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    // A browser session may only open this from our own pages.
-    if auth.method == roost_api::auth::AuthMethod::Session
-        && let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST))
-    {
-        let origin = origin.to_str().unwrap_or_default();
-        let host = host.to_str().unwrap_or_default();
-        if origin.split("://").nth(1) != Some(host) {
-            return Err(Error::forbidden("cross-origin WebSocket refused").into());
-        }
-    }
+    auth.require_same_origin(&headers)?;
     let process = s.control.attach_sandbox_process(&auth, &id, pid).await?;
     let ws = ws.map_err(|_| Error::invalid("this endpoint speaks WebSocket: send an upgrade request"))?;
     Ok(ws.on_upgrade(move |socket| async move {

@@ -560,6 +560,29 @@ pub async fn console(global: &GlobalArgs, name: String) -> anyhow::Result<i32> {
     interactive_session(connection, true, true).await
 }
 
+/// Reads stdin on its own thread (the reads block) into `tx`: chunks, then `None` at its
+/// end.
+pub(crate) fn read_stdin_into(tx: tokio::sync::mpsc::Sender<Option<Vec<u8>>>) {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        let mut stdin = std::io::stdin();
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.blocking_send(None);
+                    break;
+                }
+                Ok(n) => {
+                    if tx.blocking_send(Some(buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
 async fn interactive_session(
     connection: roost_client::exec::ExecConnection,
     interactive: bool,
@@ -569,25 +592,7 @@ async fn interactive_session(
     let raw = if tty && interactive { crate::cli::terminal::RawMode::enable().ok() } else { None };
     let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<Option<Vec<u8>>>(16);
     if interactive {
-        // Blocking reads of stdin on their own thread.
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            let mut stdin = std::io::stdin();
-            loop {
-                match stdin.read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        let _ = input_tx.blocking_send(None);
-                        break;
-                    }
-                    Ok(n) => {
-                        if input_tx.blocking_send(Some(buf[..n].to_vec())).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
+        read_stdin_into(input_tx);
     } else {
         writer.eof().await?;
     }

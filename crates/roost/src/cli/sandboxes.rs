@@ -264,25 +264,7 @@ pub async fn attach(global: &GlobalArgs, id: String, pid: u32, interactive: bool
     let (mut writer, mut reader) = client.attach_sandbox_process(&id, pid).await?.split();
     let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<Option<Vec<u8>>>(16);
     if interactive {
-        // Blocking reads of stdin on their own thread.
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            let mut stdin = std::io::stdin();
-            loop {
-                match stdin.read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        let _ = input_tx.blocking_send(None);
-                        break;
-                    }
-                    Ok(n) => {
-                        if input_tx.blocking_send(Some(buf[..n].to_vec())).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
+        super::instances::read_stdin_into(input_tx);
     }
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
