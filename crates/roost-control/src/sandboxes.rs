@@ -301,25 +301,34 @@ impl Control {
             return Ok(found);
         }
         let key = self.store().sandbox_key_by_hash(&hash).await?.ok_or_else(bad)?;
-        let user = self.store().user_by_id(&key.user_id).await?.ok_or_else(bad)?;
-        if user.disabled != 0 {
-            return Err(bad());
+        self.key_principal(key, bad).await
+    }
+
+    /// The key that created a sandbox and the principal it acts as, for envd requests
+    /// that carry the sandbox's access token instead of the key.
+    pub async fn sandbox_key_principal(&self, key_id: &str) -> Result<(SandboxKeyRow, Arc<Principal>)> {
+        let revoked = || Error::unauthorized("the sandbox's key was revoked");
+        let key = self.store().sandbox_key(key_id).await?.ok_or_else(revoked)?;
+        if let Some(found) = self.sandboxes().keys.lock().expect("keys").get(&key.key_hash).cloned() {
+            return Ok(found);
         }
-        let principal = Arc::new(Principal {
-            user_id: user.id.clone(),
-            user_name: user.name.clone(),
-            role: user.role(),
-            method: AuthMethod::Token,
-            scope: Scope::Write,
-            token_id: Some(key.id.clone()),
-            token_name: Some(format!("sandbox key {}", key.name)),
-            session_id: None,
-            csrf_hash: None,
-            expires_at: None,
-            project_id: Some(key.project_id.clone()),
-            user,
-        });
-        self.sandboxes().keys.lock().expect("keys").insert(hash, (key.clone(), principal.clone()));
+        self.key_principal(key, revoked).await
+    }
+
+    /// The principal a key acts as (its creator, write scope, its project only), cached
+    /// by the key's hash; a disabled user's key acts no more.
+    async fn key_principal(
+        &self,
+        key: SandboxKeyRow,
+        refuse: impl Fn() -> Error,
+    ) -> Result<(SandboxKeyRow, Arc<Principal>)> {
+        let user = self.store().user_by_id(&key.user_id).await?.ok_or_else(&refuse)?;
+        if user.disabled != 0 {
+            return Err(refuse());
+        }
+        let why = format!("sandbox key {}", key.name);
+        let principal = Arc::new(acting_as(user, &key.project_id, Some(key.id.clone()), &why));
+        self.sandboxes().keys.lock().expect("keys").insert(key.key_hash.clone(), (key.clone(), principal.clone()));
         Ok((key, principal))
     }
 
@@ -475,25 +484,39 @@ impl Control {
 
     /// A live sandbox the principal may see.
     pub async fn sandbox(&self, p: &Principal, id: &str) -> Result<SandboxView> {
-        let row = self
-            .store()
-            .sandbox(id)
-            .await?
-            .filter(|r| r.ended_at.is_none())
-            .ok_or_else(|| Error::not_found("sandbox", id))?;
-        self.project_access(p, &row.project_id).await.map_err(|_| Error::not_found("sandbox", id))?;
-        let instance = self.store().instance(&row.instance_id).await?;
-        let paused = instance.as_ref().is_some_and(|i| i.status() == InstanceStatus::Paused);
-        let kind = instance.map(|i| i.kind).unwrap_or_else(|| "container".into());
-        Ok(SandboxView { row, paused, kind })
+        Ok(self.sandbox_view(p, self.live_sandbox_row(id).await?).await?.0)
     }
 
     /// A live sandbox the principal may change (kill, pause, run commands in, write
     /// files to): a project viewer sees it but gets a 403.
     pub async fn writable_sandbox(&self, p: &Principal, id: &str) -> Result<SandboxView> {
-        let view = self.sandbox(p, id).await?;
-        self.project_access(p, &view.row.project_id).await?.require_write()?;
+        self.writable_sandbox_of(p, self.live_sandbox_row(id).await?).await
+    }
+
+    /// `writable_sandbox` for a row the caller already read (the E2B listener reads it
+    /// to find the sandbox's key): each envd request looks everything up once.
+    pub async fn writable_sandbox_of(&self, p: &Principal, row: SandboxRow) -> Result<SandboxView> {
+        let (view, access) = self.sandbox_view(p, row).await?;
+        access.require_write()?;
         Ok(view)
+    }
+
+    async fn live_sandbox_row(&self, id: &str) -> Result<SandboxRow> {
+        self.store().sandbox(id).await?.filter(|r| r.ended_at.is_none()).ok_or_else(|| Error::not_found("sandbox", id))
+    }
+
+    /// The sandbox's view and the principal's access to its project (a sandbox in a
+    /// project one cannot see is not found).
+    async fn sandbox_view(
+        &self,
+        p: &Principal,
+        row: SandboxRow,
+    ) -> Result<(SandboxView, crate::policy::ProjectAccess)> {
+        let access = self.project_access(p, &row.project_id).await.map_err(|_| Error::not_found("sandbox", &row.id))?;
+        let instance = self.store().instance(&row.instance_id).await?;
+        let paused = instance.as_ref().is_some_and(|i| i.status() == InstanceStatus::Paused);
+        let kind = instance.map(|i| i.kind).unwrap_or_else(|| "container".into());
+        Ok((SandboxView { row, paused, kind }, access))
     }
 
     pub async fn list_sandboxes(&self, p: &Principal) -> Result<Vec<SandboxView>> {

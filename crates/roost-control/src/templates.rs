@@ -91,7 +91,14 @@ impl Control {
             self.image_rootfs(&row).await?;
         }
         if row.source == crate::sandbox_templates::SOURCE {
-            self.store().touch_sandbox_template(&row.id, roost_store::now_ms()).await?;
+            // "Last used" is bookkeeping: written off the create's path (a store write is
+            // a sync), like a sandbox's command counter.
+            let control = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = control.store().touch_sandbox_template(&row.id, roost_store::now_ms()).await {
+                    tracing::debug!(template = %row.name, error = %e, "cannot note the template's last use");
+                }
+            });
         }
         Ok(())
     }

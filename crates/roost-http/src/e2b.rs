@@ -375,12 +375,7 @@ async fn host_traffic(control: &Control, id: &str, port: u16, mut req: Request) 
         from_query.clone().or(from_cookie).or_else(|| header_str(req.headers(), URL_TOKEN_HEADER).map(str::to_string));
     let view = match given {
         Some(token) => {
-            let row = control
-                .store()
-                .sandbox(id)
-                .await?
-                .filter(|r| r.ended_at.is_none())
-                .ok_or_else(|| Error::new(ErrorCode::Unavailable, format!("sandbox {id} {GONE}")))?;
+            let row = live_row(control, id).await?;
             if !control.check_sandbox_url_token(id, port, &token)? {
                 return Err(Error::unauthorized("invalid sandbox URL token (get one with `roost sandbox url`)"));
             }
@@ -435,6 +430,16 @@ fn strip_cookie(headers: &mut HeaderMap, name: &str) {
     }
 }
 
+/// A live sandbox's row; a killed or expired one is "gone", as E2B words it.
+async fn live_row(control: &Control, id: &str) -> Result<roost_store::sandboxes::SandboxRow, Error> {
+    control
+        .store()
+        .sandbox(id)
+        .await?
+        .filter(|r| r.ended_at.is_none())
+        .ok_or_else(|| Error::new(ErrorCode::Unavailable, format!("sandbox {id} {GONE}")))
+}
+
 /// The sandbox, when the request carries its access token (or the API key of the key
 /// that created it).
 async fn sandbox_access(
@@ -442,12 +447,7 @@ async fn sandbox_access(
     headers: &HeaderMap,
     id: &str,
 ) -> Result<(SandboxKeyRow, Arc<Principal>, SandboxView), Error> {
-    let row = control
-        .store()
-        .sandbox(id)
-        .await?
-        .filter(|r| r.ended_at.is_none())
-        .ok_or_else(|| Error::new(ErrorCode::Unavailable, format!("sandbox {id} {GONE}")))?;
+    let row = live_row(control, id).await?;
     let key_id = row.key_id.clone().ok_or_else(|| Error::unauthorized("sandbox has no key"))?;
     let (key, p) = if let Some(api_key) = header_str(headers, "x-api-key") {
         control.authenticate_sandbox_key(api_key).await?
@@ -455,33 +455,13 @@ async fn sandbox_access(
         let token = header_str(headers, "x-access-token")
             .or_else(|| header_str(headers, "e2b-traffic-access-token"))
             .ok_or_else(|| Error::unauthorized("missing X-Access-Token (the sandbox's envdAccessToken)"))?;
-        let key = control
-            .store()
-            .sandbox_key(&key_id)
-            .await?
-            .ok_or_else(|| Error::unauthorized("the sandbox's key was revoked"))?;
+        let (key, principal) = control.sandbox_key_principal(&key_id).await?;
         if !control.check_sandbox_envd_token(&key.key_hash, id, token)? {
             return Err(Error::unauthorized("invalid X-Access-Token"));
         }
-        // Same principal as the key's.
-        let user = control.store().user_by_id(&key.user_id).await?.ok_or_else(|| Error::unauthorized("no user"))?;
-        let principal = Arc::new(Principal {
-            user_id: user.id.clone(),
-            user_name: user.name.clone(),
-            role: user.role(),
-            method: roost_api::auth::AuthMethod::Token,
-            scope: roost_api::tokens::Scope::Write,
-            token_id: Some(key.id.clone()),
-            token_name: None,
-            session_id: None,
-            csrf_hash: None,
-            expires_at: None,
-            project_id: Some(key.project_id.clone()),
-            user,
-        });
         (key, principal)
     };
-    let view = control.writable_sandbox(&p, id).await?;
+    let view = control.writable_sandbox_of(&p, row).await?;
     Ok((key, p, view))
 }
 

@@ -3,6 +3,16 @@ import { useEffect, useRef, useState, type ButtonHTMLAttributes, type ReactNode 
 import { Link } from "../router";
 import { toast } from "./toast";
 
+/** The time now (ms), ticking every second: for countdowns. */
+export function useNow(): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = window.setInterval(() => setNow(Date.now()), 1000);
+    return () => window.clearInterval(t);
+  }, []);
+  return now;
+}
+
 export function Modal({
   title,
   onClose,

@@ -1,11 +1,11 @@
 // One sandbox: its info with the TTL counting down, a terminal (the instance exec
 // WebSocket), a file browser and its background processes.
-import { lazy, Suspense, useEffect, useRef, useState } from "react";
+import { lazy, Suspense, useRef, useState } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, rawRequest } from "../api";
 import { PageHeader } from "../components/Layout";
 import { toast } from "../components/toast";
-import { Confirm, EmptyState, ErrorBox, Loading, Modal } from "../components/ui";
+import { Confirm, EmptyState, ErrorBox, Loading, Modal, useNow } from "../components/ui";
 import { formatBytes, relativeTime } from "../lib/format";
 import { commandLine, countdown, dirCrumbs, entryNameError, fileUrl, joinPath, normalizeDir, parentDir, SIGNALS } from "../lib/sandboxes";
 import { Link, useSearchParams, useTitle } from "../router";
@@ -13,14 +13,6 @@ import type { Sandbox, SandboxFileEntry, SandboxProcess } from "../types";
 
 const Terminal = lazy(() => import("../components/Terminal"));
 
-function useNow(): number {
-  const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    const t = window.setInterval(() => setNow(Date.now()), 1000);
-    return () => window.clearInterval(t);
-  }, []);
-  return now;
-}
 
 export function SandboxPage({ params }: { params: Record<string, string> }) {
   const id = params.id ?? "";

@@ -1,24 +1,15 @@
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "../api";
 import { PageHeader } from "../components/Layout";
 import { ResourceTable, SecretOnce } from "../components/ResourceTable";
 import { toast } from "../components/toast";
-import { Modal } from "../components/ui";
+import { Modal, useNow } from "../components/ui";
 import { relativeTime } from "../lib/format";
 import { countdown } from "../lib/sandboxes";
 import { Link, useSearchParams, useTitle } from "../router";
 import type { Sandbox, SandboxKey, SandboxUsage } from "../types";
 
-/** Seconds left until `at`, ticking every second. */
-function useNow(): number {
-  const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    const t = window.setInterval(() => setNow(Date.now()), 1000);
-    return () => window.clearInterval(t);
-  }, []);
-  return now;
-}
 
 
 export function SandboxesPage() {
