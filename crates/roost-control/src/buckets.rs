@@ -317,8 +317,13 @@ impl Control {
     }
 
     /// Forgets cached S3 credentials of a user (disabled, deleted, role changed).
-    pub fn evict_s3_keys_of(&self, user_id: &str) {
+    /// Drops every cached credential of a user (sessions and tokens, S3 keys, sandbox
+    /// keys) after a change to their rights: disabled, deleted, role or membership
+    /// changed. The next request authenticates against the store.
+    pub fn forget_cached_credentials(&self, user_id: &str) {
+        self.auth_cache().evict(|q| q.user_id == user_id);
         self.inner.s3_keys.evict_user(user_id);
+        self.forget_sandbox_keys_of(user_id);
     }
 
     /// The key and the principal it acts as; `None` for an unknown key or a disabled user.

@@ -217,8 +217,7 @@ impl Control {
         audit::record(tx.conn(), ctx, p, "project.member.set", Some(("project", &access.project.id)), body.as_ref())
             .await?;
         tx.commit().await?;
-        self.auth_cache().evict(|q| q.user_id == user.id);
-        self.evict_s3_keys_of(&user.id);
+        self.forget_cached_credentials(&user.id);
         let members = self.store().members(&access.project.id).await?;
         members.into_iter().find(|m| m.user_id == user.id).ok_or_else(|| Error::internal("member vanished"))
     }
@@ -233,8 +232,7 @@ impl Control {
         }
         audit::record(tx.conn(), ctx, p, "project.member.remove", Some(("project", &access.project.id)), None).await?;
         tx.commit().await?;
-        self.auth_cache().evict(|q| q.user_id == user.id);
-        self.evict_s3_keys_of(&user.id);
+        self.forget_cached_credentials(&user.id);
         Ok(())
     }
 

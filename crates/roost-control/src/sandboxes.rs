@@ -315,6 +315,11 @@ impl Control {
         self.key_principal(key, revoked).await
     }
 
+    /// Drops a user's sandbox keys from the cache (see `forget_cached_credentials`).
+    pub(crate) fn forget_sandbox_keys_of(&self, user_id: &str) {
+        self.sandboxes().keys.lock().expect("keys").retain(|_, (key, _)| key.user_id != user_id);
+    }
+
     /// The principal a key acts as (its creator, write scope, its project only), cached
     /// by the key's hash; a disabled user's key acts no more.
     async fn key_principal(

@@ -167,8 +167,7 @@ impl Control {
         .await?;
         audit::record(tx.conn(), ctx, p, "user.update", Some(("user", &user.id)), body.as_ref()).await?;
         tx.commit().await?;
-        self.auth_cache().evict(|q| q.user_id == user.id);
-        self.evict_s3_keys_of(&user.id);
+        self.forget_cached_credentials(&user.id);
         self.get_user(p, &user.id).await
     }
 
@@ -196,8 +195,7 @@ impl Control {
         let action = if disabled { "user.disable" } else { "user.enable" };
         audit::record(tx.conn(), ctx, p, action, Some(("user", &user.id)), None).await?;
         tx.commit().await?;
-        self.auth_cache().evict(|q| q.user_id == user.id);
-        self.evict_s3_keys_of(&user.id);
+        self.forget_cached_credentials(&user.id);
         self.events().publish(&format!("{action}d"), "user", &user.id, None, Audience::Admins);
         self.get_user(p, &user.id).await
     }
@@ -215,8 +213,7 @@ impl Control {
         roost_store::users::delete(tx.conn(), &user.id).await?;
         audit::record(tx.conn(), ctx, p, "user.delete", Some(("user", &user.id)), None).await?;
         tx.commit().await?;
-        self.auth_cache().evict(|q| q.user_id == user.id);
-        self.evict_s3_keys_of(&user.id);
+        self.forget_cached_credentials(&user.id);
         self.events().publish("user.deleted", "user", &user.id, None, Audience::Admins);
         Ok(())
     }

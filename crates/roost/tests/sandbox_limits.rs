@@ -2,13 +2,17 @@
 //! with compute: a key's concurrent-sandbox and creations-per-minute limits answer 429
 //! with Retry-After (raw HTTP, as any E2B client sees them), and `roost sandbox create
 //! --type vm` boots the template as a QEMU microVM that runs commands, keeps files,
-//! pauses and dies like a container sandbox. One server and one template for both.
+//! pauses and dies like a container sandbox; a disabled user's key is refused at once.
+//! One server and one template for all of it.
 
 mod common;
 
 use std::process::{Command, Output};
 
 use common::{ServerOptions, TestServer, stderr, stdout};
+use roost_api::auth::Role;
+use roost_api::sandboxes::CreateSandboxKeyRequest;
+use roost_api::users::CreateUserRequest;
 use serde_json::Value;
 
 const N: u8 = 62;
@@ -89,6 +93,30 @@ fn key_limits_answer_429_and_vm_sandboxes_run_commands() {
     assert_eq!(usage[0]["sandboxes"], 3, "{usage}");
     let live: Value = serde_json::from_str(&ok(&server, &["sandbox", "ls", "-o", "json"])).unwrap();
     assert_eq!(live, serde_json::json!([]), "nothing left running");
+
+    // A key acts as its creator: once an admin disables them, their key is refused at
+    // once (the key cache forgets them), though it was used and cached a moment before.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bobs_key = rt.block_on(async {
+        let admin = server.admin().await;
+        let req = CreateUserRequest {
+            name: "bob".into(),
+            role: Some(Role::Operator),
+            password: Some("bob-password".into()),
+            projects: Some(vec!["default".into()]),
+            ..Default::default()
+        };
+        admin.create_user(&req).await.unwrap();
+        let session = server.anonymous().login("bob", "bob-password").await.unwrap();
+        let bob = roost_client::Client::new(&server.url, Some(session.token)).unwrap();
+        let req = CreateSandboxKeyRequest { name: "bobs".into(), ..Default::default() };
+        bob.create_sandbox_key(&req).await.unwrap().secret
+    });
+    let (status, _, body) = e2b(&e2b_url, &bobs_key, "GET", "/sandboxes", None);
+    assert_eq!(status, 200, "{body}");
+    rt.block_on(async { server.admin().await.set_user_disabled("bob", true).await.unwrap() });
+    let (status, _, body) = e2b(&e2b_url, &bobs_key, "GET", "/sandboxes", None);
+    assert_eq!(status, 401, "a disabled user's key: {body}");
 
     // A microVM sandbox: the same template, its own kernel.
     let id =
