@@ -2,6 +2,7 @@ import { Suspense, use, useCallback, useEffect, useState, type ComponentType } f
 import { useQueryClient } from "@tanstack/react-query";
 import { setUnauthorizedHandler, whoami, type Whoami } from "./api";
 import { Layout } from "./components/Layout";
+import { PageErrorBoundary } from "./components/PageErrorBoundary";
 import { Toasts } from "./components/toast";
 import { EmptyState, Loading } from "./components/ui";
 import { useEventStream } from "./events";
@@ -28,11 +29,18 @@ function lazyPage<M>(loader: () => Promise<M>, pick: (m: M) => Page): { Page: Pa
   let promise: (Promise<M> & { status?: string; value?: M }) | undefined;
   const load = () =>
     (promise ??= Object.assign(
-      loader().then((m) => {
-        mod = m;
-        Object.assign(promise!, { status: "fulfilled", value: m });
-        return m;
-      }),
+      loader().then(
+        (m) => {
+          mod = m;
+          Object.assign(promise!, { status: "fulfilled", value: m });
+          return m;
+        },
+        (e: unknown) => {
+          // Not cached: the error panel's "Try again" loads the code again.
+          promise = undefined;
+          throw e;
+        },
+      ),
       {},
     ));
   function LazyPage(props: PageProps) {
@@ -118,9 +126,11 @@ function Routes() {
     const params = matchPath(pattern, pathname);
     if (params) {
       return (
-        <Suspense fallback={<Loading />}>
-          <Component key={pathname} params={params} />
-        </Suspense>
+        <PageErrorBoundary key={pathname} path={pathname}>
+          <Suspense fallback={<Loading />}>
+            <Component params={params} />
+          </Suspense>
+        </PageErrorBoundary>
       );
     }
   }
