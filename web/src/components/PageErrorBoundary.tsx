@@ -66,6 +66,9 @@ export function PageError({ error, path, retry }: { error: unknown; path: string
 
 interface Props {
   path: string;
+  /** Called when the failed page is tried again or left: drops what it had cached (an
+   * answer it could not render would fail it again). */
+  onLeaveFailure?: () => void;
   children: ReactNode;
 }
 
@@ -77,9 +80,17 @@ export class PageErrorBoundary extends Component<Props, { error: unknown; failed
     return { error, failed: true };
   }
 
+  componentWillUnmount() {
+    if (this.state.failed) this.props.onLeaveFailure?.();
+  }
+
   render() {
     if (this.state.failed) {
-      return <PageError error={this.state.error} path={this.props.path} retry={() => this.setState({ error: undefined, failed: false })} />;
+      const retry = () => {
+        this.props.onLeaveFailure?.();
+        this.setState({ error: undefined, failed: false });
+      };
+      return <PageError error={this.state.error} path={this.props.path} retry={retry} />;
     }
     return this.props.children;
   }
