@@ -6,7 +6,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  VIEWER, api, apiResponse, ensureBucket, ensureInstance, ensureSandbox, ensureViewer, expect, login, shot, test, url,
+  VIEWER, api, apiResponse, ensureBucket, ensureInstance, ensureProject, ensureSandbox, ensureViewer, expect, login, shot,
+  test, url,
 } from "./fixtures.mjs";
 
 test("security group rule editor, and the networks page", async ({ page }) => {
@@ -83,11 +84,14 @@ test("audit log filters", async ({ page }) => {
   await shot(page, "audit-filtered");
 });
 
-test("buckets: create, upload and download through signed links", async ({ page }) => {
+test("buckets: create, upload and download through signed links", async ({ page, context }) => {
   const bucket = `e2e-bucket-${process.pid}`;
   if ((await apiResponse("GET", `/v1/buckets/${bucket}`)).ok) await api("DELETE", `/v1/buckets/${bucket}?force=true`);
+  // A project of its own, so the page starts empty whatever other scenarios made.
+  await ensureProject("e2e-buckets", "an empty project");
+  await context.addInitScript(() => localStorage.setItem("roost_project", "e2e-buckets"));
   await page.goto("/buckets");
-  await page.getByRole("heading", { name: "Buckets", level: 1 }).waitFor();
+  await page.getByText("No buckets").waitFor();
   await page.getByRole("button", { name: "Create bucket" }).click();
   await page.getByLabel(/^Name/).fill("No");
   await page.getByText("3–63 characters").waitFor();
