@@ -3,8 +3,6 @@
 //! anyone running `roost image build` by hand. A project image of the same name shadows
 //! a builtin template.
 
-use std::path::PathBuf;
-
 use crate::images::node_error;
 use crate::{Control, Error, Principal, Result};
 
@@ -62,7 +60,10 @@ pub fn builtin_template(name: &str) -> Option<&'static BuiltinTemplate> {
 impl Control {
     /// Builds a builtin template's image (once per node; concurrent callers wait for the
     /// same build), logging its progress. Returns its root filesystem.
-    pub(crate) async fn build_builtin_template(&self, t: &'static BuiltinTemplate) -> Result<PathBuf> {
+    pub(crate) async fn build_builtin_template(
+        &self,
+        t: &'static BuiltinTemplate,
+    ) -> Result<roost_node::images::Image> {
         let node = self.node()?;
         let packages: Vec<String> = t.packages.iter().map(|p| p.to_string()).collect();
         let name = t.name;
@@ -79,7 +80,7 @@ impl Control {
                 Error::new(e.code, format!("building template '{name}' failed: {}", e.message))
             })?;
         tracing::info!(template = name, digest = %image.digest, "sandbox template ready");
-        Ok(image.rootfs)
+        Ok(image)
     }
 
     /// Makes sure the sandbox's template is there before its instance is created: a
