@@ -213,7 +213,8 @@ pub struct PortForward {
     pub project_id: String,
     pub instance_id: String,
     pub instance: String,
-    /// The host port (on every host address).
+    /// The host port (on every host address, for traffic arriving at the host; the
+    /// host's own connections are not forwarded).
     pub host_port: u16,
     pub instance_port: u16,
     /// `tcp` or `udp`.
@@ -227,6 +228,8 @@ pub struct PortForward {
 /// `POST /v1/instances/{id}/ports`; the CLI's `8080:80/tcp`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreatePortForwardRequest {
+    /// A port of the server's `port_forward_range` (1024-65535 by default) that is not
+    /// one of Roost's listeners and that nothing on the host listens on (TCP or UDP).
     pub host_port: u16,
     pub instance_port: u16,
     /// `tcp` (default) or `udp`.

@@ -15,6 +15,7 @@ use roost_api::networks::{
 use roost_api::projects::DEFAULT_PROJECT;
 use roost_api::{FieldError, Page};
 use roost_node::network::firewall::{self, FirewallSpec, ForwardSpec, NetSpec, NicSpec, Proto, Remote, RuleSpec};
+use roost_node::network::host::HostFacts;
 use roost_node::network::{self as hostnet, dns};
 use roost_node::{DnsConfig, MacAddr, NetAttachment};
 use roost_store::networks::{self as repo, NetworkRow, NicRow, PortForwardRow, RuleRow, SecurityGroupRow};
@@ -177,8 +178,8 @@ impl Control {
         let now = now_ms();
         if repo::network_by_name(tx.conn(), project_id, DEFAULT_NETWORK).await?.is_none() {
             let taken: Vec<Ipv4Net> = repo::all_cidrs(tx.conn()).await?.iter().filter_map(|c| parse_cidr(c)).collect();
-            let cidr = pick_free_subnet(pool, &taken)
-                .ok_or_else(|| Error::conflict(format!("the network pool {pool} has no free /24 left")))?;
+            let host = HostFacts::read().await.map_err(node_error)?;
+            let cidr = pick_free_subnet(pool, &taken, &host).ok_or_else(|| no_free_subnet(pool))?;
             let id = IdKind::Network.generate();
             let row = NetworkRow {
                 bridge: bridge_name(&id),
@@ -250,6 +251,14 @@ impl Control {
                     v.add("cidr", "the prefix must be between /16 and /29");
                     None
                 }
+                Some(net) if hostnet::host::reserved_space(net).is_some() => {
+                    let (what, space) = hostnet::host::reserved_space(net).expect("checked");
+                    v.add(
+                        "cidr",
+                        format!("'{c}' is {what} address space ({space}); use a private range like 10.10.0.0/24"),
+                    );
+                    None
+                }
                 Some(net) => Some(net),
                 None => {
                     v.add("cidr", format!("'{c}' is not an IPv4 CIDR like 10.10.0.0/24"));
@@ -260,6 +269,12 @@ impl Control {
         };
         v.finish()?;
         self.ensure_project_defaults(&access.project.id).await?;
+        // Nothing of the host's: a range over its routes, addresses, gateways or name
+        // servers would take the host's own traffic.
+        let host = HostFacts::read().await.map_err(node_error)?;
+        if let Some(why) = cidr.and_then(|c| host.conflict(c)) {
+            return Err(Error::conflict(format!("{why}; pick a range the host does not use")));
+        }
         let now = now_ms();
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.store().write().await?;
@@ -269,8 +284,7 @@ impl Control {
                 let taken: Vec<Ipv4Net> =
                     repo::all_cidrs(tx.conn()).await?.iter().filter_map(|c| parse_cidr(c)).collect();
                 let pool = self.node()?.network_pool;
-                pick_free_subnet(pool, &taken)
-                    .ok_or_else(|| Error::conflict(format!("the network pool {pool} has no free /24 left")))?
+                pick_free_subnet(pool, &taken, &host).ok_or_else(|| no_free_subnet(pool))?
             }
         };
         // Within a project, ranges must not overlap: peering would be ambiguous.
@@ -865,9 +879,7 @@ impl Control {
         v.check(req.host_port > 0, "host_port", "must be 1-65535");
         v.check(req.instance_port > 0, "instance_port", "must be 1-65535");
         v.finish()?;
-        if protocol == Protocol::Tcp && self.node()?.reserved_ports.contains(&req.host_port) {
-            return Err(Error::conflict(format!("host port {}/tcp is one of Roost's own listeners", req.host_port)));
-        }
+        self.check_host_port(req.host_port, protocol)?;
         let mut tx = self.store().write().await?;
         if let Some(existing) = repo::port_forward_on(tx.conn(), req.host_port as i64, protocol.as_str()).await? {
             let owner = if self
@@ -907,6 +919,35 @@ impl Control {
         tx.commit().await?;
         self.sync_firewall_now().await?;
         Ok(self.port_forward_api(&f).await)
+    }
+
+    /// A forward takes a host port from outside traffic for good, so only one of the
+    /// configured range, never one of Roost's listeners, and never one anything on the
+    /// host listens on, whichever protocol either uses (a forward of the other protocol
+    /// would still shadow a service that answers both, like DNS).
+    fn check_host_port(&self, port: u16, protocol: Protocol) -> Result<()> {
+        let node = self.node()?;
+        let range = &node.port_forward_range;
+        if !range.contains(&port) {
+            return Err(field(
+                "host_port",
+                format!(
+                    "host port {port} is outside the range port forwards may use ({}-{}, the server's port_forward_range)",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        let proto = protocol.as_str();
+        if let Some((_, name)) = node.reserved_ports.iter().find(|(p, _)| *p == port) {
+            return Err(Error::conflict(format!("host port {port}/{proto} is Roost's own {name} listener")));
+        }
+        if let Some(user) = hostnet::host::port_in_use(port) {
+            return Err(Error::conflict(format!(
+                "host port {port}/{proto} is in use on the host ({user}); pick a free port"
+            )));
+        }
+        Ok(())
     }
 
     pub async fn list_port_forwards(
@@ -1027,21 +1068,28 @@ impl Control {
         let state = self.store().firewall_state().await?;
         let prefix = self.owner_prefix()?;
 
-        // Bridges: ours that the store has, made; ours that it lacks, removed.
+        // Bridges: ours that the store has, made; ours that it lacks, removed. A range
+        // no network may have (rows of earlier versions) is skipped, not fatal: one bad
+        // row must not keep every other network from being made.
         let owner = hostnet::RouteOwner::for_table(&node.firewall_table);
         let mut remade = Vec::new();
+        let mut usable: Vec<(&NetworkRow, Ipv4Net)> = Vec::new();
         for net in &state.networks {
             let Some(cidr) = parse_cidr(&net.cidr) else { continue };
+            if let Some((what, _)) = hostnet::host::reserved_space(cidr) {
+                tracing::warn!(network = %net.id, cidr = %cidr, "skipping a network on {what} address space");
+                continue;
+            }
             let gateway: Ipv4Addr = net.gateway.parse().map_err(|_| Error::internal("bad gateway"))?;
             let host = hostnet::Network { bridge: net.bridge.clone(), gateway, prefix_len: cidr.prefix_len() };
             if !hostnet::link_exists(&net.bridge) {
                 remade.push(net.id.clone());
             }
             host.ensure(Some(&format!("{prefix}{}", net.id))).await.map_err(node_error)?;
-            hostnet::ensure_policy_route(&net.bridge, cidr, owner, owner.mark(&net.id)).await.map_err(node_error)?;
+            usable.push((net, cidr));
         }
-        let marks: Vec<u32> = state.networks.iter().map(|n| owner.mark(&n.id)).collect();
-        hostnet::prune_policy_rules(owner, &marks).await.map_err(node_error)?;
+        let routes = policy_routes(&usable, &state.peers, owner);
+        hostnet::sync_policy_routing(owner, &routes).await.map_err(node_error)?;
         // A bridge deleted by hand took its ports with it: plug running instances in again.
         for nic in state.nics.iter().filter(|n| remade.contains(&n.network_id)) {
             let Some(net) = state.networks.iter().find(|n| n.id == nic.network_id) else { continue };
@@ -1056,13 +1104,17 @@ impl Control {
             }
         }
         for (bridge, _) in hostnet::owned_bridges(&prefix) {
-            if !state.networks.iter().any(|n| n.bridge == bridge) {
-                tracing::info!(bridge, "removing a bridge whose network is gone");
+            if !usable.iter().any(|(n, _)| n.bridge == bridge) {
+                tracing::info!(bridge, "removing a bridge whose network is gone (or unusable)");
                 hostnet::remove_bridge(&bridge).await.map_err(node_error)?;
             }
         }
 
-        let spec = firewall_spec(&state, owner);
+        // Forwards only where one may be made now (rows of earlier versions may hold a
+        // port below the range, or one of Roost's listeners).
+        let forwardable =
+            |port: u16| node.port_forward_range.contains(&port) && !node.reserved_ports.iter().any(|(p, _)| *p == port);
+        let spec = firewall_spec(&state, owner, forwardable);
         let script = firewall::compile(&node.firewall_table, &spec).map_err(node_error)?;
         // Unchanged and still there: nothing to do (the drift check runs every few seconds).
         // The `nft list` probes run only then: a changed script is applied anyway, and
@@ -1083,18 +1135,19 @@ impl Control {
             *node.firewall_applied.lock().await = script;
         }
 
-        // DNS zones for networks with DNS on.
+        // DNS for networks with DNS on, one zone per network (two projects may share a
+        // range, and so a gateway address).
         let names: HashMap<&str, &str> = state.instance_names.iter().map(|(i, n)| (i.as_str(), n.as_str())).collect();
         let mut zones = HashMap::new();
-        for net in state.networks.iter().filter(|n| n.dns != 0) {
-            let Ok(gw) = net.gateway.parse::<Ipv4Addr>() else { continue };
+        for (net, _) in usable.iter().filter(|(n, _)| n.dns != 0) {
+            let Ok(gateway) = net.gateway.parse::<Ipv4Addr>() else { continue };
             let mut zone = dns::Zone { network: net.name.clone(), names: HashMap::new() };
             for nic in state.nics.iter().filter(|n| n.network_id == net.id) {
                 if let (Some(name), Ok(ip)) = (names.get(nic.instance_id.as_str()), nic.ip.parse()) {
                     zone.names.insert(name.to_string(), ip);
                 }
             }
-            zones.insert(gw, zone);
+            zones.insert(net.id.clone(), dns::NetworkDns { bridge: net.bridge.clone(), gateway, zone });
         }
         node.dns.set_zones(zones).await;
         node.firewall_synced.store(true, Ordering::Release);
@@ -1158,14 +1211,64 @@ fn check_static_ip(net: &NetworkRow, ip: Ipv4Addr) -> Result<()> {
     Ok(())
 }
 
-/// The first /24 of `pool` that overlaps none of `taken`.
-pub(crate) fn pick_free_subnet(pool: Ipv4Net, taken: &[Ipv4Net]) -> Option<Ipv4Net> {
+/// The first /24 of `pool` that overlaps none of `taken` and nothing of the host's.
+pub(crate) fn pick_free_subnet(pool: Ipv4Net, taken: &[Ipv4Net], host: &HostFacts) -> Option<Ipv4Net> {
     let len = pool.prefix_len().max(24);
-    pool.subnets(len).ok()?.find(|s| !taken.iter().any(|t| t.contains(&s.network()) || s.contains(&t.network())))
+    pool.subnets(len).ok()?.find(|s| {
+        !taken.iter().any(|t| t.contains(&s.network()) || s.contains(&t.network())) && host.conflict(*s).is_none()
+    })
+}
+
+fn no_free_subnet(pool: Ipv4Net) -> Error {
+    Error::conflict(format!(
+        "the network pool {pool} has no free /24 left (taken by networks, or used by the host's own routes)"
+    ))
+}
+
+/// Each network's routing table: its range and its peers' ranges. The host's own
+/// traffic to a range goes to one network only; where ranges overlap (across projects)
+/// the oldest network keeps it, so a newer one never takes an older one's traffic.
+fn policy_routes(
+    nets: &[(&NetworkRow, Ipv4Net)],
+    peers: &[(String, String)],
+    owner: hostnet::RouteOwner,
+) -> Vec<hostnet::NetRoutes> {
+    let mut by_age: Vec<&(&NetworkRow, Ipv4Net)> = nets.iter().collect();
+    by_age.sort_by(|(a, _), (b, _)| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let mut host_routed: Vec<Ipv4Net> = Vec::new();
+    let mut out = Vec::new();
+    for (net, cidr) in by_age {
+        let host_route = !host_routed.iter().any(|o| o.contains(&cidr.network()) || cidr.contains(&o.network()));
+        if host_route {
+            host_routed.push(*cidr);
+        }
+        let peer_routes = peers
+            .iter()
+            .filter_map(|(a, b)| match (a == &net.id, b == &net.id) {
+                (true, _) => Some(b),
+                (_, true) => Some(a),
+                _ => None,
+            })
+            .filter_map(|other| nets.iter().find(|(n, _)| &n.id == other))
+            .map(|(n, c)| (n.bridge.clone(), *c))
+            .collect();
+        out.push(hostnet::NetRoutes {
+            bridge: net.bridge.clone(),
+            cidr: *cidr,
+            mark: owner.mark(&net.id),
+            host_route,
+            peers: peer_routes,
+        });
+    }
+    out
 }
 
 /// The store's view as the firewall compiler's input.
-fn firewall_spec(state: &roost_store::networks::FirewallState, owner: hostnet::RouteOwner) -> FirewallSpec {
+fn firewall_spec(
+    state: &roost_store::networks::FirewallState,
+    owner: hostnet::RouteOwner,
+    forwardable: impl Fn(u16) -> bool,
+) -> FirewallSpec {
     let bridge_of: HashMap<&str, &NetworkRow> = state.networks.iter().map(|n| (n.id.as_str(), n)).collect();
     let mut groups_of: HashMap<&str, Vec<String>> = HashMap::new();
     for (instance, group) in &state.memberships {
@@ -1204,6 +1307,7 @@ fn firewall_spec(state: &roost_store::networks::FirewallState, owner: hostnet::R
                 host_if: hostnet::nic_ifname(&nic.instance_id, nic.idx as u8),
                 bridge: net.bridge.clone(),
                 ip: nic.ip.parse().ok()?,
+                mac: nic.mac.parse().ok()?,
                 groups: groups_of.get(nic.instance_id.as_str()).cloned().unwrap_or_default(),
             })
         })
@@ -1219,9 +1323,10 @@ fn firewall_spec(state: &roost_store::networks::FirewallState, owner: hostnet::R
             .networks
             .iter()
             .filter_map(|n| {
+                let cidr = parse_cidr(&n.cidr).filter(|c| hostnet::host::reserved_space(*c).is_none())?;
                 Some(NetSpec {
                     bridge: n.bridge.clone(),
-                    cidr: parse_cidr(&n.cidr)?,
+                    cidr,
                     gateway: n.gateway.parse().ok()?,
                     nat: n.nat != 0,
                     dns: n.dns != 0,
@@ -1241,6 +1346,7 @@ fn firewall_spec(state: &roost_store::networks::FirewallState, owner: hostnet::R
         forwards: state
             .port_forwards
             .iter()
+            .filter(|f| forwardable(f.host_port as u16))
             .filter_map(|f| {
                 let (target, mark) = *first_nic.get(f.instance_id.as_str())?;
                 Some(ForwardSpec {
@@ -1262,14 +1368,27 @@ mod tests {
     #[test]
     fn free_subnets_skip_taken_ranges() {
         let pool: Ipv4Net = "10.88.0.0/16".parse().unwrap();
-        assert_eq!(pick_free_subnet(pool, &[]).unwrap().to_string(), "10.88.0.0/24");
+        let none = HostFacts::default();
+        assert_eq!(pick_free_subnet(pool, &[], &none).unwrap().to_string(), "10.88.0.0/24");
         let taken = vec!["10.88.0.0/24".parse().unwrap(), "10.88.1.0/25".parse().unwrap()];
-        assert_eq!(pick_free_subnet(pool, &taken).unwrap().to_string(), "10.88.2.0/24");
+        assert_eq!(pick_free_subnet(pool, &taken, &none).unwrap().to_string(), "10.88.2.0/24");
         let all: Vec<Ipv4Net> = vec!["10.88.0.0/16".parse().unwrap()];
-        assert!(pick_free_subnet(pool, &all).is_none());
+        assert!(pick_free_subnet(pool, &all, &none).is_none());
         // A small pool is used whole.
         let small: Ipv4Net = "10.99.0.0/26".parse().unwrap();
-        assert_eq!(pick_free_subnet(small, &[]).unwrap().to_string(), "10.99.0.0/26");
+        assert_eq!(pick_free_subnet(small, &[], &none).unwrap().to_string(), "10.99.0.0/26");
+        // The host's routes are skipped too.
+        let host = HostFacts {
+            routes: vec![hostnet::host::HostRoute {
+                cidr: "10.88.2.0/23".parse().unwrap(),
+                dev: "wg0".into(),
+                gateway: None,
+                local: false,
+                table: 254,
+            }],
+            nameservers: vec!["10.88.4.53".parse().unwrap()],
+        };
+        assert_eq!(pick_free_subnet(pool, &taken, &host).unwrap().to_string(), "10.88.5.0/24");
     }
 
     #[test]

@@ -10,6 +10,10 @@ use roost_node::Driver;
 use roost_node::images::ImageStore;
 use roost_node::network::dns::DnsServer;
 
+/// The unprivileged ports: the well-known ones below 1024 belong to the host's own
+/// services (ssh, DNS, HTTPS), which a tenant must never take over.
+pub const DEFAULT_PORT_FORWARD_RANGE: std::ops::RangeInclusive<u16> = 1024..=65535;
+
 pub struct Node {
     /// The container driver: instances of type `container`, and the default.
     pub driver: Arc<dyn Driver>,
@@ -29,8 +33,11 @@ pub struct Node {
     pub firewall_table: String,
     /// The nft program.
     pub nft: String,
-    /// Host TCP ports a port forward may not take (Roost's own listeners).
-    pub reserved_ports: Vec<u16>,
+    /// Host ports a port forward may not take, TCP or UDP: Roost's own listeners, each
+    /// with its name (`API`, `S3`, `E2B`).
+    pub reserved_ports: Vec<(u16, String)>,
+    /// The host ports port forwards may take (the `port_forward_range` setting).
+    pub port_forward_range: std::ops::RangeInclusive<u16>,
     pub dns: DnsServer,
     pub firewall_dirty: tokio::sync::Notify,
     pub firewall_lock: tokio::sync::Mutex<()>,
@@ -45,7 +52,7 @@ impl Node {
         images: ImageStore,
         network_pool: Ipv4Net,
         firewall_table: String,
-        reserved_ports: Vec<u16>,
+        reserved_ports: Vec<(u16, String)>,
     ) -> Node {
         Node {
             driver,
@@ -57,6 +64,7 @@ impl Node {
             firewall_table,
             nft: "nft".into(),
             reserved_ports,
+            port_forward_range: DEFAULT_PORT_FORWARD_RANGE,
             dns: DnsServer::new(),
             firewall_dirty: tokio::sync::Notify::new(),
             firewall_lock: tokio::sync::Mutex::new(()),

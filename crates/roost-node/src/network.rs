@@ -12,6 +12,7 @@
 
 pub mod dns;
 pub mod firewall;
+pub mod host;
 pub mod ipam;
 pub mod netns;
 
@@ -21,7 +22,9 @@ use std::path::Path;
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::packet_route::route::{RouteProtocol, RouteScope};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 use sha2::Digest;
 
@@ -83,11 +86,40 @@ impl Network {
                 .map_err(|e| netlink("labelling", &self.bridge, e))?;
         }
         set_up(&handle, index, &self.bridge).await?;
-        add_address(&handle, index, self.gateway, self.prefix_len, &self.bridge).await?;
+        // The gateway address without the prefix route the kernel would add to the main
+        // table: a tenant's range must never shadow a route of the host's. The range is
+        // routed from the network's own table instead (see [`sync_policy_routing`]).
+        let mut add = handle.address().add(index, self.gateway.into(), self.prefix_len).replace();
+        add.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Noprefixroute));
+        add.execute()
+            .await
+            .map_err(|e| netlink(&format!("adding {}/{} to", self.gateway, self.prefix_len), &self.bridge, e))?;
+        // Bridges of earlier versions have that route already.
+        let cidr = self.cidr()?;
+        let main = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(cidr.network(), cidr.prefix_len())
+            .output_interface(index)
+            .scope(RouteScope::Link)
+            .protocol(RouteProtocol::Kernel)
+            .build();
+        match handle.route().del(main).execute().await {
+            Ok(()) => {}
+            Err(e) if matches!(errno(&e), Some(libc::ESRCH) | Some(libc::ENOENT)) => {}
+            Err(e) => return Err(netlink("removing the main-table route of", &self.bridge, e)),
+        }
         enable_forwarding()?;
-        // Port forwards used through 127.0.0.1 are routed out of the bridge.
-        let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", self.bridge);
-        let _ = std::fs::write(localnet, "1");
+        // Never route 127.0.0.0/8 from or to an instance (earlier versions turned this on
+        // for port forwards used through 127.0.0.1; it let instances reach everything the
+        // host binds to loopback).
+        // And a source check (rp_filter) that looks the source up the way the packet's
+        // network marks it, so a strict host setting still takes traffic from a network
+        // whose range another project uses too.
+        for (setting, value) in [("route_localnet", "0"), ("src_valid_mark", "1")] {
+            let path = format!("/proc/sys/net/ipv4/conf/{}/{setting}", self.bridge);
+            if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() != value) {
+                std::fs::write(&path, value).at("setting", Path::new(&path))?;
+            }
+        }
         Ok(())
     }
 
@@ -114,14 +146,21 @@ pub fn owned_bridges(prefix: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Policy routing for networks whose ranges may overlap (two projects may both use
+/// Policy routing: a network's routes live in a table of its own, never in the host's
+/// main table. Two reasons. Ranges may overlap across projects (two may both use
 /// 10.0.0.0/24): the firewall marks each network's connections, and a rule per network
-/// sends marked packets to a table of its own holding only the route to its bridge. So
-/// a reply (or a port-forwarded packet) reaches the right bridge whatever the main
-/// table says. Rules are found again by their priority and mark prefix, which derive
-/// from the installation's name, so two installations never remove each other's.
+/// sends marked packets to its table, which routes its range (and its peers') to the
+/// right bridges, so a reply or a port-forwarded packet reaches the right bridge
+/// whatever else the host has. And a tenant's range must not shadow the host's routes:
+/// the host's own traffic to an instance takes a rule that comes after the main table's
+/// specific routes (`lookup main suppress_prefixlength 0` first: the main table, its
+/// default route aside), so a host route always wins, also one added later.
+///
+/// Rules are found again by their priority and mark prefix, which derive from the
+/// installation's name, so two installations never remove each other's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteOwner {
+    /// Of the mark rules; the main-table rule is one after it, the host's rules two.
     pub priority: u32,
     /// The top byte of every mark (and table id) of this installation.
     pub mark_prefix: u32,
@@ -142,69 +181,165 @@ impl RouteOwner {
         self.mark_prefix | (u32::from_be_bytes([0, h[0], h[1], h[2]]) | 1)
     }
 
-    fn owns(&self, priority: u32, mark: u32) -> bool {
-        priority == self.priority && mark & 0xff00_0000 == self.mark_prefix
+    fn ours(&self, table: u32) -> bool {
+        table & 0xff00_0000 == self.mark_prefix
     }
 }
 
-/// The network's table and rule (see [`RouteOwner`]). Idempotent.
-pub async fn ensure_policy_route(bridge: &str, cidr: Ipv4Net, owner: RouteOwner, mark: u32) -> Result<()> {
-    let handle = connect()?;
-    let index =
-        link_index(&handle, bridge).await?.ok_or_else(|| Error::Invalid(format!("bridge {bridge} does not exist")))?;
-    let route = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(cidr.network(), cidr.prefix_len())
-        .output_interface(index)
-        .table_id(mark)
-        .build();
-    match handle.route().add(route).execute().await {
-        Ok(()) => {}
-        Err(e) if errno(&e) == Some(libc::EEXIST) => {}
-        Err(e) => return Err(netlink("adding the policy route of", bridge, e)),
-    }
+/// What one network needs routed: its range to its bridge, and its peers' ranges to
+/// theirs, in table `mark`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetRoutes {
+    pub bridge: String,
+    pub cidr: Ipv4Net,
+    pub mark: u32,
+    /// Whether the host's own traffic to `cidr` goes to this bridge. Where ranges
+    /// overlap only one network can have it (the control plane gives it to the oldest).
+    pub host_route: bool,
+    /// Peered networks: their bridge and range.
+    pub peers: Vec<(String, Ipv4Net)>,
+}
+
+/// Makes this installation's routing tables and rules exactly `nets` (an empty list
+/// removes them all). One dump each of links, routes and rules, then only the changes.
+pub async fn sync_policy_routing(owner: RouteOwner, nets: &[NetRoutes]) -> Result<()> {
+    use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
     use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute};
-    let mut rule = handle
-        .rule()
-        .add()
-        .v4()
-        .fw_mark(mark)
-        .table_id(mark)
-        .priority(owner.priority)
-        // Both matter: without the action a matching packet gets EINVAL, and without
-        // the mask every packet (marked or not) matches.
-        .action(RuleAction::ToTable);
-    rule.message_mut().attributes.push(RuleAttribute::FwMask(u32::MAX));
-    match rule.execute().await {
-        Ok(()) => Ok(()),
-        Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
-        Err(e) => Err(netlink("adding the policy rule of", bridge, e)),
-    }
-}
-
-/// Removes this installation's policy rules whose mark is not in `keep`.
-pub async fn prune_policy_rules(owner: RouteOwner, keep: &[u32]) -> Result<()> {
-    use rtnetlink::packet_route::rule::RuleAttribute;
     let handle = connect()?;
-    let mut rules = handle.rule().get(rtnetlink::IpVersion::V4).execute();
-    let mut stale = Vec::new();
-    while let Some(rule) = rules.try_next().await.map_err(|e| netlink("listing", "policy rules", e))? {
-        let mut priority = None;
-        let mut mark = None;
-        for attr in &rule.attributes {
+    let mut index_of = std::collections::HashMap::new();
+    for net in nets {
+        for bridge in std::iter::once(&net.bridge).chain(net.peers.iter().map(|(b, _)| b)) {
+            if !index_of.contains_key(bridge) {
+                let index = link_index(&handle, bridge)
+                    .await?
+                    .ok_or_else(|| Error::Invalid(format!("bridge {bridge} does not exist")))?;
+                index_of.insert(bridge.clone(), index);
+            }
+        }
+    }
+    // Routes: (table, destination, interface). Only tables of networks we keep are
+    // pruned; a removed network's routes went with its bridge.
+    let mut want_routes = std::collections::BTreeSet::new();
+    for net in nets {
+        want_routes.insert((net.mark, net.cidr.trunc(), index_of[&net.bridge]));
+        for (bridge, cidr) in &net.peers {
+            want_routes.insert((net.mark, cidr.trunc(), index_of[bridge]));
+        }
+    }
+    let kept_tables: std::collections::BTreeSet<u32> = nets.iter().map(|n| n.mark).collect();
+    let mut have_routes = std::collections::BTreeSet::new();
+    let mut stale_routes = Vec::new();
+    let mut routes = handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
+    while let Some(route) = routes.try_next().await.map_err(|e| netlink("listing", "routes", e))? {
+        let mut table = route.header.table as u32;
+        let (mut dst, mut oif) = (Ipv4Addr::UNSPECIFIED, 0);
+        for attr in &route.attributes {
             match attr {
-                RuleAttribute::Priority(p) => priority = Some(*p),
-                RuleAttribute::FwMark(m) => mark = Some(*m),
+                RouteAttribute::Table(t) => table = *t,
+                RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = *a,
+                RouteAttribute::Oif(i) => oif = *i,
                 _ => {}
             }
         }
-        if let (Some(p), Some(m)) = (priority, mark)
-            && owner.owns(p, m)
-            && !keep.contains(&m)
-        {
-            stale.push(rule);
+        if !kept_tables.contains(&table) {
+            continue;
+        }
+        let Ok(cidr) = Ipv4Net::new(dst, route.header.destination_prefix_length) else { continue };
+        let key = (table, cidr, oif);
+        if want_routes.contains(&key) {
+            have_routes.insert(key);
+        } else {
+            stale_routes.push(route);
         }
     }
-    for rule in stale {
+    for (table, cidr, oif) in want_routes.difference(&have_routes) {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(cidr.network(), cidr.prefix_len())
+            .output_interface(*oif)
+            .table_id(*table)
+            .build();
+        match handle.route().add(route).execute().await {
+            Ok(()) => {}
+            Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+            Err(e) => return Err(netlink(&format!("adding the route to {cidr} in table"), &table.to_string(), e)),
+        }
+    }
+    for route in stale_routes {
+        // Gone already is fine: a route goes with its bridge.
+        let _ = handle.route().del(route).execute().await;
+    }
+
+    // Rules: a mark rule per network, a host rule per network that has the host's
+    // route, and the main-table rule before the host rules when there are any.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    enum Rule {
+        Mark(u32),
+        Host(u32, Ipv4Net),
+        MainFirst,
+    }
+    let mut want_rules: std::collections::BTreeSet<Rule> = nets.iter().map(|n| Rule::Mark(n.mark)).collect();
+    for net in nets.iter().filter(|n| n.host_route) {
+        want_rules.insert(Rule::Host(net.mark, net.cidr.trunc()));
+        want_rules.insert(Rule::MainFirst);
+    }
+    let mut have_rules = std::collections::BTreeSet::new();
+    let mut stale_rules = Vec::new();
+    let mut rules = handle.rule().get(rtnetlink::IpVersion::V4).execute();
+    while let Some(rule) = rules.try_next().await.map_err(|e| netlink("listing", "policy rules", e))? {
+        let (mut priority, mut mark, mut dst, mut suppress) = (0, None, None, None);
+        let mut table = rule.header.table as u32;
+        for attr in &rule.attributes {
+            match attr {
+                RuleAttribute::Priority(p) => priority = *p,
+                RuleAttribute::FwMark(m) => mark = Some(*m),
+                RuleAttribute::Table(t) => table = *t,
+                RuleAttribute::Destination(std::net::IpAddr::V4(a)) => dst = Some(*a),
+                RuleAttribute::SuppressPrefixLen(n) => suppress = Some(*n),
+                _ => {}
+            }
+        }
+        let found = if priority == owner.priority && mark.is_some_and(|m| owner.ours(m)) {
+            mark.map(Rule::Mark)
+        } else if priority == owner.priority + 2 && owner.ours(table) {
+            dst.and_then(|d| Ipv4Net::new(d, rule.header.dst_len).ok()).map(|cidr| Rule::Host(table, cidr))
+        } else if priority == owner.priority + 1 && table == 254 && suppress == Some(0) {
+            Some(Rule::MainFirst)
+        } else {
+            None
+        };
+        match found {
+            Some(r) if want_rules.contains(&r) => {
+                have_rules.insert(r);
+            }
+            Some(_) => stale_rules.push(rule),
+            None => {}
+        }
+    }
+    for rule in want_rules.difference(&have_rules) {
+        let add = handle.rule().add().v4().action(RuleAction::ToTable);
+        let mut add = match *rule {
+            // Both the action and the mask matter: without the action a matching packet
+            // gets EINVAL, and without the mask every packet (marked or not) matches.
+            Rule::Mark(mark) => {
+                let mut add = add.fw_mark(mark).table_id(mark).priority(owner.priority);
+                add.message_mut().attributes.push(RuleAttribute::FwMask(u32::MAX));
+                add
+            }
+            Rule::Host(table, cidr) => {
+                add.destination_prefix(cidr.network(), cidr.prefix_len()).table_id(table).priority(owner.priority + 2)
+            }
+            Rule::MainFirst => add.table_id(254).priority(owner.priority + 1),
+        };
+        if *rule == Rule::MainFirst {
+            add.message_mut().attributes.push(RuleAttribute::SuppressPrefixLen(0));
+        }
+        match add.execute().await {
+            Ok(()) => {}
+            Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+            Err(e) => return Err(netlink("adding", &format!("the policy rule {rule:?}"), e)),
+        }
+    }
+    for rule in stale_rules {
         match handle.rule().del(rule).execute().await {
             Ok(()) => {}
             Err(e) if errno(&e) == Some(libc::ENOENT) => {}
@@ -376,7 +511,7 @@ fn enable_forwarding() -> Result<()> {
 }
 
 /// A netlink connection in our own namespace, driven by a task that ends with the handle.
-fn connect() -> Result<Handle> {
+pub(crate) fn connect() -> Result<Handle> {
     let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| Error::io("opening a netlink socket", e))?;
     tokio::spawn(connection);
     Ok(handle)
@@ -437,7 +572,7 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
     }
 }
 
-fn netlink(doing: &str, what: &str, e: rtnetlink::Error) -> Error {
+pub(crate) fn netlink(doing: &str, what: &str, e: rtnetlink::Error) -> Error {
     match e {
         rtnetlink::Error::NetlinkError(msg) => Error::Netlink(format!("{doing} {what}: {}", msg.to_io())),
         other => Error::Netlink(format!("{doing} {what}: {other}")),

@@ -23,7 +23,7 @@ fn nat_spec(net: &TestNet) -> firewall::FirewallSpec {
             gateway: net.network.gateway,
             nat: true,
             dns: false,
-            mark: 0,
+            mark: net.mark(),
         }],
         ..Default::default()
     }
@@ -198,4 +198,308 @@ async fn egress_goes_out_through_nat() {
         .unwrap_or_else(|| panic!("no counter in {listed}"));
     assert!(packets > 0, "nothing was masqueraded: {listed}");
     env.driver.delete(&spec.id).await.unwrap();
+}
+
+/// Runs `args` inside the network namespace at `netns` with the host's tools: what a
+/// tenant with root in its namespace (a VM's guest) can do to its own stack.
+fn in_netns(netns: &std::path::Path, args: &[&str]) {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(args)
+        .output()
+        .expect("nsenter (Debian package util-linux)");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Sends one raw Ethernet frame out of `ifname` inside the namespace at `netns`.
+fn send_frame(netns: &std::path::Path, ifname: &str, frame: Vec<u8>) {
+    let ifname = std::ffi::CString::new(ifname).unwrap();
+    network::netns::run_in(netns, move || {
+        // SAFETY: plain socket calls on a socket this closure owns; the address struct
+        // is zeroed and then filled in.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_ifindex = libc::if_nametoindex(ifname.as_ptr()) as i32;
+            addr.sll_halen = 6;
+            addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+            let sent = libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            if sent < 0 { Err(err) } else { Ok(()) }
+        }
+    })
+    .unwrap();
+}
+
+/// An ARP request for `target` from `sender_ip` claiming `sender_mac`, in a frame from
+/// `frame_mac`.
+fn arp_request(frame_mac: [u8; 6], sender_mac: [u8; 6], sender_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&frame_mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    f.extend_from_slice(&sender_mac);
+    f.extend_from_slice(&sender_ip.octets());
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&target.octets());
+    f.resize(60, 0);
+    f
+}
+
+/// What the namespace's neighbour table says about `ip` (empty: nothing).
+fn neighbour(netns: &std::path::Path, ip: Ipv4Addr) -> String {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["ip", "neigh", "show", &ip.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+use std::net::Ipv4Addr;
+
+/// Anti-spoofing (issue 18): an instance port sends IPv4 and ARP only, from the port's
+/// own MAC, and ARP only for the port's own address and MAC; IPv6 goes nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_ports_send_only_their_own_mac_ipv4_and_arp() {
+    let image = busybox().await;
+    let net = TestNet::new(211).await;
+    let env = Env::new("spoof");
+    let table = format!("rtspoof{}", std::process::id() % 100000);
+    let mut a = env.spec(&image, None);
+    let mut b = env.spec(&image, None);
+    a.networks = vec![net.attachment()];
+    b.networks = vec![net.attachment()];
+    env.run(&a).await;
+    env.run(&b).await;
+    let (na, nb) = (&a.networks[0], &b.networks[0]);
+    let everything = firewall::RuleSpec {
+        ingress: true,
+        proto: firewall::Proto::All,
+        ports: vec![],
+        remote: firewall::Remote::Cidr("0.0.0.0/0".parse().unwrap()),
+    };
+    let mut spec = nat_spec(&net);
+    spec.groups.insert("sg-all".into(), vec![everything.clone(), firewall::RuleSpec { ingress: false, ..everything }]);
+    for (id, nic) in [(&a.id, na), (&b.id, nb)] {
+        spec.nics.push(firewall::NicSpec {
+            host_if: network::nic_ifname(id, 0),
+            bridge: nic.bridge.clone(),
+            ip: nic.ip,
+            mac: nic.mac,
+            groups: vec!["sg-all".into()],
+        });
+    }
+    firewall::apply("nft", &firewall::compile(&table, &spec).unwrap()).unwrap();
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = firewall::remove("nft", &self.0);
+        }
+    }
+    let _cleanup = Cleanup(table.clone());
+    let (ns_a, ns_b) = (env.driver.netns_path(&a.id), env.driver.netns_path(&b.id));
+    let ping = |from: &str, to: String| {
+        let from = from.to_string();
+        let driver = env.driver.clone();
+        async move { exec(&driver, &from, &["ping", "-c", "1", "-W", "2", &to]).await.code == 0 }
+    };
+    assert!(ping(&b.id, na.ip.to_string()).await, "allowed traffic passes");
+
+    // ARP claiming another MAC for a's own address, in a frame from a's MAC.
+    in_netns(&ns_b, &["ip", "neigh", "flush", "all"]);
+    let fake = [0x02, 0x00, 0x00, 0xde, 0xad, 0x18];
+    send_frame(&ns_a, "eth0", arp_request(na.mac.0, fake, na.ip, nb.ip));
+    // A frame from another MAC altogether.
+    send_frame(&ns_a, "eth0", arp_request(fake, fake, na.ip, nb.ip));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // And ARP from a's MAC claiming an address that is not a's.
+    let borrowed = Ipv4Addr::from(u32::from(nb.ip) + 50);
+    send_frame(&ns_a, "eth0", arp_request(na.mac.0, na.mac.0, borrowed, nb.ip));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let seen = neighbour(&ns_b, na.ip);
+    assert!(!seen.contains("02:00:00:de:ad:18"), "b believes a spoofed ARP: {seen}");
+    let seen = neighbour(&ns_b, borrowed);
+    assert!(seen.is_empty(), "b believes ARP for an address a does not have: {seen}");
+
+    // a takes another MAC: nothing it sends gets through.
+    in_netns(&ns_a, &["ip", "link", "set", "eth0", "address", "02:00:00:de:ad:18"]);
+    in_netns(&ns_a, &["ip", "neigh", "flush", "all"]);
+    in_netns(&ns_b, &["ip", "neigh", "flush", "all"]);
+    assert!(!ping(&a.id, nb.ip.to_string()).await, "a frame from another MAC got through");
+    in_netns(&ns_a, &["ip", "link", "set", "eth0", "address", &na.mac.to_string()]);
+    assert!(ping(&a.id, nb.ip.to_string()).await, "its own MAC again");
+
+    // IPv6 between the two.
+    let prefix = format!("fd18:{:x}:211", std::process::id() % 0xffff);
+    for (ns, host) in [(&ns_a, "a"), (&ns_b, "b")] {
+        in_netns(ns, &["sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6"]);
+        in_netns(ns, &["ip", "-6", "addr", "add", &format!("{prefix}::{host}/64"), "dev", "eth0", "nodad"]);
+    }
+    let v6 = exec(&env.driver, &a.id, &["ping6", "-c", "1", "-W", "2", &format!("{prefix}::b")]).await;
+    assert_ne!(v6.code, 0, "IPv6 got through: {v6:?}");
+
+    env.driver.delete(&a.id).await.unwrap();
+    env.driver.delete(&b.id).await.unwrap();
+}
+
+/// A client's namespace plugged into `net` (not an instance: just a network stack).
+struct Client {
+    id: String,
+    netns: std::path::PathBuf,
+}
+
+impl Client {
+    async fn new(net: &TestNet) -> Client {
+        let id = common::unique_id();
+        let netns = std::path::PathBuf::from("/run/netns").join(format!("rtc-{id}"));
+        network::netns::create(&netns).unwrap();
+        network::attach(&id, &netns, &net.attachment()).await.unwrap();
+        Client { id, netns }
+    }
+
+    /// Sends `count` A queries for `name` to `server` as fast as it can and counts the
+    /// answers (until all came, or none for `quiet`).
+    fn ask(&self, server: Ipv4Addr, name: &str, count: u16, quiet: std::time::Duration) -> usize {
+        use hickory_proto::op::{Message, Query};
+        use hickory_proto::rr::{Name, RecordType};
+        // Made in the namespace; a socket stays in the namespace it was made in.
+        let socket = network::netns::run_in(&self.netns, || std::net::UdpSocket::bind("0.0.0.0:0")).unwrap();
+        socket.set_read_timeout(Some(quiet)).unwrap();
+        let receiver = socket.try_clone().unwrap();
+        let counter = std::thread::spawn(move || {
+            let mut answers = std::collections::BTreeSet::new();
+            let mut buf = [0u8; 1500];
+            while answers.len() < count as usize
+                && let Ok(n) = receiver.recv(&mut buf)
+            {
+                if let Ok(m) = Message::from_vec(&buf[..n]) {
+                    answers.insert(m.id());
+                }
+            }
+            answers.len()
+        });
+        for id in 0..count {
+            let mut m = Message::new();
+            m.set_id(id).set_recursion_desired(true);
+            m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+            socket.send_to(&m.to_vec().unwrap(), (server, 53)).unwrap();
+        }
+        counter.join().unwrap()
+    }
+
+    /// The A record `server` gives for `name`.
+    fn resolve(&self, server: Ipv4Addr, name: &str) -> Option<Ipv4Addr> {
+        use hickory_proto::op::{Message, Query};
+        use hickory_proto::rr::{Name, RData, RecordType};
+        let socket = network::netns::run_in(&self.netns, || std::net::UdpSocket::bind("0.0.0.0:0")).unwrap();
+        socket.set_read_timeout(Some(std::time::Duration::from_secs(3))).unwrap();
+        let mut m = Message::new();
+        m.set_id(1).add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        socket.send_to(&m.to_vec().unwrap(), (server, 53)).unwrap();
+        let mut buf = [0u8; 1500];
+        let n = socket.recv(&mut buf).ok()?;
+        match Message::from_vec(&buf[..n]).ok()?.answers().first()?.data() {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let (id, netns) = (self.id.clone(), self.netns.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _ = runtime.block_on(network::detach(&id));
+            let _ = network::netns::remove(&netns);
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+/// Instance DNS (issue 18) answers each client at a bounded rate: a flood from one
+/// instance is cut short, and another instance is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_limits_each_client() {
+    let net = TestNet::new(212).await;
+    let gateway = net.network.gateway;
+    let dns = network::dns::DnsServer::new();
+    let names = [("web".to_string(), Ipv4Addr::new(10, 1, 2, 3))].into();
+    dns.set_zones([("net-t".to_string(), dns_of(&net, names))].into()).await;
+    let (flooder, other) = (Client::new(&net).await, Client::new(&net).await);
+    // The burst, and what the rate adds while the flood is sent (well under a second).
+    let answered = flooder.ask(gateway, "web.t.internal.", 1000, std::time::Duration::from_secs(1));
+    let most = (network::dns::CLIENT_BURST + network::dns::CLIENT_RATE) as usize;
+    assert!(answered >= network::dns::CLIENT_BURST as usize && answered <= most, "{answered} of 1000 answered");
+    assert_eq!(other.ask(gateway, "web.t.internal.", 1, std::time::Duration::from_secs(3)), 1, "another client");
+}
+
+/// Questions instance DNS passes on (issue 18) are bounded: a burst of them reaches
+/// the host's name servers only as far as the resolver's concurrency allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_bounds_the_questions_it_passes_on() {
+    let net = TestNet::new(213).await;
+    let gateway = net.network.gateway;
+    // A name server that takes questions and never answers. It counts until nothing
+    // came for longer than the resolver waits for an answer.
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    upstream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let dns = network::dns::DnsServer::with_upstreams(vec![upstream.local_addr().unwrap()]);
+    dns.set_zones([("net-t".to_string(), dns_of(&net, Default::default()))].into()).await;
+    let client = Client::new(&net).await;
+    let asked = std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        let mut n = 0;
+        while upstream.recv(&mut buf).is_ok() {
+            n += 1;
+        }
+        n
+    });
+    // Every question is answered: at once with SERVFAIL beyond the network's share,
+    // the others with SERVFAIL when the name server does not answer.
+    assert_eq!(client.ask(gateway, "example.com.", 150, std::time::Duration::from_secs(10)), 150);
+    let asked = asked.join().unwrap();
+    assert_eq!(asked, network::dns::FORWARDS_PER_NETWORK, "questions passed on at once");
+}
+
+/// Two networks on the same range (two projects) each get their own names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_answers_each_network_on_a_shared_range_with_its_names() {
+    let (a, b) = (TestNet::new(214).await, TestNet::new(214).await);
+    assert_eq!(a.network.gateway, b.network.gateway);
+    let dns = network::dns::DnsServer::new();
+    let name = |ip: [u8; 4]| [("web".to_string(), Ipv4Addr::from(ip))].into();
+    dns.set_zones(
+        [
+            ("net-a".to_string(), dns_of(&a, name([10, 0, 0, 1]))),
+            ("net-b".to_string(), dns_of(&b, name([10, 0, 0, 2]))),
+        ]
+        .into(),
+    )
+    .await;
+    assert_eq!(dns.serving().len(), 2);
+    let (ca, cb) = (Client::new(&a).await, Client::new(&b).await);
+    assert_eq!(ca.resolve(a.network.gateway, "web.t.internal."), Some(Ipv4Addr::new(10, 0, 0, 1)));
+    assert_eq!(cb.resolve(b.network.gateway, "web.t.internal."), Some(Ipv4Addr::new(10, 0, 0, 2)));
+}
+
+fn dns_of(net: &TestNet, names: std::collections::HashMap<String, Ipv4Addr>) -> network::dns::NetworkDns {
+    network::dns::NetworkDns {
+        bridge: net.network.bridge.clone(),
+        gateway: net.network.gateway,
+        zone: network::dns::Zone { network: "t".into(), names },
+    }
 }

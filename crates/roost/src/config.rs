@@ -52,6 +52,9 @@ pub struct ServerArgs {
     /// Name of the nftables tables Roost owns; also labels its bridges (two installations on one host need two names) [env: ROOST_FIREWALL_TABLE] [default: roost]
     #[arg(long, value_name = "NAME")]
     pub firewall_table: Option<String>,
+    /// Host ports port forwards may take, e.g. 20000-29999 [env: ROOST_PORT_FORWARD_RANGE] [default: 1024-65535]
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub port_forward_range: Option<String>,
     /// The runc program [env: ROOST_RUNC] [default: runc]
     #[arg(long, value_name = "PATH")]
     pub runc: Option<String>,
@@ -111,6 +114,8 @@ pub struct ServerSettings {
     /// The default network's range; the gateway is its first address.
     pub network_cidr: ipnet::Ipv4Net,
     pub firewall_table: String,
+    /// Host ports port forwards may take.
+    pub port_forward_range: std::ops::RangeInclusive<u16>,
     pub runc: String,
     /// `None`: the S3 endpoint is off.
     pub s3_listen: Option<SocketAddr>,
@@ -140,6 +145,7 @@ const KEYS: &[&str] = &[
     "compute",
     "network_cidr",
     "firewall_table",
+    "port_forward_range",
     "runc",
     "s3_listen",
     "s3_domain",
@@ -315,6 +321,25 @@ impl ServerSettings {
             }
             None => "roost".to_string(),
         };
+        let port_forward_range = match s.get("port_forward_range", &args.port_forward_range) {
+            Some((v, src)) => {
+                let parsed = v
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+                match parsed {
+                    Some((first, last)) if first >= 1 && first <= last => first..=last,
+                    _ => {
+                        return Err(invalid(
+                            "port_forward_range",
+                            &v,
+                            &src,
+                            "expected a range of ports like 1024-65535 (first at least 1, last at most 65535)",
+                        ));
+                    }
+                }
+            }
+            None => roost_control::node::DEFAULT_PORT_FORWARD_RANGE,
+        };
         let runc = s.get("runc", &args.runc).map(|(v, _)| v).unwrap_or_else(|| "runc".to_string());
         let s3_listen = match s.get("s3_listen", &args.s3_listen) {
             Some((v, _)) if v == "off" => None,
@@ -402,6 +427,7 @@ impl ServerSettings {
             compute,
             network_cidr,
             firewall_table,
+            port_forward_range,
             runc,
             listen,
             data_dir,
@@ -476,6 +502,19 @@ mod tests {
         assert!(s.database.is_none());
         assert_eq!(s.s3_listen.unwrap().to_string(), "127.0.0.1:7701");
         assert_eq!(s.s3_region, "us-east-1");
+        assert_eq!(s.port_forward_range, 1024..=65535);
+    }
+
+    #[test]
+    fn port_forward_ranges() {
+        let args = ServerArgs { port_forward_range: Some("20000-29999".into()), ..Default::default() };
+        let s = ServerSettings::resolve_with(&args, &env_of(&[])).unwrap();
+        assert_eq!(s.port_forward_range, 20000..=29999);
+        for bad in ["0-100", "2000-1000", "1024", "1024-70000", "a-b"] {
+            let args = ServerArgs { port_forward_range: Some(bad.into()), ..Default::default() };
+            let err = ServerSettings::resolve_with(&args, &env_of(&[])).unwrap_err().to_string();
+            assert!(err.contains("invalid setting port_forward_range"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -70,7 +70,27 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     );
     control.recover().await?;
-    match attach_compute(&control, &settings, s3_addr.map(|a| a.port())) {
+    // Every listener is bound before the node is attached: port forwards must know the
+    // ports Roost really listens on (also when a setting says port 0).
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (is another server running there?)", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let e2b_listener = match settings.e2b_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen for the E2B API on {addr} (is another server running there? --e2b-listen off disables it)")
+        })?),
+        None => None,
+    };
+    let e2b_addr = match &e2b_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let listeners: Vec<(u16, String)> = [(Some(addr), "API"), (s3_addr, "S3"), (e2b_addr, "E2B")]
+        .into_iter()
+        .filter_map(|(a, name)| Some((a?.port(), name.to_string())))
+        .collect();
+    match attach_compute(&control, &settings, listeners) {
         Ok(()) => {
             tracing::info!(firewall_table = %settings.firewall_table, network_pool = %settings.network_cidr, "compute node attached (runc containers)")
         }
@@ -93,20 +113,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .context("cannot install the metrics recorder")?;
     metrics::gauge!("roost_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (is another server running there?)", settings.listen))?;
-    let addr = listener.local_addr()?;
-    let e2b_listener = match settings.e2b_listen {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
-            format!("cannot listen for the E2B API on {addr} (is another server running there? --e2b-listen off disables it)")
-        })?),
-        None => None,
-    };
-    let e2b_addr = match &e2b_listener {
-        Some(l) => Some(l.local_addr()?),
-        None => None,
-    };
     print_banner(addr, s3_endpoint.as_deref(), e2b_addr, &settings, &store_desc, created.as_deref(), from_env);
     control.spawn_sandbox_reaper();
     control.set_sandbox_pool(settings.sandbox_pool);
@@ -186,7 +192,7 @@ fn nodelay(
 }
 
 /// Runs instances here: the runc driver, the image store and the default network.
-fn attach_compute(control: &Control, s: &ServerSettings, s3_port: Option<u16>) -> anyhow::Result<()> {
+fn attach_compute(control: &Control, s: &ServerSettings, listeners: Vec<(u16, String)>) -> anyhow::Result<()> {
     if s.compute == ComputeMode::Off {
         anyhow::bail!("compute is off (--compute off)");
     }
@@ -202,8 +208,9 @@ fn attach_compute(control: &Control, s: &ServerSettings, s3_port: Option<u16>) -
         s.network_cidr,
         s.firewall_table.clone(),
         // Port forwards may not take Roost's own listeners.
-        [Some(s.listen.port()), s3_port].into_iter().flatten().filter(|p| *p != 0).collect(),
+        listeners,
     );
+    node.port_forward_range = s.port_forward_range.clone();
     // MicroVMs when QEMU is there; containers work without.
     let mut vm_config = roost_node::drivers::vm::VmConfig::new(s.data_dir.join("vms"));
     vm_config.accel = s.accel;

@@ -12,8 +12,15 @@
 //! `ip` forward hook because `net.bridge.bridge-nf-call-iptables` is on (we set it), so
 //! one stateful chain sees all instance traffic. There the in and out interface of a
 //! bridged packet is the bridge, so a NIC is known by (bridge, address); the `bridge`
-//! table drops frames whose source address is not the one the port was given, so an
-//! instance cannot borrow another's address (and its security group membership).
+//! table lets an instance port send only IPv4 and ARP, from the port's own MAC and
+//! address, so an instance cannot borrow another's address (and its security group
+//! membership), poison a neighbour's ARP cache, or speak IPv6 past the IPv4 rules.
+//!
+//! The host is not a neighbour like any other: from a bridge it takes DNS on the
+//! gateway and what an egress rule naming an address (not `0.0.0.0/0`) allows, nothing
+//! else, and never anything for 127.0.0.0/8. Port forwards are DNAT for packets that
+//! arrive at the host (from outside or from an instance); the host's own connections
+//! are never redirected.
 //!
 //! The script is nftables' own syntax rather than its JSON: the rule set is generated
 //! whole, and every interpolated value is typed (addresses, ports) or a validated
@@ -25,7 +32,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::{Error, Result};
+use crate::{Error, MacAddr, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
@@ -68,6 +75,8 @@ pub struct NicSpec {
     pub host_if: String,
     pub bridge: String,
     pub ip: Ipv4Addr,
+    /// The instance's MAC: the only one its port may send from.
+    pub mac: MacAddr,
     /// Group ids.
     pub groups: Vec<String>,
 }
@@ -172,20 +181,38 @@ pub fn compile(table: &str, spec: &FirewallSpec) -> Result<String> {
         let _ = writeln!(s, "  set g_{} {{ type ipv4_addr;{} }}", ident(g), elements(&ips));
     }
 
-    // Per NIC: its egress and ingress chains (the union of its groups' rules).
+    // Per NIC: its egress and ingress chains (the union of its groups' rules), and for
+    // NICs whose groups name addresses in egress rules, the rules that may reach the
+    // host itself. "All egress" (0.0.0.0/0) is about the world, not the host: the host
+    // takes from an instance only what a rule names it for.
     let mut egress_map = Vec::new();
     let mut ingress_map = Vec::new();
+    let mut host_map = Vec::new();
     for nic in &spec.nics {
         let name = ident(&nic.host_if);
+        let rules = |ingress: bool| {
+            nic.groups
+                .iter()
+                .flat_map(|g| spec.groups.get(g).into_iter().flatten())
+                .filter(move |r| r.ingress == ingress)
+        };
         for ingress in [false, true] {
             let chain = if ingress { format!("i_{name}") } else { format!("e_{name}") };
             let _ = writeln!(s, "  chain {chain} {{");
-            for g in &nic.groups {
-                for rule in spec.groups.get(g).into_iter().flatten().filter(|r| r.ingress == ingress) {
-                    let _ = writeln!(s, "    {}return", rule_match(rule));
-                }
+            for rule in rules(ingress) {
+                let _ = writeln!(s, "    {}return", rule_match(rule));
             }
             let _ = writeln!(s, "    counter drop\n  }}");
+        }
+        let to_host: Vec<&RuleSpec> =
+            rules(false).filter(|r| matches!(&r.remote, Remote::Cidr(net) if net.prefix_len() > 0)).collect();
+        if !to_host.is_empty() {
+            let _ = writeln!(s, "  chain h_{name} {{");
+            for rule in to_host {
+                let _ = writeln!(s, "    {}accept", rule_match(rule));
+            }
+            s.push_str("  }\n");
+            host_map.push(format!("\"{}\" . {} : jump h_{name}", nic.bridge, nic.ip));
         }
         egress_map.push(format!("\"{}\" . {} : jump e_{name}", nic.bridge, nic.ip));
         ingress_map.push(format!("\"{}\" . {} : jump i_{name}", nic.bridge, nic.ip));
@@ -196,6 +223,9 @@ pub fn compile(table: &str, spec: &FirewallSpec) -> Result<String> {
     let _ = writeln!(s, "  chain forward {{\n    type filter hook forward priority filter; policy accept;");
     if !spec.networks.is_empty() {
         s.push_str("    iifname != @bridges oifname != @bridges accept\n");
+        // Loopback addresses are the host's own business, never routed for an instance.
+        s.push_str("    iifname @bridges ip saddr 127.0.0.0/8 counter drop\n");
+        s.push_str("    iifname @bridges ip daddr 127.0.0.0/8 counter drop\n");
         s.push_str("    ct state established,related accept\n    ct state invalid drop\n");
         for n in &spec.networks {
             let mut allowed = vec![format!("\"{}\"", n.bridge)];
@@ -225,10 +255,13 @@ pub fn compile(table: &str, spec: &FirewallSpec) -> Result<String> {
     }
     s.push_str("  }\n");
 
-    // Traffic from instances to the host itself: DNS on the gateway, then egress rules.
+    // Traffic from instances to the host itself: replies, DNS on the gateway, and what
+    // a rule naming the host's address allows; everything else is dropped.
     let _ = writeln!(s, "  chain input {{\n    type filter hook input priority filter; policy accept;");
     if !spec.networks.is_empty() {
-        s.push_str("    iifname != @bridges accept\n    ct state established,related accept\n");
+        s.push_str("    iifname != @bridges accept\n");
+        s.push_str("    ip saddr 127.0.0.0/8 counter drop\n    ip daddr 127.0.0.0/8 counter drop\n");
+        s.push_str("    ct state established,related accept\n    ct state invalid drop\n");
         for n in spec.networks.iter().filter(|n| n.dns) {
             let _ = writeln!(
                 s,
@@ -236,9 +269,10 @@ pub fn compile(table: &str, spec: &FirewallSpec) -> Result<String> {
                 n.bridge, n.gateway
             );
         }
-        if !egress_map.is_empty() {
-            let _ = writeln!(s, "    iifname . ip saddr vmap {{ {} }}", egress_map.join(", "));
+        if !host_map.is_empty() {
+            let _ = writeln!(s, "    iifname . ip saddr vmap {{ {} }}", host_map.join(", "));
         }
+        s.push_str("    counter drop\n");
     }
     s.push_str("  }\n");
 
@@ -252,28 +286,30 @@ pub fn compile(table: &str, spec: &FirewallSpec) -> Result<String> {
         s.push_str("    ct mark != 0 meta mark set ct mark\n");
     }
     s.push_str("  }\n");
-
-    // Port forwards: to any local address, from outside and from the host itself.
-    let dnat: Vec<String> = spec
-        .forwards
-        .iter()
-        .map(|f| {
-            let p = if f.udp { "udp" } else { "tcp" };
-            let mark = if f.mark != 0 {
-                format!("meta mark set {:#x} ct mark set {:#x} ", f.mark, f.mark)
-            } else {
-                String::new()
-            };
-            format!("fib daddr type local {p} dport {} {mark}dnat to {}:{}", f.host_port, f.target, f.target_port)
-        })
-        .collect();
-    for (chain, hook, prio) in [("prerouting", "prerouting", "dstnat"), ("output", "output", "-100")] {
-        let _ = writeln!(s, "  chain {chain} {{\n    type nat hook {hook} priority {prio}; policy accept;");
-        for rule in &dnat {
-            let _ = writeln!(s, "    {rule}");
-        }
-        s.push_str("  }\n");
+    // The host's own answers to an instance (a DNS reply over TCP, a reset) belong to a
+    // connection that came from its network: route them by that network's mark too, so
+    // they reach the right bridge when two networks share a range. Only marked
+    // connections are touched; the host's own new connections carry no mark.
+    if spec.networks.iter().any(|n| n.mark != 0) {
+        let _ = writeln!(s, "  chain replies {{\n    type route hook output priority mangle; policy accept;");
+        s.push_str("    ct mark != 0 meta mark set ct mark\n  }\n");
     }
+
+    // Port forwards: DNAT for packets arriving at a host address, from outside or from
+    // an instance (hairpin). Prerouting only: the host's own connections, to 127.0.0.1
+    // or any other local address, pass the output hook and are never redirected.
+    let _ = writeln!(s, "  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;");
+    for f in &spec.forwards {
+        let p = if f.udp { "udp" } else { "tcp" };
+        let mark =
+            if f.mark != 0 { format!("meta mark set {:#x} ct mark set {:#x} ", f.mark, f.mark) } else { String::new() };
+        let _ = writeln!(
+            s,
+            "    iifname != \"lo\" fib daddr type local {p} dport {} {mark}dnat to {}:{}",
+            f.host_port, f.target, f.target_port
+        );
+    }
+    s.push_str("  }\n");
     let _ = writeln!(s, "  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;");
     for n in &spec.networks {
         if n.nat {
@@ -282,21 +318,26 @@ pub fn compile(table: &str, spec: &FirewallSpec) -> Result<String> {
         // A forward used from the same network comes back through the host.
         let _ = writeln!(s, "    ct status dnat oifname \"{}\" ip saddr {} masquerade", n.bridge, n.cidr.trunc());
     }
-    if !spec.networks.is_empty() {
-        // A forward used through 127.0.0.1 leaves with the bridge's address.
-        s.push_str("    ct status dnat ip saddr 127.0.0.0/8 oifname @bridges masquerade\n");
-    }
     s.push_str("  }\n}\n");
 
-    // Address spoofing: a port may only send from the address it was given.
-    let _ = writeln!(
-        s,
-        "table bridge {table} {{\n  chain prerouting {{\n    type filter hook prerouting priority -200; policy accept;"
-    );
-    for nic in &spec.nics {
-        let _ = writeln!(s, "    iifname \"{}\" ether type ip ip saddr != {} counter drop", nic.host_if, nic.ip);
-        let _ = writeln!(s, "    iifname \"{}\" ether type arp arp saddr ip != {} counter drop", nic.host_if, nic.ip);
-    }
+    // Anti-spoofing, per instance port: IPv4 and ARP only (IPv6 is not filtered by the
+    // rules above, so it does not pass), from the port's MAC, for the port's address;
+    // an ARP packet's sender must be the port's address and MAC too. Set lookups, so a
+    // frame costs the same whatever the number of ports.
+    let ports: Vec<String> = spec.nics.iter().map(|n| format!("\"{}\"", n.host_if)).collect();
+    let macs: Vec<String> = spec.nics.iter().map(|n| format!("\"{}\" . {}", n.host_if, n.mac)).collect();
+    let ips: Vec<String> = spec.nics.iter().map(|n| format!("\"{}\" . {}", n.host_if, n.ip)).collect();
+    let _ = writeln!(s, "table bridge {table} {{");
+    let _ = writeln!(s, "  set ports {{ type ifname;{} }}", elements(&ports));
+    let _ = writeln!(s, "  set port_macs {{ type ifname . ether_addr;{} }}", elements(&macs));
+    let _ = writeln!(s, "  set port_ips {{ type ifname . ipv4_addr;{} }}", elements(&ips));
+    s.push_str("  chain prerouting {\n    type filter hook prerouting priority -200; policy accept;\n");
+    s.push_str("    iifname != @ports accept\n");
+    s.push_str("    iifname . ether saddr != @port_macs counter drop\n");
+    s.push_str("    ether type != { ip, arp } counter drop\n");
+    s.push_str("    ether type ip iifname . ip saddr != @port_ips counter drop\n");
+    s.push_str("    ether type arp iifname . arp saddr ip != @port_ips counter drop\n");
+    s.push_str("    ether type arp iifname . arp saddr ether != @port_macs counter drop\n");
     s.push_str("  }\n}\n");
     Ok(s)
 }
@@ -401,6 +442,7 @@ mod tests_support {
                 host_if: "rvabc".into(),
                 bridge: "rnaaa".into(),
                 ip: "10.10.0.2".parse().unwrap(),
+                mac: MacAddr::for_ip("10.10.0.2".parse().unwrap()),
                 groups: vec!["sg-web".into()],
             }],
             groups,
@@ -440,8 +482,57 @@ mod tests {
         );
         assert!(s.contains("iifname \"rnaaa\" ct state new ct mark set 0x10000001"), "{s}");
         assert!(s.contains("\"rnaaa\" . 10.10.0.2 : jump i_rvabc"), "{s}");
-        assert!(s.contains("iifname \"rvabc\" ether type ip ip saddr != 10.10.0.2 counter drop"), "{s}");
         assert!(!s.contains("flush ruleset"), "{s}");
+    }
+
+    #[test]
+    fn forwards_are_for_packets_arriving_at_the_host_only() {
+        let s = compile("roost", &spec()).unwrap();
+        let dnat: Vec<&str> = s.lines().filter(|l| l.contains("dnat to")).collect();
+        assert_eq!(dnat.len(), 1, "{s}");
+        assert!(dnat[0].trim_start().starts_with("iifname != \"lo\" fib daddr type local tcp dport 8080"), "{s}");
+        // No nat chain on the output hook: the host's own connections are never redirected.
+        assert!(!s.contains("type nat hook output"), "{s}");
+        assert!(!s.contains("127.0.0.0/8 oifname @bridges masquerade"), "{s}");
+    }
+
+    #[test]
+    fn instances_reach_the_host_only_for_dns_and_named_addresses() {
+        let mut spec = spec();
+        let input = |s: &str| s[s.find("chain input").unwrap()..].split("\n  }").next().unwrap().to_string();
+        let s = compile("roost", &spec).unwrap();
+        let chain = input(&s);
+        assert!(chain.contains("ip daddr 127.0.0.0/8 counter drop"), "{chain}");
+        assert!(chain.contains("iifname \"rnaaa\" ip daddr 10.10.0.1 meta l4proto { tcp, udp } th dport 53 accept"));
+        // The group's "all egress" (0.0.0.0/0) does not open the host.
+        assert!(!chain.contains("jump"), "{chain}");
+        assert!(chain.trim_end().ends_with("counter drop"), "{chain}");
+        assert!(s.contains("iifname @bridges ip daddr 127.0.0.0/8 counter drop"), "{s}");
+        // A rule naming an address does.
+        spec.groups.get_mut("sg-web").unwrap().push(RuleSpec {
+            ingress: false,
+            proto: Proto::Tcp,
+            ports: vec![(7700, 7700)],
+            remote: Remote::Cidr("10.10.0.1/32".parse().unwrap()),
+        });
+        let s = compile("roost", &spec).unwrap();
+        assert!(input(&s).contains("\"rnaaa\" . 10.10.0.2 : jump h_rvabc"), "{s}");
+        assert!(s.contains("chain h_rvabc {\n    ip daddr 10.10.0.1/32 tcp dport { 7700 } accept\n  }"), "{s}");
+    }
+
+    #[test]
+    fn ports_send_ipv4_and_arp_from_their_own_mac_and_address() {
+        let s = compile("roost", &spec()).unwrap();
+        let bridge = &s[s.find("table bridge roost {").unwrap()..];
+        assert!(
+            bridge
+                .contains("set port_macs { type ifname . ether_addr; elements = { \"rvabc\" . 02:52:0a:0a:00:02 }; }")
+        );
+        assert!(bridge.contains("set port_ips { type ifname . ipv4_addr; elements = { \"rvabc\" . 10.10.0.2 }; }"));
+        assert!(bridge.contains("iifname != @ports accept"), "{bridge}");
+        assert!(bridge.contains("iifname . ether saddr != @port_macs counter drop"), "{bridge}");
+        assert!(bridge.contains("ether type != { ip, arp } counter drop"), "{bridge}");
+        assert!(bridge.contains("ether type arp iifname . arp saddr ether != @port_macs counter drop"), "{bridge}");
     }
 
     #[test]

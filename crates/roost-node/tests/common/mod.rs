@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use roost_node::drivers::container::{ContainerConfig, ContainerDriver};
 use roost_node::images::{Image, ImageStore};
-use roost_node::network::Network;
+use roost_node::network::{self, Network};
 use roost_node::{Driver, ExecRequest, InstanceSpec, InstanceStatus, MacAddr, NetAttachment};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -169,7 +169,22 @@ impl TestNet {
             prefix_len: 24,
         };
         network.ensure(None).await.expect("ensuring the test network");
+        // Its range is routed from a table of its own, as the server's networks are.
+        let owner = network::RouteOwner::for_table(&network.bridge);
+        let routes = network::NetRoutes {
+            bridge: network.bridge.clone(),
+            cidr: network.cidr().unwrap(),
+            mark: owner.mark(&network.bridge),
+            host_route: true,
+            peers: Vec::new(),
+        };
+        network::sync_policy_routing(owner, &[routes]).await.expect("routing the test network");
         TestNet { network, next: Mutex::new(2) }
+    }
+
+    /// The firewall mark (and routing table) of this network.
+    pub fn mark(&self) -> u32 {
+        network::RouteOwner::for_table(&self.network.bridge).mark(&self.network.bridge)
     }
 
     /// The next address, through the IPAM helper.
@@ -196,6 +211,10 @@ impl Drop for TestNet {
         let network = self.network.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let owner = network::RouteOwner::for_table(&network.bridge);
+            if let Err(e) = runtime.block_on(network::sync_policy_routing(owner, &[])) {
+                eprintln!("cleanup of the routing of {} failed: {e}", network.bridge);
+            }
             if let Err(e) = runtime.block_on(network.remove()) {
                 eprintln!("cleanup of bridge {} failed: {e}", network.bridge);
             }

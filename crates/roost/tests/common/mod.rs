@@ -82,7 +82,10 @@ impl TestServer {
     /// Starts a server on an existing data dir (to test restarts).
     pub fn start_in(data_dir: tempfile::TempDir, opts: ServerOptions) -> TestServer {
         let mut cmd = Command::new(roost_bin());
-        cmd.arg("server").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir.path());
+        cmd.arg("server").arg("--data-dir").arg(data_dir.path());
+        if !opts.args.iter().any(|a| a == "--listen") {
+            cmd.arg("--listen").arg("127.0.0.1:0");
+        }
         if !opts.args.iter().any(|a| a == "--s3-listen") {
             cmd.arg("--s3-listen").arg("127.0.0.1:0");
         }
@@ -269,7 +272,7 @@ pub fn remove_networks_of(table: &str) {
             let _ = roost_node::network::remove_bridge(&bridge).await;
         }
         let owner = roost_node::network::RouteOwner::for_table(table);
-        let _ = roost_node::network::prune_policy_rules(owner, &[]).await;
+        let _ = roost_node::network::sync_policy_routing(owner, &[]).await;
     });
 }
 
