@@ -190,9 +190,20 @@ impl Control {
         if !roost_store::buckets::delete_bucket(tx.conn(), &row.bucket.id).await? {
             return Err(Error::not_found("bucket", key));
         }
-        let body = serde_json::json!({ "force": force });
+        // The keys made only to presign URLs for this bucket go with it (a later bucket of
+        // the same name is another bucket).
+        let presign_keys = roost_store::buckets::delete_keys_of_bucket(
+            tx.conn(),
+            &[presign_description(&row.bucket.name, false), presign_description(&row.bucket.name, true)],
+            &serde_json::to_string(&[&row.bucket.name]).unwrap_or_default(),
+        )
+        .await?;
+        let body = serde_json::json!({ "force": force, "presign_keys_deleted": presign_keys });
         audit::record(tx.conn(), ctx, p, "bucket.delete", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
         tx.commit().await?;
+        for id in &presign_keys {
+            self.inner.s3_keys.evict(id);
+        }
         // The rows are gone, so nothing can reach these files any more.
         let dir = self.objects_dir().join(&row.bucket.id);
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await
@@ -455,7 +466,7 @@ impl Control {
         bucket: &str,
         write: bool,
     ) -> Result<(String, String)> {
-        let description = format!("{PRESIGN_KEY}:{bucket}:{}", if write { "write" } else { "read" });
+        let description = presign_description(bucket, write);
         let keys = self.store().s3_keys_of(&p.user_id).await?;
         // The limits are checked, not only the name: a key the user described alike
         // but made with wider rights is not used.
@@ -520,6 +531,11 @@ impl Control {
             60,
         )
     }
+}
+
+/// The description of a user's presign key for one bucket: `presign:<bucket>:read|write`.
+fn presign_description(bucket: &str, write: bool) -> String {
+    format!("{PRESIGN_KEY}:{bucket}:{}", if write { "write" } else { "read" })
 }
 
 /// A bucket policy that lets anyone GET objects (what `public_read` sets).

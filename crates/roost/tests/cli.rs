@@ -284,3 +284,25 @@ fn exec_and_console_want_a_terminal_for_one_and_end_at_the_input_s_end() {
     assert!(stdout(&out).contains("on-the-42"), "{}", stdout(&out));
     tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(86));
 }
+
+#[test]
+fn a_closed_output_pipe_ends_the_cli_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let server = TestServer::start();
+    let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(ADMIN_PASSWORD), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // `roost audit ls -o json | head -0`: the reader is gone before the CLI writes.
+    let mut child = std::process::Command::new(common::roost_bin())
+        .args(["audit", "ls", "-o", "json"])
+        .env("ROOST_CONFIG_FILE", server.cli_config_path())
+        .env("ROOST_SERVER", &server.url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
