@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 WEB_STAMP := web/dist/.built
-WEB_SOURCES := $(shell find web/src web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
+WEB_SOURCES := $(shell find web/src web/lint web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json web/.oxlintrc.json -type f 2>/dev/null)
 
 .PHONY: all run build deps test-deps web test test-rust test-web bench openapi fmt lint clean
 

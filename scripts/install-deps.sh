@@ -48,7 +48,7 @@ if [ "$want_test" = 1 ]; then
     "postgresql:/usr/lib/postgresql"  # the store suite runs against a real server
     "procps:pkill"
     "openssh-client:ssh-keygen"   # SSH keys are checked with ssh-keygen, `roost ssh` with ssh
-    "chromium:/usr/bin/chromium"  # the console's end-to-end tests (playwright-core drives it)
+    "chromium:/usr/bin/chromium"  # the console's end-to-end tests (@playwright/test drives it)
     # The S3 suite drives the endpoint with real clients: Debian's AWS CLI, and boto3
     # (pinned, from PyPI) in a virtualenv made with Debian's python3-venv.
     "awscli:/usr/bin/aws"

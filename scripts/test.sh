@@ -21,7 +21,8 @@ cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
 set -e
 
-# The console in a real browser, against target/debug/roost (built by cargo test above).
+# The console in a real browser (@playwright/test driving Debian's chromium), against
+# target/debug/roost (built by cargo test above); run.mjs prints the "e2e: " line.
 echo "==> console end-to-end tests"
 set +e
 node web/e2e/run.mjs 2>&1 | tee target/e2e-output.txt

@@ -13,7 +13,10 @@ export default defineConfig(({ mode }) => {
       outDir: "dist",
       emptyOutDir: true,
       assetsDir: "assets",
-      sourcemap: false,
+      // Source maps for mapping a minified stack back (`npm run map-stack`), without the
+      // `//# sourceMappingURL` comment: browsers never ask for them, and the server does
+      // not embed them (crates/roost-http/build.rs leaves *.map out).
+      sourcemap: "hidden",
       rollupOptions: {
         // TanStack Query marks its modules "use client" (for React Server Components);
         // meaningless in a client-only bundle.
@@ -28,7 +31,7 @@ export default defineConfig(({ mode }) => {
     },
     test: {
       environment: "node",
-      include: ["src/**/*.test.ts", "src/**/*.test.tsx"],
+      include: ["src/**/*.test.ts", "src/**/*.test.tsx", "lint/**/*.test.ts"],
     },
   };
 });

@@ -2,6 +2,7 @@ import { Suspense, use, useCallback, useEffect, useState, type ComponentType } f
 import { useQueryClient } from "@tanstack/react-query";
 import { setUnauthorizedHandler, whoami, type Whoami } from "./api";
 import { Layout } from "./components/Layout";
+import { PageErrorBoundary } from "./components/PageErrorBoundary";
 import { Toasts } from "./components/toast";
 import { EmptyState, Loading } from "./components/ui";
 import { useEventStream } from "./events";
@@ -23,18 +24,35 @@ type Session =
 type PageProps = { params: Record<string, string> };
 type Page = ComponentType<PageProps>;
 
+/** Forgets the pages whose code failed to load, so the next visit loads it again. */
+const forgetFailedLoads: (() => void)[] = [];
+function retryFailedPageLoads(): void {
+  for (const forget of forgetFailedLoads) forget();
+}
+
 function lazyPage<M>(loader: () => Promise<M>, pick: (m: M) => Page): { Page: Page; load: () => Promise<M> } {
   let mod: M | undefined;
-  let promise: (Promise<M> & { status?: string; value?: M }) | undefined;
+  let promise: (Promise<M> & { status?: string; value?: M; reason?: unknown }) | undefined;
   const load = () =>
     (promise ??= Object.assign(
-      loader().then((m) => {
-        mod = m;
-        Object.assign(promise!, { status: "fulfilled", value: m });
-        return m;
-      }),
+      loader().then(
+        (m) => {
+          mod = m;
+          Object.assign(promise!, { status: "fulfilled", value: m });
+          return m;
+        },
+        (e: unknown) => {
+          // Kept as failed (the page's error panel says so) until the panel's retry or
+          // leaving the page forgets it (retryFailedPageLoads).
+          Object.assign(promise!, { status: "rejected", reason: e });
+          throw e;
+        },
+      ),
       {},
     ));
+  forgetFailedLoads.push(() => {
+    if (promise?.status === "rejected") promise = undefined;
+  });
   function LazyPage(props: PageProps) {
     const m = mod ?? use(load());
     const C = pick(m);
@@ -113,14 +131,23 @@ setPreloader(preload);
 
 function Routes() {
   const { pathname } = useLocation();
+  const qc = useQueryClient();
   useEventStream();
+  // Trying a failed page again, or leaving it, starts afresh: its code is loaded again
+  // if that failed, and its cached answers (unmounted by then) are dropped.
+  const dropInactive = useCallback(() => {
+    retryFailedPageLoads();
+    qc.removeQueries({ type: "inactive" });
+  }, [qc]);
   for (const [pattern, Component] of ROUTES) {
     const params = matchPath(pattern, pathname);
     if (params) {
       return (
-        <Suspense fallback={<Loading />}>
-          <Component key={pathname} params={params} />
-        </Suspense>
+        <PageErrorBoundary key={pathname} path={pathname} onLeaveFailure={dropInactive}>
+          <Suspense fallback={<Loading />}>
+            <Component params={params} />
+          </Suspense>
+        </PageErrorBoundary>
       );
     }
   }

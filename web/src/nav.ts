@@ -11,6 +11,7 @@ export const LOGIN_PATH = "/login";
 export function safeNext(next: string | null | undefined): string {
   if (!next || !next.startsWith("/") || next.startsWith("//") || next.startsWith("/\\")) return "/";
   // Control characters could be stripped by the URL parser into "//".
+  // oxlint-disable-next-line no-control-regex -- matching them is the point
   if (/[\u0000-\u001f\u007f]/.test(next)) return "/";
   const url = new URL(next, "http://roost.invalid");
   if (url.origin !== "http://roost.invalid" || url.pathname === LOGIN_PATH) return "/";

@@ -17,6 +17,8 @@ use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// Field names whose values never enter a digest (they are replaced first).
 const SECRET_FIELDS: &[&str] = &["password", "secret", "token", "key", "csrf"];
+/// The actor of what the server does on its own (bootstrap, a sandbox's TTL).
+pub const SYSTEM_ACTOR: &str = "system";
 const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// An entry for a successful action.
@@ -51,7 +53,8 @@ pub async fn record(
     resource: Option<(&str, &str)>,
     body: Option<&serde_json::Value>,
 ) -> Result<()> {
-    record_as(conn, ctx, principal.audit_actor(), action, resource, body).await
+    let actor = if ctx.by_server { (SYSTEM_ACTOR.to_string(), None) } else { principal.audit_actor() };
+    record_as(conn, ctx, actor, action, resource, body).await
 }
 
 pub async fn record_as(

@@ -99,18 +99,40 @@ impl Control {
         let node = self.node()?;
         if row.source == "builtin" && row.name == BUSYBOX {
             let image = node.images.busybox().await.map_err(node_error)?;
+            self.record_builtin_build(row, &image).await;
             return Ok(image.rootfs);
         }
         if row.source == "builtin"
             && let Some(template) = crate::templates::builtin_template(&row.name)
         {
-            return self.build_builtin_template(template, row, requester).await;
+            let image = self.build_builtin_template(template, row, requester).await?;
+            self.record_builtin_build(row, &image).await;
+            return Ok(image.rootfs);
         }
         let digest =
             row.digest.as_deref().ok_or_else(|| Error::unprocessable(format!("image '{}' is not built", row.name)))?;
         match node.images.get(digest).map_err(node_error)? {
             Some(image) => Ok(image.rootfs),
             None => Err(Error::unprocessable(format!("image '{}' is missing from this node's image store", row.name))),
+        }
+    }
+
+    /// A builtin image is built on first use: its row learns the digest and size then,
+    /// so the images list shows them (as a build or an import records its own).
+    async fn record_builtin_build(&self, row: &ImageRow, image: &roost_node::images::Image) {
+        let size = image.meta.size_bytes as i64;
+        if row.digest.as_deref() == Some(image.digest.as_str()) && row.size_bytes == Some(size) {
+            return;
+        }
+        let outcome = async {
+            let mut tx = self.store().write().await?;
+            let (ready, now) = (ImageStatus::Ready, now_ms());
+            roost_store::images::finish(tx.conn(), &row.id, ready, None, Some(&image.digest), Some(size), now).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = outcome {
+            tracing::warn!(image = %row.name, error = %e, "cannot record the builtin image's size");
         }
     }
 

@@ -71,6 +71,9 @@ pub struct ControlSettings {
 pub struct RequestContext {
     pub request_id: Option<String>,
     pub source: Option<String>,
+    /// The server acting on its own (a sandbox's TTL running out), with the rights of
+    /// the principal it acts as: audited as `system`, not as that user.
+    pub by_server: bool,
     /// Set once a service has written this request's audit entry, so the HTTP layer
     /// records one itself only for requests that failed before reaching that point.
     pub audited: Arc<std::sync::atomic::AtomicBool>,

@@ -31,6 +31,8 @@ use crate::{Control, Error, Principal, RequestContext, Result, audit};
 /// Longest a sandbox may live without being extended (E2B's own cap is 24 h).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The audit `source` of what a sandbox's TTL does (ending it, deleting its instance).
+pub const TTL_SOURCE: &str = "sandbox-ttl";
 /// A sandbox's size unless the template says otherwise.
 pub const SANDBOX_CPUS: f64 = 1.0;
 pub const SANDBOX_MEMORY: u64 = 512 << 20;
@@ -643,11 +645,16 @@ impl Control {
             Some(u) => self.store().user_by_id(&u).await?,
             None => None,
         };
+        // The server ends it, not the user whose rights it borrows: the audit log says
+        // `system` (the dashboard shows "Roost (TTL)").
+        let ctx = RequestContext { source: Some(TTL_SOURCE.into()), by_server: true, ..Default::default() };
         let Some(user) = user else {
             // Nobody to act as (the user was deleted): end the row and delete the
             // instance directly.
             let mut tx = self.store().write().await?;
             roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
+            let actor = (audit::SYSTEM_ACTOR.to_string(), None);
+            audit::record_as(tx.conn(), &ctx, actor, "sandbox.expire", Some(("sandbox", &row.id)), None).await?;
             tx.commit().await?;
             if let Ok(driver) = self.driver_of(&row.instance_id).await {
                 driver.delete(&row.instance_id).await.map_err(node_error)?;
@@ -656,7 +663,7 @@ impl Control {
         };
         let principal = acting_as(user, &row.project_id, row.key_id.clone(), "sandbox TTL");
         tracing::info!(sandbox = %row.id, "sandbox timed out: killing it");
-        self.end_sandbox(&RequestContext::default(), &principal, row, "sandbox.expire").await
+        self.end_sandbox(&ctx, &principal, row, "sandbox.expire").await
     }
 
     /// Starts a process in a sandbox, on a terminal of `pty` (rows, cols) when given.

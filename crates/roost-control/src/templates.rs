@@ -3,8 +3,6 @@
 //! anyone running `roost image build` by hand. A project image of the same name shadows
 //! a builtin template.
 
-use std::path::PathBuf;
-
 use roost_store::images::ImageRow;
 
 use crate::images::node_error;
@@ -64,7 +62,7 @@ pub fn builtin_template(name: &str) -> Option<&'static BuiltinTemplate> {
 
 impl Control {
     /// Builds a builtin template's image (once per node; concurrent callers wait for the
-    /// same build), logging its progress. Returns its root filesystem. When the build
+    /// same build), logging its progress. Returns the image. When the build
     /// really runs (not a cache hit) and a `requester` waits for it, its progress is an
     /// operation of theirs (`template.build`, on the template's image), so a client shows
     /// it as it does an `image build`'s.
@@ -73,7 +71,7 @@ impl Control {
         t: &'static BuiltinTemplate,
         row: &ImageRow,
         requester: Option<&Principal>,
-    ) -> Result<PathBuf> {
+    ) -> Result<roost_node::images::Image> {
         let node = self.node()?;
         let packages: Vec<String> = t.packages.iter().map(|p| p.to_string()).collect();
         let name = t.name;
@@ -114,7 +112,7 @@ impl Control {
             (Err(e), Some(op)) => op.fail(e).await,
             _ => {}
         }
-        Ok(result?.rootfs)
+        result
     }
 
     async fn template_build_operation(&self, requester: &Principal, row: &ImageRow) -> Option<OperationHandle> {

@@ -83,6 +83,14 @@ mod tests {
         }
     }
 
+    #[test]
+    fn source_maps_are_not_embedded() {
+        // web/dist has them (vite's hidden source maps); the binary must not.
+        let maps: Vec<_> = Assets::iter().filter(|f| f.ends_with(".map")).collect();
+        assert!(maps.is_empty(), "embedded source maps: {maps:?}");
+        assert!(Assets::get("index.html").is_some());
+    }
+
     #[tokio::test]
     async fn missing_assets_and_api_paths_do_not_fall_back() {
         let (status, _, _) = get("/assets/nope-123.js").await;

@@ -105,6 +105,7 @@ pub fn context(parts: &Parts) -> RequestContext {
     RequestContext {
         request_id: current_request_id(),
         source: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        by_server: false,
         audited: parts
             .extensions
             .get::<crate::audit_trail::RequestAudit>()

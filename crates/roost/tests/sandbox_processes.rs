@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{ServerOptions, TestServer, stderr, stdout};
 use roost_api::audit::AuditQuery;
 use roost_api::auth::Role;
-use roost_api::sandboxes::{ProcessSignal, StartSandboxProcessRequest};
+use roost_api::sandboxes::{CreateSandboxRequest, ProcessSignal, StartSandboxProcessRequest};
 use roost_api::users::CreateUserRequest;
 use roost_client::Client;
 use serde_json::Value;
@@ -208,4 +208,50 @@ fn background_processes_are_listed_signalled_and_reattached_and_files_round_trip
         }
     });
     ok(&["sandbox", "kill", &id]);
+
+    rt.block_on(async {
+        let admin = server.admin().await;
+        // The builtin `base`, built for the first create, shows its digest and size in the
+        // images list as the templates page does (its row was "—" before).
+        let base = admin.get_image("base").await.unwrap();
+        assert!(base.size_bytes.is_some_and(|s| s > 0) && base.digest.is_some(), "{base:?}");
+        let listed = admin.list_images(None).await.unwrap();
+        let row = listed.iter().find(|i| i.name == "base").expect("base is listed");
+        assert_eq!((row.size_bytes, row.digest.as_deref()), (base.size_bytes, base.digest.as_deref()));
+
+        // A sandbox whose time runs out is ended by the server: the audit log records
+        // `system` (source `sandbox-ttl`), not the user who created it.
+        let req = CreateSandboxRequest { ttl_secs: Some(1), ..Default::default() };
+        let short = admin.create_sandbox(&req).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while admin.get_sandbox(&short.id).await.is_ok() {
+            assert!(Instant::now() < deadline, "the sandbox outlived its TTL\n{}", server.output());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let entries = |resource: String| {
+            let admin = &admin;
+            async move {
+                let q = AuditQuery { resource: Some(resource), limit: Some(100), ..Default::default() };
+                admin.list_audit(&q).await.unwrap().items
+            }
+        };
+        let me = admin.whoami().await.unwrap().user.id;
+        let created = entries(short.id.clone()).await;
+        let by =
+            |action: &str| created.iter().find(|e| e.action == action).map(|e| (e.actor.clone(), e.source.clone()));
+        assert_eq!(by("sandbox.create").map(|a| a.0), Some(me), "{created:?}");
+        assert_eq!(by("sandbox.expire"), Some(("system".into(), Some("sandbox-ttl".into()))), "{created:?}");
+        // Its instance is deleted by the server too (the delete completes after the row
+        // ends: wait for its entry).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let deleted = loop {
+            let e = entries(short.instance_id.clone()).await;
+            if let Some(d) = e.into_iter().find(|e| e.action == "instance.delete") {
+                break d;
+            }
+            assert!(Instant::now() < deadline, "no instance.delete for {}", short.instance_id);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!((deleted.actor.as_str(), deleted.source.as_deref()), ("system", Some("sandbox-ttl")));
+    });
 }

@@ -9,30 +9,47 @@ import { toast } from "./toast";
 export interface NavItem {
   to: string;
   label: string;
+  /** The sidebar section (NAV_GROUPS); none for the dashboard and the account. */
+  group?: NavGroup;
   admin?: boolean;
 }
 
-/** Every page of the console (the palette lists them too). Add new resources here. */
+/** The sidebar's sections, in order. */
+export const NAV_GROUPS = ["Compute", "Storage", "Network", "Identity and admin"] as const;
+export type NavGroup = (typeof NAV_GROUPS)[number];
+
+/** Every page of the console (the palette lists them too), by area. Add new resources here. */
 export const NAV: NavItem[] = [
   { to: "/", label: "Dashboard" },
-  { to: "/instances", label: "Instances" },
-  { to: "/images", label: "Images" },
-  { to: "/networks", label: "Networks" },
-  { to: "/security-groups", label: "Security groups" },
-  { to: "/buckets", label: "Buckets" },
-  { to: "/operations", label: "Operations" },
-  { to: "/projects", label: "Projects" },
-  { to: "/users", label: "Users", admin: true },
-  { to: "/tokens", label: "API tokens" },
-  { to: "/s3-keys", label: "S3 keys" },
-  { to: "/audit", label: "Audit log", admin: true },
+  { to: "/instances", label: "Instances", group: "Compute" },
+  { to: "/images", label: "Images", group: "Compute" },
+  { to: "/sandboxes", label: "Sandboxes", group: "Compute" },
+  { to: "/sandbox-templates", label: "Templates", group: "Compute" },
+  { to: "/volumes", label: "Volumes", group: "Storage" },
+  { to: "/buckets", label: "Buckets", group: "Storage" },
+  { to: "/s3-keys", label: "S3 keys", group: "Storage" },
+  { to: "/networks", label: "Networks", group: "Network" },
+  { to: "/security-groups", label: "Security groups", group: "Network" },
+  { to: "/projects", label: "Projects", group: "Identity and admin" },
+  { to: "/users", label: "Users", group: "Identity and admin", admin: true },
+  { to: "/tokens", label: "API tokens", group: "Identity and admin" },
+  { to: "/ssh-keys", label: "SSH keys", group: "Identity and admin" },
+  { to: "/audit", label: "Audit log", group: "Identity and admin", admin: true },
+  { to: "/operations", label: "Operations", group: "Identity and admin" },
+  { to: "/node", label: "Node", group: "Identity and admin" },
+  // Last, apart from the areas (the user name in the top bar links here too).
   { to: "/account", label: "Account" },
-  { to: "/volumes", label: "Volumes" },
-  { to: "/ssh-keys", label: "SSH keys" },
-  { to: "/node", label: "Node" },
-  { to: "/sandboxes", label: "Sandboxes" },
-  { to: "/sandbox-templates", label: "Templates" },
 ];
+
+/** The sidebar: the dashboard, one section per area, then the account. */
+export function navSections(isAdmin: boolean): { group: NavGroup | null; items: NavItem[] }[] {
+  const visible = NAV.filter((n) => !n.admin || isAdmin);
+  return [
+    { group: null, items: visible.filter((n) => !n.group && n.to === "/") },
+    ...NAV_GROUPS.map((group) => ({ group, items: visible.filter((n) => n.group === group) })),
+    { group: null, items: visible.filter((n) => !n.group && n.to !== "/") },
+  ].filter((sec) => sec.items.length > 0);
+}
 
 function isActive(to: string, path: string): boolean {
   return to === "/" ? path === "/" : path === to || path.startsWith(`${to}/`);
@@ -44,7 +61,9 @@ export function Layout({ children }: { children: ReactNode }) {
   const [menu, setMenu] = useState(false);
   const [palette, setPalette] = useState(false);
 
-  useEffect(() => setMenu(false), [pathname]);
+  useEffect(() => {
+    setMenu(false);
+  }, [pathname]);
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if ((e.metaKey || e.ctrlKey) && e.key.toLowerCase() === "k") {
@@ -107,7 +126,9 @@ export function Layout({ children }: { children: ReactNode }) {
             Search <kbd>Ctrl K</kbd>
           </button>
           <span className="who" data-testid="whoami">
-            <span>{s.who.user.name}</span>
+            <Link to="/account" title="Your account">
+              {s.who.user.name}
+            </Link>
             <span className="badge" title="Your role in this project">
               {s.role ?? s.who.user.role}
             </span>
@@ -119,15 +140,24 @@ export function Layout({ children }: { children: ReactNode }) {
       </header>
       <div className="body">
         <nav id="sidenav" className={`sidenav${menu ? " open" : ""}`} aria-label="Main">
-          <ul>
-            {NAV.filter((n) => !n.admin || s.isAdmin).map((n) => (
-              <li key={n.to}>
-                <Link to={n.to} aria-current={isActive(n.to, pathname) ? "page" : undefined}>
-                  {n.label}
-                </Link>
-              </li>
-            ))}
-          </ul>
+          {navSections(s.isAdmin).map((sec, i) => (
+            <div key={sec.group ?? `plain-${i}`} className="navsection">
+              {sec.group && (
+                <h2 className="navgroup" id={`nav-${i}`}>
+                  {sec.group}
+                </h2>
+              )}
+              <ul aria-labelledby={sec.group ? `nav-${i}` : undefined}>
+                {sec.items.map((n) => (
+                  <li key={n.to}>
+                    <Link to={n.to} aria-current={isActive(n.to, pathname) ? "page" : undefined}>
+                      {n.label}
+                    </Link>
+                  </li>
+                ))}
+              </ul>
+            </div>
+          ))}
         </nav>
         <main id="main" className="content" tabIndex={-1}>
           {children}

@@ -2,7 +2,11 @@
 import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
 import { ResourceTable } from "./ResourceTable";
-import { ActionButton, Confirm, StatusBadge } from "./ui";
+import { ApiError } from "../api";
+import { describeFailure, PageError } from "./PageErrorBoundary";
+import { NetworkDns, NetworkName } from "../pages/Networks";
+import { NAV, navSections } from "./Layout";
+import { ActionButton, Confirm, ErrorBox, LongText, StatusBadge } from "./ui";
 
 interface Row {
   id: string;
@@ -58,5 +62,76 @@ describe("Confirm", () => {
 describe("StatusBadge", () => {
   it("exposes the status for styling and tests", () => {
     expect(renderToStaticMarkup(<StatusBadge status="running" />)).toContain('data-status="running"');
+  });
+});
+
+describe("PageError", () => {
+  it("names an API failure with its request id, and offers a retry and a reload", () => {
+    const html = renderToStaticMarkup(
+      <PageError error={new ApiError(500, "internal", "database is locked", "req-42")} path="/volumes" retry={() => {}} />,
+    );
+    expect(html).toContain("The API refused a request this page needs");
+    expect(html).toContain("database is locked (HTTP 500, internal)");
+    expect(html).toContain('<code data-testid="request-id">req-42</code>');
+    expect(html).toContain("Try again");
+    expect(html).toContain("Reload page");
+    expect(html).toContain("page: /volumes");
+  });
+
+  it("says a page's code could not be loaded, and what any other error was", () => {
+    const chunk = describeFailure(new TypeError("Failed to fetch dynamically imported module: /assets/Volumes-abc.js"));
+    expect(chunk.title).toBe("The console could not load this page's code");
+    expect(chunk.reload).toBe(true);
+    const other = describeFailure(new TypeError("l is not a function"));
+    expect(other).toEqual({ title: "This page failed", detail: "TypeError: l is not a function", reload: false });
+    expect(renderToStaticMarkup(<PageError error={new Error("x")} path="/" retry={() => {}} />)).not.toContain("request-id");
+  });
+});
+
+describe("ErrorBox", () => {
+  it("shows the request id of an API error", () => {
+    expect(renderToStaticMarkup(<ErrorBox error={new ApiError(503, "unavailable", "store down", "req-7")} />)).toContain("<code>req-7</code>");
+    expect(renderToStaticMarkup(<ErrorBox error={new Error("plain")} />)).not.toContain("request id");
+  });
+});
+
+describe("LongText", () => {
+  it("shows a short message whole, and a long one's first line with an expander", () => {
+    expect(renderToStaticMarkup(<LongText text="done" />)).toBe('<span class="longtext">done</span>');
+    const log = `pip install failed\n${"Collecting numpy\n".repeat(500)}`;
+    const html = renderToStaticMarkup(<LongText text={log} />);
+    expect(html).toContain("<span>pip install failed</span>");
+    expect(html).not.toContain("Collecting numpy");
+    expect(html).toContain('aria-expanded="false"');
+    expect(html).toContain("Show the whole message");
+    const wide = renderToStaticMarkup(<LongText text={"x".repeat(500)} max={100} />);
+    expect(wide).toContain(`<span>${"x".repeat(100)}…</span>`);
+  });
+});
+
+describe("navigation", () => {
+  it("groups the pages by area, with the dashboard first and the account last", () => {
+    const sections = navSections(true);
+    expect(sections.map((s) => s.group)).toEqual([null, "Compute", "Storage", "Network", "Identity and admin", null]);
+    expect(sections[0]!.items.map((i) => i.label)).toEqual(["Dashboard"]);
+    expect(sections.at(-1)!.items.map((i) => i.label)).toEqual(["Account"]);
+    expect(sections[1]!.items.map((i) => i.label)).toEqual(["Instances", "Images", "Sandboxes", "Templates"]);
+    // Every page is in exactly one section.
+    expect(sections.flatMap((s) => s.items).length).toBe(NAV.length);
+    const user = navSections(false).flatMap((s) => s.items.map((i) => i.label));
+    expect(user).not.toContain("Users");
+    expect(user).not.toContain("Audit log");
+  });
+});
+
+describe("networks", () => {
+  const net = { id: "net-1", name: "default", project_id: "p", cidr: "10.0.0.0/24", gateway: "10.0.0.1", bridge: "b", nat: true, dns: true, default: true, peers: [], instance_count: 0, addresses_used: 1, addresses_total: 254, created_at: "" };
+  it("does not say default twice, and marks a default network otherwise named", () => {
+    expect(renderToStaticMarkup(<NetworkName network={net} />)).toBe('<strong class="nowrap">default</strong>');
+    expect(renderToStaticMarkup(<NetworkName network={{ ...net, name: "lan" }} />)).toContain(">default</span>");
+  });
+  it("shows the DNS zone when the network has DNS", () => {
+    expect(renderToStaticMarkup(<NetworkDns network={net} />)).toContain("*.default.internal");
+    expect(renderToStaticMarkup(<NetworkDns network={{ ...net, dns: false }} />)).toContain("off");
   });
 });

@@ -1,5 +1,6 @@
 // Small shared pieces: modal, confirmation, status badge, empty state, copy button.
 import { useEffect, useRef, useState, type ButtonHTMLAttributes, type ReactNode } from "react";
+import { ApiError } from "../api";
 import { Link } from "../router";
 import { toast } from "./toast";
 
@@ -208,7 +209,15 @@ export function Loading({ what = "Loading" }: { what?: string }) {
 export function ErrorBox({ error, retry }: { error: unknown; retry?: () => void }) {
   return (
     <div className="errorbox" role="alert">
-      <p>{error instanceof Error ? error.message : String(error)}</p>
+      <p>
+        {error instanceof Error ? error.message : String(error)}
+        {error instanceof ApiError && error.requestId && (
+          <span className="muted request-id">
+            {" "}
+            (request id <code>{error.requestId}</code>)
+          </span>
+        )}
+      </p>
       {retry && (
         <button type="button" className="secondary small" onClick={retry}>
           Retry
@@ -231,5 +240,22 @@ export function LinkButton({ to, reason, children, className }: { to: string; re
     <Link className={`button${className ? ` ${className}` : ""}`} to={to}>
       {children}
     </Link>
+  );
+}
+
+/** The first line of `text` (at most `max` characters), and the rest behind a toggle:
+ * a whole build log as an error message must not make a table row hundreds of pixels tall. */
+export function LongText({ text, max = 140, label = "message" }: { text: string; max?: number; label?: string }) {
+  const [open, setOpen] = useState(false);
+  const firstLine = text.split("\n", 1)[0] ?? "";
+  const short = firstLine.length > max ? `${firstLine.slice(0, max).trimEnd()}…` : firstLine;
+  if (short === text) return <span className="longtext">{text}</span>;
+  return (
+    <div className="longtext">
+      {open ? <pre className="longtext-full">{text}</pre> : <span>{short}</span>}{" "}
+      <button type="button" className="linklike small" aria-expanded={open} onClick={() => setOpen((o) => !o)}>
+        {open ? "Show less" : `Show the whole ${label}`}
+      </button>
+    </div>
   );
 }

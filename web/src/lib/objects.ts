@@ -105,7 +105,7 @@ export function objectMetadata(h: Headers): [string, string][] {
 
 /** Runs `fn` over `items`, at most `n` at a time; resolves with each item's outcome. */
 export async function inPool<T, R>(items: T[], n: number, fn: (item: T) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
-  const results: PromiseSettledResult<R>[] = new Array(items.length);
+  const results = Array.from<PromiseSettledResult<R>>({ length: items.length });
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(n, items.length) }, async () => {

@@ -5,6 +5,7 @@ import { PageHeader } from "../components/Layout";
 import { ResourceTable } from "../components/ResourceTable";
 import { toast } from "../components/toast";
 import { EmptyState } from "../components/ui";
+import { actorLabel } from "../lib/audit";
 import { formatTime } from "../lib/format";
 import { currentCursor, firstPage, nextPage, pageNumber, prevPage } from "../lib/instances";
 import { useDebounced, useTitle } from "../router";
@@ -24,7 +25,9 @@ export function AuditPage() {
   const [f, setF] = useState({ actor: "", action: "", resource: "", since: "", until: "" });
   const df = useDebounced(f, 300);
   const [pager, setPager] = useState(firstPage);
-  useEffect(() => setPager(firstPage()), [df]);
+  useEffect(() => {
+    setPager(firstPage());
+  }, [df]);
   const users = useQuery({
     queryKey: ["users"],
     queryFn: () => api.get<Page<UserDetails>>("/v1/users?limit=1000"),
@@ -96,7 +99,7 @@ export function AuditPage() {
         columns={[
           { label: "#", render: (a) => a.seq, className: "hide-sm" },
           { label: "Time", render: (a) => formatTime(a.time) },
-          { label: "Actor", render: (a) => <span title={a.actor}>{userName(a.actor)}</span> },
+          { label: "Actor", render: (a) => <span title={a.actor}>{actorLabel(a, userName)}</span> },
           { label: "Action", render: (a) => <code>{a.action}</code> },
           { label: "Resource", render: (a) => a.resource_id ?? "—" },
           { label: "Result", render: (a) => <span className={a.result === "ok" || a.result === "success" ? "" : "error-text"}>{a.result}</span> },

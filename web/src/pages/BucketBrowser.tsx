@@ -86,9 +86,13 @@ export function BucketPage({ params }: { params: Record<string, string> }) {
   };
 
   // A new prefix starts with nothing selected; a reload keeps what is still listed.
-  useEffect(() => setSelected(new Set()), [prefix]);
+  useEffect(() => {
+    setSelected(new Set());
+  }, [prefix]);
   const keyList = keys.join("\n");
-  useEffect(() => setSelected((sel) => pruneSelection(sel, keyList ? keyList.split("\n") : [])), [keyList]);
+  useEffect(() => {
+    setSelected((sel) => pruneSelection(sel, keyList ? keyList.split("\n") : []));
+  }, [keyList]);
 
   const chosen = keys.filter((k) => selected.has(k));
   const go = (p: string) => setSearch({ prefix: p || null });

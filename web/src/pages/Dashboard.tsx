@@ -2,6 +2,7 @@ import { useQuery } from "@tanstack/react-query";
 import { ApiError, api, withQuery } from "../api";
 import { PageHeader } from "../components/Layout";
 import { EmptyState, ErrorBox, LinkButton, Loading, StatusBadge } from "../components/ui";
+import { actorLabel } from "../lib/audit";
 import { formatBytes, relativeTime } from "../lib/format";
 import { Link, useTitle } from "../router";
 import { useSession } from "../session";
@@ -175,7 +176,7 @@ export function Dashboard() {
                 <li key={a.seq}>
                   <span className={a.result === "ok" || a.result === "success" ? "" : "error-text"}>{a.action}</span>{" "}
                   <span className="muted">
-                    {a.resource_id ?? ""} by {userName(a.actor)} · {relativeTime(a.time)}
+                    {a.resource_id ?? ""} by {actorLabel(a, userName)} · {relativeTime(a.time)}
                   </span>
                 </li>
               ))}

@@ -54,7 +54,9 @@ export function InstancesPage() {
 
   const [pager, setPager] = useState(firstPage);
   const filterKey = JSON.stringify([project, filters.status, filters.label, filters.q, filters.sort, filters.limit]);
-  useEffect(() => setPager(firstPage()), [filterKey]);
+  useEffect(() => {
+    setPager(firstPage());
+  }, [filterKey]);
   const cursor = currentCursor(pager);
   const query = instanceQuery(filters, project, cursor);
   const list = useQuery({
@@ -73,8 +75,14 @@ export function InstancesPage() {
     [list.data, filters.image],
   );
   const [selected, setSelected] = useState<Set<string>>(new Set());
-  useEffect(() => setSelected(new Set()), [filterKey, cursor]);
-  useEffect(() => window.scrollTo(0, 0), [cursor]);
+  useEffect(() => {
+    setSelected(new Set());
+  }, [filterKey, cursor]);
+  // A block body: scrollTo returns a Promise in newer Chromium, and an effect's return
+  // value is called as its cleanup (roost/effect-returns-nothing catches the class).
+  useEffect(() => {
+    window.scrollTo(0, 0);
+  }, [cursor]);
   const chosen = rows.filter((r) => selected.has(r.id));
   const [bulk, setBulk] = useState<BulkAction | null>(null);
 

@@ -59,10 +59,11 @@ export function NetworksPage() {
         rowKey={(n) => n.id}
         empty={{ title: "No networks", body: <p>Each project gets a default network when its first instance starts; create more to isolate groups of instances.</p> }}
         columns={[
-          { label: "Name", render: (n) => <strong>{n.name}{n.default ? " (default)" : ""}</strong> },
+          { label: "Name", render: (n) => <NetworkName network={n} /> },
           { label: "CIDR", render: (n) => <code>{n.cidr}</code> },
           { label: "Gateway", render: (n) => n.gateway, className: "hide-sm" },
           { label: "NAT", render: (n) => (n.nat ? "yes" : "no"), className: "hide-sm" },
+          { label: "DNS", render: (n) => <NetworkDns network={n} />, className: "hide-sm" },
           { label: "Addresses", render: (n) => `${n.addresses_used} / ${n.addresses_total}` },
           { label: "Instances", render: (n) => n.instance_count },
           {
@@ -183,5 +184,39 @@ export function NetworksPage() {
         />
       )}
     </>
+  );
+}
+
+/** A network's name, marked when it is the project's default network (unless its name
+ * says so already: the default network is usually called "default"). */
+export function NetworkName({ network: n }: { network: Network }) {
+  return (
+    <strong className="nowrap">
+      {n.name}
+      {n.default && n.name !== "default" && (
+        <>
+          {" "}
+          <span className="badge" title="The project's default network">
+            default
+          </span>
+        </>
+      )}
+    </strong>
+  );
+}
+
+/** Whether instances on the network resolve each other by name, and under which zone. */
+export function NetworkDns({ network: n }: { network: Network }) {
+  if (!n.dns) {
+    return (
+      <span className="muted" title="Instances use the host's name servers">
+        off
+      </span>
+    );
+  }
+  return (
+    <span title={`Instances resolve each other as <name>.${n.name}.internal, served on ${n.gateway}`}>
+      <code className="nowrap">{`*.${n.name}.internal`}</code>
+    </span>
   );
 }
