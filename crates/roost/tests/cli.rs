@@ -191,7 +191,8 @@ fn ssh_key_create_writes_the_private_key_before_registering_it() {
     let home = tempfile::tempdir().unwrap();
     let key_path = home.path().join(".ssh").join("roost-mykey");
     let key_arg = key_path.to_str().unwrap();
-    let out = server.cli(&["ssh-key", "create", "mykey", "--out", key_arg], None, &[]);
+    let home_env = [("HOME", home.path().to_str().unwrap())];
+    let out = server.cli(&["ssh-key", "create", "mykey", "--out", key_arg], None, &home_env);
     assert!(out.status.success(), "{}", stderr(&out));
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&home.path().join(".ssh")), 0o700, "the directory is made private, as ssh-keygen does");
