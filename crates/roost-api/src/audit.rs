@@ -10,6 +10,9 @@ pub struct AuditEntry {
     pub time: DateTime<Utc>,
     /// User id (`anonymous` for failed logins, `system` for the server itself).
     pub actor: String,
+    /// The actor's user name, when the actor is a user that still exists.
+    #[serde(default)]
+    pub actor_name: Option<String>,
     /// The API token used, if any.
     #[serde(default)]
     pub actor_token: Option<String>,
@@ -36,7 +39,7 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// User or token id.
+    /// User id, user name or token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     /// An action (`token.create`) or a prefix (`token.` or `token*`).

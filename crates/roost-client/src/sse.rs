@@ -6,12 +6,15 @@ use roost_api::events::Event;
 use crate::{ClientError, Result};
 
 /// Turns the response body into events; comments, keep-alives and control messages
-/// (such as `lagged`) whose data is not an event are skipped.
+/// (such as `lagged`) whose data is not an event are skipped. A `closed` message (the
+/// credential was revoked or expired) ends the stream with its error.
 pub fn events(response: reqwest::Response) -> impl Stream<Item = Result<Event>> {
+    let status = response.status();
     let mut body = response.bytes_stream();
     async_stream::stream! {
         let mut buf = String::new();
         let mut data = String::new();
+        let mut name = String::new();
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
@@ -25,10 +28,23 @@ pub fn events(response: reqwest::Response) -> impl Stream<Item = Result<Event>> 
                 let line = buf[..pos].trim_end_matches('\r').to_string();
                 buf.drain(..=pos);
                 if line.is_empty() {
+                    if name == "closed" {
+                        match serde_json::from_str::<roost_api::ErrorResponse>(&data) {
+                            Ok(e) => {
+                                let status = reqwest::StatusCode::from_u16(e.error.code.status()).unwrap_or(status);
+                                yield Err(ClientError::Api { status, body: e.error });
+                            }
+                            Err(_) => yield Err(ClientError::Unexpected { status, detail: format!("the stream closed: {data}") }),
+                        }
+                        return;
+                    }
                     if let Ok(event) = serde_json::from_str::<Event>(&data) {
                         yield Ok(event);
                     }
                     data.clear();
+                    name.clear();
+                } else if let Some(n) = line.strip_prefix("event:") {
+                    name = n.trim().to_string();
                 } else if let Some(d) = line.strip_prefix("data:") {
                     if !data.is_empty() {
                         data.push('\n');

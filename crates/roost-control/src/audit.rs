@@ -2,6 +2,7 @@
 //! every login, and for mutating requests that failed; listing, CSV export, chain
 //! verification, and retention that archives old entries to a file.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 
@@ -109,6 +110,7 @@ fn to_api(row: &AuditRow) -> ApiEntry {
         seq: row.seq,
         time: to_time(row.time),
         actor: row.actor.clone(),
+        actor_name: None,
         actor_token: row.actor_token.clone(),
         source: row.source.clone(),
         action: row.action.clone(),
@@ -208,7 +210,8 @@ impl Control {
     /// Entries, newest first (admins). `next_cursor` continues to older entries.
     pub async fn list_audit(&self, p: &Principal, q: &AuditQuery) -> Result<roost_api::Page<ApiEntry>> {
         p.require_admin_read()?;
-        let (filter, limit, before) = parse_query(q)?;
+        let (mut filter, limit, before) = parse_query(q)?;
+        filter.actor = self.actor_id(filter.actor).await?;
         let mut rows = self.store().list_audit(&filter, before, limit + 1).await?;
         let next_cursor = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
@@ -216,13 +219,32 @@ impl Control {
         } else {
             None
         };
-        Ok(roost_api::Page { items: rows.iter().map(to_api).collect(), next_cursor })
+        // Entries record ids (names change and are reused); people read names.
+        let mut names: HashMap<String, Option<String>> = HashMap::new();
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut entry = to_api(row);
+            if !names.contains_key(&row.actor) {
+                let name = self.store().user_by_id(&row.actor).await?.map(|u| u.name);
+                names.insert(row.actor.clone(), name);
+            }
+            entry.actor_name = names[&row.actor].clone();
+            items.push(entry);
+        }
+        Ok(roost_api::Page { items, next_cursor })
+    }
+
+    /// `--actor` may name a user: entries record the id.
+    async fn actor_id(&self, actor: Option<String>) -> Result<Option<String>> {
+        let Some(actor) = actor else { return Ok(None) };
+        Ok(Some(self.store().user_by_key(&actor).await?.map(|u| u.id).unwrap_or(actor)))
     }
 
     /// Every entry matching the filters, oldest first, as CSV (admins).
     pub async fn export_audit_csv(&self, p: &Principal, q: &AuditQuery) -> Result<Vec<u8>> {
         p.require_admin_read()?;
-        let (filter, _, _) = parse_query(q)?;
+        let (mut filter, _, _) = parse_query(q)?;
+        filter.actor = self.actor_id(filter.actor).await?;
         let mut rows = Vec::new();
         let mut before = None;
         loop {

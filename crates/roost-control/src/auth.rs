@@ -112,9 +112,18 @@ impl Principal {
 }
 
 /// Resolved credentials by secret hash.
-#[derive(Default)]
 pub struct AuthCache {
     entries: RwLock<HashMap<String, CacheEntry>>,
+    /// Counts evictions: every change to someone's credentials or rights (a revoked
+    /// token, an ended session, a disabled user, a membership) passes through `evict`,
+    /// so long-lived responses (the event stream) watch this to check theirs again.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for AuthCache {
+    fn default() -> Self {
+        AuthCache { entries: RwLock::default(), changes: tokio::sync::watch::channel(0).0 }
+    }
 }
 
 struct CacheEntry {
@@ -144,9 +153,16 @@ impl AuthCache {
         }
     }
 
-    /// Forgets every cached credential matching `pred` (revocation, logout, disable).
+    /// Forgets every cached credential matching `pred` (revocation, logout, disable),
+    /// and tells the watchers of [`AuthCache::changes`].
     pub fn evict(&self, pred: impl Fn(&Principal) -> bool) {
         self.entries.write().expect("auth cache poisoned").retain(|_, e| !pred(&e.principal));
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes whenever credentials or rights may have changed (see `evict`).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }
 
@@ -421,6 +437,25 @@ impl Control {
 
     pub(crate) fn auth_cache(&self) -> &AuthCache {
         &self.inner.auth_cache
+    }
+
+    /// A receiver that changes whenever a credential may have been revoked or someone's
+    /// rights changed (token deleted, session ended, user disabled or re-roled, a
+    /// membership changed, a project deleted): what a long-lived response re-checks on.
+    pub fn credential_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.auth_cache.changes()
+    }
+
+    /// What an event stream opened with `secret` may receive now: its principal (as
+    /// any request would get it) and the projects it sees. Fails once the credential
+    /// is revoked or expired or its user disabled.
+    pub async fn event_stream_access(
+        &self,
+        secret: &str,
+    ) -> Result<(Arc<Principal>, std::collections::HashSet<String>)> {
+        let principal = self.authenticate(secret).await?;
+        let projects = self.visible_project_ids(&principal).await?;
+        Ok((principal, projects))
     }
 }
 

@@ -25,7 +25,10 @@ use crate::{Control, Error, Principal, RequestContext, Result, audit};
 /// A resolved S3 credential is trusted this long before the store is asked again;
 /// deleting a key through this server evicts it at once.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
-/// The description of the key `roost bucket presign` signs with.
+/// The description of the keys `roost bucket presign` signs with: `presign:<bucket>:read`
+/// (GET URLs) and `presign:<bucket>:write` (PUT URLs). Keys described just `presign`
+/// (all buckets, read and write) were made by earlier versions; they keep working for
+/// the URLs they signed but sign no new ones.
 pub const PRESIGN_KEY: &str = "presign";
 /// Presigned URLs live at most this long (S3's limit).
 const PRESIGN_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -187,9 +190,20 @@ impl Control {
         if !roost_store::buckets::delete_bucket(tx.conn(), &row.bucket.id).await? {
             return Err(Error::not_found("bucket", key));
         }
-        let body = serde_json::json!({ "force": force });
+        // The keys made only to presign URLs for this bucket go with it (a later bucket of
+        // the same name is another bucket).
+        let presign_keys = roost_store::buckets::delete_keys_of_bucket(
+            tx.conn(),
+            &[presign_description(&row.bucket.name, false), presign_description(&row.bucket.name, true)],
+            &serde_json::to_string(&[&row.bucket.name]).unwrap_or_default(),
+        )
+        .await?;
+        let body = serde_json::json!({ "force": force, "presign_keys_deleted": presign_keys });
         audit::record(tx.conn(), ctx, p, "bucket.delete", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
         tx.commit().await?;
+        for id in &presign_keys {
+            self.inner.s3_keys.evict(id);
+        }
         // The rows are gone, so nothing can reach these files any more.
         let dir = self.objects_dir().join(&row.bucket.id);
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await
@@ -381,9 +395,9 @@ impl Control {
         Ok(())
     }
 
-    /// A presigned URL for one object, signed with the caller's `presign` key (created on
-    /// first use; deleting it revokes every URL it signed). It acts with the caller's
-    /// rights when used.
+    /// A presigned URL for one object, signed with the caller's presign key for the bucket
+    /// and method (created on first use; deleting it revokes every URL it signed). It
+    /// acts with the caller's rights when used, within the key's limits.
     pub async fn presign(
         &self,
         ctx: &RequestContext,
@@ -416,7 +430,7 @@ impl Control {
             self.settings().s3_endpoint.clone().ok_or_else(|| {
                 Error::new(roost_api::ErrorCode::Unavailable, "the S3 endpoint is off (--s3-listen off)")
             })?;
-        let key = self.presign_key(ctx, p).await?;
+        let key = self.presign_key(ctx, p, &row.bucket.name, method == PresignMethod::Put).await?;
         let now = chrono::Utc::now();
         let url = crate::presign::presign_url(
             &endpoint,
@@ -441,18 +455,34 @@ impl Control {
 }
 
 impl Control {
-    /// The caller's `presign` key (id and secret), made on first use, which needs a
-    /// write scope. Deleting it revokes every URL it signed.
-    async fn presign_key(&self, ctx: &RequestContext, p: &Principal) -> Result<(String, String)> {
+    /// The caller's presign key for one bucket (id and secret): limited to that bucket,
+    /// and read-only unless `write`, so a URL it signs can do nothing beyond its one
+    /// operation even with the key's own rights. Made on first use, which needs a write
+    /// scope; deleting it revokes every URL it signed.
+    async fn presign_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        bucket: &str,
+        write: bool,
+    ) -> Result<(String, String)> {
+        let description = presign_description(bucket, write);
         let keys = self.store().s3_keys_of(&p.user_id).await?;
-        match keys.into_iter().find(|k| k.description.as_deref() == Some(PRESIGN_KEY) && k.read_only == 0) {
+        // The limits are checked, not only the name: a key the user described alike
+        // but made with wider rights is not used.
+        let fits = |k: &S3KeyRow| {
+            k.description.as_deref() == Some(description.as_str())
+                && k.bucket_names() == [bucket]
+                && (k.read_only == 0) == write
+        };
+        match keys.into_iter().find(fits) {
             Some(k) => {
                 let secret = self.master_key()?.open(&k.id, &k.secret_enc)?;
                 Ok((k.id, secret))
             }
             None => {
                 p.require_scope(Scope::Write)?;
-                let created = self.insert_s3_key(ctx, p, Some(PRESIGN_KEY.into()), Vec::new(), false).await?;
+                let created = self.insert_s3_key(ctx, p, Some(description), vec![bucket.to_string()], !write).await?;
                 Ok((created.key.id, created.secret))
             }
         }
@@ -460,8 +490,8 @@ impl Control {
 
     /// A one-minute presigned URL on this server's own S3 listener, for the REST object
     /// routes (the console's bucket browser): the request then runs through the S3
-    /// endpoint with exactly the caller's rights (their `presign` key), so versioning,
-    /// quotas and policies behave as for any S3 client.
+    /// endpoint with the caller's rights (their presign key for the bucket), so
+    /// versioning, quotas and policies behave as for any S3 client.
     pub async fn object_url(
         &self,
         ctx: &RequestContext,
@@ -487,7 +517,7 @@ impl Control {
             self.settings().s3_local.clone().ok_or_else(|| {
                 Error::new(roost_api::ErrorCode::Unavailable, "the S3 endpoint is off (--s3-listen off)")
             })?;
-        let (id, secret) = self.presign_key(ctx, p).await?;
+        let (id, secret) = self.presign_key(ctx, p, &row.bucket.name, write).await?;
         crate::presign::presign_url_with_query(
             &endpoint,
             &self.settings().s3_region,
@@ -501,6 +531,11 @@ impl Control {
             60,
         )
     }
+}
+
+/// The description of a user's presign key for one bucket: `presign:<bucket>:read|write`.
+fn presign_description(bucket: &str, write: bool) -> String {
+    format!("{PRESIGN_KEY}:{bucket}:{}", if write { "write" } else { "read" })
 }
 
 /// A bucket policy that lets anyone GET objects (what `public_read` sets).

@@ -81,15 +81,21 @@ impl Control {
 
     /// The image's root filesystem on this node, building a builtin one on first use.
     pub(crate) async fn image_rootfs(&self, row: &ImageRow) -> Result<PathBuf> {
+        self.image_rootfs_for(row, None).await
+    }
+
+    /// [`Control::image_rootfs`]; a builtin template's first build shows its progress as
+    /// an operation of `requester`'s (the caller that waits for it).
+    pub(crate) async fn image_rootfs_for(&self, row: &ImageRow, requester: Option<&Principal>) -> Result<PathBuf> {
         if let Some(path) = self.compute().rootfs.lock().expect("rootfs").get(&row.id).filter(|p| p.is_dir()) {
             return Ok(path.clone());
         }
-        let path = self.resolve_rootfs(row).await?;
+        let path = self.resolve_rootfs(row, requester).await?;
         self.compute().rootfs.lock().expect("rootfs").insert(row.id.clone(), path.clone());
         Ok(path)
     }
 
-    async fn resolve_rootfs(&self, row: &ImageRow) -> Result<PathBuf> {
+    async fn resolve_rootfs(&self, row: &ImageRow, requester: Option<&Principal>) -> Result<PathBuf> {
         let node = self.node()?;
         if row.source == "builtin" && row.name == BUSYBOX {
             let image = node.images.busybox().await.map_err(node_error)?;
@@ -99,7 +105,7 @@ impl Control {
         if row.source == "builtin"
             && let Some(template) = crate::templates::builtin_template(&row.name)
         {
-            let image = self.build_builtin_template(template).await?;
+            let image = self.build_builtin_template(template, row, requester).await?;
             self.record_builtin_build(row, &image).await;
             return Ok(image.rootfs);
         }

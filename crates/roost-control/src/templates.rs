@@ -3,7 +3,10 @@
 //! anyone running `roost image build` by hand. A project image of the same name shadows
 //! a builtin template.
 
+use roost_store::images::ImageRow;
+
 use crate::images::node_error;
+use crate::operations::OperationHandle;
 use crate::{Control, Error, Principal, Result};
 
 /// One builtin template: a Debian suite plus packages.
@@ -59,28 +62,75 @@ pub fn builtin_template(name: &str) -> Option<&'static BuiltinTemplate> {
 
 impl Control {
     /// Builds a builtin template's image (once per node; concurrent callers wait for the
-    /// same build), logging its progress. Returns its root filesystem.
+    /// same build), logging its progress. Returns the image. When the build
+    /// really runs (not a cache hit) and a `requester` waits for it, its progress is an
+    /// operation of theirs (`template.build`, on the template's image), so a client shows
+    /// it as it does an `image build`'s.
     pub(crate) async fn build_builtin_template(
         &self,
         t: &'static BuiltinTemplate,
+        row: &ImageRow,
+        requester: Option<&Principal>,
     ) -> Result<roost_node::images::Image> {
         let node = self.node()?;
         let packages: Vec<String> = t.packages.iter().map(|p| p.to_string()).collect();
         let name = t.name;
-        tracing::info!(template = name, "building the sandbox template from Debian packages (first use)");
-        let image = node
-            .images
-            .build_debian(name, TEMPLATE_SUITE, &packages, move |p| {
-                tracing::info!(template = name, percent = p.percent, "template build: {}", p.message);
-            })
-            .await
-            .map_err(|e| {
-                let e = node_error(e);
-                tracing::error!(template = name, error = %e.message, "building the sandbox template failed");
-                Error::new(e.code, format!("building template '{name}' failed: {}", e.message))
-            })?;
-        tracing::info!(template = name, digest = %image.digest, "sandbox template ready");
-        Ok(image)
+        let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
+        let build = node.images.build_debian(name, TEMPLATE_SUITE, &packages, move |p| {
+            tracing::info!(template = name, percent = p.percent, "template build: {}", p.message);
+            let _ = progress_tx.send(p);
+        });
+        tokio::pin!(build);
+        // Made on the first progress report: a build already in the store reports none.
+        let mut op: Option<OperationHandle> = None;
+        let result = loop {
+            tokio::select! {
+                result = &mut build => break result,
+                Some(p) = progress_rx.recv() => {
+                    let Some(requester) = requester else { continue };
+                    if op.is_none() {
+                        tracing::info!(template = name, "building the sandbox template from Debian packages (first use)");
+                        op = self.template_build_operation(requester, row).await;
+                    }
+                    if let Some(op) = op.as_mut() {
+                        op.progress(p.percent.clamp(1, 99), &format!("building template '{name}': {}", p.message)).await;
+                    }
+                }
+            }
+        };
+        let result = result.map_err(|e| {
+            let e = node_error(e);
+            tracing::error!(template = name, error = %e.message, "building the sandbox template failed");
+            Error::new(e.code, format!("building template '{name}' failed: {}", e.message))
+        });
+        match (&result, op) {
+            (Ok(image), Some(op)) => {
+                tracing::info!(template = name, digest = %image.digest, "sandbox template ready");
+                let done = serde_json::json!({"image_id": row.id, "digest": image.digest, "size_bytes": image.meta.size_bytes});
+                op.succeed(Some(done)).await
+            }
+            (Err(e), Some(op)) => op.fail(e).await,
+            _ => {}
+        }
+        result
+    }
+
+    async fn template_build_operation(&self, requester: &Principal, row: &ImageRow) -> Option<OperationHandle> {
+        let made = async {
+            let mut tx = self.store().write().await?;
+            let op = self.new_operation(tx.conn(), requester, "template.build", Some(("image", &row.id))).await?;
+            tx.commit().await?;
+            op.announce();
+            Ok::<_, Error>(op)
+        };
+        match made.await {
+            Ok(op) => Some(op),
+            Err(e) => {
+                // Progress is a courtesy: the build goes on without it.
+                tracing::warn!(template = %row.name, error = %e, "cannot record the template build's operation");
+                None
+            }
+        }
     }
 
     /// Makes sure the sandbox's template is there before its instance is created: a
@@ -89,7 +139,7 @@ impl Control {
     pub(crate) async fn prepare_template(&self, p: &Principal, template: &str) -> Result<()> {
         let row = self.image_row(p, template).await.map_err(|_| Error::not_found("template", template))?;
         if row.source == "builtin" && builtin_template(&row.name).is_some() {
-            self.image_rootfs(&row).await?;
+            self.image_rootfs_for(&row, Some(p)).await?;
         }
         if row.source == crate::sandbox_templates::SOURCE {
             // "Last used" is bookkeeping: written off the create's path (a store write is

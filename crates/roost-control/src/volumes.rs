@@ -532,7 +532,9 @@ impl Control {
         {
             let name = self.store().instance(i).await?.map(|r| r.name).unwrap_or_else(|| i.clone());
             return Err(Error::conflict(format!(
-                "volume '{}' is in use by running instance '{name}'; stop it or detach the volume first",
+                "volume '{}' is in use by running instance '{name}': stop the instance first \
+                 (roost instance stop {name}), restore, then start it again (roost instance start {name}); \
+                 or detach the volume",
                 row.name
             )));
         }

@@ -18,9 +18,18 @@ pub const CSRF_COOKIE: &str = "roost_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The authenticated principal of a request.
-pub struct Auth(pub Arc<Principal>);
+pub struct Auth(pub Arc<Principal>, Credential);
+
+/// The secret a request authenticated with, kept so a long-lived response (the event
+/// stream) can check that it is still accepted. Never printed (no `Debug`).
+pub struct Credential(String);
 
 impl Auth {
+    /// The bearer token or session secret this request authenticated with.
+    pub fn credential(&self) -> &str {
+        &self.1.0
+    }
+
     /// A WebSocket opened with a browser session must come from our own pages: browsers
     /// send the cookie on cross-site WebSocket upgrades, and CSRF tokens do not apply to
     /// them.
@@ -89,7 +98,7 @@ impl FromRequestParts<AppState> for Auth {
                 .require_scope(Scope::Write)
                 .map_err(|_| Error::forbidden(format!("token scope '{}' allows only reads", principal.scope)))?;
         }
-        Ok(Auth(principal))
+        Ok(Auth(principal, Credential(secret)))
     }
 }
 

@@ -454,6 +454,30 @@ pub async fn delete_s3_key(conn: &mut AnyConnection, user_id: &str, id: &str) ->
     Ok(done.rows_affected() > 0)
 }
 
+/// Deletes every user's keys with one of these descriptions limited to exactly this one
+/// bucket (`buckets_json`, as stored: `["photos"]`); returns their ids.
+pub async fn delete_keys_of_bucket(
+    conn: &mut AnyConnection,
+    descriptions: &[String],
+    buckets_json: &str,
+) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for description in descriptions {
+        let found: Vec<(String,)> = sqlx::query_as("SELECT id FROM s3_keys WHERE description = $1 AND buckets = $2")
+            .bind(description)
+            .bind(buckets_json)
+            .fetch_all(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM s3_keys WHERE description = $1 AND buckets = $2")
+            .bind(description)
+            .bind(buckets_json)
+            .execute(&mut *conn)
+            .await?;
+        ids.extend(found.into_iter().map(|(id,)| id));
+    }
+    Ok(ids)
+}
+
 impl Store {
     /// A bucket by id or name among the projects in scope, with its stats.
     pub async fn bucket_by_key(&self, key: &str, scope: &ProjectScope) -> Result<Option<BucketWithStats>> {

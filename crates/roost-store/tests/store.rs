@@ -69,7 +69,43 @@ async fn suite(store: &Store) {
     operations(store).await;
     audit_chain(store).await;
     meta(store).await;
+    presign_keys(store).await;
     concurrent_writes(store).await;
+}
+
+/// A bucket's presign keys (described `presign:<bucket>:…` and limited to exactly that
+/// bucket) are deleted with it; every other key stays.
+async fn presign_keys(store: &Store) {
+    use roost_store::buckets::S3KeyRow;
+    let key = |id: &str, description: &str, buckets: Option<&str>| S3KeyRow {
+        id: id.into(),
+        user_id: "usr-alice0000000".into(),
+        description: Some(description.into()),
+        secret_enc: "00".into(),
+        buckets: buckets.map(String::from),
+        read_only: 1,
+        created_at: 1_000,
+        last_used_at: None,
+    };
+    let mut tx = store.write().await.unwrap();
+    for k in [
+        key("RKREAD", "presign:photos:read", Some(r#"["photos"]"#)),
+        key("RKWRITE", "presign:photos:write", Some(r#"["photos"]"#)),
+        key("RKOLD", "presign", None),
+        key("RKWIDER", "presign:photos:read", Some(r#"["photos","other"]"#)),
+        key("RKOTHER", "presign:other:read", Some(r#"["other"]"#)),
+    ] {
+        roost_store::buckets::insert_s3_key(tx.conn(), &k).await.unwrap();
+    }
+    let descriptions = ["presign:photos:read".to_string(), "presign:photos:write".to_string()];
+    let mut gone =
+        roost_store::buckets::delete_keys_of_bucket(tx.conn(), &descriptions, r#"["photos"]"#).await.unwrap();
+    tx.commit().await.unwrap();
+    gone.sort();
+    assert_eq!(gone, ["RKREAD", "RKWRITE"]);
+    let mut left: Vec<String> = store.s3_keys_of("usr-alice0000000").await.unwrap().into_iter().map(|k| k.id).collect();
+    left.sort();
+    assert_eq!(left, ["RKOLD", "RKOTHER", "RKWIDER"]);
 }
 
 fn user(id: &str, name: &str) -> UserRow {

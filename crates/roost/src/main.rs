@@ -123,6 +123,11 @@ fn main() -> ExitCode {
     let runtime = if matches!(cli.command, Command::Server(_)) {
         tokio::runtime::Builder::new_multi_thread().enable_all().build()
     } else {
+        // A CLI command whose reader goes away (`roost ps | head -1`) ends quietly, as
+        // Unix tools do, rather than panicking on the failed write. (The server keeps
+        // Rust's ignored SIGPIPE: a client closing a socket is an error to handle.)
+        // SAFETY: setting a signal's disposition to its default before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     };
     let runtime = match runtime {

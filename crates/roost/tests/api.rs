@@ -514,3 +514,80 @@ async fn idempotency_keys_make_retries_safe() {
     let body: serde_json::Value = token.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("Idempotency-Key is not accepted"), "{body}");
 }
+
+/// The next item of an event stream; a hang guard only (events arrive in milliseconds).
+async fn next_event<S>(events: &mut S) -> Option<roost_client::Result<roost_api::events::Event>>
+where
+    S: futures_util::Stream<Item = roost_client::Result<roost_api::events::Event>> + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(30), events.next()).await.expect("the stream neither sent nor ended")
+}
+
+#[tokio::test]
+async fn event_streams_end_with_their_credential_and_follow_membership() {
+    let server = TestServer::start();
+    let admin = server.admin().await;
+
+    // A revoked token: its stream ends with the error a request would get, before
+    // anything published after the revocation (here a new token of the same user).
+    let watcher = admin.create_token(&token_req("watcher", Scope::Read)).await.unwrap();
+    let client = Client::new(&server.url, Some(watcher.secret)).unwrap();
+    let mut events = Box::pin(client.events(&EventFilter::default(), None).await.unwrap());
+    admin.delete_token("watcher").await.unwrap();
+    admin.create_token(&token_req("after", Scope::Read)).await.unwrap();
+    let err = next_event(&mut events).await.expect("a last message").unwrap_err();
+    assert_eq!(code(&err), ErrorCode::Unauthorized, "{err}");
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(401));
+    assert!(err.to_string().contains("revoked"), "{err}");
+    assert!(next_event(&mut events).await.is_none(), "the stream ended");
+
+    // A session that logs out (the CLI's `roost logout`).
+    let session = server.anonymous().login("admin", ADMIN_PASSWORD).await.unwrap();
+    let client = Client::new(&server.url, Some(session.token)).unwrap();
+    let mut events = Box::pin(client.events(&EventFilter::default(), None).await.unwrap());
+    client.logout().await.unwrap();
+    admin.create_token(&token_req("after-logout", Scope::Read)).await.unwrap();
+    let err = next_event(&mut events).await.expect("a last message").unwrap_err();
+    assert_eq!(code(&err), ErrorCode::Unauthorized, "{err}");
+    assert!(next_event(&mut events).await.is_none(), "the stream ended");
+
+    // A member removed from a project stops receiving its events; the stream goes on.
+    admin
+        .create_project(&roost_api::projects::CreateProjectRequest { name: "team-a".into(), description: None })
+        .await
+        .unwrap();
+    let alice = roost_api::users::CreateUserRequest {
+        name: "alice".into(),
+        role: Some(roost_api::auth::Role::Operator),
+        password: Some("alice-password-1".into()),
+        projects: Some(vec!["team-a".into()]),
+        ..Default::default()
+    };
+    admin.create_user(&alice).await.unwrap();
+    let session = server.anonymous().login("alice", "alice-password-1").await.unwrap();
+    let alice = Client::new(&server.url, Some(session.token)).unwrap();
+    let filter = EventFilter { kind: Some("bucket,token".into()), resource_id: None };
+    let mut events = Box::pin(alice.events(&filter, None).await.unwrap());
+    let bucket = |name: &str| roost_api::buckets::CreateBucketRequest {
+        name: name.into(),
+        project: Some("team-a".into()),
+        public_read: None,
+    };
+    let one = admin.create_bucket(&bucket("team-a-one")).await.unwrap();
+    let event = next_event(&mut events).await.unwrap().unwrap();
+    assert_eq!((event.kind.as_str(), event.resource_id.as_str()), ("bucket.created", one.id.as_str()));
+    admin.remove_member("team-a", "alice").await.unwrap();
+    admin.create_bucket(&bucket("team-a-two")).await.unwrap();
+    let mine = alice.create_token(&token_req("mine", Scope::Read)).await.unwrap();
+    let event = next_event(&mut events).await.unwrap().unwrap();
+    assert_eq!(
+        (event.kind.as_str(), event.resource_id.as_str()),
+        ("token.created", mine.token.id.as_str()),
+        "the project's bucket was not sent to a former member"
+    );
+    // Added again, she sees the project's events again.
+    admin.set_member("team-a", "alice", roost_api::auth::Role::Viewer).await.unwrap();
+    let three = admin.create_bucket(&bucket("team-a-three")).await.unwrap();
+    let event = next_event(&mut events).await.unwrap().unwrap();
+    assert_eq!((event.kind.as_str(), event.resource_id.as_str()), ("bucket.created", three.id.as_str()));
+}

@@ -4,7 +4,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{ADMIN_PASSWORD, TestServer, stderr, stdout};
+use common::{ADMIN_PASSWORD, ServerOptions, TestServer, stderr, stdout};
 
 #[test]
 fn login_tokens_whoami_logout() {
@@ -124,9 +124,10 @@ fn users_projects_quotas_and_audit_from_the_cli() {
     ok(&["project", "add-member", "team-a", "alice", "--role", "operator"], None);
     let members = stdout(&ok(&["project", "members", "team-a"], None));
     assert!(members.lines().any(|l| l.starts_with("alice") && l.contains("operator")), "{members}");
-    ok(&["project", "quota", "set", "team-a", "--instances", "10", "--memory", "16g"], None);
+    let set = stdout(&ok(&["project", "quota", "set", "team-a", "--instances", "10", "--memory", "16g"], None));
+    assert!(set.contains("memory_bytes:  16 GiB") && !set.contains("17179869184"), "sizes read as sizes: {set}");
     let quota = stdout(&ok(&["project", "quota", "show", "team-a"], None));
-    assert!(quota.contains("instances:") && quota.contains("17179869184"), "{quota}");
+    assert!(quota.contains("instances:") && quota.contains("memory_bytes:  16 GiB"), "{quota}");
     let usage = stdout(&ok(&["project", "usage", "team-a"], None));
     assert!(
         usage.lines().any(|l| l.starts_with("instances") && l.contains(" 0 ") && l.trim_end().ends_with("10")),
@@ -140,6 +141,17 @@ fn users_projects_quotas_and_audit_from_the_cli() {
 
     let audit = stdout(&ok(&["audit", "ls", "--action", "user."], None));
     assert!(audit.lines().filter(|l| l.contains("user.create")).count() >= 2, "{audit}");
+    // The actor by name in the table (by id in JSON, with the name beside it), and
+    // `--actor` takes a name.
+    let actors: Vec<_> = audit.lines().skip(1).filter_map(|l| l.split_whitespace().nth(3)).collect();
+    assert!(actors.iter().all(|a| ["admin", "system"].contains(a)) && actors.contains(&"admin"), "{audit}");
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout(&ok(&["audit", "ls", "--actor", "admin", "-o", "json"], None))).unwrap();
+    assert!(!entries.is_empty());
+    assert!(
+        entries.iter().all(|e| e["actor"].as_str().unwrap().starts_with("usr-") && e["actor_name"] == "admin"),
+        "{entries:?}"
+    );
     let csv = stdout(&ok(&["audit", "export", "--csv"], None));
     assert!(csv.starts_with("seq,time,actor"));
     let verify = stdout(&ok(&["audit", "verify"], None));
@@ -168,4 +180,130 @@ fn users_projects_quotas_and_audit_from_the_cli() {
     assert_eq!(stderr(&out).trim(), "error: user 'alice' is not an admin");
     let out = server.cli(&["login", "-u", "alice", "--password-stdin"], Some(&password), &[]);
     assert!(!out.status.success(), "the old password no longer works");
+}
+
+#[test]
+fn ssh_key_create_writes_the_private_key_before_registering_it() {
+    let server = TestServer::start();
+    let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(ADMIN_PASSWORD), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A fresh machine: HOME has no ~/.ssh.
+    let home = tempfile::tempdir().unwrap();
+    let key_path = home.path().join(".ssh").join("roost-mykey");
+    let key_arg = key_path.to_str().unwrap();
+    let home_env = [("HOME", home.path().to_str().unwrap())];
+    let out = server.cli(&["ssh-key", "create", "mykey", "--out", key_arg], None, &home_env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home.path().join(".ssh")), 0o700, "the directory is made private, as ssh-keygen does");
+    assert_eq!(mode(&key_path), 0o600);
+    let private = std::fs::read_to_string(&key_path).unwrap();
+    assert!(private.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"), "{private}");
+    assert_eq!(std::fs::read_dir(home.path().join(".ssh")).unwrap().count(), 1, "no temporary file is left");
+    let listed = stdout(&server.cli(&["ssh-key", "ls"], None, &[]));
+    assert!(listed.lines().any(|l| l.starts_with("mykey ")), "{listed}");
+
+    // An existing file is not overwritten, and then no key is registered.
+    let out = server.cli(&["ssh-key", "create", "second", "--out", key_arg], None, &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("exists") && stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&key_path).unwrap(), private, "the existing key is untouched");
+    assert!(!stdout(&server.cli(&["ssh-key", "ls"], None, &[])).contains("second"));
+    // A name that exists: refused by the server, and the file made for it is gone again.
+    let other = home.path().join(".ssh").join("other");
+    let out = server.cli(&["ssh-key", "create", "mykey", "--out", other.to_str().unwrap()], None, &[]);
+    assert!(!out.status.success() && stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(home.path().join(".ssh")).unwrap().count(), 1, "nothing left behind");
+    // A path that cannot be written: nothing is registered.
+    let out = server.cli(&["ssh-key", "create", "third", "--out", "/proc/roost-key"], None, &[]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&server.cli(&["ssh-key", "ls"], None, &[])).contains("third"));
+    // --force replaces the file, still private.
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = server.cli(&["ssh-key", "create", "second", "--out", key_arg, "--force"], None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(std::fs::read_to_string(&key_path).unwrap(), private);
+    assert_eq!(mode(&key_path), 0o600);
+    assert!(stdout(&server.cli(&["ssh-key", "ls"], None, &[])).contains("second"));
+}
+
+#[test]
+fn networks_and_groups_say_which_project_they_belong_to() {
+    let server = TestServer::start_with(ServerOptions::compute(85));
+    let ok = |args: &[&str]| {
+        let out = server.cli(args, None, &[]);
+        assert!(out.status.success(), "roost {}: {}", args.join(" "), stderr(&out));
+        stdout(&out)
+    };
+    let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(ADMIN_PASSWORD), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    ok(&["project", "create", "team-a"]);
+    // Every project has a `default` network and group: the lists say whose.
+    for what in ["network", "sg"] {
+        let listed = ok(&[what, "ls"]);
+        let header: Vec<_> = listed.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(header[..2], ["NAME", "PROJECT"], "{listed}");
+        for project in ["default", "team-a"] {
+            assert!(
+                listed.lines().any(|l| l.split_whitespace().take(2).eq(["default", project])),
+                "{what} ls:\n{listed}"
+            );
+        }
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(85));
+}
+
+#[test]
+fn exec_and_console_want_a_terminal_for_one_and_end_at_the_input_s_end() {
+    let server = TestServer::start_with(ServerOptions::compute(86));
+    let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(ADMIN_PASSWORD), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.cli(&["instance", "create", "web", "--image", "busybox", "--memory", "64m"], None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A hang guard only: each of these ends in well under a second.
+    let limit = std::time::Duration::from_secs(120);
+
+    // -it from a pipe or /dev/null: said at once, as `docker exec -it` does.
+    let out = server.cli_ending_within(&["exec", "-it", "web", "--", "sh"], None, limit);
+    assert!(!out.status.success());
+    assert!(stderr(&out).starts_with("error: the input device is not a TTY"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("use -i without -t"), "{}", stderr(&out));
+    let out = server.cli_ending_within(&["console", "web"], Some("exit\n"), limit);
+    assert!(!out.status.success() && stderr(&out).contains("not a TTY"), "{}", stderr(&out));
+    // Without a terminal, a shell reading stdin ends at its end.
+    let out = server.cli_ending_within(&["exec", "-i", "web", "--", "sh"], None, limit);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = server.cli_ending_within(&["exec", "-i", "web", "--", "sh"], Some("echo piped\nexit 3\n"), limit);
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(3), "piped\n"), "{}", stderr(&out));
+
+    // On a terminal: -it runs the command on one; console says how to leave.
+    let out = server.cli_on_terminal(&["exec", "-it", "web", "--", "sh", "-c", "tty"], b"", limit);
+    assert!(out.status.success() && stdout(&out).contains("/dev/pts/"), "{}{}", stdout(&out), stderr(&out));
+    let out = server.cli_on_terminal(&["console", "web"], b"echo on-the-$((6*7))\rexit\r", limit);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "Connected to a shell in web; type exit or press Ctrl-D to leave.\n");
+    assert!(stdout(&out).contains("on-the-42"), "{}", stdout(&out));
+    tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(86));
+}
+
+#[test]
+fn a_closed_output_pipe_ends_the_cli_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let server = TestServer::start();
+    let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(ADMIN_PASSWORD), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // `roost audit ls -o json | head -0`: the reader is gone before the CLI writes.
+    let mut child = std::process::Command::new(common::roost_bin())
+        .args(["audit", "ls", "-o", "json"])
+        .env("ROOST_CONFIG_FILE", server.cli_config_path())
+        .env("ROOST_SERVER", &server.url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }

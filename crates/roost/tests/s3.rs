@@ -735,3 +735,87 @@ fn md5_of(data: &[u8]) -> u128 {
         .unwrap();
     u128::from_str_radix(stdout(&out).split_whitespace().next().unwrap(), 16).unwrap()
 }
+
+/// The access key id a presigned URL was signed with (`X-Amz-Credential=<id>/...`).
+fn signing_key_of(url: &str) -> String {
+    let credential = url.split(['?', '&']).find_map(|p| p.strip_prefix("X-Amz-Credential=")).expect("a SigV4 URL");
+    credential.split("%2F").next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn presigned_urls_grant_one_operation_on_one_bucket() {
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into()]);
+    let server = TestServer::start_with(opts);
+    let admin = server.admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for name in ["photos", "private"] {
+        let req = CreateBucketRequest { name: name.into(), project: None, public_read: None };
+        admin.create_bucket(&req).await.unwrap();
+    }
+    let full = key(&admin, false).await;
+    std::fs::write(d.join("a.txt"), "in photos\n").unwrap();
+    ok(aws_cli(&server, &full, &["s3", "cp", "--no-progress", "a.txt", "s3://photos/a.txt"], d), "put photos");
+    ok(aws_cli(&server, &full, &["s3", "cp", "--no-progress", "a.txt", "s3://private/a.txt"], d), "put private");
+    // An installation from before: a `presign` key for every bucket, read and write.
+    let old = admin
+        .create_s3_key(&CreateS3KeyRequest { description: Some("presign".into()), ..Default::default() })
+        .await
+        .unwrap();
+
+    let get = |method| PresignRequest { key: "a.txt".into(), method, expires: Some("10m".into()) };
+    let read_url = admin.presign("photos", &get(None)).await.unwrap().url;
+    let write_url = admin.presign("photos", &get(Some(PresignMethod::Put))).await.unwrap().url;
+    let (read_key, write_key) = (signing_key_of(&read_url), signing_key_of(&write_url));
+    assert_ne!(read_key, old.key.id, "the old all-bucket key signs no new URL");
+    assert_ne!(write_key, old.key.id);
+    let keys = admin.list_s3_keys().await.unwrap();
+    let by_id = |id: &str| keys.iter().find(|k| k.id == id).unwrap().clone();
+    let (read, write) = (by_id(&read_key), by_id(&write_key));
+    assert_eq!((read.buckets.clone(), read.read_only), (vec!["photos".to_string()], true), "{read:?}");
+    assert_eq!((write.buckets.clone(), write.read_only), (vec!["photos".to_string()], false), "{write:?}");
+    assert_eq!(read.description.as_deref(), Some("presign:photos:read"));
+    assert_eq!(write.description.as_deref(), Some("presign:photos:write"));
+    // Reused, not made per URL.
+    assert_eq!(signing_key_of(&admin.presign("photos", &get(None)).await.unwrap().url), read_key);
+
+    // The URL does its one thing; edited, it is refused.
+    assert_eq!(curl_status(&[&read_url]), (200, b"in photos\n".to_vec()));
+    std::fs::write(d.join("b.txt"), "replaced").unwrap();
+    let body = d.join("b.txt");
+    assert_eq!(curl_status(&["-T", body.to_str().unwrap(), &read_url]).0, 403, "a GET URL cannot PUT");
+    assert_eq!(curl_status(&[&read_url.replace("/photos/", "/private/")]).0, 403, "nor read another bucket");
+    assert_eq!(curl_status(&[&write_url]).0, 403, "a PUT URL cannot GET");
+
+    // And the key behind the GET URL, even with its secret, reads only this bucket.
+    let store = roost_store::Store::open_sqlite(&server.data_path().join("roost.db")).await.unwrap();
+    let row = store.s3_key(&read_key).await.unwrap().unwrap();
+    let master = roost_control::secrets::MasterKey::load_or_create(&server.data_path().join("secrets")).unwrap();
+    let secret = master.open(&row.id, &row.secret_enc).unwrap();
+    let behind = CreatedS3Key { key: read.clone(), secret };
+    let got = aws_cli(&server, &behind, &["s3", "cp", "--no-progress", "s3://photos/a.txt", "got.txt"], d);
+    ok(got, "the read key reads its bucket");
+    let put = aws_cli(&server, &behind, &["s3", "cp", "--no-progress", "b.txt", "s3://photos/a.txt"], d);
+    assert!(!put.status.success() && stderr(&put).contains("AccessDenied"), "{}", stderr(&put));
+    let other = aws_cli(&server, &behind, &["s3", "cp", "--no-progress", "s3://private/a.txt", "x.txt"], d);
+    assert!(!other.status.success() && stderr(&other).contains("403"), "{}", stderr(&other));
+    assert_eq!(curl_status(&[&read_url]), (200, b"in photos\n".to_vec()), "nothing changed");
+    // The old key still serves the URLs it signed (it was not revoked behind the user's back).
+    let old_url = ok(
+        aws_cli(&server, &old, &["s3", "presign", "s3://private/a.txt", "--expires-in", "300"], d),
+        "presign with the old key",
+    );
+    assert_eq!(curl_status(&[old_url.trim()]).0, 200);
+
+    // The bucket's presign keys go with it; a new bucket of the same name is not theirs.
+    admin.delete_bucket("photos", true).await.unwrap();
+    let left: Vec<_> = admin.list_s3_keys().await.unwrap().into_iter().map(|k| k.id).collect();
+    assert!(!left.contains(&read_key) && !left.contains(&write_key), "{left:?}");
+    assert!(left.contains(&old.key.id) && left.contains(&full.key.id), "other keys stay: {left:?}");
+    admin
+        .create_bucket(&CreateBucketRequest { name: "photos".into(), project: None, public_read: None })
+        .await
+        .unwrap();
+    assert_eq!(curl_status(&[&read_url]).0, 403, "the old URL's key is gone");
+}

@@ -59,7 +59,16 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
         ),
         ("code-interpreter-v1", "python3 -c 'import IPython, matplotlib, numpy; print(6*7)' && echo tools"),
     ] {
-        let id = stdout(&ok(&["sandbox", "create", "--template", template, "--ttl", "2m"])).trim().to_string();
+        // The build's progress shows on stderr, as an image build's does; stdout is the id.
+        let out = ok(&["sandbox", "create", "--template", template, "--ttl", "2m"]);
+        let progress = stderr(&out);
+        let building = format!("building template '{template}'");
+        assert!(
+            progress.lines().filter(|l| l.contains(" running ") && l.contains(&building)).count() >= 2,
+            "no progress shown:\n{progress}"
+        );
+        let id = stdout(&out).trim().to_string();
+        assert!(id.starts_with("sbx-") && !id.contains(char::is_whitespace), "the id alone on stdout: {id}");
         let out = ok(&["sandbox", "exec", &id, "--", "bash", "-c", check]);
         assert_eq!(stdout(&out), "42\ntools\n", "{template}");
         ok(&["sandbox", "kill", &id]);
@@ -126,6 +135,11 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
         .trim()
         .to_string();
     assert!(id.starts_with("sbx-"), "{id}");
+    let ops: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout(&ok(&["operation", "ls", "--limit", "1000", "-o", "json"]))).unwrap();
+    let builds: Vec<_> = ops.iter().filter(|o| o["kind"] == "template.build").collect();
+    assert_eq!(builds.len(), 2, "one operation per first build, none for a built template: {ops:?}");
+    assert!(builds.iter().all(|o| o["status"] == "succeeded"), "{builds:?}");
     let out = ok(&["sandbox", "exec", &id, "--", "sh", "-c", "echo $GREETING; echo err >&2"]);
     assert_eq!(stdout(&out), "hi\n");
     assert!(stderr(&out).contains("err"), "{}", stderr(&out));

@@ -162,9 +162,22 @@ async fn vm_instances_work_like_containers() {
     // stdin reaches a VM's command; -it runs it on a terminal in the guest.
     let out = server.cli(&["exec", "-i", "vm1", "--", "tr", "a-z", "A-Z"], Some("piped to the vm\n"), &[]);
     assert_eq!(stdout(&out), "PIPED TO THE VM\n", "{}", stderr(&out));
-    let out = server.cli(&["exec", "-it", "vm1", "--", "sh", "-c", "tty; read x; echo got-$x"], Some("typed\n"), &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("/dev/pts/") && stdout(&out).contains("got-typed"), "{}", stdout(&out));
+    let limit = Duration::from_secs(300); // a hang guard only
+    let typed = server.cli_on_terminal(
+        &["exec", "-it", "vm1", "--", "sh", "-c", "tty; read x; echo got-$x"],
+        b"typed\r",
+        limit,
+    );
+    assert!(typed.status.success(), "{}", stderr(&typed));
+    assert!(stdout(&typed).contains("/dev/pts/") && stdout(&typed).contains("got-typed"), "{}", stdout(&typed));
+    // The serial console says how to leave, and Ctrl-] does.
+    let console = server.cli_on_terminal(&["console", "vm1"], b"echo on-the-$((6*7))\r\x1d", limit);
+    assert!(console.status.success(), "{}", stderr(&console));
+    assert!(
+        stderr(&console).starts_with("Connected to vm1's serial console; press Enter for a prompt, Ctrl-] to leave.\n"),
+        "{}",
+        stderr(&console)
+    );
 
     // A container on the same network reaches the VM on the allowed port only, and
     // the VM reaches a container.

@@ -160,6 +160,10 @@ async fn volumes_attach_snapshot_restore_resize_and_clone_through_instances() {
     // Restore needs the instance stopped (or the volume detached).
     let err = admin.restore_volume("data", "before-upgrade", None).await.unwrap_err();
     assert_eq!(status(&err), 409, "{err}");
+    assert!(
+        err.to_string().contains("roost instance stop web") && err.to_string().contains("roost instance start web"),
+        "the refusal says how to proceed: {err}"
+    );
 
     // Hot attach to the running instance; detach refuses while a file is open.
     admin

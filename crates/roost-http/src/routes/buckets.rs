@@ -83,8 +83,9 @@ pub async fn delete(
 }
 
 /// A presigned URL for one object (GET or PUT), usable by anyone who has it until it
-/// expires. It is signed with your `presign` S3 key (created on first use; delete it to
-/// revoke every URL it signed).
+/// expires. It is signed with your presign S3 key for this bucket and method
+/// (`presign:<bucket>:read`, read-only, for GET; `presign:<bucket>:write` for PUT; both
+/// limited to the bucket; created on first use; delete it to revoke every URL it signed).
 #[utoipa::path(post, path = "/v1/buckets/{id}/presign", tag = "buckets",
     params(("id" = String, Path, description = "Bucket id or name")), request_body = PresignRequest,
     responses((status = 200, body = PresignedUrl), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),

@@ -1,5 +1,6 @@
 //! `/v1/events`: resource changes as server-sent events.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use roost_api::ErrorResponse;
 use roost_api::events::{Event, EventFilter};
+use roost_control::Principal;
 use roost_control::events::Published;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -21,7 +23,11 @@ use crate::extract::Query;
 ///
 /// Each message's `event:` is the event type and `id:` its number; reconnect with
 /// `Last-Event-ID` to receive what was missed while the server still holds it. Filter
-/// with `?type=token,operation` (resource or event types) and `?resource_id=`.
+/// with `?type=token,operation` (resource or event types) and `?resource_id=`. The
+/// stream follows its credential: events of a project stop when you leave it, and when
+/// the token is revoked, the session ends or expires, or the user is disabled, a last
+/// `closed` message carries the error (`{"error": {"code", "message"}}`) and the stream
+/// ends.
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventFilter),
     responses(
         (status = 200, description = "A stream of events", content_type = "text/event-stream", body = Event),
@@ -34,32 +40,86 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let last_seen = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
-    let (replay, mut live) = state.control.events().subscribe(last_seen);
-    let shutdown = state.control.shutdown().clone();
-    let projects = state.control.visible_project_ids(&auth).await?;
-    let principal = auth.0;
-    let visible = move |p: &Published| p.audience.admits(&principal, &projects) && filter.accepts(&p.event);
+    let control = state.control.clone();
+    // Watch for revocations before reading the rights, so none falls between the two.
+    let mut changes = control.credential_changes();
+    changes.mark_unchanged();
+    let (replay, mut live) = control.events().subscribe(last_seen);
+    let shutdown = control.shutdown().clone();
+    let secret = auth.credential().to_string();
+    let mut principal = auth.0.clone();
+    let mut projects = control.visible_project_ids(&principal).await?;
+    let mut next_check = next_check_at(&principal);
     let stream = async_stream::stream! {
-        for p in replay.iter().filter(|p| visible(p)) {
+        for p in replay.iter().filter(|p| visible(&principal, &projects, &filter, p)) {
             yield Ok(to_sse(&p.event));
         }
         loop {
+            // The stream lives only as long as its credential would be accepted: checked
+            // again when anyone's credentials or rights change (before anything further
+            // is sent), at its expiry, and every minute (changes made by another server).
             let next = tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => break,
-                next = live.recv() => next,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    None
+                }
+                _ = tokio::time::sleep_until(next_check) => None,
+                next = live.recv() => Some(next),
             };
+            if next.is_none() || changes.has_changed().unwrap_or(false) {
+                changes.mark_unchanged();
+                match control.event_stream_access(&secret).await {
+                    Ok((p, ids)) => {
+                        (principal, projects) = (p, ids);
+                        next_check = next_check_at(&principal);
+                    }
+                    Err(e) => {
+                        yield Ok(closed(&e));
+                        break;
+                    }
+                }
+            }
             match next {
-                Ok(p) if visible(&p) => yield Ok(to_sse(&p.event)),
-                Ok(_) => {}
+                None => {}
+                Some(Ok(p)) if visible(&principal, &projects, &filter, &p) => yield Ok(to_sse(&p.event)),
+                Some(Ok(_)) => {}
                 // The client fell behind the buffer: tell it, so it can re-list.
-                Err(RecvError::Lagged(missed)) => {
+                Some(Err(RecvError::Lagged(missed))) => {
                     yield Ok(SseEvent::default().event("lagged").data(format!("{{\"missed\":{missed}}}")));
                 }
-                Err(RecvError::Closed) => break,
+                Some(Err(RecvError::Closed)) => break,
             }
         }
     };
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// How often an open stream checks its credential without being told of a change.
+const RECHECK_EVERY: Duration = Duration::from_secs(60);
+
+/// When to check the credential next without being told: at its expiry, or in a minute.
+fn next_check_at(principal: &Principal) -> tokio::time::Instant {
+    let left = principal.expires_at.map_or(RECHECK_EVERY, |at| {
+        Duration::from_millis(at.saturating_sub(roost_store::now_ms()).max(0) as u64).min(RECHECK_EVERY)
+    });
+    tokio::time::Instant::now() + left
+}
+
+fn visible(principal: &Principal, projects: &HashSet<String>, filter: &EventFilter, p: &Published) -> bool {
+    p.audience.admits(principal, projects) && filter.accepts(&p.event)
+}
+
+/// The stream's last message when its credential stopped being accepted: `closed`, with
+/// the error a new request would get (e.g. `unauthorized`, "unknown or revoked token").
+fn closed(e: &roost_control::Error) -> SseEvent {
+    let body = ErrorResponse {
+        error: roost_api::ErrorBody { code: e.code, message: e.message.clone(), request_id: None, details: Vec::new() },
+    };
+    SseEvent::default().event("closed").data(serde_json::to_string(&body).unwrap_or_default())
 }
 
 fn to_sse(event: &Event) -> SseEvent {

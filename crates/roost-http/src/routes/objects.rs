@@ -1,7 +1,8 @@
 //! `/v1/buckets/{id}/objects`: a bucket's objects over the REST API (the console's bucket
 //! browser uses them). Each request is passed to this server's own S3 listener, signed
-//! for one minute with the caller's `presign` key, so it runs with exactly the caller's
-//! rights and the S3 semantics (versioning, quotas, policies, ETags) apply unchanged.
+//! for one minute with the caller's presign key for the bucket (read-only for reads), so
+//! it runs with the caller's rights and the S3 semantics (versioning, quotas, policies,
+//! ETags) apply unchanged.
 
 use axum::body::Body;
 use axum::extract::{Path, State};

@@ -9,7 +9,7 @@ use super::output::{print_block, print_list};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditFilterArgs {
-    /// User or token id
+    /// User name, user id or token id
     #[arg(long)]
     pub actor: Option<String>,
     /// An action (token.create) or a prefix (token.)
@@ -89,7 +89,7 @@ pub async fn run(global: &GlobalArgs, cmd: AuditCommand) -> anyhow::Result<()> {
                     vec![
                         e.seq.to_string(),
                         e.time.format("%Y-%m-%d %H:%M:%S").to_string(),
-                        e.actor.clone(),
+                        e.actor_name.clone().unwrap_or_else(|| e.actor.clone()),
                         e.action.clone(),
                         e.resource_id.clone().unwrap_or_else(|| "-".into()),
                         e.result.clone(),

@@ -524,8 +524,18 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// Whether stdin is a terminal: an interactive terminal session needs one (typed keys
+/// go to the remote terminal as they are; a pipe's end never reaches a shell there).
+fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
 /// `roost exec`: runs a command; returns its exit code.
 pub async fn exec(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<i32> {
+    if args.tty && args.interactive && !stdin_is_terminal() {
+        bail!("the input device is not a TTY: -it needs a terminal; to pipe input into the command, use -i without -t");
+    }
     let client = global.client()?;
     let (rows, cols) = crate::cli::terminal::size().unwrap_or((24, 80));
     let start = ExecStart {
@@ -543,7 +553,13 @@ pub async fn exec(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<i32> {
 
 /// `roost console`: an interactive shell in the instance.
 pub async fn console(global: &GlobalArgs, name: String) -> anyhow::Result<i32> {
+    if !stdin_is_terminal() {
+        bail!(
+            "the input device is not a TTY: roost console needs a terminal; to pipe commands, use 'roost exec -i {name} -- sh'"
+        );
+    }
     let client = global.client()?;
+    let instance = client.get_instance(&name, global.project_name()?.as_deref()).await?;
     let (rows, cols) = crate::cli::terminal::size().unwrap_or((24, 80));
     // bash where the image has it, else sh.
     let shell = "if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi".to_string();
@@ -556,7 +572,14 @@ pub async fn console(global: &GlobalArgs, name: String) -> anyhow::Result<i32> {
         console: true,
         ..Default::default()
     };
-    let connection = client.exec(&name, &start).await?;
+    let connection = client.exec(&instance.id, &start).await?;
+    // Said before the terminal goes raw, as `virsh console` does: a serial console shows
+    // nothing until something is typed, and only Ctrl-] (handled by the server) leaves it.
+    if instance.kind == "vm" {
+        eprintln!("Connected to {}'s serial console; press Enter for a prompt, Ctrl-] to leave.", instance.name);
+    } else {
+        eprintln!("Connected to a shell in {}; type exit or press Ctrl-D to leave.", instance.name);
+    }
     interactive_session(connection, true, true).await
 }
 

@@ -125,13 +125,16 @@ pub async fn run_network(global: &GlobalArgs, cmd: NetworkCommand) -> anyhow::Re
         }
         NetworkCommand::Ls => {
             let items = client.list_networks(project.as_deref()).await?;
+            // Every project has a `default` network: say whose each one is.
+            let projects = super::projects::names_by_id(&client).await;
             print_list(
                 global.output,
                 &items,
-                &["name", "id", "cidr", "gateway", "nat", "dns", "instances", "peers", "age"],
+                &["name", "project", "id", "cidr", "gateway", "nat", "dns", "instances", "peers", "age"],
                 |n| {
                     vec![
                         n.name.clone(),
+                        projects.get(&n.project_id).cloned().unwrap_or_else(|| n.project_id.clone()),
                         n.id.clone(),
                         n.cidr.clone(),
                         n.gateway.clone(),
@@ -185,9 +188,12 @@ pub async fn run_sg(global: &GlobalArgs, cmd: SgCommand) -> anyhow::Result<()> {
         }
         SgCommand::Ls => {
             let items = client.list_security_groups(project.as_deref()).await?;
-            print_list(global.output, &items, &["name", "id", "rules", "instances", "description", "age"], |g| {
+            let projects = super::projects::names_by_id(&client).await;
+            let columns = ["name", "project", "id", "rules", "instances", "description", "age"];
+            print_list(global.output, &items, &columns, |g| {
                 vec![
                     g.name.clone(),
+                    projects.get(&g.project_id).cloned().unwrap_or_else(|| g.project_id.clone()),
                     g.id.clone(),
                     g.rules.len().to_string(),
                     g.instance_count.to_string(),

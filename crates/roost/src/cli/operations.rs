@@ -52,23 +52,32 @@ pub async fn run(global: &GlobalArgs, cmd: OperationCommand) -> anyhow::Result<(
 
 /// Waits for an operation, showing its progress on stderr.
 pub async fn wait(client: &Client, id: &str) -> anyhow::Result<Operation> {
-    let mut last = String::new();
-    let op = client
-        .wait_operation(id, |op| {
-            let line = format!(
-                "{} {} {}%{}",
-                op.id,
-                op.status.as_str(),
-                op.progress,
-                op.message.as_deref().map(|m| format!(" {m}")).unwrap_or_default()
-            );
-            if line != last {
-                eprintln!("{line}");
-                last = line;
-            }
-        })
-        .await?;
+    let mut progress = Progress::default();
+    let op = client.wait_operation(id, |op| progress.show(op)).await?;
     Ok(op)
+}
+
+/// An operation's progress on stderr, one line per change:
+/// `op-… running 40% installing packages`.
+#[derive(Default)]
+pub struct Progress {
+    last: String,
+}
+
+impl Progress {
+    pub fn show(&mut self, op: &Operation) {
+        let line = format!(
+            "{} {} {}%{}",
+            op.id,
+            op.status.as_str(),
+            op.progress,
+            op.message.as_deref().map(|m| format!(" {m}")).unwrap_or_default()
+        );
+        if line != self.last {
+            eprintln!("{line}");
+            self.last = line;
+        }
+    }
 }
 
 /// An error when the operation failed, carrying its reason.

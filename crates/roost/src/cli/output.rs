@@ -90,6 +90,21 @@ pub fn when(t: Option<DateTime<Utc>>, none: &str) -> String {
     }
 }
 
+/// A size in binary units: `512 B`, `64 MiB`, `16 GiB`, `1.5 GiB` (one decimal unless whole).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 { format!("{value} {}", UNITS[unit]) } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
 fn span(secs: i64) -> String {
     match secs {
         s if s < 60 => format!("{s}s"),
@@ -111,5 +126,13 @@ mod tests {
         assert_eq!(span(30 * 86400), "30d");
         assert_eq!(until(None), "never");
         assert_eq!(ago(None), "-");
+    }
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(64 << 20), "64 MiB");
+        assert_eq!(bytes(16 << 30), "16 GiB");
+        assert_eq!(bytes(3 << 29), "1.5 GiB");
     }
 }

@@ -188,11 +188,32 @@ pub async fn run(global: &GlobalArgs, cmd: ProjectCommand) -> anyhow::Result<()>
             print_list(global.output, &rows, &["resource", "used", "limit"], |(name, line)| {
                 vec![
                     name.clone(),
-                    line.used.to_string(),
-                    line.limit.map(|l| l.to_string()).unwrap_or_else(|| "unlimited".into()),
+                    amount(name, line.used),
+                    line.limit.map(|l| amount(name, l)).unwrap_or_else(|| "unlimited".into()),
                 ]
             })
         }
+    }
+}
+
+/// The names of the projects the caller sees, by id (for PROJECT columns); empty if
+/// they cannot be listed (the column then shows ids).
+pub async fn names_by_id(client: &roost_client::Client) -> std::collections::HashMap<String, String> {
+    let params = ListParams { limit: Some(1000), ..Default::default() };
+    roost_client::all_pages(params, |p| async move { client.list_projects(&p).await })
+        .await
+        .map(|items| items.into_iter().map(|p| (p.id, p.name)).collect())
+        .unwrap_or_default()
+}
+
+/// A quota or usage amount as people read it: sizes in binary units (`16 GiB`).
+fn amount(resource: &str, value: i64) -> String {
+    if resource.ends_with("_bytes") && value >= 0 {
+        super::output::bytes(value as u64)
+    } else if resource.ends_with("_gib") {
+        format!("{value} GiB")
+    } else {
+        value.to_string()
     }
 }
 
@@ -200,7 +221,8 @@ fn print_quota(global: &GlobalArgs, q: &Quota) -> anyhow::Result<()> {
     let fields: Vec<(&str, String)> = roost_api::projects::QUOTA_RESOURCES
         .iter()
         .map(|(name, _)| {
-            (*name, q.limits.get(*name).copied().flatten().map(|v| v.to_string()).unwrap_or_else(|| "unlimited".into()))
+            let limit = q.limits.get(*name).copied().flatten();
+            (*name, limit.map(|v| amount(name, v)).unwrap_or_else(|| "unlimited".into()))
         })
         .collect();
     print_block(global.output, q, &fields)

@@ -255,6 +255,42 @@ pub async fn exec(global: &GlobalArgs, args: SandboxExecArgs) -> anyhow::Result<
     super::instances::exec(global, exec).await
 }
 
+/// Creates a sandbox; while it waits, shows the progress of its template's first build
+/// (a builtin template is built from Debian packages on first use, which takes a while)
+/// on stderr, as `roost image build` does, so `id=$(roost sandbox create)` still gets
+/// the id alone.
+async fn create_showing_template_build(
+    client: &roost_client::Client,
+    req: &CreateSandboxRequest,
+) -> anyhow::Result<Sandbox> {
+    use futures_util::StreamExt;
+    let create = client.create_sandbox(req);
+    tokio::pin!(create);
+    // The build is an operation (`template.build`) on the template's image; subscribe
+    // before creating, so its first update is not missed. Without either, just wait.
+    let template = req.template.as_deref().unwrap_or("base");
+    let image = client.get_image(template).await.ok();
+    let filter = roost_api::events::EventFilter { kind: Some("operation".into()), resource_id: None };
+    let events = match image {
+        Some(_) => client.events(&filter, None).await.ok(),
+        None => None,
+    };
+    let (Some(image), Some(events)) = (image, events) else { return Ok(create.await?) };
+    let mut events = Box::pin(events);
+    let mut progress = super::operations::Progress::default();
+    loop {
+        tokio::select! {
+            created = &mut create => return Ok(created?),
+            Some(Ok(event)) = events.next() => {
+                let op = event.data.and_then(|d| serde_json::from_value::<roost_api::operations::Operation>(d).ok());
+                if let Some(op) = op.filter(|op| op.kind == "template.build" && op.resource_id.as_deref() == Some(image.id.as_str())) {
+                    progress.show(&op);
+                }
+            }
+        }
+    }
+}
+
 /// `roost sandbox attach`: the process's exit code, or 0 when detached with Ctrl-C.
 pub async fn attach(global: &GlobalArgs, id: String, pid: u32, interactive: bool) -> anyhow::Result<i32> {
     use std::io::Write;
@@ -327,7 +363,7 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
                 project: global.project_name()?,
                 kind: Some(kind),
             };
-            let created = client.create_sandbox(&req).await?;
+            let created = create_showing_template_build(&client, &req).await?;
             if print_structured(global.output, &created)? {
                 return Ok(());
             }

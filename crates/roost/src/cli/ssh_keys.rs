@@ -15,9 +15,13 @@ pub enum SshKeyCommand {
     /// once and never stored
     Create {
         name: String,
-        /// Write the private key to this file (mode 600) instead of stdout
+        /// Write the private key to this file (mode 600; its directory is made, mode 700)
+        /// instead of stdout
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// With --out: replace an existing file
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Import a public key file (e.g. ~/.ssh/id_ed25519.pub)
     Import { name: String, file: PathBuf },
@@ -34,19 +38,33 @@ pub enum SshKeyCommand {
 pub async fn run(global: &GlobalArgs, cmd: SshKeyCommand) -> anyhow::Result<()> {
     let client = global.client()?;
     match cmd {
-        SshKeyCommand::Create { name, out } => {
-            let created = client.create_ssh_key(&CreateSshKeyRequest { name, public_key: None }).await?;
+        SshKeyCommand::Create { name, out, force } => {
+            // The file is made before the key is registered, so a path that cannot be
+            // written never leaves a registered key whose private half is lost.
+            let file = match &out {
+                Some(path) => Some(PrivateKeyFile::create(path, force)?),
+                None => None,
+            };
+            let created = match client.create_ssh_key(&CreateSshKeyRequest { name, public_key: None }).await {
+                Ok(created) => created,
+                Err(e) => {
+                    if let Some(f) = file {
+                        f.discard();
+                    }
+                    return Err(e.into());
+                }
+            };
             let private = created.private_key.clone().unwrap_or_default();
-            if let Some(path) = out {
-                use std::io::Write;
-                use std::os::unix::fs::OpenOptionsExt;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .with_context(|| format!("creating {}", path.display()))?;
-                f.write_all(private.as_bytes())?;
+            if let (Some(path), Some(file)) = (out, file) {
+                if let Err(e) = file.write(private.as_bytes()) {
+                    // Without its private key the registered key is of no use: take it back.
+                    let rollback = client.delete_ssh_key(&created.key.id).await;
+                    let undone = match rollback {
+                        Ok(()) => "the key was not kept".to_string(),
+                        Err(_) => format!("delete the key with 'roost ssh-key rm {}'", created.key.name),
+                    };
+                    return Err(e.context(format!("writing {} ({undone})", path.display())));
+                }
                 eprintln!(
                     "Created SSH key '{}' ({}); the private key is in {} (not stored by Roost).",
                     created.key.name,
@@ -99,6 +117,68 @@ pub async fn run(global: &GlobalArgs, cmd: SshKeyCommand) -> anyhow::Result<()> 
             eprintln!("Deleted SSH key '{}' ({}).", k.name, k.id);
             Ok(())
         }
+    }
+}
+
+/// Where a new private key goes: a temporary file beside the target, made (with the
+/// target's directory) before the key exists, so every way of failing to write shows up
+/// before anything is registered; moved into place once the key is written.
+struct PrivateKeyFile {
+    path: PathBuf,
+    temp: PathBuf,
+    file: std::fs::File,
+    force: bool,
+}
+
+impl PrivateKeyFile {
+    fn create(path: &std::path::Path, force: bool) -> anyhow::Result<PrivateKeyFile> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            // Like ssh-keygen's ~/.ssh: private to its owner.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+        }
+        if path.is_dir() {
+            anyhow::bail!("{} is a directory: give --out the key file's path", path.display());
+        }
+        if path.exists() && !force {
+            anyhow::bail!("{} exists: choose another --out, or add --force to replace it", path.display());
+        }
+        let mut temp = path.as_os_str().to_owned();
+        temp.push(format!(".tmp-{}", std::process::id()));
+        let temp = PathBuf::from(temp);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(PrivateKeyFile { path: path.to_path_buf(), temp, file, force })
+    }
+
+    /// Writes the key and moves it into place (over an existing file only with --force).
+    fn write(self, key: &[u8]) -> anyhow::Result<()> {
+        use std::io::Write;
+        let result = (|| -> std::io::Result<()> {
+            let mut file = &self.file;
+            file.write_all(key)?;
+            file.sync_all()?;
+            if !self.force && self.path.exists() {
+                return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the file appeared meanwhile"));
+            }
+            std::fs::rename(&self.temp, &self.path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+        Ok(result?)
+    }
+
+    fn discard(self) {
+        let _ = std::fs::remove_file(&self.temp);
     }
 }
 

@@ -207,6 +207,61 @@ impl TestServer {
         child.wait_with_output().unwrap()
     }
 
+    /// [`TestServer::cli`] for commands that must end on their own: fails the test (and
+    /// kills the CLI) if it still runs after `limit`, instead of hanging the suite.
+    pub fn cli_ending_within(&self, args: &[&str], stdin: Option<&str>, limit: Duration) -> Output {
+        let mut cmd = self.cli_command(args);
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().expect("run the roost CLI");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            // A command that refuses its input may have ended before reading it.
+            let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        }
+        collect_within(child, args, limit)
+    }
+
+    /// Runs the CLI with a terminal as its stdin (a pseudo-terminal the test types
+    /// `input` into, as a person at a keyboard would); stdout and stderr are pipes.
+    /// Fails the test if the CLI still runs after `limit`.
+    pub fn cli_on_terminal(&self, args: &[&str], input: &[u8], limit: Duration) -> Output {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty writes two new descriptors into the integers we pass.
+        let rc =
+            unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors are ours alone from here on.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let mut cmd = self.cli_command(args);
+        cmd.stdin(Stdio::from(slave));
+        let child = cmd.spawn().expect("run the roost CLI");
+        drop(cmd); // our copy of the terminal's slave side
+        let mut keyboard = std::fs::File::from(master);
+        {
+            use std::io::Write;
+            // Typed ahead: the terminal holds it until the CLI reads (or has ended).
+            let _ = keyboard.write_all(input);
+        }
+        // What the terminal echoes before the CLI makes it raw: read so it never fills.
+        let mut screen = keyboard.try_clone().unwrap();
+        std::thread::spawn(move || std::io::copy(&mut screen, &mut std::io::sink()));
+        let out = collect_within(child, args, limit);
+        drop(keyboard);
+        out
+    }
+
+    fn cli_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(roost_bin());
+        cmd.args(args)
+            .env("ROOST_CONFIG_FILE", self.cli_config_path())
+            .env("ROOST_SERVER", &self.url)
+            .env_remove("ROOST_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
     pub fn cli_config_path(&self) -> PathBuf {
         self.cli_home.path().join("roost").join("config.toml")
     }
@@ -290,6 +345,35 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::E
         std::thread::sleep(Duration::from_millis(50));
     }
     None
+}
+
+/// Waits for a CLI run and its output; kills it and fails the test after `limit`.
+fn collect_within(mut child: Child, args: &[&str], limit: Duration) -> Output {
+    use std::io::Read;
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let Some(status) = wait_exit(&mut child, limit) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let (o, e) = (stdout.join().unwrap(), stderr.join().unwrap());
+        panic!(
+            "roost {} did not end within {limit:?}:\n{}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&o),
+            String::from_utf8_lossy(&e)
+        );
+    };
+    Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
 }
 
 pub fn stdout(o: &Output) -> String {
