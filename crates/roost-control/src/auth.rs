@@ -147,6 +147,13 @@ impl AuthCache {
         entries.insert(hash, CacheEntry { principal, cached: Instant::now(), last_used_at });
     }
 
+    /// When this server last saw the credential used (its store write may still be on
+    /// its way: it is recorded in the background).
+    pub(crate) fn last_used(&self, hash: &str) -> Option<i64> {
+        let entries = self.entries.read().expect("auth cache poisoned");
+        entries.get(hash).map(|e| e.last_used_at).filter(|&at| at > 0)
+    }
+
     fn mark_used(&self, hash: &str, at: i64) {
         if let Some(entry) = self.entries.write().expect("auth cache poisoned").get_mut(hash) {
             entry.last_used_at = at;

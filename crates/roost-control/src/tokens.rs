@@ -100,13 +100,13 @@ impl Control {
     pub async fn list_tokens(&self, principal: &Principal, params: &ListParams) -> Result<Page<Token>> {
         let query = list_query(params, SORT_KEYS)?;
         let (rows, next_cursor) = self.store().list_tokens(&principal.user_id, &query).await?;
-        Ok(Page { items: rows.iter().map(TokenRow::to_api).collect(), next_cursor })
+        Ok(Page { items: rows.iter().map(|r| self.token_api(r)).collect(), next_cursor })
     }
 
     /// A token of the caller's, by id or name.
     pub async fn get_token(&self, principal: &Principal, key: &str) -> Result<Token> {
         match self.store().token_by_key(&principal.user_id, key).await? {
-            Some(row) => Ok(row.to_api()),
+            Some(row) => Ok(self.token_api(&row)),
             None => Err(Error::not_found("token", key)),
         }
     }
@@ -124,6 +124,17 @@ impl Control {
         self.auth_cache().evict(|p| p.token_id.as_deref() == Some(token.id.as_str()));
         self.publish_token("token.deleted", &token, false);
         Ok(())
+    }
+
+    /// The API view of a token, with its last use as this server saw it (the store's
+    /// copy is written in the background, at most once a minute).
+    fn token_api(&self, row: &TokenRow) -> Token {
+        let mut token = row.to_api();
+        let seen = self.auth_cache().last_used(&row.token_hash);
+        if let Some(at) = seen.filter(|&at| Some(at) > row.last_used_at) {
+            token.last_used_at = Some(roost_store::to_time(at));
+        }
+        token
     }
 
     fn publish_token(&self, kind: &str, token: &Token, with_data: bool) {
