@@ -20,7 +20,7 @@ use roost_store::{StoreError, now_ms, to_time};
 use crate::error::Validator;
 use crate::events::Audience;
 use crate::secrets::MasterKey;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// A resolved S3 credential is trusted this long before the store is asked again;
 /// deleting a key through this server evicts it at once.
@@ -128,7 +128,7 @@ impl Control {
         check_bucket_name(&mut v, "name", &req.name);
         v.finish()?;
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let public = req.public_read.unwrap_or(false);
         let row = BucketRow {
             id: IdKind::Bucket.generate(),
@@ -143,16 +143,16 @@ impl Control {
             created_at: now_ms(),
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         self.check_quota(tx.conn(), &access.project, &[("buckets", 1)]).await?;
         roost_store::buckets::insert_bucket(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!("a bucket named '{}' already exists", req.name)),
             e => e.into(),
         })?;
-        audit::record(tx.conn(), ctx, p, "bucket.create", Some(("bucket", &row.id)), body.as_ref()).await?;
-        tx.commit().await?;
+        tx.audit("bucket.create", Some(("bucket", &row.id)), body.as_ref()).await?;
         let bucket = roost_store::buckets::BucketWithStats { bucket: row, objects: 0, size_bytes: 0 }.to_api();
-        self.publish_bucket("bucket.created", &bucket);
+        tx.event("bucket.created", "bucket", &bucket.id, &bucket, Audience::Project(bucket.project_id.clone()));
+        tx.commit().await?;
         Ok(bucket)
     }
 
@@ -178,8 +178,8 @@ impl Control {
     pub async fn delete_bucket(&self, ctx: &RequestContext, p: &Principal, key: &str, force: bool) -> Result<()> {
         p.require_scope(Scope::Write)?;
         let row = self.bucket_row(p, key).await?;
-        self.project_access(p, &row.bucket.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
+        let proof = self.project_access(p, &row.bucket.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
         let count = roost_store::buckets::object_count(tx.conn(), &row.bucket.id).await?;
         if count > 0 && !force {
             return Err(Error::conflict(format!(
@@ -199,7 +199,8 @@ impl Control {
         )
         .await?;
         let body = serde_json::json!({ "force": force, "presign_keys_deleted": presign_keys });
-        audit::record(tx.conn(), ctx, p, "bucket.delete", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
+        tx.audit("bucket.delete", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
+        tx.bare_event("bucket.deleted", "bucket", &row.bucket.id, Audience::Project(row.bucket.project_id.clone()));
         tx.commit().await?;
         for id in &presign_keys {
             self.inner.s3_keys.evict(id);
@@ -211,13 +212,7 @@ impl Control {
         {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted bucket's files (the collector retries)");
         }
-        self.publish_bucket("bucket.deleted", &row.to_api());
         Ok(())
-    }
-
-    fn publish_bucket(&self, kind: &str, bucket: &Bucket) {
-        let data = serde_json::to_value(bucket).ok();
-        self.events().publish(kind, "bucket", &bucket.id, data, Audience::Project(bucket.project_id.clone()));
     }
 
     /// Fails when storing `adding` more bytes would exceed the project's `bucket_gib`
@@ -298,9 +293,10 @@ impl Control {
             last_used_at: None,
         };
         let body = serde_json::json!({ "description": row.description, "buckets": buckets, "read_only": read_only });
-        let mut tx = self.store().write().await?;
+        let proof = p.require_owner()?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::buckets::insert_s3_key(tx.conn(), &row).await?;
-        audit::record(tx.conn(), ctx, p, "s3_key.create", Some(("s3_key", &row.id)), Some(&body)).await?;
+        tx.audit("s3_key.create", Some(("s3_key", &row.id)), Some(&body)).await?;
         tx.commit().await?;
         Ok(CreatedS3Key { key: row.to_api(), secret })
     }
@@ -318,13 +314,13 @@ impl Control {
 
     /// Revokes a key of the caller's: it stops working at once on this server.
     pub async fn delete_s3_key(&self, ctx: &RequestContext, p: &Principal, id: &str) -> Result<()> {
-        p.require_scope(Scope::Write)?;
+        let proof = p.require_owner()?;
         let key = self.get_s3_key(p, id).await?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         if !roost_store::buckets::delete_s3_key(tx.conn(), &p.user_id, &key.id).await? {
             return Err(Error::not_found("s3 key", id));
         }
-        audit::record(tx.conn(), ctx, p, "s3_key.delete", Some(("s3_key", &key.id)), None).await?;
+        tx.audit("s3_key.delete", Some(("s3_key", &key.id)), None).await?;
         tx.commit().await?;
         self.inner.s3_keys.evict(&key.id);
         Ok(())
@@ -369,6 +365,7 @@ impl Control {
             expires_at: None,
             project_id: None,
             user,
+            _sealed: (),
         };
         let identity = Arc::new(S3Identity { key, secret, principal });
         self.inner.s3_keys.put(identity.clone());
@@ -447,8 +444,9 @@ impl Control {
             expires.as_secs(),
         )?;
         let body = serde_json::json!({ "key": req.key, "method": method, "expires_in_seconds": expires.as_secs() });
-        let mut tx = self.store().write().await?;
-        audit::record(tx.conn(), ctx, p, "bucket.presign", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
+        // A URL is a credential: minting one is audited, whoever may read the bucket.
+        let mut tx = self.change(ctx, &p.identity_proof()).await?;
+        tx.audit("bucket.presign", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
         tx.commit().await?;
         Ok(PresignedUrl { url, method, expires_at: to_time(now.timestamp_millis() + expires.as_millis() as i64) })
     }

@@ -12,7 +12,7 @@ use roost_store::{StoreError, now_ms};
 
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// The builtin image every project sees.
 pub const BUSYBOX: &str = "busybox";
@@ -52,9 +52,10 @@ impl Control {
                 created_at: now,
                 updated_at: now,
             };
-            let mut tx = self.store().write().await?;
+            let mut tx = self.system_change().await?;
             match roost_store::images::insert(tx.conn(), &row).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Ok(()) => tx.event("image.created", "image", &row.id, &row.to_api(), Audience::Project(BUILTIN.into())),
+                Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
             tx.commit().await?;
@@ -125,21 +126,24 @@ impl Control {
             return;
         }
         let outcome = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.system_change().await?;
             let (ready, now) = (ImageStatus::Ready, now_ms());
             roost_store::images::finish(tx.conn(), &row.id, ready, None, Some(&image.digest), Some(size), now).await?;
+            let mut updated = row.clone();
+            (updated.digest, updated.size_bytes, updated.updated_at) = (Some(image.digest.clone()), Some(size), now);
+            tx.event("image.updated", "image", &row.id, &updated.to_api(), Audience::Project(row.project_id.clone()));
             tx.commit().await
         }
         .await;
         if let Err(e) = outcome {
-            tracing::warn!(image = %row.name, error = %e, "cannot record the builtin image's size");
+            tracing::warn!(image = %row.name, error = %e.message, "cannot record the builtin image's size");
         }
     }
 
     /// Starts a Debian build; returns the operation that tracks it.
     pub async fn build_image(&self, ctx: &RequestContext, p: &Principal, req: BuildImageRequest) -> Result<Operation> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let suite = match req.from.split_once(':') {
@@ -186,7 +190,7 @@ impl Control {
             updated_at: now,
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::images::insert(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!(
                 "an image named '{}' already exists in project '{}'",
@@ -194,10 +198,10 @@ impl Control {
             )),
             e => e.into(),
         })?;
-        let op = self.new_operation(tx.conn(), p, "image.build", Some(("image", &row.id))).await?;
-        audit::record(tx.conn(), ctx, p, "image.build", Some(("image", &row.id)), body.as_ref()).await?;
+        let op = self.new_operation(&mut tx, p, "image.build", Some(("image", &row.id))).await?;
+        tx.audit("image.build", Some(("image", &row.id)), body.as_ref()).await?;
+        tx.event("image.created", "image", &row.id, &row.to_api(), Audience::Project(row.project_id.clone()));
         tx.commit().await?;
-        op.announce();
         let snapshot = op.to_api();
         let control = self.clone();
         tokio::spawn(async move {
@@ -236,7 +240,7 @@ impl Control {
         path: &Path,
     ) -> Result<Image> {
         let access = self.project_access(p, project.unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", name);
         v.finish()?;
@@ -264,23 +268,17 @@ impl Control {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::images::insert(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => {
                 Error::conflict(format!("an image named '{name}' already exists in project '{}'", access.project.name))
             }
             e => e.into(),
         })?;
-        audit::record(tx.conn(), ctx, p, "image.import", Some(("image", &row.id)), None).await?;
-        tx.commit().await?;
+        tx.audit("image.import", Some(("image", &row.id)), None).await?;
         let api = row.to_api();
-        self.events().publish(
-            "image.created",
-            "image",
-            &api.id,
-            serde_json::to_value(&api).ok(),
-            Audience::Project(access.project.id),
-        );
+        tx.event("image.created", "image", &api.id, &api, Audience::Project(access.project.id.clone()));
+        tx.commit().await?;
         Ok(api)
     }
 
@@ -292,7 +290,9 @@ impl Control {
     ) {
         let now = now_ms();
         let outcome = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.system_change().await?;
+            let mut updated = row.clone();
+            updated.updated_at = now;
             match &result {
                 Ok((digest, size)) => {
                     roost_store::images::finish(
@@ -304,7 +304,9 @@ impl Control {
                         Some(*size as i64),
                         now,
                     )
-                    .await?
+                    .await?;
+                    (updated.status, updated.digest, updated.size_bytes) =
+                        (ImageStatus::Ready.as_str().into(), Some(digest.clone()), Some(*size as i64));
                 }
                 Err(e) => {
                     roost_store::images::finish(
@@ -316,24 +318,17 @@ impl Control {
                         None,
                         now,
                     )
-                    .await?
+                    .await?;
+                    (updated.status, updated.status_reason) =
+                        (ImageStatus::Failed.as_str().into(), Some(e.message.clone()));
                 }
             }
+            tx.event("image.updated", "image", &row.id, &updated.to_api(), Audience::Project(row.project_id.clone()));
             tx.commit().await
         }
         .await;
         if let Err(err) = outcome {
-            tracing::error!(image = %row.id, error = %err, "could not record the build's result");
-        }
-        if let Ok(Some(updated)) = self.store().image_by_id(&row.id).await {
-            let api = updated.to_api();
-            self.events().publish(
-                "image.updated",
-                "image",
-                &api.id,
-                serde_json::to_value(&api).ok(),
-                Audience::Project(row.project_id.clone()),
-            );
+            tracing::error!(image = %row.id, error = %err.message, "could not record the build's result");
         }
         match result {
             Ok((digest, size)) => {
@@ -349,7 +344,7 @@ impl Control {
         if row.project_id == BUILTIN {
             return Err(Error::forbidden(format!("'{}' is a builtin image", row.name)));
         }
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let users = self.store().image_users(&row.id).await?;
         if users > 0 {
             return Err(Error::conflict(format!(
@@ -360,9 +355,10 @@ impl Control {
         if row.status() == ImageStatus::Building {
             return Err(Error::conflict(format!("image '{}' is still building", row.name)));
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::images::delete(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "image.delete", Some(("image", &row.id)), None).await?;
+        tx.audit("image.delete", Some(("image", &row.id)), None).await?;
+        tx.bare_event("image.deleted", "image", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         // The contents go when no other image row shares them.
         if let (Some(digest), Ok(node)) = (&row.digest, self.node()) {
@@ -376,7 +372,6 @@ impl Control {
                 tracing::warn!(image = %row.id, error = %e, "could not remove the image's files");
             }
         }
-        self.events().publish("image.deleted", "image", &row.id, None, Audience::Project(row.project_id.clone()));
         Ok(())
     }
 }

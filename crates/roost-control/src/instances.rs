@@ -21,11 +21,13 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
+use crate::kernel::Change;
 use crate::list::list_query;
 use crate::node::Node;
 use crate::operations::OperationHandle;
-use crate::policy::ProjectAccess;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::policy::ProjectWrite;
+use crate::{Control, Error, Principal, RequestContext, Result};
+use roost_store::sqlx::AnyConnection;
 
 /// Default and bounds of an instance's size.
 pub const DEFAULT_CPUS: f64 = 1.0;
@@ -56,6 +58,34 @@ pub(crate) struct Compute {
     /// Root filesystems already resolved, by image id (resolving the builtin image
     /// hashes the host's busybox).
     pub rootfs: Mutex<HashMap<String, std::path::PathBuf>>,
+}
+
+/// The API view of an instance read on `conn`, so a change's event shows the instance
+/// as that change leaves it.
+pub(crate) async fn instance_view(conn: &mut AnyConnection, row: &InstanceRow) -> Result<Instance> {
+    let image = roost_store::images::name_in(conn, &row.image_id).await?.unwrap_or_else(|| row.image_id.clone());
+    let mut api = row.to_api(&image);
+    let (nics, groups) = roost_store::networks::network_views_in(conn, std::slice::from_ref(&row.id)).await?;
+    api.nics = nics.into_iter().map(crate::networks::nic_view).collect();
+    api.security_groups = groups.into_iter().map(|(_, g)| g).collect();
+    api.volumes = roost_store::volumes::volumes_of_instance(conn, &row.id)
+        .await?
+        .into_iter()
+        .map(crate::volumes::instance_volume)
+        .collect();
+    api.cloned_from = roost_store::volumes::cloned_from_in(conn, &row.id).await?;
+    Ok(api)
+}
+
+impl Change<'_> {
+    /// Raises `kind` (`instance.created`, `instance.updated`) with the instance as this
+    /// change leaves it.
+    pub(crate) async fn instance_event(&mut self, kind: &str, id: &str) -> Result<()> {
+        let Some(row) = roost_store::instances::get_in(self.conn(), id).await? else { return Ok(()) };
+        let api = instance_view(self.conn(), &row).await?;
+        self.event(kind, "instance", id, &api, Audience::Project(row.project_id.clone()));
+        Ok(())
+    }
 }
 
 fn check_env_key(k: &str) -> bool {
@@ -119,28 +149,13 @@ impl Control {
         &self.inner.compute
     }
 
-    /// The API view of a row (with its image's name).
+    /// The API view of a row (with its image's name, NICs, groups and volumes).
     pub(crate) async fn instance_api(&self, row: &InstanceRow) -> Instance {
-        let image = match self.store().image_by_id(&row.image_id).await {
-            Ok(Some(i)) => i.name,
-            _ => row.image_id.clone(),
+        let view = async {
+            let mut conn = self.store().pool().acquire().await.map_err(roost_store::StoreError::from)?;
+            instance_view(&mut conn, row).await
         };
-        let mut api = row.to_api(&image);
-        (api.nics, api.security_groups) = self.instance_network_view(&row.id).await;
-        api.volumes = self.instance_volumes(&row.id).await;
-        api.cloned_from = self.store().cloned_from(&row.id).await.ok().flatten();
-        api
-    }
-
-    pub(crate) async fn publish_instance(&self, row: &InstanceRow, kind: &str) {
-        let api = self.instance_api(row).await;
-        self.events().publish(
-            kind,
-            "instance",
-            &row.id,
-            serde_json::to_value(&api).ok(),
-            Audience::Project(row.project_id.clone()),
-        );
+        view.await.unwrap_or_else(|_| row.to_api(&row.image_id))
     }
 
     /// An instance the principal may see, by id or name (`project` narrows names).
@@ -161,11 +176,10 @@ impl Control {
         p: &Principal,
         key: &str,
         project: Option<&str>,
-    ) -> Result<(InstanceRow, ProjectAccess)> {
+    ) -> Result<(InstanceRow, ProjectWrite)> {
         let row = self.instance_row(p, key, project).await?;
-        let access = self.project_access(p, &row.project_id).await?;
-        access.require_write()?;
-        Ok((row, access))
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        Ok((row, proof))
     }
 
     pub async fn create_instance(
@@ -175,7 +189,7 @@ impl Control {
         req: CreateInstanceRequest,
     ) -> Result<(Instance, Operation)> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let cpus = req.cpus.unwrap_or(DEFAULT_CPUS);
@@ -285,7 +299,7 @@ impl Control {
             started_at: None,
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let requested = [("instances", 1), ("vcpus", row.cpus_milli), ("memory_bytes", row.memory_bytes)];
         self.check_quota(tx.conn(), &access.project, &requested).await?;
         roost_store::instances::insert(tx.conn(), &row).await.map_err(|e| match e {
@@ -312,11 +326,10 @@ impl Control {
             };
             roost_store::ssh_keys::insert_first_boot(tx.conn(), &boot).await?;
         }
-        let op = self.new_operation(tx.conn(), p, "instance.create", Some(("instance", &row.id))).await?;
-        audit::record(tx.conn(), ctx, p, "instance.create", Some(("instance", &row.id)), body.as_ref()).await?;
+        let op = self.new_operation(&mut tx, p, "instance.create", Some(("instance", &row.id))).await?;
+        tx.audit("instance.create", Some(("instance", &row.id)), body.as_ref()).await?;
+        tx.instance_event("instance.created", &row.id).await?;
         tx.commit().await?;
-        op.announce();
-        self.publish_instance(&row, "instance.created").await;
         let snapshot = op.to_api();
         if start {
             self.track(&row.id, op);
@@ -407,7 +420,7 @@ impl Control {
         action: &str,
         grace: Option<Duration>,
     ) -> Result<(InstanceRow, Operation)> {
-        let (row, _) = self.writable_instance(p, key, project).await?;
+        let (row, proof) = self.writable_instance(p, key, project).await?;
         if row.desired() == Desired::Terminated {
             return Err(Error::conflict(format!("instance '{}' is being deleted", row.name)));
         }
@@ -418,12 +431,11 @@ impl Control {
         if action == "instance.restart" {
             self.compute().restarts.lock().expect("restarts").insert(row.id.clone());
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::instances::set_desired(tx.conn(), &row.id, desired, now_ms()).await?;
-        let op = self.new_operation(tx.conn(), p, action, Some(("instance", &row.id))).await?;
-        audit::record(tx.conn(), ctx, p, action, Some(("instance", &row.id)), None).await?;
+        let op = self.new_operation(&mut tx, p, action, Some(("instance", &row.id))).await?;
+        tx.audit(action, Some(("instance", &row.id)), None).await?;
         tx.commit().await?;
-        op.announce();
         let snapshot = op.to_api();
         self.track(&row.id, op);
         self.kick(&row.id);
@@ -471,7 +483,7 @@ impl Control {
         project: Option<&str>,
         force: bool,
     ) -> Result<Operation> {
-        let (row, _) = self.writable_instance(p, key, project).await?;
+        let (row, proof) = self.writable_instance(p, key, project).await?;
         let active = matches!(
             row.status(),
             InstanceStatus::Running
@@ -486,12 +498,11 @@ impl Control {
                 row.status().as_str()
             )));
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::instances::set_desired(tx.conn(), &row.id, Desired::Terminated, now_ms()).await?;
-        let op = self.new_operation(tx.conn(), p, "instance.delete", Some(("instance", &row.id))).await?;
-        audit::record(tx.conn(), ctx, p, "instance.delete", Some(("instance", &row.id)), None).await?;
+        let op = self.new_operation(&mut tx, p, "instance.delete", Some(("instance", &row.id))).await?;
+        tx.audit("instance.delete", Some(("instance", &row.id)), None).await?;
         tx.commit().await?;
-        op.announce();
         let snapshot = op.to_api();
         self.track(&row.id, op);
         self.kick(&row.id);
@@ -509,7 +520,7 @@ impl Control {
         status: InstanceStatus,
         wait: Duration,
     ) -> Result<Instance> {
-        let (_, mut updates) = self.events().subscribe(None);
+        let mut updates = self.events().subscribe();
         let row = self.instance_row(p, key, project).await?;
         let id = row.id.clone();
         let deadline = tokio::time::Instant::now() + wait.min(crate::operations::MAX_WAIT);

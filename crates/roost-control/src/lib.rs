@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod images;
 pub mod instances;
+pub mod kernel;
 pub mod list;
 pub mod networks;
 pub mod node;
@@ -88,7 +89,7 @@ pub struct Control {
 struct Inner {
     store: Store,
     settings: ControlSettings,
-    events: events::EventBus,
+    events: Arc<events::EventBus>,
     auth_cache: auth::AuthCache,
     login_limiter: ratelimit::KeyedLimiter,
     mutation_limiter: ratelimit::KeyedLimiter,
@@ -104,14 +105,17 @@ struct Inner {
 }
 
 impl Control {
+    /// Makes the control plane and starts its event reader (call inside the runtime).
     pub fn new(store: Store, settings: ControlSettings, shutdown: CancellationToken) -> Control {
         let login_limiter = ratelimit::KeyedLimiter::per_minute(settings.login_per_minute);
         let mutation_limiter = ratelimit::KeyedLimiter::per_minute(settings.mutations_per_minute);
+        let events = Arc::new(events::EventBus::new());
+        tokio::spawn(events.clone().run_reader(store.clone(), shutdown.clone()));
         Control {
             inner: Arc::new(Inner {
                 store,
                 settings,
-                events: events::EventBus::new(),
+                events,
                 auth_cache: auth::AuthCache::default(),
                 login_limiter,
                 mutation_limiter,

@@ -25,7 +25,7 @@ use roost_store::{StoreError, now_ms, to_time};
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 pub const DEFAULT_NETWORK: &str = "default";
 pub const DEFAULT_GROUP: &str = "default";
@@ -84,66 +84,12 @@ impl Control {
 
     async fn network_api(&self, row: &NetworkRow) -> Result<Network> {
         let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
-        let peers: Vec<(String, String)> = roost_store::sqlx::query_as(
-            "SELECT network_a, network_b FROM network_peers WHERE network_a = $1 OR network_b = $1",
-        )
-        .bind(&row.id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
-        let mut peer_names = Vec::new();
-        for (a, b) in peers {
-            let other = if a == row.id { b } else { a };
-            if let Some(n) = self.store().network_by_id(&other).await? {
-                peer_names.push(n.name);
-            }
-        }
-        peer_names.sort();
-        let used = repo::nic_count(&mut conn, &row.id).await?;
-        let cidr = parse_cidr(&row.cidr).unwrap_or_default();
-        let total = cidr.hosts().count().saturating_sub(1) as u32;
-        Ok(Network {
-            id: row.id.clone(),
-            name: row.name.clone(),
-            project_id: row.project_id.clone(),
-            cidr: row.cidr.clone(),
-            gateway: row.gateway.clone(),
-            bridge: row.bridge.clone(),
-            nat: row.nat != 0,
-            dns: row.dns != 0,
-            default: row.is_default != 0,
-            peers: peer_names,
-            instance_count: used as u32,
-            addresses_used: used as u32,
-            addresses_total: total,
-            created_at: to_time(row.created_at),
-        })
+        network_view(&mut conn, row).await
     }
 
     async fn group_api(&self, row: &SecurityGroupRow) -> Result<SecurityGroup> {
         let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
-        let rules = repo::rules_of(&mut conn, &row.id).await?;
-        let members = repo::member_count(&mut conn, &row.id).await?;
-        let mut names: HashMap<String, String> = HashMap::new();
-        for g in repo::groups_of_project(&mut conn, &row.project_id).await? {
-            names.insert(g.id, g.name);
-        }
-        Ok(SecurityGroup {
-            id: row.id.clone(),
-            name: row.name.clone(),
-            project_id: row.project_id.clone(),
-            description: row.description.clone(),
-            default: row.is_default != 0,
-            rules: rules.iter().map(|r| rule_api(r, &names)).collect(),
-            instance_count: members as u32,
-            created_at: to_time(row.created_at),
-        })
-    }
-
-    /// The NICs and group names of an instance, for its API view.
-    pub(crate) async fn instance_network_view(&self, instance_id: &str) -> (Vec<InstanceNic>, Vec<String>) {
-        let mut views = self.instance_network_views(&[instance_id.to_string()]).await;
-        views.remove(instance_id).unwrap_or_default()
+        group_view(&mut conn, row).await
     }
 
     /// The same for many instances at once (two queries), by instance id.
@@ -154,13 +100,7 @@ impl Control {
         let mut out: HashMap<String, (Vec<InstanceNic>, Vec<String>)> = HashMap::new();
         let Ok((nics, groups)) = self.store().network_views(ids).await else { return out };
         for n in nics {
-            out.entry(n.instance_id.clone()).or_default().0.push(InstanceNic {
-                name: format!("eth{}", n.idx),
-                network_id: n.network_id,
-                network: n.network,
-                ip: n.ip,
-                mac: n.mac,
-            });
+            out.entry(n.instance_id.clone()).or_default().0.push(nic_view(n));
         }
         for (instance, group) in groups {
             out.entry(instance).or_default().1.push(group);
@@ -174,7 +114,7 @@ impl Control {
     /// and a `default` security group (all egress; ingress from its own members).
     pub(crate) async fn ensure_project_defaults(&self, project_id: &str) -> Result<()> {
         let pool = self.node()?.network_pool;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.system_change().await?;
         let now = now_ms();
         if repo::network_by_name(tx.conn(), project_id, DEFAULT_NETWORK).await?.is_none() {
             let taken: Vec<Ipv4Net> = repo::all_cidrs(tx.conn()).await?.iter().filter_map(|c| parse_cidr(c)).collect();
@@ -196,6 +136,8 @@ impl Control {
                 updated_at: now,
             };
             repo::insert_network(tx.conn(), &row).await?;
+            let api = network_view(tx.conn(), &row).await?;
+            tx.event("network.created", "network", &row.id, &api, Audience::Project(row.project_id.clone()));
         }
         if repo::group_by_name(tx.conn(), project_id, DEFAULT_GROUP).await?.is_none() {
             let id = IdKind::SecurityGroup.generate();
@@ -224,6 +166,14 @@ impl Control {
                 };
                 repo::insert_rule(tx.conn(), &rule).await?;
             }
+            let api = group_view(tx.conn(), &row).await?;
+            tx.event(
+                "security_group.created",
+                "security_group",
+                &row.id,
+                &api,
+                Audience::Project(row.project_id.clone()),
+            );
         }
         tx.commit().await.map_err(Error::from)
     }
@@ -237,7 +187,7 @@ impl Control {
         req: CreateNetworkRequest,
     ) -> Result<Network> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         v.check(!req.name.contains('.'), "name", "must not contain '.' (it is a DNS label)");
@@ -277,7 +227,7 @@ impl Control {
         }
         let now = now_ms();
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let cidr = match cidr {
             Some(c) => c,
             None => {
@@ -320,11 +270,11 @@ impl Control {
             )),
             e => e.into(),
         })?;
-        audit::record(tx.conn(), ctx, p, "network.create", Some(("network", &row.id)), body.as_ref()).await?;
+        tx.audit("network.create", Some(("network", &row.id)), body.as_ref()).await?;
+        let api = network_view(tx.conn(), &row).await?;
+        tx.event("network.created", "network", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        let api = self.network_api(&row).await?;
-        self.publish_resource("network.created", "network", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -351,11 +301,11 @@ impl Control {
         project: Option<&str>,
     ) -> Result<()> {
         let row = self.network_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         if row.is_default != 0 {
             return Err(Error::conflict("the project's default network cannot be removed"));
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let attached = repo::nic_count(tx.conn(), &row.id).await?;
         if attached > 0 {
             return Err(Error::conflict(format!(
@@ -364,10 +314,10 @@ impl Control {
             )));
         }
         repo::delete_network(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "network.delete", Some(("network", &row.id)), None).await?;
+        tx.audit("network.delete", Some(("network", &row.id)), None).await?;
+        tx.bare_event("network.deleted", "network", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        self.events().publish("network.deleted", "network", &row.id, None, Audience::Project(row.project_id.clone()));
         Ok(())
     }
 
@@ -381,7 +331,7 @@ impl Control {
         peer: bool,
     ) -> Result<Network> {
         let row = self.network_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let other_row = self
             .network_row(p, other, Some(&row.project_id))
             .await
@@ -389,7 +339,7 @@ impl Control {
         if other_row.id == row.id {
             return Err(field("network", "a network cannot be peered with itself"));
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let action = if peer { "network.peer" } else { "network.unpeer" };
         if peer {
             repo::insert_peer(tx.conn(), &row.id, &other_row.id, now_ms()).await?;
@@ -397,11 +347,11 @@ impl Control {
             return Err(Error::not_found("peering", &format!("{} and {}", row.name, other_row.name)));
         }
         let body = serde_json::json!({ "network": other_row.id });
-        audit::record(tx.conn(), ctx, p, action, Some(("network", &row.id)), Some(&body)).await?;
+        tx.audit(action, Some(("network", &row.id)), Some(&body)).await?;
+        let api = network_view(tx.conn(), &row).await?;
+        tx.event("network.updated", "network", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        let api = self.network_api(&row).await?;
-        self.publish_resource("network.updated", "network", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -414,7 +364,7 @@ impl Control {
         req: CreateSecurityGroupRequest,
     ) -> Result<SecurityGroup> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         if let Some(d) = &req.description {
@@ -434,7 +384,7 @@ impl Control {
             updated_at: now,
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::insert_group(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!(
                 "a security group named '{}' already exists in project '{}'",
@@ -456,11 +406,10 @@ impl Control {
             };
             repo::insert_rule(tx.conn(), &rule).await?;
         }
-        audit::record(tx.conn(), ctx, p, "security_group.create", Some(("security_group", &row.id)), body.as_ref())
-            .await?;
+        tx.audit("security_group.create", Some(("security_group", &row.id)), body.as_ref()).await?;
+        let api = group_view(tx.conn(), &row).await?;
+        tx.event("security_group.created", "security_group", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
-        let api = self.group_api(&row).await?;
-        self.publish_resource("security_group.created", "security_group", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -487,11 +436,11 @@ impl Control {
         project: Option<&str>,
     ) -> Result<()> {
         let row = self.group_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         if row.is_default != 0 {
             return Err(Error::conflict("the project's default security group cannot be removed"));
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let members = repo::member_count(tx.conn(), &row.id).await?;
         if members > 0 {
             return Err(Error::conflict(format!("security group '{}' is used by {members} instance(s)", row.name)));
@@ -503,16 +452,10 @@ impl Control {
             )));
         }
         repo::delete_group(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "security_group.delete", Some(("security_group", &row.id)), None).await?;
+        tx.audit("security_group.delete", Some(("security_group", &row.id)), None).await?;
+        tx.bare_event("security_group.deleted", "security_group", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.request_firewall_sync();
-        self.events().publish(
-            "security_group.deleted",
-            "security_group",
-            &row.id,
-            None,
-            Audience::Project(row.project_id.clone()),
-        );
         Ok(())
     }
 
@@ -525,7 +468,7 @@ impl Control {
         req: CreateRuleRequest,
     ) -> Result<SecurityGroup> {
         let row = self.group_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let mut v = Validator::default();
         let ports = match (&req.ports, req.protocol) {
             (Some(ports), Protocol::Tcp | Protocol::Udp) => match parse_port_list(ports) {
@@ -580,7 +523,7 @@ impl Control {
             created_at: now_ms(),
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let count: i64 =
             roost_store::sqlx::query_scalar("SELECT COUNT(*) FROM security_group_rules WHERE group_id = $1")
                 .bind(&row.id)
@@ -591,12 +534,11 @@ impl Control {
             return Err(Error::conflict("a security group has at most 1000 rules"));
         }
         repo::insert_rule(tx.conn(), &rule).await?;
-        audit::record(tx.conn(), ctx, p, "security_group.rule_add", Some(("security_group", &row.id)), body.as_ref())
-            .await?;
+        tx.audit("security_group.rule_add", Some(("security_group", &row.id)), body.as_ref()).await?;
+        let api = group_view(tx.conn(), &row).await?;
+        tx.event("security_group.updated", "security_group", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        let api = self.group_api(&row).await?;
-        self.publish_resource("security_group.updated", "security_group", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -609,18 +551,17 @@ impl Control {
         project: Option<&str>,
     ) -> Result<SecurityGroup> {
         let row = self.group_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
         if !repo::delete_rule(tx.conn(), &row.id, rule_id).await? {
             return Err(Error::not_found("rule", rule_id));
         }
         let body = serde_json::json!({ "rule": rule_id });
-        audit::record(tx.conn(), ctx, p, "security_group.rule_delete", Some(("security_group", &row.id)), Some(&body))
-            .await?;
+        tx.audit("security_group.rule_delete", Some(("security_group", &row.id)), Some(&body)).await?;
+        let api = group_view(tx.conn(), &row).await?;
+        tx.event("security_group.updated", "security_group", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        let api = self.group_api(&row).await?;
-        self.publish_resource("security_group.updated", "security_group", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -751,7 +692,7 @@ impl Control {
         }
         drop(conn);
         self.ensure_project_defaults(project_id).await?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.system_change().await?;
         let net = repo::network_by_name(tx.conn(), project_id, DEFAULT_NETWORK)
             .await?
             .ok_or_else(|| Error::internal("the default network is missing"))?;
@@ -761,6 +702,7 @@ impl Control {
         {
             repo::set_instance_groups(tx.conn(), instance_id, &[g.id]).await?;
         }
+        tx.instance_event("instance.updated", instance_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -776,10 +718,10 @@ impl Control {
         req: NicRequest,
     ) -> Result<roost_api::instances::Instance> {
         let row = self.instance_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let resolved = self.resolve_networks(p, &row.project_id, std::slice::from_ref(&req)).await?;
         let (net, ip) = resolved.into_iter().next().expect("one network");
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let existing = repo::nics_of(tx.conn(), &row.id).await?;
         if existing.iter().any(|n| n.network_id == net.id) {
             return Err(Error::conflict(format!("instance '{}' is already on network '{}'", row.name, net.name)));
@@ -790,7 +732,8 @@ impl Control {
         let idx = (0..).find(|i| !existing.iter().any(|n| n.idx == *i)).expect("a free index");
         let nic = Self::allocate_nic(tx.conn(), &net, &row.id, idx, ip).await?;
         let body = serde_json::to_value(&req).ok();
-        audit::record(tx.conn(), ctx, p, "instance.network_attach", Some(("instance", &row.id)), body.as_ref()).await?;
+        tx.audit("instance.network_attach", Some(("instance", &row.id)), body.as_ref()).await?;
+        tx.instance_event("instance.updated", &row.id).await?;
         tx.commit().await?;
         self.sync_firewall_now().await?;
         // Hot: plug it into the running instance now; a stopped one gets it at start.
@@ -799,7 +742,6 @@ impl Control {
             driver.attach_network(&row.id, &attachment(&net, &nic)?).await.map_err(node_error)?;
         }
         let fresh = self.store().instance(&row.id).await?.unwrap_or(row);
-        self.publish_instance(&fresh, "instance.updated").await;
         Ok(self.instance_api(&fresh).await)
     }
 
@@ -812,9 +754,9 @@ impl Control {
         network: &str,
     ) -> Result<roost_api::instances::Instance> {
         let row = self.instance_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let net = self.network_row(p, network, Some(&row.project_id)).await?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let nics = repo::nics_of(tx.conn(), &row.id).await?;
         let Some(nic) = nics.iter().find(|n| n.network_id == net.id).cloned() else {
             return Err(Error::not_found("attachment", &format!("{} on {}", row.name, net.name)));
@@ -829,14 +771,14 @@ impl Control {
             roost_store::instances::set_ip(tx.conn(), &row.id, None).await?;
         }
         let body = serde_json::json!({ "network": net.id });
-        audit::record(tx.conn(), ctx, p, "instance.network_detach", Some(("instance", &row.id)), Some(&body)).await?;
+        tx.audit("instance.network_detach", Some(("instance", &row.id)), Some(&body)).await?;
+        tx.instance_event("instance.updated", &row.id).await?;
         tx.commit().await?;
         if let Ok(node) = self.node() {
             node.driver_for(&row.kind)?.detach_network(&row.id, &attachment(&net, &nic)?).await.map_err(node_error)?;
         }
         self.sync_firewall_now().await?;
         let fresh = self.store().instance(&row.id).await?.unwrap_or(row);
-        self.publish_instance(&fresh, "instance.updated").await;
         Ok(self.instance_api(&fresh).await)
     }
 
@@ -849,15 +791,15 @@ impl Control {
         groups: &[String],
     ) -> Result<roost_api::instances::Instance> {
         let row = self.instance_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let ids = if groups.is_empty() { Vec::new() } else { self.resolve_groups(p, &row.project_id, groups).await? };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::set_instance_groups(tx.conn(), &row.id, &ids).await?;
         let body = serde_json::json!({ "security_groups": groups });
-        audit::record(tx.conn(), ctx, p, "instance.security_groups", Some(("instance", &row.id)), Some(&body)).await?;
+        tx.audit("instance.security_groups", Some(("instance", &row.id)), Some(&body)).await?;
+        tx.instance_event("instance.updated", &row.id).await?;
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        self.publish_instance(&row, "instance.updated").await;
         Ok(self.instance_api(&row).await)
     }
 
@@ -872,7 +814,7 @@ impl Control {
         req: CreatePortForwardRequest,
     ) -> Result<PortForward> {
         let row = self.instance_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let protocol = req.protocol.unwrap_or(Protocol::Tcp);
         let mut v = Validator::default();
         v.check(matches!(protocol, Protocol::Tcp | Protocol::Udp), "protocol", "must be tcp or udp");
@@ -880,7 +822,7 @@ impl Control {
         v.check(req.instance_port > 0, "instance_port", "must be 1-65535");
         v.finish()?;
         self.check_host_port(req.host_port, protocol)?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         if let Some(existing) = repo::port_forward_on(tx.conn(), req.host_port as i64, protocol.as_str()).await? {
             let owner = if self
                 .store()
@@ -915,10 +857,12 @@ impl Control {
             e => e.into(),
         })?;
         let body = serde_json::to_value(&req).ok();
-        audit::record(tx.conn(), ctx, p, "port_forward.create", Some(("port_forward", &f.id)), body.as_ref()).await?;
+        tx.audit("port_forward.create", Some(("port_forward", &f.id)), body.as_ref()).await?;
+        let api = port_forward_view(&f, Some(&row));
+        tx.event("port_forward.created", "port_forward", &f.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        Ok(self.port_forward_api(&f).await)
+        Ok(api)
     }
 
     /// A forward takes a host port from outside traffic for good, so only one of the
@@ -979,8 +923,8 @@ impl Control {
         project: Option<&str>,
     ) -> Result<()> {
         let row = self.instance_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
         let forwards = repo::port_forwards_of(tx.conn(), &row.id).await?;
         let (port, proto) = match spec.split_once('/') {
             Some((port, proto)) => (port, proto),
@@ -991,34 +935,15 @@ impl Control {
             .find(|f| f.id == spec || (f.host_port.to_string() == port && f.protocol == proto))
             .ok_or_else(|| Error::not_found("port forward", &format!("{spec} of instance {}", row.name)))?;
         repo::delete_port_forward(tx.conn(), &found.id).await?;
-        audit::record(tx.conn(), ctx, p, "port_forward.delete", Some(("port_forward", &found.id)), None).await?;
+        tx.audit("port_forward.delete", Some(("port_forward", &found.id)), None).await?;
+        tx.bare_event("port_forward.deleted", "port_forward", &found.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await
     }
 
     async fn port_forward_api(&self, f: &PortForwardRow) -> PortForward {
         let inst = self.store().instance(&f.instance_id).await.ok().flatten();
-        PortForward {
-            id: f.id.clone(),
-            project_id: f.project_id.clone(),
-            instance_id: f.instance_id.clone(),
-            instance: inst.as_ref().map(|i| i.name.clone()).unwrap_or_default(),
-            host_port: f.host_port as u16,
-            instance_port: f.instance_port as u16,
-            protocol: Protocol::parse(&f.protocol).unwrap_or(Protocol::Tcp),
-            target_ip: inst.and_then(|i| i.ip),
-            created_at: to_time(f.created_at),
-        }
-    }
-
-    fn publish_resource<T: serde::Serialize>(&self, kind: &str, resource: &str, id: &str, api: &T, project: &str) {
-        self.events().publish(
-            kind,
-            resource,
-            id,
-            serde_json::to_value(api).ok(),
-            Audience::Project(project.to_string()),
-        );
+        port_forward_view(f, inst.as_ref())
     }
 
     // ---- the host side ----
@@ -1397,5 +1322,77 @@ mod tests {
         let b = bridge_name(&id);
         assert_eq!(b.len(), 14);
         assert!(b.starts_with("rn"));
+    }
+}
+
+/// A NIC as the instance API shows it.
+pub(crate) fn nic_view(n: roost_store::networks::NicView) -> InstanceNic {
+    InstanceNic { name: format!("eth{}", n.idx), network_id: n.network_id, network: n.network, ip: n.ip, mac: n.mac }
+}
+
+/// A network as the API shows it, read on `conn` (a change's transaction sees its own
+/// writes, so its event shows the network as the change leaves it).
+pub(crate) async fn network_view(conn: &mut AnyConnection, row: &NetworkRow) -> Result<Network> {
+    let peers: Vec<String> = roost_store::sqlx::query_scalar(
+        "SELECT n.name FROM network_peers p \
+         JOIN networks n ON n.id = CASE WHEN p.network_a = $1 THEN p.network_b ELSE p.network_a END \
+         WHERE p.network_a = $1 OR p.network_b = $1 ORDER BY n.name",
+    )
+    .bind(&row.id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::from)?;
+    let used = repo::nic_count(conn, &row.id).await?;
+    let cidr = parse_cidr(&row.cidr).unwrap_or_default();
+    let total = cidr.hosts().count().saturating_sub(1) as u32;
+    Ok(Network {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        project_id: row.project_id.clone(),
+        cidr: row.cidr.clone(),
+        gateway: row.gateway.clone(),
+        bridge: row.bridge.clone(),
+        nat: row.nat != 0,
+        dns: row.dns != 0,
+        default: row.is_default != 0,
+        peers,
+        instance_count: used as u32,
+        addresses_used: used as u32,
+        addresses_total: total,
+        created_at: to_time(row.created_at),
+    })
+}
+
+/// A security group with its rules as the API shows it, read on `conn`.
+pub(crate) async fn group_view(conn: &mut AnyConnection, row: &SecurityGroupRow) -> Result<SecurityGroup> {
+    let rules = repo::rules_of(conn, &row.id).await?;
+    let members = repo::member_count(conn, &row.id).await?;
+    let mut names: HashMap<String, String> = HashMap::new();
+    for g in repo::groups_of_project(conn, &row.project_id).await? {
+        names.insert(g.id, g.name);
+    }
+    Ok(SecurityGroup {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        project_id: row.project_id.clone(),
+        description: row.description.clone(),
+        default: row.is_default != 0,
+        rules: rules.iter().map(|r| rule_api(r, &names)).collect(),
+        instance_count: members as u32,
+        created_at: to_time(row.created_at),
+    })
+}
+
+fn port_forward_view(f: &PortForwardRow, inst: Option<&roost_store::instances::InstanceRow>) -> PortForward {
+    PortForward {
+        id: f.id.clone(),
+        project_id: f.project_id.clone(),
+        instance_id: f.instance_id.clone(),
+        instance: inst.map(|i| i.name.clone()).unwrap_or_default(),
+        host_port: f.host_port as u16,
+        instance_port: f.instance_port as u16,
+        protocol: Protocol::parse(&f.protocol).unwrap_or(Protocol::Tcp),
+        target_ip: inst.and_then(|i| i.ip.clone()),
+        created_at: to_time(f.created_at),
     }
 }

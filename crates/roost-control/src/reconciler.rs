@@ -126,20 +126,19 @@ impl Control {
                     self.record(&row, InstanceStatus::Terminating, None, row.exit_code, None).await?;
                 }
                 driver.delete(id).await.map_err(node_error)?;
-                let mut tx = self.store().write().await?;
+                let mut tx = self.system_change().await?;
                 // Its volumes stay, detached, with their data.
                 roost_store::volumes::detach_all(tx.conn(), id, now_ms()).await?;
                 roost_store::volumes::delete_lineage(tx.conn(), id).await?;
                 roost_store::instances::delete(tx.conn(), id).await?;
-                tx.commit().await?;
-                self.request_firewall_sync();
-                self.events().publish(
+                tx.bare_event(
                     "instance.deleted",
                     "instance",
                     id,
-                    None,
                     crate::events::Audience::Project(row.project_id.clone()),
                 );
+                tx.commit().await?;
+                self.request_firewall_sync();
                 self.compute().graces.lock().expect("graces").remove(id);
                 self.settle(id, Ok(())).await;
                 self.forget_samples(id);
@@ -283,12 +282,10 @@ impl Control {
         exit_code: Option<i64>,
         started_at: Option<i64>,
     ) -> Result<()> {
-        let mut tx = self.store().write().await?;
+        let mut tx = self.system_change().await?;
         roost_store::instances::set_status(tx.conn(), &row.id, status, reason, exit_code, started_at, now_ms()).await?;
+        tx.instance_event("instance.updated", &row.id).await?;
         tx.commit().await?;
-        if let Some(fresh) = self.store().instance(&row.id).await? {
-            self.publish_instance(&fresh, "instance.updated").await;
-        }
         Ok(())
     }
 

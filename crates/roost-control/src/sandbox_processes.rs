@@ -11,7 +11,7 @@ use roost_api::sandboxes::{
 use roost_api::tokens::Scope;
 
 use crate::sandboxes::{SandboxProcess, SandboxView};
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// A relative path is relative to the home of the user commands run as (as in E2B).
 pub fn resolve_path(path: &str) -> Result<String> {
@@ -87,13 +87,12 @@ impl Control {
     async fn audit_sandbox(
         &self,
         ctx: &RequestContext,
-        p: &Principal,
+        view: &SandboxView,
         action: &str,
-        id: &str,
         body: &serde_json::Value,
     ) -> Result<()> {
-        let mut tx = self.store().write().await?;
-        audit::record(tx.conn(), ctx, p, action, Some(("sandbox", id)), Some(body)).await?;
+        let mut tx = self.change(ctx, view.write_proof()?).await?;
+        tx.audit(action, Some(("sandbox", &view.row.id)), Some(body)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -132,7 +131,7 @@ impl Control {
         }
         // The command line is the caller's own; env values may be secrets, so only names.
         let body = serde_json::json!({"pid": process.pid, "cmd": req.cmd, "args": req.args});
-        self.audit_sandbox(ctx, p, "sandbox.process.start", &view.row.id, &body).await?;
+        self.audit_sandbox(ctx, &view, "sandbox.process.start", &body).await?;
         Ok(info(&process))
     }
 
@@ -150,7 +149,7 @@ impl Control {
         let process = self.sandbox_process(&view.row.id, Some(pid), None)?;
         process.signal(number)?;
         let body = serde_json::json!({"pid": pid, "signal": number});
-        self.audit_sandbox(ctx, p, "sandbox.process.signal", &view.row.id, &body).await
+        self.audit_sandbox(ctx, &view, "sandbox.process.signal", &body).await
     }
 
     /// A running or recently ended process to attach to (its output can be replayed
@@ -204,7 +203,7 @@ impl Control {
         let size = data.len();
         self.sandbox_write_file(&view, &path, data).await?;
         let body = serde_json::json!({"path": path, "size": size});
-        self.audit_sandbox(ctx, p, "sandbox.files.write", &view.row.id, &body).await
+        self.audit_sandbox(ctx, &view, "sandbox.files.write", &body).await
     }
 
     /// Removes a file or a directory with its contents.
@@ -222,7 +221,7 @@ impl Control {
         if code != 0 {
             return Err(fs_error(&path, &err));
         }
-        self.audit_sandbox(ctx, p, "sandbox.files.remove", &view.row.id, &serde_json::json!({"path": path})).await
+        self.audit_sandbox(ctx, &view, "sandbox.files.remove", &serde_json::json!({"path": path})).await
     }
 
     /// Makes a directory and its parents; 409 if something is there already.
@@ -242,7 +241,7 @@ impl Control {
         if code != 0 {
             return Err(fs_error(&path, &err));
         }
-        self.audit_sandbox(ctx, p, "sandbox.files.mkdir", &view.row.id, &serde_json::json!({"path": path})).await?;
+        self.audit_sandbox(ctx, &view, "sandbox.files.mkdir", &serde_json::json!({"path": path})).await?;
         self.sandbox_stat(&view, &path).await
     }
 
@@ -262,7 +261,7 @@ impl Control {
             return Err(fs_error(&from, &err));
         }
         let body = serde_json::json!({"from": from, "to": to});
-        self.audit_sandbox(ctx, p, "sandbox.files.move", &view.row.id, &body).await?;
+        self.audit_sandbox(ctx, &view, "sandbox.files.move", &body).await?;
         self.sandbox_stat(&view, &to).await
     }
 

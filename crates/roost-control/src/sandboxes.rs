@@ -26,7 +26,9 @@ use tokio::sync::broadcast;
 use crate::auth::hash_secret;
 use crate::error::{Validator, check_name};
 use crate::images::node_error;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::kernel::{Authorized, SystemProof};
+use crate::policy::ProjectWrite;
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// Longest a sandbox may live without being extended (E2B's own cap is 24 h).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -193,6 +195,9 @@ pub struct SandboxView {
     pub paused: bool,
     /// Its instance's type: `container` or `vm`.
     pub kind: String,
+    /// Present when whoever holds the view may change the sandbox (it was resolved by
+    /// [`Control::writable_sandbox`]); the changes it makes are opened with it.
+    pub(crate) write: Option<ProjectWrite>,
 }
 
 fn key_api(row: &SandboxKeyRow) -> SandboxKey {
@@ -227,6 +232,7 @@ pub(crate) fn acting_as(
         expires_at: None,
         project_id: Some(project_id.to_string()),
         user,
+        _sealed: (),
     }
 }
 
@@ -256,7 +262,7 @@ impl Control {
         req: CreateSandboxKeyRequest,
     ) -> Result<CreatedSandboxKey> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let max = req.max_sandboxes.unwrap_or(DEFAULT_MAX_SANDBOXES);
@@ -280,9 +286,9 @@ impl Control {
             revoked_at: None,
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::sandboxes::insert_key(tx.conn(), &row).await?;
-        audit::record(tx.conn(), ctx, p, "sandbox_key.create", Some(("sandbox_key", &row.id)), body.as_ref()).await?;
+        tx.audit("sandbox_key.create", Some(("sandbox_key", &row.id)), body.as_ref()).await?;
         tx.commit().await?;
         Ok(CreatedSandboxKey { key: key_api(&row), secret })
     }
@@ -381,14 +387,12 @@ impl Control {
                 message: "must be between 1 second and 24 hours".into(),
             }]));
         }
-        let project_id = match key {
-            Some(k) => k.project_id.clone(),
-            None => {
-                let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-                access.require_write()?;
-                access.project.id
-            }
+        let project = match key {
+            Some(k) => k.project_id.as_str(),
+            None => req.project.as_deref().unwrap_or(DEFAULT_PROJECT),
         };
+        let proof = self.project_access(p, project).await?.require_write()?;
+        let project_id = proof.project.id.clone();
         let kind = req.kind.clone().unwrap_or_else(|| "container".into());
         if kind != "container" && kind != "vm" {
             return Err(Error::validation(vec![roost_api::FieldError {
@@ -447,33 +451,30 @@ impl Control {
         };
         let body =
             serde_json::json!({"template": req.template, "timeout_secs": timeout.as_secs(), "metadata": req.metadata});
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::sandboxes::insert(tx.conn(), &row).await?;
         if from_pool {
             roost_store::instances::set_creator(tx.conn(), &instance_id, &p.user_id, now).await?;
             roost_store::instances::set_status(tx.conn(), &instance_id, InstanceStatus::Running, None, None, None, now)
                 .await?;
         }
-        audit::record(tx.conn(), ctx, p, "sandbox.create", Some(("sandbox", &id)), Some(&body)).await?;
+        tx.audit("sandbox.create", Some(("sandbox", &id)), Some(&body)).await?;
+        if from_pool {
+            // It runs again, and is someone's now.
+            tx.instance_event("instance.updated", &instance_id).await?;
+        }
         tx.commit().await?;
         t.step("sandbox row");
         self.refill_sandbox_pool(p, &project_id, &req.template);
+        let view = SandboxView { row, paused: false, kind, write: Some(proof) };
         if from_pool {
-            // The instance's event (it runs again) goes out off the caller's path.
-            let control = self.clone();
-            let instance = instance_id.clone();
-            tokio::spawn(async move {
-                if let Ok(Some(fresh)) = control.store().instance(&instance).await {
-                    control.publish_instance(&fresh, "instance.updated").await;
-                }
-            });
-            return Ok(SandboxView { row, paused: false, kind });
+            return Ok(view);
         }
         let running =
             self.wait_instance(p, &instance_id, None, InstanceStatus::Running, Duration::from_secs(120)).await;
         t.step("wait running");
         match running {
-            Ok(i) if i.status == InstanceStatus::Running => Ok(SandboxView { row, paused: false, kind }),
+            Ok(i) if i.status == InstanceStatus::Running => Ok(view),
             Ok(i) => {
                 let reason = i.status_reason.unwrap_or_default();
                 let _ = self.kill_sandbox(ctx, p, &id).await;
@@ -503,8 +504,8 @@ impl Control {
     /// `writable_sandbox` for a row the caller already read (the E2B listener reads it
     /// to find the sandbox's key): each envd request looks everything up once.
     pub async fn writable_sandbox_of(&self, p: &Principal, row: SandboxRow) -> Result<SandboxView> {
-        let (view, access) = self.sandbox_view(p, row).await?;
-        access.require_write()?;
+        let (mut view, access) = self.sandbox_view(p, row).await?;
+        view.write = Some(access.require_write()?);
         Ok(view)
     }
 
@@ -523,7 +524,7 @@ impl Control {
         let instance = self.store().instance(&row.instance_id).await?;
         let paused = instance.as_ref().is_some_and(|i| i.status() == InstanceStatus::Paused);
         let kind = instance.map(|i| i.kind).unwrap_or_else(|| "container".into());
-        Ok((SandboxView { row, paused, kind }, access))
+        Ok((SandboxView { row, paused, kind, write: None }, access))
     }
 
     pub async fn list_sandboxes(&self, p: &Principal) -> Result<Vec<SandboxView>> {
@@ -534,6 +535,7 @@ impl Control {
                 paused: s.instance_status.as_deref() == Some(InstanceStatus::Paused.as_str()),
                 kind: s.instance_kind.unwrap_or_else(|| "container".into()),
                 row: s.row,
+                write: None,
             })
             .collect())
     }
@@ -544,14 +546,25 @@ impl Control {
         if row.ended_at.is_some() {
             return Err(Error::not_found("sandbox", id));
         }
-        self.project_access(p, &row.project_id).await.map_err(|_| Error::not_found("sandbox", id))?.require_write()?;
-        self.end_sandbox(ctx, p, &row, "sandbox.kill").await
+        let proof = self
+            .project_access(p, &row.project_id)
+            .await
+            .map_err(|_| Error::not_found("sandbox", id))?
+            .require_write()?;
+        self.end_sandbox(ctx, p, &proof, &row, "sandbox.kill").await
     }
 
-    async fn end_sandbox(&self, ctx: &RequestContext, p: &Principal, row: &SandboxRow, action: &str) -> Result<()> {
-        let mut tx = self.store().write().await?;
+    async fn end_sandbox(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        proof: &(impl Authorized + ?Sized),
+        row: &SandboxRow,
+        action: &str,
+    ) -> Result<()> {
+        let mut tx = self.change(ctx, proof).await?;
         let ended = roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
-        audit::record(tx.conn(), ctx, p, action, Some(("sandbox", &row.id)), None).await?;
+        tx.audit(action, Some(("sandbox", &row.id)), None).await?;
         tx.commit().await?;
         if !ended {
             return Ok(());
@@ -576,10 +589,10 @@ impl Control {
     ) -> Result<()> {
         let view = self.writable_sandbox(p, id).await?;
         let timeout = timeout.min(MAX_TIMEOUT);
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, view.write_proof()?).await?;
         roost_store::sandboxes::set_expiry(tx.conn(), &view.row.id, now_ms() + timeout.as_millis() as i64).await?;
         let body = serde_json::json!({"timeout_secs": timeout.as_secs()});
-        audit::record(tx.conn(), ctx, p, "sandbox.timeout", Some(("sandbox", id)), Some(&body)).await?;
+        tx.audit("sandbox.timeout", Some(("sandbox", id)), Some(&body)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -594,9 +607,9 @@ impl Control {
         } else {
             driver.resume(instance).await.map_err(node_error)?;
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, view.write_proof()?).await?;
         let action = if pause { "sandbox.pause" } else { "sandbox.resume" };
-        audit::record(tx.conn(), ctx, p, action, Some(("sandbox", id)), None).await?;
+        tx.audit(action, Some(("sandbox", id)), None).await?;
         tx.commit().await?;
         if let Some(row) = self.store().instance(instance).await? {
             let status = if pause { InstanceStatus::Paused } else { InstanceStatus::Running };
@@ -651,10 +664,9 @@ impl Control {
         let Some(user) = user else {
             // Nobody to act as (the user was deleted): end the row and delete the
             // instance directly.
-            let mut tx = self.store().write().await?;
+            let mut tx = self.change(&ctx, &SystemProof::new()).await?;
             roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
-            let actor = (audit::SYSTEM_ACTOR.to_string(), None);
-            audit::record_as(tx.conn(), &ctx, actor, "sandbox.expire", Some(("sandbox", &row.id)), None).await?;
+            tx.audit("sandbox.expire", Some(("sandbox", &row.id)), None).await?;
             tx.commit().await?;
             if let Ok(driver) = self.driver_of(&row.instance_id).await {
                 driver.delete(&row.instance_id).await.map_err(node_error)?;
@@ -663,7 +675,7 @@ impl Control {
         };
         let principal = acting_as(user, &row.project_id, row.key_id.clone(), "sandbox TTL");
         tracing::info!(sandbox = %row.id, "sandbox timed out: killing it");
-        self.end_sandbox(&ctx, &principal, row, "sandbox.expire").await
+        self.end_sandbox(&ctx, &principal, &SystemProof::new(), row, "sandbox.expire").await
     }
 
     /// Starts a process in a sandbox, on a terminal of `pty` (rows, cols) when given.
@@ -1079,6 +1091,11 @@ impl Control {
 }
 
 impl SandboxView {
+    /// The proof that the view's holder may change the sandbox.
+    pub(crate) fn write_proof(&self) -> Result<&ProjectWrite> {
+        self.write.as_ref().ok_or_else(|| Error::forbidden("read only: you may not change this sandbox"))
+    }
+
     pub fn to_api(&self) -> roost_api::sandboxes::Sandbox {
         roost_api::sandboxes::Sandbox {
             id: self.row.id.clone(),

@@ -7,7 +7,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use roost_api::ids::IdKind;
 use roost_api::ssh_keys::{CreateSshKeyRequest, CreatedSshKey, SshKey};
-use roost_api::tokens::Scope;
 use roost_api::{ListParams, Page};
 use roost_store::ssh_keys::{SORT_KEYS, SshKeyRow};
 use roost_store::{StoreError, now_ms};
@@ -15,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Validator, check_name};
 use crate::list::list_query;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 const KEY_TYPES: &[&str] = &[
     "ssh-ed25519",
@@ -118,7 +117,7 @@ impl Control {
         principal: &Principal,
         req: CreateSshKeyRequest,
     ) -> Result<CreatedSshKey> {
-        principal.require_scope(Scope::Write)?;
+        let proof = principal.require_owner()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let parsed = req.public_key.as_deref().map(parse_public_key);
@@ -143,12 +142,12 @@ impl Control {
         };
         // The public half only: the audit never holds a private key.
         let body = serde_json::json!({ "name": req.name, "imported": private_key.is_none() });
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::ssh_keys::insert(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!("an SSH key named '{}' already exists", req.name)),
             e => e.into(),
         })?;
-        audit::record(tx.conn(), ctx, principal, "ssh_key.create", Some(("ssh_key", &row.id)), Some(&body)).await?;
+        tx.audit("ssh_key.create", Some(("ssh_key", &row.id)), Some(&body)).await?;
         tx.commit().await?;
         Ok(CreatedSshKey { key: row.to_api(), private_key })
     }
@@ -168,13 +167,13 @@ impl Control {
     }
 
     pub async fn delete_ssh_key(&self, ctx: &RequestContext, principal: &Principal, key: &str) -> Result<()> {
-        principal.require_scope(Scope::Write)?;
+        let proof = principal.require_owner()?;
         let found = self.get_ssh_key(principal, key).await?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         if !roost_store::ssh_keys::delete(tx.conn(), &principal.user_id, &found.id).await? {
             return Err(Error::not_found("ssh_key", key));
         }
-        audit::record(tx.conn(), ctx, principal, "ssh_key.delete", Some(("ssh_key", &found.id)), None).await?;
+        tx.audit("ssh_key.delete", Some(("ssh_key", &found.id)), None).await?;
         tx.commit().await?;
         Ok(())
     }

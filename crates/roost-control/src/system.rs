@@ -3,24 +3,24 @@
 use roost_api::system::BackupResult;
 use roost_store::Backend;
 
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 use roost_api::operations::Operation;
 
 impl Control {
     /// Starts a backup of the SQLite store into `<data-dir>/backups/`; returns the
     /// operation that tracks it.
     pub async fn start_backup(&self, ctx: &RequestContext, principal: &Principal) -> Result<Operation> {
-        principal.require_admin()?;
+        let proof = principal.require_admin()?;
         if self.store().backend() != Backend::Sqlite {
             return Err(Error::unprocessable(
                 "backups are for the embedded SQLite store; back PostgreSQL up with pg_dump",
             ));
         }
-        let mut tx = self.store().write().await?;
-        let op = self.new_operation(tx.conn(), principal, "system.backup", None).await?;
-        audit::record(tx.conn(), ctx, principal, "system.backup", Some(("operation", op.id())), None).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        let op = self.new_operation(&mut tx, principal, "system.backup", None).await?;
+        tx.audit("system.backup", Some(("operation", op.id())), None).await?;
+        op.announce_in(&mut tx);
         tx.commit().await?;
-        op.announce();
 
         let snapshot = op.to_api();
         let control = self.clone();

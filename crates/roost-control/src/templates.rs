@@ -117,10 +117,9 @@ impl Control {
 
     async fn template_build_operation(&self, requester: &Principal, row: &ImageRow) -> Option<OperationHandle> {
         let made = async {
-            let mut tx = self.store().write().await?;
-            let op = self.new_operation(tx.conn(), requester, "template.build", Some(("image", &row.id))).await?;
+            let mut tx = self.system_change().await?;
+            let op = self.new_operation(&mut tx, requester, "template.build", Some(("image", &row.id))).await?;
             tx.commit().await?;
-            op.announce();
             Ok::<_, Error>(op)
         };
         match made.await {

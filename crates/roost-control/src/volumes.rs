@@ -31,7 +31,9 @@ use roost_store::{StoreError, now_ms, to_time};
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::kernel::{Authorized, Change, SystemProof};
+use crate::{Control, Error, Principal, RequestContext, Result};
+use roost_store::sqlx::AnyConnection;
 
 const MIN_SIZE: u64 = 16 << 20;
 const MAX_SIZE: u64 = 16 << 40;
@@ -175,9 +177,45 @@ impl Control {
     }
 
     async fn policy_api(&self, row: &PolicyRow) -> Result<BackupPolicy> {
-        let volume = self.store().volume_by_id(&row.volume_id).await?.map(|v| v.name).unwrap_or_default();
         let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
-        let count = repo::snapshots_of_policy(&mut conn, &row.id).await?.len();
+        policy_view(&mut conn, row).await
+    }
+
+    /// Raises `kind` about a volume with the volume as `change` leaves it.
+    async fn volume_event(&self, change: &mut Change<'_>, kind: &str, id: &str) -> Result<Option<Volume>> {
+        let Some(row) = repo::volume(change.conn(), id).await? else { return Ok(None) };
+        let instance = match &row.instance_id {
+            Some(i) => roost_store::instances::get_in(change.conn(), i).await?.map(|i| i.name),
+            None => None,
+        };
+        let api = self.volume_api_named(&row, instance);
+        change.event(kind, "volume", id, &api, Audience::Project(row.project_id.clone()));
+        Ok(Some(api))
+    }
+
+    /// Raises `kind` about a snapshot with the snapshot as `change` leaves it.
+    async fn snapshot_event(&self, change: &mut Change<'_>, kind: &str, id: &str) -> Result<Option<Snapshot>> {
+        let Some(row) = repo::snapshot(change.conn(), id).await? else { return Ok(None) };
+        let volume = repo::volume(change.conn(), &row.volume_id).await?.map(|v| v.name);
+        let api = self.snapshot_api_named(&row, volume);
+        change.event(kind, "snapshot", id, &api, Audience::Project(row.project_id.clone()));
+        Ok(Some(api))
+    }
+
+    /// Raises `kind` about a backup policy with the policy as `change` leaves it.
+    async fn policy_event(&self, change: &mut Change<'_>, kind: &str, id: &str) -> Result<Option<BackupPolicy>> {
+        let Some(row) = repo::policy(change.conn(), id).await? else { return Ok(None) };
+        let api = policy_view(change.conn(), &row).await?;
+        change.event(kind, "backup_policy", id, &api, Audience::Project(row.project_id.clone()));
+        Ok(Some(api))
+    }
+}
+
+/// A backup policy as the API shows it, read on `conn`.
+async fn policy_view(conn: &mut AnyConnection, row: &PolicyRow) -> Result<BackupPolicy> {
+    {
+        let volume = repo::volume(conn, &row.volume_id).await?.map(|v| v.name).unwrap_or_default();
+        let count = repo::snapshots_of_policy(conn, &row.id).await?.len();
         Ok(BackupPolicy {
             id: row.id.clone(),
             name: row.name.clone(),
@@ -194,17 +232,9 @@ impl Control {
             created_at: to_time(row.created_at),
         })
     }
+}
 
-    fn publish<T: serde::Serialize>(&self, kind: &str, resource: &str, id: &str, api: Option<&T>, project: &str) {
-        self.events().publish(
-            kind,
-            resource,
-            id,
-            api.and_then(|a| serde_json::to_value(a).ok()),
-            Audience::Project(project.to_string()),
-        );
-    }
-
+impl Control {
     /// The disks of an instance's spec, from its attachments.
     pub(crate) async fn disks_of(&self, instance_id: &str) -> Result<Vec<VolumeAttachment>> {
         let store = self.volume_store();
@@ -213,18 +243,7 @@ impl Control {
 
     /// The volumes an instance shows.
     pub(crate) async fn instance_volumes(&self, instance_id: &str) -> Vec<InstanceVolume> {
-        self.store()
-            .attached_volumes(instance_id)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| InstanceVolume {
-                volume_id: v.id,
-                volume: v.name,
-                path: v.mount_path.unwrap_or_default(),
-                read_only: v.read_only != 0,
-            })
-            .collect()
+        self.store().attached_volumes(instance_id).await.unwrap_or_default().into_iter().map(instance_volume).collect()
     }
 
     async fn instance_runs(&self, instance_id: &str) -> Result<bool> {
@@ -236,7 +255,7 @@ impl Control {
 
     pub async fn create_volume(&self, ctx: &RequestContext, p: &Principal, req: CreateVolumeRequest) -> Result<Volume> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let filesystem = req.format.clone().unwrap_or_else(|| "ext4".into());
@@ -270,7 +289,7 @@ impl Control {
             (None, None) => unreachable!("validated"),
         };
         // Quota first (without holding the write lock over the copy), again at insert.
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size))]).await?;
         drop(tx);
         let id = IdKind::Volume.generate();
@@ -297,21 +316,23 @@ impl Control {
         };
         let body = serde_json::to_value(&req).ok();
         let inserted = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.change(ctx, &proof).await?;
             self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size))]).await?;
             repo::insert_volume(tx.conn(), &row).await.map_err(|e| unique_name(e, "volume", &req.name))?;
-            audit::record(tx.conn(), ctx, p, "volume.create", Some(("volume", &id)), body.as_ref()).await?;
+            tx.audit("volume.create", Some(("volume", &id)), body.as_ref()).await?;
+            let api = self.volume_event(&mut tx, "volume.created", &id).await?;
             tx.commit().await?;
-            Ok::<_, Error>(())
+            Ok::<_, Error>(api)
         }
         .await;
-        if let Err(e) = inserted {
-            let _ = store.remove(&id).await;
-            return Err(e);
+        match inserted {
+            Ok(Some(api)) => Ok(api),
+            Ok(None) => Err(Error::internal("the new volume's row vanished")),
+            Err(e) => {
+                let _ = store.remove(&id).await;
+                Err(e)
+            }
         }
-        let api = self.volume_api(&row).await;
-        self.publish("volume.created", "volume", &id, Some(&api), &row.project_id);
-        Ok(api)
     }
 
     pub async fn list_volumes(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<Volume>> {
@@ -339,9 +360,9 @@ impl Control {
         project: Option<&str>,
     ) -> Result<()> {
         let row = self.volume_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let _lock = lock_volume(&row.id).await;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let Some(fresh) = repo::volume(tx.conn(), &row.id).await? else { return Err(Error::not_found("volume", key)) };
         if let Some(instance) = &fresh.instance_id {
             let name = self.store().instance(instance).await?.map(|i| i.name).unwrap_or_else(|| instance.clone());
@@ -354,10 +375,10 @@ impl Control {
             )));
         }
         repo::delete_volume(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "volume.delete", Some(("volume", &row.id)), None).await?;
+        tx.audit("volume.delete", Some(("volume", &row.id)), None).await?;
+        tx.bare_event("volume.deleted", "volume", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.volume_store().remove(&row.id).await.map_err(node_error)?;
-        self.publish::<()>("volume.deleted", "volume", &row.id, None, &row.project_id);
         Ok(())
     }
 
@@ -371,7 +392,7 @@ impl Control {
     ) -> Result<Volume> {
         let row = self.volume_row(p, key, project).await?;
         let access = self.project_access(p, &row.project_id).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         if size > MAX_SIZE {
             return Err(field("size_bytes", "must be at most 16 TiB"));
         }
@@ -383,22 +404,20 @@ impl Control {
             Some(i) => Some(self.lock_for(i).lock_owned().await),
             None => None,
         };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size) - row.size_bytes)]).await?;
         drop(tx);
         if size > row.size_bytes as u64 {
             self.volume_store().resize(&row.id, size).await.map_err(node_error)?;
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::set_size(tx.conn(), &row.id, size as i64, now_ms()).await?;
         let body = serde_json::json!({ "size_bytes": size });
-        audit::record(tx.conn(), ctx, p, "volume.resize", Some(("volume", &row.id)), Some(&body)).await?;
+        tx.audit("volume.resize", Some(("volume", &row.id)), Some(&body)).await?;
+        let api = self.volume_event(&mut tx, "volume.updated", &row.id).await?;
         tx.commit().await?;
         drop(instance_lock);
-        let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row);
-        let api = self.volume_api(&fresh).await;
-        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
-        Ok(api)
+        api.ok_or_else(|| Error::not_found("volume", key))
     }
 
     pub async fn attach_volume(
@@ -410,7 +429,7 @@ impl Control {
         req: AttachVolumeRequest,
     ) -> Result<AttachVolumeResponse> {
         let row = self.volume_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let mut v = Validator::default();
         check_path(&mut v, &req.path);
         v.finish()?;
@@ -424,7 +443,7 @@ impl Control {
         let read_only = req.read_only.unwrap_or(false);
         let _lock = lock_volume(&row.id).await;
         let _instance_lock = self.lock_for(&instance.id).lock_owned().await;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let others = repo::volumes_of_instance(tx.conn(), &instance.id).await?;
         if let Some(other) = others.iter().find(|o| o.mount_path.as_deref() == Some(req.path.as_str())) {
             return Err(Error::conflict(format!(
@@ -438,7 +457,9 @@ impl Control {
             return Err(Error::conflict(format!("volume '{}' is attached to '{name}'; detach it first", row.name)));
         }
         let body = serde_json::to_value(&req).ok();
-        audit::record(tx.conn(), ctx, p, "volume.attach", Some(("volume", &row.id)), body.as_ref()).await?;
+        tx.audit("volume.attach", Some(("volume", &row.id)), body.as_ref()).await?;
+        let api = self.volume_event(&mut tx, "volume.updated", &row.id).await?;
+        tx.instance_event("instance.updated", &instance.id).await?;
         tx.commit().await?;
         let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row.clone());
         let effective = if self.instance_runs(&instance.id).await? {
@@ -447,8 +468,11 @@ impl Control {
                 Ok(()) => Effective::Now,
                 Err(roost_node::Error::Unsupported(_)) => Effective::NextStart,
                 Err(e) => {
-                    let mut tx = self.store().write().await?;
+                    // Undone: it was never attached.
+                    let mut tx = self.change(ctx, &proof).await?;
                     repo::set_attachment(tx.conn(), &row.id, None, now_ms()).await?;
+                    self.volume_event(&mut tx, "volume.updated", &row.id).await?;
+                    tx.instance_event("instance.updated", &instance.id).await?;
                     tx.commit().await?;
                     return Err(node_error(e));
                 }
@@ -456,9 +480,7 @@ impl Control {
         } else {
             Effective::NextStart
         };
-        let api = self.volume_api(&fresh).await;
-        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
-        self.publish_instance(&instance, "instance.updated").await;
+        let api = api.ok_or_else(|| Error::not_found("volume", key))?;
         Ok(AttachVolumeResponse { volume: api, effective })
     }
 
@@ -471,7 +493,7 @@ impl Control {
         force: bool,
     ) -> Result<Volume> {
         let row = self.volume_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let Some(instance_id) = row.instance_id.clone() else {
             return Err(Error::conflict(format!("volume '{}' is not attached", row.name)));
         };
@@ -488,18 +510,14 @@ impl Control {
             Err(roost_node::Error::NotFound(_) | roost_node::Error::Unsupported(_)) => {}
             Err(e) => return Err(node_error(e)),
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::set_attachment(tx.conn(), &row.id, None, now_ms()).await?;
         let body = serde_json::json!({ "instance": instance_id, "force": force });
-        audit::record(tx.conn(), ctx, p, "volume.detach", Some(("volume", &row.id)), Some(&body)).await?;
+        tx.audit("volume.detach", Some(("volume", &row.id)), Some(&body)).await?;
+        let api = self.volume_event(&mut tx, "volume.updated", &row.id).await?;
+        tx.instance_event("instance.updated", &instance_id).await?;
         tx.commit().await?;
-        let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row);
-        let api = self.volume_api(&fresh).await;
-        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
-        if let Some(instance) = self.store().instance(&instance_id).await? {
-            self.publish_instance(&instance, "instance.updated").await;
-        }
-        Ok(api)
+        api.ok_or_else(|| Error::not_found("volume", key))
     }
 
     pub async fn restore_volume(
@@ -511,7 +529,7 @@ impl Control {
         snapshot: &str,
     ) -> Result<Volume> {
         let row = self.volume_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let snap = self
             .snapshot_row(p, snapshot, Some(&row.project_id))
             .await
@@ -539,29 +557,33 @@ impl Control {
             )));
         }
         self.volume_store().restore(&row.id, &snap.id).await.map_err(node_error)?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::set_size(tx.conn(), &row.id, snap.size_bytes, now_ms()).await?;
         let body = serde_json::json!({ "snapshot": snap.id });
-        audit::record(tx.conn(), ctx, p, "volume.restore", Some(("volume", &row.id)), Some(&body)).await?;
+        tx.audit("volume.restore", Some(("volume", &row.id)), Some(&body)).await?;
+        let api = self.volume_event(&mut tx, "volume.updated", &row.id).await?;
         tx.commit().await?;
-        let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row);
-        let api = self.volume_api(&fresh).await;
-        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
-        Ok(api)
+        api.ok_or_else(|| Error::not_found("volume", key))
     }
 
     // ---- snapshots ----
 
-    /// Takes a snapshot of a volume (no permission check: callers have done it).
+    /// Takes a snapshot of a volume (no permission check: callers have done it and hold
+    /// `proof`): the copy first, then its row, the audit entry `audit` names (if any) and
+    /// its event in one change.
+    #[allow(clippy::too_many_arguments)]
     async fn take_snapshot(
         &self,
+        ctx: &RequestContext,
+        proof: &(impl Authorized + ?Sized),
+        audit: Option<(&str, Option<serde_json::Value>)>,
         volume: &VolumeRow,
         name: &str,
         description: Option<String>,
         policy_id: Option<String>,
         instance_snapshot_id: Option<String>,
         created_by: Option<String>,
-    ) -> Result<SnapshotRow> {
+    ) -> Result<(SnapshotRow, Snapshot)> {
         // A container's volume is frozen on the host for the copy; a running VM writes its
         // disk image directly, and nothing here can freeze the guest's filesystem.
         if let Some(i) = &volume.instance_id
@@ -591,17 +613,23 @@ impl Control {
             created_at: now_ms(),
         };
         let inserted = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.change(ctx, proof).await?;
             repo::insert_snapshot(tx.conn(), &row).await.map_err(|e| unique_name(e, "snapshot", name))?;
+            if let Some((action, body)) = &audit {
+                tx.audit(action, Some(("snapshot", &id)), body.as_ref()).await?;
+            }
+            let api = self.snapshot_event(&mut tx, "snapshot.created", &id).await?;
             tx.commit().await?;
-            Ok::<_, Error>(())
+            api.ok_or_else(|| Error::internal("the new snapshot's row vanished"))
         }
         .await;
-        if let Err(e) = inserted {
-            let _ = store.remove_snapshot(&id);
-            return Err(e);
+        match inserted {
+            Ok(api) => Ok((row, api)),
+            Err(e) => {
+                let _ = store.remove_snapshot(&id);
+                Err(e)
+            }
         }
-        Ok(row)
     }
 
     pub async fn create_snapshot(
@@ -618,7 +646,7 @@ impl Control {
             roost_api::ErrorCode::NotFound => field("volume", format!("no volume '{}'", req.volume)),
             _ => e,
         })?;
-        self.project_access(p, &volume.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &volume.project_id).await?.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         if let Some(d) = &req.description {
@@ -626,15 +654,11 @@ impl Control {
         }
         v.finish()?;
         self.node()?;
-        let row = self
-            .take_snapshot(&volume, &req.name, req.description.clone(), None, None, Some(p.user_id.clone()))
+        let audit = ("snapshot.create", serde_json::to_value(&req).ok());
+        let creator = Some(p.user_id.clone());
+        let (_, api) = self
+            .take_snapshot(ctx, &proof, Some(audit), &volume, &req.name, req.description.clone(), None, None, creator)
             .await?;
-        let mut tx = self.store().write().await?;
-        let body = serde_json::to_value(&req).ok();
-        audit::record(tx.conn(), ctx, p, "snapshot.create", Some(("snapshot", &row.id)), body.as_ref()).await?;
-        tx.commit().await?;
-        let api = self.snapshot_api(&row).await;
-        self.publish("snapshot.created", "snapshot", &row.id, Some(&api), &row.project_id);
         Ok(api)
     }
 
@@ -670,13 +694,13 @@ impl Control {
         project: Option<&str>,
     ) -> Result<()> {
         let row = self.snapshot_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::delete_snapshot(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "snapshot.delete", Some(("snapshot", &row.id)), None).await?;
+        tx.audit("snapshot.delete", Some(("snapshot", &row.id)), None).await?;
+        tx.bare_event("snapshot.deleted", "snapshot", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.volume_store().remove_snapshot(&row.id).map_err(node_error)?;
-        self.publish::<()>("snapshot.deleted", "snapshot", &row.id, None, &row.project_id);
         Ok(())
     }
 
@@ -695,7 +719,7 @@ impl Control {
             roost_api::ErrorCode::NotFound => field("volume", format!("no volume '{}'", req.volume)),
             _ => e,
         })?;
-        self.project_access(p, &volume.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &volume.project_id).await?.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let next = match next_run(&req.cron, now_ms()) {
@@ -723,15 +747,13 @@ impl Control {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::insert_policy(tx.conn(), &row).await.map_err(|e| unique_name(e, "backup policy", &req.name))?;
         let body = serde_json::to_value(&req).ok();
-        audit::record(tx.conn(), ctx, p, "backup_policy.create", Some(("backup_policy", &row.id)), body.as_ref())
-            .await?;
+        tx.audit("backup_policy.create", Some(("backup_policy", &row.id)), body.as_ref()).await?;
+        let api = self.policy_event(&mut tx, "backup_policy.created", &row.id).await?;
         tx.commit().await?;
-        let api = self.policy_api(&row).await?;
-        self.publish("backup_policy.created", "backup_policy", &row.id, Some(&api), &row.project_id);
-        Ok(api)
+        api.ok_or_else(|| Error::internal("the new backup policy's row vanished"))
     }
 
     pub async fn list_backup_policies(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<BackupPolicy>> {
@@ -757,12 +779,12 @@ impl Control {
         project: Option<&str>,
     ) -> Result<()> {
         let row = self.policy_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::delete_policy(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "backup_policy.delete", Some(("backup_policy", &row.id)), None).await?;
+        tx.audit("backup_policy.delete", Some(("backup_policy", &row.id)), None).await?;
+        tx.bare_event("backup_policy.deleted", "backup_policy", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
-        self.publish::<()>("backup_policy.deleted", "backup_policy", &row.id, None, &row.project_id);
         Ok(())
     }
 
@@ -775,9 +797,9 @@ impl Control {
         project: Option<&str>,
     ) -> Result<BackupPolicy> {
         let row = self.policy_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
-        audit::record(tx.conn(), ctx, p, "backup_policy.run", Some(("backup_policy", &row.id)), None).await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.audit("backup_policy.run", Some(("backup_policy", &row.id)), None).await?;
         tx.commit().await?;
         self.run_policy(&row).await;
         let fresh = self.store().policy_by_id(&row.id).await?.unwrap_or(row);
@@ -797,18 +819,19 @@ impl Control {
             let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f");
             let name = format!("{}-{stamp}", policy.name);
             let description = Some(format!("backup policy {}", policy.name));
-            let row = self.take_snapshot(&volume, &name, description, Some(policy.id.clone()), None, None).await?;
-            let api = self.snapshot_api(&row).await;
-            self.publish("snapshot.created", "snapshot", &row.id, Some(&api), &row.project_id);
+            let system = SystemProof::new();
+            let ctx = RequestContext::default();
+            let policy_id = Some(policy.id.clone());
+            self.take_snapshot(&ctx, &system, None, &volume, &name, description, policy_id, None, None).await?;
             let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
             let all = repo::snapshots_of_policy(&mut conn, &policy.id).await?;
             drop(conn);
             for old in all.iter().skip(policy.keep.max(1) as usize) {
-                let mut tx = self.store().write().await?;
+                let mut tx = self.system_change().await?;
                 repo::delete_snapshot(tx.conn(), &old.id).await?;
+                tx.bare_event("snapshot.deleted", "snapshot", &old.id, Audience::Project(old.project_id.clone()));
                 tx.commit().await?;
                 self.volume_store().remove_snapshot(&old.id).map_err(node_error)?;
-                self.publish::<()>("snapshot.deleted", "snapshot", &old.id, None, &old.project_id);
             }
             Ok(())
         }
@@ -822,20 +845,16 @@ impl Control {
             tracing::warn!(policy = %policy.id, error = %e.message, "backup policy run failed");
         }
         let recorded = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.system_change().await?;
             repo::record_run(tx.conn(), &policy.id, started, status, error.as_deref(), next).await?;
+            let kind = if result.is_ok() { "backup_policy.succeeded" } else { "backup_policy.failed" };
+            self.policy_event(&mut tx, kind, &policy.id).await?;
             tx.commit().await?;
             Ok::<_, Error>(())
         }
         .await;
         if let Err(e) = recorded {
             tracing::warn!(policy = %policy.id, error = %e.message, "cannot record a backup run");
-        }
-        if let Ok(Some(fresh)) = self.store().policy_by_id(&policy.id).await
-            && let Ok(api) = self.policy_api(&fresh).await
-        {
-            let kind = if result.is_ok() { "backup_policy.succeeded" } else { "backup_policy.failed" };
-            self.publish(kind, "backup_policy", &fresh.id, Some(&api), &fresh.project_id);
         }
     }
 
@@ -948,7 +967,7 @@ impl Control {
         req: CreateInstanceSnapshotRequest,
     ) -> Result<InstanceSnapshot> {
         let instance = self.instance_row(p, key, project).await?;
-        self.project_access(p, &instance.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &instance.project_id).await?.require_write()?;
         if instance.kind != "container" {
             return Err(Error::unprocessable("instance snapshots capture container root filesystems only"));
         }
@@ -973,11 +992,10 @@ impl Control {
             created_at: now_ms(),
         };
         let inserted = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.change(ctx, &proof).await?;
             repo::insert_instance_snapshot(tx.conn(), &row).await.map_err(|e| unique_name(e, "snapshot", &name))?;
             let body = serde_json::to_value(&req).ok();
-            audit::record(tx.conn(), ctx, p, "instance.snapshot", Some(("instance", &instance.id)), body.as_ref())
-                .await?;
+            tx.audit("instance.snapshot", Some(("instance", &instance.id)), body.as_ref()).await?;
             tx.commit().await?;
             Ok::<_, Error>(())
         }
@@ -989,8 +1007,11 @@ impl Control {
         let mut volumes = Vec::new();
         for volume in self.store().attached_volumes(&instance.id).await? {
             let snap_name = format!("{name}-{}", volume.name);
-            let snap = self
+            let (_, snap) = self
                 .take_snapshot(
+                    ctx,
+                    &proof,
+                    None,
                     &volume,
                     &snap_name,
                     req.description.clone(),
@@ -999,7 +1020,7 @@ impl Control {
                     Some(p.user_id.clone()),
                 )
                 .await?;
-            volumes.push(self.snapshot_api(&snap).await);
+            volumes.push(snap);
         }
         Ok(InstanceSnapshot {
             id,
@@ -1026,7 +1047,7 @@ impl Control {
     ) -> Result<(roost_api::instances::Instance, Operation)> {
         let source = self.instance_row(p, key, project).await?;
         let access = self.project_access(p, &source.project_id).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         if source.kind != "container" {
             return Err(Error::unprocessable("clones copy container root filesystems only"));
         }
@@ -1073,7 +1094,7 @@ impl Control {
             ..source.clone()
         };
         let total: i64 = source_volumes.iter().map(|v| v.size_bytes).sum();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let requested =
             [("instances", 1), ("vcpus", row.cpus_milli), ("memory_bytes", row.memory_bytes), ("volume_gib", total)];
         self.check_quota(tx.conn(), &access.project, &requested).await?;
@@ -1087,10 +1108,10 @@ impl Control {
         roost_store::networks::set_instance_groups(tx.conn(), &row.id, &groups).await?;
         repo::set_lineage(tx.conn(), &row.id, &source.id, now).await?;
         let body = serde_json::to_value(&req).ok();
-        let op = self.new_operation(tx.conn(), p, "instance.clone", Some(("instance", &row.id))).await?;
-        audit::record(tx.conn(), ctx, p, "instance.clone", Some(("instance", &source.id)), body.as_ref()).await?;
+        let op = self.new_operation(&mut tx, p, "instance.clone", Some(("instance", &row.id))).await?;
+        tx.audit("instance.clone", Some(("instance", &source.id)), body.as_ref()).await?;
+        tx.instance_event("instance.created", &row.id).await?;
         tx.commit().await?;
-        op.announce();
         let snapshot = op.to_api();
         // The copies, then the clone starts.
         let copied: Result<()> = async {
@@ -1113,12 +1134,13 @@ impl Control {
                     updated_at: now_ms(),
                     ..volume.clone()
                 };
-                let mut tx = self.store().write().await?;
+                let mut tx = self.change(ctx, &proof).await?;
                 if let Err(e) = repo::insert_volume(tx.conn(), &copy).await {
                     drop(tx);
                     let _ = store.remove(&id).await;
                     return Err(unique_name(e, "volume", &copy.name));
                 }
+                self.volume_event(&mut tx, "volume.created", &id).await?;
                 tx.commit().await?;
             }
             Ok(())
@@ -1136,7 +1158,6 @@ impl Control {
             op.succeed(Some(serde_json::json!({"instance_id": row.id}))).await;
         }
         let fresh = self.store().instance(&row.id).await?.unwrap_or(row);
-        self.publish_instance(&fresh, "instance.created").await;
         Ok((self.instance_api(&fresh).await, snapshot))
     }
 }
@@ -1238,5 +1259,15 @@ mod tests {
         assert!(next_run("0 2 * *", t0).is_err());
         assert!(next_run("61 * * * *", t0).is_err());
         assert!(next_run("* * * * * *", t0).is_err());
+    }
+}
+
+/// An attached volume as the instance API shows it.
+pub(crate) fn instance_volume(v: VolumeRow) -> InstanceVolume {
+    InstanceVolume {
+        volume_id: v.id,
+        volume: v.name,
+        path: v.mount_path.unwrap_or_default(),
+        read_only: v.read_only != 0,
     }
 }

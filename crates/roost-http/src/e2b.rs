@@ -376,10 +376,7 @@ async fn host_traffic(control: &Control, id: &str, port: u16, mut req: Request) 
     let view = match given {
         Some(token) => {
             let row = live_row(control, id).await?;
-            if !control.check_sandbox_url_token(id, port, &token)? {
-                return Err(Error::unauthorized("invalid sandbox URL token (get one with `roost sandbox url`)"));
-            }
-            SandboxView { row, paused: false, kind: String::new() }
+            control.sandbox_by_url_token(row, port, &token)?
         }
         None if header_str(req.headers(), "x-access-token").is_some()
             || header_str(req.headers(), "e2b-traffic-access-token").is_some()

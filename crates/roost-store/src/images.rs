@@ -159,3 +159,8 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+/// An image's name by id, in the caller's transaction or on any connection.
+pub async fn name_in(conn: &mut AnyConnection, id: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT name FROM images WHERE id = $1").bind(id).fetch_optional(conn).await?)
+}

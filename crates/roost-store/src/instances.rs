@@ -129,6 +129,14 @@ pub async fn insert(conn: &mut AnyConnection, i: &InstanceRow) -> Result<()> {
 }
 
 /// Sets what the owner wants.
+/// An instance by id, in the caller's transaction or on any connection.
+pub async fn get_in(conn: &mut AnyConnection, id: &str) -> Result<Option<InstanceRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM instances WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
 pub async fn set_desired(conn: &mut AnyConnection, id: &str, desired: Desired, now: i64) -> Result<()> {
     sqlx::query("UPDATE instances SET desired = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
@@ -257,10 +265,8 @@ impl Store {
     }
 
     pub async fn instance(&self, id: &str) -> Result<Option<InstanceRow>> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM instances WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?)
+        let mut conn = self.pool().acquire().await?;
+        get_in(&mut conn, id).await
     }
 
     /// The names of some instances, by id, in one query (for listings that show them).

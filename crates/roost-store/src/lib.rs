@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod buckets;
+pub mod events;
 pub mod idempotency;
 pub mod images;
 pub mod instances;
@@ -90,6 +91,8 @@ pub struct Store {
     /// SQLite allows one writer; taking this lock before a write transaction turns
     /// SQLITE_BUSY retries into a fair queue. PostgreSQL needs none.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// What it was opened with (a PostgreSQL listener needs a connection of its own).
+    url: Arc<str>,
 }
 
 /// A write transaction. Commit it; dropping it rolls back.
@@ -154,7 +157,8 @@ impl Store {
             }
             Backend::Postgres => pool_options.max_connections(16).connect_with(options).await?,
         };
-        let store = Store { pool, backend, write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))) };
+        let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let store = Store { pool, backend, write_lock, url: url.into() };
         store.migrate().await?;
         Ok(store)
     }
@@ -169,6 +173,11 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The URL the store was opened with (it may hold a password: never log it).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -424,26 +424,8 @@ pub struct NicView {
 impl Store {
     /// The NICs and group names of these instances, in two queries (for lists).
     pub async fn network_views(&self, instance_ids: &[String]) -> Result<(Vec<NicView>, Vec<(String, String)>)> {
-        if instance_ids.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let placeholders: Vec<String> = (1..=instance_ids.len()).map(|i| format!("${i}")).collect();
-        let binds: Vec<Bind> = instance_ids.iter().map(|i| Bind::Text(i.clone())).collect();
-        let nics_sql = format!(
-            "SELECT n.instance_id, n.idx, n.ip, n.mac, n.network_id, w.name AS network FROM instance_nics n \
-             JOIN networks w ON w.id = n.network_id WHERE n.instance_id IN ({}) ORDER BY n.instance_id, n.idx",
-            placeholders.join(", ")
-        );
-        let nics: Vec<NicView> =
-            bind_all(sqlx::query_as(AssertSqlSafe(nics_sql.as_str())), &binds).fetch_all(self.pool()).await?;
-        let groups_sql = format!(
-            "SELECT m.instance_id, g.name FROM instance_security_groups m JOIN security_groups g ON g.id = m.group_id \
-             WHERE m.instance_id IN ({}) ORDER BY m.instance_id, g.name",
-            placeholders.join(", ")
-        );
-        let groups: Vec<(String, String)> =
-            bind_all(sqlx::query_as(AssertSqlSafe(groups_sql.as_str())), &binds).fetch_all(self.pool()).await?;
-        Ok((nics, groups))
+        let mut conn = self.pool().acquire().await?;
+        network_views_in(&mut conn, instance_ids).await
     }
 
     pub async fn all_project_ids(&self) -> Result<Vec<String>> {
@@ -521,4 +503,32 @@ impl Store {
         sql.push_str(&format!(" ORDER BY {order}"));
         Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
     }
+}
+
+/// The NICs (with their network's name) and security group names of instances, in the
+/// caller's transaction or on any connection.
+pub async fn network_views_in(
+    conn: &mut AnyConnection,
+    instance_ids: &[String],
+) -> Result<(Vec<NicView>, Vec<(String, String)>)> {
+    if instance_ids.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let placeholders: Vec<String> = (1..=instance_ids.len()).map(|i| format!("${i}")).collect();
+    let binds: Vec<Bind> = instance_ids.iter().map(|i| Bind::Text(i.clone())).collect();
+    let nics_sql = format!(
+        "SELECT n.instance_id, n.idx, n.ip, n.mac, n.network_id, w.name AS network FROM instance_nics n \
+         JOIN networks w ON w.id = n.network_id WHERE n.instance_id IN ({}) ORDER BY n.instance_id, n.idx",
+        placeholders.join(", ")
+    );
+    let nics: Vec<NicView> =
+        bind_all(sqlx::query_as(AssertSqlSafe(nics_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    let groups_sql = format!(
+        "SELECT m.instance_id, g.name FROM instance_security_groups m JOIN security_groups g ON g.id = m.group_id \
+         WHERE m.instance_id IN ({}) ORDER BY m.instance_id, g.name",
+        placeholders.join(", ")
+    );
+    let groups: Vec<(String, String)> =
+        bind_all(sqlx::query_as(AssertSqlSafe(groups_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    Ok((nics, groups))
 }

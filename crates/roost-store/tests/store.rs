@@ -71,6 +71,71 @@ async fn suite(store: &Store) {
     meta(store).await;
     presign_keys(store).await;
     concurrent_writes(store).await;
+    event_log(store).await;
+}
+
+fn new_event(kind: &str, id: &str) -> roost_store::events::NewEvent {
+    roost_store::events::NewEvent {
+        time: roost_store::now_ms(),
+        kind: kind.into(),
+        resource_type: "token".into(),
+        resource_id: id.into(),
+        audience: "user:usr-a".into(),
+        data: Some(format!("{{\"id\":\"{id}\"}}")),
+    }
+}
+
+/// Events land with their transaction or not at all, in sequence order without gaps,
+/// also when many transactions append at once; pruning keeps the newest.
+async fn event_log(store: &Store) {
+    use roost_store::events;
+    let start = store.last_event_seq().await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    let seqs = events::append(
+        tx.conn(),
+        store.backend(),
+        &[new_event("token.created", "tok-e1"), new_event("token.deleted", "tok-e1")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(seqs, vec![start + 1, start + 2]);
+    tx.commit().await.unwrap();
+    // A rolled-back transaction leaves no event and takes no number.
+    let mut tx = store.write().await.unwrap();
+    events::append(tx.conn(), store.backend(), &[new_event("token.created", "tok-rolled-back")]).await.unwrap();
+    drop(tx);
+    assert_eq!(store.last_event_seq().await.unwrap(), start + 2);
+    let rows = store.events_after(start, 100).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.resource_id.as_str()).collect::<Vec<_>>(), ["tok-e1", "tok-e1"]);
+    assert_eq!(rows[0].kind, "token.created");
+    assert_eq!(rows[0].audience, "user:usr-a");
+
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.write().await.unwrap();
+            events::append(tx.conn(), store.backend(), &[new_event("token.created", &format!("tok-p{i}"))])
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rows = store.events_after(start, 1000).await.unwrap();
+    assert_eq!(rows.len(), 32);
+    for pair in rows.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1, "no gaps");
+    }
+    assert_eq!(store.last_event_seq().await.unwrap(), start + 32);
+
+    // Everything is older than "now + 1s"; the newest 5 stay.
+    let pruned = store.prune_events(roost_store::now_ms() + 1000, 5).await.unwrap();
+    assert!(pruned >= 27, "{pruned}");
+    assert_eq!(store.first_event_seq().await.unwrap(), Some(start + 28));
+    assert_eq!(store.events_after(0, 1000).await.unwrap().len(), 5);
 }
 
 /// A bucket's presign keys (described `presign:<bucket>:…` and limited to exactly that
