@@ -115,6 +115,7 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
             path: "/data".into(),
             read_only: false,
         }],
+        capabilities_add: Vec::new(),
     };
     let driver: &dyn Driver = &env.driver;
     assert_eq!(driver.inspect(&id).await.unwrap().status, InstanceStatus::Missing);
@@ -399,6 +400,7 @@ async fn a_vm_needs_the_guest_agent_in_its_image() {
         dns: None,
         volumes: Vec::new(),
         disks: Vec::new(),
+        capabilities_add: Vec::new(),
     };
     let err = env.driver.prepare(&spec).await.unwrap_err();
     assert!(err.to_string().contains("qemu-guest-agent"), "{err}");
@@ -468,6 +470,7 @@ async fn a_vm_falls_back_to_tcg_when_qemu_refuses_kvm() {
         dns: None,
         volumes: Vec::new(),
         disks: Vec::new(),
+        capabilities_add: Vec::new(),
     };
     driver.prepare(&spec).await.expect("prepare");
     driver.start(&id).await.expect("start");

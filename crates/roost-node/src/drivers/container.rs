@@ -21,6 +21,7 @@ mod exec;
 mod files;
 mod mountns;
 mod runc;
+mod seccomp;
 
 use std::collections::HashMap;
 use std::fs;
