@@ -208,7 +208,9 @@ impl Control {
             match roost_node::normalize_capability(cap) {
                 Ok(cap) if !capabilities_add.contains(&cap) => capabilities_add.push(cap),
                 Ok(_) => {}
-                Err(message) => v.check(false, "capabilities_add", message),
+                Err(message) => {
+                    v.check(false, "capabilities_add", message);
+                }
             }
         }
         v.check(
