@@ -127,6 +127,31 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     let tap = roost_node::network::nic_ifname(&id, 0);
     let master = std::fs::read_link(format!("/sys/class/net/{tap}/master")).expect("the tap is on a bridge");
     assert_eq!(master.file_name().unwrap().to_str().unwrap(), nic.bridge);
+    // QEMU is confined: an unprivileged user without capabilities, its seccomp sandbox
+    // (every optional part denied), no daemonizing, a /dev of its own, and nothing of the
+    // data directory reachable by path.
+    let pid = driver.inspect(&id).await.unwrap().pid.unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> String {
+        status.lines().find(|l| l.starts_with(name)).unwrap_or_default().split_whitespace().nth(1).unwrap_or("").into()
+    };
+    let qemu_uid = roost_node_uid("roost-qemu");
+    assert_eq!(field("Uid:"), qemu_uid.to_string(), "{status}");
+    assert_ne!(qemu_uid, 0);
+    assert_eq!(field("CapEff:"), "0000000000000000", "{status}");
+    assert_eq!((field("Seccomp:"), field("NoNewPrivs:")), ("2".to_string(), "1".to_string()), "{status}");
+    let args = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().replace('\0', " ");
+    assert!(
+        args.contains("-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
+            && !args.contains("-daemonize")
+            && !args.contains(env.data_dir.to_str().unwrap()),
+        "{args}"
+    );
+    let dev: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/root/dev"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(dev.len() <= 6 && dev.contains(&"urandom".to_string()) && !dev.contains(&"sda".to_string()), "{dev:?}");
 
     // exec through the guest agent (waits for the guest to boot).
     let out =
@@ -491,6 +516,13 @@ async fn a_vm_falls_back_to_tcg_when_qemu_refuses_kvm() {
     } else {
         assert_eq!(info.accelerator, "kvm", "QEMU accepted KVM here: {info:?}");
     }
+}
+
+/// A user's uid from /etc/passwd.
+fn roost_node_uid(name: &str) -> u32 {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("no user {name}"));
+    line.split(':').nth(2).unwrap().parse().unwrap()
 }
 
 fn hex_sha256(data: &[u8]) -> String {
