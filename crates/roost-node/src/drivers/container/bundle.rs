@@ -6,9 +6,10 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder,
-    Spec, SpecBuilder, UserBuilder, get_default_maskedpaths, get_default_mounts, get_default_readonly_paths,
+    Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxIdMappingBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder, get_default_maskedpaths, get_default_mounts,
+    get_default_readonly_paths,
 };
 
 use crate::driver::{DEFAULT_INIT, InstanceSpec};
@@ -63,6 +64,10 @@ pub struct BundleContext<'a> {
     pub limit_swap: bool,
     /// The instance directory, where hosts, hostname and resolv.conf are.
     pub dir: &'a Path,
+    /// The root filesystem (`rootfs`, relative to the bundle, or an absolute path).
+    pub root: &'a Path,
+    /// The instance's user namespace (joined) and its id map.
+    pub userns: Option<(&'a Path, super::userns::IdMap)>,
 }
 
 /// The command an instance runs.
@@ -154,6 +159,10 @@ pub fn spec(spec: &InstanceSpec, ctx: &BundleContext<'_>) -> Result<Spec> {
     }
 
     let mut namespaces = Vec::new();
+    if let Some((path, _)) = ctx.userns {
+        namespaces
+            .push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).path(path).build().map_err(oci)?);
+    }
     for typ in [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
@@ -171,7 +180,14 @@ pub fn spec(spec: &InstanceSpec, ctx: &BundleContext<'_>) -> Result<Spec> {
         namespaces.push(ns.build().map_err(oci)?);
     }
 
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if let Some((_, map)) = ctx.userns {
+        let ids = |host: u32| {
+            LinuxIdMappingBuilder::default().container_id(0u32).host_id(host).size(map.count).build().map_err(oci)
+        };
+        linux = linux.uid_mappings(vec![ids(map.uid)?]).gid_mappings(vec![ids(map.gid)?]);
+    }
+    let linux = linux
         .namespaces(namespaces)
         .resources(resources.build().map_err(oci)?)
         .cgroups_path(PathBuf::from(&ctx.cgroups_path))
@@ -183,7 +199,7 @@ pub fn spec(spec: &InstanceSpec, ctx: &BundleContext<'_>) -> Result<Spec> {
 
     SpecBuilder::default()
         .version("1.0.2")
-        .root(RootBuilder::default().path("rootfs").readonly(false).build().map_err(oci)?)
+        .root(RootBuilder::default().path(ctx.root).readonly(false).build().map_err(oci)?)
         .process(process)
         .hostname(spec.hostname.clone())
         .mounts(mounts)
@@ -292,6 +308,8 @@ mod tests {
             cgroups_path: "/roost/i-abcdefghijkl".into(),
             limit_swap: true,
             dir,
+            root: Path::new("rootfs"),
+            userns: None,
         };
         let spec = spec(&instance(), &ctx).unwrap();
         let json = serde_json::to_value(&spec).unwrap();
@@ -330,7 +348,15 @@ mod tests {
     #[test]
     fn capabilities_are_added_from_the_allowlist_only() {
         let dir = Path::new("/x");
-        let ctx = BundleContext { init: None, netns: None, cgroups_path: "/roost/x".into(), limit_swap: false, dir };
+        let ctx = BundleContext {
+            init: None,
+            netns: None,
+            cgroups_path: "/roost/x".into(),
+            limit_swap: false,
+            dir,
+            root: Path::new("rootfs"),
+            userns: None,
+        };
         let mut s = instance();
         s.capabilities_add = vec!["net_raw".into(), "CAP_SYS_PTRACE".into()];
         let json = serde_json::to_value(spec(&s, &ctx).unwrap()).unwrap();
@@ -350,7 +376,15 @@ mod tests {
         let mut s = instance();
         (s.cpus, s.memory_bytes, s.pids_limit) = (0.0, 0, 0);
         let dir = Path::new("/x");
-        let ctx = BundleContext { init: None, netns: None, cgroups_path: "/roost/x".into(), limit_swap: false, dir };
+        let ctx = BundleContext {
+            init: None,
+            netns: None,
+            cgroups_path: "/roost/x".into(),
+            limit_swap: false,
+            dir,
+            root: Path::new("rootfs"),
+            userns: None,
+        };
         let json = serde_json::to_value(spec(&s, &ctx).unwrap()).unwrap();
         let res = &json["linux"]["resources"];
         assert!(res.get("cpu").is_none() && res.get("memory").is_none() && res.get("pids").is_none());

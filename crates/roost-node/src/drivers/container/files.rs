@@ -14,7 +14,7 @@ use nix::sched::{CloneFlags, unshare};
 use tokio_util::io::SyncIoBridge;
 
 use crate::driver::TarStream;
-use crate::images::tarball::{relative_inside, unpack};
+use crate::images::tarball::{relative_inside, unpack_owned};
 use crate::{Error, Result};
 
 fn enter(root: &Path) -> Result<()> {
@@ -24,19 +24,24 @@ fn enter(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Unpacks `tar` into the directory `path` of the file system at `root`.
-pub async fn copy_in(root: PathBuf, path: &str, tar: TarStream) -> Result<()> {
+/// Unpacks `tar` into the directory `path` of the file system at `root`. With `map` (a
+/// user-namespaced instance) the files are written as the container's root: through
+/// its idmapped layers host root has no id, and the archive's owners are not kept.
+pub async fn copy_in(root: PathBuf, path: &str, tar: TarStream, map: Option<super::userns::IdMap>) -> Result<()> {
     let relative = relative_inside(path)?;
     let shown = path.to_string();
     let reader = SyncIoBridge::new(tar);
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let result = enter(&root).and_then(|()| {
+            if let Some(map) = map {
+                super::userns::become_container_root(map)?;
+            }
             let dst = Path::new("/").join(&relative);
             if !dst.is_dir() {
                 return Err(Error::Invalid(format!("'{shown}' is not a directory in the instance")));
             }
-            unpack(reader, &dst)
+            unpack_owned(reader, &dst, map.is_none())
         });
         let _ = tx.send(result);
     });
