@@ -523,6 +523,20 @@ async fn with_userns_on_the_container_root_is_unprivileged_on_the_host() {
     driver.copy_in(id, "/srv", Box::new(std::io::Cursor::new(tar))).await.unwrap();
     assert_eq!(meta(&upper.join("srv/copied.txt")), 0);
     assert_eq!(exec(driver, id, &["cat", "/srv/copied.txt"]).await.stdout, "copied\n");
+    // copy_out carries the owners the files have inside.
+    let mut out = driver.copy_out(id, "/srv").await.unwrap();
+    let mut bytes = Vec::new();
+    out.read_to_end(&mut bytes).await.unwrap();
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let owners: Vec<(String, u64)> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.path().unwrap().display().to_string(), e.header().uid().unwrap())
+        })
+        .collect();
+    assert!(owners.contains(&("srv/f".to_string(), 1000)) && owners.contains(&("srv".to_string(), 0)), "{owners:?}");
     // The same privileges for execs as for pid 1, seccomp included.
     let mine = exec(driver, id, &["cat", "/proc/self/status"]).await.stdout;
     let init = exec(driver, id, &["cat", "/proc/1/status"]).await.stdout;

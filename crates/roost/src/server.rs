@@ -198,7 +198,9 @@ fn attach_compute(control: &Control, s: &ServerSettings, s3_port: Option<u16>) -
     config.userns = s.userns;
     let driver = roost_node::drivers::container::ContainerDriver::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     match driver.idmap() {
-        Some(map) => tracing::info!(uid = map.uid, gid = map.gid, count = map.count, "containers run in user namespaces"),
+        Some(map) => {
+            tracing::info!(uid = map.uid, gid = map.gid, count = map.count, "containers run in user namespaces")
+        }
         None => tracing::info!("containers run without user namespaces"),
     }
     let mut node = roost_control::node::Node::new(

@@ -749,6 +749,13 @@ impl Driver for ContainerDriver {
         truncate_if_larger(&p.runc_log, 1 << 20);
         let logs = LogFiles::new(&p.dir);
         let (out, err) = logs.open_writers()?;
+        // The container's root may reopen its own output (`/proc/1/fd/1`, `/dev/stdout`):
+        // in a user namespace the log files must be its.
+        if let Some(map) = self.inner.idmap.filter(|_| is_mounted_at(&p.mapped)) {
+            for f in [&out, &err] {
+                std::os::unix::fs::fchown(f, Some(map.uid), Some(map.gid)).at("chown", &p.dir)?;
+            }
+        }
         logs.mark().at("writing the log index in", &p.dir)?;
         // roost-init's socket (when the bundle runs it): made here, handed to it as fd 3.
         let socket = agent::socket_path(&p.dir);
@@ -975,7 +982,9 @@ impl Driver for ContainerDriver {
 
     async fn copy_out(&self, id: &str, path: &str) -> Result<TarStream> {
         validate_id(id)?;
-        files::copy_out(self.files_root(id).await?, path).await
+        let root = self.files_root(id).await?;
+        let map = self.inner.idmap.filter(|_| is_mounted_at(&self.paths(id).mapped));
+        files::copy_out(root, path, map).await
     }
 
     async fn pause(&self, id: &str) -> Result<()> {
