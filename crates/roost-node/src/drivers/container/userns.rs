@@ -286,7 +286,6 @@ pub fn owned_by(ns: &Path, userns: Option<&Path>) -> bool {
 }
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
@@ -341,7 +340,6 @@ pub fn idmapped_bind(source: &Path, target: &Path, userns: &Path) -> Result<()> 
             return Err(fail("mounting", io::Error::last_os_error()));
         }
     }
-    let _ = AT_RECURSIVE;
     Ok(())
 }
 
