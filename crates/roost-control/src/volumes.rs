@@ -1162,6 +1162,8 @@ impl Control {
         instance_id: &str,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
+        // The reconciler's lock: it would otherwise see the freeze and call it paused.
+        let _instance_lock = self.lock_for(instance_id).lock_owned().await;
         let driver = self.driver_of(instance_id).await?;
         let running =
             matches!(driver.inspect(instance_id).await.map(|s| s.status), Ok(roost_node::InstanceStatus::Running));

@@ -578,6 +578,11 @@ async fn a_clone_copies_a_frozen_source_and_never_follows_its_symlinks() {
     ok(&admin, "src", "ln -s /etc/shadow /leak && mkdir -p /srv && ln -s /etc /srv/etc-link").await;
     // Files appear and vanish all the time: a live copy trips over them.
     ok(&admin, "src", "mkdir /churn; (while :; do for i in 1 2 3 4 5 6 7 8; do mkdir -p /churn/$i/a/b && echo x > /churn/$i/a/b/f; done; rm -rf /churn/*; done) > /dev/null 2>&1 &").await;
+    // Two counters written one after the other, among many files: a copy of a frozen
+    // instance sees them equal or `a` one ahead; a live copy reads them at different times.
+    ok(&admin, "src", "mkdir /state && for n in $(seq 1 3000); do echo $n > /state/pad$n; done").await;
+    ok(&admin, "src", "(i=0; while :; do i=$((i+1)); echo $i > /state/a; echo $i > /state/b; done) > /dev/null 2>&1 &")
+        .await;
     for n in 0..3 {
         let name = format!("copy{n}");
         let created =
@@ -593,6 +598,11 @@ async fn a_clone_copies_a_frozen_source_and_never_follows_its_symlinks() {
         assert_eq!(std::fs::read_link(upper.join("leak")).unwrap(), Path::new("/etc/shadow"));
         assert!(std::fs::symlink_metadata(upper.join("srv/etc-link")).unwrap().file_type().is_symlink());
         assert_eq!(ok(&admin, &name, "readlink /leak").await.trim(), "/etc/shadow");
+        let counters = ok(&admin, &name, "cat /state/a; echo; cat /state/b").await;
+        let values: Vec<i64> = counters.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        if let [a, b] = values[..] {
+            assert!(a == b || a == b + 1, "copied at different moments: a={a} b={b}");
+        }
         let op = admin.delete_instance(&name, None, true).await.unwrap();
         wait_op(&admin, &op).await;
     }

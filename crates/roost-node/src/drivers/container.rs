@@ -1042,10 +1042,10 @@ impl Driver for ContainerDriver {
         let _guard = self.lock(id).await;
         let mut spec = self.load_spec(id)?;
         if let Some(run) = self.running(id).await {
-            let mapped = is_mounted_at(&self.paths(id).mapped);
-            let source = self.mount_disk_for(id, disk, mapped).await?;
+            let map = self.inner.idmap.filter(|_| is_mounted_at(&self.paths(id).mapped));
+            let source = self.mount_disk_for(id, disk, map.is_some()).await?;
             let op = mountns::Op::Attach { source, target: disk.path.clone() };
-            if let Err(e) = mountns::run(run.pid, &op) {
+            if let Err(e) = mountns::run(run.pid, &op, map) {
                 let _ = self.unmount_disk_of(id, disk);
                 return Err(e);
             }
@@ -1071,7 +1071,7 @@ impl Driver for ContainerDriver {
                     )));
                 }
             }
-            mountns::run(run.pid, &mountns::Op::Detach { target: disk.path.clone(), lazy: force })?;
+            mountns::run(run.pid, &mountns::Op::Detach { target: disk.path.clone(), lazy: force }, None)?;
         }
         self.unmount_disk_of(id, disk)?;
         let Ok(mut spec) = self.load_spec(id) else { return Ok(()) };

@@ -367,8 +367,12 @@ pub fn become_container_root(map: IdMap) -> Result<()> {
     }
 }
 
-/// Makes the thread's permitted capabilities effective.
-unsafe fn raise_capabilities() -> io::Result<()> {
+/// Makes the thread's permitted capabilities effective (no allocation: also for a
+/// forked child).
+///
+/// # Safety
+/// Changes the calling thread's credentials.
+pub unsafe fn raise_capabilities() -> io::Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,
