@@ -581,8 +581,10 @@ async fn a_clone_copies_a_frozen_source_and_never_follows_its_symlinks() {
     // Two counters written one after the other, among many files: a copy of a frozen
     // instance sees them equal or `a` one ahead; a live copy reads them at different times.
     ok(&admin, "src", "mkdir /state && for n in $(seq 1 3000); do echo $n > /state/pad$n; done").await;
-    ok(&admin, "src", "(i=0; while :; do i=$((i+1)); echo $i > /state/a; echo $i > /state/b; done) > /dev/null 2>&1 &")
-        .await;
+    // (Each written whole, then renamed: never seen half-written.)
+    let counters = "(i=0; while :; do i=$((i+1)); echo $i > /state/a.new; mv /state/a.new /state/a; \
+                    echo $i > /state/b.new; mv /state/b.new /state/b; done) > /dev/null 2>&1 &";
+    ok(&admin, "src", counters).await;
     for n in 0..3 {
         let name = format!("copy{n}");
         let created =
@@ -600,9 +602,8 @@ async fn a_clone_copies_a_frozen_source_and_never_follows_its_symlinks() {
         assert_eq!(ok(&admin, &name, "readlink /leak").await.trim(), "/etc/shadow");
         let counters = ok(&admin, &name, "cat /state/a; echo; cat /state/b").await;
         let values: Vec<i64> = counters.split_whitespace().filter_map(|v| v.parse().ok()).collect();
-        if let [a, b] = values[..] {
-            assert!(a == b || a == b + 1, "copied at different moments: a={a} b={b}");
-        }
+        let [a, b] = values[..] else { panic!("counters: {counters:?}") };
+        assert!(a == b || a == b + 1, "copied at different moments: a={a} b={b}");
         let op = admin.delete_instance(&name, None, true).await.unwrap();
         wait_op(&admin, &op).await;
     }
