@@ -217,6 +217,21 @@ impl Control {
             v.check(script.len() <= 64 * 1024, "user_data", "must be at most 64 KiB");
         }
         v.check(req.ssh_keys.len() <= 32, "ssh_keys", "at most 32 keys");
+        let mut capabilities_add: Vec<String> = Vec::new();
+        for cap in &req.capabilities_add {
+            match roost_node::normalize_capability(cap) {
+                Ok(cap) if !capabilities_add.contains(&cap) => capabilities_add.push(cap),
+                Ok(_) => {}
+                Err(message) => {
+                    v.check(false, "capabilities_add", message);
+                }
+            }
+        }
+        v.check(
+            kind != "vm" || capabilities_add.is_empty(),
+            "capabilities_add",
+            "a VM has its own kernel: capabilities are set inside it",
+        );
         v.check(
             kind != "vm" || req.command.is_none(),
             "command",
@@ -297,6 +312,7 @@ impl Control {
             created_at: now,
             updated_at: now,
             started_at: None,
+            capabilities_add: serde_json::to_string(&capabilities_add).unwrap_or_else(|_| "[]".into()),
         };
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.change(ctx, &proof).await?;

@@ -259,6 +259,7 @@ impl Control {
             dns,
             volumes: Vec::new(),
             disks: self.disks_of(&row.id).await?,
+            capabilities_add: row.capabilities_add(),
         };
         t.step("spec");
         let driver = node.driver_for(&row.kind)?;

@@ -980,7 +980,7 @@ impl Control {
         let store = self.volume_store();
         let upper = self.settings().data_dir.join("instances").join(&instance.id).join("upper");
         let archive = store.archive(&id);
-        tar_dir(&upper, &archive).await?;
+        self.while_frozen(&instance.id, tar_dir(&upper, &archive)).await?;
         let row = InstanceSnapshotRow {
             id: id.clone(),
             project_id: instance.project_id.clone(),
@@ -1116,7 +1116,7 @@ impl Control {
         // The copies, then the clone starts.
         let copied: Result<()> = async {
             let upper = |id: &str| self.settings().data_dir.join("instances").join(id).join("upper");
-            copy_tree(&upper(&source.id), &upper(&row.id)).await?;
+            self.while_frozen(&source.id, copy_tree(&upper(&source.id), &upper(&row.id))).await?;
             let store = self.volume_store();
             for volume in &source_volumes {
                 let id = IdKind::Volume.generate();
@@ -1171,6 +1171,33 @@ fn disk_of(store: &VolumeStore, v: &VolumeRow) -> VolumeAttachment {
         filesystem: v.filesystem.clone(),
         path: v.mount_path.clone().unwrap_or_default(),
         read_only: v.read_only != 0,
+    }
+}
+
+impl Control {
+    /// Runs `work` with a running container frozen (the cgroup freezer, as pause does),
+    /// so the files of its upper layer hold still while they are copied: no file changes
+    /// half-way, and no directory is swapped for a symlink between the copy's look and its
+    /// open. An instance that is paused already stays paused; one that does not run needs
+    /// nothing.
+    async fn while_frozen<T>(
+        &self,
+        instance_id: &str,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        // The reconciler's lock: it would otherwise see the freeze and call it paused.
+        let _instance_lock = self.lock_for(instance_id).lock_owned().await;
+        let driver = self.driver_of(instance_id).await?;
+        let running =
+            matches!(driver.inspect(instance_id).await.map(|s| s.status), Ok(roost_node::InstanceStatus::Running));
+        if running {
+            driver.pause(instance_id).await.map_err(node_error)?;
+        }
+        let result = work.await;
+        if running && let Err(e) = driver.resume(instance_id).await {
+            tracing::error!(instance = instance_id, error = %e, "could not thaw the instance after a copy");
+        }
+        result
     }
 }
 
@@ -1233,8 +1260,11 @@ async fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
     }
     let parent = to.parent().ok_or_else(|| Error::internal("bad clone target"))?;
     std::fs::create_dir_all(parent).map_err(|e| Error::internal(format!("creating {}: {e}", parent.display())))?;
+    // `-a` copies symlinks as symlinks (never what they point at, which for a link the
+    // instance made could be any host file); `-T`: `to` is the copy, never a directory
+    // to copy into.
     let out = tokio::process::Command::new("cp")
-        .args(["-a", "--reflink=auto", "--sparse=always"])
+        .args(["-a", "--no-dereference", "-T", "--reflink=auto", "--sparse=always"])
         .arg(from)
         .arg(to)
         .output()

@@ -79,6 +79,9 @@ pub struct ServerArgs {
     /// MicroVM accelerator: auto (KVM when a probe proves it works, else TCG), kvm, tcg [env: ROOST_ACCEL] [default: auto]
     #[arg(long, value_name = "MODE")]
     pub accel: Option<String>,
+    /// Containers in user namespaces: auto (where the host supports them), on (refuse to start without), off [env: ROOST_USERNS] [default: auto]
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
     /// Frozen sandboxes kept ready per template and project (0: off, every create starts cold) [env: ROOST_SANDBOX_POOL] [default: 0]
     #[arg(long, value_name = "N")]
     pub sandbox_pool: Option<String>,
@@ -124,6 +127,7 @@ pub struct ServerSettings {
     pub s3_public_url: Option<String>,
     pub s3_housekeeping_interval: Duration,
     pub accel: roost_node::drivers::vm::AccelChoice,
+    pub userns: roost_node::drivers::container::userns::UsernsMode,
     /// `None`: the E2B API is off.
     pub e2b_listen: Option<SocketAddr>,
     /// Warm pool size per (project, template); 0: off.
@@ -153,6 +157,7 @@ const KEYS: &[&str] = &[
     "s3_public_url",
     "s3_housekeeping_interval",
     "accel",
+    "userns",
     "e2b_listen",
     "sandbox_pool",
 ];
@@ -401,6 +406,10 @@ impl ServerSettings {
                 .ok_or_else(|| invalid("accel", &v, &src, "expected auto, kvm or tcg"))?,
             None => roost_node::drivers::vm::AccelChoice::Auto,
         };
+        let userns = match s.get("userns", &args.userns) {
+            Some((v, src)) => v.parse().map_err(|_| invalid("userns", &v, &src, "expected auto, on or off"))?,
+            None => roost_node::drivers::container::userns::UsernsMode::Auto,
+        };
         let e2b_listen = match s.get("e2b_listen", &args.e2b_listen) {
             Some((v, _)) if v == "off" => None,
             Some((v, src)) => Some(v.parse::<SocketAddr>().map_err(|_| {
@@ -418,6 +427,7 @@ impl ServerSettings {
         Ok(ServerSettings {
             sandbox_pool,
             accel,
+            userns,
             e2b_listen,
             s3_listen,
             s3_domain,

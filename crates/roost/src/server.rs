@@ -201,7 +201,14 @@ fn attach_compute(control: &Control, s: &ServerSettings, listeners: Vec<(u16, St
     // ROOST_EXEC_AGENT=off: containers keep the shell init and every exec is a `runc
     // exec` (for A/B measurements and as an escape hatch; see docs/performance.md).
     config.exec_agent = std::env::var("ROOST_EXEC_AGENT").map_or(true, |v| v != "off");
+    config.userns = s.userns;
     let driver = roost_node::drivers::container::ContainerDriver::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match driver.idmap() {
+        Some(map) => {
+            tracing::info!(uid = map.uid, gid = map.gid, count = map.count, "containers run in user namespaces")
+        }
+        None => tracing::info!("containers run without user namespaces"),
+    }
     let mut node = roost_control::node::Node::new(
         std::sync::Arc::new(driver),
         roost_node::images::ImageStore::new(s.data_dir.join("images")),

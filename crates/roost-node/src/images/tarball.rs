@@ -41,9 +41,14 @@ pub fn decompress<R: BufRead + Send + 'static>(mut reader: R) -> io::Result<Box<
 /// Unpacks a plain tar stream into the existing directory `dst`, keeping modes and
 /// owners (we run as root; an image's files belong to its users).
 pub fn unpack(reader: impl Read, dst: &Path) -> Result<()> {
+    unpack_owned(reader, dst, true)
+}
+
+/// [`unpack`], keeping the archive's owners or not (the files are then the caller's).
+pub fn unpack_owned(reader: impl Read, dst: &Path, keep_owners: bool) -> Result<()> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
+    archive.set_preserve_ownerships(keep_owners);
     archive.set_preserve_mtime(true);
     archive.set_overwrite(true);
     archive.set_unpack_xattrs(false);
