@@ -246,6 +246,13 @@ pub struct SandboxFileEntry {
     /// Where a symlink points.
     #[serde(default)]
     pub symlink_target: Option<String>,
+    /// As `ls -l` shows them, e.g. `-rw-r--r--`.
+    #[serde(default)]
+    pub permissions: String,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub group: String,
 }
 
 /// `?path=` of the sandbox file endpoints (relative paths are under `/root`).

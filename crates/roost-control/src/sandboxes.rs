@@ -681,7 +681,7 @@ impl Control {
     /// Starts a process in a sandbox, on a terminal of `pty` (rows, cols) when given.
     /// The receiver sees everything it prints.
     #[allow(clippy::too_many_arguments)]
-    pub async fn start_sandbox_process(
+    pub(crate) async fn start_sandbox_process(
         &self,
         view: &SandboxView,
         cmd: String,
@@ -848,7 +848,7 @@ impl Control {
     /// Runs a command to completion in the sandbox (for file operations): stdout, stderr
     /// and exit code. Output past [`MAX_RUN_OUTPUT`] fails the call (a listing of a
     /// directory with millions of entries, say) rather than filling the server's memory.
-    pub async fn sandbox_run(&self, view: &SandboxView, argv: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i32)> {
+    pub(crate) async fn sandbox_run(&self, view: &SandboxView, argv: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i32)> {
         let mut session = self
             .exec(
                 &view.row.instance_id,
@@ -942,7 +942,7 @@ exec cat -- "$1""#;
     /// target first (nothing is held here), which replaces the target's content only
     /// once all of them arrived: an upload cut short or too large leaves the target as
     /// it was. Returns the size written.
-    pub async fn sandbox_write_from(
+    pub(crate) async fn sandbox_write_from(
         &self,
         view: &SandboxView,
         path: &str,
