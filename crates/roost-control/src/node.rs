@@ -32,7 +32,6 @@ pub struct Node {
     /// Host TCP ports a port forward may not take (Roost's own listeners).
     pub reserved_ports: Vec<u16>,
     pub dns: DnsServer,
-    pub firewall_dirty: tokio::sync::Notify,
     pub firewall_lock: tokio::sync::Mutex<()>,
     pub firewall_synced: AtomicBool,
     /// The script applied last, to skip applying an unchanged one.
@@ -58,7 +57,6 @@ impl Node {
             nft: "nft".into(),
             reserved_ports,
             dns: DnsServer::new(),
-            firewall_dirty: tokio::sync::Notify::new(),
             firewall_lock: tokio::sync::Mutex::new(()),
             firewall_synced: AtomicBool::new(false),
             firewall_applied: tokio::sync::Mutex::new(String::new()),
