@@ -158,9 +158,11 @@ impl Control {
         &self.inner.shutdown
     }
 
-    /// Work to do once at start: finish what a crash interrupted, make sure the default
-    /// project exists, apply audit retention.
+    /// Work to do once at start: take over the task leases of this data directory's
+    /// previous run, finish what a crash interrupted, make sure the default project
+    /// exists, apply audit retention.
     pub async fn recover(&self) -> Result<()> {
+        self.tasks().take_over_previous_run(&self.settings().data_dir.join("server-id")).await?;
         self.ensure_default_project().await?;
         self.master_key()?;
         self.ensure_builtin_images().await?;

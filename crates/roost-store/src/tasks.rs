@@ -137,6 +137,19 @@ impl Store {
         tx.commit().await
     }
 
+    /// Gives up every lease `server` holds: that process is gone (the next process on its
+    /// data directory says so at start), so its tasks need not wait for the leases to
+    /// expire.
+    pub async fn release_task_leases_of(&self, server: &str) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("UPDATE background_tasks SET holder = NULL, lease_expires_at = 0 WHERE holder = $1")
+            .bind(server)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     /// Every task any server has run, by name.
     pub async fn tasks(&self) -> Result<Vec<TaskRow>> {
         let sql = format!("SELECT {COLUMNS} FROM background_tasks ORDER BY name");

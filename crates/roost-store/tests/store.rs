@@ -409,4 +409,8 @@ async fn task_leases(store: &Store) {
     store.release_task_lease("sweep", "srv-b").await.unwrap();
     assert!(take("srv-a", 41_000).await.is_some());
     assert_eq!(store.tasks().await.unwrap().len(), 1);
+
+    // The next process on srv-a's data directory gives up whatever srv-a held.
+    assert_eq!(store.release_task_leases_of("srv-a").await.unwrap(), 1);
+    assert!(take("srv-c", 42_000).await.is_some(), "free at once, long before it would expire");
 }

@@ -199,6 +199,33 @@ async fn a_failing_task_keeps_its_error_and_recovers() {
     assert!(server.output().contains("background task recovered"));
 }
 
+#[tokio::test]
+async fn a_restart_after_a_crash_takes_the_tasks_over_at_once() {
+    // An hour's lease: without the take-over, the next process would wait that long for
+    // the leases its killed predecessor left.
+    let options = || ServerOptions { args: vec!["--task-lease".into(), "1h".into()], ..Default::default() };
+    let mut server = TestServer::start_with(options());
+    let before = server_id(&server);
+    let admin = server.admin().await;
+    wait_task(&admin, "housekeeping", "a holder", |t| t.holder.as_deref() == Some(before.as_str())).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let data_dir = std::mem::replace(&mut server.data_dir, tempfile::tempdir().unwrap());
+    drop(server);
+    let again = TestServer::start_in(data_dir, options());
+    let after = server_id(&again);
+    assert_ne!(before, after, "a new id at every start");
+    assert_eq!(std::fs::read_to_string(again.data_path().join("server-id")).unwrap().trim(), after);
+    let admin = again.admin().await;
+    for name in ["housekeeping", "sandbox_expiry", "s3_housekeeping"] {
+        let task = wait_task(&admin, name, "the new process's run", |t| {
+            t.last_run.as_ref().is_some_and(|r| r.server == after)
+        })
+        .await;
+        assert_eq!(task.holder.as_deref(), Some(after.as_str()), "{name}");
+    }
+}
+
 /// One activation of a task as the servers logged it (`roost_control::tasks` at debug).
 #[derive(Debug)]
 struct Activation {

@@ -97,6 +97,14 @@ enum Leases {
 }
 
 impl Leases {
+    fn store(&self) -> Option<&Store> {
+        match self {
+            Leases::Store { store, .. } => Some(store),
+            #[cfg(test)]
+            Leases::Always => None,
+        }
+    }
+
     fn ttl(&self) -> Duration {
         match self {
             Leases::Store { ttl, .. } => *ttl,
@@ -178,6 +186,30 @@ impl Tasks {
     /// The lease length.
     pub fn lease(&self) -> Duration {
         self.inner.leases.ttl()
+    }
+
+    /// Gives up the leases of the previous process on this data directory, whose id
+    /// `id_file` holds, and writes this server's id there for the next start. A server
+    /// that crashed or was killed keeps its leases until they expire; its successor on
+    /// the same data directory (the only kind a single-server install has) knows it is
+    /// gone and takes its tasks over at once instead of waiting. Call before any task is
+    /// registered.
+    pub async fn take_over_previous_run(&self, id_file: &std::path::Path) -> Result<()> {
+        let previous = std::fs::read_to_string(id_file).unwrap_or_default();
+        let previous = previous.trim();
+        if roost_api::ids::IdKind::Server.matches(previous)
+            && previous != self.server_id()
+            && let Some(store) = self.inner.leases.store()
+        {
+            let released = store.release_task_leases_of(previous).await?;
+            if released > 0 {
+                tracing::info!(previous, released, "released the task leases of this data directory's previous run");
+            }
+        }
+        let tmp = id_file.with_extension("tmp");
+        std::fs::write(&tmp, format!("{}\n", self.server_id()))
+            .and_then(|()| std::fs::rename(&tmp, id_file))
+            .map_err(|e| crate::Error::internal(format!("cannot write {}: {e}", id_file.display())))
     }
 
     /// Starts driving `task`: a first activation as soon as this server holds its lease,
