@@ -1,5 +1,6 @@
 // Background tasks: how their periods, durations and run summaries read.
-import type { TaskRun } from "../types";
+import { relativeTime } from "./format";
+import type { BackgroundTask, TaskRun } from "../types";
 
 /** A period: `1s`, `10m`, `1h 30m`, `1.5s`. */
 export function formatPeriod(ms: number): string {
@@ -27,4 +28,12 @@ export function summary(run: TaskRun): string {
   return Object.entries(run.details ?? {})
     .map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
     .join(", ");
+}
+
+/** When it runs next: `asked for`, `now` (due within a second or overdue), `in 5 seconds`, `—`. */
+export function nextRun(t: BackgroundTask, now = Date.now()): string {
+  if (t.run_requested_at) return "asked for";
+  if (!t.next_run_at) return "—";
+  const at = new Date(t.next_run_at).getTime();
+  return at - now < 1000 ? "now" : relativeTime(t.next_run_at, now);
 }

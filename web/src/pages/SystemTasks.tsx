@@ -7,7 +7,7 @@ import { ResourceTable } from "../components/ResourceTable";
 import { toast } from "../components/toast";
 import { EmptyState, LongText, StatusBadge } from "../components/ui";
 import { relativeTime } from "../lib/format";
-import { formatPeriod, formatTook, summary } from "../lib/tasks";
+import { formatPeriod, formatTook, nextRun, summary } from "../lib/tasks";
 import { useTitle } from "../router";
 import { useSession } from "../session";
 import type { BackgroundTask, Page } from "../types";
@@ -69,7 +69,7 @@ export function SystemTasksPage() {
             ),
           },
           { label: "Period", render: (t) => formatPeriod(t.period_ms) },
-          { label: "Last run", render: (t) => (t.last_run ? relativeTime(t.last_run.started_at) : "never") },
+          { label: "Last run", render: (t) => <span className="nowrap">{t.last_run ? relativeTime(t.last_run.started_at) : "never"}</span> },
           { label: "Took", render: (t) => (t.last_run ? formatTook(t.last_run.elapsed_ms) : "—"), className: "hide-sm" },
           {
             label: "Outcome",
@@ -88,7 +88,7 @@ export function SystemTasksPage() {
           },
           {
             label: "Next run",
-            render: (t) => (t.run_requested_at ? "asked for" : t.next_run_at ? relativeTime(t.next_run_at) : "—"),
+            render: (t) => <span className="nowrap">{nextRun(t)}</span>,
             className: "hide-sm",
           },
           { label: "Runs", render: (t) => t.runs },
