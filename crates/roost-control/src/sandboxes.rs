@@ -26,6 +26,7 @@ use tokio::sync::broadcast;
 use crate::auth::hash_secret;
 use crate::error::{Validator, check_name};
 use crate::images::node_error;
+use crate::tasks::{BackgroundTask, TaskSpec};
 use crate::{Control, Error, Principal, RequestContext, Result, audit};
 
 /// Longest a sandbox may live without being extended (E2B's own cap is 24 h).
@@ -241,6 +242,21 @@ pub struct NewSandbox {
     pub env: BTreeMap<String, String>,
     /// `container` (default) or `vm`.
     pub kind: Option<String>,
+}
+
+/// Sandbox TTLs: checked every second, so a sandbox lives about as long as it was given.
+pub(crate) const SANDBOX_EXPIRY: TaskSpec = TaskSpec {
+    name: "sandbox_expiry",
+    description: "Kills the sandboxes whose timeout has run out (audited as system, source sandbox-ttl)",
+    period: Duration::from_secs(1),
+};
+
+pub(crate) struct SandboxExpiry(pub(crate) Control);
+
+impl BackgroundTask for SandboxExpiry {
+    async fn activate(&mut self) -> Result<serde_json::Value> {
+        self.0.expire_sandboxes().await
+    }
 }
 
 impl Control {
@@ -605,30 +621,20 @@ impl Control {
         Ok(())
     }
 
-    /// Kills sandboxes whose time ran out, every second until shutdown.
-    pub fn spawn_sandbox_reaper(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                let expired = match control.store().expired_sandboxes(now_ms()).await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot list expired sandboxes");
-                        continue;
-                    }
-                };
-                for row in expired {
-                    if let Err(e) = control.expire_sandbox(&row).await {
-                        tracing::warn!(sandbox = %row.id, error = %e.message, "cannot kill an expired sandbox");
-                    }
+    /// Kills the sandboxes whose time ran out.
+    async fn expire_sandboxes(&self) -> Result<serde_json::Value> {
+        let expired = self.store().expired_sandboxes(now_ms()).await?;
+        let (mut killed, mut failed) = (0, 0);
+        for row in expired {
+            match self.expire_sandbox(&row).await {
+                Ok(()) => killed += 1,
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(sandbox = %row.id, error = %e.message, "cannot kill an expired sandbox");
                 }
             }
-        });
+        }
+        Ok(serde_json::json!({ "expired": killed, "failed": failed }))
     }
 
     async fn expire_sandbox(&self, row: &SandboxRow) -> Result<()> {
