@@ -40,7 +40,8 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub(crate) struct Compute {
     pub node: std::sync::OnceLock<Arc<Node>>,
-    pub kick: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Set once the reconciler's start-up cleanup ran: kicks reconcile at once from then.
+    pub reconciler_ready: std::sync::atomic::AtomicBool,
     /// Operations waiting for the reconciler to reach the desired state, by instance.
     pub ops: Mutex<HashMap<String, Vec<OperationHandle>>>,
     /// One reconcile at a time per instance.
@@ -109,15 +110,17 @@ fn command_exists(rootfs: &Path, cmd: &str) -> bool {
 }
 
 impl Control {
-    /// Attaches the node and starts the reconciler and the metrics sampler.
+    /// Attaches the node and starts the background tasks that drive it: the network
+    /// sync, the reconciler, the metrics sampler, backup policies and the warm pool.
     pub fn attach_node(&self, node: Node) {
         let _ = self.inner.compute.node.set(Arc::new(node));
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let _ = self.inner.compute.kick.set(tx);
-        self.spawn_firewall_loop();
-        self.spawn_reconciler(rx);
-        self.spawn_sampler();
-        self.spawn_volume_jobs();
+        let tasks = self.tasks();
+        tasks.register(crate::networks::NETWORK_SYNC, crate::networks::NetworkSync::new(self.clone()));
+        let reconciler = crate::reconciler::InstanceReconciler { control: self.clone(), cleaned: false };
+        tasks.register(crate::reconciler::INSTANCE_RECONCILER, reconciler);
+        tasks.register(crate::samples::INSTANCE_METRICS, crate::samples::InstanceMetrics::new(self.clone()));
+        tasks.register(crate::volumes::BACKUP_POLICIES, crate::volumes::BackupPolicies(self.clone()));
+        tasks.register(crate::sandbox_pool::SANDBOX_POOL, crate::sandbox_pool::SandboxPoolFill(self.clone()));
     }
 
     pub(crate) fn node(&self) -> Result<Arc<Node>> {
@@ -136,12 +139,6 @@ impl Control {
         match self.store().instance(id).await? {
             Some(row) => node.driver_for(&row.kind),
             None => Ok(node.driver.clone()),
-        }
-    }
-
-    pub(crate) fn kick(&self, id: &str) {
-        if let Some(tx) = self.inner.compute.kick.get() {
-            let _ = tx.send(id.to_string());
         }
     }
 

@@ -29,6 +29,7 @@ use crate::images::node_error;
 use crate::kernel::{Authorized, SystemProof};
 use crate::policy::ProjectWrite;
 use crate::{Control, Error, Principal, RequestContext, Result};
+use crate::tasks::{BackgroundTask, TaskSpec};
 
 /// Longest a sandbox may live without being extended (E2B's own cap is 24 h).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -247,6 +248,21 @@ pub struct NewSandbox {
     pub env: BTreeMap<String, String>,
     /// `container` (default) or `vm`.
     pub kind: Option<String>,
+}
+
+/// Sandbox TTLs: checked every second, so a sandbox lives about as long as it was given.
+pub(crate) const SANDBOX_EXPIRY: TaskSpec = TaskSpec {
+    name: "sandbox_expiry",
+    description: "Kills the sandboxes whose timeout has run out (audited as system, source sandbox-ttl)",
+    period: Duration::from_secs(1),
+};
+
+pub(crate) struct SandboxExpiry(pub(crate) Control);
+
+impl BackgroundTask for SandboxExpiry {
+    async fn activate(&mut self) -> Result<serde_json::Value> {
+        self.0.expire_sandboxes().await
+    }
 }
 
 impl Control {
@@ -618,30 +634,20 @@ impl Control {
         Ok(())
     }
 
-    /// Kills sandboxes whose time ran out, every second until shutdown.
-    pub fn spawn_sandbox_reaper(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                let expired = match control.store().expired_sandboxes(now_ms()).await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot list expired sandboxes");
-                        continue;
-                    }
-                };
-                for row in expired {
-                    if let Err(e) = control.expire_sandbox(&row).await {
-                        tracing::warn!(sandbox = %row.id, error = %e.message, "cannot kill an expired sandbox");
-                    }
+    /// Kills the sandboxes whose time ran out.
+    async fn expire_sandboxes(&self) -> Result<serde_json::Value> {
+        let expired = self.store().expired_sandboxes(now_ms()).await?;
+        let (mut killed, mut failed) = (0, 0);
+        for row in expired {
+            match self.expire_sandbox(&row).await {
+                Ok(()) => killed += 1,
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(sandbox = %row.id, error = %e.message, "cannot kill an expired sandbox");
                 }
             }
-        });
+        }
+        Ok(serde_json::json!({ "expired": killed, "failed": failed }))
     }
 
     async fn expire_sandbox(&self, row: &SandboxRow) -> Result<()> {
@@ -1010,8 +1016,9 @@ exec cat -- "$1""#;
         Ok(size)
     }
 
-    /// Writes a small file held in memory (the code interpreter's runner).
-    pub async fn sandbox_write_file(&self, view: &SandboxView, path: &str, data: Vec<u8>) -> Result<()> {
+    /// Writes a small file held in memory (the code interpreter's runner: Roost's own
+    /// file, not the caller's, so not audited).
+    pub(crate) async fn sandbox_put_runner(&self, view: &SandboxView, path: &str, data: Vec<u8>) -> Result<()> {
         self.sandbox_write_from(view, path, &mut &data[..], data.len() as u64).await.map(|_| ())
     }
 }
@@ -1117,7 +1124,7 @@ impl Control {
     }
 
     async fn spawn_kernel(&self, view: &SandboxView, id: String, language: String, cwd: String) -> Result<Arc<Kernel>> {
-        self.sandbox_write_file(view, RUNNER_PATH, CODE_INTERPRETER_RUNNER.as_bytes().to_vec()).await?;
+        self.sandbox_put_runner(view, RUNNER_PATH, CODE_INTERPRETER_RUNNER.as_bytes().to_vec()).await?;
         let mut session = self
             .exec(
                 &view.row.instance_id,

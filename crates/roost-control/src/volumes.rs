@@ -34,11 +34,25 @@ use crate::images::node_error;
 use crate::kernel::{Authorized, Change, SystemProof};
 use crate::{Control, Error, Principal, RequestContext, Result};
 use roost_store::sqlx::AnyConnection;
+use crate::tasks::{BackgroundTask, TaskSpec};
 
 const MIN_SIZE: u64 = 16 << 20;
 const MAX_SIZE: u64 = 16 << 40;
-/// How often the backup scheduler looks for due policies.
-const BACKUP_TICK: Duration = Duration::from_secs(10);
+/// Backup policies run on their cron; every 10 s the task looks for the due ones.
+pub(crate) const BACKUP_POLICIES: TaskSpec = TaskSpec {
+    name: "backup_policies",
+    description: "Takes the snapshots of the backup policies that are due (on their cron) and removes those past \
+                  each policy's keep count",
+    period: Duration::from_secs(10),
+};
+
+pub(crate) struct BackupPolicies(pub(crate) Control);
+
+impl BackgroundTask for BackupPolicies {
+    async fn activate(&mut self) -> Result<serde_json::Value> {
+        self.0.run_due_policies().await
+    }
+}
 
 /// One change at a time per volume (snapshot, restore, resize, attach, ...).
 static VOLUME_LOCKS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = LazyLock::new(Default::default);
@@ -808,7 +822,8 @@ impl Control {
 
     /// One run: a snapshot, then the oldest beyond `keep` removed. Failures are recorded
     /// on the policy and published as `backup_policy.failed`.
-    async fn run_policy(&self, policy: &PolicyRow) {
+    /// Takes a policy's snapshot and prunes old ones; whether it worked.
+    async fn run_policy(&self, policy: &PolicyRow) -> bool {
         let started = now_ms();
         let result: Result<()> = async {
             let volume = self
@@ -856,27 +871,21 @@ impl Control {
         if let Err(e) = recorded {
             tracing::warn!(policy = %policy.id, error = %e.message, "cannot record a backup run");
         }
+        result.is_ok()
     }
 
-    /// At start: what a crash left (temporary files, image files without a row, mounts
-    /// and loop devices no running instance needs); then due backup policies, until
-    /// shutdown.
-    pub(crate) fn spawn_volume_jobs(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(BACKUP_TICK);
-            loop {
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                let Ok(policies) = control.store().all_policies().await else { continue };
-                let now = now_ms();
-                for policy in policies.into_iter().filter(|p| p.next_run_at.is_some_and(|n| n <= now)) {
-                    control.run_policy(&policy).await;
-                }
+    /// Runs the backup policies that are due.
+    async fn run_due_policies(&self) -> Result<serde_json::Value> {
+        let policies = self.store().all_policies().await?;
+        let now = now_ms();
+        let (mut ran, mut failed) = (0, 0);
+        for policy in policies.into_iter().filter(|p| p.next_run_at.is_some_and(|n| n <= now)) {
+            ran += 1;
+            if !self.run_policy(&policy).await {
+                failed += 1;
             }
-        });
+        }
+        Ok(serde_json::json!({ "ran": ran, "failed": failed }))
     }
 
     /// At start, before the reconciler: what a crash left (temporary files, image files

@@ -85,6 +85,9 @@ pub struct ServerArgs {
     /// Frozen sandboxes kept ready per template and project (0: off, every create starts cold) [env: ROOST_SANDBOX_POOL] [default: 0]
     #[arg(long, value_name = "N")]
     pub sandbox_pool: Option<String>,
+    /// How long a background task's lease lasts unrenewed: servers sharing a PostgreSQL store take over a dead server's tasks after this [env: ROOST_TASK_LEASE] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub task_lease: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +135,8 @@ pub struct ServerSettings {
     pub e2b_listen: Option<SocketAddr>,
     /// Warm pool size per (project, template); 0: off.
     pub sandbox_pool: u32,
+    /// Background-task lease length.
+    pub task_lease: Duration,
 }
 
 /// Every setting: the file key (the flag is `--` + key with `-`, the env var `ROOST_` +
@@ -160,6 +165,7 @@ const KEYS: &[&str] = &[
     "userns",
     "e2b_listen",
     "sandbox_pool",
+    "task_lease",
 ];
 
 struct Sources<'a> {
@@ -424,7 +430,15 @@ impl ServerSettings {
             },
             None => 0,
         };
+        let task_lease = match s.get("task_lease", &args.task_lease) {
+            Some((v, src)) => match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(3600) => d,
+                _ => return Err(invalid("task_lease", &v, &src, "expected a duration from 1s to 1h, like 30s")),
+            },
+            None => Duration::from_secs(30),
+        };
         Ok(ServerSettings {
+            task_lease,
             sandbox_pool,
             accel,
             userns,
