@@ -350,6 +350,8 @@ export interface SandboxKey {
   project_id: string;
   max_sandboxes: number;
   creates_per_minute: number;
+  /** Set when the key was made with an expiring token: it ends with it. */
+  expires_at?: string | null;
   created_at: string;
 }
 

@@ -1,11 +1,12 @@
-//! The warm pool (`--sandbox-pool N`): per project and template, N sandboxes started
-//! ahead of time and frozen (cgroup freezer, the driver's pause), handed out on create by
-//! thawing one, and refilled in the background.
+//! The warm pool (`--sandbox-pool N`): per project and template image, N sandboxes
+//! started ahead of time and frozen (cgroup freezer, the driver's pause), handed out on
+//! create by thawing one, and refilled in the background.
 //!
 //! Tenancy: an instance lives in a project and takes its address from that project's
 //! network, so a pool cannot be shared between projects. Pools are kept per project and
-//! template, and only for pairs a create has asked for (the first create in a project is
-//! cold and starts the fill). A pooled instance has no sandbox row — no key, no TTL, no
+//! image (by id: the name a create asks for is resolved in the project first, so a pool
+//! never serves an image other than the one the name means now), and only for pairs a
+//! create has asked for (the first create in a project is cold and starts the fill). A pooled instance has no sandbox row — no key, no TTL, no
 //! usage, invisible to the sandbox API — until it is handed out; then the row is written
 //! for the caller (its key, project and user) exactly as a cold create writes it.
 
@@ -18,9 +19,30 @@ use roost_api::ids::IdKind;
 use roost_api::instances::{CreateInstanceRequest, InstanceStatus};
 use roost_api::sandboxes::SandboxPoolStats;
 
+use roost_store::images::ImageRow;
+
 use crate::images::node_error;
 use crate::sandboxes::{SANDBOX_CPUS, SANDBOX_MEMORY};
 use crate::{Control, Principal, RequestContext};
+
+/// Which pool: a project and a template image (by id), with the image's name for the
+/// stats.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolKey {
+    pub project_id: String,
+    pub image_id: String,
+    pub template: String,
+}
+
+impl PoolKey {
+    pub fn new(project_id: &str, image: &ImageRow) -> PoolKey {
+        PoolKey { project_id: project_id.to_string(), image_id: image.id.clone(), template: image.name.clone() }
+    }
+
+    fn slot(&self) -> (String, String) {
+        (self.project_id.clone(), self.image_id.clone())
+    }
+}
 
 /// One pre-created, frozen sandbox: its future sandbox id (the instance's name) and its
 /// instance.
@@ -32,13 +54,15 @@ pub(crate) struct Pooled {
 
 #[derive(Default)]
 struct Slot {
+    /// The template's name (for the stats).
+    template: String,
     ready: VecDeque<Pooled>,
     filling: bool,
     hits: u64,
     misses: u64,
 }
 
-/// The pools, by (project id, template).
+/// The pools, by (project id, image id).
 #[derive(Default)]
 pub(crate) struct Pool {
     size: AtomicU32,
@@ -46,10 +70,11 @@ pub(crate) struct Pool {
 }
 
 /// How a sandbox's instance is asked for, pooled or cold: the same request either way,
-/// so a pooled sandbox is indistinguishable from a cold one once handed out.
+/// so a pooled sandbox is indistinguishable from a cold one once handed out. `image` is
+/// the template's image id (resolved in the project already).
 pub(crate) fn sandbox_instance_request(
     id: &str,
-    template: &str,
+    image: &str,
     project: &str,
     env: BTreeMap<String, String>,
 ) -> CreateInstanceRequest {
@@ -57,7 +82,7 @@ pub(crate) fn sandbox_instance_request(
     labels.insert("roost.sandbox".to_string(), id.to_string());
     CreateInstanceRequest {
         name: id.to_string(),
-        image: template.to_string(),
+        image: image.to_string(),
         project: Some(project.to_string()),
         cpus: Some(SANDBOX_CPUS),
         memory_bytes: Some(SANDBOX_MEMORY),
@@ -84,19 +109,14 @@ impl Control {
     /// A frozen sandbox of this project and template, thawed (its row still says Paused:
     /// the caller records it Running); `None` when the pool is empty (counted as a miss)
     /// or the one taken would not thaw (it is deleted).
-    pub(crate) async fn take_pooled(
-        &self,
-        ctx: &RequestContext,
-        p: &Principal,
-        project: &str,
-        template: &str,
-    ) -> Option<Pooled> {
+    pub(crate) async fn take_pooled(&self, ctx: &RequestContext, p: &Principal, key: &PoolKey) -> Option<Pooled> {
         if self.sandbox_pool_size() == 0 {
             return None;
         }
         let taken = {
             let mut slots = self.pool().slots.lock().expect("pool");
-            let slot = slots.entry((project.to_string(), template.to_string())).or_default();
+            let slot = slots.entry(key.slot()).or_default();
+            slot.template.clone_from(&key.template);
             let taken = slot.ready.pop_front();
             if taken.is_some() {
                 slot.hits += 1;
@@ -124,10 +144,12 @@ impl Control {
 
     /// Counts a create that did not look in the pool (it asked for env vars, which are
     /// fixed when an instance starts).
-    pub(crate) fn note_pool_miss(&self, project: &str, template: &str) {
+    pub(crate) fn note_pool_miss(&self, key: &PoolKey) {
         if self.sandbox_pool_size() > 0 {
             let mut slots = self.pool().slots.lock().expect("pool");
-            slots.entry((project.to_string(), template.to_string())).or_default().misses += 1;
+            let slot = slots.entry(key.slot()).or_default();
+            slot.template.clone_from(&key.template);
+            slot.misses += 1;
         }
     }
 
@@ -136,15 +158,17 @@ impl Control {
     /// serves for more than one start). `p` is the caller whose create asked for the
     /// pair: it has write access to the project, and the instances are made as it (the
     /// creator is rewritten to whoever receives one).
-    pub(crate) fn refill_sandbox_pool(&self, p: &Principal, project: &str, template: &str) {
+    pub(crate) fn refill_sandbox_pool(&self, p: &Principal, pool: &PoolKey) {
         let size = self.sandbox_pool_size() as usize;
         if size == 0 {
             return;
         }
-        let key = (project.to_string(), template.to_string());
+        let key = pool.slot();
+        let pool = pool.clone();
         {
             let mut slots = self.pool().slots.lock().expect("pool");
             let slot = slots.entry(key.clone()).or_default();
+            slot.template.clone_from(&pool.template);
             if slot.filling || slot.ready.len() >= size {
                 return;
             }
@@ -161,7 +185,7 @@ impl Control {
                 if !missing || control.shutdown().is_cancelled() {
                     break;
                 }
-                match control.prestart_sandbox(&p, &key.0, &key.1).await {
+                match control.prestart_sandbox(&p, &pool).await {
                     Ok(pooled) => control
                         .pool()
                         .slots
@@ -172,7 +196,7 @@ impl Control {
                         .ready
                         .push_back(pooled),
                     Err(e) => {
-                        tracing::warn!(project = %key.0, template = %key.1, error = %e.message, "cannot fill the sandbox pool");
+                        tracing::warn!(project = %pool.project_id, template = %pool.template, image = %pool.image_id, error = %e.message, "cannot fill the sandbox pool");
                         break;
                     }
                 }
@@ -183,11 +207,11 @@ impl Control {
         });
     }
 
-    /// Starts one sandbox instance and freezes it.
-    async fn prestart_sandbox(&self, p: &Principal, project: &str, template: &str) -> crate::Result<Pooled> {
+    /// Starts one sandbox instance of the pool's image and freezes it.
+    async fn prestart_sandbox(&self, p: &Principal, pool: &PoolKey) -> crate::Result<Pooled> {
         let ctx = RequestContext::default();
         let id = IdKind::Sandbox.generate();
-        let req = sandbox_instance_request(&id, template, project, BTreeMap::new());
+        let req = sandbox_instance_request(&id, &pool.image_id, &pool.project_id, BTreeMap::new());
         let (instance, _) = self.create_instance(&ctx, p, req).await?;
         let cleanup = |e: crate::Error| async {
             let _ = self.delete_instance(&ctx, p, &instance.id, None, true).await;
@@ -266,9 +290,10 @@ impl Control {
             let slots = self.pool().slots.lock().expect("pool");
             slots
                 .iter()
-                .map(|((project, template), s)| SandboxPoolStats {
+                .map(|((project, image), s)| SandboxPoolStats {
                     project_id: project.clone(),
-                    template: template.clone(),
+                    template: s.template.clone(),
+                    image_id: image.clone(),
                     size,
                     ready: s.ready.len() as u32,
                     hits: s.hits,
@@ -293,12 +318,12 @@ impl Control {
 }
 
 impl Control {
-    /// Empties the pool of this project and template, deleting its frozen sandboxes (a
+    /// Empties the pool of this project and image, deleting its frozen sandboxes (a
     /// template rebuilt or deleted: they run the old contents).
-    pub(crate) async fn drain_sandbox_pool(&self, p: &Principal, project: &str, template: &str) {
+    pub(crate) async fn drain_sandbox_pool(&self, p: &Principal, project: &str, image_id: &str) {
         let drained: Vec<Pooled> = {
             let mut slots = self.pool().slots.lock().expect("pool");
-            match slots.get_mut(&(project.to_string(), template.to_string())) {
+            match slots.get_mut(&(project.to_string(), image_id.to_string())) {
                 Some(slot) => slot.ready.drain(..).collect(),
                 None => Vec::new(),
             }

@@ -74,7 +74,7 @@ async fn suite(store: &Store) {
 }
 
 /// A bucket's presign keys (described `presign:<bucket>:…` and limited to exactly that
-/// bucket) are deleted with it; every other key stays.
+/// bucket, by id) are deleted with it; every other key stays.
 async fn presign_keys(store: &Store) {
     use roost_store::buckets::S3KeyRow;
     let key = |id: &str, description: &str, buckets: Option<&str>| S3KeyRow {
@@ -82,24 +82,27 @@ async fn presign_keys(store: &Store) {
         user_id: "usr-alice0000000".into(),
         description: Some(description.into()),
         secret_enc: "00".into(),
-        buckets: buckets.map(String::from),
+        buckets: None,
         read_only: 1,
         created_at: 1_000,
         last_used_at: None,
+        expires_at: None,
+        project_id: None,
+        bucket_ids: buckets.map(String::from),
     };
     let mut tx = store.write().await.unwrap();
     for k in [
-        key("RKREAD", "presign:photos:read", Some(r#"["photos"]"#)),
-        key("RKWRITE", "presign:photos:write", Some(r#"["photos"]"#)),
+        key("RKREAD", "presign:photos:read", Some(r#"["bkt-photos000000"]"#)),
+        key("RKWRITE", "presign:photos:write", Some(r#"["bkt-photos000000"]"#)),
         key("RKOLD", "presign", None),
-        key("RKWIDER", "presign:photos:read", Some(r#"["photos","other"]"#)),
-        key("RKOTHER", "presign:other:read", Some(r#"["other"]"#)),
+        key("RKWIDER", "presign:photos:read", Some(r#"["bkt-photos000000","bkt-other0000000"]"#)),
+        key("RKOTHER", "presign:other:read", Some(r#"["bkt-other0000000"]"#)),
     ] {
         roost_store::buckets::insert_s3_key(tx.conn(), &k).await.unwrap();
     }
     let descriptions = ["presign:photos:read".to_string(), "presign:photos:write".to_string()];
     let mut gone =
-        roost_store::buckets::delete_keys_of_bucket(tx.conn(), &descriptions, r#"["photos"]"#).await.unwrap();
+        roost_store::buckets::delete_keys_of_bucket(tx.conn(), &descriptions, r#"["bkt-photos000000"]"#).await.unwrap();
     tx.commit().await.unwrap();
     gone.sort();
     assert_eq!(gone, ["RKREAD", "RKWRITE"]);
