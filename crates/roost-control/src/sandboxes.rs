@@ -184,12 +184,15 @@ pub(crate) struct Sandboxes {
     creations: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// Authenticated keys, by the hash of their secret, with when they were resolved:
     /// trusted for `KEY_CACHE_TTL`, evicted at once when revoked through this server.
-    keys: Mutex<HashMap<String, (Instant, SandboxKeyRow, Arc<Principal>)>>,
+    keys: Mutex<HashMap<String, CachedKey>>,
     /// Code interpreter contexts per sandbox, by context id.
     kernels: Mutex<HashMap<String, BTreeMap<String, Arc<Kernel>>>>,
     /// The warm pool (`--sandbox-pool`).
     pub(crate) pool: crate::sandbox_pool::Pool,
 }
+
+/// A resolved sandbox key: when it was resolved, the key, the principal it acts as.
+type CachedKey = (Instant, SandboxKeyRow, Arc<Principal>);
 
 /// What the E2B API needs of a sandbox, its row plus its state.
 #[derive(Debug, Clone)]
