@@ -720,22 +720,18 @@ async fn ssh_keys_made_with_a_restricted_token_stay_in_its_project() {
     for name in ["team-a", "team-b"] {
         admin.create_project(&CreateProjectRequest { name: name.into(), description: None }).await.unwrap();
     }
-    let soon = chrono::Utc::now() + chrono::Duration::seconds(3);
-    let token = admin
-        .create_token(&roost_api::tokens::CreateTokenRequest {
-            name: "brief".into(),
-            scope: Some(roost_api::tokens::Scope::Write),
-            expires_at: Some(soon),
-            project: Some("team-a".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let restricted = Client::new(&server.url, Some(token.secret.clone())).unwrap();
-    let req = roost_api::ssh_keys::CreateSshKeyRequest { name: "from-token".into(), public_key: None };
-    restricted.create_ssh_key(&req).await.unwrap();
-    let req = roost_api::ssh_keys::CreateSshKeyRequest { name: "from-session".into(), public_key: None };
-    admin.create_ssh_key(&req).await.unwrap();
+    // A team-a token for an hour (what a key may go into), one for seconds (its end).
+    let restricted = |name: &str, lasts: chrono::Duration| roost_api::tokens::CreateTokenRequest {
+        name: name.into(),
+        scope: Some(roost_api::tokens::Scope::Write),
+        expires_at: Some(chrono::Utc::now() + lasts),
+        project: Some("team-a".into()),
+        ..Default::default()
+    };
+    let ssh_key = |name: &str| roost_api::ssh_keys::CreateSshKeyRequest { name: name.into(), public_key: None };
+    let hour = admin.create_token(&restricted("hour", chrono::Duration::hours(1))).await.unwrap();
+    Client::new(&server.url, Some(hour.secret)).unwrap().create_ssh_key(&ssh_key("from-token")).await.unwrap();
+    admin.create_ssh_key(&ssh_key("from-session")).await.unwrap();
     let with_key = |name: &str, project: &str, key: &str| CreateInstanceRequest {
         project: Some(project.into()),
         start: Some(false),
@@ -746,9 +742,13 @@ async fn ssh_keys_made_with_a_restricted_token_stay_in_its_project() {
     let err = admin.create_instance(&with_key("b1", "team-b", "from-token")).await.expect_err("another project");
     assert_eq!(status(&err), 400, "{err}");
     admin.create_instance(&with_key("b2", "team-b", "from-session")).await.unwrap();
-    let wait = soon - chrono::Utc::now() + chrono::Duration::milliseconds(500);
-    tokio::time::sleep(wait.to_std().unwrap_or_default()).await;
-    let err = admin.create_instance(&with_key("a2", "team-a", "from-token")).await.expect_err("an ended key");
+    // Once the token that made it has ended, the key goes into no new instance.
+    let brief = admin.create_token(&restricted("brief", chrono::Duration::seconds(5))).await.unwrap();
+    Client::new(&server.url, Some(brief.secret)).unwrap().create_ssh_key(&ssh_key("brief")).await.unwrap();
+    let ended = brief.token.expires_at.unwrap() + chrono::Duration::milliseconds(500);
+    tokio::time::sleep((ended - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+    let err = admin.create_instance(&with_key("a2", "team-a", "brief")).await.expect_err("an ended key");
     assert_eq!(status(&err), 400, "{err}");
+    assert!(err.to_string().contains("expired"), "{err}");
     common::remove_test_network(45).await;
 }

@@ -960,22 +960,22 @@ async fn keys_made_with_a_token_inherit_its_expiry_and_project() {
     for b in ["in-a", "in-b"] {
         ok(aws_cli(&server, &full, &["s3", "cp", "--no-progress", "a.txt", &format!("s3://{b}/a.txt")], d), "put");
     }
-    let soon = chrono::Utc::now() + chrono::Duration::seconds(4);
-    let token = admin
-        .create_token(&roost_api::tokens::CreateTokenRequest {
-            name: "brief".into(),
-            scope: Some(roost_api::tokens::Scope::Write),
-            expires_at: Some(soon),
-            project: Some("team-a".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // A token of team-a that expires in an hour, for what keys are allowed; one that
+    // expires in seconds, for what happens when a token ends.
+    let restricted = |name: &str, lasts: chrono::Duration| roost_api::tokens::CreateTokenRequest {
+        name: name.into(),
+        scope: Some(roost_api::tokens::Scope::Write),
+        expires_at: Some(chrono::Utc::now() + lasts),
+        project: Some("team-a".into()),
+        ..Default::default()
+    };
+    let token = admin.create_token(&restricted("hour", chrono::Duration::hours(1))).await.unwrap();
     let team_a = admin.get_project("team-a").await.unwrap().id;
     let http = common::http();
-    let post = |path: &str, body: serde_json::Value| {
-        http.post(format!("{}{path}", server.url)).bearer_auth(&token.secret).json(&body).send()
+    let post_as = |secret: &str, path: &str, body: serde_json::Value| {
+        http.post(format!("{}{path}", server.url)).bearer_auth(secret).json(&body).send()
     };
+    let post = |path: &str, body: serde_json::Value| post_as(&token.secret, path, body);
     let token_expiry = serde_json::to_value(token.token.expires_at.unwrap()).unwrap();
 
     // An S3 key: no bucket named, yet limited to team-a, and ending with the token.
@@ -1000,8 +1000,8 @@ async fn keys_made_with_a_token_inherit_its_expiry_and_project() {
     let sandbox_key: serde_json::Value = r.json().await.unwrap();
     assert_eq!(sandbox_key["key"]["expires_at"], token_expiry, "{sandbox_key}");
     let e2b_key = sandbox_key["secret"].as_str().unwrap().to_string();
-    let list = || http.get(format!("{e2b}/sandboxes")).header("x-api-key", &e2b_key).send();
-    assert_eq!(list().await.unwrap().status().as_u16(), 200);
+    let list = |key: &str| http.get(format!("{e2b}/sandboxes")).header("x-api-key", key).send();
+    assert_eq!(list(&e2b_key).await.unwrap().status().as_u16(), 200);
 
     // An SSH key: for team-a's instances, until the token ends.
     let r = post("/v1/ssh-keys", serde_json::json!({"name": "brief"})).await.unwrap();
@@ -1014,10 +1014,22 @@ async fn keys_made_with_a_token_inherit_its_expiry_and_project() {
     let own: serde_json::Value = serde_json::to_value(key(&admin, false).await).unwrap();
     assert!(own["expires_at"].is_null() && own["project_id"].is_null(), "{own}");
 
-    // Once the token has ended, so have its keys.
-    let wait = soon - chrono::Utc::now() + chrono::Duration::milliseconds(500);
-    tokio::time::sleep(wait.to_std().unwrap_or_default()).await;
+    // Once a token has ended, so have its keys.
+    let brief = admin.create_token(&restricted("brief", chrono::Duration::seconds(10))).await.unwrap();
+    let r = post_as(&brief.secret, "/v1/s3-keys", serde_json::json!({})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let made: serde_json::Value = r.json().await.unwrap();
+    let s3 = CreatedS3Key {
+        key: serde_json::from_value(made.clone()).unwrap(),
+        secret: made["secret"].as_str().unwrap().to_string(),
+    };
+    let r = post_as(&brief.secret, "/v1/sandbox-keys", serde_json::json!({"name": "brief", "project": "team-a"}));
+    let sandbox_key: serde_json::Value = r.await.unwrap().json().await.unwrap();
+    let e2b_key = sandbox_key["secret"].as_str().unwrap().to_string();
+    let ended = brief.token.expires_at.unwrap() + chrono::Duration::milliseconds(500);
+    tokio::time::sleep((ended - chrono::Utc::now()).to_std().unwrap_or_default()).await;
     let out = aws_cli(&server, &s3, &["s3", "cp", "--no-progress", "s3://in-a/a.txt", "got.txt"], d);
     assert!(!out.status.success(), "an S3 key outlived its token");
-    assert_eq!(list().await.unwrap().status().as_u16(), 401, "a sandbox key outlived its token");
+    assert!(stderr(&out).contains("InvalidAccessKeyId"), "{}", stderr(&out));
+    assert_eq!(list(&e2b_key).await.unwrap().status().as_u16(), 401, "a sandbox key outlived its token");
 }
