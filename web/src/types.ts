@@ -422,3 +422,26 @@ export interface SandboxPoolStats {
   hits: number;
   misses: number;
 }
+
+/** A background task of the server (`GET /v1/system/tasks`). */
+export interface BackgroundTask {
+  name: string;
+  description: string;
+  period_ms: number;
+  /** The server that runs it now (its lease holder). */
+  holder?: string | null;
+  runs: number;
+  last_run?: TaskRun | null;
+  next_run_at?: string | null;
+  /** A run asked for that has not started yet. */
+  run_requested_at?: string | null;
+}
+
+export interface TaskRun {
+  server: string;
+  started_at: string;
+  elapsed_ms: number;
+  outcome: "ok" | "error";
+  details?: Record<string, unknown> | null;
+  error?: string | null;
+}

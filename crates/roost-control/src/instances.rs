@@ -38,7 +38,8 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub(crate) struct Compute {
     pub node: std::sync::OnceLock<Arc<Node>>,
-    pub kick: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Set once the reconciler's start-up cleanup ran: kicks reconcile at once from then.
+    pub reconciler_ready: std::sync::atomic::AtomicBool,
     /// Operations waiting for the reconciler to reach the desired state, by instance.
     pub ops: Mutex<HashMap<String, Vec<OperationHandle>>>,
     /// One reconcile at a time per instance.
@@ -79,15 +80,17 @@ fn command_exists(rootfs: &Path, cmd: &str) -> bool {
 }
 
 impl Control {
-    /// Attaches the node and starts the reconciler and the metrics sampler.
+    /// Attaches the node and starts the background tasks that drive it: the network
+    /// sync, the reconciler, the metrics sampler, backup policies and the warm pool.
     pub fn attach_node(&self, node: Node) {
         let _ = self.inner.compute.node.set(Arc::new(node));
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let _ = self.inner.compute.kick.set(tx);
-        self.spawn_firewall_loop();
-        self.spawn_reconciler(rx);
-        self.spawn_sampler();
-        self.spawn_volume_jobs();
+        let tasks = self.tasks();
+        tasks.register(crate::networks::NETWORK_SYNC, crate::networks::NetworkSync::new(self.clone()));
+        let reconciler = crate::reconciler::InstanceReconciler { control: self.clone(), cleaned: false };
+        tasks.register(crate::reconciler::INSTANCE_RECONCILER, reconciler);
+        tasks.register(crate::samples::INSTANCE_METRICS, crate::samples::InstanceMetrics::new(self.clone()));
+        tasks.register(crate::volumes::BACKUP_POLICIES, crate::volumes::BackupPolicies(self.clone()));
+        tasks.register(crate::sandbox_pool::SANDBOX_POOL, crate::sandbox_pool::SandboxPoolFill(self.clone()));
     }
 
     pub(crate) fn node(&self) -> Result<Arc<Node>> {
@@ -106,12 +109,6 @@ impl Control {
         match self.store().instance(id).await? {
             Some(row) => node.driver_for(&row.kind),
             None => Ok(node.driver.clone()),
-        }
-    }
-
-    pub(crate) fn kick(&self, id: &str) {
-        if let Some(tx) = self.inner.compute.kick.get() {
-            let _ = tx.send(id.to_string());
         }
     }
 
@@ -203,6 +200,21 @@ impl Control {
             v.check(script.len() <= 64 * 1024, "user_data", "must be at most 64 KiB");
         }
         v.check(req.ssh_keys.len() <= 32, "ssh_keys", "at most 32 keys");
+        let mut capabilities_add: Vec<String> = Vec::new();
+        for cap in &req.capabilities_add {
+            match roost_node::normalize_capability(cap) {
+                Ok(cap) if !capabilities_add.contains(&cap) => capabilities_add.push(cap),
+                Ok(_) => {}
+                Err(message) => {
+                    v.check(false, "capabilities_add", message);
+                }
+            }
+        }
+        v.check(
+            kind != "vm" || capabilities_add.is_empty(),
+            "capabilities_add",
+            "a VM has its own kernel: capabilities are set inside it",
+        );
         v.check(
             kind != "vm" || req.command.is_none(),
             "command",
@@ -290,6 +302,7 @@ impl Control {
             created_at: now,
             updated_at: now,
             started_at: None,
+            capabilities_add: serde_json::to_string(&capabilities_add).unwrap_or_else(|_| "[]".into()),
         };
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.store().write().await?;

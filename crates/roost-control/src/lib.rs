@@ -27,6 +27,7 @@ pub mod sandboxes;
 pub mod secrets;
 pub mod ssh_keys;
 pub mod system;
+pub mod tasks;
 pub mod templates;
 pub mod timing;
 pub mod tokens;
@@ -74,6 +75,9 @@ pub struct ControlSettings {
     /// Where this server's S3 listener answers on loopback (`http://127.0.0.1:7701`), for
     /// the REST object routes, which go through it with the caller's rights.
     pub s3_local: Option<String>,
+    /// How long a background task's lease lasts without renewal: the time another
+    /// server waits before it takes over the tasks of a server that died.
+    pub task_lease: Duration,
 }
 
 /// Who is asking, from where: carried into audit entries.
@@ -113,6 +117,7 @@ struct Inner {
     sandbox_url_secret: std::sync::OnceLock<[u8; 32]>,
     envd_token_secret: std::sync::OnceLock<[u8; 32]>,
     watchers: sandbox_watch::Watchers,
+    tasks: tasks::Tasks,
 }
 
 impl Control {
@@ -121,6 +126,8 @@ impl Control {
         let login_failures =
             ratelimit::FailureLimiter::new(settings.login_failures_per_account, auth::ACCOUNT_LOCK_WINDOW);
         let mutation_limiter = ratelimit::KeyedLimiter::per_minute(settings.mutations_per_minute);
+        let server_id = roost_api::ids::IdKind::Server.generate();
+        let tasks = tasks::Tasks::new(store.clone(), settings.task_lease, server_id, shutdown.clone());
         Control {
             inner: Arc::new(Inner {
                 store,
@@ -139,6 +146,7 @@ impl Control {
                 sandbox_url_secret: Default::default(),
                 envd_token_secret: Default::default(),
                 watchers: Default::default(),
+                tasks,
             }),
         }
     }
@@ -155,14 +163,21 @@ impl Control {
         &self.inner.events
     }
 
+    /// This server's background tasks (and its server id).
+    pub fn tasks(&self) -> &tasks::Tasks {
+        &self.inner.tasks
+    }
+
     /// Cancelled when the server begins to shut down: long polls and streams end.
     pub fn shutdown(&self) -> &CancellationToken {
         &self.inner.shutdown
     }
 
-    /// Work to do once at start: finish what a crash interrupted, make sure the default
-    /// project exists, apply audit retention.
+    /// Work to do once at start: take over the task leases of this data directory's
+    /// previous run, finish what a crash interrupted, make sure the default project
+    /// exists, apply audit retention.
     pub async fn recover(&self) -> Result<()> {
+        self.tasks().take_over_previous_run(&self.settings().data_dir.join("server-id")).await?;
         self.ensure_default_project().await?;
         self.master_key()?;
         self.ensure_builtin_images().await?;
@@ -177,34 +192,5 @@ impl Control {
     /// Counts a mutating request against the user's rate; 429 when over.
     pub fn check_mutation_rate(&self, principal: &Principal) -> Result<()> {
         self.inner.mutation_limiter.check(&principal.user_id).map_err(Error::rate_limited)
-    }
-
-    /// Background housekeeping until shutdown: expired sessions are removed and audit
-    /// retention is applied.
-    pub fn spawn_housekeeping(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                match control.store().delete_expired_sessions(roost_store::now_ms()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(sessions = n, "removed expired sessions"),
-                    Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),
-                }
-                control.inner.login_limiter.retain_recent();
-                let day_ago = roost_store::now_ms() - 24 * 3600 * 1000;
-                if let Err(err) = control.store().prune_idempotency_keys(day_ago).await {
-                    tracing::warn!(error = %err, "could not prune idempotency keys");
-                }
-                control.inner.mutation_limiter.retain_recent();
-                if let Err(err) = control.apply_audit_retention().await {
-                    tracing::error!(error = %err.message, "audit retention failed");
-                }
-            }
-        });
     }
 }

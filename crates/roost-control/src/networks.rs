@@ -25,6 +25,7 @@ use roost_store::{StoreError, now_ms, to_time};
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
+use crate::tasks::{BackgroundTask, TaskSpec};
 use crate::{Control, Error, Principal, RequestContext, Result, audit};
 
 pub const DEFAULT_NETWORK: &str = "default";
@@ -43,6 +44,47 @@ fn bridge_name(network_id: &str) -> String {
 
 fn parse_cidr(s: &str) -> Option<Ipv4Net> {
     s.parse::<Ipv4Net>().ok()
+}
+
+/// Bridges, firewall and DNS of this node: at start, whenever asked, and every few
+/// seconds against drift (a bridge deleted by hand, a table flushed).
+pub(crate) const NETWORK_SYNC: TaskSpec = TaskSpec {
+    name: "network_sync",
+    description: "Brings the node's bridges, policy routes, nftables tables and DNS zones in line with the store \
+                  (after each change, and against drift)",
+    period: DRIFT_CHECK,
+};
+
+pub(crate) struct NetworkSync {
+    control: Control,
+    /// Whether every project's defaults were made (once, before the first sync).
+    defaults: bool,
+}
+
+impl NetworkSync {
+    pub(crate) fn new(control: Control) -> NetworkSync {
+        NetworkSync { control, defaults: false }
+    }
+}
+
+impl BackgroundTask for NetworkSync {
+    async fn activate(&mut self) -> Result<serde_json::Value> {
+        let control = &self.control;
+        if !self.defaults {
+            // Every project has its default network and group (projects made while
+            // compute was off, or before networks existed, get them now).
+            for id in control.store().all_project_ids().await? {
+                if let Err(e) = control.ensure_project_defaults(&id).await {
+                    tracing::warn!(project = %id, error = %e.message, "cannot create the default network");
+                }
+            }
+            self.defaults = true;
+        }
+        // Let a burst of changes settle into one apply.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        control.sync_firewall_now().await?;
+        Ok(serde_json::json!({}))
+    }
 }
 
 impl Control {
@@ -1023,42 +1065,11 @@ impl Control {
 
     // ---- the host side ----
 
-    /// Asks the firewall loop to bring the host up to date soon.
+    /// Asks the network sync task to bring the host up to date soon.
     pub(crate) fn request_firewall_sync(&self) {
-        if let Ok(node) = self.node() {
-            node.firewall_dirty.notify_one();
+        if self.node().is_ok() {
+            self.tasks().activator(NETWORK_SYNC.name).activate();
         }
-    }
-
-    pub(crate) fn spawn_firewall_loop(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let Ok(node) = control.node() else { return };
-            // Every project has its default network and group (projects made while
-            // compute was off, or before networks existed, get them now).
-            if let Ok(projects) = control.store().all_project_ids().await {
-                for id in projects {
-                    if let Err(e) = control.ensure_project_defaults(&id).await {
-                        tracing::warn!(project = %id, error = %e.message, "cannot create the default network");
-                    }
-                }
-            }
-            // At start, then whenever asked, and every few seconds against drift (a
-            // bridge deleted by hand, a table flushed).
-            loop {
-                if let Err(e) = control.sync_firewall_now().await {
-                    tracing::warn!(error = %e.message, "network sync failed; retrying");
-                }
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = node.firewall_dirty.notified() => {
-                        // Let a burst of changes settle into one apply.
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                    _ = tokio::time::sleep(DRIFT_CHECK) => {}
-                }
-            }
-        });
     }
 
     /// Brings bridges, nftables and DNS in line with the store, now. Serialized.

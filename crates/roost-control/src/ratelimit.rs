@@ -1,14 +1,21 @@
 //! Rate limits keyed by client address or principal (GCRA, via governor).
 
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+/// How often a limiter drops the keys that are back to a full allowance.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
 pub struct KeyedLimiter {
     limiter: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
+    /// When it last pruned. Each server prunes its own limiters as it uses them (they
+    /// live in its memory), so no background task, which runs on one server only, has to.
+    pruned: Mutex<Instant>,
 }
 
 impl KeyedLimiter {
@@ -18,17 +25,25 @@ impl KeyedLimiter {
         KeyedLimiter {
             limiter: RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)),
             clock: DefaultClock::default(),
+            pruned: Mutex::new(Instant::now()),
         }
     }
 
     /// Ok, or how long until the key may try again.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
+        self.prune_now_and_then();
         self.limiter.check_key(&key.to_string()).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
-    /// Drops keys that are back to a full allowance (bounds memory).
-    pub fn retain_recent(&self) {
-        self.limiter.retain_recent();
+    /// Drops keys that are back to a full allowance (bounds memory), every
+    /// [`PRUNE_EVERY`]; the check that finds it due does it.
+    fn prune_now_and_then(&self) {
+        let Ok(mut pruned) = self.pruned.try_lock() else { return };
+        if pruned.elapsed() >= PRUNE_EVERY {
+            *pruned = Instant::now();
+            drop(pruned);
+            self.limiter.retain_recent();
+        }
     }
 }
 
@@ -38,7 +53,7 @@ impl KeyedLimiter {
 pub struct FailureLimiter {
     max: usize,
     window: Duration,
-    failures: std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<Instant>>>,
+    failures: Mutex<std::collections::HashMap<String, std::collections::VecDeque<Instant>>>,
 }
 
 /// Names tracked at most; past this, names whose failures all left the window are

@@ -1,6 +1,6 @@
 //! The warm pool (`--sandbox-pool N`): per project and template image, N sandboxes
 //! started ahead of time and frozen (cgroup freezer, the driver's pause), handed out on
-//! create by thawing one, and refilled in the background.
+//! create by thawing one, and refilled in the background by the `sandbox_pool` task.
 //!
 //! Tenancy: an instance lives in a project and takes its address from that project's
 //! network, so a pool cannot be shared between projects. Pools are kept per project and
@@ -23,6 +23,7 @@ use roost_store::images::ImageRow;
 
 use crate::images::node_error;
 use crate::sandboxes::{SANDBOX_CPUS, SANDBOX_MEMORY};
+use crate::tasks::{BackgroundTask, TaskSpec};
 use crate::{Control, Principal, RequestContext};
 
 /// Which pool: a project and a template image (by id), with the image's name for the
@@ -44,6 +45,22 @@ impl PoolKey {
     }
 }
 
+/// The warm pool's fill: woken by the creates that take from it or ask for a new pair;
+/// the period only tops up what a create did not ask for again.
+pub(crate) const SANDBOX_POOL: TaskSpec = TaskSpec {
+    name: "sandbox_pool",
+    description: "Keeps --sandbox-pool frozen sandboxes ready per project and template that a create asked for",
+    period: Duration::from_secs(60),
+};
+
+pub(crate) struct SandboxPoolFill(pub(crate) Control);
+
+impl BackgroundTask for SandboxPoolFill {
+    async fn activate(&mut self) -> crate::Result<serde_json::Value> {
+        self.0.fill_sandbox_pools().await
+    }
+}
+
 /// One pre-created, frozen sandbox: its future sandbox id (the instance's name) and its
 /// instance.
 #[derive(Debug, Clone)]
@@ -57,7 +74,10 @@ struct Slot {
     /// The template's name (for the stats).
     template: String,
     ready: VecDeque<Pooled>,
-    filling: bool,
+    /// Whose create asked for this pair last: the fill makes its instances as them.
+    filler: Option<Principal>,
+    /// The last fill failed: no retry until a create asks again.
+    failed: bool,
     hits: u64,
     misses: u64,
 }
@@ -153,58 +173,71 @@ impl Control {
         }
     }
 
-    /// Tops the pool of this project and template up to the pool size, in the
-    /// background, one sandbox at a time (so a fill never competes with the creates it
-    /// serves for more than one start). `p` is the caller whose create asked for the
-    /// pair: it has write access to the project, and the instances are made as it (the
-    /// creator is rewritten to whoever receives one).
+    /// Asks the `sandbox_pool` task to top the pool of this project and template image
+    /// up to the pool size. `p` is the caller whose create asked for the pair: it has
+    /// write access to the project, and the instances are made as it (the creator is
+    /// rewritten to whoever receives one).
     pub(crate) fn refill_sandbox_pool(&self, p: &Principal, pool: &PoolKey) {
-        let size = self.sandbox_pool_size() as usize;
-        if size == 0 {
+        if self.sandbox_pool_size() == 0 {
             return;
         }
-        let key = pool.slot();
-        let pool = pool.clone();
         {
             let mut slots = self.pool().slots.lock().expect("pool");
-            let slot = slots.entry(key.clone()).or_default();
+            let slot = slots.entry(pool.slot()).or_default();
             slot.template.clone_from(&pool.template);
-            if slot.filling || slot.ready.len() >= size {
-                return;
-            }
-            slot.filling = true;
+            slot.filler = Some(p.clone());
+            slot.failed = false;
         }
-        let control = self.clone();
-        let p = p.clone();
-        tokio::spawn(async move {
+        self.tasks().activator(SANDBOX_POOL.name).activate();
+    }
+
+    /// Tops up every pool a create asked for, one sandbox at a time (so a fill never
+    /// competes with the creates it serves for more than one start).
+    async fn fill_sandbox_pools(&self) -> crate::Result<serde_json::Value> {
+        let (mut started, mut failed) = (0, 0);
+        let wanted: Vec<(PoolKey, Principal)> = {
+            let slots = self.pool().slots.lock().expect("pool");
+            slots
+                .iter()
+                .filter(|(_, s)| !s.failed)
+                .filter_map(|((project_id, image_id), s)| {
+                    let pool = PoolKey {
+                        project_id: project_id.clone(),
+                        image_id: image_id.clone(),
+                        template: s.template.clone(),
+                    };
+                    s.filler.clone().map(|p| (pool, p))
+                })
+                .collect()
+        };
+        for (pool, p) in wanted {
+            let key = pool.slot();
             loop {
                 let missing = {
-                    let slots = control.pool().slots.lock().expect("pool");
-                    slots.get(&key).map(|s| s.ready.len() < control.sandbox_pool_size() as usize).unwrap_or(false)
+                    let slots = self.pool().slots.lock().expect("pool");
+                    slots.get(&key).is_some_and(|s| s.ready.len() < self.sandbox_pool_size() as usize)
                 };
-                if !missing || control.shutdown().is_cancelled() {
+                if !missing || self.shutdown().is_cancelled() {
                     break;
                 }
-                match control.prestart_sandbox(&p, &pool).await {
-                    Ok(pooled) => control
-                        .pool()
-                        .slots
-                        .lock()
-                        .expect("pool")
-                        .entry(key.clone())
-                        .or_default()
-                        .ready
-                        .push_back(pooled),
+                match self.prestart_sandbox(&p, &pool).await {
+                    Ok(pooled) => {
+                        started += 1;
+                        self.pool().slots.lock().expect("pool").entry(key.clone()).or_default().ready.push_back(pooled)
+                    }
                     Err(e) => {
+                        failed += 1;
                         tracing::warn!(project = %pool.project_id, template = %pool.template, image = %pool.image_id, error = %e.message, "cannot fill the sandbox pool");
+                        if let Some(slot) = self.pool().slots.lock().expect("pool").get_mut(&key) {
+                            slot.failed = true;
+                        }
                         break;
                     }
                 }
             }
-            if let Some(slot) = control.pool().slots.lock().expect("pool").get_mut(&key) {
-                slot.filling = false;
-            }
-        });
+        }
+        let ready: usize = self.pool().slots.lock().expect("pool").values().map(|s| s.ready.len()).sum();
+        Ok(serde_json::json!({ "started": started, "failed": failed, "ready": ready }))
     }
 
     /// Starts one sandbox instance of the pool's image and freezes it.
@@ -324,7 +357,11 @@ impl Control {
         let drained: Vec<Pooled> = {
             let mut slots = self.pool().slots.lock().expect("pool");
             match slots.get_mut(&(project.to_string(), image_id.to_string())) {
-                Some(slot) => slot.ready.drain(..).collect(),
+                Some(slot) => {
+                    // Refilled when a create asks for it again, not by the task's period.
+                    slot.filler = None;
+                    slot.ready.drain(..).collect()
+                }
                 None => Vec::new(),
             }
         };

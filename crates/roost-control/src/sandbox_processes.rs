@@ -184,25 +184,25 @@ impl Control {
         Ok(entries)
     }
 
-    /// A file's contents.
-    pub async fn sandbox_download(&self, p: &Principal, id: &str, path: &str) -> Result<Vec<u8>> {
+    /// A file's contents, streamed.
+    pub async fn sandbox_download(&self, p: &Principal, id: &str, path: &str) -> Result<crate::sandboxes::FileChunks> {
         let view = self.exec_sandbox(p, id).await?;
         self.sandbox_read_file(&view, &resolve_path(path)?).await
     }
 
-    /// Writes a file (parents made).
+    /// Writes a file (parents made) from `data` as it arrives, at most `max` bytes.
     pub async fn sandbox_upload(
         &self,
         ctx: &RequestContext,
         p: &Principal,
         id: &str,
         path: &str,
-        data: Vec<u8>,
+        data: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+        max: u64,
     ) -> Result<()> {
         let view = self.exec_sandbox(p, id).await?;
         let path = resolve_path(path)?;
-        let size = data.len();
-        self.sandbox_write_file(&view, &path, data).await?;
+        let size = self.sandbox_write_from(&view, &path, data, max).await?;
         let body = serde_json::json!({"path": path, "size": size});
         self.audit_sandbox(ctx, p, "sandbox.files.write", &view.row.id, &body).await
     }

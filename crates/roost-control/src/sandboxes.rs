@@ -26,6 +26,7 @@ use tokio::sync::broadcast;
 use crate::auth::hash_secret;
 use crate::error::{Validator, check_name};
 use crate::images::node_error;
+use crate::tasks::{BackgroundTask, TaskSpec};
 use crate::{Control, Error, Principal, RequestContext, Result, audit};
 
 /// Longest a sandbox may live without being extended (E2B's own cap is 24 h).
@@ -260,6 +261,21 @@ pub struct NewSandbox {
     pub env: BTreeMap<String, String>,
     /// `container` (default) or `vm`.
     pub kind: Option<String>,
+}
+
+/// Sandbox TTLs: checked every second, so a sandbox lives about as long as it was given.
+pub(crate) const SANDBOX_EXPIRY: TaskSpec = TaskSpec {
+    name: "sandbox_expiry",
+    description: "Kills the sandboxes whose timeout has run out (audited as system, source sandbox-ttl)",
+    period: Duration::from_secs(1),
+};
+
+pub(crate) struct SandboxExpiry(pub(crate) Control);
+
+impl BackgroundTask for SandboxExpiry {
+    async fn activate(&mut self) -> Result<serde_json::Value> {
+        self.0.expire_sandboxes().await
+    }
 }
 
 impl Control {
@@ -671,30 +687,20 @@ impl Control {
         Ok(())
     }
 
-    /// Kills sandboxes whose time ran out, every second until shutdown.
-    pub fn spawn_sandbox_reaper(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                let expired = match control.store().expired_sandboxes(now_ms()).await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot list expired sandboxes");
-                        continue;
-                    }
-                };
-                for row in expired {
-                    if let Err(e) = control.expire_sandbox(&row).await {
-                        tracing::warn!(sandbox = %row.id, error = %e.message, "cannot kill an expired sandbox");
-                    }
+    /// Kills the sandboxes whose time ran out.
+    async fn expire_sandboxes(&self) -> Result<serde_json::Value> {
+        let expired = self.store().expired_sandboxes(now_ms()).await?;
+        let (mut killed, mut failed) = (0, 0);
+        for row in expired {
+            match self.expire_sandbox(&row).await {
+                Ok(()) => killed += 1,
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(sandbox = %row.id, error = %e.message, "cannot kill an expired sandbox");
                 }
             }
-        });
+        }
+        Ok(serde_json::json!({ "expired": killed, "failed": failed }))
     }
 
     async fn expire_sandbox(&self, row: &SandboxRow) -> Result<()> {
@@ -900,7 +906,8 @@ impl Control {
     }
 
     /// Runs a command to completion in the sandbox (for file operations): stdout, stderr
-    /// and exit code.
+    /// and exit code. Output past [`MAX_RUN_OUTPUT`] fails the call (a listing of a
+    /// directory with millions of entries, say) rather than filling the server's memory.
     pub async fn sandbox_run(&self, view: &SandboxView, argv: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i32)> {
         let mut session = self
             .exec(
@@ -909,41 +916,27 @@ impl Control {
             )
             .await?;
         drop(session.stdin.take());
-        let mut out = Vec::new();
-        let mut err = Vec::new();
         let (o, e) = (session.stdout.take(), session.stderr.take());
-        let read_out = async {
-            if let Some(mut o) = o {
-                let _ = o.read_to_end(&mut out).await;
-            }
-        };
-        let read_err = async {
-            if let Some(mut e) = e {
-                let _ = e.read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
+        let (out, err) = tokio::join!(read_capped(o, MAX_RUN_OUTPUT), read_capped(e, MAX_RUN_OUTPUT));
         let code = session.wait().await.map_err(node_error)?;
+        let (Some(out), Some(err)) = (out, err) else {
+            return Err(Error::new(
+                ErrorCode::ValidationFailed,
+                format!("the output of '{}' is larger than {MAX_RUN_OUTPUT} bytes", argv.join(" ")),
+            ));
+        };
         Ok((out, err, code))
     }
 
-    /// The contents of a file in the sandbox (`cat` through exec, so any driver that
-    /// execs serves it, and symlinks resolve inside the sandbox).
-    pub async fn sandbox_read_file(&self, view: &SandboxView, path: &str) -> Result<Vec<u8>> {
-        let (out, err, code) = self.sandbox_run(view, &["cat", "--", path]).await?;
-        if code != 0 {
-            let text = String::from_utf8_lossy(&err).trim().to_string();
-            if text.contains("No such file") {
-                return Err(Error::not_found("file", path));
-            }
-            return Err(Error::new(ErrorCode::ValidationFailed, text));
-        }
-        Ok(out)
-    }
-
-    /// Writes a file in the sandbox, making its parent directories.
-    pub async fn sandbox_write_file(&self, view: &SandboxView, path: &str, data: Vec<u8>) -> Result<()> {
-        let script = "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"";
+    /// A regular file of the sandbox, streamed as `cat` reads it (through exec, so any
+    /// driver that execs serves it, and symlinks resolve inside the sandbox). Chunks come
+    /// through a short channel, so a slow client holds the reader, never the server's
+    /// memory; a client that goes away ends it. Anything but a regular file (a device
+    /// such as `/dev/zero`, a FIFO, a directory) is refused up front.
+    pub async fn sandbox_read_file(&self, view: &SandboxView, path: &str) -> Result<FileChunks> {
+        let script = r#"test -e "$1" || { echo "$1: No such file or directory" >&2; exit 2; }
+test -f "$1" || { echo "$1: not a regular file (devices, FIFOs and directories are not read)" >&2; exit 3; }
+exec cat -- "$1""#;
         let mut session = self
             .exec(
                 &view.row.instance_id,
@@ -953,30 +946,179 @@ impl Control {
                 },
             )
             .await?;
+        drop(session.stdin.take());
+        let stderr = tokio::spawn(read_capped_lossy(session.stderr.take(), 64 << 10));
+        let Some(mut out) = session.stdout.take() else {
+            return Err(Error::internal("exec without stdout"));
+        };
+        let mut first = vec![0u8; FILE_CHUNK];
+        let n = out.read(&mut first).await.map_err(|e| Error::internal(format!("reading {path}: {e}")))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        if n == 0 {
+            let code = session.wait().await.map_err(node_error)?;
+            let err = stderr.await.unwrap_or_default();
+            if code != 0 {
+                if err.contains("No such file") {
+                    return Err(Error::not_found("file", path));
+                }
+                return Err(Error::new(ErrorCode::ValidationFailed, err.trim().to_string()));
+            }
+            return Ok(FileChunks { rx });
+        }
+        first.truncate(n);
+        let path = path.to_string();
+        tokio::spawn(async move {
+            let mut chunk = first;
+            loop {
+                if tx.send(Ok(chunk)).await.is_err() {
+                    break; // the client left: stop reading (cat ends on a broken pipe)
+                }
+                let mut buf = vec![0u8; FILE_CHUNK];
+                match out.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        chunk = buf;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(format!("reading {path}: {e}")))).await;
+                        break;
+                    }
+                }
+            }
+            drop(out);
+            if let Ok(code) = session.wait().await
+                && code != 0
+            {
+                let err = stderr.await.unwrap_or_default();
+                let _ = tx.send(Err(std::io::Error::other(format!("reading {path}: {}", err.trim())))).await;
+            }
+        });
+        Ok(FileChunks { rx })
+    }
+
+    /// Writes a file in the sandbox from `data` as it arrives, making its parent
+    /// directories; at most `max` bytes. The bytes go to a temporary file beside the
+    /// target first (nothing is held here), which replaces the target's content only
+    /// once all of them arrived: an upload cut short or too large leaves the target as
+    /// it was. Returns the size written.
+    pub async fn sandbox_write_from(
+        &self,
+        view: &SandboxView,
+        path: &str,
+        data: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+        max: u64,
+    ) -> Result<u64> {
+        let (dir, name) = match path.rsplit_once('/') {
+            Some((dir, name)) => (if dir.is_empty() { "/" } else { dir }, name),
+            None => (".", path),
+        };
+        if name.is_empty() {
+            return Err(Error::invalid(format!("'{path}' names a directory, not a file")));
+        }
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| Error::internal(format!("random source: {e}")))?;
+        let tmp = format!("{}/.{name}.roost-upload-{:016x}", dir.trim_end_matches('/'), u64::from_le_bytes(nonce));
+        let script = "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"";
+        let mut session = self
+            .exec(
+                &view.row.instance_id,
+                roost_node::ExecRequest {
+                    cmd: ["sh", "-c", script, "sh", &tmp].iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                },
+            )
+            .await?;
         let stdin = session.stdin.take();
         let (o, e) = (session.stdout.take(), session.stderr.take());
         let feed = async move {
-            if let Some(mut w) = stdin {
-                let _ = w.write_all(&data).await;
-                let _ = w.shutdown().await;
-            }
+            let Some(mut w) = stdin else { return Ok(0) };
+            let mut limited = tokio::io::AsyncReadExt::take(data, max.saturating_add(1));
+            let copied = tokio::io::copy(&mut limited, &mut w).await;
+            let _ = w.shutdown().await;
+            copied
         };
-        let mut err = Vec::new();
         let drain = async {
             if let Some(mut o) = o {
                 let _ = tokio::io::copy(&mut o, &mut tokio::io::sink()).await;
             }
-            if let Some(mut e) = e {
-                let _ = e.read_to_end(&mut err).await;
-            }
+            read_capped_lossy(e, 64 << 10).await
         };
-        tokio::join!(feed, drain);
+        let (copied, err) = tokio::join!(feed, drain);
         let code = session.wait().await.map_err(node_error)?;
+        let failure = match &copied {
+            _ if code != 0 => Some(Error::new(ErrorCode::ValidationFailed, err.trim().to_string())),
+            Ok(n) if *n > max => Some(Error::new(ErrorCode::PayloadTooLarge, format!("files are at most {max} bytes"))),
+            Ok(_) => None,
+            Err(e) => Some(Error::new(ErrorCode::InvalidRequest, format!("the upload was cut short: {e}"))),
+        };
+        if let Some(e) = failure {
+            let _ = self.sandbox_run(view, &["rm", "-f", "--", &tmp]).await;
+            return Err(e);
+        }
+        let size = copied.unwrap_or(0);
+        // `cat` into the target keeps its inode, mode and owner, as a direct write did.
+        let (_, err, code) = self
+            .sandbox_run(
+                view,
+                &["sh", "-c", "cat -- \"$1\" > \"$2\"; s=$?; rm -f -- \"$1\"; exit $s", "sh", &tmp, path],
+            )
+            .await?;
         if code != 0 {
             return Err(Error::new(ErrorCode::ValidationFailed, String::from_utf8_lossy(&err).trim().to_string()));
         }
-        Ok(())
+        Ok(size)
     }
+
+    /// Writes a small file held in memory (the code interpreter's runner).
+    pub async fn sandbox_write_file(&self, view: &SandboxView, path: &str, data: Vec<u8>) -> Result<()> {
+        self.sandbox_write_from(view, path, &mut &data[..], data.len() as u64).await.map(|_| ())
+    }
+}
+
+/// Most bytes of output [`Control::sandbox_run`] keeps per stream.
+pub const MAX_RUN_OUTPUT: usize = 64 << 20;
+/// The chunk a file is read in.
+const FILE_CHUNK: usize = 64 << 10;
+
+/// A file's bytes as they are read from the sandbox; an `Err` ends a stream that failed
+/// half-way (the response is then cut short rather than completed wrongly).
+pub struct FileChunks {
+    pub rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+}
+
+/// All of a stream, or `None` past `max` bytes (the rest is drained, so the writer
+/// never blocks on a full pipe).
+async fn read_capped(stream: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, max: usize) -> Option<Vec<u8>> {
+    let Some(mut stream) = stream else { return Some(Vec::new()) };
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut over = false;
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) if over || out.len() + n > max => over = true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    (!over).then_some(out)
+}
+
+/// Up to `max` bytes of a stream as text (the rest drained): an error message.
+async fn read_capped_lossy(stream: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, max: usize) -> String {
+    let Some(mut stream) = stream else { return String::new() };
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 8 << 10];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = max.saturating_sub(out.len()).min(n);
+                out.extend_from_slice(&buf[..room]);
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).to_string()
 }
 
 /// A sandbox's current usage, for the E2B metrics endpoint.

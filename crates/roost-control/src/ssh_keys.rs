@@ -205,13 +205,14 @@ impl Control {
                     roost_node::ExecRequest { cmd: vec!["/bin/sh".into(), "-c".into(), script], ..Default::default() };
                 let mut session = driver.exec(id, request).await.map_err(crate::images::node_error)?;
                 drop(session.stdin.take());
-                let mut sink = Vec::new();
-                if let Some(mut out) = session.stdout.take() {
-                    let _ = tokio::io::AsyncReadExt::read_to_end(&mut out, &mut sink).await;
-                }
-                if let Some(mut err) = session.stderr.take() {
-                    let _ = tokio::io::AsyncReadExt::read_to_end(&mut err, &mut sink).await;
-                }
+                // Nothing is kept: the script's output is the instance's (and unbounded).
+                let (out, err) = (session.stdout.take(), session.stderr.take());
+                let drain = |stream: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
+                    if let Some(mut stream) = stream {
+                        let _ = tokio::io::copy(&mut stream, &mut tokio::io::sink()).await;
+                    }
+                };
+                tokio::join!(drain(out), drain(err));
                 session.wait().await.map_err(crate::images::node_error)
             }
         };

@@ -31,12 +31,26 @@ use roost_store::{StoreError, now_ms, to_time};
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
+use crate::tasks::{BackgroundTask, TaskSpec};
 use crate::{Control, Error, Principal, RequestContext, Result, audit};
 
 const MIN_SIZE: u64 = 16 << 20;
 const MAX_SIZE: u64 = 16 << 40;
-/// How often the backup scheduler looks for due policies.
-const BACKUP_TICK: Duration = Duration::from_secs(10);
+/// Backup policies run on their cron; every 10 s the task looks for the due ones.
+pub(crate) const BACKUP_POLICIES: TaskSpec = TaskSpec {
+    name: "backup_policies",
+    description: "Takes the snapshots of the backup policies that are due (on their cron) and removes those past \
+                  each policy's keep count",
+    period: Duration::from_secs(10),
+};
+
+pub(crate) struct BackupPolicies(pub(crate) Control);
+
+impl BackgroundTask for BackupPolicies {
+    async fn activate(&mut self) -> Result<serde_json::Value> {
+        self.0.run_due_policies().await
+    }
+}
 
 /// One change at a time per volume (snapshot, restore, resize, attach, ...).
 static VOLUME_LOCKS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = LazyLock::new(Default::default);
@@ -791,7 +805,8 @@ impl Control {
 
     /// One run: a snapshot, then the oldest beyond `keep` removed. Failures are recorded
     /// on the policy and published as `backup_policy.failed`.
-    async fn run_policy(&self, policy: &PolicyRow) {
+    /// Takes a policy's snapshot and prunes old ones; whether it worked.
+    async fn run_policy(&self, policy: &PolicyRow) -> bool {
         let started = now_ms();
         let result: Result<()> = async {
             let volume = self
@@ -842,27 +857,21 @@ impl Control {
             let kind = if result.is_ok() { "backup_policy.succeeded" } else { "backup_policy.failed" };
             self.publish(kind, "backup_policy", &fresh.id, Some(&api), &fresh.project_id);
         }
+        result.is_ok()
     }
 
-    /// At start: what a crash left (temporary files, image files without a row, mounts
-    /// and loop devices no running instance needs); then due backup policies, until
-    /// shutdown.
-    pub(crate) fn spawn_volume_jobs(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(BACKUP_TICK);
-            loop {
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                let Ok(policies) = control.store().all_policies().await else { continue };
-                let now = now_ms();
-                for policy in policies.into_iter().filter(|p| p.next_run_at.is_some_and(|n| n <= now)) {
-                    control.run_policy(&policy).await;
-                }
+    /// Runs the backup policies that are due.
+    async fn run_due_policies(&self) -> Result<serde_json::Value> {
+        let policies = self.store().all_policies().await?;
+        let now = now_ms();
+        let (mut ran, mut failed) = (0, 0);
+        for policy in policies.into_iter().filter(|p| p.next_run_at.is_some_and(|n| n <= now)) {
+            ran += 1;
+            if !self.run_policy(&policy).await {
+                failed += 1;
             }
-        });
+        }
+        Ok(serde_json::json!({ "ran": ran, "failed": failed }))
     }
 
     /// At start, before the reconciler: what a crash left (temporary files, image files
@@ -966,7 +975,7 @@ impl Control {
         let store = self.volume_store();
         let upper = self.settings().data_dir.join("instances").join(&instance.id).join("upper");
         let archive = store.archive(&id);
-        tar_dir(&upper, &archive).await?;
+        self.while_frozen(&instance.id, tar_dir(&upper, &archive)).await?;
         let row = InstanceSnapshotRow {
             id: id.clone(),
             project_id: instance.project_id.clone(),
@@ -1100,7 +1109,7 @@ impl Control {
         // The copies, then the clone starts.
         let copied: Result<()> = async {
             let upper = |id: &str| self.settings().data_dir.join("instances").join(id).join("upper");
-            copy_tree(&upper(&source.id), &upper(&row.id)).await?;
+            self.while_frozen(&source.id, copy_tree(&upper(&source.id), &upper(&row.id))).await?;
             let store = self.volume_store();
             for volume in &source_volumes {
                 let id = IdKind::Volume.generate();
@@ -1155,6 +1164,33 @@ fn disk_of(store: &VolumeStore, v: &VolumeRow) -> VolumeAttachment {
         filesystem: v.filesystem.clone(),
         path: v.mount_path.clone().unwrap_or_default(),
         read_only: v.read_only != 0,
+    }
+}
+
+impl Control {
+    /// Runs `work` with a running container frozen (the cgroup freezer, as pause does),
+    /// so the files of its upper layer hold still while they are copied: no file changes
+    /// half-way, and no directory is swapped for a symlink between the copy's look and its
+    /// open. An instance that is paused already stays paused; one that does not run needs
+    /// nothing.
+    async fn while_frozen<T>(
+        &self,
+        instance_id: &str,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        // The reconciler's lock: it would otherwise see the freeze and call it paused.
+        let _instance_lock = self.lock_for(instance_id).lock_owned().await;
+        let driver = self.driver_of(instance_id).await?;
+        let running =
+            matches!(driver.inspect(instance_id).await.map(|s| s.status), Ok(roost_node::InstanceStatus::Running));
+        if running {
+            driver.pause(instance_id).await.map_err(node_error)?;
+        }
+        let result = work.await;
+        if running && let Err(e) = driver.resume(instance_id).await {
+            tracing::error!(instance = instance_id, error = %e, "could not thaw the instance after a copy");
+        }
+        result
     }
 }
 
@@ -1217,8 +1253,11 @@ async fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
     }
     let parent = to.parent().ok_or_else(|| Error::internal("bad clone target"))?;
     std::fs::create_dir_all(parent).map_err(|e| Error::internal(format!("creating {}: {e}", parent.display())))?;
+    // `-a` copies symlinks as symlinks (never what they point at, which for a link the
+    // instance made could be any host file); `-T`: `to` is the copy, never a directory
+    // to copy into.
     let out = tokio::process::Command::new("cp")
-        .args(["-a", "--reflink=auto", "--sparse=always"])
+        .args(["-a", "--no-dereference", "-T", "--reflink=auto", "--sparse=always"])
         .arg(from)
         .arg(to)
         .output()

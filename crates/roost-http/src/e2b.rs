@@ -42,11 +42,14 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// The end of the message for traffic to a sandbox that was killed or timed out.
 const GONE: &str = "is not running (killed or timed out)";
 /// Largest file upload through `/files`.
-const MAX_UPLOAD: usize = 1 << 30;
+const MAX_UPLOAD: u64 = 1 << 30;
 
 pub fn router(control: Control) -> Router {
     // Uploads through `/files` are large (multipart reads the limit from this layer).
-    Router::new().fallback(dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD)).with_state(control)
+    Router::new()
+        .fallback(dispatch)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD as usize))
+        .with_state(control)
 }
 
 async fn dispatch(State(control): State<Control>, req: Request) -> Response {
@@ -476,7 +479,7 @@ async fn files(control: &Control, view: &SandboxView, req: Request) -> Result<Re
     match *req.method() {
         Method::GET => {
             let path = resolve_path(query.get("path").map(String::as_str).unwrap_or(""));
-            let data = control.sandbox_read_file(view, &path).await.map_err(|e| {
+            let chunks = control.sandbox_read_file(view, &path).await.map_err(|e| {
                 if e.code == ErrorCode::Conflict
                     || e.message.contains("No such file")
                     || e.message.contains("not found")
@@ -486,7 +489,7 @@ async fn files(control: &Control, view: &SandboxView, req: Request) -> Result<Re
                     e
                 }
             })?;
-            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], file_body(chunks)).into_response())
         }
         Method::POST => {
             let content_type = header_str(req.headers(), "content-type").unwrap_or("").to_string();
@@ -500,23 +503,39 @@ async fn files(control: &Control, view: &SandboxView, req: Request) -> Result<Re
                     multipart.next_field().await.map_err(|e| Error::new(ErrorCode::InvalidRequest, e.body_text()))?
                 {
                     let name = field.file_name().map(str::to_string);
-                    let data = field.bytes().await.map_err(|e| Error::new(ErrorCode::InvalidRequest, e.body_text()))?;
                     let path = resolve_path(&single.clone().or(name).unwrap_or_default());
-                    control.sandbox_write_file(view, &path, data.to_vec()).await?;
+                    use futures_util::TryStreamExt;
+                    let mut data =
+                        tokio_util::io::StreamReader::new(field.map_err(|e| std::io::Error::other(e.body_text())));
+                    control.sandbox_write_from(view, &path, &mut data, MAX_UPLOAD).await?;
                     written.push(write_info(&path));
                 }
             } else {
                 let path = resolve_path(query.get("path").map(String::as_str).unwrap_or(""));
-                let data = axum::body::to_bytes(req.into_body(), MAX_UPLOAD)
-                    .await
-                    .map_err(|e| Error::new(ErrorCode::PayloadTooLarge, e.to_string()))?;
-                control.sandbox_write_file(view, &path, data.to_vec()).await?;
+                let mut data = body_reader(req.into_body());
+                control.sandbox_write_from(view, &path, &mut data, MAX_UPLOAD).await?;
                 written.push(write_info(&path));
             }
             Ok(Json(Value::Array(written)).into_response())
         }
         _ => Err(Error::new(ErrorCode::MethodNotAllowed, "GET or POST")),
     }
+}
+
+/// A request body as a reader, chunk by chunk as it arrives (uploads stream through).
+pub(crate) fn body_reader(body: axum::body::Body) -> impl tokio::io::AsyncRead + Send + Unpin {
+    use futures_util::TryStreamExt;
+    tokio_util::io::StreamReader::new(body.into_data_stream().map_err(std::io::Error::other))
+}
+
+/// A response body that streams a sandbox file's chunks; a read that fails half-way
+/// ends the body with an error (the client sees a cut-short response, not a wrong one).
+pub(crate) fn file_body(mut chunks: roost_control::sandboxes::FileChunks) -> axum::body::Body {
+    axum::body::Body::from_stream(async_stream::stream! {
+        while let Some(chunk) = chunks.rx.recv().await {
+            yield chunk.map(Bytes::from);
+        }
+    })
 }
 
 fn write_info(path: &str) -> Value {
@@ -693,7 +712,7 @@ async fn stream_input(control: &Control, view: &SandboxView, codec: Codec, body:
     let mut process = None;
     let result: Result<(), (String, String)> = async {
         loop {
-            while let Some((_, msg)) = reader.next_message() {
+            while let Some((_, msg)) = reader.next_message().map_err(|e| ("resource_exhausted".to_string(), e))? {
                 let m: envd::StreamInputRequest = codec.decode(&msg).map_err(|e| ("invalid_argument".into(), e))?;
                 match m.event {
                     Some(Event::Start(start)) => {

@@ -282,6 +282,12 @@ impl ImageStore {
                 if !output.status.success() {
                     return Err(Error::tool("cp", String::from_utf8_lossy(&output.stderr).trim().to_string()));
                 }
+                // A user-namespaced instance's files show shifted owners on the host:
+                // the image keeps the ids they have inside.
+                if let Some(map) = crate::drivers::container::userns::id_map_of_rootfs(&src) {
+                    crate::drivers::container::userns::unshift_tree(rootfs, map)
+                        .map_err(|e| Error::io("giving the snapshot its container ids", e))?;
+                }
                 Ok((name, source))
             })
         })

@@ -31,6 +31,8 @@ pub struct InstanceRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub started_at: Option<i64>,
+    /// JSON array of capability names added to the default set.
+    pub capabilities_add: String,
 }
 
 pub const SORT_KEYS: &[SortKey] =
@@ -55,6 +57,10 @@ impl InstanceRow {
 
     pub fn env(&self) -> BTreeMap<String, String> {
         serde_json::from_str(&self.env).unwrap_or_default()
+    }
+
+    pub fn capabilities_add(&self) -> Vec<String> {
+        serde_json::from_str(&self.capabilities_add).unwrap_or_default()
     }
 
     pub fn labels(&self) -> BTreeMap<String, String> {
@@ -88,18 +94,19 @@ impl InstanceRow {
             started_at: self.started_at.map(to_time),
             cloned_from: None,
             volumes: Vec::new(),
+            capabilities_add: self.capabilities_add(),
         }
     }
 }
 
 const COLUMNS: &str = "id, project_id, name, kind, image_id, cpus_milli, memory_bytes, command, env, labels, \
                        restart_policy, desired, status, status_reason, ip, exit_code, restart_count, created_by, \
-                       created_at, updated_at, started_at";
+                       created_at, updated_at, started_at, capabilities_add";
 
 pub async fn insert(conn: &mut AnyConnection, i: &InstanceRow) -> Result<()> {
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO instances ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-         $16, $17, $18, $19, $20, $21)"
+         $16, $17, $18, $19, $20, $21, $22)"
     )))
     .bind(&i.id)
     .bind(&i.project_id)
@@ -122,6 +129,7 @@ pub async fn insert(conn: &mut AnyConnection, i: &InstanceRow) -> Result<()> {
     .bind(i.created_at)
     .bind(i.updated_at)
     .bind(i.started_at)
+    .bind(&i.capabilities_add)
     .execute(conn)
     .await
     .map_err(StoreError::from_write)?;

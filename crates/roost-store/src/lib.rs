@@ -16,6 +16,7 @@ pub mod sandbox_templates;
 pub mod sandboxes;
 pub mod sessions;
 pub mod ssh_keys;
+pub mod tasks;
 pub mod tokens;
 pub mod users;
 pub mod volumes;

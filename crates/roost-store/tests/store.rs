@@ -153,6 +153,7 @@ async fn suite(store: &Store) {
     meta(store).await;
     presign_keys(store).await;
     concurrent_writes(store).await;
+    task_leases(store).await;
 }
 
 /// A bucket's presign keys (described `presign:<bucket>:…` and limited to exactly that
@@ -469,4 +470,68 @@ async fn concurrent_writes(store: &Store) {
         assert_eq!(pair[1].prev_hash, pair[0].hash);
         assert_eq!(pair[1].seq, pair[0].seq + 1);
     }
+}
+
+/// A task's lease: one holder at a time, taken over once expired, renewed by a recorded
+/// run, released at shutdown; a run asked of any server reaches the holder.
+async fn task_leases(store: &Store) {
+    use roost_store::tasks::TaskRunRecord;
+    let take = |server: &'static str, now: i64| async move {
+        store.acquire_task_lease("sweep", "sweeps", 5000, server, now, now + 30_000).await.unwrap()
+    };
+    let request = |at: i64| async move {
+        let mut tx = store.write().await.unwrap();
+        let known = roost_store::tasks::request_run(tx.conn(), "sweep", at).await.unwrap();
+        tx.commit().await.unwrap();
+        known
+    };
+    assert!(!request(1).await, "no row before a server took it");
+    assert!(take("srv-a", 1000).await.is_some(), "a free lease is taken");
+    assert!(take("srv-b", 2000).await.is_none(), "a held lease is refused");
+    assert!(take("srv-a", 3000).await.is_some(), "the holder renews");
+    let row = store.task("sweep").await.unwrap().unwrap();
+    assert_eq!((row.holder.as_deref(), row.lease_expires_at, row.runs), (Some("srv-a"), 33_000, 0));
+
+    // A run asked of another server shows in the holder's next renewal.
+    assert!(request(4000).await);
+    let run = TaskRunRecord {
+        server: "srv-a",
+        started_at: 5000,
+        elapsed_ms: 12,
+        ok: true,
+        details: r#"{"swept":3}"#,
+        next_run_at: 10_000,
+        lease_until: 40_000,
+    };
+    let held = store.record_task_run("sweep", &run).await.unwrap().expect("still srv-a's");
+    assert_eq!(held.wake_requested_at, Some(4000));
+    let row = store.task("sweep").await.unwrap().unwrap();
+    assert_eq!(
+        (row.runs, row.lease_expires_at, row.last_ok, row.last_details.as_deref()),
+        (1, 40_000, Some(1), Some(r#"{"swept":3}"#))
+    );
+
+    // Expired: another server takes it over; the old holder's late record keeps the
+    // status but not the lease.
+    assert!(take("srv-b", 39_999).await.is_none(), "not before it expires");
+    assert!(take("srv-b", 40_000).await.is_some(), "taken over once expired");
+    let late = TaskRunRecord { server: "srv-a", ok: false, details: "boom", lease_until: 90_000, ..run };
+    assert!(store.record_task_run("sweep", &late).await.unwrap().is_none(), "srv-a lost it");
+    let row = store.task("sweep").await.unwrap().unwrap();
+    assert_eq!((row.holder.as_deref(), row.lease_expires_at, row.runs), (Some("srv-b"), 70_000, 2));
+
+    // Released: free for anyone at once.
+    store.release_task_lease("sweep", "srv-a").await.unwrap();
+    assert_eq!(
+        store.task("sweep").await.unwrap().unwrap().holder.as_deref(),
+        Some("srv-b"),
+        "only the holder releases"
+    );
+    store.release_task_lease("sweep", "srv-b").await.unwrap();
+    assert!(take("srv-a", 41_000).await.is_some());
+    assert_eq!(store.tasks().await.unwrap().len(), 1);
+
+    // The next process on srv-a's data directory gives up whatever srv-a held.
+    assert_eq!(store.release_task_leases_of("srv-a").await.unwrap(), 1);
+    assert!(take("srv-c", 42_000).await.is_some(), "free at once, long before it would expire");
 }

@@ -94,9 +94,15 @@ pub struct ServerArgs {
     /// MicroVM accelerator: auto (KVM when a probe proves it works, else TCG), kvm, tcg [env: ROOST_ACCEL] [default: auto]
     #[arg(long, value_name = "MODE")]
     pub accel: Option<String>,
+    /// Containers in user namespaces: auto (where the host supports them), on (refuse to start without), off [env: ROOST_USERNS] [default: auto]
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
     /// Frozen sandboxes kept ready per template and project (0: off, every create starts cold) [env: ROOST_SANDBOX_POOL] [default: 0]
     #[arg(long, value_name = "N")]
     pub sandbox_pool: Option<String>,
+    /// How long a background task's lease lasts unrenewed: servers sharing a PostgreSQL store take over a dead server's tasks after this [env: ROOST_TASK_LEASE] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub task_lease: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,10 +153,13 @@ pub struct ServerSettings {
     pub s3_public_url: Option<String>,
     pub s3_housekeeping_interval: Duration,
     pub accel: roost_node::drivers::vm::AccelChoice,
+    pub userns: roost_node::drivers::container::userns::UsernsMode,
     /// `None`: the E2B API is off.
     pub e2b_listen: Option<SocketAddr>,
     /// Warm pool size per (project, template); 0: off.
     pub sandbox_pool: u32,
+    /// Background-task lease length.
+    pub task_lease: Duration,
 }
 
 /// Every setting: the file key (the flag is `--` + key with `-`, the env var `ROOST_` +
@@ -181,8 +190,10 @@ const KEYS: &[&str] = &[
     "s3_public_url",
     "s3_housekeeping_interval",
     "accel",
+    "userns",
     "e2b_listen",
     "sandbox_pool",
+    "task_lease",
 ];
 
 struct Sources<'a> {
@@ -474,6 +485,10 @@ impl ServerSettings {
                 .ok_or_else(|| invalid("accel", &v, &src, "expected auto, kvm or tcg"))?,
             None => roost_node::drivers::vm::AccelChoice::Auto,
         };
+        let userns = match s.get("userns", &args.userns) {
+            Some((v, src)) => v.parse().map_err(|_| invalid("userns", &v, &src, "expected auto, on or off"))?,
+            None => roost_node::drivers::container::userns::UsernsMode::Auto,
+        };
         let e2b_listen = match s.get("e2b_listen", &args.e2b_listen) {
             Some((v, _)) if v == "off" => None,
             Some((v, src)) => Some(v.parse::<SocketAddr>().map_err(|_| {
@@ -488,9 +503,18 @@ impl ServerSettings {
             },
             None => 0,
         };
+        let task_lease = match s.get("task_lease", &args.task_lease) {
+            Some((v, src)) => match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(3600) => d,
+                _ => return Err(invalid("task_lease", &v, &src, "expected a duration from 1s to 1h, like 30s")),
+            },
+            None => Duration::from_secs(30),
+        };
         Ok(ServerSettings {
+            task_lease,
             sandbox_pool,
             accel,
+            userns,
             e2b_listen,
             s3_listen,
             s3_domain,

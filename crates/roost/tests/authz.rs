@@ -300,6 +300,11 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
         }
         ("GET", "/v1/events") => (case(route, None), ANY_USER),
         ("POST", "/v1/system/backups") => (case(route, None), with(ADMIN_WRITE, 202)),
+        ("GET", "/v1/system/tasks") => (case(route, None), ADMIN_READ),
+        ("GET", "/v1/system/tasks/{name}") => (case("/v1/system/tasks/housekeeping", None), ADMIN_READ),
+        ("POST", "/v1/system/tasks/{name}/run") => {
+            (case("/v1/system/tasks/housekeeping/run", None), with(ADMIN_WRITE, 202))
+        }
         ("GET", "/v1/users") => (case(route, None), ANY_USER),
         ("POST", "/v1/users") => {
             (case(route, Some(json!({"name": w.fresh("user"), "projects": []}))), with(ADMIN_WRITE, 201))

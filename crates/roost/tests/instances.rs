@@ -444,11 +444,21 @@ fn the_cli_runs_instances() {
 async fn instances_reach_each_other_and_are_sampled() {
     let server = TestServer::start_with(ServerOptions::compute(19));
     let admin = server.admin().await;
-    let a = running(&admin, busybox("a")).await;
+    // Raw sockets (busybox's ping) are for instances that ask for NET_RAW.
+    let a = running(&admin, CreateInstanceRequest { capabilities_add: vec!["NET_RAW".into()], ..busybox("a") }).await;
+    assert_eq!(a.capabilities_add, vec!["NET_RAW".to_string()]);
     let b = running(&admin, busybox("b")).await;
     let b_ip = b.ip.clone().unwrap();
     let out = exec(&admin, "a", &["ping", "-c", "1", "-W", "2", &b_ip]).await;
     assert_eq!(out.code, 0, "a cannot reach b: {}", String::from_utf8_lossy(&out.stdout));
+    let a_ip = a.ip.clone().unwrap();
+    let out = exec(&admin, "b", &["ping", "-c", "1", "-W", "2", &a_ip]).await;
+    assert_ne!(out.code, 0, "b has no NET_RAW");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The default route goes through the bridge, and egress is masqueraded.
     let route = exec(&admin, "a", &["ip", "route"]).await;
     assert!(

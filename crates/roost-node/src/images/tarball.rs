@@ -25,7 +25,7 @@ pub fn unpack_file_limited(path: &Path, rootfs: &Path, limit: u64) -> Result<()>
     let file = File::open(path).at("opening", path)?;
     fs::create_dir_all(rootfs).at("creating", rootfs)?;
     let stream = Capped { inner: decompress(BufReader::new(file)).at("reading", path)?, left: limit };
-    if let Err(e) = unpack_capped(stream, rootfs, limit) {
+    if let Err(e) = unpack_capped(stream, rootfs, limit, true) {
         return Err(match e {
             Error::Io { source, .. } if is_capped(&source) => too_large(limit),
             e => e,
@@ -91,15 +91,20 @@ pub fn decompress<R: BufRead + Send + 'static>(mut reader: R) -> io::Result<Box<
 /// Unpacks a plain tar stream into the existing directory `dst`, keeping modes and
 /// owners (we run as root; an image's files belong to its users).
 pub fn unpack(reader: impl Read, dst: &Path) -> Result<()> {
-    unpack_capped(reader, dst, u64::MAX)
+    unpack_capped(reader, dst, u64::MAX, true)
 }
 
-/// [`unpack`], refusing entries whose declared sizes add up to more than `limit`.
-fn unpack_capped(reader: impl Read, dst: &Path, limit: u64) -> Result<()> {
+/// [`unpack`], keeping the archive's owners or not (the files are then the caller's).
+pub fn unpack_owned(reader: impl Read, dst: &Path, keep_owners: bool) -> Result<()> {
+    unpack_capped(reader, dst, u64::MAX, keep_owners)
+}
+
+/// [`unpack_owned`], refusing entries whose declared sizes add up to more than `limit`.
+fn unpack_capped(reader: impl Read, dst: &Path, limit: u64, keep_owners: bool) -> Result<()> {
     let mut declared: u64 = 0;
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
+    archive.set_preserve_ownerships(keep_owners);
     archive.set_preserve_mtime(true);
     archive.set_overwrite(true);
     archive.set_unpack_xattrs(false);
