@@ -255,10 +255,17 @@ export interface S3Key {
   id: string;
   description?: string | null;
   user_id: string;
+  /** The names the key's buckets had when it was made. */
   buckets?: string[];
+  /** What the limit is by: the buckets' ids. */
+  bucket_ids?: string[];
   read_only: boolean;
   created_at: string;
   last_used_at?: string | null;
+  /** Made with an expiring token: it ends with it. */
+  expires_at?: string | null;
+  /** Made with a project-restricted token: only that project's buckets. */
+  project_id?: string | null;
 }
 
 export interface InstanceVolume {
@@ -350,6 +357,8 @@ export interface SandboxKey {
   project_id: string;
   max_sandboxes: number;
   creates_per_minute: number;
+  /** Set when the key was made with an expiring token: it ends with it. */
+  expires_at?: string | null;
   created_at: string;
 }
 

@@ -505,6 +505,11 @@ impl Client {
         self.get("/v1/sandbox-keys").await
     }
 
+    /// Revokes a sandbox key (by id): E2B requests with it are refused from now on.
+    pub async fn revoke_sandbox_key(&self, id: &str) -> Result<()> {
+        self.delete(&format!("/v1/sandbox-keys/{}", encode(id))).await
+    }
+
     pub async fn sandbox_pool(&self) -> Result<Vec<roost_api::sandboxes::SandboxPoolStats>> {
         self.get("/v1/sandbox-pool").await
     }

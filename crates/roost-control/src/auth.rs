@@ -28,6 +28,9 @@ const SECRET_LEN: usize = 32; // base32 characters: 160 bits
 /// How long a resolved credential is trusted before the store is asked again. Revoking
 /// through this server evicts at once; this bounds staleness for other servers.
 const CACHE_TTL: Duration = Duration::from_secs(10);
+/// The window of the per-account login limit (`login_failures_per_account` failures in
+/// it and the account waits).
+pub const ACCOUNT_LOCK_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// `last_used_at` is written at most this often per token.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
@@ -113,6 +116,17 @@ impl Principal {
             return Err(Error::forbidden("only admins may read this"));
         }
         Ok(())
+    }
+
+    /// The limits a credential made with this one inherits (expiry, project): a key made
+    /// with an API token ends when the token ends and reaches only the token's project;
+    /// one made in a session (a person at the console or CLI) has neither limit, as a
+    /// token made in a session does not.
+    pub fn credential_limits(&self) -> (Option<i64>, Option<String>) {
+        match self.method {
+            AuthMethod::Token => (self.expires_at, self.project_id.clone()),
+            AuthMethod::Session => (None, None),
+        }
     }
 
     /// The user id as the audit log records it.
@@ -311,23 +325,38 @@ impl Control {
         Ok(generated.then_some(password))
     }
 
-    /// Logs in with a password; rate-limited per client address.
+    /// Logs in with a password; rate-limited per client address, and per account name
+    /// after repeated failures (whether or not the account exists, so a lock tells
+    /// nothing; while locked the password is not even checked).
     pub async fn login(&self, ctx: &RequestContext, req: LoginRequest) -> Result<(LoginResponse, String)> {
         let source = ctx.source.clone().unwrap_or_default();
         if let Err(wait) = self.inner.login_limiter.check(&source) {
             return Err(Error::rate_limited(wait));
         }
-        let user = self.store().user_by_name(req.username.trim()).await?;
+        let name = req.username.trim();
+        let account = name.to_lowercase();
+        if let Err(wait) = self.inner.login_failures.check(&account) {
+            let user = self.store().user_by_name(name).await?;
+            let actor = user.map(|u| u.id).unwrap_or_else(|| "anonymous".into());
+            self.audit_standalone(ctx, &actor, None, "auth.login", None, "failure: locked").await;
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut e = Error::new(ErrorCode::RateLimited, "too many failed logins for this account; try again later");
+            e.retry_after = Some(Duration::from_secs(secs));
+            return Err(e);
+        }
+        let user = self.store().user_by_name(name).await?;
         let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
         let password_ok = verify_password(req.password, hash).await;
         let user = match user {
             Some(user) if password_ok => user,
             other => {
+                self.inner.login_failures.fail(&account);
                 let actor = other.map(|u| u.id).unwrap_or_else(|| "anonymous".into());
                 self.audit_standalone(ctx, &actor, None, "auth.login", None, "failure: invalid_credentials").await;
                 return Err(Error::unauthorized("invalid username or password"));
             }
         };
+        self.inner.login_failures.succeed(&account);
         if user.disabled != 0 {
             self.audit_standalone(ctx, &user.id, None, "auth.login", None, "failure: user_disabled").await;
             return Err(Error::forbidden(format!("user '{}' is disabled", user.name)));

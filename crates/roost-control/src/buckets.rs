@@ -42,10 +42,24 @@ pub struct S3Identity {
 }
 
 impl S3Identity {
-    /// Whether the key's own limits let it reach this bucket (by name).
-    pub fn may_reach(&self, bucket: &str) -> bool {
-        let names = self.key.bucket_names();
-        names.is_empty() || names.iter().any(|b| b == bucket)
+    /// Whether the key's own limits let it reach this bucket: by id, so a bucket made
+    /// later under a deleted one's name is not the key's (and by project, for a key made
+    /// with a project-restricted token).
+    pub fn may_reach(&self, bucket_id: &str, project_id: &str) -> bool {
+        let in_project = self.key.project_id.as_deref().is_none_or(|p| p == project_id);
+        let in_buckets = self.key.bucket_id_limit().is_none_or(|ids| ids.iter().any(|b| b == bucket_id));
+        in_project && in_buckets
+    }
+
+    /// Whether the key may make buckets: only a key limited to no bucket (a limited key
+    /// cannot name a bucket that does not exist yet).
+    pub fn may_create_buckets(&self) -> bool {
+        self.key.read_only == 0 && self.key.bucket_ids.is_none()
+    }
+
+    /// Whether the key has ended (made with an expiring token that has).
+    pub fn expired(&self, now: i64) -> bool {
+        self.key.expires_at.is_some_and(|at| at <= now)
     }
 }
 
@@ -195,7 +209,7 @@ impl Control {
         let presign_keys = roost_store::buckets::delete_keys_of_bucket(
             tx.conn(),
             &[presign_description(&row.bucket.name, false), presign_description(&row.bucket.name, true)],
-            &serde_json::to_string(&[&row.bucket.name]).unwrap_or_default(),
+            &serde_json::to_string(&[&row.bucket.id]).unwrap_or_default(),
         )
         .await?;
         let body = serde_json::json!({ "force": force, "presign_keys_deleted": presign_keys });
@@ -255,21 +269,19 @@ impl Control {
             v.check(d.len() <= 200, "description", "must be at most 200 characters");
         }
         v.finish()?;
-        // A token restricted to one project can only make keys limited to that project's buckets.
-        if p.project_id.is_some() && req.buckets.is_empty() {
-            return Err(Error::forbidden(
-                "this token is restricted to one project: limit the key to buckets of it (--bucket)",
-            ));
-        }
-        let mut names = Vec::new();
-        for name in &req.buckets {
-            let bucket = self.bucket_row(p, name).await?;
-            if !names.contains(&bucket.bucket.name) {
-                names.push(bucket.bucket.name);
+        // Limits are kept by bucket id: a bucket deleted and made again under its name is
+        // another bucket, out of this key's reach.
+        let mut limit: Vec<(String, String)> = Vec::new();
+        for key in &req.buckets {
+            let bucket = self.bucket_row(p, key).await?;
+            if !limit.iter().any(|(id, _)| *id == bucket.bucket.id) {
+                limit.push((bucket.bucket.id, bucket.bucket.name));
             }
         }
         let read_only = req.read_only || p.scope < Scope::Write;
-        self.insert_s3_key(ctx, p, req.description.clone(), names, read_only).await
+        let (expires_at, project_id) = p.credential_limits();
+        let limits = KeyLimits { buckets: (!limit.is_empty()).then_some(limit), read_only, expires_at, project_id };
+        self.insert_s3_key(ctx, p, req.description.clone(), limits).await
     }
 
     async fn insert_s3_key(
@@ -277,22 +289,32 @@ impl Control {
         ctx: &RequestContext,
         p: &Principal,
         description: Option<String>,
-        buckets: Vec<String>,
-        read_only: bool,
+        limits: KeyLimits,
     ) -> Result<CreatedS3Key> {
         let id = new_access_key_id();
         let secret = new_secret_key();
+        let (ids, names): (Vec<String>, Vec<String>) = limits.buckets.clone().unwrap_or_default().into_iter().unzip();
         let row = S3KeyRow {
             id: id.clone(),
             user_id: p.user_id.clone(),
             description,
             secret_enc: self.master_key()?.seal(&id, &secret)?,
-            buckets: (!buckets.is_empty()).then(|| serde_json::to_string(&buckets).unwrap_or_default()),
-            read_only: read_only as i64,
+            buckets: limits.buckets.is_some().then(|| serde_json::to_string(&names).unwrap_or_default()),
+            read_only: limits.read_only as i64,
             created_at: now_ms(),
             last_used_at: None,
+            expires_at: limits.expires_at,
+            project_id: limits.project_id.clone(),
+            bucket_ids: limits.buckets.is_some().then(|| serde_json::to_string(&ids).unwrap_or_default()),
         };
-        let body = serde_json::json!({ "description": row.description, "buckets": buckets, "read_only": read_only });
+        let body = serde_json::json!({
+            "description": row.description,
+            "buckets": names,
+            "bucket_ids": ids,
+            "read_only": limits.read_only,
+            "expires_at": limits.expires_at.map(to_time),
+            "project_id": limits.project_id,
+        });
         let proof = p.require_owner()?;
         let mut tx = self.change(ctx, &proof).await?;
         roost_store::buckets::insert_s3_key(tx.conn(), &row).await?;
@@ -338,16 +360,19 @@ impl Control {
 
     /// The key and the principal it acts as; `None` for an unknown key or a disabled user.
     pub async fn s3_identity(&self, access_key: &str) -> Result<Option<Arc<S3Identity>>> {
+        let now = now_ms();
         if let Some(identity) = self.inner.s3_keys.get(access_key) {
-            return Ok(Some(identity));
+            return Ok((!identity.expired(now)).then_some(identity));
         }
         let Some(key) = self.store().s3_key(access_key).await? else { return Ok(None) };
+        if key.expires_at.is_some_and(|at| at <= now) {
+            return Ok(None);
+        }
         let Some(user) = self.store().user_by_id(&key.user_id).await? else { return Ok(None) };
         if user.disabled != 0 {
             return Ok(None);
         }
         let secret = self.master_key()?.open(&key.id, &key.secret_enc)?;
-        let now = now_ms();
         if key.last_used_at.is_none_or(|t| now - t > 60_000) {
             let _ = self.store().touch_s3_key(&key.id, now).await;
         }
@@ -362,8 +387,8 @@ impl Control {
             token_name: Some("s3-key".into()),
             session_id: None,
             csrf_hash: None,
-            expires_at: None,
-            project_id: None,
+            expires_at: key.expires_at,
+            project_id: key.project_id.clone(),
             user,
             _sealed: (),
         };
@@ -376,7 +401,7 @@ impl Control {
     /// role in the bucket's project (viewers read only) and the key's own limits. A
     /// bucket of a project the owner is not in is forbidden, never revealed.
     pub async fn s3_bucket_access(&self, who: &S3Identity, bucket: &BucketRow, write: bool) -> Result<()> {
-        if !who.may_reach(&bucket.name) {
+        if !who.may_reach(&bucket.id, &bucket.project_id) {
             return Err(Error::forbidden(format!("this key is limited to other buckets than '{}'", bucket.name)));
         }
         if write && who.key.read_only != 0 {
@@ -427,7 +452,15 @@ impl Control {
             self.settings().s3_endpoint.clone().ok_or_else(|| {
                 Error::new(roost_api::ErrorCode::Unavailable, "the S3 endpoint is off (--s3-listen off)")
             })?;
-        let key = self.presign_key(ctx, p, &row.bucket.name, method == PresignMethod::Put).await?;
+        // A URL never outlives the token that asked for it.
+        let expires = match p.credential_limits().0 {
+            Some(at) => {
+                let left = Duration::from_millis((at - now_ms()).max(1) as u64);
+                expires.min(left).max(Duration::from_secs(1))
+            }
+            None => expires,
+        };
+        let key = self.presign_key(ctx, p, &row.bucket, method == PresignMethod::Put).await?;
         let now = chrono::Utc::now();
         let url = crate::presign::presign_url(
             &endpoint,
@@ -461,17 +494,18 @@ impl Control {
         &self,
         ctx: &RequestContext,
         p: &Principal,
-        bucket: &str,
+        bucket: &BucketRow,
         write: bool,
     ) -> Result<(String, String)> {
-        let description = presign_description(bucket, write);
+        let description = presign_description(&bucket.name, write);
         let keys = self.store().s3_keys_of(&p.user_id).await?;
         // The limits are checked, not only the name: a key the user described alike
-        // but made with wider rights is not used.
+        // but made with wider rights (or for an earlier bucket of this name) is not used.
         let fits = |k: &S3KeyRow| {
             k.description.as_deref() == Some(description.as_str())
-                && k.bucket_names() == [bucket]
+                && k.bucket_id_limit().as_deref() == Some(std::slice::from_ref(&bucket.id))
                 && (k.read_only == 0) == write
+                && k.expires_at.is_none()
         };
         match keys.into_iter().find(fits) {
             Some(k) => {
@@ -480,7 +514,16 @@ impl Control {
             }
             None => {
                 p.require_scope(Scope::Write)?;
-                let created = self.insert_s3_key(ctx, p, Some(description), vec![bucket.to_string()], !write).await?;
+                // The user's own key for the bucket, whatever credential first asked: it is
+                // limited to this one bucket and acts with the user's rights when a URL is
+                // used; a URL itself never outlives the token that asked for it.
+                let limits = KeyLimits {
+                    buckets: Some(vec![(bucket.id.clone(), bucket.name.clone())]),
+                    read_only: !write,
+                    expires_at: None,
+                    project_id: None,
+                };
+                let created = self.insert_s3_key(ctx, p, Some(description), limits).await?;
                 Ok((created.key.id, created.secret))
             }
         }
@@ -515,7 +558,7 @@ impl Control {
             self.settings().s3_local.clone().ok_or_else(|| {
                 Error::new(roost_api::ErrorCode::Unavailable, "the S3 endpoint is off (--s3-listen off)")
             })?;
-        let (id, secret) = self.presign_key(ctx, p, &row.bucket.name, write).await?;
+        let (id, secret) = self.presign_key(ctx, p, &row.bucket, write).await?;
         crate::presign::presign_url_with_query(
             &endpoint,
             &self.settings().s3_region,
@@ -529,6 +572,15 @@ impl Control {
             60,
         )
     }
+}
+
+/// What an S3 key is limited to.
+struct KeyLimits {
+    /// (id, name) of each bucket; `None`: not limited to buckets.
+    buckets: Option<Vec<(String, String)>>,
+    read_only: bool,
+    expires_at: Option<i64>,
+    project_id: Option<String>,
 }
 
 /// The description of a user's presign key for one bucket: `presign:<bucket>:read|write`.

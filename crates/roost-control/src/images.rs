@@ -17,6 +17,18 @@ use crate::{Control, Error, Principal, RequestContext, Result};
 /// The builtin image every project sees.
 pub const BUSYBOX: &str = "busybox";
 
+/// Whether `name` is a builtin image's (busybox, the builtin sandbox templates): no
+/// project image may take it, so a name like `busybox` or `base` always means the image
+/// Roost ships, never one a tenant put in its place.
+pub fn is_builtin_name(name: &str) -> bool {
+    name == BUSYBOX || crate::templates::builtin_template(name).is_some()
+}
+
+/// The error for a project image that would take a builtin image's name.
+pub(crate) fn builtin_name_taken(name: &str) -> Error {
+    Error::conflict(format!("'{name}' is the name of a builtin image; choose another name"))
+}
+
 impl Control {
     /// Makes sure the builtin image rows exist (their contents are built on first use).
     pub(crate) async fn ensure_builtin_images(&self) -> Result<()> {
@@ -60,6 +72,14 @@ impl Control {
             }
             tx.commit().await?;
         }
+        // Images of projects named like a builtin one, from before such names were
+        // reserved: the name now means the builtin image.
+        for row in self.store().images_named_like_builtins().await? {
+            tracing::warn!(
+                image = %row.id, name = %row.name, project = %row.project_id,
+                "a project image has a builtin image's name: the name now means the builtin one; use the id or rebuild it under another name"
+            );
+        }
         Ok(())
     }
 
@@ -78,6 +98,13 @@ impl Control {
 
     pub(crate) async fn image_row(&self, p: &Principal, key: &str) -> Result<ImageRow> {
         self.store().image_by_key(key, &self.project_scope(p)).await?.ok_or_else(|| Error::not_found("image", key))
+    }
+
+    /// The image an instance of `project_id` runs for `key`: a builtin one or one of that
+    /// project, whoever asks (an admin sees every project's images, yet an instance of one
+    /// project never runs another's). The caller has checked its access to the project.
+    pub(crate) async fn image_for_project(&self, project_id: &str, key: &str) -> Result<ImageRow> {
+        self.store().image_for_project(key, project_id).await?.ok_or_else(|| Error::not_found("image", key))
     }
 
     /// The image's root filesystem on this node, building a builtin one on first use.
@@ -146,6 +173,9 @@ impl Control {
         let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
+        if is_builtin_name(&req.name) {
+            return Err(builtin_name_taken(&req.name));
+        }
         let suite = match req.from.split_once(':') {
             Some(("debian", suite))
                 if !suite.is_empty() && suite.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
@@ -230,7 +260,34 @@ impl Control {
         Ok(snapshot)
     }
 
-    /// Imports a root filesystem tarball already written to `path` (it is removed after).
+    /// Checks that the principal may import an image named `name` into `project` (write
+    /// access, a valid name that is not a builtin's): done before the upload is read, so
+    /// nobody can make the server store a file it would refuse. Returns the project id.
+    pub async fn authorize_image_import(&self, p: &Principal, name: &str, project: Option<&str>) -> Result<String> {
+        Ok(self.image_import_access(p, name, project).await?.0)
+    }
+
+    /// [`Control::authorize_image_import`], with the proof the import's change needs.
+    async fn image_import_access(
+        &self,
+        p: &Principal,
+        name: &str,
+        project: Option<&str>,
+    ) -> Result<(String, crate::policy::ProjectWrite)> {
+        let access = self.project_access(p, project.unwrap_or(DEFAULT_PROJECT)).await?;
+        let proof = access.require_write()?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", name);
+        v.finish()?;
+        if is_builtin_name(name) {
+            return Err(builtin_name_taken(name));
+        }
+        self.node()?;
+        Ok((access.project.id, proof))
+    }
+
+    /// Imports a root filesystem tarball already written to `path` (it is removed after),
+    /// unpacking at most `image_import_max_unpacked` bytes.
     pub async fn import_image(
         &self,
         ctx: &RequestContext,
@@ -239,24 +296,26 @@ impl Control {
         project: Option<&str>,
         path: &Path,
     ) -> Result<Image> {
-        let access = self.project_access(p, project.unwrap_or(DEFAULT_PROJECT)).await?;
-        let proof = access.require_write()?;
-        let mut v = Validator::default();
-        check_name(&mut v, "name", name);
-        v.finish()?;
-        let node = self.node()?;
-        // A file that does not unpack is the uploader's to fix.
-        let imported = node.images.import_tarball(path).await.map_err(|e| match e {
-            roost_node::Error::Missing { .. } => node_error(e),
-            e => Error::unprocessable(format!("not a root filesystem tarball (.tar, .tar.gz, .tar.zst): {e}")),
-        });
+        let imported = async {
+            let (project_id, proof) = self.image_import_access(p, name, project).await?;
+            let node = self.node()?;
+            let limit = self.settings().image_import_max_unpacked;
+            // A file that does not unpack is the uploader's to fix.
+            let image = node.images.import_tarball(path, limit).await.map_err(|e| match e {
+                roost_node::Error::Missing { .. } | roost_node::Error::TooLarge(_) => node_error(e),
+                e => Error::unprocessable(format!("not a root filesystem tarball (.tar, .tar.gz, .tar.zst): {e}")),
+            })?;
+            Ok::<_, Error>((project_id, proof, image))
+        }
+        .await;
         let _ = tokio::fs::remove_file(path).await;
-        let image = imported?;
+        let (project_id, proof, image) = imported?;
+        let project_name = self.store().project_by_key(&project_id).await?.map(|p| p.name).unwrap_or_default();
         let now = now_ms();
         let row = ImageRow {
             id: IdKind::Image.generate(),
             name: name.to_string(),
-            project_id: access.project.id.clone(),
+            project_id: project_id.clone(),
             source: "import".into(),
             description: Some("imported root filesystem tarball".into()),
             status: ImageStatus::Ready.as_str().into(),
@@ -271,13 +330,13 @@ impl Control {
         let mut tx = self.change(ctx, &proof).await?;
         roost_store::images::insert(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => {
-                Error::conflict(format!("an image named '{name}' already exists in project '{}'", access.project.name))
+                Error::conflict(format!("an image named '{name}' already exists in project '{project_name}'"))
             }
             e => e.into(),
         })?;
         tx.audit("image.import", Some(("image", &row.id)), None).await?;
         let api = row.to_api();
-        tx.event("image.created", "image", &api.id, &api, Audience::Project(access.project.id.clone()));
+        tx.event("image.created", "image", &api.id, &api, Audience::Project(project_id));
         tx.commit().await?;
         Ok(api)
     }
@@ -387,6 +446,7 @@ pub(crate) fn node_error(e: roost_node::Error) -> Error {
             Error::unprocessable(message)
         }
         roost_node::Error::Conflict(_) => Error::conflict(message),
+        roost_node::Error::TooLarge(_) => Error::new(ErrorCode::PayloadTooLarge, message),
         roost_node::Error::Missing { .. } => Error::new(ErrorCode::Unavailable, message),
         _ => Error::internal(message),
     }

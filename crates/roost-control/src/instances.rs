@@ -235,7 +235,7 @@ impl Control {
             "a VM runs its image's init; run commands in it with exec",
         );
         v.finish()?;
-        let image = self.image_row(p, &req.image).await.map_err(|_| {
+        let image = self.image_for_project(&access.project.id, &req.image).await.map_err(|_| {
             Error::validation(vec![roost_api::FieldError {
                 field: "image".into(),
                 message: format!("no image named '{}'", req.image),
@@ -269,18 +269,25 @@ impl Control {
                 }]));
             }
         }
-        // The caller's own keys, by name or id.
+        // The caller's own keys, by name or id; a key made with a restricted or expiring
+        // token goes only into its project's instances, and only until it ends.
         let mut authorized = Vec::new();
+        let checked_at = now_ms();
         for key in &req.ssh_keys {
-            match self.store().ssh_key_by_key(&p.user_id, key).await? {
-                Some(row) => authorized.push(row.public_key),
-                None => {
-                    return Err(Error::validation(vec![roost_api::FieldError {
-                        field: "ssh_keys".into(),
-                        message: format!("no SSH key named '{key}'"),
-                    }]));
-                }
+            let refuse =
+                |message: String| Error::validation(vec![roost_api::FieldError { field: "ssh_keys".into(), message }]);
+            let Some(row) = self.store().ssh_key_by_key(&p.user_id, key).await? else {
+                return Err(refuse(format!("no SSH key named '{key}'")));
+            };
+            if row.project_id.as_deref().is_some_and(|only| only != access.project.id) {
+                return Err(refuse(format!(
+                    "SSH key '{key}' was made with a token restricted to another project; it goes only into that project's instances"
+                )));
             }
+            if row.expires_at.is_some_and(|at| at <= checked_at) {
+                return Err(refuse(format!("SSH key '{key}' has expired (it ended with the token that made it)")));
+            }
+            authorized.push(row.public_key);
         }
         self.ensure_project_defaults(&access.project.id).await?;
         let nics = self.resolve_networks(p, &access.project.id, &req.networks).await?;

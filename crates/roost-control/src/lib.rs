@@ -53,6 +53,16 @@ pub struct ControlSettings {
     pub session_ttl: Duration,
     /// Logins allowed per client address per minute.
     pub login_per_minute: u32,
+    /// Failed logins per account per 15 minutes before the account waits; 0: no limit.
+    pub login_failures_per_account: u32,
+    /// The URL people reach the API and console at; `https://…` makes cookies `Secure`.
+    pub public_url: Option<String>,
+    /// Believe `X-Forwarded-Proto` and `X-Forwarded-For` from the peer (a reverse proxy).
+    pub trust_proxy: bool,
+    /// Largest image upload, in bytes.
+    pub image_import_max_size: u64,
+    /// Most an imported image may unpack to, in bytes.
+    pub image_import_max_unpacked: u64,
     /// Mutating requests allowed per user per minute.
     pub mutations_per_minute: u32,
     /// Audit entries older than this are archived to a file and removed from the store
@@ -96,6 +106,8 @@ struct Inner {
     events: Arc<events::EventBus>,
     auth_cache: auth::AuthCache,
     login_limiter: ratelimit::KeyedLimiter,
+    /// Failed logins per account name (`login_failures_per_account` per 15 minutes).
+    login_failures: ratelimit::FailureLimiter,
     mutation_limiter: ratelimit::KeyedLimiter,
     compute: instances::Compute,
     shutdown: CancellationToken,
@@ -113,6 +125,8 @@ impl Control {
     /// Makes the control plane and starts its event reader (call inside the runtime).
     pub fn new(store: Store, settings: ControlSettings, shutdown: CancellationToken) -> Control {
         let login_limiter = ratelimit::KeyedLimiter::per_minute(settings.login_per_minute);
+        let login_failures =
+            ratelimit::FailureLimiter::new(settings.login_failures_per_account, auth::ACCOUNT_LOCK_WINDOW);
         let mutation_limiter = ratelimit::KeyedLimiter::per_minute(settings.mutations_per_minute);
         let events = Arc::new(events::EventBus::new());
         tokio::spawn(events.clone().run_reader(store.clone(), shutdown.clone()));
@@ -125,6 +139,7 @@ impl Control {
                 events,
                 auth_cache: auth::AuthCache::default(),
                 login_limiter,
+                login_failures,
                 mutation_limiter,
                 compute: Default::default(),
                 shutdown,

@@ -221,7 +221,12 @@ impl Control {
     }
 
     /// Makes a directory and its parents; 409 if something is there already; audited.
-    pub async fn sandbox_make_dir(&self, ctx: &RequestContext, view: &SandboxView, path: &str) -> Result<SandboxFileEntry> {
+    pub async fn sandbox_make_dir(
+        &self,
+        ctx: &RequestContext,
+        view: &SandboxView,
+        path: &str,
+    ) -> Result<SandboxFileEntry> {
         view.write_proof()?;
         let path = resolve_path(path)?;
         if self.sandbox_run(view, &["test", "-e", &path]).await?.2 == 0 {

@@ -198,11 +198,6 @@ impl Control {
         let from = req.from.clone().unwrap_or_else(|| DEFAULT_BASE.to_string());
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
-        v.check(
-            crate::templates::builtin_template(&req.name).is_none() && req.name != crate::images::BUSYBOX,
-            "name",
-            "is a builtin template's name",
-        );
         v.check(!req.run.is_empty(), "run", "give at least one command");
         v.check(req.run.len() <= MAX_COMMANDS, "run", format!("at most {MAX_COMMANDS} commands"));
         for cmd in &req.run {
@@ -213,6 +208,9 @@ impl Control {
             );
         }
         v.finish()?;
+        if crate::images::is_builtin_name(&req.name) {
+            return Err(crate::images::builtin_name_taken(&req.name));
+        }
         self.node()?;
         let scope = ProjectScope::One(project_id.clone());
         // The base: a builtin template or one of this project's images, ready.
@@ -386,7 +384,7 @@ impl Control {
         // of the old version leave the warm pool.
         if previous_digest.as_deref() != Some(built.digest.as_str()) {
             self.compute().rootfs.lock().expect("rootfs").remove(&row.image_id);
-            self.drain_sandbox_pool(p, project_id, name).await;
+            self.drain_sandbox_pool(p, project_id, &row.image_id).await;
             if let Some(old) = previous_digest {
                 self.remove_unused_contents(&row.image_id, &old).await;
             }
@@ -591,7 +589,7 @@ impl Control {
         let proof = self.project_access(p, &image.project_id).await?.require_write()?;
         let lock = build_lock(&image.project_id, &image.name);
         let _guard = lock.lock().await;
-        self.drain_sandbox_pool(p, &image.project_id, &image.name).await;
+        self.drain_sandbox_pool(p, &image.project_id, &image.id).await;
         let users = self.store().image_users(&image.id).await?;
         if users > 0 {
             return Err(Error::conflict(format!(

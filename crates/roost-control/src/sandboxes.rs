@@ -28,12 +28,16 @@ use crate::error::{Validator, check_name};
 use crate::images::node_error;
 use crate::kernel::{Authorized, SystemProof};
 use crate::policy::ProjectWrite;
-use crate::{Control, Error, Principal, RequestContext, Result};
 use crate::tasks::{BackgroundTask, TaskSpec};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// Longest a sandbox may live without being extended (E2B's own cap is 24 h).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a resolved sandbox key is trusted before the store is asked again (as API
+/// tokens and S3 keys): revoking through this server evicts it at once; this bounds how
+/// long another server of the same store may still accept it.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 /// The audit `source` of what a sandbox's TTL does (ending it, deleting its instance).
 pub const TTL_SOURCE: &str = "sandbox-ttl";
 /// A sandbox's size unless the template says otherwise.
@@ -181,13 +185,17 @@ pub(crate) struct Sandboxes {
     next_pid: AtomicU32,
     /// Recent creations per key, for the per-minute limit.
     creations: Mutex<HashMap<String, VecDeque<Instant>>>,
-    /// Authenticated keys, by the hash of their secret.
-    keys: Mutex<HashMap<String, (SandboxKeyRow, Arc<Principal>)>>,
+    /// Authenticated keys, by the hash of their secret, with when they were resolved:
+    /// trusted for `KEY_CACHE_TTL`, evicted at once when revoked through this server.
+    keys: Mutex<HashMap<String, CachedKey>>,
     /// Code interpreter contexts per sandbox, by context id.
     kernels: Mutex<HashMap<String, BTreeMap<String, Arc<Kernel>>>>,
     /// The warm pool (`--sandbox-pool`).
     pub(crate) pool: crate::sandbox_pool::Pool,
 }
+
+/// A resolved sandbox key: when it was resolved, the key, the principal it acts as.
+type CachedKey = (Instant, SandboxKeyRow, Arc<Principal>);
 
 /// What the E2B API needs of a sandbox, its row plus its state.
 #[derive(Debug, Clone)]
@@ -210,6 +218,17 @@ fn key_api(row: &SandboxKeyRow) -> SandboxKey {
         max_sandboxes: row.max_sandboxes as u32,
         creates_per_minute: row.creates_per_minute as u32,
         created_at: roost_store::to_time(row.created_at),
+        expires_at: row.expires_at.map(roost_store::to_time),
+    }
+}
+
+/// A key that has ended (made with an expiring token) is refused like an unknown one.
+fn check_key_expiry(found: (SandboxKeyRow, Arc<Principal>)) -> Result<(SandboxKeyRow, Arc<Principal>)> {
+    match found.0.expires_at {
+        Some(at) if at <= now_ms() => {
+            Err(Error::unauthorized("this API key has expired (it ended with the token that made it)"))
+        }
+        _ => Ok(found),
     }
 }
 
@@ -289,6 +308,9 @@ impl Control {
         let mut raw = [0u8; 20];
         getrandom::fill(&mut raw).map_err(|e| Error::internal(format!("random source: {e}")))?;
         let secret = format!("e2b_{}", hex::encode(raw));
+        // A key made with an expiring token ends with it (its project is the token's
+        // already: `project_access` refuses any other).
+        let (expires_at, _) = p.credential_limits();
         let row = SandboxKeyRow {
             id: IdKind::SandboxKey.generate(),
             project_id: access.project.id.clone(),
@@ -300,6 +322,7 @@ impl Control {
             creates_per_minute: rate as i64,
             created_at: now_ms(),
             revoked_at: None,
+            expires_at,
         };
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.change(ctx, &proof).await?;
@@ -321,11 +344,11 @@ impl Control {
             return Err(bad());
         }
         let hash = hash_secret(secret);
-        if let Some(found) = self.sandboxes().keys.lock().expect("keys").get(&hash).cloned() {
-            return Ok(found);
+        if let Some(found) = self.cached_sandbox_key(&hash) {
+            return check_key_expiry(found);
         }
         let key = self.store().sandbox_key_by_hash(&hash).await?.ok_or_else(bad)?;
-        self.key_principal(key, bad).await
+        check_key_expiry(self.key_principal(key, bad).await?)
     }
 
     /// The key that created a sandbox and the principal it acts as, for envd requests
@@ -333,19 +356,55 @@ impl Control {
     pub async fn sandbox_key_principal(&self, key_id: &str) -> Result<(SandboxKeyRow, Arc<Principal>)> {
         let revoked = || Error::unauthorized("the sandbox's key was revoked");
         let key = self.store().sandbox_key(key_id).await?.ok_or_else(revoked)?;
-        if let Some(found) = self.sandboxes().keys.lock().expect("keys").get(&key.key_hash).cloned() {
-            return Ok(found);
+        if let Some(found) = self.cached_sandbox_key(&key.key_hash) {
+            return check_key_expiry(found);
         }
-        self.key_principal(key, revoked).await
+        check_key_expiry(self.key_principal(key, revoked).await?)
+    }
+
+    fn cached_sandbox_key(&self, hash: &str) -> Option<(SandboxKeyRow, Arc<Principal>)> {
+        let keys = self.sandboxes().keys.lock().expect("keys");
+        let (at, key, principal) = keys.get(hash)?;
+        (at.elapsed() < KEY_CACHE_TTL).then(|| (key.clone(), principal.clone()))
     }
 
     /// Drops a user's sandbox keys from the cache (see `forget_cached_credentials`).
     pub(crate) fn forget_sandbox_keys_of(&self, user_id: &str) {
-        self.sandboxes().keys.lock().expect("keys").retain(|_, (key, _)| key.user_id != user_id);
+        self.sandboxes().keys.lock().expect("keys").retain(|_, (_, key, _)| key.user_id != user_id);
     }
 
-    /// The principal a key acts as (its creator, write scope, its project only), cached
-    /// by the key's hash; a disabled user's key acts no more.
+    /// Revokes a sandbox key: E2B requests with it (and with the access tokens of its
+    /// sandboxes) are refused from now on; its sandboxes run on until killed or timed out.
+    /// Its owner or an admin may; other members who see it get 403.
+    pub async fn revoke_sandbox_key(&self, ctx: &RequestContext, p: &Principal, id: &str) -> Result<()> {
+        let key = self
+            .store()
+            .list_sandbox_keys(&self.project_scope(p))
+            .await?
+            .into_iter()
+            .find(|k| k.id == id)
+            .ok_or_else(|| Error::not_found("sandbox key", id))?;
+        let access = self.project_access(p, &key.project_id).await?;
+        if key.user_id != p.user_id && access.role != roost_api::auth::Role::Admin {
+            return Err(Error::forbidden(format!(
+                "sandbox key '{}' is another user's; its owner or an admin may revoke it",
+                key.name
+            )));
+        }
+        // Its owner or an admin (checked above), with a credential that may write.
+        let proof = p.require_owner()?;
+        let mut tx = self.change(ctx, &proof).await?;
+        if !roost_store::sandboxes::revoke_key(tx.conn(), &key.id, now_ms()).await? {
+            return Err(Error::not_found("sandbox key", id));
+        }
+        tx.audit("sandbox_key.delete", Some(("sandbox_key", &key.id)), None).await?;
+        tx.commit().await?;
+        self.sandboxes().keys.lock().expect("keys").retain(|_, (_, k, _)| k.id != key.id);
+        Ok(())
+    }
+
+    /// The principal a key acts as (its creator, write scope, its project only, until the
+    /// key expires), cached by the key's hash; a disabled user's key acts no more.
     async fn key_principal(
         &self,
         key: SandboxKeyRow,
@@ -356,8 +415,14 @@ impl Control {
             return Err(refuse());
         }
         let why = format!("sandbox key {}", key.name);
-        let principal = Arc::new(acting_as(user, &key.project_id, Some(key.id.clone()), &why));
-        self.sandboxes().keys.lock().expect("keys").insert(key.key_hash.clone(), (key.clone(), principal.clone()));
+        let mut principal = acting_as(user, &key.project_id, Some(key.id.clone()), &why);
+        principal.expires_at = key.expires_at;
+        let principal = Arc::new(principal);
+        let mut keys = self.sandboxes().keys.lock().expect("keys");
+        if keys.len() > 10_000 {
+            keys.retain(|_, (at, _, _)| at.elapsed() < KEY_CACHE_TTL);
+        }
+        keys.insert(key.key_hash.clone(), (Instant::now(), key.clone(), principal.clone()));
         Ok((key, principal))
     }
 
@@ -420,18 +485,21 @@ impl Control {
             self.check_key_limits(key).await?;
         }
         t.step("access and limits");
-        // Builtin templates are built on first use, before the instance waits on them.
-        self.prepare_template(p, &req.template).await?;
+        // The template's image in this project (or a builtin one); builtin templates are
+        // built on first use, before the instance waits on them.
+        let image = self.prepare_template(p, &project_id, &req.template).await?;
         t.step("template");
         // A frozen sandbox from the warm pool when there is one; env vars are fixed when
         // an instance starts, so a create that sets them is always cold. The pool holds
-        // containers only: a VM sandbox always starts cold.
+        // containers only: a VM sandbox always starts cold. Pools are per image, not per
+        // name: a name that comes to mean another image never hands out the old one.
+        let pool = crate::sandbox_pool::PoolKey::new(&project_id, &image);
         let pooled = if kind == "vm" {
             None
         } else if req.env.is_empty() {
-            self.take_pooled(ctx, p, &project_id, &req.template).await
+            self.take_pooled(ctx, p, &pool).await
         } else {
-            self.note_pool_miss(&project_id, &req.template);
+            self.note_pool_miss(&pool);
             None
         };
         let from_pool = pooled.is_some();
@@ -441,7 +509,7 @@ impl Control {
             None => {
                 let id = IdKind::Sandbox.generate();
                 let mut request =
-                    crate::sandbox_pool::sandbox_instance_request(&id, &req.template, &project_id, req.env.clone());
+                    crate::sandbox_pool::sandbox_instance_request(&id, &image.id, &project_id, req.env.clone());
                 request.kind = Some(kind.clone());
                 let (instance, _) = self.create_instance(ctx, p, request).await.map_err(|e| {
                     if e.code == ErrorCode::ValidationFailed { Error::not_found("template", &req.template) } else { e }
@@ -481,7 +549,7 @@ impl Control {
         }
         tx.commit().await?;
         t.step("sandbox row");
-        self.refill_sandbox_pool(p, &project_id, &req.template);
+        self.refill_sandbox_pool(p, &pool);
         let view = SandboxView { row, paused: false, kind, write: Some(proof) };
         if from_pool {
             return Ok(view);

@@ -132,6 +132,10 @@ impl Control {
                 (line, blob, Some(pem))
             }
         };
+        // A key registered with an API token is for that token's project, until it ends:
+        // someone holding a restricted, expiring token cannot leave a key of theirs that
+        // the user's other credentials would later put into other projects' instances.
+        let (expires_at, project_id) = principal.credential_limits();
         let row = SshKeyRow {
             id: IdKind::SshKey.generate(),
             user_id: principal.user_id.clone(),
@@ -139,9 +143,16 @@ impl Control {
             public_key,
             fingerprint: fingerprint(&blob),
             created_at: now_ms(),
+            project_id,
+            expires_at,
         };
         // The public half only: the audit never holds a private key.
-        let body = serde_json::json!({ "name": req.name, "imported": private_key.is_none() });
+        let body = serde_json::json!({
+            "name": req.name,
+            "imported": private_key.is_none(),
+            "project_id": row.project_id,
+            "expires_at": row.expires_at.map(roost_store::to_time),
+        });
         let mut tx = self.change(ctx, &proof).await?;
         roost_store::ssh_keys::insert(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!("an SSH key named '{}' already exists", req.name)),

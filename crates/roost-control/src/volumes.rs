@@ -32,9 +32,9 @@ use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
 use crate::kernel::{Authorized, Change, SystemProof};
+use crate::tasks::{BackgroundTask, TaskSpec};
 use crate::{Control, Error, Principal, RequestContext, Result};
 use roost_store::sqlx::AnyConnection;
-use crate::tasks::{BackgroundTask, TaskSpec};
 
 const MIN_SIZE: u64 = 16 << 20;
 const MAX_SIZE: u64 = 16 << 40;
@@ -447,10 +447,15 @@ impl Control {
         let mut v = Validator::default();
         check_path(&mut v, &req.path);
         v.finish()?;
+        // The instance must be in the volume's project, however it is named (an id of
+        // another project's instance, even one the caller sees, is not found here), and
+        // the caller must be able to change that project.
         let instance = self
-            .instance_row(p, &req.instance, Some(&row.project_id))
-            .await
-            .map_err(|_| field("instance", format!("no instance '{}' in the volume's project", req.instance)))?;
+            .store()
+            .instance_in_project(&req.instance, &row.project_id)
+            .await?
+            .ok_or_else(|| field("instance", format!("no instance '{}' in the volume's project", req.instance)))?;
+        self.project_access(p, &instance.project_id).await?.require_write()?;
         if instance.desired() == Desired::Terminated {
             return Err(Error::conflict(format!("instance '{}' is being deleted", instance.name)));
         }

@@ -96,6 +96,7 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/v1/ssh-keys", "ssh_key.create", "ssh_key"),
     ("DELETE", "/v1/ssh-keys/{id}", "ssh_key.delete", "ssh_key"),
     ("POST", "/v1/sandbox-keys", "sandbox_key.create", "sandbox_key"),
+    ("DELETE", "/v1/sandbox-keys/{id}", "sandbox_key.delete", "sandbox_key"),
     ("POST", "/v1/sandboxes", "sandbox.create", "sandbox"),
     ("DELETE", "/v1/sandboxes/{id}", "sandbox.kill", "sandbox"),
     ("POST", "/v1/sandboxes/{id}/pause", "sandbox.pause", "sandbox"),

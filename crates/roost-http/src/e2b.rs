@@ -687,7 +687,10 @@ async fn rpc(
         }
         ("filesystem", "Stat") => {
             let m: envd::PathRequest = decode!();
-            reply(codec, control.sandbox_stat(view, &m.path).await.map(|e| envd::EntryResponse { entry: Some(entry(e)) }))
+            reply(
+                codec,
+                control.sandbox_stat(view, &m.path).await.map(|e| envd::EntryResponse { entry: Some(entry(e)) }),
+            )
         }
         ("filesystem", "ListDir") => {
             let m: envd::ListDirRequest = decode!();
@@ -776,7 +779,8 @@ async fn process_start(
     codec: Codec,
 ) -> Response {
     let cfg = m.process.unwrap_or_default();
-    let pty = m.pty.and_then(|p| p.size).map(|s| (s.rows.min(u16::MAX as u32) as u16, s.cols.min(u16::MAX as u32) as u16));
+    let pty =
+        m.pty.and_then(|p| p.size).map(|s| (s.rows.min(u16::MAX as u32) as u16, s.cols.min(u16::MAX as u32) as u16));
     let spec = ProcessSpec { cmd: cfg.cmd, args: cfg.args, env: cfg.envs, cwd: cfg.cwd, tag: m.tag, pty };
     let started = control.sandbox_process_start(ctx, view, spec).await;
     let (process, rx) = match started {
@@ -988,16 +992,49 @@ fn entry(e: SandboxFileEntry) -> envd::EntryInfo {
     }
 }
 
-/// Any other port: an HTTP request to the sandbox's address.
+/// The client of the port proxy: no proxy from the environment, and redirects never
+/// followed. A sandbox's `3xx` goes back to the caller as it is; were it followed, a
+/// sandbox could point the server at anything the host reaches (its loopback listeners,
+/// a metadata service) and read the answer.
+fn sandbox_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        // Plain HTTP, but reqwest insists on a TLS provider being chosen.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain HTTP client")
+    })
+}
+
+/// The URL of `path_and_query` on the sandbox's own address: the host is the address
+/// from the store, never a name or authority taken from the request.
+fn sandbox_url(ip: std::net::IpAddr, port: u16, path_and_query: &str) -> Result<reqwest::Url, Error> {
+    let mut url = reqwest::Url::parse(&format!("http://{}/", std::net::SocketAddr::new(ip, port)))
+        .map_err(|e| Error::internal(format!("the sandbox's URL: {e}")))?;
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    url.set_path(if path.starts_with('/') { path } else { "/" });
+    url.set_query(query);
+    Ok(url)
+}
+
+/// Any other port: an HTTP request to the sandbox's address, its answer passed back as
+/// it is (a redirect included).
 async fn proxy(control: &Control, view: &SandboxView, port: u16, req: Request) -> Result<Response, Error> {
-    let ip = control
+    let ip: std::net::IpAddr = control
         .store()
         .instance(&view.row.instance_id)
         .await?
         .and_then(|i| i.ip)
+        .and_then(|ip| ip.parse().ok())
         .ok_or_else(|| Error::new(ErrorCode::Unavailable, "the sandbox has no address"))?;
     let path_q = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-    let url = format!("http://{ip}:{port}{path_q}");
+    let url = sandbox_url(ip, port, &path_q)?;
     let method = req.method().clone();
     let mut headers = req.headers().clone();
     for h in [
@@ -1014,9 +1051,7 @@ async fn proxy(control: &Control, view: &SandboxView, port: u16, req: Request) -
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)
         .await
         .map_err(|e| Error::new(ErrorCode::PayloadTooLarge, e.to_string()))?;
-    // A shared plain-HTTP client (it also picks the TLS provider reqwest insists on;
-    // `Client::new()` here panicked for want of one).
-    let resp = crate::routes::objects::client()
+    let resp = sandbox_client()
         .request(method, url)
         .headers(headers)
         .body(body)
@@ -1116,6 +1151,16 @@ mod tests {
         assert_eq!(entries[1].size, 8);
         assert!(entries[2].is_symlink);
         assert_eq!(entries[2].symlink_target.as_deref(), Some("/etc"));
+    }
+
+    #[test]
+    fn the_proxy_reaches_only_the_sandbox_address() {
+        let ip: std::net::IpAddr = "10.88.0.5".parse().unwrap();
+        for path in ["/", "//evil.example/x", "/@127.0.0.1:7700/", "/a?b=c&d=http://169.254.169.254/", "*"] {
+            let url = sandbox_url(ip, 8000, path).unwrap();
+            assert_eq!((url.host_str(), url.port()), (Some("10.88.0.5"), Some(8000)), "{path}: {url}");
+        }
+        assert_eq!(sandbox_url(ip, 80, "/a?b=1").unwrap().as_str(), "http://10.88.0.5/a?b=1");
     }
 
     #[test]

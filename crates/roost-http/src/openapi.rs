@@ -159,6 +159,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(volumes::snapshot_instance))
         .routes(routes!(volumes::clone_instance))
         .routes(routes!(sandboxes::list_keys, sandboxes::create_key))
+        .routes(routes!(sandboxes::revoke_key))
         .routes(routes!(sandbox_api::list, sandbox_api::create))
         .routes(routes!(sandbox_api::get, sandbox_api::kill))
         .routes(routes!(sandbox_api::pause))

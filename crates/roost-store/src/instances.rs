@@ -272,6 +272,20 @@ impl Store {
         Ok(rows.into_iter().next())
     }
 
+    /// An instance by id or name that is in `project_id`, whatever else the caller sees:
+    /// for joining resources that must share a project (a volume and the instance it is
+    /// attached to). [`Store::instance_by_key`] narrows names only; an id passes there.
+    pub async fn instance_in_project(&self, key: &str, project_id: &str) -> Result<Option<InstanceRow>> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM instances WHERE (id = $1 OR name = $1) AND project_id = $2 \
+             ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1"
+        )))
+        .bind(key)
+        .bind(project_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     pub async fn instance(&self, id: &str) -> Result<Option<InstanceRow>> {
         let mut conn = self.pool().acquire().await?;
         get_in(&mut conn, id).await

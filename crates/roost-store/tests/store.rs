@@ -12,6 +12,11 @@ use roost_store::{Backend, SortKey, Store, StoreError};
 
 /// A fresh database on the test PostgreSQL server.
 async fn postgres_store() -> Store {
+    Store::open(&postgres_url().await).await.expect("open the PostgreSQL store")
+}
+
+/// A fresh, empty database on the test PostgreSQL server: its URL.
+async fn postgres_url() -> String {
     let base = std::env::var("ROOST_TEST_POSTGRES").unwrap_or_else(|_| {
         panic!(
             "ROOST_TEST_POSTGRES is not set: the store suite needs a PostgreSQL server (Debian package \
@@ -22,11 +27,88 @@ async fn postgres_store() -> Store {
     let admin = roost_store::raw_pool(&base).await.expect("connect to the test PostgreSQL server");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
     admin.close().await;
-    let url = match base.rfind('/') {
+    match base.rfind('/') {
         Some(i) => format!("{}/{name}", &base[..i]),
         None => panic!("ROOST_TEST_POSTGRES has no database part: {base}"),
+    }
+}
+
+/// Keys limited to buckets by name before migration 0013 are limited by id after it: to
+/// the buckets that had those names, and a key whose buckets were all gone to nothing.
+async fn bucket_limits_become_ids(url: &str, migrations: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(migrations);
+    let mut before = sqlx::migrate::Migrator::new(dir.as_path()).await.expect("read the migrations");
+    before.migrations = std::borrow::Cow::Owned(before.migrations.iter().filter(|m| m.version < 13).cloned().collect());
+    let pool = roost_store::raw_pool(url).await.unwrap();
+    before.run(&pool).await.expect("the migrations before 0013");
+    let mut conn = pool.acquire().await.unwrap();
+    roost_store::users::insert(&mut conn, &user("usr-alice0000000", "alice")).await.unwrap();
+    let project = roost_store::projects::ProjectRow {
+        id: "prj-aaaaaaaaaaaa".into(),
+        name: "a".into(),
+        description: None,
+        created_at: 1_000,
+        updated_at: 1_000,
     };
-    Store::open(&url).await.expect("open the PostgreSQL store")
+    roost_store::projects::insert(&mut conn, &project).await.unwrap();
+    for (id, name) in [("bkt-photos000000", "photos"), ("bkt-other0000000", "other")] {
+        let bucket = roost_store::buckets::BucketRow {
+            id: id.into(),
+            name: name.into(),
+            project_id: project.id.clone(),
+            policy: None,
+            public_read: 0,
+            cors: None,
+            lifecycle: None,
+            versioning: None,
+            created_by: None,
+            created_at: 1_000,
+        };
+        roost_store::buckets::insert_bucket(&mut conn, &bucket).await.unwrap();
+    }
+    for (id, buckets) in
+        [("RKBOTH", Some(r#"["photos","other"]"#)), ("RKGONE", Some(r#"["deleted"]"#)), ("RKALL", None)]
+    {
+        sqlx::query(
+            "INSERT INTO s3_keys (id, user_id, description, secret_enc, buckets, read_only, created_at) \
+             VALUES ($1, 'usr-alice0000000', NULL, '00', $2, 0, 1000)",
+        )
+        .bind(id)
+        .bind(buckets)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    pool.close().await;
+    let store = Store::open(url).await.expect("the remaining migrations");
+    let limit = |id: &'static str| {
+        let store = &store;
+        async move {
+            let key = store.s3_key(id).await.unwrap().unwrap();
+            key.bucket_id_limit().map(|mut ids| {
+                ids.sort();
+                ids
+            })
+        }
+    };
+    assert_eq!(limit("RKBOTH").await, Some(vec!["bkt-other0000000".to_string(), "bkt-photos000000".to_string()]));
+    assert_eq!(limit("RKGONE").await, Some(vec![]), "limited to nothing");
+    assert_eq!(limit("RKALL").await, None, "not limited");
+    assert_eq!(store.s3_key("RKBOTH").await.unwrap().unwrap().bucket_names(), ["photos", "other"], "names kept");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn bucket_limits_become_ids_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("roost.db").display());
+    bucket_limits_become_ids(&url, "sqlite").await;
+}
+
+#[tokio::test]
+async fn bucket_limits_become_ids_on_postgres() {
+    bucket_limits_become_ids(&postgres_url().await, "postgres").await;
 }
 
 async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
@@ -140,7 +222,7 @@ async fn event_log(store: &Store) {
 }
 
 /// A bucket's presign keys (described `presign:<bucket>:…` and limited to exactly that
-/// bucket) are deleted with it; every other key stays.
+/// bucket, by id) are deleted with it; every other key stays.
 async fn presign_keys(store: &Store) {
     use roost_store::buckets::S3KeyRow;
     let key = |id: &str, description: &str, buckets: Option<&str>| S3KeyRow {
@@ -148,24 +230,27 @@ async fn presign_keys(store: &Store) {
         user_id: "usr-alice0000000".into(),
         description: Some(description.into()),
         secret_enc: "00".into(),
-        buckets: buckets.map(String::from),
+        buckets: None,
         read_only: 1,
         created_at: 1_000,
         last_used_at: None,
+        expires_at: None,
+        project_id: None,
+        bucket_ids: buckets.map(String::from),
     };
     let mut tx = store.write().await.unwrap();
     for k in [
-        key("RKREAD", "presign:photos:read", Some(r#"["photos"]"#)),
-        key("RKWRITE", "presign:photos:write", Some(r#"["photos"]"#)),
+        key("RKREAD", "presign:photos:read", Some(r#"["bkt-photos000000"]"#)),
+        key("RKWRITE", "presign:photos:write", Some(r#"["bkt-photos000000"]"#)),
         key("RKOLD", "presign", None),
-        key("RKWIDER", "presign:photos:read", Some(r#"["photos","other"]"#)),
-        key("RKOTHER", "presign:other:read", Some(r#"["other"]"#)),
+        key("RKWIDER", "presign:photos:read", Some(r#"["bkt-photos000000","bkt-other0000000"]"#)),
+        key("RKOTHER", "presign:other:read", Some(r#"["bkt-other0000000"]"#)),
     ] {
         roost_store::buckets::insert_s3_key(tx.conn(), &k).await.unwrap();
     }
     let descriptions = ["presign:photos:read".to_string(), "presign:photos:write".to_string()];
     let mut gone =
-        roost_store::buckets::delete_keys_of_bucket(tx.conn(), &descriptions, r#"["photos"]"#).await.unwrap();
+        roost_store::buckets::delete_keys_of_bucket(tx.conn(), &descriptions, r#"["bkt-photos000000"]"#).await.unwrap();
     tx.commit().await.unwrap();
     gone.sort();
     assert_eq!(gone, ["RKREAD", "RKWRITE"]);

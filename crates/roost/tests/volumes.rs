@@ -173,7 +173,10 @@ async fn volumes_attach_snapshot_restore_resize_and_clone_through_instances() {
     let out = server.cli(&["volume", "attach", "logs", "web", "--path", "/var/log/app"], None, &env);
     assert!(out.status.success() && stderr(&out).contains("in use now"), "{}", stderr(&out));
     assert_eq!(ok(&admin, "web", "echo hot > /var/log/app/x && cat /var/log/app/x").await.trim(), "hot");
-    ok(&admin, "web", "tail -f /var/log/app/x > /dev/null 2>&1 &").await;
+    // Backgrounded, tail opens the file a moment later: wait until it has.
+    let hold = "tail -f /var/log/app/x > /dev/null 2>&1 & t=$!; \
+                until ls -l /proc/$t/fd 2>/dev/null | grep -q /var/log/app/x; do sleep 0.05; done";
+    ok(&admin, "web", hold).await;
     let err = admin.detach_volume("logs", false, None).await.unwrap_err();
     assert_eq!(status(&err), 409, "{err}");
     assert!(err.to_string().contains("tail"), "{err}");
@@ -587,7 +590,8 @@ async fn a_clone_copies_a_frozen_source_and_never_follows_its_symlinks() {
     ok(&admin, "src", "mkdir /state && for n in $(seq 1 3000); do echo $n > /state/pad$n; done").await;
     // (Each written whole, then renamed: never seen half-written.)
     let counters = "(i=0; while :; do i=$((i+1)); echo $i > /state/a.new; mv /state/a.new /state/a; \
-                    echo $i > /state/b.new; mv /state/b.new /state/b; done) > /dev/null 2>&1 &";
+                    echo $i > /state/b.new; mv /state/b.new /state/b; done) > /dev/null 2>&1 & \
+                    until [ -e /state/b ]; do sleep 0.05; done";
     ok(&admin, "src", counters).await;
     for n in 0..3 {
         let name = format!("copy{n}");

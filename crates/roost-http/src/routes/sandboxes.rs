@@ -1,7 +1,7 @@
 //! `/v1/sandbox-keys`: keys of the E2B-compatible API (the sandboxes themselves are
 //! driven through that API, on `--e2b-listen`).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use roost_api::ErrorResponse;
 use roost_api::sandboxes::{CreateSandboxKeyRequest, CreatedSandboxKey, SandboxKey, SandboxPoolStats};
@@ -35,6 +35,27 @@ pub async fn create_key(
 ) -> Result<(StatusCode, axum::Json<CreatedSandboxKey>), ApiError> {
     let created = state.control.create_sandbox_key(&ctx, &auth, req).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Revoke a sandbox key: E2B requests with it, and with the access tokens of the
+/// sandboxes it made, are refused at once (its sandboxes run on until they are killed or
+/// time out). Its owner or an admin may revoke it.
+#[utoipa::path(delete, path = "/v1/sandbox-keys/{id}", tag = "sandboxes",
+    params(("id" = String, Path, description = "Key id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse),
+    ))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.control.revoke_sandbox_key(&ctx, &auth, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The warm pools of the projects you can see: frozen sandboxes kept ready per template

@@ -3,7 +3,7 @@
 use roost_api::buckets::{Bucket, CreateBucketRequest, CreateS3KeyRequest, PresignMethod, PresignRequest, S3Key};
 
 use super::GlobalArgs;
-use super::output::{ago, print_block, print_list, print_structured, when};
+use super::output::{ago, print_block, print_list, print_structured, until, when};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BucketCommand {
@@ -175,13 +175,18 @@ pub async fn run_keys(global: &GlobalArgs, cmd: S3KeyCommand) -> anyhow::Result<
             print_list(
                 global.output,
                 &keys,
-                &["access key id", "description", "buckets", "read only", "created", "last used"],
+                &["access key id", "description", "buckets", "read only", "expires", "created", "last used"],
                 |k| {
                     vec![
                         k.id.clone(),
                         k.description.clone().unwrap_or_default(),
-                        if k.buckets.is_empty() { "all".into() } else { k.buckets.join(",") },
+                        if k.buckets.is_empty() && k.bucket_ids.is_empty() {
+                            "all".into()
+                        } else {
+                            k.buckets.join(",")
+                        },
                         if k.read_only { "yes".into() } else { "no".into() },
+                        until(k.expires_at),
                         ago(Some(k.created_at)),
                         k.last_used_at.map(|l| ago(Some(l))).unwrap_or_else(|| "never".into()),
                     ]

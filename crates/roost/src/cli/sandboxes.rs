@@ -1,5 +1,5 @@
 //! `roost sandbox create|ls|show|kill|pause|resume|timeout|exec|ps|signal|attach|usage|
-//! url|files` and `roost sandbox key create|ls` (keys of the E2B-compatible API).
+//! url|files` and `roost sandbox key create|ls|rm` (keys of the E2B-compatible API).
 
 use std::collections::BTreeMap;
 
@@ -349,6 +349,13 @@ pub enum SandboxKeyCommand {
     /// List keys
     #[command(visible_alias = "list")]
     Ls,
+    /// Revoke a key (by id, or by name when one visible key has it): E2B requests with it
+    /// are refused at once
+    #[command(visible_aliases = ["revoke", "delete"])]
+    Rm {
+        /// The key's id (sbk-…) or name
+        key: String,
+    },
 }
 
 pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()> {
@@ -493,16 +500,34 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
         }
         SandboxCommand::Key(SandboxKeyCommand::Ls) => {
             let keys = client.list_sandbox_keys().await?;
-            print_list(global.output, &keys, &["name", "id", "prefix", "max sandboxes", "per minute", "created"], |k| {
+            let columns = ["name", "id", "prefix", "max sandboxes", "per minute", "expires", "created"];
+            print_list(global.output, &keys, &columns, |k| {
                 vec![
                     k.name.clone(),
                     k.id.clone(),
                     format!("{}…", k.prefix),
                     k.max_sandboxes.to_string(),
                     k.creates_per_minute.to_string(),
+                    until(k.expires_at),
                     ago(Some(k.created_at)),
                 ]
             })
+        }
+        SandboxCommand::Key(SandboxKeyCommand::Rm { key }) => {
+            let id = if key.starts_with("sbk-") {
+                key
+            } else {
+                let keys = client.list_sandbox_keys().await?;
+                let named: Vec<_> = keys.iter().filter(|k| k.name == key).collect();
+                match named.as_slice() {
+                    [one] => one.id.clone(),
+                    [] => anyhow::bail!("no sandbox key named '{key}' (see `roost sandbox key ls`)"),
+                    _ => anyhow::bail!("more than one sandbox key is named '{key}': pass its id"),
+                }
+            };
+            client.revoke_sandbox_key(&id).await?;
+            eprintln!("Revoked sandbox key {id}: E2B requests with it are refused from now on.");
+            Ok(())
         }
     }
 }

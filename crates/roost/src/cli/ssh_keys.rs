@@ -7,7 +7,7 @@ use roost_api::ListParams;
 use roost_api::ssh_keys::{CreateSshKeyRequest, SshKey};
 
 use super::GlobalArgs;
-use super::output::{ago, print_block, print_list, print_structured, when};
+use super::output::{ago, print_block, print_list, print_structured, until, when};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SshKeyCommand {
@@ -98,11 +98,12 @@ pub async fn run(global: &GlobalArgs, cmd: SshKeyCommand) -> anyhow::Result<()> 
                 async move { client.list_ssh_keys(&p).await }
             })
             .await?;
-            print_list(global.output, &keys, &["name", "fingerprint", "type", "created"], |k| {
+            print_list(global.output, &keys, &["name", "fingerprint", "type", "expires", "created"], |k| {
                 vec![
                     k.name.clone(),
                     k.fingerprint.clone(),
                     k.public_key.split_whitespace().next().unwrap_or_default().to_string(),
+                    until(k.expires_at),
                     ago(Some(k.created_at)),
                 ]
             })
@@ -188,6 +189,8 @@ fn fields(k: &SshKey) -> Vec<(&'static str, String)> {
         ("id", k.id.clone()),
         ("fingerprint", k.fingerprint.clone()),
         ("public key", k.public_key.clone()),
+        ("project", k.project_id.clone().unwrap_or_else(|| "any".into())),
+        ("expires", until(k.expires_at)),
         ("created", when(Some(k.created_at), "-")),
     ]
 }

@@ -173,9 +173,32 @@ pub fn is_ns_file(path: &Path) -> bool {
     nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
 }
 
+/// Closes every descriptor of a forked child but `keep` (async-signal-safe).
+///
+/// # Safety
+/// Only in a forked child that owns nothing else it needs.
+unsafe fn close_all_but(keep: [RawFd; 2]) {
+    let (low, high) = (keep[0].min(keep[1]) as libc::c_uint, keep[0].max(keep[1]) as libc::c_uint);
+    let close_range = |first: libc::c_uint, last: libc::c_uint| {
+        if first <= last {
+            // SAFETY: closes descriptors of this (forked) process only.
+            unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+        }
+    };
+    close_range(3, low.saturating_sub(1));
+    close_range(low + 1, high - 1);
+    close_range(high + 1, libc::c_uint::MAX);
+}
+
 /// A forked child that unshares (or enters) namespaces and waits while the parent works
 /// on it; `what` runs in the child (async-signal-safe calls only) and returns 0 on
 /// success. The parent's `with_child` gets the child's pid once `what` succeeded.
+///
+/// Other threads fork helpers at the same time (two instances starting), and a fork
+/// copies every descriptor of the process, so a helper must not wait for an end of file
+/// another helper may hold open: once `what` is done the child closes every descriptor
+/// but its two pipe ends, and the parent ends it with SIGKILL rather than by closing a
+/// pipe.
 fn with_child<T>(what: impl FnOnce() -> libc::c_int, with_child: impl FnOnce(libc::pid_t) -> Result<T>) -> Result<T> {
     let (ready_r, ready_w) = pipe().map_err(|e| Error::io("making a pipe", e))?;
     let (go_r, go_w) = pipe().map_err(|e| Error::io("making a pipe", e))?;
@@ -187,10 +210,8 @@ fn with_child<T>(what: impl FnOnce() -> libc::c_int, with_child: impl FnOnce(lib
     if pid == 0 {
         // SAFETY: the child: system calls on descriptors inherited from the parent.
         unsafe {
-            // The parent's ends: the read below sees EOF once the parent closes its own.
-            libc::close(ready_r.as_raw_fd());
-            libc::close(go_w.as_raw_fd());
             let ok: u8 = if what() == 0 { 1 } else { 0 };
+            close_all_but([ready_w.as_raw_fd(), go_r.as_raw_fd()]);
             libc::write(ready_w.as_raw_fd(), (&ok as *const u8).cast(), 1);
             let mut b = 0u8;
             libc::read(go_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
@@ -205,7 +226,9 @@ fn with_child<T>(what: impl FnOnce() -> libc::c_int, with_child: impl FnOnce(lib
         Ok(1) if ok[0] == 1 => with_child(pid),
         _ => Err(Error::io("setting up namespaces", io::Error::other("the namespace helper failed"))),
     };
-    drop(go_w); // EOF: the child exits
+    drop(go_w);
+    // SAFETY: our own child, not yet reaped.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     result
 }
@@ -488,5 +511,37 @@ mod tests {
         let map = IdMap { uid: 7, gid: 9, count: COUNT };
         assert_eq!(map.uid_map(), "0 7 65536\n");
         assert_eq!(map.gid_map(), "0 9 65536\n");
+    }
+
+    /// Namespace helpers forked at the same time by several threads (two instances
+    /// starting at once) each finish: a helper never waits on a descriptor another
+    /// helper inherited. Before the fix, two helpers held each other's pipes open and
+    /// both starts hung for good.
+    #[test]
+    fn helpers_forked_at_once_all_finish() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let map = IdMap { uid: DEFAULT_START, gid: DEFAULT_START, count: COUNT };
+        let (done_tx, done_rx) = mpsc::channel();
+        let threads = 6;
+        for t in 0..threads {
+            let (dir, done) = (dir.path().to_path_buf(), done_tx.clone());
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    let path = dir.join(format!("{t}-{i}"));
+                    let made = create_userns(&path, map);
+                    let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
+                    let _ = fs::remove_file(&path);
+                    made.expect("making a user namespace");
+                }
+                done.send(()).unwrap();
+            });
+        }
+        // A deadlock shows as threads that never report; the bound is far above the
+        // fraction of a second the work takes.
+        for _ in 0..threads {
+            done_rx.recv_timeout(Duration::from_secs(120)).expect("namespace helpers deadlocked");
+        }
     }
 }
