@@ -575,9 +575,6 @@ fn connect_error(code: &str, message: &str) -> Response {
 fn reply<T: prost::Message + serde::Serialize>(codec: Codec, result: Result<T, Error>) -> Response {
     match result {
         Ok(m) => ([(header::CONTENT_TYPE, codec.content_type(false))], codec.encode(&m)).into_response(),
-        Err(e) if e.code == ErrorCode::Conflict && e.message.starts_with("already exists:") => {
-            connect_error("already_exists", &e.message)
-        }
         Err(e) => connect_error(connect_code(e.code), &e.message),
     }
 }
@@ -699,8 +696,11 @@ async fn rpc(
         }
         ("filesystem", "MakeDir") => {
             let m: envd::PathRequest = decode!();
-            let made = control.sandbox_make_dir(ctx, view, &m.path).await;
-            reply(codec, made.map(|e| envd::EntryResponse { entry: Some(entry(e)) }))
+            match control.sandbox_make_dir(ctx, view, &m.path).await {
+                // envd's own answer for a directory that is there: the SDKs return false.
+                Err(e) if e.code == ErrorCode::Conflict => connect_error("already_exists", &e.message),
+                made => reply(codec, made.map(|e| envd::EntryResponse { entry: Some(entry(e)) })),
+            }
         }
         ("filesystem", "Remove") => {
             let m: envd::PathRequest = decode!();
