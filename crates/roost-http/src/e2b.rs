@@ -1138,11 +1138,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn find_output_becomes_entry_info() {
+    fn entries_become_entry_info() {
         let out = b"d\t4096\t755\tdrwxr-xr-x\troot\troot\t1700000000.5\t\t/tmp/d\0\
                     f\t8\t644\t-rw-r--r--\troot\troot\t1700000000.0\t\t/tmp/d/a b.txt\0\
                     l\t7\t777\tlrwxrwxrwx\troot\troot\t1700000000.0\t/etc\t/tmp/link\0";
-        let entries = parse_entries(out);
+        let entries: Vec<envd::EntryInfo> =
+            roost_control::sandbox_processes::parse_entries(out).into_iter().map(entry).collect();
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[0].r#type, envd::FILE_TYPE_DIRECTORY);
         assert_eq!(entries[0].mode, 0o755);
