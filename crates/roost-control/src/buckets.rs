@@ -399,7 +399,13 @@ impl Control {
     /// Whether the S3 caller may read (or, with `write`, change) the bucket: the owner's
     /// role in the bucket's project (viewers read only) and the key's own limits. A
     /// bucket of a project the owner is not in is forbidden, never revealed.
-    pub async fn s3_bucket_access(&self, who: &S3Identity, bucket: &BucketRow, write: bool) -> Result<()> {
+    /// With `write`, the proof that opens the write's change.
+    pub async fn s3_bucket_access(
+        &self,
+        who: &S3Identity,
+        bucket: &BucketRow,
+        write: bool,
+    ) -> Result<Option<crate::policy::ProjectWrite>> {
         if !who.may_reach(&bucket.id, &bucket.project_id) {
             return Err(Error::forbidden(format!("this key is limited to other buckets than '{}'", bucket.name)));
         }
@@ -410,10 +416,7 @@ impl Control {
             .project_access(&who.principal, &bucket.project_id)
             .await
             .map_err(|_| Error::forbidden(format!("access to bucket '{}' is denied", bucket.name)))?;
-        if write {
-            access.require_write()?;
-        }
-        Ok(())
+        if write { access.require_write().map(Some) } else { Ok(None) }
     }
 
     /// A presigned URL for one object, signed with the caller's presign key for the bucket

@@ -11,7 +11,7 @@ use roost_store::now_ms;
 use crate::service::RoostS3;
 
 /// The job fails only when the store does.
-pub type JobResult<T> = Result<T, roost_store::StoreError>;
+pub type JobResult<T> = roost_control::Result<T>;
 
 /// Files younger than this are left alone: a write in progress has not committed its row yet.
 const GRACE: Duration = Duration::from_secs(3600);
@@ -50,7 +50,8 @@ impl RoostS3 {
                             break;
                         }
                         for o in &matching {
-                            let _ = self.delete_key(bucket, &o.key).await;
+                            let tx = self.control.system_change().await?;
+                            let _ = self.delete_key(tx, "bucket.object.expire", bucket, &o.key).await;
                             report.expired_objects += 1;
                         }
                         if matching.len() < 1000 {
@@ -71,8 +72,10 @@ impl RoostS3 {
                 .map(i64::from)
                 .unwrap_or(UPLOAD_MAX_AGE_DAYS);
             if upload.created_at < now - days * day {
-                let mut tx = store.write().await?;
+                let mut tx = self.control.system_change().await?;
                 roost_store::buckets::delete_upload(tx.conn(), &upload.id).await?;
+                let body = serde_json::json!({"key": upload.key, "upload_id": upload.id, "reason": "lifecycle"});
+                tx.audit("bucket.upload.abort", Some(("bucket", &bucket.id)), Some(&body)).await?;
                 tx.commit().await?;
                 self.disk.remove_dir(self.disk.upload_dir(&bucket.id, &upload.id)).await;
                 report.aborted_uploads += 1;

@@ -8,6 +8,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
 use roost_control::buckets::S3Identity;
+use roost_control::kernel::Change;
+use roost_control::policy::ProjectWrite;
 use roost_control::{Control, RequestContext};
 use roost_store::buckets::{BucketDoc, BucketRow, ObjectRow, PartRow, UploadRow, Versioning};
 use roost_store::now_ms;
@@ -190,11 +192,59 @@ impl RoostS3 {
             S3Error::with_message(S3ErrorCode::NoSuchBucket, format!("the bucket '{name}' does not exist"))
         })?;
         match who {
-            Some(who) => self.control.s3_bucket_access(&who, &bucket, write).await.map_err(from_control)?,
+            Some(who) => {
+                self.control.s3_bucket_access(&who, &bucket, write).await.map_err(from_control)?;
+            }
             None if !write && bucket.public_read != 0 => {}
             None => return Err(s3_error!(AccessDenied, "access denied")),
         }
         Ok(bucket)
+    }
+
+    /// The bucket, once the caller may change it, with the proof its changes open with
+    /// (every write through S3 is a change of the kernel: row, audit entry, event).
+    async fn writable_bucket(&self, creds: &Option<Credentials>, name: &str) -> S3Result<(BucketRow, ProjectWrite)> {
+        let who = self.identity(creds).await?;
+        let bucket = self.control.store().bucket_by_name(name).await.map_err(internal)?.ok_or_else(|| {
+            S3Error::with_message(S3ErrorCode::NoSuchBucket, format!("the bucket '{name}' does not exist"))
+        })?;
+        match self.control.s3_bucket_access(&who, &bucket, true).await.map_err(from_control)? {
+            Some(proof) => Ok((bucket, proof)),
+            None => Err(s3_error!(AccessDenied, "access denied")),
+        }
+    }
+
+    /// Opens a change made with `proof` from the S3 door.
+    async fn open(&self, proof: &ProjectWrite) -> S3Result<Change<'_>> {
+        self.control.change(&self.ctx(), proof).await.map_err(from_control)
+    }
+
+    /// Sets (or clears) one of the bucket's settings documents as an audited change
+    /// that announces the bucket (`bucket.updated`).
+    #[allow(clippy::too_many_arguments)]
+    async fn set_doc(
+        &self,
+        proof: &ProjectWrite,
+        bucket: &BucketRow,
+        doc: BucketDoc,
+        value: Option<&str>,
+        public_read: Option<bool>,
+        action: &str,
+        body: serde_json::Value,
+    ) -> S3Result<()> {
+        let done = async {
+            let mut tx = self.control.change(&self.ctx(), proof).await?;
+            roost_store::buckets::set_bucket_doc(tx.conn(), &bucket.id, doc, value, public_read).await?;
+            tx.audit(action, Some(("bucket", &bucket.id)), Some(&body)).await?;
+            tx.bare_event(
+                "bucket.updated",
+                "bucket",
+                &bucket.id,
+                roost_control::events::Audience::Project(bucket.project_id.clone()),
+            );
+            tx.commit().await
+        };
+        done.await.map_err(internal)
     }
 
     async fn object(&self, bucket: &BucketRow, key: &str) -> S3Result<ObjectRow> {
@@ -232,8 +282,11 @@ impl RoostS3 {
 
     /// Puts a written temp file in place and records the object; the replaced file (if
     /// any) is removed after the commit.
+    #[allow(clippy::too_many_arguments)]
     async fn commit_object(
         &self,
+        proof: &ProjectWrite,
+        action: &str,
         bucket: &BucketRow,
         key: &str,
         written: &Written,
@@ -256,10 +309,12 @@ impl RoostS3 {
             delete_marker: 0,
         };
         let result = async {
-            let mut tx = self.control.store().write().await?;
+            let mut tx = self.control.change(&self.ctx(), proof).await?;
             let old = roost_store::buckets::put_object(tx.conn(), &row, Versioning::of(bucket)).await?;
+            let body = serde_json::json!({"key": key, "size": row.size, "version_id": row.version_id});
+            tx.audit(action, Some(("bucket", &bucket.id)), Some(&body)).await?;
             tx.commit().await?;
-            Ok::<_, roost_store::StoreError>(old)
+            Ok::<_, roost_control::Error>(old)
         }
         .await;
         match result {
@@ -381,6 +436,7 @@ impl RoostS3 {
 
     async fn record_part(
         &self,
+        proof: &ProjectWrite,
         bucket: &BucketRow,
         upload: &UploadRow,
         part: i32,
@@ -388,7 +444,7 @@ impl RoostS3 {
     ) -> S3Result<String> {
         let etag = etag_of(&written.md5);
         self.disk.install(written, self.disk.part_path(&bucket.id, &upload.id, part)).await.map_err(internal)?;
-        let mut tx = self.control.store().write().await.map_err(internal)?;
+        let mut tx = self.control.change(&self.ctx(), proof).await.map_err(from_control)?;
         roost_store::buckets::put_part(
             tx.conn(),
             &PartRow {
@@ -401,6 +457,8 @@ impl RoostS3 {
         )
         .await
         .map_err(internal)?;
+        let body = serde_json::json!({"key": upload.key, "upload_id": upload.id, "part": part, "size": written.size});
+        tx.audit("bucket.upload.part", Some(("bucket", &bucket.id)), Some(&body)).await.map_err(internal)?;
         tx.commit().await.map_err(internal)?;
         Ok(etag)
     }
@@ -538,7 +596,7 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<PutBucketVersioningInput>,
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
         let config = req.input.versioning_configuration;
         if config.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) {
             return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
@@ -552,15 +610,8 @@ impl S3 for RoostS3 {
         if bucket.versioning.is_none() && status == BucketVersioningStatus::SUSPENDED {
             return Ok(S3Response::new(PutBucketVersioningOutput {}));
         }
-        roost_store::buckets::set_bucket_doc(
-            self.control.store(),
-            &bucket.id,
-            BucketDoc::Versioning,
-            Some(status),
-            None,
-        )
-        .await
-        .map_err(internal)?;
+        let body = serde_json::json!({ "status": status });
+        self.set_doc(&proof, &bucket, BucketDoc::Versioning, Some(status), None, "bucket.versioning.set", body).await?;
         Ok(S3Response::new(PutBucketVersioningOutput {}))
     }
 
@@ -673,7 +724,7 @@ impl S3 for RoostS3 {
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         check_key(&input.key)?;
-        let bucket = self.bucket(&req.credentials, &input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
         self.check_bytes(&bucket, input.content_length.unwrap_or(0)).await?;
         let written = match input.body {
             Some(body) => self.disk.write_stream(&bucket.id, body).await.map_err(write_error)?,
@@ -708,7 +759,9 @@ impl S3 for RoostS3 {
             input.metadata,
         );
         let etag = etag_of(&written.md5);
-        let row = self.commit_object(&bucket, &input.key, &written, etag.clone(), &headers, None).await?;
+        let row = self
+            .commit_object(&proof, "bucket.object.put", &bucket, &input.key, &written, etag.clone(), &headers, None)
+            .await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
             size: Some(row.size),
@@ -810,7 +863,7 @@ impl S3 for RoostS3 {
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
-        let bucket = self.bucket(&req.credentials, &input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
         if let Some(cond) = &input.if_match {
             let obj = self.object(&bucket, &input.key).await?;
             if !etag_matches(cond, &obj.etag) {
@@ -819,8 +872,8 @@ impl S3 for RoostS3 {
         }
         // S3 answers 204 whether or not the key existed.
         let (marker, version_id) = match input.version_id.as_deref() {
-            Some(v) => self.delete_version(&bucket, &input.key, v).await?,
-            None => self.delete_key(&bucket, &input.key).await?,
+            Some(v) => self.delete_version(&proof, &bucket, &input.key, v).await?,
+            None => self.delete_key(self.open(&proof).await?, "bucket.object.delete", &bucket, &input.key).await?,
         };
         Ok(S3Response::new(DeleteObjectOutput {
             delete_marker: marker.then_some(true),
@@ -831,7 +884,7 @@ impl S3 for RoostS3 {
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let input = req.input;
-        let bucket = self.bucket(&req.credentials, &input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
         if input.delete.objects.len() > 1000 {
             return Err(s3_error!(MalformedXML, "at most 1000 keys per request"));
         }
@@ -840,8 +893,11 @@ impl S3 for RoostS3 {
         let mut errors = Vec::new();
         for o in input.delete.objects {
             let result = match o.version_id.as_deref() {
-                Some(v) => self.delete_version(&bucket, &o.key, v).await,
-                None => self.delete_key(&bucket, &o.key).await,
+                Some(v) => self.delete_version(&proof, &bucket, &o.key, v).await,
+                None => match self.open(&proof).await {
+                    Ok(tx) => self.delete_key(tx, "bucket.object.delete", &bucket, &o.key).await,
+                    Err(e) => Err(e),
+                },
             };
             match result {
                 Ok(_) if quiet => {}
@@ -884,7 +940,7 @@ impl S3 for RoostS3 {
                 e
             }
         })?;
-        let bucket = self.bucket(&req.credentials, &input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
         let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         if !replace && src_bucket.id == bucket.id && src.key == input.key {
             return Err(s3_error!(
@@ -910,7 +966,9 @@ impl S3 for RoostS3 {
         let written = self.disk.copy_range(&bucket.id, file, 0, src.size as u64).await.map_err(internal)?;
         // A copy is one simple object: its ETag is the MD5 of its bytes.
         let etag = etag_of(&written.md5);
-        let row = self.commit_object(&bucket, &input.key, &written, etag.clone(), &headers, None).await?;
+        let row = self
+            .commit_object(&proof, "bucket.object.copy", &bucket, &input.key, &written, etag.clone(), &headers, None)
+            .await?;
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(ETag::Strong(etag)),
@@ -1000,7 +1058,7 @@ impl S3 for RoostS3 {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
         check_key(&input.key)?;
-        let bucket = self.bucket(&req.credentials, &input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
         let headers = headers_from(
             input.content_type,
             input.cache_control,
@@ -1017,8 +1075,10 @@ impl S3 for RoostS3 {
             headers: Some(headers.to_json()),
             created_at: now_ms(),
         };
-        let mut tx = self.control.store().write().await.map_err(internal)?;
+        let mut tx = self.control.change(&self.ctx(), &proof).await.map_err(from_control)?;
         roost_store::buckets::insert_upload(tx.conn(), &upload).await.map_err(internal)?;
+        let body = serde_json::json!({"key": upload.key, "upload_id": upload.id});
+        tx.audit("bucket.upload.create", Some(("bucket", &bucket.id)), Some(&body)).await.map_err(internal)?;
         tx.commit().await.map_err(internal)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(bucket.name),
@@ -1033,7 +1093,7 @@ impl S3 for RoostS3 {
         if !(1..=MAX_PARTS).contains(&input.part_number) {
             return Err(s3_error!(InvalidArgument, "part numbers are 1-10000"));
         }
-        let bucket = self.bucket(&req.credentials, &input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         self.check_bytes(&bucket, input.content_length.unwrap_or(0)).await?;
         let written = match input.body {
@@ -1051,7 +1111,7 @@ impl S3 for RoostS3 {
                 return Err(s3_error!(BadDigest, "the Content-MD5 you specified did not match what was received"));
             }
         }
-        let etag = self.record_part(&bucket, &upload, input.part_number, &written).await?;
+        let etag = self.record_part(&proof, &bucket, &upload, input.part_number, &written).await?;
         Ok(S3Response::new(UploadPartOutput { e_tag: Some(ETag::Strong(etag)), ..Default::default() }))
     }
 
@@ -1078,7 +1138,7 @@ impl S3 for RoostS3 {
                 e
             }
         })?;
-        let bucket = self.bucket(&req.credentials, &input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         let size = src.size as u64;
         let (offset, len) = match &input.copy_source_range {
@@ -1097,7 +1157,7 @@ impl S3 for RoostS3 {
         };
         let file = self.disk.open(self.disk.object_path(&src_bucket.id, &src.file_id)).await.map_err(internal)?;
         let written = self.disk.copy_range(&bucket.id, file, offset, len).await.map_err(internal)?;
-        let etag = self.record_part(&bucket, &upload, input.part_number, &written).await?;
+        let etag = self.record_part(&proof, &bucket, &upload, input.part_number, &written).await?;
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(ETag::Strong(etag)),
@@ -1211,7 +1271,7 @@ impl S3 for RoostS3 {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
-        let bucket = self.bucket(&req.credentials, &input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         let wanted = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
         if wanted.is_empty() {
@@ -1275,11 +1335,15 @@ impl S3 for RoostS3 {
         };
         // The object appears and the upload disappears in one transaction.
         let result = async {
-            let mut tx = self.control.store().write().await?;
+            let mut tx = self.control.change(&self.ctx(), &proof).await?;
             let old = roost_store::buckets::put_object(tx.conn(), &row, Versioning::of(&bucket)).await?;
             roost_store::buckets::delete_upload(tx.conn(), &upload.id).await?;
+            let body = serde_json::json!({
+                "key": row.key, "size": row.size, "version_id": row.version_id, "upload_id": upload.id, "parts": count
+            });
+            tx.audit("bucket.object.put", Some(("bucket", &bucket.id)), Some(&body)).await?;
             tx.commit().await?;
-            Ok::<_, roost_store::StoreError>(old)
+            Ok::<_, roost_control::Error>(old)
         }
         .await;
         match result {
@@ -1309,10 +1373,12 @@ impl S3 for RoostS3 {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let input = req.input;
-        let bucket = self.bucket(&req.credentials, &input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
-        let mut tx = self.control.store().write().await.map_err(internal)?;
+        let mut tx = self.control.change(&self.ctx(), &proof).await.map_err(from_control)?;
         roost_store::buckets::delete_upload(tx.conn(), &upload.id).await.map_err(internal)?;
+        let body = serde_json::json!({"key": upload.key, "upload_id": upload.id});
+        tx.audit("bucket.upload.abort", Some(("bucket", &bucket.id)), Some(&body)).await.map_err(internal)?;
         tx.commit().await.map_err(internal)?;
         self.disk.remove_dir(self.disk.upload_dir(&bucket.id, &upload.id)).await;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
@@ -1322,18 +1388,13 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<PutBucketPolicyInput>,
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
         let public = roost_control::buckets::policy_is_public_read(&req.input.policy)
             .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedPolicy, e.message))?;
-        roost_store::buckets::set_bucket_doc(
-            self.control.store(),
-            &bucket.id,
-            BucketDoc::Policy,
-            Some(&req.input.policy),
-            Some(public),
-        )
-        .await
-        .map_err(internal)?;
+        // The policy is recorded whole: whoever reads the audit sees what was granted.
+        let body = serde_json::json!({ "policy": req.input.policy, "public_read": public });
+        let policy = Some(req.input.policy.as_str());
+        self.set_doc(&proof, &bucket, BucketDoc::Policy, policy, Some(public), "bucket.policy.set", body).await?;
         Ok(S3Response::new(PutBucketPolicyOutput {}))
     }
 
@@ -1352,21 +1413,19 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, true).await?;
-        roost_store::buckets::set_bucket_doc(self.control.store(), &bucket.id, BucketDoc::Policy, None, Some(false))
-            .await
-            .map_err(internal)?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
+        let body = serde_json::json!({ "public_read": false });
+        self.set_doc(&proof, &bucket, BucketDoc::Policy, None, Some(false), "bucket.policy.delete", body).await?;
         Ok(S3Response::new(DeleteBucketPolicyOutput {}))
     }
 
     async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
         let rules: Vec<crate::cors::CorsRule> =
             req.input.cors_configuration.cors_rules.into_iter().map(crate::cors::CorsRule::from_dto).collect();
         let json = serde_json::to_string(&rules).map_err(internal)?;
-        roost_store::buckets::set_bucket_doc(self.control.store(), &bucket.id, BucketDoc::Cors, Some(&json), None)
-            .await
-            .map_err(internal)?;
+        let body = serde_json::json!({ "cors": rules });
+        self.set_doc(&proof, &bucket, BucketDoc::Cors, Some(&json), None, "bucket.cors.set", body).await?;
         Ok(S3Response::new(PutBucketCorsOutput {}))
     }
 
@@ -1383,10 +1442,9 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, true).await?;
-        roost_store::buckets::set_bucket_doc(self.control.store(), &bucket.id, BucketDoc::Cors, None, None)
-            .await
-            .map_err(internal)?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
+        let body = serde_json::json!({});
+        self.set_doc(&proof, &bucket, BucketDoc::Cors, None, None, "bucket.cors.delete", body).await?;
         Ok(S3Response::new(DeleteBucketCorsOutput {}))
     }
 
@@ -1394,14 +1452,13 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<PutBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, true).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
         let rules = req.input.lifecycle_configuration.map(|c| c.rules).unwrap_or_default();
         let rules: Vec<crate::lifecycle::Rule> =
             rules.into_iter().map(crate::lifecycle::Rule::from_dto).collect::<S3Result<_>>()?;
         let json = serde_json::to_string(&rules).map_err(internal)?;
-        roost_store::buckets::set_bucket_doc(self.control.store(), &bucket.id, BucketDoc::Lifecycle, Some(&json), None)
-            .await
-            .map_err(internal)?;
+        let body = serde_json::json!({ "rules": rules });
+        self.set_doc(&proof, &bucket, BucketDoc::Lifecycle, Some(&json), None, "bucket.lifecycle.set", body).await?;
         Ok(S3Response::new(PutBucketLifecycleConfigurationOutput::default()))
     }
 
@@ -1424,10 +1481,9 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, true).await?;
-        roost_store::buckets::set_bucket_doc(self.control.store(), &bucket.id, BucketDoc::Lifecycle, None, None)
-            .await
-            .map_err(internal)?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
+        let body = serde_json::json!({});
+        self.set_doc(&proof, &bucket, BucketDoc::Lifecycle, None, None, "bucket.lifecycle.delete", body).await?;
         Ok(S3Response::new(DeleteBucketLifecycleOutput {}))
     }
 }
@@ -1465,7 +1521,15 @@ impl RoostS3 {
 
     /// Deletes a key's current version: gone (unversioned bucket) or hidden behind a new
     /// delete marker (versioned). Returns whether a marker was made, and its version id.
-    pub(crate) async fn delete_key(&self, bucket: &BucketRow, key: &str) -> S3Result<(bool, Option<String>)> {
+    /// `tx` is the change it is part of (opened for the caller, or the server's for the
+    /// lifecycle rules), audited as `action`.
+    pub(crate) async fn delete_key(
+        &self,
+        mut tx: Change<'_>,
+        action: &str,
+        bucket: &BucketRow,
+        key: &str,
+    ) -> S3Result<(bool, Option<String>)> {
         let mode = Versioning::of(bucket);
         let marker = (mode != Versioning::Off).then(|| ObjectRow {
             bucket_id: bucket.id.clone(),
@@ -1479,10 +1543,11 @@ impl RoostS3 {
             version_id: Self::new_version_id(bucket),
             delete_marker: 1,
         });
-        let mut tx = self.control.store().write().await.map_err(internal)?;
         let gone = roost_store::buckets::delete_object(tx.conn(), &bucket.id, key, mode, marker.as_ref())
             .await
             .map_err(internal)?;
+        let body = serde_json::json!({"key": key, "delete_marker": marker.as_ref().map(|m| &m.version_id)});
+        tx.audit(action, Some(("bucket", &bucket.id)), Some(&body)).await.map_err(internal)?;
         tx.commit().await.map_err(internal)?;
         for file in gone {
             self.disk.remove(self.disk.object_path(&bucket.id, &file)).await;
@@ -1494,13 +1559,16 @@ impl RoostS3 {
     /// marker, and the version id.
     async fn delete_version(
         &self,
+        proof: &ProjectWrite,
         bucket: &BucketRow,
         key: &str,
         version_id: &str,
     ) -> S3Result<(bool, Option<String>)> {
-        let mut tx = self.control.store().write().await.map_err(internal)?;
+        let mut tx = self.control.change(&self.ctx(), proof).await.map_err(from_control)?;
         let old =
             roost_store::buckets::delete_version(tx.conn(), &bucket.id, key, version_id).await.map_err(internal)?;
+        let body = serde_json::json!({"key": key, "version_id": version_id});
+        tx.audit("bucket.object.delete_version", Some(("bucket", &bucket.id)), Some(&body)).await.map_err(internal)?;
         tx.commit().await.map_err(internal)?;
         match old {
             Some(o) => {

