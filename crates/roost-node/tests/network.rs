@@ -285,6 +285,10 @@ async fn instance_ports_send_only_their_own_mac_ipv4_and_arp() {
     let mut b = env.spec(&image, None);
     a.networks = vec![net.attachment()];
     b.networks = vec![net.attachment()];
+    // ping needs raw sockets (dropped by default): without them every ping below would
+    // fail for that reason, not the filter's.
+    a.capabilities_add = vec!["NET_RAW".into()];
+    b.capabilities_add = vec!["NET_RAW".into()];
     env.run(&a).await;
     env.run(&b).await;
     let (na, nb) = (&a.networks[0], &b.networks[0]);
