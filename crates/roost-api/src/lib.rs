@@ -22,7 +22,7 @@ pub mod users;
 pub mod volumes;
 
 pub use error::{ErrorBody, ErrorCode, ErrorResponse, FieldError};
-pub use list::{ListParams, Page};
+pub use list::{ListParams, Page, ProjectListParams};
 
 /// Timestamps on the wire are RFC 3339 in UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

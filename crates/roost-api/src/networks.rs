@@ -237,16 +237,29 @@ pub struct CreatePortForwardRequest {
     pub protocol: Option<Protocol>,
 }
 
+/// The list parameters of networks and security groups.
+pub type NetworkListParams = crate::ProjectListParams;
+
+/// `GET /v1/port-forwards`: paging (sorted by `created_at` or `host_port`), project and
+/// instance.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct NetworkListParams {
+pub struct PortForwardListParams {
+    /// Page size, 1 to 1000 (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// `created_at` (default, newest first) or `host_port`; `-` in front for descending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
     /// Only this project (name or id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// Only this instance (name or id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// Parses `8080:80/tcp` (protocol optional, default tcp).

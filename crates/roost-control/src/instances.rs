@@ -121,15 +121,27 @@ impl Control {
 
     /// The API view of a row (with its image's name).
     pub(crate) async fn instance_api(&self, row: &InstanceRow) -> Instance {
-        let image = match self.store().image_by_id(&row.image_id).await {
-            Ok(Some(i)) => i.name,
-            _ => row.image_id.clone(),
-        };
-        let mut api = row.to_api(&image);
-        (api.nics, api.security_groups) = self.instance_network_view(&row.id).await;
-        api.volumes = self.instance_volumes(&row.id).await;
-        api.cloned_from = self.store().cloned_from(&row.id).await.ok().flatten();
-        api
+        self.instance_apis(std::slice::from_ref(row)).await.remove(0)
+    }
+
+    /// The API view of instances: images, NICs, groups, volumes and lineage are read in
+    /// a fixed number of queries for all of them (a failed read leaves its part empty).
+    pub(crate) async fn instance_apis(&self, rows: &[InstanceRow]) -> Vec<Instance> {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let image_ids: Vec<String> = rows.iter().map(|r| r.image_id.clone()).collect();
+        let images = self.store().image_names(&image_ids).await.unwrap_or_default();
+        let mut views = self.instance_network_views(&ids).await;
+        let mut volumes = self.instances_volumes(&ids).await;
+        let sources = self.store().clone_sources(&ids).await.unwrap_or_default();
+        rows.iter()
+            .map(|row| {
+                let mut api = row.to_api(images.get(&row.image_id).unwrap_or(&row.image_id));
+                (api.nics, api.security_groups) = views.remove(&row.id).unwrap_or_default();
+                api.volumes = volumes.remove(&row.id).unwrap_or_default();
+                api.cloned_from = sources.get(&row.id).cloned();
+                api
+            })
+            .collect()
     }
 
     pub(crate) async fn publish_instance(&self, row: &InstanceRow, kind: &str) {
@@ -373,21 +385,7 @@ impl Control {
             .store()
             .list_instances(&self.project_scope(p), project.as_deref(), params.status.as_deref(), label, &query)
             .await?;
-        let mut names = HashMap::new();
-        let mut items = Vec::with_capacity(rows.len());
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let mut views = self.instance_network_views(&ids).await;
-        for row in &rows {
-            if !names.contains_key(&row.image_id) {
-                let name = self.store().image_by_id(&row.image_id).await?.map(|i| i.name).unwrap_or_default();
-                names.insert(row.image_id.clone(), name);
-            }
-            let mut api = row.to_api(&names[&row.image_id]);
-            (api.nics, api.security_groups) = views.remove(&row.id).unwrap_or_default();
-            api.volumes = self.instance_volumes(&row.id).await;
-            api.cloned_from = self.store().cloned_from(&row.id).await.ok().flatten();
-            items.push(api);
-        }
+        let items = self.instance_apis(&rows).await;
         Ok(Page { items, next_cursor })
     }
 

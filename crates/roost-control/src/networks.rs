@@ -9,22 +9,24 @@ use ipnet::Ipv4Net;
 use roost_api::ids::IdKind;
 use roost_api::networks::{
     CreateNetworkRequest, CreatePortForwardRequest, CreateRuleRequest, CreateSecurityGroupRequest, Direction,
-    InstanceNic, Network, NetworkListParams, NicRequest, PortForward, Protocol, SecurityGroup, SecurityGroupRule,
+    InstanceNic, Network, NetworkListParams, NicRequest, PortForward, PortForwardListParams, Protocol, SecurityGroup, SecurityGroupRule,
     parse_port_list,
 };
 use roost_api::projects::DEFAULT_PROJECT;
-use roost_api::{FieldError, Page};
+use roost_api::{FieldError, ListParams, Page};
 use roost_node::network::firewall::{self, FirewallSpec, ForwardSpec, NetSpec, NicSpec, Proto, Remote, RuleSpec};
 use roost_node::network::host::HostFacts;
 use roost_node::network::{self as hostnet, dns};
 use roost_node::{DnsConfig, MacAddr, NetAttachment};
-use roost_store::networks::{self as repo, NetworkRow, NicRow, PortForwardRow, RuleRow, SecurityGroupRow};
+use roost_store::list::CREATED_OR_NAME;
+use roost_store::networks::{self as repo, NetworkRow, NicRow, PortForwardRow, PortForwardView, RuleRow, SecurityGroupRow};
 use roost_store::sqlx::AnyConnection;
 use roost_store::{StoreError, now_ms, to_time};
 
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
+use crate::list::list_query;
 use crate::{Control, Error, Principal, RequestContext, Result, audit};
 
 pub const DEFAULT_NETWORK: &str = "default";
@@ -83,70 +85,67 @@ impl Control {
     }
 
     async fn network_api(&self, row: &NetworkRow) -> Result<Network> {
-        let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
-        let peers: Vec<(String, String)> = roost_store::sqlx::query_as(
-            "SELECT network_a, network_b FROM network_peers WHERE network_a = $1 OR network_b = $1",
-        )
-        .bind(&row.id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
-        let mut peer_names = Vec::new();
-        for (a, b) in peers {
-            let other = if a == row.id { b } else { a };
-            if let Some(n) = self.store().network_by_id(&other).await? {
-                peer_names.push(n.name);
-            }
-        }
-        peer_names.sort();
-        let used = repo::nic_count(&mut conn, &row.id).await?;
-        let cidr = parse_cidr(&row.cidr).unwrap_or_default();
-        let total = cidr.hosts().count().saturating_sub(1) as u32;
-        Ok(Network {
-            id: row.id.clone(),
-            name: row.name.clone(),
-            project_id: row.project_id.clone(),
-            cidr: row.cidr.clone(),
-            gateway: row.gateway.clone(),
-            bridge: row.bridge.clone(),
-            nat: row.nat != 0,
-            dns: row.dns != 0,
-            default: row.is_default != 0,
-            peers: peer_names,
-            instance_count: used as u32,
-            addresses_used: used as u32,
-            addresses_total: total,
-            created_at: to_time(row.created_at),
-        })
+        Ok(self.network_apis(std::slice::from_ref(row)).await?.remove(0))
+    }
+
+    /// The API view of networks, with their peers and NICs read in two queries for all.
+    async fn network_apis(&self, rows: &[NetworkRow]) -> Result<Vec<Network>> {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let details = self.store().network_details(&ids).await?;
+        let nics: HashMap<&str, i64> = details.nics.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let used = nics.get(row.id.as_str()).copied().unwrap_or(0);
+                let cidr = parse_cidr(&row.cidr).unwrap_or_default();
+                let total = cidr.hosts().count().saturating_sub(1) as u32;
+                Network {
+                    id: row.id.clone(),
+                    name: row.name.clone(),
+                    project_id: row.project_id.clone(),
+                    cidr: row.cidr.clone(),
+                    gateway: row.gateway.clone(),
+                    bridge: row.bridge.clone(),
+                    nat: row.nat != 0,
+                    dns: row.dns != 0,
+                    default: row.is_default != 0,
+                    peers: details.peers.iter().filter(|(n, _)| *n == row.id).map(|(_, name)| name.clone()).collect(),
+                    instance_count: used as u32,
+                    addresses_used: used as u32,
+                    addresses_total: total,
+                    created_at: to_time(row.created_at),
+                }
+            })
+            .collect())
     }
 
     async fn group_api(&self, row: &SecurityGroupRow) -> Result<SecurityGroup> {
-        let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
-        let rules = repo::rules_of(&mut conn, &row.id).await?;
-        let members = repo::member_count(&mut conn, &row.id).await?;
-        let mut names: HashMap<String, String> = HashMap::new();
-        for g in repo::groups_of_project(&mut conn, &row.project_id).await? {
-            names.insert(g.id, g.name);
-        }
-        Ok(SecurityGroup {
-            id: row.id.clone(),
-            name: row.name.clone(),
-            project_id: row.project_id.clone(),
-            description: row.description.clone(),
-            default: row.is_default != 0,
-            rules: rules.iter().map(|r| rule_api(r, &names)).collect(),
-            instance_count: members as u32,
-            created_at: to_time(row.created_at),
-        })
+        Ok(self.group_apis(std::slice::from_ref(row)).await?.remove(0))
     }
 
-    /// The NICs and group names of an instance, for its API view.
-    pub(crate) async fn instance_network_view(&self, instance_id: &str) -> (Vec<InstanceNic>, Vec<String>) {
-        let mut views = self.instance_network_views(&[instance_id.to_string()]).await;
-        views.remove(instance_id).unwrap_or_default()
+    /// The API view of security groups, with rules and members read in three queries for all.
+    async fn group_apis(&self, rows: &[SecurityGroupRow]) -> Result<Vec<SecurityGroup>> {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let details = self.store().group_details(&ids).await?;
+        let names: HashMap<String, String> = details.remote_names.into_iter().collect();
+        let members: HashMap<&str, i64> = details.members.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+        Ok(rows
+            .iter()
+            .map(|row| SecurityGroup {
+                id: row.id.clone(),
+                name: row.name.clone(),
+                project_id: row.project_id.clone(),
+                description: row.description.clone(),
+                default: row.is_default != 0,
+                rules: details.rules.iter().filter(|r| r.group_id == row.id).map(|r| rule_api(r, &names)).collect(),
+                instance_count: members.get(row.id.as_str()).copied().unwrap_or(0) as u32,
+                created_at: to_time(row.created_at),
+            })
+            .collect())
     }
 
-    /// The same for many instances at once (two queries), by instance id.
+    /// The NICs and group names of instances (two queries whatever their number), by
+    /// instance id.
     pub(crate) async fn instance_network_views(
         &self,
         ids: &[String],
@@ -329,13 +328,11 @@ impl Control {
     }
 
     pub async fn list_networks(&self, p: &Principal, params: &NetworkListParams) -> Result<Page<Network>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project_id = self.listed_project(p, params.project.as_deref()).await?;
-        let rows = self.store().networks_in(&self.project_scope(p), project_id.as_deref()).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.network_api(row).await?);
-        }
-        Ok(Page { items, next_cursor: None })
+        let (rows, next_cursor) =
+            self.store().networks_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        Ok(Page { items: self.network_apis(&rows).await?, next_cursor })
     }
 
     pub async fn get_network(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<Network> {
@@ -465,13 +462,10 @@ impl Control {
     }
 
     pub async fn list_security_groups(&self, p: &Principal, params: &NetworkListParams) -> Result<Page<SecurityGroup>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project_id = self.listed_project(p, params.project.as_deref()).await?;
-        let rows = self.store().groups_in(&self.project_scope(p), project_id.as_deref()).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.group_api(row).await?);
-        }
-        Ok(Page { items, next_cursor: None })
+        let (rows, next_cursor) = self.store().groups_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        Ok(Page { items: self.group_apis(&rows).await?, next_cursor })
     }
 
     pub async fn get_security_group(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<SecurityGroup> {
@@ -918,7 +912,7 @@ impl Control {
         audit::record(tx.conn(), ctx, p, "port_forward.create", Some(("port_forward", &f.id)), body.as_ref()).await?;
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        Ok(self.port_forward_api(&f).await)
+        self.port_forward_by_id(&f.id).await
     }
 
     /// A forward takes a host port from outside traffic for good, so only one of the
@@ -950,23 +944,21 @@ impl Control {
         Ok(())
     }
 
-    pub async fn list_port_forwards(
-        &self,
-        p: &Principal,
-        project: Option<&str>,
-        instance: Option<&str>,
-    ) -> Result<Page<PortForward>> {
+    pub async fn list_port_forwards(&self, p: &Principal, params: &PortForwardListParams) -> Result<Page<PortForward>> {
+        let paging =
+            ListParams { limit: params.limit, cursor: params.cursor.clone(), sort: params.sort.clone(), name: None };
+        let query = list_query(&paging, repo::PORT_FORWARD_SORT_KEYS)?;
+        let project = params.project.as_deref();
         let project_id = self.narrowed_to(p, project).await?;
-        let instance_id = match instance {
+        let instance_id = match params.instance.as_deref() {
             Some(k) => Some(self.instance_row(p, k, project).await?.id),
             None => None,
         };
-        let rows = self.store().port_forwards_in(&self.project_scope(p), project_id.as_deref()).await?;
-        let mut items = Vec::new();
-        for f in rows.iter().filter(|f| instance_id.as_ref().is_none_or(|i| &f.instance_id == i)) {
-            items.push(self.port_forward_api(f).await);
-        }
-        Ok(Page { items, next_cursor: None })
+        let (rows, next_cursor) = self
+            .store()
+            .port_forwards_page(&self.project_scope(p), project_id.as_deref(), instance_id.as_deref(), &query)
+            .await?;
+        Ok(Page { items: rows.iter().map(port_forward_api).collect(), next_cursor })
     }
 
     /// Removes a forward by id, or by `HOST_PORT[/proto]` of the given instance.
@@ -996,19 +988,9 @@ impl Control {
         self.sync_firewall_now().await
     }
 
-    async fn port_forward_api(&self, f: &PortForwardRow) -> PortForward {
-        let inst = self.store().instance(&f.instance_id).await.ok().flatten();
-        PortForward {
-            id: f.id.clone(),
-            project_id: f.project_id.clone(),
-            instance_id: f.instance_id.clone(),
-            instance: inst.as_ref().map(|i| i.name.clone()).unwrap_or_default(),
-            host_port: f.host_port as u16,
-            instance_port: f.instance_port as u16,
-            protocol: Protocol::parse(&f.protocol).unwrap_or(Protocol::Tcp),
-            target_ip: inst.and_then(|i| i.ip),
-            created_at: to_time(f.created_at),
-        }
+    async fn port_forward_by_id(&self, id: &str) -> Result<PortForward> {
+        let view = self.store().port_forward_view(id).await?.ok_or_else(|| Error::not_found("port forward", id))?;
+        Ok(port_forward_api(&view))
     }
 
     fn publish_resource<T: serde::Serialize>(&self, kind: &str, resource: &str, id: &str, api: &T, project: &str) {
@@ -1170,6 +1152,20 @@ fn one_by_key<T>(rows: Vec<T>, key: &str, what: &str, id_name: impl Fn(&T) -> (&
         )));
     }
     hits.into_iter().next().ok_or_else(|| Error::not_found(what, key))
+}
+
+fn port_forward_api(f: &PortForwardView) -> PortForward {
+    PortForward {
+        id: f.id.clone(),
+        project_id: f.project_id.clone(),
+        instance_id: f.instance_id.clone(),
+        instance: f.instance_name.clone().unwrap_or_default(),
+        host_port: f.host_port as u16,
+        instance_port: f.instance_port as u16,
+        protocol: Protocol::parse(&f.protocol).unwrap_or(Protocol::Tcp),
+        target_ip: f.instance_ip.clone(),
+        created_at: to_time(f.created_at),
+    }
 }
 
 fn rule_api(r: &RuleRow, names: &HashMap<String, String>) -> SecurityGroupRule {

@@ -26,11 +26,13 @@ use roost_node::storage::VolumeStore;
 use roost_node::{DiskFormat, VolumeAttachment};
 use roost_store::instances::InstanceRow;
 use roost_store::volumes::{self as repo, InstanceSnapshotRow, PolicyRow, SnapshotRow, VolumeRow};
+use roost_store::list::CREATED_OR_NAME;
 use roost_store::{StoreError, now_ms, to_time};
 
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
+use crate::list::list_query;
 use crate::{Control, Error, Principal, RequestContext, Result, audit};
 
 const MIN_SIZE: u64 = 16 << 20;
@@ -175,24 +177,34 @@ impl Control {
     }
 
     async fn policy_api(&self, row: &PolicyRow) -> Result<BackupPolicy> {
-        let volume = self.store().volume_by_id(&row.volume_id).await?.map(|v| v.name).unwrap_or_default();
-        let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
-        let count = repo::snapshots_of_policy(&mut conn, &row.id).await?.len();
-        Ok(BackupPolicy {
-            id: row.id.clone(),
-            name: row.name.clone(),
-            project_id: row.project_id.clone(),
-            volume_id: row.volume_id.clone(),
-            volume,
-            cron: row.cron.clone(),
-            keep: row.keep as u32,
-            last_run_at: row.last_run_at.map(to_time),
-            last_result: row.last_result.clone(),
-            last_error: row.last_error.clone(),
-            next_run_at: row.next_run_at.map(to_time),
-            snapshot_count: count as u32,
-            created_at: to_time(row.created_at),
-        })
+        Ok(self.policy_apis(std::slice::from_ref(row)).await?.remove(0))
+    }
+
+    /// The API view of backup policies, with volume names and snapshot counts read in
+    /// two queries for all.
+    async fn policy_apis(&self, rows: &[PolicyRow]) -> Result<Vec<BackupPolicy>> {
+        let volumes: Vec<String> = rows.iter().map(|r| r.volume_id.clone()).collect();
+        let names = self.store().volume_names(&volumes).await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let counts = self.store().policy_snapshot_counts(&ids).await?;
+        Ok(rows
+            .iter()
+            .map(|row| BackupPolicy {
+                id: row.id.clone(),
+                name: row.name.clone(),
+                project_id: row.project_id.clone(),
+                volume_id: row.volume_id.clone(),
+                volume: names.get(&row.volume_id).cloned().unwrap_or_default(),
+                cron: row.cron.clone(),
+                keep: row.keep as u32,
+                last_run_at: row.last_run_at.map(to_time),
+                last_result: row.last_result.clone(),
+                last_error: row.last_error.clone(),
+                next_run_at: row.next_run_at.map(to_time),
+                snapshot_count: counts.get(&row.id).copied().unwrap_or(0) as u32,
+                created_at: to_time(row.created_at),
+            })
+            .collect())
     }
 
     fn publish<T: serde::Serialize>(&self, kind: &str, resource: &str, id: &str, api: Option<&T>, project: &str) {
@@ -211,20 +223,19 @@ impl Control {
         Ok(self.store().attached_volumes(instance_id).await?.iter().map(|v| disk_of(&store, v)).collect())
     }
 
-    /// The volumes an instance shows.
-    pub(crate) async fn instance_volumes(&self, instance_id: &str) -> Vec<InstanceVolume> {
-        self.store()
-            .attached_volumes(instance_id)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| InstanceVolume {
+    /// The volumes of these instances, in one query.
+    pub(crate) async fn instances_volumes(&self, instance_ids: &[String]) -> HashMap<String, Vec<InstanceVolume>> {
+        let mut out: HashMap<String, Vec<InstanceVolume>> = HashMap::new();
+        for v in self.store().volumes_of_instances(instance_ids).await.unwrap_or_default() {
+            let Some(instance) = v.instance_id.clone() else { continue };
+            out.entry(instance).or_default().push(InstanceVolume {
                 volume_id: v.id,
                 volume: v.name,
                 path: v.mount_path.unwrap_or_default(),
                 read_only: v.read_only != 0,
-            })
-            .collect()
+            });
+        }
+        out
     }
 
     async fn instance_runs(&self, instance_id: &str) -> Result<bool> {
@@ -315,15 +326,16 @@ impl Control {
     }
 
     pub async fn list_volumes(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<Volume>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project = self.narrowed(p, params.project.as_deref()).await?;
-        let rows = self.store().volumes_in(&self.project_scope(p), project.as_deref()).await?;
+        let (rows, next_cursor) = self.store().volumes_page(&self.project_scope(p), project.as_deref(), &query).await?;
         let attached: Vec<String> = rows.iter().filter_map(|r| r.instance_id.clone()).collect();
         let names = self.store().instance_names(&attached).await?;
         let items = rows
             .iter()
             .map(|row| self.volume_api_named(row, row.instance_id.as_ref().and_then(|id| names.get(id).cloned())))
             .collect();
-        Ok(Page { items, next_cursor: None })
+        Ok(Page { items, next_cursor })
     }
 
     pub async fn get_volume(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<Volume> {
@@ -639,22 +651,20 @@ impl Control {
     }
 
     pub async fn list_snapshots(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<Snapshot>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project = self.narrowed(p, params.project.as_deref()).await?;
         let volume = match &params.volume {
             Some(v) => Some(self.volume_row(p, v, project.as_deref()).await?.id),
             None => None,
         };
-        let rows = self.store().snapshots_in(&self.project_scope(p), project.as_deref(), volume.as_deref()).await?;
-        let mut names: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if !names.contains_key(&row.volume_id) {
-                let name = self.store().volume_by_id(&row.volume_id).await.ok().flatten().map(|v| v.name);
-                names.insert(row.volume_id.clone(), name);
-            }
-            items.push(self.snapshot_api_named(row, names[&row.volume_id].clone()));
-        }
-        Ok(Page { items, next_cursor: None })
+        let (rows, next_cursor) = self
+            .store()
+            .snapshots_page(&self.project_scope(p), project.as_deref(), volume.as_deref(), &query)
+            .await?;
+        let volumes: Vec<String> = rows.iter().map(|r| r.volume_id.clone()).collect();
+        let names = self.store().volume_names(&volumes).await?;
+        let items = rows.iter().map(|row| self.snapshot_api_named(row, names.get(&row.volume_id).cloned())).collect();
+        Ok(Page { items, next_cursor })
     }
 
     pub async fn get_snapshot(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<Snapshot> {
@@ -735,13 +745,10 @@ impl Control {
     }
 
     pub async fn list_backup_policies(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<BackupPolicy>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project = self.narrowed(p, params.project.as_deref()).await?;
-        let rows = self.store().policies_in(&self.project_scope(p), project.as_deref()).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.policy_api(row).await?);
-        }
-        Ok(Page { items, next_cursor: None })
+        let (rows, next_cursor) = self.store().policies_page(&self.project_scope(p), project.as_deref(), &query).await?;
+        Ok(Page { items: self.policy_apis(&rows).await?, next_cursor })
     }
 
     pub async fn get_backup_policy(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<BackupPolicy> {

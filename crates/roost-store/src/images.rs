@@ -132,6 +132,12 @@ impl Store {
         Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
     }
 
+    /// Image id → name, in one query.
+    pub async fn image_names(&self, ids: &[String]) -> Result<std::collections::HashMap<String, String>> {
+        let rows: Vec<(String, String)> = self.by_ids("SELECT id, name FROM images WHERE id IN ({ids})", ids).await?;
+        Ok(rows.into_iter().collect())
+    }
+
     pub async fn image_by_id(&self, id: &str) -> Result<Option<ImageRow>> {
         Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM images WHERE id = $1")))
             .bind(id)

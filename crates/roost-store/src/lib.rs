@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod buckets;
+pub mod counted;
 pub mod idempotency;
 pub mod images;
 pub mod instances;
@@ -29,6 +30,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+pub use counted::CountedPool;
 pub use list::{Cursor, ListQuery, SortKey};
 /// Re-exported so services can name connection types without their own sqlx dependency.
 pub use sqlx;
@@ -90,16 +92,20 @@ pub struct Store {
     /// SQLite allows one writer; taking this lock before a write transaction turns
     /// SQLITE_BUSY retries into a fair queue. PostgreSQL needs none.
     write_lock: Option<Arc<Mutex<()>>>,
+    queries: counted::Counter,
 }
 
 /// A write transaction. Commit it; dropping it rolls back.
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     _guard: Option<OwnedMutexGuard<()>>,
+    queries: counted::Counter,
 }
 
 impl WriteTx {
+    /// The transaction's connection, for one statement (each call counts as one).
     pub fn conn(&mut self) -> &mut AnyConnection {
+        self.queries.bump();
         &mut self.tx
     }
 
@@ -154,7 +160,12 @@ impl Store {
             }
             Backend::Postgres => pool_options.max_connections(16).connect_with(options).await?,
         };
-        let store = Store { pool, backend, write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))) };
+        let store = Store {
+            pool,
+            backend,
+            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            queries: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -171,8 +182,16 @@ impl Store {
         self.backend
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// The pool, as an executor that counts the statements it runs.
+    pub fn pool(&self) -> CountedPool<'_> {
+        CountedPool::new(&self.pool, &self.queries)
+    }
+
+    /// Statements run so far by this store (and its clones): on the pool, plus one per
+    /// [`WriteTx::conn`] use. Exposed as `roost_store_queries_total`; tests compare it
+    /// before and after a request to show that a listing costs the same whatever its size.
+    pub fn queries_executed(&self) -> u64 {
+        self.queries.get()
     }
 
     /// Starts a write transaction (queued behind other writers on SQLite).
@@ -182,7 +201,8 @@ impl Store {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(WriteTx { tx, _guard: guard })
+        self.queries.bump();
+        Ok(WriteTx { tx, _guard: guard, queries: self.queries.clone() })
     }
 
     /// Readiness: the store answers and every migration this build knows is applied.

@@ -8,10 +8,8 @@ use roost_api::Page;
 use roost_api::instances::Instance;
 use roost_api::networks::{
     CreateNetworkRequest, CreatePortForwardRequest, CreateRuleRequest, CreateSecurityGroupRequest, Network,
-    NetworkListParams, NicRequest, PeerRequest, PortForward, SecurityGroup, SetSecurityGroupsRequest,
+    NetworkListParams, NicRequest, PeerRequest, PortForward, PortForwardListParams, SecurityGroup, SetSecurityGroupsRequest,
 };
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::Auth;
@@ -239,26 +237,15 @@ pub async fn set_groups(
     ))
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PortListParams {
-    /// Only this project (name or id).
-    #[serde(default)]
-    pub project: Option<String>,
-    /// Only this instance (name or id).
-    #[serde(default)]
-    pub instance: Option<String>,
-}
-
 /// List port forwards.
-#[utoipa::path(get, path = "/v1/port-forwards", tag = "networks", params(PortListParams),
+#[utoipa::path(get, path = "/v1/port-forwards", tag = "networks", params(PortForwardListParams),
     responses((status = 200, body = Page<PortForward>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn list_ports(
     State(s): State<AppState>,
     auth: Auth,
-    Query(q): Query<PortListParams>,
+    Query(q): Query<PortForwardListParams>,
 ) -> Result<axum::Json<Page<PortForward>>, ApiError> {
-    Ok(axum::Json(s.control.list_port_forwards(&auth, q.project.as_deref(), q.instance.as_deref()).await?))
+    Ok(axum::Json(s.control.list_port_forwards(&auth, &q).await?))
 }
 
 /// Forward a host port to a port of the instance (DNAT on every host address).
