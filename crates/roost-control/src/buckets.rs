@@ -14,11 +14,14 @@ use roost_api::buckets::{
 use roost_api::ids::IdKind;
 use roost_api::projects::DEFAULT_PROJECT;
 use roost_api::tokens::Scope;
+use roost_api::{ListParams, Page};
 use roost_store::buckets::{BucketRow, S3KeyRow};
+use roost_store::list::CREATED_OR_NAME;
 use roost_store::{StoreError, now_ms, to_time};
 
 use crate::error::Validator;
 use crate::events::Audience;
+use crate::list::list_query;
 use crate::secrets::MasterKey;
 use crate::{Control, Error, Principal, RequestContext, Result, audit};
 
@@ -156,6 +159,22 @@ impl Control {
         Ok(bucket)
     }
 
+    pub async fn list_buckets_page(
+        &self,
+        p: &Principal,
+        params: &roost_api::ProjectListParams,
+    ) -> Result<Page<Bucket>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
+        let project_id = match &params.project {
+            Some(key) => Some(self.project_access(p, key).await?.project.id),
+            None => None,
+        };
+        let (rows, next_cursor) =
+            self.store().buckets_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        Ok(Page { items: rows.iter().map(|r| r.to_api()).collect(), next_cursor })
+    }
+
+    /// Every bucket the principal sees (S3's ListBuckets has no pages).
     pub async fn list_buckets(&self, p: &Principal, project: Option<&str>) -> Result<Vec<Bucket>> {
         let project_id = match project {
             Some(key) => Some(self.project_access(p, key).await?.project.id),
@@ -305,8 +324,10 @@ impl Control {
         Ok(CreatedS3Key { key: row.to_api(), secret })
     }
 
-    pub async fn list_s3_keys(&self, p: &Principal) -> Result<Vec<S3Key>> {
-        Ok(self.store().s3_keys_of(&p.user_id).await?.iter().map(S3KeyRow::to_api).collect())
+    pub async fn list_s3_keys(&self, p: &Principal, params: &ListParams) -> Result<Page<S3Key>> {
+        let query = list_query(params, CREATED_OR_NAME)?;
+        let (rows, next_cursor) = self.store().s3_keys_page(&p.user_id, &query).await?;
+        Ok(Page { items: rows.iter().map(S3KeyRow::to_api).collect(), next_cursor })
     }
 
     pub async fn get_s3_key(&self, p: &Principal, id: &str) -> Result<S3Key> {

@@ -7,11 +7,14 @@ use roost_api::ids::IdKind;
 use roost_api::images::{BuildImageRequest, Image, ImageStatus};
 use roost_api::operations::Operation;
 use roost_api::projects::DEFAULT_PROJECT;
+use roost_api::{Page, ProjectListParams};
 use roost_store::images::{BUILTIN, ImageRow};
+use roost_store::list::CREATED_OR_NAME;
 use roost_store::{StoreError, now_ms};
 
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
+use crate::list::list_query;
 use crate::{Control, Error, Principal, RequestContext, Result, audit};
 
 /// The builtin image every project sees.
@@ -62,13 +65,15 @@ impl Control {
         Ok(())
     }
 
-    pub async fn list_images(&self, p: &Principal, project: Option<&str>) -> Result<Vec<Image>> {
-        let project_id = match project {
+    pub async fn list_images(&self, p: &Principal, params: &ProjectListParams) -> Result<Page<Image>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
+        let project_id = match &params.project {
             Some(key) => Some(self.project_access(p, key).await?.project.id),
             None => None,
         };
-        let rows = self.store().list_images(&self.project_scope(p), project_id.as_deref()).await?;
-        Ok(rows.iter().map(ImageRow::to_api).collect())
+        let (rows, next_cursor) =
+            self.store().images_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        Ok(Page { items: rows.iter().map(ImageRow::to_api).collect(), next_cursor })
     }
 
     pub async fn get_image(&self, p: &Principal, key: &str) -> Result<Image> {

@@ -9,8 +9,8 @@ use ipnet::Ipv4Net;
 use roost_api::ids::IdKind;
 use roost_api::networks::{
     CreateNetworkRequest, CreatePortForwardRequest, CreateRuleRequest, CreateSecurityGroupRequest, Direction,
-    InstanceNic, Network, NetworkListParams, NicRequest, PortForward, PortForwardListParams, Protocol, SecurityGroup, SecurityGroupRule,
-    parse_port_list,
+    InstanceNic, Network, NetworkListParams, NicRequest, PortForward, PortForwardListParams, Protocol, SecurityGroup,
+    SecurityGroupRule, parse_port_list,
 };
 use roost_api::projects::DEFAULT_PROJECT;
 use roost_api::{FieldError, ListParams, Page};
@@ -19,7 +19,9 @@ use roost_node::network::host::HostFacts;
 use roost_node::network::{self as hostnet, dns};
 use roost_node::{DnsConfig, MacAddr, NetAttachment};
 use roost_store::list::CREATED_OR_NAME;
-use roost_store::networks::{self as repo, NetworkRow, NicRow, PortForwardRow, PortForwardView, RuleRow, SecurityGroupRow};
+use roost_store::networks::{
+    self as repo, NetworkRow, NicRow, PortForwardRow, PortForwardView, RuleRow, SecurityGroupRow,
+};
 use roost_store::sqlx::AnyConnection;
 use roost_store::{StoreError, now_ms, to_time};
 
@@ -464,7 +466,8 @@ impl Control {
     pub async fn list_security_groups(&self, p: &Principal, params: &NetworkListParams) -> Result<Page<SecurityGroup>> {
         let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project_id = self.listed_project(p, params.project.as_deref()).await?;
-        let (rows, next_cursor) = self.store().groups_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        let (rows, next_cursor) =
+            self.store().groups_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
         Ok(Page { items: self.group_apis(&rows).await?, next_cursor })
     }
 

@@ -10,6 +10,7 @@ use roost_api::projects::{
     UpdateProjectRequest, Usage, UsageLine,
 };
 use roost_api::{ListParams, Page};
+use roost_store::list::CREATED_OR_NAME;
 use roost_store::projects::{ProjectRow, SORT_KEYS};
 use roost_store::{StoreError, now_ms};
 
@@ -187,9 +188,11 @@ impl Control {
         Ok(())
     }
 
-    pub async fn list_members(&self, p: &Principal, key: &str) -> Result<Vec<Member>> {
+    pub async fn list_members(&self, p: &Principal, key: &str, params: &ListParams) -> Result<Page<Member>> {
+        let query = list_query(params, CREATED_OR_NAME)?;
         let access = self.project_access(p, key).await?;
-        Ok(self.store().members(&access.project.id).await?)
+        let (items, next_cursor) = self.store().members_page(&access.project.id, &query).await?;
+        Ok(Page { items, next_cursor })
     }
 
     /// Adds a member or changes their role (admins).

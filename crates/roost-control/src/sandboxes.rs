@@ -287,9 +287,19 @@ impl Control {
         Ok(CreatedSandboxKey { key: key_api(&row), secret })
     }
 
-    pub async fn list_sandbox_keys(&self, p: &Principal) -> Result<Vec<SandboxKey>> {
-        let rows = self.store().list_sandbox_keys(&self.project_scope(p)).await?;
-        Ok(rows.iter().map(key_api).collect())
+    pub async fn list_sandbox_keys(
+        &self,
+        p: &Principal,
+        params: &roost_api::ProjectListParams,
+    ) -> Result<roost_api::Page<SandboxKey>> {
+        let query = crate::list::list_query(&params.paging(), roost_store::list::CREATED_OR_NAME)?;
+        let project_id = match &params.project {
+            Some(key) => Some(self.project_access(p, key).await?.project.id),
+            None => None,
+        };
+        let (rows, next_cursor) =
+            self.store().sandbox_keys_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        Ok(roost_api::Page { items: rows.iter().map(key_api).collect(), next_cursor })
     }
 
     /// The key and the principal it acts as (its creator, write scope, its project only).
@@ -536,6 +546,30 @@ impl Control {
                 row: s.row,
             })
             .collect())
+    }
+
+    /// A page of the live sandboxes (`created_at` is when it started, `name` its template).
+    pub async fn list_sandboxes_page(
+        &self,
+        p: &Principal,
+        params: &roost_api::ProjectListParams,
+    ) -> Result<roost_api::Page<SandboxView>> {
+        let query = crate::list::list_query(&params.paging(), roost_store::list::CREATED_OR_NAME)?;
+        let project_id = match &params.project {
+            Some(key) => Some(self.project_access(p, key).await?.project.id),
+            None => None,
+        };
+        let (rows, next_cursor) =
+            self.store().live_sandboxes_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        let items = rows
+            .into_iter()
+            .map(|s| SandboxView {
+                paused: s.instance_status.as_deref() == Some(InstanceStatus::Paused.as_str()),
+                kind: s.instance_kind.unwrap_or_else(|| "container".into()),
+                row: s.row,
+            })
+            .collect();
+        Ok(roost_api::Page { items, next_cursor })
     }
 
     /// Kills a sandbox: its processes, its instance, and ends its row.
@@ -1107,12 +1141,10 @@ impl Control {
     ) -> Result<Vec<roost_api::sandboxes::SandboxUsage>> {
         let now = now_ms();
         let from = now - since.as_millis() as i64;
-        let rows = self.store().sandboxes_since(key, from).await?;
+        // Tenancy in the query: one read whatever the number of sandboxes.
+        let rows = self.store().sandboxes_since(&self.project_scope(p), key, from).await?;
         let mut by_key: BTreeMap<Option<String>, roost_api::sandboxes::SandboxUsage> = BTreeMap::new();
         for row in rows {
-            if self.project_access(p, &row.project_id).await.is_err() {
-                continue;
-            }
             let start = row.started_at.max(from);
             let end = row.ended_at.unwrap_or(now).min(now);
             let secs = (end - start).max(0) as f64 / 1000.0;

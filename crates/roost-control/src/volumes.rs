@@ -25,8 +25,8 @@ use roost_api::{FieldError, Page};
 use roost_node::storage::VolumeStore;
 use roost_node::{DiskFormat, VolumeAttachment};
 use roost_store::instances::InstanceRow;
-use roost_store::volumes::{self as repo, InstanceSnapshotRow, PolicyRow, SnapshotRow, VolumeRow};
 use roost_store::list::CREATED_OR_NAME;
+use roost_store::volumes::{self as repo, InstanceSnapshotRow, PolicyRow, SnapshotRow, VolumeRow};
 use roost_store::{StoreError, now_ms, to_time};
 
 use crate::error::{Validator, check_name};
@@ -657,10 +657,8 @@ impl Control {
             Some(v) => Some(self.volume_row(p, v, project.as_deref()).await?.id),
             None => None,
         };
-        let (rows, next_cursor) = self
-            .store()
-            .snapshots_page(&self.project_scope(p), project.as_deref(), volume.as_deref(), &query)
-            .await?;
+        let (rows, next_cursor) =
+            self.store().snapshots_page(&self.project_scope(p), project.as_deref(), volume.as_deref(), &query).await?;
         let volumes: Vec<String> = rows.iter().map(|r| r.volume_id.clone()).collect();
         let names = self.store().volume_names(&volumes).await?;
         let items = rows.iter().map(|row| self.snapshot_api_named(row, names.get(&row.volume_id).cloned())).collect();
@@ -747,7 +745,8 @@ impl Control {
     pub async fn list_backup_policies(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<BackupPolicy>> {
         let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project = self.narrowed(p, params.project.as_deref()).await?;
-        let (rows, next_cursor) = self.store().policies_page(&self.project_scope(p), project.as_deref(), &query).await?;
+        let (rows, next_cursor) =
+            self.store().policies_page(&self.project_scope(p), project.as_deref(), &query).await?;
         Ok(Page { items: self.policy_apis(&rows).await?, next_cursor })
     }
 

@@ -4,7 +4,7 @@
 use roost_api::buckets::{Bucket, S3Key};
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
-use crate::list::{Bind, ProjectScope, bind_all};
+use crate::list::{Bind, ListQuery, ProjectScope, bind_all, key_by_created_or_name};
 use crate::{Result, Store, StoreError, to_time};
 
 #[derive(Debug, Clone, FromRow)]
@@ -500,6 +500,34 @@ impl Store {
         }
         sql.push_str(" ORDER BY b.name");
         Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
+    }
+
+    /// A page of the buckets in scope (or of one project), with their statistics.
+    pub async fn buckets_page(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<BucketWithStats>, Option<String>)> {
+        let (sql, binds) = crate::networks::scoped_sql(
+            &format!("SELECT {BUCKET_COLUMNS}, {STATS} FROM buckets b WHERE 1 = 1"),
+            scope,
+            project,
+            "b.project_id",
+        );
+        self.page(&sql, binds, query, |r: &BucketWithStats| {
+            key_by_created_or_name(query.sort.field, r.bucket.created_at, &r.bucket.name, &r.bucket.id)
+        })
+        .await
+    }
+
+    /// A page of a user's S3 keys (`name` is the access key id).
+    pub async fn s3_keys_page(&self, user_id: &str, query: &ListQuery) -> Result<(Vec<S3KeyRow>, Option<String>)> {
+        let sql = format!("SELECT {KEY_COLUMNS}, id AS name FROM s3_keys WHERE user_id = $1");
+        self.page(&sql, vec![Bind::Text(user_id.to_string())], query, |r: &S3KeyRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.id, &r.id)
+        })
+        .await
     }
 
     /// A bucket by its (global) name, whoever owns it.

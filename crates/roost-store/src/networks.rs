@@ -6,7 +6,9 @@
 
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
-use crate::list::{Bind, CursorValue, ListQuery, ProjectScope, SortKey, bind_all, key_by_created_or_name, placeholders};
+use crate::list::{
+    Bind, CursorValue, ListQuery, ProjectScope, SortKey, bind_all, key_by_created_or_name, placeholders,
+};
 use crate::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -533,9 +535,12 @@ impl Store {
         project: Option<&str>,
         query: &ListQuery,
     ) -> Result<(Vec<NetworkRow>, Option<String>)> {
-        let (sql, binds) = scoped_sql(&format!("SELECT {NETWORK_COLUMNS} FROM networks WHERE 1 = 1"), scope, project, "project_id");
-        self.page(&sql, binds, query, |r: &NetworkRow| key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id))
-            .await
+        let (sql, binds) =
+            scoped_sql(&format!("SELECT {NETWORK_COLUMNS} FROM networks WHERE 1 = 1"), scope, project, "project_id");
+        self.page(&sql, binds, query, |r: &NetworkRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
     }
 
     /// Peers and NIC counts of these networks, in two queries whatever their number.
@@ -565,7 +570,8 @@ impl Store {
         project: Option<&str>,
         query: &ListQuery,
     ) -> Result<(Vec<SecurityGroupRow>, Option<String>)> {
-        let (sql, binds) = scoped_sql(&format!("SELECT {SG_COLUMNS} FROM security_groups WHERE 1 = 1"), scope, project, "project_id");
+        let (sql, binds) =
+            scoped_sql(&format!("SELECT {SG_COLUMNS} FROM security_groups WHERE 1 = 1"), scope, project, "project_id");
         self.page(&sql, binds, query, |r: &SecurityGroupRow| {
             key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
         })
@@ -579,8 +585,9 @@ impl Store {
         }
         let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
         let list = placeholders(1, ids.len());
-        let rules_sql =
-            format!("SELECT {RULE_COLUMNS} FROM security_group_rules WHERE group_id IN ({list}) ORDER BY created_at, id");
+        let rules_sql = format!(
+            "SELECT {RULE_COLUMNS} FROM security_group_rules WHERE group_id IN ({list}) ORDER BY created_at, id"
+        );
         let rules = bind_all(sqlx::query_as(AssertSqlSafe(rules_sql.as_str())), &binds).fetch_all(self.pool()).await?;
         let members_sql = format!(
             "SELECT group_id, COUNT(*) FROM instance_security_groups WHERE group_id IN ({list}) GROUP BY group_id"
@@ -664,7 +671,12 @@ impl Store {
 
 /// `select` (ending in a WHERE clause) limited to the scope and optionally one project,
 /// with its binds: tenant isolation in the query.
-pub(crate) fn scoped_sql(select: &str, scope: &ProjectScope, project: Option<&str>, column: &str) -> (String, Vec<Bind>) {
+pub(crate) fn scoped_sql(
+    select: &str,
+    scope: &ProjectScope,
+    project: Option<&str>,
+    column: &str,
+) -> (String, Vec<Bind>) {
     let mut sql = select.to_string();
     let mut binds = Vec::new();
     scope.apply(&mut sql, &mut binds, column);

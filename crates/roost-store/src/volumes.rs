@@ -346,9 +346,12 @@ impl Store {
         project: Option<&str>,
         query: &ListQuery,
     ) -> Result<(Vec<VolumeRow>, Option<String>)> {
-        let (sql, binds) = scoped_sql(&format!("SELECT {VOLUME_COLUMNS} FROM volumes WHERE 1 = 1"), scope, project, "project_id");
-        self.page(&sql, binds, query, |r: &VolumeRow| key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id))
-            .await
+        let (sql, binds) =
+            scoped_sql(&format!("SELECT {VOLUME_COLUMNS} FROM volumes WHERE 1 = 1"), scope, project, "project_id");
+        self.page(&sql, binds, query, |r: &VolumeRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
     }
 
     /// A page of snapshots in scope, optionally of one project and one volume.
@@ -365,8 +368,10 @@ impl Store {
             binds.push(Bind::Text(v.to_string()));
             sql.push_str(&format!(" AND volume_id = ${}", binds.len()));
         }
-        self.page(&sql, binds, query, |r: &SnapshotRow| key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id))
-            .await
+        self.page(&sql, binds, query, |r: &SnapshotRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
     }
 
     /// A page of backup policies in scope (optionally of one project).
@@ -376,10 +381,16 @@ impl Store {
         project: Option<&str>,
         query: &ListQuery,
     ) -> Result<(Vec<PolicyRow>, Option<String>)> {
-        let (sql, binds) =
-            scoped_sql(&format!("SELECT {POLICY_COLUMNS} FROM backup_policies WHERE 1 = 1"), scope, project, "project_id");
-        self.page(&sql, binds, query, |r: &PolicyRow| key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id))
-            .await
+        let (sql, binds) = scoped_sql(
+            &format!("SELECT {POLICY_COLUMNS} FROM backup_policies WHERE 1 = 1"),
+            scope,
+            project,
+            "project_id",
+        );
+        self.page(&sql, binds, query, |r: &PolicyRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
     }
 
     /// Volume id → name, in one query.

@@ -3,8 +3,8 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use roost_api::ErrorResponse;
 use roost_api::buckets::{Bucket, CreateBucketRequest, PresignRequest, PresignedUrl};
+use roost_api::{ErrorResponse, Page, ProjectListParams};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -13,23 +13,15 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::{Ctx, Json, Query};
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct BucketListParams {
-    /// Only this project's buckets (id or name).
-    #[serde(default)]
-    pub project: Option<String>,
-}
-
 /// List the buckets of your projects, with their object counts and sizes.
-#[utoipa::path(get, path = "/v1/buckets", tag = "buckets", params(BucketListParams),
-    responses((status = 200, body = Vec<Bucket>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+#[utoipa::path(get, path = "/v1/buckets", tag = "buckets", params(ProjectListParams),
+    responses((status = 200, body = Page<Bucket>)))]
 pub async fn list(
     State(s): State<AppState>,
     auth: Auth,
-    Query(q): Query<BucketListParams>,
-) -> Result<axum::Json<Vec<Bucket>>, ApiError> {
-    Ok(axum::Json(s.control.list_buckets(&auth, q.project.as_deref()).await?))
+    Query(q): Query<ProjectListParams>,
+) -> Result<axum::Json<Page<Bucket>>, ApiError> {
+    Ok(axum::Json(s.control.list_buckets_page(&auth, &q).await?))
 }
 
 /// Create a bucket in a project (default: `default`). Names are global, as in S3.

@@ -5,9 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
-use roost_api::ErrorResponse;
 use roost_api::images::{BuildImageRequest, Image};
 use roost_api::operations::Operation;
+use roost_api::{ErrorResponse, Page, ProjectListParams};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use utoipa::IntoParams;
@@ -17,23 +17,16 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::{Ctx, Json, Query};
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ImageListParams {
-    /// Only the builtin images and this project's.
-    #[serde(default)]
-    pub project: Option<String>,
-}
-
-/// List the builtin images and those of your projects.
-#[utoipa::path(get, path = "/v1/images", tag = "images", params(ImageListParams),
-    responses((status = 200, body = Vec<Image>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+/// List the builtin images and those of your projects (`?project=`: the builtin ones
+/// and that project's).
+#[utoipa::path(get, path = "/v1/images", tag = "images", params(ProjectListParams),
+    responses((status = 200, body = Page<Image>)))]
 pub async fn list(
     State(s): State<AppState>,
     auth: Auth,
-    Query(q): Query<ImageListParams>,
-) -> Result<axum::Json<Vec<Image>>, ApiError> {
-    Ok(axum::Json(s.control.list_images(&auth, q.project.as_deref()).await?))
+    Query(q): Query<ProjectListParams>,
+) -> Result<axum::Json<Page<Image>>, ApiError> {
+    Ok(axum::Json(s.control.list_images(&auth, &q).await?))
 }
 
 /// Build a Debian image from packages (202 + operation with progress). The result is

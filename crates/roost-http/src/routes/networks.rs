@@ -8,7 +8,8 @@ use roost_api::Page;
 use roost_api::instances::Instance;
 use roost_api::networks::{
     CreateNetworkRequest, CreatePortForwardRequest, CreateRuleRequest, CreateSecurityGroupRequest, Network,
-    NetworkListParams, NicRequest, PeerRequest, PortForward, PortForwardListParams, SecurityGroup, SetSecurityGroupsRequest,
+    NetworkListParams, NicRequest, PeerRequest, PortForward, PortForwardListParams, SecurityGroup,
+    SetSecurityGroupsRequest,
 };
 
 use crate::AppState;

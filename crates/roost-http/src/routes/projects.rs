@@ -80,11 +80,17 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// List a project's members.
-#[utoipa::path(get, path = "/v1/projects/{id}/members", tag = "projects", params(("id" = String, Path, description = "Project id or name")),
-    responses((status = 200, body = Vec<Member>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
-pub async fn members(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Vec<Member>> {
-    Ok(axum::Json(s.control.list_members(&auth, &id).await?))
+/// List a project's members (`sort=name` by user name; `created_at` is when they joined).
+#[utoipa::path(get, path = "/v1/projects/{id}/members", tag = "projects",
+    params(("id" = String, Path, description = "Project id or name"), ListParams),
+    responses((status = 200, body = Page<Member>)))]
+pub async fn members(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(params): Query<ListParams>,
+) -> ApiResult<Page<Member>> {
+    Ok(axum::Json(s.control.list_members(&auth, &id, &params).await?))
 }
 
 /// Add a member or change their role (admins).

@@ -2,19 +2,24 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use roost_api::ErrorResponse;
 use roost_api::buckets::{CreateS3KeyRequest, CreatedS3Key, S3Key};
+use roost_api::{ErrorResponse, ListParams, Page};
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json};
+use crate::extract::{Ctx, Json, Query};
 
-/// List your S3 access keys (never their secrets).
-#[utoipa::path(get, path = "/v1/s3-keys", tag = "s3-keys",
-    responses((status = 200, body = Vec<S3Key>), (status = 401, body = ErrorResponse)))]
-pub async fn list(State(s): State<AppState>, auth: Auth) -> Result<axum::Json<Vec<S3Key>>, ApiError> {
-    Ok(axum::Json(s.control.list_s3_keys(&auth).await?))
+/// List your S3 access keys (never their secrets); `name` and `sort=name` use the
+/// access key id.
+#[utoipa::path(get, path = "/v1/s3-keys", tag = "s3-keys", params(ListParams),
+    responses((status = 200, body = Page<S3Key>)))]
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ListParams>,
+) -> Result<axum::Json<Page<S3Key>>, ApiError> {
+    Ok(axum::Json(s.control.list_s3_keys(&auth, &q).await?))
 }
 
 /// Create an S3 access key. The response holds the secret: the only time it is shown.

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use roost_api::ErrorResponse;
 use roost_api::sandboxes::{
     CreateSandboxRequest, Sandbox, SandboxTimeoutRequest, SandboxUrl, SandboxUsage, SandboxUsageParams,
 };
+use roost_api::{ErrorResponse, Page, ProjectListParams};
 use roost_control::sandboxes::NewSandbox;
 
 use crate::AppState;
@@ -17,12 +17,17 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::{Ctx, Json, Query};
 
-/// List live sandboxes.
-#[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes",
-    responses((status = 200, body = Vec<Sandbox>), (status = 401, body = ErrorResponse)))]
-pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<axum::Json<Vec<Sandbox>>, ApiError> {
-    let views = state.control.list_sandboxes(&auth).await?;
-    Ok(axum::Json(views.iter().map(|v| v.to_api()).collect()))
+/// List live sandboxes (`created_at` is when one started; `name` and `sort=name` use its
+/// template).
+#[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes", params(ProjectListParams),
+    responses((status = 200, body = Page<Sandbox>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ProjectListParams>,
+) -> Result<axum::Json<Page<Sandbox>>, ApiError> {
+    let page = state.control.list_sandboxes_page(&auth, &q).await?;
+    Ok(axum::Json(Page { items: page.items.iter().map(|v| v.to_api()).collect(), next_cursor: page.next_cursor }))
 }
 
 /// Create a sandbox; returns once it runs.

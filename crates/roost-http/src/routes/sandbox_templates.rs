@@ -4,9 +4,9 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use roost_api::ErrorResponse;
 use roost_api::operations::Operation;
 use roost_api::sandbox_templates::{BuildSandboxTemplateRequest, SandboxTemplate, SandboxTemplateDetail};
+use roost_api::{ErrorResponse, Page, ProjectListParams};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -24,14 +24,14 @@ pub struct TemplateParams {
 }
 
 /// List the builtin templates and those of your projects, with their cache counters.
-#[utoipa::path(get, path = "/v1/sandbox-templates", tag = "sandboxes", params(TemplateParams),
-    responses((status = 200, body = Vec<SandboxTemplate>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+#[utoipa::path(get, path = "/v1/sandbox-templates", tag = "sandboxes", params(ProjectListParams),
+    responses((status = 200, body = Page<SandboxTemplate>)))]
 pub async fn list(
     State(s): State<AppState>,
     auth: Auth,
-    Query(q): Query<TemplateParams>,
-) -> Result<axum::Json<Vec<SandboxTemplate>>, ApiError> {
-    Ok(axum::Json(s.control.list_sandbox_templates(&auth, q.project.as_deref()).await?))
+    Query(q): Query<ProjectListParams>,
+) -> Result<axum::Json<Page<SandboxTemplate>>, ApiError> {
+    Ok(axum::Json(s.control.list_sandbox_templates(&auth, &q).await?))
 }
 
 /// Build a template: the base's root filesystem, each `run` command in order with

@@ -3,19 +3,23 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use roost_api::ErrorResponse;
 use roost_api::sandboxes::{CreateSandboxKeyRequest, CreatedSandboxKey, SandboxKey, SandboxPoolStats};
+use roost_api::{ErrorResponse, Page, ProjectListParams};
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json};
+use crate::extract::{Ctx, Json, Query};
 
 /// List the sandbox keys of the projects you can see.
-#[utoipa::path(get, path = "/v1/sandbox-keys", tag = "sandboxes",
-    responses((status = 200, body = Vec<SandboxKey>), (status = 401, body = ErrorResponse)))]
-pub async fn list_keys(State(state): State<AppState>, auth: Auth) -> Result<axum::Json<Vec<SandboxKey>>, ApiError> {
-    Ok(axum::Json(state.control.list_sandbox_keys(&auth).await?))
+#[utoipa::path(get, path = "/v1/sandbox-keys", tag = "sandboxes", params(ProjectListParams),
+    responses((status = 200, body = Page<SandboxKey>)))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ProjectListParams>,
+) -> Result<axum::Json<Page<SandboxKey>>, ApiError> {
+    Ok(axum::Json(state.control.list_sandbox_keys(&auth, &q).await?))
 }
 
 /// Create a key for the E2B-compatible API (`E2B_API_KEY`). The response holds its

@@ -2,8 +2,8 @@
 
 use roost_api::buckets::{Bucket, CreateBucketRequest, CreateS3KeyRequest, PresignMethod, PresignRequest, S3Key};
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BucketCommand {
@@ -16,7 +16,7 @@ pub enum BucketCommand {
     },
     /// List buckets: name, objects, size, created
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a bucket
     Show { name: String },
     /// Delete a bucket (refused while it holds objects, unless --force)
@@ -64,7 +64,7 @@ pub enum S3KeyCommand {
     },
     /// List your S3 keys
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show one key
     Show { id: String },
     /// Delete (revoke) a key
@@ -120,8 +120,9 @@ pub async fn run(global: &GlobalArgs, cmd: BucketCommand) -> anyhow::Result<()> 
             eprintln!("Created bucket '{}' ({}).", b.name, b.id);
             Ok(())
         }
-        BucketCommand::Ls => {
-            let buckets = client.list_buckets(project.as_deref()).await?;
+        BucketCommand::Ls(page) => {
+            let params = roost_api::ProjectListParams { project, ..Default::default() };
+            let buckets: Vec<roost_api::buckets::Bucket> = page.fetch(&client, "/v1/buckets", params).await?;
             print_list(global.output, &buckets, &["name", "objects", "size", "created"], |b| {
                 vec![b.name.clone(), b.objects.to_string(), human_size(b.size_bytes), ago(Some(b.created_at))]
             })
@@ -170,8 +171,9 @@ pub async fn run_keys(global: &GlobalArgs, cmd: S3KeyCommand) -> anyhow::Result<
             println!("Secret access key: {}", created.secret);
             Ok(())
         }
-        S3KeyCommand::Ls => {
-            let keys = client.list_s3_keys().await?;
+        S3KeyCommand::Ls(page) => {
+            let keys: Vec<roost_api::buckets::S3Key> =
+                page.fetch(&client, "/v1/s3-keys", roost_api::ListParams::default()).await?;
             print_list(
                 global.output,
                 &keys,

@@ -2,14 +2,14 @@
 
 use roost_api::images::{BuildImageRequest, Image};
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ImageCommand {
     /// List the builtin images and your projects' images
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show an image
     Show { name: String },
     /// Build a Debian image offline from Debian packages (mmdebstrap), with progress
@@ -44,8 +44,9 @@ pub async fn run(global: &GlobalArgs, cmd: ImageCommand) -> anyhow::Result<()> {
     let client = global.client()?;
     let project = global.project_name()?;
     match cmd {
-        ImageCommand::Ls => {
-            let images = client.list_images(project.as_deref()).await?;
+        ImageCommand::Ls(page) => {
+            let params = roost_api::ProjectListParams { project, ..Default::default() };
+            let images: Vec<Image> = page.fetch(&client, "/v1/images", params).await?;
             print_list(global.output, &images, &["name", "id", "source", "status", "size", "created"], |i| {
                 vec![
                     i.name.clone(),

@@ -184,6 +184,8 @@ pub struct LsArgs {
     /// Instances of every project you can see, not just the current one
     #[arg(long, short = 'a')]
     pub all_projects: bool,
+    #[command(flatten)]
+    pub page: super::PageArgs,
 }
 
 fn pairs(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -267,7 +269,7 @@ pub async fn ls(global: &GlobalArgs, args: LsArgs) -> anyhow::Result<()> {
     let client = global.client()?;
     let project = if args.all_projects { None } else { global.project_name()? };
     let params = InstanceListParams { project, status: args.status, label: args.label, ..Default::default() };
-    let items = client.all_instances(&params).await?;
+    let items: Vec<Instance> = args.page.fetch(&client, "/v1/instances", params).await?;
     print_list(global.output, &items, &["name", "id", "status", "type", "image", "ip", "cpus", "memory", "age"], |i| {
         vec![
             i.name.clone(),

@@ -6,8 +6,8 @@ use roost_api::networks::{
     parse_port_mapping,
 };
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum NetworkCommand {
@@ -26,7 +26,7 @@ pub enum NetworkCommand {
     },
     /// List networks
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a network
     Show { name: String },
     /// Remove a network (refused while instances are attached)
@@ -51,7 +51,7 @@ pub enum SgCommand {
     },
     /// List security groups
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a group and its rules
     Show { name: String },
     /// Remove a group (refused while instances use it)
@@ -101,7 +101,11 @@ pub enum PortCommand {
     },
     /// List port forwards (of one instance, or all)
     #[command(visible_alias = "list")]
-    Ls { instance: Option<String> },
+    Ls {
+        instance: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Remove a forward: `roost port rm web 8080/tcp`
     #[command(visible_alias = "delete")]
     Rm {
@@ -123,8 +127,9 @@ pub async fn run_network(global: &GlobalArgs, cmd: NetworkCommand) -> anyhow::Re
             }
             Ok(())
         }
-        NetworkCommand::Ls => {
-            let items = client.list_networks(project.as_deref()).await?;
+        NetworkCommand::Ls(page) => {
+            let params = roost_api::ProjectListParams { project, ..Default::default() };
+            let items: Vec<Network> = page.fetch(&client, "/v1/networks", params).await?;
             // Every project has a `default` network: say whose each one is.
             let projects = super::projects::names_by_id(&client).await;
             print_list(
@@ -186,8 +191,9 @@ pub async fn run_sg(global: &GlobalArgs, cmd: SgCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        SgCommand::Ls => {
-            let items = client.list_security_groups(project.as_deref()).await?;
+        SgCommand::Ls(page) => {
+            let params = roost_api::ProjectListParams { project, ..Default::default() };
+            let items: Vec<SecurityGroup> = page.fetch(&client, "/v1/security-groups", params).await?;
             let projects = super::projects::names_by_id(&client).await;
             let columns = ["name", "project", "id", "rules", "instances", "description", "age"];
             print_list(global.output, &items, &columns, |g| {
@@ -262,8 +268,9 @@ pub async fn run_port(global: &GlobalArgs, cmd: PortCommand) -> anyhow::Result<(
             }
             Ok(())
         }
-        PortCommand::Ls { instance } => {
-            let items = client.list_port_forwards(project.as_deref(), instance.as_deref()).await?;
+        PortCommand::Ls { instance, page } => {
+            let params = roost_api::networks::PortForwardListParams { project, instance, ..Default::default() };
+            let items: Vec<roost_api::networks::PortForward> = page.fetch(&client, "/v1/port-forwards", params).await?;
             print_list(global.output, &items, &["host port", "instance", "instance port", "target", "id", "age"], |f| {
                 vec![
                     format!("{}/{}", f.host_port, f.protocol.as_str()),

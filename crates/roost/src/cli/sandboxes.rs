@@ -9,8 +9,8 @@ use roost_api::sandboxes::{
     StartSandboxProcessRequest,
 };
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, until, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SandboxCommand {
@@ -35,7 +35,7 @@ pub enum SandboxCommand {
     },
     /// List live sandboxes with the time they have left
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a sandbox
     Show { id: String },
     /// Kill a sandbox (and everything it had)
@@ -348,7 +348,7 @@ pub enum SandboxKeyCommand {
     },
     /// List keys
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
 }
 
 pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()> {
@@ -370,8 +370,9 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             println!("{}", created.id);
             Ok(())
         }
-        SandboxCommand::Ls => {
-            let items = client.list_sandboxes().await?;
+        SandboxCommand::Ls(page) => {
+            let params = roost_api::ProjectListParams { project: global.project_name()?, ..Default::default() };
+            let items: Vec<roost_api::sandboxes::Sandbox> = page.fetch(&client, "/v1/sandboxes", params).await?;
             let columns = ["id", "template", "type", "state", "expires in", "commands", "age"];
             print_list(global.output, &items, &columns, |s| {
                 vec![
@@ -491,8 +492,9 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             println!("{}", created.secret);
             Ok(())
         }
-        SandboxCommand::Key(SandboxKeyCommand::Ls) => {
-            let keys = client.list_sandbox_keys().await?;
+        SandboxCommand::Key(SandboxKeyCommand::Ls(page)) => {
+            let params = roost_api::ProjectListParams { project: global.project_name()?, ..Default::default() };
+            let keys: Vec<roost_api::sandboxes::SandboxKey> = page.fetch(&client, "/v1/sandbox-keys", params).await?;
             print_list(global.output, &keys, &["name", "id", "prefix", "max sandboxes", "per minute", "created"], |k| {
                 vec![
                     k.name.clone(),

@@ -6,8 +6,8 @@ use anyhow::Context;
 use roost_api::ListParams;
 use roost_api::ssh_keys::{CreateSshKeyRequest, SshKey};
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SshKeyCommand {
@@ -27,7 +27,7 @@ pub enum SshKeyCommand {
     Import { name: String, file: PathBuf },
     /// List your SSH keys
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show one key
     Show { name: String },
     /// Delete a key (instances that got it keep it)
@@ -91,13 +91,8 @@ pub async fn run(global: &GlobalArgs, cmd: SshKeyCommand) -> anyhow::Result<()> 
                 .key;
             print_block(global.output, &key, &fields(&key))
         }
-        SshKeyCommand::Ls => {
-            let params = ListParams { limit: Some(1000), ..Default::default() };
-            let keys = roost_client::all_pages(params, |p| {
-                let client = &client;
-                async move { client.list_ssh_keys(&p).await }
-            })
-            .await?;
+        SshKeyCommand::Ls(page) => {
+            let keys: Vec<SshKey> = page.fetch(&client, "/v1/ssh-keys", ListParams::default()).await?;
             print_list(global.output, &keys, &["name", "fingerprint", "type", "created"], |k| {
                 vec![
                     k.name.clone(),

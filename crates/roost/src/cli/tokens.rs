@@ -3,8 +3,8 @@
 use roost_api::ListParams;
 use roost_api::tokens::{CreateTokenRequest, Scope, Token};
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, until, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
@@ -28,6 +28,8 @@ pub enum TokenCommand {
         /// Only names matching this glob (`ci*`)
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Show one token
     Show { name: String },
@@ -79,13 +81,9 @@ pub async fn run(global: &GlobalArgs, cmd: TokenCommand) -> anyhow::Result<()> {
             println!("{}", created.secret);
             Ok(())
         }
-        TokenCommand::Ls { name } => {
-            let params = ListParams { name, limit: Some(1000), ..Default::default() };
-            let tokens = roost_client::all_pages(params, |p| {
-                let client = &client;
-                async move { client.list_tokens(&p).await }
-            })
-            .await?;
+        TokenCommand::Ls { name, page } => {
+            let params = ListParams { name, ..Default::default() };
+            let tokens: Vec<Token> = page.fetch(&client, "/v1/tokens", params).await?;
             print_list(global.output, &tokens, &["name", "prefix", "scope", "created", "expires", "last used"], |t| {
                 vec![
                     t.name.clone(),

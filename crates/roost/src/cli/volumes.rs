@@ -3,12 +3,12 @@
 use anyhow::Context;
 use roost_api::volumes::{
     AttachVolumeRequest, BackupPolicy, CreateBackupPolicyRequest, CreateSnapshotRequest, CreateVolumeRequest,
-    Effective, Snapshot, Volume, VolumeStatus,
+    Effective, Snapshot, Volume, VolumeListParams, VolumeStatus,
 };
 
-use super::GlobalArgs;
 use super::buckets::human_size;
 use super::output::{ago, print_block, print_list, print_structured, until, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum VolumeCommand {
@@ -28,7 +28,7 @@ pub enum VolumeCommand {
     },
     /// List volumes
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a volume
     Show { name: String },
     /// Grow a volume and its filesystem (also while attached and running)
@@ -75,7 +75,11 @@ pub enum SnapshotCommand {
     },
     /// List snapshots (of one volume, or all)
     #[command(visible_alias = "list")]
-    Ls { volume: Option<String> },
+    Ls {
+        volume: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Show a snapshot
     Show { name: String },
     /// Remove a snapshot
@@ -99,7 +103,7 @@ pub enum BackupPolicyCommand {
     },
     /// List policies: last run, result, next run
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a policy
     Show { name: String },
     /// Remove a policy (its snapshots stay)
@@ -159,8 +163,9 @@ pub async fn run_volume(global: &GlobalArgs, cmd: VolumeCommand) -> anyhow::Resu
             }
             Ok(())
         }
-        VolumeCommand::Ls => {
-            let items = client.list_volumes(project).await?;
+        VolumeCommand::Ls(page) => {
+            let params = VolumeListParams { project: project.map(str::to_string), ..Default::default() };
+            let items: Vec<Volume> = page.fetch(&client, "/v1/volumes", params).await?;
             print_list(
                 global.output,
                 &items,
@@ -248,8 +253,9 @@ pub async fn run_snapshot(global: &GlobalArgs, cmd: SnapshotCommand) -> anyhow::
             }
             Ok(())
         }
-        SnapshotCommand::Ls { volume } => {
-            let items = client.list_snapshots(volume.as_deref(), project.as_deref()).await?;
+        SnapshotCommand::Ls { volume, page } => {
+            let params = VolumeListParams { project: project.clone(), volume, ..Default::default() };
+            let items: Vec<Snapshot> = page.fetch(&client, "/v1/snapshots", params).await?;
             print_list(
                 global.output,
                 &items,
@@ -303,8 +309,9 @@ pub async fn run_policy(global: &GlobalArgs, cmd: BackupPolicyCommand) -> anyhow
             }
             Ok(())
         }
-        BackupPolicyCommand::Ls => {
-            let items = client.list_backup_policies(project.as_deref()).await?;
+        BackupPolicyCommand::Ls(page) => {
+            let params = VolumeListParams { project: project.clone(), ..Default::default() };
+            let items: Vec<BackupPolicy> = page.fetch(&client, "/v1/backup-policies", params).await?;
             print_list(global.output, &items, &POLICY_FIELDS, policy_row)
         }
         BackupPolicyCommand::Show { name } => {
