@@ -237,6 +237,25 @@ pub struct CreatePortForwardRequest {
     pub protocol: Option<Protocol>,
 }
 
+/// `PATCH /v1/networks/{id}`: turn NAT or the network's DNS on or off (applies to running
+/// instances at once).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateNetworkRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<bool>,
+}
+
+/// `PATCH /v1/security-groups/{id}`: the description (`null` clears it). Rules have
+/// their own routes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateSecurityGroupRequest {
+    #[serde(default, with = "crate::patch::double_option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
 /// The list parameters of networks and security groups.
 pub type NetworkListParams = crate::ProjectListParams;
 

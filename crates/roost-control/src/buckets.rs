@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use roost_api::auth::{AuthMethod, Role};
 use roost_api::buckets::{
     Bucket, CreateBucketRequest, CreateS3KeyRequest, CreatedS3Key, PresignMethod, PresignRequest, PresignedUrl, S3Key,
+    UpdateBucketRequest, UpdateS3KeyRequest,
 };
 use roost_api::ids::IdKind;
 use roost_api::projects::DEFAULT_PROJECT;
@@ -192,13 +193,60 @@ impl Control {
         self.store().bucket_by_key(key, &self.project_scope(p)).await?.ok_or_else(|| Error::not_found("bucket", key))
     }
 
+    /// Makes a bucket public-read or private, or turns versioning on or off (suspended).
+    pub async fn update_bucket(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        req: UpdateBucketRequest,
+        if_match: Option<&str>,
+    ) -> Result<Bucket> {
+        p.require_scope(Scope::Write)?;
+        let row = self.bucket_row(p, key).await?;
+        self.project_access(p, &row.bucket.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(state) = &req.versioning {
+            v.check(state == "Enabled" || state == "Suspended", "versioning", "must be Enabled or Suspended");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let id = &row.bucket.id;
+        let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "buckets", id, if_match, self.get_bucket(p, id)).await?;
+        if let Some(public) = req.public_read {
+            let policy = public.then(|| public_read_policy(&row.bucket.name));
+            roost_store::buckets::set_public_read(tx.conn(), id, policy.as_deref(), public).await?;
+        }
+        // Once enabled, versioning can be suspended but never removed (as in S3); a
+        // bucket never versioned stays so when asked to suspend.
+        match req.versioning.as_deref() {
+            Some("Suspended") if row.bucket.versioning.is_none() => {}
+            Some(state) => roost_store::buckets::set_versioning(tx.conn(), id, state).await?,
+            None => {}
+        }
+        audit::record(tx.conn(), ctx, p, "bucket.update", Some(("bucket", id)), body.as_ref()).await?;
+        tx.commit().await?;
+        let bucket = self.get_bucket(p, id).await?;
+        self.publish_bucket("bucket.updated", &bucket);
+        Ok(bucket)
+    }
+
     /// Deletes a bucket: refused (409) while it holds objects unless `force`, which
     /// deletes them too (and any multipart uploads in progress).
-    pub async fn delete_bucket(&self, ctx: &RequestContext, p: &Principal, key: &str, force: bool) -> Result<()> {
+    pub async fn delete_bucket(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        force: bool,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         p.require_scope(Scope::Write)?;
         let row = self.bucket_row(p, key).await?;
         self.project_access(p, &row.bucket.project_id).await?.require_write()?;
         let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "buckets", &row.bucket.id, if_match, self.get_bucket(p, &row.bucket.id)).await?;
         let count = roost_store::buckets::object_count(tx.conn(), &row.bucket.id).await?;
         if count > 0 && !force {
             return Err(Error::conflict(format!(
@@ -337,11 +385,54 @@ impl Control {
         }
     }
 
+    /// Changes the description of a key of the caller's (what it reaches never changes).
+    pub async fn update_s3_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        req: UpdateS3KeyRequest,
+        if_match: Option<&str>,
+    ) -> Result<S3Key> {
+        p.require_scope(Scope::Write)?;
+        let key = self.get_s3_key(p, id).await?;
+        let mut v = Validator::default();
+        if let Some(Some(d)) = &req.description {
+            v.check(d.len() <= 200, "description", "must be at most 200 characters");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "s3_keys", &key.id, if_match, self.get_s3_key(p, &key.id)).await?;
+        if let Some(description) = &req.description {
+            roost_store::buckets::set_s3_key_description(tx.conn(), &p.user_id, &key.id, description.as_deref())
+                .await?;
+        }
+        audit::record(tx.conn(), ctx, p, "s3_key.update", Some(("s3_key", &key.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        let updated = self.get_s3_key(p, &key.id).await?;
+        self.events().publish(
+            "s3_key.updated",
+            "s3_key",
+            &updated.id,
+            serde_json::to_value(&updated).ok(),
+            Audience::User(updated.user_id.clone()),
+        );
+        Ok(updated)
+    }
+
     /// Revokes a key of the caller's: it stops working at once on this server.
-    pub async fn delete_s3_key(&self, ctx: &RequestContext, p: &Principal, id: &str) -> Result<()> {
+    pub async fn delete_s3_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         p.require_scope(Scope::Write)?;
         let key = self.get_s3_key(p, id).await?;
         let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "s3_keys", &key.id, if_match, self.get_s3_key(p, &key.id)).await?;
         if !roost_store::buckets::delete_s3_key(tx.conn(), &p.user_id, &key.id).await? {
             return Err(Error::not_found("s3 key", id));
         }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use roost_api::ids::IdKind;
-use roost_api::images::{BuildImageRequest, Image, ImageStatus};
+use roost_api::images::{BuildImageRequest, Image, ImageStatus, UpdateImageRequest};
 use roost_api::operations::Operation;
 use roost_api::projects::DEFAULT_PROJECT;
 use roost_api::{Page, ProjectListParams};
@@ -348,8 +348,52 @@ impl Control {
         }
     }
 
+    /// Changes a project image's description (builtin images stay as they are).
+    pub async fn update_image(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        req: UpdateImageRequest,
+        if_match: Option<&str>,
+    ) -> Result<Image> {
+        let row = self.image_row(p, key).await?;
+        if row.project_id == BUILTIN {
+            return Err(Error::forbidden(format!("'{}' is a builtin image", row.name)));
+        }
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(Some(d)) = &req.description {
+            v.check(d.chars().count() <= 1000, "description", "must be at most 1000 characters");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "images", &row.id, if_match, self.get_image(p, &row.id)).await?;
+        if let Some(description) = &req.description {
+            roost_store::images::set_description(tx.conn(), &row.id, description.as_deref(), now_ms()).await?;
+        }
+        audit::record(tx.conn(), ctx, p, "image.update", Some(("image", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        let api = self.get_image(p, &row.id).await?;
+        self.events().publish(
+            "image.updated",
+            "image",
+            &api.id,
+            serde_json::to_value(&api).ok(),
+            Audience::Project(row.project_id.clone()),
+        );
+        Ok(api)
+    }
+
     /// Deletes an image no instance uses (builtin images stay).
-    pub async fn delete_image(&self, ctx: &RequestContext, p: &Principal, key: &str) -> Result<()> {
+    pub async fn delete_image(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let row = self.image_row(p, key).await?;
         if row.project_id == BUILTIN {
             return Err(Error::forbidden(format!("'{}' is a builtin image", row.name)));
@@ -366,6 +410,7 @@ impl Control {
             return Err(Error::conflict(format!("image '{}' is still building", row.name)));
         }
         let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "images", &row.id, if_match, self.get_image(p, &row.id)).await?;
         roost_store::images::delete(tx.conn(), &row.id).await?;
         audit::record(tx.conn(), ctx, p, "image.delete", Some(("image", &row.id)), None).await?;
         tx.commit().await?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use roost_api::ids::IdKind;
 use roost_api::instances::{
-    CreateInstanceRequest, Desired, Instance, InstanceListParams, InstanceStatus, RestartPolicy,
+    CreateInstanceRequest, Desired, Instance, InstanceListParams, InstanceStatus, RestartPolicy, UpdateInstanceRequest,
 };
 use roost_api::operations::Operation;
 use roost_api::projects::DEFAULT_PROJECT;
@@ -199,12 +199,7 @@ impl Control {
             v.check(val.len() <= 32 * 1024, "env", format!("the value of '{k}' is longer than 32 KiB"));
         }
         for (k, val) in &req.labels {
-            let ok = !k.is_empty() && k.len() <= 63 && val.len() <= 255 && !k.contains('=');
-            v.check(
-                ok,
-                "labels",
-                format!("'{k}' is not a valid label (key 1-63 characters without '=', value at most 255)"),
-            );
+            check_label(&mut v, k, val);
         }
         if let Some(cmd) = &req.command {
             v.check(!cmd.is_empty() && !cmd[0].is_empty(), "command", "must name a program");
@@ -460,6 +455,54 @@ impl Control {
         Ok(self.change_desired(ctx, p, key, project, Desired::Running, "instance.restart", Some(grace)).await?.1)
     }
 
+    /// Changes labels (a merge: `null` removes one) and the restart policy.
+    pub async fn update_instance(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateInstanceRequest,
+        if_match: Option<&str>,
+    ) -> Result<Instance> {
+        let (row, _) = self.writable_instance(p, key, project).await?;
+        let mut v = Validator::default();
+        for (k, val) in req.labels.iter().flatten().flatten() {
+            check_label(&mut v, k, val.as_deref().unwrap_or_default());
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        // The merge reads the labels under the row lock, so concurrent patches all land.
+        tx.lock_row("instances", &row.id).await?;
+        self.check_if_match(&mut tx, "instances", &row.id, if_match, self.get_instance(p, &row.id, None)).await?;
+        let current = self.store().instance(&row.id).await?.ok_or_else(|| Error::not_found("instance", key))?;
+        let mut labels = current.labels();
+        match req.labels {
+            None => {}
+            Some(None) => labels.clear(),
+            Some(Some(changes)) => {
+                for (k, val) in changes {
+                    match val {
+                        Some(val) => labels.insert(k, val),
+                        None => labels.remove(&k),
+                    };
+                }
+            }
+        }
+        let mut v = Validator::default();
+        v.check(labels.len() <= 64, "labels", "at most 64 labels");
+        v.finish()?;
+        let restart = req.restart.map(RestartPolicy::as_str).unwrap_or(current.restart_policy.as_str());
+        let labels = serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into());
+        roost_store::instances::set_labels_and_restart(tx.conn(), &row.id, &labels, restart, now_ms()).await?;
+        audit::record(tx.conn(), ctx, p, "instance.update", Some(("instance", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        let updated = self.store().instance(&row.id).await?.ok_or_else(|| Error::not_found("instance", key))?;
+        self.publish_instance(&updated, "instance.updated").await;
+        Ok(self.instance_api(&updated).await)
+    }
+
     /// Deletes an instance; a running one only with `force`.
     pub async fn delete_instance(
         &self,
@@ -468,6 +511,7 @@ impl Control {
         key: &str,
         project: Option<&str>,
         force: bool,
+        if_match: Option<&str>,
     ) -> Result<Operation> {
         let (row, _) = self.writable_instance(p, key, project).await?;
         let active = matches!(
@@ -485,6 +529,7 @@ impl Control {
             )));
         }
         let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "instances", &row.id, if_match, self.get_instance(p, &row.id, None)).await?;
         roost_store::instances::set_desired(tx.conn(), &row.id, Desired::Terminated, now_ms()).await?;
         let op = self.new_operation(tx.conn(), p, "instance.delete", Some(("instance", &row.id))).await?;
         audit::record(tx.conn(), ctx, p, "instance.delete", Some(("instance", &row.id)), None).await?;
@@ -655,4 +700,10 @@ mod tests {
         assert!(!command_exists(dir.path(), "python3"));
         assert!(!command_exists(dir.path(), "/usr/bin/env"));
     }
+}
+
+/// Labels: a key of 1-63 characters without `=`, a value of at most 255.
+fn check_label(v: &mut Validator, key: &str, value: &str) {
+    let ok = !key.is_empty() && key.len() <= 63 && value.len() <= 255 && !key.contains('=');
+    v.check(ok, "labels", format!("'{key}' is not a valid label (key 1-63 characters without '=', value at most 255)"));
 }

@@ -10,7 +10,7 @@ use roost_api::ids::IdKind;
 use roost_api::networks::{
     CreateNetworkRequest, CreatePortForwardRequest, CreateRuleRequest, CreateSecurityGroupRequest, Direction,
     InstanceNic, Network, NetworkListParams, NicRequest, PortForward, PortForwardListParams, Protocol, SecurityGroup,
-    SecurityGroupRule, parse_port_list,
+    SecurityGroupRule, UpdateNetworkRequest, UpdateSecurityGroupRequest, parse_port_list,
 };
 use roost_api::projects::DEFAULT_PROJECT;
 use roost_api::{FieldError, ListParams, Page};
@@ -342,12 +342,39 @@ impl Control {
         self.network_api(&row).await
     }
 
+    /// Turns NAT or DNS on or off; the host follows before this returns.
+    pub async fn update_network(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateNetworkRequest,
+        if_match: Option<&str>,
+    ) -> Result<Network> {
+        let row = self.network_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "networks", &row.id, if_match, self.get_network(p, &row.id, None)).await?;
+        let nat = req.nat.unwrap_or(row.nat != 0);
+        let dns = req.dns.unwrap_or(row.dns != 0);
+        repo::set_network_flags(tx.conn(), &row.id, nat, dns, now_ms()).await?;
+        audit::record(tx.conn(), ctx, p, "network.update", Some(("network", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        self.sync_firewall_now().await?;
+        let api = self.get_network(p, &row.id, None).await?;
+        self.publish_resource("network.updated", "network", &row.id, &api, &row.project_id);
+        Ok(api)
+    }
+
     pub async fn delete_network(
         &self,
         ctx: &RequestContext,
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.network_row(p, key, project).await?;
         self.project_access(p, &row.project_id).await?.require_write()?;
@@ -355,6 +382,7 @@ impl Control {
             return Err(Error::conflict("the project's default network cannot be removed"));
         }
         let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "networks", &row.id, if_match, self.get_network(p, &row.id, None)).await?;
         let attached = repo::nic_count(tx.conn(), &row.id).await?;
         if attached > 0 {
             return Err(Error::conflict(format!(
@@ -482,6 +510,7 @@ impl Control {
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.group_row(p, key, project).await?;
         self.project_access(p, &row.project_id).await?.require_write()?;
@@ -489,6 +518,8 @@ impl Control {
             return Err(Error::conflict("the project's default security group cannot be removed"));
         }
         let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "security_groups", &row.id, if_match, self.get_security_group(p, &row.id, None))
+            .await?;
         let members = repo::member_count(tx.conn(), &row.id).await?;
         if members > 0 {
             return Err(Error::conflict(format!("security group '{}' is used by {members} instance(s)", row.name)));
@@ -511,6 +542,37 @@ impl Control {
             Audience::Project(row.project_id.clone()),
         );
         Ok(())
+    }
+
+    pub async fn update_security_group(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateSecurityGroupRequest,
+        if_match: Option<&str>,
+    ) -> Result<SecurityGroup> {
+        let row = self.group_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(Some(d)) = &req.description {
+            v.check(d.len() <= 255, "description", "at most 255 characters");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "security_groups", &row.id, if_match, self.get_security_group(p, &row.id, None))
+            .await?;
+        if let Some(description) = &req.description {
+            repo::set_group_description(tx.conn(), &row.id, description.as_deref(), now_ms()).await?;
+        }
+        audit::record(tx.conn(), ctx, p, "security_group.update", Some(("security_group", &row.id)), body.as_ref())
+            .await?;
+        tx.commit().await?;
+        let api = self.get_security_group(p, &row.id, None).await?;
+        self.publish_resource("security_group.updated", "security_group", &row.id, &api, &row.project_id);
+        Ok(api)
     }
 
     pub async fn add_security_group_rule(

@@ -148,12 +148,8 @@ impl Control {
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.store().write().await?;
-        if let Some(if_match) = if_match {
-            let current = roost_store::projects::get_in(tx.conn(), &access.project.id)
-                .await?
-                .ok_or_else(|| Error::not_found("project", key))?;
-            crate::users::check_precondition(if_match, &current.to_api())?;
-        }
+        let id = &access.project.id;
+        self.check_if_match(&mut tx, "projects", id, if_match, self.get_project(p, id)).await?;
         roost_store::projects::update_description(tx.conn(), &access.project.id, req.description.as_deref(), now_ms())
             .await?;
         audit::record(tx.conn(), ctx, p, "project.update", Some(("project", &access.project.id)), body.as_ref())
@@ -164,7 +160,13 @@ impl Control {
 
     /// Deletes a project; the `default` project and projects that still hold resources
     /// are refused.
-    pub async fn delete_project(&self, ctx: &RequestContext, p: &Principal, key: &str) -> Result<()> {
+    pub async fn delete_project(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let access = self.project_access(p, key).await?;
         p.require_admin()?;
         if access.project.name == DEFAULT_PROJECT {
@@ -178,6 +180,8 @@ impl Control {
             )));
         }
         let mut tx = self.store().write().await?;
+        let id = &access.project.id;
+        self.check_if_match(&mut tx, "projects", id, if_match, self.get_project(p, id)).await?;
         roost_store::projects::delete(tx.conn(), &access.project.id).await?;
         audit::record(tx.conn(), ctx, p, "project.delete", Some(("project", &access.project.id)), None).await?;
         tx.commit().await?;

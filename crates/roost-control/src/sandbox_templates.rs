@@ -522,7 +522,7 @@ impl Control {
         .await;
         // The container goes whatever happened (a failed build leaves nothing behind).
         op.progress(95, "removing the build container").await;
-        match self.delete_instance(&ctx, p, &instance.id, None, true).await {
+        match self.delete_instance(&ctx, p, &instance.id, None, true, None).await {
             Ok(deleting) => {
                 let _ = self.wait_operation(p, &deleting.id, Duration::from_secs(60)).await;
             }
@@ -597,6 +597,7 @@ impl Control {
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let (image, t) = self.template_row(p, key, project).await?;
         let Some(_) = t else {
@@ -614,6 +615,8 @@ impl Control {
             )));
         }
         let mut tx = self.store().write().await?;
+        let current = self.get_sandbox_template(p, &image.id, None);
+        self.check_if_match(&mut tx, "images", &image.id, if_match, current).await?;
         roost_store::sandbox_templates::delete(tx.conn(), &image.id).await?;
         roost_store::images::delete(tx.conn(), &image.id).await?;
         audit::record(tx.conn(), ctx, p, "sandbox_template.delete", Some(("sandbox_template", &image.id)), None)

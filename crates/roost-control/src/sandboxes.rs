@@ -287,6 +287,64 @@ impl Control {
         Ok(CreatedSandboxKey { key: key_api(&row), secret })
     }
 
+    /// A live key of a project the principal sees.
+    pub async fn get_sandbox_key(&self, p: &Principal, id: &str) -> Result<SandboxKey> {
+        let key = self.store().sandbox_key(id).await?.ok_or_else(|| Error::not_found("sandbox key", id))?;
+        self.project_access(p, &key.project_id).await.map_err(|_| Error::not_found("sandbox key", id))?;
+        Ok(key_api(&key))
+    }
+
+    /// Renames a key or changes its limits; the next create sees them.
+    pub async fn update_sandbox_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        req: roost_api::sandboxes::UpdateSandboxKeyRequest,
+        if_match: Option<&str>,
+    ) -> Result<SandboxKey> {
+        let key = self.store().sandbox_key(id).await?.ok_or_else(|| Error::not_found("sandbox key", id))?;
+        self.project_access(p, &key.project_id)
+            .await
+            .map_err(|_| Error::not_found("sandbox key", id))?
+            .require_write()?;
+        let mut v = Validator::default();
+        if let Some(name) = &req.name {
+            check_name(&mut v, "name", name);
+        }
+        if let Some(max) = req.max_sandboxes {
+            v.check((1..=10_000).contains(&max), "max_sandboxes", "must be between 1 and 10000");
+        }
+        if let Some(rate) = req.creates_per_minute {
+            v.check((1..=100_000).contains(&rate), "creates_per_minute", "must be between 1 and 100000");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "sandbox_keys", &key.id, if_match, self.get_sandbox_key(p, &key.id)).await?;
+        roost_store::sandboxes::update_key(
+            tx.conn(),
+            &key.id,
+            req.name.as_deref().unwrap_or(&key.name),
+            req.max_sandboxes.map(i64::from).unwrap_or(key.max_sandboxes),
+            req.creates_per_minute.map(i64::from).unwrap_or(key.creates_per_minute),
+        )
+        .await?;
+        audit::record(tx.conn(), ctx, p, "sandbox_key.update", Some(("sandbox_key", &key.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        // The cached key carries the limits: the next use reads them again.
+        self.sandboxes().keys.lock().expect("keys").remove(&key.key_hash);
+        let api = self.get_sandbox_key(p, &key.id).await?;
+        self.events().publish(
+            "sandbox_key.updated",
+            "sandbox_key",
+            &api.id,
+            serde_json::to_value(&api).ok(),
+            crate::events::Audience::Project(api.project_id.clone()),
+        );
+        Ok(api)
+    }
+
     pub async fn list_sandbox_keys(
         &self,
         p: &Principal,
@@ -486,14 +544,14 @@ impl Control {
             Ok(i) if i.status == InstanceStatus::Running => Ok(SandboxView { row, paused: false, kind }),
             Ok(i) => {
                 let reason = i.status_reason.unwrap_or_default();
-                let _ = self.kill_sandbox(ctx, p, &id).await;
+                let _ = self.kill_sandbox(ctx, p, &id, None).await;
                 Err(Error::new(
                     ErrorCode::Unavailable,
                     format!("the sandbox did not start: {} {reason}", i.status.as_str()),
                 ))
             }
             Err(e) => {
-                let _ = self.kill_sandbox(ctx, p, &id).await;
+                let _ = self.kill_sandbox(ctx, p, &id, None).await;
                 Err(e)
             }
         }
@@ -573,17 +631,32 @@ impl Control {
     }
 
     /// Kills a sandbox: its processes, its instance, and ends its row.
-    pub async fn kill_sandbox(&self, ctx: &RequestContext, p: &Principal, id: &str) -> Result<()> {
+    pub async fn kill_sandbox(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let row = self.store().sandbox(id).await?.ok_or_else(|| Error::not_found("sandbox", id))?;
         if row.ended_at.is_some() {
             return Err(Error::not_found("sandbox", id));
         }
         self.project_access(p, &row.project_id).await.map_err(|_| Error::not_found("sandbox", id))?.require_write()?;
-        self.end_sandbox(ctx, p, &row, "sandbox.kill").await
+        self.end_sandbox(ctx, p, &row, "sandbox.kill", if_match).await
     }
 
-    async fn end_sandbox(&self, ctx: &RequestContext, p: &Principal, row: &SandboxRow, action: &str) -> Result<()> {
+    async fn end_sandbox(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        row: &SandboxRow,
+        action: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let mut tx = self.store().write().await?;
+        let current = async { Ok(self.sandbox(p, &row.id).await?.to_api()) };
+        self.check_if_match(&mut tx, "sandboxes", &row.id, if_match, current).await?;
         let ended = roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
         audit::record(tx.conn(), ctx, p, action, Some(("sandbox", &row.id)), None).await?;
         tx.commit().await?;
@@ -593,7 +666,7 @@ impl Control {
         self.sandboxes().processes.lock().expect("processes").remove(&row.id);
         self.sandboxes().ended.lock().expect("ended").remove(&row.id);
         self.kernels().lock().expect("kernels").remove(&row.id);
-        match self.delete_instance(ctx, p, &row.instance_id, None, true).await {
+        match self.delete_instance(ctx, p, &row.instance_id, None, true, None).await {
             Ok(_) => Ok(()),
             Err(e) if e.code == ErrorCode::NotFound => Ok(()),
             Err(e) => Err(e),
@@ -697,7 +770,7 @@ impl Control {
         };
         let principal = acting_as(user, &row.project_id, row.key_id.clone(), "sandbox TTL");
         tracing::info!(sandbox = %row.id, "sandbox timed out: killing it");
-        self.end_sandbox(&ctx, &principal, row, "sandbox.expire").await
+        self.end_sandbox(&ctx, &principal, row, "sandbox.expire", None).await
     }
 
     /// Starts a process in a sandbox, on a terminal of `pty` (rows, cols) when given.

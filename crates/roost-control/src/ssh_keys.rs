@@ -6,7 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use roost_api::ids::IdKind;
-use roost_api::ssh_keys::{CreateSshKeyRequest, CreatedSshKey, SshKey};
+use roost_api::ssh_keys::{CreateSshKeyRequest, CreatedSshKey, SshKey, UpdateSshKeyRequest};
 use roost_api::tokens::Scope;
 use roost_api::{ListParams, Page};
 use roost_store::ssh_keys::{SORT_KEYS, SshKeyRow};
@@ -167,10 +167,57 @@ impl Control {
         }
     }
 
-    pub async fn delete_ssh_key(&self, ctx: &RequestContext, principal: &Principal, key: &str) -> Result<()> {
+    /// Renames a key of the caller's.
+    pub async fn update_ssh_key(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        key: &str,
+        req: UpdateSshKeyRequest,
+        if_match: Option<&str>,
+    ) -> Result<SshKey> {
+        principal.require_scope(Scope::Write)?;
+        let found = self.get_ssh_key(principal, key).await?;
+        let mut v = Validator::default();
+        if let Some(name) = &req.name {
+            check_name(&mut v, "name", name);
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "ssh_keys", &found.id, if_match, self.get_ssh_key(principal, &found.id)).await?;
+        if let Some(name) = &req.name {
+            roost_store::ssh_keys::rename(tx.conn(), &principal.user_id, &found.id, name).await.map_err(
+                |e| match e {
+                    StoreError::Conflict(_) => Error::conflict(format!("an SSH key named '{name}' already exists")),
+                    e => e.into(),
+                },
+            )?;
+        }
+        audit::record(tx.conn(), ctx, principal, "ssh_key.update", Some(("ssh_key", &found.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        let updated = self.get_ssh_key(principal, &found.id).await?;
+        self.events().publish(
+            "ssh_key.updated",
+            "ssh_key",
+            &updated.id,
+            serde_json::to_value(&updated).ok(),
+            crate::events::Audience::User(updated.user_id.clone()),
+        );
+        Ok(updated)
+    }
+
+    pub async fn delete_ssh_key(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         principal.require_scope(Scope::Write)?;
         let found = self.get_ssh_key(principal, key).await?;
         let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "ssh_keys", &found.id, if_match, self.get_ssh_key(principal, &found.id)).await?;
         if !roost_store::ssh_keys::delete(tx.conn(), &principal.user_id, &found.id).await? {
             return Err(Error::not_found("ssh_key", key));
         }

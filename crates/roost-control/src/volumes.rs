@@ -19,7 +19,7 @@ use roost_api::projects::DEFAULT_PROJECT;
 use roost_api::volumes::{
     AttachVolumeRequest, AttachVolumeResponse, BackupPolicy, CloneInstanceRequest, CreateBackupPolicyRequest,
     CreateInstanceSnapshotRequest, CreateSnapshotRequest, CreateVolumeRequest, Effective, InstanceSnapshot, Snapshot,
-    Volume, VolumeListParams, VolumeStatus,
+    UpdateBackupPolicyRequest, UpdateSnapshotRequest, UpdateVolumeRequest, Volume, VolumeListParams, VolumeStatus,
 };
 use roost_api::{FieldError, Page};
 use roost_node::storage::VolumeStore;
@@ -343,17 +343,51 @@ impl Control {
         Ok(self.volume_api(&row).await)
     }
 
+    /// Renames a volume.
+    pub async fn update_volume(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateVolumeRequest,
+        if_match: Option<&str>,
+    ) -> Result<Volume> {
+        let row = self.volume_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(name) = &req.name {
+            check_name(&mut v, "name", name);
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "volumes", &row.id, if_match, self.get_volume(p, &row.id, None)).await?;
+        if let Some(name) = &req.name {
+            repo::rename_volume(tx.conn(), &row.id, name, now_ms())
+                .await
+                .map_err(|e| unique_name(e, "volume", name))?;
+        }
+        audit::record(tx.conn(), ctx, p, "volume.update", Some(("volume", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        let api = self.get_volume(p, &row.id, None).await?;
+        self.publish("volume.updated", "volume", &row.id, Some(&api), &row.project_id);
+        Ok(api)
+    }
+
     pub async fn delete_volume(
         &self,
         ctx: &RequestContext,
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.volume_row(p, key, project).await?;
         self.project_access(p, &row.project_id).await?.require_write()?;
         let _lock = lock_volume(&row.id).await;
         let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "volumes", &row.id, if_match, self.get_volume(p, &row.id, None)).await?;
         let Some(fresh) = repo::volume(tx.conn(), &row.id).await? else { return Err(Error::not_found("volume", key)) };
         if let Some(instance) = &fresh.instance_id {
             let name = self.store().instance(instance).await?.map(|i| i.name).unwrap_or_else(|| instance.clone());
@@ -670,16 +704,56 @@ impl Control {
         Ok(self.snapshot_api(&row).await)
     }
 
+    /// Renames a snapshot or changes its description.
+    pub async fn update_snapshot(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateSnapshotRequest,
+        if_match: Option<&str>,
+    ) -> Result<Snapshot> {
+        let row = self.snapshot_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(name) = &req.name {
+            check_name(&mut v, "name", name);
+        }
+        if let Some(Some(d)) = &req.description {
+            v.check(d.len() <= 1024, "description", "must be at most 1024 characters");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "snapshots", &row.id, if_match, self.get_snapshot(p, &row.id, None)).await?;
+        let name = req.name.as_deref().unwrap_or(&row.name);
+        let description = match &req.description {
+            Some(d) => d.as_deref(),
+            None => row.description.as_deref(),
+        };
+        repo::update_snapshot(tx.conn(), &row.id, name, description)
+            .await
+            .map_err(|e| unique_name(e, "snapshot", name))?;
+        audit::record(tx.conn(), ctx, p, "snapshot.update", Some(("snapshot", &row.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        let api = self.get_snapshot(p, &row.id, None).await?;
+        self.publish("snapshot.updated", "snapshot", &row.id, Some(&api), &row.project_id);
+        Ok(api)
+    }
+
     pub async fn delete_snapshot(
         &self,
         ctx: &RequestContext,
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.snapshot_row(p, key, project).await?;
         self.project_access(p, &row.project_id).await?.require_write()?;
         let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "snapshots", &row.id, if_match, self.get_snapshot(p, &row.id, None)).await?;
         repo::delete_snapshot(tx.conn(), &row.id).await?;
         audit::record(tx.conn(), ctx, p, "snapshot.delete", Some(("snapshot", &row.id)), None).await?;
         tx.commit().await?;
@@ -755,16 +829,67 @@ impl Control {
         self.policy_api(&row).await
     }
 
+    /// Renames a policy, or changes its schedule or how many snapshots it keeps.
+    pub async fn update_backup_policy(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateBackupPolicyRequest,
+        if_match: Option<&str>,
+    ) -> Result<BackupPolicy> {
+        let row = self.policy_row(p, key, project).await?;
+        self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(name) = &req.name {
+            check_name(&mut v, "name", name);
+        }
+        let next = match &req.cron {
+            Some(cron) => match next_run(cron, now_ms()) {
+                Ok(n) => Some(n),
+                Err(m) => {
+                    v.add("cron", m);
+                    None
+                }
+            },
+            None => row.next_run_at,
+        };
+        if let Some(keep) = req.keep {
+            v.check((1..=1000).contains(&keep), "keep", "must be between 1 and 1000");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "backup_policies", &row.id, if_match, self.get_backup_policy(p, &row.id, None))
+            .await?;
+        let name = req.name.as_deref().unwrap_or(&row.name);
+        let cron = req.cron.as_deref().map(str::trim).unwrap_or(&row.cron);
+        let keep = req.keep.map(i64::from).unwrap_or(row.keep);
+        repo::update_policy(tx.conn(), &row.id, name, cron, keep, next, now_ms())
+            .await
+            .map_err(|e| unique_name(e, "backup policy", name))?;
+        audit::record(tx.conn(), ctx, p, "backup_policy.update", Some(("backup_policy", &row.id)), body.as_ref())
+            .await?;
+        tx.commit().await?;
+        let api = self.get_backup_policy(p, &row.id, None).await?;
+        self.publish("backup_policy.updated", "backup_policy", &row.id, Some(&api), &row.project_id);
+        Ok(api)
+    }
+
     pub async fn delete_backup_policy(
         &self,
         ctx: &RequestContext,
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.policy_row(p, key, project).await?;
         self.project_access(p, &row.project_id).await?.require_write()?;
         let mut tx = self.store().write().await?;
+        self.check_if_match(&mut tx, "backup_policies", &row.id, if_match, self.get_backup_policy(p, &row.id, None))
+            .await?;
         repo::delete_policy(tx.conn(), &row.id).await?;
         audit::record(tx.conn(), ctx, p, "backup_policy.delete", Some(("backup_policy", &row.id)), None).await?;
         tx.commit().await?;

@@ -250,7 +250,7 @@ async fn control_plane(control: &Control, ctx: &RequestContext, req: Request) ->
             Ok(Json(detail).into_response())
         }
         (&Method::DELETE, ["sandboxes", id]) => {
-            control.kill_sandbox(ctx, &p, id).await?;
+            control.kill_sandbox(ctx, &p, id, None).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (&Method::POST, ["sandboxes", id, "timeout"]) => {

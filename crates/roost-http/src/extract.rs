@@ -113,24 +113,3 @@ pub fn context(parts: &Parts) -> RequestContext {
             .unwrap_or_default(),
     }
 }
-
-/// A JSON response with its `ETag`; `304 Not Modified` when the request's
-/// `If-None-Match` already names it.
-pub fn etagged<T: serde::Serialize>(headers: &axum::http::HeaderMap, value: &T) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let etag = roost_api::etag_of(value);
-    let fresh = headers
-        .get(axum::http::header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').map(str::trim).any(|t| t == etag || t == "*"));
-    let mut response = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { axum::Json(value).into_response() };
-    if let Ok(v) = axum::http::HeaderValue::from_str(&etag) {
-        response.headers_mut().insert(axum::http::header::ETAG, v);
-    }
-    response
-}
-
-/// The `If-Match` header, if sent.
-pub fn if_match(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers.get(axum::http::header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string)
-}

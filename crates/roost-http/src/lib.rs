@@ -7,6 +7,7 @@ pub mod console;
 pub mod e2b;
 pub mod envd;
 pub mod error;
+pub mod etag;
 pub mod extract;
 pub mod idempotency;
 pub mod middleware;
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .fallback(console::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(etag::layer))
         .layer(axum::middleware::from_fn(middleware::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(middleware::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(middleware::reject_oversized))

@@ -448,6 +448,38 @@ pub async fn insert_s3_key(conn: &mut AnyConnection, k: &S3KeyRow) -> Result<()>
     Ok(())
 }
 
+/// Makes a bucket public-read (with the policy that says so) or private (no policy).
+pub async fn set_public_read(conn: &mut AnyConnection, id: &str, policy: Option<&str>, public: bool) -> Result<()> {
+    sqlx::query("UPDATE buckets SET policy = $2, public_read = $3 WHERE id = $1")
+        .bind(id)
+        .bind(policy)
+        .bind(public as i64)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// `Enabled` or `Suspended`.
+pub async fn set_versioning(conn: &mut AnyConnection, id: &str, versioning: &str) -> Result<()> {
+    sqlx::query("UPDATE buckets SET versioning = $2 WHERE id = $1").bind(id).bind(versioning).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn set_s3_key_description(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    id: &str,
+    description: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE s3_keys SET description = $3 WHERE user_id = $1 AND id = $2")
+        .bind(user_id)
+        .bind(id)
+        .bind(description)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn delete_s3_key(conn: &mut AnyConnection, user_id: &str, id: &str) -> Result<bool> {
     let done =
         sqlx::query("DELETE FROM s3_keys WHERE user_id = $1 AND id = $2").bind(user_id).bind(id).execute(conn).await?;

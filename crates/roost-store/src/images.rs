@@ -98,6 +98,16 @@ pub async fn finish(
     Ok(())
 }
 
+pub async fn set_description(conn: &mut AnyConnection, id: &str, description: Option<&str>, now: i64) -> Result<()> {
+    sqlx::query("UPDATE images SET description = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(description)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool> {
     let done = sqlx::query("DELETE FROM images WHERE id = $1").bind(id).execute(conn).await?;
     Ok(done.rows_affected() > 0)

@@ -109,6 +109,18 @@ impl WriteTx {
         &mut self.tx
     }
 
+    /// Locks a row of `table` (one of ours, never user input) for the rest of the
+    /// transaction, so a check made now (an `If-Match`) still holds at commit: a no-op
+    /// update takes the row lock on PostgreSQL, and the database's write lock on SQLite,
+    /// which writers outside [`Store::write`] wait for too. Returns whether the row exists.
+    pub async fn lock_row(&mut self, table: &'static str, id: &str) -> Result<bool> {
+        let done = sqlx::query(AssertSqlSafe(format!("UPDATE {table} SET id = id WHERE id = $1")))
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         Ok(())

@@ -157,6 +157,33 @@ pub async fn delete_network(conn: &mut AnyConnection, id: &str) -> Result<bool> 
     Ok(done.rows_affected() > 0)
 }
 
+/// Turns NAT and the network's DNS on or off.
+pub async fn set_network_flags(conn: &mut AnyConnection, id: &str, nat: bool, dns: bool, now: i64) -> Result<()> {
+    sqlx::query("UPDATE networks SET nat = $2, dns = $3, updated_at = $4 WHERE id = $1")
+        .bind(id)
+        .bind(nat as i64)
+        .bind(dns as i64)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_group_description(
+    conn: &mut AnyConnection,
+    id: &str,
+    description: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE security_groups SET description = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(description)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn networks_of_project(conn: &mut AnyConnection, project_id: &str) -> Result<Vec<NetworkRow>> {
     Ok(sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {NETWORK_COLUMNS} FROM networks WHERE project_id = $1 ORDER BY created_at, id"

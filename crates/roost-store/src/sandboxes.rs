@@ -51,6 +51,24 @@ const KEY_COLUMNS: &str =
 const COLUMNS: &str = "id, project_id, key_id, instance_id, template, metadata, cpus_milli, memory_bytes, \
                        started_at, expires_at, ended_at, commands";
 
+/// Renames a key or changes its limits.
+pub async fn update_key(
+    conn: &mut AnyConnection,
+    id: &str,
+    name: &str,
+    max_sandboxes: i64,
+    creates_per_minute: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE sandbox_keys SET name = $2, max_sandboxes = $3, creates_per_minute = $4 WHERE id = $1")
+        .bind(id)
+        .bind(name)
+        .bind(max_sandboxes)
+        .bind(creates_per_minute)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn insert_key(conn: &mut AnyConnection, k: &SandboxKeyRow) -> Result<()> {
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO sandbox_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"

@@ -225,6 +225,53 @@ pub async fn snapshots_of_instance_snapshot(conn: &mut AnyConnection, isnap: &st
     .await?)
 }
 
+pub async fn rename_volume(conn: &mut AnyConnection, id: &str, name: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE volumes SET name = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(name)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+pub async fn update_snapshot(conn: &mut AnyConnection, id: &str, name: &str, description: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE snapshots SET name = $2, description = $3 WHERE id = $1")
+        .bind(id)
+        .bind(name)
+        .bind(description)
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+/// Renames a policy, or changes its schedule (with its next run) or how many it keeps.
+pub async fn update_policy(
+    conn: &mut AnyConnection,
+    id: &str,
+    name: &str,
+    cron: &str,
+    keep: i64,
+    next_run_at: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE backup_policies SET name = $2, cron = $3, keep = $4, next_run_at = $5, updated_at = $6 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(cron)
+    .bind(keep)
+    .bind(next_run_at)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
 // ---- backup policies ----
 
 pub async fn insert_policy(conn: &mut AnyConnection, p: &PolicyRow) -> Result<()> {

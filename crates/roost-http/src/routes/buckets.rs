@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use roost_api::buckets::{Bucket, CreateBucketRequest, PresignRequest, PresignedUrl};
+use roost_api::buckets::{Bucket, CreateBucketRequest, PresignRequest, PresignedUrl, UpdateBucketRequest};
 use roost_api::{ErrorResponse, Page, ProjectListParams};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -11,6 +11,7 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::etag::IfMatch;
 use crate::extract::{Ctx, Json, Query};
 
 /// List the buckets of your projects, with their object counts and sizes.
@@ -58,9 +59,24 @@ pub struct DeleteBucketParams {
     pub force: bool,
 }
 
+/// Make a bucket public-read or private, or turn versioning `Enabled` or `Suspended`.
+#[utoipa::path(patch, path = "/v1/buckets/{id}", tag = "buckets", request_body = UpdateBucketRequest,
+    params(("id" = String, Path, description = "Bucket id or name"), IfMatch),
+    responses((status = 200, body = Bucket)))]
+pub async fn update(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateBucketRequest>,
+) -> Result<axum::Json<Bucket>, ApiError> {
+    Ok(axum::Json(s.control.update_bucket(&ctx, &auth, &id, req, if_match.as_deref()).await?))
+}
+
 /// Delete a bucket: refused while it holds objects, unless `force`.
 #[utoipa::path(delete, path = "/v1/buckets/{id}", tag = "buckets",
-    params(("id" = String, Path, description = "Bucket id or name"), DeleteBucketParams),
+    params(IfMatch, ("id" = String, Path, description = "Bucket id or name"), DeleteBucketParams),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "Not empty", body = ErrorResponse)))]
 pub async fn delete(
@@ -69,8 +85,9 @@ pub async fn delete(
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<DeleteBucketParams>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_bucket(&ctx, &auth, &id, q.force).await?;
+    s.control.delete_bucket(&ctx, &auth, &id, q.force, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

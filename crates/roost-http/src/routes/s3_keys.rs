@@ -2,12 +2,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use roost_api::buckets::{CreateS3KeyRequest, CreatedS3Key, S3Key};
+use roost_api::buckets::{CreateS3KeyRequest, CreatedS3Key, S3Key, UpdateS3KeyRequest};
 use roost_api::{ErrorResponse, ListParams, Page};
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::etag::IfMatch;
 use crate::extract::{Ctx, Json, Query};
 
 /// List your S3 access keys (never their secrets); `name` and `sort=name` use the
@@ -43,15 +44,31 @@ pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) 
     Ok(axum::Json(s.control.get_s3_key(&auth, &id).await?))
 }
 
+/// Change the description of one of your S3 keys (`null` clears it).
+#[utoipa::path(patch, path = "/v1/s3-keys/{id}", tag = "s3-keys", request_body = UpdateS3KeyRequest,
+    params(("id" = String, Path, description = "Access key id"), IfMatch),
+    responses((status = 200, body = S3Key)))]
+pub async fn update(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateS3KeyRequest>,
+) -> Result<axum::Json<S3Key>, ApiError> {
+    Ok(axum::Json(s.control.update_s3_key(&ctx, &auth, &id, req, if_match.as_deref()).await?))
+}
+
 /// Delete (revoke) one of your S3 keys. It stops working at once.
-#[utoipa::path(delete, path = "/v1/s3-keys/{id}", tag = "s3-keys", params(("id" = String, Path, description = "Access key id")),
+#[utoipa::path(delete, path = "/v1/s3-keys/{id}", tag = "s3-keys", params(IfMatch, ("id" = String, Path, description = "Access key id")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn delete(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_s3_key(&ctx, &auth, &id).await?;
+    s.control.delete_s3_key(&ctx, &auth, &id, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

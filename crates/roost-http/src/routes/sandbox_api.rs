@@ -15,6 +15,7 @@ use roost_control::sandboxes::NewSandbox;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::etag::IfMatch;
 use crate::extract::{Ctx, Json, Query};
 
 /// List live sandboxes (`created_at` is when one started; `name` and `sort=name` use its
@@ -72,16 +73,17 @@ pub async fn get(
 
 /// Kill a sandbox: its processes, its instance, everything it had.
 #[utoipa::path(delete, path = "/v1/sandboxes/{id}", tag = "sandboxes",
-    params(("id" = String, Path, description = "Sandbox id")),
+    params(IfMatch, ("id" = String, Path, description = "Sandbox id")),
     responses((status = 204), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn kill(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
     auth.require_scope(roost_api::tokens::Scope::Write)?;
-    state.control.kill_sandbox(&ctx, &auth, &id).await?;
+    state.control.kill_sandbox(&ctx, &auth, &id, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

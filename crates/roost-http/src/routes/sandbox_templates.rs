@@ -13,6 +13,7 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::etag::IfMatch;
 use crate::extract::{Ctx, Json, Query};
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -72,7 +73,7 @@ pub async fn get(
 /// Delete a built template. Refused (409) while a sandbox or instance uses it; builtin
 /// templates stay (403).
 #[utoipa::path(delete, path = "/v1/sandbox-templates/{id}", tag = "sandboxes",
-    params(("id" = String, Path, description = "Template name or image id"), TemplateParams),
+    params(IfMatch, ("id" = String, Path, description = "Template name or image id"), TemplateParams),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "In use", body = ErrorResponse)))]
 pub async fn delete(
@@ -81,7 +82,8 @@ pub async fn delete(
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<TemplateParams>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_sandbox_template(&ctx, &auth, &id, q.project.as_deref()).await?;
+    s.control.delete_sandbox_template(&ctx, &auth, &id, q.project.as_deref(), if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

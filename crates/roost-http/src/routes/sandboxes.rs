@@ -1,14 +1,17 @@
 //! `/v1/sandbox-keys`: keys of the E2B-compatible API (the sandboxes themselves are
 //! driven through that API, on `--e2b-listen`).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use roost_api::sandboxes::{CreateSandboxKeyRequest, CreatedSandboxKey, SandboxKey, SandboxPoolStats};
+use roost_api::sandboxes::{
+    CreateSandboxKeyRequest, CreatedSandboxKey, SandboxKey, SandboxPoolStats, UpdateSandboxKeyRequest,
+};
 use roost_api::{ErrorResponse, Page, ProjectListParams};
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::etag::IfMatch;
 use crate::extract::{Ctx, Json, Query};
 
 /// List the sandbox keys of the projects you can see.
@@ -20,6 +23,33 @@ pub async fn list_keys(
     Query(q): Query<ProjectListParams>,
 ) -> Result<axum::Json<Page<SandboxKey>>, ApiError> {
     Ok(axum::Json(state.control.list_sandbox_keys(&auth, &q).await?))
+}
+
+/// Show a sandbox key (never its secret).
+#[utoipa::path(get, path = "/v1/sandbox-keys/{id}", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox key id")),
+    responses((status = 200, body = SandboxKey)))]
+pub async fn get_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SandboxKey>, ApiError> {
+    Ok(axum::Json(state.control.get_sandbox_key(&auth, &id).await?))
+}
+
+/// Rename a sandbox key or change its limits (the next create sees them).
+#[utoipa::path(patch, path = "/v1/sandbox-keys/{id}", tag = "sandboxes", request_body = UpdateSandboxKeyRequest,
+    params(("id" = String, Path, description = "Sandbox key id"), IfMatch),
+    responses((status = 200, body = SandboxKey)))]
+pub async fn update_key(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateSandboxKeyRequest>,
+) -> Result<axum::Json<SandboxKey>, ApiError> {
+    Ok(axum::Json(state.control.update_sandbox_key(&ctx, &auth, &id, req, if_match.as_deref()).await?))
 }
 
 /// Create a key for the E2B-compatible API (`E2B_API_KEY`). The response holds its
