@@ -606,7 +606,21 @@ impl Control {
         Ok(row.id)
     }
 
+    /// Runs a command in an instance: every door's commands pass here, so a string the
+    /// node cannot take is refused here, whoever sent it.
     pub async fn exec(&self, id: &str, request: roost_node::ExecRequest) -> Result<roost_node::ExecSession> {
+        let mut v = Validator::default();
+        for arg in &request.cmd {
+            crate::error::check_no_nul(&mut v, "cmd", arg);
+        }
+        for (key, value) in &request.env {
+            crate::error::check_no_nul(&mut v, "env", key);
+            crate::error::check_no_nul(&mut v, "env", value);
+        }
+        if let Some(cwd) = &request.cwd {
+            crate::error::check_no_nul(&mut v, "cwd", cwd);
+        }
+        v.finish()?;
         self.driver_of(id).await?.exec(id, request).await.map_err(node_error)
     }
 
@@ -631,6 +645,7 @@ impl Control {
         path: &str,
         tar: roost_node::TarStream,
     ) -> Result<()> {
+        check_file_path(path)?;
         let id = self.instance_for_exec(p, key, project).await?;
         self.driver_of(&id).await?.copy_in(&id, path, tar).await.map_err(node_error)?;
         self.audit_standalone(
@@ -652,6 +667,7 @@ impl Control {
         project: Option<&str>,
         path: &str,
     ) -> Result<roost_node::TarStream> {
+        check_file_path(path)?;
         let id = self.instance_for_exec(p, key, project).await?;
         self.driver_of(&id).await?.copy_out(&id, path).await.map_err(node_error)
     }
@@ -706,4 +722,13 @@ mod tests {
 fn check_label(v: &mut Validator, key: &str, value: &str) {
     let ok = !key.is_empty() && key.len() <= 63 && value.len() <= 255 && !key.contains('=');
     v.check(ok, "labels", format!("'{key}' is not a valid label (key 1-63 characters without '=', value at most 255)"));
+}
+
+/// `?path=` of the instance file routes: required (an empty one would mean the whole
+/// root file system), and free of NUL bytes.
+fn check_file_path(path: &str) -> Result<()> {
+    let mut v = Validator::default();
+    v.check(!path.is_empty(), "path", "is required: the file or directory in the instance");
+    crate::error::check_no_nul(&mut v, "path", path);
+    v.finish()
 }

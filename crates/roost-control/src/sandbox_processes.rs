@@ -10,14 +10,21 @@ use roost_api::sandboxes::{
 };
 use roost_api::tokens::Scope;
 
+use crate::error::{Validator, check_no_nul};
 use crate::sandboxes::{SandboxProcess, SandboxView};
 use crate::{Control, Error, Principal, RequestContext, Result, audit};
 
 /// A relative path is relative to the home of the user commands run as (as in E2B).
 pub fn resolve_path(path: &str) -> Result<String> {
-    if path.is_empty() {
-        return Err(Error::invalid("path is required"));
-    }
+    resolve_field("path", path)
+}
+
+/// [`resolve_path`] for the request field `field` (named in the error).
+pub fn resolve_field(field: &str, path: &str) -> Result<String> {
+    let mut v = Validator::default();
+    v.check(!path.is_empty(), field, "is required");
+    check_no_nul(&mut v, field, path);
+    v.finish()?;
     Ok(if path.starts_with('/') { path.to_string() } else { format!("/root/{path}") })
 }
 
@@ -118,9 +125,20 @@ impl Control {
         req: StartSandboxProcessRequest,
     ) -> Result<ProcessInfo> {
         let view = self.exec_sandbox(p, id).await?;
-        if req.cmd.trim().is_empty() {
-            return Err(Error::invalid("cmd is required"));
+        let mut v = Validator::default();
+        v.check(!req.cmd.trim().is_empty(), "cmd", "is required");
+        check_no_nul(&mut v, "cmd", &req.cmd);
+        for arg in &req.args {
+            check_no_nul(&mut v, "args", arg);
         }
+        for (key, value) in &req.env {
+            check_no_nul(&mut v, "env", key);
+            check_no_nul(&mut v, "env", value);
+        }
+        if let Some(cwd) = &req.cwd {
+            check_no_nul(&mut v, "cwd", cwd);
+        }
+        v.finish()?;
         if req.tag.as_deref().is_some_and(|t| t.starts_with(crate::sandbox_watch::WATCHER_TAG_PREFIX)) {
             return Err(Error::invalid("that tag prefix is reserved"));
         }
@@ -256,7 +274,7 @@ impl Control {
         to: &str,
     ) -> Result<SandboxFileEntry> {
         let view = self.exec_sandbox(p, id).await?;
-        let (from, to) = (resolve_path(from)?, resolve_path(to)?);
+        let (from, to) = (resolve_field("from", from)?, resolve_field("to", to)?);
         let (_, err, code) = self.sandbox_run(&view, &["mv", "-T", "--", &from, &to]).await?;
         if code != 0 {
             return Err(fs_error(&from, &err));

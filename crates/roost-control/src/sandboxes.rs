@@ -195,6 +195,17 @@ pub struct SandboxView {
     pub kind: String,
 }
 
+impl SandboxView {
+    /// Commands and file operations run in the sandbox, and a paused one runs nothing
+    /// until resumed: refuse at once (409) rather than wait for the resume.
+    pub fn not_paused(&self) -> Result<()> {
+        if self.paused {
+            return Err(Error::conflict(format!("sandbox '{}' is paused; resume it first", self.row.id)));
+        }
+        Ok(())
+    }
+}
+
 fn key_api(row: &SandboxKeyRow) -> SandboxKey {
     SandboxKey {
         id: row.id.clone(),
@@ -786,9 +797,7 @@ impl Control {
         tag: Option<String>,
         pty: Option<(u16, u16)>,
     ) -> Result<(Arc<SandboxProcess>, broadcast::Receiver<ProcessEvent>)> {
-        if view.paused {
-            return Err(Error::conflict(format!("sandbox '{}' is paused", view.row.id)));
-        }
+        view.not_paused()?;
         let mut t = crate::timing::Steps::new("sandbox process");
         let mut argv = vec![cmd.clone()];
         argv.extend(args.iter().cloned());
@@ -943,6 +952,7 @@ impl Control {
     /// Runs a command to completion in the sandbox (for file operations): stdout, stderr
     /// and exit code.
     pub async fn sandbox_run(&self, view: &SandboxView, argv: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i32)> {
+        view.not_paused()?;
         let mut session = self
             .exec(
                 &view.row.instance_id,
@@ -984,6 +994,7 @@ impl Control {
 
     /// Writes a file in the sandbox, making its parent directories.
     pub async fn sandbox_write_file(&self, view: &SandboxView, path: &str, data: Vec<u8>) -> Result<()> {
+        view.not_paused()?;
         let script = "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"";
         let mut session = self
             .exec(

@@ -88,7 +88,10 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The E2B API's error body: `{"code": <status>, "message": ...}`.
 fn api_error(e: &Error) -> Response {
     let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = (status, Json(json!({"code": status.as_u16(), "message": e.message}))).into_response();
+    if status.is_server_error() {
+        tracing::error!(code = %e.code, message = %e.message, "request failed");
+    }
+    let mut r = (status, Json(json!({"code": status.as_u16(), "message": e.public_message()}))).into_response();
     if let Some(after) = e.retry_after
         && let Ok(v) = after.as_secs().max(1).to_string().parse()
     {
@@ -561,7 +564,7 @@ fn reply<T: prost::Message + serde::Serialize>(codec: Codec, result: Result<T, E
         Err(e) if e.code == ErrorCode::Conflict && e.message.starts_with("already exists:") => {
             connect_error("already_exists", &e.message)
         }
-        Err(e) => connect_error(connect_code(e.code), &e.message),
+        Err(e) => connect_error(connect_code(e.code), e.public_message()),
     }
 }
 
@@ -700,7 +703,7 @@ async fn stream_input(control: &Control, view: &SandboxView, codec: Codec, body:
                         let (pid, tag) = selector(&start.process);
                         let p = control
                             .sandbox_process(&view.row.id, pid, tag.as_deref())
-                            .map_err(|e| (connect_code(e.code).to_string(), e.message))?;
+                            .map_err(|e| (connect_code(e.code).to_string(), e.public_message().to_string()))?;
                         process = Some(p);
                     }
                     Some(Event::Data(data)) => {
@@ -710,7 +713,9 @@ async fn stream_input(control: &Control, view: &SandboxView, codec: Codec, body:
                         if let Some(envd::process_input::Input::Stdin(d) | envd::process_input::Input::Pty(d)) =
                             data.input.and_then(|i| i.input)
                         {
-                            p.write_stdin(&d).await.map_err(|e| (connect_code(e.code).to_string(), e.message))?;
+                            p.write_stdin(&d)
+                                .await
+                                .map_err(|e| (connect_code(e.code).to_string(), e.public_message().to_string()))?;
                         }
                     }
                     Some(Event::Keepalive(_)) | None => {}
@@ -754,7 +759,7 @@ async fn process_start(control: &Control, view: &SandboxView, m: envd::StartRequ
     let started = control.start_sandbox_process(view, cfg.cmd, cfg.args, cfg.envs, cwd, m.tag, pty).await;
     let (process, rx) = match started {
         Ok(x) => x,
-        Err(e) => return stream_error(codec, connect_code(e.code), &e.message),
+        Err(e) => return stream_error(codec, connect_code(e.code), e.public_message()),
     };
     if m.stdin == Some(false) && !process.pty {
         process.close_stdin().await;
@@ -766,7 +771,7 @@ fn process_connect(control: &Control, view: &SandboxView, m: envd::SelectorReque
     let (pid, tag) = selector(&m.process);
     match control.sandbox_process(&view.row.id, pid, tag.as_deref()) {
         Ok(process) => process_stream(codec, Some(process.pid), process.pty, process.subscribe()),
-        Err(e) => stream_error(codec, connect_code(e.code), &e.message),
+        Err(e) => stream_error(codec, connect_code(e.code), e.public_message()),
     }
 }
 
@@ -834,7 +839,7 @@ async fn watch_dir(control: &Control, view: &SandboxView, m: envd::WatchRequest,
     let path = resolve_path(&m.path);
     let w = match control.create_sandbox_watcher(view, &path, m.recursive).await {
         Ok(w) => w,
-        Err(e) => return stream_error(codec, connect_code(e.code), &e.message),
+        Err(e) => return stream_error(codec, connect_code(e.code), e.public_message()),
     };
     let mut rx = w.subscribe();
     w.take();

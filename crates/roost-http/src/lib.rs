@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod strict_json;
 
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -42,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(console::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(etag::layer))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(middleware::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(middleware::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(middleware::reject_oversized))

@@ -1,7 +1,7 @@
 //! `/v1/buckets`: object storage buckets (their objects are served by the S3 endpoint),
 //! and presigned URLs for one object.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use roost_api::buckets::{Bucket, CreateBucketRequest, PresignRequest, PresignedUrl, UpdateBucketRequest};
 use roost_api::{ErrorResponse, Page, ProjectListParams};
@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::etag::IfMatch;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 
 /// List the buckets of your projects, with their object counts and sizes.
 #[utoipa::path(get, path = "/v1/buckets", tag = "buckets", params(ProjectListParams),

@@ -3,8 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
+use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
@@ -23,7 +23,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::etag::IfMatch;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 
 type ApiResult<T> = Result<axum::Json<T>, ApiError>;
 
@@ -408,7 +408,7 @@ async fn run_exec(control: roost_control::Control, id: String, socket: WebSocket
     let mut session = match control.exec(&id, request).await {
         Ok(s) => s,
         Err(e) => {
-            let err = ExecControl::Error { code: e.code.as_str().into(), message: e.message };
+            let err = ExecControl::Error { code: e.code.as_str().into(), message: e.public_message().to_string() };
             return send_control(&mut tx, &err).await;
         }
     };

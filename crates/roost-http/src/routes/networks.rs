@@ -1,7 +1,7 @@
 //! `/v1/networks`, `/v1/security-groups`, `/v1/port-forwards` and the instance
 //! sub-resources that use them (NICs, groups, port forwards).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use roost_api::ErrorResponse;
 use roost_api::Page;
@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::etag::IfMatch;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 use crate::routes::instances::ProjectParam;
 
 /// List networks (a project's `default` network is made on first use).

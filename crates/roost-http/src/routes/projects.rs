@@ -1,6 +1,6 @@
 //! `/v1/projects`: tenancy — projects, members, quotas and usage.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use roost_api::projects::{
     CreateProjectRequest, Member, Project, Quota, SetMemberRequest, UpdateProjectRequest, Usage,
@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::etag::IfMatch;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 
 type ApiResult<T> = Result<axum::Json<T>, ApiError>;
 

@@ -1,6 +1,6 @@
 //! `/v1/s3-keys`: the caller's S3 access keys.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use roost_api::buckets::{CreateS3KeyRequest, CreatedS3Key, S3Key, UpdateS3KeyRequest};
 use roost_api::{ErrorResponse, ListParams, Page};
@@ -9,7 +9,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::etag::IfMatch;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 
 /// List your S3 access keys (never their secrets); `name` and `sort=name` use the
 /// access key id.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use roost_api::sandboxes::{
     CreateSandboxRequest, Sandbox, SandboxTimeoutRequest, SandboxUrl, SandboxUsage, SandboxUsageParams,
@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::etag::IfMatch;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 
 /// List live sandboxes (`created_at` is when one started; `name` and `sort=name` use its
 /// template).

@@ -1,7 +1,7 @@
 //! `/v1/sandbox-keys`: keys of the E2B-compatible API (the sandboxes themselves are
 //! driven through that API, on `--e2b-listen`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use roost_api::sandboxes::{
     CreateSandboxKeyRequest, CreatedSandboxKey, SandboxKey, SandboxPoolStats, UpdateSandboxKeyRequest,
@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::etag::IfMatch;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 
 /// List the sandbox keys of the projects you can see.
 #[utoipa::path(get, path = "/v1/sandbox-keys", tag = "sandboxes", params(ProjectListParams),

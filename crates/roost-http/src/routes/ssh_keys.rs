@@ -1,6 +1,6 @@
 //! `/v1/ssh-keys`: the caller's SSH keys.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use roost_api::ssh_keys::{CreateSshKeyRequest, CreatedSshKey, SshKey, UpdateSshKeyRequest};
 use roost_api::{ErrorResponse, ListParams, Page};
@@ -9,7 +9,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::etag::IfMatch;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 
 /// List your SSH keys.
 #[utoipa::path(get, path = "/v1/ssh-keys", tag = "ssh-keys", params(ListParams),

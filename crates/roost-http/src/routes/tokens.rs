@@ -1,6 +1,6 @@
 //! `/v1/tokens`: the caller's API tokens.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use roost_api::tokens::{CreateTokenRequest, CreatedToken, Token, UpdateTokenRequest};
 use roost_api::{ErrorResponse, ListParams, Page};
@@ -9,7 +9,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::etag::IfMatch;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 
 /// List your API tokens.
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(ListParams),

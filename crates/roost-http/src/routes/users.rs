@@ -1,6 +1,6 @@
 //! `/v1/users`: accounts (admins manage; everyone sees and edits themselves as `me`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use roost_api::users::{
     CreateUserRequest, CreatedUser, ResetPasswordRequest, ResetPasswordResponse, UpdateUserRequest, UserDetails,
@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::etag::IfMatch;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 
 type ApiResult<T> = Result<axum::Json<T>, ApiError>;
 

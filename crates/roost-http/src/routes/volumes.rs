@@ -1,7 +1,7 @@
 //! `/v1/volumes`, `/v1/snapshots`, `/v1/backup-policies`, and the instance snapshot and
 //! clone actions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roost_api::instances::CreatedInstance;
@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::etag::IfMatch;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 use crate::routes::instances::ProjectParam;
 
 type ApiResult<T> = Result<axum::Json<T>, ApiError>;

@@ -10,8 +10,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use futures_util::StreamExt;
 use nix::sched::{CloneFlags, unshare};
-use tokio_util::io::SyncIoBridge;
+use tokio_util::bytes::Bytes;
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::driver::TarStream;
 use crate::images::tarball::{relative_inside, unpack};
@@ -44,12 +46,13 @@ pub async fn copy_in(root: PathBuf, path: &str, tar: TarStream) -> Result<()> {
 }
 
 /// A tar stream of `path` (file or directory, named by its last component) in the file
-/// system at `root`. A failure after the stream began truncates it (and is logged).
+/// system at `root`. A failure before the first bytes is the call's error; one after
+/// them ends the stream with an error rather than a clean end, so the HTTP answer is cut
+/// off (no final chunk) and no client takes a truncated archive for a whole one.
 pub async fn copy_out(root: PathBuf, path: &str) -> Result<TarStream> {
     let relative = relative_inside(path)?;
     let shown = path.to_string();
-    let (reader, writer) = tokio::io::duplex(256 * 1024);
-    let mut writer = SyncIoBridge::new(writer);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<()>>();
     std::thread::spawn(move || {
         if let Err(e) = enter(&root) {
@@ -66,6 +69,7 @@ pub async fn copy_out(root: PathBuf, path: &str) -> Result<TarStream> {
         };
         let _ = ready_tx.send(Ok(()));
         let name = relative.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let mut writer = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
         let result = (|| -> std::io::Result<()> {
             let mut builder = tar::Builder::new(&mut writer);
             builder.follow_symlinks(false);
@@ -76,13 +80,53 @@ pub async fn copy_out(root: PathBuf, path: &str) -> Result<TarStream> {
             }
             builder.finish()?;
             drop(builder);
-            writer.flush()?;
-            writer.shutdown()
+            writer.flush()
         })();
         if let Err(e) = result {
-            tracing::warn!(path = %shown, error = %e, "copy out ended early");
+            tracing::warn!(path = %shown, error = %e, "copy out failed; the archive is cut off");
+            let _ =
+                tx.blocking_send(Err(std::io::Error::other(format!("the archive of '{shown}' is incomplete: {e}"))));
         }
     });
     ready_rx.await.map_err(|_| Error::io("copying out", std::io::Error::other("copy thread panicked")))??;
-    Ok(Box::new(reader))
+    // The first chunk decides the status: an archive that cannot even begin is an error.
+    let first = match rx.recv().await {
+        Some(Err(e)) => return Err(Error::Invalid(e.to_string())),
+        first => first,
+    };
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures_util::stream::iter(first).chain(rest);
+    Ok(Box::new(StreamReader::new(Box::pin(stream))))
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// The blocking end of a tar stream: full chunks go to the reader.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the reader went away"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
 }
