@@ -202,6 +202,11 @@ impl Client {
         self.json(self.request(Method::POST, path).json(body)).await
     }
 
+    /// A JSON merge patch of the resource at `path`.
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.json(self.request(Method::PATCH, path).json(body)).await
+    }
+
     // --- health -------------------------------------------------------------------
 
     pub async fn live(&self) -> Result<Health> {
@@ -883,6 +888,99 @@ where
 /// Percent-encodes a path segment (names are plain, but never trust that).
 pub fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+// --- updates (JSON merge patches) ---------------------------------------------------
+impl Client {
+    pub async fn update_instance(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::instances::UpdateInstanceRequest,
+    ) -> Result<Instance> {
+        self.patch(&Self::instance_path(key, "", project), req).await
+    }
+
+    pub async fn update_network(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::networks::UpdateNetworkRequest,
+    ) -> Result<Network> {
+        self.patch(&Self::scoped_path("/v1/networks", key, "", project), req).await
+    }
+
+    pub async fn update_security_group(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::networks::UpdateSecurityGroupRequest,
+    ) -> Result<SecurityGroup> {
+        self.patch(&Self::scoped_path("/v1/security-groups", key, "", project), req).await
+    }
+
+    pub async fn update_volume(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::volumes::UpdateVolumeRequest,
+    ) -> Result<roost_api::volumes::Volume> {
+        self.patch(&Self::scoped_path("/v1/volumes", key, "", project), req).await
+    }
+
+    pub async fn update_snapshot(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::volumes::UpdateSnapshotRequest,
+    ) -> Result<roost_api::volumes::Snapshot> {
+        self.patch(&Self::scoped_path("/v1/snapshots", key, "", project), req).await
+    }
+
+    pub async fn update_backup_policy(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::volumes::UpdateBackupPolicyRequest,
+    ) -> Result<roost_api::volumes::BackupPolicy> {
+        self.patch(&Self::scoped_path("/v1/backup-policies", key, "", project), req).await
+    }
+
+    pub async fn update_bucket(&self, key: &str, req: &roost_api::buckets::UpdateBucketRequest) -> Result<Bucket> {
+        self.patch(&format!("/v1/buckets/{}", encode(key)), req).await
+    }
+
+    pub async fn update_s3_key(&self, id: &str, req: &roost_api::buckets::UpdateS3KeyRequest) -> Result<S3Key> {
+        self.patch(&format!("/v1/s3-keys/{}", encode(id)), req).await
+    }
+
+    pub async fn get_sandbox_key(&self, id: &str) -> Result<roost_api::sandboxes::SandboxKey> {
+        self.get(&format!("/v1/sandbox-keys/{}", encode(id))).await
+    }
+
+    pub async fn update_sandbox_key(
+        &self,
+        id: &str,
+        req: &roost_api::sandboxes::UpdateSandboxKeyRequest,
+    ) -> Result<roost_api::sandboxes::SandboxKey> {
+        self.patch(&format!("/v1/sandbox-keys/{}", encode(id)), req).await
+    }
+
+    pub async fn update_ssh_key(
+        &self,
+        key: &str,
+        req: &roost_api::ssh_keys::UpdateSshKeyRequest,
+    ) -> Result<roost_api::ssh_keys::SshKey> {
+        self.patch(&format!("/v1/ssh-keys/{}", encode(key)), req).await
+    }
+
+    pub async fn update_token(&self, key: &str, req: &roost_api::tokens::UpdateTokenRequest) -> Result<Token> {
+        self.patch(&format!("/v1/tokens/{}", encode(key)), req).await
+    }
+
+    pub async fn update_image(&self, key: &str, req: &roost_api::images::UpdateImageRequest) -> Result<Image> {
+        self.patch(&format!("/v1/images/{}", encode(key)), req).await
+    }
 }
 
 // --- sandbox templates ------------------------------------------------------------

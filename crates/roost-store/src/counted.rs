@@ -16,6 +16,19 @@ use sqlx::any::{AnyQueryResult, AnyRow, AnyTypeInfo};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Database, Either, Execute, Executor, SqlStr, Transaction};
 
+tokio::task_local! {
+    /// The statements of the work running in [`count_statements`].
+    static SCOPE: Arc<AtomicU64>;
+}
+
+/// Runs `work` and also counts the statements it runs on its own task (not in tasks it
+/// spawns): what one request costs, exactly, whatever else the server does meanwhile.
+pub async fn count_statements<F: std::future::Future>(work: F) -> (F::Output, u64) {
+    let counter = Arc::new(AtomicU64::new(0));
+    let out = SCOPE.scope(counter.clone(), work).await;
+    (out, counter.load(Ordering::Relaxed))
+}
+
 /// The statement counter shared by a store's clones.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Counter(Arc<AtomicU64>);
@@ -23,6 +36,7 @@ pub(crate) struct Counter(Arc<AtomicU64>);
 impl Counter {
     pub(crate) fn bump(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
+        let _ = SCOPE.try_with(|scope| scope.fetch_add(1, Ordering::Relaxed));
     }
 
     pub(crate) fn get(&self) -> u64 {

@@ -19,6 +19,17 @@ pub enum BucketCommand {
     Ls(PageArgs),
     /// Show a bucket
     Show { name: String },
+    /// Make a bucket public-read or private, or turn versioning on or off
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// Anyone may read its objects: on or off
+        #[arg(long, value_parser = super::parse_switch)]
+        public: Option<bool>,
+        /// Versioning: on (Enabled) or off (Suspended)
+        #[arg(long, value_parser = super::parse_switch)]
+        versioning: Option<bool>,
+    },
     /// Delete a bucket (refused while it holds objects, unless --force)
     #[command(visible_alias = "delete")]
     Rm {
@@ -67,6 +78,13 @@ pub enum S3KeyCommand {
     Ls(PageArgs),
     /// Show one key
     Show { id: String },
+    /// Change a key's description (`--description ''` clears it)
+    #[command(visible_alias = "set")]
+    Update {
+        id: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Delete (revoke) a key
     #[command(visible_aliases = ["delete", "revoke"])]
     Rm { id: String },
@@ -126,6 +144,14 @@ pub async fn run(global: &GlobalArgs, cmd: BucketCommand) -> anyhow::Result<()> 
             print_list(global.output, &buckets, &["name", "objects", "size", "created"], |b| {
                 vec![b.name.clone(), b.objects.to_string(), human_size(b.size_bytes), ago(Some(b.created_at))]
             })
+        }
+        BucketCommand::Update { name, public, versioning } => {
+            let req = roost_api::buckets::UpdateBucketRequest {
+                public_read: public,
+                versioning: versioning.map(|on| if on { "Enabled" } else { "Suspended" }.to_string()),
+            };
+            let b = client.update_bucket(&name, &req).await?;
+            print_block(global.output, &b, &bucket_fields(&b))
         }
         BucketCommand::Show { name } => {
             let b = client.get_bucket(&name).await?;
@@ -192,6 +218,11 @@ pub async fn run_keys(global: &GlobalArgs, cmd: S3KeyCommand) -> anyhow::Result<
         }
         S3KeyCommand::Show { id } => {
             let k = client.get_s3_key(&id).await?;
+            print_block(global.output, &k, &key_fields(&k))
+        }
+        S3KeyCommand::Update { id, description } => {
+            let req = roost_api::buckets::UpdateS3KeyRequest { description: super::patch_text(description) };
+            let k = client.update_s3_key(&id, &req).await?;
             print_block(global.output, &k, &key_fields(&k))
         }
         S3KeyCommand::Rm { id } => {

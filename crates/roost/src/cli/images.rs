@@ -12,6 +12,13 @@ pub enum ImageCommand {
     Ls(PageArgs),
     /// Show an image
     Show { name: String },
+    /// Change a project image's description (`--description ''` clears it)
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Build a Debian image offline from Debian packages (mmdebstrap), with progress
     Build {
         name: String,
@@ -60,6 +67,11 @@ pub async fn run(global: &GlobalArgs, cmd: ImageCommand) -> anyhow::Result<()> {
         }
         ImageCommand::Show { name } => {
             let i = client.get_image(&name).await?;
+            print_block(global.output, &i, &fields(&i))
+        }
+        ImageCommand::Update { name, description } => {
+            let req = roost_api::images::UpdateImageRequest { description: super::patch_text(description) };
+            let i = client.update_image(&name, &req).await?;
             print_block(global.output, &i, &fields(&i))
         }
         ImageCommand::Build { name, from, packages, no_wait } => {

@@ -76,6 +76,20 @@ impl PageArgs {
     }
 }
 
+/// An optional text flag of an `update`: absent leaves the field, `''` clears it.
+pub fn patch_text(value: Option<String>) -> Option<Option<String>> {
+    value.map(|v| (!v.is_empty()).then_some(v))
+}
+
+/// `on`/`off` (also `true`/`false`, `yes`/`no`) for the switches of an `update`.
+pub fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" | "enabled" => Ok(true),
+        "off" | "false" | "no" | "0" | "disabled" => Ok(false),
+        _ => Err(format!("'{text}' is not on or off")),
+    }
+}
+
 /// What `roost login` keeps (`~/.config/roost/config.toml`, mode 0600).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClientConfig {

@@ -32,6 +32,17 @@ pub enum NetworkCommand {
     /// Remove a network (refused while instances are attached)
     #[command(visible_alias = "delete")]
     Rm { name: String },
+    /// Change a network: NAT and DNS on or off (`update web --dns on`)
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// NAT to the outside: on or off
+        #[arg(long, value_parser = super::parse_switch)]
+        nat: Option<bool>,
+        /// Names for instances (<name>.<network>.internal): on or off
+        #[arg(long, value_parser = super::parse_switch)]
+        dns: Option<bool>,
+    },
     /// Let two networks of the project reach each other (VPC peering)
     Peer { network: String, other: String },
     /// End a peering
@@ -57,6 +68,13 @@ pub enum SgCommand {
     /// Remove a group (refused while instances use it)
     #[command(visible_alias = "delete")]
     Rm { name: String },
+    /// Change a group's description (`--description ''` clears it)
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Rules of a group
     #[command(subcommand)]
     Rule(RuleCommand),
@@ -162,6 +180,11 @@ pub async fn run_network(global: &GlobalArgs, cmd: NetworkCommand) -> anyhow::Re
             eprintln!("Removed network '{}' ({}).", n.name, n.id);
             Ok(())
         }
+        NetworkCommand::Update { name, nat, dns } => {
+            let req = roost_api::networks::UpdateNetworkRequest { nat, dns };
+            let n = client.update_network(&name, project.as_deref(), &req).await?;
+            print_block(global.output, &n, &network_fields(&n))
+        }
         NetworkCommand::Peer { network, other } => {
             let n = client.peer_networks(&network, &other, project.as_deref()).await?;
             if !print_structured(global.output, &n)? {
@@ -211,6 +234,14 @@ pub async fn run_sg(global: &GlobalArgs, cmd: SgCommand) -> anyhow::Result<()> {
         SgCommand::Show { name } => {
             let g = client.get_security_group(&name, project.as_deref()).await?;
             print_group(global, &g)
+        }
+        SgCommand::Update { name, description } => {
+            let req = roost_api::networks::UpdateSecurityGroupRequest { description: super::patch_text(description) };
+            let g = client.update_security_group(&name, project.as_deref(), &req).await?;
+            if !print_structured(global.output, &g)? {
+                eprintln!("Updated security group '{}' ({}).", g.name, g.id);
+            }
+            Ok(())
         }
         SgCommand::Rm { name } => {
             let g = client.get_security_group(&name, project.as_deref()).await?;

@@ -349,6 +349,22 @@ pub enum SandboxKeyCommand {
     /// List keys
     #[command(visible_alias = "list")]
     Ls(PageArgs),
+    /// Show a key (never its secret)
+    Show { id: String },
+    /// Rename a key or change its limits (the next create sees them)
+    #[command(visible_alias = "set")]
+    Update {
+        id: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: Option<String>,
+        /// Most sandboxes alive at once
+        #[arg(long)]
+        max_sandboxes: Option<u32>,
+        /// Most creations per minute
+        #[arg(long)]
+        creates_per_minute: Option<u32>,
+    },
 }
 
 pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()> {
@@ -492,6 +508,16 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             println!("{}", created.secret);
             Ok(())
         }
+        SandboxCommand::Key(SandboxKeyCommand::Show { id }) => {
+            let k = client.get_sandbox_key(&id).await?;
+            print_block(global.output, &k, &key_fields(&k))
+        }
+        SandboxCommand::Key(SandboxKeyCommand::Update { id, new_name, max_sandboxes, creates_per_minute }) => {
+            let req =
+                roost_api::sandboxes::UpdateSandboxKeyRequest { name: new_name, max_sandboxes, creates_per_minute };
+            let k = client.update_sandbox_key(&id, &req).await?;
+            print_block(global.output, &k, &key_fields(&k))
+        }
         SandboxCommand::Key(SandboxKeyCommand::Ls(page)) => {
             let params = roost_api::ProjectListParams { project: global.project_name()?, ..Default::default() };
             let keys: Vec<roost_api::sandboxes::SandboxKey> = page.fetch(&client, "/v1/sandbox-keys", params).await?;
@@ -507,4 +533,16 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             })
         }
     }
+}
+
+fn key_fields(k: &roost_api::sandboxes::SandboxKey) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", k.name.clone()),
+        ("id", k.id.clone()),
+        ("prefix", k.prefix.clone()),
+        ("project", k.project_id.clone()),
+        ("max sandboxes", k.max_sandboxes.to_string()),
+        ("creates per minute", k.creates_per_minute.to_string()),
+        ("created", when(Some(k.created_at), "-")),
+    ]
 }

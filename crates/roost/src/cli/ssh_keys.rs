@@ -30,6 +30,14 @@ pub enum SshKeyCommand {
     Ls(PageArgs),
     /// Show one key
     Show { name: String },
+    /// Rename a key
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: String,
+    },
     /// Delete a key (instances that got it keep it)
     #[command(visible_alias = "delete")]
     Rm { name: String },
@@ -104,6 +112,11 @@ pub async fn run(global: &GlobalArgs, cmd: SshKeyCommand) -> anyhow::Result<()> 
         }
         SshKeyCommand::Show { name } => {
             let k = client.get_ssh_key(&name).await?;
+            print_block(global.output, &k, &fields(&k))
+        }
+        SshKeyCommand::Update { name, new_name } => {
+            let req = roost_api::ssh_keys::UpdateSshKeyRequest { name: Some(new_name) };
+            let k = client.update_ssh_key(&name, &req).await?;
             print_block(global.output, &k, &fields(&k))
         }
         SshKeyCommand::Rm { name } => {

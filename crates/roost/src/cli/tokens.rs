@@ -33,6 +33,14 @@ pub enum TokenCommand {
     },
     /// Show one token
     Show { name: String },
+    /// Rename a token (scope and expiry never change)
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: String,
+    },
     /// Delete (revoke) a token
     #[command(visible_aliases = ["delete", "revoke"])]
     Rm { name: String },
@@ -97,6 +105,11 @@ pub async fn run(global: &GlobalArgs, cmd: TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::Show { name } => {
             let t = client.get_token(&name).await?;
+            print_block(global.output, &t, &token_fields(&t))
+        }
+        TokenCommand::Update { name, new_name } => {
+            let req = roost_api::tokens::UpdateTokenRequest { name: Some(new_name) };
+            let t = client.update_token(&name, &req).await?;
             print_block(global.output, &t, &token_fields(&t))
         }
         TokenCommand::Rm { name } => {

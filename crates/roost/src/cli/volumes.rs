@@ -31,6 +31,14 @@ pub enum VolumeCommand {
     Ls(PageArgs),
     /// Show a volume
     Show { name: String },
+    /// Rename a volume
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: Option<String>,
+    },
     /// Grow a volume and its filesystem (also while attached and running)
     Resize {
         name: String,
@@ -82,6 +90,16 @@ pub enum SnapshotCommand {
     },
     /// Show a snapshot
     Show { name: String },
+    /// Rename a snapshot or change its description (`--description ''` clears it)
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Remove a snapshot
     #[command(visible_alias = "delete")]
     Rm { name: String },
@@ -106,6 +124,20 @@ pub enum BackupPolicyCommand {
     Ls(PageArgs),
     /// Show a policy
     Show { name: String },
+    /// Rename a policy, or change its schedule or how many it keeps
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: Option<String>,
+        /// Five-field cron expression, UTC
+        #[arg(long)]
+        cron: Option<String>,
+        /// Snapshots kept
+        #[arg(long)]
+        keep: Option<u32>,
+    },
     /// Remove a policy (its snapshots stay)
     #[command(visible_alias = "delete")]
     Rm { name: String },
@@ -185,6 +217,10 @@ pub async fn run_volume(global: &GlobalArgs, cmd: VolumeCommand) -> anyhow::Resu
             )
         }
         VolumeCommand::Show { name } => volume_block(global, &client.get_volume(&name, project).await?),
+        VolumeCommand::Update { name, new_name } => {
+            let req = roost_api::volumes::UpdateVolumeRequest { name: new_name };
+            volume_block(global, &client.update_volume(&name, project, &req).await?)
+        }
         VolumeCommand::Resize { name, size } => {
             let v = client.resize_volume(&name, size_arg("size", &size)?, project).await?;
             if !print_structured(global.output, &v)? {
@@ -270,6 +306,16 @@ pub async fn run_snapshot(global: &GlobalArgs, cmd: SnapshotCommand) -> anyhow::
             let pairs: Vec<(&str, String)> = fields.iter().copied().zip(values).collect();
             print_block(global.output, &s, &pairs)
         }
+        SnapshotCommand::Update { name, new_name, description } => {
+            let req = roost_api::volumes::UpdateSnapshotRequest {
+                name: new_name,
+                description: super::patch_text(description),
+            };
+            let s = client.update_snapshot(&name, project.as_deref(), &req).await?;
+            let fields = ["name", "id", "volume", "size", "stored", "description", "created"];
+            let pairs: Vec<(&str, String)> = fields.iter().copied().zip(snapshot_row(&s)).collect();
+            print_block(global.output, &s, &pairs)
+        }
         SnapshotCommand::Rm { name } => {
             client.delete_snapshot(&name, project.as_deref()).await?;
             eprintln!("Removed snapshot '{name}'.");
@@ -316,6 +362,12 @@ pub async fn run_policy(global: &GlobalArgs, cmd: BackupPolicyCommand) -> anyhow
         }
         BackupPolicyCommand::Show { name } => {
             let p = client.get_backup_policy(&name, project.as_deref()).await?;
+            let pairs: Vec<(&str, String)> = POLICY_FIELDS.iter().copied().zip(policy_row(&p)).collect();
+            print_block(global.output, &p, &pairs)
+        }
+        BackupPolicyCommand::Update { name, new_name, cron, keep } => {
+            let req = roost_api::volumes::UpdateBackupPolicyRequest { name: new_name, cron, keep };
+            let p = client.update_backup_policy(&name, project.as_deref(), &req).await?;
             let pairs: Vec<(&str, String)> = POLICY_FIELDS.iter().copied().zip(policy_row(&p)).collect();
             print_block(global.output, &p, &pairs)
         }

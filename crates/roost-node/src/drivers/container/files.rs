@@ -52,7 +52,7 @@ pub async fn copy_in(root: PathBuf, path: &str, tar: TarStream) -> Result<()> {
 pub async fn copy_out(root: PathBuf, path: &str) -> Result<TarStream> {
     let relative = relative_inside(path)?;
     let shown = path.to_string();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let (mut writer, rx) = chunked();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<()>>();
     std::thread::spawn(move || {
         if let Err(e) = enter(&root) {
@@ -69,7 +69,6 @@ pub async fn copy_out(root: PathBuf, path: &str) -> Result<TarStream> {
         };
         let _ = ready_tx.send(Ok(()));
         let name = relative.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-        let mut writer = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
         let result = (|| -> std::io::Result<()> {
             let mut builder = tar::Builder::new(&mut writer);
             builder.follow_symlinks(false);
@@ -84,12 +83,26 @@ pub async fn copy_out(root: PathBuf, path: &str) -> Result<TarStream> {
         })();
         if let Err(e) = result {
             tracing::warn!(path = %shown, error = %e, "copy out failed; the archive is cut off");
-            let _ =
-                tx.blocking_send(Err(std::io::Error::other(format!("the archive of '{shown}' is incomplete: {e}"))));
+            writer.fail(format!("the archive of '{shown}' is incomplete: {e}"));
         }
     });
     ready_rx.await.map_err(|_| Error::io("copying out", std::io::Error::other("copy thread panicked")))??;
-    // The first chunk decides the status: an archive that cannot even begin is an error.
+    reader_of(rx).await
+}
+
+const CHUNK: usize = 64 * 1024;
+
+type Chunks = tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>;
+
+/// A blocking writer and the chunks it produces.
+fn chunked() -> (ChunkWriter, Chunks) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    (ChunkWriter { tx, buf: Vec::with_capacity(CHUNK) }, rx)
+}
+
+/// The chunks as a reader, once the first has come: an archive that cannot even begin
+/// is the call's error; a later failure is the reader's.
+async fn reader_of(mut rx: Chunks) -> Result<TarStream> {
     let first = match rx.recv().await {
         Some(Err(e)) => return Err(Error::Invalid(e.to_string())),
         first => first,
@@ -99,8 +112,6 @@ pub async fn copy_out(root: PathBuf, path: &str) -> Result<TarStream> {
     Ok(Box::new(StreamReader::new(Box::pin(stream))))
 }
 
-const CHUNK: usize = 64 * 1024;
-
 /// The blocking end of a tar stream: full chunks go to the reader.
 struct ChunkWriter {
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
@@ -108,6 +119,12 @@ struct ChunkWriter {
 }
 
 impl ChunkWriter {
+    /// Ends the stream with an error (what was written before it still arrives first).
+    fn fail(mut self, message: String) {
+        let _ = self.send();
+        let _ = self.tx.blocking_send(Err(std::io::Error::other(message)));
+    }
+
     fn send(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -128,5 +145,42 @@ impl Write for ChunkWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.send()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failure_never_reads_as_a_whole_archive() {
+        // Before the first chunk: the call fails.
+        let (writer, rx) = chunked();
+        std::thread::spawn(move || writer.fail("no such luck".into()));
+        assert!(matches!(reader_of(rx).await.err(), Some(Error::Invalid(m)) if m.contains("no such luck")));
+
+        // After some chunks: they arrive, then the read fails instead of ending.
+        let (mut writer, rx) = chunked();
+        std::thread::spawn(move || {
+            writer.write_all(&vec![7u8; 3 * CHUNK]).unwrap();
+            writer.fail("socket can not be archived".into());
+        });
+        let mut reader = reader_of(rx).await.unwrap();
+        let mut got = Vec::new();
+        let err = reader.read_to_end(&mut got).await.unwrap_err();
+        assert!(err.to_string().contains("socket can not be archived"), "{err}");
+        assert_eq!(got.len(), 3 * CHUNK);
+
+        // A whole archive ends cleanly.
+        let (mut writer, rx) = chunked();
+        std::thread::spawn(move || {
+            writer.write_all(b"whole").unwrap();
+            writer.flush().unwrap();
+        });
+        let mut got = Vec::new();
+        reader_of(rx).await.unwrap().read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"whole");
     }
 }
