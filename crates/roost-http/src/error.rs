@@ -128,3 +128,49 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!(panic = detail, "handler panicked");
     ApiError::new(ErrorCode::Internal, INTERNAL_MESSAGE).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn plain_text_errors_become_the_json_shape() {
+        let app = axum::Router::new()
+            .route(
+                "/v1/plain",
+                axum::routing::get(|| async {
+                    (StatusCode::BAD_REQUEST, [(header::ALLOW, "GET")], "Connection header did not include 'upgrade'")
+                }),
+            )
+            .route(
+                "/v1/boom",
+                axum::routing::get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "/var/lib/roost: EIO") }),
+            )
+            .route("/v1/fine", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(json_errors));
+        let call = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let r = app.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+                let status = r.status();
+                let allow = r.headers().get(header::ALLOW).cloned();
+                let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+                (status, allow, bytes)
+            }
+        };
+        let (status, allow, body) = call("/v1/plain").await;
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((status.as_u16(), body["error"]["code"].as_str()), (400, Some("invalid_request")));
+        assert!(body["error"]["message"].as_str().unwrap().contains("upgrade"));
+        assert_eq!(allow.unwrap(), "GET", "headers stay");
+        let (status, _, body) = call("/v1/boom").await;
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((status.as_u16(), body["error"]["message"].as_str()), (500, Some(INTERNAL_MESSAGE)));
+        let (status, _, body) = call("/v1/fine").await;
+        assert_eq!((status.as_u16(), &body[..]), (200, &b"ok"[..]), "successes pass untouched");
+    }
+}

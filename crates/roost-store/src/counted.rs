@@ -29,6 +29,12 @@ pub async fn count_statements<F: std::future::Future>(work: F) -> (F::Output, u6
     (out, counter.load(Ordering::Relaxed))
 }
 
+/// Runs `work` without counting its statements in the enclosing [`count_statements`]
+/// (they still count in [`Store::queries_executed`](crate::Store::queries_executed)).
+pub async fn apart<F: std::future::Future>(work: F) -> F::Output {
+    count_statements(work).await.0
+}
+
 /// The statement counter shared by a store's clones.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Counter(Arc<AtomicU64>);
