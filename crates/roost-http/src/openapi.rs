@@ -113,6 +113,13 @@ fn add_conventions(method: &str, op: &mut Operation) {
     let json_body = body.is_some_and(|b| b.content.contains_key("application/json"));
     let mutating = method != "get";
     let authenticated = !anonymous;
+    // Without path or query parameters, what is not found is something the body names
+    // (a project, an image, a network).
+    let not_found = if has_params {
+        "No such resource, or one you may not see"
+    } else {
+        "A resource the body names does not exist, or you may not see it"
+    };
     let errors: [(u16, bool, &str); 11] = [
         (
             400,
@@ -121,7 +128,7 @@ fn add_conventions(method: &str, op: &mut Operation) {
         ),
         (401, authenticated, "No credential, or an unknown, revoked or expired one"),
         (403, authenticated, "The role, the token's scope or the CSRF check refuses it"),
-        (404, authenticated && has_params, "No such resource, or one you may not see"),
+        (404, authenticated && (has_params || body.is_some()), not_found),
         (409, authenticated && mutating, "A name is taken, or the resource's state forbids it"),
         (412, if_match, "`If-Match` names a version that is no longer current"),
         (413, body.is_some(), "The body is too large"),
