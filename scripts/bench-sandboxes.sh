@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sandbox start latency, create to first command output, interleaved, N runs each:
-#   raw      `runc run -d` + `runc exec true` on the `base` template's rootfs
+#   raw      `runc run -d` + `runc exec true` on the `slim` template's rootfs
 #   cold     the official E2B Python SDK's `Sandbox.create()` + `commands.run("true")`
 #            through Roost's E2B listener, on a server without a pool
 #   warm     the same SDK calls on a second server with `--sandbox-pool 2` (the create
@@ -59,15 +59,15 @@ for p in "$port" "$wport"; do
 done
 export ROOST_CONFIG_FILE="$work/cli.toml" ROOST_SERVER="http://127.0.0.1:$port"
 echo bench-password-123 | "$bin" login -u admin --password-stdin 2>/dev/null
-"$bin" image build base --from debian:bookworm --packages bash,procps,findutils >/dev/null 2>&1
+"$bin" image build slim --from debian:bookworm --packages bash,procps,findutils >/dev/null 2>&1
 key=$("$bin" sandbox key create bench --max-sandboxes 200 --creates-per-minute 10000 2>/dev/null)
 wcli() { ROOST_CONFIG_FILE="$work/wcli.toml" ROOST_SERVER="http://127.0.0.1:$wport" "$bin" "$@"; }
 echo bench-password-123 | wcli login -u admin --password-stdin 2>/dev/null
-wcli image build base --from debian:bookworm --packages bash,procps,findutils >/dev/null 2>&1
+wcli image build slim --from debian:bookworm --packages bash,procps,findutils >/dev/null 2>&1
 wkey=$(wcli sandbox key create bench --max-sandboxes 200 --creates-per-minute 10000 2>/dev/null)
-digest=$("$bin" image show base -o json | awk -F'"' '/"digest"/ { print $4 }')
+digest=$("$bin" image show slim -o json | awk -F'"' '/"digest"/ { print $4 }')
 rootfs=$(ls -d "$work"/data/images/sha256/*/rootfs | while read -r d; do [ -e "$d/bin/bash" ] && echo "$d"; done | head -n 1)
-[ -n "$rootfs" ] || { echo "error: no rootfs for base ($digest)" >&2; exit 1; }
+[ -n "$rootfs" ] || { echo "error: no rootfs for slim ($digest)" >&2; exit 1; }
 
 bundle="$work/bundle"
 mkdir -p "$bundle"
@@ -98,8 +98,8 @@ def wait_pool(ready=2):
         time.sleep(0.1)
     raise SystemExit("the warm pool never filled")
 
-Sandbox.create(template="base").kill()  # warm up, and the first warm create fills the pool
-Sandbox.create(template="base", **warm_env).kill()
+Sandbox.create(template="slim").kill()  # warm up, and the first warm create fills the pool
+Sandbox.create(template="slim", **warm_env).kill()
 for i in range(runs):
     t0 = time.perf_counter()
     subprocess.run(runc + ["run", "-d", "--bundle", bundle, f"raw{i}"], check=True,
@@ -109,21 +109,21 @@ for i in range(runs):
     subprocess.run(runc + ["delete", "-f", f"raw{i}"], check=True)
 
     t0 = time.perf_counter()
-    s = Sandbox.create(template="base")
+    s = Sandbox.create(template="slim")
     s.commands.run("true")
     sdk.append((time.perf_counter() - t0) * 1000)
     s.kill()
 
     wait_pool()
     t0 = time.perf_counter()
-    s = Sandbox.create(template="base", **warm_env)
+    s = Sandbox.create(template="slim", **warm_env)
     s.commands.run("true")
     warm.append((time.perf_counter() - t0) * 1000)
     s.kill()
     wait_pool()  # the refill is done before anything else is timed
 
     t0 = time.perf_counter()
-    sid = subprocess.run([roost, "sandbox", "create"], check=True, capture_output=True, text=True).stdout.strip()
+    sid = subprocess.run([roost, "sandbox", "create", "--template", "slim"], check=True, capture_output=True, text=True).stdout.strip()
     subprocess.run([roost, "sandbox", "exec", sid, "--", "true"], check=True)
     cli.append((time.perf_counter() - t0) * 1000)
     subprocess.run([roost, "sandbox", "kill", sid], check=True, capture_output=True)
@@ -138,7 +138,7 @@ print("==> 100 sandboxes created concurrently")
 made, errors = [], []
 def one():
     try:
-        made.append(Sandbox.create(template="base"))
+        made.append(Sandbox.create(template="slim"))
     except Exception as e:  # reported, not hidden
         errors.append(repr(e))
 t0 = time.perf_counter()

@@ -69,6 +69,7 @@ test("every page can be left through the sidebar without a page error", async ({
     ["/sandboxes", "/sandboxes", "Sandboxes"],
     ["/sandboxes/:id", `/sandboxes/${sandbox.id}`, sandbox.id],
     ["/sandbox-templates", "/sandbox-templates", "Sandbox templates"],
+    ["/system/tasks", "/system/tasks", "System tasks"],
   ];
   const app = readFileSync(join(WEB, "src/App.tsx"), "utf8");
   const routes = [...app.slice(app.indexOf("export const ROUTES")).matchAll(/^\s*\["(\/[^"]*)",/gm)].map((m) => m[1]);
@@ -96,6 +97,7 @@ test("every page can be left through the sidebar without a page error", async ({
     ["Operations", "/operations", "Operations"],
     ["Users", "/users", "Users"],
     ["Node", "/node", "Compute node"],
+    ["System tasks", "/system/tasks", "System tasks"],
     ["Account", "/account", "Your account"],
   ];
   let n = 0;
@@ -112,6 +114,23 @@ test("every page can be left through the sidebar without a page error", async ({
     await expect(page.getByTestId("page-error")).toHaveCount(0);
     expect(consoleErrors.unexpected(), `leaving ${route} (${path}) for ${to}`).toEqual([]);
   }
+});
+
+test("system tasks: the list, and Run now runs one", async ({ page }) => {
+  await page.goto("/system/tasks");
+  await page.getByRole("heading", { name: "System tasks", level: 1 }).waitFor();
+  const table = page.getByRole("table", { name: "System tasks" });
+  for (const name of ["instance_reconciler", "network_sync", "sandbox_expiry", "housekeeping"]) {
+    await expect(table.getByText(name, { exact: true })).toBeVisible();
+  }
+  const row = table.getByRole("row").filter({ has: page.getByText("housekeeping", { exact: true }) });
+  const runs = async () => Number(await row.getByRole("cell").nth(6).textContent());
+  const before = await runs();
+  await row.getByRole("button", { name: "Run housekeeping now" }).click();
+  await page.getByText("housekeeping: run asked for").waitFor();
+  await expect.poll(runs, { timeout: 30_000 }).toBeGreaterThan(before);
+  await expect(row.getByRole("cell").nth(4)).toContainText("ok");
+  await shot(page, "system-tasks");
 });
 
 test("a page that fails shows an error panel in the layout, and the console keeps working", async ({ page, consoleErrors }) => {

@@ -1,6 +1,6 @@
 // Resources beside instances: security groups and networks, tokens, image import by
-// upload, the audit log, buckets (signed links and the browser), SSH and S3 keys, and a
-// sandbox's page.
+// upload, the audit log, buckets (signed links and the browser), SSH, S3 and sandbox
+// keys, and a sandbox's page.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -228,6 +228,20 @@ test("S3 key: the secret once, with its access key id", async ({ page }) => {
   await shot(page, "s3-keys");
   await page.getByRole("button", { name: "I have stored it" }).click();
   await expect(page.getByTestId("secret"), "the secret is gone").toHaveCount(0);
+});
+
+test("sandbox key: revoked from the keys list", async ({ page }) => {
+  const name = `e2e-sbk-${Date.now()}`;
+  const created = await api("POST", "/v1/sandbox-keys", { name });
+  await page.goto("/sandboxes");
+  const row = page.getByRole("table", { name: "Sandbox keys" }).locator("tr", { hasText: name });
+  await row.waitFor();
+  await row.getByRole("button", { name: `Revoke key ${name}` }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
+  await page.getByText(`Revoked key ${name}`).waitFor();
+  await row.waitFor({ state: "detached" });
+  const keys = await api("GET", "/v1/sandbox-keys");
+  expect(keys.some((k) => k.id === created.key.id), "the key is still listed").toBe(false);
 });
 
 test("sandbox page: a file in the browser, upload, terminal, processes", async ({ page }) => {

@@ -86,6 +86,7 @@ const pages = {
   sandboxes: lazyPage(() => import("./pages/Sandboxes"), (m) => m.SandboxesPage),
   sandbox: lazyPage(() => import("./pages/Sandbox"), (m) => m.SandboxPage),
   templates: lazyPage(() => import("./pages/SandboxTemplates"), (m) => m.SandboxTemplatesPage),
+  tasks: lazyPage(() => import("./pages/SystemTasks"), (m) => m.SystemTasksPage),
 };
 
 /** The console's routes, most specific first, with the code each needs. */
@@ -115,6 +116,7 @@ export const ROUTES: [string, Page, (() => Promise<unknown>) | null][] = [
   ["/sandboxes", pages.sandboxes.Page, pages.sandboxes.load],
   ["/sandboxes/:id", pages.sandbox.Page, pages.sandbox.load],
   ["/sandbox-templates", pages.templates.Page, pages.templates.load],
+  ["/system/tasks", pages.tasks.Page, pages.tasks.load],
 ];
 
 /** Starts loading the code of the page at `path`. */

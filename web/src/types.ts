@@ -255,10 +255,17 @@ export interface S3Key {
   id: string;
   description?: string | null;
   user_id: string;
+  /** The names the key's buckets had when it was made. */
   buckets?: string[];
+  /** What the limit is by: the buckets' ids. */
+  bucket_ids?: string[];
   read_only: boolean;
   created_at: string;
   last_used_at?: string | null;
+  /** Made with an expiring token: it ends with it. */
+  expires_at?: string | null;
+  /** Made with a project-restricted token: only that project's buckets. */
+  project_id?: string | null;
 }
 
 export interface InstanceVolume {
@@ -350,6 +357,8 @@ export interface SandboxKey {
   project_id: string;
   max_sandboxes: number;
   creates_per_minute: number;
+  /** Set when the key was made with an expiring token: it ends with it. */
+  expires_at?: string | null;
   created_at: string;
 }
 
@@ -412,4 +421,27 @@ export interface SandboxPoolStats {
   ready: number;
   hits: number;
   misses: number;
+}
+
+/** A background task of the server (`GET /v1/system/tasks`). */
+export interface BackgroundTask {
+  name: string;
+  description: string;
+  period_ms: number;
+  /** The server that runs it now (its lease holder). */
+  holder?: string | null;
+  runs: number;
+  last_run?: TaskRun | null;
+  next_run_at?: string | null;
+  /** A run asked for that has not started yet. */
+  run_requested_at?: string | null;
+}
+
+export interface TaskRun {
+  server: string;
+  started_at: string;
+  elapsed_ms: number;
+  outcome: "ok" | "error";
+  details?: Record<string, unknown> | null;
+  error?: string | null;
 }

@@ -71,21 +71,34 @@ pub struct S3Key {
     pub description: Option<String>,
     /// The owner's user id.
     pub user_id: String,
-    /// When not empty, the key can reach only these buckets (names).
+    /// When not empty, the key can reach only these buckets: their names when it was made.
     #[serde(default)]
     pub buckets: Vec<String>,
+    /// The ids of those buckets: what the limit is by (a bucket deleted and made again
+    /// under the same name is another bucket, out of the key's reach).
+    #[serde(default)]
+    pub bucket_ids: Vec<String>,
     /// The key may only read (GET, HEAD, list).
     pub read_only: bool,
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub last_used_at: Option<DateTime<Utc>>,
+    /// When the key stops working: set for a key made with an expiring API token (it
+    /// ends with the token).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The one project whose buckets the key reaches: set for a key made with a token
+    /// restricted to a project.
+    #[serde(default)]
+    pub project_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct CreateS3KeyRequest {
     #[serde(default)]
     pub description: Option<String>,
-    /// Limit the key to these buckets (names); empty: every bucket its owner may reach.
+    /// Limit the key to these buckets (names or ids; the limit is kept by id); empty: every
+    /// bucket its owner may reach.
     #[serde(default)]
     pub buckets: Vec<String>,
     #[serde(default)]

@@ -28,6 +28,8 @@ pub enum IdKind {
     SshKey,
     Sandbox,
     SandboxKey,
+    /// A `roost server` process (new at each start): holds background-task leases.
+    Server,
 }
 
 impl IdKind {
@@ -52,6 +54,7 @@ impl IdKind {
             IdKind::SshKey => "sshk",
             IdKind::Sandbox => "sbx",
             IdKind::SandboxKey => "sbk",
+            IdKind::Server => "srv",
         }
     }
 

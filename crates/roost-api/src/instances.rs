@@ -155,6 +155,9 @@ pub struct Instance {
     /// Block volumes attached (name, path).
     #[serde(default)]
     pub volumes: Vec<InstanceVolume>,
+    /// Capabilities added to the default set (containers), e.g. `NET_RAW`.
+    #[serde(default)]
+    pub capabilities_add: Vec<String>,
 }
 
 /// A volume as an instance shows it.
@@ -210,6 +213,10 @@ pub struct CreateInstanceRequest {
     /// A shell script run once at first boot; its output goes to the instance's logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_data: Option<String>,
+    /// Capabilities on top of a container's default set: `NET_RAW` (raw sockets, e.g.
+    /// busybox's `ping`), `MKNOD`, `SYS_PTRACE` (debuggers); nothing else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities_add: Vec<String>,
 }
 
 /// `PATCH /v1/instances/{id}`: a merge patch. `labels` merges into the labels (a `null`

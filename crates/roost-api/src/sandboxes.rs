@@ -34,6 +34,10 @@ pub struct SandboxKey {
     pub max_sandboxes: u32,
     pub creates_per_minute: u32,
     pub created_at: DateTime<Utc>,
+    /// When the key stops working: set for a key made with an expiring API token (it ends
+    /// with the token).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// `PATCH /v1/sandbox-keys/{id}`: rename, or change the limits (they apply to the next
@@ -132,6 +136,10 @@ pub struct SandboxUsageParams {
 pub struct SandboxPoolStats {
     pub project_id: String,
     pub template: String,
+    /// The template's image: pools are kept per image, so a name that comes to mean
+    /// another image never hands out sandboxes of the old one.
+    #[serde(default)]
+    pub image_id: String,
     /// How many the pool keeps ready (the server's `--sandbox-pool`).
     pub size: u32,
     /// Frozen and ready now.
@@ -259,6 +267,13 @@ pub struct SandboxFileEntry {
     /// Where a symlink points.
     #[serde(default)]
     pub symlink_target: Option<String>,
+    /// As `ls -l` shows them, e.g. `-rw-r--r--`.
+    #[serde(default)]
+    pub permissions: String,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub group: String,
 }
 
 /// `?path=` of the sandbox file endpoints (relative paths are under `/root`).

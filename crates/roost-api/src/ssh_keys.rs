@@ -15,6 +15,14 @@ pub struct SshKey {
     pub fingerprint: String,
     pub user_id: String,
     pub created_at: DateTime<Utc>,
+    /// Set when the key was made with a token restricted to one project: only that
+    /// project's instances may get it.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// Set when the key was made with an expiring token: after this it goes into no new
+    /// instance (instances that have it keep it).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// `POST /v1/ssh-keys`: import `public_key`, or without it generate an Ed25519 pair.

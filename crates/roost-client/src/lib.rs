@@ -30,7 +30,7 @@ use roost_api::operations::Operation;
 use roost_api::projects::{
     CreateProjectRequest, Member, Project, Quota, SetMemberRequest, UpdateProjectRequest, Usage,
 };
-use roost_api::system::Health;
+use roost_api::system::{BackgroundTask, Health};
 use roost_api::tokens::{CreateTokenRequest, CreatedToken, Token};
 use roost_api::users::{
     ChangePasswordRequest, CreateUserRequest, CreatedUser, ResetPasswordRequest, ResetPasswordResponse,
@@ -524,6 +524,11 @@ impl Client {
         self.all("/v1/sandbox-keys", ProjectListParams::default()).await
     }
 
+    /// Revokes a sandbox key (by id): E2B requests with it are refused from now on.
+    pub async fn revoke_sandbox_key(&self, id: &str) -> Result<()> {
+        self.delete(&format!("/v1/sandbox-keys/{}", encode(id))).await
+    }
+
     pub async fn sandbox_pool(&self) -> Result<Vec<roost_api::sandboxes::SandboxPoolStats>> {
         self.get("/v1/sandbox-pool").await
     }
@@ -821,6 +826,22 @@ impl Client {
 
     pub async fn create_backup(&self) -> Result<Operation> {
         self.json(self.request(Method::POST, "/v1/system/backups")).await
+    }
+
+    /// Every background task and its last activation (admins).
+    pub async fn list_tasks(&self) -> Result<Vec<BackgroundTask>> {
+        let page: Page<BackgroundTask> = self.get("/v1/system/tasks").await?;
+        Ok(page.items)
+    }
+
+    pub async fn get_task(&self, name: &str) -> Result<BackgroundTask> {
+        self.get(&format!("/v1/system/tasks/{}", encode(name))).await
+    }
+
+    /// Asks for a run of a background task now; the answer has `run_requested_at` set
+    /// until the run starts.
+    pub async fn run_task(&self, name: &str) -> Result<BackgroundTask> {
+        self.json(self.request(Method::POST, &format!("/v1/system/tasks/{}/run", encode(name)))).await
     }
 
     // --- events -------------------------------------------------------------------

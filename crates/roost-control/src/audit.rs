@@ -44,20 +44,8 @@ pub fn entry(
 }
 
 /// Appends the entry of a successful action inside its transaction, and marks the
-/// request as audited.
-pub async fn record(
-    conn: &mut roost_store::sqlx::AnyConnection,
-    ctx: &RequestContext,
-    principal: &Principal,
-    action: &str,
-    resource: Option<(&str, &str)>,
-    body: Option<&serde_json::Value>,
-) -> Result<()> {
-    let actor = if ctx.by_server { (SYSTEM_ACTOR.to_string(), None) } else { principal.audit_actor() };
-    record_as(conn, ctx, actor, action, resource, body).await
-}
-
-pub async fn record_as(
+/// request as audited (through [`crate::kernel::Change::audit`], which knows the actor).
+pub(crate) async fn record_as(
     conn: &mut roost_store::sqlx::AnyConnection,
     ctx: &RequestContext,
     actor: (String, Option<String>),

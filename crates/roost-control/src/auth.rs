@@ -11,14 +11,14 @@ use roost_api::ErrorCode;
 use roost_api::auth::{AuthMethod, LoginRequest, LoginResponse, Role, WhoAmI};
 use roost_api::ids::{IdKind, push_random};
 use roost_api::tokens::Scope;
-use roost_store::audit::AuditEntry;
 use roost_store::sessions::SessionRow;
 use roost_store::users::UserRow;
 use roost_store::{now_ms, to_time};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{Control, Error, RequestContext, Result, audit};
+use crate::kernel::{Actor, AuthenticatedProof, Authorized};
+use crate::{Control, Error, RequestContext, Result};
 
 /// Prefix of API token secrets (`rst_…`) and of session secrets (`rss_…`), so a leaked
 /// one is recognisable (and secret scanners can match it).
@@ -28,6 +28,9 @@ const SECRET_LEN: usize = 32; // base32 characters: 160 bits
 /// How long a resolved credential is trusted before the store is asked again. Revoking
 /// through this server evicts at once; this bounds staleness for other servers.
 const CACHE_TTL: Duration = Duration::from_secs(10);
+/// The window of the per-account login limit (`login_failures_per_account` failures in
+/// it and the account waits).
+pub const ACCOUNT_LOCK_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// `last_used_at` is written at most this often per token.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
@@ -49,6 +52,9 @@ pub struct Principal {
     /// An API token restricted to one project acts only there.
     pub project_id: Option<String>,
     pub user: UserRow,
+    /// Only [`Control::authenticate`] (and the server's own helpers) make a principal:
+    /// no front door can make one up.
+    pub(crate) _sealed: (),
 }
 
 impl Principal {
@@ -71,8 +77,9 @@ impl Principal {
         Err(Error::forbidden(format!("this token has scope '{}'; the request needs '{}'", self.scope, needed)))
     }
 
-    /// Fails unless the user is an admin acting with an admin-scoped credential.
-    pub fn require_admin(&self) -> Result<()> {
+    /// Fails unless the user is an admin acting with an admin-scoped credential; the
+    /// proof opens changes of server-wide resources.
+    pub fn require_admin(&self) -> Result<AdminProof> {
         if self.role != Role::Admin {
             return Err(Error::forbidden(format!("user '{}' is not an admin", self.user_name)));
         }
@@ -82,7 +89,25 @@ impl Principal {
                 "this token is restricted to one project; server administration needs an unrestricted credential",
             ));
         }
-        Ok(())
+        Ok(AdminProof(self.actor()))
+    }
+
+    /// Fails unless the credential may write; the proof opens changes of the user's own
+    /// resources (tokens, keys, their password).
+    pub fn require_owner(&self) -> Result<OwnerProof> {
+        self.require_scope(Scope::Write)?;
+        Ok(OwnerProof(self.actor()))
+    }
+
+    /// Proof of who this principal is, for changes every authenticated user may make
+    /// (logging out, minting a read-only URL): no right beyond the credential itself.
+    pub(crate) fn identity_proof(&self) -> AuthenticatedProof {
+        AuthenticatedProof::new(self.actor())
+    }
+
+    /// Who this principal is, as a change records it.
+    pub(crate) fn actor(&self) -> Actor {
+        Actor::user(self.user_id.clone(), self.token_id.clone())
     }
 
     /// Admins with any scope may read server-wide records (audit log, metrics).
@@ -91,6 +116,17 @@ impl Principal {
             return Err(Error::forbidden("only admins may read this"));
         }
         Ok(())
+    }
+
+    /// The limits a credential made with this one inherits (expiry, project): a key made
+    /// with an API token ends when the token ends and reaches only the token's project;
+    /// one made in a session (a person at the console or CLI) has neither limit, as a
+    /// token made in a session does not.
+    pub fn credential_limits(&self) -> (Option<i64>, Option<String>) {
+        match self.method {
+            AuthMethod::Token => (self.expires_at, self.project_id.clone()),
+            AuthMethod::Session => (None, None),
+        }
     }
 
     /// The user id as the audit log records it.
@@ -108,6 +144,26 @@ impl Principal {
             expires_at: self.expires_at.map(to_time),
             project_id: self.project_id.clone(),
         }
+    }
+}
+
+/// Proof that its actor is an admin acting with full rights ([`Principal::require_admin`]).
+#[derive(Debug, Clone)]
+pub struct AdminProof(Actor);
+
+impl Authorized for AdminProof {
+    fn actor(&self) -> Actor {
+        self.0.clone()
+    }
+}
+
+/// Proof that its actor may change their own resources ([`Principal::require_owner`]).
+#[derive(Debug, Clone)]
+pub struct OwnerProof(Actor);
+
+impl Authorized for OwnerProof {
+    fn actor(&self) -> Actor {
+        self.0.clone()
     }
 }
 
@@ -260,43 +316,47 @@ impl Control {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.system_change().await?;
         roost_store::users::insert(tx.conn(), &user).await?;
-        roost_store::audit::append(
-            tx.conn(),
-            &AuditEntry {
-                time: now,
-                actor: "system".into(),
-                action: "user.create".into(),
-                resource_type: Some("user".into()),
-                resource_id: Some(user.id.clone()),
-                result: "success".into(),
-                ..Default::default()
-            },
-        )
-        .await?;
+        tx.audit("user.create", Some(("user", &user.id)), None).await?;
+        tx.event("user.created", "user", &user.id, &user.to_api(), crate::events::Audience::Admins);
         tx.commit().await?;
         tracing::info!(user = %user.id, "created the admin user");
         Ok(generated.then_some(password))
     }
 
-    /// Logs in with a password; rate-limited per client address.
+    /// Logs in with a password; rate-limited per client address, and per account name
+    /// after repeated failures (whether or not the account exists, so a lock tells
+    /// nothing; while locked the password is not even checked).
     pub async fn login(&self, ctx: &RequestContext, req: LoginRequest) -> Result<(LoginResponse, String)> {
         let source = ctx.source.clone().unwrap_or_default();
         if let Err(wait) = self.inner.login_limiter.check(&source) {
             return Err(Error::rate_limited(wait));
         }
-        let user = self.store().user_by_name(req.username.trim()).await?;
+        let name = req.username.trim();
+        let account = name.to_lowercase();
+        if let Err(wait) = self.inner.login_failures.check(&account) {
+            let user = self.store().user_by_name(name).await?;
+            let actor = user.map(|u| u.id).unwrap_or_else(|| "anonymous".into());
+            self.audit_standalone(ctx, &actor, None, "auth.login", None, "failure: locked").await;
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut e = Error::new(ErrorCode::RateLimited, "too many failed logins for this account; try again later");
+            e.retry_after = Some(Duration::from_secs(secs));
+            return Err(e);
+        }
+        let user = self.store().user_by_name(name).await?;
         let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
         let password_ok = verify_password(req.password, hash).await;
         let user = match user {
             Some(user) if password_ok => user,
             other => {
+                self.inner.login_failures.fail(&account);
                 let actor = other.map(|u| u.id).unwrap_or_else(|| "anonymous".into());
                 self.audit_standalone(ctx, &actor, None, "auth.login", None, "failure: invalid_credentials").await;
                 return Err(Error::unauthorized("invalid username or password"));
             }
         };
+        self.inner.login_failures.succeed(&account);
         if user.disabled != 0 {
             self.audit_standalone(ctx, &user.id, None, "auth.login", None, "failure: user_disabled").await;
             return Err(Error::forbidden(format!("user '{}' is disabled", user.name)));
@@ -314,10 +374,10 @@ impl Control {
             expires_at: now + self.settings().session_ttl.as_millis() as i64,
             last_seen_at: None,
         };
-        let mut tx = self.store().write().await?;
+        let proof = AuthenticatedProof::new(Actor::user(user.id.clone(), None));
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::sessions::insert(tx.conn(), &session).await?;
-        audit::record_as(tx.conn(), ctx, (user.id.clone(), None), "auth.login", Some(("session", &session.id)), None)
-            .await?;
+        tx.audit("auth.login", Some(("session", &session.id)), None).await?;
         tx.commit().await?;
         let response = LoginResponse {
             token,
@@ -335,9 +395,9 @@ impl Control {
                 "this request uses an API token; delete the token instead of logging out",
             ));
         };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &principal.identity_proof()).await?;
         roost_store::sessions::delete(tx.conn(), session_id).await?;
-        audit::record(tx.conn(), ctx, principal, "auth.logout", Some(("session", session_id)), None).await?;
+        tx.audit("auth.logout", Some(("session", session_id)), None).await?;
         tx.commit().await?;
         self.inner.auth_cache.evict(|p| p.session_id.as_deref() == Some(session_id));
         Ok(())
@@ -377,6 +437,7 @@ impl Control {
                 expires_at: token.expires_at,
                 project_id: token.project_id.clone(),
                 user,
+                _sealed: (),
             };
             (principal, token.token_hash, token.last_used_at.unwrap_or(0))
         } else {
@@ -396,6 +457,7 @@ impl Control {
                 expires_at: Some(session.expires_at),
                 project_id: None,
                 user,
+                _sealed: (),
             };
             (principal, session.token_hash, i64::MAX)
         };

@@ -24,7 +24,7 @@ use crate::error::Validator;
 use crate::events::Audience;
 use crate::list::list_query;
 use crate::secrets::MasterKey;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// A resolved S3 credential is trusted this long before the store is asked again;
 /// deleting a key through this server evicts it at once.
@@ -46,10 +46,24 @@ pub struct S3Identity {
 }
 
 impl S3Identity {
-    /// Whether the key's own limits let it reach this bucket (by name).
-    pub fn may_reach(&self, bucket: &str) -> bool {
-        let names = self.key.bucket_names();
-        names.is_empty() || names.iter().any(|b| b == bucket)
+    /// Whether the key's own limits let it reach this bucket: by id, so a bucket made
+    /// later under a deleted one's name is not the key's (and by project, for a key made
+    /// with a project-restricted token).
+    pub fn may_reach(&self, bucket_id: &str, project_id: &str) -> bool {
+        let in_project = self.key.project_id.as_deref().is_none_or(|p| p == project_id);
+        let in_buckets = self.key.bucket_id_limit().is_none_or(|ids| ids.iter().any(|b| b == bucket_id));
+        in_project && in_buckets
+    }
+
+    /// Whether the key may make buckets: only a key limited to no bucket (a limited key
+    /// cannot name a bucket that does not exist yet).
+    pub fn may_create_buckets(&self) -> bool {
+        self.key.read_only == 0 && self.key.bucket_ids.is_none()
+    }
+
+    /// Whether the key has ended (made with an expiring token that has).
+    pub fn expired(&self, now: i64) -> bool {
+        self.key.expires_at.is_some_and(|at| at <= now)
     }
 }
 
@@ -132,7 +146,7 @@ impl Control {
         check_bucket_name(&mut v, "name", &req.name);
         v.finish()?;
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let public = req.public_read.unwrap_or(false);
         let row = BucketRow {
             id: IdKind::Bucket.generate(),
@@ -147,16 +161,16 @@ impl Control {
             created_at: now_ms(),
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         self.check_quota(tx.conn(), &access.project, &[("buckets", 1)]).await?;
         roost_store::buckets::insert_bucket(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!("a bucket named '{}' already exists", req.name)),
             e => e.into(),
         })?;
-        audit::record(tx.conn(), ctx, p, "bucket.create", Some(("bucket", &row.id)), body.as_ref()).await?;
-        tx.commit().await?;
+        tx.audit("bucket.create", Some(("bucket", &row.id)), body.as_ref()).await?;
         let bucket = roost_store::buckets::BucketWithStats { bucket: row, objects: 0, size_bytes: 0 }.to_api();
-        self.publish_bucket("bucket.created", &bucket);
+        tx.event("bucket.created", "bucket", &bucket.id, &bucket, Audience::Project(bucket.project_id.clone()));
+        tx.commit().await?;
         Ok(bucket)
     }
 
@@ -204,7 +218,7 @@ impl Control {
     ) -> Result<Bucket> {
         p.require_scope(Scope::Write)?;
         let row = self.bucket_row(p, key).await?;
-        self.project_access(p, &row.bucket.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.bucket.project_id).await?.require_write()?;
         let mut v = Validator::default();
         if let Some(state) = &req.versioning {
             v.check(state == "Enabled" || state == "Suspended", "versioning", "must be Enabled or Suspended");
@@ -212,24 +226,28 @@ impl Control {
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
         let id = &row.bucket.id;
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "buckets", id, if_match, self.get_bucket(p, id)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("buckets", id, if_match, self.get_bucket(p, id)).await?;
+        let mut bucket = row.to_api();
         if let Some(public) = req.public_read {
             let policy = public.then(|| public_read_policy(&row.bucket.name));
             roost_store::buckets::set_public_read(tx.conn(), id, policy.as_deref(), public).await?;
+            bucket.public_read = public;
         }
         // Once enabled, versioning can be suspended but never removed (as in S3); a
         // bucket never versioned stays so when asked to suspend.
         match req.versioning.as_deref() {
             Some("Suspended") if row.bucket.versioning.is_none() => {}
-            Some(state) => roost_store::buckets::set_versioning(tx.conn(), id, state).await?,
+            Some(state) => {
+                roost_store::buckets::set_versioning(tx.conn(), id, state).await?;
+                bucket.versioning = Some(state.to_string());
+            }
             None => {}
         }
-        audit::record(tx.conn(), ctx, p, "bucket.update", Some(("bucket", id)), body.as_ref()).await?;
+        tx.audit("bucket.update", Some(("bucket", id)), body.as_ref()).await?;
+        tx.event("bucket.updated", "bucket", id, &bucket, Audience::Project(bucket.project_id.clone()));
         tx.commit().await?;
-        let bucket = self.get_bucket(p, id).await?;
-        self.publish_bucket("bucket.updated", &bucket);
-        Ok(bucket)
+        self.get_bucket(p, id).await
     }
 
     /// Deletes a bucket: refused (409) while it holds objects unless `force`, which
@@ -244,9 +262,9 @@ impl Control {
     ) -> Result<()> {
         p.require_scope(Scope::Write)?;
         let row = self.bucket_row(p, key).await?;
-        self.project_access(p, &row.bucket.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "buckets", &row.bucket.id, if_match, self.get_bucket(p, &row.bucket.id)).await?;
+        let proof = self.project_access(p, &row.bucket.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("buckets", &row.bucket.id, if_match, self.get_bucket(p, &row.bucket.id)).await?;
         let count = roost_store::buckets::object_count(tx.conn(), &row.bucket.id).await?;
         if count > 0 && !force {
             return Err(Error::conflict(format!(
@@ -262,11 +280,12 @@ impl Control {
         let presign_keys = roost_store::buckets::delete_keys_of_bucket(
             tx.conn(),
             &[presign_description(&row.bucket.name, false), presign_description(&row.bucket.name, true)],
-            &serde_json::to_string(&[&row.bucket.name]).unwrap_or_default(),
+            &serde_json::to_string(&[&row.bucket.id]).unwrap_or_default(),
         )
         .await?;
         let body = serde_json::json!({ "force": force, "presign_keys_deleted": presign_keys });
-        audit::record(tx.conn(), ctx, p, "bucket.delete", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
+        tx.audit("bucket.delete", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
+        tx.bare_event("bucket.deleted", "bucket", &row.bucket.id, Audience::Project(row.bucket.project_id.clone()));
         tx.commit().await?;
         for id in &presign_keys {
             self.inner.s3_keys.evict(id);
@@ -278,13 +297,7 @@ impl Control {
         {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted bucket's files (the collector retries)");
         }
-        self.publish_bucket("bucket.deleted", &row.to_api());
         Ok(())
-    }
-
-    fn publish_bucket(&self, kind: &str, bucket: &Bucket) {
-        let data = serde_json::to_value(bucket).ok();
-        self.events().publish(kind, "bucket", &bucket.id, data, Audience::Project(bucket.project_id.clone()));
     }
 
     /// Fails when storing `adding` more bytes would exceed the project's `bucket_gib`
@@ -327,21 +340,19 @@ impl Control {
             v.check(d.len() <= 200, "description", "must be at most 200 characters");
         }
         v.finish()?;
-        // A token restricted to one project can only make keys limited to that project's buckets.
-        if p.project_id.is_some() && req.buckets.is_empty() {
-            return Err(Error::forbidden(
-                "this token is restricted to one project: limit the key to buckets of it (--bucket)",
-            ));
-        }
-        let mut names = Vec::new();
-        for name in &req.buckets {
-            let bucket = self.bucket_row(p, name).await?;
-            if !names.contains(&bucket.bucket.name) {
-                names.push(bucket.bucket.name);
+        // Limits are kept by bucket id: a bucket deleted and made again under its name is
+        // another bucket, out of this key's reach.
+        let mut limit: Vec<(String, String)> = Vec::new();
+        for key in &req.buckets {
+            let bucket = self.bucket_row(p, key).await?;
+            if !limit.iter().any(|(id, _)| *id == bucket.bucket.id) {
+                limit.push((bucket.bucket.id, bucket.bucket.name));
             }
         }
         let read_only = req.read_only || p.scope < Scope::Write;
-        self.insert_s3_key(ctx, p, req.description.clone(), names, read_only).await
+        let (expires_at, project_id) = p.credential_limits();
+        let limits = KeyLimits { buckets: (!limit.is_empty()).then_some(limit), read_only, expires_at, project_id };
+        self.insert_s3_key(ctx, p, req.description.clone(), limits).await
     }
 
     async fn insert_s3_key(
@@ -349,25 +360,36 @@ impl Control {
         ctx: &RequestContext,
         p: &Principal,
         description: Option<String>,
-        buckets: Vec<String>,
-        read_only: bool,
+        limits: KeyLimits,
     ) -> Result<CreatedS3Key> {
         let id = new_access_key_id();
         let secret = new_secret_key();
+        let (ids, names): (Vec<String>, Vec<String>) = limits.buckets.clone().unwrap_or_default().into_iter().unzip();
         let row = S3KeyRow {
             id: id.clone(),
             user_id: p.user_id.clone(),
             description,
             secret_enc: self.master_key()?.seal(&id, &secret)?,
-            buckets: (!buckets.is_empty()).then(|| serde_json::to_string(&buckets).unwrap_or_default()),
-            read_only: read_only as i64,
+            buckets: limits.buckets.is_some().then(|| serde_json::to_string(&names).unwrap_or_default()),
+            read_only: limits.read_only as i64,
             created_at: now_ms(),
             last_used_at: None,
+            expires_at: limits.expires_at,
+            project_id: limits.project_id.clone(),
+            bucket_ids: limits.buckets.is_some().then(|| serde_json::to_string(&ids).unwrap_or_default()),
         };
-        let body = serde_json::json!({ "description": row.description, "buckets": buckets, "read_only": read_only });
-        let mut tx = self.store().write().await?;
+        let body = serde_json::json!({
+            "description": row.description,
+            "buckets": names,
+            "bucket_ids": ids,
+            "read_only": limits.read_only,
+            "expires_at": limits.expires_at.map(to_time),
+            "project_id": limits.project_id,
+        });
+        let proof = p.require_owner()?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::buckets::insert_s3_key(tx.conn(), &row).await?;
-        audit::record(tx.conn(), ctx, p, "s3_key.create", Some(("s3_key", &row.id)), Some(&body)).await?;
+        tx.audit("s3_key.create", Some(("s3_key", &row.id)), Some(&body)).await?;
         tx.commit().await?;
         Ok(CreatedS3Key { key: row.to_api(), secret })
     }
@@ -394,7 +416,7 @@ impl Control {
         req: UpdateS3KeyRequest,
         if_match: Option<&str>,
     ) -> Result<S3Key> {
-        p.require_scope(Scope::Write)?;
+        let proof = p.require_owner()?;
         let key = self.get_s3_key(p, id).await?;
         let mut v = Validator::default();
         if let Some(Some(d)) = &req.description {
@@ -402,23 +424,18 @@ impl Control {
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "s3_keys", &key.id, if_match, self.get_s3_key(p, &key.id)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("s3_keys", &key.id, if_match, self.get_s3_key(p, &key.id)).await?;
+        let mut updated = key.clone();
         if let Some(description) = &req.description {
             roost_store::buckets::set_s3_key_description(tx.conn(), &p.user_id, &key.id, description.as_deref())
                 .await?;
+            updated.description = description.clone();
         }
-        audit::record(tx.conn(), ctx, p, "s3_key.update", Some(("s3_key", &key.id)), body.as_ref()).await?;
+        tx.audit("s3_key.update", Some(("s3_key", &key.id)), body.as_ref()).await?;
+        tx.event("s3_key.updated", "s3_key", &key.id, &updated, Audience::User(key.user_id.clone()));
         tx.commit().await?;
-        let updated = self.get_s3_key(p, &key.id).await?;
-        self.events().publish(
-            "s3_key.updated",
-            "s3_key",
-            &updated.id,
-            serde_json::to_value(&updated).ok(),
-            Audience::User(updated.user_id.clone()),
-        );
-        Ok(updated)
+        self.get_s3_key(p, &key.id).await
     }
 
     /// Revokes a key of the caller's: it stops working at once on this server.
@@ -429,14 +446,14 @@ impl Control {
         id: &str,
         if_match: Option<&str>,
     ) -> Result<()> {
-        p.require_scope(Scope::Write)?;
+        let proof = p.require_owner()?;
         let key = self.get_s3_key(p, id).await?;
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "s3_keys", &key.id, if_match, self.get_s3_key(p, &key.id)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("s3_keys", &key.id, if_match, self.get_s3_key(p, &key.id)).await?;
         if !roost_store::buckets::delete_s3_key(tx.conn(), &p.user_id, &key.id).await? {
             return Err(Error::not_found("s3 key", id));
         }
-        audit::record(tx.conn(), ctx, p, "s3_key.delete", Some(("s3_key", &key.id)), None).await?;
+        tx.audit("s3_key.delete", Some(("s3_key", &key.id)), None).await?;
         tx.commit().await?;
         self.inner.s3_keys.evict(&key.id);
         Ok(())
@@ -454,16 +471,19 @@ impl Control {
 
     /// The key and the principal it acts as; `None` for an unknown key or a disabled user.
     pub async fn s3_identity(&self, access_key: &str) -> Result<Option<Arc<S3Identity>>> {
+        let now = now_ms();
         if let Some(identity) = self.inner.s3_keys.get(access_key) {
-            return Ok(Some(identity));
+            return Ok((!identity.expired(now)).then_some(identity));
         }
         let Some(key) = self.store().s3_key(access_key).await? else { return Ok(None) };
+        if key.expires_at.is_some_and(|at| at <= now) {
+            return Ok(None);
+        }
         let Some(user) = self.store().user_by_id(&key.user_id).await? else { return Ok(None) };
         if user.disabled != 0 {
             return Ok(None);
         }
         let secret = self.master_key()?.open(&key.id, &key.secret_enc)?;
-        let now = now_ms();
         if key.last_used_at.is_none_or(|t| now - t > 60_000) {
             let _ = self.store().touch_s3_key(&key.id, now).await;
         }
@@ -478,9 +498,10 @@ impl Control {
             token_name: Some("s3-key".into()),
             session_id: None,
             csrf_hash: None,
-            expires_at: None,
-            project_id: None,
+            expires_at: key.expires_at,
+            project_id: key.project_id.clone(),
             user,
+            _sealed: (),
         };
         let identity = Arc::new(S3Identity { key, secret, principal });
         self.inner.s3_keys.put(identity.clone());
@@ -491,7 +512,7 @@ impl Control {
     /// role in the bucket's project (viewers read only) and the key's own limits. A
     /// bucket of a project the owner is not in is forbidden, never revealed.
     pub async fn s3_bucket_access(&self, who: &S3Identity, bucket: &BucketRow, write: bool) -> Result<()> {
-        if !who.may_reach(&bucket.name) {
+        if !who.may_reach(&bucket.id, &bucket.project_id) {
             return Err(Error::forbidden(format!("this key is limited to other buckets than '{}'", bucket.name)));
         }
         if write && who.key.read_only != 0 {
@@ -542,7 +563,15 @@ impl Control {
             self.settings().s3_endpoint.clone().ok_or_else(|| {
                 Error::new(roost_api::ErrorCode::Unavailable, "the S3 endpoint is off (--s3-listen off)")
             })?;
-        let key = self.presign_key(ctx, p, &row.bucket.name, method == PresignMethod::Put).await?;
+        // A URL never outlives the token that asked for it.
+        let expires = match p.credential_limits().0 {
+            Some(at) => {
+                let left = Duration::from_millis((at - now_ms()).max(1) as u64);
+                expires.min(left).max(Duration::from_secs(1))
+            }
+            None => expires,
+        };
+        let key = self.presign_key(ctx, p, &row.bucket, method == PresignMethod::Put).await?;
         let now = chrono::Utc::now();
         let url = crate::presign::presign_url(
             &endpoint,
@@ -559,8 +588,9 @@ impl Control {
             expires.as_secs(),
         )?;
         let body = serde_json::json!({ "key": req.key, "method": method, "expires_in_seconds": expires.as_secs() });
-        let mut tx = self.store().write().await?;
-        audit::record(tx.conn(), ctx, p, "bucket.presign", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
+        // A URL is a credential: minting one is audited, whoever may read the bucket.
+        let mut tx = self.change(ctx, &p.identity_proof()).await?;
+        tx.audit("bucket.presign", Some(("bucket", &row.bucket.id)), Some(&body)).await?;
         tx.commit().await?;
         Ok(PresignedUrl { url, method, expires_at: to_time(now.timestamp_millis() + expires.as_millis() as i64) })
     }
@@ -575,17 +605,18 @@ impl Control {
         &self,
         ctx: &RequestContext,
         p: &Principal,
-        bucket: &str,
+        bucket: &BucketRow,
         write: bool,
     ) -> Result<(String, String)> {
-        let description = presign_description(bucket, write);
+        let description = presign_description(&bucket.name, write);
         let keys = self.store().s3_keys_of(&p.user_id).await?;
         // The limits are checked, not only the name: a key the user described alike
-        // but made with wider rights is not used.
+        // but made with wider rights (or for an earlier bucket of this name) is not used.
         let fits = |k: &S3KeyRow| {
             k.description.as_deref() == Some(description.as_str())
-                && k.bucket_names() == [bucket]
+                && k.bucket_id_limit().as_deref() == Some(std::slice::from_ref(&bucket.id))
                 && (k.read_only == 0) == write
+                && k.expires_at.is_none()
         };
         match keys.into_iter().find(fits) {
             Some(k) => {
@@ -594,7 +625,16 @@ impl Control {
             }
             None => {
                 p.require_scope(Scope::Write)?;
-                let created = self.insert_s3_key(ctx, p, Some(description), vec![bucket.to_string()], !write).await?;
+                // The user's own key for the bucket, whatever credential first asked: it is
+                // limited to this one bucket and acts with the user's rights when a URL is
+                // used; a URL itself never outlives the token that asked for it.
+                let limits = KeyLimits {
+                    buckets: Some(vec![(bucket.id.clone(), bucket.name.clone())]),
+                    read_only: !write,
+                    expires_at: None,
+                    project_id: None,
+                };
+                let created = self.insert_s3_key(ctx, p, Some(description), limits).await?;
                 Ok((created.key.id, created.secret))
             }
         }
@@ -629,7 +669,7 @@ impl Control {
             self.settings().s3_local.clone().ok_or_else(|| {
                 Error::new(roost_api::ErrorCode::Unavailable, "the S3 endpoint is off (--s3-listen off)")
             })?;
-        let (id, secret) = self.presign_key(ctx, p, &row.bucket.name, write).await?;
+        let (id, secret) = self.presign_key(ctx, p, &row.bucket, write).await?;
         crate::presign::presign_url_with_query(
             &endpoint,
             &self.settings().s3_region,
@@ -643,6 +683,15 @@ impl Control {
             60,
         )
     }
+}
+
+/// What an S3 key is limited to.
+struct KeyLimits {
+    /// (id, name) of each bucket; `None`: not limited to buckets.
+    buckets: Option<Vec<(String, String)>>,
+    read_only: bool,
+    expires_at: Option<i64>,
+    project_id: Option<String>,
 }
 
 /// The description of a user's presign key for one bucket: `presign:<bucket>:read|write`.

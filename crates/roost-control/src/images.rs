@@ -15,10 +15,22 @@ use roost_store::{StoreError, now_ms};
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::list::list_query;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// The builtin image every project sees.
 pub const BUSYBOX: &str = "busybox";
+
+/// Whether `name` is a builtin image's (busybox, the builtin sandbox templates): no
+/// project image may take it, so a name like `busybox` or `base` always means the image
+/// Roost ships, never one a tenant put in its place.
+pub fn is_builtin_name(name: &str) -> bool {
+    name == BUSYBOX || crate::templates::builtin_template(name).is_some()
+}
+
+/// The error for a project image that would take a builtin image's name.
+pub(crate) fn builtin_name_taken(name: &str) -> Error {
+    Error::conflict(format!("'{name}' is the name of a builtin image; choose another name"))
+}
 
 impl Control {
     /// Makes sure the builtin image rows exist (their contents are built on first use).
@@ -55,12 +67,21 @@ impl Control {
                 created_at: now,
                 updated_at: now,
             };
-            let mut tx = self.store().write().await?;
+            let mut tx = self.system_change().await?;
             match roost_store::images::insert(tx.conn(), &row).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Ok(()) => tx.event("image.created", "image", &row.id, &row.to_api(), Audience::Project(BUILTIN.into())),
+                Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
             tx.commit().await?;
+        }
+        // Images of projects named like a builtin one, from before such names were
+        // reserved: the name now means the builtin image.
+        for row in self.store().images_named_like_builtins().await? {
+            tracing::warn!(
+                image = %row.id, name = %row.name, project = %row.project_id,
+                "a project image has a builtin image's name: the name now means the builtin one; use the id or rebuild it under another name"
+            );
         }
         Ok(())
     }
@@ -82,6 +103,13 @@ impl Control {
 
     pub(crate) async fn image_row(&self, p: &Principal, key: &str) -> Result<ImageRow> {
         self.store().image_by_key(key, &self.project_scope(p)).await?.ok_or_else(|| Error::not_found("image", key))
+    }
+
+    /// The image an instance of `project_id` runs for `key`: a builtin one or one of that
+    /// project, whoever asks (an admin sees every project's images, yet an instance of one
+    /// project never runs another's). The caller has checked its access to the project.
+    pub(crate) async fn image_for_project(&self, project_id: &str, key: &str) -> Result<ImageRow> {
+        self.store().image_for_project(key, project_id).await?.ok_or_else(|| Error::not_found("image", key))
     }
 
     /// The image's root filesystem on this node, building a builtin one on first use.
@@ -130,23 +158,29 @@ impl Control {
             return;
         }
         let outcome = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.system_change().await?;
             let (ready, now) = (ImageStatus::Ready, now_ms());
             roost_store::images::finish(tx.conn(), &row.id, ready, None, Some(&image.digest), Some(size), now).await?;
+            let mut updated = row.clone();
+            (updated.digest, updated.size_bytes, updated.updated_at) = (Some(image.digest.clone()), Some(size), now);
+            tx.event("image.updated", "image", &row.id, &updated.to_api(), Audience::Project(row.project_id.clone()));
             tx.commit().await
         }
         .await;
         if let Err(e) = outcome {
-            tracing::warn!(image = %row.name, error = %e, "cannot record the builtin image's size");
+            tracing::warn!(image = %row.name, error = %e.message, "cannot record the builtin image's size");
         }
     }
 
     /// Starts a Debian build; returns the operation that tracks it.
     pub async fn build_image(&self, ctx: &RequestContext, p: &Principal, req: BuildImageRequest) -> Result<Operation> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
+        if is_builtin_name(&req.name) {
+            return Err(builtin_name_taken(&req.name));
+        }
         let suite = match req.from.split_once(':') {
             Some(("debian", suite))
                 if !suite.is_empty() && suite.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
@@ -191,7 +225,7 @@ impl Control {
             updated_at: now,
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::images::insert(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!(
                 "an image named '{}' already exists in project '{}'",
@@ -199,10 +233,10 @@ impl Control {
             )),
             e => e.into(),
         })?;
-        let op = self.new_operation(tx.conn(), p, "image.build", Some(("image", &row.id))).await?;
-        audit::record(tx.conn(), ctx, p, "image.build", Some(("image", &row.id)), body.as_ref()).await?;
+        let op = self.new_operation(&mut tx, p, "image.build", Some(("image", &row.id))).await?;
+        tx.audit("image.build", Some(("image", &row.id)), body.as_ref()).await?;
+        tx.event("image.created", "image", &row.id, &row.to_api(), Audience::Project(row.project_id.clone()));
         tx.commit().await?;
-        op.announce();
         let snapshot = op.to_api();
         let control = self.clone();
         tokio::spawn(async move {
@@ -231,7 +265,34 @@ impl Control {
         Ok(snapshot)
     }
 
-    /// Imports a root filesystem tarball already written to `path` (it is removed after).
+    /// Checks that the principal may import an image named `name` into `project` (write
+    /// access, a valid name that is not a builtin's): done before the upload is read, so
+    /// nobody can make the server store a file it would refuse. Returns the project id.
+    pub async fn authorize_image_import(&self, p: &Principal, name: &str, project: Option<&str>) -> Result<String> {
+        Ok(self.image_import_access(p, name, project).await?.0)
+    }
+
+    /// [`Control::authorize_image_import`], with the proof the import's change needs.
+    async fn image_import_access(
+        &self,
+        p: &Principal,
+        name: &str,
+        project: Option<&str>,
+    ) -> Result<(String, crate::policy::ProjectWrite)> {
+        let access = self.project_access(p, project.unwrap_or(DEFAULT_PROJECT)).await?;
+        let proof = access.require_write()?;
+        let mut v = Validator::default();
+        check_name(&mut v, "name", name);
+        v.finish()?;
+        if is_builtin_name(name) {
+            return Err(builtin_name_taken(name));
+        }
+        self.node()?;
+        Ok((access.project.id, proof))
+    }
+
+    /// Imports a root filesystem tarball already written to `path` (it is removed after),
+    /// unpacking at most `image_import_max_unpacked` bytes.
     pub async fn import_image(
         &self,
         ctx: &RequestContext,
@@ -240,24 +301,26 @@ impl Control {
         project: Option<&str>,
         path: &Path,
     ) -> Result<Image> {
-        let access = self.project_access(p, project.unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
-        let mut v = Validator::default();
-        check_name(&mut v, "name", name);
-        v.finish()?;
-        let node = self.node()?;
-        // A file that does not unpack is the uploader's to fix.
-        let imported = node.images.import_tarball(path).await.map_err(|e| match e {
-            roost_node::Error::Missing { .. } => node_error(e),
-            e => Error::unprocessable(format!("not a root filesystem tarball (.tar, .tar.gz, .tar.zst): {e}")),
-        });
+        let imported = async {
+            let (project_id, proof) = self.image_import_access(p, name, project).await?;
+            let node = self.node()?;
+            let limit = self.settings().image_import_max_unpacked;
+            // A file that does not unpack is the uploader's to fix.
+            let image = node.images.import_tarball(path, limit).await.map_err(|e| match e {
+                roost_node::Error::Missing { .. } | roost_node::Error::TooLarge(_) => node_error(e),
+                e => Error::unprocessable(format!("not a root filesystem tarball (.tar, .tar.gz, .tar.zst): {e}")),
+            })?;
+            Ok::<_, Error>((project_id, proof, image))
+        }
+        .await;
         let _ = tokio::fs::remove_file(path).await;
-        let image = imported?;
+        let (project_id, proof, image) = imported?;
+        let project_name = self.store().project_by_key(&project_id).await?.map(|p| p.name).unwrap_or_default();
         let now = now_ms();
         let row = ImageRow {
             id: IdKind::Image.generate(),
             name: name.to_string(),
-            project_id: access.project.id.clone(),
+            project_id: project_id.clone(),
             source: "import".into(),
             description: Some("imported root filesystem tarball".into()),
             status: ImageStatus::Ready.as_str().into(),
@@ -269,23 +332,17 @@ impl Control {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::images::insert(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => {
-                Error::conflict(format!("an image named '{name}' already exists in project '{}'", access.project.name))
+                Error::conflict(format!("an image named '{name}' already exists in project '{project_name}'"))
             }
             e => e.into(),
         })?;
-        audit::record(tx.conn(), ctx, p, "image.import", Some(("image", &row.id)), None).await?;
-        tx.commit().await?;
+        tx.audit("image.import", Some(("image", &row.id)), None).await?;
         let api = row.to_api();
-        self.events().publish(
-            "image.created",
-            "image",
-            &api.id,
-            serde_json::to_value(&api).ok(),
-            Audience::Project(access.project.id),
-        );
+        tx.event("image.created", "image", &api.id, &api, Audience::Project(project_id));
+        tx.commit().await?;
         Ok(api)
     }
 
@@ -297,7 +354,9 @@ impl Control {
     ) {
         let now = now_ms();
         let outcome = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.system_change().await?;
+            let mut updated = row.clone();
+            updated.updated_at = now;
             match &result {
                 Ok((digest, size)) => {
                     roost_store::images::finish(
@@ -309,7 +368,9 @@ impl Control {
                         Some(*size as i64),
                         now,
                     )
-                    .await?
+                    .await?;
+                    (updated.status, updated.digest, updated.size_bytes) =
+                        (ImageStatus::Ready.as_str().into(), Some(digest.clone()), Some(*size as i64));
                 }
                 Err(e) => {
                     roost_store::images::finish(
@@ -321,24 +382,17 @@ impl Control {
                         None,
                         now,
                     )
-                    .await?
+                    .await?;
+                    (updated.status, updated.status_reason) =
+                        (ImageStatus::Failed.as_str().into(), Some(e.message.clone()));
                 }
             }
+            tx.event("image.updated", "image", &row.id, &updated.to_api(), Audience::Project(row.project_id.clone()));
             tx.commit().await
         }
         .await;
         if let Err(err) = outcome {
-            tracing::error!(image = %row.id, error = %err, "could not record the build's result");
-        }
-        if let Ok(Some(updated)) = self.store().image_by_id(&row.id).await {
-            let api = updated.to_api();
-            self.events().publish(
-                "image.updated",
-                "image",
-                &api.id,
-                serde_json::to_value(&api).ok(),
-                Audience::Project(row.project_id.clone()),
-            );
+            tracing::error!(image = %row.id, error = %err.message, "could not record the build's result");
         }
         match result {
             Ok((digest, size)) => {
@@ -361,29 +415,24 @@ impl Control {
         if row.project_id == BUILTIN {
             return Err(Error::forbidden(format!("'{}' is a builtin image", row.name)));
         }
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let mut v = Validator::default();
         if let Some(Some(d)) = &req.description {
             v.check(d.chars().count() <= 1000, "description", "must be at most 1000 characters");
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "images", &row.id, if_match, self.get_image(p, &row.id)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("images", &row.id, if_match, self.get_image(p, &row.id)).await?;
+        let mut image = row.to_api();
         if let Some(description) = &req.description {
             roost_store::images::set_description(tx.conn(), &row.id, description.as_deref(), now_ms()).await?;
+            image.description = description.clone();
         }
-        audit::record(tx.conn(), ctx, p, "image.update", Some(("image", &row.id)), body.as_ref()).await?;
+        tx.audit("image.update", Some(("image", &row.id)), body.as_ref()).await?;
+        tx.event("image.updated", "image", &row.id, &image, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
-        let api = self.get_image(p, &row.id).await?;
-        self.events().publish(
-            "image.updated",
-            "image",
-            &api.id,
-            serde_json::to_value(&api).ok(),
-            Audience::Project(row.project_id.clone()),
-        );
-        Ok(api)
+        self.get_image(p, &row.id).await
     }
 
     /// Deletes an image no instance uses (builtin images stay).
@@ -398,7 +447,7 @@ impl Control {
         if row.project_id == BUILTIN {
             return Err(Error::forbidden(format!("'{}' is a builtin image", row.name)));
         }
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let users = self.store().image_users(&row.id).await?;
         if users > 0 {
             return Err(Error::conflict(format!(
@@ -409,10 +458,11 @@ impl Control {
         if row.status() == ImageStatus::Building {
             return Err(Error::conflict(format!("image '{}' is still building", row.name)));
         }
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "images", &row.id, if_match, self.get_image(p, &row.id)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("images", &row.id, if_match, self.get_image(p, &row.id)).await?;
         roost_store::images::delete(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "image.delete", Some(("image", &row.id)), None).await?;
+        tx.audit("image.delete", Some(("image", &row.id)), None).await?;
+        tx.bare_event("image.deleted", "image", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         // The contents go when no other image row shares them.
         if let (Some(digest), Ok(node)) = (&row.digest, self.node()) {
@@ -426,7 +476,6 @@ impl Control {
                 tracing::warn!(image = %row.id, error = %e, "could not remove the image's files");
             }
         }
-        self.events().publish("image.deleted", "image", &row.id, None, Audience::Project(row.project_id.clone()));
         Ok(())
     }
 }
@@ -442,6 +491,7 @@ pub(crate) fn node_error(e: roost_node::Error) -> Error {
             Error::unprocessable(message)
         }
         roost_node::Error::Conflict(_) => Error::conflict(message),
+        roost_node::Error::TooLarge(_) => Error::new(ErrorCode::PayloadTooLarge, message),
         roost_node::Error::Missing { .. } => Error::new(ErrorCode::Unavailable, message),
         _ => Error::internal(message),
     }

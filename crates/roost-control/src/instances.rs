@@ -21,11 +21,13 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
+use crate::kernel::Change;
 use crate::list::list_query;
 use crate::node::Node;
 use crate::operations::OperationHandle;
-use crate::policy::ProjectAccess;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::policy::ProjectWrite;
+use crate::{Control, Error, Principal, RequestContext, Result};
+use roost_store::sqlx::AnyConnection;
 
 /// Default and bounds of an instance's size.
 pub const DEFAULT_CPUS: f64 = 1.0;
@@ -38,7 +40,8 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub(crate) struct Compute {
     pub node: std::sync::OnceLock<Arc<Node>>,
-    pub kick: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Set once the reconciler's start-up cleanup ran: kicks reconcile at once from then.
+    pub reconciler_ready: std::sync::atomic::AtomicBool,
     /// Operations waiting for the reconciler to reach the desired state, by instance.
     pub ops: Mutex<HashMap<String, Vec<OperationHandle>>>,
     /// One reconcile at a time per instance.
@@ -56,6 +59,34 @@ pub(crate) struct Compute {
     /// Root filesystems already resolved, by image id (resolving the builtin image
     /// hashes the host's busybox).
     pub rootfs: Mutex<HashMap<String, std::path::PathBuf>>,
+}
+
+/// The API view of an instance read on `conn`, so a change's event shows the instance
+/// as that change leaves it.
+pub(crate) async fn instance_view(conn: &mut AnyConnection, row: &InstanceRow) -> Result<Instance> {
+    let image = roost_store::images::name_in(conn, &row.image_id).await?.unwrap_or_else(|| row.image_id.clone());
+    let mut api = row.to_api(&image);
+    let (nics, groups) = roost_store::networks::network_views_in(conn, std::slice::from_ref(&row.id)).await?;
+    api.nics = nics.into_iter().map(crate::networks::nic_view).collect();
+    api.security_groups = groups.into_iter().map(|(_, g)| g).collect();
+    api.volumes = roost_store::volumes::volumes_of_instance(conn, &row.id)
+        .await?
+        .into_iter()
+        .map(crate::volumes::instance_volume)
+        .collect();
+    api.cloned_from = roost_store::volumes::cloned_from_in(conn, &row.id).await?;
+    Ok(api)
+}
+
+impl Change<'_> {
+    /// Raises `kind` (`instance.created`, `instance.updated`) with the instance as this
+    /// change leaves it.
+    pub(crate) async fn instance_event(&mut self, kind: &str, id: &str) -> Result<()> {
+        let Some(row) = roost_store::instances::get_in(self.conn(), id).await? else { return Ok(()) };
+        let api = instance_view(self.conn(), &row).await?;
+        self.event(kind, "instance", id, &api, Audience::Project(row.project_id.clone()));
+        Ok(())
+    }
 }
 
 fn check_env_key(k: &str) -> bool {
@@ -79,15 +110,17 @@ fn command_exists(rootfs: &Path, cmd: &str) -> bool {
 }
 
 impl Control {
-    /// Attaches the node and starts the reconciler and the metrics sampler.
+    /// Attaches the node and starts the background tasks that drive it: the network
+    /// sync, the reconciler, the metrics sampler, backup policies and the warm pool.
     pub fn attach_node(&self, node: Node) {
         let _ = self.inner.compute.node.set(Arc::new(node));
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let _ = self.inner.compute.kick.set(tx);
-        self.spawn_firewall_loop();
-        self.spawn_reconciler(rx);
-        self.spawn_sampler();
-        self.spawn_volume_jobs();
+        let tasks = self.tasks();
+        tasks.register(crate::networks::NETWORK_SYNC, crate::networks::NetworkSync::new(self.clone()));
+        let reconciler = crate::reconciler::InstanceReconciler { control: self.clone(), cleaned: false };
+        tasks.register(crate::reconciler::INSTANCE_RECONCILER, reconciler);
+        tasks.register(crate::samples::INSTANCE_METRICS, crate::samples::InstanceMetrics::new(self.clone()));
+        tasks.register(crate::volumes::BACKUP_POLICIES, crate::volumes::BackupPolicies(self.clone()));
+        tasks.register(crate::sandbox_pool::SANDBOX_POOL, crate::sandbox_pool::SandboxPoolFill(self.clone()));
     }
 
     pub(crate) fn node(&self) -> Result<Arc<Node>> {
@@ -109,17 +142,11 @@ impl Control {
         }
     }
 
-    pub(crate) fn kick(&self, id: &str) {
-        if let Some(tx) = self.inner.compute.kick.get() {
-            let _ = tx.send(id.to_string());
-        }
-    }
-
     pub(crate) fn compute(&self) -> &Compute {
         &self.inner.compute
     }
 
-    /// The API view of a row (with its image's name).
+    /// The API view of a row (with its image's name, NICs, groups and volumes).
     pub(crate) async fn instance_api(&self, row: &InstanceRow) -> Instance {
         self.instance_apis(std::slice::from_ref(row)).await.remove(0)
     }
@@ -144,17 +171,6 @@ impl Control {
             .collect()
     }
 
-    pub(crate) async fn publish_instance(&self, row: &InstanceRow, kind: &str) {
-        let api = self.instance_api(row).await;
-        self.events().publish(
-            kind,
-            "instance",
-            &row.id,
-            serde_json::to_value(&api).ok(),
-            Audience::Project(row.project_id.clone()),
-        );
-    }
-
     /// An instance the principal may see, by id or name (`project` narrows names).
     pub(crate) async fn instance_row(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<InstanceRow> {
         let project_id = match project {
@@ -173,11 +189,10 @@ impl Control {
         p: &Principal,
         key: &str,
         project: Option<&str>,
-    ) -> Result<(InstanceRow, ProjectAccess)> {
+    ) -> Result<(InstanceRow, ProjectWrite)> {
         let row = self.instance_row(p, key, project).await?;
-        let access = self.project_access(p, &row.project_id).await?;
-        access.require_write()?;
-        Ok((row, access))
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        Ok((row, proof))
     }
 
     pub async fn create_instance(
@@ -187,7 +202,7 @@ impl Control {
         req: CreateInstanceRequest,
     ) -> Result<(Instance, Operation)> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let cpus = req.cpus.unwrap_or(DEFAULT_CPUS);
@@ -210,13 +225,28 @@ impl Control {
             v.check(script.len() <= 64 * 1024, "user_data", "must be at most 64 KiB");
         }
         v.check(req.ssh_keys.len() <= 32, "ssh_keys", "at most 32 keys");
+        let mut capabilities_add: Vec<String> = Vec::new();
+        for cap in &req.capabilities_add {
+            match roost_node::normalize_capability(cap) {
+                Ok(cap) if !capabilities_add.contains(&cap) => capabilities_add.push(cap),
+                Ok(_) => {}
+                Err(message) => {
+                    v.check(false, "capabilities_add", message);
+                }
+            }
+        }
+        v.check(
+            kind != "vm" || capabilities_add.is_empty(),
+            "capabilities_add",
+            "a VM has its own kernel: capabilities are set inside it",
+        );
         v.check(
             kind != "vm" || req.command.is_none(),
             "command",
             "a VM runs its image's init; run commands in it with exec",
         );
         v.finish()?;
-        let image = self.image_row(p, &req.image).await.map_err(|_| {
+        let image = self.image_for_project(&access.project.id, &req.image).await.map_err(|_| {
             Error::validation(vec![roost_api::FieldError {
                 field: "image".into(),
                 message: format!("no image named '{}'", req.image),
@@ -250,18 +280,25 @@ impl Control {
                 }]));
             }
         }
-        // The caller's own keys, by name or id.
+        // The caller's own keys, by name or id; a key made with a restricted or expiring
+        // token goes only into its project's instances, and only until it ends.
         let mut authorized = Vec::new();
+        let checked_at = now_ms();
         for key in &req.ssh_keys {
-            match self.store().ssh_key_by_key(&p.user_id, key).await? {
-                Some(row) => authorized.push(row.public_key),
-                None => {
-                    return Err(Error::validation(vec![roost_api::FieldError {
-                        field: "ssh_keys".into(),
-                        message: format!("no SSH key named '{key}'"),
-                    }]));
-                }
+            let refuse =
+                |message: String| Error::validation(vec![roost_api::FieldError { field: "ssh_keys".into(), message }]);
+            let Some(row) = self.store().ssh_key_by_key(&p.user_id, key).await? else {
+                return Err(refuse(format!("no SSH key named '{key}'")));
+            };
+            if row.project_id.as_deref().is_some_and(|only| only != access.project.id) {
+                return Err(refuse(format!(
+                    "SSH key '{key}' was made with a token restricted to another project; it goes only into that project's instances"
+                )));
             }
+            if row.expires_at.is_some_and(|at| at <= checked_at) {
+                return Err(refuse(format!("SSH key '{key}' has expired (it ended with the token that made it)")));
+            }
+            authorized.push(row.public_key);
         }
         self.ensure_project_defaults(&access.project.id).await?;
         let nics = self.resolve_networks(p, &access.project.id, &req.networks).await?;
@@ -290,9 +327,10 @@ impl Control {
             created_at: now,
             updated_at: now,
             started_at: None,
+            capabilities_add: serde_json::to_string(&capabilities_add).unwrap_or_else(|_| "[]".into()),
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let requested = [("instances", 1), ("vcpus", row.cpus_milli), ("memory_bytes", row.memory_bytes)];
         self.check_quota(tx.conn(), &access.project, &requested).await?;
         roost_store::instances::insert(tx.conn(), &row).await.map_err(|e| match e {
@@ -319,11 +357,10 @@ impl Control {
             };
             roost_store::ssh_keys::insert_first_boot(tx.conn(), &boot).await?;
         }
-        let op = self.new_operation(tx.conn(), p, "instance.create", Some(("instance", &row.id))).await?;
-        audit::record(tx.conn(), ctx, p, "instance.create", Some(("instance", &row.id)), body.as_ref()).await?;
+        let op = self.new_operation(&mut tx, p, "instance.create", Some(("instance", &row.id))).await?;
+        tx.audit("instance.create", Some(("instance", &row.id)), body.as_ref()).await?;
+        tx.instance_event("instance.created", &row.id).await?;
         tx.commit().await?;
-        op.announce();
-        self.publish_instance(&row, "instance.created").await;
         let snapshot = op.to_api();
         if start {
             self.track(&row.id, op);
@@ -400,7 +437,7 @@ impl Control {
         action: &str,
         grace: Option<Duration>,
     ) -> Result<(InstanceRow, Operation)> {
-        let (row, _) = self.writable_instance(p, key, project).await?;
+        let (row, proof) = self.writable_instance(p, key, project).await?;
         if row.desired() == Desired::Terminated {
             return Err(Error::conflict(format!("instance '{}' is being deleted", row.name)));
         }
@@ -411,12 +448,11 @@ impl Control {
         if action == "instance.restart" {
             self.compute().restarts.lock().expect("restarts").insert(row.id.clone());
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::instances::set_desired(tx.conn(), &row.id, desired, now_ms()).await?;
-        let op = self.new_operation(tx.conn(), p, action, Some(("instance", &row.id))).await?;
-        audit::record(tx.conn(), ctx, p, action, Some(("instance", &row.id)), None).await?;
+        let op = self.new_operation(&mut tx, p, action, Some(("instance", &row.id))).await?;
+        tx.audit(action, Some(("instance", &row.id)), None).await?;
         tx.commit().await?;
-        op.announce();
         let snapshot = op.to_api();
         self.track(&row.id, op);
         self.kick(&row.id);
@@ -465,18 +501,20 @@ impl Control {
         req: UpdateInstanceRequest,
         if_match: Option<&str>,
     ) -> Result<Instance> {
-        let (row, _) = self.writable_instance(p, key, project).await?;
+        let (row, proof) = self.writable_instance(p, key, project).await?;
         let mut v = Validator::default();
         for (k, val) in req.labels.iter().flatten().flatten() {
             check_label(&mut v, k, val.as_deref().unwrap_or_default());
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         // The merge reads the labels under the row lock, so concurrent patches all land.
         tx.lock_row("instances", &row.id).await?;
-        self.check_if_match(&mut tx, "instances", &row.id, if_match, self.get_instance(p, &row.id, None)).await?;
-        let current = self.store().instance(&row.id).await?.ok_or_else(|| Error::not_found("instance", key))?;
+        tx.check_if_match("instances", &row.id, if_match, self.get_instance(p, &row.id, None)).await?;
+        let current = roost_store::instances::get_in(tx.conn(), &row.id)
+            .await?
+            .ok_or_else(|| Error::not_found("instance", key))?;
         let mut labels = current.labels();
         match req.labels {
             None => {}
@@ -496,11 +534,10 @@ impl Control {
         let restart = req.restart.map(RestartPolicy::as_str).unwrap_or(current.restart_policy.as_str());
         let labels = serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into());
         roost_store::instances::set_labels_and_restart(tx.conn(), &row.id, &labels, restart, now_ms()).await?;
-        audit::record(tx.conn(), ctx, p, "instance.update", Some(("instance", &row.id)), body.as_ref()).await?;
+        tx.audit("instance.update", Some(("instance", &row.id)), body.as_ref()).await?;
+        tx.instance_event("instance.updated", &row.id).await?;
         tx.commit().await?;
-        let updated = self.store().instance(&row.id).await?.ok_or_else(|| Error::not_found("instance", key))?;
-        self.publish_instance(&updated, "instance.updated").await;
-        Ok(self.instance_api(&updated).await)
+        self.get_instance(p, &row.id, None).await
     }
 
     /// Deletes an instance; a running one only with `force`.
@@ -513,7 +550,7 @@ impl Control {
         force: bool,
         if_match: Option<&str>,
     ) -> Result<Operation> {
-        let (row, _) = self.writable_instance(p, key, project).await?;
+        let (row, proof) = self.writable_instance(p, key, project).await?;
         let active = matches!(
             row.status(),
             InstanceStatus::Running
@@ -528,13 +565,12 @@ impl Control {
                 row.status().as_str()
             )));
         }
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "instances", &row.id, if_match, self.get_instance(p, &row.id, None)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("instances", &row.id, if_match, self.get_instance(p, &row.id, None)).await?;
         roost_store::instances::set_desired(tx.conn(), &row.id, Desired::Terminated, now_ms()).await?;
-        let op = self.new_operation(tx.conn(), p, "instance.delete", Some(("instance", &row.id))).await?;
-        audit::record(tx.conn(), ctx, p, "instance.delete", Some(("instance", &row.id)), None).await?;
+        let op = self.new_operation(&mut tx, p, "instance.delete", Some(("instance", &row.id))).await?;
+        tx.audit("instance.delete", Some(("instance", &row.id)), None).await?;
         tx.commit().await?;
-        op.announce();
         let snapshot = op.to_api();
         self.track(&row.id, op);
         self.kick(&row.id);
@@ -552,7 +588,7 @@ impl Control {
         status: InstanceStatus,
         wait: Duration,
     ) -> Result<Instance> {
-        let (_, mut updates) = self.events().subscribe(None);
+        let mut updates = self.events().subscribe();
         let row = self.instance_row(p, key, project).await?;
         let id = row.id.clone();
         let deadline = tokio::time::Instant::now() + wait.min(crate::operations::MAX_WAIT);

@@ -28,6 +28,7 @@ pub mod sandboxes;
 pub mod secrets;
 pub mod ssh_keys;
 pub mod system;
+pub mod tasks;
 pub mod templates;
 pub mod timing;
 pub mod tokens;
@@ -52,6 +53,16 @@ pub struct ControlSettings {
     pub session_ttl: Duration,
     /// Logins allowed per client address per minute.
     pub login_per_minute: u32,
+    /// Failed logins per account per 15 minutes before the account waits; 0: no limit.
+    pub login_failures_per_account: u32,
+    /// The URL people reach the API and console at; `https://…` makes cookies `Secure`.
+    pub public_url: Option<String>,
+    /// Believe `X-Forwarded-Proto` and `X-Forwarded-For` from the peer (a reverse proxy).
+    pub trust_proxy: bool,
+    /// Largest image upload, in bytes.
+    pub image_import_max_size: u64,
+    /// Most an imported image may unpack to, in bytes.
+    pub image_import_max_unpacked: u64,
     /// Mutating requests allowed per user per minute.
     pub mutations_per_minute: u32,
     /// Audit entries older than this are archived to a file and removed from the store
@@ -65,6 +76,9 @@ pub struct ControlSettings {
     /// Where this server's S3 listener answers on loopback (`http://127.0.0.1:7701`), for
     /// the REST object routes, which go through it with the caller's rights.
     pub s3_local: Option<String>,
+    /// How long a background task's lease lasts without renewal: the time another
+    /// server waits before it takes over the tasks of a server that died.
+    pub task_lease: Duration,
 }
 
 /// Who is asking, from where: carried into audit entries.
@@ -89,9 +103,11 @@ pub struct Control {
 struct Inner {
     store: Store,
     settings: ControlSettings,
-    events: events::EventBus,
+    events: Arc<events::EventBus>,
     auth_cache: auth::AuthCache,
     login_limiter: ratelimit::KeyedLimiter,
+    /// Failed logins per account name (`login_failures_per_account` per 15 minutes).
+    login_failures: ratelimit::FailureLimiter,
     mutation_limiter: ratelimit::KeyedLimiter,
     compute: instances::Compute,
     shutdown: CancellationToken,
@@ -102,19 +118,28 @@ struct Inner {
     sandbox_url_secret: std::sync::OnceLock<[u8; 32]>,
     envd_token_secret: std::sync::OnceLock<[u8; 32]>,
     watchers: sandbox_watch::Watchers,
+    tasks: tasks::Tasks,
 }
 
 impl Control {
+    /// Makes the control plane and starts its event reader (call inside the runtime).
     pub fn new(store: Store, settings: ControlSettings, shutdown: CancellationToken) -> Control {
         let login_limiter = ratelimit::KeyedLimiter::per_minute(settings.login_per_minute);
+        let login_failures =
+            ratelimit::FailureLimiter::new(settings.login_failures_per_account, auth::ACCOUNT_LOCK_WINDOW);
         let mutation_limiter = ratelimit::KeyedLimiter::per_minute(settings.mutations_per_minute);
+        let events = Arc::new(events::EventBus::new());
+        tokio::spawn(events.clone().run_reader(store.clone(), shutdown.clone()));
+        let server_id = roost_api::ids::IdKind::Server.generate();
+        let tasks = tasks::Tasks::new(store.clone(), settings.task_lease, server_id, shutdown.clone());
         Control {
             inner: Arc::new(Inner {
                 store,
                 settings,
-                events: events::EventBus::new(),
+                events,
                 auth_cache: auth::AuthCache::default(),
                 login_limiter,
+                login_failures,
                 mutation_limiter,
                 compute: Default::default(),
                 shutdown,
@@ -125,6 +150,7 @@ impl Control {
                 sandbox_url_secret: Default::default(),
                 envd_token_secret: Default::default(),
                 watchers: Default::default(),
+                tasks,
             }),
         }
     }
@@ -141,14 +167,21 @@ impl Control {
         &self.inner.events
     }
 
+    /// This server's background tasks (and its server id).
+    pub fn tasks(&self) -> &tasks::Tasks {
+        &self.inner.tasks
+    }
+
     /// Cancelled when the server begins to shut down: long polls and streams end.
     pub fn shutdown(&self) -> &CancellationToken {
         &self.inner.shutdown
     }
 
-    /// Work to do once at start: finish what a crash interrupted, make sure the default
-    /// project exists, apply audit retention.
+    /// Work to do once at start: take over the task leases of this data directory's
+    /// previous run, finish what a crash interrupted, make sure the default project
+    /// exists, apply audit retention.
     pub async fn recover(&self) -> Result<()> {
+        self.tasks().take_over_previous_run(&self.settings().data_dir.join("server-id")).await?;
         self.ensure_default_project().await?;
         self.master_key()?;
         self.ensure_builtin_images().await?;
@@ -163,34 +196,5 @@ impl Control {
     /// Counts a mutating request against the user's rate; 429 when over.
     pub fn check_mutation_rate(&self, principal: &Principal) -> Result<()> {
         self.inner.mutation_limiter.check(&principal.user_id).map_err(Error::rate_limited)
-    }
-
-    /// Background housekeeping until shutdown: expired sessions are removed and audit
-    /// retention is applied.
-    pub fn spawn_housekeeping(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                match control.store().delete_expired_sessions(roost_store::now_ms()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(sessions = n, "removed expired sessions"),
-                    Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),
-                }
-                control.inner.login_limiter.retain_recent();
-                let day_ago = roost_store::now_ms() - 24 * 3600 * 1000;
-                if let Err(err) = control.store().prune_idempotency_keys(day_ago).await {
-                    tracing::warn!(error = %err, "could not prune idempotency keys");
-                }
-                control.inner.mutation_limiter.retain_recent();
-                if let Err(err) = control.apply_audit_retention().await {
-                    tracing::error!(error = %err.message, "audit retention failed");
-                }
-            }
-        });
     }
 }

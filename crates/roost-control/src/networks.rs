@@ -29,7 +29,8 @@ use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
 use crate::list::list_query;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::tasks::{BackgroundTask, TaskSpec};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 pub const DEFAULT_NETWORK: &str = "default";
 pub const DEFAULT_GROUP: &str = "default";
@@ -47,6 +48,47 @@ fn bridge_name(network_id: &str) -> String {
 
 fn parse_cidr(s: &str) -> Option<Ipv4Net> {
     s.parse::<Ipv4Net>().ok()
+}
+
+/// Bridges, firewall and DNS of this node: at start, whenever asked, and every few
+/// seconds against drift (a bridge deleted by hand, a table flushed).
+pub(crate) const NETWORK_SYNC: TaskSpec = TaskSpec {
+    name: "network_sync",
+    description: "Brings the node's bridges, policy routes, nftables tables and DNS zones in line with the store \
+                  (after each change, and against drift)",
+    period: DRIFT_CHECK,
+};
+
+pub(crate) struct NetworkSync {
+    control: Control,
+    /// Whether every project's defaults were made (once, before the first sync).
+    defaults: bool,
+}
+
+impl NetworkSync {
+    pub(crate) fn new(control: Control) -> NetworkSync {
+        NetworkSync { control, defaults: false }
+    }
+}
+
+impl BackgroundTask for NetworkSync {
+    async fn activate(&mut self) -> Result<serde_json::Value> {
+        let control = &self.control;
+        if !self.defaults {
+            // Every project has its default network and group (projects made while
+            // compute was off, or before networks existed, get them now).
+            for id in control.store().all_project_ids().await? {
+                if let Err(e) = control.ensure_project_defaults(&id).await {
+                    tracing::warn!(project = %id, error = %e.message, "cannot create the default network");
+                }
+            }
+            self.defaults = true;
+        }
+        // Let a burst of changes settle into one apply.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        control.sync_firewall_now().await?;
+        Ok(serde_json::json!({}))
+    }
 }
 
 impl Control {
@@ -94,31 +136,7 @@ impl Control {
     async fn network_apis(&self, rows: &[NetworkRow]) -> Result<Vec<Network>> {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let details = self.store().network_details(&ids).await?;
-        let nics: HashMap<&str, i64> = details.nics.iter().map(|(id, n)| (id.as_str(), *n)).collect();
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let used = nics.get(row.id.as_str()).copied().unwrap_or(0);
-                let cidr = parse_cidr(&row.cidr).unwrap_or_default();
-                let total = cidr.hosts().count().saturating_sub(1) as u32;
-                Network {
-                    id: row.id.clone(),
-                    name: row.name.clone(),
-                    project_id: row.project_id.clone(),
-                    cidr: row.cidr.clone(),
-                    gateway: row.gateway.clone(),
-                    bridge: row.bridge.clone(),
-                    nat: row.nat != 0,
-                    dns: row.dns != 0,
-                    default: row.is_default != 0,
-                    peers: details.peers.iter().filter(|(n, _)| *n == row.id).map(|(_, name)| name.clone()).collect(),
-                    instance_count: used as u32,
-                    addresses_used: used as u32,
-                    addresses_total: total,
-                    created_at: to_time(row.created_at),
-                }
-            })
-            .collect())
+        Ok(rows.iter().map(|row| network_from(row, &details)).collect())
     }
 
     async fn group_api(&self, row: &SecurityGroupRow) -> Result<SecurityGroup> {
@@ -129,21 +147,7 @@ impl Control {
     async fn group_apis(&self, rows: &[SecurityGroupRow]) -> Result<Vec<SecurityGroup>> {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let details = self.store().group_details(&ids).await?;
-        let names: HashMap<String, String> = details.remote_names.into_iter().collect();
-        let members: HashMap<&str, i64> = details.members.iter().map(|(id, n)| (id.as_str(), *n)).collect();
-        Ok(rows
-            .iter()
-            .map(|row| SecurityGroup {
-                id: row.id.clone(),
-                name: row.name.clone(),
-                project_id: row.project_id.clone(),
-                description: row.description.clone(),
-                default: row.is_default != 0,
-                rules: details.rules.iter().filter(|r| r.group_id == row.id).map(|r| rule_api(r, &names)).collect(),
-                instance_count: members.get(row.id.as_str()).copied().unwrap_or(0) as u32,
-                created_at: to_time(row.created_at),
-            })
-            .collect())
+        Ok(group_from(rows, details))
     }
 
     /// The NICs and group names of instances (two queries whatever their number), by
@@ -155,13 +159,7 @@ impl Control {
         let mut out: HashMap<String, (Vec<InstanceNic>, Vec<String>)> = HashMap::new();
         let Ok((nics, groups)) = self.store().network_views(ids).await else { return out };
         for n in nics {
-            out.entry(n.instance_id.clone()).or_default().0.push(InstanceNic {
-                name: format!("eth{}", n.idx),
-                network_id: n.network_id,
-                network: n.network,
-                ip: n.ip,
-                mac: n.mac,
-            });
+            out.entry(n.instance_id.clone()).or_default().0.push(nic_view(n));
         }
         for (instance, group) in groups {
             out.entry(instance).or_default().1.push(group);
@@ -175,7 +173,7 @@ impl Control {
     /// and a `default` security group (all egress; ingress from its own members).
     pub(crate) async fn ensure_project_defaults(&self, project_id: &str) -> Result<()> {
         let pool = self.node()?.network_pool;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.system_change().await?;
         let now = now_ms();
         if repo::network_by_name(tx.conn(), project_id, DEFAULT_NETWORK).await?.is_none() {
             let taken: Vec<Ipv4Net> = repo::all_cidrs(tx.conn()).await?.iter().filter_map(|c| parse_cidr(c)).collect();
@@ -197,6 +195,8 @@ impl Control {
                 updated_at: now,
             };
             repo::insert_network(tx.conn(), &row).await?;
+            let api = network_view(tx.conn(), &row).await?;
+            tx.event("network.created", "network", &row.id, &api, Audience::Project(row.project_id.clone()));
         }
         if repo::group_by_name(tx.conn(), project_id, DEFAULT_GROUP).await?.is_none() {
             let id = IdKind::SecurityGroup.generate();
@@ -225,6 +225,14 @@ impl Control {
                 };
                 repo::insert_rule(tx.conn(), &rule).await?;
             }
+            let api = group_view(tx.conn(), &row).await?;
+            tx.event(
+                "security_group.created",
+                "security_group",
+                &row.id,
+                &api,
+                Audience::Project(row.project_id.clone()),
+            );
         }
         tx.commit().await.map_err(Error::from)
     }
@@ -238,7 +246,7 @@ impl Control {
         req: CreateNetworkRequest,
     ) -> Result<Network> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         v.check(!req.name.contains('.'), "name", "must not contain '.' (it is a DNS label)");
@@ -278,7 +286,7 @@ impl Control {
         }
         let now = now_ms();
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let cidr = match cidr {
             Some(c) => c,
             None => {
@@ -321,11 +329,11 @@ impl Control {
             )),
             e => e.into(),
         })?;
-        audit::record(tx.conn(), ctx, p, "network.create", Some(("network", &row.id)), body.as_ref()).await?;
+        tx.audit("network.create", Some(("network", &row.id)), body.as_ref()).await?;
+        let api = network_view(tx.conn(), &row).await?;
+        tx.event("network.created", "network", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        let api = self.network_api(&row).await?;
-        self.publish_resource("network.created", "network", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -353,18 +361,20 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<Network> {
         let row = self.network_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "networks", &row.id, if_match, self.get_network(p, &row.id, None)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("networks", &row.id, if_match, self.get_network(p, &row.id, None)).await?;
         let nat = req.nat.unwrap_or(row.nat != 0);
         let dns = req.dns.unwrap_or(row.dns != 0);
-        repo::set_network_flags(tx.conn(), &row.id, nat, dns, now_ms()).await?;
-        audit::record(tx.conn(), ctx, p, "network.update", Some(("network", &row.id)), body.as_ref()).await?;
+        let now = now_ms();
+        repo::set_network_flags(tx.conn(), &row.id, nat, dns, now).await?;
+        tx.audit("network.update", Some(("network", &row.id)), body.as_ref()).await?;
+        let fresh = NetworkRow { nat: nat as i64, dns: dns as i64, updated_at: now, ..row.clone() };
+        let api = network_view(tx.conn(), &fresh).await?;
+        tx.event("network.updated", "network", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        let api = self.get_network(p, &row.id, None).await?;
-        self.publish_resource("network.updated", "network", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -377,12 +387,12 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.network_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         if row.is_default != 0 {
             return Err(Error::conflict("the project's default network cannot be removed"));
         }
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "networks", &row.id, if_match, self.get_network(p, &row.id, None)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("networks", &row.id, if_match, self.get_network(p, &row.id, None)).await?;
         let attached = repo::nic_count(tx.conn(), &row.id).await?;
         if attached > 0 {
             return Err(Error::conflict(format!(
@@ -391,10 +401,10 @@ impl Control {
             )));
         }
         repo::delete_network(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "network.delete", Some(("network", &row.id)), None).await?;
+        tx.audit("network.delete", Some(("network", &row.id)), None).await?;
+        tx.bare_event("network.deleted", "network", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        self.events().publish("network.deleted", "network", &row.id, None, Audience::Project(row.project_id.clone()));
         Ok(())
     }
 
@@ -408,7 +418,7 @@ impl Control {
         peer: bool,
     ) -> Result<Network> {
         let row = self.network_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let other_row = self
             .network_row(p, other, Some(&row.project_id))
             .await
@@ -416,7 +426,7 @@ impl Control {
         if other_row.id == row.id {
             return Err(field("network", "a network cannot be peered with itself"));
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let action = if peer { "network.peer" } else { "network.unpeer" };
         if peer {
             repo::insert_peer(tx.conn(), &row.id, &other_row.id, now_ms()).await?;
@@ -424,11 +434,11 @@ impl Control {
             return Err(Error::not_found("peering", &format!("{} and {}", row.name, other_row.name)));
         }
         let body = serde_json::json!({ "network": other_row.id });
-        audit::record(tx.conn(), ctx, p, action, Some(("network", &row.id)), Some(&body)).await?;
+        tx.audit(action, Some(("network", &row.id)), Some(&body)).await?;
+        let api = network_view(tx.conn(), &row).await?;
+        tx.event("network.updated", "network", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        let api = self.network_api(&row).await?;
-        self.publish_resource("network.updated", "network", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -441,7 +451,7 @@ impl Control {
         req: CreateSecurityGroupRequest,
     ) -> Result<SecurityGroup> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         if let Some(d) = &req.description {
@@ -461,7 +471,7 @@ impl Control {
             updated_at: now,
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::insert_group(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!(
                 "a security group named '{}' already exists in project '{}'",
@@ -483,11 +493,10 @@ impl Control {
             };
             repo::insert_rule(tx.conn(), &rule).await?;
         }
-        audit::record(tx.conn(), ctx, p, "security_group.create", Some(("security_group", &row.id)), body.as_ref())
-            .await?;
+        tx.audit("security_group.create", Some(("security_group", &row.id)), body.as_ref()).await?;
+        let api = group_view(tx.conn(), &row).await?;
+        tx.event("security_group.created", "security_group", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
-        let api = self.group_api(&row).await?;
-        self.publish_resource("security_group.created", "security_group", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -513,13 +522,12 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.group_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         if row.is_default != 0 {
             return Err(Error::conflict("the project's default security group cannot be removed"));
         }
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "security_groups", &row.id, if_match, self.get_security_group(p, &row.id, None))
-            .await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("security_groups", &row.id, if_match, self.get_security_group(p, &row.id, None)).await?;
         let members = repo::member_count(tx.conn(), &row.id).await?;
         if members > 0 {
             return Err(Error::conflict(format!("security group '{}' is used by {members} instance(s)", row.name)));
@@ -531,16 +539,10 @@ impl Control {
             )));
         }
         repo::delete_group(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "security_group.delete", Some(("security_group", &row.id)), None).await?;
+        tx.audit("security_group.delete", Some(("security_group", &row.id)), None).await?;
+        tx.bare_event("security_group.deleted", "security_group", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.request_firewall_sync();
-        self.events().publish(
-            "security_group.deleted",
-            "security_group",
-            &row.id,
-            None,
-            Audience::Project(row.project_id.clone()),
-        );
         Ok(())
     }
 
@@ -554,24 +556,26 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<SecurityGroup> {
         let row = self.group_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let mut v = Validator::default();
         if let Some(Some(d)) = &req.description {
             v.check(d.len() <= 255, "description", "at most 255 characters");
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "security_groups", &row.id, if_match, self.get_security_group(p, &row.id, None))
-            .await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("security_groups", &row.id, if_match, self.get_security_group(p, &row.id, None)).await?;
+        let mut fresh = row.clone();
         if let Some(description) = &req.description {
-            repo::set_group_description(tx.conn(), &row.id, description.as_deref(), now_ms()).await?;
+            let now = now_ms();
+            repo::set_group_description(tx.conn(), &row.id, description.as_deref(), now).await?;
+            fresh.description = description.clone();
+            fresh.updated_at = now;
         }
-        audit::record(tx.conn(), ctx, p, "security_group.update", Some(("security_group", &row.id)), body.as_ref())
-            .await?;
+        tx.audit("security_group.update", Some(("security_group", &row.id)), body.as_ref()).await?;
+        let api = group_view(tx.conn(), &fresh).await?;
+        tx.event("security_group.updated", "security_group", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
-        let api = self.get_security_group(p, &row.id, None).await?;
-        self.publish_resource("security_group.updated", "security_group", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -584,7 +588,7 @@ impl Control {
         req: CreateRuleRequest,
     ) -> Result<SecurityGroup> {
         let row = self.group_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let mut v = Validator::default();
         let ports = match (&req.ports, req.protocol) {
             (Some(ports), Protocol::Tcp | Protocol::Udp) => match parse_port_list(ports) {
@@ -639,7 +643,7 @@ impl Control {
             created_at: now_ms(),
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let count: i64 =
             roost_store::sqlx::query_scalar("SELECT COUNT(*) FROM security_group_rules WHERE group_id = $1")
                 .bind(&row.id)
@@ -650,12 +654,11 @@ impl Control {
             return Err(Error::conflict("a security group has at most 1000 rules"));
         }
         repo::insert_rule(tx.conn(), &rule).await?;
-        audit::record(tx.conn(), ctx, p, "security_group.rule_add", Some(("security_group", &row.id)), body.as_ref())
-            .await?;
+        tx.audit("security_group.rule_add", Some(("security_group", &row.id)), body.as_ref()).await?;
+        let api = group_view(tx.conn(), &row).await?;
+        tx.event("security_group.updated", "security_group", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        let api = self.group_api(&row).await?;
-        self.publish_resource("security_group.updated", "security_group", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -668,18 +671,17 @@ impl Control {
         project: Option<&str>,
     ) -> Result<SecurityGroup> {
         let row = self.group_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
         if !repo::delete_rule(tx.conn(), &row.id, rule_id).await? {
             return Err(Error::not_found("rule", rule_id));
         }
         let body = serde_json::json!({ "rule": rule_id });
-        audit::record(tx.conn(), ctx, p, "security_group.rule_delete", Some(("security_group", &row.id)), Some(&body))
-            .await?;
+        tx.audit("security_group.rule_delete", Some(("security_group", &row.id)), Some(&body)).await?;
+        let api = group_view(tx.conn(), &row).await?;
+        tx.event("security_group.updated", "security_group", &row.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        let api = self.group_api(&row).await?;
-        self.publish_resource("security_group.updated", "security_group", &row.id, &api, &row.project_id);
         Ok(api)
     }
 
@@ -810,7 +812,7 @@ impl Control {
         }
         drop(conn);
         self.ensure_project_defaults(project_id).await?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.system_change().await?;
         let net = repo::network_by_name(tx.conn(), project_id, DEFAULT_NETWORK)
             .await?
             .ok_or_else(|| Error::internal("the default network is missing"))?;
@@ -820,6 +822,7 @@ impl Control {
         {
             repo::set_instance_groups(tx.conn(), instance_id, &[g.id]).await?;
         }
+        tx.instance_event("instance.updated", instance_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -835,10 +838,10 @@ impl Control {
         req: NicRequest,
     ) -> Result<roost_api::instances::Instance> {
         let row = self.instance_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let resolved = self.resolve_networks(p, &row.project_id, std::slice::from_ref(&req)).await?;
         let (net, ip) = resolved.into_iter().next().expect("one network");
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let existing = repo::nics_of(tx.conn(), &row.id).await?;
         if existing.iter().any(|n| n.network_id == net.id) {
             return Err(Error::conflict(format!("instance '{}' is already on network '{}'", row.name, net.name)));
@@ -849,7 +852,8 @@ impl Control {
         let idx = (0..).find(|i| !existing.iter().any(|n| n.idx == *i)).expect("a free index");
         let nic = Self::allocate_nic(tx.conn(), &net, &row.id, idx, ip).await?;
         let body = serde_json::to_value(&req).ok();
-        audit::record(tx.conn(), ctx, p, "instance.network_attach", Some(("instance", &row.id)), body.as_ref()).await?;
+        tx.audit("instance.network_attach", Some(("instance", &row.id)), body.as_ref()).await?;
+        tx.instance_event("instance.updated", &row.id).await?;
         tx.commit().await?;
         self.sync_firewall_now().await?;
         // Hot: plug it into the running instance now; a stopped one gets it at start.
@@ -858,7 +862,6 @@ impl Control {
             driver.attach_network(&row.id, &attachment(&net, &nic)?).await.map_err(node_error)?;
         }
         let fresh = self.store().instance(&row.id).await?.unwrap_or(row);
-        self.publish_instance(&fresh, "instance.updated").await;
         Ok(self.instance_api(&fresh).await)
     }
 
@@ -871,9 +874,9 @@ impl Control {
         network: &str,
     ) -> Result<roost_api::instances::Instance> {
         let row = self.instance_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let net = self.network_row(p, network, Some(&row.project_id)).await?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let nics = repo::nics_of(tx.conn(), &row.id).await?;
         let Some(nic) = nics.iter().find(|n| n.network_id == net.id).cloned() else {
             return Err(Error::not_found("attachment", &format!("{} on {}", row.name, net.name)));
@@ -888,14 +891,14 @@ impl Control {
             roost_store::instances::set_ip(tx.conn(), &row.id, None).await?;
         }
         let body = serde_json::json!({ "network": net.id });
-        audit::record(tx.conn(), ctx, p, "instance.network_detach", Some(("instance", &row.id)), Some(&body)).await?;
+        tx.audit("instance.network_detach", Some(("instance", &row.id)), Some(&body)).await?;
+        tx.instance_event("instance.updated", &row.id).await?;
         tx.commit().await?;
         if let Ok(node) = self.node() {
             node.driver_for(&row.kind)?.detach_network(&row.id, &attachment(&net, &nic)?).await.map_err(node_error)?;
         }
         self.sync_firewall_now().await?;
         let fresh = self.store().instance(&row.id).await?.unwrap_or(row);
-        self.publish_instance(&fresh, "instance.updated").await;
         Ok(self.instance_api(&fresh).await)
     }
 
@@ -908,15 +911,15 @@ impl Control {
         groups: &[String],
     ) -> Result<roost_api::instances::Instance> {
         let row = self.instance_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let ids = if groups.is_empty() { Vec::new() } else { self.resolve_groups(p, &row.project_id, groups).await? };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::set_instance_groups(tx.conn(), &row.id, &ids).await?;
         let body = serde_json::json!({ "security_groups": groups });
-        audit::record(tx.conn(), ctx, p, "instance.security_groups", Some(("instance", &row.id)), Some(&body)).await?;
+        tx.audit("instance.security_groups", Some(("instance", &row.id)), Some(&body)).await?;
+        tx.instance_event("instance.updated", &row.id).await?;
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        self.publish_instance(&row, "instance.updated").await;
         Ok(self.instance_api(&row).await)
     }
 
@@ -931,7 +934,7 @@ impl Control {
         req: CreatePortForwardRequest,
     ) -> Result<PortForward> {
         let row = self.instance_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let protocol = req.protocol.unwrap_or(Protocol::Tcp);
         let mut v = Validator::default();
         v.check(matches!(protocol, Protocol::Tcp | Protocol::Udp), "protocol", "must be tcp or udp");
@@ -939,7 +942,7 @@ impl Control {
         v.check(req.instance_port > 0, "instance_port", "must be 1-65535");
         v.finish()?;
         self.check_host_port(req.host_port, protocol)?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         if let Some(existing) = repo::port_forward_on(tx.conn(), req.host_port as i64, protocol.as_str()).await? {
             let owner = if self
                 .store()
@@ -974,10 +977,12 @@ impl Control {
             e => e.into(),
         })?;
         let body = serde_json::to_value(&req).ok();
-        audit::record(tx.conn(), ctx, p, "port_forward.create", Some(("port_forward", &f.id)), body.as_ref()).await?;
+        tx.audit("port_forward.create", Some(("port_forward", &f.id)), body.as_ref()).await?;
+        let api = port_forward_view(&f, Some(&row));
+        tx.event("port_forward.created", "port_forward", &f.id, &api, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await?;
-        self.port_forward_by_id(&f.id).await
+        Ok(api)
     }
 
     /// A forward takes a host port from outside traffic for good, so only one of the
@@ -1036,8 +1041,8 @@ impl Control {
         project: Option<&str>,
     ) -> Result<()> {
         let row = self.instance_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
         let forwards = repo::port_forwards_of(tx.conn(), &row.id).await?;
         let (port, proto) = match spec.split_once('/') {
             Some((port, proto)) => (port, proto),
@@ -1048,64 +1053,19 @@ impl Control {
             .find(|f| f.id == spec || (f.host_port.to_string() == port && f.protocol == proto))
             .ok_or_else(|| Error::not_found("port forward", &format!("{spec} of instance {}", row.name)))?;
         repo::delete_port_forward(tx.conn(), &found.id).await?;
-        audit::record(tx.conn(), ctx, p, "port_forward.delete", Some(("port_forward", &found.id)), None).await?;
+        tx.audit("port_forward.delete", Some(("port_forward", &found.id)), None).await?;
+        tx.bare_event("port_forward.deleted", "port_forward", &found.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await
     }
 
-    async fn port_forward_by_id(&self, id: &str) -> Result<PortForward> {
-        let view = self.store().port_forward_view(id).await?.ok_or_else(|| Error::not_found("port forward", id))?;
-        Ok(port_forward_api(&view))
-    }
-
-    fn publish_resource<T: serde::Serialize>(&self, kind: &str, resource: &str, id: &str, api: &T, project: &str) {
-        self.events().publish(
-            kind,
-            resource,
-            id,
-            serde_json::to_value(api).ok(),
-            Audience::Project(project.to_string()),
-        );
-    }
-
     // ---- the host side ----
 
-    /// Asks the firewall loop to bring the host up to date soon.
+    /// Asks the network sync task to bring the host up to date soon.
     pub(crate) fn request_firewall_sync(&self) {
-        if let Ok(node) = self.node() {
-            node.firewall_dirty.notify_one();
+        if self.node().is_ok() {
+            self.tasks().activator(NETWORK_SYNC.name).activate();
         }
-    }
-
-    pub(crate) fn spawn_firewall_loop(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let Ok(node) = control.node() else { return };
-            // Every project has its default network and group (projects made while
-            // compute was off, or before networks existed, get them now).
-            if let Ok(projects) = control.store().all_project_ids().await {
-                for id in projects {
-                    if let Err(e) = control.ensure_project_defaults(&id).await {
-                        tracing::warn!(project = %id, error = %e.message, "cannot create the default network");
-                    }
-                }
-            }
-            // At start, then whenever asked, and every few seconds against drift (a
-            // bridge deleted by hand, a table flushed).
-            loop {
-                if let Err(e) = control.sync_firewall_now().await {
-                    tracing::warn!(error = %e.message, "network sync failed; retrying");
-                }
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = node.firewall_dirty.notified() => {
-                        // Let a burst of changes settle into one apply.
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                    _ = tokio::time::sleep(DRIFT_CHECK) => {}
-                }
-            }
-        });
     }
 
     /// Brings bridges, nftables and DNS in line with the store, now. Serialized.
@@ -1458,5 +1418,79 @@ mod tests {
         let b = bridge_name(&id);
         assert_eq!(b.len(), 14);
         assert!(b.starts_with("rn"));
+    }
+}
+
+/// A NIC as the instance API shows it.
+pub(crate) fn nic_view(n: roost_store::networks::NicView) -> InstanceNic {
+    InstanceNic { name: format!("eth{}", n.idx), network_id: n.network_id, network: n.network, ip: n.ip, mac: n.mac }
+}
+
+/// A network as the API shows it, read on `conn` (a change's event shows it as the
+/// change leaves it).
+pub(crate) async fn network_view(conn: &mut AnyConnection, row: &NetworkRow) -> Result<Network> {
+    let details = roost_store::networks::network_details_in(conn, std::slice::from_ref(&row.id)).await?;
+    Ok(network_from(row, &details))
+}
+
+/// A security group with its rules as the API shows it, read on `conn`.
+pub(crate) async fn group_view(conn: &mut AnyConnection, row: &SecurityGroupRow) -> Result<SecurityGroup> {
+    let details = roost_store::networks::group_details_in(conn, std::slice::from_ref(&row.id)).await?;
+    Ok(group_from(std::slice::from_ref(row), details).remove(0))
+}
+
+/// The API view of a network from its row and the details read for it (listings read
+/// them for a page at once).
+fn network_from(row: &NetworkRow, details: &roost_store::networks::NetworkDetails) -> Network {
+    let used = details.nics.iter().find(|(id, _)| *id == row.id).map(|(_, n)| *n).unwrap_or(0);
+    let cidr = parse_cidr(&row.cidr).unwrap_or_default();
+    let total = cidr.hosts().count().saturating_sub(1) as u32;
+    Network {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        project_id: row.project_id.clone(),
+        cidr: row.cidr.clone(),
+        gateway: row.gateway.clone(),
+        bridge: row.bridge.clone(),
+        nat: row.nat != 0,
+        dns: row.dns != 0,
+        default: row.is_default != 0,
+        peers: details.peers.iter().filter(|(n, _)| *n == row.id).map(|(_, name)| name.clone()).collect(),
+        instance_count: used as u32,
+        addresses_used: used as u32,
+        addresses_total: total,
+        created_at: to_time(row.created_at),
+    }
+}
+
+/// The API view of security groups from their rows and the details read for them.
+fn group_from(rows: &[SecurityGroupRow], details: roost_store::networks::GroupDetails) -> Vec<SecurityGroup> {
+    let names: HashMap<String, String> = details.remote_names.into_iter().collect();
+    let members: HashMap<&str, i64> = details.members.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+    rows.iter()
+        .map(|row| SecurityGroup {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            project_id: row.project_id.clone(),
+            description: row.description.clone(),
+            default: row.is_default != 0,
+            rules: details.rules.iter().filter(|r| r.group_id == row.id).map(|r| rule_api(r, &names)).collect(),
+            instance_count: members.get(row.id.as_str()).copied().unwrap_or(0) as u32,
+            created_at: to_time(row.created_at),
+        })
+        .collect()
+}
+
+fn port_forward_view(f: &PortForwardRow, inst: Option<&roost_store::instances::InstanceRow>) -> PortForward {
+    PortForward {
+        id: f.id.clone(),
+        project_id: f.project_id.clone(),
+        instance_id: f.instance_id.clone(),
+        instance: inst.map(|i| i.name.clone()).unwrap_or_default(),
+        host_port: f.host_port as u16,
+        instance_port: f.instance_port as u16,
+        protocol: Protocol::parse(&f.protocol).unwrap_or(Protocol::Tcp),
+        target_ip: inst.and_then(|i| i.ip.clone()),
+        created_at: to_time(f.created_at),
     }
 }

@@ -39,7 +39,6 @@ pub struct Node {
     /// The host ports port forwards may take (the `port_forward_range` setting).
     pub port_forward_range: std::ops::RangeInclusive<u16>,
     pub dns: DnsServer,
-    pub firewall_dirty: tokio::sync::Notify,
     pub firewall_lock: tokio::sync::Mutex<()>,
     pub firewall_synced: AtomicBool,
     /// The script applied last, to skip applying an unchanged one.
@@ -66,7 +65,6 @@ impl Node {
             reserved_ports,
             port_forward_range: DEFAULT_PORT_FORWARD_RANGE,
             dns: DnsServer::new(),
-            firewall_dirty: tokio::sync::Notify::new(),
             firewall_lock: tokio::sync::Mutex::new(()),
             firewall_synced: AtomicBool::new(false),
             firewall_applied: tokio::sync::Mutex::new(String::new()),

@@ -11,6 +11,7 @@ use roost_store::operations::{OperationRow, SORT_KEYS};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::events::Audience;
+use crate::kernel::Change;
 use crate::list::list_query;
 use crate::{Control, Error, Principal, Result};
 
@@ -24,11 +25,10 @@ pub struct OperationHandle {
 }
 
 impl Control {
-    /// Records a new pending operation inside the caller's transaction; publish it with
-    /// [`OperationHandle::announce`] after commit.
-    pub async fn new_operation(
+    /// Records a new pending operation as part of `change` (with its event).
+    pub(crate) async fn new_operation(
         &self,
-        conn: &mut roost_store::sqlx::AnyConnection,
+        change: &mut Change<'_>,
         principal: &Principal,
         kind: &str,
         resource: Option<(&str, &str)>,
@@ -51,8 +51,10 @@ impl Control {
             finished_at: None,
             project_id: None,
         };
-        roost_store::operations::insert(conn, &row).await?;
-        Ok(OperationHandle { control: self.clone(), row })
+        roost_store::operations::insert(change.conn(), &row).await?;
+        let op = OperationHandle { control: self.clone(), row };
+        op.announce_in(change);
+        Ok(op)
     }
 
     /// An operation the caller may see (their own; admins see all).
@@ -75,7 +77,7 @@ impl Control {
     /// the server begins to shut down).
     pub async fn wait_operation(&self, principal: &Principal, id: &str, wait: Duration) -> Result<Operation> {
         // Subscribe before reading, so an update between the two is not missed.
-        let (_, mut updates) = self.events().subscribe(None);
+        let mut updates = self.events().subscribe();
         let mut op = self.get_operation(principal, id).await?;
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
         while !op.status.is_final() {
@@ -104,28 +106,27 @@ impl OperationHandle {
         self.row.to_api()
     }
 
-    /// Publishes the operation's current state.
-    pub fn announce(&self) {
-        let data = serde_json::to_value(self.row.to_api()).ok();
+    /// Raises the operation's current state as an event of `change`.
+    pub(crate) fn announce_in(&self, change: &mut Change<'_>) {
         let audience = match &self.row.created_by {
             Some(user) => Audience::User(user.clone()),
             None => Audience::Admins,
         };
-        self.control.events().publish("operation.updated", "operation", &self.row.id, data, audience);
+        change.event("operation.updated", "operation", &self.row.id, &self.row.to_api(), audience);
     }
 
     async fn save(&mut self) {
         self.row.updated_at = now_ms();
         let result = async {
-            let mut tx = self.control.store().write().await?;
-            roost_store::operations::update(tx.conn(), &self.row).await?;
-            tx.commit().await
+            let mut change = self.control.system_change().await?;
+            roost_store::operations::update(change.conn(), &self.row).await?;
+            self.announce_in(&mut change);
+            change.commit().await
         }
         .await;
         if let Err(err) = result {
-            tracing::error!(operation = %self.row.id, error = %err, "could not record operation progress");
+            tracing::error!(operation = %self.row.id, error = %err.message, "could not record operation progress");
         }
-        self.announce();
     }
 
     /// Running, at `progress` percent, doing `message`.

@@ -5,6 +5,7 @@
 use roost_api::auth::Role;
 use roost_store::projects::ProjectRow;
 
+use crate::kernel::{Actor, Authorized};
 use crate::{Control, Error, Principal, Result};
 
 /// A project the principal may see, and its effective role there.
@@ -13,15 +14,30 @@ pub struct ProjectAccess {
     pub project: ProjectRow,
     /// `admin` for admins; otherwise the membership role, capped by the user's role.
     pub role: Role,
+    actor: Actor,
 }
 
 impl ProjectAccess {
-    /// Fails with 403 unless the role may create, change and delete resources here.
-    pub fn require_write(&self) -> Result<()> {
+    /// Fails with 403 unless the role may create, change and delete resources here; the
+    /// proof opens changes in the project.
+    pub fn require_write(&self) -> Result<ProjectWrite> {
         if self.role >= Role::Operator {
-            return Ok(());
+            return Ok(ProjectWrite { project: self.project.clone(), actor: self.actor.clone() });
         }
         Err(Error::forbidden(format!("you are a viewer in project '{}': read only", self.project.name)))
+    }
+}
+
+/// Proof that its actor may change resources in `project` (see [`ProjectAccess::require_write`]).
+#[derive(Debug, Clone)]
+pub struct ProjectWrite {
+    pub project: ProjectRow,
+    actor: Actor,
+}
+
+impl Authorized for ProjectWrite {
+    fn actor(&self) -> Actor {
+        self.actor.clone()
     }
 }
 
@@ -43,7 +59,7 @@ impl Control {
             let membership = self.store().membership(&project.id, &principal.user_id).await?.ok_or_else(not_found)?;
             Role::parse(&membership).unwrap_or(Role::Viewer).min(principal.role).min(Role::Operator)
         };
-        Ok(ProjectAccess { project, role })
+        Ok(ProjectAccess { project, role, actor: principal.actor() })
     }
 
     /// The projects a listing may draw from: all for admins, the one project of a

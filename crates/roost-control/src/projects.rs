@@ -17,7 +17,7 @@ use roost_store::{StoreError, now_ms};
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::list::list_query;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// How much of each quota resource a project uses: the counting query, and how many of
 /// its units make one unit of the limit (vCPUs are counted in thousandths). Resource
@@ -52,22 +52,14 @@ impl Control {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.system_change().await?;
         match roost_store::projects::insert(tx.conn(), &row).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Ok(()), // another server made it
             Err(e) => return Err(e.into()),
         }
-        let entry = roost_store::audit::AuditEntry {
-            time: now,
-            actor: "system".into(),
-            action: "project.create".into(),
-            resource_type: Some("project".into()),
-            resource_id: Some(row.id.clone()),
-            result: "success".into(),
-            ..Default::default()
-        };
-        roost_store::audit::append(tx.conn(), &entry).await?;
+        tx.audit("project.create", Some(("project", &row.id)), None).await?;
+        tx.event("project.created", "project", &row.id, &row.to_api(), Audience::Admins);
         tx.commit().await?;
         Ok(())
     }
@@ -78,7 +70,7 @@ impl Control {
         p: &Principal,
         req: CreateProjectRequest,
     ) -> Result<Project> {
-        p.require_admin()?;
+        let proof = p.require_admin()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         if let Some(d) = &req.description {
@@ -94,26 +86,20 @@ impl Control {
             updated_at: now,
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::projects::insert(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!("a project named '{}' already exists", req.name)),
             e => e.into(),
         })?;
-        audit::record(tx.conn(), ctx, p, "project.create", Some(("project", &row.id)), body.as_ref()).await?;
+        tx.audit("project.create", Some(("project", &row.id)), body.as_ref()).await?;
+        let project = row.to_api();
+        tx.event("project.created", "project", &project.id, &project, Audience::Admins);
         tx.commit().await?;
         // Its default network and security group, when this server runs instances.
         if self.node().is_ok() {
             self.ensure_project_defaults(&row.id).await?;
             self.request_firewall_sync();
         }
-        let project = row.to_api();
-        self.events().publish(
-            "project.created",
-            "project",
-            &project.id,
-            serde_json::to_value(&project).ok(),
-            Audience::Admins,
-        );
         Ok(project)
     }
 
@@ -140,20 +126,23 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<Project> {
         let access = self.project_access(p, key).await?;
-        p.require_admin()?;
+        let proof = p.require_admin()?;
         let mut v = Validator::default();
         if let Some(d) = &req.description {
             v.check(d.chars().count() <= 1000, "description", "must be at most 1000 characters");
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let id = &access.project.id;
-        self.check_if_match(&mut tx, "projects", id, if_match, self.get_project(p, id)).await?;
+        tx.check_if_match("projects", id, if_match, self.get_project(p, id)).await?;
         roost_store::projects::update_description(tx.conn(), &access.project.id, req.description.as_deref(), now_ms())
             .await?;
-        audit::record(tx.conn(), ctx, p, "project.update", Some(("project", &access.project.id)), body.as_ref())
-            .await?;
+        tx.audit("project.update", Some(("project", &access.project.id)), body.as_ref()).await?;
+        let fresh = roost_store::projects::get_in(tx.conn(), &access.project.id)
+            .await?
+            .ok_or_else(|| Error::not_found("project", key))?;
+        tx.event("project.updated", "project", &fresh.id, &fresh.to_api(), Audience::Project(fresh.id.clone()));
         tx.commit().await?;
         self.get_project(p, &access.project.id).await
     }
@@ -168,7 +157,7 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<()> {
         let access = self.project_access(p, key).await?;
-        p.require_admin()?;
+        let proof = p.require_admin()?;
         if access.project.name == DEFAULT_PROJECT {
             return Err(Error::conflict("the default project cannot be deleted"));
         }
@@ -179,16 +168,16 @@ impl Control {
                 access.project.name
             )));
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let id = &access.project.id;
-        self.check_if_match(&mut tx, "projects", id, if_match, self.get_project(p, id)).await?;
+        tx.check_if_match("projects", id, if_match, self.get_project(p, id)).await?;
         roost_store::projects::delete(tx.conn(), &access.project.id).await?;
-        audit::record(tx.conn(), ctx, p, "project.delete", Some(("project", &access.project.id)), None).await?;
+        tx.audit("project.delete", Some(("project", &access.project.id)), None).await?;
+        tx.bare_event("project.deleted", "project", &access.project.id, Audience::Admins);
         tx.commit().await?;
         self.request_firewall_sync();
         // Tokens restricted to the project went with it.
         self.auth_cache().evict(|q| q.project_id.as_deref() == Some(access.project.id.as_str()));
-        self.events().publish("project.deleted", "project", &access.project.id, None, Audience::Admins);
         Ok(())
     }
 
@@ -209,7 +198,7 @@ impl Control {
         req: SetMemberRequest,
     ) -> Result<Member> {
         let access = self.project_access(p, key).await?;
-        p.require_admin()?;
+        let proof = p.require_admin()?;
         if !matches!(req.role, Role::Operator | Role::Viewer) {
             return Err(Error::validation(vec![roost_api::FieldError {
                 field: "role".into(),
@@ -218,11 +207,10 @@ impl Control {
         }
         let user = self.store().user_by_key(user_key).await?.ok_or_else(|| Error::not_found("user", user_key))?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::projects::upsert_member(tx.conn(), &access.project.id, &user.id, req.role.as_str(), now_ms())
             .await?;
-        audit::record(tx.conn(), ctx, p, "project.member.set", Some(("project", &access.project.id)), body.as_ref())
-            .await?;
+        tx.audit("project.member.set", Some(("project", &access.project.id)), body.as_ref()).await?;
         tx.commit().await?;
         self.forget_cached_credentials(&user.id);
         let members = self.store().members(&access.project.id).await?;
@@ -231,13 +219,13 @@ impl Control {
 
     pub async fn remove_member(&self, ctx: &RequestContext, p: &Principal, key: &str, user_key: &str) -> Result<()> {
         let access = self.project_access(p, key).await?;
-        p.require_admin()?;
+        let proof = p.require_admin()?;
         let user = self.store().user_by_key(user_key).await?.ok_or_else(|| Error::not_found("user", user_key))?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         if !roost_store::projects::remove_member(tx.conn(), &access.project.id, &user.id).await? {
             return Err(Error::not_found("member", user_key));
         }
-        audit::record(tx.conn(), ctx, p, "project.member.remove", Some(("project", &access.project.id)), None).await?;
+        tx.audit("project.member.remove", Some(("project", &access.project.id)), None).await?;
         tx.commit().await?;
         self.forget_cached_credentials(&user.id);
         Ok(())
@@ -252,7 +240,7 @@ impl Control {
     /// Sets or removes limits (admins). Only the resources named in the request change.
     pub async fn set_quota(&self, ctx: &RequestContext, p: &Principal, key: &str, req: Quota) -> Result<Quota> {
         let access = self.project_access(p, key).await?;
-        p.require_admin()?;
+        let proof = p.require_admin()?;
         let mut v = Validator::default();
         for (resource, limit) in &req.limits {
             if !QUOTA_RESOURCES.iter().any(|(name, _)| name == resource) {
@@ -264,12 +252,11 @@ impl Control {
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         for (resource, limit) in &req.limits {
             roost_store::projects::set_quota(tx.conn(), &access.project.id, resource, *limit).await?;
         }
-        audit::record(tx.conn(), ctx, p, "project.quota.set", Some(("project", &access.project.id)), body.as_ref())
-            .await?;
+        tx.audit("project.quota.set", Some(("project", &access.project.id)), body.as_ref()).await?;
         tx.commit().await?;
         self.get_quota(p, &access.project.id).await
     }

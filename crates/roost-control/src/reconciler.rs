@@ -5,6 +5,7 @@
 //! is deleted.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use roost_api::instances::{Desired, InstanceStatus};
@@ -15,28 +16,50 @@ use roost_store::now_ms;
 
 use crate::images::node_error;
 use crate::instances::{DEFAULT_STOP_TIMEOUT, should_restart};
+use crate::tasks::{BackgroundTask, TaskSpec};
 use crate::{Control, Error, Result};
 
-/// How often every instance is looked at even without a change (exits, drift).
-const TICK: Duration = Duration::from_secs(2);
+/// Every instance, every 2 s even without a change (exits, drift); woken by changes.
+pub(crate) const INSTANCE_RECONCILER: TaskSpec = TaskSpec {
+    name: "instance_reconciler",
+    description: "Steps every instance toward its desired state (exits, restart policies, drift) and deletes \
+                  instances the node has without a row",
+    period: Duration::from_secs(2),
+};
+
+/// The pass over all instances. A change to one instance is reconciled at once (`kick`),
+/// outside this task, on the server that holds its lease.
+pub(crate) struct InstanceReconciler {
+    pub control: Control,
+    /// Whether the start-up cleanup ran.
+    pub cleaned: bool,
+}
+
+impl BackgroundTask for InstanceReconciler {
+    async fn activate(&mut self) -> Result<serde_json::Value> {
+        if !self.cleaned {
+            // Before any instance starts: a stale volume mount removed later could be
+            // one a start has just made. Kicks wait for this (they wake this task).
+            self.control.clean_volume_leftovers().await;
+            self.cleaned = true;
+            self.control.compute().reconciler_ready.store(true, Ordering::SeqCst);
+        }
+        self.control.reconcile_all().await
+    }
+}
 
 impl Control {
-    pub(crate) fn spawn_reconciler(&self, mut kicks: tokio::sync::mpsc::UnboundedReceiver<String>) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            // Before any instance starts: a stale volume mount removed later could be
-            // one a start has just made.
-            control.clean_volume_leftovers().await;
-            control.reconcile_all().await;
-            let mut tick = tokio::time::interval(TICK);
-            loop {
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    Some(id) = kicks.recv() => control.spawn_reconcile(id),
-                    _ = tick.tick() => control.reconcile_all().await,
-                }
-            }
-        });
+    /// Reconciles one instance now, on the server that runs the reconciler; elsewhere
+    /// (or before its start-up cleanup) it wakes the reconciler, whose pass covers it.
+    pub(crate) fn kick(&self, id: &str) {
+        if self.node().is_err() {
+            return;
+        }
+        if self.compute().reconciler_ready.load(Ordering::SeqCst) && self.tasks().holds(INSTANCE_RECONCILER.name) {
+            self.spawn_reconcile(id.to_string());
+        } else {
+            self.tasks().activator(INSTANCE_RECONCILER.name).activate();
+        }
     }
 
     fn spawn_reconcile(&self, id: String) {
@@ -45,22 +68,18 @@ impl Control {
     }
 
     /// Every row, and every instance the driver has without a row.
-    pub(crate) async fn reconcile_all(&self) {
-        let Ok(node) = self.node() else { return };
-        let rows = match self.store().all_instances().await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "reconcile: cannot list instances");
-                return;
-            }
-        };
+    pub(crate) async fn reconcile_all(&self) -> Result<serde_json::Value> {
+        let node = self.node()?;
+        let rows = self.store().all_instances().await?;
         for row in &rows {
             self.spawn_reconcile(row.id.clone());
         }
+        let mut orphans = 0;
         for driver in node.drivers() {
             match driver.list().await {
                 Ok(ids) => {
                     for id in ids.into_iter().filter(|id| !rows.iter().any(|r| &r.id == id)) {
+                        orphans += 1;
                         self.spawn_reconcile(id);
                     }
                 }
@@ -69,6 +88,7 @@ impl Control {
                 }
             }
         }
+        Ok(serde_json::json!({ "instances": rows.len(), "orphans": orphans }))
     }
 
     pub(crate) fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -126,20 +146,19 @@ impl Control {
                     self.record(&row, InstanceStatus::Terminating, None, row.exit_code, None).await?;
                 }
                 driver.delete(id).await.map_err(node_error)?;
-                let mut tx = self.store().write().await?;
+                let mut tx = self.system_change().await?;
                 // Its volumes stay, detached, with their data.
                 roost_store::volumes::detach_all(tx.conn(), id, now_ms()).await?;
                 roost_store::volumes::delete_lineage(tx.conn(), id).await?;
                 roost_store::instances::delete(tx.conn(), id).await?;
-                tx.commit().await?;
-                self.request_firewall_sync();
-                self.events().publish(
+                tx.bare_event(
                     "instance.deleted",
                     "instance",
                     id,
-                    None,
                     crate::events::Audience::Project(row.project_id.clone()),
                 );
+                tx.commit().await?;
+                self.request_firewall_sync();
                 self.compute().graces.lock().expect("graces").remove(id);
                 self.settle(id, Ok(())).await;
                 self.forget_samples(id);
@@ -260,6 +279,7 @@ impl Control {
             dns,
             volumes: Vec::new(),
             disks: self.disks_of(&row.id).await?,
+            capabilities_add: row.capabilities_add(),
         };
         t.step("spec");
         let driver = node.driver_for(&row.kind)?;
@@ -283,12 +303,10 @@ impl Control {
         exit_code: Option<i64>,
         started_at: Option<i64>,
     ) -> Result<()> {
-        let mut tx = self.store().write().await?;
+        let mut tx = self.system_change().await?;
         roost_store::instances::set_status(tx.conn(), &row.id, status, reason, exit_code, started_at, now_ms()).await?;
+        tx.instance_event("instance.updated", &row.id).await?;
         tx.commit().await?;
-        if let Some(fresh) = self.store().instance(&row.id).await? {
-            self.publish_instance(&fresh, "instance.updated").await;
-        }
         Ok(())
     }
 

@@ -8,6 +8,7 @@ use roost_api::instances::{InstanceStats, InstanceStatus, MetricPoint, MetricSer
 use roost_store::instances::SampleRow;
 use roost_store::{now_ms, to_time};
 
+use crate::tasks::{BackgroundTask, TaskSpec};
 use crate::{Control, Error, Principal, Result};
 
 const FINE: i64 = 10;
@@ -15,31 +16,46 @@ const COARSE: i64 = 300;
 const FINE_KEEP_MS: i64 = 24 * 3600 * 1000;
 const COARSE_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 
-impl Control {
-    pub(crate) fn spawn_sampler(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(FINE as u64));
-            let mut last_fold = now_ms() / (COARSE * 1000);
-            loop {
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                control.sample_all().await;
-                let window = now_ms() / (COARSE * 1000);
-                if window != last_fold {
-                    control.fold(last_fold * COARSE * 1000, window * COARSE * 1000).await;
-                    last_fold = window;
-                }
-            }
-        });
-    }
+/// Instance metrics every 10 s.
+pub(crate) const INSTANCE_METRICS: TaskSpec = TaskSpec {
+    name: "instance_metrics",
+    description: "Samples every running instance's CPU, memory, processes and network counters (kept a day), \
+                  folds them into 5-minute samples (kept 30 days) and exports them to /metrics",
+    period: Duration::from_secs(FINE as u64),
+};
 
-    async fn sample_all(&self) {
-        let Ok(node) = self.node() else { return };
-        let Ok(rows) = self.store().all_instances().await else { return };
+pub(crate) struct InstanceMetrics {
+    control: Control,
+    /// The 5-minute window last folded.
+    last_fold: i64,
+}
+
+impl InstanceMetrics {
+    pub(crate) fn new(control: Control) -> InstanceMetrics {
+        InstanceMetrics { control, last_fold: now_ms() / (COARSE * 1000) }
+    }
+}
+
+impl BackgroundTask for InstanceMetrics {
+    async fn activate(&mut self) -> Result<serde_json::Value> {
+        let sampled = self.control.sample_all().await?;
+        let window = now_ms() / (COARSE * 1000);
+        let folded = window != self.last_fold;
+        if folded {
+            self.control.fold(self.last_fold * COARSE * 1000, window * COARSE * 1000).await;
+            self.last_fold = window;
+        }
+        Ok(serde_json::json!({ "sampled": sampled, "folded": folded }))
+    }
+}
+
+impl Control {
+    /// Records a sample of each running instance; returns how many.
+    async fn sample_all(&self) -> Result<usize> {
+        let node = self.node()?;
+        let rows = self.store().all_instances().await?;
         let now = now_ms();
+        let mut sampled = 0;
         for row in rows.iter().filter(|r| r.status() == InstanceStatus::Running) {
             let Ok(driver) = node.driver_for(&row.kind) else { continue };
             let Ok(stats) = driver.stats(&row.id).await else { continue };
@@ -79,11 +95,13 @@ impl Control {
                 roost_store::instances::insert_sample(tx.conn(), &sample).await?;
                 tx.commit().await
             };
-            if let Err(e) = write.await {
-                tracing::debug!(instance = %row.id, error = %e, "could not record a sample");
+            match write.await {
+                Ok(()) => sampled += 1,
+                Err(e) => tracing::debug!(instance = %row.id, error = %e, "could not record a sample"),
             }
         }
         metrics::gauge!("roost_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        Ok(sampled)
     }
 
     /// Averages the fine samples of `[from, to)` into one coarse sample per instance and

@@ -1,11 +1,12 @@
-//! The warm pool (`--sandbox-pool N`): per project and template, N sandboxes started
-//! ahead of time and frozen (cgroup freezer, the driver's pause), handed out on create by
-//! thawing one, and refilled in the background.
+//! The warm pool (`--sandbox-pool N`): per project and template image, N sandboxes
+//! started ahead of time and frozen (cgroup freezer, the driver's pause), handed out on
+//! create by thawing one, and refilled in the background by the `sandbox_pool` task.
 //!
 //! Tenancy: an instance lives in a project and takes its address from that project's
 //! network, so a pool cannot be shared between projects. Pools are kept per project and
-//! template, and only for pairs a create has asked for (the first create in a project is
-//! cold and starts the fill). A pooled instance has no sandbox row — no key, no TTL, no
+//! image (by id: the name a create asks for is resolved in the project first, so a pool
+//! never serves an image other than the one the name means now), and only for pairs a
+//! create has asked for (the first create in a project is cold and starts the fill). A pooled instance has no sandbox row — no key, no TTL, no
 //! usage, invisible to the sandbox API — until it is handed out; then the row is written
 //! for the caller (its key, project and user) exactly as a cold create writes it.
 
@@ -18,9 +19,47 @@ use roost_api::ids::IdKind;
 use roost_api::instances::{CreateInstanceRequest, InstanceStatus};
 use roost_api::sandboxes::SandboxPoolStats;
 
+use roost_store::images::ImageRow;
+
 use crate::images::node_error;
 use crate::sandboxes::{SANDBOX_CPUS, SANDBOX_MEMORY};
+use crate::tasks::{BackgroundTask, TaskSpec};
 use crate::{Control, Principal, RequestContext};
+
+/// Which pool: a project and a template image (by id), with the image's name for the
+/// stats.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolKey {
+    pub project_id: String,
+    pub image_id: String,
+    pub template: String,
+}
+
+impl PoolKey {
+    pub fn new(project_id: &str, image: &ImageRow) -> PoolKey {
+        PoolKey { project_id: project_id.to_string(), image_id: image.id.clone(), template: image.name.clone() }
+    }
+
+    fn slot(&self) -> (String, String) {
+        (self.project_id.clone(), self.image_id.clone())
+    }
+}
+
+/// The warm pool's fill: woken by the creates that take from it or ask for a new pair;
+/// the period only tops up what a create did not ask for again.
+pub(crate) const SANDBOX_POOL: TaskSpec = TaskSpec {
+    name: "sandbox_pool",
+    description: "Keeps --sandbox-pool frozen sandboxes ready per project and template that a create asked for",
+    period: Duration::from_secs(60),
+};
+
+pub(crate) struct SandboxPoolFill(pub(crate) Control);
+
+impl BackgroundTask for SandboxPoolFill {
+    async fn activate(&mut self) -> crate::Result<serde_json::Value> {
+        self.0.fill_sandbox_pools().await
+    }
+}
 
 /// One pre-created, frozen sandbox: its future sandbox id (the instance's name) and its
 /// instance.
@@ -32,13 +71,18 @@ pub(crate) struct Pooled {
 
 #[derive(Default)]
 struct Slot {
+    /// The template's name (for the stats).
+    template: String,
     ready: VecDeque<Pooled>,
-    filling: bool,
+    /// Whose create asked for this pair last: the fill makes its instances as them.
+    filler: Option<Principal>,
+    /// The last fill failed: no retry until a create asks again.
+    failed: bool,
     hits: u64,
     misses: u64,
 }
 
-/// The pools, by (project id, template).
+/// The pools, by (project id, image id).
 #[derive(Default)]
 pub(crate) struct Pool {
     size: AtomicU32,
@@ -46,10 +90,11 @@ pub(crate) struct Pool {
 }
 
 /// How a sandbox's instance is asked for, pooled or cold: the same request either way,
-/// so a pooled sandbox is indistinguishable from a cold one once handed out.
+/// so a pooled sandbox is indistinguishable from a cold one once handed out. `image` is
+/// the template's image id (resolved in the project already).
 pub(crate) fn sandbox_instance_request(
     id: &str,
-    template: &str,
+    image: &str,
     project: &str,
     env: BTreeMap<String, String>,
 ) -> CreateInstanceRequest {
@@ -57,7 +102,7 @@ pub(crate) fn sandbox_instance_request(
     labels.insert("roost.sandbox".to_string(), id.to_string());
     CreateInstanceRequest {
         name: id.to_string(),
-        image: template.to_string(),
+        image: image.to_string(),
         project: Some(project.to_string()),
         cpus: Some(SANDBOX_CPUS),
         memory_bytes: Some(SANDBOX_MEMORY),
@@ -84,19 +129,14 @@ impl Control {
     /// A frozen sandbox of this project and template, thawed (its row still says Paused:
     /// the caller records it Running); `None` when the pool is empty (counted as a miss)
     /// or the one taken would not thaw (it is deleted).
-    pub(crate) async fn take_pooled(
-        &self,
-        ctx: &RequestContext,
-        p: &Principal,
-        project: &str,
-        template: &str,
-    ) -> Option<Pooled> {
+    pub(crate) async fn take_pooled(&self, ctx: &RequestContext, p: &Principal, key: &PoolKey) -> Option<Pooled> {
         if self.sandbox_pool_size() == 0 {
             return None;
         }
         let taken = {
             let mut slots = self.pool().slots.lock().expect("pool");
-            let slot = slots.entry((project.to_string(), template.to_string())).or_default();
+            let slot = slots.entry(key.slot()).or_default();
+            slot.template.clone_from(&key.template);
             let taken = slot.ready.pop_front();
             if taken.is_some() {
                 slot.hits += 1;
@@ -124,70 +164,87 @@ impl Control {
 
     /// Counts a create that did not look in the pool (it asked for env vars, which are
     /// fixed when an instance starts).
-    pub(crate) fn note_pool_miss(&self, project: &str, template: &str) {
+    pub(crate) fn note_pool_miss(&self, key: &PoolKey) {
         if self.sandbox_pool_size() > 0 {
             let mut slots = self.pool().slots.lock().expect("pool");
-            slots.entry((project.to_string(), template.to_string())).or_default().misses += 1;
+            let slot = slots.entry(key.slot()).or_default();
+            slot.template.clone_from(&key.template);
+            slot.misses += 1;
         }
     }
 
-    /// Tops the pool of this project and template up to the pool size, in the
-    /// background, one sandbox at a time (so a fill never competes with the creates it
-    /// serves for more than one start). `p` is the caller whose create asked for the
-    /// pair: it has write access to the project, and the instances are made as it (the
-    /// creator is rewritten to whoever receives one).
-    pub(crate) fn refill_sandbox_pool(&self, p: &Principal, project: &str, template: &str) {
-        let size = self.sandbox_pool_size() as usize;
-        if size == 0 {
+    /// Asks the `sandbox_pool` task to top the pool of this project and template image
+    /// up to the pool size. `p` is the caller whose create asked for the pair: it has
+    /// write access to the project, and the instances are made as it (the creator is
+    /// rewritten to whoever receives one).
+    pub(crate) fn refill_sandbox_pool(&self, p: &Principal, pool: &PoolKey) {
+        if self.sandbox_pool_size() == 0 {
             return;
         }
-        let key = (project.to_string(), template.to_string());
         {
             let mut slots = self.pool().slots.lock().expect("pool");
-            let slot = slots.entry(key.clone()).or_default();
-            if slot.filling || slot.ready.len() >= size {
-                return;
-            }
-            slot.filling = true;
+            let slot = slots.entry(pool.slot()).or_default();
+            slot.template.clone_from(&pool.template);
+            slot.filler = Some(p.clone());
+            slot.failed = false;
         }
-        let control = self.clone();
-        let p = p.clone();
-        tokio::spawn(async move {
+        self.tasks().activator(SANDBOX_POOL.name).activate();
+    }
+
+    /// Tops up every pool a create asked for, one sandbox at a time (so a fill never
+    /// competes with the creates it serves for more than one start).
+    async fn fill_sandbox_pools(&self) -> crate::Result<serde_json::Value> {
+        let (mut started, mut failed) = (0, 0);
+        let wanted: Vec<(PoolKey, Principal)> = {
+            let slots = self.pool().slots.lock().expect("pool");
+            slots
+                .iter()
+                .filter(|(_, s)| !s.failed)
+                .filter_map(|((project_id, image_id), s)| {
+                    let pool = PoolKey {
+                        project_id: project_id.clone(),
+                        image_id: image_id.clone(),
+                        template: s.template.clone(),
+                    };
+                    s.filler.clone().map(|p| (pool, p))
+                })
+                .collect()
+        };
+        for (pool, p) in wanted {
+            let key = pool.slot();
             loop {
                 let missing = {
-                    let slots = control.pool().slots.lock().expect("pool");
-                    slots.get(&key).map(|s| s.ready.len() < control.sandbox_pool_size() as usize).unwrap_or(false)
+                    let slots = self.pool().slots.lock().expect("pool");
+                    slots.get(&key).is_some_and(|s| s.ready.len() < self.sandbox_pool_size() as usize)
                 };
-                if !missing || control.shutdown().is_cancelled() {
+                if !missing || self.shutdown().is_cancelled() {
                     break;
                 }
-                match control.prestart_sandbox(&p, &key.0, &key.1).await {
-                    Ok(pooled) => control
-                        .pool()
-                        .slots
-                        .lock()
-                        .expect("pool")
-                        .entry(key.clone())
-                        .or_default()
-                        .ready
-                        .push_back(pooled),
+                match self.prestart_sandbox(&p, &pool).await {
+                    Ok(pooled) => {
+                        started += 1;
+                        self.pool().slots.lock().expect("pool").entry(key.clone()).or_default().ready.push_back(pooled)
+                    }
                     Err(e) => {
-                        tracing::warn!(project = %key.0, template = %key.1, error = %e.message, "cannot fill the sandbox pool");
+                        failed += 1;
+                        tracing::warn!(project = %pool.project_id, template = %pool.template, image = %pool.image_id, error = %e.message, "cannot fill the sandbox pool");
+                        if let Some(slot) = self.pool().slots.lock().expect("pool").get_mut(&key) {
+                            slot.failed = true;
+                        }
                         break;
                     }
                 }
             }
-            if let Some(slot) = control.pool().slots.lock().expect("pool").get_mut(&key) {
-                slot.filling = false;
-            }
-        });
+        }
+        let ready: usize = self.pool().slots.lock().expect("pool").values().map(|s| s.ready.len()).sum();
+        Ok(serde_json::json!({ "started": started, "failed": failed, "ready": ready }))
     }
 
-    /// Starts one sandbox instance and freezes it.
-    async fn prestart_sandbox(&self, p: &Principal, project: &str, template: &str) -> crate::Result<Pooled> {
+    /// Starts one sandbox instance of the pool's image and freezes it.
+    async fn prestart_sandbox(&self, p: &Principal, pool: &PoolKey) -> crate::Result<Pooled> {
         let ctx = RequestContext::default();
         let id = IdKind::Sandbox.generate();
-        let req = sandbox_instance_request(&id, template, project, BTreeMap::new());
+        let req = sandbox_instance_request(&id, &pool.image_id, &pool.project_id, BTreeMap::new());
         let (instance, _) = self.create_instance(&ctx, p, req).await?;
         let cleanup = |e: crate::Error| async {
             let _ = self.delete_instance(&ctx, p, &instance.id, None, true, None).await;
@@ -266,9 +323,10 @@ impl Control {
             let slots = self.pool().slots.lock().expect("pool");
             slots
                 .iter()
-                .map(|((project, template), s)| SandboxPoolStats {
+                .map(|((project, image), s)| SandboxPoolStats {
                     project_id: project.clone(),
-                    template: template.clone(),
+                    template: s.template.clone(),
+                    image_id: image.clone(),
                     size,
                     ready: s.ready.len() as u32,
                     hits: s.hits,
@@ -293,13 +351,17 @@ impl Control {
 }
 
 impl Control {
-    /// Empties the pool of this project and template, deleting its frozen sandboxes (a
+    /// Empties the pool of this project and image, deleting its frozen sandboxes (a
     /// template rebuilt or deleted: they run the old contents).
-    pub(crate) async fn drain_sandbox_pool(&self, p: &Principal, project: &str, template: &str) {
+    pub(crate) async fn drain_sandbox_pool(&self, p: &Principal, project: &str, image_id: &str) {
         let drained: Vec<Pooled> = {
             let mut slots = self.pool().slots.lock().expect("pool");
-            match slots.get_mut(&(project.to_string(), template.to_string())) {
-                Some(slot) => slot.ready.drain(..).collect(),
+            match slots.get_mut(&(project.to_string(), image_id.to_string())) {
+                Some(slot) => {
+                    // Refilled when a create asks for it again, not by the task's period.
+                    slot.filler = None;
+                    slot.ready.drain(..).collect()
+                }
                 None => Vec::new(),
             }
         };

@@ -40,7 +40,7 @@ use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
 use crate::operations::OperationHandle;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// The image source of a built template.
 pub const SOURCE: &str = "template";
@@ -200,16 +200,11 @@ impl Control {
         req: BuildSandboxTemplateRequest,
     ) -> Result<Operation> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let project_id = access.project.id.clone();
         let from = req.from.clone().unwrap_or_else(|| DEFAULT_BASE.to_string());
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
-        v.check(
-            crate::templates::builtin_template(&req.name).is_none() && req.name != crate::images::BUSYBOX,
-            "name",
-            "is a builtin template's name",
-        );
         v.check(!req.run.is_empty(), "run", "give at least one command");
         v.check(req.run.len() <= MAX_COMMANDS, "run", format!("at most {MAX_COMMANDS} commands"));
         for cmd in &req.run {
@@ -220,6 +215,9 @@ impl Control {
             );
         }
         v.finish()?;
+        if crate::images::is_builtin_name(&req.name) {
+            return Err(crate::images::builtin_name_taken(&req.name));
+        }
         self.node()?;
         let scope = ProjectScope::One(project_id.clone());
         // The base: a builtin template or one of this project's images, ready.
@@ -242,19 +240,10 @@ impl Control {
             )));
         }
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        let op = self.new_operation(tx.conn(), p, "sandbox_template.build", None).await?;
-        audit::record(
-            tx.conn(),
-            ctx,
-            p,
-            "sandbox_template.build",
-            Some(("sandbox_template", &req.name)),
-            body.as_ref(),
-        )
-        .await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        let op = self.new_operation(&mut tx, p, "sandbox_template.build", None).await?;
+        tx.audit("sandbox_template.build", Some(("sandbox_template", &req.name)), body.as_ref()).await?;
         tx.commit().await?;
-        op.announce();
         let snapshot = op.to_api();
         let control = self.clone();
         let p = p.clone();
@@ -348,8 +337,10 @@ impl Control {
             updated_at: now,
         };
         let previous_digest = existing.as_ref().and_then(|i| i.digest.clone());
-        let mut tx = self.store().write().await?;
-        match &existing {
+        // The build was authorized and audited when asked for; recording its result is
+        // the server's.
+        let mut tx = self.system_change().await?;
+        let recorded = match &existing {
             Some(image) => {
                 roost_store::sandbox_templates::retag_image(
                     tx.conn(),
@@ -361,6 +352,10 @@ impl Control {
                 )
                 .await?;
                 roost_store::sandbox_templates::update_build(tx.conn(), &row).await?;
+                let mut image = image.clone();
+                (image.digest, image.size_bytes, image.description, image.updated_at) =
+                    (Some(built.digest.clone()), Some(built.size as i64), Some(description), now);
+                image
             }
             None => {
                 let image = ImageRow {
@@ -385,15 +380,18 @@ impl Control {
                     e => e.into(),
                 })?;
                 roost_store::sandbox_templates::insert(tx.conn(), &row).await?;
+                image
             }
-        }
+        };
         roost_store::sandbox_templates::count_build(tx.conn(), &row.image_id, cache == "hit", now).await?;
+        let kind = if existing.is_some() { "image.updated" } else { "image.created" };
+        tx.event(kind, "image", &recorded.id, &recorded.to_api(), Audience::Project(project_id.to_string()));
         tx.commit().await?;
         // New contents under the name: sandboxes resolve the new rootfs, and frozen ones
         // of the old version leave the warm pool.
         if previous_digest.as_deref() != Some(built.digest.as_str()) {
             self.compute().rootfs.lock().expect("rootfs").remove(&row.image_id);
-            self.drain_sandbox_pool(p, project_id, name).await;
+            self.drain_sandbox_pool(p, project_id, &row.image_id).await;
             if let Some(old) = previous_digest {
                 self.remove_unused_contents(&row.image_id, &old).await;
             }
@@ -401,13 +399,6 @@ impl Control {
         let image = self.store().image_by_id(&row.image_id).await?.ok_or_else(|| Error::not_found("template", name))?;
         let t = self.store().sandbox_template(&row.image_id).await?;
         let template = api(&image, t.as_ref());
-        self.events().publish(
-            "image.updated",
-            "image",
-            &image.id,
-            serde_json::to_value(image.to_api()).ok(),
-            Audience::Project(project_id.to_string()),
-        );
         let log = if cache == "miss" { tail(&built.log, LOG_LIMIT).to_string() } else { String::new() };
         let cached_steps = if cache == "hit" { commands.len() } else { cached_steps };
         Ok(SandboxTemplateBuild { cache: cache.into(), template, log, cached_steps: cached_steps as u32 })
@@ -603,10 +594,10 @@ impl Control {
         let Some(_) = t else {
             return Err(Error::forbidden(format!("'{}' is a builtin template", image.name)));
         };
-        self.project_access(p, &image.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &image.project_id).await?.require_write()?;
         let lock = build_lock(&image.project_id, &image.name);
         let _guard = lock.lock().await;
-        self.drain_sandbox_pool(p, &image.project_id, &image.name).await;
+        self.drain_sandbox_pool(p, &image.project_id, &image.id).await;
         let users = self.store().image_users(&image.id).await?;
         if users > 0 {
             return Err(Error::conflict(format!(
@@ -614,19 +605,18 @@ impl Control {
                 image.name
             )));
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let current = self.get_sandbox_template(p, &image.id, None);
-        self.check_if_match(&mut tx, "images", &image.id, if_match, current).await?;
+        tx.check_if_match("images", &image.id, if_match, current).await?;
         roost_store::sandbox_templates::delete(tx.conn(), &image.id).await?;
         roost_store::images::delete(tx.conn(), &image.id).await?;
-        audit::record(tx.conn(), ctx, p, "sandbox_template.delete", Some(("sandbox_template", &image.id)), None)
-            .await?;
+        tx.audit("sandbox_template.delete", Some(("sandbox_template", &image.id)), None).await?;
+        tx.bare_event("image.deleted", "image", &image.id, Audience::Project(image.project_id.clone()));
         tx.commit().await?;
         self.compute().rootfs.lock().expect("rootfs").remove(&image.id);
         if let Some(digest) = &image.digest {
             self.remove_unused_contents(&image.id, digest).await;
         }
-        self.events().publish("image.deleted", "image", &image.id, None, Audience::Project(image.project_id.clone()));
         Ok(())
     }
 }

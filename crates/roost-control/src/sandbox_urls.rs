@@ -6,6 +6,9 @@
 
 use roost_api::sandboxes::SandboxUrl;
 
+use roost_store::sandboxes::SandboxRow;
+
+use crate::sandboxes::SandboxView;
 use crate::{Control, Error, Principal, Result};
 
 /// The domain sandbox hosts are under when the listener is on loopback.
@@ -97,6 +100,15 @@ impl Control {
     /// Whether `given` is the token of the sandbox's URL for `port` (constant time).
     pub fn check_sandbox_url_token(&self, sandbox_id: &str, port: u16, given: &str) -> Result<bool> {
         Ok(tokens_match(&self.sandbox_url_token(sandbox_id, port)?, given))
+    }
+
+    /// The live sandbox a URL token opens one port of (401 for a wrong token). The view
+    /// reaches that port and nothing else: it carries no right to change the sandbox.
+    pub fn sandbox_by_url_token(&self, row: SandboxRow, port: u16, given: &str) -> Result<SandboxView> {
+        if !self.check_sandbox_url_token(&row.id, port, given)? {
+            return Err(Error::unauthorized("invalid sandbox URL token (get one with `roost sandbox url`)"));
+        }
+        Ok(SandboxView { row, paused: false, kind: String::new(), write: None })
     }
 
     /// A URL reaching `port` of the sandbox through the E2B listener.

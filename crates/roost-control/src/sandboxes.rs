@@ -26,11 +26,18 @@ use tokio::sync::broadcast;
 use crate::auth::hash_secret;
 use crate::error::{Validator, check_name};
 use crate::images::node_error;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::kernel::{Authorized, SystemProof};
+use crate::policy::ProjectWrite;
+use crate::tasks::{BackgroundTask, TaskSpec};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// Longest a sandbox may live without being extended (E2B's own cap is 24 h).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a resolved sandbox key is trusted before the store is asked again (as API
+/// tokens and S3 keys): revoking through this server evicts it at once; this bounds how
+/// long another server of the same store may still accept it.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 /// The audit `source` of what a sandbox's TTL does (ending it, deleting its instance).
 pub const TTL_SOURCE: &str = "sandbox-ttl";
 /// A sandbox's size unless the template says otherwise.
@@ -178,13 +185,17 @@ pub(crate) struct Sandboxes {
     next_pid: AtomicU32,
     /// Recent creations per key, for the per-minute limit.
     creations: Mutex<HashMap<String, VecDeque<Instant>>>,
-    /// Authenticated keys, by the hash of their secret.
-    keys: Mutex<HashMap<String, (SandboxKeyRow, Arc<Principal>)>>,
+    /// Authenticated keys, by the hash of their secret, with when they were resolved:
+    /// trusted for `KEY_CACHE_TTL`, evicted at once when revoked through this server.
+    keys: Mutex<HashMap<String, CachedKey>>,
     /// Code interpreter contexts per sandbox, by context id.
     kernels: Mutex<HashMap<String, BTreeMap<String, Arc<Kernel>>>>,
     /// The warm pool (`--sandbox-pool`).
     pub(crate) pool: crate::sandbox_pool::Pool,
 }
+
+/// A resolved sandbox key: when it was resolved, the key, the principal it acts as.
+type CachedKey = (Instant, SandboxKeyRow, Arc<Principal>);
 
 /// What the E2B API needs of a sandbox, its row plus its state.
 #[derive(Debug, Clone)]
@@ -193,6 +204,9 @@ pub struct SandboxView {
     pub paused: bool,
     /// Its instance's type: `container` or `vm`.
     pub kind: String,
+    /// Present when whoever holds the view may change the sandbox (it was resolved by
+    /// [`Control::writable_sandbox`]); the changes it makes are opened with it.
+    pub(crate) write: Option<ProjectWrite>,
 }
 
 impl SandboxView {
@@ -215,6 +229,17 @@ fn key_api(row: &SandboxKeyRow) -> SandboxKey {
         max_sandboxes: row.max_sandboxes as u32,
         creates_per_minute: row.creates_per_minute as u32,
         created_at: roost_store::to_time(row.created_at),
+        expires_at: row.expires_at.map(roost_store::to_time),
+    }
+}
+
+/// A key that has ended (made with an expiring token) is refused like an unknown one.
+fn check_key_expiry(found: (SandboxKeyRow, Arc<Principal>)) -> Result<(SandboxKeyRow, Arc<Principal>)> {
+    match found.0.expires_at {
+        Some(at) if at <= now_ms() => {
+            Err(Error::unauthorized("this API key has expired (it ended with the token that made it)"))
+        }
+        _ => Ok(found),
     }
 }
 
@@ -238,6 +263,7 @@ pub(crate) fn acting_as(
         expires_at: None,
         project_id: Some(project_id.to_string()),
         user,
+        _sealed: (),
     }
 }
 
@@ -254,6 +280,21 @@ pub struct NewSandbox {
     pub kind: Option<String>,
 }
 
+/// Sandbox TTLs: checked every second, so a sandbox lives about as long as it was given.
+pub(crate) const SANDBOX_EXPIRY: TaskSpec = TaskSpec {
+    name: "sandbox_expiry",
+    description: "Kills the sandboxes whose timeout has run out (audited as system, source sandbox-ttl)",
+    period: Duration::from_secs(1),
+};
+
+pub(crate) struct SandboxExpiry(pub(crate) Control);
+
+impl BackgroundTask for SandboxExpiry {
+    async fn activate(&mut self) -> Result<serde_json::Value> {
+        self.0.expire_sandboxes().await
+    }
+}
+
 impl Control {
     fn sandboxes(&self) -> &Sandboxes {
         &self.inner.sandboxes
@@ -267,7 +308,7 @@ impl Control {
         req: CreateSandboxKeyRequest,
     ) -> Result<CreatedSandboxKey> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let max = req.max_sandboxes.unwrap_or(DEFAULT_MAX_SANDBOXES);
@@ -278,6 +319,9 @@ impl Control {
         let mut raw = [0u8; 20];
         getrandom::fill(&mut raw).map_err(|e| Error::internal(format!("random source: {e}")))?;
         let secret = format!("e2b_{}", hex::encode(raw));
+        // A key made with an expiring token ends with it (its project is the token's
+        // already: `project_access` refuses any other).
+        let (expires_at, _) = p.credential_limits();
         let row = SandboxKeyRow {
             id: IdKind::SandboxKey.generate(),
             project_id: access.project.id.clone(),
@@ -289,11 +333,12 @@ impl Control {
             creates_per_minute: rate as i64,
             created_at: now_ms(),
             revoked_at: None,
+            expires_at,
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::sandboxes::insert_key(tx.conn(), &row).await?;
-        audit::record(tx.conn(), ctx, p, "sandbox_key.create", Some(("sandbox_key", &row.id)), body.as_ref()).await?;
+        tx.audit("sandbox_key.create", Some(("sandbox_key", &row.id)), body.as_ref()).await?;
         tx.commit().await?;
         Ok(CreatedSandboxKey { key: key_api(&row), secret })
     }
@@ -315,7 +360,8 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<SandboxKey> {
         let key = self.store().sandbox_key(id).await?.ok_or_else(|| Error::not_found("sandbox key", id))?;
-        self.project_access(p, &key.project_id)
+        let proof = self
+            .project_access(p, &key.project_id)
             .await
             .map_err(|_| Error::not_found("sandbox key", id))?
             .require_write()?;
@@ -331,29 +377,34 @@ impl Control {
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "sandbox_keys", &key.id, if_match, self.get_sandbox_key(p, &key.id)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("sandbox_keys", &key.id, if_match, self.get_sandbox_key(p, &key.id)).await?;
+        let fresh = SandboxKeyRow {
+            name: req.name.clone().unwrap_or_else(|| key.name.clone()),
+            max_sandboxes: req.max_sandboxes.map(i64::from).unwrap_or(key.max_sandboxes),
+            creates_per_minute: req.creates_per_minute.map(i64::from).unwrap_or(key.creates_per_minute),
+            ..key.clone()
+        };
         roost_store::sandboxes::update_key(
             tx.conn(),
             &key.id,
-            req.name.as_deref().unwrap_or(&key.name),
-            req.max_sandboxes.map(i64::from).unwrap_or(key.max_sandboxes),
-            req.creates_per_minute.map(i64::from).unwrap_or(key.creates_per_minute),
+            &fresh.name,
+            fresh.max_sandboxes,
+            fresh.creates_per_minute,
         )
         .await?;
-        audit::record(tx.conn(), ctx, p, "sandbox_key.update", Some(("sandbox_key", &key.id)), body.as_ref()).await?;
+        tx.audit("sandbox_key.update", Some(("sandbox_key", &key.id)), body.as_ref()).await?;
+        tx.event(
+            "sandbox_key.updated",
+            "sandbox_key",
+            &key.id,
+            &key_api(&fresh),
+            crate::events::Audience::Project(key.project_id.clone()),
+        );
         tx.commit().await?;
         // The cached key carries the limits: the next use reads them again.
         self.sandboxes().keys.lock().expect("keys").remove(&key.key_hash);
-        let api = self.get_sandbox_key(p, &key.id).await?;
-        self.events().publish(
-            "sandbox_key.updated",
-            "sandbox_key",
-            &api.id,
-            serde_json::to_value(&api).ok(),
-            crate::events::Audience::Project(api.project_id.clone()),
-        );
-        Ok(api)
+        self.get_sandbox_key(p, &key.id).await
     }
 
     pub async fn list_sandbox_keys(
@@ -378,11 +429,11 @@ impl Control {
             return Err(bad());
         }
         let hash = hash_secret(secret);
-        if let Some(found) = self.sandboxes().keys.lock().expect("keys").get(&hash).cloned() {
-            return Ok(found);
+        if let Some(found) = self.cached_sandbox_key(&hash) {
+            return check_key_expiry(found);
         }
         let key = self.store().sandbox_key_by_hash(&hash).await?.ok_or_else(bad)?;
-        self.key_principal(key, bad).await
+        check_key_expiry(self.key_principal(key, bad).await?)
     }
 
     /// The key that created a sandbox and the principal it acts as, for envd requests
@@ -390,19 +441,62 @@ impl Control {
     pub async fn sandbox_key_principal(&self, key_id: &str) -> Result<(SandboxKeyRow, Arc<Principal>)> {
         let revoked = || Error::unauthorized("the sandbox's key was revoked");
         let key = self.store().sandbox_key(key_id).await?.ok_or_else(revoked)?;
-        if let Some(found) = self.sandboxes().keys.lock().expect("keys").get(&key.key_hash).cloned() {
-            return Ok(found);
+        if let Some(found) = self.cached_sandbox_key(&key.key_hash) {
+            return check_key_expiry(found);
         }
-        self.key_principal(key, revoked).await
+        check_key_expiry(self.key_principal(key, revoked).await?)
+    }
+
+    fn cached_sandbox_key(&self, hash: &str) -> Option<(SandboxKeyRow, Arc<Principal>)> {
+        let keys = self.sandboxes().keys.lock().expect("keys");
+        let (at, key, principal) = keys.get(hash)?;
+        (at.elapsed() < KEY_CACHE_TTL).then(|| (key.clone(), principal.clone()))
     }
 
     /// Drops a user's sandbox keys from the cache (see `forget_cached_credentials`).
     pub(crate) fn forget_sandbox_keys_of(&self, user_id: &str) {
-        self.sandboxes().keys.lock().expect("keys").retain(|_, (key, _)| key.user_id != user_id);
+        self.sandboxes().keys.lock().expect("keys").retain(|_, (_, key, _)| key.user_id != user_id);
     }
 
-    /// The principal a key acts as (its creator, write scope, its project only), cached
-    /// by the key's hash; a disabled user's key acts no more.
+    /// Revokes a sandbox key: E2B requests with it (and with the access tokens of its
+    /// sandboxes) are refused from now on; its sandboxes run on until killed or timed out.
+    /// Its owner or an admin may; other members who see it get 403.
+    pub async fn revoke_sandbox_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
+        let key = self
+            .store()
+            .list_sandbox_keys(&self.project_scope(p))
+            .await?
+            .into_iter()
+            .find(|k| k.id == id)
+            .ok_or_else(|| Error::not_found("sandbox key", id))?;
+        let access = self.project_access(p, &key.project_id).await?;
+        if key.user_id != p.user_id && access.role != roost_api::auth::Role::Admin {
+            return Err(Error::forbidden(format!(
+                "sandbox key '{}' is another user's; its owner or an admin may revoke it",
+                key.name
+            )));
+        }
+        // Its owner or an admin (checked above), with a credential that may write.
+        let proof = p.require_owner()?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("sandbox_keys", &key.id, if_match, self.get_sandbox_key(p, &key.id)).await?;
+        if !roost_store::sandboxes::revoke_key(tx.conn(), &key.id, now_ms()).await? {
+            return Err(Error::not_found("sandbox key", id));
+        }
+        tx.audit("sandbox_key.delete", Some(("sandbox_key", &key.id)), None).await?;
+        tx.commit().await?;
+        self.sandboxes().keys.lock().expect("keys").retain(|_, (_, k, _)| k.id != key.id);
+        Ok(())
+    }
+
+    /// The principal a key acts as (its creator, write scope, its project only, until the
+    /// key expires), cached by the key's hash; a disabled user's key acts no more.
     async fn key_principal(
         &self,
         key: SandboxKeyRow,
@@ -413,8 +507,14 @@ impl Control {
             return Err(refuse());
         }
         let why = format!("sandbox key {}", key.name);
-        let principal = Arc::new(acting_as(user, &key.project_id, Some(key.id.clone()), &why));
-        self.sandboxes().keys.lock().expect("keys").insert(key.key_hash.clone(), (key.clone(), principal.clone()));
+        let mut principal = acting_as(user, &key.project_id, Some(key.id.clone()), &why);
+        principal.expires_at = key.expires_at;
+        let principal = Arc::new(principal);
+        let mut keys = self.sandboxes().keys.lock().expect("keys");
+        if keys.len() > 10_000 {
+            keys.retain(|_, (at, _, _)| at.elapsed() < KEY_CACHE_TTL);
+        }
+        keys.insert(key.key_hash.clone(), (Instant::now(), key.clone(), principal.clone()));
         Ok((key, principal))
     }
 
@@ -460,14 +560,12 @@ impl Control {
                 message: "must be between 1 second and 24 hours".into(),
             }]));
         }
-        let project_id = match key {
-            Some(k) => k.project_id.clone(),
-            None => {
-                let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-                access.require_write()?;
-                access.project.id
-            }
+        let project = match key {
+            Some(k) => k.project_id.as_str(),
+            None => req.project.as_deref().unwrap_or(DEFAULT_PROJECT),
         };
+        let proof = self.project_access(p, project).await?.require_write()?;
+        let project_id = proof.project.id.clone();
         let kind = req.kind.clone().unwrap_or_else(|| "container".into());
         if kind != "container" && kind != "vm" {
             return Err(Error::validation(vec![roost_api::FieldError {
@@ -479,18 +577,21 @@ impl Control {
             self.check_key_limits(key).await?;
         }
         t.step("access and limits");
-        // Builtin templates are built on first use, before the instance waits on them.
-        self.prepare_template(p, &req.template).await?;
+        // The template's image in this project (or a builtin one); builtin templates are
+        // built on first use, before the instance waits on them.
+        let image = self.prepare_template(p, &project_id, &req.template).await?;
         t.step("template");
         // A frozen sandbox from the warm pool when there is one; env vars are fixed when
         // an instance starts, so a create that sets them is always cold. The pool holds
-        // containers only: a VM sandbox always starts cold.
+        // containers only: a VM sandbox always starts cold. Pools are per image, not per
+        // name: a name that comes to mean another image never hands out the old one.
+        let pool = crate::sandbox_pool::PoolKey::new(&project_id, &image);
         let pooled = if kind == "vm" {
             None
         } else if req.env.is_empty() {
-            self.take_pooled(ctx, p, &project_id, &req.template).await
+            self.take_pooled(ctx, p, &pool).await
         } else {
-            self.note_pool_miss(&project_id, &req.template);
+            self.note_pool_miss(&pool);
             None
         };
         let from_pool = pooled.is_some();
@@ -500,7 +601,7 @@ impl Control {
             None => {
                 let id = IdKind::Sandbox.generate();
                 let mut request =
-                    crate::sandbox_pool::sandbox_instance_request(&id, &req.template, &project_id, req.env.clone());
+                    crate::sandbox_pool::sandbox_instance_request(&id, &image.id, &project_id, req.env.clone());
                 request.kind = Some(kind.clone());
                 let (instance, _) = self.create_instance(ctx, p, request).await.map_err(|e| {
                     if e.code == ErrorCode::ValidationFailed { Error::not_found("template", &req.template) } else { e }
@@ -526,33 +627,30 @@ impl Control {
         };
         let body =
             serde_json::json!({"template": req.template, "timeout_secs": timeout.as_secs(), "metadata": req.metadata});
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::sandboxes::insert(tx.conn(), &row).await?;
         if from_pool {
             roost_store::instances::set_creator(tx.conn(), &instance_id, &p.user_id, now).await?;
             roost_store::instances::set_status(tx.conn(), &instance_id, InstanceStatus::Running, None, None, None, now)
                 .await?;
         }
-        audit::record(tx.conn(), ctx, p, "sandbox.create", Some(("sandbox", &id)), Some(&body)).await?;
+        tx.audit("sandbox.create", Some(("sandbox", &id)), Some(&body)).await?;
+        if from_pool {
+            // It runs again, and is someone's now.
+            tx.instance_event("instance.updated", &instance_id).await?;
+        }
         tx.commit().await?;
         t.step("sandbox row");
-        self.refill_sandbox_pool(p, &project_id, &req.template);
+        self.refill_sandbox_pool(p, &pool);
+        let view = SandboxView { row, paused: false, kind, write: Some(proof) };
         if from_pool {
-            // The instance's event (it runs again) goes out off the caller's path.
-            let control = self.clone();
-            let instance = instance_id.clone();
-            tokio::spawn(async move {
-                if let Ok(Some(fresh)) = control.store().instance(&instance).await {
-                    control.publish_instance(&fresh, "instance.updated").await;
-                }
-            });
-            return Ok(SandboxView { row, paused: false, kind });
+            return Ok(view);
         }
         let running =
             self.wait_instance(p, &instance_id, None, InstanceStatus::Running, Duration::from_secs(120)).await;
         t.step("wait running");
         match running {
-            Ok(i) if i.status == InstanceStatus::Running => Ok(SandboxView { row, paused: false, kind }),
+            Ok(i) if i.status == InstanceStatus::Running => Ok(view),
             Ok(i) => {
                 let reason = i.status_reason.unwrap_or_default();
                 let _ = self.kill_sandbox(ctx, p, &id, None).await;
@@ -582,8 +680,8 @@ impl Control {
     /// `writable_sandbox` for a row the caller already read (the E2B listener reads it
     /// to find the sandbox's key): each envd request looks everything up once.
     pub async fn writable_sandbox_of(&self, p: &Principal, row: SandboxRow) -> Result<SandboxView> {
-        let (view, access) = self.sandbox_view(p, row).await?;
-        access.require_write()?;
+        let (mut view, access) = self.sandbox_view(p, row).await?;
+        view.write = Some(access.require_write()?);
         Ok(view)
     }
 
@@ -602,7 +700,7 @@ impl Control {
         let instance = self.store().instance(&row.instance_id).await?;
         let paused = instance.as_ref().is_some_and(|i| i.status() == InstanceStatus::Paused);
         let kind = instance.map(|i| i.kind).unwrap_or_else(|| "container".into());
-        Ok((SandboxView { row, paused, kind }, access))
+        Ok((SandboxView { row, paused, kind, write: None }, access))
     }
 
     pub async fn list_sandboxes(&self, p: &Principal) -> Result<Vec<SandboxView>> {
@@ -613,6 +711,7 @@ impl Control {
                 paused: s.instance_status.as_deref() == Some(InstanceStatus::Paused.as_str()),
                 kind: s.instance_kind.unwrap_or_else(|| "container".into()),
                 row: s.row,
+                write: None,
             })
             .collect())
     }
@@ -636,6 +735,7 @@ impl Control {
                 paused: s.instance_status.as_deref() == Some(InstanceStatus::Paused.as_str()),
                 kind: s.instance_kind.unwrap_or_else(|| "container".into()),
                 row: s.row,
+                write: None,
             })
             .collect();
         Ok(roost_api::Page { items, next_cursor })
@@ -653,23 +753,28 @@ impl Control {
         if row.ended_at.is_some() {
             return Err(Error::not_found("sandbox", id));
         }
-        self.project_access(p, &row.project_id).await.map_err(|_| Error::not_found("sandbox", id))?.require_write()?;
-        self.end_sandbox(ctx, p, &row, "sandbox.kill", if_match).await
+        let proof = self
+            .project_access(p, &row.project_id)
+            .await
+            .map_err(|_| Error::not_found("sandbox", id))?
+            .require_write()?;
+        self.end_sandbox(ctx, p, &proof, &row, "sandbox.kill", if_match).await
     }
 
     async fn end_sandbox(
         &self,
         ctx: &RequestContext,
         p: &Principal,
+        proof: &(impl Authorized + ?Sized),
         row: &SandboxRow,
         action: &str,
         if_match: Option<&str>,
     ) -> Result<()> {
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, proof).await?;
         let current = async { Ok(self.sandbox(p, &row.id).await?.to_api()) };
-        self.check_if_match(&mut tx, "sandboxes", &row.id, if_match, current).await?;
+        tx.check_if_match("sandboxes", &row.id, if_match, current).await?;
         let ended = roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
-        audit::record(tx.conn(), ctx, p, action, Some(("sandbox", &row.id)), None).await?;
+        tx.audit(action, Some(("sandbox", &row.id)), None).await?;
         tx.commit().await?;
         if !ended {
             return Ok(());
@@ -694,10 +799,10 @@ impl Control {
     ) -> Result<()> {
         let view = self.writable_sandbox(p, id).await?;
         let timeout = timeout.min(MAX_TIMEOUT);
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, view.write_proof()?).await?;
         roost_store::sandboxes::set_expiry(tx.conn(), &view.row.id, now_ms() + timeout.as_millis() as i64).await?;
         let body = serde_json::json!({"timeout_secs": timeout.as_secs()});
-        audit::record(tx.conn(), ctx, p, "sandbox.timeout", Some(("sandbox", id)), Some(&body)).await?;
+        tx.audit("sandbox.timeout", Some(("sandbox", id)), Some(&body)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -712,9 +817,9 @@ impl Control {
         } else {
             driver.resume(instance).await.map_err(node_error)?;
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, view.write_proof()?).await?;
         let action = if pause { "sandbox.pause" } else { "sandbox.resume" };
-        audit::record(tx.conn(), ctx, p, action, Some(("sandbox", id)), None).await?;
+        tx.audit(action, Some(("sandbox", id)), None).await?;
         tx.commit().await?;
         if let Some(row) = self.store().instance(instance).await? {
             let status = if pause { InstanceStatus::Paused } else { InstanceStatus::Running };
@@ -723,30 +828,20 @@ impl Control {
         Ok(())
     }
 
-    /// Kills sandboxes whose time ran out, every second until shutdown.
-    pub fn spawn_sandbox_reaper(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                let expired = match control.store().expired_sandboxes(now_ms()).await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot list expired sandboxes");
-                        continue;
-                    }
-                };
-                for row in expired {
-                    if let Err(e) = control.expire_sandbox(&row).await {
-                        tracing::warn!(sandbox = %row.id, error = %e.message, "cannot kill an expired sandbox");
-                    }
+    /// Kills the sandboxes whose time ran out.
+    async fn expire_sandboxes(&self) -> Result<serde_json::Value> {
+        let expired = self.store().expired_sandboxes(now_ms()).await?;
+        let (mut killed, mut failed) = (0, 0);
+        for row in expired {
+            match self.expire_sandbox(&row).await {
+                Ok(()) => killed += 1,
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(sandbox = %row.id, error = %e.message, "cannot kill an expired sandbox");
                 }
             }
-        });
+        }
+        Ok(serde_json::json!({ "expired": killed, "failed": failed }))
     }
 
     async fn expire_sandbox(&self, row: &SandboxRow) -> Result<()> {
@@ -769,10 +864,9 @@ impl Control {
         let Some(user) = user else {
             // Nobody to act as (the user was deleted): end the row and delete the
             // instance directly.
-            let mut tx = self.store().write().await?;
+            let mut tx = self.change(&ctx, &SystemProof::new()).await?;
             roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
-            let actor = (audit::SYSTEM_ACTOR.to_string(), None);
-            audit::record_as(tx.conn(), &ctx, actor, "sandbox.expire", Some(("sandbox", &row.id)), None).await?;
+            tx.audit("sandbox.expire", Some(("sandbox", &row.id)), None).await?;
             tx.commit().await?;
             if let Ok(driver) = self.driver_of(&row.instance_id).await {
                 driver.delete(&row.instance_id).await.map_err(node_error)?;
@@ -781,13 +875,13 @@ impl Control {
         };
         let principal = acting_as(user, &row.project_id, row.key_id.clone(), "sandbox TTL");
         tracing::info!(sandbox = %row.id, "sandbox timed out: killing it");
-        self.end_sandbox(&ctx, &principal, row, "sandbox.expire", None).await
+        self.end_sandbox(&ctx, &principal, &SystemProof::new(), row, "sandbox.expire", None).await
     }
 
     /// Starts a process in a sandbox, on a terminal of `pty` (rows, cols) when given.
     /// The receiver sees everything it prints.
     #[allow(clippy::too_many_arguments)]
-    pub async fn start_sandbox_process(
+    pub(crate) async fn start_sandbox_process(
         &self,
         view: &SandboxView,
         cmd: String,
@@ -950,8 +1044,9 @@ impl Control {
     }
 
     /// Runs a command to completion in the sandbox (for file operations): stdout, stderr
-    /// and exit code.
-    pub async fn sandbox_run(&self, view: &SandboxView, argv: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i32)> {
+    /// and exit code. Output past [`MAX_RUN_OUTPUT`] fails the call (a listing of a
+    /// directory with millions of entries, say) rather than filling the server's memory.
+    pub(crate) async fn sandbox_run(&self, view: &SandboxView, argv: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i32)> {
         view.not_paused()?;
         let mut session = self
             .exec(
@@ -960,42 +1055,28 @@ impl Control {
             )
             .await?;
         drop(session.stdin.take());
-        let mut out = Vec::new();
-        let mut err = Vec::new();
         let (o, e) = (session.stdout.take(), session.stderr.take());
-        let read_out = async {
-            if let Some(mut o) = o {
-                let _ = o.read_to_end(&mut out).await;
-            }
-        };
-        let read_err = async {
-            if let Some(mut e) = e {
-                let _ = e.read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
+        let (out, err) = tokio::join!(read_capped(o, MAX_RUN_OUTPUT), read_capped(e, MAX_RUN_OUTPUT));
         let code = session.wait().await.map_err(node_error)?;
+        let (Some(out), Some(err)) = (out, err) else {
+            return Err(Error::new(
+                ErrorCode::ValidationFailed,
+                format!("the output of '{}' is larger than {MAX_RUN_OUTPUT} bytes", argv.join(" ")),
+            ));
+        };
         Ok((out, err, code))
     }
 
-    /// The contents of a file in the sandbox (`cat` through exec, so any driver that
-    /// execs serves it, and symlinks resolve inside the sandbox).
-    pub async fn sandbox_read_file(&self, view: &SandboxView, path: &str) -> Result<Vec<u8>> {
-        let (out, err, code) = self.sandbox_run(view, &["cat", "--", path]).await?;
-        if code != 0 {
-            let text = String::from_utf8_lossy(&err).trim().to_string();
-            if text.contains("No such file") {
-                return Err(Error::not_found("file", path));
-            }
-            return Err(Error::new(ErrorCode::ValidationFailed, text));
-        }
-        Ok(out)
-    }
-
-    /// Writes a file in the sandbox, making its parent directories.
-    pub async fn sandbox_write_file(&self, view: &SandboxView, path: &str, data: Vec<u8>) -> Result<()> {
+    /// A regular file of the sandbox, streamed as `cat` reads it (through exec, so any
+    /// driver that execs serves it, and symlinks resolve inside the sandbox). Chunks come
+    /// through a short channel, so a slow client holds the reader, never the server's
+    /// memory; a client that goes away ends it. Anything but a regular file (a device
+    /// such as `/dev/zero`, a FIFO, a directory) is refused up front.
+    pub async fn sandbox_read_file(&self, view: &SandboxView, path: &str) -> Result<FileChunks> {
         view.not_paused()?;
-        let script = "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"";
+        let script = r#"test -e "$1" || { echo "$1: No such file or directory" >&2; exit 2; }
+test -f "$1" || { echo "$1: not a regular file (devices, FIFOs and directories are not read)" >&2; exit 3; }
+exec cat -- "$1""#;
         let mut session = self
             .exec(
                 &view.row.instance_id,
@@ -1005,30 +1086,181 @@ impl Control {
                 },
             )
             .await?;
+        drop(session.stdin.take());
+        let stderr = tokio::spawn(read_capped_lossy(session.stderr.take(), 64 << 10));
+        let Some(mut out) = session.stdout.take() else {
+            return Err(Error::internal("exec without stdout"));
+        };
+        let mut first = vec![0u8; FILE_CHUNK];
+        let n = out.read(&mut first).await.map_err(|e| Error::internal(format!("reading {path}: {e}")))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        if n == 0 {
+            let code = session.wait().await.map_err(node_error)?;
+            let err = stderr.await.unwrap_or_default();
+            if code != 0 {
+                if err.contains("No such file") {
+                    return Err(Error::not_found("file", path));
+                }
+                return Err(Error::new(ErrorCode::ValidationFailed, err.trim().to_string()));
+            }
+            return Ok(FileChunks { rx });
+        }
+        first.truncate(n);
+        let path = path.to_string();
+        tokio::spawn(async move {
+            let mut chunk = first;
+            loop {
+                if tx.send(Ok(chunk)).await.is_err() {
+                    break; // the client left: stop reading (cat ends on a broken pipe)
+                }
+                let mut buf = vec![0u8; FILE_CHUNK];
+                match out.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        chunk = buf;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(format!("reading {path}: {e}")))).await;
+                        break;
+                    }
+                }
+            }
+            drop(out);
+            if let Ok(code) = session.wait().await
+                && code != 0
+            {
+                let err = stderr.await.unwrap_or_default();
+                let _ = tx.send(Err(std::io::Error::other(format!("reading {path}: {}", err.trim())))).await;
+            }
+        });
+        Ok(FileChunks { rx })
+    }
+
+    /// Writes a file in the sandbox from `data` as it arrives, making its parent
+    /// directories; at most `max` bytes. The bytes go to a temporary file beside the
+    /// target first (nothing is held here), which replaces the target's content only
+    /// once all of them arrived: an upload cut short or too large leaves the target as
+    /// it was. Returns the size written.
+    pub(crate) async fn sandbox_write_from(
+        &self,
+        view: &SandboxView,
+        path: &str,
+        data: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+        max: u64,
+    ) -> Result<u64> {
+        view.not_paused()?;
+        let (dir, name) = match path.rsplit_once('/') {
+            Some((dir, name)) => (if dir.is_empty() { "/" } else { dir }, name),
+            None => (".", path),
+        };
+        if name.is_empty() {
+            return Err(Error::invalid(format!("'{path}' names a directory, not a file")));
+        }
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| Error::internal(format!("random source: {e}")))?;
+        let tmp = format!("{}/.{name}.roost-upload-{:016x}", dir.trim_end_matches('/'), u64::from_le_bytes(nonce));
+        let script = "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"";
+        let mut session = self
+            .exec(
+                &view.row.instance_id,
+                roost_node::ExecRequest {
+                    cmd: ["sh", "-c", script, "sh", &tmp].iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                },
+            )
+            .await?;
         let stdin = session.stdin.take();
         let (o, e) = (session.stdout.take(), session.stderr.take());
         let feed = async move {
-            if let Some(mut w) = stdin {
-                let _ = w.write_all(&data).await;
-                let _ = w.shutdown().await;
-            }
+            let Some(mut w) = stdin else { return Ok(0) };
+            let mut limited = tokio::io::AsyncReadExt::take(data, max.saturating_add(1));
+            let copied = tokio::io::copy(&mut limited, &mut w).await;
+            let _ = w.shutdown().await;
+            copied
         };
-        let mut err = Vec::new();
         let drain = async {
             if let Some(mut o) = o {
                 let _ = tokio::io::copy(&mut o, &mut tokio::io::sink()).await;
             }
-            if let Some(mut e) = e {
-                let _ = e.read_to_end(&mut err).await;
-            }
+            read_capped_lossy(e, 64 << 10).await
         };
-        tokio::join!(feed, drain);
+        let (copied, err) = tokio::join!(feed, drain);
         let code = session.wait().await.map_err(node_error)?;
+        let failure = match &copied {
+            _ if code != 0 => Some(Error::new(ErrorCode::ValidationFailed, err.trim().to_string())),
+            Ok(n) if *n > max => Some(Error::new(ErrorCode::PayloadTooLarge, format!("files are at most {max} bytes"))),
+            Ok(_) => None,
+            Err(e) => Some(Error::new(ErrorCode::InvalidRequest, format!("the upload was cut short: {e}"))),
+        };
+        if let Some(e) = failure {
+            let _ = self.sandbox_run(view, &["rm", "-f", "--", &tmp]).await;
+            return Err(e);
+        }
+        let size = copied.unwrap_or(0);
+        // `cat` into the target keeps its inode, mode and owner, as a direct write did.
+        let (_, err, code) = self
+            .sandbox_run(
+                view,
+                &["sh", "-c", "cat -- \"$1\" > \"$2\"; s=$?; rm -f -- \"$1\"; exit $s", "sh", &tmp, path],
+            )
+            .await?;
         if code != 0 {
             return Err(Error::new(ErrorCode::ValidationFailed, String::from_utf8_lossy(&err).trim().to_string()));
         }
-        Ok(())
+        Ok(size)
     }
+
+    /// Writes a small file held in memory (the code interpreter's runner: Roost's own
+    /// file, not the caller's, so not audited).
+    pub(crate) async fn sandbox_put_runner(&self, view: &SandboxView, path: &str, data: Vec<u8>) -> Result<()> {
+        self.sandbox_write_from(view, path, &mut &data[..], data.len() as u64).await.map(|_| ())
+    }
+}
+
+/// Most bytes of output [`Control::sandbox_run`] keeps per stream.
+pub const MAX_RUN_OUTPUT: usize = 64 << 20;
+/// The chunk a file is read in.
+const FILE_CHUNK: usize = 64 << 10;
+
+/// A file's bytes as they are read from the sandbox; an `Err` ends a stream that failed
+/// half-way (the response is then cut short rather than completed wrongly).
+pub struct FileChunks {
+    pub rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+}
+
+/// All of a stream, or `None` past `max` bytes (the rest is drained, so the writer
+/// never blocks on a full pipe).
+async fn read_capped(stream: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, max: usize) -> Option<Vec<u8>> {
+    let Some(mut stream) = stream else { return Some(Vec::new()) };
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut over = false;
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) if over || out.len() + n > max => over = true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    (!over).then_some(out)
+}
+
+/// Up to `max` bytes of a stream as text (the rest drained): an error message.
+async fn read_capped_lossy(stream: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, max: usize) -> String {
+    let Some(mut stream) = stream else { return String::new() };
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 8 << 10];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = max.saturating_sub(out.len()).min(n);
+                out.extend_from_slice(&buf[..room]);
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).to_string()
 }
 
 /// A sandbox's current usage, for the E2B metrics endpoint.
@@ -1087,7 +1319,7 @@ impl Control {
     }
 
     async fn spawn_kernel(&self, view: &SandboxView, id: String, language: String, cwd: String) -> Result<Arc<Kernel>> {
-        self.sandbox_write_file(view, RUNNER_PATH, CODE_INTERPRETER_RUNNER.as_bytes().to_vec()).await?;
+        self.sandbox_put_runner(view, RUNNER_PATH, CODE_INTERPRETER_RUNNER.as_bytes().to_vec()).await?;
         let mut session = self
             .exec(
                 &view.row.instance_id,
@@ -1197,6 +1429,11 @@ impl Control {
 }
 
 impl SandboxView {
+    /// The proof that the view's holder may change the sandbox.
+    pub(crate) fn write_proof(&self) -> Result<&ProjectWrite> {
+        self.write.as_ref().ok_or_else(|| Error::forbidden("read only: you may not change this sandbox"))
+    }
+
     pub fn to_api(&self) -> roost_api::sandboxes::Sandbox {
         roost_api::sandboxes::Sandbox {
             id: self.row.id.clone(),

@@ -7,15 +7,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use roost_api::ids::IdKind;
 use roost_api::ssh_keys::{CreateSshKeyRequest, CreatedSshKey, SshKey, UpdateSshKeyRequest};
-use roost_api::tokens::Scope;
 use roost_api::{ListParams, Page};
 use roost_store::ssh_keys::{SORT_KEYS, SshKeyRow};
 use roost_store::{StoreError, now_ms};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Validator, check_name};
+use crate::events::Audience;
 use crate::list::list_query;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 const KEY_TYPES: &[&str] = &[
     "ssh-ed25519",
@@ -118,7 +118,7 @@ impl Control {
         principal: &Principal,
         req: CreateSshKeyRequest,
     ) -> Result<CreatedSshKey> {
-        principal.require_scope(Scope::Write)?;
+        let proof = principal.require_owner()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let parsed = req.public_key.as_deref().map(parse_public_key);
@@ -133,6 +133,10 @@ impl Control {
                 (line, blob, Some(pem))
             }
         };
+        // A key registered with an API token is for that token's project, until it ends:
+        // someone holding a restricted, expiring token cannot leave a key of theirs that
+        // the user's other credentials would later put into other projects' instances.
+        let (expires_at, project_id) = principal.credential_limits();
         let row = SshKeyRow {
             id: IdKind::SshKey.generate(),
             user_id: principal.user_id.clone(),
@@ -140,15 +144,22 @@ impl Control {
             public_key,
             fingerprint: fingerprint(&blob),
             created_at: now_ms(),
+            project_id,
+            expires_at,
         };
         // The public half only: the audit never holds a private key.
-        let body = serde_json::json!({ "name": req.name, "imported": private_key.is_none() });
-        let mut tx = self.store().write().await?;
+        let body = serde_json::json!({
+            "name": req.name,
+            "imported": private_key.is_none(),
+            "project_id": row.project_id,
+            "expires_at": row.expires_at.map(roost_store::to_time),
+        });
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::ssh_keys::insert(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!("an SSH key named '{}' already exists", req.name)),
             e => e.into(),
         })?;
-        audit::record(tx.conn(), ctx, principal, "ssh_key.create", Some(("ssh_key", &row.id)), Some(&body)).await?;
+        tx.audit("ssh_key.create", Some(("ssh_key", &row.id)), Some(&body)).await?;
         tx.commit().await?;
         Ok(CreatedSshKey { key: row.to_api(), private_key })
     }
@@ -176,7 +187,7 @@ impl Control {
         req: UpdateSshKeyRequest,
         if_match: Option<&str>,
     ) -> Result<SshKey> {
-        principal.require_scope(Scope::Write)?;
+        let proof = principal.require_owner()?;
         let found = self.get_ssh_key(principal, key).await?;
         let mut v = Validator::default();
         if let Some(name) = &req.name {
@@ -184,8 +195,9 @@ impl Control {
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "ssh_keys", &found.id, if_match, self.get_ssh_key(principal, &found.id)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("ssh_keys", &found.id, if_match, self.get_ssh_key(principal, &found.id)).await?;
+        let mut updated = found.clone();
         if let Some(name) = &req.name {
             roost_store::ssh_keys::rename(tx.conn(), &principal.user_id, &found.id, name).await.map_err(
                 |e| match e {
@@ -193,18 +205,12 @@ impl Control {
                     e => e.into(),
                 },
             )?;
+            updated.name = name.clone();
         }
-        audit::record(tx.conn(), ctx, principal, "ssh_key.update", Some(("ssh_key", &found.id)), body.as_ref()).await?;
+        tx.audit("ssh_key.update", Some(("ssh_key", &found.id)), body.as_ref()).await?;
+        tx.event("ssh_key.updated", "ssh_key", &found.id, &updated, Audience::User(found.user_id.clone()));
         tx.commit().await?;
-        let updated = self.get_ssh_key(principal, &found.id).await?;
-        self.events().publish(
-            "ssh_key.updated",
-            "ssh_key",
-            &updated.id,
-            serde_json::to_value(&updated).ok(),
-            crate::events::Audience::User(updated.user_id.clone()),
-        );
-        Ok(updated)
+        self.get_ssh_key(principal, &found.id).await
     }
 
     pub async fn delete_ssh_key(
@@ -214,14 +220,14 @@ impl Control {
         key: &str,
         if_match: Option<&str>,
     ) -> Result<()> {
-        principal.require_scope(Scope::Write)?;
+        let proof = principal.require_owner()?;
         let found = self.get_ssh_key(principal, key).await?;
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "ssh_keys", &found.id, if_match, self.get_ssh_key(principal, &found.id)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("ssh_keys", &found.id, if_match, self.get_ssh_key(principal, &found.id)).await?;
         if !roost_store::ssh_keys::delete(tx.conn(), &principal.user_id, &found.id).await? {
             return Err(Error::not_found("ssh_key", key));
         }
-        audit::record(tx.conn(), ctx, principal, "ssh_key.delete", Some(("ssh_key", &found.id)), None).await?;
+        tx.audit("ssh_key.delete", Some(("ssh_key", &found.id)), None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -241,13 +247,14 @@ impl Control {
                     roost_node::ExecRequest { cmd: vec!["/bin/sh".into(), "-c".into(), script], ..Default::default() };
                 let mut session = driver.exec(id, request).await.map_err(crate::images::node_error)?;
                 drop(session.stdin.take());
-                let mut sink = Vec::new();
-                if let Some(mut out) = session.stdout.take() {
-                    let _ = tokio::io::AsyncReadExt::read_to_end(&mut out, &mut sink).await;
-                }
-                if let Some(mut err) = session.stderr.take() {
-                    let _ = tokio::io::AsyncReadExt::read_to_end(&mut err, &mut sink).await;
-                }
+                // Nothing is kept: the script's output is the instance's (and unbounded).
+                let (out, err) = (session.stdout.take(), session.stderr.take());
+                let drain = |stream: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
+                    if let Some(mut stream) = stream {
+                        let _ = tokio::io::copy(&mut stream, &mut tokio::io::sink()).await;
+                    }
+                };
+                tokio::join!(drain(out), drain(err));
                 session.wait().await.map_err(crate::images::node_error)
             }
         };

@@ -1,7 +1,7 @@
 //! Sandbox templates Roost ships: Debian images defined here, built offline from Debian
 //! packages (the host's apt mirror) on first use, so `Sandbox.create()` works without
-//! anyone running `roost image build` by hand. A project image of the same name shadows
-//! a builtin template.
+//! anyone running `roost image build` by hand. Their names are reserved: no project
+//! image may take one.
 
 use roost_store::images::ImageRow;
 
@@ -117,10 +117,9 @@ impl Control {
 
     async fn template_build_operation(&self, requester: &Principal, row: &ImageRow) -> Option<OperationHandle> {
         let made = async {
-            let mut tx = self.store().write().await?;
-            let op = self.new_operation(tx.conn(), requester, "template.build", Some(("image", &row.id))).await?;
+            let mut tx = self.system_change().await?;
+            let op = self.new_operation(&mut tx, requester, "template.build", Some(("image", &row.id))).await?;
             tx.commit().await?;
-            op.announce();
             Ok::<_, Error>(op)
         };
         match made.await {
@@ -133,11 +132,12 @@ impl Control {
         }
     }
 
-    /// Makes sure the sandbox's template is there before its instance is created: a
-    /// builtin template is built now on first use, so the instance does not time out
-    /// waiting for it.
-    pub(crate) async fn prepare_template(&self, p: &Principal, template: &str) -> Result<()> {
-        let row = self.image_row(p, template).await.map_err(|_| Error::not_found("template", template))?;
+    /// The image a sandbox of `project_id` starts from for `template` (a builtin one or one
+    /// of that project, never another project's), made ready first: a builtin template is
+    /// built now on first use, so the instance does not time out waiting for it.
+    pub(crate) async fn prepare_template(&self, p: &Principal, project_id: &str, template: &str) -> Result<ImageRow> {
+        let row =
+            self.image_for_project(project_id, template).await.map_err(|_| Error::not_found("template", template))?;
         if row.source == "builtin" && builtin_template(&row.name).is_some() {
             self.image_rootfs_for(&row, Some(p)).await?;
         }
@@ -145,12 +145,13 @@ impl Control {
             // "Last used" is bookkeeping: written off the create's path (a store write is
             // a sync), like a sandbox's command counter.
             let control = self.clone();
+            let (id, name) = (row.id.clone(), row.name.clone());
             tokio::spawn(async move {
-                if let Err(e) = control.store().touch_sandbox_template(&row.id, roost_store::now_ms()).await {
-                    tracing::debug!(template = %row.name, error = %e, "cannot note the template's last use");
+                if let Err(e) = control.store().touch_sandbox_template(&id, roost_store::now_ms()).await {
+                    tracing::debug!(template = %name, error = %e, "cannot note the template's last use");
                 }
             });
         }
-        Ok(())
+        Ok(row)
     }
 }

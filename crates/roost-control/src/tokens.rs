@@ -12,7 +12,7 @@ use crate::auth::{TOKEN_PREFIX, hash_secret, new_secret};
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::list::list_query;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// Characters of the secret kept for display (`rst_` and 8 more).
 const DISPLAY_PREFIX_LEN: usize = 12;
@@ -24,7 +24,7 @@ impl Control {
         principal: &Principal,
         req: CreateTokenRequest,
     ) -> Result<CreatedToken> {
-        principal.require_scope(Scope::Write)?;
+        let owner = principal.require_owner()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let scope = req.scope.unwrap_or(Scope::Read);
@@ -85,15 +85,15 @@ impl Control {
             project_id,
         };
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        roost_store::tokens::insert(tx.conn(), &row).await.map_err(|e| match e {
+        let token = row.to_api();
+        let mut change = self.change(ctx, &owner).await?;
+        roost_store::tokens::insert(change.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!("a token named '{}' already exists", req.name)),
             e => e.into(),
         })?;
-        audit::record(tx.conn(), ctx, principal, "token.create", Some(("token", &row.id)), body.as_ref()).await?;
-        tx.commit().await?;
-        let token = row.to_api();
-        self.publish_token("token.created", &token, true);
+        change.audit("token.create", Some(("token", &row.id)), body.as_ref()).await?;
+        change.event("token.created", "token", &token.id, &token, Audience::User(token.user_id.clone()));
+        change.commit().await?;
         Ok(CreatedToken { token, secret })
     }
 
@@ -120,7 +120,7 @@ impl Control {
         req: UpdateTokenRequest,
         if_match: Option<&str>,
     ) -> Result<Token> {
-        principal.require_scope(Scope::Write)?;
+        let owner = principal.require_owner()?;
         let token = self.get_token(principal, key).await?;
         let mut v = Validator::default();
         if let Some(name) = &req.name {
@@ -128,19 +128,22 @@ impl Control {
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "api_tokens", &token.id, if_match, self.get_token(principal, &token.id)).await?;
+        let mut change = self.change(ctx, &owner).await?;
+        change.check_if_match("api_tokens", &token.id, if_match, self.get_token(principal, &token.id)).await?;
+        let mut updated = token.clone();
         if let Some(name) = &req.name {
-            roost_store::tokens::rename(tx.conn(), &principal.user_id, &token.id, name).await.map_err(|e| match e {
-                StoreError::Conflict(_) => Error::conflict(format!("a token named '{name}' already exists")),
-                e => e.into(),
-            })?;
+            roost_store::tokens::rename(change.conn(), &principal.user_id, &token.id, name).await.map_err(
+                |e| match e {
+                    StoreError::Conflict(_) => Error::conflict(format!("a token named '{name}' already exists")),
+                    e => e.into(),
+                },
+            )?;
+            updated.name = name.clone();
         }
-        audit::record(tx.conn(), ctx, principal, "token.update", Some(("token", &token.id)), body.as_ref()).await?;
-        tx.commit().await?;
-        let token = self.get_token(principal, &token.id).await?;
-        self.publish_token("token.updated", &token, true);
-        Ok(token)
+        change.audit("token.update", Some(("token", &token.id)), body.as_ref()).await?;
+        change.event("token.updated", "token", &token.id, &updated, Audience::User(token.user_id.clone()));
+        change.commit().await?;
+        self.get_token(principal, &token.id).await
     }
 
     /// Deletes (revokes) a token of the caller's; it stops working at once.
@@ -151,17 +154,17 @@ impl Control {
         key: &str,
         if_match: Option<&str>,
     ) -> Result<()> {
-        principal.require_scope(Scope::Write)?;
+        let owner = principal.require_owner()?;
         let token = self.get_token(principal, key).await?;
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "api_tokens", &token.id, if_match, self.get_token(principal, &token.id)).await?;
-        if !roost_store::tokens::delete(tx.conn(), &principal.user_id, &token.id).await? {
+        let mut change = self.change(ctx, &owner).await?;
+        change.check_if_match("api_tokens", &token.id, if_match, self.get_token(principal, &token.id)).await?;
+        if !roost_store::tokens::delete(change.conn(), &principal.user_id, &token.id).await? {
             return Err(Error::not_found("token", key));
         }
-        audit::record(tx.conn(), ctx, principal, "token.delete", Some(("token", &token.id)), None).await?;
-        tx.commit().await?;
+        change.audit("token.delete", Some(("token", &token.id)), None).await?;
+        change.bare_event("token.deleted", "token", &token.id, Audience::User(token.user_id.clone()));
+        change.commit().await?;
         self.auth_cache().evict(|p| p.token_id.as_deref() == Some(token.id.as_str()));
-        self.publish_token("token.deleted", &token, false);
         Ok(())
     }
 
@@ -174,10 +177,5 @@ impl Control {
             token.last_used_at = Some(roost_store::to_time(at));
         }
         token
-    }
-
-    fn publish_token(&self, kind: &str, token: &Token, with_data: bool) {
-        let data = with_data.then(|| serde_json::to_value(token).ok()).flatten();
-        self.events().publish(kind, "token", &token.id, data, Audience::User(token.user_id.clone()));
     }
 }

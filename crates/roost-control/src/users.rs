@@ -15,8 +15,9 @@ use roost_store::{StoreError, now_ms, to_time};
 use crate::auth::{hash_password, new_password, validate_password, verify_password};
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
+use crate::kernel::Authorized;
 use crate::list::list_query;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::{Control, Error, Principal, RequestContext, Result};
 
 fn details(row: &UserRow) -> UserDetails {
     UserDetails { user: row.to_api(), disabled: row.disabled != 0, updated_at: to_time(row.updated_at) }
@@ -50,7 +51,7 @@ impl Control {
         p: &Principal,
         req: CreateUserRequest,
     ) -> Result<CreatedUser> {
-        p.require_admin()?;
+        let proof = p.require_admin()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         v.check(req.name != "me", "name", "'me' is reserved");
@@ -84,7 +85,7 @@ impl Control {
         };
         let body = serde_json::to_value(&req).ok();
         let member_role = role.min(Role::Operator);
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::users::insert(tx.conn(), &row).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::conflict(format!("a user named '{}' already exists", req.name)),
             e => e.into(),
@@ -92,10 +93,10 @@ impl Control {
         for project in &projects {
             roost_store::projects::upsert_member(tx.conn(), &project.id, &row.id, member_role.as_str(), now).await?;
         }
-        audit::record(tx.conn(), ctx, p, "user.create", Some(("user", &row.id)), body.as_ref()).await?;
-        tx.commit().await?;
+        tx.audit("user.create", Some(("user", &row.id)), body.as_ref()).await?;
         let user = row.to_api();
-        self.events().publish("user.created", "user", &user.id, serde_json::to_value(&user).ok(), Audience::Admins);
+        tx.event("user.created", "user", &user.id, &user, Audience::Admins);
+        tx.commit().await?;
         Ok(CreatedUser { user, password: generated.then_some(password) })
     }
 
@@ -125,18 +126,18 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<UserDetails> {
         let user = self.visible_user(p, key).await?;
-        if user.id != p.user_id {
-            p.require_admin()?;
-        }
-        if req.role.is_some() {
-            p.require_admin()?;
-        }
+        // Others' profiles and anyone's role are the admins' business.
+        let proof: Box<dyn Authorized> = if user.id != p.user_id || req.role.is_some() {
+            Box::new(p.require_admin()?)
+        } else {
+            Box::new(p.require_owner()?)
+        };
         let mut v = Validator::default();
         check_profile(&mut v, req.email.clone().flatten().as_deref(), req.display_name.clone().flatten().as_deref());
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "users", &user.id, if_match, self.get_user(p, &user.id)).await?;
+        let mut tx = self.change(ctx, proof.as_ref()).await?;
+        tx.check_if_match("users", &user.id, if_match, self.get_user(p, &user.id)).await?;
         if user.role() == Role::Admin && req.role.is_some_and(|r| r != Role::Admin) {
             self.keep_an_admin(tx.conn()).await?;
         }
@@ -149,7 +150,10 @@ impl Control {
             now_ms(),
         )
         .await?;
-        audit::record(tx.conn(), ctx, p, "user.update", Some(("user", &user.id)), body.as_ref()).await?;
+        tx.audit("user.update", Some(("user", &user.id)), body.as_ref()).await?;
+        let fresh =
+            roost_store::users::get_in(tx.conn(), &user.id).await?.ok_or_else(|| Error::not_found("user", key))?;
+        tx.event("user.updated", "user", &user.id, &fresh.to_api(), Audience::Admins);
         tx.commit().await?;
         self.forget_cached_credentials(&user.id);
         self.get_user(p, &user.id).await
@@ -164,11 +168,11 @@ impl Control {
         disabled: bool,
     ) -> Result<UserDetails> {
         let user = self.visible_user(p, key).await?;
-        p.require_admin()?;
+        let proof = p.require_admin()?;
         if disabled && user.id == p.user_id {
             return Err(Error::conflict("you cannot disable yourself"));
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         if disabled && user.role() == Role::Admin {
             self.keep_an_admin(tx.conn()).await?;
         }
@@ -177,10 +181,10 @@ impl Control {
             roost_store::sessions::delete_for_user(tx.conn(), &user.id, None).await?;
         }
         let action = if disabled { "user.disable" } else { "user.enable" };
-        audit::record(tx.conn(), ctx, p, action, Some(("user", &user.id)), None).await?;
+        tx.audit(action, Some(("user", &user.id)), None).await?;
+        tx.bare_event(&format!("{action}d"), "user", &user.id, Audience::Admins);
         tx.commit().await?;
         self.forget_cached_credentials(&user.id);
-        self.events().publish(&format!("{action}d"), "user", &user.id, None, Audience::Admins);
         self.get_user(p, &user.id).await
     }
 
@@ -192,20 +196,20 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<()> {
         let user = self.visible_user(p, key).await?;
-        p.require_admin()?;
+        let proof = p.require_admin()?;
         if user.id == p.user_id {
             return Err(Error::conflict("you cannot delete yourself"));
         }
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "users", &user.id, if_match, self.get_user(p, &user.id)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("users", &user.id, if_match, self.get_user(p, &user.id)).await?;
         if user.role() == Role::Admin {
             self.keep_an_admin(tx.conn()).await?;
         }
         roost_store::users::delete(tx.conn(), &user.id).await?;
-        audit::record(tx.conn(), ctx, p, "user.delete", Some(("user", &user.id)), None).await?;
+        tx.audit("user.delete", Some(("user", &user.id)), None).await?;
+        tx.bare_event("user.deleted", "user", &user.id, Audience::Admins);
         tx.commit().await?;
         self.forget_cached_credentials(&user.id);
-        self.events().publish("user.deleted", "user", &user.id, None, Audience::Admins);
         Ok(())
     }
 
@@ -218,7 +222,7 @@ impl Control {
         req: ResetPasswordRequest,
     ) -> Result<ResetPasswordResponse> {
         let user = self.visible_user(p, key).await?;
-        p.require_admin()?;
+        let proof = p.require_admin()?;
         if let Some(pw) = &req.password {
             validate_password(pw)?;
         }
@@ -227,7 +231,7 @@ impl Control {
             None => (new_password(), true),
         };
         let hash = hash_password(password.clone()).await?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::users::set_password(tx.conn(), &user.id, &hash, now_ms()).await?;
         roost_store::sessions::delete_for_user(
             tx.conn(),
@@ -235,7 +239,7 @@ impl Control {
             p.session_id.as_deref().filter(|_| user.id == p.user_id),
         )
         .await?;
-        audit::record(tx.conn(), ctx, p, "user.password.reset", Some(("user", &user.id)), None).await?;
+        tx.audit("user.password.reset", Some(("user", &user.id)), None).await?;
         tx.commit().await?;
         self.auth_cache().evict(|q| q.user_id == user.id && q.session_id.is_some());
         Ok(ResetPasswordResponse { password: generated.then_some(password) })
@@ -250,6 +254,7 @@ impl Control {
         req: ChangePasswordRequest,
     ) -> Result<()> {
         let user = self.visible_user(p, "me").await?;
+        let proof = p.require_owner()?;
         if !verify_password(req.current_password.clone(), user.password_hash.clone()).await {
             return Err(Error::validation(vec![FieldError {
                 field: "current_password".into(),
@@ -263,10 +268,10 @@ impl Control {
             }])
         })?;
         let hash = hash_password(req.new_password.clone()).await?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         roost_store::users::set_password(tx.conn(), &user.id, &hash, now_ms()).await?;
         let ended = roost_store::sessions::delete_for_user(tx.conn(), &user.id, p.session_id.as_deref()).await?;
-        audit::record(tx.conn(), ctx, p, "user.password.change", Some(("user", &user.id)), None).await?;
+        tx.audit("user.password.change", Some(("user", &user.id)), None).await?;
         tx.commit().await?;
         self.auth_cache().evict(|q| q.session_id.as_ref().is_some_and(|s| ended.contains(s)));
         Ok(())

@@ -32,13 +32,29 @@ use roost_store::{StoreError, now_ms, to_time};
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
+use crate::kernel::{Authorized, Change, SystemProof};
 use crate::list::list_query;
-use crate::{Control, Error, Principal, RequestContext, Result, audit};
+use crate::tasks::{BackgroundTask, TaskSpec};
+use crate::{Control, Error, Principal, RequestContext, Result};
+use roost_store::sqlx::AnyConnection;
 
 const MIN_SIZE: u64 = 16 << 20;
 const MAX_SIZE: u64 = 16 << 40;
-/// How often the backup scheduler looks for due policies.
-const BACKUP_TICK: Duration = Duration::from_secs(10);
+/// Backup policies run on their cron; every 10 s the task looks for the due ones.
+pub(crate) const BACKUP_POLICIES: TaskSpec = TaskSpec {
+    name: "backup_policies",
+    description: "Takes the snapshots of the backup policies that are due (on their cron) and removes those past \
+                  each policy's keep count",
+    period: Duration::from_secs(10),
+};
+
+pub(crate) struct BackupPolicies(pub(crate) Control);
+
+impl BackgroundTask for BackupPolicies {
+    async fn activate(&mut self) -> Result<serde_json::Value> {
+        self.0.run_due_policies().await
+    }
+}
 
 /// One change at a time per volume (snapshot, restore, resize, attach, ...).
 static VOLUME_LOCKS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = LazyLock::new(Default::default);
@@ -189,34 +205,70 @@ impl Control {
         let counts = self.store().policy_snapshot_counts(&ids).await?;
         Ok(rows
             .iter()
-            .map(|row| BackupPolicy {
-                id: row.id.clone(),
-                name: row.name.clone(),
-                project_id: row.project_id.clone(),
-                volume_id: row.volume_id.clone(),
-                volume: names.get(&row.volume_id).cloned().unwrap_or_default(),
-                cron: row.cron.clone(),
-                keep: row.keep as u32,
-                last_run_at: row.last_run_at.map(to_time),
-                last_result: row.last_result.clone(),
-                last_error: row.last_error.clone(),
-                next_run_at: row.next_run_at.map(to_time),
-                snapshot_count: counts.get(&row.id).copied().unwrap_or(0) as u32,
-                created_at: to_time(row.created_at),
+            .map(|row| {
+                let volume = names.get(&row.volume_id).cloned().unwrap_or_default();
+                policy_from(row, volume, counts.get(&row.id).copied().unwrap_or(0) as u32)
             })
             .collect())
     }
 
-    fn publish<T: serde::Serialize>(&self, kind: &str, resource: &str, id: &str, api: Option<&T>, project: &str) {
-        self.events().publish(
-            kind,
-            resource,
-            id,
-            api.and_then(|a| serde_json::to_value(a).ok()),
-            Audience::Project(project.to_string()),
-        );
+    /// Raises `kind` about a volume with the volume as `change` leaves it.
+    async fn volume_event(&self, change: &mut Change<'_>, kind: &str, id: &str) -> Result<Option<Volume>> {
+        let Some(row) = repo::volume(change.conn(), id).await? else { return Ok(None) };
+        let instance = match &row.instance_id {
+            Some(i) => roost_store::instances::get_in(change.conn(), i).await?.map(|i| i.name),
+            None => None,
+        };
+        let api = self.volume_api_named(&row, instance);
+        change.event(kind, "volume", id, &api, Audience::Project(row.project_id.clone()));
+        Ok(Some(api))
     }
 
+    /// Raises `kind` about a snapshot with the snapshot as `change` leaves it.
+    async fn snapshot_event(&self, change: &mut Change<'_>, kind: &str, id: &str) -> Result<Option<Snapshot>> {
+        let Some(row) = repo::snapshot(change.conn(), id).await? else { return Ok(None) };
+        let volume = repo::volume(change.conn(), &row.volume_id).await?.map(|v| v.name);
+        let api = self.snapshot_api_named(&row, volume);
+        change.event(kind, "snapshot", id, &api, Audience::Project(row.project_id.clone()));
+        Ok(Some(api))
+    }
+
+    /// Raises `kind` about a backup policy with the policy as `change` leaves it.
+    async fn policy_event(&self, change: &mut Change<'_>, kind: &str, id: &str) -> Result<Option<BackupPolicy>> {
+        let Some(row) = repo::policy(change.conn(), id).await? else { return Ok(None) };
+        let api = policy_view(change.conn(), &row).await?;
+        change.event(kind, "backup_policy", id, &api, Audience::Project(row.project_id.clone()));
+        Ok(Some(api))
+    }
+}
+
+/// A backup policy as the API shows it, read on `conn`.
+async fn policy_view(conn: &mut AnyConnection, row: &PolicyRow) -> Result<BackupPolicy> {
+    let volume = repo::volume(conn, &row.volume_id).await?.map(|v| v.name).unwrap_or_default();
+    let count = repo::snapshots_of_policy(conn, &row.id).await?.len();
+    Ok(policy_from(row, volume, count as u32))
+}
+
+/// The API view of a backup policy, given its volume's name and its snapshot count.
+fn policy_from(row: &PolicyRow, volume: String, snapshot_count: u32) -> BackupPolicy {
+    BackupPolicy {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        project_id: row.project_id.clone(),
+        volume_id: row.volume_id.clone(),
+        volume,
+        cron: row.cron.clone(),
+        keep: row.keep as u32,
+        last_run_at: row.last_run_at.map(to_time),
+        last_result: row.last_result.clone(),
+        last_error: row.last_error.clone(),
+        next_run_at: row.next_run_at.map(to_time),
+        snapshot_count,
+        created_at: to_time(row.created_at),
+    }
+}
+
+impl Control {
     /// The disks of an instance's spec, from its attachments.
     pub(crate) async fn disks_of(&self, instance_id: &str) -> Result<Vec<VolumeAttachment>> {
         let store = self.volume_store();
@@ -228,12 +280,7 @@ impl Control {
         let mut out: HashMap<String, Vec<InstanceVolume>> = HashMap::new();
         for v in self.store().volumes_of_instances(instance_ids).await.unwrap_or_default() {
             let Some(instance) = v.instance_id.clone() else { continue };
-            out.entry(instance).or_default().push(InstanceVolume {
-                volume_id: v.id,
-                volume: v.name,
-                path: v.mount_path.unwrap_or_default(),
-                read_only: v.read_only != 0,
-            });
+            out.entry(instance).or_default().push(instance_volume(v));
         }
         out
     }
@@ -247,7 +294,7 @@ impl Control {
 
     pub async fn create_volume(&self, ctx: &RequestContext, p: &Principal, req: CreateVolumeRequest) -> Result<Volume> {
         let access = self.project_access(p, req.project.as_deref().unwrap_or(DEFAULT_PROJECT)).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let filesystem = req.format.clone().unwrap_or_else(|| "ext4".into());
@@ -281,7 +328,7 @@ impl Control {
             (None, None) => unreachable!("validated"),
         };
         // Quota first (without holding the write lock over the copy), again at insert.
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size))]).await?;
         drop(tx);
         let id = IdKind::Volume.generate();
@@ -308,21 +355,23 @@ impl Control {
         };
         let body = serde_json::to_value(&req).ok();
         let inserted = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.change(ctx, &proof).await?;
             self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size))]).await?;
             repo::insert_volume(tx.conn(), &row).await.map_err(|e| unique_name(e, "volume", &req.name))?;
-            audit::record(tx.conn(), ctx, p, "volume.create", Some(("volume", &id)), body.as_ref()).await?;
+            tx.audit("volume.create", Some(("volume", &id)), body.as_ref()).await?;
+            let api = self.volume_event(&mut tx, "volume.created", &id).await?;
             tx.commit().await?;
-            Ok::<_, Error>(())
+            Ok::<_, Error>(api)
         }
         .await;
-        if let Err(e) = inserted {
-            let _ = store.remove(&id).await;
-            return Err(e);
+        match inserted {
+            Ok(Some(api)) => Ok(api),
+            Ok(None) => Err(Error::internal("the new volume's row vanished")),
+            Err(e) => {
+                let _ = store.remove(&id).await;
+                Err(e)
+            }
         }
-        let api = self.volume_api(&row).await;
-        self.publish("volume.created", "volume", &id, Some(&api), &row.project_id);
-        Ok(api)
     }
 
     pub async fn list_volumes(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<Volume>> {
@@ -354,25 +403,24 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<Volume> {
         let row = self.volume_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let mut v = Validator::default();
         if let Some(name) = &req.name {
             check_name(&mut v, "name", name);
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "volumes", &row.id, if_match, self.get_volume(p, &row.id, None)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("volumes", &row.id, if_match, self.get_volume(p, &row.id, None)).await?;
         if let Some(name) = &req.name {
             repo::rename_volume(tx.conn(), &row.id, name, now_ms())
                 .await
                 .map_err(|e| unique_name(e, "volume", name))?;
         }
-        audit::record(tx.conn(), ctx, p, "volume.update", Some(("volume", &row.id)), body.as_ref()).await?;
+        tx.audit("volume.update", Some(("volume", &row.id)), body.as_ref()).await?;
+        self.volume_event(&mut tx, "volume.updated", &row.id).await?;
         tx.commit().await?;
-        let api = self.get_volume(p, &row.id, None).await?;
-        self.publish("volume.updated", "volume", &row.id, Some(&api), &row.project_id);
-        Ok(api)
+        self.get_volume(p, &row.id, None).await
     }
 
     pub async fn delete_volume(
@@ -384,10 +432,10 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.volume_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let _lock = lock_volume(&row.id).await;
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "volumes", &row.id, if_match, self.get_volume(p, &row.id, None)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("volumes", &row.id, if_match, self.get_volume(p, &row.id, None)).await?;
         let Some(fresh) = repo::volume(tx.conn(), &row.id).await? else { return Err(Error::not_found("volume", key)) };
         if let Some(instance) = &fresh.instance_id {
             let name = self.store().instance(instance).await?.map(|i| i.name).unwrap_or_else(|| instance.clone());
@@ -400,10 +448,10 @@ impl Control {
             )));
         }
         repo::delete_volume(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "volume.delete", Some(("volume", &row.id)), None).await?;
+        tx.audit("volume.delete", Some(("volume", &row.id)), None).await?;
+        tx.bare_event("volume.deleted", "volume", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.volume_store().remove(&row.id).await.map_err(node_error)?;
-        self.publish::<()>("volume.deleted", "volume", &row.id, None, &row.project_id);
         Ok(())
     }
 
@@ -417,7 +465,7 @@ impl Control {
     ) -> Result<Volume> {
         let row = self.volume_row(p, key, project).await?;
         let access = self.project_access(p, &row.project_id).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         if size > MAX_SIZE {
             return Err(field("size_bytes", "must be at most 16 TiB"));
         }
@@ -429,22 +477,20 @@ impl Control {
             Some(i) => Some(self.lock_for(i).lock_owned().await),
             None => None,
         };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size) - row.size_bytes)]).await?;
         drop(tx);
         if size > row.size_bytes as u64 {
             self.volume_store().resize(&row.id, size).await.map_err(node_error)?;
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::set_size(tx.conn(), &row.id, size as i64, now_ms()).await?;
         let body = serde_json::json!({ "size_bytes": size });
-        audit::record(tx.conn(), ctx, p, "volume.resize", Some(("volume", &row.id)), Some(&body)).await?;
+        tx.audit("volume.resize", Some(("volume", &row.id)), Some(&body)).await?;
+        let api = self.volume_event(&mut tx, "volume.updated", &row.id).await?;
         tx.commit().await?;
         drop(instance_lock);
-        let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row);
-        let api = self.volume_api(&fresh).await;
-        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
-        Ok(api)
+        api.ok_or_else(|| Error::not_found("volume", key))
     }
 
     pub async fn attach_volume(
@@ -456,21 +502,26 @@ impl Control {
         req: AttachVolumeRequest,
     ) -> Result<AttachVolumeResponse> {
         let row = self.volume_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let mut v = Validator::default();
         check_path(&mut v, &req.path);
         v.finish()?;
+        // The instance must be in the volume's project, however it is named (an id of
+        // another project's instance, even one the caller sees, is not found here), and
+        // the caller must be able to change that project.
         let instance = self
-            .instance_row(p, &req.instance, Some(&row.project_id))
-            .await
-            .map_err(|_| field("instance", format!("no instance '{}' in the volume's project", req.instance)))?;
+            .store()
+            .instance_in_project(&req.instance, &row.project_id)
+            .await?
+            .ok_or_else(|| field("instance", format!("no instance '{}' in the volume's project", req.instance)))?;
+        self.project_access(p, &instance.project_id).await?.require_write()?;
         if instance.desired() == Desired::Terminated {
             return Err(Error::conflict(format!("instance '{}' is being deleted", instance.name)));
         }
         let read_only = req.read_only.unwrap_or(false);
         let _lock = lock_volume(&row.id).await;
         let _instance_lock = self.lock_for(&instance.id).lock_owned().await;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let others = repo::volumes_of_instance(tx.conn(), &instance.id).await?;
         if let Some(other) = others.iter().find(|o| o.mount_path.as_deref() == Some(req.path.as_str())) {
             return Err(Error::conflict(format!(
@@ -484,7 +535,9 @@ impl Control {
             return Err(Error::conflict(format!("volume '{}' is attached to '{name}'; detach it first", row.name)));
         }
         let body = serde_json::to_value(&req).ok();
-        audit::record(tx.conn(), ctx, p, "volume.attach", Some(("volume", &row.id)), body.as_ref()).await?;
+        tx.audit("volume.attach", Some(("volume", &row.id)), body.as_ref()).await?;
+        let api = self.volume_event(&mut tx, "volume.updated", &row.id).await?;
+        tx.instance_event("instance.updated", &instance.id).await?;
         tx.commit().await?;
         let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row.clone());
         let effective = if self.instance_runs(&instance.id).await? {
@@ -493,8 +546,11 @@ impl Control {
                 Ok(()) => Effective::Now,
                 Err(roost_node::Error::Unsupported(_)) => Effective::NextStart,
                 Err(e) => {
-                    let mut tx = self.store().write().await?;
+                    // Undone: it was never attached.
+                    let mut tx = self.change(ctx, &proof).await?;
                     repo::set_attachment(tx.conn(), &row.id, None, now_ms()).await?;
+                    self.volume_event(&mut tx, "volume.updated", &row.id).await?;
+                    tx.instance_event("instance.updated", &instance.id).await?;
                     tx.commit().await?;
                     return Err(node_error(e));
                 }
@@ -502,9 +558,7 @@ impl Control {
         } else {
             Effective::NextStart
         };
-        let api = self.volume_api(&fresh).await;
-        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
-        self.publish_instance(&instance, "instance.updated").await;
+        let api = api.ok_or_else(|| Error::not_found("volume", key))?;
         Ok(AttachVolumeResponse { volume: api, effective })
     }
 
@@ -517,7 +571,7 @@ impl Control {
         force: bool,
     ) -> Result<Volume> {
         let row = self.volume_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let Some(instance_id) = row.instance_id.clone() else {
             return Err(Error::conflict(format!("volume '{}' is not attached", row.name)));
         };
@@ -534,18 +588,14 @@ impl Control {
             Err(roost_node::Error::NotFound(_) | roost_node::Error::Unsupported(_)) => {}
             Err(e) => return Err(node_error(e)),
         }
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::set_attachment(tx.conn(), &row.id, None, now_ms()).await?;
         let body = serde_json::json!({ "instance": instance_id, "force": force });
-        audit::record(tx.conn(), ctx, p, "volume.detach", Some(("volume", &row.id)), Some(&body)).await?;
+        tx.audit("volume.detach", Some(("volume", &row.id)), Some(&body)).await?;
+        let api = self.volume_event(&mut tx, "volume.updated", &row.id).await?;
+        tx.instance_event("instance.updated", &instance_id).await?;
         tx.commit().await?;
-        let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row);
-        let api = self.volume_api(&fresh).await;
-        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
-        if let Some(instance) = self.store().instance(&instance_id).await? {
-            self.publish_instance(&instance, "instance.updated").await;
-        }
-        Ok(api)
+        api.ok_or_else(|| Error::not_found("volume", key))
     }
 
     pub async fn restore_volume(
@@ -557,7 +607,7 @@ impl Control {
         snapshot: &str,
     ) -> Result<Volume> {
         let row = self.volume_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let snap = self
             .snapshot_row(p, snapshot, Some(&row.project_id))
             .await
@@ -585,29 +635,33 @@ impl Control {
             )));
         }
         self.volume_store().restore(&row.id, &snap.id).await.map_err(node_error)?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::set_size(tx.conn(), &row.id, snap.size_bytes, now_ms()).await?;
         let body = serde_json::json!({ "snapshot": snap.id });
-        audit::record(tx.conn(), ctx, p, "volume.restore", Some(("volume", &row.id)), Some(&body)).await?;
+        tx.audit("volume.restore", Some(("volume", &row.id)), Some(&body)).await?;
+        let api = self.volume_event(&mut tx, "volume.updated", &row.id).await?;
         tx.commit().await?;
-        let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row);
-        let api = self.volume_api(&fresh).await;
-        self.publish("volume.updated", "volume", &fresh.id, Some(&api), &fresh.project_id);
-        Ok(api)
+        api.ok_or_else(|| Error::not_found("volume", key))
     }
 
     // ---- snapshots ----
 
-    /// Takes a snapshot of a volume (no permission check: callers have done it).
+    /// Takes a snapshot of a volume (no permission check: callers have done it and hold
+    /// `proof`): the copy first, then its row, the audit entry `audit` names (if any) and
+    /// its event in one change.
+    #[allow(clippy::too_many_arguments)]
     async fn take_snapshot(
         &self,
+        ctx: &RequestContext,
+        proof: &(impl Authorized + ?Sized),
+        audit: Option<(&str, Option<serde_json::Value>)>,
         volume: &VolumeRow,
         name: &str,
         description: Option<String>,
         policy_id: Option<String>,
         instance_snapshot_id: Option<String>,
         created_by: Option<String>,
-    ) -> Result<SnapshotRow> {
+    ) -> Result<(SnapshotRow, Snapshot)> {
         // A container's volume is frozen on the host for the copy; a running VM writes its
         // disk image directly, and nothing here can freeze the guest's filesystem.
         if let Some(i) = &volume.instance_id
@@ -637,17 +691,23 @@ impl Control {
             created_at: now_ms(),
         };
         let inserted = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.change(ctx, proof).await?;
             repo::insert_snapshot(tx.conn(), &row).await.map_err(|e| unique_name(e, "snapshot", name))?;
+            if let Some((action, body)) = &audit {
+                tx.audit(action, Some(("snapshot", &id)), body.as_ref()).await?;
+            }
+            let api = self.snapshot_event(&mut tx, "snapshot.created", &id).await?;
             tx.commit().await?;
-            Ok::<_, Error>(())
+            api.ok_or_else(|| Error::internal("the new snapshot's row vanished"))
         }
         .await;
-        if let Err(e) = inserted {
-            let _ = store.remove_snapshot(&id);
-            return Err(e);
+        match inserted {
+            Ok(api) => Ok((row, api)),
+            Err(e) => {
+                let _ = store.remove_snapshot(&id);
+                Err(e)
+            }
         }
-        Ok(row)
     }
 
     pub async fn create_snapshot(
@@ -664,7 +724,7 @@ impl Control {
             roost_api::ErrorCode::NotFound => field("volume", format!("no volume '{}'", req.volume)),
             _ => e,
         })?;
-        self.project_access(p, &volume.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &volume.project_id).await?.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         if let Some(d) = &req.description {
@@ -672,15 +732,11 @@ impl Control {
         }
         v.finish()?;
         self.node()?;
-        let row = self
-            .take_snapshot(&volume, &req.name, req.description.clone(), None, None, Some(p.user_id.clone()))
+        let audit = ("snapshot.create", serde_json::to_value(&req).ok());
+        let creator = Some(p.user_id.clone());
+        let (_, api) = self
+            .take_snapshot(ctx, &proof, Some(audit), &volume, &req.name, req.description.clone(), None, None, creator)
             .await?;
-        let mut tx = self.store().write().await?;
-        let body = serde_json::to_value(&req).ok();
-        audit::record(tx.conn(), ctx, p, "snapshot.create", Some(("snapshot", &row.id)), body.as_ref()).await?;
-        tx.commit().await?;
-        let api = self.snapshot_api(&row).await;
-        self.publish("snapshot.created", "snapshot", &row.id, Some(&api), &row.project_id);
         Ok(api)
     }
 
@@ -715,7 +771,7 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<Snapshot> {
         let row = self.snapshot_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let mut v = Validator::default();
         if let Some(name) = &req.name {
             check_name(&mut v, "name", name);
@@ -725,8 +781,8 @@ impl Control {
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "snapshots", &row.id, if_match, self.get_snapshot(p, &row.id, None)).await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("snapshots", &row.id, if_match, self.get_snapshot(p, &row.id, None)).await?;
         let name = req.name.as_deref().unwrap_or(&row.name);
         let description = match &req.description {
             Some(d) => d.as_deref(),
@@ -735,11 +791,10 @@ impl Control {
         repo::update_snapshot(tx.conn(), &row.id, name, description)
             .await
             .map_err(|e| unique_name(e, "snapshot", name))?;
-        audit::record(tx.conn(), ctx, p, "snapshot.update", Some(("snapshot", &row.id)), body.as_ref()).await?;
+        tx.audit("snapshot.update", Some(("snapshot", &row.id)), body.as_ref()).await?;
+        self.snapshot_event(&mut tx, "snapshot.updated", &row.id).await?;
         tx.commit().await?;
-        let api = self.get_snapshot(p, &row.id, None).await?;
-        self.publish("snapshot.updated", "snapshot", &row.id, Some(&api), &row.project_id);
-        Ok(api)
+        self.get_snapshot(p, &row.id, None).await
     }
 
     pub async fn delete_snapshot(
@@ -751,14 +806,14 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.snapshot_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "snapshots", &row.id, if_match, self.get_snapshot(p, &row.id, None)).await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("snapshots", &row.id, if_match, self.get_snapshot(p, &row.id, None)).await?;
         repo::delete_snapshot(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "snapshot.delete", Some(("snapshot", &row.id)), None).await?;
+        tx.audit("snapshot.delete", Some(("snapshot", &row.id)), None).await?;
+        tx.bare_event("snapshot.deleted", "snapshot", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.volume_store().remove_snapshot(&row.id).map_err(node_error)?;
-        self.publish::<()>("snapshot.deleted", "snapshot", &row.id, None, &row.project_id);
         Ok(())
     }
 
@@ -777,7 +832,7 @@ impl Control {
             roost_api::ErrorCode::NotFound => field("volume", format!("no volume '{}'", req.volume)),
             _ => e,
         })?;
-        self.project_access(p, &volume.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &volume.project_id).await?.require_write()?;
         let mut v = Validator::default();
         check_name(&mut v, "name", &req.name);
         let next = match next_run(&req.cron, now_ms()) {
@@ -805,15 +860,13 @@ impl Control {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         repo::insert_policy(tx.conn(), &row).await.map_err(|e| unique_name(e, "backup policy", &req.name))?;
         let body = serde_json::to_value(&req).ok();
-        audit::record(tx.conn(), ctx, p, "backup_policy.create", Some(("backup_policy", &row.id)), body.as_ref())
-            .await?;
+        tx.audit("backup_policy.create", Some(("backup_policy", &row.id)), body.as_ref()).await?;
+        let api = self.policy_event(&mut tx, "backup_policy.created", &row.id).await?;
         tx.commit().await?;
-        let api = self.policy_api(&row).await?;
-        self.publish("backup_policy.created", "backup_policy", &row.id, Some(&api), &row.project_id);
-        Ok(api)
+        api.ok_or_else(|| Error::internal("the new backup policy's row vanished"))
     }
 
     pub async fn list_backup_policies(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<BackupPolicy>> {
@@ -840,7 +893,7 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<BackupPolicy> {
         let row = self.policy_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let mut v = Validator::default();
         if let Some(name) = &req.name {
             check_name(&mut v, "name", name);
@@ -860,21 +913,18 @@ impl Control {
         }
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "backup_policies", &row.id, if_match, self.get_backup_policy(p, &row.id, None))
-            .await?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("backup_policies", &row.id, if_match, self.get_backup_policy(p, &row.id, None)).await?;
         let name = req.name.as_deref().unwrap_or(&row.name);
         let cron = req.cron.as_deref().map(str::trim).unwrap_or(&row.cron);
         let keep = req.keep.map(i64::from).unwrap_or(row.keep);
         repo::update_policy(tx.conn(), &row.id, name, cron, keep, next, now_ms())
             .await
             .map_err(|e| unique_name(e, "backup policy", name))?;
-        audit::record(tx.conn(), ctx, p, "backup_policy.update", Some(("backup_policy", &row.id)), body.as_ref())
-            .await?;
+        tx.audit("backup_policy.update", Some(("backup_policy", &row.id)), body.as_ref()).await?;
+        self.policy_event(&mut tx, "backup_policy.updated", &row.id).await?;
         tx.commit().await?;
-        let api = self.get_backup_policy(p, &row.id, None).await?;
-        self.publish("backup_policy.updated", "backup_policy", &row.id, Some(&api), &row.project_id);
-        Ok(api)
+        self.get_backup_policy(p, &row.id, None).await
     }
 
     pub async fn delete_backup_policy(
@@ -886,14 +936,13 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.policy_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
-        self.check_if_match(&mut tx, "backup_policies", &row.id, if_match, self.get_backup_policy(p, &row.id, None))
-            .await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("backup_policies", &row.id, if_match, self.get_backup_policy(p, &row.id, None)).await?;
         repo::delete_policy(tx.conn(), &row.id).await?;
-        audit::record(tx.conn(), ctx, p, "backup_policy.delete", Some(("backup_policy", &row.id)), None).await?;
+        tx.audit("backup_policy.delete", Some(("backup_policy", &row.id)), None).await?;
+        tx.bare_event("backup_policy.deleted", "backup_policy", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
-        self.publish::<()>("backup_policy.deleted", "backup_policy", &row.id, None, &row.project_id);
         Ok(())
     }
 
@@ -906,9 +955,9 @@ impl Control {
         project: Option<&str>,
     ) -> Result<BackupPolicy> {
         let row = self.policy_row(p, key, project).await?;
-        self.project_access(p, &row.project_id).await?.require_write()?;
-        let mut tx = self.store().write().await?;
-        audit::record(tx.conn(), ctx, p, "backup_policy.run", Some(("backup_policy", &row.id)), None).await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.audit("backup_policy.run", Some(("backup_policy", &row.id)), None).await?;
         tx.commit().await?;
         self.run_policy(&row).await;
         let fresh = self.store().policy_by_id(&row.id).await?.unwrap_or(row);
@@ -917,7 +966,8 @@ impl Control {
 
     /// One run: a snapshot, then the oldest beyond `keep` removed. Failures are recorded
     /// on the policy and published as `backup_policy.failed`.
-    async fn run_policy(&self, policy: &PolicyRow) {
+    /// Takes a policy's snapshot and prunes old ones; whether it worked.
+    async fn run_policy(&self, policy: &PolicyRow) -> bool {
         let started = now_ms();
         let result: Result<()> = async {
             let volume = self
@@ -928,18 +978,19 @@ impl Control {
             let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f");
             let name = format!("{}-{stamp}", policy.name);
             let description = Some(format!("backup policy {}", policy.name));
-            let row = self.take_snapshot(&volume, &name, description, Some(policy.id.clone()), None, None).await?;
-            let api = self.snapshot_api(&row).await;
-            self.publish("snapshot.created", "snapshot", &row.id, Some(&api), &row.project_id);
+            let system = SystemProof::new();
+            let ctx = RequestContext::default();
+            let policy_id = Some(policy.id.clone());
+            self.take_snapshot(&ctx, &system, None, &volume, &name, description, policy_id, None, None).await?;
             let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
             let all = repo::snapshots_of_policy(&mut conn, &policy.id).await?;
             drop(conn);
             for old in all.iter().skip(policy.keep.max(1) as usize) {
-                let mut tx = self.store().write().await?;
+                let mut tx = self.system_change().await?;
                 repo::delete_snapshot(tx.conn(), &old.id).await?;
+                tx.bare_event("snapshot.deleted", "snapshot", &old.id, Audience::Project(old.project_id.clone()));
                 tx.commit().await?;
                 self.volume_store().remove_snapshot(&old.id).map_err(node_error)?;
-                self.publish::<()>("snapshot.deleted", "snapshot", &old.id, None, &old.project_id);
             }
             Ok(())
         }
@@ -953,8 +1004,10 @@ impl Control {
             tracing::warn!(policy = %policy.id, error = %e.message, "backup policy run failed");
         }
         let recorded = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.system_change().await?;
             repo::record_run(tx.conn(), &policy.id, started, status, error.as_deref(), next).await?;
+            let kind = if result.is_ok() { "backup_policy.succeeded" } else { "backup_policy.failed" };
+            self.policy_event(&mut tx, kind, &policy.id).await?;
             tx.commit().await?;
             Ok::<_, Error>(())
         }
@@ -962,33 +1015,21 @@ impl Control {
         if let Err(e) = recorded {
             tracing::warn!(policy = %policy.id, error = %e.message, "cannot record a backup run");
         }
-        if let Ok(Some(fresh)) = self.store().policy_by_id(&policy.id).await
-            && let Ok(api) = self.policy_api(&fresh).await
-        {
-            let kind = if result.is_ok() { "backup_policy.succeeded" } else { "backup_policy.failed" };
-            self.publish(kind, "backup_policy", &fresh.id, Some(&api), &fresh.project_id);
-        }
+        result.is_ok()
     }
 
-    /// At start: what a crash left (temporary files, image files without a row, mounts
-    /// and loop devices no running instance needs); then due backup policies, until
-    /// shutdown.
-    pub(crate) fn spawn_volume_jobs(&self) {
-        let control = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(BACKUP_TICK);
-            loop {
-                tokio::select! {
-                    _ = control.shutdown().cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                let Ok(policies) = control.store().all_policies().await else { continue };
-                let now = now_ms();
-                for policy in policies.into_iter().filter(|p| p.next_run_at.is_some_and(|n| n <= now)) {
-                    control.run_policy(&policy).await;
-                }
+    /// Runs the backup policies that are due.
+    async fn run_due_policies(&self) -> Result<serde_json::Value> {
+        let policies = self.store().all_policies().await?;
+        let now = now_ms();
+        let (mut ran, mut failed) = (0, 0);
+        for policy in policies.into_iter().filter(|p| p.next_run_at.is_some_and(|n| n <= now)) {
+            ran += 1;
+            if !self.run_policy(&policy).await {
+                failed += 1;
             }
-        });
+        }
+        Ok(serde_json::json!({ "ran": ran, "failed": failed }))
     }
 
     /// At start, before the reconciler: what a crash left (temporary files, image files
@@ -1079,7 +1120,7 @@ impl Control {
         req: CreateInstanceSnapshotRequest,
     ) -> Result<InstanceSnapshot> {
         let instance = self.instance_row(p, key, project).await?;
-        self.project_access(p, &instance.project_id).await?.require_write()?;
+        let proof = self.project_access(p, &instance.project_id).await?.require_write()?;
         if instance.kind != "container" {
             return Err(Error::unprocessable("instance snapshots capture container root filesystems only"));
         }
@@ -1092,7 +1133,7 @@ impl Control {
         let store = self.volume_store();
         let upper = self.settings().data_dir.join("instances").join(&instance.id).join("upper");
         let archive = store.archive(&id);
-        tar_dir(&upper, &archive).await?;
+        self.while_frozen(&instance.id, tar_dir(&upper, &archive)).await?;
         let row = InstanceSnapshotRow {
             id: id.clone(),
             project_id: instance.project_id.clone(),
@@ -1104,11 +1145,10 @@ impl Control {
             created_at: now_ms(),
         };
         let inserted = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.change(ctx, &proof).await?;
             repo::insert_instance_snapshot(tx.conn(), &row).await.map_err(|e| unique_name(e, "snapshot", &name))?;
             let body = serde_json::to_value(&req).ok();
-            audit::record(tx.conn(), ctx, p, "instance.snapshot", Some(("instance", &instance.id)), body.as_ref())
-                .await?;
+            tx.audit("instance.snapshot", Some(("instance", &instance.id)), body.as_ref()).await?;
             tx.commit().await?;
             Ok::<_, Error>(())
         }
@@ -1120,8 +1160,11 @@ impl Control {
         let mut volumes = Vec::new();
         for volume in self.store().attached_volumes(&instance.id).await? {
             let snap_name = format!("{name}-{}", volume.name);
-            let snap = self
+            let (_, snap) = self
                 .take_snapshot(
+                    ctx,
+                    &proof,
+                    None,
                     &volume,
                     &snap_name,
                     req.description.clone(),
@@ -1130,7 +1173,7 @@ impl Control {
                     Some(p.user_id.clone()),
                 )
                 .await?;
-            volumes.push(self.snapshot_api(&snap).await);
+            volumes.push(snap);
         }
         Ok(InstanceSnapshot {
             id,
@@ -1157,7 +1200,7 @@ impl Control {
     ) -> Result<(roost_api::instances::Instance, Operation)> {
         let source = self.instance_row(p, key, project).await?;
         let access = self.project_access(p, &source.project_id).await?;
-        access.require_write()?;
+        let proof = access.require_write()?;
         if source.kind != "container" {
             return Err(Error::unprocessable("clones copy container root filesystems only"));
         }
@@ -1204,7 +1247,7 @@ impl Control {
             ..source.clone()
         };
         let total: i64 = source_volumes.iter().map(|v| v.size_bytes).sum();
-        let mut tx = self.store().write().await?;
+        let mut tx = self.change(ctx, &proof).await?;
         let requested =
             [("instances", 1), ("vcpus", row.cpus_milli), ("memory_bytes", row.memory_bytes), ("volume_gib", total)];
         self.check_quota(tx.conn(), &access.project, &requested).await?;
@@ -1218,15 +1261,15 @@ impl Control {
         roost_store::networks::set_instance_groups(tx.conn(), &row.id, &groups).await?;
         repo::set_lineage(tx.conn(), &row.id, &source.id, now).await?;
         let body = serde_json::to_value(&req).ok();
-        let op = self.new_operation(tx.conn(), p, "instance.clone", Some(("instance", &row.id))).await?;
-        audit::record(tx.conn(), ctx, p, "instance.clone", Some(("instance", &source.id)), body.as_ref()).await?;
+        let op = self.new_operation(&mut tx, p, "instance.clone", Some(("instance", &row.id))).await?;
+        tx.audit("instance.clone", Some(("instance", &source.id)), body.as_ref()).await?;
+        tx.instance_event("instance.created", &row.id).await?;
         tx.commit().await?;
-        op.announce();
         let snapshot = op.to_api();
         // The copies, then the clone starts.
         let copied: Result<()> = async {
             let upper = |id: &str| self.settings().data_dir.join("instances").join(id).join("upper");
-            copy_tree(&upper(&source.id), &upper(&row.id)).await?;
+            self.while_frozen(&source.id, copy_tree(&upper(&source.id), &upper(&row.id))).await?;
             let store = self.volume_store();
             for volume in &source_volumes {
                 let id = IdKind::Volume.generate();
@@ -1244,12 +1287,13 @@ impl Control {
                     updated_at: now_ms(),
                     ..volume.clone()
                 };
-                let mut tx = self.store().write().await?;
+                let mut tx = self.change(ctx, &proof).await?;
                 if let Err(e) = repo::insert_volume(tx.conn(), &copy).await {
                     drop(tx);
                     let _ = store.remove(&id).await;
                     return Err(unique_name(e, "volume", &copy.name));
                 }
+                self.volume_event(&mut tx, "volume.created", &id).await?;
                 tx.commit().await?;
             }
             Ok(())
@@ -1267,7 +1311,6 @@ impl Control {
             op.succeed(Some(serde_json::json!({"instance_id": row.id}))).await;
         }
         let fresh = self.store().instance(&row.id).await?.unwrap_or(row);
-        self.publish_instance(&fresh, "instance.created").await;
         Ok((self.instance_api(&fresh).await, snapshot))
     }
 }
@@ -1281,6 +1324,33 @@ fn disk_of(store: &VolumeStore, v: &VolumeRow) -> VolumeAttachment {
         filesystem: v.filesystem.clone(),
         path: v.mount_path.clone().unwrap_or_default(),
         read_only: v.read_only != 0,
+    }
+}
+
+impl Control {
+    /// Runs `work` with a running container frozen (the cgroup freezer, as pause does),
+    /// so the files of its upper layer hold still while they are copied: no file changes
+    /// half-way, and no directory is swapped for a symlink between the copy's look and its
+    /// open. An instance that is paused already stays paused; one that does not run needs
+    /// nothing.
+    async fn while_frozen<T>(
+        &self,
+        instance_id: &str,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        // The reconciler's lock: it would otherwise see the freeze and call it paused.
+        let _instance_lock = self.lock_for(instance_id).lock_owned().await;
+        let driver = self.driver_of(instance_id).await?;
+        let running =
+            matches!(driver.inspect(instance_id).await.map(|s| s.status), Ok(roost_node::InstanceStatus::Running));
+        if running {
+            driver.pause(instance_id).await.map_err(node_error)?;
+        }
+        let result = work.await;
+        if running && let Err(e) = driver.resume(instance_id).await {
+            tracing::error!(instance = instance_id, error = %e, "could not thaw the instance after a copy");
+        }
+        result
     }
 }
 
@@ -1343,8 +1413,11 @@ async fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
     }
     let parent = to.parent().ok_or_else(|| Error::internal("bad clone target"))?;
     std::fs::create_dir_all(parent).map_err(|e| Error::internal(format!("creating {}: {e}", parent.display())))?;
+    // `-a` copies symlinks as symlinks (never what they point at, which for a link the
+    // instance made could be any host file); `-T`: `to` is the copy, never a directory
+    // to copy into.
     let out = tokio::process::Command::new("cp")
-        .args(["-a", "--reflink=auto", "--sparse=always"])
+        .args(["-a", "--no-dereference", "-T", "--reflink=auto", "--sparse=always"])
         .arg(from)
         .arg(to)
         .output()
@@ -1369,5 +1442,15 @@ mod tests {
         assert!(next_run("0 2 * *", t0).is_err());
         assert!(next_run("61 * * * *", t0).is_err());
         assert!(next_run("* * * * * *", t0).is_err());
+    }
+}
+
+/// An attached volume as the instance API shows it.
+pub(crate) fn instance_volume(v: VolumeRow) -> InstanceVolume {
+    InstanceVolume {
+        volume_id: v.id,
+        volume: v.name,
+        path: v.mount_path.unwrap_or_default(),
+        read_only: v.read_only != 0,
     }
 }

@@ -36,6 +36,7 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("PATCH", "/v1/tokens/{id}", "token.update", "token"),
     ("DELETE", "/v1/tokens/{id}", "token.delete", "token"),
     ("POST", "/v1/system/backups", "system.backup", "operation"),
+    ("POST", "/v1/system/tasks/{name}/run", "system.task.run", "task"),
     ("POST", "/v1/users", "user.create", "user"),
     ("PATCH", "/v1/users/{id}", "user.update", "user"),
     ("DELETE", "/v1/users/{id}", "user.delete", "user"),
@@ -107,6 +108,7 @@ const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("DELETE", "/v1/ssh-keys/{id}", "ssh_key.delete", "ssh_key"),
     ("POST", "/v1/sandbox-keys", "sandbox_key.create", "sandbox_key"),
     ("PATCH", "/v1/sandbox-keys/{id}", "sandbox_key.update", "sandbox_key"),
+    ("DELETE", "/v1/sandbox-keys/{id}", "sandbox_key.delete", "sandbox_key"),
     ("POST", "/v1/sandboxes", "sandbox.create", "sandbox"),
     ("DELETE", "/v1/sandboxes/{id}", "sandbox.kill", "sandbox"),
     ("POST", "/v1/sandboxes/{id}/pause", "sandbox.pause", "sandbox"),
@@ -140,9 +142,10 @@ fn is_mutation(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The value of the route's `{id}` segment in the actual path.
+/// The value of the route's `{id}` (or, for resources known by name, `{name}`) segment
+/// in the actual path.
 fn resource_id(route: &str, path: &str) -> Option<String> {
-    route.split('/').zip(path.split('/')).find(|(r, _)| *r == "{id}").map(|(_, p)| p.to_string())
+    route.split('/').zip(path.split('/')).find(|(r, _)| matches!(*r, "{id}" | "{name}")).map(|(_, p)| p.to_string())
 }
 
 pub async fn layer(State(state): State<AppState>, matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
@@ -233,5 +236,9 @@ mod tests {
         assert_eq!(resource_id("/v1/tokens/{id}", "/v1/tokens/ci"), Some("ci".into()));
         assert_eq!(resource_id("/v1/projects/{id}/members/{user}", "/v1/projects/a/members/b"), Some("a".into()));
         assert_eq!(resource_id("/v1/tokens", "/v1/tokens"), None);
+        assert_eq!(
+            resource_id("/v1/system/tasks/{name}/run", "/v1/system/tasks/housekeeping/run"),
+            Some("housekeeping".into())
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::error;
 struct Assets;
 
 /// Paths that belong to the API and must never be answered with the console.
-fn is_api_path(path: &str) -> bool {
+pub(crate) fn is_api_path(path: &str) -> bool {
     path == "/v1" || path.starts_with("/v1/") || path == "/metrics" || path == "/health" || path.starts_with("/health/")
 }
 

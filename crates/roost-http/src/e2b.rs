@@ -20,6 +20,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use roost_api::ErrorCode;
+use roost_api::sandboxes::SandboxFileEntry;
+use roost_control::sandbox_processes::ProcessSpec;
 use roost_control::sandboxes::{NewSandbox, ProcessEvent, SandboxView};
 use roost_control::{Control, Error, Principal, RequestContext};
 use roost_store::sandboxes::SandboxKeyRow;
@@ -42,11 +44,14 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// The end of the message for traffic to a sandbox that was killed or timed out.
 const GONE: &str = "is not running (killed or timed out)";
 /// Largest file upload through `/files`.
-const MAX_UPLOAD: usize = 1 << 30;
+const MAX_UPLOAD: u64 = 1 << 30;
 
 pub fn router(control: Control) -> Router {
     // Uploads through `/files` are large (multipart reads the limit from this layer).
-    Router::new().fallback(dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD)).with_state(control)
+    Router::new()
+        .fallback(dispatch)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD as usize))
+        .with_state(control)
 }
 
 async fn dispatch(State(control): State<Control>, req: Request) -> Response {
@@ -327,7 +332,6 @@ async fn sandbox_traffic(
     let mut t = roost_control::timing::Steps::new("envd request");
     let (_, _, view) = sandbox_access(control, req.headers(), &id).await?;
     t.step("sandbox access");
-    let _ = ctx;
     if port == CODE_INTERPRETER_PORT {
         return code_interpreter(control, &view, req).await;
     }
@@ -337,11 +341,11 @@ async fn sandbox_traffic(
     let path = req.uri().path().to_string();
     match path.as_str() {
         "/health" => Ok(StatusCode::NO_CONTENT.into_response()),
-        "/files" => files(control, &view, req).await,
+        "/files" => files(control, ctx, &view, req).await,
         _ if path.starts_with("/process.Process/") || path.starts_with("/filesystem.Filesystem/") => {
             let method = path.rsplit('/').next().unwrap_or_default().to_string();
             let service = if path.starts_with("/process.") { "process" } else { "filesystem" };
-            rpc(control, &view, service, &method, req).await
+            rpc(control, ctx, &view, service, &method, req).await
         }
         _ => Err(Error::not_found("route", &path)),
     }
@@ -379,10 +383,7 @@ async fn host_traffic(control: &Control, id: &str, port: u16, mut req: Request) 
     let view = match given {
         Some(token) => {
             let row = live_row(control, id).await?;
-            if !control.check_sandbox_url_token(id, port, &token)? {
-                return Err(Error::unauthorized("invalid sandbox URL token (get one with `roost sandbox url`)"));
-            }
-            SandboxView { row, paused: false, kind: String::new() }
+            control.sandbox_by_url_token(row, port, &token)?
         }
         None if header_str(req.headers(), "x-access-token").is_some()
             || header_str(req.headers(), "e2b-traffic-access-token").is_some()
@@ -473,13 +474,13 @@ fn resolve_path(path: &str) -> String {
     if path.starts_with('/') { path.to_string() } else { format!("/root/{path}") }
 }
 
-async fn files(control: &Control, view: &SandboxView, req: Request) -> Result<Response, Error> {
+async fn files(control: &Control, ctx: &RequestContext, view: &SandboxView, req: Request) -> Result<Response, Error> {
     let query: BTreeMap<String, String> =
         url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
     match *req.method() {
         Method::GET => {
             let path = resolve_path(query.get("path").map(String::as_str).unwrap_or(""));
-            let data = control.sandbox_read_file(view, &path).await.map_err(|e| {
+            let chunks = control.sandbox_read_file(view, &path).await.map_err(|e| {
                 if e.code == ErrorCode::Conflict
                     || e.message.contains("No such file")
                     || e.message.contains("not found")
@@ -489,7 +490,7 @@ async fn files(control: &Control, view: &SandboxView, req: Request) -> Result<Re
                     e
                 }
             })?;
-            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], file_body(chunks)).into_response())
         }
         Method::POST => {
             let content_type = header_str(req.headers(), "content-type").unwrap_or("").to_string();
@@ -503,23 +504,39 @@ async fn files(control: &Control, view: &SandboxView, req: Request) -> Result<Re
                     multipart.next_field().await.map_err(|e| Error::new(ErrorCode::InvalidRequest, e.body_text()))?
                 {
                     let name = field.file_name().map(str::to_string);
-                    let data = field.bytes().await.map_err(|e| Error::new(ErrorCode::InvalidRequest, e.body_text()))?;
                     let path = resolve_path(&single.clone().or(name).unwrap_or_default());
-                    control.sandbox_write_file(view, &path, data.to_vec()).await?;
+                    use futures_util::TryStreamExt;
+                    let mut data =
+                        tokio_util::io::StreamReader::new(field.map_err(|e| std::io::Error::other(e.body_text())));
+                    control.sandbox_write_file(ctx, view, &path, &mut data, MAX_UPLOAD).await?;
                     written.push(write_info(&path));
                 }
             } else {
                 let path = resolve_path(query.get("path").map(String::as_str).unwrap_or(""));
-                let data = axum::body::to_bytes(req.into_body(), MAX_UPLOAD)
-                    .await
-                    .map_err(|e| Error::new(ErrorCode::PayloadTooLarge, e.to_string()))?;
-                control.sandbox_write_file(view, &path, data.to_vec()).await?;
+                let mut data = body_reader(req.into_body());
+                control.sandbox_write_file(ctx, view, &path, &mut data, MAX_UPLOAD).await?;
                 written.push(write_info(&path));
             }
             Ok(Json(Value::Array(written)).into_response())
         }
         _ => Err(Error::new(ErrorCode::MethodNotAllowed, "GET or POST")),
     }
+}
+
+/// A request body as a reader, chunk by chunk as it arrives (uploads stream through).
+pub(crate) fn body_reader(body: axum::body::Body) -> impl tokio::io::AsyncRead + Send + Unpin {
+    use futures_util::TryStreamExt;
+    tokio_util::io::StreamReader::new(body.into_data_stream().map_err(std::io::Error::other))
+}
+
+/// A response body that streams a sandbox file's chunks; a read that fails half-way
+/// ends the body with an error (the client sees a cut-short response, not a wrong one).
+pub(crate) fn file_body(mut chunks: roost_control::sandboxes::FileChunks) -> axum::body::Body {
+    axum::body::Body::from_stream(async_stream::stream! {
+        while let Some(chunk) = chunks.rx.recv().await {
+            yield chunk.map(Bytes::from);
+        }
+    })
 }
 
 fn write_info(path: &str) -> Value {
@@ -604,6 +621,7 @@ fn stream_error(codec: Codec, code: &str, message: &str) -> Response {
 /// the binary codec (unary, or a server stream in envelopes).
 async fn rpc(
     control: &Control,
+    ctx: &RequestContext,
     view: &SandboxView,
     service: &str,
     method: &str,
@@ -648,12 +666,12 @@ async fn rpc(
         };
     }
     Ok(match (service, method) {
-        ("process", "Start") => process_start(control, view, decode!(), codec).await,
+        ("process", "Start") => process_start(control, ctx, view, decode!(), codec).await,
         ("process", "Connect") => process_connect(control, view, decode!(), codec),
         ("process", "List") => reply(codec, process_list(control, view)),
         ("process", "Update") => reply(codec, process_update(control, view, decode!())),
         ("process", "SendInput") => reply(codec, process_input(control, view, decode!()).await),
-        ("process", "SendSignal") => reply(codec, process_signal(control, view, decode!())),
+        ("process", "SendSignal") => reply(codec, process_signal(control, ctx, view, decode!()).await),
         ("process", "CloseStdin") => reply(codec, process_close_stdin(control, view, decode!()).await),
         ("filesystem", "WatchDir") => watch_dir(control, view, decode!(), codec).await,
         ("filesystem", "CreateWatcher") => reply(codec, create_watcher(control, view, decode!()).await),
@@ -674,13 +692,28 @@ async fn rpc(
             let m: envd::PathRequest = decode!();
             reply(
                 codec,
-                stat(control, view, &resolve_path(&m.path)).await.map(|e| envd::EntryResponse { entry: Some(e) }),
+                control.sandbox_stat(view, &m.path).await.map(|e| envd::EntryResponse { entry: Some(entry(e)) }),
             )
         }
-        ("filesystem", "ListDir") => reply(codec, list_dir(control, view, decode!()).await),
-        ("filesystem", "MakeDir") => reply(codec, make_dir(control, view, decode!()).await),
-        ("filesystem", "Remove") => reply(codec, remove(control, view, decode!()).await),
-        ("filesystem", "Move") => reply(codec, move_entry(control, view, decode!()).await),
+        ("filesystem", "ListDir") => {
+            let m: envd::ListDirRequest = decode!();
+            let listed = control.sandbox_entries(view, &m.path, m.depth).await;
+            reply(codec, listed.map(|e| envd::ListDirResponse { entries: e.into_iter().map(entry).collect() }))
+        }
+        ("filesystem", "MakeDir") => {
+            let m: envd::PathRequest = decode!();
+            let made = control.sandbox_make_dir(ctx, view, &m.path).await;
+            reply(codec, made.map(|e| envd::EntryResponse { entry: Some(entry(e)) }))
+        }
+        ("filesystem", "Remove") => {
+            let m: envd::PathRequest = decode!();
+            reply(codec, control.sandbox_remove_path(ctx, view, &m.path).await.map(|()| envd::Empty {}))
+        }
+        ("filesystem", "Move") => {
+            let m: envd::MoveRequest = decode!();
+            let moved = control.sandbox_move_path(ctx, view, &m.source, &m.destination).await;
+            reply(codec, moved.map(|e| envd::EntryResponse { entry: Some(entry(e)) }))
+        }
         _ => connect_error("unimplemented", &format!("{service}.{method} is not implemented")),
     })
 }
@@ -696,7 +729,7 @@ async fn stream_input(control: &Control, view: &SandboxView, codec: Codec, body:
     let mut process = None;
     let result: Result<(), (String, String)> = async {
         loop {
-            while let Some((_, msg)) = reader.next_message() {
+            while let Some((_, msg)) = reader.next_message().map_err(|e| ("resource_exhausted".to_string(), e))? {
                 let m: envd::StreamInputRequest = codec.decode(&msg).map_err(|e| ("invalid_argument".into(), e))?;
                 match m.event {
                     Some(Event::Start(start)) => {
@@ -743,20 +776,18 @@ fn selector(process: &Option<envd::ProcessSelector>) -> (Option<u32>, Option<Str
 
 /// `Start`: the process's stream. With `pty`, the command runs on a terminal of that size
 /// and its output arrives as `pty` data.
-async fn process_start(control: &Control, view: &SandboxView, m: envd::StartRequest, codec: Codec) -> Response {
+async fn process_start(
+    control: &Control,
+    ctx: &RequestContext,
+    view: &SandboxView,
+    m: envd::StartRequest,
+    codec: Codec,
+) -> Response {
     let cfg = m.process.unwrap_or_default();
-    if cfg.cmd.is_empty() {
-        return stream_error(codec, "invalid_argument", "process.cmd is required");
-    }
-    let pty = match m.pty.and_then(|p| p.size) {
-        Some(s) if s.rows == 0 || s.cols == 0 || s.rows > 1000 || s.cols > 1000 => {
-            return stream_error(codec, "invalid_argument", "pty.size: rows and cols must be between 1 and 1000");
-        }
-        Some(s) => Some((s.rows as u16, s.cols as u16)),
-        None => None,
-    };
-    let cwd = cfg.cwd.filter(|c| !c.is_empty()).or_else(|| Some("/root".into()));
-    let started = control.start_sandbox_process(view, cfg.cmd, cfg.args, cfg.envs, cwd, m.tag, pty).await;
+    let pty =
+        m.pty.and_then(|p| p.size).map(|s| (s.rows.min(u16::MAX as u32) as u16, s.cols.min(u16::MAX as u32) as u16));
+    let spec = ProcessSpec { cmd: cfg.cmd, args: cfg.args, env: cfg.envs, cwd: cfg.cwd, tag: m.tag, pty };
+    let started = control.sandbox_process_start(ctx, view, spec).await;
     let (process, rx) = match started {
         Ok(x) => x,
         Err(e) => return stream_error(codec, connect_code(e.code), e.public_message()),
@@ -927,135 +958,88 @@ async fn process_close_stdin(
     Ok(envd::Empty {})
 }
 
-fn process_signal(control: &Control, view: &SandboxView, m: envd::SendSignalRequest) -> Result<envd::Empty, Error> {
+async fn process_signal(
+    control: &Control,
+    ctx: &RequestContext,
+    view: &SandboxView,
+    m: envd::SendSignalRequest,
+) -> Result<envd::Empty, Error> {
     let (pid, tag) = selector(&m.process);
     let process = control.sandbox_process(&view.row.id, pid, tag.as_deref())?;
     let sig = if m.signal == 15 { 15 } else { 9 };
-    process.signal(sig)?;
+    control.sandbox_process_signal(ctx, view, &process, sig).await?;
     Ok(envd::Empty {})
 }
 
-/// `find -printf` format of one entry: type, size, mode (octal), permissions, owner,
-/// group, mtime, symlink target, path; NUL-terminated.
-const FIND_FORMAT: &str = "%y\t%s\t%m\t%M\t%u\t%g\t%T@\t%l\t%p\\0";
-
-fn parse_entries(out: &[u8]) -> Vec<envd::EntryInfo> {
-    out.split(|b| *b == 0)
-        .filter(|r| !r.is_empty())
-        .filter_map(|r| {
-            let line = String::from_utf8_lossy(r);
-            let f: Vec<&str> = line.splitn(9, '\t').collect();
-            if f.len() != 9 {
-                return None;
-            }
-            let kind = match f[0] {
-                "d" => envd::FILE_TYPE_DIRECTORY,
-                "l" => envd::FILE_TYPE_SYMLINK,
-                _ => envd::FILE_TYPE_FILE,
-            };
-            let secs: f64 = f[6].parse().unwrap_or(0.0);
-            let path = f[8].to_string();
-            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-            Some(envd::EntryInfo {
-                name,
-                r#type: kind,
-                path,
-                size: f[1].parse().unwrap_or(0),
-                mode: u32::from_str_radix(f[2], 8).unwrap_or(0),
-                permissions: f[3].to_string(),
-                owner: f[4].to_string(),
-                group: f[5].to_string(),
-                modified_time: Some(envd::Timestamp {
-                    seconds: secs.trunc() as i64,
-                    nanos: (secs.fract() * 1e9).round().min(999_999_999.0) as i32,
-                }),
-                symlink_target: (f[0] == "l").then(|| f[7].to_string()),
-                metadata: Default::default(),
-                is_symlink: f[0] == "l",
-            })
-        })
-        .collect()
-}
-
-async fn stat(control: &Control, view: &SandboxView, path: &str) -> Result<envd::EntryInfo, Error> {
-    let (out, err, code) = control.sandbox_run(view, &["find", path, "-maxdepth", "0", "-printf", FIND_FORMAT]).await?;
-    if code != 0 {
-        return Err(fs_error(path, &err));
-    }
-    parse_entries(&out).into_iter().next().ok_or_else(|| Error::not_found("path", path))
-}
-
-fn fs_error(path: &str, stderr: &[u8]) -> Error {
-    let text = String::from_utf8_lossy(stderr).trim().to_string();
-    if text.contains("No such file") {
-        Error::not_found("path", path)
-    } else {
-        Error::new(ErrorCode::InvalidRequest, text)
+/// An entry as envd reports it.
+fn entry(e: SandboxFileEntry) -> envd::EntryInfo {
+    let kind = match e.kind.as_str() {
+        "dir" => envd::FILE_TYPE_DIRECTORY,
+        "symlink" => envd::FILE_TYPE_SYMLINK,
+        _ => envd::FILE_TYPE_FILE,
+    };
+    envd::EntryInfo {
+        name: e.name,
+        r#type: kind,
+        path: e.path,
+        size: e.size as i64,
+        mode: e.mode,
+        permissions: e.permissions,
+        owner: e.owner,
+        group: e.group,
+        modified_time: Some(envd::Timestamp {
+            seconds: e.modified_at.timestamp(),
+            nanos: e.modified_at.timestamp_subsec_nanos() as i32,
+        }),
+        is_symlink: e.symlink_target.is_some(),
+        symlink_target: e.symlink_target,
+        metadata: Default::default(),
     }
 }
 
-async fn list_dir(
-    control: &Control,
-    view: &SandboxView,
-    m: envd::ListDirRequest,
-) -> Result<envd::ListDirResponse, Error> {
-    let path = resolve_path(&m.path);
-    let depth = m.depth.max(1).to_string();
-    let info = stat(control, view, &path).await?;
-    if info.r#type != envd::FILE_TYPE_DIRECTORY {
-        return Err(Error::new(ErrorCode::InvalidRequest, format!("path '{path}' is not a directory")));
-    }
-    let (out, err, code) = control
-        .sandbox_run(view, &["find", &path, "-mindepth", "1", "-maxdepth", &depth, "-printf", FIND_FORMAT])
-        .await?;
-    if code != 0 {
-        return Err(fs_error(&path, &err));
-    }
-    Ok(envd::ListDirResponse { entries: parse_entries(&out) })
+/// The client of the port proxy: no proxy from the environment, and redirects never
+/// followed. A sandbox's `3xx` goes back to the caller as it is; were it followed, a
+/// sandbox could point the server at anything the host reaches (its loopback listeners,
+/// a metadata service) and read the answer.
+fn sandbox_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        // Plain HTTP, but reqwest insists on a TLS provider being chosen.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain HTTP client")
+    })
 }
 
-async fn make_dir(control: &Control, view: &SandboxView, m: envd::PathRequest) -> Result<envd::EntryResponse, Error> {
-    let path = resolve_path(&m.path);
-    if control.sandbox_run(view, &["test", "-e", &path]).await?.2 == 0 {
-        return Err(Error::conflict(format!("already exists: {path}")));
-    }
-    let (_, err, code) = control.sandbox_run(view, &["mkdir", "-p", &path]).await?;
-    if code != 0 {
-        return Err(fs_error(&path, &err));
-    }
-    Ok(envd::EntryResponse { entry: Some(stat(control, view, &path).await?) })
+/// The URL of `path_and_query` on the sandbox's own address: the host is the address
+/// from the store, never a name or authority taken from the request.
+fn sandbox_url(ip: std::net::IpAddr, port: u16, path_and_query: &str) -> Result<reqwest::Url, Error> {
+    let mut url = reqwest::Url::parse(&format!("http://{}/", std::net::SocketAddr::new(ip, port)))
+        .map_err(|e| Error::internal(format!("the sandbox's URL: {e}")))?;
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    url.set_path(if path.starts_with('/') { path } else { "/" });
+    url.set_query(query);
+    Ok(url)
 }
 
-async fn remove(control: &Control, view: &SandboxView, m: envd::PathRequest) -> Result<envd::Empty, Error> {
-    let path = resolve_path(&m.path);
-    stat(control, view, &path).await?;
-    let (_, err, code) = control.sandbox_run(view, &["rm", "-rf", &path]).await?;
-    if code != 0 {
-        return Err(fs_error(&path, &err));
-    }
-    Ok(envd::Empty {})
-}
-
-async fn move_entry(control: &Control, view: &SandboxView, m: envd::MoveRequest) -> Result<envd::EntryResponse, Error> {
-    let source = resolve_path(&m.source);
-    let destination = resolve_path(&m.destination);
-    let (_, err, code) = control.sandbox_run(view, &["mv", "-T", &source, &destination]).await?;
-    if code != 0 {
-        return Err(fs_error(&source, &err));
-    }
-    Ok(envd::EntryResponse { entry: Some(stat(control, view, &destination).await?) })
-}
-
-/// Any other port: an HTTP request to the sandbox's address.
+/// Any other port: an HTTP request to the sandbox's address, its answer passed back as
+/// it is (a redirect included).
 async fn proxy(control: &Control, view: &SandboxView, port: u16, req: Request) -> Result<Response, Error> {
-    let ip = control
+    let ip: std::net::IpAddr = control
         .store()
         .instance(&view.row.instance_id)
         .await?
         .and_then(|i| i.ip)
+        .and_then(|ip| ip.parse().ok())
         .ok_or_else(|| Error::new(ErrorCode::Unavailable, "the sandbox has no address"))?;
     let path_q = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-    let url = format!("http://{ip}:{port}{path_q}");
+    let url = sandbox_url(ip, port, &path_q)?;
     let method = req.method().clone();
     let mut headers = req.headers().clone();
     for h in [
@@ -1072,9 +1056,7 @@ async fn proxy(control: &Control, view: &SandboxView, port: u16, req: Request) -
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)
         .await
         .map_err(|e| Error::new(ErrorCode::PayloadTooLarge, e.to_string()))?;
-    // A shared plain-HTTP client (it also picks the TLS provider reqwest insists on;
-    // `Client::new()` here panicked for want of one).
-    let resp = crate::routes::objects::client()
+    let resp = sandbox_client()
         .request(method, url)
         .headers(headers)
         .body(body)
@@ -1174,6 +1156,16 @@ mod tests {
         assert_eq!(entries[1].size, 8);
         assert!(entries[2].is_symlink);
         assert_eq!(entries[2].symlink_target.as_deref(), Some("/etc"));
+    }
+
+    #[test]
+    fn the_proxy_reaches_only_the_sandbox_address() {
+        let ip: std::net::IpAddr = "10.88.0.5".parse().unwrap();
+        for path in ["/", "//evil.example/x", "/@127.0.0.1:7700/", "/a?b=c&d=http://169.254.169.254/", "*"] {
+            let url = sandbox_url(ip, 8000, path).unwrap();
+            assert_eq!((url.host_str(), url.port()), (Some("10.88.0.5"), Some(8000)), "{path}: {url}");
+        }
+        assert_eq!(sandbox_url(ip, 80, "/a?b=1").unwrap().as_str(), "http://10.88.0.5/a?b=1");
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub fn unenvelope(body: &[u8]) -> Result<&[u8], String> {
     body.get(5..5 + len).ok_or_else(|| "truncated envelope".to_string())
 }
 
+/// The largest message of a client stream (one `StreamInput` envelope): what a
+/// unary request body may be. A length above it is refused when its header arrives,
+/// before any of its bytes are buffered.
+pub const MAX_ENVELOPE: usize = 16 << 20;
+
 /// Splits a client stream's body into messages as its bytes arrive.
 #[derive(Default)]
 pub struct EnvelopeReader {
@@ -94,19 +99,23 @@ impl EnvelopeReader {
         self.buf.extend_from_slice(chunk);
     }
 
-    /// The next whole message, if one has arrived: `(flags, message)`.
-    pub fn next_message(&mut self) -> Option<(u8, Vec<u8>)> {
+    /// The next whole message, if one has arrived: `(flags, message)`; an error for a
+    /// message longer than [`MAX_ENVELOPE`] (the stream cannot go on after it).
+    pub fn next_message(&mut self) -> Result<Option<(u8, Vec<u8>)>, String> {
         if self.buf.len() < 5 {
-            return None;
+            return Ok(None);
         }
         let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        if len > MAX_ENVELOPE {
+            return Err(format!("a message of {len} bytes; at most {MAX_ENVELOPE} are accepted"));
+        }
         if self.buf.len() < 5 + len {
-            return None;
+            return Ok(None);
         }
         let flags = self.buf[0];
         let msg = self.buf[5..5 + len].to_vec();
         self.buf.drain(..5 + len);
-        Some((flags, msg))
+        Ok(Some((flags, msg)))
     }
 
     /// Bytes of a message that never completed.
@@ -731,10 +740,22 @@ mod tests {
         let mut r = EnvelopeReader::default();
         let two = [envelope(0, b"ab"), envelope(0, b"")].concat();
         r.push(&two[..3]);
-        assert_eq!(r.next_message(), None);
+        assert_eq!(r.next_message(), Ok(None));
         r.push(&two[3..]);
-        assert_eq!(r.next_message(), Some((0, b"ab".to_vec())));
-        assert_eq!(r.next_message(), Some((0, Vec::new())));
-        assert!(r.next_message().is_none() && r.is_empty());
+        assert_eq!(r.next_message(), Ok(Some((0, b"ab".to_vec()))));
+        assert_eq!(r.next_message(), Ok(Some((0, Vec::new()))));
+        assert!(r.next_message().unwrap().is_none() && r.is_empty());
+    }
+
+    #[test]
+    fn an_envelope_over_the_cap_is_refused_at_its_header() {
+        let mut r = EnvelopeReader::default();
+        let mut header = vec![0u8];
+        header.extend_from_slice(&u32::MAX.to_be_bytes());
+        r.push(&header);
+        assert!(r.next_message().unwrap_err().contains("at most"));
+        let mut r = EnvelopeReader::default();
+        r.push(&envelope(0, &vec![7u8; MAX_ENVELOPE]));
+        assert_eq!(r.next_message().unwrap().unwrap().1.len(), MAX_ENVELOPE);
     }
 }

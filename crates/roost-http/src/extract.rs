@@ -133,14 +133,31 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 }
 
 pub fn context(parts: &Parts) -> RequestContext {
+    // The client's address as `client_info` settled it (a trusted proxy's word), else the peer.
+    let source = match parts.extensions.get::<crate::middleware::ClientInfo>() {
+        Some(info) => info.addr.map(|a| a.to_string()),
+        None => parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+    };
     RequestContext {
         request_id: current_request_id(),
-        source: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        source,
         by_server: false,
         audited: parts
             .extensions
             .get::<crate::audit_trail::RequestAudit>()
             .map(|a| a.audited.clone())
             .unwrap_or_default(),
+    }
+}
+
+/// Whether the request reached us over HTTPS (see [`crate::middleware::ClientInfo`]):
+/// cookies are `Secure` then.
+pub struct Https(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for Https {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Https(parts.extensions.get::<crate::middleware::ClientInfo>().is_some_and(|c| c.https)))
     }
 }

@@ -45,6 +45,8 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(etag::layer))
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(middleware::metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::client_info))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(middleware::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(middleware::reject_oversized))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))

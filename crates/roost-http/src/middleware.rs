@@ -84,6 +84,66 @@ pub async fn metrics(req: Request, next: Next) -> Response {
     response
 }
 
+/// Where a request came from, as this server believes it: the peer's address, or with
+/// `trust_proxy` what the reverse proxy says (`X-Forwarded-For`, the address it appended
+/// last); and whether it reached us over HTTPS (`public_url` is https, or a trusted
+/// proxy says `X-Forwarded-Proto: https`). Set on every request by [`client_info`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClientInfo {
+    pub addr: Option<std::net::IpAddr>,
+    pub https: bool,
+}
+
+pub async fn client_info(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let info = client_of(state.control.settings(), &req);
+    req.extensions_mut().insert(info);
+    next.run(req).await
+}
+
+fn client_of(settings: &roost_control::ControlSettings, req: &Request) -> ClientInfo {
+    let peer = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let (addr, forwarded_https) = if settings.trust_proxy {
+        let forwarded_for =
+            header("x-forwarded-for").and_then(|v| v.rsplit(',').next().and_then(|a| a.trim().parse().ok()));
+        // The first value is the scheme the client used (each proxy appends its own).
+        let https = header("x-forwarded-proto")
+            .is_some_and(|v| v.split(',').next().unwrap_or_default().trim().eq_ignore_ascii_case("https"));
+        (forwarded_for.or(peer), https)
+    } else {
+        (peer, false)
+    };
+    let https = forwarded_https || settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    ClientInfo { addr, https }
+}
+
+/// Headers that keep a browser from sniffing, framing or leaking what the server sends.
+/// API responses (`/v1`, health, metrics) are data, never pages: they also get a policy
+/// that sandboxes them (no script, no plugins, no same-origin) should a browser render
+/// one, which matters for bodies a tenant chose (objects, files). The console sets its
+/// own policy, which lets it run.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    use axum::http::header;
+    let api = crate::console::is_api_path(req.uri().path());
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
+    if api {
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(API_CSP));
+    }
+    response
+}
+
+/// The policy of API responses: nothing loads, nothing frames it, and a rendered body
+/// runs sandboxed (an opaque origin without scripts).
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
+
 /// Refuses a request whose `Content-Length` exceeds the limit before reading any of it
 /// (bodies without a length are cut off by the extractors' limit instead).
 pub async fn reject_oversized(req: Request, next: Next) -> Response {

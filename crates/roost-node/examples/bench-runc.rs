@@ -118,6 +118,7 @@ fn spec_for(id: String, rootfs: &Path, network: Option<NetAttachment>) -> Instan
         dns: None,
         volumes: Vec::new(),
         disks: Vec::new(),
+        capabilities_add: Vec::new(),
     }
 }
 

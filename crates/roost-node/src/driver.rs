@@ -58,6 +58,25 @@ pub struct InstanceSpec {
     /// filesystem on the host and binds it in; a VM driver adds a virtio-blk disk).
     #[serde(default)]
     pub disks: Vec<VolumeAttachment>,
+    /// Capabilities on top of the default set, from [`CAP_ADD_ALLOWED`] (`NET_RAW`...).
+    #[serde(default)]
+    pub capabilities_add: Vec<String>,
+}
+
+/// The capabilities an instance may ask for beyond the default set: those Docker gives
+/// by default and Roost does not (raw sockets, device nodes), and ptrace for debuggers.
+/// Nothing here reaches beyond the instance (SYS_ADMIN, NET_ADMIN, SYS_MODULE... never).
+pub const CAP_ADD_ALLOWED: &[&str] = &["NET_RAW", "MKNOD", "SYS_PTRACE"];
+
+/// `net_raw`, `CAP_NET_RAW` → `NET_RAW` when the capability may be added.
+pub fn normalize_capability(name: &str) -> std::result::Result<String, String> {
+    let upper = name.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    if CAP_ADD_ALLOWED.contains(&bare) {
+        Ok(bare.to_string())
+    } else {
+        Err(format!("capability '{name}' cannot be added (allowed: {})", CAP_ADD_ALLOWED.join(", ")))
+    }
 }
 
 /// The on-disk format of a volume's image.

@@ -35,6 +35,9 @@ pub enum Error {
     Tool { tool: &'static str, message: String },
     #[error("netlink: {0}")]
     Netlink(String),
+    /// Input over a size limit (an archive that unpacks to more than allowed).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -238,8 +238,10 @@ impl ImageStore {
     }
 
     /// Imports a root filesystem tarball (`.tar`, `.tar.gz`, `.tar.zst`; detected by
-    /// content). Entries that would land outside the root are refused.
-    pub async fn import_tarball(&self, path: &Path) -> Result<Image> {
+    /// content). Entries that would land outside the root are refused, and so is an
+    /// archive that unpacks to more than `max_unpacked` bytes ([`Error::TooLarge`]; the
+    /// partial unpack is removed).
+    pub async fn import_tarball(&self, path: &Path, max_unpacked: u64) -> Result<Image> {
         let store = self.clone();
         let path = path.to_owned();
         blocking(move || {
@@ -247,7 +249,7 @@ impl ImageStore {
             let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let name = tarball::image_name(&file_name);
             store.get_or_build(&digest, |rootfs| {
-                tarball::unpack_file(&path, rootfs)?;
+                tarball::unpack_file_limited(&path, rootfs, max_unpacked)?;
                 Ok((name, ImageSource::Tarball { file_name }))
             })
         })
@@ -279,6 +281,12 @@ impl ImageStore {
                     .map_err(|e| Error::io("running cp", e))?;
                 if !output.status.success() {
                     return Err(Error::tool("cp", String::from_utf8_lossy(&output.stderr).trim().to_string()));
+                }
+                // A user-namespaced instance's files show shifted owners on the host:
+                // the image keeps the ids they have inside.
+                if let Some(map) = crate::drivers::container::userns::id_map_of_rootfs(&src) {
+                    crate::drivers::container::userns::unshift_tree(rootfs, map)
+                        .map_err(|e| Error::io("giving the snapshot its container ids", e))?;
                 }
                 Ok((name, source))
             })

@@ -24,7 +24,8 @@ pub mod reaper;
 pub mod storage;
 
 pub use driver::{
-    DiskFormat, DnsConfig, Driver, ExecProcess, ExecRequest, ExecSession, InstanceSpec, InstanceState, InstanceStatus,
-    LogLine, LogLines, LogQuery, LogStream, MacAddr, Mount, NetAttachment, Resizer, Stats, TarStream, VolumeAttachment,
+    CAP_ADD_ALLOWED, DiskFormat, DnsConfig, Driver, ExecProcess, ExecRequest, ExecSession, InstanceSpec, InstanceState,
+    InstanceStatus, LogLine, LogLines, LogQuery, LogStream, MacAddr, Mount, NetAttachment, Resizer, Stats, TarStream,
+    VolumeAttachment, normalize_capability,
 };
 pub use error::{Error, Result};

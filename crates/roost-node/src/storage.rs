@@ -335,9 +335,121 @@ pub async fn mount_disk(image: &Path, mnt: &Path, filesystem: &str, read_only: b
     if marker.exists() {
         grow_offline(image, fs::metadata(image).at("reading", image)?.len()).await?;
         remove_if_exists(&marker)?;
+    } else {
+        // A VM (or anything with the raw image) may have written any bytes: the host
+        // kernel mounts only a filesystem a confined checker found sound.
+        check_filesystem(image, filesystem).await?;
     }
     let options = if read_only { "loop,ro,nodev,nosuid" } else { "loop,nodev,nosuid" };
     run("mount", "mount", &["-t", filesystem, "-o", options, path_str(image)?, path_str(mnt)?]).await
+}
+
+/// How long the filesystem check of one image may take, and how much memory it may map.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+const CHECK_MEMORY_BYTES: u64 = 2 << 30;
+
+/// Refuses an image whose filesystem `e2fsck -n -f` does not find clean, before the host
+/// kernel mounts or resizes it. The checker runs confined ([`confined`]: no network, no
+/// capabilities, bounded memory, CPU time and wall time), reads the image and writes
+/// nothing. A journal left to replay (a guest that stopped uncleanly) is replayed by
+/// e2fsck itself, confined too, rather than by the kernel at mount time, then checked.
+pub async fn check_filesystem(image: &Path, filesystem: &str) -> Result<()> {
+    if filesystem != "ext4" {
+        return Err(Error::Invalid(format!("unsupported filesystem '{filesystem}' (ext4)")));
+    }
+    let name = volume_name(image);
+    let mut result = e2fsck(image, &["-n", "-f"]).await?;
+    if result.code != 0 && result.output.contains("journal recovery") {
+        e2fsck(image, &["-p", "-E", "journal_only"]).await?;
+        result = e2fsck(image, &["-n", "-f"]).await?;
+    }
+    match result.code {
+        0 => Ok(()),
+        _ => {
+            let findings: Vec<&str> = result
+                .output
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("e2fsck ") && !l.starts_with("Pass "))
+                .take(3)
+                .collect();
+            Err(Error::Invalid(format!(
+                "volume {name}: its filesystem is damaged (e2fsck -n exit {}: {}); Roost does not mount or resize a \
+                 damaged filesystem: restore a snapshot or repair the image",
+                result.code,
+                if findings.is_empty() { "no details".to_string() } else { findings.join("; ") }
+            )))
+        }
+    }
+}
+
+/// The volume an image belongs to (`vol-…` from `volumes/vol-….raw`), for messages.
+fn volume_name(image: &Path) -> String {
+    image.file_stem().map(|s| s.to_string_lossy().trim_start_matches(".tmp-").to_string()).unwrap_or_default()
+}
+
+struct CheckResult {
+    code: i32,
+    output: String,
+}
+
+/// Runs e2fsck on `image`, confined; its exit code and what it printed.
+async fn e2fsck(image: &Path, flags: &[&str]) -> Result<CheckResult> {
+    let mut command = Command::new("e2fsck");
+    command.args(flags).arg(path_str(image)?).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.kill_on_drop(true);
+    confined(&mut command, CHECK_MEMORY_BYTES, CHECK_TIMEOUT.as_secs());
+    let child = command.spawn().map_err(|e| tool_error("e2fsck", "e2fsprogs", e))?;
+    let output = match tokio::time::timeout(CHECK_TIMEOUT, child.wait_with_output()).await {
+        Ok(output) => output.map_err(|e| Error::io("running e2fsck", e))?,
+        Err(_) => {
+            return Err(Error::Invalid(format!(
+                "volume {}: the filesystem check did not finish within {}s; not mounting it",
+                volume_name(image),
+                CHECK_TIMEOUT.as_secs()
+            )));
+        }
+    };
+    let mut text = String::from_utf8_lossy(&output.stdout).to_string();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    // Killed by a limit (memory, CPU time): a signal, no exit code.
+    let code = output.status.code().unwrap_or(128);
+    Ok(CheckResult { code, output: text })
+}
+
+/// Confines a helper that reads untrusted data: its own (empty) network namespace, no
+/// capabilities (it stays uid 0, so it reads root's files as their owner), no way to gain
+/// privileges, at most `memory` bytes of address space, `cpu_seconds` of CPU time and 64
+/// open files.
+pub fn confined(command: &mut Command, memory: u64, cpu_seconds: u64) {
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for (resource, limit) in [
+                (libc::RLIMIT_AS, memory),
+                (libc::RLIMIT_CPU, cpu_seconds),
+                (libc::RLIMIT_NOFILE, 64),
+                (libc::RLIMIT_CORE, 0),
+            ] {
+                let rl = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                if libc::setrlimit(resource, &rl) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // Empty the bounding set: the exec gives uid 0 no capabilities then.
+            let mut cap = 0;
+            while libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) == 0 {
+                cap += 1;
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 fn grow_marker(image: &Path) -> PathBuf {
@@ -392,8 +504,10 @@ fn loop_devices() -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// Grows an unmounted image file and its ext4 filesystem.
+/// Grows an unmounted image file and its ext4 filesystem (a damaged one is refused
+/// before anything is written).
 async fn grow_offline(image: &Path, size: u64) -> Result<()> {
+    check_filesystem(image, "ext4").await?;
     File::options().write(true).open(image).and_then(|f| f.set_len(size)).at("growing", image)?;
     // resize2fs insists on a freshly checked filesystem when it is not mounted.
     let status = Command::new("e2fsck")
@@ -552,6 +666,41 @@ async fn run(tool: &'static str, package: &'static str, args: &[&str]) -> Result
 mod tests {
     use super::*;
     use std::io::{Seek, SeekFrom, Write};
+
+    /// The checker passes a sound filesystem, refuses a damaged one by the volume's
+    /// name, writes nothing, and runs with no network and no capabilities.
+    #[tokio::test]
+    async fn damaged_filesystems_are_refused_by_a_confined_checker() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("vol-abcdefghijkl.raw");
+        run("qemu-img", "qemu-utils", &["create", "-q", "-f", "raw", image.to_str().unwrap(), "32M"]).await.unwrap();
+        run("mkfs.ext4", "e2fsprogs", &["-q", "-F", image.to_str().unwrap()]).await.unwrap();
+        check_filesystem(&image, "ext4").await.unwrap();
+        {
+            let mut f = File::options().write(true).open(&image).unwrap();
+            f.seek(SeekFrom::Start(4096)).unwrap();
+            f.write_all(&vec![0x5a; 64 << 10]).unwrap();
+        }
+        let before = fs::read(&image).unwrap();
+        let e = check_filesystem(&image, "ext4").await.unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("vol-abcdefghijkl") && e.to_string().contains("damaged"), "{e}");
+        assert!(fs::read(&image).unwrap() == before, "the check wrote to the image");
+        assert!(grow_offline(&image, 64 << 20).await.is_err(), "a damaged image is not grown");
+
+        let mut probe = Command::new("sh");
+        probe.args(["-c", "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; cat /proc/net/dev"]);
+        probe.stdout(Stdio::piped());
+        confined(&mut probe, 1 << 30, 10);
+        let out = String::from_utf8(probe.output().await.unwrap().stdout).unwrap();
+        assert!(out.contains("CapEff:\t0000000000000000") && out.contains("CapBnd:\t0000000000000000"), "{out}");
+        assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+        let interfaces: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains(':') && !l.contains("Cap") && !l.contains("NoNew") && !l.contains('|'))
+            .collect();
+        assert_eq!(interfaces.len(), 1, "loopback only: {out}");
+    }
 
     #[tokio::test]
     async fn sparse_copies_keep_data_and_holes() {

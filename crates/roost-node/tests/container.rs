@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Env, busybox, exec, exec_with, wait_status};
@@ -474,4 +475,138 @@ async fn without_the_agent_execs_use_runc() {
     let out = exec(&env.driver, &spec.id, &["sh", "-c", "echo $HOSTNAME; exit 4"]).await;
     assert_eq!((out.code, out.stdout), (4, format!("{}\n", spec.id)));
     env.driver.delete(&spec.id).await.unwrap();
+}
+
+/// The uid map of a host process: `(inside, outside, count)` lines.
+fn uid_map(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn host_uid(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find(|l| l.starts_with("Uid:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `userns = on`: the container's root is the host range's first id; the image stays
+/// shared and unshifted; files the container writes land on disk with the ids it saw;
+/// volumes and copies in belong to its root; raw sockets (`NET_RAW`) work in its own
+/// network namespace; the instance directory and the stage are cleaned up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_userns_on_the_container_root_is_unprivileged_on_the_host() {
+    let image = busybox().await;
+    let env = Env::with("userns-on", |c| c.userns = roost_node::drivers::container::userns::UsernsMode::On);
+    let map = env.driver.idmap().expect("userns = on maps ids");
+    let rw = tempfile::tempdir_in(common::TEST_DIR).unwrap();
+    std::fs::write(rw.path().join("host.txt"), "from the host\n").unwrap();
+    let mut spec = env.spec(&image, None);
+    spec.volumes =
+        vec![roost_node::Mount { source: rw.path().to_path_buf(), destination: "/data".into(), read_only: false }];
+    env.run(&spec).await;
+    let driver = &env.driver;
+    let id = &spec.id;
+    let pid = driver.inspect(id).await.unwrap().pid.unwrap();
+    assert_eq!(uid_map(pid), format!("0 {} 65536", map.uid));
+    assert_eq!(host_uid(pid), map.uid, "the container's root on the host");
+    let inside = exec(driver, id, &["sh", "-c", "id -u; stat -c %u /bin/busybox; cat /proc/self/uid_map"]).await;
+    assert!(inside.stdout.starts_with("0\n0\n"), "{inside:?}");
+    // Writes: into the image (a copy-up), a new file, a chown to another user.
+    let out = exec(driver, id, &["sh", "-c", "echo x >> /etc/passwd && mkdir /srv && echo y > /srv/f && chown 1000:1000 /srv/f && echo z > /data/new.txt"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let upper = driver.instance_dir(id).join("upper");
+    let meta = |p: &Path| std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(p).unwrap());
+    assert_eq!(meta(&upper.join("srv/f")), 1000, "stored with the id it has inside");
+    assert_eq!(meta(&upper.join("etc/passwd")), 0);
+    assert_eq!(meta(&image.rootfs.join("bin/busybox")), 0, "the shared image is untouched");
+    assert_eq!(meta(&rw.path().join("new.txt")), 0, "a volume's files are the container root's");
+    // copy_in writes as the container's root.
+    let tar = tar_of(&[("copied.txt", "copied\n")]);
+    driver.copy_in(id, "/srv", Box::new(std::io::Cursor::new(tar))).await.unwrap();
+    assert_eq!(meta(&upper.join("srv/copied.txt")), 0);
+    assert_eq!(exec(driver, id, &["cat", "/srv/copied.txt"]).await.stdout, "copied\n");
+    // copy_out carries the owners the files have inside.
+    let mut out = driver.copy_out(id, "/srv").await.unwrap();
+    let mut bytes = Vec::new();
+    out.read_to_end(&mut bytes).await.unwrap();
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let owners: Vec<(String, u64)> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.path().unwrap().display().to_string(), e.header().uid().unwrap())
+        })
+        .collect();
+    assert!(owners.contains(&("srv/f".to_string(), 1000)) && owners.contains(&("srv".to_string(), 0)), "{owners:?}");
+    // The same privileges for execs as for pid 1, seccomp included.
+    let mine = exec(driver, id, &["cat", "/proc/self/status"]).await.stdout;
+    let init = exec(driver, id, &["cat", "/proc/1/status"]).await.stdout;
+    assert_eq!(privileges(&mine), privileges(&init));
+    assert!(mine.contains("Seccomp:\t2"), "{mine}");
+    // A restart keeps it mapped.
+    driver.stop(id, Duration::from_secs(10)).await.unwrap();
+    driver.start(id).await.unwrap();
+    let pid = driver.inspect(id).await.unwrap().pid.unwrap();
+    assert_eq!(host_uid(pid), map.uid);
+    assert_eq!(exec(driver, id, &["cat", "/srv/f"]).await.stdout, "y\n");
+    driver.delete(id).await.unwrap();
+    assert!(!driver.instance_dir(id).exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(id.as_str()), "mounts left: {mounts}");
+}
+
+/// `userns = off` (and an instance that adds MKNOD): ids are the host's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_userns_off_ids_are_the_hosts() {
+    let image = busybox().await;
+    let env = Env::with("userns-off", |c| c.userns = roost_node::drivers::container::userns::UsernsMode::Off);
+    assert_eq!(env.driver.idmap(), None);
+    let spec = env.spec(&image, None);
+    env.run(&spec).await;
+    let pid = env.driver.inspect(&spec.id).await.unwrap().pid.unwrap();
+    assert_eq!(uid_map(pid), "0 0 4294967295");
+    assert_eq!(host_uid(pid), 0);
+    assert_eq!(exec(&env.driver, &spec.id, &["sh", "-c", "echo ok > /f && cat /f"]).await.stdout, "ok\n");
+
+    let on = Env::with("userns-mknod", |c| c.userns = roost_node::drivers::container::userns::UsernsMode::On);
+    let mut spec = on.spec(&image, None);
+    spec.capabilities_add = vec!["MKNOD".into()];
+    on.run(&spec).await;
+    let pid = on.driver.inspect(&spec.id).await.unwrap().pid.unwrap();
+    assert_eq!(uid_map(pid), "0 0 4294967295", "MKNOD needs the host's user namespace");
+    let made = exec(&on.driver, &spec.id, &["sh", "-c", "mknod /dev/null2 c 1 3 && echo made"]).await;
+    assert_eq!(made.stdout, "made\n", "{made:?}");
+}
+
+/// `auto` turns user namespaces off where the data directory's filesystem cannot be
+/// idmapped (an overlayfs, as a container's own root would be); `on` refuses to start
+/// there with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_falls_back_and_on_refuses_where_idmapped_mounts_are_missing() {
+    let base = tempfile::tempdir_in(common::TEST_DIR).unwrap();
+    let (lower, upper, work, merged) =
+        (base.path().join("l"), base.path().join("u"), base.path().join("w"), base.path().join("m"));
+    for d in [&lower, &upper, &work, &merged] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let options = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
+    let status = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config = |mode| {
+        let mut c = roost_node::drivers::container::ContainerConfig::new(merged.join("data"));
+        c.runc_root = Path::new("/run/roost-node-tests").join(format!("userns-auto-{}", std::process::id()));
+        c.cgroup_parent = "roost-test".into();
+        c.userns = mode;
+        c
+    };
+    use roost_node::drivers::container::userns::UsernsMode;
+    let auto = roost_node::drivers::container::ContainerDriver::new(config(UsernsMode::Auto)).unwrap();
+    assert_eq!(auto.idmap(), None, "no idmapped mounts on an overlayfs");
+    drop(auto);
+    let err = roost_node::drivers::container::ContainerDriver::new(config(UsernsMode::On)).err().expect("refused");
+    assert!(err.to_string().contains("cannot run in a user namespace"), "{err}");
+    let _ = std::process::Command::new("umount").arg("-l").arg(&merged).status();
 }

@@ -53,12 +53,12 @@ async fn tarball_imports_run_and_refuse_escapes() {
     let store = ImageStore::new(dir.path().join("images"));
     let file = dir.path().join("mini.tar.gz");
     tarball_of(&image.rootfs, &file, "gzip");
-    let imported = store.import_tarball(&file).await.unwrap();
+    let imported = store.import_tarball(&file, u64::MAX).await.unwrap();
     assert_eq!(imported.meta.name, "mini");
     assert_eq!(imported.digest.len(), 64);
     assert!(imported.rootfs.join("bin/busybox").is_file());
     // The same file again: the same image, not a second copy.
-    assert_eq!(store.import_tarball(&file).await.unwrap().digest, imported.digest);
+    assert_eq!(store.import_tarball(&file, u64::MAX).await.unwrap().digest, imported.digest);
     assert_eq!(store.list().unwrap().len(), 1);
 
     // An instance runs from it.
@@ -82,7 +82,7 @@ async fn tarball_imports_run_and_refuse_escapes() {
     builder.append(&header, &b"x\n"[..]).unwrap();
     builder.finish().unwrap();
     drop(builder);
-    let refused = store.import_tarball(&evil).await;
+    let refused = store.import_tarball(&evil, u64::MAX).await;
     assert!(matches!(refused, Err(Error::Invalid(_))), "{refused:?}");
     assert_eq!(store.list().unwrap().len(), 1);
     assert!(!dir.path().join("escaped").exists());

@@ -38,6 +38,9 @@ async fn two_instances_on_the_bridge_ping_each_other() {
     let mut b = env.spec(&image, None);
     a.networks = vec![net.attachment()];
     b.networks = vec![net.attachment()];
+    // busybox's ping opens a raw socket.
+    a.capabilities_add = vec!["NET_RAW".into()];
+    b.capabilities_add = vec!["NET_RAW".into()];
     env.run(&a).await;
     env.run(&b).await;
     let (ip_a, ip_b) = (a.networks[0].ip, b.networks[0].ip);
@@ -106,6 +109,7 @@ async fn delete_cleans_up_a_half_prepared_instance() {
     let env = Env::new("halfway");
     let mut spec = env.spec(&image, None);
     spec.networks = vec![net.attachment()];
+    spec.capabilities_add = vec!["NET_RAW".into()];
     // As if the server died in prepare after the network step: netns and veth exist.
     env.driver.prepare(&spec).await.unwrap();
     let netns = env.driver.netns_path(&spec.id);

@@ -50,6 +50,7 @@ async fn instances_survive_a_server_restart() {
         dns: None,
         volumes: Vec::new(),
         disks: Vec::new(),
+        capabilities_add: Vec::new(),
     };
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "instances_survive_a_server_restart", "--quiet"])

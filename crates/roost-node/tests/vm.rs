@@ -115,6 +115,7 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
             path: "/data".into(),
             read_only: false,
         }],
+        capabilities_add: Vec::new(),
     };
     let driver: &dyn Driver = &env.driver;
     assert_eq!(driver.inspect(&id).await.unwrap().status, InstanceStatus::Missing);
@@ -126,6 +127,31 @@ async fn a_vm_boots_runs_commands_copies_files_and_powers_off() {
     let tap = roost_node::network::nic_ifname(&id, 0);
     let master = std::fs::read_link(format!("/sys/class/net/{tap}/master")).expect("the tap is on a bridge");
     assert_eq!(master.file_name().unwrap().to_str().unwrap(), nic.bridge);
+    // QEMU is confined: an unprivileged user without capabilities, its seccomp sandbox
+    // (every optional part denied), no daemonizing, a /dev of its own, and nothing of the
+    // data directory reachable by path.
+    let pid = driver.inspect(&id).await.unwrap().pid.unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> String {
+        status.lines().find(|l| l.starts_with(name)).unwrap_or_default().split_whitespace().nth(1).unwrap_or("").into()
+    };
+    let qemu_uid = roost_node_uid("roost-qemu");
+    assert_eq!(field("Uid:"), qemu_uid.to_string(), "{status}");
+    assert_ne!(qemu_uid, 0);
+    assert_eq!(field("CapEff:"), "0000000000000000", "{status}");
+    assert_eq!((field("Seccomp:"), field("NoNewPrivs:")), ("2".to_string(), "1".to_string()), "{status}");
+    let args = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().replace('\0', " ");
+    assert!(
+        args.contains("-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
+            && !args.contains("-daemonize")
+            && !args.contains(env.data_dir.to_str().unwrap()),
+        "{args}"
+    );
+    let dev: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/root/dev"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(dev.len() <= 6 && dev.contains(&"urandom".to_string()) && !dev.contains(&"sda".to_string()), "{dev:?}");
 
     // exec through the guest agent (waits for the guest to boot).
     let out =
@@ -399,6 +425,7 @@ async fn a_vm_needs_the_guest_agent_in_its_image() {
         dns: None,
         volumes: Vec::new(),
         disks: Vec::new(),
+        capabilities_add: Vec::new(),
     };
     let err = env.driver.prepare(&spec).await.unwrap_err();
     assert!(err.to_string().contains("qemu-guest-agent"), "{err}");
@@ -505,6 +532,8 @@ impl WrappedQemu {
         std::fs::write(dir.join("tsc-khz"), roost_node::drivers::vm::accel::tsc_khz().to_string()).unwrap();
         std::fs::write(dir.join("qemu"), script).unwrap();
         std::fs::set_permissions(dir.join("qemu"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // QEMU runs as an unprivileged user: the wrapper records its launch here.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         WrappedQemu { dir }
     }
 
@@ -548,6 +577,7 @@ fn small_vm(id: &str, image: &roost_node::images::Image, hostname: &str) -> Inst
         dns: None,
         volumes: Vec::new(),
         disks: Vec::new(),
+        capabilities_add: Vec::new(),
     }
 }
 
@@ -613,6 +643,13 @@ async fn a_vm_stays_on_kvm_when_qemu_accepts_it() {
     // And the guest is usable: the agent answers an exec.
     let out = exec(&driver, &id, &["cat", "/proc/cmdline"]).await;
     assert!(out.stdout.contains("console=ttyS0"), "{out:?}");
+}
+
+/// A user's uid from /etc/passwd.
+fn roost_node_uid(name: &str) -> u32 {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("no user {name}"));
+    line.split(':').nth(2).unwrap().parse().unwrap()
 }
 
 fn hex_sha256(data: &[u8]) -> String {

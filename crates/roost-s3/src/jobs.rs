@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
+use roost_control::tasks::{BackgroundTask, TaskSpec};
 use roost_store::now_ms;
 
 use crate::service::RoostS3;
@@ -138,27 +139,36 @@ impl RoostS3 {
         Ok(removed)
     }
 
-    /// Runs [`RoostS3::housekeeping`] now and then every `every` until shutdown.
-    pub fn spawn_housekeeping(&self, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
-        let s3 = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                match s3.housekeeping(GRACE).await {
-                    Ok(r) if r == Report::default() => {}
-                    Ok(r) => tracing::info!(
-                        expired = r.expired_objects,
-                        aborted_uploads = r.aborted_uploads,
-                        removed_files = r.removed_files,
-                        "object store housekeeping"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "object store housekeeping failed"),
-                }
-            }
-        });
+    /// Registers the `s3_housekeeping` background task: a pass at start, then every
+    /// `every` (`--s3-housekeeping-interval`).
+    pub fn register_housekeeping(&self, every: Duration) {
+        let spec = TaskSpec {
+            name: "s3_housekeeping",
+            description: "Applies buckets' lifecycle rules (expiring objects, aborting old multipart uploads) and \
+                          removes object files no row names (--s3-housekeeping-interval)",
+            period: every,
+        };
+        self.control.tasks().register(spec, Housekeeping(self.clone()));
+    }
+}
+
+struct Housekeeping(RoostS3);
+
+impl BackgroundTask for Housekeeping {
+    async fn activate(&mut self) -> roost_control::Result<serde_json::Value> {
+        let r = self.0.housekeeping(GRACE).await?;
+        if r != Report::default() {
+            tracing::info!(
+                expired = r.expired_objects,
+                aborted_uploads = r.aborted_uploads,
+                removed_files = r.removed_files,
+                "object store housekeeping"
+            );
+        }
+        Ok(serde_json::json!({
+            "expired_objects": r.expired_objects,
+            "aborted_uploads": r.aborted_uploads,
+            "removed_files": r.removed_files,
+        }))
     }
 }

@@ -444,7 +444,7 @@ impl S3 for RoostS3 {
         let prefix = req.input.prefix.clone().unwrap_or_default();
         let list = buckets
             .into_iter()
-            .filter(|b| who.may_reach(&b.name) && b.name.starts_with(&prefix))
+            .filter(|b| who.may_reach(&b.id, &b.project_id) && b.name.starts_with(&prefix))
             .map(|b| Bucket {
                 name: Some(b.name),
                 creation_date: Some(timestamp(b.created_at.timestamp_millis())),
@@ -465,10 +465,12 @@ impl S3 for RoostS3 {
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
         let who = self.identity(&req.credentials).await?;
         let name = req.input.bucket;
-        if who.key.read_only != 0 || !who.may_reach(&name) {
+        if !who.may_create_buckets() {
             return Err(s3_error!(AccessDenied, "this key may not create the bucket '{name}'"));
         }
-        let request = roost_api::buckets::CreateBucketRequest { name: name.clone(), project: None, public_read: None };
+        // A key made with a project-restricted token makes its buckets in that project.
+        let project = who.key.project_id.clone();
+        let request = roost_api::buckets::CreateBucketRequest { name: name.clone(), project, public_read: None };
         match self.control.create_bucket(&self.ctx(), &who.principal, request).await {
             Ok(_) => {}
             Err(e) if e.code == roost_api::ErrorCode::Conflict => {

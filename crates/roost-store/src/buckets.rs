@@ -403,15 +403,28 @@ pub struct S3KeyRow {
     pub user_id: String,
     pub description: Option<String>,
     pub secret_enc: String,
+    /// JSON array of the names the key's buckets had when it was made (for display).
     pub buckets: Option<String>,
     pub read_only: i64,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// When the key stops working (a key made with an expiring token ends with it).
+    pub expires_at: Option<i64>,
+    /// The one project the key reaches (made with a project-restricted token).
+    pub project_id: Option<String>,
+    /// JSON array of the bucket ids the key is limited to; `None`: not limited.
+    pub bucket_ids: Option<String>,
 }
 
 impl S3KeyRow {
     pub fn bucket_names(&self) -> Vec<String> {
         self.buckets.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default()
+    }
+
+    /// The bucket ids the key is limited to; `None` when it is not limited (an empty list
+    /// reaches nothing: a key whose buckets were all gone when ids replaced names).
+    pub fn bucket_id_limit(&self) -> Option<Vec<String>> {
+        self.bucket_ids.as_deref().map(|b| serde_json::from_str(b).unwrap_or_default())
     }
 
     pub fn to_api(&self) -> S3Key {
@@ -420,20 +433,23 @@ impl S3KeyRow {
             description: self.description.clone(),
             user_id: self.user_id.clone(),
             buckets: self.bucket_names(),
+            bucket_ids: self.bucket_id_limit().unwrap_or_default(),
             read_only: self.read_only != 0,
             created_at: to_time(self.created_at),
             last_used_at: self.last_used_at.map(to_time),
+            expires_at: self.expires_at.map(to_time),
+            project_id: self.project_id.clone(),
         }
     }
 }
 
-const KEY_COLUMNS: &str = "id, user_id, description, secret_enc, buckets, read_only, created_at, last_used_at";
+const KEY_COLUMNS: &str = "id, user_id, description, secret_enc, buckets, read_only, created_at, last_used_at, expires_at, project_id, \
+     bucket_ids";
 
 pub async fn insert_s3_key(conn: &mut AnyConnection, k: &S3KeyRow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO s3_keys (id, user_id, description, secret_enc, buckets, read_only, created_at, last_used_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO s3_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    )))
     .bind(&k.id)
     .bind(&k.user_id)
     .bind(&k.description)
@@ -442,6 +458,9 @@ pub async fn insert_s3_key(conn: &mut AnyConnection, k: &S3KeyRow) -> Result<()>
     .bind(k.read_only)
     .bind(k.created_at)
     .bind(k.last_used_at)
+    .bind(k.expires_at)
+    .bind(&k.project_id)
+    .bind(&k.bucket_ids)
     .execute(conn)
     .await
     .map_err(StoreError::from_write)?;
@@ -487,22 +506,22 @@ pub async fn delete_s3_key(conn: &mut AnyConnection, user_id: &str, id: &str) ->
 }
 
 /// Deletes every user's keys with one of these descriptions limited to exactly this one
-/// bucket (`buckets_json`, as stored: `["photos"]`); returns their ids.
+/// bucket (`bucket_ids_json`, as stored: `["bkt-…"]`); returns their ids.
 pub async fn delete_keys_of_bucket(
     conn: &mut AnyConnection,
     descriptions: &[String],
-    buckets_json: &str,
+    bucket_ids_json: &str,
 ) -> Result<Vec<String>> {
     let mut ids = Vec::new();
     for description in descriptions {
-        let found: Vec<(String,)> = sqlx::query_as("SELECT id FROM s3_keys WHERE description = $1 AND buckets = $2")
+        let found: Vec<(String,)> = sqlx::query_as("SELECT id FROM s3_keys WHERE description = $1 AND bucket_ids = $2")
             .bind(description)
-            .bind(buckets_json)
+            .bind(bucket_ids_json)
             .fetch_all(&mut *conn)
             .await?;
-        sqlx::query("DELETE FROM s3_keys WHERE description = $1 AND buckets = $2")
+        sqlx::query("DELETE FROM s3_keys WHERE description = $1 AND bucket_ids = $2")
             .bind(description)
-            .bind(buckets_json)
+            .bind(bucket_ids_json)
             .execute(&mut *conn)
             .await?;
         ids.extend(found.into_iter().map(|(id,)| id));

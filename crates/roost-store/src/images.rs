@@ -115,14 +115,15 @@ pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool> {
 
 impl Store {
     /// An image by id or name, among the builtin ones and those of the given projects.
+    /// A builtin name means the builtin image: project images may not take one (an older
+    /// row that did is reached by its id).
     pub async fn image_by_key(&self, key: &str, scope: &ProjectScope) -> Result<Option<ImageRow>> {
         let mut sql =
             format!("SELECT {COLUMNS} FROM images WHERE (id = $1 OR name = $1) AND (project_id = '' OR 1 = 1");
         let mut binds = vec![Bind::Text(key.to_string())];
         scope.apply(&mut sql, &mut binds, "project_id");
         sql.push(')');
-        // A project image shadows a builtin one of the same name.
-        sql.push_str(" ORDER BY project_id DESC");
+        sql.push_str(" ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END, project_id");
         let rows: Vec<ImageRow> =
             bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?;
         Ok(rows.into_iter().next())
@@ -169,6 +170,22 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
+    /// An image an instance of `project_id` may run, by id or name: a builtin one or one
+    /// of that project, never another project's (whoever asks).
+    pub async fn image_for_project(&self, key: &str, project_id: &str) -> Result<Option<ImageRow>> {
+        self.image_by_key(key, &ProjectScope::One(project_id.to_string())).await
+    }
+
+    /// Project images that carry a builtin image's name (made before such names were
+    /// reserved): reached by id only.
+    pub async fn images_named_like_builtins(&self) -> Result<Vec<ImageRow>> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM images WHERE project_id <> '' AND name IN (SELECT name FROM images WHERE project_id = '')"
+        )))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     pub async fn image_by_id(&self, id: &str) -> Result<Option<ImageRow>> {
         Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM images WHERE id = $1")))
             .bind(id)
@@ -195,4 +212,9 @@ impl Store {
         .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// An image's name by id, in the caller's transaction or on any connection.
+pub async fn name_in(conn: &mut AnyConnection, id: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT name FROM images WHERE id = $1").bind(id).fetch_optional(conn).await?)
 }

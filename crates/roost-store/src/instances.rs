@@ -31,6 +31,8 @@ pub struct InstanceRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub started_at: Option<i64>,
+    /// JSON array of capability names added to the default set.
+    pub capabilities_add: String,
 }
 
 pub const SORT_KEYS: &[SortKey] =
@@ -55,6 +57,10 @@ impl InstanceRow {
 
     pub fn env(&self) -> BTreeMap<String, String> {
         serde_json::from_str(&self.env).unwrap_or_default()
+    }
+
+    pub fn capabilities_add(&self) -> Vec<String> {
+        serde_json::from_str(&self.capabilities_add).unwrap_or_default()
     }
 
     pub fn labels(&self) -> BTreeMap<String, String> {
@@ -88,18 +94,19 @@ impl InstanceRow {
             started_at: self.started_at.map(to_time),
             cloned_from: None,
             volumes: Vec::new(),
+            capabilities_add: self.capabilities_add(),
         }
     }
 }
 
 const COLUMNS: &str = "id, project_id, name, kind, image_id, cpus_milli, memory_bytes, command, env, labels, \
                        restart_policy, desired, status, status_reason, ip, exit_code, restart_count, created_by, \
-                       created_at, updated_at, started_at";
+                       created_at, updated_at, started_at, capabilities_add";
 
 pub async fn insert(conn: &mut AnyConnection, i: &InstanceRow) -> Result<()> {
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO instances ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-         $16, $17, $18, $19, $20, $21)"
+         $16, $17, $18, $19, $20, $21, $22)"
     )))
     .bind(&i.id)
     .bind(&i.project_id)
@@ -122,6 +129,7 @@ pub async fn insert(conn: &mut AnyConnection, i: &InstanceRow) -> Result<()> {
     .bind(i.created_at)
     .bind(i.updated_at)
     .bind(i.started_at)
+    .bind(&i.capabilities_add)
     .execute(conn)
     .await
     .map_err(StoreError::from_write)?;
@@ -129,6 +137,14 @@ pub async fn insert(conn: &mut AnyConnection, i: &InstanceRow) -> Result<()> {
 }
 
 /// Sets what the owner wants.
+/// An instance by id, in the caller's transaction or on any connection.
+pub async fn get_in(conn: &mut AnyConnection, id: &str) -> Result<Option<InstanceRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM instances WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
 pub async fn set_desired(conn: &mut AnyConnection, id: &str, desired: Desired, now: i64) -> Result<()> {
     sqlx::query("UPDATE instances SET desired = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
@@ -274,11 +290,23 @@ impl Store {
         Ok(rows.into_iter().next())
     }
 
+    /// An instance by id or name that is in `project_id`, whatever else the caller sees:
+    /// for joining resources that must share a project (a volume and the instance it is
+    /// attached to). [`Store::instance_by_key`] narrows names only; an id passes there.
+    pub async fn instance_in_project(&self, key: &str, project_id: &str) -> Result<Option<InstanceRow>> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM instances WHERE (id = $1 OR name = $1) AND project_id = $2 \
+             ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1"
+        )))
+        .bind(key)
+        .bind(project_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     pub async fn instance(&self, id: &str) -> Result<Option<InstanceRow>> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM instances WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?)
+        let mut conn = self.pool().acquire().await?;
+        get_in(&mut conn, id).await
     }
 
     /// The names of some instances, by id, in one query (for listings that show them).

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod buckets;
 pub mod counted;
+pub mod events;
 pub mod idempotency;
 pub mod images;
 pub mod instances;
@@ -17,6 +18,7 @@ pub mod sandbox_templates;
 pub mod sandboxes;
 pub mod sessions;
 pub mod ssh_keys;
+pub mod tasks;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
@@ -93,6 +95,8 @@ pub struct Store {
     /// SQLITE_BUSY retries into a fair queue. PostgreSQL needs none.
     write_lock: Option<Arc<Mutex<()>>>,
     queries: counted::Counter,
+    /// What it was opened with (a PostgreSQL listener needs a connection of its own).
+    url: Arc<str>,
 }
 
 /// A write transaction. Commit it; dropping it rolls back.
@@ -172,12 +176,8 @@ impl Store {
             }
             Backend::Postgres => pool_options.max_connections(16).connect_with(options).await?,
         };
-        let store = Store {
-            pool,
-            backend,
-            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
-            queries: Default::default(),
-        };
+        let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let store = Store { pool, backend, write_lock, queries: Default::default(), url: url.into() };
         store.migrate().await?;
         Ok(store)
     }
@@ -192,6 +192,11 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The URL the store was opened with (it may hold a password: never log it).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The pool, as an executor that counts the statements it runs.

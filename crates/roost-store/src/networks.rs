@@ -494,26 +494,8 @@ pub struct NicView {
 impl Store {
     /// The NICs and group names of these instances, in two queries (for lists).
     pub async fn network_views(&self, instance_ids: &[String]) -> Result<(Vec<NicView>, Vec<(String, String)>)> {
-        if instance_ids.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let placeholders: Vec<String> = (1..=instance_ids.len()).map(|i| format!("${i}")).collect();
-        let binds: Vec<Bind> = instance_ids.iter().map(|i| Bind::Text(i.clone())).collect();
-        let nics_sql = format!(
-            "SELECT n.instance_id, n.idx, n.ip, n.mac, n.network_id, w.name AS network FROM instance_nics n \
-             JOIN networks w ON w.id = n.network_id WHERE n.instance_id IN ({}) ORDER BY n.instance_id, n.idx",
-            placeholders.join(", ")
-        );
-        let nics: Vec<NicView> =
-            bind_all(sqlx::query_as(AssertSqlSafe(nics_sql.as_str())), &binds).fetch_all(self.pool()).await?;
-        let groups_sql = format!(
-            "SELECT m.instance_id, g.name FROM instance_security_groups m JOIN security_groups g ON g.id = m.group_id \
-             WHERE m.instance_id IN ({}) ORDER BY m.instance_id, g.name",
-            placeholders.join(", ")
-        );
-        let groups: Vec<(String, String)> =
-            bind_all(sqlx::query_as(AssertSqlSafe(groups_sql.as_str())), &binds).fetch_all(self.pool()).await?;
-        Ok((nics, groups))
+        let mut conn = self.pool().acquire().await?;
+        network_views_in(&mut conn, instance_ids).await
     }
 
     pub async fn all_project_ids(&self) -> Result<Vec<String>> {
@@ -572,22 +554,8 @@ impl Store {
 
     /// Peers and NIC counts of these networks, in two queries whatever their number.
     pub async fn network_details(&self, ids: &[String]) -> Result<NetworkDetails> {
-        if ids.is_empty() {
-            return Ok(NetworkDetails::default());
-        }
-        let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
-        let list = placeholders(1, ids.len());
-        let peers_sql = format!(
-            "SELECT p.network_a, w.name FROM network_peers p JOIN networks w ON w.id = p.network_b WHERE p.network_a IN ({list}) \
-             UNION ALL \
-             SELECT p.network_b, w.name FROM network_peers p JOIN networks w ON w.id = p.network_a WHERE p.network_b IN ({list}) \
-             ORDER BY 2"
-        );
-        let peers = bind_all(sqlx::query_as(AssertSqlSafe(peers_sql.as_str())), &binds).fetch_all(self.pool()).await?;
-        let nics_sql =
-            format!("SELECT network_id, COUNT(*) FROM instance_nics WHERE network_id IN ({list}) GROUP BY network_id");
-        let nics = bind_all(sqlx::query_as(AssertSqlSafe(nics_sql.as_str())), &binds).fetch_all(self.pool()).await?;
-        Ok(NetworkDetails { peers, nics })
+        let mut conn = self.pool().acquire().await?;
+        network_details_in(&mut conn, ids).await
     }
 
     /// A page of security groups in scope (optionally of one project).
@@ -607,27 +575,8 @@ impl Store {
 
     /// Rules, member counts and referenced group names of these groups, in three queries.
     pub async fn group_details(&self, ids: &[String]) -> Result<GroupDetails> {
-        if ids.is_empty() {
-            return Ok(GroupDetails::default());
-        }
-        let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
-        let list = placeholders(1, ids.len());
-        let rules_sql = format!(
-            "SELECT {RULE_COLUMNS} FROM security_group_rules WHERE group_id IN ({list}) ORDER BY created_at, id"
-        );
-        let rules = bind_all(sqlx::query_as(AssertSqlSafe(rules_sql.as_str())), &binds).fetch_all(self.pool()).await?;
-        let members_sql = format!(
-            "SELECT group_id, COUNT(*) FROM instance_security_groups WHERE group_id IN ({list}) GROUP BY group_id"
-        );
-        let members =
-            bind_all(sqlx::query_as(AssertSqlSafe(members_sql.as_str())), &binds).fetch_all(self.pool()).await?;
-        let names_sql = format!(
-            "SELECT id, name FROM security_groups WHERE id IN \
-             (SELECT remote_group_id FROM security_group_rules WHERE group_id IN ({list}))"
-        );
-        let remote_names =
-            bind_all(sqlx::query_as(AssertSqlSafe(names_sql.as_str())), &binds).fetch_all(self.pool()).await?;
-        Ok(GroupDetails { rules, members, remote_names })
+        let mut conn = self.pool().acquire().await?;
+        group_details_in(&mut conn, ids).await
     }
 
     /// A page of port forwards in scope, optionally of one project and one instance.
@@ -712,4 +661,76 @@ pub(crate) fn scoped_sql(
         sql.push_str(&format!(" AND {column} = ${}", binds.len()));
     }
     (sql, binds)
+}
+
+/// The NICs (with their network's name) and security group names of instances, in the
+/// caller's transaction or on any connection.
+pub async fn network_views_in(
+    conn: &mut AnyConnection,
+    instance_ids: &[String],
+) -> Result<(Vec<NicView>, Vec<(String, String)>)> {
+    if instance_ids.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let placeholders: Vec<String> = (1..=instance_ids.len()).map(|i| format!("${i}")).collect();
+    let binds: Vec<Bind> = instance_ids.iter().map(|i| Bind::Text(i.clone())).collect();
+    let nics_sql = format!(
+        "SELECT n.instance_id, n.idx, n.ip, n.mac, n.network_id, w.name AS network FROM instance_nics n \
+         JOIN networks w ON w.id = n.network_id WHERE n.instance_id IN ({}) ORDER BY n.instance_id, n.idx",
+        placeholders.join(", ")
+    );
+    let nics: Vec<NicView> =
+        bind_all(sqlx::query_as(AssertSqlSafe(nics_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    let groups_sql = format!(
+        "SELECT m.instance_id, g.name FROM instance_security_groups m JOIN security_groups g ON g.id = m.group_id \
+         WHERE m.instance_id IN ({}) ORDER BY m.instance_id, g.name",
+        placeholders.join(", ")
+    );
+    let groups: Vec<(String, String)> =
+        bind_all(sqlx::query_as(AssertSqlSafe(groups_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    Ok((nics, groups))
+}
+
+/// Peers and NIC counts of these networks, in two queries whatever their number, in the
+/// caller's transaction or on any connection.
+pub async fn network_details_in(conn: &mut AnyConnection, ids: &[String]) -> Result<NetworkDetails> {
+    if ids.is_empty() {
+        return Ok(NetworkDetails::default());
+    }
+    let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
+    let list = placeholders(1, ids.len());
+    let peers_sql = format!(
+        "SELECT p.network_a, w.name FROM network_peers p JOIN networks w ON w.id = p.network_b WHERE p.network_a IN ({list}) \
+         UNION ALL \
+         SELECT p.network_b, w.name FROM network_peers p JOIN networks w ON w.id = p.network_a WHERE p.network_b IN ({list}) \
+         ORDER BY 2"
+    );
+    let peers = bind_all(sqlx::query_as(AssertSqlSafe(peers_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    let nics_sql =
+        format!("SELECT network_id, COUNT(*) FROM instance_nics WHERE network_id IN ({list}) GROUP BY network_id");
+    let nics = bind_all(sqlx::query_as(AssertSqlSafe(nics_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    Ok(NetworkDetails { peers, nics })
+}
+
+/// Rules, member counts and referenced group names of these groups, in three queries, in
+/// the caller's transaction or on any connection.
+pub async fn group_details_in(conn: &mut AnyConnection, ids: &[String]) -> Result<GroupDetails> {
+    if ids.is_empty() {
+        return Ok(GroupDetails::default());
+    }
+    let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
+    let list = placeholders(1, ids.len());
+    let rules_sql =
+        format!("SELECT {RULE_COLUMNS} FROM security_group_rules WHERE group_id IN ({list}) ORDER BY created_at, id");
+    let rules = bind_all(sqlx::query_as(AssertSqlSafe(rules_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    let members_sql =
+        format!("SELECT group_id, COUNT(*) FROM instance_security_groups WHERE group_id IN ({list}) GROUP BY group_id");
+    let members = bind_all(sqlx::query_as(AssertSqlSafe(members_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    let names_sql = format!(
+        "SELECT id, name FROM security_groups WHERE id IN \
+         (SELECT remote_group_id FROM security_group_rules WHERE group_id IN ({list}))"
+    );
+    let remote_names =
+        bind_all(sqlx::query_as(AssertSqlSafe(names_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    Ok(GroupDetails { rules, members, remote_names })
 }

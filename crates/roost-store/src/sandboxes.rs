@@ -18,6 +18,8 @@ pub struct SandboxKeyRow {
     pub creates_per_minute: i64,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// When the key stops working (a key made with an expiring token ends with it).
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -46,8 +48,8 @@ pub struct LiveSandbox {
     pub instance_kind: Option<String>,
 }
 
-const KEY_COLUMNS: &str =
-    "id, project_id, user_id, name, prefix, key_hash, max_sandboxes, creates_per_minute, created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, project_id, user_id, name, prefix, key_hash, max_sandboxes, creates_per_minute, \
+                           created_at, revoked_at, expires_at";
 const COLUMNS: &str = "id, project_id, key_id, instance_id, template, metadata, cpus_milli, memory_bytes, \
                        started_at, expires_at, ended_at, commands";
 
@@ -71,7 +73,7 @@ pub async fn update_key(
 
 pub async fn insert_key(conn: &mut AnyConnection, k: &SandboxKeyRow) -> Result<()> {
     sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO sandbox_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        "INSERT INTO sandbox_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     )))
     .bind(&k.id)
     .bind(&k.project_id)
@@ -83,10 +85,21 @@ pub async fn insert_key(conn: &mut AnyConnection, k: &SandboxKeyRow) -> Result<(
     .bind(k.creates_per_minute)
     .bind(k.created_at)
     .bind(k.revoked_at)
+    .bind(k.expires_at)
     .execute(conn)
     .await
     .map_err(StoreError::from_write)?;
     Ok(())
+}
+
+/// Revokes a live key; false when there was none (unknown or revoked already).
+pub async fn revoke_key(conn: &mut AnyConnection, id: &str, at: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE sandbox_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(at)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 pub async fn insert(conn: &mut AnyConnection, s: &SandboxRow) -> Result<()> {

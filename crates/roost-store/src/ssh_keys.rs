@@ -14,6 +14,10 @@ pub struct SshKeyRow {
     pub public_key: String,
     pub fingerprint: String,
     pub created_at: i64,
+    /// The one project whose instances may get it (made with a project-restricted token).
+    pub project_id: Option<String>,
+    /// After this it is no longer put into new instances (made with an expiring token).
+    pub expires_at: Option<i64>,
 }
 
 pub const SORT_KEYS: &[SortKey] =
@@ -28,6 +32,8 @@ impl SshKeyRow {
             fingerprint: self.fingerprint.clone(),
             user_id: self.user_id.clone(),
             created_at: to_time(self.created_at),
+            project_id: self.project_id.clone(),
+            expires_at: self.expires_at.map(to_time),
         }
     }
 
@@ -40,21 +46,21 @@ impl SshKeyRow {
     }
 }
 
-const COLUMNS: &str = "id, user_id, name, public_key, fingerprint, created_at";
+const COLUMNS: &str = "id, user_id, name, public_key, fingerprint, created_at, project_id, expires_at";
 
 pub async fn insert(conn: &mut AnyConnection, k: &SshKeyRow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO ssh_keys (id, user_id, name, public_key, fingerprint, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&k.id)
-    .bind(&k.user_id)
-    .bind(&k.name)
-    .bind(&k.public_key)
-    .bind(&k.fingerprint)
-    .bind(k.created_at)
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    sqlx::query(AssertSqlSafe(format!("INSERT INTO ssh_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")))
+        .bind(&k.id)
+        .bind(&k.user_id)
+        .bind(&k.name)
+        .bind(&k.public_key)
+        .bind(&k.fingerprint)
+        .bind(k.created_at)
+        .bind(&k.project_id)
+        .bind(k.expires_at)
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
     Ok(())
 }
 

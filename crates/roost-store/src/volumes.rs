@@ -115,6 +115,20 @@ pub async fn volume(conn: &mut AnyConnection, id: &str) -> Result<Option<VolumeR
         .await?)
 }
 
+pub async fn snapshot(conn: &mut AnyConnection, id: &str) -> Result<Option<SnapshotRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn policy(conn: &mut AnyConnection, id: &str) -> Result<Option<PolicyRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {POLICY_COLUMNS} FROM backup_policies WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
 pub async fn set_size(conn: &mut AnyConnection, id: &str, size: i64, now: i64) -> Result<()> {
     sqlx::query("UPDATE volumes SET size_bytes = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
@@ -526,10 +540,8 @@ impl Store {
     }
 
     pub async fn cloned_from(&self, instance_id: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT cloned_from FROM instance_lineage WHERE instance_id = $1")
-            .bind(instance_id)
-            .fetch_optional(self.pool())
-            .await?)
+        let mut conn = self.pool().acquire().await?;
+        cloned_from_in(&mut conn, instance_id).await
     }
 
     /// Every snapshot id (the reconciler removes snapshot files without a row).
@@ -562,4 +574,12 @@ impl Store {
         sql.push_str(" ORDER BY created_at, id");
         Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
     }
+}
+
+/// The instance an instance was cloned from, if any.
+pub async fn cloned_from_in(conn: &mut AnyConnection, instance_id: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT cloned_from FROM instance_lineage WHERE instance_id = $1")
+        .bind(instance_id)
+        .fetch_optional(conn)
+        .await?)
 }

@@ -12,6 +12,11 @@ use roost_store::{Backend, SortKey, Store, StoreError};
 
 /// A fresh database on the test PostgreSQL server.
 async fn postgres_store() -> Store {
+    Store::open(&postgres_url().await).await.expect("open the PostgreSQL store")
+}
+
+/// A fresh, empty database on the test PostgreSQL server: its URL.
+async fn postgres_url() -> String {
     let base = std::env::var("ROOST_TEST_POSTGRES").unwrap_or_else(|_| {
         panic!(
             "ROOST_TEST_POSTGRES is not set: the store suite needs a PostgreSQL server (Debian package \
@@ -22,11 +27,88 @@ async fn postgres_store() -> Store {
     let admin = roost_store::raw_pool(&base).await.expect("connect to the test PostgreSQL server");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
     admin.close().await;
-    let url = match base.rfind('/') {
+    match base.rfind('/') {
         Some(i) => format!("{}/{name}", &base[..i]),
         None => panic!("ROOST_TEST_POSTGRES has no database part: {base}"),
+    }
+}
+
+/// Keys limited to buckets by name before migration 0013 are limited by id after it: to
+/// the buckets that had those names, and a key whose buckets were all gone to nothing.
+async fn bucket_limits_become_ids(url: &str, migrations: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(migrations);
+    let mut before = sqlx::migrate::Migrator::new(dir.as_path()).await.expect("read the migrations");
+    before.migrations = std::borrow::Cow::Owned(before.migrations.iter().filter(|m| m.version < 13).cloned().collect());
+    let pool = roost_store::raw_pool(url).await.unwrap();
+    before.run(&pool).await.expect("the migrations before 0013");
+    let mut conn = pool.acquire().await.unwrap();
+    roost_store::users::insert(&mut conn, &user("usr-alice0000000", "alice")).await.unwrap();
+    let project = roost_store::projects::ProjectRow {
+        id: "prj-aaaaaaaaaaaa".into(),
+        name: "a".into(),
+        description: None,
+        created_at: 1_000,
+        updated_at: 1_000,
     };
-    Store::open(&url).await.expect("open the PostgreSQL store")
+    roost_store::projects::insert(&mut conn, &project).await.unwrap();
+    for (id, name) in [("bkt-photos000000", "photos"), ("bkt-other0000000", "other")] {
+        let bucket = roost_store::buckets::BucketRow {
+            id: id.into(),
+            name: name.into(),
+            project_id: project.id.clone(),
+            policy: None,
+            public_read: 0,
+            cors: None,
+            lifecycle: None,
+            versioning: None,
+            created_by: None,
+            created_at: 1_000,
+        };
+        roost_store::buckets::insert_bucket(&mut conn, &bucket).await.unwrap();
+    }
+    for (id, buckets) in
+        [("RKBOTH", Some(r#"["photos","other"]"#)), ("RKGONE", Some(r#"["deleted"]"#)), ("RKALL", None)]
+    {
+        sqlx::query(
+            "INSERT INTO s3_keys (id, user_id, description, secret_enc, buckets, read_only, created_at) \
+             VALUES ($1, 'usr-alice0000000', NULL, '00', $2, 0, 1000)",
+        )
+        .bind(id)
+        .bind(buckets)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    pool.close().await;
+    let store = Store::open(url).await.expect("the remaining migrations");
+    let limit = |id: &'static str| {
+        let store = &store;
+        async move {
+            let key = store.s3_key(id).await.unwrap().unwrap();
+            key.bucket_id_limit().map(|mut ids| {
+                ids.sort();
+                ids
+            })
+        }
+    };
+    assert_eq!(limit("RKBOTH").await, Some(vec!["bkt-other0000000".to_string(), "bkt-photos000000".to_string()]));
+    assert_eq!(limit("RKGONE").await, Some(vec![]), "limited to nothing");
+    assert_eq!(limit("RKALL").await, None, "not limited");
+    assert_eq!(store.s3_key("RKBOTH").await.unwrap().unwrap().bucket_names(), ["photos", "other"], "names kept");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn bucket_limits_become_ids_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("roost.db").display());
+    bucket_limits_become_ids(&url, "sqlite").await;
+}
+
+#[tokio::test]
+async fn bucket_limits_become_ids_on_postgres() {
+    bucket_limits_become_ids(&postgres_url().await, "postgres").await;
 }
 
 async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
@@ -71,10 +153,76 @@ async fn suite(store: &Store) {
     meta(store).await;
     presign_keys(store).await;
     concurrent_writes(store).await;
+    event_log(store).await;
+    task_leases(store).await;
+}
+
+fn new_event(kind: &str, id: &str) -> roost_store::events::NewEvent {
+    roost_store::events::NewEvent {
+        time: roost_store::now_ms(),
+        kind: kind.into(),
+        resource_type: "token".into(),
+        resource_id: id.into(),
+        audience: "user:usr-a".into(),
+        data: Some(format!("{{\"id\":\"{id}\"}}")),
+    }
+}
+
+/// Events land with their transaction or not at all, in sequence order without gaps,
+/// also when many transactions append at once; pruning keeps the newest.
+async fn event_log(store: &Store) {
+    use roost_store::events;
+    let start = store.last_event_seq().await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    let seqs = events::append(
+        tx.conn(),
+        store.backend(),
+        &[new_event("token.created", "tok-e1"), new_event("token.deleted", "tok-e1")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(seqs, vec![start + 1, start + 2]);
+    tx.commit().await.unwrap();
+    // A rolled-back transaction leaves no event and takes no number.
+    let mut tx = store.write().await.unwrap();
+    events::append(tx.conn(), store.backend(), &[new_event("token.created", "tok-rolled-back")]).await.unwrap();
+    drop(tx);
+    assert_eq!(store.last_event_seq().await.unwrap(), start + 2);
+    let rows = store.events_after(start, 100).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.resource_id.as_str()).collect::<Vec<_>>(), ["tok-e1", "tok-e1"]);
+    assert_eq!(rows[0].kind, "token.created");
+    assert_eq!(rows[0].audience, "user:usr-a");
+
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.write().await.unwrap();
+            events::append(tx.conn(), store.backend(), &[new_event("token.created", &format!("tok-p{i}"))])
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rows = store.events_after(start, 1000).await.unwrap();
+    assert_eq!(rows.len(), 32);
+    for pair in rows.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1, "no gaps");
+    }
+    assert_eq!(store.last_event_seq().await.unwrap(), start + 32);
+
+    // Everything is older than "now + 1s"; the newest 5 stay.
+    let pruned = store.prune_events(roost_store::now_ms() + 1000, 5).await.unwrap();
+    assert!(pruned >= 27, "{pruned}");
+    assert_eq!(store.first_event_seq().await.unwrap(), Some(start + 28));
+    assert_eq!(store.events_after(0, 1000).await.unwrap().len(), 5);
 }
 
 /// A bucket's presign keys (described `presign:<bucket>:…` and limited to exactly that
-/// bucket) are deleted with it; every other key stays.
+/// bucket, by id) are deleted with it; every other key stays.
 async fn presign_keys(store: &Store) {
     use roost_store::buckets::S3KeyRow;
     let key = |id: &str, description: &str, buckets: Option<&str>| S3KeyRow {
@@ -82,24 +230,27 @@ async fn presign_keys(store: &Store) {
         user_id: "usr-alice0000000".into(),
         description: Some(description.into()),
         secret_enc: "00".into(),
-        buckets: buckets.map(String::from),
+        buckets: None,
         read_only: 1,
         created_at: 1_000,
         last_used_at: None,
+        expires_at: None,
+        project_id: None,
+        bucket_ids: buckets.map(String::from),
     };
     let mut tx = store.write().await.unwrap();
     for k in [
-        key("RKREAD", "presign:photos:read", Some(r#"["photos"]"#)),
-        key("RKWRITE", "presign:photos:write", Some(r#"["photos"]"#)),
+        key("RKREAD", "presign:photos:read", Some(r#"["bkt-photos000000"]"#)),
+        key("RKWRITE", "presign:photos:write", Some(r#"["bkt-photos000000"]"#)),
         key("RKOLD", "presign", None),
-        key("RKWIDER", "presign:photos:read", Some(r#"["photos","other"]"#)),
-        key("RKOTHER", "presign:other:read", Some(r#"["other"]"#)),
+        key("RKWIDER", "presign:photos:read", Some(r#"["bkt-photos000000","bkt-other0000000"]"#)),
+        key("RKOTHER", "presign:other:read", Some(r#"["bkt-other0000000"]"#)),
     ] {
         roost_store::buckets::insert_s3_key(tx.conn(), &k).await.unwrap();
     }
     let descriptions = ["presign:photos:read".to_string(), "presign:photos:write".to_string()];
     let mut gone =
-        roost_store::buckets::delete_keys_of_bucket(tx.conn(), &descriptions, r#"["photos"]"#).await.unwrap();
+        roost_store::buckets::delete_keys_of_bucket(tx.conn(), &descriptions, r#"["bkt-photos000000"]"#).await.unwrap();
     tx.commit().await.unwrap();
     gone.sort();
     assert_eq!(gone, ["RKREAD", "RKWRITE"]);
@@ -384,4 +535,68 @@ async fn concurrent_writes(store: &Store) {
         assert_eq!(pair[1].prev_hash, pair[0].hash);
         assert_eq!(pair[1].seq, pair[0].seq + 1);
     }
+}
+
+/// A task's lease: one holder at a time, taken over once expired, renewed by a recorded
+/// run, released at shutdown; a run asked of any server reaches the holder.
+async fn task_leases(store: &Store) {
+    use roost_store::tasks::TaskRunRecord;
+    let take = |server: &'static str, now: i64| async move {
+        store.acquire_task_lease("sweep", "sweeps", 5000, server, now, now + 30_000).await.unwrap()
+    };
+    let request = |at: i64| async move {
+        let mut tx = store.write().await.unwrap();
+        let known = roost_store::tasks::request_run(tx.conn(), "sweep", at).await.unwrap();
+        tx.commit().await.unwrap();
+        known
+    };
+    assert!(!request(1).await, "no row before a server took it");
+    assert!(take("srv-a", 1000).await.is_some(), "a free lease is taken");
+    assert!(take("srv-b", 2000).await.is_none(), "a held lease is refused");
+    assert!(take("srv-a", 3000).await.is_some(), "the holder renews");
+    let row = store.task("sweep").await.unwrap().unwrap();
+    assert_eq!((row.holder.as_deref(), row.lease_expires_at, row.runs), (Some("srv-a"), 33_000, 0));
+
+    // A run asked of another server shows in the holder's next renewal.
+    assert!(request(4000).await);
+    let run = TaskRunRecord {
+        server: "srv-a",
+        started_at: 5000,
+        elapsed_ms: 12,
+        ok: true,
+        details: r#"{"swept":3}"#,
+        next_run_at: 10_000,
+        lease_until: 40_000,
+    };
+    let held = store.record_task_run("sweep", &run).await.unwrap().expect("still srv-a's");
+    assert_eq!(held.wake_requested_at, Some(4000));
+    let row = store.task("sweep").await.unwrap().unwrap();
+    assert_eq!(
+        (row.runs, row.lease_expires_at, row.last_ok, row.last_details.as_deref()),
+        (1, 40_000, Some(1), Some(r#"{"swept":3}"#))
+    );
+
+    // Expired: another server takes it over; the old holder's late record keeps the
+    // status but not the lease.
+    assert!(take("srv-b", 39_999).await.is_none(), "not before it expires");
+    assert!(take("srv-b", 40_000).await.is_some(), "taken over once expired");
+    let late = TaskRunRecord { server: "srv-a", ok: false, details: "boom", lease_until: 90_000, ..run };
+    assert!(store.record_task_run("sweep", &late).await.unwrap().is_none(), "srv-a lost it");
+    let row = store.task("sweep").await.unwrap().unwrap();
+    assert_eq!((row.holder.as_deref(), row.lease_expires_at, row.runs), (Some("srv-b"), 70_000, 2));
+
+    // Released: free for anyone at once.
+    store.release_task_lease("sweep", "srv-a").await.unwrap();
+    assert_eq!(
+        store.task("sweep").await.unwrap().unwrap().holder.as_deref(),
+        Some("srv-b"),
+        "only the holder releases"
+    );
+    store.release_task_lease("sweep", "srv-b").await.unwrap();
+    assert!(take("srv-a", 41_000).await.is_some());
+    assert_eq!(store.tasks().await.unwrap().len(), 1);
+
+    // The next process on srv-a's data directory gives up whatever srv-a held.
+    assert_eq!(store.release_task_leases_of("srv-a").await.unwrap(), 1);
+    assert!(take("srv-c", 42_000).await.is_some(), "free at once, long before it would expire");
 }

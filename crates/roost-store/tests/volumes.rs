@@ -100,6 +100,7 @@ async fn suite(store: &Store) {
             created_at: 1,
             updated_at: 1,
             started_at: None,
+            capabilities_add: "[]".into(),
         };
         roost_store::instances::insert(c, &i).await.unwrap();
     }

@@ -37,6 +37,21 @@ pub struct ServerArgs {
     /// Login attempts allowed per client address per minute [env: ROOST_LOGIN_RATE_PER_MINUTE] [default: 10]
     #[arg(long, value_name = "N")]
     pub login_rate_per_minute: Option<String>,
+    /// Failed logins per account per 15 minutes before it waits (0: no limit) [env: ROOST_LOGIN_FAILURES_PER_ACCOUNT] [default: 10]
+    #[arg(long, value_name = "N")]
+    pub login_failures_per_account: Option<String>,
+    /// The URL people reach the API and console at, e.g. https://roost.example.com; https makes cookies Secure [env: ROOST_PUBLIC_URL] [default: none]
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Trust X-Forwarded-Proto and X-Forwarded-For from the peer (only behind a reverse proxy that sets them): on or off [env: ROOST_TRUST_PROXY] [default: off]
+    #[arg(long, value_name = "ON|OFF")]
+    pub trust_proxy: Option<String>,
+    /// Largest image upload (POST /v1/images/import), e.g. 10GiB [env: ROOST_IMAGE_IMPORT_MAX_SIZE] [default: 10GiB]
+    #[arg(long, value_name = "SIZE")]
+    pub image_import_max_size: Option<String>,
+    /// Most an imported image may unpack to, e.g. 40GiB [env: ROOST_IMAGE_IMPORT_MAX_UNPACKED] [default: 40GiB]
+    #[arg(long, value_name = "SIZE")]
+    pub image_import_max_unpacked: Option<String>,
     /// Mutating requests allowed per user per minute [env: ROOST_MUTATION_RATE_PER_MINUTE] [default: 600]
     #[arg(long, value_name = "N")]
     pub mutation_rate_per_minute: Option<String>,
@@ -79,9 +94,15 @@ pub struct ServerArgs {
     /// MicroVM accelerator: auto (KVM when a probe proves it works, else TCG), kvm, tcg [env: ROOST_ACCEL] [default: auto]
     #[arg(long, value_name = "MODE")]
     pub accel: Option<String>,
+    /// Containers in user namespaces: auto (where the host supports them), on (refuse to start without), off [env: ROOST_USERNS] [default: auto]
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
     /// Frozen sandboxes kept ready per template and project (0: off, every create starts cold) [env: ROOST_SANDBOX_POOL] [default: 0]
     #[arg(long, value_name = "N")]
     pub sandbox_pool: Option<String>,
+    /// How long a background task's lease lasts unrenewed: servers sharing a PostgreSQL store take over a dead server's tasks after this [env: ROOST_TASK_LEASE] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub task_lease: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +128,14 @@ pub struct ServerSettings {
     pub log_level: String,
     pub session_ttl: Duration,
     pub login_rate_per_minute: u32,
+    /// Failed logins per account per 15 minutes before it waits; 0: no limit.
+    pub login_failures_per_account: u32,
+    /// The URL people reach the API at (`https://…` makes cookies `Secure`).
+    pub public_url: Option<String>,
+    /// Whether X-Forwarded-Proto/-For from the peer are believed.
+    pub trust_proxy: bool,
+    pub image_import_max_size: u64,
+    pub image_import_max_unpacked: u64,
     pub mutation_rate_per_minute: u32,
     /// `None`: audit entries are kept forever.
     pub audit_retention: Option<Duration>,
@@ -124,10 +153,13 @@ pub struct ServerSettings {
     pub s3_public_url: Option<String>,
     pub s3_housekeeping_interval: Duration,
     pub accel: roost_node::drivers::vm::AccelChoice,
+    pub userns: roost_node::drivers::container::userns::UsernsMode,
     /// `None`: the E2B API is off.
     pub e2b_listen: Option<SocketAddr>,
     /// Warm pool size per (project, template); 0: off.
     pub sandbox_pool: u32,
+    /// Background-task lease length.
+    pub task_lease: Duration,
 }
 
 /// Every setting: the file key (the flag is `--` + key with `-`, the env var `ROOST_` +
@@ -140,6 +172,11 @@ const KEYS: &[&str] = &[
     "log_level",
     "session_ttl",
     "login_rate_per_minute",
+    "login_failures_per_account",
+    "public_url",
+    "trust_proxy",
+    "image_import_max_size",
+    "image_import_max_unpacked",
     "mutation_rate_per_minute",
     "audit_retention",
     "compute",
@@ -153,8 +190,10 @@ const KEYS: &[&str] = &[
     "s3_public_url",
     "s3_housekeeping_interval",
     "accel",
+    "userns",
     "e2b_listen",
     "sandbox_pool",
+    "task_lease",
 ];
 
 struct Sources<'a> {
@@ -266,6 +305,51 @@ impl ServerSettings {
             },
             None => 10,
         };
+        let login_failures_per_account = match s.get("login_failures_per_account", &args.login_failures_per_account) {
+            Some((v, src)) => match v.parse::<u32>() {
+                Ok(n) if n <= 10_000 => n,
+                _ => {
+                    return Err(invalid(
+                        "login_failures_per_account",
+                        &v,
+                        &src,
+                        "expected a whole number from 0 (no limit) to 10000",
+                    ));
+                }
+            },
+            None => 10,
+        };
+        let public_url = match s.get("public_url", &args.public_url) {
+            Some((v, _)) if v.is_empty() => None,
+            Some((v, src)) => {
+                let ok =
+                    url::Url::parse(&v).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                if !ok {
+                    return Err(invalid("public_url", &v, &src, "expected a URL like https://roost.example.com"));
+                }
+                Some(v.trim_end_matches('/').to_string())
+            }
+            None => None,
+        };
+        let trust_proxy = match s.get("trust_proxy", &args.trust_proxy) {
+            Some((v, src)) => match v.as_str() {
+                "on" | "true" | "yes" => true,
+                "off" | "false" | "no" => false,
+                _ => return Err(invalid("trust_proxy", &v, &src, "expected on or off")),
+            },
+            None => false,
+        };
+        let size = |key: &str, flag: &Option<String>, default: u64| -> anyhow::Result<u64> {
+            match s.get(key, flag) {
+                Some((v, src)) => match roost_api::parse_size(&v) {
+                    Some(n) if n >= 1 << 20 => Ok(n),
+                    _ => Err(invalid(key, &v, &src, "expected a size of at least 1MiB, like 10GiB or 512MiB")),
+                },
+                None => Ok(default),
+            }
+        };
+        let image_import_max_size = size("image_import_max_size", &args.image_import_max_size, 10 << 30)?;
+        let image_import_max_unpacked = size("image_import_max_unpacked", &args.image_import_max_unpacked, 40 << 30)?;
         let mutation_rate_per_minute = match s.get("mutation_rate_per_minute", &args.mutation_rate_per_minute) {
             Some((v, src)) => match v.parse::<u32>() {
                 Ok(n) if (1..=1_000_000).contains(&n) => n,
@@ -401,6 +485,10 @@ impl ServerSettings {
                 .ok_or_else(|| invalid("accel", &v, &src, "expected auto, kvm or tcg"))?,
             None => roost_node::drivers::vm::AccelChoice::Auto,
         };
+        let userns = match s.get("userns", &args.userns) {
+            Some((v, src)) => v.parse().map_err(|_| invalid("userns", &v, &src, "expected auto, on or off"))?,
+            None => roost_node::drivers::container::userns::UsernsMode::Auto,
+        };
         let e2b_listen = match s.get("e2b_listen", &args.e2b_listen) {
             Some((v, _)) if v == "off" => None,
             Some((v, src)) => Some(v.parse::<SocketAddr>().map_err(|_| {
@@ -415,9 +503,18 @@ impl ServerSettings {
             },
             None => 0,
         };
+        let task_lease = match s.get("task_lease", &args.task_lease) {
+            Some((v, src)) => match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(3600) => d,
+                _ => return Err(invalid("task_lease", &v, &src, "expected a duration from 1s to 1h, like 30s")),
+            },
+            None => Duration::from_secs(30),
+        };
         Ok(ServerSettings {
+            task_lease,
             sandbox_pool,
             accel,
+            userns,
             e2b_listen,
             s3_listen,
             s3_domain,
@@ -436,6 +533,11 @@ impl ServerSettings {
             log_level,
             session_ttl,
             login_rate_per_minute,
+            login_failures_per_account,
+            public_url,
+            trust_proxy,
+            image_import_max_size,
+            image_import_max_unpacked,
             mutation_rate_per_minute,
             audit_retention,
         })

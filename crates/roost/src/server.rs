@@ -14,6 +14,8 @@ use crate::config::{ComputeMode, LogFormat, ServerArgs, ServerSettings};
 
 /// In-flight requests get this long to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Running background-task activations get this long to finish after that.
+const TASKS_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let settings = ServerSettings::resolve(&args)?;
@@ -58,6 +60,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             data_dir: settings.data_dir.clone(),
             session_ttl: settings.session_ttl,
             login_per_minute: settings.login_rate_per_minute,
+            login_failures_per_account: settings.login_failures_per_account,
+            public_url: settings.public_url.clone(),
+            trust_proxy: settings.trust_proxy,
+            image_import_max_size: settings.image_import_max_size,
+            image_import_max_unpacked: settings.image_import_max_unpacked,
             mutations_per_minute: settings.mutation_rate_per_minute,
             audit_retention: settings.audit_retention,
             s3_endpoint: s3_endpoint.clone(),
@@ -66,9 +73,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 format!("http://{}", std::net::SocketAddr::new(ip, a.port()))
             }),
             s3_region: settings.s3_region.clone(),
+            task_lease: settings.task_lease,
         },
         shutdown.clone(),
     );
+    tracing::info!(server_id = %control.tasks().server_id(), "this server's id (background task leases name it)");
     control.recover().await?;
     // Every listener is bound before the node is attached: port forwards must know the
     // ports Roost really listens on (also when a setting says port 0).
@@ -114,8 +123,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     metrics::gauge!("roost_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 
     print_banner(addr, s3_endpoint.as_deref(), e2b_addr, &settings, &store_desc, created.as_deref(), from_env);
-    control.spawn_sandbox_reaper();
     control.set_sandbox_pool(settings.sandbox_pool);
+    control.start_tasks();
     {
         // The warm pool of an earlier run is not ours any more (it lived in memory).
         let control = control.clone();
@@ -141,7 +150,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         });
     }
 
-    control.spawn_housekeeping();
     if let Some(listener) = s3_listener {
         let s3_settings = roost_s3::S3Settings {
             domain: settings.s3_domain.clone(),
@@ -149,7 +157,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             housekeeping_every: settings.s3_housekeeping_interval,
         };
         let endpoint = roost_s3::Endpoint::new(control.clone(), &s3_settings).map_err(|e| anyhow::anyhow!(e))?;
-        endpoint.s3().spawn_housekeeping(s3_settings.housekeeping_every, shutdown.clone());
+        endpoint.s3().register_housekeeping(s3_settings.housekeeping_every);
         tokio::spawn(endpoint.serve(listener, shutdown.clone()));
     }
     let app = roost_http::app(roost_http::AppState { control: control.clone(), metrics });
@@ -171,6 +179,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             tracing::warn!("requests still running after {}s; stopping anyway", SHUTDOWN_GRACE.as_secs());
         }
     }
+    // Running activations finish and leases are given up, so another server sharing
+    // the store takes the tasks over at once.
+    control.tasks().stop(TASKS_GRACE).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -201,7 +212,14 @@ fn attach_compute(control: &Control, s: &ServerSettings, listeners: Vec<(u16, St
     // ROOST_EXEC_AGENT=off: containers keep the shell init and every exec is a `runc
     // exec` (for A/B measurements and as an escape hatch; see docs/performance.md).
     config.exec_agent = std::env::var("ROOST_EXEC_AGENT").map_or(true, |v| v != "off");
+    config.userns = s.userns;
     let driver = roost_node::drivers::container::ContainerDriver::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match driver.idmap() {
+        Some(map) => {
+            tracing::info!(uid = map.uid, gid = map.gid, count = map.count, "containers run in user namespaces")
+        }
+        None => tracing::info!("containers run without user namespaces"),
+    }
     let mut node = roost_control::node::Node::new(
         std::sync::Arc::new(driver),
         roost_node::images::ImageStore::new(s.data_dir.join("images")),

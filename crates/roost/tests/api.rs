@@ -660,3 +660,136 @@ async fn event_streams_end_with_their_credential_and_follow_membership() {
     let event = next_event(&mut events).await.unwrap().unwrap();
     assert_eq!((event.kind.as_str(), event.resource_id.as_str()), ("bucket.created", three.id.as_str()));
 }
+
+/// The session cookie (and the CSRF one) a login sets, by name.
+async fn login_cookies(server: &TestServer, forwarded_proto: Option<&str>) -> Vec<String> {
+    let http = common::http();
+    let mut req = http
+        .post(format!("{}/v1/auth/login", server.url))
+        .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}));
+    if let Some(proto) = forwarded_proto {
+        req = req.header("x-forwarded-proto", proto);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect()
+}
+
+fn secure(cookies: &[String]) -> Vec<bool> {
+    cookies.iter().map(|c| c.split(';').any(|attr| attr.trim().eq_ignore_ascii_case("secure"))).collect()
+}
+
+/// Behind TLS the cookies are `Secure`: when `public_url` is https, or when a trusted
+/// proxy (`trust_proxy`) says the request came over https. An untrusted
+/// `X-Forwarded-Proto` changes nothing.
+#[tokio::test]
+async fn session_cookies_are_secure_behind_https() {
+    let https = TestServer::start_with(ServerOptions {
+        env: vec![("ROOST_PUBLIC_URL".into(), "https://roost.example.com".into())],
+        ..Default::default()
+    });
+    let cookies = login_cookies(&https, None).await;
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert_eq!(secure(&cookies), [true, true], "{cookies:?}");
+
+    let proxied = TestServer::start_with(ServerOptions {
+        env: vec![("ROOST_TRUST_PROXY".into(), "on".into())],
+        ..Default::default()
+    });
+    assert_eq!(secure(&login_cookies(&proxied, Some("https")).await), [true, true]);
+    assert_eq!(secure(&login_cookies(&proxied, Some("http")).await), [false, false]);
+    assert_eq!(secure(&login_cookies(&proxied, None).await), [false, false]);
+
+    let plain = TestServer::start();
+    assert_eq!(secure(&login_cookies(&plain, Some("https")).await), [false, false], "an untrusted header");
+    assert_eq!(secure(&login_cookies(&plain, None).await), [false, false]);
+}
+
+/// Beside the per-address limit, each account takes 10 failed logins per 15 minutes;
+/// then it answers 429 with Retry-After, the right password included, alike for names
+/// that exist and names that do not. A successful login starts the count again.
+#[tokio::test]
+async fn login_failures_lock_the_account_for_a_while() {
+    let server = TestServer::start_with(ServerOptions {
+        args: vec!["--login-rate-per-minute".into(), "10000".into()],
+        ..Default::default()
+    });
+    let admin = server.admin().await;
+    for name in ["otto", "rita", "vera"] {
+        let req = roost_api::users::CreateUserRequest {
+            name: name.into(),
+            password: Some(format!("{name}-password")),
+            projects: Some(vec![]),
+            ..Default::default()
+        };
+        admin.create_user(&req).await.unwrap();
+    }
+    let http = common::http();
+    let attempt = |user: &str, password: &str| {
+        http.post(format!("{}/v1/auth/login", server.url))
+            .json(&serde_json::json!({"username": user, "password": password}))
+            .send()
+    };
+    let mut locked = Vec::new();
+    for user in ["otto", "ghost"] {
+        for i in 0..10 {
+            assert_eq!(attempt(user, "wrong-password").await.unwrap().status(), 401, "{user} attempt {i}");
+        }
+        let refused = attempt(user, &format!("{user}-password")).await.unwrap();
+        assert_eq!(refused.status(), 429, "{user}: the right password waits too");
+        let retry: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=15 * 60).contains(&retry), "{retry}");
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "rate_limited");
+        locked.push(body["error"]["message"].as_str().unwrap().to_string());
+    }
+    assert_eq!(locked[0], locked[1], "a locked account does not tell whether it exists");
+    assert!(!locked[0].contains("otto"), "{}", locked[0]);
+    // Other accounts are not affected.
+    assert_eq!(attempt("vera", "vera-password").await.unwrap().status(), 200);
+    // A success resets the count.
+    for _ in 0..9 {
+        assert_eq!(attempt("rita", "nope-nope").await.unwrap().status(), 401);
+    }
+    assert_eq!(attempt("rita", "rita-password").await.unwrap().status(), 200);
+    for _ in 0..9 {
+        assert_eq!(attempt("rita", "nope-nope").await.unwrap().status(), 401);
+    }
+    assert_eq!(attempt("rita", "rita-password").await.unwrap().status(), 200);
+    // The lock is audited.
+    let query =
+        roost_api::audit::AuditQuery { action: Some("auth.login".into()), limit: Some(500), ..Default::default() };
+    let audit = admin.list_audit(&query).await.unwrap();
+    assert!(audit.items.iter().any(|e| e.result.contains("locked")), "no locked login in the audit log");
+}
+
+/// Every `/v1` response carries headers that keep a browser from sniffing, framing or
+/// leaking it, whatever its status.
+#[tokio::test]
+async fn every_api_response_carries_security_headers() {
+    let server = TestServer::start();
+    let admin = server.admin().await;
+    let http = common::http();
+    let token = admin.token().unwrap().to_string();
+    for (path, auth) in
+        [("/v1/auth/whoami", true), ("/v1/auth/whoami", false), ("/v1/nope", true), ("/v1/images", true)]
+    {
+        let mut req = http.get(format!("{}{path}", server.url));
+        if auth {
+            req = req.bearer_auth(&token);
+        }
+        let r = req.send().await.unwrap();
+        let h = r.headers();
+        assert_eq!(h.get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{path}");
+        assert_eq!(h.get("referrer-policy").map(|v| v.to_str().unwrap()), Some("no-referrer"), "{path}");
+        assert_eq!(h.get("x-frame-options").map(|v| v.to_str().unwrap()), Some("DENY"), "{path}");
+        let csp = h.get("content-security-policy").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("sandbox"), "{path}: {csp}");
+    }
+    // The console keeps a policy that lets it run, and may not be framed either.
+    let console = http.get(format!("{}/", server.url)).send().await.unwrap();
+    let csp = console.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("sandbox"), "{csp}");
+    assert_eq!(console.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(console.headers()["x-frame-options"], "DENY");
+}

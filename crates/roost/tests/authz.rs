@@ -300,6 +300,11 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
         }
         ("GET", "/v1/events") => (case(route, None), ANY_USER),
         ("POST", "/v1/system/backups") => (case(route, None), with(ADMIN_WRITE, 202)),
+        ("GET", "/v1/system/tasks") => (case(route, None), ADMIN_READ),
+        ("GET", "/v1/system/tasks/{name}") => (case("/v1/system/tasks/housekeeping", None), ADMIN_READ),
+        ("POST", "/v1/system/tasks/{name}/run") => {
+            (case("/v1/system/tasks/housekeeping/run", None), with(ADMIN_WRITE, 202))
+        }
         ("GET", "/v1/users") => (case(route, None), ANY_USER),
         ("POST", "/v1/users") => {
             (case(route, Some(json!({"name": w.fresh("user"), "projects": []}))), with(ADMIN_WRITE, 201))
@@ -642,6 +647,17 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
             let body = json!({"name": w.fresh("sbk"), "project": "team-a"});
             (case(route, Some(body)), [401, 403, 201, 201, 404, 401, 403])
         }
+        // A key otto (operator in team-a) made: he or an admin may revoke it; others who
+        // see it may not.
+        ("DELETE", "/v1/sandbox-keys/{id}") => {
+            let req = roost_api::sandboxes::CreateSandboxKeyRequest {
+                name: w.fresh("sbk"),
+                project: Some("team-a".into()),
+                ..Default::default()
+            };
+            let key = w.client_of("operator").unwrap().create_sandbox_key(&req).await.unwrap();
+            (case(format!("/v1/sandbox-keys/{}", key.key.id), None), [401, 403, 204, 204, 404, 401, 403])
+        }
         ("GET", "/v1/sandboxes") | ("GET", "/v1/sandbox-usage") => (case(route, None), ANY_USER),
         ("GET", "/v1/sandbox-pool") => (case(route, None), ANY_USER),
         // A create that passes the checks finds no such template (`base` is builtin and
@@ -829,4 +845,102 @@ async fn every_route_answers_every_caller_as_the_matrix_says() {
         doc["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
     assert_eq!(checked, operations * CELLS.len(), "every operation ran for every caller");
     common::remove_test_network(18).await;
+}
+
+/// A user, logged in: `role` server-wide, with these project memberships.
+async fn member(server: &TestServer, admin: &Client, name: &str, role: Role, memberships: &[(&str, Role)]) -> Client {
+    let password = format!("{name}-password");
+    let req = CreateUserRequest {
+        name: name.into(),
+        role: Some(role),
+        password: Some(password.clone()),
+        projects: Some(vec![]),
+        ..Default::default()
+    };
+    admin.create_user(&req).await.unwrap();
+    for (project, role) in memberships {
+        admin.set_member(project, name, *role).await.unwrap();
+    }
+    let session = server.anonymous().login(name, &password).await.unwrap();
+    Client::new(&server.url, Some(session.token)).unwrap()
+}
+
+fn status_of(e: &roost_client::ClientError) -> u16 {
+    e.status().map(|s| s.as_u16()).unwrap_or(0)
+}
+
+/// An operator of team-a who only views team-b cannot put team-a's volume into team-b's
+/// running instance, whichever way the instance is named: the volume and the instance
+/// must be in one project, and the caller must be able to change that project.
+#[tokio::test]
+async fn a_volume_is_attached_only_within_its_project() {
+    let server = TestServer::start_with(ServerOptions::compute(42));
+    let admin = server.admin().await;
+    for name in ["team-a", "team-b"] {
+        admin.create_project(&CreateProjectRequest { name: name.into(), description: None }).await.unwrap();
+    }
+    let otto =
+        member(&server, &admin, "otto", Role::Operator, &[("team-a", Role::Operator), ("team-b", Role::Viewer)]).await;
+    let victim = roost_api::instances::CreateInstanceRequest {
+        name: "victim".into(),
+        image: "busybox".into(),
+        project: Some("team-b".into()),
+        memory_bytes: Some(32 << 20),
+        ..Default::default()
+    };
+    let victim = admin.create_instance(&victim).await.unwrap().instance;
+    admin
+        .wait_instance(&victim.id, roost_api::instances::InstanceStatus::Running, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let volume = roost_api::volumes::CreateVolumeRequest {
+        name: "keys".into(),
+        size_bytes: Some(16 << 20),
+        project: Some("team-a".into()),
+        ..Default::default()
+    };
+    otto.create_volume(&volume).await.unwrap();
+    // By the instance's id (the name does not resolve in team-a), with and without the project.
+    for project in [Some("team-a"), None] {
+        let req = roost_api::volumes::AttachVolumeRequest {
+            instance: victim.id.clone(),
+            path: "/root/.ssh".into(),
+            read_only: None,
+        };
+        let err = otto.attach_volume("keys", &req, project).await.expect_err("attached into team-b");
+        assert!(matches!(status_of(&err), 400 | 403 | 404), "{err}");
+    }
+    let shown = admin.get_volume("keys", Some("team-a")).await.unwrap();
+    assert!(shown.instance_id.is_none(), "the volume is attached: {shown:?}");
+    // Nor at create: an instance in team-b with team-a's volume (otto may not create in
+    // team-b at all; the admin may, but not with another project's volume).
+    let mut with_volume = roost_api::instances::CreateInstanceRequest {
+        name: "borrower".into(),
+        image: "busybox".into(),
+        project: Some("team-b".into()),
+        start: Some(false),
+        memory_bytes: Some(32 << 20),
+        ..Default::default()
+    };
+    with_volume.volumes = vec![roost_api::volumes::VolumeMountRequest {
+        volume: shown.id.clone(),
+        path: "/data".into(),
+        read_only: None,
+    }];
+    let err = admin.create_instance(&with_volume).await.expect_err("another project's volume at create");
+    assert_eq!(status_of(&err), 400, "{err}");
+    // Within team-a it works as before.
+    let own = roost_api::instances::CreateInstanceRequest {
+        name: "own".into(),
+        image: "busybox".into(),
+        project: Some("team-a".into()),
+        start: Some(false),
+        memory_bytes: Some(32 << 20),
+        ..Default::default()
+    };
+    let own = otto.create_instance(&own).await.unwrap().instance;
+    let req =
+        roost_api::volumes::AttachVolumeRequest { instance: own.id.clone(), path: "/data".into(), read_only: None };
+    otto.attach_volume("keys", &req, Some("team-a")).await.unwrap();
+    common::remove_test_network(42).await;
 }

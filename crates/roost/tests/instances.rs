@@ -444,11 +444,21 @@ fn the_cli_runs_instances() {
 async fn instances_reach_each_other_and_are_sampled() {
     let server = TestServer::start_with(ServerOptions::compute(19));
     let admin = server.admin().await;
-    let a = running(&admin, busybox("a")).await;
+    // Raw sockets (busybox's ping) are for instances that ask for NET_RAW.
+    let a = running(&admin, CreateInstanceRequest { capabilities_add: vec!["NET_RAW".into()], ..busybox("a") }).await;
+    assert_eq!(a.capabilities_add, vec!["NET_RAW".to_string()]);
     let b = running(&admin, busybox("b")).await;
     let b_ip = b.ip.clone().unwrap();
     let out = exec(&admin, "a", &["ping", "-c", "1", "-W", "2", &b_ip]).await;
     assert_eq!(out.code, 0, "a cannot reach b: {}", String::from_utf8_lossy(&out.stdout));
+    let a_ip = a.ip.clone().unwrap();
+    let out = exec(&admin, "b", &["ping", "-c", "1", "-W", "2", &a_ip]).await;
+    assert_ne!(out.code, 0, "b has no NET_RAW");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The default route goes through the bridge, and egress is masqueraded.
     let route = exec(&admin, "a", &["ip", "route"]).await;
     assert!(
@@ -506,4 +516,249 @@ fn debian_images_build_offline_from_packages_and_run() {
     let out = server.cli(&["image", "build", "bad", "--from", "ubuntu:noble"], None, &[]);
     assert!(!out.status.success() && stderr(&out).contains("debian:<suite>"), "{}", stderr(&out));
     tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(20));
+}
+
+/// A root filesystem tarball with one file of `size` bytes (zeros), stored whole.
+fn tarball_with(name: &str, size: usize) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, vec![0u8; size]).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.sparse(false);
+    tar.append_path_with_name(&file, name).unwrap();
+    tar.into_inner().unwrap()
+}
+
+/// The same with the file stored as a GNU sparse entry: a few bytes in the archive that
+/// unpack to `size`.
+fn sparse_tarball_with(name: &str, size: usize) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::File::create(&file).unwrap().set_len(size as u64).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.sparse(true);
+    tar.append_path_with_name(&file, name).unwrap();
+    tar.into_inner().unwrap()
+}
+
+/// `gzip -c` of the bytes (Debian package 'gzip').
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip runs (Debian package 'gzip')");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+async fn user_in(server: &TestServer, admin: &Client, name: &str, memberships: &[(&str, Role)]) -> Client {
+    let req = CreateUserRequest {
+        name: name.into(),
+        role: Some(Role::Operator),
+        password: Some(format!("{name}-password")),
+        projects: Some(vec![]),
+        ..Default::default()
+    };
+    admin.create_user(&req).await.unwrap();
+    for (project, role) in memberships {
+        admin.set_member(project, name, *role).await.unwrap();
+    }
+    let token = server.anonymous().login(name, &format!("{name}-password")).await.unwrap().token;
+    Client::new(&server.url, Some(token)).unwrap()
+}
+
+/// A tenant's image never stands in for a builtin one or for another project's: builtin
+/// names are reserved, and an image name resolves in the project an instance or
+/// sandbox is made in (plus the builtins), even for an admin who sees every project.
+#[tokio::test]
+async fn image_names_resolve_in_the_target_project_and_builtin_names_are_reserved() {
+    let server = TestServer::start_with(ServerOptions::compute(43));
+    let admin = server.admin().await;
+    for name in ["team-a", "team-b"] {
+        admin.create_project(&CreateProjectRequest { name: name.into(), description: None }).await.unwrap();
+    }
+    let olga = user_in(&server, &admin, "olga", &[("team-b", Role::Operator)]).await;
+    let tiny = || reqwest::Body::from(tarball_with("hello", 2));
+    // Builtin names are taken, whatever the way an image is made.
+    for name in ["busybox", "base", "code-interpreter-v1"] {
+        let err = olga.import_image(name, Some("team-b"), tiny()).await.expect_err(name);
+        assert_eq!(status(&err), 409, "import {name}: {err}");
+        let build = roost_api::images::BuildImageRequest {
+            name: name.into(),
+            from: "debian:bookworm".into(),
+            packages: vec![],
+            project: Some("team-b".into()),
+        };
+        let err = olga.build_image(&build).await.expect_err(name);
+        assert_eq!(status(&err), 409, "build {name}: {err}");
+        let template = roost_api::sandbox_templates::BuildSandboxTemplateRequest {
+            name: name.into(),
+            from: Some("busybox".into()),
+            run: vec!["true".into()],
+            project: Some("team-b".into()),
+        };
+        let err = olga.build_sandbox_template(&template).await.expect_err(name);
+        assert_eq!(status(&err), 409, "template {name}: {err}");
+    }
+    let images = olga.list_images(Some("team-b")).await.unwrap();
+    let named: Vec<_> = images.iter().filter(|i| i.name == "busybox").collect();
+    assert_eq!(named.len(), 1, "{images:?}");
+    assert!(named[0].project_id.is_none(), "the builtin: {images:?}");
+
+    // team-b's own image is team-b's alone.
+    let tool = olga.import_image("tool", Some("team-b"), tiny()).await.unwrap();
+    for image in ["tool", tool.id.as_str()] {
+        let name = format!("uses-{}", image.len());
+        let req = CreateInstanceRequest { project: Some("team-a".into()), start: Some(false), ..busybox(&name) };
+        let req = CreateInstanceRequest { image: image.into(), ..req };
+        let err = admin.create_instance(&req).await.expect_err("another project's image");
+        assert_eq!(status(&err), 400, "{image}: {err}");
+        let sandbox = roost_api::sandboxes::CreateSandboxRequest {
+            template: Some(image.into()),
+            project: Some("team-a".into()),
+            ..Default::default()
+        };
+        let err = admin.create_sandbox(&sandbox).await.expect_err("another project's template");
+        assert_eq!(status(&err), 404, "{image}: {err}");
+    }
+    assert!(!admin.list_images(Some("team-a")).await.unwrap().iter().any(|i| i.name == "tool"));
+    // In its own project it works, for its members and for the admin.
+    let req = CreateInstanceRequest { project: Some("team-b".into()), start: Some(false), ..busybox("tooled") };
+    let req = CreateInstanceRequest { image: "tool".into(), ..req };
+    let made = admin.create_instance(&req).await.unwrap();
+    assert_eq!(made.instance.image, "tool");
+    // And busybox is the builtin everywhere.
+    let req = CreateInstanceRequest { project: Some("team-b".into()), start: Some(false), ..busybox("plain") };
+    let made = olga.create_instance(&req).await.unwrap();
+    let builtin = admin.get_image("busybox").await.unwrap();
+    assert!(builtin.project_id.is_none());
+    assert_eq!(made.instance.image, "busybox");
+    common::remove_test_network(43).await;
+}
+
+/// An import is authorized before its body is read (a stranger's upload is refused while
+/// it is still being sent), and both what is sent and what it unpacks to are capped: too
+/// much is a 413 that leaves nothing behind.
+#[tokio::test]
+async fn image_imports_are_authorized_first_and_capped() {
+    let mut opts = ServerOptions::compute(44);
+    opts.env.push(("ROOST_IMAGE_IMPORT_MAX_SIZE".into(), "1MiB".into()));
+    opts.env.push(("ROOST_IMAGE_IMPORT_MAX_UNPACKED".into(), "8MiB".into()));
+    let server = TestServer::start_with(opts);
+    let admin = server.admin().await;
+    admin.create_project(&CreateProjectRequest { name: "team-a".into(), description: None }).await.unwrap();
+    let vera = user_in(&server, &admin, "vera", &[("team-a", Role::Viewer)]).await;
+    let olga = user_in(&server, &admin, "olga", &[]).await;
+    let leftovers = || {
+        let mut found = Vec::new();
+        for dir in ["tmp", "images/tmp"] {
+            if let Ok(entries) = std::fs::read_dir(server.data_path().join(dir)) {
+                found.extend(entries.map(|e| format!("{dir}/{}", e.unwrap().file_name().to_string_lossy())));
+            }
+        }
+        found
+    };
+
+    // A body that never ends: only an answer given before reading it can arrive.
+    for (who, expected) in [(&olga, 404), (&vera, 403)] {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+        tx.send(Ok(vec![0u8; 64 * 1024])).await.unwrap();
+        let body = reqwest::Body::wrap_stream(tokio_stream_of(rx));
+        let sent = tokio::time::timeout(Duration::from_secs(60), who.import_image("stream", Some("team-a"), body))
+            .await
+            .expect("no answer while the body was still being sent: the upload was read before the check");
+        let err = sent.expect_err("refused");
+        assert_eq!(status(&err), expected, "{err}");
+        drop(tx);
+    }
+
+    // Over the upload cap: 413, nothing kept.
+    let big = tarball_with("big", 2 << 20);
+    let err = admin
+        .import_image("big", Some("team-a"), reqwest::Body::from(big))
+        .await
+        .map(|i| panic!("over the cap, yet imported: {i:?}\n{}", server.output()))
+        .unwrap_err();
+    assert_eq!(status(&err), 413, "{err}");
+    assert_eq!(code_of(&err), ErrorCode::PayloadTooLarge);
+    // A decompression bomb: 64 MiB of zeros in a few kilobytes.
+    let bomb = gzip(&tarball_with("zeros", 64 << 20));
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    let err = admin.import_image("bomb", Some("team-a"), reqwest::Body::from(bomb)).await.expect_err("a bomb");
+    assert_eq!(status(&err), 413, "{err}");
+    assert!(err.to_string().contains("unpack"), "{err}");
+    // A sparse entry: tiny in the archive, 64 MiB on disk.
+    let sparse = sparse_tarball_with("holes", 64 << 20);
+    assert!(sparse.len() < 64 << 10, "{}", sparse.len());
+    let err = admin.import_image("holes", Some("team-a"), reqwest::Body::from(sparse)).await.expect_err("sparse");
+    assert_eq!(status(&err), 413, "{err}");
+    assert!(leftovers().is_empty(), "left behind: {:?}", leftovers());
+    let names: Vec<String> = admin.list_images(Some("team-a")).await.unwrap().into_iter().map(|i| i.name).collect();
+    assert!(!names.iter().any(|n| ["big", "bomb", "holes"].contains(&n.as_str())), "{names:?}");
+    // Within the caps an import works as before.
+    let fine = gzip(&tarball_with("fine", 4 << 20));
+    admin.import_image("fine", Some("team-a"), reqwest::Body::from(fine)).await.unwrap();
+    assert!(leftovers().is_empty(), "left behind: {:?}", leftovers());
+    common::remove_test_network(44).await;
+}
+
+fn code_of(err: &ClientError) -> ErrorCode {
+    err.body().map(|b| b.code).unwrap_or(ErrorCode::Unknown)
+}
+
+/// The receiving end of a channel as a stream (for a request body sent bit by bit).
+fn tokio_stream_of(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// An SSH key made with a token restricted to one project goes only into that project's
+/// instances, and only until the token ends; one made in a session goes anywhere.
+#[tokio::test]
+async fn ssh_keys_made_with_a_restricted_token_stay_in_its_project() {
+    let server = TestServer::start_with(ServerOptions::compute(45));
+    let admin = server.admin().await;
+    for name in ["team-a", "team-b"] {
+        admin.create_project(&CreateProjectRequest { name: name.into(), description: None }).await.unwrap();
+    }
+    // A team-a token for an hour (what a key may go into), one for seconds (its end).
+    let restricted = |name: &str, lasts: chrono::Duration| roost_api::tokens::CreateTokenRequest {
+        name: name.into(),
+        scope: Some(roost_api::tokens::Scope::Write),
+        expires_at: Some(chrono::Utc::now() + lasts),
+        project: Some("team-a".into()),
+        ..Default::default()
+    };
+    let ssh_key = |name: &str| roost_api::ssh_keys::CreateSshKeyRequest { name: name.into(), public_key: None };
+    let hour = admin.create_token(&restricted("hour", chrono::Duration::hours(1))).await.unwrap();
+    Client::new(&server.url, Some(hour.secret)).unwrap().create_ssh_key(&ssh_key("from-token")).await.unwrap();
+    admin.create_ssh_key(&ssh_key("from-session")).await.unwrap();
+    let with_key = |name: &str, project: &str, key: &str| CreateInstanceRequest {
+        project: Some(project.into()),
+        start: Some(false),
+        ssh_keys: vec![key.into()],
+        ..busybox(name)
+    };
+    admin.create_instance(&with_key("a1", "team-a", "from-token")).await.unwrap();
+    let err = admin.create_instance(&with_key("b1", "team-b", "from-token")).await.expect_err("another project");
+    assert_eq!(status(&err), 400, "{err}");
+    admin.create_instance(&with_key("b2", "team-b", "from-session")).await.unwrap();
+    // Once the token that made it has ended, the key goes into no new instance.
+    let brief = admin.create_token(&restricted("brief", chrono::Duration::seconds(5))).await.unwrap();
+    Client::new(&server.url, Some(brief.secret)).unwrap().create_ssh_key(&ssh_key("brief")).await.unwrap();
+    let ended = brief.token.expires_at.unwrap() + chrono::Duration::milliseconds(500);
+    tokio::time::sleep((ended - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+    let err = admin.create_instance(&with_key("a2", "team-a", "brief")).await.expect_err("an ended key");
+    assert_eq!(status(&err), 400, "{err}");
+    assert!(err.to_string().contains("expired"), "{err}");
+    common::remove_test_network(45).await;
 }

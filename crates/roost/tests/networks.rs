@@ -36,6 +36,8 @@ fn server_req(name: &str, project: Option<&str>, network: &str, groups: &[&str])
         ]),
         networks: vec![NicRequest { network: network.into(), ip: None }],
         security_groups: groups.iter().map(|g| g.to_string()).collect(),
+        // busybox's ping opens a raw socket.
+        capabilities_add: vec!["NET_RAW".into()],
         ..Default::default()
     }
 }
@@ -48,6 +50,8 @@ fn client_req(name: &str, project: Option<&str>, network: &str, groups: &[&str])
         memory_bytes: Some(64 << 20),
         networks: vec![NicRequest { network: network.into(), ip: None }],
         security_groups: groups.iter().map(|g| g.to_string()).collect(),
+        // busybox's ping opens a raw socket.
+        capabilities_add: vec!["NET_RAW".into()],
         ..Default::default()
     }
 }

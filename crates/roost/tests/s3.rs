@@ -819,3 +819,218 @@ async fn presigned_urls_grant_one_operation_on_one_bucket() {
         .unwrap();
     assert_eq!(curl_status(&[&read_url]).0, 403, "the old URL's key is gone");
 }
+
+/// Object bodies come from the console's origin, so they are served as downloads that
+/// cannot run: `attachment` (with the exact name in RFC 5987 form), `nosniff` and a
+/// sandboxing policy, whatever type the uploader gave them.
+#[tokio::test]
+async fn objects_are_served_as_attachments_that_cannot_run() {
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into()]);
+    let server = TestServer::start_with(opts);
+    let admin = server.admin().await;
+    let req = CreateBucketRequest { name: "pages".into(), project: None, public_read: None };
+    admin.create_bucket(&req).await.unwrap();
+    let http = common::http();
+    let token = admin.token().unwrap().to_string();
+    let base = format!("{}/v1/buckets/pages/objects", server.url);
+    let page = "<html><script>fetch('/v1/tokens',{method:'POST'})</script></html>";
+    let key = "site/é \"x\";.html";
+    let url = format!("{base}/{}", key.split('/').map(urlencode).collect::<Vec<_>>().join("/"));
+    let put = http
+        .put(&url)
+        .bearer_auth(&token)
+        .header("content-type", "text/html")
+        .header("content-disposition", "inline")
+        .body(page)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 201);
+    for download in [false, true] {
+        let got = http
+            .get(if download { format!("{url}?download=1") } else { url.clone() })
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status().as_u16(), 200);
+        let h = got.headers().clone();
+        let disposition = h["content-disposition"].to_str().unwrap().to_string();
+        assert!(disposition.starts_with("attachment;"), "{disposition}");
+        assert!(disposition.contains("filename*=UTF-8''%C3%A9%20%22x%22%3B.html"), "{disposition}");
+        assert!(disposition.contains("filename=\"_ _x_;.html\""), "an ASCII fallback without quotes: {disposition}");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.split(';').any(|d| d.trim() == "sandbox"), "{csp}");
+        assert_eq!(got.text().await.unwrap(), page, "the bytes are unchanged");
+    }
+    let head = http.head(&url).bearer_auth(&token).send().await.unwrap();
+    assert!(head.headers()["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+    assert_eq!(head.headers()["content-type"], "text/html", "the stored type is reported");
+}
+
+/// A key limited to a bucket reaches that bucket, not a later one that took its name
+/// after it was deleted: limits are by bucket id. Nor may such a key create buckets.
+#[tokio::test]
+async fn a_bucket_limit_is_by_id_not_by_name() {
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into()]);
+    let server = TestServer::start_with(opts);
+    let admin = server.admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bucket = |name: &str| CreateBucketRequest { name: name.into(), project: None, public_read: None };
+    let first = admin.create_bucket(&bucket("reports")).await.unwrap();
+    let limited = admin
+        .create_s3_key(&CreateS3KeyRequest { buckets: vec!["reports".into()], ..Default::default() })
+        .await
+        .unwrap();
+    std::fs::write(d.join("a.txt"), "old\n").unwrap();
+    ok(aws_cli(&server, &limited, &["s3", "cp", "--no-progress", "a.txt", "s3://reports/a.txt"], d), "put");
+    let out = aws_cli(&server, &limited, &["s3api", "create-bucket", "--bucket", "made-by-limited"], d);
+    assert!(!out.status.success() && stderr(&out).contains("AccessDenied"), "{}", stderr(&out));
+
+    admin.delete_bucket("reports", true).await.unwrap();
+    let again = admin.create_bucket(&bucket("reports")).await.unwrap();
+    assert_ne!(again.id, first.id);
+    let full = key(&admin, false).await;
+    ok(aws_cli(&server, &full, &["s3", "cp", "--no-progress", "a.txt", "s3://reports/new.txt"], d), "put new");
+    for args in [
+        vec!["s3", "ls", "s3://reports/"],
+        vec!["s3", "cp", "--no-progress", "s3://reports/new.txt", "got.txt"],
+        vec!["s3", "cp", "--no-progress", "a.txt", "s3://reports/b.txt"],
+    ] {
+        let out = aws_cli(&server, &limited, &args, d);
+        assert!(!out.status.success(), "{args:?} reached the new bucket: {}", stdout(&out));
+        assert!(stderr(&out).contains("AccessDenied") || stderr(&out).contains("403"), "{}", stderr(&out));
+    }
+    let buckets = ok(aws_cli(&server, &limited, &["s3", "ls"], d), "list buckets");
+    assert!(!buckets.contains("reports"), "{buckets}");
+    // The key shows the bucket it was made for: its id, and the name it had.
+    let listed: serde_json::Value = common::http()
+        .get(format!("{}/v1/s3-keys/{}", server.url, limited.key.id))
+        .bearer_auth(admin.token().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["bucket_ids"], serde_json::json!([first.id]), "{listed}");
+    assert_eq!(listed["buckets"], serde_json::json!(["reports"]), "{listed}");
+
+    // Presign keys follow the bucket by id as well: the new bucket gets a key of its own.
+    let get = PresignRequest { key: "new.txt".into(), method: None, expires: Some("10m".into()) };
+    let url = admin.presign("reports", &get).await.unwrap().url;
+    let signer = signing_key_of(&url);
+    let keys: serde_json::Value = common::http()
+        .get(format!("{}/v1/s3-keys", server.url))
+        .bearer_auth(admin.token().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = keys.as_array().unwrap().iter().find(|k| k["id"] == signer.as_str()).unwrap();
+    assert_eq!(row["bucket_ids"], serde_json::json!([again.id]), "{row}");
+    assert_eq!(curl_status(&[&url]), (200, b"old\n".to_vec()));
+}
+
+/// Keys made with an expiring, project-restricted token carry the token's limits: they
+/// end when it does and reach only its project. (SSH keys: see tests/instances.rs.)
+#[tokio::test]
+async fn keys_made_with_a_token_inherit_its_expiry_and_project() {
+    let mut opts = ServerOptions::default();
+    opts.args.extend(["--compute".into(), "off".into()]);
+    let server = TestServer::start_with(opts);
+    let admin = server.admin().await;
+    let e2b = server.e2b_url.clone().expect("the E2B listener");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    admin.create_project(&CreateProjectRequest { name: "team-a".into(), description: None }).await.unwrap();
+    admin.create_project(&CreateProjectRequest { name: "team-b".into(), description: None }).await.unwrap();
+    for (name, project) in [("in-a", "team-a"), ("in-b", "team-b")] {
+        let req = CreateBucketRequest { name: name.into(), project: Some(project.into()), public_read: None };
+        admin.create_bucket(&req).await.unwrap();
+    }
+    let full = key(&admin, false).await;
+    std::fs::write(d.join("a.txt"), "a\n").unwrap();
+    for b in ["in-a", "in-b"] {
+        ok(aws_cli(&server, &full, &["s3", "cp", "--no-progress", "a.txt", &format!("s3://{b}/a.txt")], d), "put");
+    }
+    // A token of team-a that expires in an hour, for what keys are allowed; one that
+    // expires in seconds, for what happens when a token ends.
+    let restricted = |name: &str, lasts: chrono::Duration| roost_api::tokens::CreateTokenRequest {
+        name: name.into(),
+        scope: Some(roost_api::tokens::Scope::Write),
+        expires_at: Some(chrono::Utc::now() + lasts),
+        project: Some("team-a".into()),
+        ..Default::default()
+    };
+    let token = admin.create_token(&restricted("hour", chrono::Duration::hours(1))).await.unwrap();
+    let team_a = admin.get_project("team-a").await.unwrap().id;
+    let http = common::http();
+    let post_as = |secret: &str, path: &str, body: serde_json::Value| {
+        http.post(format!("{}{path}", server.url)).bearer_auth(secret).json(&body).send()
+    };
+    let post = |path: &str, body: serde_json::Value| post_as(&token.secret, path, body);
+    let token_expiry = serde_json::to_value(token.token.expires_at.unwrap()).unwrap();
+
+    // An S3 key: no bucket named, yet limited to team-a, and ending with the token.
+    let r = post("/v1/s3-keys", serde_json::json!({})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    let made: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(made["expires_at"], token_expiry, "{made}");
+    assert_eq!(made["project_id"], team_a.as_str(), "{made}");
+    let s3 = CreatedS3Key {
+        key: serde_json::from_value(made.clone()).unwrap(),
+        secret: made["secret"].as_str().unwrap().to_string(),
+    };
+    ok(aws_cli(&server, &s3, &["s3", "cp", "--no-progress", "s3://in-a/a.txt", "got.txt"], d), "read in team-a");
+    let out = aws_cli(&server, &s3, &["s3", "cp", "--no-progress", "s3://in-b/a.txt", "got.txt"], d);
+    assert!(!out.status.success(), "a team-a key read team-b's bucket");
+    let listed = ok(aws_cli(&server, &s3, &["s3", "ls"], d), "list");
+    assert!(listed.contains("in-a") && !listed.contains("in-b"), "{listed}");
+
+    // A sandbox key: in team-a, ending with the token.
+    let r = post("/v1/sandbox-keys", serde_json::json!({"name": "brief", "project": "team-a"})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let sandbox_key: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(sandbox_key["key"]["expires_at"], token_expiry, "{sandbox_key}");
+    let e2b_key = sandbox_key["secret"].as_str().unwrap().to_string();
+    let list = |key: &str| http.get(format!("{e2b}/sandboxes")).header("x-api-key", key).send();
+    assert_eq!(list(&e2b_key).await.unwrap().status().as_u16(), 200);
+
+    // An SSH key: for team-a's instances, until the token ends.
+    let r = post("/v1/ssh-keys", serde_json::json!({"name": "brief"})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let ssh: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(ssh["key"]["expires_at"], token_expiry, "{ssh}");
+    assert_eq!(ssh["key"]["project_id"], team_a.as_str(), "{ssh}");
+
+    // A session's keys are as before: permanent, every project.
+    let own: serde_json::Value = serde_json::to_value(key(&admin, false).await).unwrap();
+    assert!(own["expires_at"].is_null() && own["project_id"].is_null(), "{own}");
+
+    // Once a token has ended, so have its keys.
+    let brief = admin.create_token(&restricted("brief", chrono::Duration::seconds(10))).await.unwrap();
+    let r = post_as(&brief.secret, "/v1/s3-keys", serde_json::json!({})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let made: serde_json::Value = r.json().await.unwrap();
+    let s3 = CreatedS3Key {
+        key: serde_json::from_value(made.clone()).unwrap(),
+        secret: made["secret"].as_str().unwrap().to_string(),
+    };
+    let r = post_as(&brief.secret, "/v1/sandbox-keys", serde_json::json!({"name": "brief", "project": "team-a"}));
+    let sandbox_key: serde_json::Value = r.await.unwrap().json().await.unwrap();
+    let e2b_key = sandbox_key["secret"].as_str().unwrap().to_string();
+    let ended = brief.token.expires_at.unwrap() + chrono::Duration::milliseconds(500);
+    tokio::time::sleep((ended - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+    // A listing (a GET: a HEAD's 403 has no body to name the reason).
+    let out = aws_cli(&server, &s3, &["s3", "ls", "s3://in-a"], d);
+    assert!(!out.status.success(), "an S3 key outlived its token");
+    assert!(stderr(&out).contains("InvalidAccessKeyId"), "{}", stderr(&out));
+    assert_eq!(list(&e2b_key).await.unwrap().status().as_u16(), 401, "a sandbox key outlived its token");
+}

@@ -49,16 +49,16 @@ fn key_limits_answer_429_and_vm_sandboxes_run_commands() {
     let e2b_url = server.e2b_url.clone().expect("the banner shows the E2B listener");
     let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(common::ADMIN_PASSWORD), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // A project image named `base` shadows the builtin template: smaller, quicker to build,
+    // A template of the project's, smaller and quicker to build than the builtin `base`,
     // and bootable as a VM.
-    ok(&server, &["image", "build", "base", "--from", "debian:bookworm", "--packages", "bash,procps"]);
+    ok(&server, &["image", "build", "slim", "--from", "debian:bookworm", "--packages", "bash,procps"]);
 
     // Limits: one sandbox at a time, three creations a minute.
     let key =
         ok(&server, &["sandbox", "key", "create", "limited", "--max-sandboxes", "1", "--creates-per-minute", "3"])
             .trim()
             .to_string();
-    let create = r#"{"templateID":"base","timeout":120}"#;
+    let create = r#"{"templateID":"slim","timeout":120}"#;
     let mut created = Vec::new();
     let (status, _, body) = e2b(&e2b_url, &key, "POST", "/sandboxes", Some(create));
     assert_eq!(status, 201, "{body}");
@@ -120,7 +120,7 @@ fn key_limits_answer_429_and_vm_sandboxes_run_commands() {
 
     // A microVM sandbox: the same template, its own kernel.
     let id =
-        ok(&server, &["sandbox", "create", "--type", "vm", "--template", "base", "--ttl", "5m"]).trim().to_string();
+        ok(&server, &["sandbox", "create", "--type", "vm", "--template", "slim", "--ttl", "5m"]).trim().to_string();
     assert!(id.starts_with("sbx-"), "{id}");
     let shown: Value = serde_json::from_str(&ok(&server, &["sandbox", "show", &id, "-o", "json"])).unwrap();
     assert_eq!(shown["type"], "vm", "{shown}");

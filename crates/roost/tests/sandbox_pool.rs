@@ -1,5 +1,5 @@
-//! The sandbox warm pool (`--sandbox-pool N`) end to end: a real server with compute, the
-//! `base` template built offline, sandboxes created through Roost's CLI (the same control
+//! The sandbox warm pool (`--sandbox-pool N`) end to end: a real server with compute, a
+//! small `slim` template built offline, sandboxes created through Roost's CLI (the same control
 //! path the E2B API takes). A pooled sandbox is handed out thawed and clean, to exactly
 //! the caller's project; pools are per project; the pool refills; a create with env vars
 //! starts cold; and a server without a pool (0, the default) still creates sandboxes.
@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use common::{ServerOptions, TestServer, stderr, stdout};
 use serde_json::Value;
 
-fn build_base(server: &TestServer) {
+fn build_slim(server: &TestServer) {
     let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(common::ADMIN_PASSWORD), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out =
-        server.cli(&["image", "build", "base", "--from", "debian:bookworm", "--packages", "bash,procps"], None, &[]);
+        server.cli(&["image", "build", "slim", "--from", "debian:bookworm", "--packages", "bash,procps"], None, &[]);
     assert!(out.status.success(), "image build: {}", stderr(&out));
 }
 
@@ -30,10 +30,10 @@ fn json(server: &TestServer, args: &[&str], env: &[(&str, &str)]) -> Value {
 
 /// The pool row of a project (by id) and template.
 fn pool_of(pools: &Value, project_id: &str) -> Option<Value> {
-    pools.as_array().unwrap().iter().find(|p| p["project_id"] == project_id && p["template"] == "base").cloned()
+    pools.as_array().unwrap().iter().find(|p| p["project_id"] == project_id && p["template"] == "slim").cloned()
 }
 
-/// Waits until the project's `base` pool holds `ready` frozen sandboxes.
+/// Waits until the project's `slim` pool holds `ready` frozen sandboxes.
 fn wait_ready(server: &TestServer, project_id: &str, ready: u64, env: &[(&str, &str)]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
@@ -53,7 +53,7 @@ fn a_warm_pool_hands_out_frozen_sandboxes_to_the_caller_and_refills() {
     let mut options = ServerOptions::compute(60);
     options.args.extend(["--sandbox-pool".into(), "2".into()]);
     let server = TestServer::start_with(options);
-    build_base(&server);
+    build_slim(&server);
     let ok = |args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]| {
         let out = server.cli(args, stdin, env);
         assert!(out.status.success(), "roost {}: {}\n--- server:\n{}", args.join(" "), stderr(&out), server.output());
@@ -61,8 +61,8 @@ fn a_warm_pool_hands_out_frozen_sandboxes_to_the_caller_and_refills() {
     };
     // bob works in team-b only.
     ok(&["project", "create", "team-b"], None, &[]);
-    // Images (templates) are per project: team-b gets its own `base`.
-    let packages = ["image", "build", "base", "--from", "debian:bookworm", "--packages", "bash,procps"];
+    // Images (templates) are per project: team-b gets its own `slim`.
+    let packages = ["image", "build", "slim", "--from", "debian:bookworm", "--packages", "bash,procps"];
     ok(&packages, None, &[("ROOST_PROJECT", "team-b")]);
     ok(
         &["user", "create", "bob", "--role", "operator", "--join", "team-b", "--password-stdin"],
@@ -80,7 +80,7 @@ fn a_warm_pool_hands_out_frozen_sandboxes_to_the_caller_and_refills() {
     assert_eq!(json(&server, &["sandbox", "pool"], &[]), serde_json::json!([]));
 
     // The first create in a project is cold and starts the fill.
-    let first = ok(&["sandbox", "create", "--metadata", "n=1"], None, &[]).trim().to_string();
+    let first = ok(&["sandbox", "create", "--template", "slim", "--metadata", "n=1"], None, &[]).trim().to_string();
     assert!(first.starts_with("sbx-"), "{first}");
     ok(&["sandbox", "files", "write", &first, "/tmp/secret.txt"], Some("the first sandbox's\n"), &[]);
     let filled = wait_ready(&server, &default_id, 2, &[]);
@@ -101,7 +101,8 @@ fn a_warm_pool_hands_out_frozen_sandboxes_to_the_caller_and_refills() {
     assert_eq!(listed.as_array().unwrap().len(), 1, "pooled sandboxes are not listed: {listed}");
 
     // bob's create in team-b does not take from the default project's pool.
-    let bobs = ok(&["sandbox", "create", "--metadata", "who=bob"], None, &bob_env).trim().to_string();
+    let bobs =
+        ok(&["sandbox", "create", "--template", "slim", "--metadata", "who=bob"], None, &bob_env).trim().to_string();
     let shown = json(&server, &["sandbox", "show", &bobs], &bob_env);
     assert_eq!(shown["project_id"], team_b.as_str());
     assert!(!paused.contains(&shown["instance_id"].as_str().unwrap().to_string()), "{shown}");
@@ -111,7 +112,9 @@ fn a_warm_pool_hands_out_frozen_sandboxes_to_the_caller_and_refills() {
 
     // The next create in the default project is served from its pool: thawed, with
     // the caller's metadata and TTL, clean (nothing of the other sandbox), running.
-    let pooled = ok(&["sandbox", "create", "--metadata", "n=3", "--ttl", "7m"], None, &[]).trim().to_string();
+    let pooled = ok(&["sandbox", "create", "--template", "slim", "--metadata", "n=3", "--ttl", "7m"], None, &[])
+        .trim()
+        .to_string();
     let shown = json(&server, &["sandbox", "show", &pooled], &[]);
     assert!(paused.contains(&shown["instance_id"].as_str().unwrap().to_string()), "not from the pool: {shown}");
     assert_eq!(shown["state"], "running");
@@ -135,7 +138,7 @@ fn a_warm_pool_hands_out_frozen_sandboxes_to_the_caller_and_refills() {
     // a pooled one, his.
     wait_ready(&server, &default_id, 2, &[]);
     wait_ready(&server, &team_b, 2, &bob_env);
-    let bobs2 = ok(&["sandbox", "create"], None, &bob_env).trim().to_string();
+    let bobs2 = ok(&["sandbox", "create", "--template", "slim"], None, &bob_env).trim().to_string();
     let shown = json(&server, &["sandbox", "show", &bobs2], &bob_env);
     assert_eq!(shown["project_id"], team_b.as_str());
     let pools = json(&server, &["sandbox", "pool"], &bob_env);
@@ -146,7 +149,8 @@ fn a_warm_pool_hands_out_frozen_sandboxes_to_the_caller_and_refills() {
     ok(&["sandbox", "resume", &bobs2], None, &bob_env);
 
     // Env vars are fixed when an instance starts: such a create is cold, and gets them.
-    let with_env = ok(&["sandbox", "create", "--env", "GREETING=cold"], None, &[]).trim().to_string();
+    let with_env =
+        ok(&["sandbox", "create", "--template", "slim", "--env", "GREETING=cold"], None, &[]).trim().to_string();
     assert_eq!(ok(&["sandbox", "exec", &with_env, "--", "sh", "-c", "echo $GREETING"], None, &[]), "cold\n");
     let pools = json(&server, &["sandbox", "pool"], &[]);
     assert_eq!(pool_of(&pools, &default_id).unwrap()["misses"], 2, "{pools}");
@@ -166,8 +170,8 @@ fn a_warm_pool_hands_out_frozen_sandboxes_to_the_caller_and_refills() {
 #[test]
 fn without_a_pool_every_create_is_cold_and_works() {
     let server = TestServer::start_with(ServerOptions::compute(61));
-    build_base(&server);
-    let out = server.cli(&["sandbox", "create"], None, &[]);
+    build_slim(&server);
+    let out = server.cli(&["sandbox", "create", "--template", "slim"], None, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let id = stdout(&out).trim().to_string();
     let out = server.cli(&["sandbox", "exec", &id, "--", "echo", "cold"], None, &[]);
@@ -192,13 +196,13 @@ fn a_restarted_server_removes_the_pool_of_its_previous_run() {
         options
     };
     let mut server = TestServer::start_with(pooled());
-    build_base(&server);
+    build_slim(&server);
     let ok = |server: &TestServer, args: &[&str]| {
         let out = server.cli(args, None, &[]);
         assert!(out.status.success(), "roost {}: {}\n--- server:\n{}", args.join(" "), stderr(&out), server.output());
         stdout(&out)
     };
-    let kept = ok(&server, &["sandbox", "create"]).trim().to_string();
+    let kept = ok(&server, &["sandbox", "create", "--template", "slim"]).trim().to_string();
     let default_id = json(&server, &["project", "show", "default"], &[])["id"].as_str().unwrap().to_string();
     wait_ready(&server, &default_id, 2, &[]);
     let paused: Vec<String> = json(&server, &["instance", "ls"], &[])
@@ -240,7 +244,7 @@ fn a_restarted_server_removes_the_pool_of_its_previous_run() {
     let audit = ok(&again, &["audit", "ls", "-o", "json", "--limit", "500"]);
     assert!(audit.contains("sandbox-pool"), "the removal is audited: {audit}");
     // The new server's pool fills again from its first create.
-    let next = ok(&again, &["sandbox", "create"]).trim().to_string();
+    let next = ok(&again, &["sandbox", "create", "--template", "slim"]).trim().to_string();
     wait_ready(&again, &default_id, 2, &[]);
     for id in [&kept, &next] {
         ok(&again, &["sandbox", "kill", id]);

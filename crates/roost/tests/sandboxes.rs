@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{ServerOptions, TestServer, stderr, stdout};
+use roost_api::sandboxes::{CreateSandboxRequest, StartSandboxProcessRequest};
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -275,4 +276,158 @@ fn the_official_e2b_python_sdk_runs_unmodified_against_roost() {
         assert!(audit.contains(action), "no {action} in the audit log");
     }
     tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(50));
+}
+
+/// A small HTTP server on the host's loopback that counts the requests it gets: what a
+/// redirect from a sandbox would make Roost fetch if its proxy followed redirects.
+fn host_bait() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\nhost's secret");
+        }
+    });
+    (port, hits)
+}
+
+/// The port proxy hands a sandbox's redirect back to the client as it is: Roost never
+/// fetches the `Location` itself (a sandbox pointing it at the host's loopback, or at a
+/// metadata service, reaches nothing), and it connects only to the sandbox's address.
+#[test]
+fn the_port_proxy_passes_redirects_back_and_never_follows_them() {
+    let server = TestServer::start_with(ServerOptions::compute(41));
+    let e2b = server.e2b_url.clone().expect("the banner shows the E2B listener");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (bait_port, hits) = host_bait();
+    rt.block_on(async {
+        let admin = server.admin().await;
+        let req = CreateSandboxRequest {
+            template: Some("busybox".into()),
+            ttl_secs: Some(300),
+            ..Default::default()
+        };
+        let sandbox = admin.create_sandbox(&req).await.unwrap();
+        let id = sandbox.id.clone();
+        // BusyBox httpd runs a CGI script whose answer (starting with `HTTP/`) it passes on
+        // verbatim: a 307 to the host's loopback.
+        let location = format!("http://127.0.0.1:{bait_port}/stolen");
+        let script = format!(
+            "#!/bin/sh\nprintf 'HTTP/1.0 307 Temporary Redirect\\r\\nLocation: {location}\\r\\nContent-Length: 0\\r\\n\\r\\n'\n"
+        );
+        admin.upload_sandbox_file(&id, "/tmp/www/cgi-bin/go", script.into_bytes()).await.unwrap();
+        let start = |cmd: &str, args: &[&str]| StartSandboxProcessRequest {
+            cmd: cmd.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            cwd: Some("/tmp".into()),
+            ..Default::default()
+        };
+        admin.start_sandbox_process(&id, &start("chmod", &["755", "/tmp/www/cgi-bin/go"])).await.unwrap();
+        admin.start_sandbox_process(&id, &start("httpd", &["-f", "-p", "8000", "-h", "/tmp/www"])).await.unwrap();
+        let url = admin.sandbox_url(&id, 8000).await.unwrap();
+        // Through the URL (host routing) and through the SDK's headers: the same proxy.
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let e2b_host = e2b.trim_start_matches("http://").to_string();
+        let through_url = || {
+            http.get(format!("{e2b}/cgi-bin/go"))
+                .header("host", format!("{}:{}", url.host, e2b_host.rsplit(':').next().unwrap()))
+                .header("x-roost-sandbox-token", &url.token)
+        };
+        // httpd may need a moment to bind.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let response = loop {
+            let r = through_url().send().await.unwrap();
+            if r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE && r.status() != reqwest::StatusCode::BAD_GATEWAY {
+                break r;
+            }
+            assert!(std::time::Instant::now() < deadline, "httpd never answered: {}", r.status());
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        let status = response.status().as_u16();
+        let got_location = response.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        let body = response.text().await.unwrap();
+        assert_eq!(
+            (status, got_location.as_deref()),
+            (307, Some(location.as_str())),
+            "the redirect comes back unchanged: {body:?}"
+        );
+        assert!(!body.contains("host's secret"), "{body}");
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the server fetched the redirect's target");
+        admin.kill_sandbox(&id).await.unwrap();
+    });
+    rt.block_on(common::remove_test_network(41));
+}
+
+/// Sandbox keys can be revoked (API, CLI): the next E2B request with one is refused at
+/// once, and the revocation is audited. Someone else's key is not found.
+#[test]
+fn sandbox_keys_are_revoked_at_once() {
+    let server = TestServer::start();
+    let e2b = server.e2b_url.clone().expect("the E2B listener");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(common::ADMIN_PASSWORD), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    rt.block_on(async {
+        let admin = server.admin().await;
+        let http = common::http();
+        let make = |name: &'static str| {
+            let admin = admin.clone();
+            async move {
+                let req = roost_api::sandboxes::CreateSandboxKeyRequest { name: name.into(), ..Default::default() };
+                admin.create_sandbox_key(&req).await.unwrap()
+            }
+        };
+        let list = |secret: String| {
+            let http = http.clone();
+            let e2b = e2b.clone();
+            async move { http.get(format!("{e2b}/sandboxes")).header("x-api-key", secret).send().await.unwrap().status() }
+        };
+        // Through the API.
+        let first = make("first").await;
+        assert_eq!(list(first.secret.clone()).await, 200, "the key works (and is cached now)");
+        let r = http
+            .delete(format!("{}/v1/sandbox-keys/{}", server.url, first.key.id))
+            .bearer_auth(admin.token().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        assert_eq!(list(first.secret.clone()).await, 401, "the revoked key still works");
+        assert!(!admin.list_sandbox_keys().await.unwrap().iter().any(|k| k.id == first.key.id));
+        // Through the CLI.
+        let second = make("second").await;
+        assert_eq!(list(second.secret.clone()).await, 200);
+        let out = server.cli(&["sandbox", "key", "rm", &second.key.id], None, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(list(second.secret.clone()).await, 401);
+        // A key of a project another user is not in, or one already revoked: not found.
+        let req = roost_api::users::CreateUserRequest {
+            name: "bob".into(),
+            password: Some("bob-password".into()),
+            role: Some(roost_api::auth::Role::Operator),
+            projects: Some(vec![]),
+            ..Default::default()
+        };
+        admin.create_user(&req).await.unwrap();
+        let bob = server.anonymous().login("bob", "bob-password").await.unwrap().token;
+        let third = make("third").await;
+        for (who, id) in [(&bob, &third.key.id), (&admin.token().unwrap().to_string(), &first.key.id)] {
+            let r = http.delete(format!("{}/v1/sandbox-keys/{id}", server.url)).bearer_auth(who).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 404);
+        }
+        assert_eq!(list(third.secret.clone()).await, 200);
+        let audit = admin
+            .list_audit(&roost_api::audit::AuditQuery { action: Some("sandbox_key.delete".into()), ..Default::default() })
+            .await
+            .unwrap();
+        let revoked: Vec<_> = audit.items.iter().filter(|e| e.result == "success").collect();
+        assert_eq!(revoked.len(), 2, "{:?}", audit.items);
+        assert!(audit.items.iter().any(|e| e.result.contains("not_found")), "refusals are audited too");
+    });
 }

@@ -122,3 +122,37 @@ async fn the_same_server_runs_on_postgresql() {
     assert_eq!(client.whoami().await.unwrap().token_name.as_deref(), Some("on-pg"), "data lives in PostgreSQL");
     assert!(!again.data_path().join("roost.db").exists(), "no SQLite file when PostgreSQL is the store");
 }
+
+/// Events live in the durable log: two servers on one PostgreSQL see each other's
+/// changes on their streams at once (LISTEN/NOTIFY wakes the readers), and a client that
+/// resumes with `Last-Event-ID` on the other server gets what it missed; so does a
+/// client of a server that restarted.
+#[tokio::test]
+async fn events_reach_the_clients_of_every_server_on_one_postgresql() {
+    let url = common::fresh_postgres_database().await;
+    let on_pg = || ServerOptions { args: vec!["--database".into(), url.clone()], ..Default::default() };
+    let mut a = TestServer::start_with(on_pg());
+    let b = TestServer::start_with(on_pg());
+    let (admin_a, admin_b) = (a.admin().await, b.admin().await);
+    let tokens = EventFilter { kind: Some("token".into()), resource_id: None };
+    let mut on_b = Box::pin(admin_b.events(&tokens, None).await.unwrap());
+
+    let created = admin_a.create_token(&CreateTokenRequest { name: "made-on-a".into(), ..Default::default() }).await;
+    let created = created.unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(10), on_b.next()).await.expect("B's stream hears A").unwrap();
+    let event = event.unwrap();
+    assert_eq!((event.kind.as_str(), event.resource_id.as_str()), ("token.created", created.token.id.as_str()));
+
+    admin_a.delete_token("made-on-a").await.unwrap();
+    let deleted = tokio::time::timeout(Duration::from_secs(10), on_b.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!((deleted.kind.as_str(), deleted.id), ("token.deleted", event.id + 1), "in log order, no gap");
+
+    // A restarted server replays from the log, not from memory.
+    assert!(a.terminate().success());
+    let data_dir = std::mem::replace(&mut a.data_dir, tempfile::tempdir().unwrap());
+    let a = TestServer::start_in(data_dir, on_pg());
+    let admin_a = a.admin().await;
+    let mut resumed = Box::pin(admin_a.events(&tokens, Some(event.id)).await.unwrap());
+    let replayed = tokio::time::timeout(Duration::from_secs(10), resumed.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!((replayed.kind.as_str(), replayed.id), ("token.deleted", deleted.id));
+}

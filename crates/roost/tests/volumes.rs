@@ -173,7 +173,10 @@ async fn volumes_attach_snapshot_restore_resize_and_clone_through_instances() {
     let out = server.cli(&["volume", "attach", "logs", "web", "--path", "/var/log/app"], None, &env);
     assert!(out.status.success() && stderr(&out).contains("in use now"), "{}", stderr(&out));
     assert_eq!(ok(&admin, "web", "echo hot > /var/log/app/x && cat /var/log/app/x").await.trim(), "hot");
-    ok(&admin, "web", "tail -f /var/log/app/x > /dev/null 2>&1 &").await;
+    // Backgrounded, tail opens the file a moment later: wait until it has.
+    let hold = "tail -f /var/log/app/x > /dev/null 2>&1 & t=$!; \
+                until ls -l /proc/$t/fd 2>/dev/null | grep -q /var/log/app/x; do sleep 0.05; done";
+    ok(&admin, "web", hold).await;
     let err = admin.detach_volume("logs", false, None).await.unwrap_err();
     assert_eq!(status(&err), 409, "{err}");
     assert!(err.to_string().contains("tail"), "{err}");
@@ -495,4 +498,128 @@ async fn kill_9_in_the_middle_of_copies_leaves_old_or_new() {
     assert_eq!(host_sha256(&image), before);
     drop(again);
     common::remove_test_network(32).await;
+}
+
+/// The instance's row once its status is `want` (or the last seen after `within`).
+async fn wait_status(client: &Client, name: &str, want: InstanceStatus, within: Duration) -> Instance {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let i = client.get_instance(name, None).await.unwrap();
+        if i.status == want || tokio::time::Instant::now() > deadline {
+            return i;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A volume's image can hold any bytes a VM (or anyone with the raw image) wrote: the
+/// host checks the filesystem, confined, before its kernel mounts or grows it, and
+/// refuses a damaged one with a reason that names the volume.
+#[tokio::test]
+async fn a_damaged_volume_is_neither_mounted_nor_resized() {
+    prerequisites();
+    let server = TestServer::start_with(ServerOptions::compute(36));
+    let admin = server.admin().await;
+    let bad = admin
+        .create_volume(&CreateVolumeRequest { name: "bad".into(), size_bytes: Some(64 << 20), ..Default::default() })
+        .await
+        .unwrap();
+    let image = server.data_path().join("volumes").join(format!("{}.raw", bad.id));
+    // Garbage over the group descriptors and the reserved GDT blocks.
+    let garbage: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&image).unwrap();
+        f.seek(SeekFrom::Start(4096)).unwrap();
+        f.write_all(&garbage).unwrap();
+        f.sync_all().unwrap();
+    }
+    let before = host_sha256(&image);
+
+    // Growing it is refused, and the image is untouched.
+    let err = admin.resize_volume("bad", 128 << 20, None).await.unwrap_err();
+    assert_eq!(status(&err), 422, "{err}");
+    assert!(err.to_string().contains(&bad.id) && err.to_string().contains("damaged"), "{err}");
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 64 << 20);
+
+    // An instance with it does not start; the reason names the volume.
+    let req = busybox("victim", vec![VolumeMountRequest { volume: "bad".into(), path: "/d".into(), read_only: None }]);
+    admin.create_instance(&req).await.unwrap();
+    let i = wait_status(&admin, "victim", InstanceStatus::Error, Duration::from_secs(60)).await;
+    assert_eq!(i.status, InstanceStatus::Error, "{i:?}");
+    let reason = i.status_reason.clone().unwrap_or_default();
+    assert!(reason.contains(&bad.id) && reason.contains("damaged"), "{i:?}");
+    assert!(volume_mounts(server.data_path()).is_empty(), "never mounted");
+    assert_eq!(host_sha256(&image), before, "the check writes nothing");
+
+    // A sound volume still mounts and grows.
+    admin
+        .create_volume(&CreateVolumeRequest { name: "good".into(), size_bytes: Some(64 << 20), ..Default::default() })
+        .await
+        .unwrap();
+    admin.resize_volume("good", 96 << 20, None).await.unwrap();
+    let good = running(
+        &admin,
+        busybox("fine", vec![VolumeMountRequest { volume: "good".into(), path: "/d".into(), read_only: None }]),
+    )
+    .await;
+    ok(&admin, &good.name, "echo ok > /d/x && sync").await;
+
+    for name in ["victim", "fine"] {
+        let op = admin.delete_instance(name, None, true).await.unwrap();
+        wait_op(&admin, &op).await;
+    }
+    drop(server);
+    common::remove_test_network(36).await;
+}
+
+/// Cloning a running container copies its upper layer with the container frozen, and
+/// copies symlinks as symlinks: a link the instance made to a host path is never
+/// followed on the host.
+#[tokio::test]
+async fn a_clone_copies_a_frozen_source_and_never_follows_its_symlinks() {
+    prerequisites();
+    let server = TestServer::start_with(ServerOptions::compute(37));
+    let admin = server.admin().await;
+    let src = running(&admin, busybox("src", Vec::new())).await;
+    ok(&admin, "src", "ln -s /etc/shadow /leak && mkdir -p /srv && ln -s /etc /srv/etc-link").await;
+    // Files appear and vanish all the time: a live copy trips over them.
+    ok(&admin, "src", "mkdir /churn; (while :; do for i in 1 2 3 4 5 6 7 8; do mkdir -p /churn/$i/a/b && echo x > /churn/$i/a/b/f; done; rm -rf /churn/*; done) > /dev/null 2>&1 &").await;
+    // Two counters written one after the other, among many files: a copy of a frozen
+    // instance sees them equal or `a` one ahead; a live copy reads them at different times.
+    ok(&admin, "src", "mkdir /state && for n in $(seq 1 3000); do echo $n > /state/pad$n; done").await;
+    // (Each written whole, then renamed: never seen half-written.)
+    let counters = "(i=0; while :; do i=$((i+1)); echo $i > /state/a.new; mv /state/a.new /state/a; \
+                    echo $i > /state/b.new; mv /state/b.new /state/b; done) > /dev/null 2>&1 & \
+                    until [ -e /state/b ]; do sleep 0.05; done";
+    ok(&admin, "src", counters).await;
+    for n in 0..3 {
+        let name = format!("copy{n}");
+        let created =
+            admin.clone_instance("src", &CloneInstanceRequest { name: name.clone(), start: None }, None).await.unwrap();
+        let op = admin.wait_operation(&created.operation.id, |_| {}).await.unwrap();
+        assert!(op.error.is_none(), "clone {n} of a busy container: {op:?}");
+        let copy =
+            admin.wait_instance(&created.instance.id, InstanceStatus::Running, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(copy.status, InstanceStatus::Running, "{copy:?}");
+        let upper = server.data_path().join("instances").join(&copy.id).join("upper");
+        let leak = std::fs::symlink_metadata(upper.join("leak")).unwrap();
+        assert!(leak.file_type().is_symlink(), "copied as a symlink");
+        assert_eq!(std::fs::read_link(upper.join("leak")).unwrap(), Path::new("/etc/shadow"));
+        assert!(std::fs::symlink_metadata(upper.join("srv/etc-link")).unwrap().file_type().is_symlink());
+        assert_eq!(ok(&admin, &name, "readlink /leak").await.trim(), "/etc/shadow");
+        let counters = ok(&admin, &name, "cat /state/a; echo; cat /state/b").await;
+        let values: Vec<i64> = counters.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        let [a, b] = values[..] else { panic!("counters: {counters:?}") };
+        assert!(a == b || a == b + 1, "copied at different moments: a={a} b={b}");
+        let op = admin.delete_instance(&name, None, true).await.unwrap();
+        wait_op(&admin, &op).await;
+    }
+    // The source was thawed: it runs, and its loop still goes.
+    assert_eq!(admin.get_instance("src", None).await.unwrap().status, InstanceStatus::Running);
+    assert_eq!(ok(&admin, "src", "echo alive").await.trim(), "alive");
+    let op = admin.delete_instance(&src.id, None, true).await.unwrap();
+    wait_op(&admin, &op).await;
+    drop(server);
+    common::remove_test_network(37).await;
 }

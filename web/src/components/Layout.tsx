@@ -37,6 +37,7 @@ export const NAV: NavItem[] = [
   { to: "/audit", label: "Audit log", group: "Identity and admin", admin: true },
   { to: "/operations", label: "Operations", group: "Identity and admin" },
   { to: "/node", label: "Node", group: "Identity and admin" },
+  { to: "/system/tasks", label: "System tasks", group: "Identity and admin", admin: true },
   // Last, apart from the areas (the user name in the top bar links here too).
   { to: "/account", label: "Account" },
 ];

@@ -22,7 +22,9 @@ export function S3KeysPage() {
   return (
     <>
       <PageHeader crumbs={[{ label: "S3 keys" }]} title="S3 keys" actions={<button type="button" onClick={() => setParams({ create: "1" })}>Create S3 key</button>} />
-      <p className="muted">Access keys for S3 clients. A key acts with your rights, narrowed to its buckets and to reads when you ask.</p>
+      <p className="muted">
+        Access keys for S3 clients. A key acts with your rights, narrowed to its buckets (the buckets themselves: one deleted and made again under its name is not the key's) and to reads when you ask. A key made with an expiring or project-restricted API token keeps those limits.
+      </p>
       {created && (
         <>
           <p>
@@ -43,6 +45,7 @@ export function S3KeysPage() {
           { label: "Description", render: (k) => k.description ?? "—" },
           { label: "Buckets", render: (k) => k.buckets?.join(", ") || "all", className: "hide-sm" },
           { label: "Access", render: (k) => (k.read_only ? "read only" : "read/write") },
+          { label: "Expires", render: (k) => (k.expires_at ? relativeTime(k.expires_at) : "never"), className: "hide-sm" },
           { label: "Last used", render: (k) => (k.last_used_at ? relativeTime(k.last_used_at) : "never"), className: "hide-sm" },
           {
             label: "Actions",

@@ -4,7 +4,7 @@ import { api } from "../api";
 import { PageHeader } from "../components/Layout";
 import { ResourceTable, SecretOnce } from "../components/ResourceTable";
 import { toast } from "../components/toast";
-import { Modal, useNow } from "../components/ui";
+import { Confirm, Modal, useNow } from "../components/ui";
 import { relativeTime } from "../lib/format";
 import { countdown } from "../lib/sandboxes";
 import { Link, useSearchParams, useTitle } from "../router";
@@ -21,6 +21,7 @@ export function SandboxesPage() {
   const keys = useQuery({ queryKey: ["sandbox-keys"], queryFn: () => api.all<SandboxKey>("/v1/sandbox-keys") });
   const usage = useQuery({ queryKey: ["sandbox-usage"], queryFn: () => api.get<SandboxUsage[]>("/v1/sandbox-usage") });
   const [created, setCreated] = useState<string | null>(null);
+  const [revoking, setRevoking] = useState<SandboxKey | null>(null);
   const [name, setName] = useState("");
   const [form, setForm] = useState({ template: "base", ttl: "300" });
   const refresh = () => {
@@ -118,7 +119,16 @@ export function SandboxesPage() {
           { label: "Prefix", render: (k) => <code>{k.prefix}…</code> },
           { label: "Max sandboxes", render: (k) => String(k.max_sandboxes) },
           { label: "Creates/min", render: (k) => String(k.creates_per_minute), className: "hide-sm" },
+          { label: "Expires", render: (k) => (k.expires_at ? relativeTime(k.expires_at) : "never"), className: "hide-sm" },
           { label: "Created", render: (k) => relativeTime(k.created_at), className: "hide-sm" },
+          {
+            label: "Actions",
+            render: (k) => (
+              <button type="button" className="danger small" aria-label={`Revoke key ${k.name}`} onClick={() => setRevoking(k)}>
+                Revoke
+              </button>
+            ),
+          },
         ]}
       />
       <h2>Usage (24 h)</h2>
@@ -186,6 +196,20 @@ export function SandboxesPage() {
             </div>
           </form>
         </Modal>
+      )}
+      {revoking && (
+        <Confirm
+          title={`Revoke key ${revoking.name}?`}
+          body={<p>E2B requests with it are refused at once; its sandboxes keep running until they are killed or time out.</p>}
+          action="Revoke"
+          danger
+          onConfirm={async () => {
+            await api.del(`/v1/sandbox-keys/${revoking.id}`);
+            toast.success(`Revoked key ${revoking.name}`);
+            refresh();
+          }}
+          onClose={() => setRevoking(null)}
+        />
       )}
     </>
   );

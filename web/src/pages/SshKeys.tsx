@@ -15,6 +15,10 @@ interface SshKey {
   public_key: string;
   fingerprint: string;
   created_at: string;
+  /** Made with a project-restricted token: only that project's instances get it. */
+  project_id?: string | null;
+  /** Made with an expiring token: no new instance gets it after this. */
+  expires_at?: string | null;
 }
 
 /** Your SSH keys: generate (the private key is shown once) or import a public key. */
@@ -53,6 +57,7 @@ export function SshKeysPage() {
           { label: "Name", render: (k) => <strong>{k.name}</strong> },
           { label: "Fingerprint", render: (k) => <code>{k.fingerprint}</code>, className: "hide-sm" },
           { label: "Type", render: (k) => k.public_key.split(" ")[0] },
+          { label: "Expires", render: (k) => (k.expires_at ? relativeTime(k.expires_at) : "never"), className: "hide-sm" },
           { label: "Created", render: (k) => relativeTime(k.created_at) },
           {
             label: "Actions",

@@ -2,16 +2,16 @@
 //! entity tag of its API representation (`roost_api::etag_of`, the tag the HTTP layer
 //! puts on every GET), so it covers everything a reader saw: fields and state alike. An
 //! update or delete sent with `If-Match` applies only while that tag is current, and the
-//! check runs inside the change's own write transaction after locking the row, so no
+//! check runs inside the [`Change`]'s write transaction after locking the row, so no
 //! other change can slip in between the check and the write.
 
 use std::future::Future;
 
 use roost_api::ErrorCode;
-use roost_store::WriteTx;
 use serde::Serialize;
 
-use crate::{Control, Error, Result};
+use super::Change;
+use crate::{Error, Result};
 
 /// Fails with 412 unless `if_match` admits the entity tag of `current`.
 pub fn check_precondition<T: Serialize>(if_match: &str, current: &T) -> Result<()> {
@@ -25,14 +25,13 @@ pub fn check_precondition<T: Serialize>(if_match: &str, current: &T) -> Result<(
     ))
 }
 
-impl Control {
-    /// Inside `tx`, before its writes: when the request carried `If-Match`, locks the
+impl Change<'_> {
+    /// Before the change's writes: when the request carried `If-Match`, locks the
     /// resource's row (`table`, `id`) and compares the tag with that of `current`, the
     /// representation a GET would answer now (the same function the GET uses). Without
     /// `If-Match` it does nothing (`current` is not even run).
     pub(crate) async fn check_if_match<T, F>(
-        &self,
-        tx: &mut WriteTx,
+        &mut self,
         table: &'static str,
         id: &str,
         if_match: Option<&str>,
@@ -43,9 +42,9 @@ impl Control {
         F: Future<Output = Result<T>>,
     {
         let Some(if_match) = if_match else { return Ok(()) };
-        // Locked first: from here on the row changes only through this transaction, so
-        // the representation read next is the one the write applies to.
-        tx.lock_row(table, id).await?;
+        // Locked first: from here on the row changes only through this change, so the
+        // representation read next is the one the write applies to.
+        self.tx.lock_row(table, id).await?;
         check_precondition(if_match, &current.await?)
     }
 }

@@ -9,7 +9,7 @@ use roost_api::auth::{LoginRequest, LoginResponse, WhoAmI};
 use crate::AppState;
 use crate::auth::{Auth, CSRF_COOKIE, SESSION_COOKIE};
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json};
+use crate::extract::{Ctx, Https, Json};
 
 /// Log in with a username and password.
 ///
@@ -28,13 +28,16 @@ use crate::extract::{Ctx, Json};
 pub async fn login(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
+    Https(https): Https,
     Json(req): Json<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (response, csrf) = state.control.login(&ctx, req).await?;
     let max_age = state.control.settings().session_ttl.as_secs();
     let mut headers = HeaderMap::new();
-    let session = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}", response.token);
-    let csrf = format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict; Max-Age={max_age}");
+    let secure = secure_attribute(https);
+    let session =
+        format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}", response.token);
+    let csrf = format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict; Max-Age={max_age}{secure}");
     for cookie in [session, csrf] {
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             headers.append(header::SET_COOKIE, v);
@@ -47,15 +50,26 @@ pub async fn login(
 /// End the current session (and clear the console's cookies).
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
     responses((status = 204, description = "Logged out"), (status = 401, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
-pub async fn logout(State(state): State<AppState>, Ctx(ctx): Ctx, auth: Auth) -> Result<impl IntoResponse, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Https(https): Https,
+    auth: Auth,
+) -> Result<impl IntoResponse, ApiError> {
     state.control.logout(&ctx, &auth).await?;
     let mut headers = HeaderMap::new();
+    let secure = secure_attribute(https);
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        if let Ok(v) = HeaderValue::from_str(&format!("{name}=; Path=/; SameSite=Strict; Max-Age=0")) {
+        if let Ok(v) = HeaderValue::from_str(&format!("{name}=; Path=/; SameSite=Strict; Max-Age=0{secure}")) {
             headers.append(header::SET_COOKIE, v);
         }
     }
     Ok((StatusCode::NO_CONTENT, headers))
+}
+
+/// Cookies sent over HTTPS are `Secure`: a browser never sends them back in clear.
+fn secure_attribute(https: bool) -> &'static str {
+    if https { "; Secure" } else { "" }
 }
 
 /// Who the credential of this request belongs to, and what it may do.

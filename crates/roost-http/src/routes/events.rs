@@ -21,8 +21,10 @@ use crate::extract::Query;
 
 /// Stream changes to resources you can see, as `text/event-stream`.
 ///
-/// Each message's `event:` is the event type and `id:` its number; reconnect with
-/// `Last-Event-ID` to receive what was missed while the server still holds it. Filter
+/// Each message's `event:` is the event type and `id:` its number in the durable event
+/// log; reconnect with `Last-Event-ID` to receive what was missed (while the log still
+/// holds it: when it no longer does, a `lagged` message says so and the client should
+/// list again). Filter
 /// with `?type=token,operation` (resource or event types) and `?resource_id=`. The
 /// stream follows its credential: events of a project stop when you leave it, and when
 /// the token is revoked, the session ends or expires, or the user is disabled, a last
@@ -44,13 +46,24 @@ pub async fn stream(
     // Watch for revocations before reading the rights, so none falls between the two.
     let mut changes = control.credential_changes();
     changes.mark_unchanged();
-    let (replay, mut live) = control.events().subscribe(last_seen);
+    let (replay, mut live, truncated) = match last_seen {
+        Some(seen) => {
+            control.events().subscribe_after(control.store(), seen).await.map_err(roost_control::Error::from)?
+        }
+        None => (Vec::new(), control.events().subscribe(), None),
+    };
+    // The last event sent, so a stream that falls behind the live channel resumes from
+    // the log without a gap or a repeat.
+    let mut sent = replay.last().map(|p| p.event.id).or(last_seen).unwrap_or(0);
     let shutdown = control.shutdown().clone();
     let secret = auth.credential().to_string();
     let mut principal = auth.0.clone();
     let mut projects = control.visible_project_ids(&principal).await?;
     let mut next_check = next_check_at(&principal);
     let stream = async_stream::stream! {
+        if truncated.is_some() {
+            yield Ok(lagged());
+        }
         for p in replay.iter().filter(|p| visible(&principal, &projects, &filter, p)) {
             yield Ok(to_sse(&p.event));
         }
@@ -85,11 +98,32 @@ pub async fn stream(
             }
             match next {
                 None => {}
-                Some(Ok(p)) if visible(&principal, &projects, &filter, &p) => yield Ok(to_sse(&p.event)),
-                Some(Ok(_)) => {}
-                // The client fell behind the buffer: tell it, so it can re-list.
-                Some(Err(RecvError::Lagged(missed))) => {
-                    yield Ok(SseEvent::default().event("lagged").data(format!("{{\"missed\":{missed}}}")));
+                // Already sent from the log after falling behind.
+                Some(Ok(p)) if p.event.id <= sent => {}
+                Some(Ok(p)) => {
+                    sent = p.event.id;
+                    if visible(&principal, &projects, &filter, &p) {
+                        yield Ok(to_sse(&p.event));
+                    }
+                }
+                // The stream fell behind the live channel: what it missed is read from
+                // the log, in order; only what the log no longer holds is lost.
+                Some(Err(RecvError::Lagged(_))) => {
+                    let upto = control.events().delivered();
+                    match control.events().read_range(control.store(), sent as i64, upto).await {
+                        Ok((missed, truncated)) => {
+                            if truncated.is_some() {
+                                yield Ok(lagged());
+                            }
+                            for p in missed {
+                                sent = p.event.id;
+                                if visible(&principal, &projects, &filter, &p) {
+                                    yield Ok(to_sse(&p.event));
+                                }
+                            }
+                        }
+                        Err(_) => yield Ok(lagged()),
+                    }
                 }
                 Some(Err(RecvError::Closed)) => break,
             }
@@ -125,6 +159,12 @@ fn closed(e: &roost_control::Error) -> SseEvent {
         },
     };
     SseEvent::default().event("closed").data(serde_json::to_string(&body).unwrap_or_default())
+}
+
+/// Some events are gone for this stream (pruned from the log): the client should list
+/// again.
+fn lagged() -> SseEvent {
+    SseEvent::default().event("lagged").data("{}")
 }
 
 fn to_sse(event: &Event) -> SseEvent {

@@ -58,33 +58,66 @@ pub struct ImportParams {
 }
 
 /// Import a root filesystem tarball (`.tar`, `.tar.gz`, `.tar.zst`) sent as the body.
+///
+/// The caller's right to import into the project is checked before the body is read. The
+/// upload may be at most `image_import_max_size` bytes and may unpack to at most
+/// `image_import_max_unpacked` (413 otherwise, with nothing kept).
 #[utoipa::path(post, path = "/v1/images/import", tag = "images", params(ImportParams),
     request_body(content = Vec<u8>, description = "The tarball", content_type = "application/octet-stream"),
     responses((status = 201, body = Image), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
-        (status = 403, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
+        (status = 413, description = "Too large, sent or unpacked", body = ErrorResponse),
+        (status = 422, body = ErrorResponse)))]
 pub async fn import(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     auth: Auth,
+    headers: HeaderMap,
     Query(q): Query<ImportParams>,
     body: Body,
 ) -> Result<(StatusCode, axum::Json<Image>), ApiError> {
+    // Who may import, and under which name, is settled before a byte of the upload is read.
+    s.control.authorize_image_import(&auth, &q.name, q.project.as_deref()).await?;
+    let max = s.control.settings().image_import_max_size;
+    let too_large = || {
+        ApiError::from(roost_control::Error::new(
+            roost_api::ErrorCode::PayloadTooLarge,
+            format!("the upload is larger than {max} bytes (image_import_max_size)"),
+        ))
+    };
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
     let dir = s.control.settings().data_dir.join("tmp");
     tokio::fs::create_dir_all(&dir).await.map_err(|e| roost_control::Error::internal(e.to_string()))?;
     let mut name = String::from("upload-");
     roost_api::ids::push_random(&mut name, 12);
     let path = dir.join(name);
+    let mut over = false;
     let written = async {
         let mut file = tokio::fs::File::create(&path).await?;
         let mut stream = body.into_data_stream().map_err(std::io::Error::other);
+        let mut total: u64 = 0;
         while let Some(chunk) = stream.try_next().await? {
+            total += chunk.len() as u64;
+            if total > max {
+                over = true;
+                return Ok(());
+            }
             file.write_all(&chunk).await?;
         }
         file.sync_all().await
     }
     .await;
-    if let Err(e) = written {
+    if over || written.is_err() {
         let _ = tokio::fs::remove_file(&path).await;
+    }
+    if over {
+        return Err(too_large());
+    }
+    if let Err(e) = written {
         return Err(roost_control::Error::invalid(format!("could not receive the tarball: {e}")).into());
     }
     let image = s.control.import_image(&ctx, &auth, &q.name, q.project.as_deref(), &path).await?;

@@ -19,12 +19,19 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::{Ctx, Path, Query};
 
+/// The client the object routes reach this server's S3 listener with: plain HTTP, no
+/// proxy, and no redirects followed (an answer is passed on as it is, never fetched
+/// from wherever it points).
 pub(crate) fn client() -> &'static reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT.get_or_init(|| {
         // Plain HTTP on loopback, but reqwest still wants a TLS provider chosen.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder().no_proxy().build().expect("a plain HTTP client")
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain HTTP client")
     })
 }
 
@@ -150,7 +157,8 @@ pub async fn list(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ObjectGetParams {
-    /// `1` or `true`: ask the browser to save it (`Content-Disposition: attachment`).
+    /// Accepted for compatibility: every object body is served as a download
+    /// (`Content-Disposition: attachment`), whatever this says.
     #[serde(default)]
     pub download: Option<String>,
 }
@@ -162,7 +170,6 @@ const PASSED: &[header::HeaderName] = &[
     header::ETAG,
     header::LAST_MODIFIED,
     header::CACHE_CONTROL,
-    header::CONTENT_DISPOSITION,
     header::CONTENT_ENCODING,
     header::CONTENT_RANGE,
     header::ACCEPT_RANGES,
@@ -179,10 +186,13 @@ fn passed_headers(from: &reqwest::header::HeaderMap) -> HeaderMap {
 }
 
 /// Download an object (or, with `HEAD`, just its headers: type, size, ETag, metadata).
-/// `Range` is honoured.
+/// `Range` is honoured. The body comes from the console's origin but is the uploader's
+/// choice, so it is always a download (`Content-Disposition: attachment` with the name
+/// in RFC 6266/5987 form), never sniffed (`nosniff`), and sandboxed should a browser
+/// render it (`Content-Security-Policy: sandbox`); the stored `Content-Type` is reported.
 #[utoipa::path(get, path = "/v1/buckets/{id}/objects/{key}", tag = "buckets",
     params(("id" = String, Path, description = "Bucket id or name"), ("key" = String, Path, description = "Object key"), ObjectGetParams),
-    responses((status = 200, description = "The object's bytes"), (status = 206, description = "A range"),
+    responses((status = 200, description = "The object's bytes, as an attachment"), (status = 206, description = "A range"),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn get(
     State(s): State<AppState>,
@@ -191,7 +201,7 @@ pub async fn get(
     method: Method,
     headers: HeaderMap,
     Path((id, key)): Path<(String, String)>,
-    Query(q): Query<ObjectGetParams>,
+    Query(_q): Query<ObjectGetParams>,
 ) -> Result<Response, ApiError> {
     let verb = if method == Method::HEAD { "HEAD" } else { "GET" };
     let url = s.control.object_url(&ctx, &auth, &id, verb, &key, &[]).await?;
@@ -210,23 +220,24 @@ pub async fn get(
         return Err(s3_error(resp).await);
     }
     let mut out_headers = passed_headers(resp.headers());
-    if matches!(q.download.as_deref(), Some("1" | "true" | "yes")) {
-        let name = key.rsplit('/').next().unwrap_or(&key);
-        // An ASCII fallback, and the exact name in RFC 5987 form.
-        let ascii: String = name
-            .chars()
-            .map(|c| if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' { c } else { '_' })
-            .collect();
-        let value = format!(
-            "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-            roost_control::presign::uri_encode(name, false)
-        );
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            out_headers.insert(header::CONTENT_DISPOSITION, v);
-        }
+    if let Ok(v) = HeaderValue::from_str(&attachment(&key)) {
+        out_headers.insert(header::CONTENT_DISPOSITION, v);
     }
+    out_headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    out_headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::middleware::API_CSP));
     let body = Body::from_stream(resp.bytes_stream().map_err(std::io::Error::other));
     Ok((status, out_headers, body).into_response())
+}
+
+/// `attachment` with the key's last segment as the file name: an ASCII fallback (quotes,
+/// backslashes and other characters replaced by `_`) and the exact name in RFC 5987 form.
+fn attachment(key: &str) -> String {
+    let name = key.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("download");
+    let ascii: String = name
+        .chars()
+        .map(|c| if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' { c } else { '_' })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", roost_control::presign::uri_encode(name, false))
 }
 
 /// Upload an object: the request body, stored as is, with its `Content-Type`,
@@ -303,5 +314,15 @@ mod tests {
         assert_eq!(blocks(xml, "CommonPrefixes").iter().filter_map(|c| tag(c, "Prefix")).collect::<Vec<_>>(), ["dir/"]);
         assert_eq!(tag(xml, "NextContinuationToken").as_deref(), Some("t1"));
         assert_eq!(unescape("&bogus; &lt;x&gt;"), "&bogus; <x>");
+    }
+
+    #[test]
+    fn attachments_name_the_file_safely() {
+        assert_eq!(
+            attachment("site/é \"x\";.html"),
+            "attachment; filename=\"_ _x_;.html\"; filename*=UTF-8''%C3%A9%20%22x%22%3B.html"
+        );
+        assert_eq!(attachment("a\\b"), "attachment; filename=\"a_b\"; filename*=UTF-8''a%5Cb");
+        assert_eq!(attachment("dir/"), "attachment; filename=\"download\"; filename*=UTF-8''download");
     }
 }

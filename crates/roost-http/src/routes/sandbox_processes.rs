@@ -9,12 +9,12 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
+use roost_api::ErrorResponse;
 use roost_api::instances::ExecControl;
 use roost_api::sandboxes::{
     SandboxFileEntry, SandboxMkdirRequest, SandboxMoveRequest, SandboxPathParams, SandboxProcess,
     SignalSandboxProcessRequest, StartSandboxProcessRequest,
 };
-use roost_api::{ErrorCode, ErrorResponse};
 use roost_control::Error;
 use roost_control::sandboxes::ProcessEvent;
 
@@ -23,8 +23,9 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::{Ctx, Json, Path, Query};
 
-/// Largest upload through `PUT /v1/sandboxes/{id}/files` (it is held in memory).
-const MAX_UPLOAD: usize = 512 << 20;
+/// Largest upload through `PUT /v1/sandboxes/{id}/files` (streamed into the sandbox,
+/// never held here).
+const MAX_UPLOAD: u64 = 4 << 30;
 
 /// Processes running in the sandbox.
 #[utoipa::path(get, path = "/v1/sandboxes/{id}/processes", tag = "sandboxes",
@@ -213,14 +214,14 @@ pub async fn download(
     Path(id): Path<String>,
     Query(q): Query<SandboxPathParams>,
 ) -> Result<Response, ApiError> {
-    let data = s.control.sandbox_download(&auth, &id, &q.path).await?;
+    let chunks = s.control.sandbox_download(&auth, &id, &q.path).await?;
     let name = q.path.rsplit('/').next().unwrap_or("file").replace(['"', '\\', '\r', '\n'], "_");
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
         ],
-        data,
+        crate::e2b::file_body(chunks),
     )
         .into_response())
 }
@@ -239,10 +240,8 @@ pub async fn upload(
     Query(q): Query<SandboxPathParams>,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let data = axum::body::to_bytes(body, MAX_UPLOAD)
-        .await
-        .map_err(|_| Error::new(ErrorCode::PayloadTooLarge, format!("files are at most {MAX_UPLOAD} bytes")))?;
-    s.control.sandbox_upload(&ctx, &auth, &id, &q.path, data.to_vec()).await?;
+    let mut data = crate::e2b::body_reader(body);
+    s.control.sandbox_upload(&ctx, &auth, &id, &q.path, &mut data, MAX_UPLOAD).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

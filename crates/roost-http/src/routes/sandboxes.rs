@@ -71,6 +71,28 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
+/// Revoke a sandbox key: E2B requests with it, and with the access tokens of the
+/// sandboxes it made, are refused at once (its sandboxes run on until they are killed or
+/// time out). Its owner or an admin may revoke it.
+#[utoipa::path(delete, path = "/v1/sandbox-keys/{id}", tag = "sandboxes",
+    params(IfMatch, ("id" = String, Path, description = "Key id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse),
+    ))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+) -> Result<StatusCode, ApiError> {
+    state.control.revoke_sandbox_key(&ctx, &auth, &id, if_match.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The warm pools of the projects you can see: frozen sandboxes kept ready per template
 /// (`roost server --sandbox-pool N`), with the creates they served and missed.
 #[utoipa::path(get, path = "/v1/sandbox-pool", tag = "sandboxes",

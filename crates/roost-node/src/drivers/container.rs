@@ -21,9 +21,11 @@ mod exec;
 mod files;
 mod mountns;
 mod runc;
+mod seccomp;
+pub mod userns;
 
 use std::collections::HashMap;
-use std::fs;
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -72,6 +74,9 @@ pub struct ContainerConfig {
     /// Containers with the default init run roost-init as pid 1, which serves execs
     /// without `runc exec` ([`agent`]); off: the shell init and `runc exec` only.
     pub exec_agent: bool,
+    /// Whether containers run in a user namespace ([`userns`]): `auto` where the host
+    /// supports it.
+    pub userns: userns::UsernsMode,
 }
 
 impl ContainerConfig {
@@ -98,6 +103,7 @@ impl ContainerConfig {
             log_max_bytes: 10 << 20,
             nft: "nft".into(),
             exec_agent: true,
+            userns: userns::UsernsMode::Auto,
         }
     }
 }
@@ -115,6 +121,8 @@ struct Inner {
     limit_swap: bool,
     /// roost-init on the host, bind-mounted into containers with the default init.
     init: Option<PathBuf>,
+    /// The host ids of containers' ids, when containers run in user namespaces.
+    idmap: Option<userns::IdMap>,
     /// Serializes the lifecycle calls of one instance.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     keeper: Mutex<Option<tokio::task::AbortHandle>>,
@@ -164,6 +172,13 @@ struct Paths {
     pid: PathBuf,
     runc_log: PathBuf,
     netns: PathBuf,
+    /// The instance's user namespace (an nsfs bind mount), when it has one.
+    userns: PathBuf,
+    /// The image's root and the instance directory, idmapped: the overlay's layers.
+    lower: PathBuf,
+    mapped: PathBuf,
+    /// See [`ContainerDriver::stage_dir`].
+    stage: PathBuf,
 }
 
 impl ContainerDriver {
@@ -186,8 +201,27 @@ impl ContainerDriver {
                 Layout::V2 { .. } => true,
             };
         let init = if config.exec_agent { install_init(&config.data_dir) } else { None };
+        let idmap = match config.userns {
+            userns::UsernsMode::Off => None,
+            mode => {
+                let map = userns::IdMap::for_host();
+                match userns::probe(&instances.join(".userns-probe"), map) {
+                    Ok(()) => Some(map),
+                    Err(why) if mode == userns::UsernsMode::On => {
+                        return Err(Error::Invalid(format!(
+                            "userns = on, but containers cannot run in a user namespace on this host: {why}"
+                        )));
+                    }
+                    Err(why) => {
+                        tracing::warn!(reason = %why, "containers run without a user namespace on this host");
+                        None
+                    }
+                }
+            }
+        };
         let inner = Arc::new(Inner {
             init,
+            idmap,
             runc: Runc::new(config.runc.clone(), config.runc_root.clone()),
             config,
             layout,
@@ -204,6 +238,30 @@ impl ContainerDriver {
 
     pub fn config(&self) -> &ContainerConfig {
         &self.inner.config
+    }
+
+    /// The host ids containers' ids map to; `None` when they run without a user
+    /// namespace (`userns = off`, or `auto` on a host without support).
+    pub fn idmap(&self) -> Option<userns::IdMap> {
+        self.inner.idmap
+    }
+
+    /// The instance's id map: the driver's, unless the instance asked for `MKNOD` (the
+    /// kernel makes device nodes only for the host's user namespace).
+    fn idmap_of(&self, spec: &InstanceSpec) -> Option<userns::IdMap> {
+        let host_only = spec
+            .capabilities_add
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case("MKNOD") || c.eq_ignore_ascii_case("CAP_MKNOD"));
+        self.inner.idmap.filter(|_| !host_only)
+    }
+
+    /// Where runc finds a user-namespaced instance's root and the files bound into it:
+    /// a directory every id may traverse (`/run/roost/.../userns/<id>`), since runc
+    /// makes those mounts as the container's root, which cannot pass the data
+    /// directory's permissions.
+    fn stage_dir(&self, id: &str) -> PathBuf {
+        self.inner.config.runc_root.with_file_name("userns").join(id)
     }
 
     /// The instance's cgroup (to read limits and usage).
@@ -238,6 +296,10 @@ impl ContainerDriver {
             pid: dir.join("init.pid"),
             runc_log: dir.join("runc.log"),
             netns: self.netns_path(id),
+            userns: dir.join("userns"),
+            lower: dir.join("lower"),
+            mapped: dir.join("mapped"),
+            stage: self.stage_dir(id),
             dir,
         }
     }
@@ -260,27 +322,72 @@ impl ContainerDriver {
     async fn prepare_locked(&self, spec: &InstanceSpec) -> Result<()> {
         validate(spec)?;
         let p = self.paths(&spec.id);
+        let map = self.idmap_of(spec);
+        let running = self.running(&spec.id).await.is_some();
         // Volumes detached while it was stopped: their host mounts go.
         if let Ok(previous) = self.load_spec(&spec.id) {
             for disk in previous.disks.iter().filter(|d| !spec.disks.iter().any(|n| n.volume_id == d.volume_id)) {
-                storage::unmount_disk(&self.disk_mount(disk))?;
+                self.unmount_disk_of(&spec.id, disk)?;
             }
         }
         for dir in [&p.dir, &p.upper, &p.work, &p.rootfs] {
             fs::create_dir_all(dir).at("creating", dir)?;
         }
+        // A run without a user namespace before (or with one, and now without): what
+        // was mounted for it goes first, while nothing runs on it.
+        if !running && is_mount_point(&p.rootfs) && is_mounted_at(&p.mapped) != map.is_some() {
+            self.unmount_instance(&spec.id)?;
+        }
+        if let Some(map) = map
+            && !userns::is_ns_file(&p.userns)
+        {
+            userns::create_userns(&p.userns, map)?;
+        }
         write_atomic(&p.spec, &serde_json::to_vec_pretty(spec).expect("spec serializes"))?;
+        // Read by whoever copies the root filesystem as the host sees it (a template
+        // snapshot) to store container ids, not shifted ones.
+        let marker = p.dir.join(userns::ID_MAP_FILE);
+        match map {
+            Some(map) => write_atomic(&marker, map.to_string().as_bytes())?,
+            None => remove_file(&marker)?,
+        }
+        // hosts, hostname and resolv.conf: in the stage for a user-namespaced instance
+        // (owned by its root there), else in the instance directory.
+        let files_dir = if map.is_some() { p.stage.clone() } else { p.dir.clone() };
+        if map.is_some() {
+            make_stage(&p.stage)?;
+        }
         let ip = spec.networks.first().map(|n| n.ip);
-        write_atomic(&p.dir.join("hosts"), bundle::hosts_file(&spec.hostname, ip).as_bytes())?;
-        write_atomic(&p.dir.join("hostname"), format!("{}\n", spec.hostname).as_bytes())?;
         let resolv = match &spec.dns {
             Some(dns) => format!("nameserver {}\nsearch {}\noptions ndots:1\n", dns.nameserver, dns.search),
             None => bundle::resolv_conf(),
         };
-        write_atomic(&p.dir.join("resolv.conf"), resolv.as_bytes())?;
+        for (name, content) in [
+            ("hosts", bundle::hosts_file(&spec.hostname, ip)),
+            ("hostname", format!("{}\n", spec.hostname)),
+            ("resolv.conf", resolv),
+        ] {
+            let path = files_dir.join(name);
+            write_atomic(&path, content.as_bytes())?;
+            if let Some(map) = map {
+                std::os::unix::fs::lchown(&path, Some(map.uid), Some(map.gid)).at("chown", &path)?;
+            }
+        }
 
         if !spec.networks.is_empty() {
-            netns::create(&p.netns)?;
+            // The network namespace belongs to the instance's user namespace (or the
+            // host's): one of the other kind, left by an earlier run, is made again.
+            let owner = map.map(|_| p.userns.as_path());
+            if !running && netns::is_netns(&p.netns) && !userns::owned_by(&p.netns, owner) {
+                network::detach(&spec.id).await?;
+                netns::remove(&p.netns)?;
+            }
+            if !netns::is_netns(&p.netns) {
+                match map {
+                    Some(_) => userns::create_netns_in(&p.userns, &p.netns)?,
+                    None => netns::create(&p.netns)?,
+                }
+            }
         }
         for attachment in &spec.networks {
             self.ensure_network(&Network::of(attachment)).await?;
@@ -294,24 +401,74 @@ impl ContainerDriver {
         }
 
         if !is_mount_point(&p.rootfs) {
-            let options = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                spec.rootfs.display(),
-                p.upper.display(),
-                p.work.display()
-            );
-            nix::mount::mount(Some("overlay"), &p.rootfs, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
-                .map_err(|e| Error::io(format!("mounting the overlay on {}", p.rootfs.display()), e.into()))?;
+            match map {
+                None => {
+                    let options = format!(
+                        "lowerdir={},upperdir={},workdir={}",
+                        spec.rootfs.display(),
+                        p.upper.display(),
+                        p.work.display()
+                    );
+                    nix::mount::mount(
+                        Some("overlay"),
+                        &p.rootfs,
+                        Some("overlay"),
+                        MsFlags::empty(),
+                        Some(options.as_str()),
+                    )
+                    .map_err(|e| Error::io(format!("mounting the overlay on {}", p.rootfs.display()), e.into()))?;
+                }
+                Some(map) => {
+                    // The overlay over idmapped layers, mounted as the container's root.
+                    for dir in [&p.lower, &p.mapped] {
+                        fs::create_dir_all(dir).at("creating", dir)?;
+                    }
+                    if !is_mounted_at(&p.lower) {
+                        userns::idmapped_bind(&spec.rootfs, &p.lower, &p.userns)?;
+                    }
+                    if !is_mounted_at(&p.mapped) {
+                        userns::idmapped_bind(&p.dir, &p.mapped, &p.userns)?;
+                    }
+                    let options = format!(
+                        "lowerdir={},upperdir={},workdir={}",
+                        p.lower.display(),
+                        p.mapped.join("upper").display(),
+                        p.mapped.join("work").display()
+                    );
+                    userns::mount_overlay(map, options, p.rootfs.clone())?;
+                }
+            }
         }
+        let root = if map.is_some() {
+            let staged = p.stage.join("rootfs");
+            fs::create_dir_all(&staged).at("creating", &staged)?;
+            if !is_mounted_at(&staged) {
+                bind_mount(&p.rootfs, &staged)?;
+            }
+            staged
+        } else {
+            PathBuf::from("rootfs")
+        };
 
         // Block volumes: loop-mounted on the host, bound into the container like a
         // directory volume.
         let mut with_disks = spec.clone();
+        // Host directories bound in: idmapped too, so the container's root owns what the
+        // host's root owns there.
+        if map.is_some() {
+            for (i, volume) in with_disks.volumes.iter_mut().enumerate() {
+                let view = p.stage.join("volumes").join(i.to_string());
+                fs::create_dir_all(&view).at("creating", &view)?;
+                if !is_mounted_at(&view) {
+                    userns::idmapped_bind(&volume.source, &view, &p.userns)?;
+                }
+                volume.source = view;
+            }
+        }
         for disk in &spec.disks {
-            let mnt = self.disk_mount(disk);
-            storage::mount_disk(&disk.image, &mnt, &disk.filesystem, disk.read_only).await?;
+            let source = self.mount_disk_for(&spec.id, disk, map.is_some()).await?;
             with_disks.volumes.push(crate::driver::Mount {
-                source: mnt,
+                source,
                 destination: disk.path.clone(),
                 read_only: disk.read_only,
             });
@@ -319,20 +476,75 @@ impl ContainerDriver {
 
         // roost-init replaces the default init when its socket path fits a sockaddr_un.
         let socket = agent::socket_path(&p.dir);
-        let init = self
+        let mut init = self
             .inner
             .init
-            .as_deref()
+            .clone()
             .filter(|_| spec.cmd.as_ref().is_none_or(|c| c.is_empty()) && socket.as_os_str().len() < 108);
+        if let (Some(host), true) = (&init, map.is_some()) {
+            let staged = p.stage.join("roost-init");
+            if !is_mounted_at(&staged) {
+                File::create(&staged).at("creating", &staged)?;
+                bind_mount(host, &staged)?;
+            }
+            init = Some(staged);
+        }
         let ctx = bundle::BundleContext {
-            init,
+            init: init.as_deref(),
             netns: (!spec.networks.is_empty()).then_some(p.netns.as_path()),
             cgroups_path: self.cgroups_path(&spec.id),
             limit_swap: self.inner.limit_swap,
-            dir: &p.dir,
+            dir: &files_dir,
+            root: &root,
+            userns: map.map(|m| (p.userns.as_path(), m)),
         };
         let oci = bundle::spec(&with_disks, &ctx)?;
         write_atomic(&p.config, &serde_json::to_vec_pretty(&oci).expect("OCI spec serializes"))
+    }
+
+    /// Mounts a volume on the host and returns what to bind into the instance: the host
+    /// mount, or for a user-namespaced instance an idmapped view of it in the stage.
+    async fn mount_disk_for(&self, id: &str, disk: &VolumeAttachment, mapped: bool) -> Result<PathBuf> {
+        let mnt = self.disk_mount(disk);
+        storage::mount_disk(&disk.image, &mnt, &disk.filesystem, disk.read_only).await?;
+        if !mapped {
+            return Ok(mnt);
+        }
+        let p = self.paths(id);
+        let view = p.stage.join("disks").join(&disk.volume_id);
+        fs::create_dir_all(&view).at("creating", &view)?;
+        if !is_mounted_at(&view)
+            && let Err(e) = userns::idmapped_bind(&mnt, &view, &p.userns)
+        {
+            let _ = storage::unmount_disk(&mnt);
+            return Err(e);
+        }
+        Ok(view)
+    }
+
+    /// Takes down a volume's host mount and the instance's view of it.
+    fn unmount_disk_of(&self, id: &str, disk: &VolumeAttachment) -> Result<()> {
+        let view = self.paths(id).stage.join("disks").join(&disk.volume_id);
+        if is_mounted_at(&view) {
+            nix::mount::umount2(&view, MntFlags::MNT_DETACH)
+                .map_err(|e| Error::io(format!("unmounting {}", view.display()), e.into()))?;
+        }
+        storage::unmount_disk(&self.disk_mount(disk))
+    }
+
+    /// Unmounts the instance's root and what it is made of (not its volumes).
+    fn unmount_instance(&self, id: &str) -> Result<()> {
+        let p = self.paths(id);
+        let mut mounts = mounts_under(&p.stage);
+        mounts.retain(|m| !m.starts_with(p.stage.join("disks")));
+        mounts.extend([p.rootfs.clone(), p.lower.clone(), p.mapped.clone()]);
+        for m in mounts {
+            match nix::mount::umount2(&m, MntFlags::MNT_DETACH) {
+                Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
+                Err(e) => return Err(Error::io(format!("unmounting {}", m.display()), e.into())),
+            }
+        }
+        Ok(())
     }
 
     fn load_spec(&self, id: &str) -> Result<InstanceSpec> {
@@ -452,8 +664,12 @@ impl ContainerDriver {
         let network_ok = spec.networks.is_empty()
             || (netns::is_netns(&p.netns)
                 && spec.networks.iter().all(|n| network::link_exists(&network::nic_ifname(&spec.id, n.index))));
-        let disks_ok = spec.disks.iter().all(|d| is_mount_point(&self.disk_mount(d)));
-        if is_mount_point(&p.rootfs) && network_ok && disks_ok && p.config.exists() {
+        let mapped = self.idmap_of(spec).is_some();
+        let disks_ok = spec.disks.iter().all(|d| {
+            is_mount_point(&self.disk_mount(d)) && (!mapped || is_mounted_at(&p.stage.join("disks").join(&d.volume_id)))
+        });
+        let userns_ok = !mapped || (userns::is_ns_file(&p.userns) && is_mounted_at(&p.stage.join("rootfs")));
+        if is_mount_point(&p.rootfs) && network_ok && disks_ok && userns_ok && p.config.exists() {
             return Ok(());
         }
         self.prepare_locked(spec).await
@@ -469,7 +685,7 @@ impl ContainerDriver {
     fn unmount_disks(&self, id: &str) {
         let Ok(spec) = self.load_spec(id) else { return };
         for disk in &spec.disks {
-            if let Err(e) = storage::unmount_disk(&self.disk_mount(disk)) {
+            if let Err(e) = self.unmount_disk_of(id, disk) {
                 tracing::warn!(instance = id, volume = %disk.volume_id, error = %e, "cannot unmount a volume");
             }
         }
@@ -533,6 +749,13 @@ impl Driver for ContainerDriver {
         truncate_if_larger(&p.runc_log, 1 << 20);
         let logs = LogFiles::new(&p.dir);
         let (out, err) = logs.open_writers()?;
+        // The container's root may reopen its own output (`/proc/1/fd/1`, `/dev/stdout`):
+        // in a user namespace the log files must be its.
+        if let Some(map) = self.inner.idmap.filter(|_| is_mounted_at(&p.mapped)) {
+            for f in [&out, &err] {
+                std::os::unix::fs::fchown(f, Some(map.uid), Some(map.gid)).at("chown", &p.dir)?;
+            }
+        }
         logs.mark().at("writing the log index in", &p.dir)?;
         // roost-init's socket (when the bundle runs it): made here, handed to it as fd 3.
         let socket = agent::socket_path(&p.dir);
@@ -619,11 +842,12 @@ impl Driver for ContainerDriver {
         self.unmount_disks(id);
         network::detach(id).await?;
         netns::remove(&p.netns)?;
-        match nix::mount::umount2(&p.rootfs, MntFlags::MNT_DETACH) {
+        self.unmount_instance(id)?;
+        match nix::mount::umount2(&p.userns, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
-            Err(e) => return Err(Error::io(format!("unmounting {}", p.rootfs.display()), e.into())),
+            Err(e) => return Err(Error::io(format!("unmounting {}", p.userns.display()), e.into())),
         }
-        if let Some(mount) = mounts_under(&p.dir).first() {
+        if let Some(mount) = mounts_under(&p.dir).first().or(mounts_under(&p.stage).first()) {
             // Never remove a directory tree with something mounted in it.
             return Err(Error::Conflict(format!(
                 "{} is still mounted; not removing {}",
@@ -631,10 +855,12 @@ impl Driver for ContainerDriver {
                 p.dir.display()
             )));
         }
-        match fs::remove_dir_all(&p.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(format!("removing {}", p.dir.display()), e)),
+        for dir in [&p.dir, &p.stage] {
+            match fs::remove_dir_all(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("removing {}", dir.display()), e)),
+            }
         }
         EXITS.lock().unwrap().remove(&p.dir);
         self.inner.locks.lock().unwrap().remove(id);
@@ -748,12 +974,17 @@ impl Driver for ContainerDriver {
 
     async fn copy_in(&self, id: &str, path: &str, tar: TarStream) -> Result<()> {
         validate_id(id)?;
-        files::copy_in(self.files_root(id).await?, path, tar).await
+        let root = self.files_root(id).await?;
+        // Through idmapped layers, files are written as the container's root.
+        let map = self.inner.idmap.filter(|_| is_mounted_at(&self.paths(id).mapped));
+        files::copy_in(root, path, tar, map).await
     }
 
     async fn copy_out(&self, id: &str, path: &str) -> Result<TarStream> {
         validate_id(id)?;
-        files::copy_out(self.files_root(id).await?, path).await
+        let root = self.files_root(id).await?;
+        let map = self.inner.idmap.filter(|_| is_mounted_at(&self.paths(id).mapped));
+        files::copy_out(root, path, map).await
     }
 
     async fn pause(&self, id: &str) -> Result<()> {
@@ -811,11 +1042,11 @@ impl Driver for ContainerDriver {
         let _guard = self.lock(id).await;
         let mut spec = self.load_spec(id)?;
         if let Some(run) = self.running(id).await {
-            let mnt = self.disk_mount(disk);
-            storage::mount_disk(&disk.image, &mnt, &disk.filesystem, disk.read_only).await?;
-            let op = mountns::Op::Attach { source: mnt.clone(), target: disk.path.clone() };
-            if let Err(e) = mountns::run(run.pid, &op) {
-                let _ = storage::unmount_disk(&mnt);
+            let map = self.inner.idmap.filter(|_| is_mounted_at(&self.paths(id).mapped));
+            let source = self.mount_disk_for(id, disk, map.is_some()).await?;
+            let op = mountns::Op::Attach { source, target: disk.path.clone() };
+            if let Err(e) = mountns::run(run.pid, &op, map) {
+                let _ = self.unmount_disk_of(id, disk);
                 return Err(e);
             }
         }
@@ -840,9 +1071,9 @@ impl Driver for ContainerDriver {
                     )));
                 }
             }
-            mountns::run(run.pid, &mountns::Op::Detach { target: disk.path.clone(), lazy: force })?;
+            mountns::run(run.pid, &mountns::Op::Detach { target: disk.path.clone(), lazy: force }, None)?;
         }
-        storage::unmount_disk(&mnt)?;
+        self.unmount_disk_of(id, disk)?;
         let Ok(mut spec) = self.load_spec(id) else { return Ok(()) };
         spec.disks.retain(|d| d.volume_id != disk.volume_id);
         write_atomic(&self.paths(id).spec, &serde_json::to_vec_pretty(&spec).expect("spec serializes"))
@@ -956,6 +1187,33 @@ fn validate_disk(disk: &VolumeAttachment) -> Result<()> {
 fn is_mount_point(path: &Path) -> bool {
     let (Ok(meta), Some(parent)) = (fs::metadata(path), path.parent()) else { return false };
     fs::metadata(parent).is_ok_and(|p| p.dev() != meta.dev())
+}
+
+/// Whether something is mounted exactly at `path` (a bind mount of the same filesystem
+/// too, which [`is_mount_point`] cannot tell).
+fn is_mounted_at(path: &Path) -> bool {
+    mounts_under(path).iter().any(|m| m == path)
+}
+
+/// A plain bind mount of `source` (file or directory) on `target`.
+fn bind_mount(source: &Path, target: &Path) -> Result<()> {
+    nix::mount::mount(Some(source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| Error::io(format!("binding {} on {}", source.display(), target.display()), e.into()))
+}
+
+/// Makes an instance's stage and lets every id traverse it and the directories above it
+/// that Roost made (not list them).
+fn make_stage(stage: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(stage).at("creating", stage)?;
+    let mut dir = Some(stage);
+    for _ in 0..3 {
+        let Some(d) = dir else { break };
+        let mode = fs::metadata(d).at("reading", d)?.permissions().mode();
+        fs::set_permissions(d, fs::Permissions::from_mode((mode & 0o7777) | 0o111)).at("chmod", d)?;
+        dir = d.parent();
+    }
+    Ok(())
 }
 
 /// Mount points at or below `dir`, from `/proc/self/mountinfo`.

@@ -1,7 +1,8 @@
 //! MicroVMs with QEMU: the `microvm` machine (virtio-mmio, no PCI, no firmware), a PVH
 //! kernel, an initramfs and a qcow2 overlay over the image's shared ext4 base disk.
 //!
-//! QEMU runs detached (`-daemonize`, a pidfile) with its sockets in the instance's
+//! QEMU runs confined ([`confine`]: its own user, session and /dev, its seccomp sandbox, every
+//! file handed over as a descriptor) with its sockets in the instance's
 //! directory: QMP (status, ACPI power button, pause), the serial console (a socket whose
 //! `logfile=` is the instance's log, so boot output is kept with no client attached) and
 //! qemu-guest-agent (exec, files). Nothing else runs per VM, so a new server adopts what
@@ -12,12 +13,14 @@
 //! current run), `exit.json` (how the last one ended), `paused` (while paused).
 
 pub mod accel;
+mod confine;
 pub mod kit;
 pub mod qmp;
 
 use std::collections::HashMap;
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -57,6 +60,8 @@ pub struct VmConfig {
     pub accel: AccelChoice,
     /// TCG's translation cache in MiB (each VM's largest fixed cost under TCG).
     pub tb_size_mb: u32,
+    /// The unprivileged user QEMU runs as (made as a system user when missing).
+    pub qemu_user: String,
 }
 
 impl VmConfig {
@@ -67,6 +72,7 @@ impl VmConfig {
             qemu_img: PathBuf::from("qemu-img"),
             accel: AccelChoice::Auto,
             tb_size_mb: 32,
+            qemu_user: "roost-qemu".into(),
         }
     }
 }
@@ -81,6 +87,7 @@ struct Inner {
     /// Behind a lock: QEMU refusing KVM at a start moves it to TCG.
     accel: std::sync::RwLock<AccelInfo>,
     busybox: PathBuf,
+    qemu_user: confine::QemuUser,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// One guest-agent conversation at a time per VM (its socket takes one client).
     agent_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -169,11 +176,13 @@ impl VmDriver {
         let instances = config.data_dir.join("instances");
         fs::create_dir_all(&instances).at("creating", &instances)?;
         let accel = accel::probe(&config.data_dir.join("vm"), config.accel);
+        let qemu_user = confine::QemuUser::ensure(&config.qemu_user)?;
         Ok(VmDriver {
             inner: Arc::new(Inner {
                 config,
                 accel: std::sync::RwLock::new(accel),
                 busybox,
+                qemu_user,
                 locks: Mutex::new(HashMap::new()),
                 agent_locks: Mutex::new(HashMap::new()),
             }),
@@ -312,29 +321,85 @@ impl VmDriver {
         }
     }
 
-    /// Runs QEMU (which daemonizes once the VM is set up) with the current accelerator.
+    /// Starts QEMU confined ([`confine`]) with the current accelerator and waits until
+    /// QMP answers: its pid, or what QEMU printed when it gave up.
     async fn launch(
         &self,
         spec: &InstanceSpec,
         kernel: &kit::Kernel,
         p: &Paths,
-    ) -> Result<io::Result<std::process::Output>> {
-        let args = self.qemu_args(spec, kernel, p)?;
-        Ok(Command::new(&self.inner.config.qemu)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .await)
+    ) -> Result<std::result::Result<u32, String>> {
+        use std::os::unix::fs::FileTypeExt;
+        use std::os::unix::process::CommandExt;
+        let mut handover = confine::Handover::default();
+        let args = self.qemu_args(spec, kernel, p, &mut handover)?;
+        let kvm = if self.accel().accelerator == "kvm" {
+            let meta = fs::metadata("/dev/kvm").at("reading", Path::new("/dev/kvm"))?;
+            if !meta.file_type().is_char_device() {
+                return Err(Error::Invalid("/dev/kvm is not a device".into()));
+            }
+            Some(std::os::unix::fs::MetadataExt::rdev(&meta))
+        } else {
+            None
+        };
+        let err_path = p.f("qemu.err");
+        let err_file = fs::File::create(&err_path).at("creating", &err_path)?;
+        let raw = handover.raw();
+        let user = self.inner.qemu_user;
+        let mut command = std::process::Command::new(&self.inner.config.qemu);
+        command.args(&args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(err_file);
+        // SAFETY: `confine::enter` makes only async-signal-safe calls.
+        unsafe {
+            command.pre_exec(move || confine::enter(&raw, kvm, user));
+        }
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::missing(format!("QEMU ({})", self.inner.config.qemu.display()), "qemu-system-x86"));
+            }
+            Err(e) => return Err(Error::io("running QEMU", e)),
+        };
+        // QEMU holds its copies now.
+        drop(handover);
+        let pid = child.id();
+        let qmp_sock = p.f("qmp.sock");
+        let deadline = tokio::time::Instant::now() + AGENT_WAIT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let printed = fs::read_to_string(&err_path).unwrap_or_default();
+                let printed = printed.trim();
+                return Ok(Err(if printed.is_empty() {
+                    format!("QEMU exited at once ({status})")
+                } else {
+                    printed.to_string()
+                }));
+            }
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), qmp::qmp(&qmp_sock)).await {
+                // Not waited for here: the exit status is collected later (settle_exit).
+                drop(child);
+                return Ok(Ok(pid));
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(Err(format!("QEMU did not answer on QMP within {}s", AGENT_WAIT.as_secs())));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
-    fn qemu_args(&self, spec: &InstanceSpec, kernel: &kit::Kernel, p: &Paths) -> Result<Vec<String>> {
+    /// QEMU's command line; what it opens is opened here and added to `fds`.
+    fn qemu_args(
+        &self,
+        spec: &InstanceSpec,
+        kernel: &kit::Kernel,
+        p: &Paths,
+        fds: &mut confine::Handover,
+    ) -> Result<Vec<String>> {
         let a = self.accel();
         let a = &a;
         let mem_mb = if spec.memory_bytes == 0 { DEFAULT_MEMORY_MB } else { (spec.memory_bytes >> 20).max(64) };
         let cpus = (spec.cpus.ceil() as u64).clamp(1, 64);
-        let s = |p: &Path| p.display().to_string();
         let mut cmdline = vec!["console=ttyS0".to_string(), "quiet".into(), "panic=-1".into()];
         if a.accelerator == "tcg" {
             // microvm has no HPET or PM timer: under TCG the PIT calibration fails and the
@@ -396,60 +461,99 @@ impl VmDriver {
                 "qemu64,+arat".into(),
             ]);
         }
+        let ro = |path: &Path| -> Result<OwnedFd> { Ok(fs::File::open(path).at("opening", path)?.into()) };
+        let rw = |path: &Path| -> Result<OwnedFd> {
+            Ok(fs::OpenOptions::new().read(true).write(true).open(path).at("opening", path)?.into())
+        };
+        let listen = |name: &str| -> Result<OwnedFd> {
+            let path = p.f(name);
+            let _ = fs::remove_file(&path);
+            Ok(std::os::unix::net::UnixListener::bind(&path).at("creating", &path)?.into())
+        };
+        let kernel_fd = fds.add(ro(&kernel.vmlinux)?)?;
+        let initrd_fd = fds.add(ro(&kernel.initrd)?)?;
+        let log_path = p.f("stdout.log");
+        let log = fs::OpenOptions::new().append(true).create(true).open(&log_path).at("opening", &log_path)?;
+        let log_fd = fds.add(log.into())?;
+        let qmp_fd = fds.add(listen("qmp.sock")?)?;
+        let con_fd = fds.add(listen("console.sock")?)?;
+        let qga_fd = fds.add(listen("qga.sock")?)?;
+        let disk = p.f("disk.qcow2");
+        let base = qcow2_backing(&disk)?;
+        let base_fd = fds.add(ro(&base)?)?;
+        let root_fd = fds.add(rw(&disk)?)?;
         args.extend([
+            "-sandbox".into(),
+            confine::SANDBOX.into(),
+            // A file QEMU opens by path: through the descriptor it was given.
             "-kernel".into(),
-            s(&kernel.vmlinux),
+            format!("/proc/self/fd/{kernel_fd}"),
             "-initrd".into(),
-            s(&kernel.initrd),
+            format!("/proc/self/fd/{initrd_fd}"),
             "-append".into(),
             cmdline.join(" "),
             "-name".into(),
             spec.id.clone(),
-            "-pidfile".into(),
-            s(&p.f("qemu.pid")),
-            "-daemonize".into(),
-            "-qmp".into(),
-            format!("unix:{},server=on,wait=off", s(&p.f("qmp.sock"))),
+            "-add-fd".into(),
+            format!("fd={log_fd},set=1"),
+            "-add-fd".into(),
+            format!("fd={base_fd},set=2"),
+            "-add-fd".into(),
+            format!("fd={root_fd},set=3"),
             "-chardev".into(),
-            format!(
-                "socket,id=con,path={},server=on,wait=off,logfile={},logappend=on",
-                s(&p.f("console.sock")),
-                s(&p.f("stdout.log"))
-            ),
+            format!("socket,id=qmp,fd={qmp_fd},server=on,wait=off"),
+            "-mon".into(),
+            "chardev=qmp,mode=control".into(),
+            "-chardev".into(),
+            format!("socket,id=con,fd={con_fd},server=on,wait=off,logfile=/dev/fdset/1,logappend=on"),
             "-serial".into(),
             "chardev:con".into(),
             "-device".into(),
             "virtio-serial-device".into(),
             "-chardev".into(),
-            format!("socket,id=qga,path={},server=on,wait=off", s(&p.f("qga.sock"))),
+            format!("socket,id=qga,fd={qga_fd},server=on,wait=off"),
             "-device".into(),
             "virtserialport,chardev=qga,name=org.qemu.guest_agent.0".into(),
             "-device".into(),
             "virtio-rng-device".into(),
-            "-drive".into(),
-            format!("id=root,if=none,file={},format=qcow2,discard=unmap", s(&p.f("disk.qcow2"))),
+            "-blockdev".into(),
+            "driver=file,node-name=base-file,filename=/dev/fdset/2,read-only=on".into(),
+            "-blockdev".into(),
+            "driver=raw,node-name=base,file=base-file,read-only=on".into(),
+            "-blockdev".into(),
+            "driver=file,node-name=root-file,filename=/dev/fdset/3,discard=unmap".into(),
+            "-blockdev".into(),
+            "driver=qcow2,node-name=root,file=root-file,backing=base,discard=unmap".into(),
             "-device".into(),
             "virtio-blk-device,drive=root".into(),
         ]);
-        for d in &spec.disks {
+        for (i, d) in spec.disks.iter().enumerate() {
             let format = match d.format {
                 crate::DiskFormat::Raw => "raw",
                 crate::DiskFormat::Qcow2 => "qcow2",
             };
-            let path = s(&d.image).replace(',', ",,");
-            let ro = if d.read_only { ",readonly=on" } else { "" };
+            let fd = fds.add(if d.read_only { ro(&d.image)? } else { rw(&d.image)? })?;
+            let set = 10 + i;
+            let ro = if d.read_only { ",read-only=on" } else { "" };
+            // A qcow2 volume stands alone: no backing file is looked up by path.
+            let backing = if d.format == crate::DiskFormat::Qcow2 { ",backing=null" } else { "" };
             args.extend([
-                "-drive".into(),
-                format!("id={},if=none,file={path},format={format}{ro}", d.volume_id),
+                "-add-fd".into(),
+                format!("fd={fd},set={set}"),
+                "-blockdev".into(),
+                format!("driver=file,node-name={}-file,filename=/dev/fdset/{set}{ro}", d.volume_id),
+                "-blockdev".into(),
+                format!("driver={format},node-name={},file={}-file{ro}{backing}", d.volume_id, d.volume_id),
                 "-device".into(),
                 format!("virtio-blk-device,drive={},serial={}", d.volume_id, d.volume_id),
             ]);
         }
         for n in &spec.networks {
             let tap = network::nic_ifname(&spec.id, n.index);
+            let fd = fds.add(confine::open_tap(&tap)?)?;
             args.extend([
                 "-netdev".into(),
-                format!("tap,id=n{},ifname={tap},script=no,downscript=no", n.index),
+                format!("tap,id=n{},fd={fd}", n.index),
                 "-device".into(),
                 format!("virtio-net-device,netdev=n{},mac={}", n.index, n.mac),
             ]);
@@ -682,30 +786,21 @@ struct AgentExit {
     stderr: Vec<u8>,
 }
 
-/// `-daemonize` forks twice; the middle process exits at once and, its parent being
-/// gone, comes to this server (the subreaper) as a zombie nobody waits for. Reaps our
-/// zombie QEMU children that lead their own session (the middle process called
-/// `setsid`): never the first QEMU process, whose status the launching task awaits.
-fn reap_daemonize_leftovers(vm_pid: u32) {
-    let me = std::process::id();
-    let Ok(entries) = fs::read_dir("/proc") else { return };
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        if pid == vm_pid {
-            continue;
-        }
-        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let is_qemu = text.split_once('(').is_some_and(|(_, rest)| rest.starts_with("qemu-system"));
-        let session = text.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(3)?.parse::<u32>().ok());
-        if is_qemu
-            && session == Some(pid)
-            && let Some(stat) = ProcStat::parse(&text)
-            && stat.ppid == me
-            && !stat.alive()
-        {
-            let _ = reaper::reap_zombie(pid, stat.start_ticks);
-        }
+/// The backing file a qcow2 overlay names in its header (the image's shared base disk).
+fn qcow2_backing(path: &Path) -> Result<PathBuf> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::ffi::OsStringExt;
+    let mut f = fs::File::open(path).at("opening", path)?;
+    let mut header = [0u8; 20];
+    f.read_exact(&mut header).at("reading", path)?;
+    let offset = u64::from_be_bytes(header[8..16].try_into().expect("8 bytes"));
+    let size = u32::from_be_bytes(header[16..20].try_into().expect("4 bytes")) as usize;
+    if &header[..4] != b"QFI\xfb" || offset == 0 || size == 0 || size > 4096 {
+        return Err(Error::Invalid(format!("{} is not a qcow2 overlay with a backing file", path.display())));
     }
+    let mut name = vec![0u8; size];
+    f.seek(SeekFrom::Start(offset)).and_then(|_| f.read_exact(&mut name)).at("reading", path)?;
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(name)))
 }
 
 async fn ip(args: &[&str]) -> Result<()> {
@@ -966,38 +1061,19 @@ impl Driver for VmDriver {
         let logs = LogFiles::new(&p.dir);
         drop(logs.open_writers()?);
         let _ = logs.mark();
-        let mut out = self.launch(&spec, &kernel, &p).await?;
-        if let Ok(o) = &out {
-            let stderr = String::from_utf8_lossy(&o.stderr);
+        let mut launched = self.launch(&spec, &kernel, &p).await?;
+        if let Err(stderr) = &launched {
             // QEMU cannot set the vCPU's MSRs under a KVM the probe let through (seen with
             // PVM and `-cpu host`): KVM is unusable here, so this and later VMs get TCG.
-            if !o.status.success() && stderr.contains("failed to set MSR") && self.accel().accelerator == "kvm" {
+            if stderr.contains("failed to set MSR") && self.accel().accelerator == "kvm" {
                 tracing::warn!(error = %stderr.trim(), "QEMU refused KVM; falling back to TCG");
-                self.inner.accel.write().expect("accel").qemu_refused_kvm(&self.vm_dir(), &stderr);
-                let _ = fs::remove_file(p.f("qemu.pid"));
-                out = self.launch(&spec, &kernel, &p).await?;
+                self.inner.accel.write().expect("accel").qemu_refused_kvm(&self.vm_dir(), stderr);
+                launched = self.launch(&spec, &kernel, &p).await?;
             }
         }
-        let failed = match &out {
-            Err(e) => Some(Error::io("running QEMU", io::Error::new(e.kind(), e.to_string()))),
-            Ok(o) if !o.status.success() => {
-                Some(Error::tool("qemu", String::from_utf8_lossy(&o.stderr).trim().to_string()))
-            }
-            Ok(_) => None,
-        };
-        if let Some(e) = failed {
-            // A VM that came up although its launch reported failure would be an orphan.
-            if let Some(pid) = fs::read_to_string(p.f("qemu.pid")).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-            }
-            return Err(e);
-        }
-        let pid: u32 = fs::read_to_string(p.f("qemu.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| Error::tool("qemu", "QEMU started without writing its pidfile"))?;
+        let pid = launched.map_err(|stderr| Error::tool("qemu", stderr))?;
+        fs::write(p.f("qemu.pid"), format!("{pid}\n")).at("writing", &p.f("qemu.pid"))?;
         let stat = ProcStat::read(pid).ok_or_else(|| Error::tool("qemu", "QEMU exited right after starting"))?;
-        reap_daemonize_leftovers(pid);
         write_json(&p.f("state.json"), &RunRecord { pid, start_ticks: stat.start_ticks, started_at_ms: now_ms() })?;
         Ok(())
     }

@@ -15,14 +15,64 @@ use crate::{Error, Result};
 
 /// Unpacks the (possibly gzip or zstd compressed) tarball at `path` into `rootfs`.
 pub fn unpack_file(path: &Path, rootfs: &Path) -> Result<()> {
+    unpack_file_limited(path, rootfs, u64::MAX)
+}
+
+/// [`unpack_file`], refusing an archive whose uncompressed stream, or the sum of the
+/// sizes its entries declare (sparse files count at their full size), exceeds `limit`
+/// bytes: a decompression bomb stops at the limit with [`Error::TooLarge`].
+pub fn unpack_file_limited(path: &Path, rootfs: &Path, limit: u64) -> Result<()> {
     let file = File::open(path).at("opening", path)?;
     fs::create_dir_all(rootfs).at("creating", rootfs)?;
-    unpack(decompress(BufReader::new(file)).at("reading", path)?, rootfs)?;
+    let stream = Capped { inner: decompress(BufReader::new(file)).at("reading", path)?, left: limit };
+    if let Err(e) = unpack_capped(stream, rootfs, limit, true) {
+        return Err(match e {
+            Error::Io { source, .. } if is_capped(&source) => too_large(limit),
+            e => e,
+        });
+    }
     // The mount points runc needs, in case the archive lacks them.
     for dir in ["proc", "sys", "dev", "tmp"] {
         fs::create_dir_all(rootfs.join(dir)).at("creating", rootfs)?;
     }
     Ok(())
+}
+
+fn too_large(limit: u64) -> Error {
+    Error::TooLarge(format!("the archive unpacks to more than {limit} bytes (image_import_max_unpacked); refusing it"))
+}
+
+/// Whether an error (possibly wrapped by the tar crate) is our cap's.
+fn is_capped(e: &io::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>()
+            && io.kind() == io::ErrorKind::FileTooLarge
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    e.to_string().contains(CAPPED)
+}
+
+const CAPPED: &str = "the archive unpacks to more than the limit";
+
+/// A reader that fails once more than `left` bytes went through.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::new(io::ErrorKind::FileTooLarge, CAPPED));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Wraps `reader` in the decompressor its first bytes call for.
@@ -41,9 +91,20 @@ pub fn decompress<R: BufRead + Send + 'static>(mut reader: R) -> io::Result<Box<
 /// Unpacks a plain tar stream into the existing directory `dst`, keeping modes and
 /// owners (we run as root; an image's files belong to its users).
 pub fn unpack(reader: impl Read, dst: &Path) -> Result<()> {
+    unpack_capped(reader, dst, u64::MAX, true)
+}
+
+/// [`unpack`], keeping the archive's owners or not (the files are then the caller's).
+pub fn unpack_owned(reader: impl Read, dst: &Path, keep_owners: bool) -> Result<()> {
+    unpack_capped(reader, dst, u64::MAX, keep_owners)
+}
+
+/// [`unpack_owned`], refusing entries whose declared sizes add up to more than `limit`.
+fn unpack_capped(reader: impl Read, dst: &Path, limit: u64, keep_owners: bool) -> Result<()> {
+    let mut declared: u64 = 0;
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
+    archive.set_preserve_ownerships(keep_owners);
     archive.set_preserve_mtime(true);
     archive.set_overwrite(true);
     archive.set_unpack_xattrs(false);
@@ -51,6 +112,13 @@ pub fn unpack(reader: impl Read, dst: &Path) -> Result<()> {
         let mut entry = entry.at("reading the archive for", dst)?;
         let path = entry.path().at("reading the archive for", dst)?.into_owned();
         check_inside(&path)?;
+        // A sparse entry is small in the stream and large on unpacking: count what it
+        // declares it unpacks to.
+        let size = entry.header().as_gnu().and_then(|g| g.real_size().ok()).unwrap_or(0).max(entry.size());
+        declared = declared.saturating_add(size);
+        if declared > limit {
+            return Err(too_large(limit));
+        }
         let kind = entry.header().entry_type();
         if kind.is_hard_link()
             && let Some(target) = entry.link_name().at("reading the archive for", dst)?
@@ -181,6 +249,23 @@ mod tests {
             assert!(!victim.exists(), "case {i} wrote outside");
             assert!(!dir.path().parent().unwrap().join("escape").exists());
         }
+    }
+
+    #[test]
+    fn unpacking_stops_at_the_limit() {
+        let zeros = "\0".repeat(1 << 20);
+        let tar = tar_with(&[("./zeros", tar::EntryType::Regular, &zeros)]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        io::Write::write_all(&mut gz, &tar).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 16 << 10, "a bomb: {} bytes", gz.len());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bomb.tar.gz");
+        fs::write(&file, &gz).unwrap();
+        let err = unpack_file_limited(&file, &dir.path().join("small"), 256 << 10).unwrap_err();
+        assert!(matches!(err, Error::TooLarge(_)), "{err}");
+        unpack_file_limited(&file, &dir.path().join("big"), 4 << 20).unwrap();
+        assert_eq!(fs::metadata(dir.path().join("big/zeros")).unwrap().len(), 1 << 20);
     }
 
     #[test]

@@ -118,6 +118,7 @@ impl Env {
             dns: None,
             volumes: Vec::new(),
             disks: Vec::new(),
+            capabilities_add: Vec::new(),
         }
     }
 

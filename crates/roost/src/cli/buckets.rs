@@ -2,7 +2,7 @@
 
 use roost_api::buckets::{Bucket, CreateBucketRequest, CreateS3KeyRequest, PresignMethod, PresignRequest, S3Key};
 
-use super::output::{ago, print_block, print_list, print_structured, when};
+use super::output::{ago, print_block, print_list, print_structured, until, when};
 use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
@@ -120,6 +120,7 @@ fn key_fields(k: &S3Key) -> Vec<(&'static str, String)> {
         ("description", k.description.clone().unwrap_or_default()),
         ("buckets", if k.buckets.is_empty() { "all".into() } else { k.buckets.join(", ") }),
         ("read only", if k.read_only { "yes".into() } else { "no".into() }),
+        ("expires", until(k.expires_at)),
         ("created", when(Some(k.created_at), "-")),
         ("last used", when(k.last_used_at, "never")),
     ]
@@ -203,13 +204,18 @@ pub async fn run_keys(global: &GlobalArgs, cmd: S3KeyCommand) -> anyhow::Result<
             print_list(
                 global.output,
                 &keys,
-                &["access key id", "description", "buckets", "read only", "created", "last used"],
+                &["access key id", "description", "buckets", "read only", "expires", "created", "last used"],
                 |k| {
                     vec![
                         k.id.clone(),
                         k.description.clone().unwrap_or_default(),
-                        if k.buckets.is_empty() { "all".into() } else { k.buckets.join(",") },
+                        if k.buckets.is_empty() && k.bucket_ids.is_empty() {
+                            "all".into()
+                        } else {
+                            k.buckets.join(",")
+                        },
                         if k.read_only { "yes".into() } else { "no".into() },
+                        until(k.expires_at),
                         ago(Some(k.created_at)),
                         k.last_used_at.map(|l| ago(Some(l))).unwrap_or_else(|| "never".into()),
                     ]

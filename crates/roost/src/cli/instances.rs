@@ -54,6 +54,10 @@ pub struct CreateArgs {
     /// A shell script run once at first boot; its output goes to the logs
     #[arg(long = "user-data", value_name = "FILE")]
     pub user_data: Option<std::path::PathBuf>,
+    /// Add a capability to a container's default set: NET_RAW (ping), MKNOD or
+    /// SYS_PTRACE (repeatable)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub capabilities_add: Vec<String>,
     /// What runs the instance: container, or vm (a QEMU microVM)
     #[arg(long = "type", default_value = "container", value_parser = ["container", "vm"])]
     pub kind: String,
@@ -241,6 +245,7 @@ fn create_request(global: &GlobalArgs, name: String, a: &CreateArgs) -> anyhow::
             ),
             None => None,
         },
+        capabilities_add: a.capabilities_add.clone(),
     })
 }
 

@@ -1,5 +1,5 @@
 //! `roost sandbox create|ls|show|kill|pause|resume|timeout|exec|ps|signal|attach|usage|
-//! url|files` and `roost sandbox key create|ls` (keys of the E2B-compatible API).
+//! url|files` and `roost sandbox key create|ls|rm` (keys of the E2B-compatible API).
 
 use std::collections::BTreeMap;
 
@@ -365,6 +365,13 @@ pub enum SandboxKeyCommand {
         #[arg(long)]
         creates_per_minute: Option<u32>,
     },
+    /// Revoke a key (by id, or by name when one visible key has it): E2B requests with it
+    /// are refused at once
+    #[command(visible_aliases = ["revoke", "delete"])]
+    Rm {
+        /// The key's id (sbk-…) or name
+        key: String,
+    },
 }
 
 pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()> {
@@ -521,16 +528,34 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
         SandboxCommand::Key(SandboxKeyCommand::Ls(page)) => {
             let params = roost_api::ProjectListParams { project: global.project_name()?, ..Default::default() };
             let keys: Vec<roost_api::sandboxes::SandboxKey> = page.fetch(&client, "/v1/sandbox-keys", params).await?;
-            print_list(global.output, &keys, &["name", "id", "prefix", "max sandboxes", "per minute", "created"], |k| {
+            let columns = ["name", "id", "prefix", "max sandboxes", "per minute", "expires", "created"];
+            print_list(global.output, &keys, &columns, |k| {
                 vec![
                     k.name.clone(),
                     k.id.clone(),
                     format!("{}…", k.prefix),
                     k.max_sandboxes.to_string(),
                     k.creates_per_minute.to_string(),
+                    until(k.expires_at),
                     ago(Some(k.created_at)),
                 ]
             })
+        }
+        SandboxCommand::Key(SandboxKeyCommand::Rm { key }) => {
+            let id = if key.starts_with("sbk-") {
+                key
+            } else {
+                let keys = client.list_sandbox_keys().await?;
+                let named: Vec<_> = keys.iter().filter(|k| k.name == key).collect();
+                match named.as_slice() {
+                    [one] => one.id.clone(),
+                    [] => anyhow::bail!("no sandbox key named '{key}' (see `roost sandbox key ls`)"),
+                    _ => anyhow::bail!("more than one sandbox key is named '{key}': pass its id"),
+                }
+            };
+            client.revoke_sandbox_key(&id).await?;
+            eprintln!("Revoked sandbox key {id}: E2B requests with it are refused from now on.");
+            Ok(())
         }
     }
 }
@@ -543,6 +568,7 @@ fn key_fields(k: &roost_api::sandboxes::SandboxKey) -> Vec<(&'static str, String
         ("project", k.project_id.clone()),
         ("max sandboxes", k.max_sandboxes.to_string()),
         ("creates per minute", k.creates_per_minute.to_string()),
+        ("expires", until(k.expires_at)),
         ("created", when(Some(k.created_at), "-")),
     ]
 }

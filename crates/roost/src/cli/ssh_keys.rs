@@ -6,7 +6,7 @@ use anyhow::Context;
 use roost_api::ListParams;
 use roost_api::ssh_keys::{CreateSshKeyRequest, SshKey};
 
-use super::output::{ago, print_block, print_list, print_structured, when};
+use super::output::{ago, print_block, print_list, print_structured, until, when};
 use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
@@ -101,11 +101,12 @@ pub async fn run(global: &GlobalArgs, cmd: SshKeyCommand) -> anyhow::Result<()> 
         }
         SshKeyCommand::Ls(page) => {
             let keys: Vec<SshKey> = page.fetch(&client, "/v1/ssh-keys", ListParams::default()).await?;
-            print_list(global.output, &keys, &["name", "fingerprint", "type", "created"], |k| {
+            print_list(global.output, &keys, &["name", "fingerprint", "type", "expires", "created"], |k| {
                 vec![
                     k.name.clone(),
                     k.fingerprint.clone(),
                     k.public_key.split_whitespace().next().unwrap_or_default().to_string(),
+                    until(k.expires_at),
                     ago(Some(k.created_at)),
                 ]
             })
@@ -196,6 +197,8 @@ fn fields(k: &SshKey) -> Vec<(&'static str, String)> {
         ("id", k.id.clone()),
         ("fingerprint", k.fingerprint.clone()),
         ("public key", k.public_key.clone()),
+        ("project", k.project_id.clone().unwrap_or_else(|| "any".into())),
+        ("expires", until(k.expires_at)),
         ("created", when(Some(k.created_at), "-")),
     ]
 }

@@ -6,9 +6,10 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder,
-    Spec, SpecBuilder, UserBuilder, get_default_maskedpaths, get_default_mounts, get_default_readonly_paths,
+    Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxIdMappingBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder, get_default_maskedpaths, get_default_mounts,
+    get_default_readonly_paths,
 };
 
 use crate::driver::{DEFAULT_INIT, InstanceSpec};
@@ -17,15 +18,15 @@ use crate::{Error, Result};
 /// The CFS period the CPU quota is a share of (the kernel's default, 100 ms).
 pub const CPU_PERIOD_US: u64 = 100_000;
 
-/// Docker's default capability set: enough for package managers, ping and servers on
-/// low ports, without the ones that reach the host (SYS_ADMIN, NET_ADMIN, ...).
+/// Docker's default capability set less NET_RAW (raw sockets: forged packets, ARP
+/// spoofing on the bridge) and MKNOD (device nodes): enough for package managers and
+/// servers on low ports, without the ones that reach the host (SYS_ADMIN, NET_ADMIN,
+/// ...). An instance may ask for those two back ([`crate::driver::CAP_ADD_ALLOWED`]).
 const CAPABILITIES: &[Capability] = &[
     Capability::Chown,
     Capability::DacOverride,
     Capability::Fsetid,
     Capability::Fowner,
-    Capability::Mknod,
-    Capability::NetRaw,
     Capability::Setgid,
     Capability::Setuid,
     Capability::Setfcap,
@@ -63,6 +64,10 @@ pub struct BundleContext<'a> {
     pub limit_swap: bool,
     /// The instance directory, where hosts, hostname and resolv.conf are.
     pub dir: &'a Path,
+    /// The root filesystem (`rootfs`, relative to the bundle, or an absolute path).
+    pub root: &'a Path,
+    /// The instance's user namespace (joined) and its id map.
+    pub userns: Option<(&'a Path, super::userns::IdMap)>,
 }
 
 /// The command an instance runs.
@@ -96,7 +101,8 @@ pub fn merge_env(env: &mut Vec<(String, String)>, extra: &[(String, String)]) {
 /// The OCI runtime spec of an instance.
 pub fn spec(spec: &InstanceSpec, ctx: &BundleContext<'_>) -> Result<Spec> {
     let oci = |e: oci_spec::OciSpecError| Error::Invalid(format!("building the OCI spec: {e}"));
-    let caps: oci_spec::runtime::Capabilities = CAPABILITIES.iter().copied().collect();
+    let list = capabilities(spec)?;
+    let caps: oci_spec::runtime::Capabilities = list.iter().copied().collect();
     let process = ProcessBuilder::default()
         .terminal(false)
         .user(UserBuilder::default().uid(0u32).gid(0u32).build().map_err(oci)?)
@@ -153,6 +159,10 @@ pub fn spec(spec: &InstanceSpec, ctx: &BundleContext<'_>) -> Result<Spec> {
     }
 
     let mut namespaces = Vec::new();
+    if let Some((path, _)) = ctx.userns {
+        namespaces
+            .push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).path(path).build().map_err(oci)?);
+    }
     for typ in [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
@@ -170,10 +180,18 @@ pub fn spec(spec: &InstanceSpec, ctx: &BundleContext<'_>) -> Result<Spec> {
         namespaces.push(ns.build().map_err(oci)?);
     }
 
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if let Some((_, map)) = ctx.userns {
+        let ids = |host: u32| {
+            LinuxIdMappingBuilder::default().container_id(0u32).host_id(host).size(map.count).build().map_err(oci)
+        };
+        linux = linux.uid_mappings(vec![ids(map.uid)?]).gid_mappings(vec![ids(map.gid)?]);
+    }
+    let linux = linux
         .namespaces(namespaces)
         .resources(resources.build().map_err(oci)?)
         .cgroups_path(PathBuf::from(&ctx.cgroups_path))
+        .seccomp(super::seccomp::filter(&list, super::seccomp::host_kernel())?)
         .masked_paths(get_default_maskedpaths())
         .readonly_paths(get_default_readonly_paths())
         .build()
@@ -181,13 +199,26 @@ pub fn spec(spec: &InstanceSpec, ctx: &BundleContext<'_>) -> Result<Spec> {
 
     SpecBuilder::default()
         .version("1.0.2")
-        .root(RootBuilder::default().path("rootfs").readonly(false).build().map_err(oci)?)
+        .root(RootBuilder::default().path(ctx.root).readonly(false).build().map_err(oci)?)
         .process(process)
         .hostname(spec.hostname.clone())
         .mounts(mounts)
         .linux(linux)
         .build()
         .map_err(oci)
+}
+
+/// The instance's capabilities: the default set and what it asked for (validated).
+pub fn capabilities(spec: &InstanceSpec) -> Result<Vec<Capability>> {
+    let mut caps = CAPABILITIES.to_vec();
+    for name in &spec.capabilities_add {
+        let name = crate::driver::normalize_capability(name).map_err(Error::Invalid)?;
+        let cap: Capability = name.parse().map_err(|_| Error::Invalid(format!("unknown capability '{name}'")))?;
+        if !caps.contains(&cap) {
+            caps.push(cap);
+        }
+    }
+    Ok(caps)
 }
 
 /// CFS quota in microseconds per [`CPU_PERIOD_US`] for a number of CPUs (1 ms at least,
@@ -263,6 +294,7 @@ mod tests {
             dns: None,
             volumes: vec![Volume { source: "/vol".into(), destination: "/data".into(), read_only: true }],
             disks: Vec::new(),
+            capabilities_add: Vec::new(),
         }
     }
 
@@ -276,6 +308,8 @@ mod tests {
             cgroups_path: "/roost/i-abcdefghijkl".into(),
             limit_swap: true,
             dir,
+            root: Path::new("rootfs"),
+            userns: None,
         };
         let spec = spec(&instance(), &ctx).unwrap();
         let json = serde_json::to_value(&spec).unwrap();
@@ -298,6 +332,43 @@ mod tests {
         assert!(mounts.iter().any(|m| m["destination"] == "/etc/resolv.conf"
             && m["source"] == "/var/lib/roost/instances/i-abcdefghijkl/resolv.conf"));
         assert_eq!(json["root"]["path"], "rootfs");
+        // Docker's defaults less NET_RAW and MKNOD, and its seccomp profile.
+        let bounding: Vec<&str> = json["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(bounding.contains(&"CAP_CHOWN") && bounding.contains(&"CAP_NET_BIND_SERVICE"), "{bounding:?}");
+        assert!(!bounding.contains(&"CAP_NET_RAW") && !bounding.contains(&"CAP_MKNOD"), "{bounding:?}");
+        assert_eq!(json["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert!(json["linux"]["seccomp"]["syscalls"].as_array().unwrap().len() > 5);
+    }
+
+    #[test]
+    fn capabilities_are_added_from_the_allowlist_only() {
+        let dir = Path::new("/x");
+        let ctx = BundleContext {
+            init: None,
+            netns: None,
+            cgroups_path: "/roost/x".into(),
+            limit_swap: false,
+            dir,
+            root: Path::new("rootfs"),
+            userns: None,
+        };
+        let mut s = instance();
+        s.capabilities_add = vec!["net_raw".into(), "CAP_SYS_PTRACE".into()];
+        let json = serde_json::to_value(spec(&s, &ctx).unwrap()).unwrap();
+        let effective = json["process"]["capabilities"]["effective"].as_array().unwrap();
+        assert!(effective.contains(&"CAP_NET_RAW".into()) && effective.contains(&"CAP_SYS_PTRACE".into()));
+        // SYS_PTRACE brings the system calls Docker's profile ties to it.
+        let seccomp = json["linux"]["seccomp"].to_string();
+        assert!(seccomp.contains("process_vm_readv"));
+        for bad in ["SYS_ADMIN", "NET_ADMIN", "ALL", ""] {
+            s.capabilities_add = vec![bad.into()];
+            assert!(matches!(spec(&s, &ctx), Err(Error::Invalid(_))), "{bad}");
+        }
     }
 
     #[test]
@@ -305,7 +376,15 @@ mod tests {
         let mut s = instance();
         (s.cpus, s.memory_bytes, s.pids_limit) = (0.0, 0, 0);
         let dir = Path::new("/x");
-        let ctx = BundleContext { init: None, netns: None, cgroups_path: "/roost/x".into(), limit_swap: false, dir };
+        let ctx = BundleContext {
+            init: None,
+            netns: None,
+            cgroups_path: "/roost/x".into(),
+            limit_swap: false,
+            dir,
+            root: Path::new("rootfs"),
+            userns: None,
+        };
         let json = serde_json::to_value(spec(&s, &ctx).unwrap()).unwrap();
         let res = &json["linux"]["resources"];
         assert!(res.get("cpu").is_none() && res.get("memory").is_none() && res.get("pids").is_none());

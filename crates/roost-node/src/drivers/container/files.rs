@@ -16,7 +16,7 @@ use tokio_util::bytes::Bytes;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::driver::TarStream;
-use crate::images::tarball::{relative_inside, unpack};
+use crate::images::tarball::{relative_inside, unpack_owned};
 use crate::{Error, Result};
 
 fn enter(root: &Path) -> Result<()> {
@@ -26,19 +26,24 @@ fn enter(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Unpacks `tar` into the directory `path` of the file system at `root`.
-pub async fn copy_in(root: PathBuf, path: &str, tar: TarStream) -> Result<()> {
+/// Unpacks `tar` into the directory `path` of the file system at `root`. With `map` (a
+/// user-namespaced instance) the files are written as the container's root: through
+/// its idmapped layers host root has no id, and the archive's owners are not kept.
+pub async fn copy_in(root: PathBuf, path: &str, tar: TarStream, map: Option<super::userns::IdMap>) -> Result<()> {
     let relative = relative_inside(path)?;
     let shown = path.to_string();
     let reader = SyncIoBridge::new(tar);
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let result = enter(&root).and_then(|()| {
+            if let Some(map) = map {
+                super::userns::become_container_root(map)?;
+            }
             let dst = Path::new("/").join(&relative);
             if !dst.is_dir() {
                 return Err(Error::Invalid(format!("'{shown}' is not a directory in the instance")));
             }
-            unpack(reader, &dst)
+            unpack_owned(reader, &dst, map.is_none())
         });
         let _ = tx.send(result);
     });
@@ -49,7 +54,9 @@ pub async fn copy_in(root: PathBuf, path: &str, tar: TarStream) -> Result<()> {
 /// system at `root`. A failure before the first bytes is the call's error; one after
 /// them ends the stream with an error rather than a clean end, so the HTTP answer is cut
 /// off (no final chunk) and no client takes a truncated archive for a whole one.
-pub async fn copy_out(root: PathBuf, path: &str) -> Result<TarStream> {
+/// With `map` (a user-namespaced instance, whose files the host sees with shifted owners)
+/// the archive carries the owners the files have inside.
+pub async fn copy_out(root: PathBuf, path: &str, map: Option<super::userns::IdMap>) -> Result<TarStream> {
     let relative = relative_inside(path)?;
     let shown = path.to_string();
     let (mut writer, rx) = chunked();
@@ -72,7 +79,9 @@ pub async fn copy_out(root: PathBuf, path: &str) -> Result<TarStream> {
         let result = (|| -> std::io::Result<()> {
             let mut builder = tar::Builder::new(&mut writer);
             builder.follow_symlinks(false);
-            if meta.is_dir() {
+            if let Some(map) = map {
+                append_unshifted(&mut builder, &src, &name, map)?;
+            } else if meta.is_dir() {
                 builder.append_dir_all(&name, &src)?;
             } else {
                 builder.append_path_with_name(&src, &name)?;
@@ -183,4 +192,37 @@ mod tests {
         reader_of(rx).await.unwrap().read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"whole");
     }
+}
+
+/// Appends `src` (recursively, symlinks as links) as `name` with the owners it has inside
+/// the user namespace of `map`. Devices, FIFOs and sockets are left out.
+fn append_unshifted<W: std::io::Write>(
+    builder: &mut tar::Builder<W>,
+    src: &Path,
+    name: &Path,
+    map: super::userns::IdMap,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let back =
+        |id: u32, start: u32| if (start..start.saturating_add(map.count)).contains(&id) { id - start } else { id };
+    let meta = std::fs::symlink_metadata(src)?;
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    header.set_uid(back(meta.uid(), map.uid).into());
+    header.set_gid(back(meta.gid(), map.gid).into());
+    if meta.file_type().is_symlink() {
+        header.set_size(0);
+        builder.append_link(&mut header, name, std::fs::read_link(src)?)?;
+    } else if meta.is_dir() {
+        header.set_size(0);
+        builder.append_data(&mut header, name, std::io::empty())?;
+        let mut entries: Vec<_> = std::fs::read_dir(src)?.collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            append_unshifted(builder, &entry.path(), &name.join(entry.file_name()), map)?;
+        }
+    } else if meta.is_file() {
+        builder.append_data(&mut header, name, std::fs::File::open(src)?)?;
+    }
+    Ok(())
 }

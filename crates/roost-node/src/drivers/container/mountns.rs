@@ -36,7 +36,9 @@ fn cstring(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::Invalid(format!("invalid path '{s}'")))
 }
 
-pub fn run(pid: u32, op: &Op) -> Result<()> {
+/// `fs_ids`: for a user-namespaced instance, the host ids of its root, which the child
+/// takes (capabilities kept) to make the target directory through its idmapped layers.
+pub fn run(pid: u32, op: &Op, fs_ids: Option<super::userns::IdMap>) -> Result<()> {
     let ns = File::open(format!("/proc/{pid}/ns/mnt"))
         .map_err(|e| Error::io(format!("opening the mount namespace of {pid}"), e))?;
     let ns_fd = ns.as_raw_fd();
@@ -77,6 +79,13 @@ pub fn run(pid: u32, op: &Op) -> Result<()> {
                 };
                 if libc::setns(ns_fd, libc::CLONE_NEWNS) != 0 {
                     return E_SETNS;
+                }
+                if let Some(map) = fs_ids {
+                    libc::setfsgid(map.gid);
+                    libc::setfsuid(map.uid);
+                    if super::userns::raise_capabilities().is_err() {
+                        return E_SETNS;
+                    }
                 }
                 if tree >= 0 {
                     for dir in &prefixes {

@@ -18,6 +18,41 @@ use crate::{Error, Result};
 /// How long one reply may take (the guest agent runs under TCG in a busy guest).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest reply line accepted. The largest legitimate ones are guest-exec-status
+/// with the agent's 16 MiB of captured output and a 1 MiB guest-file-read, in base64;
+/// a guest that sends more, or never a newline, gets its connection dropped instead of
+/// the server's memory.
+const MAX_LINE: usize = 32 << 20;
+
+/// Reads up to and including a newline into `line`; fails past `max` bytes or at EOF.
+async fn read_line_capped<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take > max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a reply line longer than {max} bytes (no newline): dropping the connection"),
+            ));
+        }
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if done {
+            return Ok(());
+        }
+    }
+}
+
 pub struct Conn {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
@@ -40,16 +75,14 @@ impl Conn {
     }
 
     async fn line(&mut self) -> Result<Value> {
-        let mut line = String::new();
+        let mut line = Vec::new();
         loop {
             line.clear();
-            let n = tokio::time::timeout(REPLY_TIMEOUT, self.reader.read_line(&mut line))
+            tokio::time::timeout(REPLY_TIMEOUT, read_line_capped(&mut self.reader, &mut line, MAX_LINE))
                 .await
                 .map_err(|_| err(self.what, "no reply"))?
                 .map_err(|e| err(self.what, e))?;
-            if n == 0 {
-                return Err(err(self.what, "connection closed"));
-            }
+            let line = String::from_utf8_lossy(&line);
             let text = line.trim_matches(|c: char| c.is_whitespace() || c == '\u{ff}');
             if text.is_empty() {
                 continue;
@@ -133,4 +166,44 @@ pub async fn qga(path: &Path, timeout: Duration) -> Result<Conn> {
     };
     tokio::time::timeout(timeout, synced).await.map_err(|_| err("the guest agent", "it did not answer"))??;
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that sends more than [`MAX_LINE`] without a newline (a hostile guest agent)
+    /// gets an error once the cap is reached, not a line buffered without end.
+    #[tokio::test]
+    async fn a_reply_without_a_newline_is_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qga.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let chunk = vec![b'x'; 1 << 20];
+            // 64 MiB, no newline, then the socket stays open.
+            for _ in 0..64 {
+                if s.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(120)).await;
+        });
+        let mut c = Conn::connect(&path, "the guest agent").await.unwrap();
+        let e = c.line().await.unwrap_err().to_string();
+        assert!(e.contains("longer than"), "{e}");
+        assert!(c.reader.buffer().len() <= 64 << 10);
+        server.abort();
+
+        let mut reader = BufReader::new(&b"{\"return\": 1}\n{\"a\":2}"[..]);
+        let mut line = Vec::new();
+        read_line_capped(&mut reader, &mut line, 64).await.unwrap();
+        assert_eq!(line, b"{\"return\": 1}\n");
+        line.clear();
+        assert!(read_line_capped(&mut reader, &mut line, 64).await.is_err(), "EOF before a newline");
+        line.clear();
+        let mut reader = BufReader::new(&[b'y'; 100][..]);
+        assert!(read_line_capped(&mut reader, &mut line, 64).await.unwrap_err().to_string().contains("longer than"));
+    }
 }
