@@ -34,8 +34,11 @@ pub const ACCOUNT_LOCK_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// `last_used_at` is written at most this often per token.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
-/// Who a request acts as.
+/// Who a request acts as. Only [`Control::authenticate`] (and the server's own helpers)
+/// make one: no front door can make one up (`non_exhaustive` keeps other crates from
+/// building it).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Principal {
     pub user_id: String,
     pub user_name: String,
@@ -52,9 +55,6 @@ pub struct Principal {
     /// An API token restricted to one project acts only there.
     pub project_id: Option<String>,
     pub user: UserRow,
-    /// Only [`Control::authenticate`] (and the server's own helpers) make a principal:
-    /// no front door can make one up.
-    pub(crate) _sealed: (),
 }
 
 impl Principal {
@@ -437,7 +437,6 @@ impl Control {
                 expires_at: token.expires_at,
                 project_id: token.project_id.clone(),
                 user,
-                _sealed: (),
             };
             (principal, token.token_hash, token.last_used_at.unwrap_or(0))
         } else {
@@ -457,7 +456,6 @@ impl Control {
                 expires_at: Some(session.expires_at),
                 project_id: None,
                 user,
-                _sealed: (),
             };
             (principal, session.token_hash, i64::MAX)
         };

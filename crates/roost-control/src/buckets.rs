@@ -501,7 +501,6 @@ impl Control {
             expires_at: key.expires_at,
             project_id: key.project_id.clone(),
             user,
-            _sealed: (),
         };
         let identity = Arc::new(S3Identity { key, secret, principal });
         self.inner.s3_keys.put(identity.clone());

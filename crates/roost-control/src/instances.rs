@@ -723,6 +723,21 @@ pub fn should_restart(policy: RestartPolicy, exit_code: i32) -> bool {
     }
 }
 
+/// Labels: a key of 1-63 characters without `=`, a value of at most 255.
+fn check_label(v: &mut Validator, key: &str, value: &str) {
+    let ok = !key.is_empty() && key.len() <= 63 && value.len() <= 255 && !key.contains('=');
+    v.check(ok, "labels", format!("'{key}' is not a valid label (key 1-63 characters without '=', value at most 255)"));
+}
+
+/// `?path=` of the instance file routes: required (an empty one would mean the whole
+/// root file system), and free of NUL bytes.
+fn check_file_path(path: &str) -> Result<()> {
+    let mut v = Validator::default();
+    v.check(!path.is_empty(), "path", "is required: the file or directory in the instance");
+    crate::error::check_no_nul(&mut v, "path", path);
+    v.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -752,19 +767,4 @@ mod tests {
         assert!(!command_exists(dir.path(), "python3"));
         assert!(!command_exists(dir.path(), "/usr/bin/env"));
     }
-}
-
-/// Labels: a key of 1-63 characters without `=`, a value of at most 255.
-fn check_label(v: &mut Validator, key: &str, value: &str) {
-    let ok = !key.is_empty() && key.len() <= 63 && value.len() <= 255 && !key.contains('=');
-    v.check(ok, "labels", format!("'{key}' is not a valid label (key 1-63 characters without '=', value at most 255)"));
-}
-
-/// `?path=` of the instance file routes: required (an empty one would mean the whole
-/// root file system), and free of NUL bytes.
-fn check_file_path(path: &str) -> Result<()> {
-    let mut v = Validator::default();
-    v.check(!path.is_empty(), "path", "is required: the file or directory in the instance");
-    crate::error::check_no_nul(&mut v, "path", path);
-    v.finish()
 }

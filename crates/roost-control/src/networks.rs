@@ -234,7 +234,7 @@ impl Control {
                 Audience::Project(row.project_id.clone()),
             );
         }
-        tx.commit().await.map_err(Error::from)
+        tx.commit().await
     }
 
     // ---- networks ----
@@ -1382,45 +1382,6 @@ fn firewall_spec(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn free_subnets_skip_taken_ranges() {
-        let pool: Ipv4Net = "10.88.0.0/16".parse().unwrap();
-        let none = HostFacts::default();
-        assert_eq!(pick_free_subnet(pool, &[], &none).unwrap().to_string(), "10.88.0.0/24");
-        let taken = vec!["10.88.0.0/24".parse().unwrap(), "10.88.1.0/25".parse().unwrap()];
-        assert_eq!(pick_free_subnet(pool, &taken, &none).unwrap().to_string(), "10.88.2.0/24");
-        let all: Vec<Ipv4Net> = vec!["10.88.0.0/16".parse().unwrap()];
-        assert!(pick_free_subnet(pool, &all, &none).is_none());
-        // A small pool is used whole.
-        let small: Ipv4Net = "10.99.0.0/26".parse().unwrap();
-        assert_eq!(pick_free_subnet(small, &[], &none).unwrap().to_string(), "10.99.0.0/26");
-        // The host's routes are skipped too.
-        let host = HostFacts {
-            routes: vec![hostnet::host::HostRoute {
-                cidr: "10.88.2.0/23".parse().unwrap(),
-                dev: "wg0".into(),
-                gateway: None,
-                local: false,
-                table: 254,
-            }],
-            nameservers: vec!["10.88.4.53".parse().unwrap()],
-        };
-        assert_eq!(pick_free_subnet(pool, &taken, &host).unwrap().to_string(), "10.88.5.0/24");
-    }
-
-    #[test]
-    fn bridge_names_fit() {
-        let id = IdKind::Network.generate();
-        let b = bridge_name(&id);
-        assert_eq!(b.len(), 14);
-        assert!(b.starts_with("rn"));
-    }
-}
-
 /// A NIC as the instance API shows it.
 pub(crate) fn nic_view(n: roost_store::networks::NicView) -> InstanceNic {
     InstanceNic { name: format!("eth{}", n.idx), network_id: n.network_id, network: n.network, ip: n.ip, mac: n.mac }
@@ -1492,5 +1453,44 @@ fn port_forward_view(f: &PortForwardRow, inst: Option<&roost_store::instances::I
         protocol: Protocol::parse(&f.protocol).unwrap_or(Protocol::Tcp),
         target_ip: inst.and_then(|i| i.ip.clone()),
         created_at: to_time(f.created_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_subnets_skip_taken_ranges() {
+        let pool: Ipv4Net = "10.88.0.0/16".parse().unwrap();
+        let none = HostFacts::default();
+        assert_eq!(pick_free_subnet(pool, &[], &none).unwrap().to_string(), "10.88.0.0/24");
+        let taken = vec!["10.88.0.0/24".parse().unwrap(), "10.88.1.0/25".parse().unwrap()];
+        assert_eq!(pick_free_subnet(pool, &taken, &none).unwrap().to_string(), "10.88.2.0/24");
+        let all: Vec<Ipv4Net> = vec!["10.88.0.0/16".parse().unwrap()];
+        assert!(pick_free_subnet(pool, &all, &none).is_none());
+        // A small pool is used whole.
+        let small: Ipv4Net = "10.99.0.0/26".parse().unwrap();
+        assert_eq!(pick_free_subnet(small, &[], &none).unwrap().to_string(), "10.99.0.0/26");
+        // The host's routes are skipped too.
+        let host = HostFacts {
+            routes: vec![hostnet::host::HostRoute {
+                cidr: "10.88.2.0/23".parse().unwrap(),
+                dev: "wg0".into(),
+                gateway: None,
+                local: false,
+                table: 254,
+            }],
+            nameservers: vec!["10.88.4.53".parse().unwrap()],
+        };
+        assert_eq!(pick_free_subnet(pool, &taken, &host).unwrap().to_string(), "10.88.5.0/24");
+    }
+
+    #[test]
+    fn bridge_names_fit() {
+        let id = IdKind::Network.generate();
+        let b = bridge_name(&id);
+        assert_eq!(b.len(), 14);
+        assert!(b.starts_with("rn"));
     }
 }

@@ -263,7 +263,6 @@ pub(crate) fn acting_as(
         expires_at: None,
         project_id: Some(project_id.to_string()),
         user,
-        _sealed: (),
     }
 }
 

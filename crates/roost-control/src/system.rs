@@ -91,11 +91,15 @@ impl Control {
     }
 }
 
-/// Expired sessions, old idempotency keys, audit retention.
+/// How long the event log keeps events (for `Last-Event-ID` and streams catching up),
+/// and how many of the newest it keeps whatever their age.
+const EVENT_LOG_KEEP: (Duration, i64) = (Duration::from_secs(24 * 3600), 10_000);
+
+/// Expired sessions, old idempotency keys and events, audit retention.
 pub(crate) const HOUSEKEEPING: TaskSpec = TaskSpec {
     name: "housekeeping",
-    description: "Removes expired login sessions and idempotency keys older than a day, and archives audit \
-                  entries older than --audit-retention",
+    description: "Removes expired login sessions, idempotency keys and events older than a day, and archives \
+                  audit entries older than --audit-retention",
     period: Duration::from_secs(600),
 };
 
@@ -118,6 +122,14 @@ impl BackgroundTask for Housekeeping {
             errors.push(format!("idempotency keys: {e}"));
             0
         });
+        let (keep_for, keep_newest) = EVENT_LOG_KEEP;
+        let events =
+            control.store().prune_events(now_ms() - keep_for.as_millis() as i64, keep_newest).await.unwrap_or_else(
+                |e| {
+                    errors.push(format!("event log: {e}"));
+                    0
+                },
+            );
         if let Err(e) = control.apply_audit_retention().await {
             errors.push(format!("audit retention: {}", e.message));
         }
@@ -128,6 +140,7 @@ impl BackgroundTask for Housekeeping {
         Ok(serde_json::json!({
             "expired_sessions": sessions,
             "idempotency_keys": keys,
+            "events": events,
             "audit_retention": retention.unwrap_or_else(|| "off".into()),
         }))
     }

@@ -1429,6 +1429,16 @@ async fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// An attached volume as the instance API shows it.
+pub(crate) fn instance_volume(v: VolumeRow) -> InstanceVolume {
+    InstanceVolume {
+        volume_id: v.id,
+        volume: v.name,
+        path: v.mount_path.unwrap_or_default(),
+        read_only: v.read_only != 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1442,15 +1452,5 @@ mod tests {
         assert!(next_run("0 2 * *", t0).is_err());
         assert!(next_run("61 * * * *", t0).is_err());
         assert!(next_run("* * * * * *", t0).is_err());
-    }
-}
-
-/// An attached volume as the instance API shows it.
-pub(crate) fn instance_volume(v: VolumeRow) -> InstanceVolume {
-    InstanceVolume {
-        volume_id: v.id,
-        volume: v.name,
-        path: v.mount_path.unwrap_or_default(),
-        read_only: v.read_only != 0,
     }
 }

@@ -578,9 +578,6 @@ fn connect_error(code: &str, message: &str) -> Response {
 fn reply<T: prost::Message + serde::Serialize>(codec: Codec, result: Result<T, Error>) -> Response {
     match result {
         Ok(m) => ([(header::CONTENT_TYPE, codec.content_type(false))], codec.encode(&m)).into_response(),
-        Err(e) if e.code == ErrorCode::Conflict && e.message.starts_with("already exists:") => {
-            connect_error("already_exists", &e.message)
-        }
         Err(e) => connect_error(connect_code(e.code), e.public_message()),
     }
 }
@@ -702,8 +699,11 @@ async fn rpc(
         }
         ("filesystem", "MakeDir") => {
             let m: envd::PathRequest = decode!();
-            let made = control.sandbox_make_dir(ctx, view, &m.path).await;
-            reply(codec, made.map(|e| envd::EntryResponse { entry: Some(entry(e)) }))
+            match control.sandbox_make_dir(ctx, view, &m.path).await {
+                // envd's own answer for a directory that is there: the SDKs return false.
+                Err(e) if e.code == ErrorCode::Conflict => connect_error("already_exists", &e.message),
+                made => reply(codec, made.map(|e| envd::EntryResponse { entry: Some(entry(e)) })),
+            }
         }
         ("filesystem", "Remove") => {
             let m: envd::PathRequest = decode!();
@@ -1143,11 +1143,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn find_output_becomes_entry_info() {
+    fn entries_become_entry_info() {
         let out = b"d\t4096\t755\tdrwxr-xr-x\troot\troot\t1700000000.5\t\t/tmp/d\0\
                     f\t8\t644\t-rw-r--r--\troot\troot\t1700000000.0\t\t/tmp/d/a b.txt\0\
                     l\t7\t777\tlrwxrwxrwx\troot\troot\t1700000000.0\t/etc\t/tmp/link\0";
-        let entries = parse_entries(out);
+        let entries: Vec<envd::EntryInfo> =
+            roost_control::sandbox_processes::parse_entries(out).into_iter().map(entry).collect();
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[0].r#type, envd::FILE_TYPE_DIRECTORY);
         assert_eq!(entries[0].mode, 0o755);

@@ -147,10 +147,11 @@ fn add_conventions(method: &str, op: &mut Operation) {
         .responses
         .get("200")
         .is_some_and(|r| matches!(r, RefOr::T(r) if r.content.contains_key("application/json")));
-    if json_ok && matches!(method, "get" | "patch" | "put") {
-        if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
-            ok.headers.insert("ETag".into(), etag_header());
-        }
+    if json_ok
+        && matches!(method, "get" | "patch" | "put")
+        && let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200")
+    {
+        ok.headers.insert("ETag".into(), etag_header());
     }
     if json_ok && method == "get" {
         let not_modified = ResponseBuilder::new()

@@ -68,7 +68,8 @@ async fn admins_list_and_run_background_tasks() {
     assert_eq!(first.holder.as_deref(), Some(me.as_str()), "this server holds the lease (SQLite: the only one)");
     let last = first.last_run.clone().unwrap();
     assert_eq!((last.outcome, last.server.as_str()), (TaskOutcome::Ok, me.as_str()));
-    assert!(last.details.as_ref().unwrap().get("expired_sessions").is_some(), "{last:?}");
+    let details = last.details.as_ref().unwrap();
+    assert!(details.get("expired_sessions").is_some() && details.get("events").is_some(), "{last:?}");
     assert!(first.next_run_at.unwrap() > last.started_at);
 
     // By API: 202 and the task, with the run asked for; then the run, counted.

@@ -157,6 +157,39 @@ impl Write for ChunkWriter {
     }
 }
 
+/// Appends `src` (recursively, symlinks as links) as `name` with the owners it has inside
+/// the user namespace of `map`. Devices, FIFOs and sockets are left out.
+fn append_unshifted<W: std::io::Write>(
+    builder: &mut tar::Builder<W>,
+    src: &Path,
+    name: &Path,
+    map: super::userns::IdMap,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let back =
+        |id: u32, start: u32| if (start..start.saturating_add(map.count)).contains(&id) { id - start } else { id };
+    let meta = std::fs::symlink_metadata(src)?;
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    header.set_uid(back(meta.uid(), map.uid).into());
+    header.set_gid(back(meta.gid(), map.gid).into());
+    if meta.file_type().is_symlink() {
+        header.set_size(0);
+        builder.append_link(&mut header, name, std::fs::read_link(src)?)?;
+    } else if meta.is_dir() {
+        header.set_size(0);
+        builder.append_data(&mut header, name, std::io::empty())?;
+        let mut entries: Vec<_> = std::fs::read_dir(src)?.collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            append_unshifted(builder, &entry.path(), &name.join(entry.file_name()), map)?;
+        }
+    } else if meta.is_file() {
+        builder.append_data(&mut header, name, std::fs::File::open(src)?)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::AsyncReadExt;
@@ -192,37 +225,4 @@ mod tests {
         reader_of(rx).await.unwrap().read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"whole");
     }
-}
-
-/// Appends `src` (recursively, symlinks as links) as `name` with the owners it has inside
-/// the user namespace of `map`. Devices, FIFOs and sockets are left out.
-fn append_unshifted<W: std::io::Write>(
-    builder: &mut tar::Builder<W>,
-    src: &Path,
-    name: &Path,
-    map: super::userns::IdMap,
-) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let back =
-        |id: u32, start: u32| if (start..start.saturating_add(map.count)).contains(&id) { id - start } else { id };
-    let meta = std::fs::symlink_metadata(src)?;
-    let mut header = tar::Header::new_gnu();
-    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-    header.set_uid(back(meta.uid(), map.uid).into());
-    header.set_gid(back(meta.gid(), map.gid).into());
-    if meta.file_type().is_symlink() {
-        header.set_size(0);
-        builder.append_link(&mut header, name, std::fs::read_link(src)?)?;
-    } else if meta.is_dir() {
-        header.set_size(0);
-        builder.append_data(&mut header, name, std::io::empty())?;
-        let mut entries: Vec<_> = std::fs::read_dir(src)?.collect::<std::io::Result<_>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            append_unshifted(builder, &entry.path(), &name.join(entry.file_name()), map)?;
-        }
-    } else if meta.is_file() {
-        builder.append_data(&mut header, name, std::fs::File::open(src)?)?;
-    }
-    Ok(())
 }
