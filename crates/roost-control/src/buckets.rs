@@ -179,7 +179,8 @@ impl Control {
         p: &Principal,
         params: &roost_api::ProjectListParams,
     ) -> Result<Page<Bucket>> {
-        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
+        // By name unless `sort` says otherwise.
+        let query = list_query(&crate::list::by_name_unless_sorted(&params.paging()), CREATED_OR_NAME)?;
         let project_id = match &params.project {
             Some(key) => Some(self.project_access(p, key).await?.project.id),
             None => None,

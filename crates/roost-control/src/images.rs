@@ -86,8 +86,9 @@ impl Control {
         Ok(())
     }
 
+    /// Images by name unless `sort` says otherwise.
     pub async fn list_images(&self, p: &Principal, params: &ProjectListParams) -> Result<Page<Image>> {
-        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
+        let query = list_query(&crate::list::by_name_unless_sorted(&params.paging()), CREATED_OR_NAME)?;
         let project_id = match &params.project {
             Some(key) => Some(self.project_access(p, key).await?.project.id),
             None => None,

@@ -181,8 +181,9 @@ impl Control {
         Ok(())
     }
 
+    /// Members by name unless `sort` says otherwise.
     pub async fn list_members(&self, p: &Principal, key: &str, params: &ListParams) -> Result<Page<Member>> {
-        let query = list_query(params, CREATED_OR_NAME)?;
+        let query = list_query(&crate::list::by_name_unless_sorted(params), CREATED_OR_NAME)?;
         let access = self.project_access(p, key).await?;
         let (items, next_cursor) = self.store().members_page(&access.project.id, &query).await?;
         Ok(Page { items, next_cursor })

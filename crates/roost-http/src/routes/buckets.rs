@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use crate::etag::IfMatch;
 use crate::extract::{Ctx, Json, Path, Query};
 
-/// List the buckets of your projects, with their object counts and sizes.
+/// List the buckets of your projects, with their object counts and sizes, by name unless
+/// `sort` says otherwise.
 #[utoipa::path(get, path = "/v1/buckets", tag = "buckets", params(ProjectListParams),
     responses((status = 200, body = Page<Bucket>)))]
 pub async fn list(

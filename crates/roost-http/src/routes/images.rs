@@ -19,7 +19,7 @@ use crate::etag::IfMatch;
 use crate::extract::{Ctx, Json, Path, Query};
 
 /// List the builtin images and those of your projects (`?project=`: the builtin ones
-/// and that project's).
+/// and that project's), by name unless `sort` says otherwise.
 #[utoipa::path(get, path = "/v1/images", tag = "images", params(ProjectListParams),
     responses((status = 200, body = Page<Image>)))]
 pub async fn list(

@@ -74,7 +74,8 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// List a project's members (`sort=name` by user name; `created_at` is when they joined).
+/// List a project's members, by user name unless `sort` says otherwise (`created_at` is
+/// when they joined).
 #[utoipa::path(get, path = "/v1/projects/{id}/members", tag = "projects",
     params(("id" = String, Path, description = "Project id or name"), ListParams),
     responses((status = 200, body = Page<Member>)))]
