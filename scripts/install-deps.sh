@@ -50,7 +50,8 @@ if [ "$want_test" = 1 ]; then
     "openssh-client:ssh-keygen"   # SSH keys are checked with ssh-keygen, `roost ssh` with ssh
     "chromium:/usr/bin/chromium"  # the console's end-to-end tests (@playwright/test drives it)
     # The S3 suite drives the endpoint with real clients: Debian's AWS CLI, and boto3
-    # (pinned, from PyPI) in a virtualenv made with Debian's python3-venv.
+    # (pinned, from PyPI) in a virtualenv made with Debian's python3-venv; the E2B SDKs
+    # and the API fuzzer (Schemathesis) come the same way.
     "awscli:/usr/bin/aws"
     "python3-venv:/usr/share/doc/python3-venv"
   )
@@ -96,6 +97,21 @@ if [ "$want_test" = 1 ]; then
   req="$root/crates/roost/tests/s3/requirements.txt"
   if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
     echo "==> installing boto3 into $venv"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$venv/.requirements"
+  fi
+fi
+
+# Schemathesis for the API fuzzing run (crates/roost/tests/fuzz.rs): a virtualenv under
+# target/ with the pinned version (crates/roost/tests/fuzz/requirements.txt).
+if [ "$want_test" = 1 ]; then
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  venv="$root/target/fuzzenv"
+  req="$root/crates/roost/tests/fuzz/requirements.txt"
+  if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
+    echo "==> installing schemathesis into $venv"
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"

@@ -136,7 +136,7 @@ export async function ensureSecurityGroup(name) {
 export async function ensureSandbox(project = "e2e-sbx") {
   await ensureProject(project, "sandbox page");
   const { id } = await api("GET", `/v1/projects/${project}`);
-  const running = (await api("GET", "/v1/sandboxes")).find((s) => s.project_id === id && s.state === "running");
+  const running = (await api("GET", `/v1/sandboxes?project=${id}&limit=1000`)).items.find((s) => s.project_id === id && s.state === "running");
   return running ?? api("POST", "/v1/sandboxes", { template: "base", ttl_secs: 3600, project });
 }
 

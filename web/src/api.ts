@@ -218,8 +218,21 @@ export function setUnauthorizedHandler(f: (() => void) | undefined): void {
   onUnauthorized = f;
 }
 
+/** Every item of the collection at `path`: follows `next_cursor` through pages of 1000. */
+export async function allPages<T>(path: string, params: Record<string, string | number | boolean | null | undefined> = {}): Promise<T[]> {
+  const out: T[] = [];
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await request<{ items: T[]; next_cursor?: string | null }>("GET", withQuery(path, { ...params, limit: 1000, cursor }));
+    out.push(...page.items);
+    if (!page.next_cursor) return out;
+    cursor = page.next_cursor;
+  }
+}
+
 export const api = {
   get: <T>(path: string) => request<T>("GET", path),
+  all: allPages,
   post: <T>(path: string, body?: unknown) => request<T>("POST", path, body),
   put: <T>(path: string, body?: unknown) => request<T>("PUT", path, body),
   patch: <T>(path: string, body?: unknown) => request<T>("PATCH", path, body),

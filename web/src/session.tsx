@@ -58,10 +58,10 @@ export function SessionProvider({ who, signOut, children }: { who: Whoami; signO
   const isAdmin = who.user.role === "admin";
   const members = useQuery({
     queryKey: ["projects", project?.name, "members"],
-    queryFn: () => api.get<Member[] | Page<Member>>(`/v1/projects/${encodeURIComponent(project!.name)}/members`),
+    queryFn: () => api.all<Member>(`/v1/projects/${encodeURIComponent(project!.name)}/members`),
     enabled: Boolean(project) && !isAdmin,
   });
-  const memberList = Array.isArray(members.data) ? members.data : (members.data?.items ?? []);
+  const memberList = members.data ?? [];
   const membership = memberList.find((m) => m.user_id === who.user.id)?.role ?? null;
   const role = effectiveRole(who.user.role as Role, isAdmin ? "admin" : membership);
   const readOnly =

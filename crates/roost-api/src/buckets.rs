@@ -28,6 +28,27 @@ pub struct Bucket {
     pub created_by: Option<String>,
 }
 
+/// `PATCH /v1/buckets/{id}`: make it public-read or private (a public-read bucket policy
+/// is set or removed), or turn versioning `Enabled` or `Suspended` (once enabled it can
+/// only be suspended, as in S3).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateBucketRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_read: Option<bool>,
+    /// `Enabled` or `Suspended`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<String>,
+}
+
+/// `PATCH /v1/s3-keys/{id}`: the description (`null` clears it). What a key may reach
+/// does not change: make a new key for that.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateS3KeyRequest {
+    #[serde(default, with = "crate::patch::double_option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct CreateBucketRequest {
     pub name: String,

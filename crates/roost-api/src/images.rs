@@ -61,3 +61,11 @@ pub struct BuildImageRequest {
     #[serde(default)]
     pub project: Option<String>,
 }
+
+/// `PATCH /v1/images/{id}`: the description (`null` clears it); a project's images only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateImageRequest {
+    #[serde(default, with = "crate::patch::double_option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}

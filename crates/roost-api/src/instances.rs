@@ -219,6 +219,18 @@ pub struct CreateInstanceRequest {
     pub capabilities_add: Vec<String>,
 }
 
+/// `PATCH /v1/instances/{id}`: a merge patch. `labels` merges into the labels (a `null`
+/// value removes that label; `"labels": null` removes them all); `restart` replaces the
+/// restart policy, which the reconciler applies the next time the command exits.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateInstanceRequest {
+    #[serde(default, with = "crate::patch::double_option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
+    pub labels: Option<Option<BTreeMap<String, Option<String>>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
+}
+
 /// `POST /v1/instances/{id}/stop` and `/restart`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct StopRequest {

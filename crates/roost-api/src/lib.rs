@@ -12,6 +12,7 @@ pub mod instances;
 pub mod list;
 pub mod networks;
 pub mod operations;
+pub mod patch;
 pub mod projects;
 pub mod sandbox_templates;
 pub mod sandboxes;
@@ -22,21 +23,26 @@ pub mod users;
 pub mod volumes;
 
 pub use error::{ErrorBody, ErrorCode, ErrorResponse, FieldError};
-pub use list::{ListParams, Page};
+pub use list::{ListParams, Page, ProjectListParams};
 
 /// Timestamps on the wire are RFC 3339 in UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
-/// The entity tag of a resource's JSON representation: `"<16 hex>"`. A GET returns it
+/// The entity tag of a resource's JSON representation: `"<32 hex>"`. A GET returns it
 /// as `ETag`; an update sent with `If-Match` applies only while it is still current.
 pub fn etag_of<T: serde::Serialize>(value: &T) -> String {
+    etag_of_json(&serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// The entity tag of serialized JSON (what `etag_of` hashes; the HTTP layer tags response
+/// bodies with it, so a GET's `ETag` and the services' `If-Match` checks agree).
+pub fn etag_of_json(json: &[u8]) -> String {
     use std::fmt::Write;
-    let json = serde_json::to_vec(value).unwrap_or_default();
     // FNV-1a over the JSON twice (two seeds) gives 128 bits without a hash dependency here.
     let mut out = String::from("\"");
     for seed in [0xcbf2_9ce4_8422_2325u64, 0x8422_2325_cbf2_9ce4] {
         let mut h = seed;
-        for b in &json {
+        for b in json {
             h ^= *b as u64;
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -49,6 +55,12 @@ pub fn etag_of<T: serde::Serialize>(value: &T) -> String {
 /// Whether an `If-Match` header value admits the current entity tag.
 pub fn if_match_admits(if_match: &str, current: &str) -> bool {
     if_match.split(',').map(str::trim).any(|t| t == "*" || t == current || t.strip_prefix("W/") == Some(current))
+}
+
+/// Whether an `If-None-Match` header value names the current entity tag (weak comparison,
+/// as RFC 9110 asks for GET).
+pub fn if_none_match_names(if_none_match: &str, current: &str) -> bool {
+    if_match_admits(if_none_match, current)
 }
 
 /// Parses a size such as `512m`, `16g`, `1.5GiB` or `1048576` (bytes) into bytes.

@@ -237,16 +237,48 @@ pub struct CreatePortForwardRequest {
     pub protocol: Option<Protocol>,
 }
 
+/// `PATCH /v1/networks/{id}`: turn NAT or the network's DNS on or off (applies to running
+/// instances at once).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateNetworkRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<bool>,
+}
+
+/// `PATCH /v1/security-groups/{id}`: the description (`null` clears it). Rules have
+/// their own routes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateSecurityGroupRequest {
+    #[serde(default, with = "crate::patch::double_option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
+/// The list parameters of networks and security groups.
+pub type NetworkListParams = crate::ProjectListParams;
+
+/// `GET /v1/port-forwards`: paging (sorted by `created_at` or `host_port`), project and
+/// instance.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct NetworkListParams {
+pub struct PortForwardListParams {
+    /// Page size, 1 to 1000 (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// `created_at` (default, newest first) or `host_port`; `-` in front for descending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
     /// Only this project (name or id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// Only this instance (name or id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// Parses `8080:80/tcp` (protocol optional, default tcp).

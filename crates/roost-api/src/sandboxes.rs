@@ -40,6 +40,18 @@ pub struct SandboxKey {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// `PATCH /v1/sandbox-keys/{id}`: rename, or change the limits (they apply to the next
+/// create).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateSandboxKeyRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sandboxes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creates_per_minute: Option<u32>,
+}
+
 /// The key with its secret, shown once.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreatedSandboxKey {
@@ -108,6 +120,7 @@ pub struct SandboxUsage {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SandboxUsageParams {
     /// Only this key.
     #[serde(default)]
@@ -265,7 +278,9 @@ pub struct SandboxFileEntry {
 
 /// `?path=` of the sandbox file endpoints (relative paths are under `/root`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SandboxPathParams {
+    /// The file or directory in the sandbox (relative: under `/root`).
     pub path: String,
 }
 

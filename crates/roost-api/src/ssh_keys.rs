@@ -41,3 +41,10 @@ pub struct CreatedSshKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key: Option<String>,
 }
+
+/// `PATCH /v1/ssh-keys/{id}`: rename (the key itself never changes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateSshKeyRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}

@@ -90,3 +90,10 @@ pub struct CreatedToken {
     /// Send as `Authorization: Bearer <secret>` or `ROOST_TOKEN=<secret>`.
     pub secret: String,
 }
+
+/// `PATCH /v1/tokens/{id}`: rename (scope and expiry never change: make a new token).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateTokenRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}

@@ -37,10 +37,10 @@ pub struct CreatedUser {
 /// `PATCH /v1/users/{id}`: absent fields stay; `null` clears `email`/`display_name`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct UpdateUserRequest {
-    #[serde(default, with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "crate::patch::double_option", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
-    #[serde(default, with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "crate::patch::double_option", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
     /// Admins only.
@@ -76,17 +76,4 @@ pub struct ResetPasswordResponse {
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,
-}
-
-/// Distinguishes "absent" from `null` in PATCH bodies.
-mod double_option {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &Option<Option<String>>, s: S) -> Result<S::Ok, S::Error> {
-        value.as_ref().map(|v| v.as_deref()).unwrap_or(None).serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-        Option::<String>::deserialize(d).map(Some)
-    }
 }

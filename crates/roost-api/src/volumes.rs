@@ -252,11 +252,66 @@ pub struct InstanceSnapshot {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct VolumeListParams {
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// `created_at` (default, newest first) or `name`; `-` in front for descending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
+    /// Name filter; `*` matches any run of characters (`web*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Only this project (name or id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
     /// Snapshots only: of this volume (name or id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
+}
+
+impl VolumeListParams {
+    /// The paging part.
+    pub fn paging(&self) -> crate::ListParams {
+        crate::ListParams {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+            sort: self.sort.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// `PATCH /v1/volumes/{id}`: rename (the size changes with `resize`, which may need the
+/// instance stopped).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateVolumeRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `PATCH /v1/snapshots/{id}`: rename, or change the description (`null` clears it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateSnapshotRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, with = "crate::patch::double_option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
+/// `PATCH /v1/backup-policies/{id}`: rename, change the schedule or how many snapshots
+/// it keeps (fewer prune at the next run).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateBackupPolicyRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ use roost_api::instances::{
 };
 pub use roost_api::instances::{CreatedInstance, ExecControl, ExecStart, LogEntry};
 use roost_api::networks::{
-    CreateNetworkRequest, CreatePortForwardRequest, CreateRuleRequest, CreateSecurityGroupRequest, Network,
-    NetworkListParams, NicRequest, PeerRequest, PortForward, SecurityGroup, SetSecurityGroupsRequest,
+    CreateNetworkRequest, CreatePortForwardRequest, CreateRuleRequest, CreateSecurityGroupRequest, Network, NicRequest,
+    PeerRequest, PortForward, PortForwardListParams, SecurityGroup, SetSecurityGroupsRequest,
 };
 use roost_api::operations::Operation;
 use roost_api::projects::{
@@ -36,7 +36,8 @@ use roost_api::users::{
     ChangePasswordRequest, CreateUserRequest, CreatedUser, ResetPasswordRequest, ResetPasswordResponse,
     UpdateUserRequest, UserDetails,
 };
-use roost_api::{ErrorBody, ErrorResponse, ListParams, Page};
+use roost_api::volumes::VolumeListParams;
+use roost_api::{ErrorBody, ErrorResponse, ListParams, Page, ProjectListParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -180,6 +181,18 @@ impl Client {
         self.json(self.request(Method::GET, path)).await
     }
 
+    /// One page of the collection at `path`.
+    pub async fn page<T: DeserializeOwned, P: Serialize>(&self, path: &str, params: &P) -> Result<Page<T>> {
+        self.json(self.request(Method::GET, path).query(params)).await
+    }
+
+    /// Every item of the collection at `path`, following `next_cursor` (pages of 1000
+    /// unless `params` sets a limit).
+    pub async fn all<T: DeserializeOwned, P: Paged + Serialize>(&self, path: &str, mut params: P) -> Result<Vec<T>> {
+        params.default_limit(roost_api::list::MAX_LIMIT);
+        all_pages(params, |p| async move { self.page(path, &p).await }).await
+    }
+
     async fn delete(&self, path: &str) -> Result<()> {
         self.send(self.request(Method::DELETE, path)).await?;
         Ok(())
@@ -187,6 +200,11 @@ impl Client {
 
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         self.json(self.request(Method::POST, path).json(body)).await
+    }
+
+    /// A JSON merge patch of the resource at `path`.
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.json(self.request(Method::PATCH, path).json(body)).await
     }
 
     // --- health -------------------------------------------------------------------
@@ -374,8 +392,9 @@ impl Client {
         self.delete(&format!("/v1/projects/{}", encode(key))).await
     }
 
+    /// Every member of a project.
     pub async fn members(&self, project: &str) -> Result<Vec<Member>> {
-        self.get(&format!("/v1/projects/{}/members", encode(project))).await
+        self.all(&format!("/v1/projects/{}/members", encode(project)), ListParams::default()).await
     }
 
     pub async fn set_member(&self, project: &str, user: &str, role: Role) -> Result<Member> {
@@ -417,12 +436,9 @@ impl Client {
 
     // --- buckets and S3 keys ---------------------------------------------------------
 
+    /// Every bucket of your projects (or of one).
     pub async fn list_buckets(&self, project: Option<&str>) -> Result<Vec<Bucket>> {
-        let mut req = self.request(Method::GET, "/v1/buckets");
-        if let Some(p) = project {
-            req = req.query(&[("project", p)]);
-        }
-        self.json(req).await
+        self.all("/v1/buckets", in_project(project)).await
     }
 
     pub async fn create_bucket(&self, req: &CreateBucketRequest) -> Result<Bucket> {
@@ -444,8 +460,9 @@ impl Client {
         self.post(&format!("/v1/buckets/{}/presign", encode(bucket)), req).await
     }
 
+    /// Every S3 key of yours.
     pub async fn list_s3_keys(&self) -> Result<Vec<S3Key>> {
-        self.get("/v1/s3-keys").await
+        self.all("/v1/s3-keys", ListParams::default()).await
     }
 
     pub async fn create_sandbox_key(
@@ -462,8 +479,9 @@ impl Client {
         self.post("/v1/sandboxes", req).await
     }
 
+    /// Every live sandbox you can see.
     pub async fn list_sandboxes(&self) -> Result<Vec<roost_api::sandboxes::Sandbox>> {
-        self.get("/v1/sandboxes").await
+        self.all("/v1/sandboxes", ProjectListParams::default()).await
     }
 
     pub async fn get_sandbox(&self, id: &str) -> Result<roost_api::sandboxes::Sandbox> {
@@ -501,8 +519,9 @@ impl Client {
         self.get(&path).await
     }
 
+    /// Every live sandbox key you can see.
     pub async fn list_sandbox_keys(&self) -> Result<Vec<roost_api::sandboxes::SandboxKey>> {
-        self.get("/v1/sandbox-keys").await
+        self.all("/v1/sandbox-keys", ProjectListParams::default()).await
     }
 
     /// Revokes a sandbox key (by id): E2B requests with it are refused from now on.
@@ -528,12 +547,9 @@ impl Client {
 
     // --- images -------------------------------------------------------------------
 
+    /// Every image you can see (or the builtin ones and one project's).
     pub async fn list_images(&self, project: Option<&str>) -> Result<Vec<Image>> {
-        let mut req = self.request(Method::GET, "/v1/images");
-        if let Some(p) = project {
-            req = req.query(&[("project", p)]);
-        }
-        self.json(req).await
+        self.all("/v1/images", in_project(project)).await
     }
 
     pub async fn get_image(&self, key: &str) -> Result<Image> {
@@ -576,10 +592,9 @@ impl Client {
         self.post("/v1/networks", req).await
     }
 
+    /// Every network you can see (or of one project).
     pub async fn list_networks(&self, project: Option<&str>) -> Result<Vec<Network>> {
-        let params = NetworkListParams { project: project.map(str::to_string), ..Default::default() };
-        let page: Page<Network> = self.json(self.request(Method::GET, "/v1/networks").query(&params)).await?;
-        Ok(page.items)
+        self.all("/v1/networks", in_project(project)).await
     }
 
     pub async fn get_network(&self, key: &str, project: Option<&str>) -> Result<Network> {
@@ -604,11 +619,9 @@ impl Client {
         self.post("/v1/security-groups", req).await
     }
 
+    /// Every security group you can see (or of one project).
     pub async fn list_security_groups(&self, project: Option<&str>) -> Result<Vec<SecurityGroup>> {
-        let params = NetworkListParams { project: project.map(str::to_string), ..Default::default() };
-        let page: Page<SecurityGroup> =
-            self.json(self.request(Method::GET, "/v1/security-groups").query(&params)).await?;
-        Ok(page.items)
+        self.all("/v1/security-groups", in_project(project)).await
     }
 
     pub async fn get_security_group(&self, key: &str, project: Option<&str>) -> Result<SecurityGroup> {
@@ -667,16 +680,14 @@ impl Client {
         self.post(&Self::instance_path(instance, "/ports", project), req).await
     }
 
+    /// Every port forward you can see (or of one project, or one instance).
     pub async fn list_port_forwards(&self, project: Option<&str>, instance: Option<&str>) -> Result<Vec<PortForward>> {
-        let mut query = Vec::new();
-        if let Some(p) = project {
-            query.push(("project", p));
-        }
-        if let Some(i) = instance {
-            query.push(("instance", i));
-        }
-        let page: Page<PortForward> = self.json(self.request(Method::GET, "/v1/port-forwards").query(&query)).await?;
-        Ok(page.items)
+        let params = PortForwardListParams {
+            project: project.map(str::to_string),
+            instance: instance.map(str::to_string),
+            ..Default::default()
+        };
+        self.all("/v1/port-forwards", params).await
     }
 
     pub async fn delete_port_forward(&self, instance: &str, port: &str, project: Option<&str>) -> Result<()> {
@@ -853,18 +864,29 @@ impl Client {
 /// List parameters that carry a cursor.
 pub trait Paged: Clone {
     fn set_cursor(&mut self, cursor: String);
+    /// Sets the page size unless the caller chose one.
+    fn default_limit(&mut self, limit: u32);
 }
 
-impl Paged for ListParams {
-    fn set_cursor(&mut self, cursor: String) {
-        self.cursor = Some(cursor);
-    }
+/// Implements [`Paged`] for parameter types with `cursor` and `limit` fields.
+macro_rules! paged {
+    ($($t:ty),*) => {$(
+        impl Paged for $t {
+            fn set_cursor(&mut self, cursor: String) {
+                self.cursor = Some(cursor);
+            }
+            fn default_limit(&mut self, limit: u32) {
+                self.limit.get_or_insert(limit);
+            }
+        }
+    )*};
 }
 
-impl Paged for InstanceListParams {
-    fn set_cursor(&mut self, cursor: String) {
-        self.cursor = Some(cursor);
-    }
+paged!(ListParams, InstanceListParams, ProjectListParams, VolumeListParams, PortForwardListParams);
+
+/// `?project=` alone.
+fn in_project(project: Option<&str>) -> ProjectListParams {
+    ProjectListParams { project: project.map(str::to_string), ..Default::default() }
 }
 
 /// Follows `next_cursor` through every page of a list.
@@ -885,8 +907,101 @@ where
 }
 
 /// Percent-encodes a path segment (names are plain, but never trust that).
-fn encode(segment: &str) -> String {
+pub fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+// --- updates (JSON merge patches) ---------------------------------------------------
+impl Client {
+    pub async fn update_instance(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::instances::UpdateInstanceRequest,
+    ) -> Result<Instance> {
+        self.patch(&Self::instance_path(key, "", project), req).await
+    }
+
+    pub async fn update_network(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::networks::UpdateNetworkRequest,
+    ) -> Result<Network> {
+        self.patch(&Self::scoped_path("/v1/networks", key, "", project), req).await
+    }
+
+    pub async fn update_security_group(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::networks::UpdateSecurityGroupRequest,
+    ) -> Result<SecurityGroup> {
+        self.patch(&Self::scoped_path("/v1/security-groups", key, "", project), req).await
+    }
+
+    pub async fn update_volume(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::volumes::UpdateVolumeRequest,
+    ) -> Result<roost_api::volumes::Volume> {
+        self.patch(&Self::scoped_path("/v1/volumes", key, "", project), req).await
+    }
+
+    pub async fn update_snapshot(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::volumes::UpdateSnapshotRequest,
+    ) -> Result<roost_api::volumes::Snapshot> {
+        self.patch(&Self::scoped_path("/v1/snapshots", key, "", project), req).await
+    }
+
+    pub async fn update_backup_policy(
+        &self,
+        key: &str,
+        project: Option<&str>,
+        req: &roost_api::volumes::UpdateBackupPolicyRequest,
+    ) -> Result<roost_api::volumes::BackupPolicy> {
+        self.patch(&Self::scoped_path("/v1/backup-policies", key, "", project), req).await
+    }
+
+    pub async fn update_bucket(&self, key: &str, req: &roost_api::buckets::UpdateBucketRequest) -> Result<Bucket> {
+        self.patch(&format!("/v1/buckets/{}", encode(key)), req).await
+    }
+
+    pub async fn update_s3_key(&self, id: &str, req: &roost_api::buckets::UpdateS3KeyRequest) -> Result<S3Key> {
+        self.patch(&format!("/v1/s3-keys/{}", encode(id)), req).await
+    }
+
+    pub async fn get_sandbox_key(&self, id: &str) -> Result<roost_api::sandboxes::SandboxKey> {
+        self.get(&format!("/v1/sandbox-keys/{}", encode(id))).await
+    }
+
+    pub async fn update_sandbox_key(
+        &self,
+        id: &str,
+        req: &roost_api::sandboxes::UpdateSandboxKeyRequest,
+    ) -> Result<roost_api::sandboxes::SandboxKey> {
+        self.patch(&format!("/v1/sandbox-keys/{}", encode(id)), req).await
+    }
+
+    pub async fn update_ssh_key(
+        &self,
+        key: &str,
+        req: &roost_api::ssh_keys::UpdateSshKeyRequest,
+    ) -> Result<roost_api::ssh_keys::SshKey> {
+        self.patch(&format!("/v1/ssh-keys/{}", encode(key)), req).await
+    }
+
+    pub async fn update_token(&self, key: &str, req: &roost_api::tokens::UpdateTokenRequest) -> Result<Token> {
+        self.patch(&format!("/v1/tokens/{}", encode(key)), req).await
+    }
+
+    pub async fn update_image(&self, key: &str, req: &roost_api::images::UpdateImageRequest) -> Result<Image> {
+        self.patch(&format!("/v1/images/{}", encode(key)), req).await
+    }
 }
 
 // --- sandbox templates ------------------------------------------------------------
@@ -899,14 +1014,12 @@ impl Client {
         self.post("/v1/sandbox-templates", req).await
     }
 
+    /// Every sandbox template you can see (or the builtin ones and one project's).
     pub async fn list_sandbox_templates(
         &self,
         project: Option<&str>,
     ) -> Result<Vec<roost_api::sandbox_templates::SandboxTemplate>> {
-        match project {
-            Some(p) => self.get(&format!("/v1/sandbox-templates?project={}", encode(p))).await,
-            None => self.get("/v1/sandbox-templates").await,
-        }
+        self.all("/v1/sandbox-templates", in_project(project)).await
     }
 
     pub async fn get_sandbox_template(

@@ -1,7 +1,5 @@
 //! Volumes, snapshots, backup policies, instance snapshots and clones.
 
-use reqwest::Method;
-use roost_api::Page;
 use roost_api::instances::CreatedInstance;
 use roost_api::volumes::{
     AttachVolumeRequest, AttachVolumeResponse, BackupPolicy, CloneInstanceRequest, CreateBackupPolicyRequest,
@@ -16,10 +14,10 @@ impl Client {
         self.post("/v1/volumes", req).await
     }
 
+    /// Every volume you can see (or of one project).
     pub async fn list_volumes(&self, project: Option<&str>) -> Result<Vec<Volume>> {
-        let params = VolumeListParams { project: project.map(str::to_string), volume: None };
-        let page: Page<Volume> = self.json(self.request(Method::GET, "/v1/volumes").query(&params)).await?;
-        Ok(page.items)
+        let params = VolumeListParams { project: project.map(str::to_string), ..Default::default() };
+        self.all("/v1/volumes", params).await
     }
 
     pub async fn get_volume(&self, key: &str, project: Option<&str>) -> Result<Volume> {
@@ -57,10 +55,14 @@ impl Client {
         self.post("/v1/snapshots", req).await
     }
 
+    /// Every snapshot you can see (or of one volume, or one project).
     pub async fn list_snapshots(&self, volume: Option<&str>, project: Option<&str>) -> Result<Vec<Snapshot>> {
-        let params = VolumeListParams { project: project.map(str::to_string), volume: volume.map(str::to_string) };
-        let page: Page<Snapshot> = self.json(self.request(Method::GET, "/v1/snapshots").query(&params)).await?;
-        Ok(page.items)
+        let params = VolumeListParams {
+            project: project.map(str::to_string),
+            volume: volume.map(str::to_string),
+            ..Default::default()
+        };
+        self.all("/v1/snapshots", params).await
     }
 
     pub async fn get_snapshot(&self, key: &str, project: Option<&str>) -> Result<Snapshot> {
@@ -75,11 +77,10 @@ impl Client {
         self.post("/v1/backup-policies", req).await
     }
 
+    /// Every backup policy you can see (or of one project).
     pub async fn list_backup_policies(&self, project: Option<&str>) -> Result<Vec<BackupPolicy>> {
-        let params = VolumeListParams { project: project.map(str::to_string), volume: None };
-        let page: Page<BackupPolicy> =
-            self.json(self.request(Method::GET, "/v1/backup-policies").query(&params)).await?;
-        Ok(page.items)
+        let params = VolumeListParams { project: project.map(str::to_string), ..Default::default() };
+        self.all("/v1/backup-policies", params).await
     }
 
     pub async fn get_backup_policy(&self, key: &str, project: Option<&str>) -> Result<BackupPolicy> {

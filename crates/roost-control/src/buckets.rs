@@ -10,15 +10,19 @@ use std::time::{Duration, Instant};
 use roost_api::auth::{AuthMethod, Role};
 use roost_api::buckets::{
     Bucket, CreateBucketRequest, CreateS3KeyRequest, CreatedS3Key, PresignMethod, PresignRequest, PresignedUrl, S3Key,
+    UpdateBucketRequest, UpdateS3KeyRequest,
 };
 use roost_api::ids::IdKind;
 use roost_api::projects::DEFAULT_PROJECT;
 use roost_api::tokens::Scope;
+use roost_api::{ListParams, Page};
 use roost_store::buckets::{BucketRow, S3KeyRow};
+use roost_store::list::CREATED_OR_NAME;
 use roost_store::{StoreError, now_ms, to_time};
 
 use crate::error::Validator;
 use crate::events::Audience;
+use crate::list::list_query;
 use crate::secrets::MasterKey;
 use crate::{Control, Error, Principal, RequestContext, Result};
 
@@ -170,6 +174,23 @@ impl Control {
         Ok(bucket)
     }
 
+    pub async fn list_buckets_page(
+        &self,
+        p: &Principal,
+        params: &roost_api::ProjectListParams,
+    ) -> Result<Page<Bucket>> {
+        // By name unless `sort` says otherwise.
+        let query = list_query(&crate::list::by_name_unless_sorted(&params.paging()), CREATED_OR_NAME)?;
+        let project_id = match &params.project {
+            Some(key) => Some(self.project_access(p, key).await?.project.id),
+            None => None,
+        };
+        let (rows, next_cursor) =
+            self.store().buckets_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        Ok(Page { items: rows.iter().map(|r| r.to_api()).collect(), next_cursor })
+    }
+
+    /// Every bucket the principal sees (S3's ListBuckets has no pages).
     pub async fn list_buckets(&self, p: &Principal, project: Option<&str>) -> Result<Vec<Bucket>> {
         let project_id = match project {
             Some(key) => Some(self.project_access(p, key).await?.project.id),
@@ -187,13 +208,64 @@ impl Control {
         self.store().bucket_by_key(key, &self.project_scope(p)).await?.ok_or_else(|| Error::not_found("bucket", key))
     }
 
+    /// Makes a bucket public-read or private, or turns versioning on or off (suspended).
+    pub async fn update_bucket(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        req: UpdateBucketRequest,
+        if_match: Option<&str>,
+    ) -> Result<Bucket> {
+        p.require_scope(Scope::Write)?;
+        let row = self.bucket_row(p, key).await?;
+        let proof = self.project_access(p, &row.bucket.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(state) = &req.versioning {
+            v.check(state == "Enabled" || state == "Suspended", "versioning", "must be Enabled or Suspended");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let id = &row.bucket.id;
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("buckets", id, if_match, self.get_bucket(p, id)).await?;
+        let mut bucket = row.to_api();
+        if let Some(public) = req.public_read {
+            let policy = public.then(|| public_read_policy(&row.bucket.name));
+            roost_store::buckets::set_public_read(tx.conn(), id, policy.as_deref(), public).await?;
+            bucket.public_read = public;
+        }
+        // Once enabled, versioning can be suspended but never removed (as in S3); a
+        // bucket never versioned stays so when asked to suspend.
+        match req.versioning.as_deref() {
+            Some("Suspended") if row.bucket.versioning.is_none() => {}
+            Some(state) => {
+                roost_store::buckets::set_versioning(tx.conn(), id, state).await?;
+                bucket.versioning = Some(state.to_string());
+            }
+            None => {}
+        }
+        tx.audit("bucket.update", Some(("bucket", id)), body.as_ref()).await?;
+        tx.event("bucket.updated", "bucket", id, &bucket, Audience::Project(bucket.project_id.clone()));
+        tx.commit().await?;
+        self.get_bucket(p, id).await
+    }
+
     /// Deletes a bucket: refused (409) while it holds objects unless `force`, which
     /// deletes them too (and any multipart uploads in progress).
-    pub async fn delete_bucket(&self, ctx: &RequestContext, p: &Principal, key: &str, force: bool) -> Result<()> {
+    pub async fn delete_bucket(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        force: bool,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         p.require_scope(Scope::Write)?;
         let row = self.bucket_row(p, key).await?;
         let proof = self.project_access(p, &row.bucket.project_id).await?.require_write()?;
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("buckets", &row.bucket.id, if_match, self.get_bucket(p, &row.bucket.id)).await?;
         let count = roost_store::buckets::object_count(tx.conn(), &row.bucket.id).await?;
         if count > 0 && !force {
             return Err(Error::conflict(format!(
@@ -323,8 +395,10 @@ impl Control {
         Ok(CreatedS3Key { key: row.to_api(), secret })
     }
 
-    pub async fn list_s3_keys(&self, p: &Principal) -> Result<Vec<S3Key>> {
-        Ok(self.store().s3_keys_of(&p.user_id).await?.iter().map(S3KeyRow::to_api).collect())
+    pub async fn list_s3_keys(&self, p: &Principal, params: &ListParams) -> Result<Page<S3Key>> {
+        let query = list_query(params, CREATED_OR_NAME)?;
+        let (rows, next_cursor) = self.store().s3_keys_page(&p.user_id, &query).await?;
+        Ok(Page { items: rows.iter().map(S3KeyRow::to_api).collect(), next_cursor })
     }
 
     pub async fn get_s3_key(&self, p: &Principal, id: &str) -> Result<S3Key> {
@@ -334,11 +408,49 @@ impl Control {
         }
     }
 
+    /// Changes the description of a key of the caller's (what it reaches never changes).
+    pub async fn update_s3_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        req: UpdateS3KeyRequest,
+        if_match: Option<&str>,
+    ) -> Result<S3Key> {
+        let proof = p.require_owner()?;
+        let key = self.get_s3_key(p, id).await?;
+        let mut v = Validator::default();
+        if let Some(Some(d)) = &req.description {
+            v.check(d.len() <= 200, "description", "must be at most 200 characters");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("s3_keys", &key.id, if_match, self.get_s3_key(p, &key.id)).await?;
+        let mut updated = key.clone();
+        if let Some(description) = &req.description {
+            roost_store::buckets::set_s3_key_description(tx.conn(), &p.user_id, &key.id, description.as_deref())
+                .await?;
+            updated.description = description.clone();
+        }
+        tx.audit("s3_key.update", Some(("s3_key", &key.id)), body.as_ref()).await?;
+        tx.event("s3_key.updated", "s3_key", &key.id, &updated, Audience::User(key.user_id.clone()));
+        tx.commit().await?;
+        self.get_s3_key(p, &key.id).await
+    }
+
     /// Revokes a key of the caller's: it stops working at once on this server.
-    pub async fn delete_s3_key(&self, ctx: &RequestContext, p: &Principal, id: &str) -> Result<()> {
+    pub async fn delete_s3_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let proof = p.require_owner()?;
         let key = self.get_s3_key(p, id).await?;
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("s3_keys", &key.id, if_match, self.get_s3_key(p, &key.id)).await?;
         if !roost_store::buckets::delete_s3_key(tx.conn(), &p.user_id, &key.id).await? {
             return Err(Error::not_found("s3 key", id));
         }

@@ -17,6 +17,9 @@ pub struct Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What a 500 says: the details are in the log line with the request id.
+pub const INTERNAL_MESSAGE: &str = "internal error; the request id finds it in the server log";
+
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Error {
         Error { code, message: message.into(), details: Vec::new(), retry_after: None }
@@ -57,6 +60,12 @@ impl Error {
             many => format!("invalid fields: {}", many.iter().map(|d| d.field.as_str()).collect::<Vec<_>>().join(", ")),
         };
         Error { details, ..Error::new(ErrorCode::ValidationFailed, message) }
+    }
+
+    /// What a client may read: an internal error's message names internals (host paths,
+    /// the store's errors), so it stays in the log and clients get this sentence.
+    pub fn public_message(&self) -> &str {
+        if self.code.status() == 500 { INTERNAL_MESSAGE } else { &self.message }
     }
 
     pub fn rate_limited(retry_after: Duration) -> Error {
@@ -109,6 +118,12 @@ impl Validator {
     pub fn finish(self) -> Result<()> {
         if self.details.is_empty() { Ok(()) } else { Err(Error::validation(self.details)) }
     }
+}
+
+/// Text that becomes a command line, an environment or a path on a node: the kernel
+/// passes those as C strings, which cannot hold a NUL byte.
+pub fn check_no_nul(v: &mut Validator, field: &str, value: &str) {
+    v.check(!value.contains('\0'), field, "must not contain a NUL byte");
 }
 
 /// Resource names: 1-63 characters of `a-z 0-9 - _ .`, starting with a letter or digit.

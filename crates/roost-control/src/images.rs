@@ -4,14 +4,17 @@
 use std::path::{Path, PathBuf};
 
 use roost_api::ids::IdKind;
-use roost_api::images::{BuildImageRequest, Image, ImageStatus};
+use roost_api::images::{BuildImageRequest, Image, ImageStatus, UpdateImageRequest};
 use roost_api::operations::Operation;
 use roost_api::projects::DEFAULT_PROJECT;
+use roost_api::{Page, ProjectListParams};
 use roost_store::images::{BUILTIN, ImageRow};
+use roost_store::list::CREATED_OR_NAME;
 use roost_store::{StoreError, now_ms};
 
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
+use crate::list::list_query;
 use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// The builtin image every project sees.
@@ -83,13 +86,16 @@ impl Control {
         Ok(())
     }
 
-    pub async fn list_images(&self, p: &Principal, project: Option<&str>) -> Result<Vec<Image>> {
-        let project_id = match project {
+    /// Images by name unless `sort` says otherwise.
+    pub async fn list_images(&self, p: &Principal, params: &ProjectListParams) -> Result<Page<Image>> {
+        let query = list_query(&crate::list::by_name_unless_sorted(&params.paging()), CREATED_OR_NAME)?;
+        let project_id = match &params.project {
             Some(key) => Some(self.project_access(p, key).await?.project.id),
             None => None,
         };
-        let rows = self.store().list_images(&self.project_scope(p), project_id.as_deref()).await?;
-        Ok(rows.iter().map(ImageRow::to_api).collect())
+        let (rows, next_cursor) =
+            self.store().images_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        Ok(Page { items: rows.iter().map(ImageRow::to_api).collect(), next_cursor })
     }
 
     pub async fn get_image(&self, p: &Principal, key: &str) -> Result<Image> {
@@ -397,8 +403,47 @@ impl Control {
         }
     }
 
+    /// Changes a project image's description (builtin images stay as they are).
+    pub async fn update_image(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        req: UpdateImageRequest,
+        if_match: Option<&str>,
+    ) -> Result<Image> {
+        let row = self.image_row(p, key).await?;
+        if row.project_id == BUILTIN {
+            return Err(Error::forbidden(format!("'{}' is a builtin image", row.name)));
+        }
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(Some(d)) = &req.description {
+            v.check(d.chars().count() <= 1000, "description", "must be at most 1000 characters");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("images", &row.id, if_match, self.get_image(p, &row.id)).await?;
+        let mut image = row.to_api();
+        if let Some(description) = &req.description {
+            roost_store::images::set_description(tx.conn(), &row.id, description.as_deref(), now_ms()).await?;
+            image.description = description.clone();
+        }
+        tx.audit("image.update", Some(("image", &row.id)), body.as_ref()).await?;
+        tx.event("image.updated", "image", &row.id, &image, Audience::Project(row.project_id.clone()));
+        tx.commit().await?;
+        self.get_image(p, &row.id).await
+    }
+
     /// Deletes an image no instance uses (builtin images stay).
-    pub async fn delete_image(&self, ctx: &RequestContext, p: &Principal, key: &str) -> Result<()> {
+    pub async fn delete_image(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let row = self.image_row(p, key).await?;
         if row.project_id == BUILTIN {
             return Err(Error::forbidden(format!("'{}' is a builtin image", row.name)));
@@ -415,6 +460,7 @@ impl Control {
             return Err(Error::conflict(format!("image '{}' is still building", row.name)));
         }
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("images", &row.id, if_match, self.get_image(p, &row.id)).await?;
         roost_store::images::delete(tx.conn(), &row.id).await?;
         tx.audit("image.delete", Some(("image", &row.id)), None).await?;
         tx.bare_event("image.deleted", "image", &row.id, Audience::Project(row.project_id.clone()));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use roost_api::ids::IdKind;
 use roost_api::instances::{
-    CreateInstanceRequest, Desired, Instance, InstanceListParams, InstanceStatus, RestartPolicy,
+    CreateInstanceRequest, Desired, Instance, InstanceListParams, InstanceStatus, RestartPolicy, UpdateInstanceRequest,
 };
 use roost_api::operations::Operation;
 use roost_api::projects::DEFAULT_PROJECT;
@@ -148,11 +148,27 @@ impl Control {
 
     /// The API view of a row (with its image's name, NICs, groups and volumes).
     pub(crate) async fn instance_api(&self, row: &InstanceRow) -> Instance {
-        let view = async {
-            let mut conn = self.store().pool().acquire().await.map_err(roost_store::StoreError::from)?;
-            instance_view(&mut conn, row).await
-        };
-        view.await.unwrap_or_else(|_| row.to_api(&row.image_id))
+        self.instance_apis(std::slice::from_ref(row)).await.remove(0)
+    }
+
+    /// The API view of instances: images, NICs, groups, volumes and lineage are read in
+    /// a fixed number of queries for all of them (a failed read leaves its part empty).
+    pub(crate) async fn instance_apis(&self, rows: &[InstanceRow]) -> Vec<Instance> {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let image_ids: Vec<String> = rows.iter().map(|r| r.image_id.clone()).collect();
+        let images = self.store().image_names(&image_ids).await.unwrap_or_default();
+        let mut views = self.instance_network_views(&ids).await;
+        let mut volumes = self.instances_volumes(&ids).await;
+        let sources = self.store().clone_sources(&ids).await.unwrap_or_default();
+        rows.iter()
+            .map(|row| {
+                let mut api = row.to_api(images.get(&row.image_id).unwrap_or(&row.image_id));
+                (api.nics, api.security_groups) = views.remove(&row.id).unwrap_or_default();
+                api.volumes = volumes.remove(&row.id).unwrap_or_default();
+                api.cloned_from = sources.get(&row.id).cloned();
+                api
+            })
+            .collect()
     }
 
     /// An instance the principal may see, by id or name (`project` narrows names).
@@ -198,12 +214,7 @@ impl Control {
             v.check(val.len() <= 32 * 1024, "env", format!("the value of '{k}' is longer than 32 KiB"));
         }
         for (k, val) in &req.labels {
-            let ok = !k.is_empty() && k.len() <= 63 && val.len() <= 255 && !k.contains('=');
-            v.check(
-                ok,
-                "labels",
-                format!("'{k}' is not a valid label (key 1-63 characters without '=', value at most 255)"),
-            );
+            check_label(&mut v, k, val);
         }
         if let Some(cmd) = &req.command {
             v.check(!cmd.is_empty() && !cmd[0].is_empty(), "command", "must name a program");
@@ -406,21 +417,7 @@ impl Control {
             .store()
             .list_instances(&self.project_scope(p), project.as_deref(), params.status.as_deref(), label, &query)
             .await?;
-        let mut names = HashMap::new();
-        let mut items = Vec::with_capacity(rows.len());
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let mut views = self.instance_network_views(&ids).await;
-        for row in &rows {
-            if !names.contains_key(&row.image_id) {
-                let name = self.store().image_by_id(&row.image_id).await?.map(|i| i.name).unwrap_or_default();
-                names.insert(row.image_id.clone(), name);
-            }
-            let mut api = row.to_api(&names[&row.image_id]);
-            (api.nics, api.security_groups) = views.remove(&row.id).unwrap_or_default();
-            api.volumes = self.instance_volumes(&row.id).await;
-            api.cloned_from = self.store().cloned_from(&row.id).await.ok().flatten();
-            items.push(api);
-        }
+        let items = self.instance_apis(&rows).await;
         Ok(Page { items, next_cursor })
     }
 
@@ -494,6 +491,55 @@ impl Control {
         Ok(self.change_desired(ctx, p, key, project, Desired::Running, "instance.restart", Some(grace)).await?.1)
     }
 
+    /// Changes labels (a merge: `null` removes one) and the restart policy.
+    pub async fn update_instance(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateInstanceRequest,
+        if_match: Option<&str>,
+    ) -> Result<Instance> {
+        let (row, proof) = self.writable_instance(p, key, project).await?;
+        let mut v = Validator::default();
+        for (k, val) in req.labels.iter().flatten().flatten() {
+            check_label(&mut v, k, val.as_deref().unwrap_or_default());
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        // The merge reads the labels under the row lock, so concurrent patches all land.
+        tx.lock_row("instances", &row.id).await?;
+        tx.check_if_match("instances", &row.id, if_match, self.get_instance(p, &row.id, None)).await?;
+        let current = roost_store::instances::get_in(tx.conn(), &row.id)
+            .await?
+            .ok_or_else(|| Error::not_found("instance", key))?;
+        let mut labels = current.labels();
+        match req.labels {
+            None => {}
+            Some(None) => labels.clear(),
+            Some(Some(changes)) => {
+                for (k, val) in changes {
+                    match val {
+                        Some(val) => labels.insert(k, val),
+                        None => labels.remove(&k),
+                    };
+                }
+            }
+        }
+        let mut v = Validator::default();
+        v.check(labels.len() <= 64, "labels", "at most 64 labels");
+        v.finish()?;
+        let restart = req.restart.map(RestartPolicy::as_str).unwrap_or(current.restart_policy.as_str());
+        let labels = serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into());
+        roost_store::instances::set_labels_and_restart(tx.conn(), &row.id, &labels, restart, now_ms()).await?;
+        tx.audit("instance.update", Some(("instance", &row.id)), body.as_ref()).await?;
+        tx.instance_event("instance.updated", &row.id).await?;
+        tx.commit().await?;
+        self.get_instance(p, &row.id, None).await
+    }
+
     /// Deletes an instance; a running one only with `force`.
     pub async fn delete_instance(
         &self,
@@ -502,6 +548,7 @@ impl Control {
         key: &str,
         project: Option<&str>,
         force: bool,
+        if_match: Option<&str>,
     ) -> Result<Operation> {
         let (row, proof) = self.writable_instance(p, key, project).await?;
         let active = matches!(
@@ -519,6 +566,7 @@ impl Control {
             )));
         }
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("instances", &row.id, if_match, self.get_instance(p, &row.id, None)).await?;
         roost_store::instances::set_desired(tx.conn(), &row.id, Desired::Terminated, now_ms()).await?;
         let op = self.new_operation(&mut tx, p, "instance.delete", Some(("instance", &row.id))).await?;
         tx.audit("instance.delete", Some(("instance", &row.id)), None).await?;
@@ -594,7 +642,21 @@ impl Control {
         Ok(row.id)
     }
 
+    /// Runs a command in an instance: every door's commands pass here, so a string the
+    /// node cannot take is refused here, whoever sent it.
     pub async fn exec(&self, id: &str, request: roost_node::ExecRequest) -> Result<roost_node::ExecSession> {
+        let mut v = Validator::default();
+        for arg in &request.cmd {
+            crate::error::check_no_nul(&mut v, "cmd", arg);
+        }
+        for (key, value) in &request.env {
+            crate::error::check_no_nul(&mut v, "env", key);
+            crate::error::check_no_nul(&mut v, "env", value);
+        }
+        if let Some(cwd) = &request.cwd {
+            crate::error::check_no_nul(&mut v, "cwd", cwd);
+        }
+        v.finish()?;
         self.driver_of(id).await?.exec(id, request).await.map_err(node_error)
     }
 
@@ -619,6 +681,7 @@ impl Control {
         path: &str,
         tar: roost_node::TarStream,
     ) -> Result<()> {
+        check_file_path(path)?;
         let id = self.instance_for_exec(p, key, project).await?;
         self.driver_of(&id).await?.copy_in(&id, path, tar).await.map_err(node_error)?;
         self.audit_standalone(
@@ -640,6 +703,7 @@ impl Control {
         project: Option<&str>,
         path: &str,
     ) -> Result<roost_node::TarStream> {
+        check_file_path(path)?;
         let id = self.instance_for_exec(p, key, project).await?;
         self.driver_of(&id).await?.copy_out(&id, path).await.map_err(node_error)
     }
@@ -657,6 +721,21 @@ pub fn should_restart(policy: RestartPolicy, exit_code: i32) -> bool {
         RestartPolicy::OnFailure => exit_code != 0,
         RestartPolicy::Never => false,
     }
+}
+
+/// Labels: a key of 1-63 characters without `=`, a value of at most 255.
+fn check_label(v: &mut Validator, key: &str, value: &str) {
+    let ok = !key.is_empty() && key.len() <= 63 && value.len() <= 255 && !key.contains('=');
+    v.check(ok, "labels", format!("'{key}' is not a valid label (key 1-63 characters without '=', value at most 255)"));
+}
+
+/// `?path=` of the instance file routes: required (an empty one would mean the whole
+/// root file system), and free of NUL bytes.
+fn check_file_path(path: &str) -> Result<()> {
+    let mut v = Validator::default();
+    v.check(!path.is_empty(), "path", "is required: the file or directory in the instance");
+    crate::error::check_no_nul(&mut v, "path", path);
+    v.finish()
 }
 
 #[cfg(test)]

@@ -53,6 +53,12 @@ pub fn list_query(params: &ListParams, sort_keys: &[SortKey]) -> Result<ListQuer
     Ok(query)
 }
 
+/// `params` sorted by name when they name no order: for the collections listed by name
+/// before they paged (images, buckets, members), whose order is kept.
+pub fn by_name_unless_sorted(params: &ListParams) -> ListParams {
+    ListParams { sort: params.sort.clone().or_else(|| Some("name".into())), ..params.clone() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,22 +9,26 @@ use ipnet::Ipv4Net;
 use roost_api::ids::IdKind;
 use roost_api::networks::{
     CreateNetworkRequest, CreatePortForwardRequest, CreateRuleRequest, CreateSecurityGroupRequest, Direction,
-    InstanceNic, Network, NetworkListParams, NicRequest, PortForward, Protocol, SecurityGroup, SecurityGroupRule,
-    parse_port_list,
+    InstanceNic, Network, NetworkListParams, NicRequest, PortForward, PortForwardListParams, Protocol, SecurityGroup,
+    SecurityGroupRule, UpdateNetworkRequest, UpdateSecurityGroupRequest, parse_port_list,
 };
 use roost_api::projects::DEFAULT_PROJECT;
-use roost_api::{FieldError, Page};
+use roost_api::{FieldError, ListParams, Page};
 use roost_node::network::firewall::{self, FirewallSpec, ForwardSpec, NetSpec, NicSpec, Proto, Remote, RuleSpec};
 use roost_node::network::host::HostFacts;
 use roost_node::network::{self as hostnet, dns};
 use roost_node::{DnsConfig, MacAddr, NetAttachment};
-use roost_store::networks::{self as repo, NetworkRow, NicRow, PortForwardRow, RuleRow, SecurityGroupRow};
+use roost_store::list::CREATED_OR_NAME;
+use roost_store::networks::{
+    self as repo, NetworkRow, NicRow, PortForwardRow, PortForwardView, RuleRow, SecurityGroupRow,
+};
 use roost_store::sqlx::AnyConnection;
 use roost_store::{StoreError, now_ms, to_time};
 
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
+use crate::list::list_query;
 use crate::tasks::{BackgroundTask, TaskSpec};
 use crate::{Control, Error, Principal, RequestContext, Result};
 
@@ -125,16 +129,29 @@ impl Control {
     }
 
     async fn network_api(&self, row: &NetworkRow) -> Result<Network> {
-        let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
-        network_view(&mut conn, row).await
+        Ok(self.network_apis(std::slice::from_ref(row)).await?.remove(0))
+    }
+
+    /// The API view of networks, with their peers and NICs read in two queries for all.
+    async fn network_apis(&self, rows: &[NetworkRow]) -> Result<Vec<Network>> {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let details = self.store().network_details(&ids).await?;
+        Ok(rows.iter().map(|row| network_from(row, &details)).collect())
     }
 
     async fn group_api(&self, row: &SecurityGroupRow) -> Result<SecurityGroup> {
-        let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
-        group_view(&mut conn, row).await
+        Ok(self.group_apis(std::slice::from_ref(row)).await?.remove(0))
     }
 
-    /// The same for many instances at once (two queries), by instance id.
+    /// The API view of security groups, with rules and members read in three queries for all.
+    async fn group_apis(&self, rows: &[SecurityGroupRow]) -> Result<Vec<SecurityGroup>> {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let details = self.store().group_details(&ids).await?;
+        Ok(group_from(rows, details))
+    }
+
+    /// The NICs and group names of instances (two queries whatever their number), by
+    /// instance id.
     pub(crate) async fn instance_network_views(
         &self,
         ids: &[String],
@@ -321,18 +338,44 @@ impl Control {
     }
 
     pub async fn list_networks(&self, p: &Principal, params: &NetworkListParams) -> Result<Page<Network>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project_id = self.listed_project(p, params.project.as_deref()).await?;
-        let rows = self.store().networks_in(&self.project_scope(p), project_id.as_deref()).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.network_api(row).await?);
-        }
-        Ok(Page { items, next_cursor: None })
+        let (rows, next_cursor) =
+            self.store().networks_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        Ok(Page { items: self.network_apis(&rows).await?, next_cursor })
     }
 
     pub async fn get_network(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<Network> {
         let row = self.network_row(p, key, project).await?;
         self.network_api(&row).await
+    }
+
+    /// Turns NAT or DNS on or off; the host follows before this returns.
+    pub async fn update_network(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateNetworkRequest,
+        if_match: Option<&str>,
+    ) -> Result<Network> {
+        let row = self.network_row(p, key, project).await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("networks", &row.id, if_match, self.get_network(p, &row.id, None)).await?;
+        let nat = req.nat.unwrap_or(row.nat != 0);
+        let dns = req.dns.unwrap_or(row.dns != 0);
+        let now = now_ms();
+        repo::set_network_flags(tx.conn(), &row.id, nat, dns, now).await?;
+        tx.audit("network.update", Some(("network", &row.id)), body.as_ref()).await?;
+        let fresh = NetworkRow { nat: nat as i64, dns: dns as i64, updated_at: now, ..row.clone() };
+        let api = network_view(tx.conn(), &fresh).await?;
+        tx.event("network.updated", "network", &row.id, &api, Audience::Project(row.project_id.clone()));
+        tx.commit().await?;
+        self.sync_firewall_now().await?;
+        Ok(api)
     }
 
     pub async fn delete_network(
@@ -341,6 +384,7 @@ impl Control {
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.network_row(p, key, project).await?;
         let proof = self.project_access(p, &row.project_id).await?.require_write()?;
@@ -348,6 +392,7 @@ impl Control {
             return Err(Error::conflict("the project's default network cannot be removed"));
         }
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("networks", &row.id, if_match, self.get_network(p, &row.id, None)).await?;
         let attached = repo::nic_count(tx.conn(), &row.id).await?;
         if attached > 0 {
             return Err(Error::conflict(format!(
@@ -456,13 +501,11 @@ impl Control {
     }
 
     pub async fn list_security_groups(&self, p: &Principal, params: &NetworkListParams) -> Result<Page<SecurityGroup>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project_id = self.listed_project(p, params.project.as_deref()).await?;
-        let rows = self.store().groups_in(&self.project_scope(p), project_id.as_deref()).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.group_api(row).await?);
-        }
-        Ok(Page { items, next_cursor: None })
+        let (rows, next_cursor) =
+            self.store().groups_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        Ok(Page { items: self.group_apis(&rows).await?, next_cursor })
     }
 
     pub async fn get_security_group(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<SecurityGroup> {
@@ -476,6 +519,7 @@ impl Control {
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.group_row(p, key, project).await?;
         let proof = self.project_access(p, &row.project_id).await?.require_write()?;
@@ -483,6 +527,7 @@ impl Control {
             return Err(Error::conflict("the project's default security group cannot be removed"));
         }
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("security_groups", &row.id, if_match, self.get_security_group(p, &row.id, None)).await?;
         let members = repo::member_count(tx.conn(), &row.id).await?;
         if members > 0 {
             return Err(Error::conflict(format!("security group '{}' is used by {members} instance(s)", row.name)));
@@ -499,6 +544,39 @@ impl Control {
         tx.commit().await?;
         self.request_firewall_sync();
         Ok(())
+    }
+
+    pub async fn update_security_group(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateSecurityGroupRequest,
+        if_match: Option<&str>,
+    ) -> Result<SecurityGroup> {
+        let row = self.group_row(p, key, project).await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(Some(d)) = &req.description {
+            v.check(d.len() <= 255, "description", "at most 255 characters");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("security_groups", &row.id, if_match, self.get_security_group(p, &row.id, None)).await?;
+        let mut fresh = row.clone();
+        if let Some(description) = &req.description {
+            let now = now_ms();
+            repo::set_group_description(tx.conn(), &row.id, description.as_deref(), now).await?;
+            fresh.description = description.clone();
+            fresh.updated_at = now;
+        }
+        tx.audit("security_group.update", Some(("security_group", &row.id)), body.as_ref()).await?;
+        let api = group_view(tx.conn(), &fresh).await?;
+        tx.event("security_group.updated", "security_group", &row.id, &api, Audience::Project(row.project_id.clone()));
+        tx.commit().await?;
+        Ok(api)
     }
 
     pub async fn add_security_group_rule(
@@ -936,23 +1014,21 @@ impl Control {
         Ok(())
     }
 
-    pub async fn list_port_forwards(
-        &self,
-        p: &Principal,
-        project: Option<&str>,
-        instance: Option<&str>,
-    ) -> Result<Page<PortForward>> {
+    pub async fn list_port_forwards(&self, p: &Principal, params: &PortForwardListParams) -> Result<Page<PortForward>> {
+        let paging =
+            ListParams { limit: params.limit, cursor: params.cursor.clone(), sort: params.sort.clone(), name: None };
+        let query = list_query(&paging, repo::PORT_FORWARD_SORT_KEYS)?;
+        let project = params.project.as_deref();
         let project_id = self.narrowed_to(p, project).await?;
-        let instance_id = match instance {
+        let instance_id = match params.instance.as_deref() {
             Some(k) => Some(self.instance_row(p, k, project).await?.id),
             None => None,
         };
-        let rows = self.store().port_forwards_in(&self.project_scope(p), project_id.as_deref()).await?;
-        let mut items = Vec::new();
-        for f in rows.iter().filter(|f| instance_id.as_ref().is_none_or(|i| &f.instance_id == i)) {
-            items.push(self.port_forward_api(f).await);
-        }
-        Ok(Page { items, next_cursor: None })
+        let (rows, next_cursor) = self
+            .store()
+            .port_forwards_page(&self.project_scope(p), project_id.as_deref(), instance_id.as_deref(), &query)
+            .await?;
+        Ok(Page { items: rows.iter().map(port_forward_api).collect(), next_cursor })
     }
 
     /// Removes a forward by id, or by `HOST_PORT[/proto]` of the given instance.
@@ -981,11 +1057,6 @@ impl Control {
         tx.bare_event("port_forward.deleted", "port_forward", &found.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
         self.sync_firewall_now().await
-    }
-
-    async fn port_forward_api(&self, f: &PortForwardRow) -> PortForward {
-        let inst = self.store().instance(&f.instance_id).await.ok().flatten();
-        port_forward_view(f, inst.as_ref())
     }
 
     // ---- the host side ----
@@ -1106,6 +1177,20 @@ fn one_by_key<T>(rows: Vec<T>, key: &str, what: &str, id_name: impl Fn(&T) -> (&
         )));
     }
     hits.into_iter().next().ok_or_else(|| Error::not_found(what, key))
+}
+
+fn port_forward_api(f: &PortForwardView) -> PortForward {
+    PortForward {
+        id: f.id.clone(),
+        project_id: f.project_id.clone(),
+        instance_id: f.instance_id.clone(),
+        instance: f.instance_name.clone().unwrap_or_default(),
+        host_port: f.host_port as u16,
+        instance_port: f.instance_port as u16,
+        protocol: Protocol::parse(&f.protocol).unwrap_or(Protocol::Tcp),
+        target_ip: f.instance_ip.clone(),
+        created_at: to_time(f.created_at),
+    }
 }
 
 fn rule_api(r: &RuleRow, names: &HashMap<String, String>) -> SecurityGroupRule {
@@ -1302,22 +1387,26 @@ pub(crate) fn nic_view(n: roost_store::networks::NicView) -> InstanceNic {
     InstanceNic { name: format!("eth{}", n.idx), network_id: n.network_id, network: n.network, ip: n.ip, mac: n.mac }
 }
 
-/// A network as the API shows it, read on `conn` (a change's transaction sees its own
-/// writes, so its event shows the network as the change leaves it).
+/// A network as the API shows it, read on `conn` (a change's event shows it as the
+/// change leaves it).
 pub(crate) async fn network_view(conn: &mut AnyConnection, row: &NetworkRow) -> Result<Network> {
-    let peers: Vec<String> = roost_store::sqlx::query_scalar(
-        "SELECT n.name FROM network_peers p \
-         JOIN networks n ON n.id = CASE WHEN p.network_a = $1 THEN p.network_b ELSE p.network_a END \
-         WHERE p.network_a = $1 OR p.network_b = $1 ORDER BY n.name",
-    )
-    .bind(&row.id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(StoreError::from)?;
-    let used = repo::nic_count(conn, &row.id).await?;
+    let details = roost_store::networks::network_details_in(conn, std::slice::from_ref(&row.id)).await?;
+    Ok(network_from(row, &details))
+}
+
+/// A security group with its rules as the API shows it, read on `conn`.
+pub(crate) async fn group_view(conn: &mut AnyConnection, row: &SecurityGroupRow) -> Result<SecurityGroup> {
+    let details = roost_store::networks::group_details_in(conn, std::slice::from_ref(&row.id)).await?;
+    Ok(group_from(std::slice::from_ref(row), details).remove(0))
+}
+
+/// The API view of a network from its row and the details read for it (listings read
+/// them for a page at once).
+fn network_from(row: &NetworkRow, details: &roost_store::networks::NetworkDetails) -> Network {
+    let used = details.nics.iter().find(|(id, _)| *id == row.id).map(|(_, n)| *n).unwrap_or(0);
     let cidr = parse_cidr(&row.cidr).unwrap_or_default();
     let total = cidr.hosts().count().saturating_sub(1) as u32;
-    Ok(Network {
+    Network {
         id: row.id.clone(),
         name: row.name.clone(),
         project_id: row.project_id.clone(),
@@ -1327,32 +1416,30 @@ pub(crate) async fn network_view(conn: &mut AnyConnection, row: &NetworkRow) -> 
         nat: row.nat != 0,
         dns: row.dns != 0,
         default: row.is_default != 0,
-        peers,
+        peers: details.peers.iter().filter(|(n, _)| *n == row.id).map(|(_, name)| name.clone()).collect(),
         instance_count: used as u32,
         addresses_used: used as u32,
         addresses_total: total,
         created_at: to_time(row.created_at),
-    })
+    }
 }
 
-/// A security group with its rules as the API shows it, read on `conn`.
-pub(crate) async fn group_view(conn: &mut AnyConnection, row: &SecurityGroupRow) -> Result<SecurityGroup> {
-    let rules = repo::rules_of(conn, &row.id).await?;
-    let members = repo::member_count(conn, &row.id).await?;
-    let mut names: HashMap<String, String> = HashMap::new();
-    for g in repo::groups_of_project(conn, &row.project_id).await? {
-        names.insert(g.id, g.name);
-    }
-    Ok(SecurityGroup {
-        id: row.id.clone(),
-        name: row.name.clone(),
-        project_id: row.project_id.clone(),
-        description: row.description.clone(),
-        default: row.is_default != 0,
-        rules: rules.iter().map(|r| rule_api(r, &names)).collect(),
-        instance_count: members as u32,
-        created_at: to_time(row.created_at),
-    })
+/// The API view of security groups from their rows and the details read for them.
+fn group_from(rows: &[SecurityGroupRow], details: roost_store::networks::GroupDetails) -> Vec<SecurityGroup> {
+    let names: HashMap<String, String> = details.remote_names.into_iter().collect();
+    let members: HashMap<&str, i64> = details.members.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+    rows.iter()
+        .map(|row| SecurityGroup {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            project_id: row.project_id.clone(),
+            description: row.description.clone(),
+            default: row.is_default != 0,
+            rules: details.rules.iter().filter(|r| r.group_id == row.id).map(|r| rule_api(r, &names)).collect(),
+            instance_count: members.get(row.id.as_str()).copied().unwrap_or(0) as u32,
+            created_at: to_time(row.created_at),
+        })
+        .collect()
 }
 
 fn port_forward_view(f: &PortForwardRow, inst: Option<&roost_store::instances::InstanceRow>) -> PortForward {

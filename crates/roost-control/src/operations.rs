@@ -147,9 +147,13 @@ impl OperationHandle {
     }
 
     pub async fn fail(mut self, err: &Error) {
+        if err.code.status() == 500 {
+            tracing::error!(operation = %self.row.id, kind = %self.row.kind, error = %err.message, "operation failed");
+        }
         self.row.status = OperationStatus::Failed.as_str().to_string();
         self.row.error_code = Some(err.code.as_str().to_string());
-        self.row.error_message = Some(err.message.clone());
+        // Readers of the operation see what a response would say; the details are logged.
+        self.row.error_message = Some(err.public_message().to_string());
         self.row.finished_at = Some(now_ms());
         self.save().await;
     }

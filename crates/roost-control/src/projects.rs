@@ -10,6 +10,7 @@ use roost_api::projects::{
     UpdateProjectRequest, Usage, UsageLine,
 };
 use roost_api::{ListParams, Page};
+use roost_store::list::CREATED_OR_NAME;
 use roost_store::projects::{ProjectRow, SORT_KEYS};
 use roost_store::{StoreError, now_ms};
 
@@ -133,12 +134,8 @@ impl Control {
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.change(ctx, &proof).await?;
-        if let Some(if_match) = if_match {
-            let current = roost_store::projects::get_in(tx.conn(), &access.project.id)
-                .await?
-                .ok_or_else(|| Error::not_found("project", key))?;
-            crate::users::check_precondition(if_match, &current.to_api())?;
-        }
+        let id = &access.project.id;
+        tx.check_if_match("projects", id, if_match, self.get_project(p, id)).await?;
         roost_store::projects::update_description(tx.conn(), &access.project.id, req.description.as_deref(), now_ms())
             .await?;
         tx.audit("project.update", Some(("project", &access.project.id)), body.as_ref()).await?;
@@ -152,7 +149,13 @@ impl Control {
 
     /// Deletes a project; the `default` project and projects that still hold resources
     /// are refused.
-    pub async fn delete_project(&self, ctx: &RequestContext, p: &Principal, key: &str) -> Result<()> {
+    pub async fn delete_project(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let access = self.project_access(p, key).await?;
         let proof = p.require_admin()?;
         if access.project.name == DEFAULT_PROJECT {
@@ -166,6 +169,8 @@ impl Control {
             )));
         }
         let mut tx = self.change(ctx, &proof).await?;
+        let id = &access.project.id;
+        tx.check_if_match("projects", id, if_match, self.get_project(p, id)).await?;
         roost_store::projects::delete(tx.conn(), &access.project.id).await?;
         tx.audit("project.delete", Some(("project", &access.project.id)), None).await?;
         tx.bare_event("project.deleted", "project", &access.project.id, Audience::Admins);
@@ -176,9 +181,12 @@ impl Control {
         Ok(())
     }
 
-    pub async fn list_members(&self, p: &Principal, key: &str) -> Result<Vec<Member>> {
+    /// Members by name unless `sort` says otherwise.
+    pub async fn list_members(&self, p: &Principal, key: &str, params: &ListParams) -> Result<Page<Member>> {
+        let query = list_query(&crate::list::by_name_unless_sorted(params), CREATED_OR_NAME)?;
         let access = self.project_access(p, key).await?;
-        Ok(self.store().members(&access.project.id).await?)
+        let (items, next_cursor) = self.store().members_page(&access.project.id, &query).await?;
+        Ok(Page { items, next_cursor })
     }
 
     /// Adds a member or changes their role (admins).

@@ -156,7 +156,7 @@ impl Control {
             Ok(()) => Some(pooled),
             Err(e) => {
                 tracing::warn!(instance = %pooled.instance_id, error = %e.message, "a pooled sandbox did not thaw");
-                let _ = self.delete_instance(ctx, p, &pooled.instance_id, None, true).await;
+                let _ = self.delete_instance(ctx, p, &pooled.instance_id, None, true, None).await;
                 None
             }
         }
@@ -247,7 +247,7 @@ impl Control {
         let req = sandbox_instance_request(&id, &pool.image_id, &pool.project_id, BTreeMap::new());
         let (instance, _) = self.create_instance(&ctx, p, req).await?;
         let cleanup = |e: crate::Error| async {
-            let _ = self.delete_instance(&ctx, p, &instance.id, None, true).await;
+            let _ = self.delete_instance(&ctx, p, &instance.id, None, true, None).await;
             e
         };
         let running =
@@ -303,7 +303,7 @@ impl Control {
                 continue;
             };
             let p = crate::sandboxes::acting_as(user, &row.project_id, None, "sandbox pool");
-            match self.delete_instance(&ctx, &p, &row.id, None, true).await {
+            match self.delete_instance(&ctx, &p, &row.id, None, true, None).await {
                 Ok(_) => removed += 1,
                 Err(e) => {
                     tracing::warn!(instance = %row.id, error = %e.message, "cannot remove a pooled sandbox of an earlier run")
@@ -367,7 +367,7 @@ impl Control {
         };
         let ctx = RequestContext::default();
         for pooled in drained {
-            match self.delete_instance(&ctx, p, &pooled.instance_id, None, true).await {
+            match self.delete_instance(&ctx, p, &pooled.instance_id, None, true, None).await {
                 Ok(op) => {
                     let _ = self.wait_operation(p, &op.id, Duration::from_secs(60)).await;
                 }

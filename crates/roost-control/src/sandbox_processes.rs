@@ -10,14 +10,21 @@ use roost_api::sandboxes::{
 };
 use roost_api::tokens::Scope;
 
+use crate::error::{Validator, check_no_nul};
 use crate::sandboxes::{ProcessEvent, SandboxProcess, SandboxView};
 use crate::{Control, Error, Principal, RequestContext, Result};
 
 /// A relative path is relative to the home of the user commands run as (as in E2B).
 pub fn resolve_path(path: &str) -> Result<String> {
-    if path.is_empty() {
-        return Err(Error::invalid("path is required"));
-    }
+    resolve_field("path", path)
+}
+
+/// [`resolve_path`] for the request field `field` (named in the error).
+pub fn resolve_field(field: &str, path: &str) -> Result<String> {
+    let mut v = Validator::default();
+    v.check(!path.is_empty(), field, "is required");
+    check_no_nul(&mut v, field, path);
+    v.finish()?;
     Ok(if path.starts_with('/') { path.to_string() } else { format!("/root/{path}") })
 }
 
@@ -126,9 +133,22 @@ impl Control {
         spec: ProcessSpec,
     ) -> Result<(Arc<SandboxProcess>, tokio::sync::broadcast::Receiver<ProcessEvent>)> {
         view.write_proof()?;
-        if spec.cmd.trim().is_empty() {
-            return Err(Error::invalid("cmd is required"));
+        // What reaches the node as a command line, environment or directory: a NUL byte
+        // cannot be passed there, so it is the caller's mistake (400), never a 500.
+        let mut v = Validator::default();
+        v.check(!spec.cmd.trim().is_empty(), "cmd", "is required");
+        check_no_nul(&mut v, "cmd", &spec.cmd);
+        for arg in &spec.args {
+            check_no_nul(&mut v, "args", arg);
         }
+        for (key, value) in &spec.env {
+            check_no_nul(&mut v, "env", key);
+            check_no_nul(&mut v, "env", value);
+        }
+        if let Some(cwd) = &spec.cwd {
+            check_no_nul(&mut v, "cwd", cwd);
+        }
+        v.finish()?;
         if spec.tag.as_deref().is_some_and(|t| t.starts_with(crate::sandbox_watch::WATCHER_TAG_PREFIX)) {
             return Err(Error::invalid("that tag prefix is reserved"));
         }
@@ -249,7 +269,7 @@ impl Control {
         to: &str,
     ) -> Result<SandboxFileEntry> {
         view.write_proof()?;
-        let (from, to) = (resolve_path(from)?, resolve_path(to)?);
+        let (from, to) = (resolve_field("from", from)?, resolve_field("to", to)?);
         let (_, err, code) = self.sandbox_run(view, &["mv", "-T", "--", &from, &to]).await?;
         if code != 0 {
             return Err(fs_error(&from, &err));

@@ -116,26 +116,33 @@ struct Built {
 impl Control {
     /// The builtin templates and the built templates of the projects the principal can
     /// see (or of one project).
-    pub async fn list_sandbox_templates(&self, p: &Principal, project: Option<&str>) -> Result<Vec<SandboxTemplate>> {
-        let project_id = match project {
+    pub async fn list_sandbox_templates(
+        &self,
+        p: &Principal,
+        params: &roost_api::ProjectListParams,
+    ) -> Result<roost_api::Page<SandboxTemplate>> {
+        let query = crate::list::list_query(&params.paging(), roost_store::list::CREATED_OR_NAME)?;
+        let project_id = match &params.project {
             Some(key) => Some(self.project_access(p, key).await?.project.id),
             None => None,
         };
-        let mut out = Vec::new();
-        for t in crate::templates::BUILTIN_TEMPLATES {
-            if let Some(row) = self.store().image_by_key(t.name, &ProjectScope::One(String::new())).await? {
-                let mut item = api(&row, None);
-                self.fill_builtin(&mut item, &row);
-                out.push(item);
-            }
-        }
-        let rows = self.store().list_sandbox_templates(&self.project_scope(p), project_id.as_deref()).await?;
-        for t in rows {
-            if let Some(image) = self.store().image_by_id(&t.image_id).await? {
-                out.push(api(&image, Some(&t)));
-            }
-        }
-        Ok(out)
+        let builtin: Vec<&str> = crate::templates::BUILTIN_TEMPLATES.iter().map(|t| t.name).collect();
+        let (images, next_cursor) =
+            self.store().template_images_page(&builtin, &self.project_scope(p), project_id.as_deref(), &query).await?;
+        let ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
+        let templates: HashMap<String, TemplateRow> =
+            self.store().sandbox_templates_of(&ids).await?.into_iter().map(|t| (t.image_id.clone(), t)).collect();
+        let items = images
+            .iter()
+            .map(|image| {
+                let mut item = api(image, templates.get(&image.id));
+                if item.builtin {
+                    self.fill_builtin(&mut item, image);
+                }
+                item
+            })
+            .collect();
+        Ok(roost_api::Page { items, next_cursor })
     }
 
     /// A builtin template's digest and size once it has been built on this node.
@@ -506,7 +513,7 @@ impl Control {
         .await;
         // The container goes whatever happened (a failed build leaves nothing behind).
         op.progress(95, "removing the build container").await;
-        match self.delete_instance(&ctx, p, &instance.id, None, true).await {
+        match self.delete_instance(&ctx, p, &instance.id, None, true, None).await {
             Ok(deleting) => {
                 let _ = self.wait_operation(p, &deleting.id, Duration::from_secs(60)).await;
             }
@@ -581,6 +588,7 @@ impl Control {
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let (image, t) = self.template_row(p, key, project).await?;
         let Some(_) = t else {
@@ -598,6 +606,8 @@ impl Control {
             )));
         }
         let mut tx = self.change(ctx, &proof).await?;
+        let current = self.get_sandbox_template(p, &image.id, None);
+        tx.check_if_match("images", &image.id, if_match, current).await?;
         roost_store::sandbox_templates::delete(tx.conn(), &image.id).await?;
         roost_store::images::delete(tx.conn(), &image.id).await?;
         tx.audit("sandbox_template.delete", Some(("sandbox_template", &image.id)), None).await?;

@@ -209,6 +209,17 @@ pub struct SandboxView {
     pub(crate) write: Option<ProjectWrite>,
 }
 
+impl SandboxView {
+    /// Commands and file operations run in the sandbox, and a paused one runs nothing
+    /// until resumed: refuse at once (409) rather than wait for the resume.
+    pub fn not_paused(&self) -> Result<()> {
+        if self.paused {
+            return Err(Error::conflict(format!("sandbox '{}' is paused; resume it first", self.row.id)));
+        }
+        Ok(())
+    }
+}
+
 fn key_api(row: &SandboxKeyRow) -> SandboxKey {
     SandboxKey {
         id: row.id.clone(),
@@ -331,9 +342,83 @@ impl Control {
         Ok(CreatedSandboxKey { key: key_api(&row), secret })
     }
 
-    pub async fn list_sandbox_keys(&self, p: &Principal) -> Result<Vec<SandboxKey>> {
-        let rows = self.store().list_sandbox_keys(&self.project_scope(p)).await?;
-        Ok(rows.iter().map(key_api).collect())
+    /// A live key of a project the principal sees.
+    pub async fn get_sandbox_key(&self, p: &Principal, id: &str) -> Result<SandboxKey> {
+        let key = self.store().sandbox_key(id).await?.ok_or_else(|| Error::not_found("sandbox key", id))?;
+        self.project_access(p, &key.project_id).await.map_err(|_| Error::not_found("sandbox key", id))?;
+        Ok(key_api(&key))
+    }
+
+    /// Renames a key or changes its limits; the next create sees them.
+    pub async fn update_sandbox_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        req: roost_api::sandboxes::UpdateSandboxKeyRequest,
+        if_match: Option<&str>,
+    ) -> Result<SandboxKey> {
+        let key = self.store().sandbox_key(id).await?.ok_or_else(|| Error::not_found("sandbox key", id))?;
+        let proof = self
+            .project_access(p, &key.project_id)
+            .await
+            .map_err(|_| Error::not_found("sandbox key", id))?
+            .require_write()?;
+        let mut v = Validator::default();
+        if let Some(name) = &req.name {
+            check_name(&mut v, "name", name);
+        }
+        if let Some(max) = req.max_sandboxes {
+            v.check((1..=10_000).contains(&max), "max_sandboxes", "must be between 1 and 10000");
+        }
+        if let Some(rate) = req.creates_per_minute {
+            v.check((1..=100_000).contains(&rate), "creates_per_minute", "must be between 1 and 100000");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("sandbox_keys", &key.id, if_match, self.get_sandbox_key(p, &key.id)).await?;
+        let fresh = SandboxKeyRow {
+            name: req.name.clone().unwrap_or_else(|| key.name.clone()),
+            max_sandboxes: req.max_sandboxes.map(i64::from).unwrap_or(key.max_sandboxes),
+            creates_per_minute: req.creates_per_minute.map(i64::from).unwrap_or(key.creates_per_minute),
+            ..key.clone()
+        };
+        roost_store::sandboxes::update_key(
+            tx.conn(),
+            &key.id,
+            &fresh.name,
+            fresh.max_sandboxes,
+            fresh.creates_per_minute,
+        )
+        .await?;
+        tx.audit("sandbox_key.update", Some(("sandbox_key", &key.id)), body.as_ref()).await?;
+        tx.event(
+            "sandbox_key.updated",
+            "sandbox_key",
+            &key.id,
+            &key_api(&fresh),
+            crate::events::Audience::Project(key.project_id.clone()),
+        );
+        tx.commit().await?;
+        // The cached key carries the limits: the next use reads them again.
+        self.sandboxes().keys.lock().expect("keys").remove(&key.key_hash);
+        self.get_sandbox_key(p, &key.id).await
+    }
+
+    pub async fn list_sandbox_keys(
+        &self,
+        p: &Principal,
+        params: &roost_api::ProjectListParams,
+    ) -> Result<roost_api::Page<SandboxKey>> {
+        let query = crate::list::list_query(&params.paging(), roost_store::list::CREATED_OR_NAME)?;
+        let project_id = match &params.project {
+            Some(key) => Some(self.project_access(p, key).await?.project.id),
+            None => None,
+        };
+        let (rows, next_cursor) =
+            self.store().sandbox_keys_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        Ok(roost_api::Page { items: rows.iter().map(key_api).collect(), next_cursor })
     }
 
     /// The key and the principal it acts as (its creator, write scope, its project only).
@@ -375,7 +460,13 @@ impl Control {
     /// Revokes a sandbox key: E2B requests with it (and with the access tokens of its
     /// sandboxes) are refused from now on; its sandboxes run on until killed or timed out.
     /// Its owner or an admin may; other members who see it get 403.
-    pub async fn revoke_sandbox_key(&self, ctx: &RequestContext, p: &Principal, id: &str) -> Result<()> {
+    pub async fn revoke_sandbox_key(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let key = self
             .store()
             .list_sandbox_keys(&self.project_scope(p))
@@ -393,6 +484,7 @@ impl Control {
         // Its owner or an admin (checked above), with a credential that may write.
         let proof = p.require_owner()?;
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("sandbox_keys", &key.id, if_match, self.get_sandbox_key(p, &key.id)).await?;
         if !roost_store::sandboxes::revoke_key(tx.conn(), &key.id, now_ms()).await? {
             return Err(Error::not_found("sandbox key", id));
         }
@@ -560,14 +652,14 @@ impl Control {
             Ok(i) if i.status == InstanceStatus::Running => Ok(view),
             Ok(i) => {
                 let reason = i.status_reason.unwrap_or_default();
-                let _ = self.kill_sandbox(ctx, p, &id).await;
+                let _ = self.kill_sandbox(ctx, p, &id, None).await;
                 Err(Error::new(
                     ErrorCode::Unavailable,
                     format!("the sandbox did not start: {} {reason}", i.status.as_str()),
                 ))
             }
             Err(e) => {
-                let _ = self.kill_sandbox(ctx, p, &id).await;
+                let _ = self.kill_sandbox(ctx, p, &id, None).await;
                 Err(e)
             }
         }
@@ -623,8 +715,39 @@ impl Control {
             .collect())
     }
 
+    /// A page of the live sandboxes (`created_at` is when it started, `name` its template).
+    pub async fn list_sandboxes_page(
+        &self,
+        p: &Principal,
+        params: &roost_api::ProjectListParams,
+    ) -> Result<roost_api::Page<SandboxView>> {
+        let query = crate::list::list_query(&params.paging(), roost_store::list::CREATED_OR_NAME)?;
+        let project_id = match &params.project {
+            Some(key) => Some(self.project_access(p, key).await?.project.id),
+            None => None,
+        };
+        let (rows, next_cursor) =
+            self.store().live_sandboxes_page(&self.project_scope(p), project_id.as_deref(), &query).await?;
+        let items = rows
+            .into_iter()
+            .map(|s| SandboxView {
+                paused: s.instance_status.as_deref() == Some(InstanceStatus::Paused.as_str()),
+                kind: s.instance_kind.unwrap_or_else(|| "container".into()),
+                row: s.row,
+                write: None,
+            })
+            .collect();
+        Ok(roost_api::Page { items, next_cursor })
+    }
+
     /// Kills a sandbox: its processes, its instance, and ends its row.
-    pub async fn kill_sandbox(&self, ctx: &RequestContext, p: &Principal, id: &str) -> Result<()> {
+    pub async fn kill_sandbox(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let row = self.store().sandbox(id).await?.ok_or_else(|| Error::not_found("sandbox", id))?;
         if row.ended_at.is_some() {
             return Err(Error::not_found("sandbox", id));
@@ -634,7 +757,7 @@ impl Control {
             .await
             .map_err(|_| Error::not_found("sandbox", id))?
             .require_write()?;
-        self.end_sandbox(ctx, p, &proof, &row, "sandbox.kill").await
+        self.end_sandbox(ctx, p, &proof, &row, "sandbox.kill", if_match).await
     }
 
     async fn end_sandbox(
@@ -644,8 +767,11 @@ impl Control {
         proof: &(impl Authorized + ?Sized),
         row: &SandboxRow,
         action: &str,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let mut tx = self.change(ctx, proof).await?;
+        let current = async { Ok(self.sandbox(p, &row.id).await?.to_api()) };
+        tx.check_if_match("sandboxes", &row.id, if_match, current).await?;
         let ended = roost_store::sandboxes::end(tx.conn(), &row.id, now_ms()).await?;
         tx.audit(action, Some(("sandbox", &row.id)), None).await?;
         tx.commit().await?;
@@ -655,7 +781,7 @@ impl Control {
         self.sandboxes().processes.lock().expect("processes").remove(&row.id);
         self.sandboxes().ended.lock().expect("ended").remove(&row.id);
         self.kernels().lock().expect("kernels").remove(&row.id);
-        match self.delete_instance(ctx, p, &row.instance_id, None, true).await {
+        match self.delete_instance(ctx, p, &row.instance_id, None, true, None).await {
             Ok(_) => Ok(()),
             Err(e) if e.code == ErrorCode::NotFound => Ok(()),
             Err(e) => Err(e),
@@ -748,7 +874,7 @@ impl Control {
         };
         let principal = acting_as(user, &row.project_id, row.key_id.clone(), "sandbox TTL");
         tracing::info!(sandbox = %row.id, "sandbox timed out: killing it");
-        self.end_sandbox(&ctx, &principal, &SystemProof::new(), row, "sandbox.expire").await
+        self.end_sandbox(&ctx, &principal, &SystemProof::new(), row, "sandbox.expire", None).await
     }
 
     /// Starts a process in a sandbox, on a terminal of `pty` (rows, cols) when given.
@@ -764,9 +890,7 @@ impl Control {
         tag: Option<String>,
         pty: Option<(u16, u16)>,
     ) -> Result<(Arc<SandboxProcess>, broadcast::Receiver<ProcessEvent>)> {
-        if view.paused {
-            return Err(Error::conflict(format!("sandbox '{}' is paused", view.row.id)));
-        }
+        view.not_paused()?;
         let mut t = crate::timing::Steps::new("sandbox process");
         let mut argv = vec![cmd.clone()];
         argv.extend(args.iter().cloned());
@@ -922,6 +1046,7 @@ impl Control {
     /// and exit code. Output past [`MAX_RUN_OUTPUT`] fails the call (a listing of a
     /// directory with millions of entries, say) rather than filling the server's memory.
     pub(crate) async fn sandbox_run(&self, view: &SandboxView, argv: &[&str]) -> Result<(Vec<u8>, Vec<u8>, i32)> {
+        view.not_paused()?;
         let mut session = self
             .exec(
                 &view.row.instance_id,
@@ -947,6 +1072,7 @@ impl Control {
     /// memory; a client that goes away ends it. Anything but a regular file (a device
     /// such as `/dev/zero`, a FIFO, a directory) is refused up front.
     pub async fn sandbox_read_file(&self, view: &SandboxView, path: &str) -> Result<FileChunks> {
+        view.not_paused()?;
         let script = r#"test -e "$1" || { echo "$1: No such file or directory" >&2; exit 2; }
 test -f "$1" || { echo "$1: not a regular file (devices, FIFOs and directories are not read)" >&2; exit 3; }
 exec cat -- "$1""#;
@@ -1022,6 +1148,7 @@ exec cat -- "$1""#;
         data: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
         max: u64,
     ) -> Result<u64> {
+        view.not_paused()?;
         let (dir, name) = match path.rsplit_once('/') {
             Some((dir, name)) => (if dir.is_empty() { "/" } else { dir }, name),
             None => (".", path),
@@ -1334,12 +1461,10 @@ impl Control {
     ) -> Result<Vec<roost_api::sandboxes::SandboxUsage>> {
         let now = now_ms();
         let from = now - since.as_millis() as i64;
-        let rows = self.store().sandboxes_since(key, from).await?;
+        // Tenancy in the query: one read whatever the number of sandboxes.
+        let rows = self.store().sandboxes_since(&self.project_scope(p), key, from).await?;
         let mut by_key: BTreeMap<Option<String>, roost_api::sandboxes::SandboxUsage> = BTreeMap::new();
         for row in rows {
-            if self.project_access(p, &row.project_id).await.is_err() {
-                continue;
-            }
             let start = row.started_at.max(from);
             let end = row.ended_at.unwrap_or(now).min(now);
             let secs = (end - start).max(0) as f64 / 1000.0;

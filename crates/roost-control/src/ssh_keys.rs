@@ -6,13 +6,14 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use roost_api::ids::IdKind;
-use roost_api::ssh_keys::{CreateSshKeyRequest, CreatedSshKey, SshKey};
+use roost_api::ssh_keys::{CreateSshKeyRequest, CreatedSshKey, SshKey, UpdateSshKeyRequest};
 use roost_api::{ListParams, Page};
 use roost_store::ssh_keys::{SORT_KEYS, SshKeyRow};
 use roost_store::{StoreError, now_ms};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Validator, check_name};
+use crate::events::Audience;
 use crate::list::list_query;
 use crate::{Control, Error, Principal, RequestContext, Result};
 
@@ -177,10 +178,52 @@ impl Control {
         }
     }
 
-    pub async fn delete_ssh_key(&self, ctx: &RequestContext, principal: &Principal, key: &str) -> Result<()> {
+    /// Renames a key of the caller's.
+    pub async fn update_ssh_key(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        key: &str,
+        req: UpdateSshKeyRequest,
+        if_match: Option<&str>,
+    ) -> Result<SshKey> {
+        let proof = principal.require_owner()?;
+        let found = self.get_ssh_key(principal, key).await?;
+        let mut v = Validator::default();
+        if let Some(name) = &req.name {
+            check_name(&mut v, "name", name);
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("ssh_keys", &found.id, if_match, self.get_ssh_key(principal, &found.id)).await?;
+        let mut updated = found.clone();
+        if let Some(name) = &req.name {
+            roost_store::ssh_keys::rename(tx.conn(), &principal.user_id, &found.id, name).await.map_err(
+                |e| match e {
+                    StoreError::Conflict(_) => Error::conflict(format!("an SSH key named '{name}' already exists")),
+                    e => e.into(),
+                },
+            )?;
+            updated.name = name.clone();
+        }
+        tx.audit("ssh_key.update", Some(("ssh_key", &found.id)), body.as_ref()).await?;
+        tx.event("ssh_key.updated", "ssh_key", &found.id, &updated, Audience::User(found.user_id.clone()));
+        tx.commit().await?;
+        self.get_ssh_key(principal, &found.id).await
+    }
+
+    pub async fn delete_ssh_key(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let proof = principal.require_owner()?;
         let found = self.get_ssh_key(principal, key).await?;
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("ssh_keys", &found.id, if_match, self.get_ssh_key(principal, &found.id)).await?;
         if !roost_store::ssh_keys::delete(tx.conn(), &principal.user_id, &found.id).await? {
             return Err(Error::not_found("ssh_key", key));
         }

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use roost_api::ids::IdKind;
-use roost_api::tokens::{CreateTokenRequest, CreatedToken, Scope, Token};
+use roost_api::tokens::{CreateTokenRequest, CreatedToken, Scope, Token, UpdateTokenRequest};
 use roost_api::{ListParams, Page};
 use roost_store::tokens::{SORT_KEYS, TokenRow};
 use roost_store::{StoreError, now_ms, to_ms};
@@ -111,11 +111,53 @@ impl Control {
         }
     }
 
+    /// Renames a token of the caller's (what it may do never changes).
+    pub async fn update_token(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        key: &str,
+        req: UpdateTokenRequest,
+        if_match: Option<&str>,
+    ) -> Result<Token> {
+        let owner = principal.require_owner()?;
+        let token = self.get_token(principal, key).await?;
+        let mut v = Validator::default();
+        if let Some(name) = &req.name {
+            check_name(&mut v, "name", name);
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut change = self.change(ctx, &owner).await?;
+        change.check_if_match("api_tokens", &token.id, if_match, self.get_token(principal, &token.id)).await?;
+        let mut updated = token.clone();
+        if let Some(name) = &req.name {
+            roost_store::tokens::rename(change.conn(), &principal.user_id, &token.id, name).await.map_err(
+                |e| match e {
+                    StoreError::Conflict(_) => Error::conflict(format!("a token named '{name}' already exists")),
+                    e => e.into(),
+                },
+            )?;
+            updated.name = name.clone();
+        }
+        change.audit("token.update", Some(("token", &token.id)), body.as_ref()).await?;
+        change.event("token.updated", "token", &token.id, &updated, Audience::User(token.user_id.clone()));
+        change.commit().await?;
+        self.get_token(principal, &token.id).await
+    }
+
     /// Deletes (revokes) a token of the caller's; it stops working at once.
-    pub async fn delete_token(&self, ctx: &RequestContext, principal: &Principal, key: &str) -> Result<()> {
+    pub async fn delete_token(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let owner = principal.require_owner()?;
         let token = self.get_token(principal, key).await?;
         let mut change = self.change(ctx, &owner).await?;
+        change.check_if_match("api_tokens", &token.id, if_match, self.get_token(principal, &token.id)).await?;
         if !roost_store::tokens::delete(change.conn(), &principal.user_id, &token.id).await? {
             return Err(Error::not_found("token", key));
         }

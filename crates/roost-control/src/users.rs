@@ -23,18 +23,6 @@ fn details(row: &UserRow) -> UserDetails {
     UserDetails { user: row.to_api(), disabled: row.disabled != 0, updated_at: to_time(row.updated_at) }
 }
 
-/// Fails with 412 unless `If-Match` names the current representation.
-pub(crate) fn check_precondition<T: serde::Serialize>(if_match: &str, current: &T) -> Result<()> {
-    let etag = roost_api::etag_of(current);
-    if roost_api::if_match_admits(if_match, &etag) {
-        return Ok(());
-    }
-    Err(Error::new(
-        roost_api::ErrorCode::PreconditionFailed,
-        format!("it changed since you read it (If-Match {if_match}, current {etag}); read it again"),
-    ))
-}
-
 fn check_profile(v: &mut Validator, email: Option<&str>, display_name: Option<&str>) {
     if let Some(email) = email {
         let ok = email.len() <= 254 && email.split_once('@').is_some_and(|(a, b)| !a.is_empty() && b.contains('.'));
@@ -149,11 +137,7 @@ impl Control {
         v.finish()?;
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.change(ctx, proof.as_ref()).await?;
-        if let Some(if_match) = if_match {
-            let current =
-                roost_store::users::get_in(tx.conn(), &user.id).await?.ok_or_else(|| Error::not_found("user", key))?;
-            check_precondition(if_match, &details(&current))?;
-        }
+        tx.check_if_match("users", &user.id, if_match, self.get_user(p, &user.id)).await?;
         if user.role() == Role::Admin && req.role.is_some_and(|r| r != Role::Admin) {
             self.keep_an_admin(tx.conn()).await?;
         }
@@ -204,13 +188,20 @@ impl Control {
         self.get_user(p, &user.id).await
     }
 
-    pub async fn delete_user(&self, ctx: &RequestContext, p: &Principal, key: &str) -> Result<()> {
+    pub async fn delete_user(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let user = self.visible_user(p, key).await?;
         let proof = p.require_admin()?;
         if user.id == p.user_id {
             return Err(Error::conflict("you cannot delete yourself"));
         }
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("users", &user.id, if_match, self.get_user(p, &user.id)).await?;
         if user.role() == Role::Admin {
             self.keep_an_admin(tx.conn()).await?;
         }

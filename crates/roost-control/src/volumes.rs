@@ -19,12 +19,13 @@ use roost_api::projects::DEFAULT_PROJECT;
 use roost_api::volumes::{
     AttachVolumeRequest, AttachVolumeResponse, BackupPolicy, CloneInstanceRequest, CreateBackupPolicyRequest,
     CreateInstanceSnapshotRequest, CreateSnapshotRequest, CreateVolumeRequest, Effective, InstanceSnapshot, Snapshot,
-    Volume, VolumeListParams, VolumeStatus,
+    UpdateBackupPolicyRequest, UpdateSnapshotRequest, UpdateVolumeRequest, Volume, VolumeListParams, VolumeStatus,
 };
 use roost_api::{FieldError, Page};
 use roost_node::storage::VolumeStore;
 use roost_node::{DiskFormat, VolumeAttachment};
 use roost_store::instances::InstanceRow;
+use roost_store::list::CREATED_OR_NAME;
 use roost_store::volumes::{self as repo, InstanceSnapshotRow, PolicyRow, SnapshotRow, VolumeRow};
 use roost_store::{StoreError, now_ms, to_time};
 
@@ -32,6 +33,7 @@ use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
 use crate::kernel::{Authorized, Change, SystemProof};
+use crate::list::list_query;
 use crate::tasks::{BackgroundTask, TaskSpec};
 use crate::{Control, Error, Principal, RequestContext, Result};
 use roost_store::sqlx::AnyConnection;
@@ -191,8 +193,23 @@ impl Control {
     }
 
     async fn policy_api(&self, row: &PolicyRow) -> Result<BackupPolicy> {
-        let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
-        policy_view(&mut conn, row).await
+        Ok(self.policy_apis(std::slice::from_ref(row)).await?.remove(0))
+    }
+
+    /// The API view of backup policies, with volume names and snapshot counts read in
+    /// two queries for all.
+    async fn policy_apis(&self, rows: &[PolicyRow]) -> Result<Vec<BackupPolicy>> {
+        let volumes: Vec<String> = rows.iter().map(|r| r.volume_id.clone()).collect();
+        let names = self.store().volume_names(&volumes).await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let counts = self.store().policy_snapshot_counts(&ids).await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let volume = names.get(&row.volume_id).cloned().unwrap_or_default();
+                policy_from(row, volume, counts.get(&row.id).copied().unwrap_or(0) as u32)
+            })
+            .collect())
     }
 
     /// Raises `kind` about a volume with the volume as `change` leaves it.
@@ -227,24 +244,27 @@ impl Control {
 
 /// A backup policy as the API shows it, read on `conn`.
 async fn policy_view(conn: &mut AnyConnection, row: &PolicyRow) -> Result<BackupPolicy> {
-    {
-        let volume = repo::volume(conn, &row.volume_id).await?.map(|v| v.name).unwrap_or_default();
-        let count = repo::snapshots_of_policy(conn, &row.id).await?.len();
-        Ok(BackupPolicy {
-            id: row.id.clone(),
-            name: row.name.clone(),
-            project_id: row.project_id.clone(),
-            volume_id: row.volume_id.clone(),
-            volume,
-            cron: row.cron.clone(),
-            keep: row.keep as u32,
-            last_run_at: row.last_run_at.map(to_time),
-            last_result: row.last_result.clone(),
-            last_error: row.last_error.clone(),
-            next_run_at: row.next_run_at.map(to_time),
-            snapshot_count: count as u32,
-            created_at: to_time(row.created_at),
-        })
+    let volume = repo::volume(conn, &row.volume_id).await?.map(|v| v.name).unwrap_or_default();
+    let count = repo::snapshots_of_policy(conn, &row.id).await?.len();
+    Ok(policy_from(row, volume, count as u32))
+}
+
+/// The API view of a backup policy, given its volume's name and its snapshot count.
+fn policy_from(row: &PolicyRow, volume: String, snapshot_count: u32) -> BackupPolicy {
+    BackupPolicy {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        project_id: row.project_id.clone(),
+        volume_id: row.volume_id.clone(),
+        volume,
+        cron: row.cron.clone(),
+        keep: row.keep as u32,
+        last_run_at: row.last_run_at.map(to_time),
+        last_result: row.last_result.clone(),
+        last_error: row.last_error.clone(),
+        next_run_at: row.next_run_at.map(to_time),
+        snapshot_count,
+        created_at: to_time(row.created_at),
     }
 }
 
@@ -255,9 +275,14 @@ impl Control {
         Ok(self.store().attached_volumes(instance_id).await?.iter().map(|v| disk_of(&store, v)).collect())
     }
 
-    /// The volumes an instance shows.
-    pub(crate) async fn instance_volumes(&self, instance_id: &str) -> Vec<InstanceVolume> {
-        self.store().attached_volumes(instance_id).await.unwrap_or_default().into_iter().map(instance_volume).collect()
+    /// The volumes of these instances, in one query.
+    pub(crate) async fn instances_volumes(&self, instance_ids: &[String]) -> HashMap<String, Vec<InstanceVolume>> {
+        let mut out: HashMap<String, Vec<InstanceVolume>> = HashMap::new();
+        for v in self.store().volumes_of_instances(instance_ids).await.unwrap_or_default() {
+            let Some(instance) = v.instance_id.clone() else { continue };
+            out.entry(instance).or_default().push(instance_volume(v));
+        }
+        out
     }
 
     async fn instance_runs(&self, instance_id: &str) -> Result<bool> {
@@ -350,20 +375,52 @@ impl Control {
     }
 
     pub async fn list_volumes(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<Volume>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project = self.narrowed(p, params.project.as_deref()).await?;
-        let rows = self.store().volumes_in(&self.project_scope(p), project.as_deref()).await?;
+        let (rows, next_cursor) = self.store().volumes_page(&self.project_scope(p), project.as_deref(), &query).await?;
         let attached: Vec<String> = rows.iter().filter_map(|r| r.instance_id.clone()).collect();
         let names = self.store().instance_names(&attached).await?;
         let items = rows
             .iter()
             .map(|row| self.volume_api_named(row, row.instance_id.as_ref().and_then(|id| names.get(id).cloned())))
             .collect();
-        Ok(Page { items, next_cursor: None })
+        Ok(Page { items, next_cursor })
     }
 
     pub async fn get_volume(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<Volume> {
         let row = self.volume_row(p, key, project).await?;
         Ok(self.volume_api(&row).await)
+    }
+
+    /// Renames a volume.
+    pub async fn update_volume(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateVolumeRequest,
+        if_match: Option<&str>,
+    ) -> Result<Volume> {
+        let row = self.volume_row(p, key, project).await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(name) = &req.name {
+            check_name(&mut v, "name", name);
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("volumes", &row.id, if_match, self.get_volume(p, &row.id, None)).await?;
+        if let Some(name) = &req.name {
+            repo::rename_volume(tx.conn(), &row.id, name, now_ms())
+                .await
+                .map_err(|e| unique_name(e, "volume", name))?;
+        }
+        tx.audit("volume.update", Some(("volume", &row.id)), body.as_ref()).await?;
+        self.volume_event(&mut tx, "volume.updated", &row.id).await?;
+        tx.commit().await?;
+        self.get_volume(p, &row.id, None).await
     }
 
     pub async fn delete_volume(
@@ -372,11 +429,13 @@ impl Control {
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.volume_row(p, key, project).await?;
         let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let _lock = lock_volume(&row.id).await;
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("volumes", &row.id, if_match, self.get_volume(p, &row.id, None)).await?;
         let Some(fresh) = repo::volume(tx.conn(), &row.id).await? else { return Err(Error::not_found("volume", key)) };
         if let Some(instance) = &fresh.instance_id {
             let name = self.store().instance(instance).await?.map(|i| i.name).unwrap_or_else(|| instance.clone());
@@ -682,27 +741,60 @@ impl Control {
     }
 
     pub async fn list_snapshots(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<Snapshot>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project = self.narrowed(p, params.project.as_deref()).await?;
         let volume = match &params.volume {
             Some(v) => Some(self.volume_row(p, v, project.as_deref()).await?.id),
             None => None,
         };
-        let rows = self.store().snapshots_in(&self.project_scope(p), project.as_deref(), volume.as_deref()).await?;
-        let mut names: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if !names.contains_key(&row.volume_id) {
-                let name = self.store().volume_by_id(&row.volume_id).await.ok().flatten().map(|v| v.name);
-                names.insert(row.volume_id.clone(), name);
-            }
-            items.push(self.snapshot_api_named(row, names[&row.volume_id].clone()));
-        }
-        Ok(Page { items, next_cursor: None })
+        let (rows, next_cursor) =
+            self.store().snapshots_page(&self.project_scope(p), project.as_deref(), volume.as_deref(), &query).await?;
+        let volumes: Vec<String> = rows.iter().map(|r| r.volume_id.clone()).collect();
+        let names = self.store().volume_names(&volumes).await?;
+        let items = rows.iter().map(|row| self.snapshot_api_named(row, names.get(&row.volume_id).cloned())).collect();
+        Ok(Page { items, next_cursor })
     }
 
     pub async fn get_snapshot(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<Snapshot> {
         let row = self.snapshot_row(p, key, project).await?;
         Ok(self.snapshot_api(&row).await)
+    }
+
+    /// Renames a snapshot or changes its description.
+    pub async fn update_snapshot(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateSnapshotRequest,
+        if_match: Option<&str>,
+    ) -> Result<Snapshot> {
+        let row = self.snapshot_row(p, key, project).await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(name) = &req.name {
+            check_name(&mut v, "name", name);
+        }
+        if let Some(Some(d)) = &req.description {
+            v.check(d.len() <= 1024, "description", "must be at most 1024 characters");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("snapshots", &row.id, if_match, self.get_snapshot(p, &row.id, None)).await?;
+        let name = req.name.as_deref().unwrap_or(&row.name);
+        let description = match &req.description {
+            Some(d) => d.as_deref(),
+            None => row.description.as_deref(),
+        };
+        repo::update_snapshot(tx.conn(), &row.id, name, description)
+            .await
+            .map_err(|e| unique_name(e, "snapshot", name))?;
+        tx.audit("snapshot.update", Some(("snapshot", &row.id)), body.as_ref()).await?;
+        self.snapshot_event(&mut tx, "snapshot.updated", &row.id).await?;
+        tx.commit().await?;
+        self.get_snapshot(p, &row.id, None).await
     }
 
     pub async fn delete_snapshot(
@@ -711,10 +803,12 @@ impl Control {
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.snapshot_row(p, key, project).await?;
         let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("snapshots", &row.id, if_match, self.get_snapshot(p, &row.id, None)).await?;
         repo::delete_snapshot(tx.conn(), &row.id).await?;
         tx.audit("snapshot.delete", Some(("snapshot", &row.id)), None).await?;
         tx.bare_event("snapshot.deleted", "snapshot", &row.id, Audience::Project(row.project_id.clone()));
@@ -776,18 +870,61 @@ impl Control {
     }
 
     pub async fn list_backup_policies(&self, p: &Principal, params: &VolumeListParams) -> Result<Page<BackupPolicy>> {
+        let query = list_query(&params.paging(), CREATED_OR_NAME)?;
         let project = self.narrowed(p, params.project.as_deref()).await?;
-        let rows = self.store().policies_in(&self.project_scope(p), project.as_deref()).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.policy_api(row).await?);
-        }
-        Ok(Page { items, next_cursor: None })
+        let (rows, next_cursor) =
+            self.store().policies_page(&self.project_scope(p), project.as_deref(), &query).await?;
+        Ok(Page { items: self.policy_apis(&rows).await?, next_cursor })
     }
 
     pub async fn get_backup_policy(&self, p: &Principal, key: &str, project: Option<&str>) -> Result<BackupPolicy> {
         let row = self.policy_row(p, key, project).await?;
         self.policy_api(&row).await
+    }
+
+    /// Renames a policy, or changes its schedule or how many snapshots it keeps.
+    pub async fn update_backup_policy(
+        &self,
+        ctx: &RequestContext,
+        p: &Principal,
+        key: &str,
+        project: Option<&str>,
+        req: UpdateBackupPolicyRequest,
+        if_match: Option<&str>,
+    ) -> Result<BackupPolicy> {
+        let row = self.policy_row(p, key, project).await?;
+        let proof = self.project_access(p, &row.project_id).await?.require_write()?;
+        let mut v = Validator::default();
+        if let Some(name) = &req.name {
+            check_name(&mut v, "name", name);
+        }
+        let next = match &req.cron {
+            Some(cron) => match next_run(cron, now_ms()) {
+                Ok(n) => Some(n),
+                Err(m) => {
+                    v.add("cron", m);
+                    None
+                }
+            },
+            None => row.next_run_at,
+        };
+        if let Some(keep) = req.keep {
+            v.check((1..=1000).contains(&keep), "keep", "must be between 1 and 1000");
+        }
+        v.finish()?;
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("backup_policies", &row.id, if_match, self.get_backup_policy(p, &row.id, None)).await?;
+        let name = req.name.as_deref().unwrap_or(&row.name);
+        let cron = req.cron.as_deref().map(str::trim).unwrap_or(&row.cron);
+        let keep = req.keep.map(i64::from).unwrap_or(row.keep);
+        repo::update_policy(tx.conn(), &row.id, name, cron, keep, next, now_ms())
+            .await
+            .map_err(|e| unique_name(e, "backup policy", name))?;
+        tx.audit("backup_policy.update", Some(("backup_policy", &row.id)), body.as_ref()).await?;
+        self.policy_event(&mut tx, "backup_policy.updated", &row.id).await?;
+        tx.commit().await?;
+        self.get_backup_policy(p, &row.id, None).await
     }
 
     pub async fn delete_backup_policy(
@@ -796,10 +933,12 @@ impl Control {
         p: &Principal,
         key: &str,
         project: Option<&str>,
+        if_match: Option<&str>,
     ) -> Result<()> {
         let row = self.policy_row(p, key, project).await?;
         let proof = self.project_access(p, &row.project_id).await?.require_write()?;
         let mut tx = self.change(ctx, &proof).await?;
+        tx.check_if_match("backup_policies", &row.id, if_match, self.get_backup_policy(p, &row.id, None)).await?;
         repo::delete_policy(tx.conn(), &row.id).await?;
         tx.audit("backup_policy.delete", Some(("backup_policy", &row.id)), None).await?;
         tx.bare_event("backup_policy.deleted", "backup_policy", &row.id, Audience::Project(row.project_id.clone()));

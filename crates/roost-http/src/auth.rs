@@ -84,7 +84,9 @@ impl FromRequestParts<AppState> for Auth {
                 }
             },
         };
-        let principal = state.control.authenticate(&secret).await?;
+        // Counted apart: what a request costs the store should not depend on whether its
+        // credential was still cached.
+        let principal = roost_store::counted::apart(state.control.authenticate(&secret)).await?;
         if let Some(audit) = parts.extensions.get::<crate::audit_trail::RequestAudit>() {
             *audit.actor.lock().expect("audit actor") = Some(principal.audit_actor());
         }

@@ -93,7 +93,10 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The E2B API's error body: `{"code": <status>, "message": ...}`.
 fn api_error(e: &Error) -> Response {
     let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = (status, Json(json!({"code": status.as_u16(), "message": e.message}))).into_response();
+    if status.is_server_error() {
+        tracing::error!(code = %e.code, message = %e.message, "request failed");
+    }
+    let mut r = (status, Json(json!({"code": status.as_u16(), "message": e.public_message()}))).into_response();
     if let Some(after) = e.retry_after
         && let Ok(v) = after.as_secs().max(1).to_string().parse()
     {
@@ -255,7 +258,7 @@ async fn control_plane(control: &Control, ctx: &RequestContext, req: Request) ->
             Ok(Json(detail).into_response())
         }
         (&Method::DELETE, ["sandboxes", id]) => {
-            control.kill_sandbox(ctx, &p, id).await?;
+            control.kill_sandbox(ctx, &p, id, None).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (&Method::POST, ["sandboxes", id, "timeout"]) => {
@@ -575,7 +578,7 @@ fn connect_error(code: &str, message: &str) -> Response {
 fn reply<T: prost::Message + serde::Serialize>(codec: Codec, result: Result<T, Error>) -> Response {
     match result {
         Ok(m) => ([(header::CONTENT_TYPE, codec.content_type(false))], codec.encode(&m)).into_response(),
-        Err(e) => connect_error(connect_code(e.code), &e.message),
+        Err(e) => connect_error(connect_code(e.code), e.public_message()),
     }
 }
 
@@ -733,7 +736,7 @@ async fn stream_input(control: &Control, view: &SandboxView, codec: Codec, body:
                         let (pid, tag) = selector(&start.process);
                         let p = control
                             .sandbox_process(&view.row.id, pid, tag.as_deref())
-                            .map_err(|e| (connect_code(e.code).to_string(), e.message))?;
+                            .map_err(|e| (connect_code(e.code).to_string(), e.public_message().to_string()))?;
                         process = Some(p);
                     }
                     Some(Event::Data(data)) => {
@@ -743,7 +746,9 @@ async fn stream_input(control: &Control, view: &SandboxView, codec: Codec, body:
                         if let Some(envd::process_input::Input::Stdin(d) | envd::process_input::Input::Pty(d)) =
                             data.input.and_then(|i| i.input)
                         {
-                            p.write_stdin(&d).await.map_err(|e| (connect_code(e.code).to_string(), e.message))?;
+                            p.write_stdin(&d)
+                                .await
+                                .map_err(|e| (connect_code(e.code).to_string(), e.public_message().to_string()))?;
                         }
                     }
                     Some(Event::Keepalive(_)) | None => {}
@@ -785,7 +790,7 @@ async fn process_start(
     let started = control.sandbox_process_start(ctx, view, spec).await;
     let (process, rx) = match started {
         Ok(x) => x,
-        Err(e) => return stream_error(codec, connect_code(e.code), &e.message),
+        Err(e) => return stream_error(codec, connect_code(e.code), e.public_message()),
     };
     if m.stdin == Some(false) && !process.pty {
         process.close_stdin().await;
@@ -797,7 +802,7 @@ fn process_connect(control: &Control, view: &SandboxView, m: envd::SelectorReque
     let (pid, tag) = selector(&m.process);
     match control.sandbox_process(&view.row.id, pid, tag.as_deref()) {
         Ok(process) => process_stream(codec, Some(process.pid), process.pty, process.subscribe()),
-        Err(e) => stream_error(codec, connect_code(e.code), &e.message),
+        Err(e) => stream_error(codec, connect_code(e.code), e.public_message()),
     }
 }
 
@@ -865,7 +870,7 @@ async fn watch_dir(control: &Control, view: &SandboxView, m: envd::WatchRequest,
     let path = resolve_path(&m.path);
     let w = match control.create_sandbox_watcher(view, &path, m.recursive).await {
         Ok(w) => w,
-        Err(e) => return stream_error(codec, connect_code(e.code), &e.message),
+        Err(e) => return stream_error(codec, connect_code(e.code), e.public_message()),
     };
     let mut rx = w.subscribe();
     w.take();

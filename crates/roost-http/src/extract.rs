@@ -3,9 +3,8 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use roost_api::ErrorCode;
 use roost_control::RequestContext;
@@ -14,18 +13,50 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::middleware::current_request_id;
 
-/// A JSON body; rejections become 400 (syntax, types), 413 (size) or 415 (content type).
+/// A JSON body; rejections become 400 (syntax, types, an array where an object belongs),
+/// 413 (size) or 415 (content type).
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as JSON with 'Content-Type: application/json'",
+            ));
         }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| too_large())?;
+        parse(&bytes).map(Json)
     }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("request body is larger than {} bytes", crate::middleware::MAX_BODY_BYTES),
+    )
+}
+
+/// `application/json` or `application/<something>+json`, parameters allowed.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The body as `T`: malformed JSON is `invalid_request`, JSON of the wrong shape
+/// `validation_failed`; both 400.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    crate::strict_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::new(ErrorCode::ValidationFailed, format!("invalid request body: {e}"))
+        }
+        _ => ApiError::new(ErrorCode::InvalidRequest, format!("malformed JSON: {e}")),
+    })
 }
 
 /// An optional JSON body: absent or empty is `None`.
@@ -33,36 +64,11 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> 
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("request body is larger than {} bytes", crate::middleware::MAX_BODY_BYTES),
-            )
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| too_large())?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        serde_json::from_slice(&bytes)
-            .map(|v| Some(Json(v)))
-            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("malformed JSON: {e}")))
-    }
-}
-
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    let text = rejection.body_text();
-    match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("request body is larger than {} bytes", crate::middleware::MAX_BODY_BYTES),
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as JSON with 'Content-Type: application/json'",
-        ),
-        StatusCode::UNPROCESSABLE_ENTITY => {
-            ApiError::new(ErrorCode::ValidationFailed, clean(&text, "invalid request body"))
-        }
-        _ => ApiError::new(ErrorCode::InvalidRequest, clean(&text, "malformed JSON")),
+        parse(&bytes).map(|v| Some(Json(v)))
     }
 }
 
@@ -88,6 +94,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
 fn query_rejection(rejection: QueryRejection) -> ApiError {
     ApiError::new(ErrorCode::InvalidRequest, clean(&rejection.body_text(), "invalid query string"))
+}
+
+/// Path parameters; one that does not parse (a pid or port out of range) is a 400 that
+/// names it, in the API's JSON error shape.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(path_rejection(rejection)),
+        }
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> ApiError {
+    match rejection {
+        PathRejection::FailedToDeserializePathParams(e) => {
+            ApiError::new(ErrorCode::InvalidRequest, format!("invalid path parameter: {}", e.body_text()))
+        }
+        // No parameters where the route has some: our bug, not the caller's.
+        other => ApiError::new(ErrorCode::Internal, other.body_text()),
+    }
 }
 
 /// The request id and client address, for audit entries.
@@ -129,25 +160,4 @@ impl<S: Send + Sync> FromRequestParts<S> for Https {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(Https(parts.extensions.get::<crate::middleware::ClientInfo>().is_some_and(|c| c.https)))
     }
-}
-
-/// A JSON response with its `ETag`; `304 Not Modified` when the request's
-/// `If-None-Match` already names it.
-pub fn etagged<T: serde::Serialize>(headers: &axum::http::HeaderMap, value: &T) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let etag = roost_api::etag_of(value);
-    let fresh = headers
-        .get(axum::http::header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').map(str::trim).any(|t| t == etag || t == "*"));
-    let mut response = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { axum::Json(value).into_response() };
-    if let Ok(v) = axum::http::HeaderValue::from_str(&etag) {
-        response.headers_mut().insert(axum::http::header::ETAG, v);
-    }
-    response
-}
-
-/// The `If-Match` header, if sent.
-pub fn if_match(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers.get(axum::http::header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string)
 }

@@ -7,11 +7,13 @@ pub mod console;
 pub mod e2b;
 pub mod envd;
 pub mod error;
+pub mod etag;
 pub mod extract;
 pub mod idempotency;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod strict_json;
 
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -40,6 +42,8 @@ pub fn app(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .fallback(console::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(etag::layer))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(middleware::metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::client_info))
         .layer(axum::middleware::from_fn(middleware::security_headers))

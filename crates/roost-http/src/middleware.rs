@@ -64,7 +64,8 @@ fn new_request_id() -> String {
     id
 }
 
-/// Counts requests and their latency by method, route template and status.
+/// Counts requests, their latency and their store statements by method, route template
+/// and status.
 pub async fn metrics(req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| {
@@ -72,11 +73,14 @@ pub async fn metrics(req: Request, next: Next) -> Response {
         });
     let method = req.method().as_str().to_string();
     let started = Instant::now();
-    let response = next.run(req).await;
+    let (response, statements) = roost_store::counted::count_statements(next.run(req)).await;
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("roost_http_requests_total", &labels).increment(1);
     metrics::histogram!("roost_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    // Per route, so a listing that costs a query per row shows (and a test can tell);
+    // authentication is counted apart (its cost depends on its cache, not the request).
+    metrics::counter!("roost_http_request_queries_total", &labels).increment(statements);
     response
 }
 

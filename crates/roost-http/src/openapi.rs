@@ -2,7 +2,10 @@
 //! through `OpenApiRouter`, so a route cannot exist without its documentation.
 
 use axum::extract::State;
+use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Response, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -74,6 +77,118 @@ impl Modify for Security {
     }
 }
 
+/// What every operation can answer besides its own results, added once here from what
+/// the operation is (authenticated or not, mutating, with parameters, a body, `If-Match`)
+/// rather than on each route, so the document lists every status the server really
+/// sends: the JSON error (`ErrorResponse`) for each error status, and on reads the `ETag`,
+/// `If-None-Match` and 304 that the `etag` layer adds to every JSON answer.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+            ];
+            for (method, op) in ops {
+                if let Some(op) = op {
+                    add_conventions(method, op);
+                }
+            }
+        }
+    }
+}
+
+fn add_conventions(method: &str, op: &mut Operation) {
+    use utoipa::openapi::security::SecurityRequirement;
+    let anonymous = op.security.as_ref().is_some_and(|s| s.iter().all(|r| *r == SecurityRequirement::default()));
+    let params = op.parameters.as_deref().unwrap_or_default();
+    let has_params = params.iter().any(|p| p.parameter_in != ParameterIn::Header);
+    let if_match = params.iter().any(|p| p.parameter_in == ParameterIn::Header && p.name == "If-Match");
+    let body = op.request_body.as_ref();
+    let json_body = body.is_some_and(|b| b.content.contains_key("application/json"));
+    let mutating = method != "get";
+    let authenticated = !anonymous;
+    // Without path or query parameters, what is not found is something the body names
+    // (a project, an image, a network).
+    let not_found = if has_params {
+        "No such resource, or one you may not see"
+    } else {
+        "A resource the body names does not exist, or you may not see it"
+    };
+    let errors: [(u16, bool, &str); 11] = [
+        (
+            400,
+            has_params || body.is_some(),
+            "The request is malformed (JSON, query, path) or its fields are invalid (`details`)",
+        ),
+        (401, authenticated, "No credential, or an unknown, revoked or expired one"),
+        (403, authenticated, "The role, the token's scope or the CSRF check refuses it"),
+        (404, authenticated && (has_params || body.is_some()), not_found),
+        (409, authenticated && mutating, "A name is taken, or the resource's state forbids it"),
+        (412, if_match, "`If-Match` names a version that is no longer current"),
+        (413, body.is_some(), "The body is too large"),
+        (415, json_body, "The body is not `application/json`"),
+        (422, authenticated && mutating, "Well-formed, but not possible here"),
+        (429, mutating, "Too many requests; see `Retry-After`"),
+        (503, authenticated, "The store is unavailable, the server is stopping, or a part it needs is off"),
+    ];
+    for (status, applies, description) in errors {
+        if applies {
+            op.responses.responses.entry(status.to_string()).or_insert_with(|| error_response(description));
+        }
+    }
+    let json_ok = op
+        .responses
+        .responses
+        .get("200")
+        .is_some_and(|r| matches!(r, RefOr::T(r) if r.content.contains_key("application/json")));
+    if json_ok
+        && matches!(method, "get" | "patch" | "put")
+        && let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200")
+    {
+        ok.headers.insert("ETag".into(), etag_header());
+    }
+    if json_ok && method == "get" {
+        let not_modified = ResponseBuilder::new()
+            .description("Not modified: the `ETag` named in `If-None-Match` is current")
+            .header("ETag", etag_header())
+            .build();
+        op.responses.responses.entry("304".into()).or_insert(RefOr::T(not_modified));
+        let if_none_match = ParameterBuilder::new()
+            .name("If-None-Match")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some("Answer 304 without a body while the `ETag` is one of these"))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build();
+        op.parameters.get_or_insert_with(Vec::new).push(if_none_match);
+    }
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorResponse"))).build(),
+            )
+            .build(),
+    )
+}
+
+fn etag_header() -> Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some("The version of the resource (the same for equal representations)"))
+        .build()
+}
+
 /// Every route of the API (`/v1`, health, metrics) with its documentation.
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -94,9 +209,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(projects::usage))
         .routes(routes!(images::list, images::build))
         .routes(routes!(images::import))
-        .routes(routes!(images::get, images::delete))
+        .routes(routes!(images::get, images::update, images::delete))
         .routes(routes!(instances::list, instances::create))
-        .routes(routes!(instances::get, instances::delete))
+        .routes(routes!(instances::get, instances::update, instances::delete))
         .routes(routes!(instances::start))
         .routes(routes!(instances::stop))
         .routes(routes!(instances::restart))
@@ -107,11 +222,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::files_get, instances::files_put))
         .routes(routes!(instances::exec))
         .routes(routes!(networks::list, networks::create))
-        .routes(routes!(networks::get, networks::delete))
+        .routes(routes!(networks::get, networks::update, networks::delete))
         .routes(routes!(networks::peer))
         .routes(routes!(networks::unpeer))
         .routes(routes!(networks::list_groups, networks::create_group))
-        .routes(routes!(networks::get_group, networks::delete_group))
+        .routes(routes!(networks::get_group, networks::update_group, networks::delete_group))
         .routes(routes!(networks::add_rule))
         .routes(routes!(networks::delete_rule))
         .routes(routes!(networks::attach))
@@ -124,13 +239,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::export))
         .routes(routes!(audit::verify))
         .routes(routes!(tokens::list, tokens::create))
-        .routes(routes!(tokens::get, tokens::delete))
+        .routes(routes!(tokens::get, tokens::update, tokens::delete))
         .routes(routes!(buckets::list, buckets::create))
-        .routes(routes!(buckets::get, buckets::delete))
+        .routes(routes!(buckets::get, buckets::update, buckets::delete))
         .routes(routes!(buckets::presign))
         .routes(routes!(objects::list))
         .routes(routes!(s3_keys::list, s3_keys::create))
-        .routes(routes!(s3_keys::get, s3_keys::delete))
+        .routes(routes!(s3_keys::get, s3_keys::update, s3_keys::delete))
         .routes(routes!(operations::list))
         .routes(routes!(operations::get))
         .routes(routes!(events::stream))
@@ -140,26 +255,26 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(system::get_task))
         .routes(routes!(system::run_task))
         .routes(routes!(ssh_keys::list, ssh_keys::create))
-        .routes(routes!(ssh_keys::get, ssh_keys::delete))
+        .routes(routes!(ssh_keys::get, ssh_keys::update, ssh_keys::delete))
         .routes(routes!(document_route))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(health::metrics))
         .routes(routes!(volumes::list, volumes::create))
-        .routes(routes!(volumes::get, volumes::delete))
+        .routes(routes!(volumes::get, volumes::update, volumes::delete))
         .routes(routes!(volumes::resize))
         .routes(routes!(volumes::attach))
         .routes(routes!(volumes::detach))
         .routes(routes!(volumes::restore))
         .routes(routes!(volumes::list_snapshots, volumes::create_snapshot))
-        .routes(routes!(volumes::get_snapshot, volumes::delete_snapshot))
+        .routes(routes!(volumes::get_snapshot, volumes::update_snapshot, volumes::delete_snapshot))
         .routes(routes!(volumes::list_policies, volumes::create_policy))
-        .routes(routes!(volumes::get_policy, volumes::delete_policy))
+        .routes(routes!(volumes::get_policy, volumes::update_policy, volumes::delete_policy))
         .routes(routes!(volumes::run_policy))
         .routes(routes!(volumes::snapshot_instance))
         .routes(routes!(volumes::clone_instance))
         .routes(routes!(sandboxes::list_keys, sandboxes::create_key))
-        .routes(routes!(sandboxes::revoke_key))
+        .routes(routes!(sandboxes::get_key, sandboxes::update_key, sandboxes::revoke_key))
         .routes(routes!(sandbox_api::list, sandbox_api::create))
         .routes(routes!(sandbox_api::get, sandbox_api::kill))
         .routes(routes!(sandbox_api::pause))
@@ -182,6 +297,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 pub fn document() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = api_router().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    // After the routes are in: they bring their operations with them.
+    Conventions.modify(&mut doc);
     doc
 }
 

@@ -557,7 +557,7 @@ impl S3 for RoostS3 {
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
         let bucket = self.bucket(&req.credentials, &req.input.bucket, true).await?;
         let who = self.identity(&req.credentials).await?;
-        match self.control.delete_bucket(&self.ctx(), &who.principal, &bucket.id, false).await {
+        match self.control.delete_bucket(&self.ctx(), &who.principal, &bucket.id, false, None).await {
             Ok(()) => Ok(S3Response::new(DeleteBucketOutput {})),
             Err(e) if e.code == roost_api::ErrorCode::Conflict => {
                 Err(S3Error::with_message(S3ErrorCode::BucketNotEmpty, e.message))

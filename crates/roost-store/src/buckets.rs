@@ -4,7 +4,7 @@
 use roost_api::buckets::{Bucket, S3Key};
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
-use crate::list::{Bind, ProjectScope, bind_all};
+use crate::list::{Bind, ListQuery, ProjectScope, bind_all, key_by_created_or_name};
 use crate::{Result, Store, StoreError, to_time};
 
 #[derive(Debug, Clone, FromRow)]
@@ -466,6 +466,38 @@ pub async fn insert_s3_key(conn: &mut AnyConnection, k: &S3KeyRow) -> Result<()>
     Ok(())
 }
 
+/// Makes a bucket public-read (with the policy that says so) or private (no policy).
+pub async fn set_public_read(conn: &mut AnyConnection, id: &str, policy: Option<&str>, public: bool) -> Result<()> {
+    sqlx::query("UPDATE buckets SET policy = $2, public_read = $3 WHERE id = $1")
+        .bind(id)
+        .bind(policy)
+        .bind(public as i64)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// `Enabled` or `Suspended`.
+pub async fn set_versioning(conn: &mut AnyConnection, id: &str, versioning: &str) -> Result<()> {
+    sqlx::query("UPDATE buckets SET versioning = $2 WHERE id = $1").bind(id).bind(versioning).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn set_s3_key_description(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    id: &str,
+    description: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE s3_keys SET description = $3 WHERE user_id = $1 AND id = $2")
+        .bind(user_id)
+        .bind(id)
+        .bind(description)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn delete_s3_key(conn: &mut AnyConnection, user_id: &str, id: &str) -> Result<bool> {
     let done =
         sqlx::query("DELETE FROM s3_keys WHERE user_id = $1 AND id = $2").bind(user_id).bind(id).execute(conn).await?;
@@ -518,6 +550,34 @@ impl Store {
         }
         sql.push_str(" ORDER BY b.name");
         Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
+    }
+
+    /// A page of the buckets in scope (or of one project), with their statistics.
+    pub async fn buckets_page(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<BucketWithStats>, Option<String>)> {
+        let (sql, binds) = crate::networks::scoped_sql(
+            &format!("SELECT {BUCKET_COLUMNS}, {STATS} FROM buckets b WHERE 1 = 1"),
+            scope,
+            project,
+            "b.project_id",
+        );
+        self.page(&sql, binds, query, |r: &BucketWithStats| {
+            key_by_created_or_name(query.sort.field, r.bucket.created_at, &r.bucket.name, &r.bucket.id)
+        })
+        .await
+    }
+
+    /// A page of a user's S3 keys (`name` is the access key id).
+    pub async fn s3_keys_page(&self, user_id: &str, query: &ListQuery) -> Result<(Vec<S3KeyRow>, Option<String>)> {
+        let sql = format!("SELECT {KEY_COLUMNS}, id AS name FROM s3_keys WHERE user_id = $1");
+        self.page(&sql, vec![Bind::Text(user_id.to_string())], query, |r: &S3KeyRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.id, &r.id)
+        })
+        .await
     }
 
     /// A bucket by its (global) name, whoever owns it.

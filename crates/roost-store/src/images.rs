@@ -3,7 +3,7 @@
 use roost_api::images::{Image, ImageStatus};
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
-use crate::list::{Bind, ProjectScope, bind_all};
+use crate::list::{Bind, ListQuery, ProjectScope, bind_all, key_by_created_or_name};
 use crate::{Result, Store, StoreError, to_time};
 
 /// The project id of builtin images.
@@ -47,7 +47,7 @@ impl ImageRow {
     }
 }
 
-const COLUMNS: &str = "id, name, project_id, source, description, status, status_reason, digest, size_bytes, spec, \
+pub(crate) const COLUMNS: &str = "id, name, project_id, source, description, status, status_reason, digest, size_bytes, spec, \
                        created_by, created_at, updated_at";
 
 pub async fn insert(conn: &mut AnyConnection, i: &ImageRow) -> Result<()> {
@@ -98,6 +98,16 @@ pub async fn finish(
     Ok(())
 }
 
+pub async fn set_description(conn: &mut AnyConnection, id: &str, description: Option<&str>, now: i64) -> Result<()> {
+    sqlx::query("UPDATE images SET description = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(description)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool> {
     let done = sqlx::query("DELETE FROM images WHERE id = $1").bind(id).execute(conn).await?;
     Ok(done.rows_affected() > 0)
@@ -131,6 +141,33 @@ impl Store {
         }
         sql.push_str(" ORDER BY name, project_id");
         Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
+    }
+
+    /// A page of the builtin images and those of the projects in scope (or of one).
+    pub async fn images_page(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<ImageRow>, Option<String>)> {
+        let mut sql = format!("SELECT {COLUMNS} FROM images WHERE (project_id = '' OR (1 = 1");
+        let mut binds = Vec::new();
+        scope.apply(&mut sql, &mut binds, "project_id");
+        sql.push_str("))");
+        if let Some(p) = project {
+            binds.push(Bind::Text(p.to_string()));
+            sql.push_str(&format!(" AND (project_id = '' OR project_id = ${})", binds.len()));
+        }
+        self.page(&sql, binds, query, |r: &ImageRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
+    }
+
+    /// Image id → name, in one query.
+    pub async fn image_names(&self, ids: &[String]) -> Result<std::collections::HashMap<String, String>> {
+        let rows: Vec<(String, String)> = self.by_ids("SELECT id, name FROM images WHERE id IN ({ids})", ids).await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// An image an instance of `project_id` may run, by id or name: a builtin one or one

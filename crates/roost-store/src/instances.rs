@@ -155,6 +155,24 @@ pub async fn set_desired(conn: &mut AnyConnection, id: &str, desired: Desired, n
     Ok(())
 }
 
+/// Replaces what a PATCH may change: the labels (JSON) and the restart policy.
+pub async fn set_labels_and_restart(
+    conn: &mut AnyConnection,
+    id: &str,
+    labels: &str,
+    restart_policy: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE instances SET labels = $2, restart_policy = $3, updated_at = $4 WHERE id = $1")
+        .bind(id)
+        .bind(labels)
+        .bind(restart_policy)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Records what the node observed.
 pub async fn set_status(
     conn: &mut AnyConnection,

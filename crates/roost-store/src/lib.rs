@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod buckets;
+pub mod counted;
 pub mod events;
 pub mod idempotency;
 pub mod images;
@@ -31,6 +32,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+pub use counted::CountedPool;
 pub use list::{Cursor, ListQuery, SortKey};
 /// Re-exported so services can name connection types without their own sqlx dependency.
 pub use sqlx;
@@ -92,6 +94,7 @@ pub struct Store {
     /// SQLite allows one writer; taking this lock before a write transaction turns
     /// SQLITE_BUSY retries into a fair queue. PostgreSQL needs none.
     write_lock: Option<Arc<Mutex<()>>>,
+    queries: counted::Counter,
     /// What it was opened with (a PostgreSQL listener needs a connection of its own).
     url: Arc<str>,
 }
@@ -100,11 +103,26 @@ pub struct Store {
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     _guard: Option<OwnedMutexGuard<()>>,
+    queries: counted::Counter,
 }
 
 impl WriteTx {
+    /// The transaction's connection, for one statement (each call counts as one).
     pub fn conn(&mut self) -> &mut AnyConnection {
+        self.queries.bump();
         &mut self.tx
+    }
+
+    /// Locks a row of `table` (one of ours, never user input) for the rest of the
+    /// transaction, so a check made now (an `If-Match`) still holds at commit: a no-op
+    /// update takes the row lock on PostgreSQL, and the database's write lock on SQLite,
+    /// which writers outside [`Store::write`] wait for too. Returns whether the row exists.
+    pub async fn lock_row(&mut self, table: &'static str, id: &str) -> Result<bool> {
+        let done = sqlx::query(AssertSqlSafe(format!("UPDATE {table} SET id = id WHERE id = $1")))
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn commit(self) -> Result<()> {
@@ -159,7 +177,7 @@ impl Store {
             Backend::Postgres => pool_options.max_connections(16).connect_with(options).await?,
         };
         let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        let store = Store { pool, backend, write_lock, url: url.into() };
+        let store = Store { pool, backend, write_lock, queries: Default::default(), url: url.into() };
         store.migrate().await?;
         Ok(store)
     }
@@ -181,8 +199,16 @@ impl Store {
         &self.url
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// The pool, as an executor that counts the statements it runs.
+    pub fn pool(&self) -> CountedPool<'_> {
+        CountedPool::new(&self.pool, &self.queries)
+    }
+
+    /// Statements run so far by this store (and its clones): on the pool, plus one per
+    /// [`WriteTx::conn`] use. Exposed as `roost_store_queries_total`; tests compare it
+    /// before and after a request to show that a listing costs the same whatever its size.
+    pub fn queries_executed(&self) -> u64 {
+        self.queries.get()
     }
 
     /// Starts a write transaction (queued behind other writers on SQLite).
@@ -192,7 +218,8 @@ impl Store {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(WriteTx { tx, _guard: guard })
+        self.queries.bump();
+        Ok(WriteTx { tx, _guard: guard, queries: self.queries.clone() })
     }
 
     /// Readiness: the store answers and every migration this build knows is applied.

@@ -111,6 +111,62 @@ impl ListQuery {
     }
 }
 
+impl crate::Store {
+    /// One page of `inner`, a SELECT (with its `binds`, tenancy and filters already in
+    /// it) whose rows carry `id` and the columns the query may sort by. It runs as a
+    /// derived table, so joins inside it cannot make the keyset's columns ambiguous;
+    /// `key` gives a row's sort value and id for the next cursor.
+    pub async fn page<T>(
+        &self,
+        inner: &str,
+        mut binds: Vec<Bind>,
+        query: &ListQuery,
+        key: impl Fn(&T) -> (CursorValue, String),
+    ) -> Result<(Vec<T>, Option<String>)>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let mut sql = format!("SELECT * FROM ({inner}) AS page WHERE 1 = 1");
+        query.apply(&mut sql, &mut binds)?;
+        let rows: Vec<T> =
+            bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?;
+        Ok(query.finish(rows, key))
+    }
+}
+
+impl crate::Store {
+    /// The rows of `sql`, whose `{ids}` becomes the placeholders of `ids` (none: no query).
+    /// How a listing reads what its page's rows refer to in one query for the page.
+    pub async fn by_ids<T>(&self, sql: &str, ids: &[String]) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = sql.replace("{ids}", &placeholders(1, ids.len()));
+        let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
+        Ok(bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
+    }
+}
+
+/// The cursor key of a row sorted by `created_at` (default) or `name`.
+pub fn key_by_created_or_name(field: &str, created_at: i64, name: &str, id: &str) -> (CursorValue, String) {
+    match field {
+        "name" => (CursorValue::Text(name.to_string()), id.to_string()),
+        _ => (CursorValue::Int(created_at), id.to_string()),
+    }
+}
+
+/// `$first, $first+1, …` for an `IN (…)` of `n` values.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The sort keys most collections offer: newest first by default, or by name.
+pub const CREATED_OR_NAME: &[SortKey] =
+    &[SortKey { field: "created_at", text: false }, SortKey { field: "name", text: true }];
+
 /// Turns an API glob (`web*`) into a LIKE pattern, escaping LIKE's own wildcards.
 pub fn glob_to_like(glob: &str) -> String {
     let mut out = String::with_capacity(glob.len() + 2);

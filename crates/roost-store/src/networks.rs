@@ -6,7 +6,9 @@
 
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
-use crate::list::{Bind, ProjectScope, bind_all};
+use crate::list::{
+    Bind, CursorValue, ListQuery, ProjectScope, SortKey, bind_all, key_by_created_or_name, placeholders,
+};
 use crate::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -81,6 +83,47 @@ pub struct PortForwardRow {
 
 const PF_COLUMNS: &str = "id, project_id, instance_id, host_port, instance_port, protocol, created_by, created_at";
 
+/// A port forward with its instance's name and address, for the API.
+#[derive(Debug, Clone, FromRow)]
+pub struct PortForwardView {
+    pub id: String,
+    pub project_id: String,
+    pub instance_id: String,
+    pub host_port: i64,
+    pub instance_port: i64,
+    pub protocol: String,
+    pub created_at: i64,
+    pub instance_name: Option<String>,
+    pub instance_ip: Option<String>,
+}
+
+const PF_VIEW: &str = "SELECT f.id, f.project_id, f.instance_id, f.host_port, f.instance_port, f.protocol, \
+                       f.created_at, i.name AS instance_name, i.ip AS instance_ip \
+                       FROM port_forwards f LEFT JOIN instances i ON i.id = f.instance_id WHERE 1 = 1";
+
+/// Port forwards sort by creation (default) or host port.
+pub const PORT_FORWARD_SORT_KEYS: &[SortKey] =
+    &[SortKey { field: "created_at", text: false }, SortKey { field: "host_port", text: false }];
+
+/// What a network shows besides its row: peer names and the NICs on it.
+#[derive(Debug, Default)]
+pub struct NetworkDetails {
+    /// (network id, peer name), sorted by name.
+    pub peers: Vec<(String, String)>,
+    /// (network id, NICs).
+    pub nics: Vec<(String, i64)>,
+}
+
+/// What a security group shows besides its row: rules, members and group names.
+#[derive(Debug, Default)]
+pub struct GroupDetails {
+    pub rules: Vec<RuleRow>,
+    /// (group id, member instances).
+    pub members: Vec<(String, i64)>,
+    /// (group id, name) of the groups rules refer to.
+    pub remote_names: Vec<(String, String)>,
+}
+
 // ---- networks ----
 
 pub async fn insert_network(conn: &mut AnyConnection, n: &NetworkRow) -> Result<()> {
@@ -112,6 +155,33 @@ pub async fn delete_network(conn: &mut AnyConnection, id: &str) -> Result<bool> 
         .await?;
     let done = sqlx::query("DELETE FROM networks WHERE id = $1").bind(id).execute(conn).await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Turns NAT and the network's DNS on or off.
+pub async fn set_network_flags(conn: &mut AnyConnection, id: &str, nat: bool, dns: bool, now: i64) -> Result<()> {
+    sqlx::query("UPDATE networks SET nat = $2, dns = $3, updated_at = $4 WHERE id = $1")
+        .bind(id)
+        .bind(nat as i64)
+        .bind(dns as i64)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_group_description(
+    conn: &mut AnyConnection,
+    id: &str,
+    description: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE security_groups SET description = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(description)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 pub async fn networks_of_project(conn: &mut AnyConnection, project_id: &str) -> Result<Vec<NetworkRow>> {
@@ -467,6 +537,76 @@ impl Store {
             .await?)
     }
 
+    /// A page of networks in scope (optionally of one project).
+    pub async fn networks_page(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<NetworkRow>, Option<String>)> {
+        let (sql, binds) =
+            scoped_sql(&format!("SELECT {NETWORK_COLUMNS} FROM networks WHERE 1 = 1"), scope, project, "project_id");
+        self.page(&sql, binds, query, |r: &NetworkRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
+    }
+
+    /// Peers and NIC counts of these networks, in two queries whatever their number.
+    pub async fn network_details(&self, ids: &[String]) -> Result<NetworkDetails> {
+        let mut conn = self.pool().acquire().await?;
+        network_details_in(&mut conn, ids).await
+    }
+
+    /// A page of security groups in scope (optionally of one project).
+    pub async fn groups_page(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<SecurityGroupRow>, Option<String>)> {
+        let (sql, binds) =
+            scoped_sql(&format!("SELECT {SG_COLUMNS} FROM security_groups WHERE 1 = 1"), scope, project, "project_id");
+        self.page(&sql, binds, query, |r: &SecurityGroupRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
+    }
+
+    /// Rules, member counts and referenced group names of these groups, in three queries.
+    pub async fn group_details(&self, ids: &[String]) -> Result<GroupDetails> {
+        let mut conn = self.pool().acquire().await?;
+        group_details_in(&mut conn, ids).await
+    }
+
+    /// A page of port forwards in scope, optionally of one project and one instance.
+    pub async fn port_forwards_page(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+        instance: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<PortForwardView>, Option<String>)> {
+        let (mut sql, mut binds) = scoped_sql(PF_VIEW, scope, project, "f.project_id");
+        if let Some(i) = instance {
+            binds.push(Bind::Text(i.to_string()));
+            sql.push_str(&format!(" AND f.instance_id = ${}", binds.len()));
+        }
+        self.page(&sql, binds, query, |r: &PortForwardView| match query.sort.field {
+            "host_port" => (CursorValue::Int(r.host_port), r.id.clone()),
+            _ => (CursorValue::Int(r.created_at), r.id.clone()),
+        })
+        .await
+    }
+
+    /// One port forward with its instance's name and address.
+    pub async fn port_forward_view(&self, id: &str) -> Result<Option<PortForwardView>> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!("{PF_VIEW} AND f.id = $1")))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
     /// Networks in scope (optionally of one project), oldest first.
     pub async fn networks_in(&self, scope: &ProjectScope, project: Option<&str>) -> Result<Vec<NetworkRow>> {
         self.scoped(&format!("SELECT {NETWORK_COLUMNS} FROM networks WHERE 1 = 1"), scope, project, "created_at, id")
@@ -505,6 +645,24 @@ impl Store {
     }
 }
 
+/// `select` (ending in a WHERE clause) limited to the scope and optionally one project,
+/// with its binds: tenant isolation in the query.
+pub(crate) fn scoped_sql(
+    select: &str,
+    scope: &ProjectScope,
+    project: Option<&str>,
+    column: &str,
+) -> (String, Vec<Bind>) {
+    let mut sql = select.to_string();
+    let mut binds = Vec::new();
+    scope.apply(&mut sql, &mut binds, column);
+    if let Some(p) = project {
+        binds.push(Bind::Text(p.to_string()));
+        sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+    }
+    (sql, binds)
+}
+
 /// The NICs (with their network's name) and security group names of instances, in the
 /// caller's transaction or on any connection.
 pub async fn network_views_in(
@@ -531,4 +689,48 @@ pub async fn network_views_in(
     let groups: Vec<(String, String)> =
         bind_all(sqlx::query_as(AssertSqlSafe(groups_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
     Ok((nics, groups))
+}
+
+/// Peers and NIC counts of these networks, in two queries whatever their number, in the
+/// caller's transaction or on any connection.
+pub async fn network_details_in(conn: &mut AnyConnection, ids: &[String]) -> Result<NetworkDetails> {
+    if ids.is_empty() {
+        return Ok(NetworkDetails::default());
+    }
+    let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
+    let list = placeholders(1, ids.len());
+    let peers_sql = format!(
+        "SELECT p.network_a, w.name FROM network_peers p JOIN networks w ON w.id = p.network_b WHERE p.network_a IN ({list}) \
+         UNION ALL \
+         SELECT p.network_b, w.name FROM network_peers p JOIN networks w ON w.id = p.network_a WHERE p.network_b IN ({list}) \
+         ORDER BY 2"
+    );
+    let peers = bind_all(sqlx::query_as(AssertSqlSafe(peers_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    let nics_sql =
+        format!("SELECT network_id, COUNT(*) FROM instance_nics WHERE network_id IN ({list}) GROUP BY network_id");
+    let nics = bind_all(sqlx::query_as(AssertSqlSafe(nics_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    Ok(NetworkDetails { peers, nics })
+}
+
+/// Rules, member counts and referenced group names of these groups, in three queries, in
+/// the caller's transaction or on any connection.
+pub async fn group_details_in(conn: &mut AnyConnection, ids: &[String]) -> Result<GroupDetails> {
+    if ids.is_empty() {
+        return Ok(GroupDetails::default());
+    }
+    let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
+    let list = placeholders(1, ids.len());
+    let rules_sql =
+        format!("SELECT {RULE_COLUMNS} FROM security_group_rules WHERE group_id IN ({list}) ORDER BY created_at, id");
+    let rules = bind_all(sqlx::query_as(AssertSqlSafe(rules_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    let members_sql =
+        format!("SELECT group_id, COUNT(*) FROM instance_security_groups WHERE group_id IN ({list}) GROUP BY group_id");
+    let members = bind_all(sqlx::query_as(AssertSqlSafe(members_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    let names_sql = format!(
+        "SELECT id, name FROM security_groups WHERE id IN \
+         (SELECT remote_group_id FROM security_group_rules WHERE group_id IN ({list}))"
+    );
+    let remote_names =
+        bind_all(sqlx::query_as(AssertSqlSafe(names_sql.as_str())), &binds).fetch_all(&mut *conn).await?;
+    Ok(GroupDetails { rules, members, remote_names })
 }

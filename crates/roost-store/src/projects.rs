@@ -152,6 +152,17 @@ struct MemberRow {
     created_at: i64,
 }
 
+impl MemberRow {
+    fn into_api(self) -> Member {
+        Member {
+            user_id: self.user_id,
+            user_name: self.user_name,
+            role: roost_api::auth::Role::parse(&self.role).unwrap_or(roost_api::auth::Role::Viewer),
+            added_at: to_time(self.created_at),
+        }
+    }
+}
+
 impl Store {
     /// A project by id or name.
     pub async fn project_by_key(&self, key: &str) -> Result<Option<ProjectRow>> {
@@ -195,6 +206,19 @@ impl Store {
             .await?)
     }
 
+    /// A page of a project's members (`name` is the user's name, `created_at` when they
+    /// joined).
+    pub async fn members_page(&self, project_id: &str, query: &ListQuery) -> Result<(Vec<Member>, Option<String>)> {
+        let sql = "SELECT m.user_id AS id, m.user_id, u.name AS name, u.name AS user_name, m.role, m.created_at \
+                   FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1";
+        let (rows, next) = self
+            .page(sql, vec![Bind::Text(project_id.to_string())], query, |r: &MemberRow| {
+                crate::list::key_by_created_or_name(query.sort.field, r.created_at, &r.user_name, &r.user_id)
+            })
+            .await?;
+        Ok((rows.into_iter().map(MemberRow::into_api).collect(), next))
+    }
+
     pub async fn members(&self, project_id: &str) -> Result<Vec<Member>> {
         let rows: Vec<MemberRow> = sqlx::query_as(
             "SELECT m.user_id, u.name AS user_name, m.role, m.created_at FROM project_members m \
@@ -203,15 +227,7 @@ impl Store {
         .bind(project_id)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Member {
-                user_id: r.user_id,
-                user_name: r.user_name,
-                role: roost_api::auth::Role::parse(&r.role).unwrap_or(roost_api::auth::Role::Viewer),
-                added_at: to_time(r.created_at),
-            })
-            .collect())
+        Ok(rows.into_iter().map(MemberRow::into_api).collect())
     }
 
     pub async fn quotas(&self, project_id: &str) -> Result<Vec<(String, i64)>> {

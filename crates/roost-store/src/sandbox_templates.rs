@@ -3,7 +3,7 @@
 
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
-use crate::list::{Bind, ProjectScope, bind_all};
+use crate::list::{Bind, ListQuery, ProjectScope, bind_all};
 use crate::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -137,6 +137,39 @@ impl Store {
         }
         sql.push_str(" ORDER BY updated_at, image_id");
         Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
+    }
+
+    /// A page of template images: the builtin templates named `builtin` and the built
+    /// templates of the projects in scope (or of one project).
+    pub async fn template_images_page(
+        &self,
+        builtin: &[&str],
+        scope: &ProjectScope,
+        project: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<crate::images::ImageRow>, Option<String>)> {
+        let mut binds: Vec<Bind> = builtin.iter().map(|n| Bind::Text(n.to_string())).collect();
+        let names = if builtin.is_empty() { "NULL".to_string() } else { crate::list::placeholders(1, builtin.len()) };
+        let mut sql = format!(
+            "SELECT {} FROM images WHERE (project_id = '' AND name IN ({names})) OR id IN \
+             (SELECT image_id FROM sandbox_templates WHERE 1 = 1",
+            crate::images::COLUMNS
+        );
+        scope.apply(&mut sql, &mut binds, "project_id");
+        if let Some(p) = project {
+            binds.push(Bind::Text(p.to_string()));
+            sql.push_str(&format!(" AND project_id = ${}", binds.len()));
+        }
+        sql.push(')');
+        self.page(&sql, binds, query, |r: &crate::images::ImageRow| {
+            crate::list::key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
+    }
+
+    /// The template rows of these images, in one query.
+    pub async fn sandbox_templates_of(&self, image_ids: &[String]) -> Result<Vec<TemplateRow>> {
+        self.by_ids(&format!("SELECT {COLUMNS} FROM sandbox_templates WHERE image_id IN ({{ids}})"), image_ids).await
     }
 
     /// The project's templates built with this cache key (the cache's lookup: a project

@@ -3,7 +3,7 @@
 
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
-use crate::list::{Bind, ProjectScope, bind_all};
+use crate::list::{Bind, CursorValue, ListQuery, ProjectScope, bind_all, key_by_created_or_name};
 use crate::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -52,6 +52,24 @@ const KEY_COLUMNS: &str = "id, project_id, user_id, name, prefix, key_hash, max_
                            created_at, revoked_at, expires_at";
 const COLUMNS: &str = "id, project_id, key_id, instance_id, template, metadata, cpus_milli, memory_bytes, \
                        started_at, expires_at, ended_at, commands";
+
+/// Renames a key or changes its limits.
+pub async fn update_key(
+    conn: &mut AnyConnection,
+    id: &str,
+    name: &str,
+    max_sandboxes: i64,
+    creates_per_minute: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE sandbox_keys SET name = $2, max_sandboxes = $3, creates_per_minute = $4 WHERE id = $1")
+        .bind(id)
+        .bind(name)
+        .bind(max_sandboxes)
+        .bind(creates_per_minute)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
 
 pub async fn insert_key(conn: &mut AnyConnection, k: &SandboxKeyRow) -> Result<()> {
     sqlx::query(AssertSqlSafe(format!(
@@ -145,6 +163,25 @@ impl Store {
         Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
     }
 
+    /// A page of the live keys in scope (optionally of one project).
+    pub async fn sandbox_keys_page(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<SandboxKeyRow>, Option<String>)> {
+        let (sql, binds) = crate::networks::scoped_sql(
+            &format!("SELECT {KEY_COLUMNS} FROM sandbox_keys WHERE revoked_at IS NULL"),
+            scope,
+            project,
+            "project_id",
+        );
+        self.page(&sql, binds, query, |r: &SandboxKeyRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
+    }
+
     /// A live key by id.
     pub async fn sandbox_key(&self, id: &str) -> Result<Option<SandboxKeyRow>> {
         Ok(sqlx::query_as(AssertSqlSafe(format!(
@@ -186,6 +223,28 @@ impl Store {
         Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
     }
 
+    /// A page of the live sandboxes in scope (optionally of one project), by start time
+    /// (`created_at`; `name` is the template).
+    pub async fn live_sandboxes_page(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<LiveSandbox>, Option<String>)> {
+        let columns: Vec<String> = COLUMNS.split(',').map(|c| format!("s.{}", c.trim())).collect();
+        let select = format!(
+            "SELECT {}, i.status AS instance_status, i.kind AS instance_kind, s.started_at AS created_at, \
+             s.template AS name FROM sandboxes s LEFT JOIN instances i ON i.id = s.instance_id WHERE s.ended_at IS NULL",
+            columns.join(", ")
+        );
+        let (sql, binds) = crate::networks::scoped_sql(&select, scope, project, "s.project_id");
+        self.page(&sql, binds, query, |r: &LiveSandbox| match query.sort.field {
+            "name" => (CursorValue::Text(r.row.template.clone()), r.row.id.clone()),
+            _ => (CursorValue::Int(r.row.started_at), r.row.id.clone()),
+        })
+        .await
+    }
+
     /// Live sandboxes whose time ran out by `now`.
     pub async fn expired_sandboxes(&self, now: i64) -> Result<Vec<SandboxRow>> {
         Ok(sqlx::query_as(AssertSqlSafe(format!(
@@ -196,15 +255,22 @@ impl Store {
         .await?)
     }
 
-    /// Sandboxes of a key that ran at some point since `since` (for usage).
-    pub async fn sandboxes_since(&self, key_id: Option<&str>, since: i64) -> Result<Vec<SandboxRow>> {
-        let rows: Vec<SandboxRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM sandboxes WHERE ended_at IS NULL OR ended_at >= $1"
-        )))
-        .bind(since)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().filter(|r| key_id.is_none_or(|k| r.key_id.as_deref() == Some(k))).collect())
+    /// Sandboxes in scope (optionally of a key) that ran at some point since `since`
+    /// (for usage).
+    pub async fn sandboxes_since(
+        &self,
+        scope: &ProjectScope,
+        key_id: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<SandboxRow>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM sandboxes WHERE (ended_at IS NULL OR ended_at >= $1)");
+        let mut binds = vec![Bind::Int(since)];
+        scope.apply(&mut sql, &mut binds, "project_id");
+        if let Some(k) = key_id {
+            binds.push(Bind::Text(k.to_string()));
+            sql.push_str(&format!(" AND key_id = ${}", binds.len()));
+        }
+        Ok(bind_all(sqlx::query_as(AssertSqlSafe(sql.as_str())), &binds).fetch_all(self.pool()).await?)
     }
 
     /// Counts a command run in a sandbox.

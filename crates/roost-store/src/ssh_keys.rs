@@ -65,6 +65,17 @@ pub async fn insert(conn: &mut AnyConnection, k: &SshKeyRow) -> Result<()> {
 }
 
 /// Deletes the user's key; returns whether it existed.
+pub async fn rename(conn: &mut AnyConnection, user_id: &str, id: &str, name: &str) -> Result<()> {
+    sqlx::query("UPDATE ssh_keys SET name = $3 WHERE user_id = $1 AND id = $2")
+        .bind(user_id)
+        .bind(id)
+        .bind(name)
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
 pub async fn delete(conn: &mut AnyConnection, user_id: &str, id: &str) -> Result<bool> {
     let done =
         sqlx::query("DELETE FROM ssh_keys WHERE user_id = $1 AND id = $2").bind(user_id).bind(id).execute(conn).await?;

@@ -3,7 +3,8 @@
 
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
-use crate::list::{Bind, ProjectScope, bind_all};
+use crate::list::{Bind, ListQuery, ProjectScope, bind_all, key_by_created_or_name};
+use crate::networks::scoped_sql;
 use crate::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -238,6 +239,53 @@ pub async fn snapshots_of_instance_snapshot(conn: &mut AnyConnection, isnap: &st
     .await?)
 }
 
+pub async fn rename_volume(conn: &mut AnyConnection, id: &str, name: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE volumes SET name = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(name)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+pub async fn update_snapshot(conn: &mut AnyConnection, id: &str, name: &str, description: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE snapshots SET name = $2, description = $3 WHERE id = $1")
+        .bind(id)
+        .bind(name)
+        .bind(description)
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+/// Renames a policy, or changes its schedule (with its next run) or how many it keeps.
+pub async fn update_policy(
+    conn: &mut AnyConnection,
+    id: &str,
+    name: &str,
+    cron: &str,
+    keep: i64,
+    next_run_at: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE backup_policies SET name = $2, cron = $3, keep = $4, next_run_at = $5, updated_at = $6 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(cron)
+    .bind(keep)
+    .bind(next_run_at)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
 // ---- backup policies ----
 
 pub async fn insert_policy(conn: &mut AnyConnection, p: &PolicyRow) -> Result<()> {
@@ -350,6 +398,91 @@ impl Store {
     pub async fn attached_volumes(&self, instance_id: &str) -> Result<Vec<VolumeRow>> {
         let mut conn = self.pool().acquire().await?;
         volumes_of_instance(&mut conn, instance_id).await
+    }
+
+    /// A page of volumes in scope (optionally of one project).
+    pub async fn volumes_page(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<VolumeRow>, Option<String>)> {
+        let (sql, binds) =
+            scoped_sql(&format!("SELECT {VOLUME_COLUMNS} FROM volumes WHERE 1 = 1"), scope, project, "project_id");
+        self.page(&sql, binds, query, |r: &VolumeRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
+    }
+
+    /// A page of snapshots in scope, optionally of one project and one volume.
+    pub async fn snapshots_page(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+        volume_id: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<SnapshotRow>, Option<String>)> {
+        let (mut sql, mut binds) =
+            scoped_sql(&format!("SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE 1 = 1"), scope, project, "project_id");
+        if let Some(v) = volume_id {
+            binds.push(Bind::Text(v.to_string()));
+            sql.push_str(&format!(" AND volume_id = ${}", binds.len()));
+        }
+        self.page(&sql, binds, query, |r: &SnapshotRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
+    }
+
+    /// A page of backup policies in scope (optionally of one project).
+    pub async fn policies_page(
+        &self,
+        scope: &ProjectScope,
+        project: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<PolicyRow>, Option<String>)> {
+        let (sql, binds) = scoped_sql(
+            &format!("SELECT {POLICY_COLUMNS} FROM backup_policies WHERE 1 = 1"),
+            scope,
+            project,
+            "project_id",
+        );
+        self.page(&sql, binds, query, |r: &PolicyRow| {
+            key_by_created_or_name(query.sort.field, r.created_at, &r.name, &r.id)
+        })
+        .await
+    }
+
+    /// Volume id → name, in one query.
+    pub async fn volume_names(&self, ids: &[String]) -> Result<std::collections::HashMap<String, String>> {
+        let rows: Vec<(String, String)> = self.by_ids("SELECT id, name FROM volumes WHERE id IN ({ids})", ids).await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Policy id → how many snapshots it keeps, in one query.
+    pub async fn policy_snapshot_counts(&self, ids: &[String]) -> Result<std::collections::HashMap<String, i64>> {
+        let rows: Vec<(String, i64)> = self
+            .by_ids("SELECT policy_id, COUNT(*) FROM snapshots WHERE policy_id IN ({ids}) GROUP BY policy_id", ids)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// The volumes attached to these instances, in one query.
+    pub async fn volumes_of_instances(&self, instance_ids: &[String]) -> Result<Vec<VolumeRow>> {
+        self.by_ids(
+            &format!("SELECT {VOLUME_COLUMNS} FROM volumes WHERE instance_id IN ({{ids}}) ORDER BY mount_path"),
+            instance_ids,
+        )
+        .await
+    }
+
+    /// Instance id → the instance it was cloned from, in one query.
+    pub async fn clone_sources(&self, instance_ids: &[String]) -> Result<std::collections::HashMap<String, String>> {
+        let rows: Vec<(String, String)> = self
+            .by_ids("SELECT instance_id, cloned_from FROM instance_lineage WHERE instance_id IN ({ids})", instance_ids)
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     pub async fn volumes_in(&self, scope: &ProjectScope, project: Option<&str>) -> Result<Vec<VolumeRow>> {

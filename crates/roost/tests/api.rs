@@ -321,6 +321,75 @@ async fn errors_are_json_with_request_ids_and_never_500_for_bad_input() {
 }
 
 #[tokio::test]
+async fn arrays_nul_bytes_and_bad_path_parameters_are_json_400s() {
+    let server = TestServer::start();
+    let admin = server.admin().await;
+    let token = admin.token().unwrap().to_string();
+    let http = common::http();
+    let url = |p: &str| format!("{}{p}", server.url);
+    let me = admin
+        .update_user(
+            "me",
+            &roost_api::users::UpdateUserRequest { display_name: Some(Some("Ada".into())), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(me.user.display_name.as_deref(), Some("Ada"));
+
+    let cases: Vec<(reqwest::RequestBuilder, &str)> = vec![
+        // serde would fill the struct from the array's elements in order: null, null.
+        (
+            http.patch(url("/v1/users/me")).bearer_auth(&token).json(&serde_json::json!([null, null])),
+            "validation_failed",
+        ),
+        (
+            http.patch(url("/v1/projects/default")).bearer_auth(&token).json(&serde_json::json!(["x"])),
+            "validation_failed",
+        ),
+        // A pid or a port out of range in the path.
+        (http.get(url("/v1/sandboxes/sbx-x/processes/99999999999/attach")).bearer_auth(&token), "invalid_request"),
+        (http.post(url("/v1/sandboxes/sbx-x/processes/-1/signal")).bearer_auth(&token), "invalid_request"),
+        (http.get(url("/v1/sandboxes/sbx-x/urls/70000")).bearer_auth(&token), "invalid_request"),
+        // An instance's files need a path, without NUL bytes.
+        (http.get(url("/v1/instances/web/files?path=")).bearer_auth(&token), "validation_failed"),
+        (http.get(url("/v1/instances/web/files?path=/etc%00")).bearer_auth(&token), "validation_failed"),
+        (http.put(url("/v1/instances/web/files?path=")).bearer_auth(&token).body("x"), "validation_failed"),
+    ];
+    for (i, (req, expected)) in cases.into_iter().enumerate() {
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let kind = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let body: serde_json::Value = r.json().await.unwrap_or_else(|e| panic!("case {i}: not JSON ({kind}): {e}"));
+        assert!(kind.starts_with("application/json"), "case {i}: {kind}");
+        assert_eq!((status, body["error"]["code"].as_str().unwrap()), (400, expected), "case {i}: {body}");
+    }
+    // Nothing was cleared by the array.
+    assert_eq!(admin.get_user("me").await.unwrap().user.display_name.as_deref(), Some("Ada"));
+}
+
+#[tokio::test]
+async fn internal_errors_keep_their_details_in_the_log() {
+    let server = TestServer::start();
+    let admin = server.admin().await;
+    // The backups directory cannot be made: a file has its name.
+    std::fs::write(server.data_path().join("backups"), b"in the way").unwrap();
+    let op = admin.create_backup().await.unwrap();
+    let op = admin.get_operation(&op.id, Some(Duration::from_secs(30))).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Failed, "{op:?}");
+    let error = op.error.expect("the failure");
+    let data_dir = server.data_path().display().to_string();
+    assert_eq!(error.code, "internal");
+    assert!(!error.message.contains(&data_dir) && !error.message.contains("backups"), "{}", error.message);
+    assert!(error.message.contains("request id") || error.message.contains("server log"), "{}", error.message);
+    // The log line has what happened, where.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.output().contains(&format!("{data_dir}/backups")) {
+        assert!(std::time::Instant::now() < deadline, "the details are logged:\n{}", server.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn operations_long_poll_and_the_event_stream() {
     let server = TestServer::start();
     let admin = server.admin().await;

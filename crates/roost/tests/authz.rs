@@ -727,6 +727,77 @@ async fn entry(w: &World, method: &str, route: &str, cell: &str) -> Option<(Case
         ("DELETE", "/v1/sandbox-templates/{id}") => {
             (case("/v1/sandbox-templates/no-such-template?project=team-a", None), [401, 404, 404, 404, 404, 401, 403])
         }
+        // Updates: what writes the resource may change it; a read-scoped token may not.
+        ("PATCH", "/v1/instances/{id}") => {
+            (case("/v1/instances/app", Some(json!({"labels": {"seen": "yes"}}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("PATCH", "/v1/networks/{id}") => {
+            let name = w.network().await;
+            (
+                case(format!("/v1/networks/{name}?project=team-a"), Some(json!({"dns": true}))),
+                [401, 403, 200, 200, 404, 401, 403],
+            )
+        }
+        ("PATCH", "/v1/security-groups/{id}") => (
+            case("/v1/security-groups/default?project=team-a", Some(json!({"description": "d"}))),
+            [401, 403, 200, 200, 404, 401, 403],
+        ),
+        ("PATCH", "/v1/volumes/{id}") => {
+            let path = format!("/v1/volumes/{}?project=team-a", w.volume().await);
+            (case(path, Some(json!({"name": w.fresh("renamed")}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("PATCH", "/v1/snapshots/{id}") => {
+            let path = format!("/v1/snapshots/{}?project=team-a", w.snapshot().await.1);
+            (case(path, Some(json!({"description": "d"}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("PATCH", "/v1/backup-policies/{id}") => {
+            let path = format!("/v1/backup-policies/{}?project=team-a", w.policy().await);
+            (case(path, Some(json!({"keep": 4}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("PATCH", "/v1/buckets/{id}") => {
+            (case("/v1/buckets/photos-a", Some(json!({"versioning": "Enabled"}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        ("PATCH", "/v1/images/{id}") => {
+            let name = w.fresh("desc-img");
+            w.admin.import_image(&name, Some("team-a"), reqwest::Body::from(tiny_tarball())).await.unwrap();
+            (case(format!("/v1/images/{name}"), Some(json!({"description": "d"}))), [401, 403, 200, 200, 404, 401, 403])
+        }
+        // Your own keys and tokens: anyone signed in, with a writing credential.
+        ("PATCH", "/v1/s3-keys/{id}") => {
+            let key = w.owner_client(cell).create_s3_key(&Default::default()).await.unwrap();
+            let path = format!("/v1/s3-keys/{}", key.key.id);
+            (case(path, Some(json!({"description": "d"}))), [401, 200, 200, 200, 200, 401, 403])
+        }
+        ("PATCH", "/v1/ssh-keys/{id}") => {
+            let name = w.fresh("sshk");
+            let req = roost_api::ssh_keys::CreateSshKeyRequest { name: name.clone(), public_key: None };
+            w.owner_client(cell).create_ssh_key(&req).await.unwrap();
+            let body = json!({"name": w.fresh("sshk")});
+            (case(format!("/v1/ssh-keys/{name}"), Some(body)), [401, 200, 200, 200, 200, 401, 403])
+        }
+        ("PATCH", "/v1/tokens/{id}") => {
+            let name = w.fresh("tok");
+            w.owner_client(cell)
+                .create_token(&CreateTokenRequest { name: name.clone(), ..Default::default() })
+                .await
+                .unwrap();
+            let body = json!({"name": w.fresh("tok")});
+            (case(format!("/v1/tokens/{name}"), Some(body)), [401, 200, 200, 200, 200, 401, 403])
+        }
+        ("GET", "/v1/sandbox-keys/{id}") | ("PATCH", "/v1/sandbox-keys/{id}") => {
+            let req = roost_api::sandboxes::CreateSandboxKeyRequest {
+                name: w.fresh("sbk"),
+                project: Some("team-a".into()),
+                ..Default::default()
+            };
+            let key = w.admin.create_sandbox_key(&req).await.unwrap().key.id;
+            if method == "GET" {
+                (case(format!("/v1/sandbox-keys/{key}"), None), MEMBER_READ)
+            } else {
+                let body = json!({"max_sandboxes": 5});
+                (case(format!("/v1/sandbox-keys/{key}"), Some(body)), [401, 403, 200, 200, 404, 401, 403])
+            }
+        }
         _ => return None,
     })
 }

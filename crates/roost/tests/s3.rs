@@ -933,7 +933,7 @@ async fn a_bucket_limit_is_by_id_not_by_name() {
         .json()
         .await
         .unwrap();
-    let row = keys.as_array().unwrap().iter().find(|k| k["id"] == signer.as_str()).unwrap();
+    let row = keys["items"].as_array().unwrap().iter().find(|k| k["id"] == signer.as_str()).unwrap();
     assert_eq!(row["bucket_ids"], serde_json::json!([again.id]), "{row}");
     assert_eq!(curl_status(&[&url]), (200, b"old\n".to_vec()));
 }

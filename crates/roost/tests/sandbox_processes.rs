@@ -206,6 +206,47 @@ fn background_processes_are_listed_signalled_and_reattached_and_files_round_trip
         for action in ["sandbox.files.write", "sandbox.files.mkdir", "sandbox.files.move", "sandbox.files.remove"] {
             assert!(count(action, "success") >= 1, "{action}");
         }
+
+        // Bad input gets a 400 naming the field, never a 500: a NUL byte anywhere a
+        // command line, an environment or a path is built from.
+        let http = common::http();
+        let token = admin.token().unwrap().to_string();
+        let base = format!("{}/v1/sandboxes/{id}", server.url);
+        let bad = |response: reqwest::Response, field: &'static str| async move {
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(status, 400, "{body}");
+            assert_eq!(body["error"]["code"], "validation_failed", "{body}");
+            assert!(body["error"]["details"].as_array().unwrap().iter().any(|d| d["field"] == field), "{body}");
+        };
+        let post = |path: &str, body: Value| http.post(format!("{base}{path}")).bearer_auth(&token).json(&body).send();
+        bad(post("/files/move", serde_json::json!({"from": "/tmp/a\0b", "to": "/tmp/c"})).await.unwrap(), "from").await;
+        bad(post("/files/move", serde_json::json!({"from": "/tmp/a", "to": "/tmp/\0"})).await.unwrap(), "to").await;
+        bad(post("/processes", serde_json::json!({"cmd": "ec\0ho"})).await.unwrap(), "cmd").await;
+        bad(post("/processes", serde_json::json!({"cmd": "echo", "args": ["a\0"]})).await.unwrap(), "args").await;
+        bad(post("/processes", serde_json::json!({"cmd": "env", "env": {"A": "b\0"}})).await.unwrap(), "env").await;
+        bad(post("/dirs", serde_json::json!({"path": "/tmp/\0d"})).await.unwrap(), "path").await;
+        for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE] {
+            let r = http.request(method, format!("{base}/files?path=/tmp/x%00y")).bearer_auth(&token).send().await;
+            bad(r.unwrap(), "path").await;
+        }
+        let r = http.get(format!("{base}/dirs?path=%00")).bearer_auth(&token).send().await.unwrap();
+        bad(r, "path").await;
+
+        // A paused sandbox refuses file operations at once, as it refuses processes.
+        admin.sandbox_action(&id, "pause").await.unwrap();
+        let paused = [
+            status(&admin.list_sandbox_dir(&id, "/root").await.unwrap_err()),
+            status(&admin.download_sandbox_file(&id, "/root/notes.txt").await.unwrap_err()),
+            status(&admin.upload_sandbox_file(&id, "/tmp/p", b"x".to_vec()).await.unwrap_err()),
+            status(&admin.sandbox_mkdir(&id, "/tmp/p-dir").await.unwrap_err()),
+            status(&admin.move_sandbox_file(&id, "/root/notes.txt", "/tmp/n").await.unwrap_err()),
+            status(&admin.remove_sandbox_file(&id, "/root/notes.txt").await.unwrap_err()),
+            status(&admin.start_sandbox_process(&id, &start).await.unwrap_err()),
+        ];
+        assert_eq!(paused, [409; 7]);
+        admin.sandbox_action(&id, "resume").await.unwrap();
+        assert_eq!(admin.download_sandbox_file(&id, "/root/notes.txt").await.unwrap(), b"hi\n", "nothing was lost");
     });
     ok(&["sandbox", "kill", &id]);
 

@@ -6,7 +6,6 @@ import { navigate } from "../nav";
 import { useDebounced } from "../router";
 import { useSession } from "../session";
 import type { Bucket, Image, Instance, Network, Page, Project, SecurityGroup, Token, UserDetails } from "../types";
-import { itemsOf } from "../lib/list";
 import { NAV } from "./Layout";
 import { Modal } from "./ui";
 
@@ -33,7 +32,7 @@ export function Palette({ onClose }: { onClose: () => void }) {
   });
   const images = useQuery({
     queryKey: ["images", s.project?.name],
-    queryFn: () => api.get<Image[] | Page<Image>>(withQuery("/v1/images", { project: s.project?.name })),
+    queryFn: () => api.all<Image>("/v1/images", { project: s.project?.name }),
   });
   const users = useQuery({
     queryKey: ["users"],
@@ -50,7 +49,7 @@ export function Palette({ onClose }: { onClose: () => void }) {
     queryKey: ["security-groups", project],
     queryFn: () => api.get<Page<SecurityGroup>>(withQuery("/v1/security-groups", { project, limit: 1000 })),
   });
-  const buckets = useQuery({ queryKey: ["buckets", project], queryFn: () => api.get<Bucket[]>(withQuery("/v1/buckets", { project })) });
+  const buckets = useQuery({ queryKey: ["buckets", project], queryFn: () => api.all<Bucket>("/v1/buckets", { project }) });
   const items = useMemo(() => {
     const out: Item[] = [];
     for (const n of NAV) if (!n.admin || s.isAdmin) out.push({ label: n.label, hint: "page", to: n.to });
@@ -67,11 +66,11 @@ export function Palette({ onClose }: { onClose: () => void }) {
       out.push({ label: "Create project", hint: "action", to: "/projects?create=1" });
     }
     for (const p of s.projects as Project[]) out.push({ label: p.name, hint: "project", to: `/projects/${p.name}` });
-    const imgs = Array.isArray(images.data) ? images.data : (images.data?.items ?? []);
+    const imgs = images.data ?? [];
     for (const i of imgs) out.push({ label: i.name, hint: "image", to: `/images?name=${encodeURIComponent(i.name)}` });
     for (const n of networks.data?.items ?? []) out.push({ label: n.name, hint: `network · ${n.cidr}`, to: "/networks" });
     for (const g of groups.data?.items ?? []) out.push({ label: g.name, hint: "security group", to: `/security-groups/${encodeURIComponent(g.name)}` });
-    for (const b of itemsOf(buckets.data)) out.push({ label: b.name, hint: "bucket", to: "/buckets" });
+    for (const b of buckets.data ?? []) out.push({ label: b.name, hint: "bucket", to: "/buckets" });
     for (const u of users.data?.items ?? []) out.push({ label: u.name, hint: "user", to: "/users" });
     for (const t of tokens.data?.items ?? []) out.push({ label: t.name, hint: "API token", to: "/tokens" });
     const matched = filterItems(out, q);

@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { api, withQuery } from "../api";
+import { api } from "../api";
 import { PageHeader } from "../components/Layout";
 import { ResourceTable } from "../components/ResourceTable";
 import { toast } from "../components/toast";
@@ -26,8 +26,8 @@ export function BucketsPage() {
   const qc = useQueryClient();
   const project = s.project?.name;
   const [params, setParams] = useSearchParams();
-  const buckets = useQuery({ queryKey: ["buckets", project], queryFn: () => api.get<Bucket[] | { items: Bucket[] }>(withQuery("/v1/buckets", { project })) });
-  const rows = Array.isArray(buckets.data) ? buckets.data : buckets.data?.items;
+  const buckets = useQuery({ queryKey: ["buckets", project], queryFn: () => api.all<Bucket>("/v1/buckets", { project }) });
+  const rows = buckets.data;
   const [form, setForm] = useState({ name: "", public_read: false });
   const [del, setDel] = useState<Bucket | null>(null);
   const [link, setLink] = useState<{ bucket: Bucket; key: string; method: "GET" | "PUT"; url?: string } | null>(null);

@@ -42,7 +42,7 @@ export function ImagesPage() {
   const qc = useQueryClient();
   const project = s.project?.name;
   const [params, setParams] = useSearchParams();
-  const images = useQuery({ queryKey: ["images", project], queryFn: () => api.get<Image[]>(withQuery("/v1/images", { project })) });
+  const images = useQuery({ queryKey: ["images", project], queryFn: () => api.all<Image>("/v1/images", { project }) });
   const [ops, setOps] = useState<string[]>([]);
   const [del, setDel] = useState<Image | null>(null);
   const filter = params.get("name") ?? "";

@@ -67,7 +67,7 @@ export function InstancesPage() {
   });
   const images = useQuery({
     queryKey: ["images", project],
-    queryFn: () => api.get<Image[]>(withQuery("/v1/images", { project })),
+    queryFn: () => api.all<Image>("/v1/images", { project }),
   });
 
   const rows = useMemo(

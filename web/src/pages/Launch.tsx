@@ -64,7 +64,7 @@ export function LaunchWizard() {
   const [step, setStep] = useState<Step>("image");
   const [errors, setErrors] = useState<Errors>({});
   const [busy, setBusy] = useState(false);
-  const images = useQuery({ queryKey: ["images", project], queryFn: () => api.get<Image[]>(withQuery("/v1/images", { project })) });
+  const images = useQuery({ queryKey: ["images", project], queryFn: () => api.all<Image>("/v1/images", { project }) });
   const usage = useQuery({
     queryKey: ["dashboard", "usage", project],
     queryFn: () => api.get<Usage>(`/v1/projects/${encodeURIComponent(project!)}/usage`),

@@ -92,7 +92,7 @@ export function ProjectPage({ params }: { params: Record<string, string> }) {
   const qc = useQueryClient();
   const base = `/v1/projects/${encodeURIComponent(key)}`;
   const project = useQuery({ queryKey: ["projects", key], queryFn: () => api.get<Project>(base) });
-  const members = useQuery({ queryKey: ["projects", key, "members"], queryFn: () => api.get<Member[]>(`${base}/members`) });
+  const members = useQuery({ queryKey: ["projects", key, "members"], queryFn: () => api.all<Member>(`${base}/members`) });
   const quota = useQuery({ queryKey: ["projects", key, "quota"], queryFn: () => api.get<Quota>(`${base}/quota`) });
   const usage = useQuery({ queryKey: ["projects", key, "usage"], queryFn: () => api.get<Usage>(`${base}/usage`) });
   const users = useQuery({ queryKey: ["users"], queryFn: () => api.get<Page<UserDetails>>("/v1/users?limit=1000"), enabled: s.isAdmin });

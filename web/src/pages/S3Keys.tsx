@@ -13,8 +13,8 @@ export function S3KeysPage() {
   useTitle("S3 keys");
   const qc = useQueryClient();
   const [params, setParams] = useSearchParams();
-  const keys = useQuery({ queryKey: ["s3-keys"], queryFn: () => api.get<S3Key[] | { items: S3Key[] }>("/v1/s3-keys") });
-  const rows = Array.isArray(keys.data) ? keys.data : keys.data?.items;
+  const keys = useQuery({ queryKey: ["s3-keys"], queryFn: () => api.all<S3Key>("/v1/s3-keys") });
+  const rows = keys.data;
   const [created, setCreated] = useState<{ id: string; secret: string } | null>(null);
   const [form, setForm] = useState({ description: "", buckets: "", read_only: false });
   const [del, setDel] = useState<S3Key | null>(null);

@@ -53,7 +53,7 @@ export function SandboxTemplatesPage() {
   const [params, setParams] = useSearchParams();
   const templates = useQuery({
     queryKey: ["sandbox-templates", project],
-    queryFn: () => api.get<SandboxTemplate[]>(withQuery("/v1/sandbox-templates", { project })),
+    queryFn: () => api.all<SandboxTemplate>("/v1/sandbox-templates", { project }),
   });
   const pools = useQuery({ queryKey: ["sandbox-pool"], queryFn: () => api.get<SandboxPoolStats[]>("/v1/sandbox-pool"), refetchInterval: 5000 });
   const [ops, setOps] = useState<string[]>([]);

@@ -17,8 +17,8 @@ export function SandboxesPage() {
   const qc = useQueryClient();
   const now = useNow();
   const [params, setParams] = useSearchParams();
-  const sandboxes = useQuery({ queryKey: ["sandboxes"], queryFn: () => api.get<Sandbox[]>("/v1/sandboxes"), refetchInterval: 5000 });
-  const keys = useQuery({ queryKey: ["sandbox-keys"], queryFn: () => api.get<SandboxKey[]>("/v1/sandbox-keys") });
+  const sandboxes = useQuery({ queryKey: ["sandboxes"], queryFn: () => api.all<Sandbox>("/v1/sandboxes"), refetchInterval: 5000 });
+  const keys = useQuery({ queryKey: ["sandbox-keys"], queryFn: () => api.all<SandboxKey>("/v1/sandbox-keys") });
   const usage = useQuery({ queryKey: ["sandbox-usage"], queryFn: () => api.get<SandboxUsage[]>("/v1/sandbox-usage") });
   const [created, setCreated] = useState<string | null>(null);
   const [revoking, setRevoking] = useState<SandboxKey | null>(null);

@@ -4,6 +4,9 @@
 //! events, and commits: rows, audit entry and events land in one transaction or not at
 //! all, whichever door the request came through (REST, S3, E2B, a background task).
 //! After the commit the event reader is woken, which fans the events out from the log.
+//! Optimistic concurrency (`If-Match`) is checked inside the change too ([`etag`]).
+
+pub mod etag;
 
 use roost_store::WriteTx;
 use roost_store::events::NewEvent;
@@ -122,6 +125,12 @@ impl Change<'_> {
 
     pub fn actor(&self) -> &Actor {
         &self.actor
+    }
+
+    /// Locks a row (`table` is one of ours) until the change ends, so what is read of it
+    /// next is what the change's writes apply to; whether the row exists.
+    pub async fn lock_row(&mut self, table: &'static str, id: &str) -> Result<bool> {
+        Ok(self.tx.lock_row(table, id).await?)
     }
 
     /// Appends the change's audit entry (`action` like `token.create`), with a digest of

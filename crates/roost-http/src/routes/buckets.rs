@@ -1,35 +1,29 @@
 //! `/v1/buckets`: object storage buckets (their objects are served by the S3 endpoint),
 //! and presigned URLs for one object.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use roost_api::ErrorResponse;
-use roost_api::buckets::{Bucket, CreateBucketRequest, PresignRequest, PresignedUrl};
+use roost_api::buckets::{Bucket, CreateBucketRequest, PresignRequest, PresignedUrl, UpdateBucketRequest};
+use roost_api::{ErrorResponse, Page, ProjectListParams};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct BucketListParams {
-    /// Only this project's buckets (id or name).
-    #[serde(default)]
-    pub project: Option<String>,
-}
-
-/// List the buckets of your projects, with their object counts and sizes.
-#[utoipa::path(get, path = "/v1/buckets", tag = "buckets", params(BucketListParams),
-    responses((status = 200, body = Vec<Bucket>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+/// List the buckets of your projects, with their object counts and sizes, by name unless
+/// `sort` says otherwise.
+#[utoipa::path(get, path = "/v1/buckets", tag = "buckets", params(ProjectListParams),
+    responses((status = 200, body = Page<Bucket>)))]
 pub async fn list(
     State(s): State<AppState>,
     auth: Auth,
-    Query(q): Query<BucketListParams>,
-) -> Result<axum::Json<Vec<Bucket>>, ApiError> {
-    Ok(axum::Json(s.control.list_buckets(&auth, q.project.as_deref()).await?))
+    Query(q): Query<ProjectListParams>,
+) -> Result<axum::Json<Page<Bucket>>, ApiError> {
+    Ok(axum::Json(s.control.list_buckets_page(&auth, &q).await?))
 }
 
 /// Create a bucket in a project (default: `default`). Names are global, as in S3.
@@ -66,9 +60,24 @@ pub struct DeleteBucketParams {
     pub force: bool,
 }
 
+/// Make a bucket public-read or private, or turn versioning `Enabled` or `Suspended`.
+#[utoipa::path(patch, path = "/v1/buckets/{id}", tag = "buckets", request_body = UpdateBucketRequest,
+    params(("id" = String, Path, description = "Bucket id or name"), IfMatch),
+    responses((status = 200, body = Bucket)))]
+pub async fn update(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateBucketRequest>,
+) -> Result<axum::Json<Bucket>, ApiError> {
+    Ok(axum::Json(s.control.update_bucket(&ctx, &auth, &id, req, if_match.as_deref()).await?))
+}
+
 /// Delete a bucket: refused while it holds objects, unless `force`.
 #[utoipa::path(delete, path = "/v1/buckets/{id}", tag = "buckets",
-    params(("id" = String, Path, description = "Bucket id or name"), DeleteBucketParams),
+    params(IfMatch, ("id" = String, Path, description = "Bucket id or name"), DeleteBucketParams),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "Not empty", body = ErrorResponse)))]
 pub async fn delete(
@@ -77,8 +86,9 @@ pub async fn delete(
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<DeleteBucketParams>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_bucket(&ctx, &auth, &id, q.force).await?;
+    s.control.delete_bucket(&ctx, &auth, &id, q.force, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

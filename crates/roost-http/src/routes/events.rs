@@ -151,7 +151,12 @@ fn visible(principal: &Principal, projects: &HashSet<String>, filter: &EventFilt
 /// the error a new request would get (e.g. `unauthorized`, "unknown or revoked token").
 fn closed(e: &roost_control::Error) -> SseEvent {
     let body = ErrorResponse {
-        error: roost_api::ErrorBody { code: e.code, message: e.message.clone(), request_id: None, details: Vec::new() },
+        error: roost_api::ErrorBody {
+            code: e.code,
+            message: e.public_message().to_string(),
+            request_id: None,
+            details: Vec::new(),
+        },
     };
     SseEvent::default().event("closed").data(serde_json::to_string(&body).unwrap_or_default())
 }

@@ -51,5 +51,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
 pub async fn metrics(State(state): State<AppState>, auth: Auth) -> Result<impl IntoResponse, ApiError> {
     auth.require_admin_read()?;
+    // The store counts its statements itself; the scrape publishes the running total.
+    metrics::counter!("roost_store_queries_total").absolute(state.control.store().queries_executed());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()))
 }

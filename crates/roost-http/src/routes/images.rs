@@ -1,13 +1,13 @@
 //! `/v1/images`: the builtin images and those projects build or import.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
-use roost_api::ErrorResponse;
-use roost_api::images::{BuildImageRequest, Image};
+use roost_api::images::{BuildImageRequest, Image, UpdateImageRequest};
 use roost_api::operations::Operation;
+use roost_api::{ErrorResponse, Page, ProjectListParams};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use utoipa::IntoParams;
@@ -15,25 +15,19 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ImageListParams {
-    /// Only the builtin images and this project's.
-    #[serde(default)]
-    pub project: Option<String>,
-}
-
-/// List the builtin images and those of your projects.
-#[utoipa::path(get, path = "/v1/images", tag = "images", params(ImageListParams),
-    responses((status = 200, body = Vec<Image>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+/// List the builtin images and those of your projects (`?project=`: the builtin ones
+/// and that project's), by name unless `sort` says otherwise.
+#[utoipa::path(get, path = "/v1/images", tag = "images", params(ProjectListParams),
+    responses((status = 200, body = Page<Image>)))]
 pub async fn list(
     State(s): State<AppState>,
     auth: Auth,
-    Query(q): Query<ImageListParams>,
-) -> Result<axum::Json<Vec<Image>>, ApiError> {
-    Ok(axum::Json(s.control.list_images(&auth, q.project.as_deref()).await?))
+    Query(q): Query<ProjectListParams>,
+) -> Result<axum::Json<Page<Image>>, ApiError> {
+    Ok(axum::Json(s.control.list_images(&auth, &q).await?))
 }
 
 /// Build a Debian image from packages (202 + operation with progress). The result is
@@ -137,8 +131,23 @@ pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) 
     Ok(axum::Json(s.control.get_image(&auth, &id).await?))
 }
 
+/// Change a project image's description (`null` clears it); builtin images stay (403).
+#[utoipa::path(patch, path = "/v1/images/{id}", tag = "images", request_body = UpdateImageRequest,
+    params(("id" = String, Path, description = "Image id or name"), IfMatch),
+    responses((status = 200, body = Image)))]
+pub async fn update(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateImageRequest>,
+) -> Result<axum::Json<Image>, ApiError> {
+    Ok(axum::Json(s.control.update_image(&ctx, &auth, &id, req, if_match.as_deref()).await?))
+}
+
 /// Delete an image no instance uses.
-#[utoipa::path(delete, path = "/v1/images/{id}", tag = "images", params(("id" = String, Path, description = "Image id or name")),
+#[utoipa::path(delete, path = "/v1/images/{id}", tag = "images", params(IfMatch, ("id" = String, Path, description = "Image id or name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "In use", body = ErrorResponse)))]
 pub async fn delete(
@@ -146,7 +155,8 @@ pub async fn delete(
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_image(&ctx, &auth, &id).await?;
+    s.control.delete_image(&ctx, &auth, &id, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,14 +3,14 @@
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
+use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use roost_api::instances::{
     CreateInstanceRequest, CreatedInstance, ExecControl, ExecStart, Instance, InstanceListParams, InstanceStats,
-    InstanceStatus, LogEntry, MetricSeries, StopRequest, WaitStatusParams,
+    InstanceStatus, LogEntry, MetricSeries, StopRequest, UpdateInstanceRequest, WaitStatusParams,
 };
 use roost_api::operations::Operation;
 use roost_api::{ErrorCode, ErrorResponse, Page};
@@ -22,7 +22,8 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 
 type ApiResult<T> = Result<axum::Json<T>, ApiError>;
 
@@ -82,20 +83,35 @@ pub async fn create(
 /// Show an instance by id or name.
 #[utoipa::path(get, path = "/v1/instances/{id}", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name"), ProjectParam),
-    responses((status = 200, body = Instance, headers(("ETag" = String))), (status = 304, description = "Unchanged since If-None-Match"), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
+    responses((status = 200, body = Instance), (status = 409, description = "The name is ambiguous across your projects", body = ErrorResponse)))]
 pub async fn get(
     State(s): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<ProjectParam>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    Ok(crate::extract::etagged(&headers, &s.control.get_instance(&auth, &id, q.project.as_deref()).await?))
+) -> ApiResult<Instance> {
+    Ok(axum::Json(s.control.get_instance(&auth, &id, q.project.as_deref()).await?))
+}
+
+/// Change an instance's labels (merged: `null` removes one) or restart policy.
+#[utoipa::path(patch, path = "/v1/instances/{id}", tag = "instances", request_body = UpdateInstanceRequest,
+    params(("id" = String, Path, description = "Instance id or name"), ProjectParam, IfMatch),
+    responses((status = 200, body = Instance)))]
+pub async fn update(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ProjectParam>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateInstanceRequest>,
+) -> ApiResult<Instance> {
+    Ok(axum::Json(s.control.update_instance(&ctx, &auth, &id, q.project.as_deref(), req, if_match.as_deref()).await?))
 }
 
 /// Delete an instance (202 + operation); a running one only with `?force=true`.
 #[utoipa::path(delete, path = "/v1/instances/{id}", tag = "instances",
-    params(("id" = String, Path, description = "Instance id or name"), DeleteParams),
+    params(IfMatch, ("id" = String, Path, description = "Instance id or name"), DeleteParams),
     responses((status = 202, body = Operation), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn delete(
@@ -104,8 +120,12 @@ pub async fn delete(
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<DeleteParams>,
+    if_match: IfMatch,
 ) -> Result<Response, ApiError> {
-    let op = s.control.delete_instance(&ctx, &auth, &id, q.project.as_deref(), q.force.unwrap_or(false)).await?;
+    let op = s
+        .control
+        .delete_instance(&ctx, &auth, &id, q.project.as_deref(), q.force.unwrap_or(false), if_match.as_deref())
+        .await?;
     Ok(accepted(&op.id.clone(), op))
 }
 
@@ -388,7 +408,7 @@ async fn run_exec(control: roost_control::Control, id: String, socket: WebSocket
     let mut session = match control.exec(&id, request).await {
         Ok(s) => s,
         Err(e) => {
-            let err = ExecControl::Error { code: e.code.as_str().into(), message: e.message };
+            let err = ExecControl::Error { code: e.code.as_str().into(), message: e.public_message().to_string() };
             return send_control(&mut tx, &err).await;
         }
     };

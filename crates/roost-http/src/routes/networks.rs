@@ -1,22 +1,22 @@
 //! `/v1/networks`, `/v1/security-groups`, `/v1/port-forwards` and the instance
 //! sub-resources that use them (NICs, groups, port forwards).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use roost_api::ErrorResponse;
 use roost_api::Page;
 use roost_api::instances::Instance;
 use roost_api::networks::{
     CreateNetworkRequest, CreatePortForwardRequest, CreateRuleRequest, CreateSecurityGroupRequest, Network,
-    NetworkListParams, NicRequest, PeerRequest, PortForward, SecurityGroup, SetSecurityGroupsRequest,
+    NetworkListParams, NicRequest, PeerRequest, PortForward, PortForwardListParams, SecurityGroup,
+    SetSecurityGroupsRequest, UpdateNetworkRequest, UpdateSecurityGroupRequest,
 };
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 use crate::routes::instances::ProjectParam;
 
 /// List networks (a project's `default` network is made on first use).
@@ -56,9 +56,25 @@ pub async fn get(
     Ok(axum::Json(s.control.get_network(&auth, &id, q.project.as_deref()).await?))
 }
 
+/// Turn NAT or the network's DNS on or off (the host follows before this returns).
+#[utoipa::path(patch, path = "/v1/networks/{id}", tag = "networks", request_body = UpdateNetworkRequest,
+    params(("id" = String, Path, description = "Network id or name"), ProjectParam, IfMatch),
+    responses((status = 200, body = Network)))]
+pub async fn update(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ProjectParam>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateNetworkRequest>,
+) -> Result<axum::Json<Network>, ApiError> {
+    Ok(axum::Json(s.control.update_network(&ctx, &auth, &id, q.project.as_deref(), req, if_match.as_deref()).await?))
+}
+
 /// Remove a network; refused while instances are attached.
 #[utoipa::path(delete, path = "/v1/networks/{id}", tag = "networks",
-    params(("id" = String, Path, description = "Network id or name"), ProjectParam),
+    params(IfMatch, ("id" = String, Path, description = "Network id or name"), ProjectParam),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "Instances attached, or the default network", body = ErrorResponse)))]
 pub async fn delete(
@@ -67,8 +83,9 @@ pub async fn delete(
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<ProjectParam>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_network(&ctx, &auth, &id, q.project.as_deref()).await?;
+    s.control.delete_network(&ctx, &auth, &id, q.project.as_deref(), if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -140,9 +157,27 @@ pub async fn get_group(
     Ok(axum::Json(s.control.get_security_group(&auth, &id, q.project.as_deref()).await?))
 }
 
+/// Change a security group's description (`null` clears it).
+#[utoipa::path(patch, path = "/v1/security-groups/{id}", tag = "security-groups", request_body = UpdateSecurityGroupRequest,
+    params(("id" = String, Path, description = "Group id or name"), ProjectParam, IfMatch),
+    responses((status = 200, body = SecurityGroup)))]
+pub async fn update_group(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ProjectParam>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateSecurityGroupRequest>,
+) -> Result<axum::Json<SecurityGroup>, ApiError> {
+    let group =
+        s.control.update_security_group(&ctx, &auth, &id, q.project.as_deref(), req, if_match.as_deref()).await?;
+    Ok(axum::Json(group))
+}
+
 /// Remove a security group; refused while instances use it or rules refer to it.
 #[utoipa::path(delete, path = "/v1/security-groups/{id}", tag = "security-groups",
-    params(("id" = String, Path, description = "Group id or name"), ProjectParam),
+    params(IfMatch, ("id" = String, Path, description = "Group id or name"), ProjectParam),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn delete_group(
@@ -151,8 +186,9 @@ pub async fn delete_group(
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<ProjectParam>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_security_group(&ctx, &auth, &id, q.project.as_deref()).await?;
+    s.control.delete_security_group(&ctx, &auth, &id, q.project.as_deref(), if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -239,26 +275,15 @@ pub async fn set_groups(
     ))
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PortListParams {
-    /// Only this project (name or id).
-    #[serde(default)]
-    pub project: Option<String>,
-    /// Only this instance (name or id).
-    #[serde(default)]
-    pub instance: Option<String>,
-}
-
 /// List port forwards.
-#[utoipa::path(get, path = "/v1/port-forwards", tag = "networks", params(PortListParams),
+#[utoipa::path(get, path = "/v1/port-forwards", tag = "networks", params(PortForwardListParams),
     responses((status = 200, body = Page<PortForward>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn list_ports(
     State(s): State<AppState>,
     auth: Auth,
-    Query(q): Query<PortListParams>,
+    Query(q): Query<PortForwardListParams>,
 ) -> Result<axum::Json<Page<PortForward>>, ApiError> {
-    Ok(axum::Json(s.control.list_port_forwards(&auth, q.project.as_deref(), q.instance.as_deref()).await?))
+    Ok(axum::Json(s.control.list_port_forwards(&auth, &q).await?))
 }
 
 /// Forward a host port to a port of the instance (DNAT on every host address).

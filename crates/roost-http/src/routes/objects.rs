@@ -5,7 +5,7 @@
 //! ETags) apply unchanged.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
@@ -17,7 +17,7 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Query};
+use crate::extract::{Ctx, Path, Query};
 
 /// The client the object routes reach this server's S3 listener with: plain HTTP, no
 /// proxy, and no redirects followed (an answer is passed on as it is, never fetched

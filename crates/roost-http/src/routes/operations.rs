@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use roost_api::operations::{Operation, WaitParams};
 use roost_api::{ErrorResponse, ListParams, Page};
 use roost_control::Error;
@@ -10,7 +10,7 @@ use roost_control::Error;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::Query;
+use crate::extract::{Path, Query};
 
 /// List operations you started (admins: all).
 #[utoipa::path(get, path = "/v1/operations", tag = "operations", params(ListParams),

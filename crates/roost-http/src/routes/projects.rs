@@ -1,8 +1,7 @@
 //! `/v1/projects`: tenancy — projects, members, quotas and usage.
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::extract::State;
+use axum::http::StatusCode;
 use roost_api::projects::{
     CreateProjectRequest, Member, Project, Quota, SetMemberRequest, UpdateProjectRequest, Usage,
 };
@@ -11,7 +10,8 @@ use roost_api::{ErrorResponse, ListParams, Page};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query, etagged, if_match};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 
 type ApiResult<T> = Result<axum::Json<T>, ApiError>;
 
@@ -37,19 +37,13 @@ pub async fn create(
 
 /// Show a project you belong to, by id or name.
 #[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id or name")),
-    responses((status = 200, body = Project, headers(("ETag" = String))), (status = 304, description = "Unchanged since If-None-Match"),
-        (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
-pub async fn get(
-    State(s): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    Ok(etagged(&headers, &s.control.get_project(&auth, &id).await?))
+    responses((status = 200, body = Project)))]
+pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Project> {
+    Ok(axum::Json(s.control.get_project(&auth, &id).await?))
 }
 
 /// Change a project's description (admins).
-#[utoipa::path(patch, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id or name")),
+#[utoipa::path(patch, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id or name"), IfMatch),
     request_body = UpdateProjectRequest,
     responses((status = 200, body = Project), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
@@ -59,15 +53,14 @@ pub async fn update(
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    if_match: IfMatch,
     Json(req): Json<UpdateProjectRequest>,
-) -> Result<Response, ApiError> {
-    let project = s.control.update_project(&ctx, &auth, &id, req, if_match(&headers).as_deref()).await?;
-    Ok(etagged(&HeaderMap::new(), &project))
+) -> ApiResult<Project> {
+    Ok(axum::Json(s.control.update_project(&ctx, &auth, &id, req, if_match.as_deref()).await?))
 }
 
 /// Delete an empty project (admins); `default` cannot be deleted.
-#[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id or name")),
+#[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", params(IfMatch, ("id" = String, Path, description = "Project id or name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn delete(
@@ -75,16 +68,24 @@ pub async fn delete(
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_project(&ctx, &auth, &id).await?;
+    s.control.delete_project(&ctx, &auth, &id, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// List a project's members.
-#[utoipa::path(get, path = "/v1/projects/{id}/members", tag = "projects", params(("id" = String, Path, description = "Project id or name")),
-    responses((status = 200, body = Vec<Member>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
-pub async fn members(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Vec<Member>> {
-    Ok(axum::Json(s.control.list_members(&auth, &id).await?))
+/// List a project's members, by user name unless `sort` says otherwise (`created_at` is
+/// when they joined).
+#[utoipa::path(get, path = "/v1/projects/{id}/members", tag = "projects",
+    params(("id" = String, Path, description = "Project id or name"), ListParams),
+    responses((status = 200, body = Page<Member>)))]
+pub async fn members(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(params): Query<ListParams>,
+) -> ApiResult<Page<Member>> {
+    Ok(axum::Json(s.control.list_members(&auth, &id, &params).await?))
 }
 
 /// Add a member or change their role (admins).

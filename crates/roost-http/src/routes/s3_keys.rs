@@ -1,20 +1,26 @@
 //! `/v1/s3-keys`: the caller's S3 access keys.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use roost_api::ErrorResponse;
-use roost_api::buckets::{CreateS3KeyRequest, CreatedS3Key, S3Key};
+use roost_api::buckets::{CreateS3KeyRequest, CreatedS3Key, S3Key, UpdateS3KeyRequest};
+use roost_api::{ErrorResponse, ListParams, Page};
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 
-/// List your S3 access keys (never their secrets).
-#[utoipa::path(get, path = "/v1/s3-keys", tag = "s3-keys",
-    responses((status = 200, body = Vec<S3Key>), (status = 401, body = ErrorResponse)))]
-pub async fn list(State(s): State<AppState>, auth: Auth) -> Result<axum::Json<Vec<S3Key>>, ApiError> {
-    Ok(axum::Json(s.control.list_s3_keys(&auth).await?))
+/// List your S3 access keys (never their secrets); `name` and `sort=name` use the
+/// access key id.
+#[utoipa::path(get, path = "/v1/s3-keys", tag = "s3-keys", params(ListParams),
+    responses((status = 200, body = Page<S3Key>)))]
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ListParams>,
+) -> Result<axum::Json<Page<S3Key>>, ApiError> {
+    Ok(axum::Json(s.control.list_s3_keys(&auth, &q).await?))
 }
 
 /// Create an S3 access key. The response holds the secret: the only time it is shown.
@@ -38,15 +44,31 @@ pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) 
     Ok(axum::Json(s.control.get_s3_key(&auth, &id).await?))
 }
 
+/// Change the description of one of your S3 keys (`null` clears it).
+#[utoipa::path(patch, path = "/v1/s3-keys/{id}", tag = "s3-keys", request_body = UpdateS3KeyRequest,
+    params(("id" = String, Path, description = "Access key id"), IfMatch),
+    responses((status = 200, body = S3Key)))]
+pub async fn update(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateS3KeyRequest>,
+) -> Result<axum::Json<S3Key>, ApiError> {
+    Ok(axum::Json(s.control.update_s3_key(&ctx, &auth, &id, req, if_match.as_deref()).await?))
+}
+
 /// Delete (revoke) one of your S3 keys. It stops working at once.
-#[utoipa::path(delete, path = "/v1/s3-keys/{id}", tag = "s3-keys", params(("id" = String, Path, description = "Access key id")),
+#[utoipa::path(delete, path = "/v1/s3-keys/{id}", tag = "s3-keys", params(IfMatch, ("id" = String, Path, description = "Access key id")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn delete(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_s3_key(&ctx, &auth, &id).await?;
+    s.control.delete_s3_key(&ctx, &auth, &id, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

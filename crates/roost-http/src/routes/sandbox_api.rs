@@ -4,25 +4,31 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use roost_api::ErrorResponse;
 use roost_api::sandboxes::{
     CreateSandboxRequest, Sandbox, SandboxTimeoutRequest, SandboxUrl, SandboxUsage, SandboxUsageParams,
 };
+use roost_api::{ErrorResponse, Page, ProjectListParams};
 use roost_control::sandboxes::NewSandbox;
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 
-/// List live sandboxes.
-#[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes",
-    responses((status = 200, body = Vec<Sandbox>), (status = 401, body = ErrorResponse)))]
-pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<axum::Json<Vec<Sandbox>>, ApiError> {
-    let views = state.control.list_sandboxes(&auth).await?;
-    Ok(axum::Json(views.iter().map(|v| v.to_api()).collect()))
+/// List live sandboxes (`created_at` is when one started; `name` and `sort=name` use its
+/// template).
+#[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes", params(ProjectListParams),
+    responses((status = 200, body = Page<Sandbox>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ProjectListParams>,
+) -> Result<axum::Json<Page<Sandbox>>, ApiError> {
+    let page = state.control.list_sandboxes_page(&auth, &q).await?;
+    Ok(axum::Json(Page { items: page.items.iter().map(|v| v.to_api()).collect(), next_cursor: page.next_cursor }))
 }
 
 /// Create a sandbox; returns once it runs.
@@ -67,16 +73,17 @@ pub async fn get(
 
 /// Kill a sandbox: its processes, its instance, everything it had.
 #[utoipa::path(delete, path = "/v1/sandboxes/{id}", tag = "sandboxes",
-    params(("id" = String, Path, description = "Sandbox id")),
+    params(IfMatch, ("id" = String, Path, description = "Sandbox id")),
     responses((status = 204), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn kill(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
     auth.require_scope(roost_api::tokens::Scope::Write)?;
-    state.control.kill_sandbox(&ctx, &auth, &id).await?;
+    state.control.kill_sandbox(&ctx, &auth, &id, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -21,7 +21,7 @@ use roost_control::sandboxes::ProcessEvent;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::extract::{Ctx, Json, Path, Query};
 
 /// Largest upload through `PUT /v1/sandboxes/{id}/files` (streamed into the sandbox,
 /// never held here).
@@ -140,7 +140,7 @@ async fn run_attach(
             msg = rx.next() => match msg {
                 Some(Ok(Message::Binary(data))) => {
                     if let Err(e) = process.write_stdin(&data).await {
-                        let err = ExecControl::Error { code: e.code.as_str().into(), message: e.message };
+                        let err = ExecControl::Error { code: e.code.as_str().into(), message: e.public_message().to_string() };
                         tx.send(Message::Text(serde_json::to_string(&err).unwrap_or_default().into())).await?;
                     }
                 }

@@ -1,19 +1,20 @@
 //! `/v1/sandbox-templates`: the builtin sandbox templates and those projects build from
 //! a base template plus setup commands (with a content-addressed build cache).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use roost_api::ErrorResponse;
 use roost_api::operations::Operation;
 use roost_api::sandbox_templates::{BuildSandboxTemplateRequest, SandboxTemplate, SandboxTemplateDetail};
+use roost_api::{ErrorResponse, Page, ProjectListParams};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -24,14 +25,14 @@ pub struct TemplateParams {
 }
 
 /// List the builtin templates and those of your projects, with their cache counters.
-#[utoipa::path(get, path = "/v1/sandbox-templates", tag = "sandboxes", params(TemplateParams),
-    responses((status = 200, body = Vec<SandboxTemplate>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+#[utoipa::path(get, path = "/v1/sandbox-templates", tag = "sandboxes", params(ProjectListParams),
+    responses((status = 200, body = Page<SandboxTemplate>)))]
 pub async fn list(
     State(s): State<AppState>,
     auth: Auth,
-    Query(q): Query<TemplateParams>,
-) -> Result<axum::Json<Vec<SandboxTemplate>>, ApiError> {
-    Ok(axum::Json(s.control.list_sandbox_templates(&auth, q.project.as_deref()).await?))
+    Query(q): Query<ProjectListParams>,
+) -> Result<axum::Json<Page<SandboxTemplate>>, ApiError> {
+    Ok(axum::Json(s.control.list_sandbox_templates(&auth, &q).await?))
 }
 
 /// Build a template: the base's root filesystem, each `run` command in order with
@@ -72,7 +73,7 @@ pub async fn get(
 /// Delete a built template. Refused (409) while a sandbox or instance uses it; builtin
 /// templates stay (403).
 #[utoipa::path(delete, path = "/v1/sandbox-templates/{id}", tag = "sandboxes",
-    params(("id" = String, Path, description = "Template name or image id"), TemplateParams),
+    params(IfMatch, ("id" = String, Path, description = "Template name or image id"), TemplateParams),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "In use", body = ErrorResponse)))]
 pub async fn delete(
@@ -81,7 +82,8 @@ pub async fn delete(
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<TemplateParams>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_sandbox_template(&ctx, &auth, &id, q.project.as_deref()).await?;
+    s.control.delete_sandbox_template(&ctx, &auth, &id, q.project.as_deref(), if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,21 +1,55 @@
 //! `/v1/sandbox-keys`: keys of the E2B-compatible API (the sandboxes themselves are
 //! driven through that API, on `--e2b-listen`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use roost_api::ErrorResponse;
-use roost_api::sandboxes::{CreateSandboxKeyRequest, CreatedSandboxKey, SandboxKey, SandboxPoolStats};
+use roost_api::sandboxes::{
+    CreateSandboxKeyRequest, CreatedSandboxKey, SandboxKey, SandboxPoolStats, UpdateSandboxKeyRequest,
+};
+use roost_api::{ErrorResponse, Page, ProjectListParams};
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 
 /// List the sandbox keys of the projects you can see.
-#[utoipa::path(get, path = "/v1/sandbox-keys", tag = "sandboxes",
-    responses((status = 200, body = Vec<SandboxKey>), (status = 401, body = ErrorResponse)))]
-pub async fn list_keys(State(state): State<AppState>, auth: Auth) -> Result<axum::Json<Vec<SandboxKey>>, ApiError> {
-    Ok(axum::Json(state.control.list_sandbox_keys(&auth).await?))
+#[utoipa::path(get, path = "/v1/sandbox-keys", tag = "sandboxes", params(ProjectListParams),
+    responses((status = 200, body = Page<SandboxKey>)))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ProjectListParams>,
+) -> Result<axum::Json<Page<SandboxKey>>, ApiError> {
+    Ok(axum::Json(state.control.list_sandbox_keys(&auth, &q).await?))
+}
+
+/// Show a sandbox key (never its secret).
+#[utoipa::path(get, path = "/v1/sandbox-keys/{id}", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox key id")),
+    responses((status = 200, body = SandboxKey)))]
+pub async fn get_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SandboxKey>, ApiError> {
+    Ok(axum::Json(state.control.get_sandbox_key(&auth, &id).await?))
+}
+
+/// Rename a sandbox key or change its limits (the next create sees them).
+#[utoipa::path(patch, path = "/v1/sandbox-keys/{id}", tag = "sandboxes", request_body = UpdateSandboxKeyRequest,
+    params(("id" = String, Path, description = "Sandbox key id"), IfMatch),
+    responses((status = 200, body = SandboxKey)))]
+pub async fn update_key(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateSandboxKeyRequest>,
+) -> Result<axum::Json<SandboxKey>, ApiError> {
+    Ok(axum::Json(state.control.update_sandbox_key(&ctx, &auth, &id, req, if_match.as_deref()).await?))
 }
 
 /// Create a key for the E2B-compatible API (`E2B_API_KEY`). The response holds its
@@ -41,7 +75,7 @@ pub async fn create_key(
 /// sandboxes it made, are refused at once (its sandboxes run on until they are killed or
 /// time out). Its owner or an admin may revoke it.
 #[utoipa::path(delete, path = "/v1/sandbox-keys/{id}", tag = "sandboxes",
-    params(("id" = String, Path, description = "Key id")),
+    params(IfMatch, ("id" = String, Path, description = "Key id")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, body = ErrorResponse),
@@ -53,8 +87,9 @@ pub async fn revoke_key(
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    state.control.revoke_sandbox_key(&ctx, &auth, &id).await?;
+    state.control.revoke_sandbox_key(&ctx, &auth, &id, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

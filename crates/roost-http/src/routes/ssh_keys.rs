@@ -1,14 +1,15 @@
 //! `/v1/ssh-keys`: the caller's SSH keys.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use roost_api::ssh_keys::{CreateSshKeyRequest, CreatedSshKey, SshKey};
+use roost_api::ssh_keys::{CreateSshKeyRequest, CreatedSshKey, SshKey, UpdateSshKeyRequest};
 use roost_api::{ErrorResponse, ListParams, Page};
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 
 /// List your SSH keys.
 #[utoipa::path(get, path = "/v1/ssh-keys", tag = "ssh-keys", params(ListParams),
@@ -52,16 +53,32 @@ pub async fn get(
     Ok(axum::Json(state.control.get_ssh_key(&auth, &id).await?))
 }
 
+/// Rename one of your SSH keys.
+#[utoipa::path(patch, path = "/v1/ssh-keys/{id}", tag = "ssh-keys", request_body = UpdateSshKeyRequest,
+    params(("id" = String, Path, description = "SSH key id or name"), IfMatch),
+    responses((status = 200, body = SshKey)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateSshKeyRequest>,
+) -> Result<axum::Json<SshKey>, ApiError> {
+    Ok(axum::Json(state.control.update_ssh_key(&ctx, &auth, &id, req, if_match.as_deref()).await?))
+}
+
 /// Delete one of your SSH keys, by id or name (instances that got it keep it).
 #[utoipa::path(delete, path = "/v1/ssh-keys/{id}", tag = "ssh-keys",
-    params(("id" = String, Path, description = "SSH key id or name")),
+    params(IfMatch, ("id" = String, Path, description = "SSH key id or name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn delete(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    state.control.delete_ssh_key(&ctx, &auth, &id).await?;
+    state.control.delete_ssh_key(&ctx, &auth, &id, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,6 @@
 //! `/v1/system`: server-wide administration: store backups, background tasks.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use roost_api::operations::Operation;
 use roost_api::system::BackgroundTask;
@@ -9,7 +9,7 @@ use roost_api::{ErrorResponse, Page};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::Ctx;
+use crate::extract::{Ctx, Path};
 
 /// Back up the embedded SQLite store (admins). Returns 202 and the operation to wait on;
 /// its `result` holds the backup's path and size.

@@ -1,14 +1,15 @@
 //! `/v1/tokens`: the caller's API tokens.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use roost_api::tokens::{CreateTokenRequest, CreatedToken, Token};
+use roost_api::tokens::{CreateTokenRequest, CreatedToken, Token, UpdateTokenRequest};
 use roost_api::{ErrorResponse, ListParams, Page};
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 
 /// List your API tokens.
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(ListParams),
@@ -52,16 +53,32 @@ pub async fn get(
     Ok(axum::Json(state.control.get_token(&auth, &id).await?))
 }
 
+/// Rename one of your tokens (its scope and expiry never change).
+#[utoipa::path(patch, path = "/v1/tokens/{id}", tag = "tokens", request_body = UpdateTokenRequest,
+    params(("id" = String, Path, description = "Token id or name"), IfMatch),
+    responses((status = 200, body = Token)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateTokenRequest>,
+) -> Result<axum::Json<Token>, ApiError> {
+    Ok(axum::Json(state.control.update_token(&ctx, &auth, &id, req, if_match.as_deref()).await?))
+}
+
 /// Delete (revoke) one of your tokens, by id or name. It stops working at once.
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
-    params(("id" = String, Path, description = "Token id or name")),
+    params(IfMatch, ("id" = String, Path, description = "Token id or name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn delete(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    state.control.delete_token(&ctx, &auth, &id).await?;
+    state.control.delete_token(&ctx, &auth, &id, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

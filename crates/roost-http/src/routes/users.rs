@@ -1,8 +1,7 @@
 //! `/v1/users`: accounts (admins manage; everyone sees and edits themselves as `me`).
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::extract::State;
+use axum::http::StatusCode;
 use roost_api::users::{
     CreateUserRequest, CreatedUser, ResetPasswordRequest, ResetPasswordResponse, UpdateUserRequest, UserDetails,
 };
@@ -11,7 +10,8 @@ use roost_api::{ErrorResponse, ListParams, Page};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query, etagged, if_match};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 
 type ApiResult<T> = Result<axum::Json<T>, ApiError>;
 
@@ -42,19 +42,13 @@ pub async fn create(
 
 /// Show a user by id or name (`me`: yourself).
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id, name or `me`")),
-    responses((status = 200, body = UserDetails, headers(("ETag" = String))), (status = 304, description = "Unchanged since If-None-Match"),
-        (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
-pub async fn get(
-    State(s): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    Ok(etagged(&headers, &s.control.get_user(&auth, &id).await?))
+    responses((status = 200, body = UserDetails)))]
+pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<UserDetails> {
+    Ok(axum::Json(s.control.get_user(&auth, &id).await?))
 }
 
 /// Change a profile (yourself: email and display name; admins: anyone, and the role).
-#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id, name or `me`")),
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id, name or `me`"), IfMatch),
     request_body = UpdateUserRequest,
     responses((status = 200, body = UserDetails), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
@@ -64,15 +58,14 @@ pub async fn update(
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    if_match: IfMatch,
     Json(req): Json<UpdateUserRequest>,
-) -> Result<Response, ApiError> {
-    let user = s.control.update_user(&ctx, &auth, &id, req, if_match(&headers).as_deref()).await?;
-    Ok(etagged(&HeaderMap::new(), &user))
+) -> ApiResult<UserDetails> {
+    Ok(axum::Json(s.control.update_user(&ctx, &auth, &id, req, if_match.as_deref()).await?))
 }
 
 /// Delete a user (admins); their sessions, tokens and memberships go too.
-#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id or name")),
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(IfMatch, ("id" = String, Path, description = "User id or name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn delete(
@@ -80,8 +73,9 @@ pub async fn delete(
     Ctx(ctx): Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_user(&ctx, &auth, &id).await?;
+    s.control.delete_user(&ctx, &auth, &id, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

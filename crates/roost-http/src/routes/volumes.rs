@@ -1,21 +1,23 @@
 //! `/v1/volumes`, `/v1/snapshots`, `/v1/backup-policies`, and the instance snapshot and
 //! clone actions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roost_api::instances::CreatedInstance;
 use roost_api::volumes::{
     AttachVolumeRequest, AttachVolumeResponse, BackupPolicy, CloneInstanceRequest, CreateBackupPolicyRequest,
     CreateInstanceSnapshotRequest, CreateSnapshotRequest, CreateVolumeRequest, DetachVolumeRequest, InstanceSnapshot,
-    ResizeVolumeRequest, RestoreVolumeRequest, Snapshot, Volume, VolumeListParams,
+    ResizeVolumeRequest, RestoreVolumeRequest, Snapshot, UpdateBackupPolicyRequest, UpdateSnapshotRequest,
+    UpdateVolumeRequest, Volume, VolumeListParams,
 };
 use roost_api::{ErrorResponse, Page};
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Ctx, Json, Query};
+use crate::etag::IfMatch;
+use crate::extract::{Ctx, Json, Path, Query};
 use crate::routes::instances::ProjectParam;
 
 type ApiResult<T> = Result<axum::Json<T>, ApiError>;
@@ -54,9 +56,25 @@ pub async fn get(
     Ok(axum::Json(s.control.get_volume(&auth, &id, q.project.as_deref()).await?))
 }
 
+/// Rename a volume.
+#[utoipa::path(patch, path = "/v1/volumes/{id}", tag = "volumes", request_body = UpdateVolumeRequest,
+    params(("id" = String, Path, description = "Volume id or name"), ProjectParam, IfMatch),
+    responses((status = 200, body = Volume)))]
+pub async fn update(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ProjectParam>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateVolumeRequest>,
+) -> ApiResult<Volume> {
+    Ok(axum::Json(s.control.update_volume(&ctx, &auth, &id, q.project.as_deref(), req, if_match.as_deref()).await?))
+}
+
 /// Remove a volume and its data; refused while attached or used by a backup policy.
 #[utoipa::path(delete, path = "/v1/volumes/{id}", tag = "volumes",
-    params(("id" = String, Path, description = "Volume id or name"), ProjectParam),
+    params(IfMatch, ("id" = String, Path, description = "Volume id or name"), ProjectParam),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "Attached", body = ErrorResponse)))]
 pub async fn delete(
@@ -65,8 +83,9 @@ pub async fn delete(
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<ProjectParam>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_volume(&ctx, &auth, &id, q.project.as_deref()).await?;
+    s.control.delete_volume(&ctx, &auth, &id, q.project.as_deref(), if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -175,9 +194,25 @@ pub async fn get_snapshot(
     Ok(axum::Json(s.control.get_snapshot(&auth, &id, q.project.as_deref()).await?))
 }
 
+/// Rename a snapshot or change its description (`null` clears it).
+#[utoipa::path(patch, path = "/v1/snapshots/{id}", tag = "volumes", request_body = UpdateSnapshotRequest,
+    params(("id" = String, Path, description = "Snapshot id or name"), ProjectParam, IfMatch),
+    responses((status = 200, body = Snapshot)))]
+pub async fn update_snapshot(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ProjectParam>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateSnapshotRequest>,
+) -> ApiResult<Snapshot> {
+    Ok(axum::Json(s.control.update_snapshot(&ctx, &auth, &id, q.project.as_deref(), req, if_match.as_deref()).await?))
+}
+
 /// Remove a snapshot.
 #[utoipa::path(delete, path = "/v1/snapshots/{id}", tag = "volumes",
-    params(("id" = String, Path, description = "Snapshot id or name"), ProjectParam),
+    params(IfMatch, ("id" = String, Path, description = "Snapshot id or name"), ProjectParam),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
 pub async fn delete_snapshot(
@@ -186,8 +221,9 @@ pub async fn delete_snapshot(
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<ProjectParam>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_snapshot(&ctx, &auth, &id, q.project.as_deref()).await?;
+    s.control.delete_snapshot(&ctx, &auth, &id, q.project.as_deref(), if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -229,9 +265,27 @@ pub async fn get_policy(
     Ok(axum::Json(s.control.get_backup_policy(&auth, &id, q.project.as_deref()).await?))
 }
 
+/// Rename a backup policy, or change its schedule or how many snapshots it keeps.
+#[utoipa::path(patch, path = "/v1/backup-policies/{id}", tag = "volumes", request_body = UpdateBackupPolicyRequest,
+    params(("id" = String, Path, description = "Policy id or name"), ProjectParam, IfMatch),
+    responses((status = 200, body = BackupPolicy)))]
+pub async fn update_policy(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ProjectParam>,
+    if_match: IfMatch,
+    Json(req): Json<UpdateBackupPolicyRequest>,
+) -> ApiResult<BackupPolicy> {
+    let policy =
+        s.control.update_backup_policy(&ctx, &auth, &id, q.project.as_deref(), req, if_match.as_deref()).await?;
+    Ok(axum::Json(policy))
+}
+
 /// Remove a backup policy (its snapshots stay).
 #[utoipa::path(delete, path = "/v1/backup-policies/{id}", tag = "volumes",
-    params(("id" = String, Path, description = "Policy id or name"), ProjectParam),
+    params(IfMatch, ("id" = String, Path, description = "Policy id or name"), ProjectParam),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
 pub async fn delete_policy(
@@ -240,8 +294,9 @@ pub async fn delete_policy(
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<ProjectParam>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    s.control.delete_backup_policy(&ctx, &auth, &id, q.project.as_deref()).await?;
+    s.control.delete_backup_policy(&ctx, &auth, &id, q.project.as_deref(), if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -2,8 +2,8 @@
 
 use roost_api::buckets::{Bucket, CreateBucketRequest, CreateS3KeyRequest, PresignMethod, PresignRequest, S3Key};
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, until, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BucketCommand {
@@ -16,9 +16,20 @@ pub enum BucketCommand {
     },
     /// List buckets: name, objects, size, created
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a bucket
     Show { name: String },
+    /// Make a bucket public-read or private, or turn versioning on or off
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// Anyone may read its objects: on or off
+        #[arg(long, value_parser = super::parse_switch)]
+        public: Option<bool>,
+        /// Versioning: on (Enabled) or off (Suspended)
+        #[arg(long, value_parser = super::parse_switch)]
+        versioning: Option<bool>,
+    },
     /// Delete a bucket (refused while it holds objects, unless --force)
     #[command(visible_alias = "delete")]
     Rm {
@@ -64,9 +75,16 @@ pub enum S3KeyCommand {
     },
     /// List your S3 keys
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show one key
     Show { id: String },
+    /// Change a key's description (`--description ''` clears it)
+    #[command(visible_alias = "set")]
+    Update {
+        id: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Delete (revoke) a key
     #[command(visible_aliases = ["delete", "revoke"])]
     Rm { id: String },
@@ -102,6 +120,7 @@ fn key_fields(k: &S3Key) -> Vec<(&'static str, String)> {
         ("description", k.description.clone().unwrap_or_default()),
         ("buckets", if k.buckets.is_empty() { "all".into() } else { k.buckets.join(", ") }),
         ("read only", if k.read_only { "yes".into() } else { "no".into() }),
+        ("expires", until(k.expires_at)),
         ("created", when(Some(k.created_at), "-")),
         ("last used", when(k.last_used_at, "never")),
     ]
@@ -120,11 +139,20 @@ pub async fn run(global: &GlobalArgs, cmd: BucketCommand) -> anyhow::Result<()> 
             eprintln!("Created bucket '{}' ({}).", b.name, b.id);
             Ok(())
         }
-        BucketCommand::Ls => {
-            let buckets = client.list_buckets(project.as_deref()).await?;
+        BucketCommand::Ls(page) => {
+            let params = roost_api::ProjectListParams { project, ..Default::default() };
+            let buckets: Vec<roost_api::buckets::Bucket> = page.fetch(&client, "/v1/buckets", params).await?;
             print_list(global.output, &buckets, &["name", "objects", "size", "created"], |b| {
                 vec![b.name.clone(), b.objects.to_string(), human_size(b.size_bytes), ago(Some(b.created_at))]
             })
+        }
+        BucketCommand::Update { name, public, versioning } => {
+            let req = roost_api::buckets::UpdateBucketRequest {
+                public_read: public,
+                versioning: versioning.map(|on| if on { "Enabled" } else { "Suspended" }.to_string()),
+            };
+            let b = client.update_bucket(&name, &req).await?;
+            print_block(global.output, &b, &bucket_fields(&b))
         }
         BucketCommand::Show { name } => {
             let b = client.get_bucket(&name).await?;
@@ -170,8 +198,9 @@ pub async fn run_keys(global: &GlobalArgs, cmd: S3KeyCommand) -> anyhow::Result<
             println!("Secret access key: {}", created.secret);
             Ok(())
         }
-        S3KeyCommand::Ls => {
-            let keys = client.list_s3_keys().await?;
+        S3KeyCommand::Ls(page) => {
+            let keys: Vec<roost_api::buckets::S3Key> =
+                page.fetch(&client, "/v1/s3-keys", roost_api::ListParams::default()).await?;
             print_list(
                 global.output,
                 &keys,
@@ -195,6 +224,11 @@ pub async fn run_keys(global: &GlobalArgs, cmd: S3KeyCommand) -> anyhow::Result<
         }
         S3KeyCommand::Show { id } => {
             let k = client.get_s3_key(&id).await?;
+            print_block(global.output, &k, &key_fields(&k))
+        }
+        S3KeyCommand::Update { id, description } => {
+            let req = roost_api::buckets::UpdateS3KeyRequest { description: super::patch_text(description) };
+            let k = client.update_s3_key(&id, &req).await?;
             print_block(global.output, &k, &key_fields(&k))
         }
         S3KeyCommand::Rm { id } => {

@@ -2,16 +2,23 @@
 
 use roost_api::images::{BuildImageRequest, Image};
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ImageCommand {
     /// List the builtin images and your projects' images
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show an image
     Show { name: String },
+    /// Change a project image's description (`--description ''` clears it)
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Build a Debian image offline from Debian packages (mmdebstrap), with progress
     Build {
         name: String,
@@ -44,8 +51,9 @@ pub async fn run(global: &GlobalArgs, cmd: ImageCommand) -> anyhow::Result<()> {
     let client = global.client()?;
     let project = global.project_name()?;
     match cmd {
-        ImageCommand::Ls => {
-            let images = client.list_images(project.as_deref()).await?;
+        ImageCommand::Ls(page) => {
+            let params = roost_api::ProjectListParams { project, ..Default::default() };
+            let images: Vec<Image> = page.fetch(&client, "/v1/images", params).await?;
             print_list(global.output, &images, &["name", "id", "source", "status", "size", "created"], |i| {
                 vec![
                     i.name.clone(),
@@ -59,6 +67,11 @@ pub async fn run(global: &GlobalArgs, cmd: ImageCommand) -> anyhow::Result<()> {
         }
         ImageCommand::Show { name } => {
             let i = client.get_image(&name).await?;
+            print_block(global.output, &i, &fields(&i))
+        }
+        ImageCommand::Update { name, description } => {
+            let req = roost_api::images::UpdateImageRequest { description: super::patch_text(description) };
+            let i = client.update_image(&name, &req).await?;
             print_block(global.output, &i, &fields(&i))
         }
         ImageCommand::Build { name, from, packages, no_wait } => {

@@ -98,6 +98,20 @@ pub enum InstanceCommand {
     Ls(LsArgs),
     /// Show an instance
     Show { name: String },
+    /// Change labels (`--label k=v`, `--unlabel k`) or the restart policy
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// Add or change a label k=v (repeatable)
+        #[arg(long = "label", short = 'l', value_name = "K=V")]
+        labels: Vec<String>,
+        /// Remove a label (repeatable)
+        #[arg(long = "unlabel", value_name = "K")]
+        unlabel: Vec<String>,
+        /// What to do when the command exits
+        #[arg(long, value_enum)]
+        restart: Option<RestartArg>,
+    },
     /// Stop: SIGTERM, then SIGKILL after --timeout seconds
     Stop {
         name: String,
@@ -188,6 +202,8 @@ pub struct LsArgs {
     /// Instances of every project you can see, not just the current one
     #[arg(long, short = 'a')]
     pub all_projects: bool,
+    #[command(flatten)]
+    pub page: super::PageArgs,
 }
 
 fn pairs(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -272,7 +288,7 @@ pub async fn ls(global: &GlobalArgs, args: LsArgs) -> anyhow::Result<()> {
     let client = global.client()?;
     let project = if args.all_projects { None } else { global.project_name()? };
     let params = InstanceListParams { project, status: args.status, label: args.label, ..Default::default() };
-    let items = client.all_instances(&params).await?;
+    let items: Vec<Instance> = args.page.fetch(&client, "/v1/instances", params).await?;
     print_list(global.output, &items, &["name", "id", "status", "type", "image", "ip", "cpus", "memory", "age"], |i| {
         vec![
             i.name.clone(),
@@ -315,6 +331,22 @@ pub async fn run(global: &GlobalArgs, cmd: InstanceCommand) -> anyhow::Result<()
         InstanceCommand::Ls(args) => ls(global, args).await,
         InstanceCommand::Show { name } => {
             let i = client.get_instance(&name, project.as_deref()).await?;
+            print_block(global.output, &i, &fields(&i))
+        }
+        InstanceCommand::Update { name, labels, unlabel, restart } => {
+            let mut changes = BTreeMap::new();
+            for label in &labels {
+                let (k, v) = label.split_once('=').with_context(|| format!("--label {label}: use k=v"))?;
+                changes.insert(k.to_string(), Some(v.to_string()));
+            }
+            for k in unlabel {
+                changes.insert(k, None);
+            }
+            let req = roost_api::instances::UpdateInstanceRequest {
+                labels: (!changes.is_empty()).then_some(Some(changes)),
+                restart: restart.map(Into::into),
+            };
+            let i = client.update_instance(&name, project.as_deref(), &req).await?;
             print_block(global.output, &i, &fields(&i))
         }
         InstanceCommand::Stop { name, timeout, no_wait } => {

@@ -44,6 +44,52 @@ pub struct GlobalArgs {
     pub project: Option<String>,
 }
 
+/// `--limit` and `--cursor` of a list command. Without `--limit` it shows every item
+/// (following the pages); with it, one page, and prints the cursor of the next one.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PageArgs {
+    /// Show one page of at most this many (1-1000); default: everything
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Start after this cursor (printed by a previous --limit)
+    #[arg(long, requires = "limit")]
+    pub cursor: Option<String>,
+}
+
+impl PageArgs {
+    /// The items of the collection at `path` with `params`' filters.
+    pub async fn fetch<T, P>(&self, client: &Client, path: &str, mut params: P) -> anyhow::Result<Vec<T>>
+    where
+        T: serde::de::DeserializeOwned,
+        P: roost_client::Paged + Serialize,
+    {
+        let Some(limit) = self.limit else { return Ok(client.all(path, params).await?) };
+        params.default_limit(limit);
+        if let Some(c) = &self.cursor {
+            params.set_cursor(c.clone());
+        }
+        let page: roost_api::Page<T> = client.page(path, &params).await?;
+        if let Some(next) = page.next_cursor {
+            eprintln!("(more: --limit {limit} --cursor {next})");
+        }
+        Ok(page.items)
+    }
+}
+
+/// An optional text flag of an `update`: absent leaves the field, `''` clears it.
+pub fn patch_text(value: Option<String>) -> Option<Option<String>> {
+    value.map(|v| (!v.is_empty()).then_some(v))
+}
+
+/// `on`/`off` (also `true`/`false`, `yes`/`no`) for the switches of an `update`.
+pub fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" | "enabled" => Ok(true),
+        "off" | "false" | "no" | "0" | "disabled" => Ok(false),
+        _ => Err(format!("'{text}' is not on or off")),
+    }
+}
+
 /// What `roost login` keeps (`~/.config/roost/config.toml`, mode 0600).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClientConfig {

@@ -6,8 +6,8 @@ use roost_api::networks::{
     parse_port_mapping,
 };
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum NetworkCommand {
@@ -26,12 +26,23 @@ pub enum NetworkCommand {
     },
     /// List networks
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a network
     Show { name: String },
     /// Remove a network (refused while instances are attached)
     #[command(visible_alias = "delete")]
     Rm { name: String },
+    /// Change a network: NAT and DNS on or off (`update web --dns on`)
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// NAT to the outside: on or off
+        #[arg(long, value_parser = super::parse_switch)]
+        nat: Option<bool>,
+        /// Names for instances (<name>.<network>.internal): on or off
+        #[arg(long, value_parser = super::parse_switch)]
+        dns: Option<bool>,
+    },
     /// Let two networks of the project reach each other (VPC peering)
     Peer { network: String, other: String },
     /// End a peering
@@ -51,12 +62,19 @@ pub enum SgCommand {
     },
     /// List security groups
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a group and its rules
     Show { name: String },
     /// Remove a group (refused while instances use it)
     #[command(visible_alias = "delete")]
     Rm { name: String },
+    /// Change a group's description (`--description ''` clears it)
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Rules of a group
     #[command(subcommand)]
     Rule(RuleCommand),
@@ -101,7 +119,11 @@ pub enum PortCommand {
     },
     /// List port forwards (of one instance, or all)
     #[command(visible_alias = "list")]
-    Ls { instance: Option<String> },
+    Ls {
+        instance: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Remove a forward: `roost port rm web 8080/tcp`
     #[command(visible_alias = "delete")]
     Rm {
@@ -123,8 +145,9 @@ pub async fn run_network(global: &GlobalArgs, cmd: NetworkCommand) -> anyhow::Re
             }
             Ok(())
         }
-        NetworkCommand::Ls => {
-            let items = client.list_networks(project.as_deref()).await?;
+        NetworkCommand::Ls(page) => {
+            let params = roost_api::ProjectListParams { project, ..Default::default() };
+            let items: Vec<Network> = page.fetch(&client, "/v1/networks", params).await?;
             // Every project has a `default` network: say whose each one is.
             let projects = super::projects::names_by_id(&client).await;
             print_list(
@@ -157,6 +180,11 @@ pub async fn run_network(global: &GlobalArgs, cmd: NetworkCommand) -> anyhow::Re
             eprintln!("Removed network '{}' ({}).", n.name, n.id);
             Ok(())
         }
+        NetworkCommand::Update { name, nat, dns } => {
+            let req = roost_api::networks::UpdateNetworkRequest { nat, dns };
+            let n = client.update_network(&name, project.as_deref(), &req).await?;
+            print_block(global.output, &n, &network_fields(&n))
+        }
         NetworkCommand::Peer { network, other } => {
             let n = client.peer_networks(&network, &other, project.as_deref()).await?;
             if !print_structured(global.output, &n)? {
@@ -186,8 +214,9 @@ pub async fn run_sg(global: &GlobalArgs, cmd: SgCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        SgCommand::Ls => {
-            let items = client.list_security_groups(project.as_deref()).await?;
+        SgCommand::Ls(page) => {
+            let params = roost_api::ProjectListParams { project, ..Default::default() };
+            let items: Vec<SecurityGroup> = page.fetch(&client, "/v1/security-groups", params).await?;
             let projects = super::projects::names_by_id(&client).await;
             let columns = ["name", "project", "id", "rules", "instances", "description", "age"];
             print_list(global.output, &items, &columns, |g| {
@@ -205,6 +234,14 @@ pub async fn run_sg(global: &GlobalArgs, cmd: SgCommand) -> anyhow::Result<()> {
         SgCommand::Show { name } => {
             let g = client.get_security_group(&name, project.as_deref()).await?;
             print_group(global, &g)
+        }
+        SgCommand::Update { name, description } => {
+            let req = roost_api::networks::UpdateSecurityGroupRequest { description: super::patch_text(description) };
+            let g = client.update_security_group(&name, project.as_deref(), &req).await?;
+            if !print_structured(global.output, &g)? {
+                eprintln!("Updated security group '{}' ({}).", g.name, g.id);
+            }
+            Ok(())
         }
         SgCommand::Rm { name } => {
             let g = client.get_security_group(&name, project.as_deref()).await?;
@@ -262,8 +299,9 @@ pub async fn run_port(global: &GlobalArgs, cmd: PortCommand) -> anyhow::Result<(
             }
             Ok(())
         }
-        PortCommand::Ls { instance } => {
-            let items = client.list_port_forwards(project.as_deref(), instance.as_deref()).await?;
+        PortCommand::Ls { instance, page } => {
+            let params = roost_api::networks::PortForwardListParams { project, instance, ..Default::default() };
+            let items: Vec<roost_api::networks::PortForward> = page.fetch(&client, "/v1/port-forwards", params).await?;
             print_list(global.output, &items, &["host port", "instance", "instance port", "target", "id", "age"], |f| {
                 vec![
                     format!("{}/{}", f.host_port, f.protocol.as_str()),

@@ -8,7 +8,7 @@ use roost_api::projects::{CreateProjectRequest, Project, Quota};
 
 use super::output::{ago, print_block, print_list, print_structured, when};
 use super::users::RoleArg;
-use super::{ClientConfig, GlobalArgs};
+use super::{ClientConfig, GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ProjectCommand {
@@ -20,7 +20,7 @@ pub enum ProjectCommand {
     },
     /// List the projects you belong to (admins: all)
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a project
     Show { name: String },
     /// Delete an empty project (admins)
@@ -29,7 +29,11 @@ pub enum ProjectCommand {
     /// Make a project the current one for later commands (saved in the CLI config)
     Use { name: String },
     /// List a project's members
-    Members { name: String },
+    Members {
+        name: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Add a user to a project, or change their role there (admins)
     AddMember {
         project: String,
@@ -102,13 +106,9 @@ pub async fn run(global: &GlobalArgs, cmd: ProjectCommand) -> anyhow::Result<()>
             }
             Ok(())
         }
-        ProjectCommand::Ls => {
-            let params = ListParams { limit: Some(1000), sort: Some("name".into()), ..Default::default() };
-            let items = roost_client::all_pages(params, |p| {
-                let client = &client;
-                async move { client.list_projects(&p).await }
-            })
-            .await?;
+        ProjectCommand::Ls(page) => {
+            let params = ListParams { sort: Some("name".into()), ..Default::default() };
+            let items: Vec<Project> = page.fetch(&client, "/v1/projects", params).await?;
             let current = global.project_name()?;
             print_list(global.output, &items, &["name", "id", "description", "created"], |p| {
                 let marker = if current.as_deref() == Some(p.name.as_str()) { " *" } else { "" };
@@ -131,8 +131,10 @@ pub async fn run(global: &GlobalArgs, cmd: ProjectCommand) -> anyhow::Result<()>
             Ok(())
         }
         ProjectCommand::Use { .. } => unreachable!("handled above"),
-        ProjectCommand::Members { name } => {
-            let members = client.members(&name).await?;
+        ProjectCommand::Members { name, page } => {
+            let params = ListParams { sort: Some("name".into()), ..Default::default() };
+            let path = format!("/v1/projects/{}/members", roost_client::encode(&name));
+            let members: Vec<roost_api::projects::Member> = page.fetch(&client, &path, params).await?;
             print_list(global.output, &members, &["user", "id", "role", "added"], |m| {
                 vec![m.user_name.clone(), m.user_id.clone(), m.role.as_str().into(), ago(Some(m.added_at))]
             })

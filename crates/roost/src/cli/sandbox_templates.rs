@@ -3,14 +3,14 @@
 
 use roost_api::sandbox_templates::{BuildSandboxTemplateRequest, SandboxTemplate, SandboxTemplateBuild};
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SandboxTemplateCommand {
     /// List the builtin templates and your projects' templates, with cache hits/misses
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a template: cache key, commands, counters and its last build's output
     Show { name: String },
     /// Build a template: the base's filesystem, each --run command in order (`sh -c`, in
@@ -68,8 +68,10 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxTemplateCommand) -> anyhow::Re
     let client = global.client()?;
     let project = global.project_name()?;
     match cmd {
-        SandboxTemplateCommand::Ls => {
-            let items = client.list_sandbox_templates(project.as_deref()).await?;
+        SandboxTemplateCommand::Ls(page) => {
+            let params = roost_api::ProjectListParams { project, ..Default::default() };
+            let items: Vec<roost_api::sandbox_templates::SandboxTemplate> =
+                page.fetch(&client, "/v1/sandbox-templates", params).await?;
             print_list(
                 global.output,
                 &items,

@@ -9,8 +9,8 @@ use roost_api::sandboxes::{
     StartSandboxProcessRequest,
 };
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, until, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SandboxCommand {
@@ -35,7 +35,7 @@ pub enum SandboxCommand {
     },
     /// List live sandboxes with the time they have left
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a sandbox
     Show { id: String },
     /// Kill a sandbox (and everything it had)
@@ -348,7 +348,23 @@ pub enum SandboxKeyCommand {
     },
     /// List keys
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
+    /// Show a key (never its secret)
+    Show { id: String },
+    /// Rename a key or change its limits (the next create sees them)
+    #[command(visible_alias = "set")]
+    Update {
+        id: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: Option<String>,
+        /// Most sandboxes alive at once
+        #[arg(long)]
+        max_sandboxes: Option<u32>,
+        /// Most creations per minute
+        #[arg(long)]
+        creates_per_minute: Option<u32>,
+    },
     /// Revoke a key (by id, or by name when one visible key has it): E2B requests with it
     /// are refused at once
     #[command(visible_aliases = ["revoke", "delete"])]
@@ -377,8 +393,9 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             println!("{}", created.id);
             Ok(())
         }
-        SandboxCommand::Ls => {
-            let items = client.list_sandboxes().await?;
+        SandboxCommand::Ls(page) => {
+            let params = roost_api::ProjectListParams { project: global.project_name()?, ..Default::default() };
+            let items: Vec<roost_api::sandboxes::Sandbox> = page.fetch(&client, "/v1/sandboxes", params).await?;
             let columns = ["id", "template", "type", "state", "expires in", "commands", "age"];
             print_list(global.output, &items, &columns, |s| {
                 vec![
@@ -498,8 +515,19 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             println!("{}", created.secret);
             Ok(())
         }
-        SandboxCommand::Key(SandboxKeyCommand::Ls) => {
-            let keys = client.list_sandbox_keys().await?;
+        SandboxCommand::Key(SandboxKeyCommand::Show { id }) => {
+            let k = client.get_sandbox_key(&id).await?;
+            print_block(global.output, &k, &key_fields(&k))
+        }
+        SandboxCommand::Key(SandboxKeyCommand::Update { id, new_name, max_sandboxes, creates_per_minute }) => {
+            let req =
+                roost_api::sandboxes::UpdateSandboxKeyRequest { name: new_name, max_sandboxes, creates_per_minute };
+            let k = client.update_sandbox_key(&id, &req).await?;
+            print_block(global.output, &k, &key_fields(&k))
+        }
+        SandboxCommand::Key(SandboxKeyCommand::Ls(page)) => {
+            let params = roost_api::ProjectListParams { project: global.project_name()?, ..Default::default() };
+            let keys: Vec<roost_api::sandboxes::SandboxKey> = page.fetch(&client, "/v1/sandbox-keys", params).await?;
             let columns = ["name", "id", "prefix", "max sandboxes", "per minute", "expires", "created"];
             print_list(global.output, &keys, &columns, |k| {
                 vec![
@@ -530,4 +558,17 @@ pub async fn run(global: &GlobalArgs, cmd: SandboxCommand) -> anyhow::Result<()>
             Ok(())
         }
     }
+}
+
+fn key_fields(k: &roost_api::sandboxes::SandboxKey) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", k.name.clone()),
+        ("id", k.id.clone()),
+        ("prefix", k.prefix.clone()),
+        ("project", k.project_id.clone()),
+        ("max sandboxes", k.max_sandboxes.to_string()),
+        ("creates per minute", k.creates_per_minute.to_string()),
+        ("expires", until(k.expires_at)),
+        ("created", when(Some(k.created_at), "-")),
+    ]
 }

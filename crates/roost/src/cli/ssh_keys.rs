@@ -6,8 +6,8 @@ use anyhow::Context;
 use roost_api::ListParams;
 use roost_api::ssh_keys::{CreateSshKeyRequest, SshKey};
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, until, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SshKeyCommand {
@@ -27,9 +27,17 @@ pub enum SshKeyCommand {
     Import { name: String, file: PathBuf },
     /// List your SSH keys
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show one key
     Show { name: String },
+    /// Rename a key
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: String,
+    },
     /// Delete a key (instances that got it keep it)
     #[command(visible_alias = "delete")]
     Rm { name: String },
@@ -91,13 +99,8 @@ pub async fn run(global: &GlobalArgs, cmd: SshKeyCommand) -> anyhow::Result<()> 
                 .key;
             print_block(global.output, &key, &fields(&key))
         }
-        SshKeyCommand::Ls => {
-            let params = ListParams { limit: Some(1000), ..Default::default() };
-            let keys = roost_client::all_pages(params, |p| {
-                let client = &client;
-                async move { client.list_ssh_keys(&p).await }
-            })
-            .await?;
+        SshKeyCommand::Ls(page) => {
+            let keys: Vec<SshKey> = page.fetch(&client, "/v1/ssh-keys", ListParams::default()).await?;
             print_list(global.output, &keys, &["name", "fingerprint", "type", "expires", "created"], |k| {
                 vec![
                     k.name.clone(),
@@ -110,6 +113,11 @@ pub async fn run(global: &GlobalArgs, cmd: SshKeyCommand) -> anyhow::Result<()> 
         }
         SshKeyCommand::Show { name } => {
             let k = client.get_ssh_key(&name).await?;
+            print_block(global.output, &k, &fields(&k))
+        }
+        SshKeyCommand::Update { name, new_name } => {
+            let req = roost_api::ssh_keys::UpdateSshKeyRequest { name: Some(new_name) };
+            let k = client.update_ssh_key(&name, &req).await?;
             print_block(global.output, &k, &fields(&k))
         }
         SshKeyCommand::Rm { name } => {

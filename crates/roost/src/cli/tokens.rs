@@ -3,8 +3,8 @@
 use roost_api::ListParams;
 use roost_api::tokens::{CreateTokenRequest, Scope, Token};
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, until, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
@@ -28,9 +28,19 @@ pub enum TokenCommand {
         /// Only names matching this glob (`ci*`)
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Show one token
     Show { name: String },
+    /// Rename a token (scope and expiry never change)
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: String,
+    },
     /// Delete (revoke) a token
     #[command(visible_aliases = ["delete", "revoke"])]
     Rm { name: String },
@@ -79,13 +89,9 @@ pub async fn run(global: &GlobalArgs, cmd: TokenCommand) -> anyhow::Result<()> {
             println!("{}", created.secret);
             Ok(())
         }
-        TokenCommand::Ls { name } => {
-            let params = ListParams { name, limit: Some(1000), ..Default::default() };
-            let tokens = roost_client::all_pages(params, |p| {
-                let client = &client;
-                async move { client.list_tokens(&p).await }
-            })
-            .await?;
+        TokenCommand::Ls { name, page } => {
+            let params = ListParams { name, ..Default::default() };
+            let tokens: Vec<Token> = page.fetch(&client, "/v1/tokens", params).await?;
             print_list(global.output, &tokens, &["name", "prefix", "scope", "created", "expires", "last used"], |t| {
                 vec![
                     t.name.clone(),
@@ -99,6 +105,11 @@ pub async fn run(global: &GlobalArgs, cmd: TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::Show { name } => {
             let t = client.get_token(&name).await?;
+            print_block(global.output, &t, &token_fields(&t))
+        }
+        TokenCommand::Update { name, new_name } => {
+            let req = roost_api::tokens::UpdateTokenRequest { name: Some(new_name) };
+            let t = client.update_token(&name, &req).await?;
             print_block(global.output, &t, &token_fields(&t))
         }
         TokenCommand::Rm { name } => {

@@ -7,8 +7,8 @@ use roost_api::ListParams;
 use roost_api::auth::Role;
 use roost_api::users::{CreateUserRequest, UpdateUserRequest, UserDetails};
 
-use super::GlobalArgs;
 use super::output::{ago, print_block, print_list, print_structured, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum RoleArg {
@@ -47,7 +47,7 @@ pub enum UserCommand {
     },
     /// List users
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a user (`me` for yourself)
     Show { name: String },
     /// Change a user's role, email or display name
@@ -110,13 +110,8 @@ pub async fn run(global: &GlobalArgs, cmd: UserCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        UserCommand::Ls => {
-            let params = ListParams { limit: Some(1000), ..Default::default() };
-            let users = roost_client::all_pages(params, |p| {
-                let client = &client;
-                async move { client.list_users(&p).await }
-            })
-            .await?;
+        UserCommand::Ls(page) => {
+            let users: Vec<UserDetails> = page.fetch(&client, "/v1/users", ListParams::default()).await?;
             print_list(global.output, &users, &["name", "id", "role", "status", "email", "created"], |u| {
                 vec![
                     u.user.name.clone(),

@@ -3,12 +3,12 @@
 use anyhow::Context;
 use roost_api::volumes::{
     AttachVolumeRequest, BackupPolicy, CreateBackupPolicyRequest, CreateSnapshotRequest, CreateVolumeRequest,
-    Effective, Snapshot, Volume, VolumeStatus,
+    Effective, Snapshot, Volume, VolumeListParams, VolumeStatus,
 };
 
-use super::GlobalArgs;
 use super::buckets::human_size;
 use super::output::{ago, print_block, print_list, print_structured, until, when};
+use super::{GlobalArgs, PageArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum VolumeCommand {
@@ -28,9 +28,17 @@ pub enum VolumeCommand {
     },
     /// List volumes
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a volume
     Show { name: String },
+    /// Rename a volume
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: Option<String>,
+    },
     /// Grow a volume and its filesystem (also while attached and running)
     Resize {
         name: String,
@@ -75,9 +83,23 @@ pub enum SnapshotCommand {
     },
     /// List snapshots (of one volume, or all)
     #[command(visible_alias = "list")]
-    Ls { volume: Option<String> },
+    Ls {
+        volume: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Show a snapshot
     Show { name: String },
+    /// Rename a snapshot or change its description (`--description ''` clears it)
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Remove a snapshot
     #[command(visible_alias = "delete")]
     Rm { name: String },
@@ -99,9 +121,23 @@ pub enum BackupPolicyCommand {
     },
     /// List policies: last run, result, next run
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(PageArgs),
     /// Show a policy
     Show { name: String },
+    /// Rename a policy, or change its schedule or how many it keeps
+    #[command(visible_alias = "set")]
+    Update {
+        name: String,
+        /// The new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: Option<String>,
+        /// Five-field cron expression, UTC
+        #[arg(long)]
+        cron: Option<String>,
+        /// Snapshots kept
+        #[arg(long)]
+        keep: Option<u32>,
+    },
     /// Remove a policy (its snapshots stay)
     #[command(visible_alias = "delete")]
     Rm { name: String },
@@ -159,8 +195,9 @@ pub async fn run_volume(global: &GlobalArgs, cmd: VolumeCommand) -> anyhow::Resu
             }
             Ok(())
         }
-        VolumeCommand::Ls => {
-            let items = client.list_volumes(project).await?;
+        VolumeCommand::Ls(page) => {
+            let params = VolumeListParams { project: project.map(str::to_string), ..Default::default() };
+            let items: Vec<Volume> = page.fetch(&client, "/v1/volumes", params).await?;
             print_list(
                 global.output,
                 &items,
@@ -180,6 +217,10 @@ pub async fn run_volume(global: &GlobalArgs, cmd: VolumeCommand) -> anyhow::Resu
             )
         }
         VolumeCommand::Show { name } => volume_block(global, &client.get_volume(&name, project).await?),
+        VolumeCommand::Update { name, new_name } => {
+            let req = roost_api::volumes::UpdateVolumeRequest { name: new_name };
+            volume_block(global, &client.update_volume(&name, project, &req).await?)
+        }
         VolumeCommand::Resize { name, size } => {
             let v = client.resize_volume(&name, size_arg("size", &size)?, project).await?;
             if !print_structured(global.output, &v)? {
@@ -248,8 +289,9 @@ pub async fn run_snapshot(global: &GlobalArgs, cmd: SnapshotCommand) -> anyhow::
             }
             Ok(())
         }
-        SnapshotCommand::Ls { volume } => {
-            let items = client.list_snapshots(volume.as_deref(), project.as_deref()).await?;
+        SnapshotCommand::Ls { volume, page } => {
+            let params = VolumeListParams { project: project.clone(), volume, ..Default::default() };
+            let items: Vec<Snapshot> = page.fetch(&client, "/v1/snapshots", params).await?;
             print_list(
                 global.output,
                 &items,
@@ -262,6 +304,16 @@ pub async fn run_snapshot(global: &GlobalArgs, cmd: SnapshotCommand) -> anyhow::
             let fields = ["name", "id", "volume", "size", "stored", "description", "created"];
             let values = snapshot_row(&s);
             let pairs: Vec<(&str, String)> = fields.iter().copied().zip(values).collect();
+            print_block(global.output, &s, &pairs)
+        }
+        SnapshotCommand::Update { name, new_name, description } => {
+            let req = roost_api::volumes::UpdateSnapshotRequest {
+                name: new_name,
+                description: super::patch_text(description),
+            };
+            let s = client.update_snapshot(&name, project.as_deref(), &req).await?;
+            let fields = ["name", "id", "volume", "size", "stored", "description", "created"];
+            let pairs: Vec<(&str, String)> = fields.iter().copied().zip(snapshot_row(&s)).collect();
             print_block(global.output, &s, &pairs)
         }
         SnapshotCommand::Rm { name } => {
@@ -303,12 +355,19 @@ pub async fn run_policy(global: &GlobalArgs, cmd: BackupPolicyCommand) -> anyhow
             }
             Ok(())
         }
-        BackupPolicyCommand::Ls => {
-            let items = client.list_backup_policies(project.as_deref()).await?;
+        BackupPolicyCommand::Ls(page) => {
+            let params = VolumeListParams { project: project.clone(), ..Default::default() };
+            let items: Vec<BackupPolicy> = page.fetch(&client, "/v1/backup-policies", params).await?;
             print_list(global.output, &items, &POLICY_FIELDS, policy_row)
         }
         BackupPolicyCommand::Show { name } => {
             let p = client.get_backup_policy(&name, project.as_deref()).await?;
+            let pairs: Vec<(&str, String)> = POLICY_FIELDS.iter().copied().zip(policy_row(&p)).collect();
+            print_block(global.output, &p, &pairs)
+        }
+        BackupPolicyCommand::Update { name, new_name, cron, keep } => {
+            let req = roost_api::volumes::UpdateBackupPolicyRequest { name: new_name, cron, keep };
+            let p = client.update_backup_policy(&name, project.as_deref(), &req).await?;
             let pairs: Vec<(&str, String)> = POLICY_FIELDS.iter().copied().zip(policy_row(&p)).collect();
             print_block(global.output, &p, &pairs)
         }
