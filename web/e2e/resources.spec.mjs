@@ -240,7 +240,7 @@ test("sandbox key: revoked from the keys list", async ({ page }) => {
   await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
   await page.getByText(`Revoked key ${name}`).waitFor();
   await row.waitFor({ state: "detached" });
-  const keys = await api("GET", "/v1/sandbox-keys");
+  const keys = (await api("GET", "/v1/sandbox-keys?limit=1000")).items;
   expect(keys.some((k) => k.id === created.key.id), "the key is still listed").toBe(false);
 });
 
