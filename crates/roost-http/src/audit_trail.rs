@@ -2,8 +2,9 @@
 //! of a change in its own transaction; this layer writes one for every mutating request
 //! that ended without one (refused, invalid, failed), with the actor when known.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -27,102 +28,26 @@ pub struct RequestAudit {
     pub actor: Arc<Mutex<Option<Actor>>>,
 }
 
-/// The audit action and resource type of each mutating route.
-const ACTIONS: &[(&str, &str, &str, &str)] = &[
-    ("POST", "/v1/auth/login", "auth.login", "session"),
-    ("POST", "/v1/auth/logout", "auth.logout", "session"),
-    ("POST", "/v1/auth/password", "user.password.change", "user"),
-    ("POST", "/v1/tokens", "token.create", "token"),
-    ("PATCH", "/v1/tokens/{id}", "token.update", "token"),
-    ("DELETE", "/v1/tokens/{id}", "token.delete", "token"),
-    ("POST", "/v1/system/backups", "system.backup", "operation"),
-    ("POST", "/v1/system/tasks/{name}/run", "system.task.run", "task"),
-    ("POST", "/v1/users", "user.create", "user"),
-    ("PATCH", "/v1/users/{id}", "user.update", "user"),
-    ("DELETE", "/v1/users/{id}", "user.delete", "user"),
-    ("POST", "/v1/users/{id}/disable", "user.disable", "user"),
-    ("POST", "/v1/users/{id}/enable", "user.enable", "user"),
-    ("POST", "/v1/users/{id}/password", "user.password.reset", "user"),
-    ("POST", "/v1/projects", "project.create", "project"),
-    ("PATCH", "/v1/projects/{id}", "project.update", "project"),
-    ("DELETE", "/v1/projects/{id}", "project.delete", "project"),
-    ("PUT", "/v1/projects/{id}/members/{user}", "project.member.set", "project"),
-    ("DELETE", "/v1/projects/{id}/members/{user}", "project.member.remove", "project"),
-    ("PUT", "/v1/projects/{id}/quota", "project.quota.set", "project"),
-    ("POST", "/v1/images", "image.build", "image"),
-    ("POST", "/v1/images/import", "image.import", "image"),
-    ("PATCH", "/v1/images/{id}", "image.update", "image"),
-    ("DELETE", "/v1/images/{id}", "image.delete", "image"),
-    ("POST", "/v1/instances", "instance.create", "instance"),
-    ("PATCH", "/v1/instances/{id}", "instance.update", "instance"),
-    ("DELETE", "/v1/instances/{id}", "instance.delete", "instance"),
-    ("POST", "/v1/instances/{id}/start", "instance.start", "instance"),
-    ("POST", "/v1/instances/{id}/stop", "instance.stop", "instance"),
-    ("POST", "/v1/instances/{id}/restart", "instance.restart", "instance"),
-    ("PUT", "/v1/instances/{id}/files", "instance.files.write", "instance"),
-    ("POST", "/v1/instances/{id}/networks", "instance.network_attach", "instance"),
-    ("DELETE", "/v1/instances/{id}/networks/{network}", "instance.network_detach", "instance"),
-    ("PUT", "/v1/instances/{id}/security-groups", "instance.security_groups", "instance"),
-    ("POST", "/v1/instances/{id}/ports", "port_forward.create", "port_forward"),
-    ("DELETE", "/v1/instances/{id}/ports/{port}", "port_forward.delete", "port_forward"),
-    // Documented as `{key}`, mounted as `{*key}`.
-    ("PUT", "/v1/buckets/{id}/objects/{key}", "bucket.object.put", "bucket"),
-    ("PUT", "/v1/buckets/{id}/objects/{*key}", "bucket.object.put", "bucket"),
-    ("DELETE", "/v1/buckets/{id}/objects/{key}", "bucket.object.delete", "bucket"),
-    ("DELETE", "/v1/buckets/{id}/objects/{*key}", "bucket.object.delete", "bucket"),
-    ("POST", "/v1/networks", "network.create", "network"),
-    ("PATCH", "/v1/networks/{id}", "network.update", "network"),
-    ("DELETE", "/v1/networks/{id}", "network.delete", "network"),
-    ("POST", "/v1/networks/{id}/peers", "network.peer", "network"),
-    ("DELETE", "/v1/networks/{id}/peers/{peer}", "network.unpeer", "network"),
-    ("POST", "/v1/security-groups", "security_group.create", "security_group"),
-    ("PATCH", "/v1/security-groups/{id}", "security_group.update", "security_group"),
-    ("DELETE", "/v1/security-groups/{id}", "security_group.delete", "security_group"),
-    ("POST", "/v1/security-groups/{id}/rules", "security_group.rule_add", "security_group"),
-    ("DELETE", "/v1/security-groups/{id}/rules/{rule}", "security_group.rule_delete", "security_group"),
-    ("POST", "/v1/buckets", "bucket.create", "bucket"),
-    ("PATCH", "/v1/buckets/{id}", "bucket.update", "bucket"),
-    ("DELETE", "/v1/buckets/{id}", "bucket.delete", "bucket"),
-    ("POST", "/v1/buckets/{id}/presign", "bucket.presign", "bucket"),
-    ("POST", "/v1/s3-keys", "s3_key.create", "s3_key"),
-    ("PATCH", "/v1/s3-keys/{id}", "s3_key.update", "s3_key"),
-    ("DELETE", "/v1/s3-keys/{id}", "s3_key.delete", "s3_key"),
-    ("POST", "/v1/volumes", "volume.create", "volume"),
-    ("PATCH", "/v1/volumes/{id}", "volume.update", "volume"),
-    ("DELETE", "/v1/volumes/{id}", "volume.delete", "volume"),
-    ("POST", "/v1/volumes/{id}/resize", "volume.resize", "volume"),
-    ("POST", "/v1/volumes/{id}/attach", "volume.attach", "volume"),
-    ("POST", "/v1/volumes/{id}/detach", "volume.detach", "volume"),
-    ("POST", "/v1/volumes/{id}/restore", "volume.restore", "volume"),
-    ("POST", "/v1/snapshots", "snapshot.create", "snapshot"),
-    ("PATCH", "/v1/snapshots/{id}", "snapshot.update", "snapshot"),
-    ("DELETE", "/v1/snapshots/{id}", "snapshot.delete", "snapshot"),
-    ("POST", "/v1/backup-policies", "backup_policy.create", "backup_policy"),
-    ("PATCH", "/v1/backup-policies/{id}", "backup_policy.update", "backup_policy"),
-    ("DELETE", "/v1/backup-policies/{id}", "backup_policy.delete", "backup_policy"),
-    ("POST", "/v1/backup-policies/{id}/run", "backup_policy.run", "backup_policy"),
-    ("POST", "/v1/instances/{id}/snapshot", "instance.snapshot", "instance"),
-    ("POST", "/v1/instances/{id}/clone", "instance.clone", "instance"),
-    ("POST", "/v1/ssh-keys", "ssh_key.create", "ssh_key"),
-    ("PATCH", "/v1/ssh-keys/{id}", "ssh_key.update", "ssh_key"),
-    ("DELETE", "/v1/ssh-keys/{id}", "ssh_key.delete", "ssh_key"),
-    ("POST", "/v1/sandbox-keys", "sandbox_key.create", "sandbox_key"),
-    ("PATCH", "/v1/sandbox-keys/{id}", "sandbox_key.update", "sandbox_key"),
-    ("DELETE", "/v1/sandbox-keys/{id}", "sandbox_key.delete", "sandbox_key"),
-    ("POST", "/v1/sandboxes", "sandbox.create", "sandbox"),
-    ("DELETE", "/v1/sandboxes/{id}", "sandbox.kill", "sandbox"),
-    ("POST", "/v1/sandboxes/{id}/pause", "sandbox.pause", "sandbox"),
-    ("POST", "/v1/sandboxes/{id}/resume", "sandbox.resume", "sandbox"),
-    ("POST", "/v1/sandboxes/{id}/timeout", "sandbox.timeout", "sandbox"),
-    ("POST", "/v1/sandboxes/{id}/processes", "sandbox.process.start", "sandbox"),
-    ("POST", "/v1/sandboxes/{id}/processes/{pid}/signal", "sandbox.process.signal", "sandbox"),
-    ("POST", "/v1/sandboxes/{id}/dirs", "sandbox.files.mkdir", "sandbox"),
-    ("PUT", "/v1/sandboxes/{id}/files", "sandbox.files.write", "sandbox"),
-    ("DELETE", "/v1/sandboxes/{id}/files", "sandbox.files.remove", "sandbox"),
-    ("POST", "/v1/sandboxes/{id}/files/move", "sandbox.files.move", "sandbox"),
-    ("POST", "/v1/sandbox-templates", "sandbox_template.build", "sandbox_template"),
-    ("DELETE", "/v1/sandbox-templates/{id}", "sandbox_template.delete", "sandbox_template"),
-];
+/// The audit action of each mutating route is its OpenAPI operation id, declared with the
+/// route (`operation_id = "token.create"` on its `#[utoipa::path]`): read once from the
+/// document, keyed by method and route template.
+fn actions() -> &'static HashMap<(String, String), String> {
+    static ACTIONS: OnceLock<HashMap<(String, String), String>> = OnceLock::new();
+    ACTIONS.get_or_init(|| {
+        let doc = crate::openapi::document();
+        let mut actions = HashMap::new();
+        for (path, item) in &doc.paths.paths {
+            let operations =
+                [("POST", &item.post), ("PUT", &item.put), ("PATCH", &item.patch), ("DELETE", &item.delete)];
+            for (method, operation) in operations {
+                if let Some(id) = operation.as_ref().and_then(|o| o.operation_id.clone()) {
+                    actions.insert((method.to_string(), path.clone()), id);
+                }
+            }
+        }
+        actions
+    })
+}
 
 /// Routes whose bodies are uploads (tarballs): streamed, never buffered here, and not
 /// bound by the JSON size limit.
@@ -133,9 +58,20 @@ pub fn is_upload(method: &str, path: &str) -> bool {
         || (method == "PUT" && path.starts_with("/v1/sandboxes/") && path.ends_with("/files"))
 }
 
-/// The action name and resource type of a mutating route, if it is one.
+/// The action name and resource type (the action's first word) of a mutating route, if
+/// it is one. A route mounted with a catch-all (`{*key}`) is documented as `{key}`.
 pub fn action_for(method: &str, route: &str) -> Option<(&'static str, &'static str)> {
-    ACTIONS.iter().find(|(m, r, _, _)| *m == method && *r == route).map(|(_, _, a, t)| (*a, *t))
+    let route = route.replace("{*", "{");
+    let action = actions().get(&(method.to_string(), route))?.as_str();
+    // As the services name them in their entries: the action's first word, but for the
+    // few actions named after an area rather than a resource.
+    let resource_type = match action {
+        "auth.login" | "auth.logout" => "session",
+        "system.backup" => "operation",
+        "system.task.run" => "task",
+        _ => action.split('.').next().unwrap_or(action),
+    };
+    Some((action, resource_type))
 }
 
 fn is_mutation(method: &Method) -> bool {
@@ -219,16 +155,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_mutating_route_has_an_audit_action() {
+    fn every_mutating_route_declares_its_audit_action() {
         let doc = serde_json::to_value(crate::openapi::document()).unwrap();
+        let mut seen = std::collections::HashSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for method in item.as_object().unwrap().keys() {
                 let method = method.to_uppercase();
                 if is_mutation(&method.parse().unwrap()) {
-                    assert!(action_for(&method, path).is_some(), "{method} {path} has no audit action in ACTIONS");
+                    let (action, _) = action_for(&method, path)
+                        .unwrap_or_else(|| panic!("{method} {path} declares no operation_id (its audit action)"));
+                    assert!(
+                        action.contains('.')
+                            && action
+                                .bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._".contains(&b)),
+                        "{method} {path}: '{action}' is not an action name like 'token.create'"
+                    );
+                    assert!(seen.insert((action.to_string(), method.clone())), "{action} names two {method} routes");
                 }
             }
         }
+        assert_eq!(action_for("PUT", "/v1/buckets/{id}/objects/{*key}"), Some(("bucket.object.put", "bucket")));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::extract::{Ctx, Https, Json};
 /// SameSite=Strict cookie for the console, with a readable CSRF cookie whose value must
 /// accompany cookie-authenticated mutations as `X-CSRF-Token`. Rate-limited per client
 /// address.
-#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, path = "/v1/auth/login", operation_id = "auth.login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = LoginResponse),
         (status = 400, body = ErrorResponse),
@@ -48,7 +48,7 @@ pub async fn login(
 }
 
 /// End the current session (and clear the console's cookies).
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
+#[utoipa::path(post, path = "/v1/auth/logout", operation_id = "auth.logout", tag = "auth",
     responses((status = 204, description = "Logged out"), (status = 401, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
 pub async fn logout(
     State(state): State<AppState>,
@@ -80,7 +80,7 @@ pub async fn whoami(auth: Auth) -> axum::Json<WhoAmI> {
 }
 
 /// Change your own password; your other sessions end.
-#[utoipa::path(post, path = "/v1/auth/password", tag = "auth", request_body = roost_api::users::ChangePasswordRequest,
+#[utoipa::path(post, path = "/v1/auth/password", operation_id = "user.password.change", tag = "auth", request_body = roost_api::users::ChangePasswordRequest,
     responses((status = 204, description = "Changed"), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse)))]
 pub async fn change_password(
     State(state): State<AppState>,

@@ -27,7 +27,7 @@ pub async fn list(
 }
 
 /// Create a bucket in a project (default: `default`). Names are global, as in S3.
-#[utoipa::path(post, path = "/v1/buckets", tag = "buckets", request_body = CreateBucketRequest,
+#[utoipa::path(post, path = "/v1/buckets", operation_id = "bucket.create", tag = "buckets", request_body = CreateBucketRequest,
     responses((status = 201, body = Bucket), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
         (status = 409, description = "The name is taken", body = ErrorResponse)))]
@@ -61,7 +61,7 @@ pub struct DeleteBucketParams {
 }
 
 /// Make a bucket public-read or private, or turn versioning `Enabled` or `Suspended`.
-#[utoipa::path(patch, path = "/v1/buckets/{id}", tag = "buckets", request_body = UpdateBucketRequest,
+#[utoipa::path(patch, path = "/v1/buckets/{id}", operation_id = "bucket.update", tag = "buckets", request_body = UpdateBucketRequest,
     params(("id" = String, Path, description = "Bucket id or name"), IfMatch),
     responses((status = 200, body = Bucket)))]
 pub async fn update(
@@ -76,7 +76,7 @@ pub async fn update(
 }
 
 /// Delete a bucket: refused while it holds objects, unless `force`.
-#[utoipa::path(delete, path = "/v1/buckets/{id}", tag = "buckets",
+#[utoipa::path(delete, path = "/v1/buckets/{id}", operation_id = "bucket.delete", tag = "buckets",
     params(IfMatch, ("id" = String, Path, description = "Bucket id or name"), DeleteBucketParams),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "Not empty", body = ErrorResponse)))]
@@ -96,7 +96,7 @@ pub async fn delete(
 /// expires. It is signed with your presign S3 key for this bucket and method
 /// (`presign:<bucket>:read`, read-only, for GET; `presign:<bucket>:write` for PUT; both
 /// limited to the bucket; created on first use; delete it to revoke every URL it signed).
-#[utoipa::path(post, path = "/v1/buckets/{id}/presign", tag = "buckets",
+#[utoipa::path(post, path = "/v1/buckets/{id}/presign", operation_id = "bucket.presign", tag = "buckets",
     params(("id" = String, Path, description = "Bucket id or name")), request_body = PresignRequest,
     responses((status = 200, body = PresignedUrl), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 503, body = ErrorResponse)))]

@@ -32,7 +32,7 @@ pub async fn list(
 
 /// Build a Debian image from packages (202 + operation with progress). The result is
 /// content-addressed: the same suite and packages reuse the first build.
-#[utoipa::path(post, path = "/v1/images", tag = "images", request_body = BuildImageRequest,
+#[utoipa::path(post, path = "/v1/images", operation_id = "image.build", tag = "images", request_body = BuildImageRequest,
     responses((status = 202, body = Operation), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn build(
@@ -62,7 +62,7 @@ pub struct ImportParams {
 /// The caller's right to import into the project is checked before the body is read. The
 /// upload may be at most `image_import_max_size` bytes and may unpack to at most
 /// `image_import_max_unpacked` (413 otherwise, with nothing kept).
-#[utoipa::path(post, path = "/v1/images/import", tag = "images", params(ImportParams),
+#[utoipa::path(post, path = "/v1/images/import", operation_id = "image.import", tag = "images", params(ImportParams),
     request_body(content = Vec<u8>, description = "The tarball", content_type = "application/octet-stream"),
     responses((status = 201, body = Image), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
@@ -132,7 +132,7 @@ pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) 
 }
 
 /// Change a project image's description (`null` clears it); builtin images stay (403).
-#[utoipa::path(patch, path = "/v1/images/{id}", tag = "images", request_body = UpdateImageRequest,
+#[utoipa::path(patch, path = "/v1/images/{id}", operation_id = "image.update", tag = "images", request_body = UpdateImageRequest,
     params(("id" = String, Path, description = "Image id or name"), IfMatch),
     responses((status = 200, body = Image)))]
 pub async fn update(
@@ -147,7 +147,7 @@ pub async fn update(
 }
 
 /// Delete an image no instance uses.
-#[utoipa::path(delete, path = "/v1/images/{id}", tag = "images", params(IfMatch, ("id" = String, Path, description = "Image id or name")),
+#[utoipa::path(delete, path = "/v1/images/{id}", operation_id = "image.delete", tag = "images", params(IfMatch, ("id" = String, Path, description = "Image id or name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "In use", body = ErrorResponse)))]
 pub async fn delete(

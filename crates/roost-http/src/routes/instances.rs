@@ -66,7 +66,7 @@ pub async fn list(
 
 /// Create an instance. Returns 202 with the instance (`pending`) and the operation that
 /// succeeds once it runs; `GET /v1/instances/{id}/wait?status=running` waits too.
-#[utoipa::path(post, path = "/v1/instances", tag = "instances", request_body = CreateInstanceRequest,
+#[utoipa::path(post, path = "/v1/instances", operation_id = "instance.create", tag = "instances", request_body = CreateInstanceRequest,
     responses((status = 202, body = CreatedInstance), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, description = "Role or quota", body = ErrorResponse), (status = 404, body = ErrorResponse),
         (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
@@ -94,7 +94,7 @@ pub async fn get(
 }
 
 /// Change an instance's labels (merged: `null` removes one) or restart policy.
-#[utoipa::path(patch, path = "/v1/instances/{id}", tag = "instances", request_body = UpdateInstanceRequest,
+#[utoipa::path(patch, path = "/v1/instances/{id}", operation_id = "instance.update", tag = "instances", request_body = UpdateInstanceRequest,
     params(("id" = String, Path, description = "Instance id or name"), ProjectParam, IfMatch),
     responses((status = 200, body = Instance)))]
 pub async fn update(
@@ -110,7 +110,7 @@ pub async fn update(
 }
 
 /// Delete an instance (202 + operation); a running one only with `?force=true`.
-#[utoipa::path(delete, path = "/v1/instances/{id}", tag = "instances",
+#[utoipa::path(delete, path = "/v1/instances/{id}", operation_id = "instance.delete", tag = "instances",
     params(IfMatch, ("id" = String, Path, description = "Instance id or name"), DeleteParams),
     responses((status = 202, body = Operation), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
@@ -130,7 +130,7 @@ pub async fn delete(
 }
 
 /// Start a stopped instance (202 + operation).
-#[utoipa::path(post, path = "/v1/instances/{id}/start", tag = "instances",
+#[utoipa::path(post, path = "/v1/instances/{id}/start", operation_id = "instance.start", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name"), ProjectParam),
     responses((status = 202, body = Operation), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
@@ -153,7 +153,7 @@ fn grace(req: &Option<Json<StopRequest>>) -> Duration {
 }
 
 /// Stop an instance: SIGTERM, then SIGKILL after `timeout_secs` (202 + operation).
-#[utoipa::path(post, path = "/v1/instances/{id}/stop", tag = "instances",
+#[utoipa::path(post, path = "/v1/instances/{id}/stop", operation_id = "instance.stop", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name"), ProjectParam), request_body(content = StopRequest, description = "Optional"),
     responses((status = 202, body = Operation), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
@@ -170,7 +170,7 @@ pub async fn stop(
 }
 
 /// Restart an instance (stop as above, then start; 202 + operation).
-#[utoipa::path(post, path = "/v1/instances/{id}/restart", tag = "instances",
+#[utoipa::path(post, path = "/v1/instances/{id}/restart", operation_id = "instance.restart", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name"), ProjectParam), request_body(content = StopRequest, description = "Optional"),
     responses((status = 202, body = Operation), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
@@ -318,7 +318,7 @@ pub async fn files_get(
 }
 
 /// Unpack a tar archive (the request body) into a directory of the instance.
-#[utoipa::path(put, path = "/v1/instances/{id}/files", tag = "instances",
+#[utoipa::path(put, path = "/v1/instances/{id}/files", operation_id = "instance.files.write", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name"), FilesParams),
     request_body(content = Vec<u8>, description = "A tar archive", content_type = "application/x-tar"),
     responses((status = 204, description = "Unpacked"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),

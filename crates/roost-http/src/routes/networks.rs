@@ -31,7 +31,7 @@ pub async fn list(
 }
 
 /// Create a network: a bridge, a CIDR with IPAM, NAT unless `nat` is false, DNS when `dns` is true.
-#[utoipa::path(post, path = "/v1/networks", tag = "networks", request_body = CreateNetworkRequest,
+#[utoipa::path(post, path = "/v1/networks", operation_id = "network.create", tag = "networks", request_body = CreateNetworkRequest,
     responses((status = 201, body = Network), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 409, description = "Name taken or CIDR overlaps", body = ErrorResponse)))]
 pub async fn create(
@@ -57,7 +57,7 @@ pub async fn get(
 }
 
 /// Turn NAT or the network's DNS on or off (the host follows before this returns).
-#[utoipa::path(patch, path = "/v1/networks/{id}", tag = "networks", request_body = UpdateNetworkRequest,
+#[utoipa::path(patch, path = "/v1/networks/{id}", operation_id = "network.update", tag = "networks", request_body = UpdateNetworkRequest,
     params(("id" = String, Path, description = "Network id or name"), ProjectParam, IfMatch),
     responses((status = 200, body = Network)))]
 pub async fn update(
@@ -73,7 +73,7 @@ pub async fn update(
 }
 
 /// Remove a network; refused while instances are attached.
-#[utoipa::path(delete, path = "/v1/networks/{id}", tag = "networks",
+#[utoipa::path(delete, path = "/v1/networks/{id}", operation_id = "network.delete", tag = "networks",
     params(IfMatch, ("id" = String, Path, description = "Network id or name"), ProjectParam),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "Instances attached, or the default network", body = ErrorResponse)))]
@@ -90,7 +90,7 @@ pub async fn delete(
 }
 
 /// Peer two networks of one project (VPC peering): traffic between them is routed.
-#[utoipa::path(post, path = "/v1/networks/{id}/peers", tag = "networks", request_body = PeerRequest,
+#[utoipa::path(post, path = "/v1/networks/{id}/peers", operation_id = "network.peer", tag = "networks", request_body = PeerRequest,
     params(("id" = String, Path, description = "Network id or name"), ProjectParam),
     responses((status = 200, body = Network), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
@@ -106,7 +106,7 @@ pub async fn peer(
 }
 
 /// End a peering.
-#[utoipa::path(delete, path = "/v1/networks/{id}/peers/{peer}", tag = "networks",
+#[utoipa::path(delete, path = "/v1/networks/{id}/peers/{peer}", operation_id = "network.unpeer", tag = "networks",
     params(("id" = String, Path, description = "Network id or name"), ("peer" = String, Path, description = "The other network"), ProjectParam),
     responses((status = 200, body = Network), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
@@ -132,7 +132,7 @@ pub async fn list_groups(
 }
 
 /// Create a security group (with an allow-all egress rule unless `no_default_egress`).
-#[utoipa::path(post, path = "/v1/security-groups", tag = "security-groups", request_body = CreateSecurityGroupRequest,
+#[utoipa::path(post, path = "/v1/security-groups", operation_id = "security_group.create", tag = "security-groups", request_body = CreateSecurityGroupRequest,
     responses((status = 201, body = SecurityGroup), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn create_group(
@@ -158,7 +158,7 @@ pub async fn get_group(
 }
 
 /// Change a security group's description (`null` clears it).
-#[utoipa::path(patch, path = "/v1/security-groups/{id}", tag = "security-groups", request_body = UpdateSecurityGroupRequest,
+#[utoipa::path(patch, path = "/v1/security-groups/{id}", operation_id = "security_group.update", tag = "security-groups", request_body = UpdateSecurityGroupRequest,
     params(("id" = String, Path, description = "Group id or name"), ProjectParam, IfMatch),
     responses((status = 200, body = SecurityGroup)))]
 pub async fn update_group(
@@ -176,7 +176,7 @@ pub async fn update_group(
 }
 
 /// Remove a security group; refused while instances use it or rules refer to it.
-#[utoipa::path(delete, path = "/v1/security-groups/{id}", tag = "security-groups",
+#[utoipa::path(delete, path = "/v1/security-groups/{id}", operation_id = "security_group.delete", tag = "security-groups",
     params(IfMatch, ("id" = String, Path, description = "Group id or name"), ProjectParam),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
@@ -193,7 +193,7 @@ pub async fn delete_group(
 }
 
 /// Add a rule; it applies to running instances at once.
-#[utoipa::path(post, path = "/v1/security-groups/{id}/rules", tag = "security-groups", request_body = CreateRuleRequest,
+#[utoipa::path(post, path = "/v1/security-groups/{id}/rules", operation_id = "security_group.rule_add", tag = "security-groups", request_body = CreateRuleRequest,
     params(("id" = String, Path, description = "Group id or name"), ProjectParam),
     responses((status = 201, body = SecurityGroup), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
@@ -212,7 +212,7 @@ pub async fn add_rule(
 }
 
 /// Remove a rule.
-#[utoipa::path(delete, path = "/v1/security-groups/{id}/rules/{rule}", tag = "security-groups",
+#[utoipa::path(delete, path = "/v1/security-groups/{id}/rules/{rule}", operation_id = "security_group.rule_delete", tag = "security-groups",
     params(("id" = String, Path, description = "Group id or name"), ("rule" = String, Path, description = "Rule id"), ProjectParam),
     responses((status = 200, body = SecurityGroup), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
@@ -227,7 +227,7 @@ pub async fn delete_rule(
 }
 
 /// Plug a (running or stopped) instance into one more network.
-#[utoipa::path(post, path = "/v1/instances/{id}/networks", tag = "instances", request_body = NicRequest,
+#[utoipa::path(post, path = "/v1/instances/{id}/networks", operation_id = "instance.network_attach", tag = "instances", request_body = NicRequest,
     params(("id" = String, Path, description = "Instance id or name"), ProjectParam),
     responses((status = 200, body = Instance), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
@@ -243,7 +243,7 @@ pub async fn attach(
 }
 
 /// Unplug an instance from a network.
-#[utoipa::path(delete, path = "/v1/instances/{id}/networks/{network}", tag = "instances",
+#[utoipa::path(delete, path = "/v1/instances/{id}/networks/{network}", operation_id = "instance.network_detach", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name"), ("network" = String, Path, description = "Network id or name"), ProjectParam),
     responses((status = 200, body = Instance), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
@@ -258,7 +258,7 @@ pub async fn detach(
 }
 
 /// Replace an instance's security groups; the rules apply at once.
-#[utoipa::path(put, path = "/v1/instances/{id}/security-groups", tag = "instances", request_body = SetSecurityGroupsRequest,
+#[utoipa::path(put, path = "/v1/instances/{id}/security-groups", operation_id = "instance.security_groups", tag = "instances", request_body = SetSecurityGroupsRequest,
     params(("id" = String, Path, description = "Instance id or name"), ProjectParam),
     responses((status = 200, body = Instance), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
@@ -287,7 +287,7 @@ pub async fn list_ports(
 }
 
 /// Forward a host port to a port of the instance (DNAT on every host address).
-#[utoipa::path(post, path = "/v1/instances/{id}/ports", tag = "instances", request_body = CreatePortForwardRequest,
+#[utoipa::path(post, path = "/v1/instances/{id}/ports", operation_id = "port_forward.create", tag = "instances", request_body = CreatePortForwardRequest,
     params(("id" = String, Path, description = "Instance id or name"), ProjectParam),
     responses((status = 201, body = PortForward), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, description = "The host port is taken", body = ErrorResponse)))]
@@ -306,7 +306,7 @@ pub async fn add_port(
 }
 
 /// Remove a port forward, by id or `HOST_PORT[/tcp|udp]`.
-#[utoipa::path(delete, path = "/v1/instances/{id}/ports/{port}", tag = "instances",
+#[utoipa::path(delete, path = "/v1/instances/{id}/ports/{port}", operation_id = "port_forward.delete", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name"), ("port" = String, Path, description = "Forward id or HOST_PORT[/tcp|udp]"), ProjectParam),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]

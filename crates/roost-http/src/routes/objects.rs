@@ -242,7 +242,7 @@ fn attachment(key: &str) -> String {
 
 /// Upload an object: the request body, stored as is, with its `Content-Type`,
 /// `Cache-Control`, `Content-Disposition` and `x-amz-meta-*` headers.
-#[utoipa::path(put, path = "/v1/buckets/{id}/objects/{key}", tag = "buckets",
+#[utoipa::path(put, path = "/v1/buckets/{id}/objects/{key}", operation_id = "bucket.object.put", tag = "buckets",
     params(("id" = String, Path, description = "Bucket id or name"), ("key" = String, Path, description = "Object key")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The object's bytes"),
     responses((status = 201, body = PutObjectResult), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
@@ -281,7 +281,7 @@ pub async fn put(
 }
 
 /// Delete an object (in a versioned bucket: a delete marker).
-#[utoipa::path(delete, path = "/v1/buckets/{id}/objects/{key}", tag = "buckets",
+#[utoipa::path(delete, path = "/v1/buckets/{id}/objects/{key}", operation_id = "bucket.object.delete", tag = "buckets",
     params(("id" = String, Path, description = "Bucket id or name"), ("key" = String, Path, description = "Object key")),
     responses((status = 204, description = "Deleted (also when it did not exist, as in S3)"), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]

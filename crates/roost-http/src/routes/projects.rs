@@ -23,7 +23,7 @@ pub async fn list(State(s): State<AppState>, auth: Auth, Query(params): Query<Li
 }
 
 /// Create a project (admins).
-#[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = CreateProjectRequest,
+#[utoipa::path(post, path = "/v1/projects", operation_id = "project.create", tag = "projects", request_body = CreateProjectRequest,
     responses((status = 201, body = Project), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn create(
@@ -43,7 +43,7 @@ pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) 
 }
 
 /// Change a project's description (admins).
-#[utoipa::path(patch, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id or name"), IfMatch),
+#[utoipa::path(patch, path = "/v1/projects/{id}", operation_id = "project.update", tag = "projects", params(("id" = String, Path, description = "Project id or name"), IfMatch),
     request_body = UpdateProjectRequest,
     responses((status = 200, body = Project), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
@@ -60,7 +60,7 @@ pub async fn update(
 }
 
 /// Delete an empty project (admins); `default` cannot be deleted.
-#[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", params(IfMatch, ("id" = String, Path, description = "Project id or name")),
+#[utoipa::path(delete, path = "/v1/projects/{id}", operation_id = "project.delete", tag = "projects", params(IfMatch, ("id" = String, Path, description = "Project id or name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn delete(
@@ -89,7 +89,7 @@ pub async fn members(
 }
 
 /// Add a member or change their role (admins).
-#[utoipa::path(put, path = "/v1/projects/{id}/members/{user}", tag = "projects",
+#[utoipa::path(put, path = "/v1/projects/{id}/members/{user}", operation_id = "project.member.set", tag = "projects",
     params(("id" = String, Path, description = "Project id or name"), ("user" = String, Path, description = "User id or name")),
     request_body = SetMemberRequest,
     responses((status = 200, body = Member), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
@@ -105,7 +105,7 @@ pub async fn set_member(
 }
 
 /// Remove a member (admins).
-#[utoipa::path(delete, path = "/v1/projects/{id}/members/{user}", tag = "projects",
+#[utoipa::path(delete, path = "/v1/projects/{id}/members/{user}", operation_id = "project.member.remove", tag = "projects",
     params(("id" = String, Path, description = "Project id or name"), ("user" = String, Path, description = "User id or name")),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
@@ -128,7 +128,7 @@ pub async fn quota(State(s): State<AppState>, auth: Auth, Path(id): Path<String>
 
 /// Set limits (admins): `{"instances": 10, "memory_bytes": 17179869184, "vcpus": null}`;
 /// `null` removes a limit, absent resources stay as they are.
-#[utoipa::path(put, path = "/v1/projects/{id}/quota", tag = "projects", params(("id" = String, Path, description = "Project id or name")),
+#[utoipa::path(put, path = "/v1/projects/{id}/quota", operation_id = "project.quota.set", tag = "projects", params(("id" = String, Path, description = "Project id or name")),
     request_body = Quota,
     responses((status = 200, body = Quota), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]

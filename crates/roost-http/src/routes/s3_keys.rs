@@ -24,7 +24,7 @@ pub async fn list(
 }
 
 /// Create an S3 access key. The response holds the secret: the only time it is shown.
-#[utoipa::path(post, path = "/v1/s3-keys", tag = "s3-keys", request_body = CreateS3KeyRequest,
+#[utoipa::path(post, path = "/v1/s3-keys", operation_id = "s3_key.create", tag = "s3-keys", request_body = CreateS3KeyRequest,
     responses((status = 201, body = CreatedS3Key), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn create(
@@ -45,7 +45,7 @@ pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) 
 }
 
 /// Change the description of one of your S3 keys (`null` clears it).
-#[utoipa::path(patch, path = "/v1/s3-keys/{id}", tag = "s3-keys", request_body = UpdateS3KeyRequest,
+#[utoipa::path(patch, path = "/v1/s3-keys/{id}", operation_id = "s3_key.update", tag = "s3-keys", request_body = UpdateS3KeyRequest,
     params(("id" = String, Path, description = "Access key id"), IfMatch),
     responses((status = 200, body = S3Key)))]
 pub async fn update(
@@ -60,7 +60,7 @@ pub async fn update(
 }
 
 /// Delete (revoke) one of your S3 keys. It stops working at once.
-#[utoipa::path(delete, path = "/v1/s3-keys/{id}", tag = "s3-keys", params(IfMatch, ("id" = String, Path, description = "Access key id")),
+#[utoipa::path(delete, path = "/v1/s3-keys/{id}", operation_id = "s3_key.delete", tag = "s3-keys", params(IfMatch, ("id" = String, Path, description = "Access key id")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn delete(
     State(s): State<AppState>,

@@ -32,7 +32,7 @@ pub async fn list(
 }
 
 /// Create a sandbox; returns once it runs.
-#[utoipa::path(post, path = "/v1/sandboxes", tag = "sandboxes", request_body = CreateSandboxRequest,
+#[utoipa::path(post, path = "/v1/sandboxes", operation_id = "sandbox.create", tag = "sandboxes", request_body = CreateSandboxRequest,
     responses(
         (status = 201, body = Sandbox),
         (status = 400, body = ErrorResponse),
@@ -72,7 +72,7 @@ pub async fn get(
 }
 
 /// Kill a sandbox: its processes, its instance, everything it had.
-#[utoipa::path(delete, path = "/v1/sandboxes/{id}", tag = "sandboxes",
+#[utoipa::path(delete, path = "/v1/sandboxes/{id}", operation_id = "sandbox.kill", tag = "sandboxes",
     params(IfMatch, ("id" = String, Path, description = "Sandbox id")),
     responses((status = 204), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn kill(
@@ -88,7 +88,7 @@ pub async fn kill(
 }
 
 /// Freeze a sandbox (cgroup freezer): processes and memory are kept.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", tag = "sandboxes",
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", operation_id = "sandbox.pause", tag = "sandboxes",
     params(("id" = String, Path, description = "Sandbox id")),
     responses((status = 204), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn pause(
@@ -103,7 +103,7 @@ pub async fn pause(
 }
 
 /// Thaw a paused sandbox.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", tag = "sandboxes",
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", operation_id = "sandbox.resume", tag = "sandboxes",
     params(("id" = String, Path, description = "Sandbox id")),
     responses((status = 204), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn resume(
@@ -118,7 +118,7 @@ pub async fn resume(
 }
 
 /// Set the time left.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/timeout", tag = "sandboxes", request_body = SandboxTimeoutRequest,
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/timeout", operation_id = "sandbox.timeout", tag = "sandboxes", request_body = SandboxTimeoutRequest,
     params(("id" = String, Path, description = "Sandbox id")),
     responses((status = 204), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn timeout(

@@ -41,7 +41,7 @@ pub async fn list(
 
 /// Start a process in the background; returns its pid at once. The last 64 KiB of each
 /// of its streams are kept, so an attach replays what it printed before.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/processes", tag = "sandboxes", request_body = StartSandboxProcessRequest,
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/processes", operation_id = "sandbox.process.start", tag = "sandboxes", request_body = StartSandboxProcessRequest,
     params(("id" = String, Path, description = "Sandbox id")),
     responses((status = 201, body = SandboxProcess), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
@@ -57,7 +57,7 @@ pub async fn start(
 }
 
 /// Send a signal (`{"signal": "TERM"}`, `"KILL"`, a number) to a running process.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/processes/{pid}/signal", tag = "sandboxes",
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/processes/{pid}/signal", operation_id = "sandbox.process.signal", tag = "sandboxes",
     request_body = SignalSandboxProcessRequest,
     params(("id" = String, Path, description = "Sandbox id"), ("pid" = u32, Path, description = "Process id (as listed)")),
     responses((status = 204), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
@@ -187,7 +187,7 @@ pub async fn list_dir(
 }
 
 /// Make a directory (and its parents); 409 if the path exists.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/dirs", tag = "sandboxes", request_body = SandboxMkdirRequest,
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/dirs", operation_id = "sandbox.files.mkdir", tag = "sandboxes", request_body = SandboxMkdirRequest,
     params(("id" = String, Path, description = "Sandbox id")),
     responses((status = 201, body = SandboxFileEntry), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
@@ -227,7 +227,7 @@ pub async fn download(
 }
 
 /// Upload a file (the request body, its bytes) to the sandbox; parents are made.
-#[utoipa::path(put, path = "/v1/sandboxes/{id}/files", tag = "sandboxes",
+#[utoipa::path(put, path = "/v1/sandboxes/{id}/files", operation_id = "sandbox.files.write", tag = "sandboxes",
     params(("id" = String, Path, description = "Sandbox id"), SandboxPathParams),
     request_body(content = Vec<u8>, description = "The file's bytes", content_type = "application/octet-stream"),
     responses((status = 204), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
@@ -246,7 +246,7 @@ pub async fn upload(
 }
 
 /// Remove a file, or a directory with its contents.
-#[utoipa::path(delete, path = "/v1/sandboxes/{id}/files", tag = "sandboxes",
+#[utoipa::path(delete, path = "/v1/sandboxes/{id}/files", operation_id = "sandbox.files.remove", tag = "sandboxes",
     params(("id" = String, Path, description = "Sandbox id"), SandboxPathParams),
     responses((status = 204), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
@@ -262,7 +262,7 @@ pub async fn remove(
 }
 
 /// Move or rename a file or directory.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/files/move", tag = "sandboxes", request_body = SandboxMoveRequest,
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/files/move", operation_id = "sandbox.files.move", tag = "sandboxes", request_body = SandboxMoveRequest,
     params(("id" = String, Path, description = "Sandbox id")),
     responses((status = 200, body = SandboxFileEntry), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]

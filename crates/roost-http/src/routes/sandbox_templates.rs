@@ -39,7 +39,7 @@ pub async fn list(
 /// `sh -c` in a throwaway container, then a snapshot. 202 + operation; its result holds
 /// `cache` (`hit` when a template with the same cache key exists: nothing runs), the
 /// template and the commands' output.
-#[utoipa::path(post, path = "/v1/sandbox-templates", tag = "sandboxes", request_body = BuildSandboxTemplateRequest,
+#[utoipa::path(post, path = "/v1/sandbox-templates", operation_id = "sandbox_template.build", tag = "sandboxes", request_body = BuildSandboxTemplateRequest,
     responses((status = 202, body = Operation), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
         (status = 422, body = ErrorResponse)))]
@@ -72,7 +72,7 @@ pub async fn get(
 
 /// Delete a built template. Refused (409) while a sandbox or instance uses it; builtin
 /// templates stay (403).
-#[utoipa::path(delete, path = "/v1/sandbox-templates/{id}", tag = "sandboxes",
+#[utoipa::path(delete, path = "/v1/sandbox-templates/{id}", operation_id = "sandbox_template.delete", tag = "sandboxes",
     params(IfMatch, ("id" = String, Path, description = "Template name or image id"), TemplateParams),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "In use", body = ErrorResponse)))]

@@ -38,7 +38,7 @@ pub async fn get_key(
 }
 
 /// Rename a sandbox key or change its limits (the next create sees them).
-#[utoipa::path(patch, path = "/v1/sandbox-keys/{id}", tag = "sandboxes", request_body = UpdateSandboxKeyRequest,
+#[utoipa::path(patch, path = "/v1/sandbox-keys/{id}", operation_id = "sandbox_key.update", tag = "sandboxes", request_body = UpdateSandboxKeyRequest,
     params(("id" = String, Path, description = "Sandbox key id"), IfMatch),
     responses((status = 200, body = SandboxKey)))]
 pub async fn update_key(
@@ -54,7 +54,7 @@ pub async fn update_key(
 
 /// Create a key for the E2B-compatible API (`E2B_API_KEY`). The response holds its
 /// secret: the only time it is shown.
-#[utoipa::path(post, path = "/v1/sandbox-keys", tag = "sandboxes", request_body = CreateSandboxKeyRequest,
+#[utoipa::path(post, path = "/v1/sandbox-keys", operation_id = "sandbox_key.create", tag = "sandboxes", request_body = CreateSandboxKeyRequest,
     responses(
         (status = 201, body = CreatedSandboxKey),
         (status = 400, body = ErrorResponse),
@@ -74,7 +74,7 @@ pub async fn create_key(
 /// Revoke a sandbox key: E2B requests with it, and with the access tokens of the
 /// sandboxes it made, are refused at once (its sandboxes run on until they are killed or
 /// time out). Its owner or an admin may revoke it.
-#[utoipa::path(delete, path = "/v1/sandbox-keys/{id}", tag = "sandboxes",
+#[utoipa::path(delete, path = "/v1/sandbox-keys/{id}", operation_id = "sandbox_key.delete", tag = "sandboxes",
     params(IfMatch, ("id" = String, Path, description = "Key id")),
     responses(
         (status = 204, description = "Revoked"),

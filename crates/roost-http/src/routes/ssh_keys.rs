@@ -23,7 +23,7 @@ pub async fn list(
 }
 
 /// Import a public key, or (without one) generate an Ed25519 key pair: the response then holds the private key, the only time it is shown (it is not stored).
-#[utoipa::path(post, path = "/v1/ssh-keys", tag = "ssh-keys", request_body = CreateSshKeyRequest,
+#[utoipa::path(post, path = "/v1/ssh-keys", operation_id = "ssh_key.create", tag = "ssh-keys", request_body = CreateSshKeyRequest,
     responses(
         (status = 201, body = CreatedSshKey),
         (status = 400, body = ErrorResponse),
@@ -54,7 +54,7 @@ pub async fn get(
 }
 
 /// Rename one of your SSH keys.
-#[utoipa::path(patch, path = "/v1/ssh-keys/{id}", tag = "ssh-keys", request_body = UpdateSshKeyRequest,
+#[utoipa::path(patch, path = "/v1/ssh-keys/{id}", operation_id = "ssh_key.update", tag = "ssh-keys", request_body = UpdateSshKeyRequest,
     params(("id" = String, Path, description = "SSH key id or name"), IfMatch),
     responses((status = 200, body = SshKey)))]
 pub async fn update(
@@ -69,7 +69,7 @@ pub async fn update(
 }
 
 /// Delete one of your SSH keys, by id or name (instances that got it keep it).
-#[utoipa::path(delete, path = "/v1/ssh-keys/{id}", tag = "ssh-keys",
+#[utoipa::path(delete, path = "/v1/ssh-keys/{id}", operation_id = "ssh_key.delete", tag = "ssh-keys",
     params(IfMatch, ("id" = String, Path, description = "SSH key id or name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn delete(

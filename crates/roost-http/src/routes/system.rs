@@ -13,7 +13,7 @@ use crate::extract::{Ctx, Path};
 
 /// Back up the embedded SQLite store (admins). Returns 202 and the operation to wait on;
 /// its `result` holds the backup's path and size.
-#[utoipa::path(post, path = "/v1/system/backups", tag = "system",
+#[utoipa::path(post, path = "/v1/system/backups", operation_id = "system.backup", tag = "system",
     responses(
         (status = 202, body = Operation, headers(("Location" = String, description = "The operation's URL"))),
         (status = 401, body = ErrorResponse),
@@ -84,7 +84,7 @@ pub async fn get_task(
 /// Run a background task now (admins). Returns 202 and the task at once, with
 /// `run_requested_at` set until the run starts; the server that holds the task's lease
 /// runs it (another server passes the request on).
-#[utoipa::path(post, path = "/v1/system/tasks/{name}/run", tag = "system",
+#[utoipa::path(post, path = "/v1/system/tasks/{name}/run", operation_id = "system.task.run", tag = "system",
     params(("name" = String, Path, description = "Task name, e.g. housekeeping")),
     responses(
         (status = 202, body = BackgroundTask),

@@ -23,7 +23,7 @@ pub async fn list(
 }
 
 /// Create an API token. The response holds its secret: the only time it is shown.
-#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateTokenRequest,
+#[utoipa::path(post, path = "/v1/tokens", operation_id = "token.create", tag = "tokens", request_body = CreateTokenRequest,
     responses(
         (status = 201, body = CreatedToken),
         (status = 400, body = ErrorResponse),
@@ -54,7 +54,7 @@ pub async fn get(
 }
 
 /// Rename one of your tokens (its scope and expiry never change).
-#[utoipa::path(patch, path = "/v1/tokens/{id}", tag = "tokens", request_body = UpdateTokenRequest,
+#[utoipa::path(patch, path = "/v1/tokens/{id}", operation_id = "token.update", tag = "tokens", request_body = UpdateTokenRequest,
     params(("id" = String, Path, description = "Token id or name"), IfMatch),
     responses((status = 200, body = Token)))]
 pub async fn update(
@@ -69,7 +69,7 @@ pub async fn update(
 }
 
 /// Delete (revoke) one of your tokens, by id or name. It stops working at once.
-#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
+#[utoipa::path(delete, path = "/v1/tokens/{id}", operation_id = "token.delete", tag = "tokens",
     params(IfMatch, ("id" = String, Path, description = "Token id or name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn delete(

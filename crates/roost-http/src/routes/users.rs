@@ -28,7 +28,7 @@ pub async fn list(
 
 /// Create a user (admins). Without a password, one is generated and returned once. The
 /// user joins the `default` project unless `projects` says otherwise.
-#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest,
+#[utoipa::path(post, path = "/v1/users", operation_id = "user.create", tag = "users", request_body = CreateUserRequest,
     responses((status = 201, body = CreatedUser), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn create(
@@ -48,7 +48,7 @@ pub async fn get(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) 
 }
 
 /// Change a profile (yourself: email and display name; admins: anyone, and the role).
-#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id, name or `me`"), IfMatch),
+#[utoipa::path(patch, path = "/v1/users/{id}", operation_id = "user.update", tag = "users", params(("id" = String, Path, description = "User id, name or `me`"), IfMatch),
     request_body = UpdateUserRequest,
     responses((status = 200, body = UserDetails), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
@@ -65,7 +65,7 @@ pub async fn update(
 }
 
 /// Delete a user (admins); their sessions, tokens and memberships go too.
-#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(IfMatch, ("id" = String, Path, description = "User id or name")),
+#[utoipa::path(delete, path = "/v1/users/{id}", operation_id = "user.delete", tag = "users", params(IfMatch, ("id" = String, Path, description = "User id or name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn delete(
@@ -80,7 +80,7 @@ pub async fn delete(
 }
 
 /// Disable a user (admins): their sessions end and their tokens stop working at once.
-#[utoipa::path(post, path = "/v1/users/{id}/disable", tag = "users", params(("id" = String, Path, description = "User id or name")),
+#[utoipa::path(post, path = "/v1/users/{id}/disable", operation_id = "user.disable", tag = "users", params(("id" = String, Path, description = "User id or name")),
     responses((status = 200, body = UserDetails), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn disable(
@@ -93,7 +93,7 @@ pub async fn disable(
 }
 
 /// Enable a disabled user (admins).
-#[utoipa::path(post, path = "/v1/users/{id}/enable", tag = "users", params(("id" = String, Path, description = "User id or name")),
+#[utoipa::path(post, path = "/v1/users/{id}/enable", operation_id = "user.enable", tag = "users", params(("id" = String, Path, description = "User id or name")),
     responses((status = 200, body = UserDetails), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
 pub async fn enable(
@@ -107,7 +107,7 @@ pub async fn enable(
 
 /// Reset a user's password (admins): set the given one or generate one (returned once);
 /// their sessions end.
-#[utoipa::path(post, path = "/v1/users/{id}/password", tag = "users", params(("id" = String, Path, description = "User id or name")),
+#[utoipa::path(post, path = "/v1/users/{id}/password", operation_id = "user.password.reset", tag = "users", params(("id" = String, Path, description = "User id or name")),
     request_body = ResetPasswordRequest,
     responses((status = 200, body = ResetPasswordResponse), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]

@@ -31,7 +31,7 @@ pub async fn list(State(s): State<AppState>, auth: Auth, Query(q): Query<VolumeL
 
 /// Create a volume: an empty ext4 filesystem in a sparse raw image, or a clone of a
 /// snapshot (`from_snapshot`).
-#[utoipa::path(post, path = "/v1/volumes", tag = "volumes", request_body = CreateVolumeRequest,
+#[utoipa::path(post, path = "/v1/volumes", operation_id = "volume.create", tag = "volumes", request_body = CreateVolumeRequest,
     responses((status = 201, body = Volume), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, description = "Role or quota", body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn create(
@@ -57,7 +57,7 @@ pub async fn get(
 }
 
 /// Rename a volume.
-#[utoipa::path(patch, path = "/v1/volumes/{id}", tag = "volumes", request_body = UpdateVolumeRequest,
+#[utoipa::path(patch, path = "/v1/volumes/{id}", operation_id = "volume.update", tag = "volumes", request_body = UpdateVolumeRequest,
     params(("id" = String, Path, description = "Volume id or name"), ProjectParam, IfMatch),
     responses((status = 200, body = Volume)))]
 pub async fn update(
@@ -73,7 +73,7 @@ pub async fn update(
 }
 
 /// Remove a volume and its data; refused while attached or used by a backup policy.
-#[utoipa::path(delete, path = "/v1/volumes/{id}", tag = "volumes",
+#[utoipa::path(delete, path = "/v1/volumes/{id}", operation_id = "volume.delete", tag = "volumes",
     params(IfMatch, ("id" = String, Path, description = "Volume id or name"), ProjectParam),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "Attached", body = ErrorResponse)))]
@@ -90,7 +90,7 @@ pub async fn delete(
 }
 
 /// Grow a volume and its filesystem (online while attached to a running instance).
-#[utoipa::path(post, path = "/v1/volumes/{id}/resize", tag = "volumes", request_body = ResizeVolumeRequest,
+#[utoipa::path(post, path = "/v1/volumes/{id}/resize", operation_id = "volume.resize", tag = "volumes", request_body = ResizeVolumeRequest,
     params(("id" = String, Path, description = "Volume id or name"), ProjectParam),
     responses((status = 200, body = Volume), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
@@ -107,7 +107,7 @@ pub async fn resize(
 
 /// Attach a volume to an instance at a path. `effective` says whether the instance sees
 /// it now or at its next start (stopped, or its driver cannot plug it live).
-#[utoipa::path(post, path = "/v1/volumes/{id}/attach", tag = "volumes", request_body = AttachVolumeRequest,
+#[utoipa::path(post, path = "/v1/volumes/{id}/attach", operation_id = "volume.attach", tag = "volumes", request_body = AttachVolumeRequest,
     params(("id" = String, Path, description = "Volume id or name"), ProjectParam),
     responses((status = 200, body = AttachVolumeResponse), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, description = "Attached elsewhere, or the path is taken", body = ErrorResponse),
@@ -125,7 +125,7 @@ pub async fn attach(
 
 /// Detach a volume. Refused (409, naming the processes) while files on it are open,
 /// unless `force`.
-#[utoipa::path(post, path = "/v1/volumes/{id}/detach", tag = "volumes", request_body = DetachVolumeRequest,
+#[utoipa::path(post, path = "/v1/volumes/{id}/detach", operation_id = "volume.detach", tag = "volumes", request_body = DetachVolumeRequest,
     params(("id" = String, Path, description = "Volume id or name"), ProjectParam),
     responses((status = 200, body = Volume), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, description = "Files open, or not attached", body = ErrorResponse)))]
@@ -142,7 +142,7 @@ pub async fn detach(
 }
 
 /// Replace a volume's content with one of its snapshots (detached, or its instance stopped).
-#[utoipa::path(post, path = "/v1/volumes/{id}/restore", tag = "volumes", request_body = RestoreVolumeRequest,
+#[utoipa::path(post, path = "/v1/volumes/{id}/restore", operation_id = "volume.restore", tag = "volumes", request_body = RestoreVolumeRequest,
     params(("id" = String, Path, description = "Volume id or name"), ProjectParam),
     responses((status = 200, body = Volume), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, description = "In use by a running instance", body = ErrorResponse)))]
@@ -169,7 +169,7 @@ pub async fn list_snapshots(
 }
 
 /// Snapshot a volume (crash-consistent: an attached volume's filesystem is frozen for it).
-#[utoipa::path(post, path = "/v1/snapshots", tag = "volumes", request_body = CreateSnapshotRequest,
+#[utoipa::path(post, path = "/v1/snapshots", operation_id = "snapshot.create", tag = "volumes", request_body = CreateSnapshotRequest,
     responses((status = 201, body = Snapshot), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn create_snapshot(
@@ -195,7 +195,7 @@ pub async fn get_snapshot(
 }
 
 /// Rename a snapshot or change its description (`null` clears it).
-#[utoipa::path(patch, path = "/v1/snapshots/{id}", tag = "volumes", request_body = UpdateSnapshotRequest,
+#[utoipa::path(patch, path = "/v1/snapshots/{id}", operation_id = "snapshot.update", tag = "volumes", request_body = UpdateSnapshotRequest,
     params(("id" = String, Path, description = "Snapshot id or name"), ProjectParam, IfMatch),
     responses((status = 200, body = Snapshot)))]
 pub async fn update_snapshot(
@@ -211,7 +211,7 @@ pub async fn update_snapshot(
 }
 
 /// Remove a snapshot.
-#[utoipa::path(delete, path = "/v1/snapshots/{id}", tag = "volumes",
+#[utoipa::path(delete, path = "/v1/snapshots/{id}", operation_id = "snapshot.delete", tag = "volumes",
     params(IfMatch, ("id" = String, Path, description = "Snapshot id or name"), ProjectParam),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
@@ -240,7 +240,7 @@ pub async fn list_policies(
 
 /// Create a backup policy: snapshots of a volume on a cron schedule (UTC), the newest
 /// `keep` kept.
-#[utoipa::path(post, path = "/v1/backup-policies", tag = "volumes", request_body = CreateBackupPolicyRequest,
+#[utoipa::path(post, path = "/v1/backup-policies", operation_id = "backup_policy.create", tag = "volumes", request_body = CreateBackupPolicyRequest,
     responses((status = 201, body = BackupPolicy), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn create_policy(
@@ -266,7 +266,7 @@ pub async fn get_policy(
 }
 
 /// Rename a backup policy, or change its schedule or how many snapshots it keeps.
-#[utoipa::path(patch, path = "/v1/backup-policies/{id}", tag = "volumes", request_body = UpdateBackupPolicyRequest,
+#[utoipa::path(patch, path = "/v1/backup-policies/{id}", operation_id = "backup_policy.update", tag = "volumes", request_body = UpdateBackupPolicyRequest,
     params(("id" = String, Path, description = "Policy id or name"), ProjectParam, IfMatch),
     responses((status = 200, body = BackupPolicy)))]
 pub async fn update_policy(
@@ -284,7 +284,7 @@ pub async fn update_policy(
 }
 
 /// Remove a backup policy (its snapshots stay).
-#[utoipa::path(delete, path = "/v1/backup-policies/{id}", tag = "volumes",
+#[utoipa::path(delete, path = "/v1/backup-policies/{id}", operation_id = "backup_policy.delete", tag = "volumes",
     params(IfMatch, ("id" = String, Path, description = "Policy id or name"), ProjectParam),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
@@ -301,7 +301,7 @@ pub async fn delete_policy(
 }
 
 /// Run a backup policy now; the response shows the run's result.
-#[utoipa::path(post, path = "/v1/backup-policies/{id}/run", tag = "volumes",
+#[utoipa::path(post, path = "/v1/backup-policies/{id}/run", operation_id = "backup_policy.run", tag = "volumes",
     params(("id" = String, Path, description = "Policy id or name"), ProjectParam),
     responses((status = 200, body = BackupPolicy), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
@@ -316,7 +316,7 @@ pub async fn run_policy(
 }
 
 /// Snapshot an instance: its root filesystem changes and each attached volume.
-#[utoipa::path(post, path = "/v1/instances/{id}/snapshot", tag = "instances", request_body = CreateInstanceSnapshotRequest,
+#[utoipa::path(post, path = "/v1/instances/{id}/snapshot", operation_id = "instance.snapshot", tag = "instances", request_body = CreateInstanceSnapshotRequest,
     params(("id" = String, Path, description = "Instance id or name"), ProjectParam),
     responses((status = 201, body = InstanceSnapshot), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
@@ -336,7 +336,7 @@ pub async fn snapshot_instance(
 
 /// Clone an instance: a new, independent instance with copies of its root filesystem
 /// changes and attached volumes (records `cloned_from`). 202 with the operation.
-#[utoipa::path(post, path = "/v1/instances/{id}/clone", tag = "instances", request_body = CloneInstanceRequest,
+#[utoipa::path(post, path = "/v1/instances/{id}/clone", operation_id = "instance.clone", tag = "instances", request_body = CloneInstanceRequest,
     params(("id" = String, Path, description = "Instance id or name"), ProjectParam),
     responses((status = 202, body = CreatedInstance), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, description = "Role or quota", body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
