@@ -202,15 +202,46 @@ impl RoostS3 {
     }
 
     /// The bucket, once the caller may change it, with the proof its changes open with
-    /// (every write through S3 is a change of the kernel: row, audit entry, event).
-    async fn writable_bucket(&self, creds: &Option<Credentials>, name: &str) -> S3Result<(BucketRow, ProjectWrite)> {
-        let who = self.identity(creds).await?;
-        let bucket = self.control.store().bucket_by_name(name).await.map_err(internal)?.ok_or_else(|| {
-            S3Error::with_message(S3ErrorCode::NoSuchBucket, format!("the bucket '{name}' does not exist"))
-        })?;
-        match self.control.s3_bucket_access(&who, &bucket, true).await.map_err(from_control)? {
-            Some(proof) => Ok((bucket, proof)),
-            None => Err(s3_error!(AccessDenied, "access denied")),
+    /// (every write through S3 is a change of the kernel: row, audit entry, event). A
+    /// refusal is audited as a failed `action`, as the REST door audits its refusals.
+    async fn writable_bucket(
+        &self,
+        creds: &Option<Credentials>,
+        name: &str,
+        action: &str,
+    ) -> S3Result<(BucketRow, ProjectWrite)> {
+        let refused = |actor: &str, token: Option<String>, bucket: Option<&str>, code: &str| {
+            let result = format!("failure: {code}");
+            let bucket = bucket.map(str::to_string);
+            let ctx = self.ctx();
+            let (actor, action) = (actor.to_string(), action.to_string());
+            async move {
+                let resource = bucket.as_deref().map(|id| ("bucket", id));
+                self.control.audit_failure(&ctx, &actor, token, &action, resource, &result, None).await
+            }
+        };
+        let who = match self.identity(creds).await {
+            Ok(who) => who,
+            Err(e) => {
+                refused("anonymous", None, None, "unauthorized").await;
+                return Err(e);
+            }
+        };
+        let (user, token) = (who.principal.user_id.as_str(), Some(who.key.id.clone()));
+        let Some(bucket) = self.control.store().bucket_by_name(name).await.map_err(internal)? else {
+            refused(user, token, None, "not_found").await;
+            return Err(S3Error::with_message(
+                S3ErrorCode::NoSuchBucket,
+                format!("the bucket '{name}' does not exist"),
+            ));
+        };
+        match self.control.s3_bucket_access(&who, &bucket, true).await {
+            Ok(Some(proof)) => Ok((bucket, proof)),
+            Ok(None) => Err(s3_error!(AccessDenied, "access denied")),
+            Err(e) => {
+                refused(user, token, Some(&bucket.id), "forbidden").await;
+                Err(from_control(e))
+            }
         }
     }
 
@@ -596,7 +627,8 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<PutBucketVersioningInput>,
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
+        let (bucket, proof) =
+            self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.versioning.set").await?;
         let config = req.input.versioning_configuration;
         if config.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) {
             return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
@@ -724,7 +756,7 @@ impl S3 for RoostS3 {
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         check_key(&input.key)?;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.put").await?;
         self.check_bytes(&bucket, input.content_length.unwrap_or(0)).await?;
         let written = match input.body {
             Some(body) => self.disk.write_stream(&bucket.id, body).await.map_err(write_error)?,
@@ -863,7 +895,7 @@ impl S3 for RoostS3 {
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.delete").await?;
         if let Some(cond) = &input.if_match {
             let obj = self.object(&bucket, &input.key).await?;
             if !etag_matches(cond, &obj.etag) {
@@ -884,7 +916,7 @@ impl S3 for RoostS3 {
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let input = req.input;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.delete").await?;
         if input.delete.objects.len() > 1000 {
             return Err(s3_error!(MalformedXML, "at most 1000 keys per request"));
         }
@@ -940,7 +972,7 @@ impl S3 for RoostS3 {
                 e
             }
         })?;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.copy").await?;
         let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         if !replace && src_bucket.id == bucket.id && src.key == input.key {
             return Err(s3_error!(
@@ -1058,7 +1090,7 @@ impl S3 for RoostS3 {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
         check_key(&input.key)?;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.create").await?;
         let headers = headers_from(
             input.content_type,
             input.cache_control,
@@ -1093,7 +1125,7 @@ impl S3 for RoostS3 {
         if !(1..=MAX_PARTS).contains(&input.part_number) {
             return Err(s3_error!(InvalidArgument, "part numbers are 1-10000"));
         }
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.part").await?;
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         self.check_bytes(&bucket, input.content_length.unwrap_or(0)).await?;
         let written = match input.body {
@@ -1138,7 +1170,7 @@ impl S3 for RoostS3 {
                 e
             }
         })?;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.part").await?;
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         let size = src.size as u64;
         let (offset, len) = match &input.copy_source_range {
@@ -1271,7 +1303,7 @@ impl S3 for RoostS3 {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.put").await?;
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         let wanted = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
         if wanted.is_empty() {
@@ -1373,7 +1405,7 @@ impl S3 for RoostS3 {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let input = req.input;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.abort").await?;
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         let mut tx = self.control.change(&self.ctx(), &proof).await.map_err(from_control)?;
         roost_store::buckets::delete_upload(tx.conn(), &upload.id).await.map_err(internal)?;
@@ -1388,7 +1420,7 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<PutBucketPolicyInput>,
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.policy.set").await?;
         let public = roost_control::buckets::policy_is_public_read(&req.input.policy)
             .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedPolicy, e.message))?;
         // The policy is recorded whole: whoever reads the audit sees what was granted.
@@ -1413,14 +1445,14 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.policy.delete").await?;
         let body = serde_json::json!({ "public_read": false });
         self.set_doc(&proof, &bucket, BucketDoc::Policy, None, Some(false), "bucket.policy.delete", body).await?;
         Ok(S3Response::new(DeleteBucketPolicyOutput {}))
     }
 
     async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.cors.set").await?;
         let rules: Vec<crate::cors::CorsRule> =
             req.input.cors_configuration.cors_rules.into_iter().map(crate::cors::CorsRule::from_dto).collect();
         let json = serde_json::to_string(&rules).map_err(internal)?;
@@ -1442,7 +1474,7 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.cors.delete").await?;
         let body = serde_json::json!({});
         self.set_doc(&proof, &bucket, BucketDoc::Cors, None, None, "bucket.cors.delete", body).await?;
         Ok(S3Response::new(DeleteBucketCorsOutput {}))
@@ -1452,7 +1484,7 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<PutBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
+        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.lifecycle.set").await?;
         let rules = req.input.lifecycle_configuration.map(|c| c.rules).unwrap_or_default();
         let rules: Vec<crate::lifecycle::Rule> =
             rules.into_iter().map(crate::lifecycle::Rule::from_dto).collect::<S3Result<_>>()?;
@@ -1481,7 +1513,8 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket).await?;
+        let (bucket, proof) =
+            self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.lifecycle.delete").await?;
         let body = serde_json::json!({});
         self.set_doc(&proof, &bucket, BucketDoc::Lifecycle, None, None, "bucket.lifecycle.delete", body).await?;
         Ok(S3Response::new(DeleteBucketLifecycleOutput {}))

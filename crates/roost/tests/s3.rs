@@ -1038,7 +1038,8 @@ async fn keys_made_with_a_token_inherit_its_expiry_and_project() {
 /// The S3 door is a door like the others: every change through it (objects, uploads,
 /// bucket settings) is a change of the kernel, audited as the key's owner in the same
 /// transaction, and a policy that makes a bucket public is announced (`bucket.updated`).
-/// An upload through the REST routes, which go through S3, is audited once.
+/// An upload through the REST routes, which go through S3, is audited once; a refused
+/// change is audited as a failure.
 #[tokio::test]
 async fn every_change_through_s3_is_audited_and_a_public_policy_announced() {
     use futures_util::StreamExt;
@@ -1105,9 +1106,17 @@ async fn every_change_through_s3_is_audited_and_a_public_policy_announced() {
     ] {
         assert!(by_s3.contains(&(action, Some(bucket.id.as_str()))), "{action} missing: {by_s3:?}");
     }
-    for e in audit.items.iter().filter(|e| e.source.as_deref() == Some("s3")) {
+    for e in audit.items.iter().filter(|e| e.source.as_deref() == Some("s3") && e.result == "success") {
         assert_eq!((e.actor.as_str(), e.result.as_str()), (admin_id.as_str(), "success"), "{e:?}");
     }
-    let puts = audit.items.iter().filter(|e| e.action == "bucket.object.put").count();
-    assert_eq!(puts, 2, "one entry per upload (S3, then REST through S3), none for the refused one");
+    let puts = audit.items.iter().filter(|e| e.action == "bucket.object.put" && e.result == "success").count();
+    assert_eq!(puts, 2, "one entry per upload (S3, then REST through S3), no success for the refused one");
+    // The refusal itself is audited, as the REST door audits its refusals.
+    let refused = audit.items.iter().find(|e| e.source.as_deref() == Some("s3") && e.result.starts_with("failure"));
+    let refused = refused.expect("the read-only key's refused put is audited");
+    assert_eq!(
+        (refused.action.as_str(), refused.result.as_str(), refused.actor.as_str()),
+        ("bucket.object.put", "failure: forbidden", admin_id.as_str())
+    );
+    assert_eq!(refused.actor_token.as_deref(), Some(reader.key.id.as_str()));
 }
