@@ -89,34 +89,27 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# boto3 for the S3 suite: a virtualenv under target/ with the pinned version (the
-# version is in crates/roost/tests/s3/requirements.txt).
-if [ "$want_test" = 1 ]; then
+# A virtualenv under target/ with the pinned packages of a requirements file, made anew
+# when the file changes.
+python_venv() {
+  local name=$1 req=$2 what=$3
+  local root venv
   root="$(cd "$(dirname "$0")/.." && pwd)"
-  venv="$root/target/pyenv"
-  req="$root/crates/roost/tests/s3/requirements.txt"
+  venv="$root/target/$name"
+  req="$root/$req"
   if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
-    echo "==> installing boto3 into $venv"
+    echo "==> installing $what into $venv"
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
     cp "$req" "$venv/.requirements"
   fi
-fi
+}
 
-# Schemathesis for the API fuzzing run (crates/roost/tests/fuzz.rs): a virtualenv under
-# target/ with the pinned version (crates/roost/tests/fuzz/requirements.txt).
 if [ "$want_test" = 1 ]; then
-  root="$(cd "$(dirname "$0")/.." && pwd)"
-  venv="$root/target/fuzzenv"
-  req="$root/crates/roost/tests/fuzz/requirements.txt"
-  if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
-    echo "==> installing schemathesis into $venv"
-    rm -rf "$venv"
-    /usr/bin/python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-    cp "$req" "$venv/.requirements"
-  fi
+  # boto3 for the S3 suite; Schemathesis for the API fuzzing run (tests/fuzz.rs).
+  python_venv pyenv crates/roost/tests/s3/requirements.txt boto3
+  python_venv fuzzenv crates/roost/tests/fuzz/requirements.txt schemathesis
 fi
 
 # The official E2B SDKs for the sandbox suite: a virtualenv under target/ with the pinned
