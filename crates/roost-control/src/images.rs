@@ -1,7 +1,9 @@
 //! Images: the builtin busybox, Debian builds and tarball imports. Rows carry names and
 //! ownership; contents live in the node's content-addressed image store.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use roost_node::api::ImageInfo;
 
 use roost_api::ids::IdKind;
 use roost_api::images::{BuildImageRequest, Image, ImageStatus, UpdateImageRequest};
@@ -113,48 +115,51 @@ impl Control {
         self.store().image_for_project(key, project_id).await?.ok_or_else(|| Error::not_found("image", key))
     }
 
-    /// The image's root filesystem on this node, building a builtin one on first use.
-    pub(crate) async fn image_rootfs(&self, row: &ImageRow) -> Result<PathBuf> {
-        self.image_rootfs_for(row, None).await
+    /// The image's digest on this node, building a builtin one on first use.
+    pub(crate) async fn image_digest(&self, row: &ImageRow) -> Result<String> {
+        self.image_digest_for(row, None).await
     }
 
-    /// [`Control::image_rootfs`]; a builtin template's first build shows its progress as
+    /// [`Control::image_digest`]; a builtin template's first build shows its progress as
     /// an operation of `requester`'s (the caller that waits for it).
-    pub(crate) async fn image_rootfs_for(&self, row: &ImageRow, requester: Option<&Principal>) -> Result<PathBuf> {
-        if let Some(path) = self.compute().rootfs.lock().expect("rootfs").get(&row.id).filter(|p| p.is_dir()) {
-            return Ok(path.clone());
+    pub(crate) async fn image_digest_for(&self, row: &ImageRow, requester: Option<&Principal>) -> Result<String> {
+        let cached = self.compute().digests.lock().expect("digests").get(&row.id).cloned();
+        if let Some(digest) = cached
+            && self.node()?.image(&digest).await.ok().flatten().is_some()
+        {
+            return Ok(digest);
         }
-        let path = self.resolve_rootfs(row, requester).await?;
-        self.compute().rootfs.lock().expect("rootfs").insert(row.id.clone(), path.clone());
-        Ok(path)
+        let digest = self.resolve_digest(row, requester).await?;
+        self.compute().digests.lock().expect("digests").insert(row.id.clone(), digest.clone());
+        Ok(digest)
     }
 
-    async fn resolve_rootfs(&self, row: &ImageRow, requester: Option<&Principal>) -> Result<PathBuf> {
+    async fn resolve_digest(&self, row: &ImageRow, requester: Option<&Principal>) -> Result<String> {
         let node = self.node()?;
         if row.source == "builtin" && row.name == BUSYBOX {
-            let image = node.images.busybox().await.map_err(node_error)?;
+            let image = node.busybox_image().await.map_err(node_error)?;
             self.record_builtin_build(row, &image).await;
-            return Ok(image.rootfs);
+            return Ok(image.digest);
         }
         if row.source == "builtin"
             && let Some(template) = crate::templates::builtin_template(&row.name)
         {
             let image = self.build_builtin_template(template, row, requester).await?;
             self.record_builtin_build(row, &image).await;
-            return Ok(image.rootfs);
+            return Ok(image.digest);
         }
         let digest =
             row.digest.as_deref().ok_or_else(|| Error::unprocessable(format!("image '{}' is not built", row.name)))?;
-        match node.images.get(digest).map_err(node_error)? {
-            Some(image) => Ok(image.rootfs),
+        match node.image(digest).await.map_err(node_error)? {
+            Some(image) => Ok(image.digest),
             None => Err(Error::unprocessable(format!("image '{}' is missing from this node's image store", row.name))),
         }
     }
 
     /// A builtin image is built on first use: its row learns the digest and size then,
     /// so the images list shows them (as a build or an import records its own).
-    async fn record_builtin_build(&self, row: &ImageRow, image: &roost_node::images::Image) {
-        let size = image.meta.size_bytes as i64;
+    async fn record_builtin_build(&self, row: &ImageRow, image: &ImageInfo) {
+        let size = image.size_bytes as i64;
         if row.digest.as_deref() == Some(image.digest.as_str()) && row.size_bytes == Some(size) {
             return;
         }
@@ -244,15 +249,13 @@ impl Control {
             let mut op = op;
             op.progress(1, "starting the build").await;
             let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
-            let images = control.node().map(|n| n.images.clone());
+            let node = control.node();
             let build = async {
-                let images = images?;
-                images
-                    .build_debian(&row.name, &suite, &packages, move |p| {
-                        let _ = progress_tx.send(p);
-                    })
-                    .await
-                    .map_err(node_error)
+                let node = node?;
+                let progress = Box::new(move |p| {
+                    let _ = progress_tx.send(p);
+                });
+                node.build_debian_image(&row.name, &suite, &packages, progress).await.map_err(node_error)
             };
             tokio::pin!(build);
             let result = loop {
@@ -261,7 +264,7 @@ impl Control {
                     Some(p) = progress_rx.recv() => op.progress(p.percent.clamp(1, 99), &p.message).await,
                 }
             };
-            control.finish_image(&row, result.map(|i| (i.digest, i.meta.size_bytes)), op).await;
+            control.finish_image(&row, result.map(|i| (i.digest, i.size_bytes)), op).await;
         });
         Ok(snapshot)
     }
@@ -307,7 +310,10 @@ impl Control {
             let node = self.node()?;
             let limit = self.settings().image_import_max_unpacked;
             // A file that does not unpack is the uploader's to fix.
-            let image = node.images.import_tarball(path, limit).await.map_err(|e| match e {
+            let file =
+                tokio::fs::File::open(path).await.map_err(|e| Error::internal(format!("reading the upload: {e}")))?;
+            let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let image = node.import_image(&file_name, Box::new(file), limit).await.map_err(|e| match e {
                 roost_node::Error::Missing { .. } | roost_node::Error::TooLarge(_) => node_error(e),
                 e => Error::unprocessable(format!("not a root filesystem tarball (.tar, .tar.gz, .tar.zst): {e}")),
             })?;
@@ -327,7 +333,7 @@ impl Control {
             status: ImageStatus::Ready.as_str().into(),
             status_reason: None,
             digest: Some(image.digest.clone()),
-            size_bytes: Some(image.meta.size_bytes as i64),
+            size_bytes: Some(image.size_bytes as i64),
             spec: None,
             created_by: Some(p.user_id.clone()),
             created_at: now,
@@ -473,7 +479,7 @@ impl Control {
                 .await?
                 .iter()
                 .any(|r| r.digest.as_deref() == Some(digest));
-            if !shared && let Err(e) = node.images.remove(digest).await {
+            if !shared && let Err(e) = node.remove_image(digest).await {
                 tracing::warn!(image = %row.id, error = %e, "could not remove the image's files");
             }
         }

@@ -3,7 +3,7 @@
 //! node toward it and reports what it observes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use roost_api::instances::{
 use roost_api::operations::Operation;
 use roost_api::projects::DEFAULT_PROJECT;
 use roost_api::{ListParams, Page};
+use roost_node::api::Instances;
 use roost_store::instances::{InstanceRow, SORT_KEYS};
 use roost_store::{StoreError, now_ms};
 use tokio::sync::broadcast::error::RecvError;
@@ -56,9 +57,9 @@ pub(crate) struct Compute {
     pub last_cpu: Mutex<HashMap<String, (u64, std::time::Instant)>>,
     /// The latest sample per instance, for `stats`.
     pub latest: Mutex<HashMap<String, roost_api::instances::InstanceStats>>,
-    /// Root filesystems already resolved, by image id (resolving the builtin image
-    /// hashes the host's busybox).
-    pub rootfs: Mutex<HashMap<String, std::path::PathBuf>>,
+    /// Image digests already resolved on the node, by image id (resolving the builtin
+    /// image hashes the host's busybox).
+    pub digests: Mutex<HashMap<String, String>>,
 }
 
 /// The API view of an instance read on `conn`, so a change's event shows the instance
@@ -96,19 +97,6 @@ fn check_env_key(k: &str) -> bool {
         && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// Whether `cmd` resolves to a file in the image: an absolute path, or a name on the
-/// default PATH. Symlinks count (BusyBox applets are symlinks).
-fn command_exists(rootfs: &Path, cmd: &str) -> bool {
-    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
-    if cmd.contains('/') {
-        let rel = cmd.trim_start_matches('/');
-        return exists(&rootfs.join(rel));
-    }
-    ["usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin"]
-        .iter()
-        .any(|dir| exists(&rootfs.join(dir).join(cmd)))
-}
-
 impl Control {
     /// Attaches the node and starts the background tasks that drive it: the network
     /// sync, the reconciler, the metrics sampler, backup policies and the warm pool.
@@ -134,11 +122,11 @@ impl Control {
 
     /// The driver of an instance by id (its row's type; the container driver for an id
     /// without a row).
-    pub(crate) async fn driver_of(&self, id: &str) -> Result<Arc<dyn roost_node::Driver>> {
+    pub(crate) async fn driver_of(&self, id: &str) -> Result<Arc<dyn Instances>> {
         let node = self.node()?;
         match self.store().instance(id).await? {
             Some(row) => node.driver_for(&row.kind),
-            None => Ok(node.driver.clone()),
+            None => node.driver_for("container"),
         }
     }
 
@@ -258,8 +246,8 @@ impl Control {
         let node = self.node()?;
         if kind == "vm" {
             node.driver_for("vm")?;
-            let rootfs = self.image_rootfs(&image).await?;
-            if !rootfs.join("usr/sbin/qemu-ga").exists() {
+            let digest = self.image_digest(&image).await?;
+            if !node.image_has_command(&digest, "/usr/sbin/qemu-ga").await.map_err(node_error)? {
                 return Err(Error::validation(vec![roost_api::FieldError {
                     field: "image".into(),
                     message: format!(
@@ -272,8 +260,8 @@ impl Control {
         // A command that is not in the image is the caller's mistake: say so now rather
         // than leave an instance in error.
         if let Some(cmd) = req.command.as_ref().and_then(|c| c.first()) {
-            let rootfs = self.image_rootfs(&image).await?;
-            if !command_exists(&rootfs, cmd) {
+            let digest = self.image_digest(&image).await?;
+            if !node.image_has_command(&digest, cmd).await.map_err(node_error)? {
                 return Err(Error::validation(vec![roost_api::FieldError {
                     field: "command".into(),
                     message: format!("'{cmd}' is not in image '{}'", image.name),
@@ -754,17 +742,5 @@ mod tests {
     fn env_names() {
         assert!(check_env_key("PATH") && check_env_key("_x1"));
         assert!(!check_env_key("1X") && !check_env_key("A-B") && !check_env_key(""));
-    }
-
-    #[test]
-    fn commands_resolve_in_the_rootfs() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
-        std::fs::write(dir.path().join("bin/busybox"), b"").unwrap();
-        std::os::unix::fs::symlink("/bin/busybox", dir.path().join("bin/sh")).unwrap();
-        assert!(command_exists(dir.path(), "sh"));
-        assert!(command_exists(dir.path(), "/bin/sh"));
-        assert!(!command_exists(dir.path(), "python3"));
-        assert!(!command_exists(dir.path(), "/usr/bin/env"));
     }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
-use std::sync::atomic::Ordering;
 
 use ipnet::Ipv4Net;
 use roost_api::ids::IdKind;
@@ -14,7 +13,8 @@ use roost_api::networks::{
 };
 use roost_api::projects::DEFAULT_PROJECT;
 use roost_api::{FieldError, ListParams, Page};
-use roost_node::network::firewall::{self, FirewallSpec, ForwardSpec, NetSpec, NicSpec, Proto, Remote, RuleSpec};
+use roost_node::api::{BridgeSpec, NetworkState};
+use roost_node::network::firewall::{FirewallSpec, ForwardSpec, NetSpec, NicSpec, Proto, Remote, RuleSpec};
 use roost_node::network::host::HostFacts;
 use roost_node::network::{self as hostnet, dns};
 use roost_node::{DnsConfig, MacAddr, NetAttachment};
@@ -92,10 +92,6 @@ impl BackgroundTask for NetworkSync {
 }
 
 impl Control {
-    fn owner_prefix(&self) -> Result<String> {
-        Ok(format!("roost:{}:", self.node()?.firewall_table))
-    }
-
     // ---- lookups ----
 
     /// The project a lookup or list is narrowed to (checked), if any.
@@ -177,7 +173,7 @@ impl Control {
         let now = now_ms();
         if repo::network_by_name(tx.conn(), project_id, DEFAULT_NETWORK).await?.is_none() {
             let taken: Vec<Ipv4Net> = repo::all_cidrs(tx.conn()).await?.iter().filter_map(|c| parse_cidr(c)).collect();
-            let host = HostFacts::read().await.map_err(node_error)?;
+            let host = self.node()?.host_network().await.map_err(node_error)?;
             let cidr = pick_free_subnet(pool, &taken, &host).ok_or_else(|| no_free_subnet(pool))?;
             let id = IdKind::Network.generate();
             let row = NetworkRow {
@@ -280,7 +276,7 @@ impl Control {
         self.ensure_project_defaults(&access.project.id).await?;
         // Nothing of the host's: a range over its routes, addresses, gateways or name
         // servers would take the host's own traffic.
-        let host = HostFacts::read().await.map_err(node_error)?;
+        let host = self.node()?.host_network().await.map_err(node_error)?;
         if let Some(why) = cidr.and_then(|c| host.conflict(c)) {
             return Err(Error::conflict(format!("{why}; pick a range the host does not use")));
         }
@@ -1006,7 +1002,7 @@ impl Control {
         if let Some((_, name)) = node.reserved_ports.iter().find(|(p, _)| *p == port) {
             return Err(Error::conflict(format!("host port {port}/{proto} is Roost's own {name} listener")));
         }
-        if let Some(user) = hostnet::host::port_in_use(port) {
+        if let Some(user) = node.port_in_use(port) {
             return Err(Error::conflict(format!(
                 "host port {port}/{proto} is in use on the host ({user}); pick a free port"
             )));
@@ -1068,19 +1064,17 @@ impl Control {
         }
     }
 
-    /// Brings bridges, nftables and DNS in line with the store, now. Serialized.
+    /// Brings the node's bridges, routes, firewall and DNS in line with the store, now:
+    /// the store's view as one desired-state document, applied by the node.
     pub(crate) async fn sync_firewall_now(&self) -> Result<()> {
         let node = self.node()?;
-        let _guard = node.firewall_lock.lock().await;
         let state = self.store().firewall_state().await?;
-        let prefix = self.owner_prefix()?;
+        let owner = node.route_owner();
 
-        // Bridges: ours that the store has, made; ours that it lacks, removed. A range
-        // no network may have (rows of earlier versions) is skipped, not fatal: one bad
-        // row must not keep every other network from being made.
-        let owner = hostnet::RouteOwner::for_table(&node.firewall_table);
-        let mut remade = Vec::new();
+        // A range no network may have (rows of earlier versions) is skipped, not fatal:
+        // one bad row must not keep every other network from being made.
         let mut usable: Vec<(&NetworkRow, Ipv4Net)> = Vec::new();
+        let mut bridges = Vec::new();
         for net in &state.networks {
             let Some(cidr) = parse_cidr(&net.cidr) else { continue };
             if let Some((what, _)) = hostnet::host::reserved_space(cidr) {
@@ -1088,59 +1082,20 @@ impl Control {
                 continue;
             }
             let gateway: Ipv4Addr = net.gateway.parse().map_err(|_| Error::internal("bad gateway"))?;
-            let host = hostnet::Network { bridge: net.bridge.clone(), gateway, prefix_len: cidr.prefix_len() };
-            if !hostnet::link_exists(&net.bridge) {
-                remade.push(net.id.clone());
-            }
-            host.ensure(Some(&format!("{prefix}{}", net.id))).await.map_err(node_error)?;
+            bridges.push(BridgeSpec {
+                network_id: net.id.clone(),
+                bridge: net.bridge.clone(),
+                gateway,
+                prefix_len: cidr.prefix_len(),
+            });
             usable.push((net, cidr));
         }
         let routes = policy_routes(&usable, &state.peers, owner);
-        hostnet::sync_policy_routing(owner, &routes).await.map_err(node_error)?;
-        // A bridge deleted by hand took its ports with it: plug running instances in again.
-        for nic in state.nics.iter().filter(|n| remade.contains(&n.network_id)) {
-            let Some(net) = state.networks.iter().find(|n| n.id == nic.network_id) else { continue };
-            let Ok(driver) = self.driver_of(&nic.instance_id).await else { continue };
-            let running =
-                driver.inspect(&nic.instance_id).await.is_ok_and(|s| s.status == roost_node::InstanceStatus::Running);
-            if running
-                && let Ok(a) = attachment(net, nic)
-                && let Err(e) = driver.attach_network(&nic.instance_id, &a).await
-            {
-                tracing::warn!(instance = %nic.instance_id, error = %e, "re-plugging into a remade bridge failed");
-            }
-        }
-        for (bridge, _) in hostnet::owned_bridges(&prefix) {
-            if !usable.iter().any(|(n, _)| n.bridge == bridge) {
-                tracing::info!(bridge, "removing a bridge whose network is gone (or unusable)");
-                hostnet::remove_bridge(&bridge).await.map_err(node_error)?;
-            }
-        }
-
         // Forwards only where one may be made now (rows of earlier versions may hold a
         // port below the range, or one of Roost's listeners).
         let forwardable =
             |port: u16| node.port_forward_range.contains(&port) && !node.reserved_ports.iter().any(|(p, _)| *p == port);
-        let spec = firewall_spec(&state, owner, forwardable);
-        let script = firewall::compile(&node.firewall_table, &spec).map_err(node_error)?;
-        // Unchanged and still there: nothing to do (the drift check runs every few seconds).
-        // The `nft list` probes run only then: a changed script is applied anyway, and
-        // instance starts and API changes should not pay for two extra processes.
-        let unchanged = *node.firewall_applied.lock().await == script;
-        let present = unchanged && {
-            let (nft, table) = (node.nft.clone(), node.firewall_table.clone());
-            tokio::task::spawn_blocking(move || firewall::exists(&nft, &table))
-                .await
-                .map_err(|e| Error::internal(e.to_string()))?
-        };
-        if !present {
-            let (nft, applied) = (node.nft.clone(), script.clone());
-            tokio::task::spawn_blocking(move || firewall::apply(&nft, &applied))
-                .await
-                .map_err(|e| Error::internal(e.to_string()))?
-                .map_err(node_error)?;
-            *node.firewall_applied.lock().await = script;
-        }
+        let firewall = firewall_spec(&state, owner, forwardable);
 
         // DNS for networks with DNS on, one zone per network (two projects may share a
         // range, and so a gateway address).
@@ -1156,8 +1111,22 @@ impl Control {
             }
             zones.insert(net.id.clone(), dns::NetworkDns { bridge: net.bridge.clone(), gateway, zone });
         }
-        node.dns.set_zones(zones).await;
-        node.firewall_synced.store(true, Ordering::Release);
+
+        let desired = NetworkState { bridges, routes, firewall, dns: zones };
+        let applied = node.apply_network(&desired).await.map_err(node_error)?;
+        // A bridge deleted by hand took its ports with it: plug running instances in again.
+        for nic in state.nics.iter().filter(|n| applied.remade.contains(&n.network_id)) {
+            let Some(net) = state.networks.iter().find(|n| n.id == nic.network_id) else { continue };
+            let Ok(driver) = self.driver_of(&nic.instance_id).await else { continue };
+            let running =
+                driver.inspect(&nic.instance_id).await.is_ok_and(|s| s.status == roost_node::InstanceStatus::Running);
+            if running
+                && let Ok(a) = attachment(net, nic)
+                && let Err(e) = driver.attach_network(&nic.instance_id, &a).await
+            {
+                tracing::warn!(instance = %nic.instance_id, error = %e, "re-plugging into a remade bridge failed");
+            }
+        }
         Ok(())
     }
 }

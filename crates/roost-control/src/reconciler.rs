@@ -9,8 +9,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use roost_api::instances::{Desired, InstanceStatus};
+use roost_node::InstanceStatus as Observed;
+use roost_node::api::InstanceSpec;
 use roost_node::driver::exit_code_of;
-use roost_node::{InstanceSpec, InstanceStatus as Observed};
 use roost_store::instances::InstanceRow;
 use roost_store::now_ms;
 
@@ -261,14 +262,14 @@ impl Control {
             .image_by_id(&row.image_id)
             .await?
             .ok_or_else(|| Error::unprocessable("the instance's image is gone"))?;
-        let rootfs = self.image_rootfs(&image).await?;
+        let digest = self.image_digest(&image).await?;
         t.step("image");
         // Bridges and the instance's rules exist before it runs (never fail-open).
         self.sync_firewall_now().await?;
         t.step("firewall");
         let spec = InstanceSpec {
             id: row.id.clone(),
-            rootfs,
+            image: digest,
             cmd: row.command(),
             env: row.env().into_iter().collect(),
             cpus: row.cpus_milli as f64 / 1000.0,
@@ -277,7 +278,6 @@ impl Control {
             hostname: row.name.clone(),
             networks,
             dns,
-            volumes: Vec::new(),
             disks: self.disks_of(&row.id).await?,
             capabilities_add: row.capabilities_add(),
         };

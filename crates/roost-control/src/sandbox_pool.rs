@@ -149,7 +149,7 @@ impl Control {
         // Thawed only: the row says Running in the same transaction that writes the
         // sandbox (`create_sandbox`), one store write for the whole handout.
         let thawed = async {
-            self.node()?.driver.resume(&pooled.instance_id).await.map_err(node_error)?;
+            self.node()?.driver_for("container")?.resume(&pooled.instance_id).await.map_err(node_error)?;
             Ok::<(), crate::Error>(())
         };
         match thawed.await {

@@ -15,7 +15,7 @@
 //! SHA-256 of the project id and the key, so two projects never share contents.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -132,25 +132,22 @@ impl Control {
         let ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
         let templates: HashMap<String, TemplateRow> =
             self.store().sandbox_templates_of(&ids).await?.into_iter().map(|t| (t.image_id.clone(), t)).collect();
-        let items = images
-            .iter()
-            .map(|image| {
-                let mut item = api(image, templates.get(&image.id));
-                if item.builtin {
-                    self.fill_builtin(&mut item, image);
-                }
-                item
-            })
-            .collect();
+        let mut items = Vec::with_capacity(images.len());
+        for image in &images {
+            let mut item = api(image, templates.get(&image.id));
+            if item.builtin {
+                self.fill_builtin(&mut item, image).await;
+            }
+            items.push(item);
+        }
         Ok(roost_api::Page { items, next_cursor })
     }
 
     /// A builtin template's digest and size once it has been built on this node.
-    fn fill_builtin(&self, item: &mut SandboxTemplate, row: &ImageRow) {
-        let path = self.compute().rootfs.lock().expect("rootfs").get(&row.id).cloned();
-        let digest = path.as_deref().and_then(|p| p.parent()?.file_name()?.to_str().map(str::to_string));
+    async fn fill_builtin(&self, item: &mut SandboxTemplate, row: &ImageRow) {
+        let digest = self.compute().digests.lock().expect("digests").get(&row.id).cloned();
         if let (Some(digest), Ok(node)) = (digest, self.node()) {
-            item.size_bytes = node.images.get(&digest).ok().flatten().map(|i| i.meta.size_bytes);
+            item.size_bytes = node.image(&digest).await.ok().flatten().map(|i| i.size_bytes);
             item.digest = Some(digest);
         }
     }
@@ -165,7 +162,7 @@ impl Control {
         let (image, t) = self.template_row(p, key, project).await?;
         let mut template = api(&image, t.as_ref());
         if template.builtin {
-            self.fill_builtin(&mut template, &image);
+            self.fill_builtin(&mut template, &image).await;
         }
         Ok(SandboxTemplateDetail { template, build_log: t.map(|t| t.build_log).unwrap_or_default() })
     }
@@ -270,16 +267,7 @@ impl Control {
         op: &mut OperationHandle,
     ) -> Result<SandboxTemplateBuild> {
         // The base's contents (a builtin template is built now on first use).
-        let base_rootfs = self.image_rootfs(base).await?;
-        let base_digest = match &base.digest {
-            Some(d) => d.clone(),
-            None => base_rootfs
-                .parent()
-                .and_then(|d| d.file_name())
-                .and_then(|d| d.to_str())
-                .map(str::to_string)
-                .ok_or_else(|| Error::internal(format!("no digest for template '{}'", base.name)))?,
-        };
+        let base_digest = self.image_digest(base).await?;
         let key = cache_key(&base_digest, commands);
         let scope = ProjectScope::One(project_id.to_string());
         let existing = self.store().image_by_key(name, &scope).await?.filter(|i| i.project_id == project_id);
@@ -311,7 +299,7 @@ impl Control {
                 }
                 cached_steps = start.1;
                 let digest = store_digest(project_id, &key);
-                let source = roost_node::images::ImageSource::Derived {
+                let source = roost_node::api::ImageSource::Derived {
                     base_digest: base_digest.clone(),
                     commands: commands.to_vec(),
                 };
@@ -390,7 +378,7 @@ impl Control {
         // New contents under the name: sandboxes resolve the new rootfs, and frozen ones
         // of the old version leave the warm pool.
         if previous_digest.as_deref() != Some(built.digest.as_str()) {
-            self.compute().rootfs.lock().expect("rootfs").remove(&row.image_id);
+            self.compute().digests.lock().expect("digests").remove(&row.image_id);
             self.drain_sandbox_pool(p, project_id, &row.image_id).await;
             if let Some(old) = previous_digest {
                 self.remove_unused_contents(&row.image_id, &old).await;
@@ -411,7 +399,7 @@ impl Control {
             if let Some(image) = self.store().image_by_id(&t.image_id).await?
                 && image.status() == ImageStatus::Ready
                 && let Some(digest) = &image.digest
-                && node.images.get(digest).map_err(node_error)?.is_some()
+                && node.image(digest).await.map_err(node_error)?.is_some()
             {
                 return Ok(Some((image, t)));
             }
@@ -430,7 +418,7 @@ impl Control {
         let used = self.store().image_users(image_id).await.map_or(true, |n| n > 0);
         if !shared
             && !used
-            && let Err(e) = node.images.remove(digest).await
+            && let Err(e) = node.remove_image(digest).await
         {
             tracing::warn!(image = %image_id, error = %e, "could not remove a template's old contents");
         }
@@ -447,7 +435,7 @@ impl Control {
         (start, skip): &(ImageRow, usize),
         commands: &[String],
         digest: &str,
-        source: roost_node::images::ImageSource,
+        source: roost_node::api::ImageSource,
         op: &mut OperationHandle,
     ) -> Result<Built> {
         let skip = *skip;
@@ -501,11 +489,10 @@ impl Control {
                 }
             }
             op.progress(88, "saving the template's root filesystem").await;
-            let rootfs: PathBuf = self.settings().data_dir.join("instances").join(&instance.id).join("rootfs");
-            let image = self.node()?.images.snapshot(digest, name, &rootfs, source).await.map_err(node_error)?;
+            let image = self.node()?.capture_image(&instance.id, digest, name, source).await.map_err(node_error)?;
             Ok(Built {
                 digest: image.digest,
-                size: image.meta.size_bytes,
+                size: image.size_bytes,
                 log,
                 build_ms: started.elapsed().as_millis() as i64,
             })
@@ -613,7 +600,7 @@ impl Control {
         tx.audit("sandbox_template.delete", Some(("sandbox_template", &image.id)), None).await?;
         tx.bare_event("image.deleted", "image", &image.id, Audience::Project(image.project_id.clone()));
         tx.commit().await?;
-        self.compute().rootfs.lock().expect("rootfs").remove(&image.id);
+        self.compute().digests.lock().expect("digests").remove(&image.id);
         if let Some(digest) = &image.digest {
             self.remove_unused_contents(&image.id, digest).await;
         }

@@ -61,15 +61,11 @@ impl Control {
         let Ok(node) = self.node() else {
             return Ok(roost_api::system::NodeInfo::default());
         };
-        let mut types = vec!["container".to_string()];
-        if node.vm.is_some() {
-            types.push("vm".into());
-        }
-        let facts = node.vm_facts.as_ref().map(|d| d.accel());
-        let facts = facts.as_ref();
+        let node_facts = node.facts();
+        let facts = node_facts.accelerator.as_ref();
         Ok(roost_api::system::NodeInfo {
             compute: true,
-            instance_types: types,
+            instance_types: node_facts.instance_types.clone(),
             accelerator: facts.map(|f| f.accelerator.clone()),
             accelerator_reason: facts.map(|f| f.reason.clone()),
             kvm_usable: facts.map(|f| f.kvm_usable),
@@ -78,15 +74,15 @@ impl Control {
                 .map(|f| {
                     f.checks
                         .iter()
-                        .map(|c| roost_api::system::KvmCheck {
-                            name: c.name.clone(),
-                            passed: c.passed,
-                            detail: c.detail.clone(),
+                        .map(|(name, passed, detail)| roost_api::system::KvmCheck {
+                            name: name.clone(),
+                            passed: *passed,
+                            detail: detail.clone(),
                         })
                         .collect()
                 })
                 .unwrap_or_default(),
-            vm_unavailable: node.vm_unavailable.clone(),
+            vm_unavailable: node_facts.vm_unavailable.clone(),
         })
     }
 }

@@ -71,15 +71,16 @@ impl Control {
         t: &'static BuiltinTemplate,
         row: &ImageRow,
         requester: Option<&Principal>,
-    ) -> Result<roost_node::images::Image> {
+    ) -> Result<roost_node::api::ImageInfo> {
         let node = self.node()?;
         let packages: Vec<String> = t.packages.iter().map(|p| p.to_string()).collect();
         let name = t.name;
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
-        let build = node.images.build_debian(name, TEMPLATE_SUITE, &packages, move |p| {
+        let progress = Box::new(move |p: roost_node::api::BuildProgress| {
             tracing::info!(template = name, percent = p.percent, "template build: {}", p.message);
             let _ = progress_tx.send(p);
         });
+        let build = node.build_debian_image(name, TEMPLATE_SUITE, &packages, progress);
         tokio::pin!(build);
         // Made on the first progress report: a build already in the store reports none.
         let mut op: Option<OperationHandle> = None;
@@ -106,7 +107,8 @@ impl Control {
         match (&result, op) {
             (Ok(image), Some(op)) => {
                 tracing::info!(template = name, digest = %image.digest, "sandbox template ready");
-                let done = serde_json::json!({"image_id": row.id, "digest": image.digest, "size_bytes": image.meta.size_bytes});
+                let done =
+                    serde_json::json!({"image_id": row.id, "digest": image.digest, "size_bytes": image.size_bytes});
                 op.succeed(Some(done)).await
             }
             (Err(e), Some(op)) => op.fail(e).await,
@@ -139,7 +141,7 @@ impl Control {
         let row =
             self.image_for_project(project_id, template).await.map_err(|_| Error::not_found("template", template))?;
         if row.source == "builtin" && builtin_template(&row.name).is_some() {
-            self.image_rootfs_for(&row, Some(p)).await?;
+            self.image_digest_for(&row, Some(p)).await?;
         }
         if row.source == crate::sandbox_templates::SOURCE {
             // "Last used" is bookkeeping: written off the create's path (a store write is

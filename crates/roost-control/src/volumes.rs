@@ -22,8 +22,8 @@ use roost_api::volumes::{
     UpdateBackupPolicyRequest, UpdateSnapshotRequest, UpdateVolumeRequest, Volume, VolumeListParams, VolumeStatus,
 };
 use roost_api::{FieldError, Page};
-use roost_node::storage::VolumeStore;
-use roost_node::{DiskFormat, VolumeAttachment};
+use roost_node::DiskFormat;
+use roost_node::api::DiskAttachment;
 use roost_store::instances::InstanceRow;
 use roost_store::list::CREATED_OR_NAME;
 use roost_store::volumes::{self as repo, InstanceSnapshotRow, PolicyRow, SnapshotRow, VolumeRow};
@@ -111,10 +111,6 @@ fn one_by_key<T>(rows: Vec<T>, key: &str, what: &str, id_name: impl Fn(&T) -> (&
 }
 
 impl Control {
-    pub(crate) fn volume_store(&self) -> VolumeStore {
-        VolumeStore::new(&self.settings().data_dir)
-    }
-
     async fn narrowed(&self, p: &Principal, project: Option<&str>) -> Result<Option<String>> {
         Ok(match project {
             Some(k) => Some(self.project_access(p, k).await?.project.id),
@@ -156,7 +152,7 @@ impl Control {
             name: row.name.clone(),
             project_id: row.project_id.clone(),
             size_bytes: row.size_bytes as u64,
-            used_bytes: self.volume_store().used_bytes(&row.id),
+            used_bytes: self.node().map_or(0, |n| n.volume_used_bytes(&row.id)),
             filesystem: row.filesystem.clone(),
             format: row.format.clone(),
             status: if row.instance_id.is_some() { VolumeStatus::Attached } else { VolumeStatus::Available },
@@ -184,7 +180,7 @@ impl Control {
             volume_id: row.volume_id.clone(),
             volume,
             size_bytes: row.size_bytes as u64,
-            stored_bytes: VolumeStore::stored_bytes(&self.volume_store().snapshot_image(&row.id)),
+            stored_bytes: self.node().map_or(0, |n| n.snapshot_stored_bytes(&row.id)),
             description: row.description.clone(),
             policy_id: row.policy_id.clone(),
             instance_snapshot_id: row.instance_snapshot_id.clone(),
@@ -270,9 +266,8 @@ fn policy_from(row: &PolicyRow, volume: String, snapshot_count: u32) -> BackupPo
 
 impl Control {
     /// The disks of an instance's spec, from its attachments.
-    pub(crate) async fn disks_of(&self, instance_id: &str) -> Result<Vec<VolumeAttachment>> {
-        let store = self.volume_store();
-        Ok(self.store().attached_volumes(instance_id).await?.iter().map(|v| disk_of(&store, v)).collect())
+    pub(crate) async fn disks_of(&self, instance_id: &str) -> Result<Vec<DiskAttachment>> {
+        Ok(self.store().attached_volumes(instance_id).await?.iter().map(disk_of).collect())
     }
 
     /// The volumes of these instances, in one query.
@@ -332,10 +327,10 @@ impl Control {
         self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size))]).await?;
         drop(tx);
         let id = IdKind::Volume.generate();
-        let store = self.volume_store();
+        let store = self.node()?;
         match &source {
-            Some(s) => store.clone_from(&s.id, &id, size).await.map_err(node_error)?,
-            None => store.create(&id, size, &filesystem).await.map_err(node_error)?,
+            Some(s) => store.volume_from_snapshot(&s.id, &id, size).await.map_err(node_error)?,
+            None => store.create_volume(&id, size, &filesystem).await.map_err(node_error)?,
         }
         let now = now_ms();
         let row = VolumeRow {
@@ -368,7 +363,7 @@ impl Control {
             Ok(Some(api)) => Ok(api),
             Ok(None) => Err(Error::internal("the new volume's row vanished")),
             Err(e) => {
-                let _ = store.remove(&id).await;
+                let _ = store.remove_volume(&id).await;
                 Err(e)
             }
         }
@@ -451,7 +446,7 @@ impl Control {
         tx.audit("volume.delete", Some(("volume", &row.id)), None).await?;
         tx.bare_event("volume.deleted", "volume", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
-        self.volume_store().remove(&row.id).await.map_err(node_error)?;
+        self.node()?.remove_volume(&row.id).await.map_err(node_error)?;
         Ok(())
     }
 
@@ -481,7 +476,7 @@ impl Control {
         self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size) - row.size_bytes)]).await?;
         drop(tx);
         if size > row.size_bytes as u64 {
-            self.volume_store().resize(&row.id, size).await.map_err(node_error)?;
+            self.node()?.resize_volume(&row.id, size).await.map_err(node_error)?;
         }
         let mut tx = self.change(ctx, &proof).await?;
         repo::set_size(tx.conn(), &row.id, size as i64, now_ms()).await?;
@@ -542,7 +537,7 @@ impl Control {
         let fresh = self.store().volume_by_id(&row.id).await?.unwrap_or(row.clone());
         let effective = if self.instance_runs(&instance.id).await? {
             let driver = self.driver_of(&instance.id).await?;
-            match driver.attach_volume(&instance.id, &disk_of(&self.volume_store(), &fresh)).await {
+            match driver.attach_volume(&instance.id, &disk_of(&fresh)).await {
                 Ok(()) => Effective::Now,
                 Err(roost_node::Error::Unsupported(_)) => Effective::NextStart,
                 Err(e) => {
@@ -578,7 +573,7 @@ impl Control {
         let _lock = lock_volume(&row.id).await;
         let _instance_lock = self.lock_for(&instance_id).lock_owned().await;
         let driver = self.driver_of(&instance_id).await?;
-        let disk = disk_of(&self.volume_store(), &row);
+        let disk = disk_of(&row);
         let runs = self.instance_runs(&instance_id).await?;
         match driver.detach_volume(&instance_id, &disk, force).await {
             Ok(()) => {}
@@ -634,7 +629,7 @@ impl Control {
                 row.name
             )));
         }
-        self.volume_store().restore(&row.id, &snap.id).await.map_err(node_error)?;
+        self.node()?.restore_volume(&row.id, &snap.id).await.map_err(node_error)?;
         let mut tx = self.change(ctx, &proof).await?;
         repo::set_size(tx.conn(), &row.id, snap.size_bytes, now_ms()).await?;
         let body = serde_json::json!({ "snapshot": snap.id });
@@ -676,8 +671,8 @@ impl Control {
         }
         let id = IdKind::Snapshot.generate();
         let _lock = lock_volume(&volume.id).await;
-        let store = self.volume_store();
-        store.snapshot(&volume.id, &id).await.map_err(node_error)?;
+        let store = self.node()?;
+        store.snapshot_volume(&volume.id, &id).await.map_err(node_error)?;
         let row = SnapshotRow {
             id: id.clone(),
             project_id: volume.project_id.clone(),
@@ -704,7 +699,7 @@ impl Control {
         match inserted {
             Ok(api) => Ok((row, api)),
             Err(e) => {
-                let _ = store.remove_snapshot(&id);
+                let _ = store.remove_volume_snapshot(&id);
                 Err(e)
             }
         }
@@ -813,7 +808,7 @@ impl Control {
         tx.audit("snapshot.delete", Some(("snapshot", &row.id)), None).await?;
         tx.bare_event("snapshot.deleted", "snapshot", &row.id, Audience::Project(row.project_id.clone()));
         tx.commit().await?;
-        self.volume_store().remove_snapshot(&row.id).map_err(node_error)?;
+        self.node()?.remove_volume_snapshot(&row.id).map_err(node_error)?;
         Ok(())
     }
 
@@ -990,7 +985,7 @@ impl Control {
                 repo::delete_snapshot(tx.conn(), &old.id).await?;
                 tx.bare_event("snapshot.deleted", "snapshot", &old.id, Audience::Project(old.project_id.clone()));
                 tx.commit().await?;
-                self.volume_store().remove_snapshot(&old.id).map_err(node_error)?;
+                self.node()?.remove_volume_snapshot(&old.id).map_err(node_error)?;
             }
             Ok(())
         }
@@ -1035,41 +1030,28 @@ impl Control {
     /// At start, before the reconciler: what a crash left (temporary files, image files
     /// without a record, mounts and loop devices no running instance needs).
     pub(crate) async fn clean_volume_leftovers(&self) {
-        let store = self.volume_store();
-        for path in store.clean_temporaries() {
-            tracing::info!(path = %path.display(), "removed a temporary file of an interrupted volume operation");
-        }
+        let Ok(node) = self.node() else { return };
         let (Ok(volumes), Ok(snapshots)) = (self.store().all_volumes().await, self.store().all_snapshot_ids().await)
         else {
             return;
         };
-        let known = |dir: std::path::PathBuf, ids: &[String]| {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                let stem = name.split('.').next().unwrap_or_default().to_string();
-                let ours = stem.starts_with("vol-") || stem.starts_with("snap-") || stem.starts_with("isnap-");
-                if ours && !ids.contains(&stem) && std::fs::remove_file(entry.path()).is_ok() {
-                    tracing::info!(path = %entry.path().display(), "removed an image without a record");
-                }
-            }
-        };
-        let volume_ids: Vec<String> = volumes.iter().map(|v| v.id.clone()).collect();
-        known(store.volumes_dir(), &volume_ids);
-        let mut snapshot_ids = snapshots;
-        if let Ok(isnaps) = self.store().instance_snapshots_in(&roost_store::list::ProjectScope::All, None).await {
-            snapshot_ids.extend(isnaps.into_iter().map(|s| s.id));
+        let mut known: Vec<String> = volumes.iter().map(|v| v.id.clone()).collect();
+        known.extend(snapshots);
+        match self.store().instance_snapshots_in(&roost_store::list::ProjectScope::All, None).await {
+            Ok(isnaps) => known.extend(isnaps.into_iter().map(|s| s.id)),
+            // Without the whole list nothing may be called unknown.
+            Err(_) => return,
         }
-        known(store.snapshots_dir(), &snapshot_ids);
-        let mut keep = Vec::new();
+        let mut in_use = Vec::new();
         for v in &volumes {
             if let Some(i) = &v.instance_id
                 && self.instance_runs(i).await.unwrap_or(true)
             {
-                keep.push(v.id.clone());
+                in_use.push(v.id.clone());
             }
         }
-        for what in store.clean_mounts(&keep).await {
-            tracing::info!(%what, "cleaned a stale volume mount");
+        for what in node.clean_volumes(&known, &in_use).await {
+            tracing::info!(%what, "cleaned what an interrupted volume operation left");
         }
     }
 
@@ -1130,16 +1112,17 @@ impl Control {
         check_name(&mut v, "name", &name);
         v.finish()?;
         let id = IdKind::InstanceSnapshot.generate();
-        let store = self.volume_store();
-        let upper = self.settings().data_dir.join("instances").join(&instance.id).join("upper");
-        let archive = store.archive(&id);
-        self.while_frozen(&instance.id, tar_dir(&upper, &archive)).await?;
+        let node = self.node()?;
+        let archived = self.while_frozen(&instance.id, async {
+            node.archive_instance_changes(&instance.id, &id).await.map_err(node_error)
+        });
+        let rootfs_bytes = archived.await?;
         let row = InstanceSnapshotRow {
             id: id.clone(),
             project_id: instance.project_id.clone(),
             name: name.clone(),
             instance_id: instance.id.clone(),
-            rootfs_bytes: std::fs::metadata(&archive).map(|m| m.len() as i64).unwrap_or(0),
+            rootfs_bytes: rootfs_bytes as i64,
             description: req.description.clone(),
             created_by: Some(p.user_id.clone()),
             created_at: now_ms(),
@@ -1154,7 +1137,7 @@ impl Control {
         }
         .await;
         if let Err(e) = inserted {
-            let _ = store.remove_snapshot(&id);
+            let _ = node.remove_instance_archive(&id).await;
             return Err(e);
         }
         let mut volumes = Vec::new();
@@ -1268,14 +1251,14 @@ impl Control {
         let snapshot = op.to_api();
         // The copies, then the clone starts.
         let copied: Result<()> = async {
-            let upper = |id: &str| self.settings().data_dir.join("instances").join(id).join("upper");
-            self.while_frozen(&source.id, copy_tree(&upper(&source.id), &upper(&row.id))).await?;
-            let store = self.volume_store();
+            let store = self.node()?;
+            let copied = async { store.copy_instance_changes(&source.id, &row.id).await.map_err(node_error) };
+            self.while_frozen(&source.id, copied).await?;
             for volume in &source_volumes {
                 let id = IdKind::Volume.generate();
                 {
                     let _lock = lock_volume(&volume.id).await;
-                    store.snapshot_to_volume(&volume.id, &id).await.map_err(node_error)?;
+                    store.copy_volume(&volume.id, &id).await.map_err(node_error)?;
                 }
                 let copy = VolumeRow {
                     id: id.clone(),
@@ -1290,7 +1273,7 @@ impl Control {
                 let mut tx = self.change(ctx, &proof).await?;
                 if let Err(e) = repo::insert_volume(tx.conn(), &copy).await {
                     drop(tx);
-                    let _ = store.remove(&id).await;
+                    let _ = store.remove_volume(&id).await;
                     return Err(unique_name(e, "volume", &copy.name));
                 }
                 self.volume_event(&mut tx, "volume.created", &id).await?;
@@ -1316,10 +1299,9 @@ impl Control {
 }
 
 /// The driver's view of a volume attachment.
-fn disk_of(store: &VolumeStore, v: &VolumeRow) -> VolumeAttachment {
-    VolumeAttachment {
+fn disk_of(v: &VolumeRow) -> DiskAttachment {
+    DiskAttachment {
         volume_id: v.id.clone(),
-        image: store.image(&v.id),
         format: if v.format == "qcow2" { DiskFormat::Qcow2 } else { DiskFormat::Raw },
         filesystem: v.filesystem.clone(),
         path: v.mount_path.clone().unwrap_or_default(),
@@ -1366,67 +1348,6 @@ pub fn next_run(cron: &str, after_ms: i64) -> std::result::Result<i64, String> {
         .find_next_occurrence(&after, false)
         .map(|t| t.timestamp_millis())
         .map_err(|e| format!("'{cron}' never fires: {e}"))
-}
-
-/// `tar` of a directory's content into `archive` (written beside it, then renamed).
-async fn tar_dir(dir: &std::path::Path, archive: &std::path::Path) -> Result<()> {
-    if let Some(parent) = archive.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::internal(format!("creating {}: {e}", parent.display())))?;
-    }
-    let tmp = archive.with_file_name(format!(
-        ".tmp-{}",
-        archive.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
-    ));
-    // Never started: no changes yet, an empty archive.
-    let empty = tempfile_dir();
-    let dir = if dir.is_dir() { dir } else { empty.as_path() };
-    let out = tokio::process::Command::new("tar")
-        .arg("--numeric-owner")
-        .arg("--xattrs")
-        .arg("-C")
-        .arg(dir)
-        .arg("-cf")
-        .arg(&tmp)
-        .arg(".")
-        .output()
-        .await
-        .map_err(|e| Error::internal(format!("running tar: {e}")))?;
-    if !out.status.success() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::internal(format!("tar: {}", String::from_utf8_lossy(&out.stderr).trim())));
-    }
-    std::fs::rename(&tmp, archive).map_err(|e| Error::internal(format!("renaming {}: {e}", archive.display())))
-}
-
-/// An empty directory for an empty archive.
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join("roost-empty-rootfs");
-    let _ = std::fs::create_dir_all(&dir);
-    dir
-}
-
-/// Copies a directory tree keeping owners, modes, xattrs and holes; reflinks where the
-/// filesystem allows (`cp --reflink=auto`). Missing source: nothing to copy.
-async fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
-    if !from.is_dir() {
-        return Ok(());
-    }
-    let parent = to.parent().ok_or_else(|| Error::internal("bad clone target"))?;
-    std::fs::create_dir_all(parent).map_err(|e| Error::internal(format!("creating {}: {e}", parent.display())))?;
-    // `-a` copies symlinks as symlinks (never what they point at, which for a link the
-    // instance made could be any host file); `-T`: `to` is the copy, never a directory
-    // to copy into.
-    let out = tokio::process::Command::new("cp")
-        .args(["-a", "--no-dereference", "-T", "--reflink=auto", "--sparse=always"])
-        .arg(from)
-        .arg(to)
-        .output()
-        .await
-        .map_err(|e| Error::internal(format!("running cp: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::internal(format!("cp: {}", String::from_utf8_lossy(&out.stderr).trim())));
-    }
-    Ok(())
 }
 
 /// An attached volume as the instance API shows it.

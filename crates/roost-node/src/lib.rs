@@ -6,21 +6,26 @@
 //! - [`drivers::container`]: OCI containers with runc, no per-container monitor process.
 //! - [`network`]: the default network (a bridge, a netns and veth per instance, NAT in
 //!   one nftables table owned by Roost) and the pure IPAM helper.
+//! - [`api`]: the node API, the whole surface the control plane asks of a node, with
+//!   [`local::LocalNode`] (this machine) and [`sim::SimNode`] (in memory, for tests).
 //! - [`images`]: the content-addressed image store (builtin busybox, Debian builds,
 //!   tarball imports).
 //!
 //! Everything here needs root and Linux; prerequisites missing on the host are reported
 //! as [`Error::Missing`] naming the Debian package that provides them.
 
+pub mod api;
 pub mod cgroups;
 pub mod driver;
 pub mod drivers;
 pub mod error;
 pub mod images;
+pub mod local;
 pub mod logs;
 pub mod network;
 pub mod pty;
 pub mod reaper;
+pub mod sim;
 pub mod storage;
 
 pub use driver::{

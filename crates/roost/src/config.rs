@@ -58,7 +58,7 @@ pub struct ServerArgs {
     /// Archive audit entries older than this to <data-dir>/audit-archive/, e.g. 365d, or off [env: ROOST_AUDIT_RETENTION] [default: off]
     #[arg(long, value_name = "DURATION")]
     pub audit_retention: Option<String>,
-    /// Run instances on this machine: auto (when root and runc are there), on, off [env: ROOST_COMPUTE] [default: auto]
+    /// Run instances on this machine: auto (when root and runc are there), on, off, or simulated (instances are records in memory and nothing runs: for trying the API and testing the control plane) [env: ROOST_COMPUTE] [default: auto]
     #[arg(long, value_name = "MODE")]
     pub compute: Option<String>,
     /// Pool that projects' default networks (and networks made without --cidr) take a /24 from [env: ROOST_NETWORK_CIDR] [default: 10.88.0.0/16]
@@ -110,6 +110,8 @@ pub enum ComputeMode {
     Auto,
     On,
     Off,
+    /// The simulated node: the control plane whole, nothing on the host.
+    Simulated,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,7 +379,8 @@ impl ServerSettings {
                 "auto" => ComputeMode::Auto,
                 "on" => ComputeMode::On,
                 "off" => ComputeMode::Off,
-                _ => return Err(invalid("compute", &v, &src, "expected auto, on or off")),
+                "simulated" => ComputeMode::Simulated,
+                _ => return Err(invalid("compute", &v, &src, "expected auto, on, off or simulated")),
             },
             None => ComputeMode::Auto,
         };

@@ -207,6 +207,17 @@ fn attach_compute(control: &Control, s: &ServerSettings, listeners: Vec<(u16, St
     if s.compute == ComputeMode::Off {
         anyhow::bail!("compute is off (--compute off)");
     }
+    if s.compute == ComputeMode::Simulated {
+        tracing::warn!("the compute node is simulated (--compute simulated): instances are records in memory, nothing runs");
+        let mut node = roost_control::node::Node::new(
+            std::sync::Arc::new(roost_node::sim::SimNode::new()),
+            s.network_cidr,
+            listeners,
+        );
+        node.port_forward_range = s.port_forward_range.clone();
+        control.attach_node(node);
+        return Ok(());
+    }
     let mut config = roost_node::drivers::container::ContainerConfig::for_data_dir(&s.data_dir);
     config.runc = s.runc.clone().into();
     // ROOST_EXEC_AGENT=off: containers keep the shell init and every exec is a `runc
@@ -220,15 +231,7 @@ fn attach_compute(control: &Control, s: &ServerSettings, listeners: Vec<(u16, St
         }
         None => tracing::info!("containers run without user namespaces"),
     }
-    let mut node = roost_control::node::Node::new(
-        std::sync::Arc::new(driver),
-        roost_node::images::ImageStore::new(s.data_dir.join("images")),
-        s.network_cidr,
-        s.firewall_table.clone(),
-        // Port forwards may not take Roost's own listeners.
-        listeners,
-    );
-    node.port_forward_range = s.port_forward_range.clone();
+    let mut local = roost_node::local::LocalNode::new(&s.data_dir, driver, s.firewall_table.clone());
     // MicroVMs when QEMU is there; containers work without.
     let mut vm_config = roost_node::drivers::vm::VmConfig::new(s.data_dir.join("vms"));
     vm_config.accel = s.accel;
@@ -236,13 +239,16 @@ fn attach_compute(control: &Control, s: &ServerSettings, listeners: Vec<(u16, St
         Ok(vm) => {
             let accel = vm.accel();
             tracing::info!(accelerator = %accel.accelerator, reason = %accel.reason, "microVMs available");
-            node = node.with_vm(vm);
+            local = local.with_vms(vm);
         }
         Err(e) => {
             tracing::warn!(error = %e, "microVMs unavailable");
-            node.vm_unavailable = Some(e.to_string());
+            local = local.without_vms(e.to_string());
         }
     }
+    // Port forwards may not take Roost's own listeners.
+    let mut node = roost_control::node::Node::new(std::sync::Arc::new(local), s.network_cidr, listeners);
+    node.port_forward_range = s.port_forward_range.clone();
     control.attach_node(node);
     Ok(())
 }
