@@ -71,7 +71,7 @@ pub struct SandboxProcess {
     pub started_at: i64,
     /// Runs on a terminal: its output (both streams) arrives as `Stdout`.
     pub pty: bool,
-    host_pid: Option<u32>,
+    signaller: Option<roost_node::api::Signaller>,
     resizer: Option<roost_node::Resizer>,
     events: broadcast::Sender<ProcessEvent>,
     stdin: tokio::sync::Mutex<Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>>,
@@ -170,8 +170,11 @@ impl SandboxProcess {
     }
 
     pub fn signal(&self, sig: i32) -> Result<()> {
-        let pid = self.host_pid.ok_or_else(|| Error::unprocessable("this sandbox's driver cannot signal processes"))?;
-        roost_node::reaper::signal(pid, sig).map_err(|e| Error::conflict(format!("signal: {e}")))
+        let signal = self
+            .signaller
+            .as_ref()
+            .ok_or_else(|| Error::unprocessable("this sandbox's driver cannot signal processes"))?;
+        signal(sig).map_err(|e| Error::conflict(e.to_string()))
     }
 }
 
@@ -926,7 +929,7 @@ impl Control {
             cwd,
             started_at: now_ms(),
             pty: pty.is_some(),
-            host_pid: session.host_pid(),
+            signaller: session.signaller(),
             resizer: session.resizer(),
             events: tx,
             stdin: tokio::sync::Mutex::new(session.stdin.take()),

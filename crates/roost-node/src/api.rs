@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::Result;
 pub use crate::driver::{
     DiskFormat, DnsConfig, ExecProcess, ExecRequest, ExecSession, InstanceState, InstanceStatus, LogLine, LogLines,
-    LogQuery, LogStream, MacAddr, NetAttachment, Resizer, Stats, TarStream,
+    LogQuery, LogStream, MacAddr, NetAttachment, Resizer, Signaller, Stats, TarStream,
 };
 pub use crate::images::{BuildProgress, ImageSource};
 pub use crate::network::dns::{NetworkDns, Zone};

@@ -284,6 +284,8 @@ pub trait ExecProcess: Send + Sync {
 
 /// Sets an exec's terminal size (rows, cols) from anywhere.
 pub type Resizer = std::sync::Arc<dyn Fn(u16, u16) -> Result<()> + Send + Sync>;
+/// Sends a signal (a number) to an exec's process from anywhere.
+pub type Signaller = std::sync::Arc<dyn Fn(i32) -> Result<()> + Send + Sync>;
 
 /// A started exec. Take the streams out (`session.stdout.take()`), pump them, then
 /// `wait()`. Dropping `stdin` closes the command's input (without a terminal).
@@ -320,6 +322,15 @@ impl ExecSession {
 
     pub fn resizer(&self) -> Option<Resizer> {
         self.process.resizer()
+    }
+
+    /// A handle that signals the command's process while another task waits for it;
+    /// `None` where the driver cannot signal it.
+    pub fn signaller(&self) -> Option<Signaller> {
+        let pid = self.process.host_pid()?;
+        Some(std::sync::Arc::new(move |sig| {
+            crate::reaper::signal(pid, sig).map_err(|e| Error::Conflict(format!("signal: {e}")))
+        }))
     }
 }
 

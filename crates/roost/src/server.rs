@@ -208,7 +208,9 @@ fn attach_compute(control: &Control, s: &ServerSettings, listeners: Vec<(u16, St
         anyhow::bail!("compute is off (--compute off)");
     }
     if s.compute == ComputeMode::Simulated {
-        tracing::warn!("the compute node is simulated (--compute simulated): instances are records in memory, nothing runs");
+        tracing::warn!(
+            "the compute node is simulated (--compute simulated): instances are records in memory, nothing runs"
+        );
         let mut node = roost_control::node::Node::new(
             std::sync::Arc::new(roost_node::sim::SimNode::new()),
             s.network_cidr,
