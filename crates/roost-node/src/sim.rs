@@ -45,6 +45,8 @@ struct World {
     volumes: HashMap<String, (u64, String)>,
     snapshots: HashMap<String, u64>,
     network: Option<NetworkState>,
+    /// Changes copied to an instance not prepared yet (a clone): its files at prepare.
+    copied_changes: HashMap<String, BTreeMap<String, Option<Vec<u8>>>>,
     /// Operation name → how many of its next calls fail.
     failures: HashMap<String, u32>,
     /// Every call, in order (`op id`), for tests that check what reached the node.
@@ -101,7 +103,10 @@ impl SimNode {
             && *left > 0
         {
             *left -= 1;
-            return Err(Error::Invalid(format!("simulated failure of {op} ({id})")));
+            return Err(Error::io(
+                format!("{op} {id}"),
+                std::io::Error::other("a failure injected in the simulated node"),
+            ));
         }
         Ok(world)
     }
@@ -116,6 +121,10 @@ impl SimNode {
         Arc::new(SimInstances { node: self.clone(), kind })
     }
 }
+
+/// The programs every simulated image has.
+const SIMULATED_TOOLS: &[&str] =
+    &["sh", "echo", "cat", "true", "false", "sleep", "ls", "env", "test", "printf", "mkdir", "rm", "mv", "id"];
 
 fn missing(what: &str, id: &str) -> Error {
     Error::NotFound(format!("{what} {id}"))
@@ -153,16 +162,16 @@ impl NodeApi for SimNode {
 
     async fn copy_instance_changes(&self, from: &str, to: &str) -> Result<()> {
         let mut world = self.call("copy_instance_changes", from)?;
-        let files = world.instances.get(from).map(|i| i.files.clone()).ok_or_else(|| missing("instance", from))?;
-        if let Some(target) = world.instances.get_mut(to) {
-            target.files = files;
-        }
+        // Never prepared: no changes yet, nothing to copy (as on a real node).
+        let files = world.instances.get(from).map(|i| i.files.clone()).unwrap_or_default();
+        world.copied_changes.insert(to.to_string(), files);
         Ok(())
     }
 
     async fn archive_instance_changes(&self, id: &str, snapshot_id: &str) -> Result<u64> {
         let mut world = self.call("archive_instance_changes", id)?;
-        let size = world.instances.get(id).map(|i| files_size(&i.files)).ok_or_else(|| missing("instance", id))?;
+        // Never prepared: no changes yet, an empty archive.
+        let size = world.instances.get(id).map(|i| files_size(&i.files)).unwrap_or(0);
         world.snapshots.insert(snapshot_id.to_string(), size);
         Ok(size)
     }
@@ -222,9 +231,16 @@ impl NodeApi for SimNode {
 
     async fn image_has_command(&self, digest: &str, cmd: &str) -> Result<bool> {
         let world = self.world.lock().expect("sim");
-        world.images.get(digest).ok_or_else(|| missing("image", digest))?;
-        // Every simulated image has a shell and the tools exec understands.
-        Ok(!cmd.contains("missing"))
+        let image = world.images.get(digest).ok_or_else(|| missing("image", digest))?;
+        // A simulated image holds a shell and the usual tools in /bin and /usr/bin;
+        // a Debian one also its guest agent and Python.
+        let name = match cmd.rsplit_once('/') {
+            Some((dir, name)) if ["/bin", "/usr/bin", "/sbin", "/usr/sbin"].contains(&dir) => name,
+            Some(_) => return Ok(false),
+            None => cmd,
+        };
+        let debian = image.name != "busybox" && ["qemu-ga", "python3", "apt-get"].contains(&name);
+        Ok(SIMULATED_TOOLS.contains(&name) || debian)
     }
 
     async fn remove_image(&self, digest: &str) -> Result<()> {
@@ -345,6 +361,16 @@ impl SimInstances {
         f(instance)
     }
 
+    /// Like [`SimInstances::with`], but an instance not prepared yet is fine: the change
+    /// is in its spec at the next prepare (as with a real driver).
+    fn with_prepared(&self, op: &str, id: &str, f: impl FnOnce(&mut SimInstance)) -> Result<()> {
+        let mut world = self.node.call(op, id)?;
+        if let Some(instance) = world.instances.get_mut(id).filter(|i| i.kind == self.kind) {
+            f(instance);
+        }
+        Ok(())
+    }
+
     fn running(&self, op: &str, id: &str) -> Result<()> {
         self.with(op, id, |i| match i.state.status {
             InstanceStatus::Running => Ok(()),
@@ -378,7 +404,10 @@ impl Instances for SimInstances {
             }
             None => {
                 let state = InstanceState { status: InstanceStatus::Stopped, ..InstanceState::missing() };
-                let instance = SimInstance { kind: self.kind, spec: spec.clone(), state, files: BTreeMap::new() };
+                let mut files = world.copied_changes.remove(&spec.id).unwrap_or_default();
+                files.insert("/etc".into(), None);
+                files.insert("/etc/hostname".into(), Some(format!("{}\n", spec.hostname).into_bytes()));
+                let instance = SimInstance { kind: self.kind, spec: spec.clone(), state, files };
                 world.instances.insert(spec.id.clone(), instance);
                 Ok(())
             }
@@ -400,19 +429,18 @@ impl Instances for SimInstances {
     }
 
     async fn stop(&self, id: &str, _grace: Duration) -> Result<()> {
-        self.with("stop", id, |i| {
+        self.with_prepared("stop", id, |i| {
             if matches!(i.state.status, InstanceStatus::Running | InstanceStatus::Paused) {
                 i.state.status = InstanceStatus::Stopped;
                 i.state.pid = None;
                 i.state.exit_code = Some(0);
                 i.state.finished_at = Some(SystemTime::now());
             }
-            Ok(())
         })
     }
 
     async fn kill(&self, id: &str) -> Result<()> {
-        self.with("kill", id, |i| {
+        self.with_prepared("kill", id, |i| {
             if matches!(i.state.status, InstanceStatus::Running | InstanceStatus::Paused) {
                 i.state.status = InstanceStatus::Stopped;
                 i.state.pid = None;
@@ -420,7 +448,6 @@ impl Instances for SimInstances {
                 i.state.exit_signal = Some(9);
                 i.state.finished_at = Some(SystemTime::now());
             }
-            Ok(())
         })
     }
 
@@ -544,32 +571,28 @@ impl Instances for SimInstances {
     }
 
     async fn attach_network(&self, id: &str, nic: &NetAttachment) -> Result<()> {
-        self.with("attach_network", id, |i| {
+        self.with_prepared("attach_network", id, |i| {
             i.spec.networks.retain(|n| n.index != nic.index);
             i.spec.networks.push(nic.clone());
-            Ok(())
         })
     }
 
     async fn detach_network(&self, id: &str, nic: &NetAttachment) -> Result<()> {
-        self.with("detach_network", id, |i| {
+        self.with_prepared("detach_network", id, |i| {
             i.spec.networks.retain(|n| n.index != nic.index);
-            Ok(())
         })
     }
 
     async fn attach_volume(&self, id: &str, disk: &DiskAttachment) -> Result<()> {
-        self.with("attach_volume", id, |i| {
+        self.with_prepared("attach_volume", id, |i| {
             i.spec.disks.retain(|d| d.volume_id != disk.volume_id);
             i.spec.disks.push(disk.clone());
-            Ok(())
         })
     }
 
     async fn detach_volume(&self, id: &str, disk: &DiskAttachment, _force: bool) -> Result<()> {
-        self.with("detach_volume", id, |i| {
+        self.with_prepared("detach_volume", id, |i| {
             i.spec.disks.retain(|d| d.volume_id != disk.volume_id);
-            Ok(())
         })
     }
 

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{ServerOptions, TestServer};
+use common::sim::SimServer;
 use roost_api::auth::Role;
 use roost_api::projects::CreateProjectRequest;
 use roost_api::tokens::{CreateTokenRequest, Scope};
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 const CELLS: [&str; 7] = ["anonymous", "viewer", "operator", "admin", "outsider", "expired", "read_token"];
 
 struct World {
-    server: TestServer,
+    server: SimServer,
     admin: Client,
     /// Credential per cell (`None`: anonymous).
     creds: BTreeMap<&'static str, Option<String>>,
@@ -154,9 +154,7 @@ fn case(path: impl Into<String>, body: Option<Value>) -> Case {
 type Row = [u16; 7];
 
 async fn setup() -> World {
-    let mut opts = ServerOptions::compute(18);
-    opts.args.extend(["--login-rate-per-minute".into(), "10000".into()]);
-    let server = TestServer::start_with(opts);
+    let server = SimServer::start();
     let admin = server.admin().await;
     for name in ["team-a", "team-b"] {
         admin.create_project(&CreateProjectRequest { name: name.into(), description: None }).await.unwrap();
@@ -844,11 +842,10 @@ async fn every_route_answers_every_caller_as_the_matrix_says() {
     let operations: usize =
         doc["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
     assert_eq!(checked, operations * CELLS.len(), "every operation ran for every caller");
-    common::remove_test_network(18).await;
 }
 
 /// A user, logged in: `role` server-wide, with these project memberships.
-async fn member(server: &TestServer, admin: &Client, name: &str, role: Role, memberships: &[(&str, Role)]) -> Client {
+async fn member(server: &SimServer, admin: &Client, name: &str, role: Role, memberships: &[(&str, Role)]) -> Client {
     let password = format!("{name}-password");
     let req = CreateUserRequest {
         name: name.into(),
@@ -874,7 +871,7 @@ fn status_of(e: &roost_client::ClientError) -> u16 {
 /// must be in one project, and the caller must be able to change that project.
 #[tokio::test]
 async fn a_volume_is_attached_only_within_its_project() {
-    let server = TestServer::start_with(ServerOptions::compute(42));
+    let server = SimServer::start();
     let admin = server.admin().await;
     for name in ["team-a", "team-b"] {
         admin.create_project(&CreateProjectRequest { name: name.into(), description: None }).await.unwrap();
@@ -942,5 +939,4 @@ async fn a_volume_is_attached_only_within_its_project() {
     let req =
         roost_api::volumes::AttachVolumeRequest { instance: own.id.clone(), path: "/data".into(), read_only: None };
     otto.attach_volume("keys", &req, Some("team-a")).await.unwrap();
-    common::remove_test_network(42).await;
 }

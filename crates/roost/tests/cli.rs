@@ -228,32 +228,6 @@ fn ssh_key_create_writes_the_private_key_before_registering_it() {
 }
 
 #[test]
-fn networks_and_groups_say_which_project_they_belong_to() {
-    let server = TestServer::start_with(ServerOptions::compute(85));
-    let ok = |args: &[&str]| {
-        let out = server.cli(args, None, &[]);
-        assert!(out.status.success(), "roost {}: {}", args.join(" "), stderr(&out));
-        stdout(&out)
-    };
-    let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(ADMIN_PASSWORD), &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    ok(&["project", "create", "team-a"]);
-    // Every project has a `default` network and group: the lists say whose.
-    for what in ["network", "sg"] {
-        let listed = ok(&[what, "ls"]);
-        let header: Vec<_> = listed.lines().next().unwrap().split_whitespace().collect();
-        assert_eq!(header[..2], ["NAME", "PROJECT"], "{listed}");
-        for project in ["default", "team-a"] {
-            assert!(
-                listed.lines().any(|l| l.split_whitespace().take(2).eq(["default", project])),
-                "{what} ls:\n{listed}"
-            );
-        }
-    }
-    tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(85));
-}
-
-#[test]
 fn exec_and_console_want_a_terminal_for_one_and_end_at_the_input_s_end() {
     let server = TestServer::start_with(ServerOptions::compute(86));
     let out = server.cli(&["login", "-u", "admin", "--password-stdin"], Some(ADMIN_PASSWORD), &[]);

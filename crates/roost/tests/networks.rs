@@ -318,68 +318,6 @@ async fn host_state_is_reconciled_from_the_store() {
     assert!(!std::path::Path::new("/sys/class/net").join(&bridge).exists(), "the bridge is removed with its network");
 }
 
-#[tokio::test]
-async fn ipam_never_hands_out_an_address_twice() {
-    let server = TestServer::start_with(ServerOptions::compute(23));
-    let admin = server.admin().await;
-    admin
-        .create_network(&CreateNetworkRequest {
-            name: "small".into(),
-            cidr: Some("10.123.200.0/26".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    // 50 creates at once (stopped: this is about addresses, not containers).
-    let mut tasks = Vec::new();
-    for n in 0..50 {
-        let admin = admin.clone();
-        tasks.push(tokio::spawn(async move {
-            let req = CreateInstanceRequest { start: Some(false), ..client_req(&format!("i{n}"), None, "small", &[]) };
-            admin.create_instance(&req).await
-        }));
-    }
-    let mut ips = Vec::new();
-    for t in tasks {
-        let created = t.await.unwrap().unwrap();
-        ips.push(created.instance.ip.clone().unwrap());
-    }
-    let mut unique = ips.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), 50, "{ips:?}");
-    let net = admin.get_network("small", None).await.unwrap();
-    assert_eq!((net.addresses_used, net.addresses_total), (50, 61));
-    // Lists carry the NICs and groups too.
-    let listed = admin.all_instances(&Default::default()).await.unwrap();
-    assert_eq!(listed.len(), 50);
-    assert!(listed.iter().all(|i| i.nics.len() == 1 && i.nics[0].network == "small" && i.nics[0].name == "eth0"));
-    assert!(listed.iter().all(|i| i.security_groups == vec!["default".to_string()]));
-    // Full: 61 usable addresses; the 12th more is refused with a clear error.
-    for n in 50..61 {
-        let req = CreateInstanceRequest { start: Some(false), ..client_req(&format!("i{n}"), None, "small", &[]) };
-        admin.create_instance(&req).await.unwrap();
-    }
-    let req = CreateInstanceRequest { start: Some(false), ..client_req("full", None, "small", &[]) };
-    let err = admin.create_instance(&req).await.unwrap_err();
-    assert_eq!(status(&err), 409);
-    assert!(err.to_string().contains("no free address"), "{err}");
-    // Deleting frees the address for the next one.
-    let op = admin.delete_instance("i7", None, false).await.unwrap();
-    admin.wait_operation(&op.id, |_| {}).await.unwrap();
-    let created = admin.create_instance(&req).await.unwrap();
-    assert_eq!(created.instance.ip, Some(ips[7].clone()));
-    // A static address outside the range, or the gateway, is a 400 naming the field.
-    let bad = CreateInstanceRequest {
-        networks: vec![NicRequest { network: "small".into(), ip: Some("10.123.200.1".into()) }],
-        start: Some(false),
-        ..client_req("gw", None, "small", &[])
-    };
-    let err = admin.create_instance(&bad).await.unwrap_err();
-    assert_eq!(status(&err), 400);
-    assert!(err.to_string().contains("gateway"), "{err}");
-}
-
 /// A token for the CLI runs.
 async fn admin_token(server: &TestServer, admin: &Client) -> String {
     let _ = server;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use roost_client::Client;
 
+pub mod sim;
+
 pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
 
 /// A raw HTTP client (TLS provider installed, as the typed client does).
@@ -60,6 +62,15 @@ impl ServerOptions {
             ],
             ..Default::default()
         }
+    }
+}
+
+impl ServerOptions {
+    /// A server process over the simulated node (`--compute simulated`): the control
+    /// plane whole, nothing on the host. For tests that need the server's own process
+    /// (its metrics, its output, a restart); the others use [`sim::SimServer`].
+    pub fn simulated() -> ServerOptions {
+        ServerOptions { args: vec!["--compute".into(), "simulated".into()], ..Default::default() }
     }
 }
 
