@@ -3,7 +3,7 @@
 //! `ROOST_JOB_FAIL_AT=instance.clone:2,instance.clone:3` — the next job of that kind
 //! fails right after its step 2 ran (with an injected error), the one after it after
 //! step 3: each entry is used once, in order, by the next new job of its kind, so one
-//! server can show every step's undo. `ROOST_JOB_CRASH_AT=instance.clone:2` — the
+//! server can show every step's undo (`kind:0` lets one job through). `ROOST_JOB_CRASH_AT=instance.clone:2` — the
 //! process aborts (as `kill -9` would) right after a job of that kind saved step 2.
 //! Jobs taken over after a restart use neither.
 

@@ -325,7 +325,6 @@ impl<K: JobKind> Job<K> {
         self.cx.op.set_job_position(from, K::STEPS[from].name, false, None);
         self.cx.op.set_error(&code, &message);
         self.cx.op.set_message(&note);
-        self.cx.op.finish_failed().await;
         let (actor, token) = match &self.cx.principal {
             Some(p) => (p.user_id.clone(), p.token_id.clone()),
             None => (self.cx.op.row().created_by.clone().unwrap_or_else(|| crate::audit::SYSTEM_ACTOR.into()), None),
@@ -336,5 +335,7 @@ impl<K: JobKind> Job<K> {
             .control
             .audit_failure(&ctx, &actor, token, K::KIND, Some(("operation", &op_id)), &format!("failure: {code}"), None)
             .await;
+        // Final last: whoever waits for the operation finds the audit entry there.
+        self.cx.op.finish_failed().await;
     }
 }
