@@ -71,6 +71,20 @@ pub struct Operation {
     /// The project it works in (absent: server-wide).
     #[serde(default)]
     pub project_id: Option<String>,
+    /// A job's step (1-based) running now, or, while `unwinding`, being undone; after
+    /// the end, the step it reached. Absent for operations without steps.
+    #[serde(default)]
+    pub step: Option<u32>,
+    /// How many steps the job has.
+    #[serde(default)]
+    pub steps: Option<u32>,
+    /// The name of that step, e.g. `copy root filesystem`.
+    #[serde(default)]
+    pub step_name: Option<String>,
+    /// The job failed (or the server restarted during a job that cannot resume) and is
+    /// undoing its completed steps in reverse order.
+    #[serde(default)]
+    pub unwinding: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod images;
 pub mod instances;
+pub(crate) mod jobs;
 pub mod kernel;
 pub mod list;
 pub mod networks;

@@ -33,6 +33,30 @@ impl Control {
         kind: &str,
         resource: Option<(&str, &str)>,
     ) -> Result<OperationHandle> {
+        self.insert_operation(change, principal, kind, resource, None).await
+    }
+
+    /// Records a new pending job (an operation with steps, see [`crate::jobs`]) as part of
+    /// `change`: its parameters, step count and first step.
+    pub(crate) async fn new_job_operation(
+        &self,
+        change: &mut Change<'_>,
+        principal: &Principal,
+        kind: &str,
+        resource: Option<(&str, &str)>,
+        job: (String, usize, &str),
+    ) -> Result<OperationHandle> {
+        self.insert_operation(change, principal, kind, resource, Some(job)).await
+    }
+
+    async fn insert_operation(
+        &self,
+        change: &mut Change<'_>,
+        principal: &Principal,
+        kind: &str,
+        resource: Option<(&str, &str)>,
+        job: Option<(String, usize, &str)>,
+    ) -> Result<OperationHandle> {
         let now = now_ms();
         let row = OperationRow {
             id: IdKind::Operation.generate(),
@@ -50,6 +74,12 @@ impl Control {
             updated_at: now,
             finished_at: None,
             project_id: None,
+            job_state: job.as_ref().map(|_| "null".to_string()),
+            job_step: job.as_ref().map(|_| 0),
+            job_steps: job.as_ref().map(|(_, steps, _)| *steps as i64),
+            job_step_name: job.as_ref().map(|(_, _, first)| first.to_string()),
+            job_params: job.map(|(params, _, _)| params),
+            job_unwinding: 0,
         };
         roost_store::operations::insert(change.conn(), &row).await?;
         let op = OperationHandle { control: self.clone(), row };
@@ -98,8 +128,48 @@ impl Control {
 }
 
 impl OperationHandle {
+    /// Takes over an operation a stopped server left unfinished (a job to resume or unwind).
+    pub(crate) fn from_row(control: &Control, row: OperationRow) -> OperationHandle {
+        OperationHandle { control: control.clone(), row }
+    }
+
     pub fn id(&self) -> &str {
         &self.row.id
+    }
+
+    pub(crate) fn row(&self) -> &OperationRow {
+        &self.row
+    }
+
+    /// A job's position: the step it is at, its name, whether it is undoing, and the state
+    /// its completed steps produced. Written with the next save.
+    pub(crate) fn set_job_position(&mut self, step: usize, name: &str, unwinding: bool, state: Option<String>) {
+        self.row.job_step = Some(step as i64);
+        self.row.job_step_name = Some(name.to_string());
+        self.row.job_unwinding = unwinding as i64;
+        if let Some(state) = state {
+            self.row.job_state = Some(state);
+        }
+    }
+
+    /// Like [`OperationHandle::progress`], but the caller learns whether it was recorded
+    /// (a job must not go on with a state the store does not have).
+    pub(crate) async fn progress_checked(&mut self, progress: u8, message: &str) -> Result<()> {
+        self.row.status = OperationStatus::Running.as_str().to_string();
+        self.row.progress = progress.min(100) as i64;
+        self.row.message = Some(message.to_string());
+        self.try_save().await
+    }
+
+    pub(crate) fn set_message(&mut self, message: &str) {
+        self.row.message = Some(message.to_string());
+    }
+
+    /// Records why a job fails before it undoes its steps (a restart during the undo
+    /// finishes the undo and reports this error).
+    pub(crate) fn set_error(&mut self, code: &str, message: &str) {
+        self.row.error_code = Some(code.to_string());
+        self.row.error_message = Some(message.to_string());
     }
 
     pub fn to_api(&self) -> Operation {
@@ -115,16 +185,16 @@ impl OperationHandle {
         change.event("operation.updated", "operation", &self.row.id, &self.row.to_api(), audience);
     }
 
-    async fn save(&mut self) {
+    async fn try_save(&mut self) -> Result<()> {
         self.row.updated_at = now_ms();
-        let result = async {
-            let mut change = self.control.system_change().await?;
-            roost_store::operations::update(change.conn(), &self.row).await?;
-            self.announce_in(&mut change);
-            change.commit().await
-        }
-        .await;
-        if let Err(err) = result {
+        let mut change = self.control.system_change().await?;
+        roost_store::operations::update(change.conn(), &self.row).await?;
+        self.announce_in(&mut change);
+        change.commit().await
+    }
+
+    async fn save(&mut self) {
+        if let Err(err) = self.try_save().await {
             tracing::error!(operation = %self.row.id, error = %err.message, "could not record operation progress");
         }
     }
@@ -150,10 +220,14 @@ impl OperationHandle {
         if err.code.status() == 500 {
             tracing::error!(operation = %self.row.id, kind = %self.row.kind, error = %err.message, "operation failed");
         }
-        self.row.status = OperationStatus::Failed.as_str().to_string();
-        self.row.error_code = Some(err.code.as_str().to_string());
         // Readers of the operation see what a response would say; the details are logged.
-        self.row.error_message = Some(err.public_message().to_string());
+        self.set_error(err.code.as_str(), err.public_message());
+        self.finish_failed().await;
+    }
+
+    /// Failed, with the error already set ([`OperationHandle::set_error`]).
+    pub(crate) async fn finish_failed(&mut self) {
+        self.row.status = OperationStatus::Failed.as_str().to_string();
         self.row.finished_at = Some(now_ms());
         self.save().await;
     }

@@ -147,19 +147,7 @@ impl Control {
                     self.record(&row, InstanceStatus::Terminating, None, row.exit_code, None).await?;
                 }
                 driver.delete(id).await.map_err(node_error)?;
-                let mut tx = self.system_change().await?;
-                // Its volumes stay, detached, with their data.
-                roost_store::volumes::detach_all(tx.conn(), id, now_ms()).await?;
-                roost_store::volumes::delete_lineage(tx.conn(), id).await?;
-                roost_store::instances::delete(tx.conn(), id).await?;
-                tx.bare_event(
-                    "instance.deleted",
-                    "instance",
-                    id,
-                    crate::events::Audience::Project(row.project_id.clone()),
-                );
-                tx.commit().await?;
-                self.request_firewall_sync();
+                self.delete_instance_rows(id, &row.project_id).await?;
                 self.compute().graces.lock().expect("graces").remove(id);
                 self.settle(id, Ok(())).await;
                 self.forget_samples(id);
@@ -308,6 +296,78 @@ impl Control {
         tx.instance_event("instance.updated", &row.id).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Removes an instance's rows (its volumes stay, detached, with their data) once the
+    /// node has deleted it.
+    async fn delete_instance_rows(&self, id: &str, project_id: &str) -> Result<()> {
+        let mut tx = self.system_change().await?;
+        roost_store::volumes::detach_all(tx.conn(), id, now_ms()).await?;
+        roost_store::volumes::delete_lineage(tx.conn(), id).await?;
+        if roost_store::instances::delete(tx.conn(), id).await? {
+            tx.bare_event("instance.deleted", "instance", id, crate::events::Audience::Project(project_id.to_string()));
+        }
+        tx.commit().await?;
+        self.request_firewall_sync();
+        Ok(())
+    }
+
+    /// Deletes an instance from the node (whichever driver has it), under its reconcile
+    /// lock; nothing to do when no driver has it. Its row, if any, now wants it stopped,
+    /// so the reconciler does not start it again.
+    pub(crate) async fn delete_from_node(&self, id: &str) -> Result<()> {
+        let node = self.node()?;
+        let _lock = self.lock_for(id).lock_owned().await;
+        if let Some(row) = self.store().instance(id).await?
+            && row.desired() == Desired::Running
+        {
+            self.set_desired(&row, Desired::Stopped).await?;
+        }
+        for driver in node.drivers() {
+            if driver.inspect(id).await.map_err(node_error)?.status != Observed::Missing {
+                driver.delete(id).await.map_err(node_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes an instance at once, from the node and the store (undoing a job that made
+    /// it); nothing to do when it is gone already.
+    pub(crate) async fn purge_instance(&self, id: &str) -> Result<()> {
+        self.delete_from_node(id).await?;
+        if let Some(row) = self.store().instance(id).await? {
+            self.delete_instance_rows(id, &row.project_id).await?;
+        }
+        self.compute().locks.lock().expect("locks").remove(id);
+        Ok(())
+    }
+
+    /// Starts a stopped instance and waits until it runs; an error when it fails to.
+    pub(crate) async fn start_and_wait(&self, id: &str) -> Result<()> {
+        let mut updates = self.events().subscribe();
+        let row = self.store().instance(id).await?.ok_or_else(|| Error::not_found("instance", id))?;
+        self.set_desired(&row, Desired::Running).await?;
+        self.kick(id);
+        loop {
+            let row = self.store().instance(id).await?.ok_or_else(|| Error::not_found("instance", id))?;
+            match row.status() {
+                InstanceStatus::Running => return Ok(()),
+                InstanceStatus::Error => {
+                    return Err(Error::unprocessable(format!(
+                        "instance '{}' did not start: {}",
+                        row.name,
+                        row.status_reason.unwrap_or_default()
+                    )));
+                }
+                _ => {}
+            }
+            tokio::select! {
+                _ = self.shutdown().cancelled() => return Err(Error::new(roost_api::ErrorCode::Unavailable, "the server is shutting down")),
+                received = updates.recv() => if let Err(tokio::sync::broadcast::error::RecvError::Closed) = received {
+                    return Err(Error::new(roost_api::ErrorCode::Unavailable, "the server is shutting down"));
+                },
+            }
+        }
     }
 
     pub(crate) async fn set_desired(&self, row: &InstanceRow, desired: Desired) -> Result<()> {

@@ -39,6 +39,7 @@ use tokio::io::AsyncReadExt;
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
+use crate::jobs::template_build::TemplateBuild;
 use crate::operations::OperationHandle;
 use crate::{Control, Error, Principal, RequestContext, Result};
 
@@ -105,12 +106,70 @@ fn api(image: &ImageRow, t: Option<&TemplateRow>) -> SandboxTemplate {
     }
 }
 
-/// What a finished real build produced.
-struct Built {
+/// What a build produced (a real one, or the cached one a hit reuses).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Built {
     digest: String,
     size: u64,
     log: String,
     build_ms: i64,
+}
+
+impl Built {
+    pub(crate) fn new(digest: String, size: u64, log: String, build_ms: i64) -> Built {
+        Built { digest, size, log, build_ms }
+    }
+}
+
+/// What a template build job is given (the build container's name chosen up front, so
+/// an undo finds one a crash cut short).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TemplateBuildParams {
+    pub project_id: String,
+    pub name: String,
+    pub base_id: String,
+    pub commands: Vec<String>,
+    pub build_instance: String,
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
+impl TemplateBuildParams {
+    fn user_id(&self) -> &str {
+        self.user_id.as_deref().unwrap_or(crate::audit::SYSTEM_ACTOR)
+    }
+}
+
+/// The template image a build retagged, as it was (for the undo).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Replaced {
+    image_id: String,
+    digest: String,
+    size: i64,
+    description: String,
+}
+
+/// What a template build's steps found and made.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TemplateBuildState {
+    pub key: String,
+    pub base_digest: String,
+    pub base_name: String,
+    /// Where the template's contents go in the image store.
+    pub digest: String,
+    /// The image the build container starts from, and how many commands it has applied.
+    pub start_image: String,
+    pub start_name: String,
+    pub cached_steps: usize,
+    /// A ready template with the same key exists: nothing runs.
+    pub hit: bool,
+    pub instance_id: Option<String>,
+    pub log: String,
+    pub built: Option<Built>,
+    pub image_id: Option<String>,
+    pub replaced: Option<Replaced>,
+    /// When the build container was asked for (ms since the epoch): the build's time.
+    pub build_started_at: i64,
 }
 
 impl Control {
@@ -236,86 +295,211 @@ impl Control {
                 req.name, access.project.name
             )));
         }
+        let mut instance_name = String::from("tmpl-build-");
+        roost_api::ids::push_random(&mut instance_name, 8);
+        let params = TemplateBuildParams {
+            project_id,
+            name: req.name.clone(),
+            base_id: base.id.clone(),
+            commands: req.run.clone(),
+            build_instance: instance_name,
+            user_id: Some(p.user_id.clone()),
+        };
         let body = serde_json::to_value(&req).ok();
         let mut tx = self.change(ctx, &proof).await?;
-        let op = self.new_operation(&mut tx, p, "sandbox_template.build", None).await?;
+        let job = self.new_job::<TemplateBuild>(&mut tx, p, None, params).await?;
         tx.audit("sandbox_template.build", Some(("sandbox_template", &req.name)), body.as_ref()).await?;
         tx.commit().await?;
-        let snapshot = op.to_api();
-        let control = self.clone();
-        let p = p.clone();
+        let snapshot = job.operation();
         tokio::spawn(async move {
-            let mut op = op;
-            op.progress(1, &format!("building template '{}' from '{}'", req.name, base.name)).await;
-            let lock = build_lock(&project_id, &req.name);
+            // One build per project and name at a time (a second waits, then usually hits).
+            let lock = build_lock(&job.params().project_id, &job.params().name);
             let _guard = lock.lock().await;
-            match control.run_template_build(&p, &project_id, &req.name, &base, &req.run, &mut op).await {
-                Ok(result) => op.succeed(serde_json::to_value(&result).ok()).await,
-                Err(e) => op.fail(&e).await,
-            }
+            job.run_to_end().await;
         });
         Ok(snapshot)
     }
 
-    async fn run_template_build(
+    /// A build's first step: the base's contents (a builtin template is built now on
+    /// first use), the cache key, and where to start: a hit, the longest prefix of the
+    /// commands the project has built already, or the base.
+    pub(crate) async fn plan_template_build(
+        &self,
+        params: &TemplateBuildParams,
+        op: &mut OperationHandle,
+    ) -> Result<TemplateBuildState> {
+        let base = self
+            .store()
+            .image_by_id(&params.base_id)
+            .await?
+            .ok_or_else(|| Error::not_found("template", &params.base_id))?;
+        op.progress(1, &format!("building template '{}' from '{}'", params.name, base.name)).await;
+        let base_digest = self.image_digest(&base).await?;
+        let commands = &params.commands;
+        let key = cache_key(&base_digest, commands);
+        let mut state = TemplateBuildState {
+            base_name: base.name.clone(),
+            digest: store_digest(&params.project_id, &key),
+            key: key.clone(),
+            base_digest: base_digest.clone(),
+            start_image: base.id.clone(),
+            start_name: base.name.clone(),
+            ..Default::default()
+        };
+        // A hit: a ready template of this project with this key whose contents are here.
+        if let Some((image, t)) = self.cached_template(&params.project_id, &key).await? {
+            op.progress(90, &format!("cache hit: the image of template '{}' has key {key}", image.name)).await;
+            state.hit = true;
+            state.cached_steps = commands.len();
+            state.built = Some(Built {
+                digest: image.digest.clone().unwrap_or_default(),
+                size: image.size_bytes.unwrap_or(0) as u64,
+                log: t.build_log.clone(),
+                build_ms: t.build_ms.unwrap_or(0),
+            });
+            return Ok(state);
+        }
+        // A miss starts from the longest prefix of the commands the project has built
+        // already (adding a command re-runs only the new ones).
+        for k in (1..commands.len()).rev() {
+            if let Some((image, _)) =
+                self.cached_template(&params.project_id, &cache_key(&base_digest, &commands[..k])).await?
+            {
+                (state.start_image, state.start_name, state.cached_steps) = (image.id.clone(), image.name.clone(), k);
+                break;
+            }
+        }
+        Ok(state)
+    }
+
+    /// The throwaway container of a build (named in the parameters), running.
+    pub(crate) async fn start_build_container(
         &self,
         p: &Principal,
-        project_id: &str,
-        name: &str,
-        base: &ImageRow,
-        commands: &[String],
+        params: &TemplateBuildParams,
+        state: &TemplateBuildState,
         op: &mut OperationHandle,
-    ) -> Result<SandboxTemplateBuild> {
-        // The base's contents (a builtin template is built now on first use).
-        let base_digest = self.image_digest(base).await?;
-        let key = cache_key(&base_digest, commands);
-        let scope = ProjectScope::One(project_id.to_string());
-        let existing = self.store().image_by_key(name, &scope).await?.filter(|i| i.project_id == project_id);
-        // A hit: a ready template of this project with this key whose contents are here.
-        let hit = self.cached_template(project_id, &key).await?;
-        let mut cached_steps = 0;
-        let (built, cache) = match hit {
-            Some((image, t)) => {
-                op.progress(90, &format!("cache hit: the image of template '{}' has key {key}", image.name)).await;
-                let built = Built {
-                    digest: image.digest.clone().unwrap_or_default(),
-                    size: image.size_bytes.unwrap_or(0) as u64,
-                    log: t.build_log.clone(),
-                    build_ms: t.build_ms.unwrap_or(0),
-                };
-                (built, "hit")
-            }
-            None => {
-                // A miss starts from the longest prefix of the commands the project has
-                // built already (adding a command re-runs only the new ones).
-                let mut start = (base.clone(), 0);
-                for k in (1..commands.len()).rev() {
-                    if let Some((image, _)) =
-                        self.cached_template(project_id, &cache_key(&base_digest, &commands[..k])).await?
-                    {
-                        start = (image, k);
-                        break;
-                    }
-                }
-                cached_steps = start.1;
-                let digest = store_digest(project_id, &key);
-                let source = roost_node::api::ImageSource::Derived {
-                    base_digest: base_digest.clone(),
-                    commands: commands.to_vec(),
-                };
-                let built =
-                    self.run_build_container(p, project_id, name, &start, commands, &digest, source, op).await?;
-                (built, "miss")
-            }
+    ) -> Result<String> {
+        let mut labels = std::collections::BTreeMap::new();
+        labels.insert("roost.template-build".to_string(), params.name.clone());
+        let req = CreateInstanceRequest {
+            name: params.build_instance.clone(),
+            image: state.start_image.clone(),
+            project: Some(params.project_id.clone()),
+            cpus: Some(BUILD_CPUS),
+            memory_bytes: Some(BUILD_MEMORY),
+            labels,
+            ..Default::default()
         };
+        op.progress(2, "starting the build container").await;
+        let (instance, _) = self.create_instance(&RequestContext::default(), p, req).await?;
+        let running =
+            self.wait_instance(p, &instance.id, None, InstanceStatus::Running, Duration::from_secs(120)).await?;
+        if running.status != InstanceStatus::Running {
+            return Err(Error::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the build container did not start: {} {}",
+                    running.status.as_str(),
+                    running.status_reason.unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(instance.id)
+    }
+
+    /// Removes a build's container, found by its name (also one a crash cut short).
+    pub(crate) async fn remove_build_container(&self, params: &TemplateBuildParams) -> Result<()> {
+        let scope = ProjectScope::One(params.project_id.clone());
+        match self.store().instance_by_key(&params.build_instance, &scope, Some(&params.project_id)).await? {
+            Some(row) => self.purge_instance(&row.id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the commands not cached yet in the build container, in order; the log.
+    pub(crate) async fn run_build_commands(
+        &self,
+        instance_id: &str,
+        commands: &[String],
+        state: &TemplateBuildState,
+        op: &mut OperationHandle,
+    ) -> Result<String> {
+        let skip = state.cached_steps;
+        let mut log = String::new();
+        let n = commands.len();
+        for (i, cmd) in commands.iter().enumerate().take(skip) {
+            log.push_str(&format!("[{}/{n}] $ {cmd} (cached: template '{}')\n", i + 1, state.start_name));
+        }
+        for (i, cmd) in commands.iter().enumerate().skip(skip) {
+            let percent = (5 + i * 80 / n) as u8;
+            let header = format!("[{}/{n}] $ {cmd}\n", i + 1);
+            log.push_str(&header);
+            op.progress(percent, header.trim_end()).await;
+            let code = self.run_build_command(instance_id, cmd, i + 1, n, percent, &mut log, op).await?;
+            if code != 0 {
+                let out = tail(&log, 2000).to_string();
+                return Err(Error::unprocessable(format!(
+                    "command {} of {n} (`{cmd}`) exited with code {code}; the end of its output:\n{out}",
+                    i + 1
+                )));
+            }
+        }
+        Ok(log)
+    }
+
+    /// Copies the build container's root filesystem into the image store.
+    pub(crate) async fn save_build_rootfs(
+        &self,
+        instance_id: &str,
+        params: &TemplateBuildParams,
+        state: &TemplateBuildState,
+        op: &mut OperationHandle,
+    ) -> Result<(String, u64)> {
+        op.progress(88, "saving the template's root filesystem").await;
+        let source = roost_node::api::ImageSource::Derived {
+            base_digest: state.base_digest.clone(),
+            commands: params.commands.clone(),
+        };
+        let node = self.node()?;
+        let image = node.capture_image(instance_id, &state.digest, &params.name, source).await.map_err(node_error)?;
+        Ok((image.digest, image.size_bytes))
+    }
+
+    /// Removes a build's saved contents unless an image row points at them.
+    pub(crate) async fn remove_build_contents(&self, digest: &str) -> Result<()> {
+        let node = self.node()?;
+        let used = self
+            .store()
+            .list_images(&ProjectScope::All, None)
+            .await?
+            .iter()
+            .any(|r| r.digest.as_deref() == Some(digest));
+        if !used && node.image(digest).await.map_err(node_error)?.is_some() {
+            node.remove_image(digest).await.map_err(node_error)?;
+        }
+        Ok(())
+    }
+
+    /// Records a build: the template's image row and `sandbox_templates` row, new or
+    /// retagged to the new contents; what it replaced goes into the state for the undo.
+    pub(crate) async fn record_template_build(
+        &self,
+        params: &TemplateBuildParams,
+        state: &mut TemplateBuildState,
+    ) -> Result<()> {
+        let (project_id, name, commands) = (&params.project_id, &params.name, &params.commands);
+        let built = state.built.clone().ok_or_else(|| Error::internal("a template build recorded before it built"))?;
+        let scope = ProjectScope::One(project_id.to_string());
+        let existing = self.store().image_by_key(name, &scope).await?.filter(|i| &i.project_id == project_id);
         let now = now_ms();
-        let description = format!("sandbox template: {} + {} command(s)", base.name, commands.len());
+        let description = format!("sandbox template: {} + {} command(s)", state.base_name, commands.len());
         let row = TemplateRow {
             image_id: existing.as_ref().map(|i| i.id.clone()).unwrap_or_else(|| IdKind::Image.generate()),
             project_id: project_id.to_string(),
-            base: base.name.clone(),
-            base_digest,
-            cache_key: key.clone(),
+            base: state.base_name.clone(),
+            base_digest: state.base_digest.clone(),
+            cache_key: state.key.clone(),
             commands: serde_json::to_string(commands).unwrap_or_else(|_| "[]".into()),
             build_log: tail(&built.log, LOG_LIMIT).to_string(),
             build_ms: Some(built.build_ms),
@@ -324,7 +508,6 @@ impl Control {
             last_used_at: Some(now),
             updated_at: now,
         };
-        let previous_digest = existing.as_ref().and_then(|i| i.digest.clone());
         // The build was authorized and audited when asked for; recording its result is
         // the server's.
         let mut tx = self.system_change().await?;
@@ -340,6 +523,12 @@ impl Control {
                 )
                 .await?;
                 roost_store::sandbox_templates::update_build(tx.conn(), &row).await?;
+                state.replaced = Some(Replaced {
+                    image_id: image.id.clone(),
+                    digest: image.digest.clone().unwrap_or_default(),
+                    size: image.size_bytes.unwrap_or(0),
+                    description: image.description.clone().unwrap_or_default(),
+                });
                 let mut image = image.clone();
                 (image.digest, image.size_bytes, image.description, image.updated_at) =
                     (Some(built.digest.clone()), Some(built.size as i64), Some(description), now);
@@ -356,8 +545,9 @@ impl Control {
                     status_reason: None,
                     digest: Some(built.digest.clone()),
                     size_bytes: Some(built.size as i64),
-                    spec: serde_json::to_string(&serde_json::json!({"base": base.name, "cache_key": key})).ok(),
-                    created_by: Some(p.user_id.clone()),
+                    spec: serde_json::to_string(&serde_json::json!({"base": state.base_name, "cache_key": state.key}))
+                        .ok(),
+                    created_by: Some(params.user_id().to_string()),
                     created_at: now,
                     updated_at: now,
                 };
@@ -371,25 +561,89 @@ impl Control {
                 image
             }
         };
-        roost_store::sandbox_templates::count_build(tx.conn(), &row.image_id, cache == "hit", now).await?;
+        roost_store::sandbox_templates::count_build(tx.conn(), &row.image_id, state.hit, now).await?;
         let kind = if existing.is_some() { "image.updated" } else { "image.created" };
         tx.event(kind, "image", &recorded.id, &recorded.to_api(), Audience::Project(project_id.to_string()));
         tx.commit().await?;
-        // New contents under the name: sandboxes resolve the new rootfs, and frozen ones
-        // of the old version leave the warm pool.
+        state.image_id = Some(row.image_id);
+        Ok(())
+    }
+
+    /// Undoes [`Control::record_template_build`]: a new template's rows go, a retagged
+    /// one points at its previous contents again.
+    pub(crate) async fn unrecord_template_build(
+        &self,
+        params: &TemplateBuildParams,
+        state: &TemplateBuildState,
+    ) -> Result<()> {
+        let scope = ProjectScope::One(params.project_id.clone());
+        let Some(image) = self
+            .store()
+            .image_by_key(&params.name, &scope)
+            .await?
+            .filter(|i| i.project_id == params.project_id && i.source == SOURCE)
+        else {
+            return Ok(());
+        };
+        let mut tx = self.system_change().await?;
+        match &state.replaced {
+            Some(old) if old.image_id == image.id => {
+                roost_store::sandbox_templates::retag_image(
+                    tx.conn(),
+                    &old.image_id,
+                    &old.digest,
+                    old.size,
+                    &old.description,
+                    now_ms(),
+                )
+                .await?;
+                tx.event(
+                    "image.updated",
+                    "image",
+                    &image.id,
+                    &image.to_api(),
+                    Audience::Project(params.project_id.clone()),
+                );
+            }
+            // Made by this build (its digest is this build's): it goes.
+            _ if image.digest.as_deref() == Some(state.digest.as_str()) && state.replaced.is_none() => {
+                roost_store::sandbox_templates::delete(tx.conn(), &image.id).await?;
+                roost_store::images::delete(tx.conn(), &image.id).await?;
+                tx.bare_event("image.deleted", "image", &image.id, Audience::Project(params.project_id.clone()));
+            }
+            _ => return Ok(()),
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// After a recorded build: sandboxes resolve the new contents, frozen ones of the old
+    /// version leave the warm pool, old contents no one uses go; the operation's result.
+    pub(crate) async fn finish_template_build(
+        &self,
+        p: Option<&Principal>,
+        params: &TemplateBuildParams,
+        state: &TemplateBuildState,
+    ) -> Result<SandboxTemplateBuild> {
+        let image_id = state.image_id.clone().ok_or_else(|| Error::internal("a template build finished unrecorded"))?;
+        let built = state.built.clone().unwrap_or_default();
+        let previous_digest = state.replaced.as_ref().map(|r| r.digest.clone());
         if previous_digest.as_deref() != Some(built.digest.as_str()) {
-            self.compute().digests.lock().expect("digests").remove(&row.image_id);
-            self.drain_sandbox_pool(p, project_id, &row.image_id).await;
-            if let Some(old) = previous_digest {
-                self.remove_unused_contents(&row.image_id, &old).await;
+            self.compute().digests.lock().expect("digests").remove(&image_id);
+            if let Some(p) = p {
+                self.drain_sandbox_pool(p, &params.project_id, &image_id).await;
+            }
+            if let Some(old) = previous_digest.filter(|d| !d.is_empty()) {
+                self.remove_unused_contents(&image_id, &old).await;
             }
         }
-        let image = self.store().image_by_id(&row.image_id).await?.ok_or_else(|| Error::not_found("template", name))?;
-        let t = self.store().sandbox_template(&row.image_id).await?;
+        let image =
+            self.store().image_by_id(&image_id).await?.ok_or_else(|| Error::not_found("template", &params.name))?;
+        let t = self.store().sandbox_template(&image_id).await?;
         let template = api(&image, t.as_ref());
-        let log = if cache == "miss" { tail(&built.log, LOG_LIMIT).to_string() } else { String::new() };
-        let cached_steps = if cache == "hit" { commands.len() } else { cached_steps };
-        Ok(SandboxTemplateBuild { cache: cache.into(), template, log, cached_steps: cached_steps as u32 })
+        let log = if state.hit { String::new() } else { tail(&built.log, LOG_LIMIT).to_string() };
+        let cache = if state.hit { "hit" } else { "miss" };
+        Ok(SandboxTemplateBuild { cache: cache.into(), template, log, cached_steps: state.cached_steps as u32 })
     }
 
     /// A ready template of the project built with this cache key, its contents on this node.
@@ -422,91 +676,6 @@ impl Control {
         {
             tracing::warn!(image = %image_id, error = %e, "could not remove a template's old contents");
         }
-    }
-
-    /// The real build: a container from `start` (the base, or a template with the first
-    /// `skip` commands applied already), the remaining commands in order, a snapshot.
-    #[allow(clippy::too_many_arguments)]
-    async fn run_build_container(
-        &self,
-        p: &Principal,
-        project_id: &str,
-        name: &str,
-        (start, skip): &(ImageRow, usize),
-        commands: &[String],
-        digest: &str,
-        source: roost_node::api::ImageSource,
-        op: &mut OperationHandle,
-    ) -> Result<Built> {
-        let skip = *skip;
-        let started = Instant::now();
-        let ctx = RequestContext::default();
-        let mut labels = std::collections::BTreeMap::new();
-        labels.insert("roost.template-build".to_string(), name.to_string());
-        let mut instance_name = String::from("tmpl-build-");
-        roost_api::ids::push_random(&mut instance_name, 8);
-        let req = CreateInstanceRequest {
-            name: instance_name,
-            image: start.id.clone(),
-            project: Some(project_id.to_string()),
-            cpus: Some(BUILD_CPUS),
-            memory_bytes: Some(BUILD_MEMORY),
-            labels,
-            ..Default::default()
-        };
-        op.progress(2, "starting the build container").await;
-        let (instance, _) = self.create_instance(&ctx, p, req).await?;
-        let result = async {
-            let running =
-                self.wait_instance(p, &instance.id, None, InstanceStatus::Running, Duration::from_secs(120)).await?;
-            if running.status != InstanceStatus::Running {
-                return Err(Error::new(
-                    ErrorCode::Unavailable,
-                    format!(
-                        "the build container did not start: {} {}",
-                        running.status.as_str(),
-                        running.status_reason.unwrap_or_default()
-                    ),
-                ));
-            }
-            let mut log = String::new();
-            let n = commands.len();
-            for (i, cmd) in commands.iter().enumerate().take(skip) {
-                log.push_str(&format!("[{}/{n}] $ {cmd} (cached: template '{}')\n", i + 1, start.name));
-            }
-            for (i, cmd) in commands.iter().enumerate().skip(skip) {
-                let percent = (5 + i * 80 / n) as u8;
-                let header = format!("[{}/{n}] $ {cmd}\n", i + 1);
-                log.push_str(&header);
-                op.progress(percent, header.trim_end()).await;
-                let code = self.run_build_command(&instance.id, cmd, i + 1, n, percent, &mut log, op).await?;
-                if code != 0 {
-                    let out = tail(&log, 2000).to_string();
-                    return Err(Error::unprocessable(format!(
-                        "command {} of {n} (`{cmd}`) exited with code {code}; the end of its output:\n{out}",
-                        i + 1
-                    )));
-                }
-            }
-            op.progress(88, "saving the template's root filesystem").await;
-            let image = self.node()?.capture_image(&instance.id, digest, name, source).await.map_err(node_error)?;
-            Ok(Built {
-                digest: image.digest,
-                size: image.size_bytes,
-                log,
-                build_ms: started.elapsed().as_millis() as i64,
-            })
-        }
-        .await;
-        // The container goes whatever happened (a failed build leaves nothing behind).
-        op.progress(95, "removing the build container").await;
-        match self.delete_instance(&ctx, p, &instance.id, None, true, None).await {
-            Ok(deleting) => {
-                let _ = self.wait_operation(p, &deleting.id, Duration::from_secs(60)).await;
-            }
-            Err(e) => tracing::warn!(instance = %instance.id, error = %e.message, "could not delete a build container"),
-        }
-        result
     }
 
     /// Runs one command with `sh -c`, appending its output (stdout and stderr as they

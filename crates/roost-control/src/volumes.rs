@@ -32,6 +32,7 @@ use roost_store::{StoreError, now_ms, to_time};
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
+use crate::jobs::clone_instance::CloneInstance;
 use crate::kernel::{Authorized, Change, SystemProof};
 use crate::list::list_query;
 use crate::tasks::{BackgroundTask, TaskSpec};
@@ -1172,7 +1173,9 @@ impl Control {
 
     /// A new, independent instance: same image, size, command, networks and groups, a
     /// copy of the root filesystem's changes and a copy of each attached volume
-    /// (attached to the clone at the same paths).
+    /// (attached to the clone at the same paths). A job ([`crate::jobs::clone_instance`]):
+    /// its first step (the clone's rows) runs before the answer, the copies and the start
+    /// after it; a failure at any step undoes them all.
     pub async fn clone_instance(
         &self,
         ctx: &RequestContext,
@@ -1182,8 +1185,7 @@ impl Control {
         req: CloneInstanceRequest,
     ) -> Result<(roost_api::instances::Instance, Operation)> {
         let source = self.instance_row(p, key, project).await?;
-        let access = self.project_access(p, &source.project_id).await?;
-        let proof = access.require_write()?;
+        let proof = self.project_access(p, &source.project_id).await?.require_write()?;
         if source.kind != "container" {
             return Err(Error::unprocessable("clones copy container root filesystems only"));
         }
@@ -1191,6 +1193,43 @@ impl Control {
         check_name(&mut v, "name", &req.name);
         v.finish()?;
         self.node()?;
+        // Every id is chosen now, so an undo finds what a crash cut short.
+        let params = CloneParams {
+            source_id: source.id.clone(),
+            clone_id: IdKind::Instance.generate(),
+            name: req.name.clone(),
+            start: req.start.unwrap_or(true),
+            user_id: p.user_id.clone(),
+            volumes: (self.store().attached_volumes(&source.id).await?)
+                .into_iter()
+                .map(|v| (v.id, IdKind::Volume.generate()))
+                .collect(),
+        };
+        let clone_id = params.clone_id.clone();
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        let mut job = self.new_job::<CloneInstance>(&mut tx, p, Some(("instance", &clone_id)), params).await?;
+        tx.audit("instance.clone", Some(("instance", &source.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        // The clone's rows exist before the answer shows it (and a taken name or an
+        // exceeded quota is the answer).
+        job.run_until(1).await?;
+        let snapshot = job.operation();
+        job.spawn();
+        let row = self.store().instance(&clone_id).await?.ok_or_else(|| Error::not_found("instance", &req.name))?;
+        Ok((self.instance_api(&row).await, snapshot))
+    }
+
+    /// A clone's first step: its row, NICs on the source's networks, the source's
+    /// security groups and its lineage, checked against the project's quota.
+    pub(crate) async fn insert_clone(&self, p: &Principal, params: &CloneParams) -> Result<()> {
+        let source = self
+            .store()
+            .instance(&params.source_id)
+            .await?
+            .ok_or_else(|| Error::not_found("instance", &params.source_id))?;
+        let access = self.project_access(p, &source.project_id).await?;
+        access.require_write()?;
         let nics = roost_store::networks::nics_of(
             &mut *self.store().pool().acquire().await.map_err(StoreError::from)?,
             &source.id,
@@ -1211,30 +1250,32 @@ impl Control {
         .into_iter()
         .map(|g| g.id)
         .collect();
-        let source_volumes = self.store().attached_volumes(&source.id).await?;
+        let mut total = 0;
+        for (volume, _) in &params.volumes {
+            total += self.store().volume_by_id(volume).await?.map_or(0, |v| v.size_bytes);
+        }
         let now = now_ms();
-        let start = req.start.unwrap_or(true);
         let mut row = InstanceRow {
-            id: IdKind::Instance.generate(),
-            name: req.name.clone(),
+            id: params.clone_id.clone(),
+            name: params.name.clone(),
             desired: Desired::Stopped.as_str().into(),
             status: InstanceStatus::Stopped.as_str().into(),
             status_reason: None,
             ip: None,
             exit_code: None,
             restart_count: 0,
-            created_by: Some(p.user_id.clone()),
+            created_by: Some(params.user_id.clone()),
             created_at: now,
             updated_at: now,
             started_at: None,
             ..source.clone()
         };
-        let total: i64 = source_volumes.iter().map(|v| v.size_bytes).sum();
-        let mut tx = self.change(ctx, &proof).await?;
+        // Recorded as the server's: the request that asked for the clone was audited.
+        let mut tx = self.system_change().await?;
         let requested =
             [("instances", 1), ("vcpus", row.cpus_milli), ("memory_bytes", row.memory_bytes), ("volume_gib", total)];
         self.check_quota(tx.conn(), &access.project, &requested).await?;
-        roost_store::instances::insert(tx.conn(), &row).await.map_err(|e| unique_name(e, "instance", &req.name))?;
+        roost_store::instances::insert(tx.conn(), &row).await.map_err(|e| unique_name(e, "instance", &params.name))?;
         for (idx, (net, ip)) in resolved.iter().enumerate() {
             let nic = Self::allocate_nic(tx.conn(), net, &row.id, idx as i64, *ip).await?;
             if idx == 0 {
@@ -1243,59 +1284,83 @@ impl Control {
         }
         roost_store::networks::set_instance_groups(tx.conn(), &row.id, &groups).await?;
         repo::set_lineage(tx.conn(), &row.id, &source.id, now).await?;
-        let body = serde_json::to_value(&req).ok();
-        let op = self.new_operation(&mut tx, p, "instance.clone", Some(("instance", &row.id))).await?;
-        tx.audit("instance.clone", Some(("instance", &source.id)), body.as_ref()).await?;
         tx.instance_event("instance.created", &row.id).await?;
         tx.commit().await?;
-        let snapshot = op.to_api();
-        // The copies, then the clone starts.
-        let copied: Result<()> = async {
-            let store = self.node()?;
-            let copied = async { store.copy_instance_changes(&source.id, &row.id).await.map_err(node_error) };
-            self.while_frozen(&source.id, copied).await?;
-            for volume in &source_volumes {
-                let id = IdKind::Volume.generate();
-                {
-                    let _lock = lock_volume(&volume.id).await;
-                    store.copy_volume(&volume.id, &id).await.map_err(node_error)?;
-                }
-                let copy = VolumeRow {
-                    id: id.clone(),
-                    name: format!("{}-{}", volume.name, row.name),
-                    instance_id: Some(row.id.clone()),
-                    cloned_from: Some(volume.id.clone()),
-                    created_by: Some(p.user_id.clone()),
-                    created_at: now_ms(),
-                    updated_at: now_ms(),
-                    ..volume.clone()
-                };
-                let mut tx = self.change(ctx, &proof).await?;
-                if let Err(e) = repo::insert_volume(tx.conn(), &copy).await {
-                    drop(tx);
-                    let _ = store.remove_volume(&id).await;
-                    return Err(unique_name(e, "volume", &copy.name));
-                }
-                self.volume_event(&mut tx, "volume.created", &id).await?;
+        Ok(())
+    }
+
+    /// Copies the source's root filesystem changes to the clone (the source frozen meanwhile).
+    pub(crate) async fn copy_clone_rootfs(&self, source_id: &str, clone_id: &str) -> Result<()> {
+        let node = self.node()?;
+        let copied = async { node.copy_instance_changes(source_id, clone_id).await.map_err(node_error) };
+        self.while_frozen(source_id, copied).await
+    }
+
+    /// Removes what [`Control::copy_clone_rootfs`] copied, whole or in part.
+    pub(crate) async fn remove_clone_rootfs(&self, clone_id: &str) -> Result<()> {
+        self.node()?.remove_instance_changes(clone_id).await.map_err(node_error)
+    }
+
+    /// Copies each volume of the source (chosen in `params`) as a new volume attached to
+    /// the clone at the same path. A copy already recorded (a resumed step) is kept.
+    pub(crate) async fn copy_clone_volumes(&self, params: &CloneParams) -> Result<()> {
+        let store = self.node()?;
+        for (source_id, id) in &params.volumes {
+            if self.store().volume_by_id(id).await?.is_some() {
+                continue;
+            }
+            let Some(volume) = self.store().volume_by_id(source_id).await? else {
+                return Err(Error::conflict(format!("volume '{source_id}' was deleted during the clone")));
+            };
+            {
+                let _lock = lock_volume(&volume.id).await;
+                store.copy_volume(&volume.id, id).await.map_err(node_error)?;
+            }
+            let copy = VolumeRow {
+                id: id.clone(),
+                name: format!("{}-{}", volume.name, params.name),
+                instance_id: Some(params.clone_id.clone()),
+                cloned_from: Some(volume.id.clone()),
+                created_by: Some(params.user_id.clone()),
+                created_at: now_ms(),
+                updated_at: now_ms(),
+                ..volume.clone()
+            };
+            let mut tx = self.system_change().await?;
+            repo::insert_volume(tx.conn(), &copy).await.map_err(|e| unique_name(e, "volume", &copy.name))?;
+            self.volume_event(&mut tx, "volume.created", id).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the clone's volume copies (rows and images), whichever were made.
+    pub(crate) async fn remove_clone_volumes(&self, params: &CloneParams) -> Result<()> {
+        let store = self.node()?;
+        for (_, id) in &params.volumes {
+            let _lock = lock_volume(id).await;
+            if let Some(row) = self.store().volume_by_id(id).await? {
+                let mut tx = self.system_change().await?;
+                repo::delete_volume(tx.conn(), id).await?;
+                tx.bare_event("volume.deleted", "volume", id, Audience::Project(row.project_id.clone()));
                 tx.commit().await?;
             }
-            Ok(())
+            store.remove_volume(id).await.map_err(node_error)?;
         }
-        .await;
-        if let Err(e) = copied {
-            op.fail(&e).await;
-            return Err(e);
-        }
-        if start {
-            self.set_desired(&row, Desired::Running).await?;
-            self.track(&row.id, op);
-            self.kick(&row.id);
-        } else {
-            op.succeed(Some(serde_json::json!({"instance_id": row.id}))).await;
-        }
-        let fresh = self.store().instance(&row.id).await?.unwrap_or(row);
-        Ok((self.instance_api(&fresh).await, snapshot))
+        Ok(())
     }
+}
+
+/// What a clone job is given (every id chosen before any step runs).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct CloneParams {
+    pub source_id: String,
+    pub clone_id: String,
+    pub name: String,
+    pub start: bool,
+    pub user_id: String,
+    /// Each attached volume of the source and the id of its copy.
+    pub volumes: Vec<(String, String)>,
 }
 
 /// The driver's view of a volume attachment.

@@ -188,6 +188,9 @@ pub trait NodeApi: Send + Sync {
     /// Copies a container's changes to its image (its writable layer) to another
     /// instance that has none yet (a clone). The source should be frozen or stopped.
     async fn copy_instance_changes(&self, from: &str, to: &str) -> Result<()>;
+    /// Removes changes copied to an instance that was never prepared (the undo of
+    /// [`NodeApi::copy_instance_changes`]); nothing when there are none.
+    async fn remove_instance_changes(&self, id: &str) -> Result<()>;
     /// Archives a container's changes as the instance snapshot `snapshot_id`; returns
     /// the archive's size.
     async fn archive_instance_changes(&self, id: &str, snapshot_id: &str) -> Result<u64>;

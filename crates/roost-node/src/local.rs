@@ -166,6 +166,20 @@ impl NodeApi for LocalNode {
         copy_tree(&self.instance_dir(from)?.join("upper"), &self.instance_dir(to)?.join("upper")).await
     }
 
+    async fn remove_instance_changes(&self, id: &str) -> Result<()> {
+        let upper = self.instance_dir(id)?.join("upper");
+        match tokio::fs::remove_dir_all(&upper).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("removing {}", upper.display()), e)),
+        }
+        if let Some(dir) = upper.parent() {
+            // Only when nothing else of the instance is there (no container was made).
+            let _ = std::fs::remove_dir(dir);
+        }
+        Ok(())
+    }
+
     async fn archive_instance_changes(&self, id: &str, snapshot_id: &str) -> Result<u64> {
         check_id(snapshot_id)?;
         let archive = self.volumes.archive(snapshot_id);

@@ -168,6 +168,11 @@ impl NodeApi for SimNode {
         Ok(())
     }
 
+    async fn remove_instance_changes(&self, id: &str) -> Result<()> {
+        self.call("remove_instance_changes", id)?.copied_changes.remove(id);
+        Ok(())
+    }
+
     async fn archive_instance_changes(&self, id: &str, snapshot_id: &str) -> Result<u64> {
         let mut world = self.call("archive_instance_changes", id)?;
         // Never prepared: no changes yet, an empty archive.

@@ -427,19 +427,49 @@ async fn operations(store: &Store) {
         updated_at: created_at,
         finished_at: None,
         project_id: None,
+        job_params: None,
+        job_state: None,
+        job_step: None,
+        job_steps: None,
+        job_step_name: None,
+        job_unwinding: 0,
+    };
+    // A job: its parameters, state and step survive for a restart to resume or unwind.
+    let job = OperationRow {
+        kind: "instance.clone".into(),
+        job_params: Some("{\"name\":\"copy\"}".into()),
+        job_state: Some("{}".into()),
+        job_step: Some(0),
+        job_steps: Some(4),
+        job_step_name: Some("create the instance".into()),
+        ..op("op-4", "usr-alice0000000", "running", 4)
     };
     let mut tx = store.write().await.unwrap();
     roost_store::operations::insert(tx.conn(), &op("op-1", "usr-alice0000000", "running", 1)).await.unwrap();
     roost_store::operations::insert(tx.conn(), &op("op-2", "usr-bob000000000", "pending", 2)).await.unwrap();
     roost_store::operations::insert(tx.conn(), &op("op-3", "usr-bob000000000", "succeeded", 3)).await.unwrap();
+    roost_store::operations::insert(tx.conn(), &job).await.unwrap();
     tx.commit().await.unwrap();
+    let mut job = store.operation("op-4", None).await.unwrap().unwrap();
+    job.job_step = Some(2);
+    job.job_step_name = Some("copy volumes".into());
+    job.job_state = Some("{\"copied\":[\"vol-1\"]}".into());
+    job.job_unwinding = 1;
+    let mut tx = store.write().await.unwrap();
+    roost_store::operations::update(tx.conn(), &job).await.unwrap();
+    tx.commit().await.unwrap();
+    let api = store.operation("op-4", None).await.unwrap().unwrap().to_api();
+    assert_eq!(
+        (api.step, api.steps, api.step_name.as_deref(), api.unwinding),
+        (Some(3), Some(4), Some("copy volumes"), true)
+    );
 
     assert!(store.operation("op-1", Some("usr-bob000000000")).await.unwrap().is_none(), "not another user's");
     assert!(store.operation("op-1", None).await.unwrap().is_some());
     let (bobs, _) = store.list_operations(Some("usr-bob000000000"), &query_all()).await.unwrap();
     assert_eq!(bobs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["op-3", "op-2"]);
     let (all, _) = store.list_operations(None, &query_all()).await.unwrap();
-    assert_eq!(all.len(), 3);
+    assert_eq!(all.len(), 4);
 
     let mut row = store.operation("op-1", None).await.unwrap().unwrap();
     row.progress = 50;
@@ -455,9 +485,12 @@ async fn operations(store: &Store) {
     let interrupted = store.fail_interrupted_operations(100).await.unwrap();
     let mut ids: Vec<_> = interrupted.iter().map(|o| o.id.as_str()).collect();
     ids.sort();
-    assert_eq!(ids, ["op-1", "op-2"]);
+    assert_eq!(ids, ["op-1", "op-2"], "a job is not marked failed: it is resumed or unwound");
     let failed = store.operation("op-2", None).await.unwrap().unwrap().to_api();
     assert_eq!(failed.error.unwrap().code, "interrupted");
+    let jobs = store.unfinished_jobs().await.unwrap();
+    assert_eq!(jobs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["op-4"]);
+    assert_eq!(jobs[0].job_state.as_deref(), Some("{\"copied\":[\"vol-1\"]}"));
     assert_eq!(store.operation("op-3", None).await.unwrap().unwrap().status, "succeeded", "final ones untouched");
 }
 

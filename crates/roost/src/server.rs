@@ -108,6 +108,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "instances are unavailable on this server"),
     }
+    // Jobs a stopped server left unfinished are resumed or undone (undoing needs the node).
+    control.resume_jobs();
     let admin_password = std::env::var("ROOST_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
     let from_env = admin_password.is_some();
     let created = control.bootstrap_admin(admin_password).await.map_err(|e| anyhow::anyhow!(e.message))?;

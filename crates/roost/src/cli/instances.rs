@@ -398,10 +398,13 @@ pub async fn run(global: &GlobalArgs, cmd: InstanceCommand) -> anyhow::Result<()
         InstanceCommand::Clone { name, new_name, no_start, no_wait } => {
             let req = roost_api::volumes::CloneInstanceRequest { name: new_name, start: Some(!no_start) };
             let created = client.clone_instance(&name, &req, project.as_deref()).await?;
-            let instance = if no_wait || no_start {
+            let instance = if no_wait {
                 created.instance
             } else {
-                wait_for(&client, &created.instance.id, InstanceStatus::Running, Duration::from_secs(600)).await?
+                // The copies (and the start) are the operation's; a failed one is undone.
+                let op = client.wait_operation(&created.operation.id, |_| {}).await?;
+                super::operations::finished_ok(&op)?;
+                client.get_instance(&created.instance.id, None).await?
             };
             if !print_structured(global.output, &instance)? {
                 println!("{}", instance.id);

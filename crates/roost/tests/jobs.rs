@@ -1,0 +1,239 @@
+//! Jobs with undo, end to end on a real server as root: a failure injected at every step
+//! of an instance clone and of a sandbox template build (`ROOST_JOB_FAIL_AT`) leaves the
+//! world as it was (rows, files in the data directory, the project's usage), with the
+//! operation failed with the injected error and the failure audited; a server aborted
+//! right after a step (`ROOST_JOB_CRASH_AT`, as `kill -9` would) and started again on
+//! the same data directory unwinds the job.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{ServerOptions, TestServer};
+use roost_api::ListParams;
+use roost_api::audit::AuditQuery;
+use roost_api::instances::{CreateInstanceRequest, ExecStart, InstanceListParams, InstanceStatus};
+use roost_api::operations::{Operation, OperationStatus};
+use roost_api::sandbox_templates::BuildSandboxTemplateRequest;
+use roost_api::volumes::{CloneInstanceRequest, CreateVolumeRequest, VolumeMountRequest};
+use roost_client::Client;
+
+const CLONE_STEPS: usize = 4;
+const BUILD_STEPS: usize = 6;
+
+/// What a job could leave behind: rows the API shows, the project's usage, and the
+/// entries of the data directory's instance, volume and image folders.
+#[derive(Debug, PartialEq, Eq)]
+struct World {
+    instances: BTreeSet<String>,
+    volumes: BTreeSet<String>,
+    images: BTreeSet<String>,
+    templates: BTreeSet<String>,
+    usage: String,
+    files: BTreeSet<String>,
+}
+
+fn entries(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.insert(format!("{prefix}/{}", entry.file_name().to_string_lossy()));
+    }
+}
+
+async fn world(client: &Client, data: &Path) -> World {
+    let instances = client.list_instances(&InstanceListParams::default()).await.unwrap();
+    let mut files = BTreeSet::new();
+    entries(&data.join("instances"), "instances", &mut files);
+    entries(&data.join("volumes"), "volumes", &mut files);
+    entries(&data.join("images").join("sha256"), "images/sha256", &mut files);
+    // The image store keeps an empty lock file per digest it ever locked (removing a
+    // flock file would race with a waiter on it); it holds nothing.
+    files.retain(|f| !f.ends_with(".lock"));
+    World {
+        instances: instances.items.iter().map(|i| format!("{} {}", i.id, i.name)).collect(),
+        volumes: client.list_volumes(None).await.unwrap().iter().map(|v| format!("{} {}", v.id, v.name)).collect(),
+        images: client.list_images(None).await.unwrap().iter().map(|i| format!("{} {}", i.id, i.name)).collect(),
+        templates: client.list_sandbox_templates(None).await.unwrap().iter().map(|t| t.name.clone()).collect(),
+        usage: serde_json::to_string(&client.usage("default").await.unwrap().resources).unwrap(),
+        files,
+    }
+}
+
+/// The newest operation of a kind.
+async fn newest(client: &Client, kind: &str) -> Operation {
+    let page = client.list_operations(&ListParams { limit: Some(20), ..Default::default() }).await.unwrap();
+    page.items.into_iter().find(|o| o.kind == kind).unwrap_or_else(|| panic!("no {kind} operation"))
+}
+
+/// The operation failed at `step` with the injected error, and its failure is audited.
+async fn failed_with_injection(client: &Client, op: &Operation, kind: &str, step: usize, steps: usize) {
+    let op = client.wait_operation(&op.id, |_| {}).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Failed, "{op:?}");
+    let error = op.error.clone().unwrap();
+    assert_eq!(error.code, "unavailable", "{op:?}");
+    assert!(error.message.contains(&format!("injected failure after step {step}/{steps}")), "{op:?}");
+    assert_eq!((op.step, op.steps, op.unwinding), (Some(step as u32), Some(steps as u32), false), "{op:?}");
+    assert!(op.message.as_deref().unwrap_or("").contains("undone"), "{op:?}");
+    let audit = client
+        .list_audit(&AuditQuery { action: Some(kind.into()), resource: Some(op.id.clone()), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(
+        audit.items.iter().any(|e| e.result == "failure: unavailable"),
+        "no audited failure of {}: {:?}",
+        op.id,
+        audit.items
+    );
+}
+
+async fn sh(client: &Client, instance: &str, script: &str) -> String {
+    let start = ExecStart { cmd: vec!["sh".into(), "-c".into(), script.into()], ..Default::default() };
+    let out = client.exec(instance, &start).await.unwrap().run(None).await.unwrap();
+    assert_eq!(out.code, 0, "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn with_env(n: u8, env: &[(&str, &str)]) -> ServerOptions {
+    let mut opts = ServerOptions::compute(n);
+    opts.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    opts
+}
+
+/// Stops `server` (or waits for it to have aborted) and starts another on its data dir.
+fn restart(mut server: TestServer, opts: ServerOptions, aborted: bool) -> TestServer {
+    if aborted {
+        let status = common::wait_exit(&mut server.child, Duration::from_secs(120)).expect("the server aborts");
+        assert!(!status.success(), "aborted, not exited: {status:?}");
+    } else {
+        assert!(server.terminate().success());
+    }
+    let data_dir = std::mem::replace(&mut server.data_dir, tempfile::tempdir().unwrap());
+    drop(server);
+    TestServer::start_in(data_dir, opts)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clone_fails_at_every_step_and_a_crash_is_unwound_leaving_nothing() {
+    let fail_at: Vec<String> = (1..=CLONE_STEPS).map(|s| format!("instance.clone:{s}")).collect();
+    let server = TestServer::start_with(with_env(64, &[("ROOST_JOB_FAIL_AT", &fail_at.join(","))]));
+    let admin = server.admin().await;
+    admin
+        .create_volume(&CreateVolumeRequest { name: "data".into(), size_bytes: Some(32 << 20), ..Default::default() })
+        .await
+        .unwrap();
+    let created = admin
+        .create_instance(&CreateInstanceRequest {
+            name: "src".into(),
+            image: "busybox".into(),
+            memory_bytes: Some(128 << 20),
+            volumes: vec![VolumeMountRequest { volume: "data".into(), path: "/data".into(), read_only: None }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let src =
+        admin.wait_instance(&created.instance.id, InstanceStatus::Running, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(src.status, InstanceStatus::Running, "{src:?}");
+    sh(&admin, "src", "echo root-change > /note && echo volume-data > /data/blob && sync").await;
+    let before = world(&admin, server.data_path()).await;
+
+    for step in 1..=CLONE_STEPS {
+        let req = CloneInstanceRequest { name: format!("copy{step}"), start: None };
+        let op = match admin.clone_instance("src", &req, None).await {
+            // The first step runs before the answer: its failure is the answer.
+            Err(e) => {
+                assert_eq!(step, 1, "{e}");
+                assert_eq!(e.status().map(|s| s.as_u16()), Some(503), "{e}");
+                assert!(e.to_string().contains("injected failure after step 1/4"), "{e}");
+                newest(&admin, "instance.clone").await
+            }
+            Ok(created) => {
+                assert!(step > 1, "step 1's failure is the answer");
+                assert_eq!(created.operation.steps, Some(CLONE_STEPS as u32));
+                created.operation
+            }
+        };
+        failed_with_injection(&admin, &op, "instance.clone", step, CLONE_STEPS).await;
+        assert_eq!(world(&admin, server.data_path()).await, before, "after a failure at step {step}");
+    }
+
+    // The failures are used up: the next clone succeeds, with the copies.
+    let created =
+        admin.clone_instance("src", &CloneInstanceRequest { name: "whole".into(), start: None }, None).await.unwrap();
+    let op = admin.wait_operation(&created.operation.id, |_| {}).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    assert_eq!((op.step, op.steps), (Some(4), Some(4)), "{op:?}");
+    assert_eq!(sh(&admin, "whole", "cat /note /data/blob").await, "root-change\nvolume-data\n");
+    let deleting = admin.delete_instance("whole", None, true).await.unwrap();
+    admin.wait_operation(&deleting.id, |_| {}).await.unwrap();
+    admin.delete_volume("data-whole", None).await.unwrap();
+    assert_eq!(world(&admin, server.data_path()).await, before, "the clone removed again");
+
+    // Aborted right after the volumes were copied: the clone exists half-made on disk.
+    let server = restart(server, with_env(64, &[("ROOST_JOB_CRASH_AT", "instance.clone:3")]), false);
+    let admin = server.admin().await;
+    let created =
+        admin.clone_instance("src", &CloneInstanceRequest { name: "crash".into(), start: None }, None).await.unwrap();
+    let clone_id = created.instance.id.clone();
+    let server = restart(server, ServerOptions::compute(64), true);
+    assert!(server.data_path().join("instances").join(&clone_id).join("upper").is_dir(), "the copy was made");
+    // The restarted server unwinds it.
+    let admin = server.admin().await;
+    let op = admin.wait_operation(&created.operation.id, |_| {}).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Failed, "{op:?}");
+    let error = op.error.clone().unwrap();
+    assert_eq!(error.code, "interrupted", "{op:?}");
+    assert!(error.message.contains("during step 4/4 (start)"), "{op:?}");
+    assert_eq!(world(&admin, server.data_path()).await, before, "after the unwound crash");
+    // The source runs on, untouched.
+    assert_eq!(sh(&admin, "src", "cat /note /data/blob").await, "root-change\nvolume-data\n");
+    let deleting = admin.delete_instance("src", None, true).await.unwrap();
+    admin.wait_operation(&deleting.id, |_| {}).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_template_build_fails_at_every_step_and_a_crash_is_unwound_leaving_nothing() {
+    // Step 0 never fails: the first build (the seed below) goes through.
+    let fail_at: Vec<String> = (0..=BUILD_STEPS).map(|s| format!("sandbox_template.build:{s}")).collect();
+    let server = TestServer::start_with(with_env(65, &[("ROOST_JOB_FAIL_AT", &fail_at.join(","))]));
+    let admin = server.admin().await;
+    let build = |name: &str| BuildSandboxTemplateRequest {
+        name: name.into(),
+        from: Some("busybox".into()),
+        run: vec![format!("echo {name} > /made"), "mkdir -p /opt && echo two > /opt/two".into()],
+        project: None,
+    };
+    // A first build unpacks the base image into the image store (shared by everything
+    // made from busybox, not a build's own).
+    let seed = admin.build_sandbox_template(&build("seed")).await.unwrap();
+    let seed = admin.wait_operation(&seed.id, |_| {}).await.unwrap();
+    assert_eq!(seed.status, OperationStatus::Succeeded, "{seed:?}");
+    let before = world(&admin, server.data_path()).await;
+    for step in 1..=BUILD_STEPS {
+        let op = admin.build_sandbox_template(&build("tpl")).await.unwrap();
+        assert_eq!(op.steps, Some(BUILD_STEPS as u32));
+        failed_with_injection(&admin, &op, "sandbox_template.build", step, BUILD_STEPS).await;
+        assert_eq!(world(&admin, server.data_path()).await, before, "after a failure at step {step}");
+    }
+
+    // Then a build succeeds.
+    let op = admin.build_sandbox_template(&build("tpl")).await.unwrap();
+    let op = admin.wait_operation(&op.id, |_| {}).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    assert_eq!(op.result.as_ref().unwrap()["cache"], "miss", "{op:?}");
+    let built = world(&admin, server.data_path()).await;
+    assert!(built.templates.contains("tpl"), "{built:?}");
+
+    // Aborted right after the contents were saved (the build container still there):
+    // the restarted server removes the container and the contents.
+    let server = restart(server, with_env(65, &[("ROOST_JOB_CRASH_AT", "sandbox_template.build:4")]), false);
+    let admin = server.admin().await;
+    let op = admin.build_sandbox_template(&build("other")).await.unwrap();
+    let server = restart(server, ServerOptions::compute(65), true);
+    let admin = server.admin().await;
+    let op = admin.wait_operation(&op.id, |_| {}).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Failed, "{op:?}");
+    assert_eq!(op.error.as_ref().unwrap().code, "interrupted", "{op:?}");
+    assert_eq!(world(&admin, server.data_path()).await, built, "after the unwound crash");
+}
