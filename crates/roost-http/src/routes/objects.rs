@@ -48,8 +48,8 @@ fn http_date(ms: i64) -> String {
 /// `delimiter` is given.
 #[utoipa::path(get, path = "/v1/buckets/{id}/objects", tag = "buckets",
     params(("id" = String, Path, description = "Bucket id or name"), ObjectListParams),
-    responses((status = 200, body = ObjectList), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
-        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+    responses((status = 200, body = ObjectList), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse)))]
 pub async fn list(
     State(s): State<AppState>,
     auth: Auth,
@@ -158,8 +158,8 @@ fn object_headers(read: &ObjectRead, versioned: bool) -> HeaderMap {
     params(("id" = String, Path, description = "Bucket id or name"), ("key" = String, Path, description = "Object key"), ObjectGetParams),
     responses((status = 200, description = "The object's bytes, as an attachment"), (status = 206, description = "A range"),
         (status = 304, description = "Not modified (`If-None-Match`, `If-Modified-Since`)"),
-        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
-        (status = 404, body = ErrorResponse), (status = 412, body = ErrorResponse)))]
+        (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 412, description = "`If-Match` does not name the object's ETag", body = ErrorResponse)))]
 pub async fn get(
     State(s): State<AppState>,
     auth: Auth,
@@ -271,8 +271,8 @@ pub async fn put(
 /// Delete an object (in a versioned bucket: a delete marker).
 #[utoipa::path(delete, path = "/v1/buckets/{id}/objects/{key}", operation_id = "bucket.object.delete", tag = "buckets",
     params(("id" = String, Path, description = "Bucket id or name"), ("key" = String, Path, description = "Object key")),
-    responses((status = 204, description = "Deleted (also when it did not exist, as in S3)"), (status = 400, body = ErrorResponse),
-        (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+    responses((status = 204, description = "Deleted (also when it did not exist, as in S3)"), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn delete(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
