@@ -1,6 +1,6 @@
 //! Object storage, control side: buckets (create, list with stats, delete), S3 access keys
 //! (secret shown once, stored encrypted), presigned URLs, and who may do what over S3.
-//! The S3 protocol itself and the object files are the `roost-s3` crate's.
+//! Objects are the object service's (`objects`); the S3 protocol is the `roost-s3` crate's.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -204,7 +204,7 @@ impl Control {
         Ok(self.bucket_row(p, key).await?.to_api())
     }
 
-    async fn bucket_row(&self, p: &Principal, key: &str) -> Result<roost_store::buckets::BucketWithStats> {
+    pub(crate) async fn bucket_row(&self, p: &Principal, key: &str) -> Result<roost_store::buckets::BucketWithStats> {
         self.store().bucket_by_key(key, &self.project_scope(p)).await?.ok_or_else(|| Error::not_found("bucket", key))
     }
 
@@ -641,50 +641,6 @@ impl Control {
                 Ok((created.key.id, created.secret))
             }
         }
-    }
-
-    /// A one-minute presigned URL on this server's own S3 listener, for the REST object
-    /// routes (the console's bucket browser): the request then runs through the S3
-    /// endpoint with the caller's rights (their presign key for the bucket), so
-    /// versioning, quotas and policies behave as for any S3 client.
-    pub async fn object_url(
-        &self,
-        ctx: &RequestContext,
-        p: &Principal,
-        bucket: &str,
-        method: &str,
-        key: &str,
-        query: &[(&str, &str)],
-    ) -> Result<String> {
-        let write = !matches!(method, "GET" | "HEAD");
-        if write {
-            p.require_scope(Scope::Write)?;
-        }
-        if key.len() > 1024 {
-            return Err(Error::invalid("object keys are at most 1024 bytes"));
-        }
-        let row = self.bucket_row(p, bucket).await?;
-        let access = self.project_access(p, &row.bucket.project_id).await?;
-        if write {
-            access.require_write()?;
-        }
-        let endpoint =
-            self.settings().s3_local.clone().ok_or_else(|| {
-                Error::new(roost_api::ErrorCode::Unavailable, "the S3 endpoint is off (--s3-listen off)")
-            })?;
-        let (id, secret) = self.presign_key(ctx, p, &row.bucket, write).await?;
-        crate::presign::presign_url_with_query(
-            &endpoint,
-            &self.settings().s3_region,
-            &id,
-            &secret,
-            method,
-            &row.bucket.name,
-            key,
-            query,
-            chrono::Utc::now(),
-            60,
-        )
     }
 }
 

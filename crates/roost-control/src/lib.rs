@@ -13,6 +13,7 @@ pub mod kernel;
 pub mod list;
 pub mod networks;
 pub mod node;
+pub mod objects;
 pub mod operations;
 pub mod policy;
 pub mod presign;
@@ -74,9 +75,6 @@ pub struct ControlSettings {
     pub s3_endpoint: Option<String>,
     /// The region S3 clients sign for.
     pub s3_region: String,
-    /// Where this server's S3 listener answers on loopback (`http://127.0.0.1:7701`), for
-    /// the REST object routes, which go through it with the caller's rights.
-    pub s3_local: Option<String>,
     /// How long a background task's lease lasts without renewal: the time another
     /// server waits before it takes over the tasks of a server that died.
     pub task_lease: Duration,

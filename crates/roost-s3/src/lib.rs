@@ -1,11 +1,10 @@
-//! Roost's S3 endpoint: the S3 wire protocol (SigV4 headers and presigned URLs,
-//! aws-chunked bodies, XML) is `s3s`'s; this crate implements the operations over the
-//! store (metadata) and local disk (data), authenticates S3 keys through the control
-//! plane, serves CORS, and runs lifecycle and garbage collection.
+//! Roost's S3 endpoint, a front door of the object service: the S3 wire protocol (SigV4
+//! headers and presigned URLs, aws-chunked bodies, XML) is `s3s`'s; this crate maps
+//! S3's operations onto `roost_control::objects`, authenticates S3 keys through the
+//! control plane and serves CORS. Objects, their files, lifecycle and garbage collection
+//! are the control plane's.
 
 pub mod cors;
-pub mod disk;
-pub mod jobs;
 pub mod lifecycle;
 pub mod service;
 
@@ -32,8 +31,6 @@ pub struct S3Settings {
     /// always works.
     pub domain: Option<String>,
     pub region: String,
-    /// How often lifecycle rules and garbage collection run.
-    pub housekeeping_every: Duration,
 }
 
 struct Auth(Control);
@@ -129,7 +126,7 @@ impl Endpoint {
         let Some(origin) = origin else { return self.call(req.map(Body::from)).await };
         let bucket_name = cors::bucket_of(req.method(), req.uri(), req.headers(), self.domain.as_deref());
         let bucket = match &bucket_name {
-            Some(name) => self.s3.control.store().bucket_by_name(name).await.ok().flatten(),
+            Some(name) => self.s3.control.bucket_for_cors(name).await.ok().flatten(),
             None => None,
         };
         if req.method() == Method::OPTIONS {

@@ -1,63 +1,22 @@
-//! `s3s::S3` over the store (metadata) and [`Disk`] (data). Every operation resolves its
-//! caller (an S3 key, or anonymous for public-read buckets) and checks the bucket access
-//! through the control plane before touching anything.
+//! `s3s::S3` over the object service (`roost_control::objects`): this is the S3 door.
+//! Each operation resolves its caller (an S3 key, or anonymous for public-read buckets),
+//! has the control plane check the bucket access, maps S3's DTOs to the service's
+//! types and the service's errors to S3's codes. Rows, files, quotas, versioning and the
+//! audit trail are the service's, shared with the REST object routes.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use base64::Engine;
 use roost_control::buckets::S3Identity;
-use roost_control::kernel::Change;
-use roost_control::policy::ProjectWrite;
+use roost_control::objects::{
+    ByteRange, CompletedPart, EtagCondition, ObjectError, PutObject, ReadConditions, Readable, StoredHeaders, Writable,
+};
 use roost_control::{Control, RequestContext};
-use roost_store::buckets::{BucketDoc, BucketRow, ObjectRow, PartRow, UploadRow, Versioning};
+use roost_store::buckets::{BucketDoc, ObjectRow};
 use roost_store::now_ms;
 use s3s::auth::Credentials;
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
-use serde::{Deserialize, Serialize};
-
-use crate::disk::{Disk, WriteError, Written, new_file_id};
-
-/// The smallest part but the last one of a multipart upload (S3's rule).
-const MIN_PART_SIZE: i64 = 5 << 20;
-const MAX_PARTS: i32 = 10_000;
-const LIST_BATCH: i64 = 1000;
-
-/// The headers stored with an object and returned on GET/HEAD.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct StoredHeaders {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_control: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_disposition: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_encoding: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_language: Option<String>,
-    /// Seconds since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<i64>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
-}
-
-impl StoredHeaders {
-    fn parse(s: Option<&str>) -> StoredHeaders {
-        s.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default()
-    }
-
-    fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    fn metadata(&self) -> Option<Metadata> {
-        (!self.metadata.is_empty()).then(|| self.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-    }
-}
 
 fn ts_secs(t: &Timestamp) -> i64 {
     time::OffsetDateTime::from(t.clone()).unix_timestamp()
@@ -87,86 +46,91 @@ fn from_control(e: roost_control::Error) -> S3Error {
     S3Error::with_message(code, e.message)
 }
 
-fn write_error(e: WriteError) -> S3Error {
-    match e {
-        WriteError::Body(m) => s3_error!(IncompleteBody, "the request body could not be read: {m}"),
-        WriteError::Io(e) => internal(e),
+/// An object service error as S3 reports it.
+fn from_object(e: ObjectError) -> S3Error {
+    let code = match &e {
+        ObjectError::Control(_) => {
+            let ObjectError::Control(e) = e else { unreachable!() };
+            return from_control(e);
+        }
+        ObjectError::NotModified => return S3Error::new(S3ErrorCode::NotModified),
+        ObjectError::NoSuchBucket(_) => S3ErrorCode::NoSuchBucket,
+        ObjectError::NoSuchKey => S3ErrorCode::NoSuchKey,
+        ObjectError::NoSuchVersion => S3ErrorCode::NoSuchVersion,
+        ObjectError::DeleteMarker => S3ErrorCode::MethodNotAllowed,
+        ObjectError::NoSuchUpload => S3ErrorCode::NoSuchUpload,
+        ObjectError::PreconditionFailed(_) => S3ErrorCode::PreconditionFailed,
+        ObjectError::InvalidRange(_) => S3ErrorCode::InvalidRange,
+        ObjectError::BadDigest => S3ErrorCode::BadDigest,
+        ObjectError::IncompleteBody(_) => S3ErrorCode::IncompleteBody,
+        ObjectError::KeyTooLong => S3ErrorCode::KeyTooLongError,
+        ObjectError::InvalidPart(_) => S3ErrorCode::InvalidPart,
+        ObjectError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
+        ObjectError::EntityTooSmall(_) => S3ErrorCode::EntityTooSmall,
+        ObjectError::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
+        ObjectError::Malformed(_) => S3ErrorCode::MalformedXML,
+        ObjectError::QuotaExceeded(_) => S3ErrorCode::AccessDenied,
+    };
+    S3Error::with_message(code, e.message())
+}
+
+fn condition(c: &ETagCondition) -> EtagCondition {
+    match c {
+        ETagCondition::Any => EtagCondition::Any,
+        ETagCondition::ETag(t) => EtagCondition::Tag(t.value().to_string()),
     }
 }
 
-fn etag_of(md5: &[u8; 16]) -> String {
-    hex::encode(md5)
-}
-
-fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
-    match cond {
-        ETagCondition::Any => true,
-        ETagCondition::ETag(t) => t.value() == etag,
-    }
-}
-
-/// `If-Match`, `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since` for GET/HEAD, in
-/// the order RFC 9110 and S3 evaluate them.
-fn check_conditions(
-    obj: &ObjectRow,
+fn conditions(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
     if_modified_since: Option<&Timestamp>,
     if_unmodified_since: Option<&Timestamp>,
-) -> S3Result<()> {
-    let modified = obj.modified_at / 1000;
-    if let Some(c) = if_match {
-        if !etag_matches(c, &obj.etag) {
-            return Err(s3_error!(PreconditionFailed, "If-Match does not match the object's ETag"));
-        }
-    } else if let Some(t) = if_unmodified_since
-        && modified > ts_secs(t)
-    {
-        return Err(s3_error!(PreconditionFailed, "the object was modified since If-Unmodified-Since"));
+) -> ReadConditions {
+    ReadConditions {
+        if_match: if_match.map(condition),
+        if_none_match: if_none_match.map(condition),
+        if_modified_since: if_modified_since.map(ts_secs),
+        if_unmodified_since: if_unmodified_since.map(ts_secs),
     }
-    if let Some(c) = if_none_match {
-        if etag_matches(c, &obj.etag) {
-            return Err(S3Error::new(S3ErrorCode::NotModified));
-        }
-    } else if let Some(t) = if_modified_since
-        && modified <= ts_secs(t)
-    {
-        return Err(S3Error::new(S3ErrorCode::NotModified));
-    }
-    Ok(())
 }
 
-/// Keys are strings, never paths: anything valid UTF-8 of 1-1024 bytes goes.
-fn check_key(key: &str) -> S3Result<()> {
-    if key.is_empty() || key.len() > 1024 {
-        return Err(s3_error!(KeyTooLongError, "object keys are 1-1024 bytes"));
+fn byte_range(r: &Range) -> ByteRange {
+    match *r {
+        Range::Int { first, last } => ByteRange::Int { first, last },
+        Range::Suffix { length } => ByteRange::Suffix { length },
     }
-    Ok(())
+}
+
+fn metadata_of(h: &StoredHeaders) -> Option<Metadata> {
+    (!h.metadata.is_empty()).then(|| h.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
 fn url_encode(s: &str) -> String {
     roost_control::presign::uri_encode(s, true)
 }
 
+fn check_part_number(part: i32) -> S3Result<()> {
+    if !(1..=roost_control::objects::MAX_PARTS).contains(&part) {
+        return Err(s3_error!(InvalidArgument, "part numbers are 1-10000"));
+    }
+    Ok(())
+}
+
+/// A body s3s may not have (an empty PUT) as the stream the service reads.
+fn body_of(body: Option<StreamingBlob>) -> StreamingBlob {
+    body.unwrap_or_else(|| StreamingBlob::wrap(futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>()))
+}
+
 #[derive(Clone)]
 pub struct RoostS3 {
     pub(crate) control: Control,
-    pub(crate) disk: Disk,
     pub(crate) region: String,
-}
-
-struct Listing {
-    objects: Vec<ObjectRow>,
-    prefixes: Vec<String>,
-    truncated: bool,
-    /// The last key or common prefix returned (the next marker).
-    last: Option<String>,
 }
 
 impl RoostS3 {
     pub fn new(control: Control, region: String) -> RoostS3 {
-        let disk = Disk::new(control.objects_dir());
-        RoostS3 { control, disk, region }
+        RoostS3 { control, region }
     }
 
     fn ctx(&self) -> RequestContext {
@@ -185,266 +149,38 @@ impl RoostS3 {
         self.caller(creds).await?.ok_or_else(|| s3_error!(AccessDenied, "a signature is required"))
     }
 
-    /// The bucket, once the caller may read it (or change it, with `write`).
-    async fn bucket(&self, creds: &Option<Credentials>, name: &str, write: bool) -> S3Result<BucketRow> {
+    /// The bucket, once the caller may read it.
+    async fn bucket(&self, creds: &Option<Credentials>, name: &str) -> S3Result<Readable> {
         let who = self.caller(creds).await?;
-        let bucket = self.control.store().bucket_by_name(name).await.map_err(internal)?.ok_or_else(|| {
-            S3Error::with_message(S3ErrorCode::NoSuchBucket, format!("the bucket '{name}' does not exist"))
-        })?;
-        match who {
-            Some(who) => {
-                self.control.s3_bucket_access(&who, &bucket, write).await.map_err(from_control)?;
-            }
-            None if !write && bucket.public_read != 0 => {}
-            None => return Err(s3_error!(AccessDenied, "access denied")),
-        }
-        Ok(bucket)
+        self.control.s3_readable_bucket(who.as_deref(), name).await.map_err(from_object)
     }
 
-    /// The bucket, once the caller may change it, with the proof its changes open with
-    /// (every write through S3 is a change of the kernel: row, audit entry, event). A
-    /// refusal is audited as a failed `action`, as the REST door audits its refusals.
-    async fn writable_bucket(
-        &self,
-        creds: &Option<Credentials>,
-        name: &str,
-        action: &str,
-    ) -> S3Result<(BucketRow, ProjectWrite)> {
-        let refused = |actor: &str, token: Option<String>, bucket: Option<&str>, code: &str| {
-            let result = format!("failure: {code}");
-            let bucket = bucket.map(str::to_string);
-            let ctx = self.ctx();
-            let (actor, action) = (actor.to_string(), action.to_string());
-            async move {
-                let resource = bucket.as_deref().map(|id| ("bucket", id));
-                self.control.audit_failure(&ctx, &actor, token, &action, resource, &result, None).await
-            }
-        };
+    /// The bucket, once the caller may change it (every write through S3 is a change of
+    /// the kernel: row, audit entry, event). A refusal is audited as a failed `action`,
+    /// as the REST door audits its refusals.
+    async fn writable_bucket(&self, creds: &Option<Credentials>, name: &str, action: &str) -> S3Result<Writable> {
+        let ctx = self.ctx();
         let who = match self.identity(creds).await {
             Ok(who) => who,
             Err(e) => {
-                refused("anonymous", None, None, "unauthorized").await;
+                self.control.audit_failure(&ctx, "anonymous", None, action, None, "failure: unauthorized", None).await;
                 return Err(e);
             }
         };
-        let (user, token) = (who.principal.user_id.as_str(), Some(who.key.id.clone()));
-        let Some(bucket) = self.control.store().bucket_by_name(name).await.map_err(internal)? else {
-            refused(user, token, None, "not_found").await;
-            return Err(S3Error::with_message(
-                S3ErrorCode::NoSuchBucket,
-                format!("the bucket '{name}' does not exist"),
-            ));
-        };
-        match self.control.s3_bucket_access(&who, &bucket, true).await {
-            Ok(Some(proof)) => Ok((bucket, proof)),
-            Ok(None) => Err(s3_error!(AccessDenied, "access denied")),
-            Err(e) => {
-                refused(user, token, Some(&bucket.id), "forbidden").await;
-                Err(from_control(e))
-            }
-        }
+        self.control.s3_writable_bucket(&ctx, &who, name, action).await.map_err(from_object)
     }
 
-    /// Opens a change made with `proof` from the S3 door.
-    async fn open(&self, proof: &ProjectWrite) -> S3Result<Change<'_>> {
-        self.control.change(&self.ctx(), proof).await.map_err(from_control)
-    }
-
-    /// Sets (or clears) one of the bucket's settings documents as an audited change
-    /// that announces the bucket (`bucket.updated`).
-    #[allow(clippy::too_many_arguments)]
+    /// Sets (or clears) one of the bucket's settings documents.
     async fn set_doc(
         &self,
-        proof: &ProjectWrite,
-        bucket: &BucketRow,
+        bucket: &Writable,
         doc: BucketDoc,
         value: Option<&str>,
         public_read: Option<bool>,
         action: &str,
         body: serde_json::Value,
     ) -> S3Result<()> {
-        let done = async {
-            let mut tx = self.control.change(&self.ctx(), proof).await?;
-            roost_store::buckets::set_bucket_doc(tx.conn(), &bucket.id, doc, value, public_read).await?;
-            tx.audit(action, Some(("bucket", &bucket.id)), Some(&body)).await?;
-            tx.bare_event(
-                "bucket.updated",
-                "bucket",
-                &bucket.id,
-                roost_control::events::Audience::Project(bucket.project_id.clone()),
-            );
-            tx.commit().await
-        };
-        done.await.map_err(internal)
-    }
-
-    async fn object(&self, bucket: &BucketRow, key: &str) -> S3Result<ObjectRow> {
-        self.object_at(bucket, key, None).await
-    }
-
-    /// The current version of a key, or the given version. A delete marker is "no such
-    /// key" when current and "method not allowed" when asked for by id, as in S3.
-    async fn object_at(&self, bucket: &BucketRow, key: &str, version: Option<&str>) -> S3Result<ObjectRow> {
-        let store = self.control.store();
-        let row = match version {
-            None => store.object(&bucket.id, key).await.map_err(internal)?,
-            Some(v) => store.object_version(&bucket.id, key, v).await.map_err(internal)?,
-        };
-        match row {
-            Some(o) if !o.is_delete_marker() => Ok(o),
-            Some(_) if version.is_some() => Err(s3_error!(MethodNotAllowed, "the version is a delete marker")),
-            _ if version.is_some() => Err(s3_error!(NoSuchVersion, "the version does not exist")),
-            _ => Err(s3_error!(NoSuchKey, "the key does not exist")),
-        }
-    }
-
-    /// The version id a new write gets in this bucket.
-    fn new_version_id(bucket: &BucketRow) -> String {
-        match Versioning::of(bucket) {
-            Versioning::Enabled => new_file_id(),
-            _ => "null".to_string(),
-        }
-    }
-
-    /// `x-amz-version-id` is answered by buckets that have (had) versioning.
-    fn version_header(bucket: &BucketRow, version_id: &str) -> Option<String> {
-        bucket.versioning.is_some().then(|| version_id.to_string())
-    }
-
-    /// Puts a written temp file in place and records the object; the replaced file (if
-    /// any) is removed after the commit.
-    #[allow(clippy::too_many_arguments)]
-    async fn commit_object(
-        &self,
-        proof: &ProjectWrite,
-        action: &str,
-        bucket: &BucketRow,
-        key: &str,
-        written: &Written,
-        etag: String,
-        headers: &StoredHeaders,
-        parts: Option<i64>,
-    ) -> S3Result<ObjectRow> {
-        let file_id = new_file_id();
-        self.disk.install(written, self.disk.object_path(&bucket.id, &file_id)).await.map_err(internal)?;
-        let row = ObjectRow {
-            bucket_id: bucket.id.clone(),
-            key: key.to_string(),
-            file_id: file_id.clone(),
-            size: written.size as i64,
-            etag,
-            headers: Some(headers.to_json()),
-            parts,
-            modified_at: now_ms(),
-            version_id: Self::new_version_id(bucket),
-            delete_marker: 0,
-        };
-        let result = async {
-            let mut tx = self.control.change(&self.ctx(), proof).await?;
-            let old = roost_store::buckets::put_object(tx.conn(), &row, Versioning::of(bucket)).await?;
-            let body = serde_json::json!({"key": key, "size": row.size, "version_id": row.version_id});
-            tx.audit(action, Some(("bucket", &bucket.id)), Some(&body)).await?;
-            tx.commit().await?;
-            Ok::<_, roost_control::Error>(old)
-        }
-        .await;
-        match result {
-            Ok(gone) => {
-                for old in gone {
-                    self.disk.remove(self.disk.object_path(&bucket.id, &old)).await;
-                }
-            }
-            Err(e) => {
-                self.disk.remove(self.disk.object_path(&bucket.id, &file_id)).await;
-                return Err(internal(e));
-            }
-        }
-        Ok(row)
-    }
-
-    async fn check_bytes(&self, bucket: &BucketRow, adding: i64) -> S3Result<()> {
-        self.control.check_bucket_bytes(&bucket.project_id, adding).await.map_err(|e| {
-            if e.code == roost_api::ErrorCode::Forbidden {
-                S3Error::with_message(S3ErrorCode::AccessDenied, e.message)
-            } else {
-                from_control(e)
-            }
-        })
-    }
-
-    /// Keys (and common prefixes, with a delimiter) after `after`, starting with `prefix`.
-    async fn list(
-        &self,
-        bucket: &BucketRow,
-        prefix: &str,
-        delimiter: Option<&str>,
-        after: Option<&str>,
-        max_keys: i32,
-    ) -> S3Result<Listing> {
-        let max = max_keys.clamp(0, 1000) as usize;
-        let mut out = Listing { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
-        // Where the next query starts: after the marker, or at the prefix.
-        let (mut from, mut exclusive) = match after {
-            Some(a) if a >= prefix => (a.to_string(), true),
-            _ => (prefix.to_string(), false),
-        };
-        let delimiter = delimiter.filter(|d| !d.is_empty());
-        let common_prefix = |key: &str| -> Option<String> {
-            let d = delimiter?;
-            let rest = key.strip_prefix(prefix)?;
-            rest.find(d).map(|i| format!("{prefix}{}", &rest[..i + d.len()]))
-        };
-        // A marker inside a rolled-up prefix (a continuation after a common prefix) skips
-        // the rest of that prefix.
-        let mut last_prefix = after.and_then(&common_prefix);
-        if let Some(cp) = &last_prefix {
-            from = format!("{cp}\u{10FFFF}");
-            exclusive = true;
-        }
-        'outer: loop {
-            let rows =
-                self.control.store().objects_from(&bucket.id, &from, exclusive, LIST_BATCH).await.map_err(internal)?;
-            let full = rows.len() as i64 == LIST_BATCH;
-            let mut restart = None;
-            for row in rows {
-                if !row.key.starts_with(prefix) {
-                    break 'outer;
-                }
-                let common = common_prefix(&row.key);
-                if common.is_some() && common == last_prefix {
-                    continue;
-                }
-                if out.objects.len() + out.prefixes.len() >= max {
-                    out.truncated = true;
-                    break 'outer;
-                }
-                match common {
-                    Some(cp) => {
-                        out.last = Some(cp.clone());
-                        // Skip the rest of this prefix's keys in one query.
-                        restart = Some(format!("{cp}\u{10FFFF}"));
-                        last_prefix = Some(cp.clone());
-                        out.prefixes.push(cp);
-                        break;
-                    }
-                    None => {
-                        out.last = Some(row.key.clone());
-                        from = row.key.clone();
-                        exclusive = true;
-                        out.objects.push(row);
-                    }
-                }
-            }
-            match restart {
-                Some(r) => {
-                    from = r;
-                    exclusive = true;
-                }
-                None if !full => break,
-                None => {}
-            }
-        }
-        Ok(out)
+        self.control.set_bucket_doc(bucket, doc, value, public_read, action, body).await.map_err(from_object)
     }
 
     fn to_object(&self, row: &ObjectRow, encode: bool) -> Object {
@@ -458,49 +194,19 @@ impl RoostS3 {
         }
     }
 
-    async fn upload(&self, bucket: &BucketRow, key: &str, upload_id: &str) -> S3Result<UploadRow> {
-        match self.control.store().upload(upload_id).await.map_err(internal)? {
-            Some(u) if u.bucket_id == bucket.id && u.key == key => Ok(u),
-            _ => Err(s3_error!(NoSuchUpload, "the upload does not exist (completed or aborted?)")),
-        }
-    }
-
-    async fn record_part(
+    /// The source of a copy: its bucket (readable by the caller) and object, once the
+    /// copy-source conditions hold.
+    async fn copy_source(
         &self,
-        proof: &ProjectWrite,
-        bucket: &BucketRow,
-        upload: &UploadRow,
-        part: i32,
-        written: &Written,
-    ) -> S3Result<String> {
-        let etag = etag_of(&written.md5);
-        self.disk.install(written, self.disk.part_path(&bucket.id, &upload.id, part)).await.map_err(internal)?;
-        let mut tx = self.control.change(&self.ctx(), proof).await.map_err(from_control)?;
-        roost_store::buckets::put_part(
-            tx.conn(),
-            &PartRow {
-                upload_id: upload.id.clone(),
-                part_number: part as i64,
-                size: written.size as i64,
-                etag: etag.clone(),
-                modified_at: now_ms(),
-            },
-        )
-        .await
-        .map_err(internal)?;
-        let body = serde_json::json!({"key": upload.key, "upload_id": upload.id, "part": part, "size": written.size});
-        tx.audit("bucket.upload.part", Some(("bucket", &bucket.id)), Some(&body)).await.map_err(internal)?;
-        tx.commit().await.map_err(internal)?;
-        Ok(etag)
-    }
-
-    /// The source of a copy: its bucket (readable by the caller) and object.
-    async fn copy_source(&self, creds: &Option<Credentials>, src: &CopySource) -> S3Result<(BucketRow, ObjectRow)> {
+        creds: &Option<Credentials>,
+        src: &CopySource,
+        conditions: ReadConditions,
+    ) -> S3Result<(Readable, ObjectRow)> {
         let CopySource::Bucket { bucket, key, version_id } = src else {
             return Err(s3_error!(NotImplemented, "copy sources are bucket/key"));
         };
-        let b = self.bucket(creds, bucket, false).await?;
-        let o = self.object_at(&b, key, version_id.as_deref()).await?;
+        let b = self.bucket(creds, bucket).await?;
+        let o = self.control.copy_source(&b, key, version_id.as_deref(), &conditions).await.map_err(from_object)?;
         Ok((b, o))
     }
 }
@@ -563,10 +269,7 @@ impl S3 for RoostS3 {
         match self.control.create_bucket(&self.ctx(), &who.principal, request).await {
             Ok(_) => {}
             Err(e) if e.code == roost_api::ErrorCode::Conflict => {
-                let mine = match self.control.store().bucket_by_name(&name).await.map_err(internal)? {
-                    Some(b) => self.control.s3_bucket_access(&who, &b, false).await.is_ok(),
-                    None => false,
-                };
+                let mine = self.control.s3_readable_bucket(Some(&who), &name).await.is_ok();
                 let code = if mine { S3ErrorCode::BucketAlreadyOwnedByYou } else { S3ErrorCode::BucketAlreadyExists };
                 return Err(S3Error::with_message(code, e.message));
             }
@@ -586,9 +289,10 @@ impl S3 for RoostS3 {
     }
 
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, true).await?;
+        // The key's own limits (read-only, other buckets) apply as for any write.
+        let bucket = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.delete").await?;
         let who = self.identity(&req.credentials).await?;
-        match self.control.delete_bucket(&self.ctx(), &who.principal, &bucket.id, false, None).await {
+        match self.control.delete_bucket(&self.ctx(), &who.principal, &bucket.row().id, false, None).await {
             Ok(()) => Ok(S3Response::new(DeleteBucketOutput {})),
             Err(e) if e.code == roost_api::ErrorCode::Conflict => {
                 Err(S3Error::with_message(S3ErrorCode::BucketNotEmpty, e.message))
@@ -598,7 +302,7 @@ impl S3 for RoostS3 {
     }
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-        self.bucket(&req.credentials, &req.input.bucket, false).await?;
+        self.bucket(&req.credentials, &req.input.bucket).await?;
         Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(self.region.clone()), ..Default::default() }))
     }
 
@@ -606,7 +310,7 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        self.bucket(&req.credentials, &req.input.bucket, false).await?;
+        self.bucket(&req.credentials, &req.input.bucket).await?;
         // us-east-1 is reported as no constraint, as S3 does.
         let location = (self.region != "us-east-1").then(|| BucketLocationConstraint::from(self.region.clone()));
         Ok(S3Response::new(GetBucketLocationOutput { location_constraint: location }))
@@ -616,9 +320,9 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, false).await?;
+        let bucket = self.bucket(&req.credentials, &req.input.bucket).await?;
         Ok(S3Response::new(GetBucketVersioningOutput {
-            status: bucket.versioning.map(BucketVersioningStatus::from),
+            status: bucket.row().versioning.clone().map(BucketVersioningStatus::from),
             mfa_delete: None,
         }))
     }
@@ -627,8 +331,7 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<PutBucketVersioningInput>,
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-        let (bucket, proof) =
-            self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.versioning.set").await?;
+        let bucket = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.versioning.set").await?;
         let config = req.input.versioning_configuration;
         if config.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) {
             return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
@@ -639,11 +342,11 @@ impl S3 for RoostS3 {
             _ => return Err(s3_error!(MalformedXML, "Status must be Enabled or Suspended")),
         };
         // Once enabled, a bucket can be suspended but never unversioned again (as in S3).
-        if bucket.versioning.is_none() && status == BucketVersioningStatus::SUSPENDED {
+        if bucket.row().versioning.is_none() && status == BucketVersioningStatus::SUSPENDED {
             return Ok(S3Response::new(PutBucketVersioningOutput {}));
         }
         let body = serde_json::json!({ "status": status });
-        self.set_doc(&proof, &bucket, BucketDoc::Versioning, Some(status), None, "bucket.versioning.set", body).await?;
+        self.set_doc(&bucket, BucketDoc::Versioning, Some(status), None, "bucket.versioning.set", body).await?;
         Ok(S3Response::new(PutBucketVersioningOutput {}))
     }
 
@@ -652,71 +355,29 @@ impl S3 for RoostS3 {
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
         let input = req.input;
-        let bucket = self.bucket(&req.credentials, &input.bucket, false).await?;
+        let bucket = self.bucket(&req.credentials, &input.bucket).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
-        let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
-        let key_marker = input.key_marker.clone().filter(|k| !k.is_empty());
-        let id_marker = input.version_id_marker.clone().filter(|v| !v.is_empty());
-        let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+        let max = input.max_keys.unwrap_or(1000).clamp(0, 1000);
         let encode = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
         let enc = |s: &str| if encode { url_encode(s) } else { s.to_string() };
-        let from = match &key_marker {
-            Some(k) if k.as_str() > prefix.as_str() => k.clone(),
-            _ => prefix.clone(),
-        };
-        let rows = self.control.store().versions_from(&bucket.id, &from, 10_000).await.map_err(internal)?;
+        let listing = self
+            .control
+            .list_versions(
+                &bucket,
+                &prefix,
+                input.delimiter.as_deref(),
+                input.key_marker.as_deref(),
+                input.version_id_marker.as_deref(),
+                max,
+            )
+            .await
+            .map_err(from_object)?;
         let mut versions = Vec::new();
         let mut markers = Vec::new();
-        let mut prefixes: Vec<String> = Vec::new();
-        let mut truncated = false;
-        let mut last: Option<(String, String)> = None;
-        // With a version-id marker, skip up to and including that version of the marker key.
-        let mut skipping = id_marker.is_some();
-        for (row, latest) in rows {
-            if !row.key.starts_with(&prefix) {
-                if row.key.as_str() > prefix.as_str() {
-                    break;
-                }
-                continue;
-            }
-            if let Some(k) = &key_marker {
-                if row.key < *k {
-                    continue;
-                }
-                if row.key == *k {
-                    match &id_marker {
-                        None => continue,
-                        Some(v) if skipping => {
-                            if row.version_id == *v {
-                                skipping = false;
-                            }
-                            continue;
-                        }
-                        Some(_) => {}
-                    }
-                }
-            }
-            if let Some(d) = delimiter.as_deref()
-                && let Some(i) = row.key[prefix.len()..].find(d)
-            {
-                let cp = format!("{prefix}{}", &row.key[prefix.len()..prefix.len() + i + d.len()]);
-                if prefixes.last() != Some(&cp) {
-                    if versions.len() + markers.len() + prefixes.len() >= max {
-                        truncated = true;
-                        break;
-                    }
-                    prefixes.push(cp);
-                }
-                continue;
-            }
-            if versions.len() + markers.len() + prefixes.len() >= max {
-                truncated = true;
-                break;
-            }
-            last = Some((row.key.clone(), row.version_id.clone()));
+        for (row, latest) in &listing.versions {
             if row.is_delete_marker() {
                 markers.push(DeleteMarkerEntry {
-                    is_latest: Some(latest),
+                    is_latest: Some(*latest),
                     key: Some(enc(&row.key)),
                     last_modified: Some(timestamp(row.modified_at)),
                     version_id: Some(row.version_id.clone()),
@@ -725,7 +386,7 @@ impl S3 for RoostS3 {
             } else {
                 versions.push(ObjectVersion {
                     e_tag: Some(ETag::Strong(row.etag.clone())),
-                    is_latest: Some(latest),
+                    is_latest: Some(*latest),
                     key: Some(enc(&row.key)),
                     last_modified: Some(timestamp(row.modified_at)),
                     size: Some(row.size),
@@ -735,19 +396,21 @@ impl S3 for RoostS3 {
                 });
             }
         }
+        let truncated = listing.truncated;
+        let last = listing.last;
         Ok(S3Response::new(ListObjectVersionsOutput {
-            name: Some(bucket.name.clone()),
+            name: Some(bucket.row().name.clone()),
             prefix: Some(enc(&prefix)),
             delimiter: input.delimiter.as_deref().map(enc),
             key_marker: input.key_marker.as_deref().map(enc),
             version_id_marker: input.version_id_marker,
-            max_keys: Some(max as i32),
+            max_keys: Some(max),
             is_truncated: Some(truncated),
             next_key_marker: last.as_ref().filter(|_| truncated).map(|l| enc(&l.0)),
             next_version_id_marker: last.as_ref().filter(|_| truncated).map(|l| l.1.clone()),
             versions: Some(versions),
             delete_markers: Some(markers),
-            common_prefixes: Some(prefixes.iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
+            common_prefixes: Some(listing.prefixes.iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
@@ -755,88 +418,56 @@ impl S3 for RoostS3 {
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
-        check_key(&input.key)?;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.put").await?;
-        self.check_bytes(&bucket, input.content_length.unwrap_or(0)).await?;
-        let written = match input.body {
-            Some(body) => self.disk.write_stream(&bucket.id, body).await.map_err(write_error)?,
-            None => self
-                .disk
-                .write_stream(&bucket.id, futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
-                .await
-                .map_err(write_error)?,
+        roost_control::objects::check_key(&input.key).map_err(from_object)?;
+        let bucket = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.put").await?;
+        let put = PutObject {
+            key: input.key,
+            headers: headers_from(
+                input.content_type,
+                input.cache_control,
+                input.content_disposition,
+                input.content_encoding,
+                input.content_language,
+                input.expires.as_ref(),
+                input.metadata,
+            ),
+            content_length: input.content_length,
+            content_md5: input.content_md5,
+            if_match: input.if_match.as_ref().map(condition),
+            if_none_match: input.if_none_match.as_ref().map(condition),
         };
-        if let Some(md5) = &input.content_md5 {
-            let expected = base64::engine::general_purpose::STANDARD.decode(md5.trim()).ok();
-            if expected.as_deref() != Some(&written.md5[..]) {
-                self.disk.remove(written.tmp.clone()).await;
-                return Err(s3_error!(BadDigest, "the Content-MD5 you specified did not match what was received"));
-            }
-        }
-        // Conditions are checked once the body is in (a client that sent
-        // `Expect: 100-continue` is never left with half a request on the connection).
-        if let Err(e) =
-            self.put_conditions(&bucket, &input.key, input.if_none_match.as_ref(), input.if_match.as_ref()).await
-        {
-            self.disk.remove(written.tmp.clone()).await;
-            return Err(e);
-        }
-        let headers = headers_from(
-            input.content_type,
-            input.cache_control,
-            input.content_disposition,
-            input.content_encoding,
-            input.content_language,
-            input.expires.as_ref(),
-            input.metadata,
-        );
-        let etag = etag_of(&written.md5);
-        let row = self
-            .commit_object(&proof, "bucket.object.put", &bucket, &input.key, &written, etag.clone(), &headers, None)
-            .await?;
+        let row = self.control.put_object(&bucket, put, body_of(input.body)).await.map_err(from_object)?;
         Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(ETag::Strong(etag)),
+            e_tag: Some(ETag::Strong(row.etag.clone())),
             size: Some(row.size),
-            version_id: Self::version_header(&bucket, &row.version_id),
+            version_id: bucket.readable().version_header(&row.version_id),
             ..Default::default()
         }))
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        let bucket = self.bucket(&req.credentials, &input.bucket, false).await?;
-        // Open the file before answering: if a concurrent write replaced the object (and
-        // removed its file) in between, look again.
-        let mut attempts = 0;
-        let (obj, file) = loop {
-            let obj = self.object_at(&bucket, &input.key, input.version_id.as_deref()).await?;
-            match self.disk.open(self.disk.object_path(&bucket.id, &obj.file_id)).await {
-                Ok(file) => break (obj, file),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
-                Err(e) => return Err(internal(e)),
-            }
-        };
-        check_conditions(
-            &obj,
+        let bucket = self.bucket(&req.credentials, &input.bucket).await?;
+        let conditions = conditions(
             input.if_match.as_ref(),
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
-        )?;
+        );
+        let range = input.range.as_ref().map(byte_range);
+        let read = self
+            .control
+            .get_object(&bucket, &input.key, input.version_id.as_deref(), &conditions, range.as_ref())
+            .await
+            .map_err(from_object)?;
+        let (obj, h, bytes) = (&read.object, &read.headers, &read.bytes);
         let size = obj.size as u64;
-        let (start, len, content_range) = match &input.range {
-            Some(range) => {
-                let r = range.check(size).map_err(|_| s3_error!(InvalidRange, "the range is not satisfiable"))?;
-                let cr = format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), size);
-                (r.start, r.end - r.start, Some(cr))
-            }
-            None => (0, size, None),
-        };
-        let h = StoredHeaders::parse(obj.headers.as_deref());
-        let body = s3s::dto::StreamingBlob::wrap(self.disk.read_range(file, start, len));
+        let content_range =
+            read.ranged.then(|| format!("bytes {}-{}/{}", bytes.start, bytes.end.saturating_sub(1), size));
+        let body = read.body.map(StreamingBlob::wrap);
         Ok(S3Response::new(GetObjectOutput {
-            body: Some(body),
-            content_length: Some(len as i64),
+            body,
+            content_length: Some((bytes.end - bytes.start) as i64),
             content_range,
             accept_ranges: Some("bytes".into()),
             e_tag: Some(ETag::Strong(obj.etag.clone())),
@@ -847,35 +478,34 @@ impl S3 for RoostS3 {
             content_encoding: input.response_content_encoding.or(h.content_encoding.clone()),
             content_language: input.response_content_language.or(h.content_language.clone()),
             expires: h.expires.map(|s| timestamp(s * 1000)),
-            metadata: h.metadata(),
+            metadata: metadata_of(h),
             parts_count: obj.parts.map(|p| p as i32),
-            version_id: Self::version_header(&bucket, &obj.version_id),
+            version_id: bucket.version_header(&obj.version_id),
             ..Default::default()
         }))
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        let bucket = self.bucket(&req.credentials, &input.bucket, false).await?;
-        let obj = self.object_at(&bucket, &input.key, input.version_id.as_deref()).await?;
-        check_conditions(
-            &obj,
+        let bucket = self.bucket(&req.credentials, &input.bucket).await?;
+        let conditions = conditions(
             input.if_match.as_ref(),
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
-        )?;
-        let h = StoredHeaders::parse(obj.headers.as_deref());
+        );
+        let range = input.range.as_ref().map(byte_range);
+        let read = self
+            .control
+            .head_object(&bucket, &input.key, input.version_id.as_deref(), &conditions, range.as_ref())
+            .await
+            .map_err(from_object)?;
+        let (obj, h, bytes) = (&read.object, &read.headers, &read.bytes);
         let size = obj.size as u64;
-        let (len, content_range) = match &input.range {
-            Some(range) => {
-                let r = range.check(size).map_err(|_| s3_error!(InvalidRange, "the range is not satisfiable"))?;
-                (r.end - r.start, Some(format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), size)))
-            }
-            None => (size, None),
-        };
+        let content_range =
+            read.ranged.then(|| format!("bytes {}-{}/{}", bytes.start, bytes.end.saturating_sub(1), size));
         Ok(S3Response::new(HeadObjectOutput {
-            content_length: Some(len as i64),
+            content_length: Some((bytes.end - bytes.start) as i64),
             content_range,
             accept_ranges: Some("bytes".into()),
             e_tag: Some(ETag::Strong(obj.etag.clone())),
@@ -886,37 +516,33 @@ impl S3 for RoostS3 {
             content_encoding: input.response_content_encoding.or(h.content_encoding.clone()),
             content_language: input.response_content_language.or(h.content_language.clone()),
             expires: h.expires.map(|s| timestamp(s * 1000)),
-            metadata: h.metadata(),
+            metadata: metadata_of(h),
             parts_count: obj.parts.map(|p| p as i32),
-            version_id: Self::version_header(&bucket, &obj.version_id),
+            version_id: bucket.version_header(&obj.version_id),
             ..Default::default()
         }))
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.delete").await?;
-        if let Some(cond) = &input.if_match {
-            let obj = self.object(&bucket, &input.key).await?;
-            if !etag_matches(cond, &obj.etag) {
-                return Err(s3_error!(PreconditionFailed, "If-Match does not match"));
-            }
-        }
+        let bucket = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.delete").await?;
+        let if_match = input.if_match.as_ref().map(condition);
         // S3 answers 204 whether or not the key existed.
-        let (marker, version_id) = match input.version_id.as_deref() {
-            Some(v) => self.delete_version(&proof, &bucket, &input.key, v).await?,
-            None => self.delete_key(self.open(&proof).await?, "bucket.object.delete", &bucket, &input.key).await?,
-        };
+        let deleted = self
+            .control
+            .delete_object(&bucket, &input.key, input.version_id.as_deref(), if_match.as_ref())
+            .await
+            .map_err(from_object)?;
         Ok(S3Response::new(DeleteObjectOutput {
-            delete_marker: marker.then_some(true),
-            version_id: version_id.and_then(|v| Self::version_header(&bucket, &v)),
+            delete_marker: deleted.delete_marker.then_some(true),
+            version_id: deleted.version_id.and_then(|v| bucket.readable().version_header(&v)),
             ..Default::default()
         }))
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let input = req.input;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.delete").await?;
+        let bucket = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.delete").await?;
         if input.delete.objects.len() > 1000 {
             return Err(s3_error!(MalformedXML, "at most 1000 keys per request"));
         }
@@ -924,21 +550,15 @@ impl S3 for RoostS3 {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for o in input.delete.objects {
-            let result = match o.version_id.as_deref() {
-                Some(v) => self.delete_version(&proof, &bucket, &o.key, v).await,
-                None => match self.open(&proof).await {
-                    Ok(tx) => self.delete_key(tx, "bucket.object.delete", &bucket, &o.key).await,
-                    Err(e) => Err(e),
-                },
-            };
-            match result {
+            let result = self.control.delete_object(&bucket, &o.key, o.version_id.as_deref(), None).await;
+            match result.map_err(from_object) {
                 Ok(_) if quiet => {}
-                Ok((marker, version)) => deleted.push(DeletedObject {
+                Ok(d) => deleted.push(DeletedObject {
                     key: Some(o.key),
                     version_id: o.version_id.clone(),
-                    delete_marker: marker.then_some(true),
-                    delete_marker_version_id: if marker && o.version_id.is_none() {
-                        version.and_then(|v| Self::version_header(&bucket, &v))
+                    delete_marker: d.delete_marker.then_some(true),
+                    delete_marker_version_id: if d.delete_marker && o.version_id.is_none() {
+                        d.version_id.and_then(|v| bucket.readable().version_header(&v))
                     } else {
                         None
                     },
@@ -956,32 +576,17 @@ impl S3 for RoostS3 {
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
         let input = req.input;
-        check_key(&input.key)?;
-        let (src_bucket, src) = self.copy_source(&req.credentials, &input.copy_source).await?;
-        check_conditions(
-            &src,
+        roost_control::objects::check_key(&input.key).map_err(from_object)?;
+        let conditions = conditions(
             input.copy_source_if_match.as_ref(),
             input.copy_source_if_none_match.as_ref(),
             input.copy_source_if_modified_since.as_ref(),
             input.copy_source_if_unmodified_since.as_ref(),
-        )
-        .map_err(|e| {
-            if *e.code() == S3ErrorCode::NotModified {
-                s3_error!(PreconditionFailed, "copy source condition failed")
-            } else {
-                e
-            }
-        })?;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.copy").await?;
+        );
+        let (src_bucket, src) = self.copy_source(&req.credentials, &input.copy_source, conditions).await?;
+        let bucket = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.copy").await?;
         let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if !replace && src_bucket.id == bucket.id && src.key == input.key {
-            return Err(s3_error!(
-                InvalidRequest,
-                "copying an object to itself needs a change: use the REPLACE metadata directive"
-            ));
-        }
-        self.check_bytes(&bucket, src.size).await?;
-        let headers = if replace {
+        let headers = replace.then(|| {
             headers_from(
                 input.content_type,
                 input.cache_control,
@@ -991,19 +596,12 @@ impl S3 for RoostS3 {
                 input.expires.as_ref(),
                 input.metadata,
             )
-        } else {
-            StoredHeaders::parse(src.headers.as_deref())
-        };
-        let file = self.disk.open(self.disk.object_path(&src_bucket.id, &src.file_id)).await.map_err(internal)?;
-        let written = self.disk.copy_range(&bucket.id, file, 0, src.size as u64).await.map_err(internal)?;
-        // A copy is one simple object: its ETag is the MD5 of its bytes.
-        let etag = etag_of(&written.md5);
-        let row = self
-            .commit_object(&proof, "bucket.object.copy", &bucket, &input.key, &written, etag.clone(), &headers, None)
-            .await?;
+        });
+        let row =
+            self.control.copy_object(&src_bucket, &src, &bucket, &input.key, headers).await.map_err(from_object)?;
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(ETag::Strong(etag)),
+                e_tag: Some(ETag::Strong(row.etag.clone())),
                 last_modified: Some(timestamp(row.modified_at)),
                 ..Default::default()
             }),
@@ -1013,7 +611,7 @@ impl S3 for RoostS3 {
 
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
         let input = req.input;
-        let bucket = self.bucket(&req.credentials, &input.bucket, false).await?;
+        let bucket = self.bucket(&req.credentials, &input.bucket).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let token = match &input.continuation_token {
             Some(t) => Some(
@@ -1026,7 +624,11 @@ impl S3 for RoostS3 {
         };
         let after = token.clone().or(input.start_after.clone());
         let max_keys = input.max_keys.unwrap_or(1000);
-        let listing = self.list(&bucket, &prefix, input.delimiter.as_deref(), after.as_deref(), max_keys).await?;
+        let listing = self
+            .control
+            .list_objects(&bucket, &prefix, input.delimiter.as_deref(), after.as_deref(), max_keys)
+            .await
+            .map_err(from_object)?;
         let encode = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
         let enc = |s: &str| if encode { url_encode(s) } else { s.to_string() };
         let contents: Vec<Object> = listing.objects.iter().map(|o| self.to_object(o, encode)).collect();
@@ -1034,7 +636,7 @@ impl S3 for RoostS3 {
             listing.prefixes.iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect();
         let key_count = (contents.len() + prefixes.len()) as i32;
         Ok(S3Response::new(ListObjectsV2Output {
-            name: Some(bucket.name.clone()),
+            name: Some(bucket.row().name.clone()),
             prefix: Some(enc(&prefix)),
             delimiter: input.delimiter.as_deref().map(enc),
             max_keys: Some(max_keys),
@@ -1056,11 +658,14 @@ impl S3 for RoostS3 {
 
     async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
         let input = req.input;
-        let bucket = self.bucket(&req.credentials, &input.bucket, false).await?;
+        let bucket = self.bucket(&req.credentials, &input.bucket).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let max_keys = input.max_keys.unwrap_or(1000);
-        let listing =
-            self.list(&bucket, &prefix, input.delimiter.as_deref(), input.marker.as_deref(), max_keys).await?;
+        let listing = self
+            .control
+            .list_objects(&bucket, &prefix, input.delimiter.as_deref(), input.marker.as_deref(), max_keys)
+            .await
+            .map_err(from_object)?;
         let encode = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
         let enc = |s: &str| if encode { url_encode(s) } else { s.to_string() };
         let contents: Vec<Object> = listing.objects.iter().map(|o| self.to_object(o, encode)).collect();
@@ -1070,7 +675,7 @@ impl S3 for RoostS3 {
         let next_marker =
             (listing.truncated && input.delimiter.is_some()).then(|| listing.last.as_deref().map(enc)).flatten();
         Ok(S3Response::new(ListObjectsOutput {
-            name: Some(bucket.name.clone()),
+            name: Some(bucket.row().name.clone()),
             prefix: Some(enc(&prefix)),
             delimiter: input.delimiter.as_deref().map(enc),
             marker: Some(input.marker.as_deref().map(enc).unwrap_or_default()),
@@ -1089,8 +694,8 @@ impl S3 for RoostS3 {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
-        check_key(&input.key)?;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.create").await?;
+        roost_control::objects::check_key(&input.key).map_err(from_object)?;
+        let bucket = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.create").await?;
         let headers = headers_from(
             input.content_type,
             input.cache_control,
@@ -1100,20 +705,9 @@ impl S3 for RoostS3 {
             input.expires.as_ref(),
             input.metadata,
         );
-        let upload = UploadRow {
-            id: new_file_id(),
-            bucket_id: bucket.id.clone(),
-            key: input.key.clone(),
-            headers: Some(headers.to_json()),
-            created_at: now_ms(),
-        };
-        let mut tx = self.control.change(&self.ctx(), &proof).await.map_err(from_control)?;
-        roost_store::buckets::insert_upload(tx.conn(), &upload).await.map_err(internal)?;
-        let body = serde_json::json!({"key": upload.key, "upload_id": upload.id});
-        tx.audit("bucket.upload.create", Some(("bucket", &bucket.id)), Some(&body)).await.map_err(internal)?;
-        tx.commit().await.map_err(internal)?;
+        let upload = self.control.create_upload(&bucket, &input.key, &headers).await.map_err(from_object)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
-            bucket: Some(bucket.name),
+            bucket: Some(bucket.row().name.clone()),
             key: Some(input.key),
             upload_id: Some(upload.id),
             ..Default::default()
@@ -1122,28 +716,21 @@ impl S3 for RoostS3 {
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
-        if !(1..=MAX_PARTS).contains(&input.part_number) {
-            return Err(s3_error!(InvalidArgument, "part numbers are 1-10000"));
-        }
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.part").await?;
-        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
-        self.check_bytes(&bucket, input.content_length.unwrap_or(0)).await?;
-        let written = match input.body {
-            Some(body) => self.disk.write_stream(&bucket.id, body).await.map_err(write_error)?,
-            None => self
-                .disk
-                .write_stream(&bucket.id, futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
-                .await
-                .map_err(write_error)?,
-        };
-        if let Some(md5) = &input.content_md5 {
-            let expected = base64::engine::general_purpose::STANDARD.decode(md5.trim()).ok();
-            if expected.as_deref() != Some(&written.md5[..]) {
-                self.disk.remove(written.tmp.clone()).await;
-                return Err(s3_error!(BadDigest, "the Content-MD5 you specified did not match what was received"));
-            }
-        }
-        let etag = self.record_part(&proof, &bucket, &upload, input.part_number, &written).await?;
+        check_part_number(input.part_number)?;
+        let bucket = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.part").await?;
+        let etag = self
+            .control
+            .upload_part(
+                &bucket,
+                &input.key,
+                &input.upload_id,
+                input.part_number,
+                input.content_length,
+                input.content_md5.as_deref(),
+                body_of(input.body),
+            )
+            .await
+            .map_err(from_object)?;
         Ok(S3Response::new(UploadPartOutput { e_tag: Some(ETag::Strong(etag)), ..Default::default() }))
     }
 
@@ -1152,44 +739,28 @@ impl S3 for RoostS3 {
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let input = req.input;
-        if !(1..=MAX_PARTS).contains(&input.part_number) {
-            return Err(s3_error!(InvalidArgument, "part numbers are 1-10000"));
-        }
-        let (src_bucket, src) = self.copy_source(&req.credentials, &input.copy_source).await?;
-        check_conditions(
-            &src,
+        check_part_number(input.part_number)?;
+        let conditions = conditions(
             input.copy_source_if_match.as_ref(),
             input.copy_source_if_none_match.as_ref(),
             input.copy_source_if_modified_since.as_ref(),
             input.copy_source_if_unmodified_since.as_ref(),
-        )
-        .map_err(|e| {
-            if *e.code() == S3ErrorCode::NotModified {
-                s3_error!(PreconditionFailed, "copy source condition failed")
-            } else {
-                e
-            }
-        })?;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.part").await?;
-        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
-        let size = src.size as u64;
-        let (offset, len) = match &input.copy_source_range {
-            Some(r) => {
-                let range = r
-                    .strip_prefix("bytes=")
-                    .and_then(|r| r.split_once('-'))
-                    .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
-                    .filter(|(a, b)| a <= b && *b < size)
-                    .ok_or_else(|| {
-                        s3_error!(InvalidRange, "x-amz-copy-source-range must be bytes=first-last within the source")
-                    })?;
-                (range.0, range.1 - range.0 + 1)
-            }
-            None => (0, size),
-        };
-        let file = self.disk.open(self.disk.object_path(&src_bucket.id, &src.file_id)).await.map_err(internal)?;
-        let written = self.disk.copy_range(&bucket.id, file, offset, len).await.map_err(internal)?;
-        let etag = self.record_part(&proof, &bucket, &upload, input.part_number, &written).await?;
+        );
+        let (src_bucket, src) = self.copy_source(&req.credentials, &input.copy_source, conditions).await?;
+        let bucket = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.part").await?;
+        let etag = self
+            .control
+            .upload_part_copy(
+                &src_bucket,
+                &src,
+                input.copy_source_range.as_deref(),
+                &bucket,
+                &input.key,
+                &input.upload_id,
+                input.part_number,
+            )
+            .await
+            .map_err(from_object)?;
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(ETag::Strong(etag)),
@@ -1202,12 +773,12 @@ impl S3 for RoostS3 {
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
-        let bucket = self.bucket(&req.credentials, &input.bucket, false).await?;
-        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
+        let bucket = self.bucket(&req.credentials, &input.bucket).await?;
+        let (upload, all) =
+            self.control.list_parts(&bucket, &input.key, &input.upload_id).await.map_err(from_object)?;
         let marker = input.part_number_marker.unwrap_or(0);
         let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
-        let all = self.control.store().parts(&upload.id).await.map_err(internal)?;
-        let after: Vec<&PartRow> = all.iter().filter(|p| p.part_number > marker as i64).collect();
+        let after: Vec<_> = all.iter().filter(|p| p.part_number > marker as i64).collect();
         let truncated = after.len() > max;
         let page: Vec<Part> = after
             .iter()
@@ -1222,7 +793,7 @@ impl S3 for RoostS3 {
             .collect();
         let next = page.last().and_then(|p| p.part_number);
         Ok(S3Response::new(ListPartsOutput {
-            bucket: Some(bucket.name),
+            bucket: Some(bucket.row().name.clone()),
             key: Some(upload.key),
             upload_id: Some(upload.id),
             part_number_marker: input.part_number_marker,
@@ -1240,12 +811,12 @@ impl S3 for RoostS3 {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let input = req.input;
-        let bucket = self.bucket(&req.credentials, &input.bucket, false).await?;
+        let bucket = self.bucket(&req.credentials, &input.bucket).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
         let key_marker = input.key_marker.clone().unwrap_or_default();
         let id_marker = input.upload_id_marker.clone().unwrap_or_default();
-        let all = self.control.store().uploads(&bucket.id).await.map_err(internal)?;
+        let all = self.control.list_uploads(&bucket).await.map_err(from_object)?;
         let mut uploads = Vec::new();
         let mut prefixes: Vec<String> = Vec::new();
         let mut truncated = false;
@@ -1283,7 +854,7 @@ impl S3 for RoostS3 {
             });
         }
         Ok(S3Response::new(ListMultipartUploadsOutput {
-            bucket: Some(bucket.name),
+            bucket: Some(bucket.row().name.clone()),
             prefix: input.prefix,
             delimiter: input.delimiter,
             key_marker: input.key_marker,
@@ -1303,99 +874,23 @@ impl S3 for RoostS3 {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.put").await?;
-        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
-        let wanted = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
-        if wanted.is_empty() {
-            return Err(s3_error!(MalformedXML, "the upload names no parts"));
-        }
-        let stored: HashMap<i64, PartRow> = self
-            .control
-            .store()
-            .parts(&upload.id)
-            .await
-            .map_err(internal)?
+        let bucket = self.writable_bucket(&req.credentials, &input.bucket, "bucket.object.put").await?;
+        let wanted: Vec<CompletedPart> = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default()
             .into_iter()
-            .map(|p| (p.part_number, p))
+            .map(|p| CompletedPart { number: p.part_number, etag: p.e_tag.map(|t| t.value().to_string()) })
             .collect();
-        let numbers: Vec<Option<i32>> = wanted.iter().map(|p| p.part_number).collect();
-        if numbers.windows(2).any(|w| matches!(w, [Some(a), Some(b)] if a >= b)) {
-            return Err(s3_error!(InvalidPartOrder, "parts must be listed in ascending order"));
-        }
-        let mut previous = 0;
-        let mut files = Vec::new();
-        let mut md5s = Vec::new();
-        let count = wanted.len();
-        for (i, part) in wanted.iter().enumerate() {
-            let number = part.part_number.ok_or_else(|| s3_error!(InvalidPart, "a part has no number"))?;
-            if number <= previous {
-                return Err(s3_error!(InvalidPartOrder, "parts must be listed in ascending order"));
-            }
-            previous = number;
-            let Some(row) = stored.get(&(number as i64)) else {
-                return Err(s3_error!(InvalidPart, "part {number} was not uploaded"));
-            };
-            if let Some(etag) = &part.e_tag
-                && etag.value().trim_matches('"') != row.etag
-            {
-                return Err(s3_error!(InvalidPart, "part {number} has another ETag"));
-            }
-            if i + 1 < count && row.size < MIN_PART_SIZE {
-                return Err(s3_error!(EntityTooSmall, "part {number} is smaller than 5 MiB and not the last"));
-            }
-            files.push(self.disk.part_path(&bucket.id, &upload.id, number));
-            md5s.extend(hex::decode(&row.etag).map_err(internal)?);
-        }
-        // No bytes move: the object becomes a directory of hard links to its parts (see
-        // `disk`); the upload's directory, with any parts not listed, goes after the commit.
-        let written = self.disk.assemble(&bucket.id, files).await.map_err(internal)?;
-        let etag = format!("{}-{count}", hex::encode(<md5::Md5 as md5::Digest>::digest(&md5s)));
-        let headers = StoredHeaders::parse(upload.headers.as_deref());
-        let file_id = new_file_id();
-        self.disk.install(&written, self.disk.object_path(&bucket.id, &file_id)).await.map_err(internal)?;
-        let row = ObjectRow {
-            bucket_id: bucket.id.clone(),
-            key: upload.key.clone(),
-            file_id: file_id.clone(),
-            size: written.size as i64,
-            etag: etag.clone(),
-            headers: Some(headers.to_json()),
-            parts: Some(count as i64),
-            modified_at: now_ms(),
-            version_id: Self::new_version_id(&bucket),
-            delete_marker: 0,
-        };
-        // The object appears and the upload disappears in one transaction.
-        let result = async {
-            let mut tx = self.control.change(&self.ctx(), &proof).await?;
-            let old = roost_store::buckets::put_object(tx.conn(), &row, Versioning::of(&bucket)).await?;
-            roost_store::buckets::delete_upload(tx.conn(), &upload.id).await?;
-            let body = serde_json::json!({
-                "key": row.key, "size": row.size, "version_id": row.version_id, "upload_id": upload.id, "parts": count
-            });
-            tx.audit("bucket.object.put", Some(("bucket", &bucket.id)), Some(&body)).await?;
-            tx.commit().await?;
-            Ok::<_, roost_control::Error>(old)
-        }
-        .await;
-        match result {
-            Ok(gone) => {
-                for old in gone {
-                    self.disk.remove(self.disk.object_path(&bucket.id, &old)).await;
-                }
-                self.disk.remove_dir(self.disk.upload_dir(&bucket.id, &upload.id)).await;
-            }
-            Err(e) => {
-                self.disk.remove(self.disk.object_path(&bucket.id, &file_id)).await;
-                return Err(internal(e));
-            }
-        }
+        let row =
+            self.control.complete_upload(&bucket, &input.key, &input.upload_id, &wanted).await.map_err(from_object)?;
+        let name = &bucket.row().name;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
-            bucket: Some(bucket.name.clone()),
-            key: Some(upload.key.clone()),
-            e_tag: Some(ETag::Strong(etag)),
-            location: Some(format!("/{}/{}", bucket.name, url_encode(&upload.key))),
-            version_id: Self::version_header(&bucket, &row.version_id),
+            bucket: Some(name.clone()),
+            key: Some(row.key.clone()),
+            e_tag: Some(ETag::Strong(row.etag.clone())),
+            location: Some(format!("/{name}/{}", url_encode(&row.key))),
+            version_id: bucket.readable().version_header(&row.version_id),
             ..Default::default()
         }))
     }
@@ -1405,14 +900,8 @@ impl S3 for RoostS3 {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let input = req.input;
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.abort").await?;
-        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
-        let mut tx = self.control.change(&self.ctx(), &proof).await.map_err(from_control)?;
-        roost_store::buckets::delete_upload(tx.conn(), &upload.id).await.map_err(internal)?;
-        let body = serde_json::json!({"key": upload.key, "upload_id": upload.id});
-        tx.audit("bucket.upload.abort", Some(("bucket", &bucket.id)), Some(&body)).await.map_err(internal)?;
-        tx.commit().await.map_err(internal)?;
-        self.disk.remove_dir(self.disk.upload_dir(&bucket.id, &upload.id)).await;
+        let bucket = self.writable_bucket(&req.credentials, &input.bucket, "bucket.upload.abort").await?;
+        self.control.abort_upload(&bucket, &input.key, &input.upload_id).await.map_err(from_object)?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 
@@ -1420,13 +909,13 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<PutBucketPolicyInput>,
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.policy.set").await?;
+        let bucket = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.policy.set").await?;
         let public = roost_control::buckets::policy_is_public_read(&req.input.policy)
             .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedPolicy, e.message))?;
         // The policy is recorded whole: whoever reads the audit sees what was granted.
         let body = serde_json::json!({ "policy": req.input.policy, "public_read": public });
         let policy = Some(req.input.policy.as_str());
-        self.set_doc(&proof, &bucket, BucketDoc::Policy, policy, Some(public), "bucket.policy.set", body).await?;
+        self.set_doc(&bucket, BucketDoc::Policy, policy, Some(public), "bucket.policy.set", body).await?;
         Ok(S3Response::new(PutBucketPolicyOutput {}))
     }
 
@@ -1434,8 +923,8 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<GetBucketPolicyInput>,
     ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, false).await?;
-        match bucket.policy {
+        let bucket = self.bucket(&req.credentials, &req.input.bucket).await?;
+        match bucket.row().policy.clone() {
             Some(p) => Ok(S3Response::new(GetBucketPolicyOutput { policy: Some(p) })),
             None => Err(s3_error!(NoSuchBucketPolicy, "the bucket has no policy")),
         }
@@ -1445,25 +934,25 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.policy.delete").await?;
+        let bucket = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.policy.delete").await?;
         let body = serde_json::json!({ "public_read": false });
-        self.set_doc(&proof, &bucket, BucketDoc::Policy, None, Some(false), "bucket.policy.delete", body).await?;
+        self.set_doc(&bucket, BucketDoc::Policy, None, Some(false), "bucket.policy.delete", body).await?;
         Ok(S3Response::new(DeleteBucketPolicyOutput {}))
     }
 
     async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.cors.set").await?;
+        let bucket = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.cors.set").await?;
         let rules: Vec<crate::cors::CorsRule> =
             req.input.cors_configuration.cors_rules.into_iter().map(crate::cors::CorsRule::from_dto).collect();
         let json = serde_json::to_string(&rules).map_err(internal)?;
         let body = serde_json::json!({ "cors": rules });
-        self.set_doc(&proof, &bucket, BucketDoc::Cors, Some(&json), None, "bucket.cors.set", body).await?;
+        self.set_doc(&bucket, BucketDoc::Cors, Some(&json), None, "bucket.cors.set", body).await?;
         Ok(S3Response::new(PutBucketCorsOutput {}))
     }
 
     async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, false).await?;
-        let rules = crate::cors::rules_of(&bucket);
+        let bucket = self.bucket(&req.credentials, &req.input.bucket).await?;
+        let rules = crate::cors::rules_of(bucket.row());
         if rules.is_empty() {
             return Err(s3_error!(NoSuchCORSConfiguration, "the bucket has no CORS configuration"));
         }
@@ -1474,9 +963,9 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.cors.delete").await?;
+        let bucket = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.cors.delete").await?;
         let body = serde_json::json!({});
-        self.set_doc(&proof, &bucket, BucketDoc::Cors, None, None, "bucket.cors.delete", body).await?;
+        self.set_doc(&bucket, BucketDoc::Cors, None, None, "bucket.cors.delete", body).await?;
         Ok(S3Response::new(DeleteBucketCorsOutput {}))
     }
 
@@ -1484,13 +973,13 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<PutBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
-        let (bucket, proof) = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.lifecycle.set").await?;
+        let bucket = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.lifecycle.set").await?;
         let rules = req.input.lifecycle_configuration.map(|c| c.rules).unwrap_or_default();
-        let rules: Vec<crate::lifecycle::Rule> =
-            rules.into_iter().map(crate::lifecycle::Rule::from_dto).collect::<S3Result<_>>()?;
+        let rules: Vec<roost_control::objects::lifecycle::Rule> =
+            rules.into_iter().map(crate::lifecycle::from_dto).collect::<S3Result<_>>()?;
         let json = serde_json::to_string(&rules).map_err(internal)?;
         let body = serde_json::json!({ "rules": rules });
-        self.set_doc(&proof, &bucket, BucketDoc::Lifecycle, Some(&json), None, "bucket.lifecycle.set", body).await?;
+        self.set_doc(&bucket, BucketDoc::Lifecycle, Some(&json), None, "bucket.lifecycle.set", body).await?;
         Ok(S3Response::new(PutBucketLifecycleConfigurationOutput::default()))
     }
 
@@ -1498,13 +987,13 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-        let bucket = self.bucket(&req.credentials, &req.input.bucket, false).await?;
-        let rules = crate::lifecycle::rules_of(&bucket);
+        let bucket = self.bucket(&req.credentials, &req.input.bucket).await?;
+        let rules = roost_control::objects::lifecycle::rules_of(bucket.row());
         if rules.is_empty() {
             return Err(s3_error!(NoSuchLifecycleConfiguration, "the bucket has no lifecycle configuration"));
         }
         Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
-            rules: Some(rules.iter().map(crate::lifecycle::Rule::to_dto).collect()),
+            rules: Some(rules.iter().map(crate::lifecycle::to_dto).collect()),
             ..Default::default()
         }))
     }
@@ -1513,104 +1002,9 @@ impl S3 for RoostS3 {
         &self,
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
-        let (bucket, proof) =
-            self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.lifecycle.delete").await?;
+        let bucket = self.writable_bucket(&req.credentials, &req.input.bucket, "bucket.lifecycle.delete").await?;
         let body = serde_json::json!({});
-        self.set_doc(&proof, &bucket, BucketDoc::Lifecycle, None, None, "bucket.lifecycle.delete", body).await?;
+        self.set_doc(&bucket, BucketDoc::Lifecycle, None, None, "bucket.lifecycle.delete", body).await?;
         Ok(S3Response::new(DeleteBucketLifecycleOutput {}))
-    }
-}
-
-impl RoostS3 {
-    async fn put_conditions(
-        &self,
-        bucket: &BucketRow,
-        key: &str,
-        if_none_match: Option<&ETagCondition>,
-        if_match: Option<&ETagCondition>,
-    ) -> S3Result<()> {
-        if if_none_match.is_none() && if_match.is_none() {
-            return Ok(());
-        }
-        let exists =
-            self.control.store().object(&bucket.id, key).await.map_err(internal)?.filter(|o| !o.is_delete_marker());
-        if let Some(cond) = if_none_match {
-            let hit = match (&exists, cond) {
-                (Some(_), ETagCondition::Any) => true,
-                (Some(o), c) => etag_matches(c, &o.etag),
-                (None, _) => false,
-            };
-            if hit {
-                return Err(s3_error!(PreconditionFailed, "the key exists (If-None-Match)"));
-            }
-        }
-        if let Some(cond) = if_match
-            && !exists.as_ref().is_some_and(|o| etag_matches(cond, &o.etag))
-        {
-            return Err(s3_error!(PreconditionFailed, "If-Match does not match"));
-        }
-        Ok(())
-    }
-
-    /// Deletes a key's current version: gone (unversioned bucket) or hidden behind a new
-    /// delete marker (versioned). Returns whether a marker was made, and its version id.
-    /// `tx` is the change it is part of (opened for the caller, or the server's for the
-    /// lifecycle rules), audited as `action`.
-    pub(crate) async fn delete_key(
-        &self,
-        mut tx: Change<'_>,
-        action: &str,
-        bucket: &BucketRow,
-        key: &str,
-    ) -> S3Result<(bool, Option<String>)> {
-        let mode = Versioning::of(bucket);
-        let marker = (mode != Versioning::Off).then(|| ObjectRow {
-            bucket_id: bucket.id.clone(),
-            key: key.to_string(),
-            file_id: String::new(),
-            size: 0,
-            etag: String::new(),
-            headers: None,
-            parts: None,
-            modified_at: now_ms(),
-            version_id: Self::new_version_id(bucket),
-            delete_marker: 1,
-        });
-        let gone = roost_store::buckets::delete_object(tx.conn(), &bucket.id, key, mode, marker.as_ref())
-            .await
-            .map_err(internal)?;
-        let body = serde_json::json!({"key": key, "delete_marker": marker.as_ref().map(|m| &m.version_id)});
-        tx.audit(action, Some(("bucket", &bucket.id)), Some(&body)).await.map_err(internal)?;
-        tx.commit().await.map_err(internal)?;
-        for file in gone {
-            self.disk.remove(self.disk.object_path(&bucket.id, &file)).await;
-        }
-        Ok((marker.is_some(), marker.map(|m| m.version_id)))
-    }
-
-    /// Permanently deletes one version (or delete marker). Returns whether it was a delete
-    /// marker, and the version id.
-    async fn delete_version(
-        &self,
-        proof: &ProjectWrite,
-        bucket: &BucketRow,
-        key: &str,
-        version_id: &str,
-    ) -> S3Result<(bool, Option<String>)> {
-        let mut tx = self.control.change(&self.ctx(), proof).await.map_err(from_control)?;
-        let old =
-            roost_store::buckets::delete_version(tx.conn(), &bucket.id, key, version_id).await.map_err(internal)?;
-        let body = serde_json::json!({"key": key, "version_id": version_id});
-        tx.audit("bucket.object.delete_version", Some(("bucket", &bucket.id)), Some(&body)).await.map_err(internal)?;
-        tx.commit().await.map_err(internal)?;
-        match old {
-            Some(o) => {
-                if !o.is_delete_marker() && !o.file_id.is_empty() {
-                    self.disk.remove(self.disk.object_path(&bucket.id, &o.file_id)).await;
-                }
-                Ok((o.is_delete_marker(), Some(o.version_id)))
-            }
-            None => Ok((false, Some(version_id.to_string()))),
-        }
     }
 }

@@ -68,10 +68,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             mutations_per_minute: settings.mutation_rate_per_minute,
             audit_retention: settings.audit_retention,
             s3_endpoint: s3_endpoint.clone(),
-            s3_local: s3_addr.map(|a| {
-                let ip = if a.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { a.ip() };
-                format!("http://{}", std::net::SocketAddr::new(ip, a.port()))
-            }),
             s3_region: settings.s3_region.clone(),
             task_lease: settings.task_lease,
         },
@@ -152,14 +148,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         });
     }
 
+    // Objects are written through the REST routes too, so their housekeeping runs
+    // whether or not the S3 listener does.
+    control.register_object_housekeeping(settings.s3_housekeeping_interval);
     if let Some(listener) = s3_listener {
-        let s3_settings = roost_s3::S3Settings {
-            domain: settings.s3_domain.clone(),
-            region: settings.s3_region.clone(),
-            housekeeping_every: settings.s3_housekeeping_interval,
-        };
+        let s3_settings =
+            roost_s3::S3Settings { domain: settings.s3_domain.clone(), region: settings.s3_region.clone() };
         let endpoint = roost_s3::Endpoint::new(control.clone(), &s3_settings).map_err(|e| anyhow::anyhow!(e))?;
-        endpoint.s3().register_housekeeping(s3_settings.housekeeping_every);
         tokio::spawn(endpoint.serve(listener, shutdown.clone()));
     }
     let app = roost_http::app(roost_http::AppState { control: control.clone(), metrics });

@@ -6,11 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::{ServerOptions, TestServer, stderr, stdout};
+use roost_api::ErrorCode;
 use roost_api::auth::Role;
 use roost_api::instances::{CreateInstanceRequest, ExecStart, InstanceListParams, InstanceStatus, RestartPolicy};
 use roost_api::projects::CreateProjectRequest;
 use roost_api::users::CreateUserRequest;
-use roost_api::ErrorCode;
 use roost_client::{Client, ClientError};
 
 fn status(err: &ClientError) -> u16 {

@@ -121,14 +121,12 @@ async fn serve(data_dir: PathBuf, node: SimNode, shutdown: CancellationToken) ->
         audit_retention: None,
         s3_endpoint: None,
         s3_region: "us-east-1".into(),
-        s3_local: None,
         task_lease: Duration::from_secs(30),
     };
-    // The S3 listener is bound first: presigned URLs and the REST object routes need
-    // its address.
+    // The S3 listener is bound first: presigned URLs need its address.
     let s3_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let s3_url = format!("http://{}", s3_listener.local_addr().unwrap());
-    let settings = ControlSettings { s3_endpoint: Some(s3_url.clone()), s3_local: Some(s3_url), ..settings };
+    let settings = ControlSettings { s3_endpoint: Some(s3_url), ..settings };
     let control = Control::new(store, settings, shutdown.clone());
     control.recover().await.expect("recover");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -138,8 +136,8 @@ async fn serve(data_dir: PathBuf, node: SimNode, shutdown: CancellationToken) ->
     control.attach_node(node);
     control.bootstrap_admin(Some(ADMIN_PASSWORD.into())).await.expect("the admin");
     control.start_tasks();
-    let s3_settings =
-        roost_s3::S3Settings { domain: None, region: "us-east-1".into(), housekeeping_every: Duration::from_secs(60) };
+    control.register_object_housekeeping(Duration::from_secs(60));
+    let s3_settings = roost_s3::S3Settings { domain: None, region: "us-east-1".into() };
     let endpoint = roost_s3::Endpoint::new(control.clone(), &s3_settings).expect("the S3 endpoint");
     tokio::spawn(endpoint.serve(s3_listener, shutdown.clone()));
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();

@@ -1,17 +1,18 @@
-//! The object store's background job: applies lifecycle rules and collects garbage left
+//! The object store's background task: applies lifecycle rules and collects garbage left
 //! by crashes (temp files, files no row names, uploads nobody completes, directories of
 //! deleted buckets). Every step is idempotent; a run after a crash converges.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use roost_control::tasks::{BackgroundTask, TaskSpec};
 use roost_store::now_ms;
 
-use crate::service::RoostS3;
+use super::lifecycle::rules_of;
+use crate::Control;
+use crate::tasks::{BackgroundTask, TaskSpec};
 
 /// The job fails only when the store does.
-pub type JobResult<T> = roost_control::Result<T>;
+type JobResult<T> = crate::Result<T>;
 
 /// Files younger than this are left alone: a write in progress has not committed its row yet.
 const GRACE: Duration = Duration::from_secs(3600);
@@ -31,16 +32,16 @@ pub struct Report {
     pub removed_files: u64,
 }
 
-impl RoostS3 {
-    /// One pass of lifecycle and garbage collection.
-    pub async fn housekeeping(&self, grace: Duration) -> JobResult<Report> {
+impl Control {
+    /// One pass of lifecycle and garbage collection over every bucket.
+    pub async fn object_housekeeping(&self, grace: Duration) -> JobResult<Report> {
         let mut report = Report::default();
-        let store = self.control.store();
+        let store = self.store();
         let day = day_ms();
         let now = now_ms();
         let buckets = store.all_buckets().await?;
         for bucket in &buckets {
-            for rule in crate::lifecycle::rules_of(bucket).iter().filter(|r| r.enabled) {
+            for rule in rules_of(bucket).iter().filter(|r| r.enabled) {
                 if let Some(days) = rule.expiration_days {
                     let before = now - days as i64 * day;
                     loop {
@@ -50,7 +51,7 @@ impl RoostS3 {
                             break;
                         }
                         for o in &matching {
-                            let tx = self.control.system_change().await?;
+                            let tx = self.system_change().await?;
                             let _ = self.delete_key(tx, "bucket.object.expire", bucket, &o.key).await;
                             report.expired_objects += 1;
                         }
@@ -64,7 +65,7 @@ impl RoostS3 {
         // Uploads: a bucket's rule, else the default age.
         for upload in store.uploads_started_before(now).await? {
             let Some(bucket) = buckets.iter().find(|b| b.id == upload.bucket_id) else { continue };
-            let days = crate::lifecycle::rules_of(bucket)
+            let days = rules_of(bucket)
                 .iter()
                 .filter(|r| r.enabled && upload.key.starts_with(&r.prefix))
                 .filter_map(|r| r.abort_incomplete_days)
@@ -72,12 +73,13 @@ impl RoostS3 {
                 .map(i64::from)
                 .unwrap_or(UPLOAD_MAX_AGE_DAYS);
             if upload.created_at < now - days * day {
-                let mut tx = self.control.system_change().await?;
+                let mut tx = self.system_change().await?;
                 roost_store::buckets::delete_upload(tx.conn(), &upload.id).await?;
                 let body = serde_json::json!({"key": upload.key, "upload_id": upload.id, "reason": "lifecycle"});
                 tx.audit("bucket.upload.abort", Some(("bucket", &bucket.id)), Some(&body)).await?;
                 tx.commit().await?;
-                self.disk.remove_dir(self.disk.upload_dir(&bucket.id, &upload.id)).await;
+                let disk = self.disk();
+                disk.remove_dir(disk.upload_dir(&bucket.id, &upload.id)).await;
                 report.aborted_uploads += 1;
             }
         }
@@ -87,7 +89,8 @@ impl RoostS3 {
 
     /// Removes files no row names (older than `grace`), and directories of deleted buckets.
     async fn collect_files(&self, buckets: &[roost_store::buckets::BucketRow], grace: Duration) -> JobResult<u64> {
-        let root = self.disk.root().to_path_buf();
+        let disk = self.disk();
+        let root = disk.root().to_path_buf();
         let Ok(entries) = std::fs::read_dir(&root) else { return Ok(0) };
         let known: HashSet<&str> = buckets.iter().map(|b| b.id.as_str()).collect();
         let old = |path: &std::path::Path| {
@@ -102,14 +105,13 @@ impl RoostS3 {
             let dir = entry.path();
             if !known.contains(name.as_str()) {
                 if old(&dir) {
-                    self.disk.remove_dir(dir).await;
+                    disk.remove_dir(dir).await;
                     removed += 1;
                 }
                 continue;
             }
-            let files: HashSet<String> = self.control.store().object_file_ids(&name).await?.into_iter().collect();
-            let uploads: HashSet<String> =
-                self.control.store().uploads(&name).await?.into_iter().map(|u| u.id).collect();
+            let files: HashSet<String> = self.store().object_file_ids(&name).await?.into_iter().collect();
+            let uploads: HashSet<String> = self.store().uploads(&name).await?.into_iter().map(|u| u.id).collect();
             for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let fname = f.file_name().to_string_lossy().to_string();
                 let path = f.path();
@@ -117,7 +119,7 @@ impl RoostS3 {
                     "tmp" => {
                         for t in std::fs::read_dir(&path).into_iter().flatten().flatten() {
                             if old(&t.path()) {
-                                self.disk.remove(t.path()).await;
+                                disk.remove(t.path()).await;
                                 removed += 1;
                             }
                         }
@@ -126,13 +128,13 @@ impl RoostS3 {
                         for u in std::fs::read_dir(&path).into_iter().flatten().flatten() {
                             let id = u.file_name().to_string_lossy().to_string();
                             if !uploads.contains(&id) && old(&u.path()) {
-                                self.disk.remove_dir(u.path()).await;
+                                disk.remove_dir(u.path()).await;
                                 removed += 1;
                             }
                         }
                     }
                     _ if !files.contains(&fname) && old(&path) => {
-                        self.disk.remove(path).await;
+                        disk.remove(path).await;
                         removed += 1;
                     }
                     _ => {}
@@ -142,24 +144,25 @@ impl RoostS3 {
         Ok(removed)
     }
 
-    /// Registers the `s3_housekeeping` background task: a pass at start, then every
-    /// `every` (`--s3-housekeeping-interval`).
-    pub fn register_housekeeping(&self, every: Duration) {
+    /// Registers the `s3_housekeeping` background task (whether or not the S3 listener
+    /// is on: the REST routes write objects too): a pass at start, then every `every`
+    /// (`--s3-housekeeping-interval`).
+    pub fn register_object_housekeeping(&self, every: Duration) {
         let spec = TaskSpec {
             name: "s3_housekeeping",
             description: "Applies buckets' lifecycle rules (expiring objects, aborting old multipart uploads) and \
                           removes object files no row names (--s3-housekeeping-interval)",
             period: every,
         };
-        self.control.tasks().register(spec, Housekeeping(self.clone()));
+        self.tasks().register(spec, Housekeeping(self.clone()));
     }
 }
 
-struct Housekeeping(RoostS3);
+struct Housekeeping(Control);
 
 impl BackgroundTask for Housekeeping {
-    async fn activate(&mut self) -> roost_control::Result<serde_json::Value> {
-        let r = self.0.housekeeping(GRACE).await?;
+    async fn activate(&mut self) -> crate::Result<serde_json::Value> {
+        let r = self.0.object_housekeeping(GRACE).await?;
         if r != Report::default() {
             tracing::info!(
                 expired = r.expired_objects,
