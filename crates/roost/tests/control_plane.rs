@@ -440,3 +440,36 @@ async fn templates_build_once_cache_and_sandboxes_start_from_them() {
     assert_eq!(server.node.instance_ids(), vec![sandbox.instance_id.clone()]);
     assert_eq!(admin.list_sandboxes().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_create_retried_with_its_idempotency_key_reaches_the_node_once() {
+    let server = SimServer::start();
+    let admin = server.admin().await;
+    let http = common::http();
+    let post = |key: &str, name: &str| {
+        http.post(format!("{}/v1/instances", server.url))
+            .bearer_auth(admin.token().unwrap())
+            .header("idempotency-key", key)
+            .json(&serde_json::json!({"name": name, "image": "busybox"}))
+            .send()
+    };
+    let first = post("web-1", "web").await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: serde_json::Value = first.json().await.unwrap();
+    // Retries, one while the first may still be starting: the first answer, replayed.
+    for _ in 0..3 {
+        let retry = post("web-1", "web").await.unwrap();
+        assert_eq!(retry.status(), 202);
+        assert_eq!(retry.headers()["idempotent-replayed"], "true");
+        let retry: serde_json::Value = retry.json().await.unwrap();
+        assert_eq!(retry["instance"]["id"], first["instance"]["id"]);
+    }
+    let id = first["instance"]["id"].as_str().unwrap();
+    admin.wait_instance(id, InstanceStatus::Running, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(server.node.instance_ids(), vec![id.to_string()], "one instance on the node");
+    let prepares = server.node.calls().iter().filter(|c| c.starts_with("prepare ")).count();
+    assert_eq!(prepares, 1, "{:?}", server.node.calls());
+    // The same key for another request is refused and makes nothing.
+    assert_eq!(post("web-1", "other").await.unwrap().status(), 422);
+    assert_eq!(admin.list_instances(&InstanceListParams::default()).await.unwrap().items.len(), 1);
+}
