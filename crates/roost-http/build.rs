@@ -11,8 +11,14 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let dist = manifest.join("../../web/dist");
-    println!("cargo:rerun-if-changed={}", dist.display());
-    println!("cargo:rerun-if-changed={}", dist.join("index.html").display());
+    // A missing path counts as changed on every build: while there is no build of the
+    // console, watch its parent, whose entries change when `web/dist` appears.
+    if dist.exists() {
+        println!("cargo:rerun-if-changed={}", dist.display());
+        println!("cargo:rerun-if-changed={}", dist.join("index.html").display());
+    } else {
+        println!("cargo:rerun-if-changed={}", manifest.join("../../web").display());
+    }
     let dir = if dist.join("index.html").is_file() {
         let out = out_dir.join("console");
         if out.exists() {
