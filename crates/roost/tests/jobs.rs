@@ -299,7 +299,6 @@ async fn a_resize_fails_at_every_step_leaving_the_volume_and_a_crash_after_growi
     assert_eq!(image_size(server.data_path()), 64 << 20);
     let after = world(&admin, server.data_path()).await;
     assert_eq!(after.files, before.files, "the resize's copy is gone");
-    assert_ne!(after.usage, before.usage, "the usage counts the new size");
     admin.delete_volume("data", None).await.unwrap();
 }
 
