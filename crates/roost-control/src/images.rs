@@ -16,6 +16,7 @@ use roost_store::{StoreError, now_ms};
 
 use crate::error::{Validator, check_name};
 use crate::events::Audience;
+use crate::jobs::image_build::{ImageBuild, ImageBuildParams};
 use crate::list::list_query;
 use crate::{Control, Error, Principal, RequestContext, Result};
 
@@ -239,36 +240,96 @@ impl Control {
             )),
             e => e.into(),
         })?;
-        let op = self.new_operation(&mut tx, p, "image.build", Some(("image", &row.id))).await?;
+        let params = ImageBuildParams {
+            image_id: row.id.clone(),
+            project_id: row.project_id.clone(),
+            name: row.name.clone(),
+            suite,
+            packages,
+        };
+        let job = self.new_job::<ImageBuild>(&mut tx, p, Some(("image", &row.id)), params).await?;
         tx.audit("image.build", Some(("image", &row.id)), body.as_ref()).await?;
         tx.event("image.created", "image", &row.id, &row.to_api(), Audience::Project(row.project_id.clone()));
         tx.commit().await?;
-        let snapshot = op.to_api();
-        let control = self.clone();
-        tokio::spawn(async move {
-            let mut op = op;
-            op.progress(1, "starting the build").await;
-            let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
-            let node = control.node();
-            let build = async {
-                let node = node?;
-                let progress = Box::new(move |p| {
-                    let _ = progress_tx.send(p);
-                });
-                node.build_debian_image(&row.name, &suite, &packages, progress).await.map_err(node_error)
-            };
-            tokio::pin!(build);
-            let result = loop {
-                tokio::select! {
-                    result = &mut build => break result,
-                    Some(p) = progress_rx.recv() => op.progress(p.percent.clamp(1, 99), &p.message).await,
-                }
-            };
-            control.finish_image(&row, result.map(|i| (i.digest, i.size_bytes)), op).await;
-        });
+        let snapshot = job.operation();
+        job.spawn();
         Ok(snapshot)
     }
 
+    /// Builds a Debian image's contents on the node (a build of the same contents is
+    /// reused), showing its progress on the operation; returns the digest and size.
+    pub(crate) async fn build_debian_contents(
+        &self,
+        params: &ImageBuildParams,
+        op: &mut crate::operations::OperationHandle,
+    ) -> Result<(String, u64)> {
+        let node = self.node()?;
+        let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
+        let progress = Box::new(move |p| {
+            let _ = progress_tx.send(p);
+        });
+        let build = node.build_debian_image(&params.name, &params.suite, &params.packages, progress);
+        tokio::pin!(build);
+        let built = loop {
+            tokio::select! {
+                result = &mut build => break result.map_err(node_error)?,
+                Some(p) = progress_rx.recv() => op.progress(p.percent.clamp(1, 99), &p.message).await,
+            }
+        };
+        Ok((built.digest, built.size_bytes))
+    }
+
+    /// Removes contents a build made unless another image uses them (a reused build).
+    pub(crate) async fn remove_unshared_contents(&self, image_id: &str, digest: &str) -> Result<()> {
+        let shared = self
+            .store()
+            .list_images(&roost_store::list::ProjectScope::All, None)
+            .await?
+            .iter()
+            .any(|r| r.id != image_id && r.digest.as_deref() == Some(digest));
+        if shared {
+            return Ok(());
+        }
+        self.node()?.remove_image(digest).await.map_err(node_error)
+    }
+
+    /// A built image's row: ready, with its contents' digest and size.
+    pub(crate) async fn record_image_build(&self, image_id: &str, digest: &str, size: u64) -> Result<()> {
+        let mut tx = self.system_change().await?;
+        let (ready, size) = (ImageStatus::Ready, Some(size as i64));
+        roost_store::images::finish(tx.conn(), image_id, ready, None, Some(digest), size, now_ms()).await?;
+        image_updated(&mut tx, image_id).await?;
+        tx.commit().await
+    }
+
+    /// The undo of [`Control::record_image_build`]: building again, without contents.
+    pub(crate) async fn unrecord_image_build(&self, image_id: &str) -> Result<()> {
+        let mut tx = self.system_change().await?;
+        roost_store::images::unfinish(tx.conn(), image_id, now_ms()).await?;
+        image_updated(&mut tx, image_id).await?;
+        tx.commit().await
+    }
+
+    /// A build's image row after its job failed: `failed`, with the reason (the image
+    /// stays listed, so its owner sees why the build failed).
+    pub(crate) async fn fail_image_build(&self, image_id: &str, reason: &str) -> Result<()> {
+        let mut tx = self.system_change().await?;
+        let failed = ImageStatus::Failed;
+        roost_store::images::finish(tx.conn(), image_id, failed, Some(reason), None, None, now_ms()).await?;
+        image_updated(&mut tx, image_id).await?;
+        tx.commit().await
+    }
+}
+
+/// Raises `image.updated` with the image as `change` leaves it.
+async fn image_updated(change: &mut crate::kernel::Change<'_>, image_id: &str) -> Result<()> {
+    if let Some(row) = roost_store::images::get_in(change.conn(), image_id).await? {
+        change.event("image.updated", "image", image_id, &row.to_api(), Audience::Project(row.project_id.clone()));
+    }
+    Ok(())
+}
+
+impl Control {
     /// Checks that the principal may import an image named `name` into `project` (write
     /// access, a valid name that is not a builtin's): done before the upload is read, so
     /// nobody can make the server store a file it would refuse. Returns the project id.
@@ -351,62 +412,6 @@ impl Control {
         tx.event("image.created", "image", &api.id, &api, Audience::Project(project_id));
         tx.commit().await?;
         Ok(api)
-    }
-
-    async fn finish_image(
-        &self,
-        row: &ImageRow,
-        result: Result<(String, u64)>,
-        op: crate::operations::OperationHandle,
-    ) {
-        let now = now_ms();
-        let outcome = async {
-            let mut tx = self.system_change().await?;
-            let mut updated = row.clone();
-            updated.updated_at = now;
-            match &result {
-                Ok((digest, size)) => {
-                    roost_store::images::finish(
-                        tx.conn(),
-                        &row.id,
-                        ImageStatus::Ready,
-                        None,
-                        Some(digest),
-                        Some(*size as i64),
-                        now,
-                    )
-                    .await?;
-                    (updated.status, updated.digest, updated.size_bytes) =
-                        (ImageStatus::Ready.as_str().into(), Some(digest.clone()), Some(*size as i64));
-                }
-                Err(e) => {
-                    roost_store::images::finish(
-                        tx.conn(),
-                        &row.id,
-                        ImageStatus::Failed,
-                        Some(&e.message),
-                        None,
-                        None,
-                        now,
-                    )
-                    .await?;
-                    (updated.status, updated.status_reason) =
-                        (ImageStatus::Failed.as_str().into(), Some(e.message.clone()));
-                }
-            }
-            tx.event("image.updated", "image", &row.id, &updated.to_api(), Audience::Project(row.project_id.clone()));
-            tx.commit().await
-        }
-        .await;
-        if let Err(err) = outcome {
-            tracing::error!(image = %row.id, error = %err.message, "could not record the build's result");
-        }
-        match result {
-            Ok((digest, size)) => {
-                op.succeed(Some(serde_json::json!({"image_id": row.id, "digest": digest, "size_bytes": size}))).await
-            }
-            Err(e) => op.fail(&e).await,
-        }
     }
 
     /// Changes a project image's description (builtin images stay as they are).

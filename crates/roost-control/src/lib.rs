@@ -118,6 +118,7 @@ struct Inner {
     envd_token_secret: std::sync::OnceLock<[u8; 32]>,
     watchers: sandbox_watch::Watchers,
     tasks: tasks::Tasks,
+    job_hooks: jobs::JobHookEntries,
 }
 
 impl Control {
@@ -150,6 +151,7 @@ impl Control {
                 envd_token_secret: Default::default(),
                 watchers: Default::default(),
                 tasks,
+                job_hooks: Default::default(),
             }),
         }
     }

@@ -33,6 +33,9 @@ use crate::error::{Validator, check_name};
 use crate::events::Audience;
 use crate::images::node_error;
 use crate::jobs::clone_instance::CloneInstance;
+use crate::jobs::instance_snapshot::{InstanceSnapshotJob, InstanceSnapshotParams, VolumeSnapshotPlan};
+use crate::jobs::volume_resize::{VolumeResize, VolumeResizeParams};
+use crate::jobs::volume_restore::{VolumeRestore, VolumeRestoreParams};
 use crate::kernel::{Authorized, Change, SystemProof};
 use crate::list::list_query;
 use crate::tasks::{BackgroundTask, TaskSpec};
@@ -451,6 +454,9 @@ impl Control {
         Ok(())
     }
 
+    /// Grows a volume. A job ([`crate::jobs::volume_resize`]) run in the request: a copy
+    /// of the volume kept (when it is not in use), the growth, the new size recorded; a
+    /// failure at any step puts the volume back as it was.
     pub async fn resize_volume(
         &self,
         ctx: &RequestContext,
@@ -468,25 +474,82 @@ impl Control {
         if size < row.size_bytes as u64 {
             return Err(field("size_bytes", "volumes only grow (the new size is smaller than the current one)"));
         }
+        self.node()?;
         let _lock = lock_volume(&row.id).await;
         let instance_lock = match &row.instance_id {
             Some(i) => Some(self.lock_for(i).lock_owned().await),
             None => None,
         };
+        // A volume in use grows online, and nothing can put a smaller copy back under a
+        // running instance; one not in use is copied first, so a failure can restore it.
+        let in_use = match &row.instance_id {
+            Some(i) => self.instance_runs(i).await?,
+            None => false,
+        };
+        let params = VolumeResizeParams {
+            volume_id: row.id.clone(),
+            from_size: row.size_bytes,
+            size: size as i64,
+            backup_id: (!in_use && size > row.size_bytes as u64).then(|| IdKind::Snapshot.generate()),
+        };
         let mut tx = self.change(ctx, &proof).await?;
         self.check_quota(tx.conn(), &access.project, &[("volume_gib", quota_bytes(size) - row.size_bytes)]).await?;
-        drop(tx);
-        if size > row.size_bytes as u64 {
-            self.node()?.resize_volume(&row.id, size).await.map_err(node_error)?;
-        }
-        let mut tx = self.change(ctx, &proof).await?;
-        repo::set_size(tx.conn(), &row.id, size as i64, now_ms()).await?;
+        let job = self.new_job::<VolumeResize>(&mut tx, p, Some(("volume", &row.id)), params).await?;
         let body = serde_json::json!({ "size_bytes": size });
         tx.audit("volume.resize", Some(("volume", &row.id)), Some(&body)).await?;
-        let api = self.volume_event(&mut tx, "volume.updated", &row.id).await?;
         tx.commit().await?;
+        job.run_inline().await?;
         drop(instance_lock);
-        api.ok_or_else(|| Error::not_found("volume", key))
+        let fresh = self.store().volume_by_id(&row.id).await?.ok_or_else(|| Error::not_found("volume", key))?;
+        Ok(self.volume_api(&fresh).await)
+    }
+
+    /// Keeps a copy of a volume as the hidden snapshot `backup_id` (no row: the copy lives
+    /// only as long as the job that restores from it on failure).
+    pub(crate) async fn keep_volume_copy(&self, volume_id: &str, backup_id: Option<&str>) -> Result<()> {
+        let Some(backup) = backup_id else { return Ok(()) };
+        self.node()?.snapshot_volume(volume_id, backup).await.map_err(node_error)?;
+        Ok(())
+    }
+
+    /// Removes the copy [`Control::keep_volume_copy`] made (nothing when there is none).
+    pub(crate) async fn drop_volume_copy(&self, backup_id: Option<&str>) -> Result<()> {
+        let Some(backup) = backup_id else { return Ok(()) };
+        self.node()?.remove_volume_snapshot(backup).map_err(node_error)
+    }
+
+    /// Puts the copy [`Control::keep_volume_copy`] made back as the volume's content
+    /// and size (the undo of a growth or a restore). Without a copy (a volume grown
+    /// online) the image stays as it is.
+    pub(crate) async fn put_volume_copy_back(&self, volume_id: &str, backup_id: Option<&str>) -> Result<()> {
+        let Some(backup) = backup_id else {
+            tracing::warn!(volume = volume_id, "a volume grown online stays grown: filesystems do not shrink online");
+            return Ok(());
+        };
+        // This undo runs only once the copy's step is done (the engine undoes a step
+        // only when the ones before it completed).
+        self.node()?.restore_volume(volume_id, backup).await.map_err(node_error)
+    }
+
+    /// Grows the volume's image and filesystem to `size` (again is harmless).
+    pub(crate) async fn grow_volume(&self, volume_id: &str, from: i64, size: i64) -> Result<()> {
+        if size > from {
+            self.node()?.resize_volume(volume_id, size as u64).await.map_err(node_error)?;
+        }
+        Ok(())
+    }
+
+    /// Records a volume's size (the last step of a resize or a restore, and its undo).
+    pub(crate) async fn record_volume_size(&self, volume_id: &str, size: i64) -> Result<()> {
+        let mut tx = self.system_change().await?;
+        let Some(current) = repo::volume(tx.conn(), volume_id).await? else {
+            return Err(Error::conflict(format!("volume '{volume_id}' was deleted meanwhile")));
+        };
+        if current.size_bytes != size {
+            repo::set_size(tx.conn(), volume_id, size, now_ms()).await?;
+            self.volume_event(&mut tx, "volume.updated", volume_id).await?;
+        }
+        tx.commit().await
     }
 
     pub async fn attach_volume(
@@ -594,6 +657,9 @@ impl Control {
         api.ok_or_else(|| Error::not_found("volume", key))
     }
 
+    /// Replaces a volume's content with a snapshot's. A job
+    /// ([`crate::jobs::volume_restore`]) run in the request: a copy of the volume kept,
+    /// the restore, the snapshot's size recorded; a failure puts the volume back.
     pub async fn restore_volume(
         &self,
         ctx: &RequestContext,
@@ -614,6 +680,7 @@ impl Control {
                 format!("snapshot '{}' is of another volume; clone it with create --from-snapshot", snap.name),
             ));
         }
+        self.node()?;
         let _lock = lock_volume(&row.id).await;
         let _instance_lock = match &row.instance_id {
             Some(i) => Some(self.lock_for(i).lock_owned().await),
@@ -630,14 +697,26 @@ impl Control {
                 row.name
             )));
         }
-        self.node()?.restore_volume(&row.id, &snap.id).await.map_err(node_error)?;
+        let params = VolumeRestoreParams {
+            volume_id: row.id.clone(),
+            snapshot_id: snap.id.clone(),
+            from_size: row.size_bytes,
+            size: snap.size_bytes,
+            backup_id: IdKind::Snapshot.generate(),
+        };
         let mut tx = self.change(ctx, &proof).await?;
-        repo::set_size(tx.conn(), &row.id, snap.size_bytes, now_ms()).await?;
+        let job = self.new_job::<VolumeRestore>(&mut tx, p, Some(("volume", &row.id)), params).await?;
         let body = serde_json::json!({ "snapshot": snap.id });
         tx.audit("volume.restore", Some(("volume", &row.id)), Some(&body)).await?;
-        let api = self.volume_event(&mut tx, "volume.updated", &row.id).await?;
         tx.commit().await?;
-        api.ok_or_else(|| Error::not_found("volume", key))
+        job.run_inline().await?;
+        let fresh = self.store().volume_by_id(&row.id).await?.ok_or_else(|| Error::not_found("volume", key))?;
+        Ok(self.volume_api(&fresh).await)
+    }
+
+    /// Copies a snapshot's content over its volume's.
+    pub(crate) async fn restore_volume_content(&self, volume_id: &str, snapshot_id: &str) -> Result<()> {
+        self.node()?.restore_volume(volume_id, snapshot_id).await.map_err(node_error)
     }
 
     // ---- snapshots ----
@@ -657,6 +736,7 @@ impl Control {
         policy_id: Option<String>,
         instance_snapshot_id: Option<String>,
         created_by: Option<String>,
+        id: Option<String>,
     ) -> Result<(SnapshotRow, Snapshot)> {
         // A container's volume is frozen on the host for the copy; a running VM writes its
         // disk image directly, and nothing here can freeze the guest's filesystem.
@@ -670,7 +750,7 @@ impl Control {
                 volume.name, instance.name
             )));
         }
-        let id = IdKind::Snapshot.generate();
+        let id = id.unwrap_or_else(|| IdKind::Snapshot.generate());
         let _lock = lock_volume(&volume.id).await;
         let store = self.node()?;
         store.snapshot_volume(&volume.id, &id).await.map_err(node_error)?;
@@ -731,7 +811,18 @@ impl Control {
         let audit = ("snapshot.create", serde_json::to_value(&req).ok());
         let creator = Some(p.user_id.clone());
         let (_, api) = self
-            .take_snapshot(ctx, &proof, Some(audit), &volume, &req.name, req.description.clone(), None, None, creator)
+            .take_snapshot(
+                ctx,
+                &proof,
+                Some(audit),
+                &volume,
+                &req.name,
+                req.description.clone(),
+                None,
+                None,
+                creator,
+                None,
+            )
             .await?;
         Ok(api)
     }
@@ -977,7 +1068,7 @@ impl Control {
             let system = SystemProof::new();
             let ctx = RequestContext::default();
             let policy_id = Some(policy.id.clone());
-            self.take_snapshot(&ctx, &system, None, &volume, &name, description, policy_id, None, None).await?;
+            self.take_snapshot(&ctx, &system, None, &volume, &name, description, policy_id, None, None, None).await?;
             let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
             let all = repo::snapshots_of_policy(&mut conn, &policy.id).await?;
             drop(conn);
@@ -1043,6 +1134,11 @@ impl Control {
             // Without the whole list nothing may be called unknown.
             Err(_) => return,
         }
+        // The copies unfinished resizes and restores keep (a restart resumes or unwinds them).
+        match self.store().unfinished_jobs().await {
+            Ok(jobs) => known.extend(jobs.iter().filter_map(job_volume_copy)),
+            Err(_) => return,
+        }
         let mut in_use = Vec::new();
         for v in &volumes {
             if let Some(i) = &v.instance_id
@@ -1093,7 +1189,8 @@ impl Control {
     }
 
     /// Root filesystem changes (a tar of the container's upper layer) and a snapshot of
-    /// each attached volume.
+    /// each attached volume. A job ([`crate::jobs::instance_snapshot`]) run in the
+    /// request: a failure at any step removes the archive, the rows and the snapshots.
     pub async fn snapshot_instance(
         &self,
         ctx: &RequestContext,
@@ -1112,56 +1209,44 @@ impl Control {
         let mut v = Validator::default();
         check_name(&mut v, "name", &name);
         v.finish()?;
+        self.node()?;
+        // Every id is chosen now, so an undo finds what a crash cut short.
         let id = IdKind::InstanceSnapshot.generate();
-        let node = self.node()?;
-        let archived = self.while_frozen(&instance.id, async {
-            node.archive_instance_changes(&instance.id, &id).await.map_err(node_error)
-        });
-        let rootfs_bytes = archived.await?;
-        let row = InstanceSnapshotRow {
+        let volumes = (self.store().attached_volumes(&instance.id).await?)
+            .into_iter()
+            .map(|v| VolumeSnapshotPlan {
+                name: format!("{name}-{}", v.name),
+                volume_id: v.id,
+                snapshot_id: IdKind::Snapshot.generate(),
+            })
+            .collect();
+        let params = InstanceSnapshotParams {
             id: id.clone(),
-            project_id: instance.project_id.clone(),
-            name: name.clone(),
             instance_id: instance.id.clone(),
-            rootfs_bytes: rootfs_bytes as i64,
+            project_id: instance.project_id.clone(),
+            name,
             description: req.description.clone(),
-            created_by: Some(p.user_id.clone()),
-            created_at: now_ms(),
+            user_id: p.user_id.clone(),
+            volumes,
         };
-        let inserted = async {
-            let mut tx = self.change(ctx, &proof).await?;
-            repo::insert_instance_snapshot(tx.conn(), &row).await.map_err(|e| unique_name(e, "snapshot", &name))?;
-            let body = serde_json::to_value(&req).ok();
-            tx.audit("instance.snapshot", Some(("instance", &instance.id)), body.as_ref()).await?;
-            tx.commit().await?;
-            Ok::<_, Error>(())
-        }
-        .await;
-        if let Err(e) = inserted {
-            let _ = node.remove_instance_archive(&id).await;
-            return Err(e);
-        }
+        let body = serde_json::to_value(&req).ok();
+        let mut tx = self.change(ctx, &proof).await?;
+        let job = self.new_job::<InstanceSnapshotJob>(&mut tx, p, Some(("instance", &instance.id)), params).await?;
+        tx.audit("instance.snapshot", Some(("instance", &instance.id)), body.as_ref()).await?;
+        tx.commit().await?;
+        job.run_inline().await?;
+        let row =
+            self.store().instance_snapshot(&id).await?.ok_or_else(|| Error::not_found("instance snapshot", &id))?;
+        let mut conn = self.store().pool().acquire().await.map_err(StoreError::from)?;
+        let snapshots = repo::snapshots_of_instance_snapshot(&mut conn, &id).await?;
+        drop(conn);
         let mut volumes = Vec::new();
-        for volume in self.store().attached_volumes(&instance.id).await? {
-            let snap_name = format!("{name}-{}", volume.name);
-            let (_, snap) = self
-                .take_snapshot(
-                    ctx,
-                    &proof,
-                    None,
-                    &volume,
-                    &snap_name,
-                    req.description.clone(),
-                    None,
-                    Some(id.clone()),
-                    Some(p.user_id.clone()),
-                )
-                .await?;
-            volumes.push(snap);
+        for snap in &snapshots {
+            volumes.push(self.snapshot_api(snap).await);
         }
         Ok(InstanceSnapshot {
             id,
-            name,
+            name: row.name,
             project_id: row.project_id,
             instance_id: row.instance_id,
             rootfs_bytes: row.rootfs_bytes as u64,
@@ -1169,6 +1254,96 @@ impl Control {
             description: row.description,
             created_at: to_time(row.created_at),
         })
+    }
+
+    /// An instance snapshot's first step: the archive of the container's changes (the
+    /// container frozen meanwhile); returns its size.
+    pub(crate) async fn archive_instance(&self, instance_id: &str, snapshot_id: &str) -> Result<u64> {
+        let node = self.node()?;
+        let archived = async { node.archive_instance_changes(instance_id, snapshot_id).await.map_err(node_error) };
+        self.while_frozen(instance_id, archived).await
+    }
+
+    /// Removes what [`Control::archive_instance`] archived, whole or in part.
+    pub(crate) async fn remove_instance_archive(&self, snapshot_id: &str) -> Result<()> {
+        self.node()?.remove_instance_archive(snapshot_id).await.map_err(node_error)
+    }
+
+    /// An instance snapshot's row (a taken name is a conflict).
+    pub(crate) async fn record_instance_snapshot(
+        &self,
+        params: &InstanceSnapshotParams,
+        rootfs_bytes: u64,
+    ) -> Result<()> {
+        let row = InstanceSnapshotRow {
+            id: params.id.clone(),
+            project_id: params.project_id.clone(),
+            name: params.name.clone(),
+            instance_id: params.instance_id.clone(),
+            rootfs_bytes: rootfs_bytes as i64,
+            description: params.description.clone(),
+            created_by: Some(params.user_id.clone()),
+            created_at: now_ms(),
+        };
+        let mut tx = self.system_change().await?;
+        if repo::instance_snapshot(tx.conn(), &row.id).await?.is_some() {
+            return Ok(());
+        }
+        repo::insert_instance_snapshot(tx.conn(), &row).await.map_err(|e| unique_name(e, "snapshot", &row.name))?;
+        tx.commit().await
+    }
+
+    /// Removes an instance snapshot's row (nothing when there is none).
+    pub(crate) async fn unrecord_instance_snapshot(&self, id: &str) -> Result<()> {
+        let mut tx = self.system_change().await?;
+        repo::delete_instance_snapshot(tx.conn(), id).await?;
+        tx.commit().await
+    }
+
+    /// Snapshots each volume the instance had when the snapshot was asked for (ids
+    /// chosen in `params`); one already recorded (a step run again) is kept.
+    pub(crate) async fn snapshot_instance_volumes(&self, params: &InstanceSnapshotParams) -> Result<()> {
+        let system = SystemProof::new();
+        let ctx = RequestContext::default();
+        for plan in &params.volumes {
+            if self.store().snapshot_by_id(&plan.snapshot_id).await?.is_some() {
+                continue;
+            }
+            let Some(volume) = self.store().volume_by_id(&plan.volume_id).await? else {
+                return Err(Error::conflict(format!("volume '{}' was deleted during the snapshot", plan.volume_id)));
+            };
+            self.take_snapshot(
+                &ctx,
+                &system,
+                None,
+                &volume,
+                &plan.name,
+                params.description.clone(),
+                None,
+                Some(params.id.clone()),
+                Some(params.user_id.clone()),
+                Some(plan.snapshot_id.clone()),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the volume snapshots of [`Control::snapshot_instance_volumes`], rows and
+    /// copies, whichever were made.
+    pub(crate) async fn remove_instance_volume_snapshots(&self, params: &InstanceSnapshotParams) -> Result<()> {
+        let node = self.node()?;
+        for plan in &params.volumes {
+            let _lock = lock_volume(&plan.volume_id).await;
+            if let Some(row) = self.store().snapshot_by_id(&plan.snapshot_id).await? {
+                let mut tx = self.system_change().await?;
+                repo::delete_snapshot(tx.conn(), &row.id).await?;
+                tx.bare_event("snapshot.deleted", "snapshot", &row.id, Audience::Project(row.project_id.clone()));
+                tx.commit().await?;
+            }
+            node.remove_volume_snapshot(&plan.snapshot_id).map_err(node_error)?;
+        }
+        Ok(())
     }
 
     /// A new, independent instance: same image, size, command, networks and groups, a
@@ -1361,6 +1536,15 @@ pub(crate) struct CloneParams {
     pub user_id: String,
     /// Each attached volume of the source and the id of its copy.
     pub volumes: Vec<(String, String)>,
+}
+
+/// The copy of a volume an unfinished resize or restore keeps, from its parameters.
+fn job_volume_copy(job: &roost_store::operations::OperationRow) -> Option<String> {
+    if !matches!(job.kind.as_str(), "volume.resize" | "volume.restore") {
+        return None;
+    }
+    let params: serde_json::Value = serde_json::from_str(job.job_params.as_deref()?).ok()?;
+    params.get("backup_id")?.as_str().map(str::to_string)
 }
 
 /// The driver's view of a volume attachment.

@@ -90,6 +90,20 @@ impl SimNode {
         ids
     }
 
+    /// Ids of the snapshots the node holds (volume snapshots and instance archives).
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.world.lock().expect("sim").snapshots.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Digests of the images the node holds.
+    pub fn image_digests(&self) -> Vec<String> {
+        let mut digests: Vec<String> = self.world.lock().expect("sim").images.keys().cloned().collect();
+        digests.sort();
+        digests
+    }
+
     /// The network state applied last.
     pub fn network(&self) -> Option<NetworkState> {
         self.world.lock().expect("sim").network.clone()

@@ -74,6 +74,19 @@ pub async fn insert(conn: &mut AnyConnection, i: &ImageRow) -> Result<()> {
 }
 
 /// Records the outcome of a build.
+/// An image back to `building` without contents (the undo of recording a build).
+pub async fn unfinish(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE images SET status = 'building', status_reason = NULL, digest = NULL, size_bytes = NULL, \
+         updated_at = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn finish(
     conn: &mut AnyConnection,
     id: &str,
@@ -201,17 +214,28 @@ impl Store {
             .await?)
     }
 
-    /// Images left `building` by a crash become `failed`.
+    /// Images left `building` by a crash become `failed`, but for those whose build is
+    /// a job a restart takes over (it finishes or fails the image).
     pub async fn fail_interrupted_builds(&self, now: i64) -> Result<u64> {
         let done = sqlx::query(
             "UPDATE images SET status = 'failed', status_reason = 'the server stopped during the build', updated_at = $1 \
-             WHERE status = 'building'",
+             WHERE status = 'building' AND id NOT IN (SELECT resource_id FROM operations \
+             WHERE kind = 'image.build' AND job_steps IS NOT NULL AND status IN ('pending', 'running') \
+             AND resource_id IS NOT NULL)",
         )
         .bind(now)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// An image's row, in the caller's transaction.
+pub async fn get_in(conn: &mut AnyConnection, id: &str) -> Result<Option<ImageRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM images WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// An image's name by id, in the caller's transaction or on any connection.

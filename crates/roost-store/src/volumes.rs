@@ -347,6 +347,20 @@ pub async fn record_run(
 
 // ---- instance snapshots and lineage ----
 
+/// An instance snapshot's row, in the caller's transaction.
+pub async fn instance_snapshot(conn: &mut AnyConnection, id: &str) -> Result<Option<InstanceSnapshotRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {ISNAP_COLUMNS} FROM instance_snapshots WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Removes an instance snapshot's row (its volume snapshots are their own rows).
+pub async fn delete_instance_snapshot(conn: &mut AnyConnection, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM instance_snapshots WHERE id = $1").bind(id).execute(conn).await?;
+    Ok(())
+}
+
 pub async fn insert_instance_snapshot(conn: &mut AnyConnection, s: &InstanceSnapshotRow) -> Result<()> {
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO instance_snapshots ({ISNAP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -510,6 +524,11 @@ impl Store {
             .bind(id)
             .fetch_optional(self.pool())
             .await?)
+    }
+
+    pub async fn instance_snapshot(&self, id: &str) -> Result<Option<InstanceSnapshotRow>> {
+        let mut conn = self.pool().acquire().await?;
+        instance_snapshot(&mut conn, id).await
     }
 
     pub async fn policies_in(&self, scope: &ProjectScope, project: Option<&str>) -> Result<Vec<PolicyRow>> {

@@ -23,7 +23,12 @@
 
 pub(crate) mod clone_instance;
 mod hooks;
+pub(crate) use hooks::JobHookEntries;
+pub(crate) mod image_build;
+pub(crate) mod instance_snapshot;
 pub(crate) mod template_build;
+pub(crate) mod volume_resize;
+pub(crate) mod volume_restore;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -119,7 +124,18 @@ impl Control {
             principal: Some(principal.clone()),
             op,
         };
-        Ok(Job { cx, next: 0, hooks: hooks::JobHooks::take(K::KIND) })
+        Ok(Job { cx, next: 0, hooks: self.inner_job_hooks().take(K::KIND) })
+    }
+
+    fn inner_job_hooks(&self) -> &JobHookEntries {
+        &self.inner.job_hooks
+    }
+
+    /// A test hook: the next jobs of `kind` fail right after the given (1-based) steps,
+    /// one entry per job in order (`0` lets one through), as `ROOST_JOB_FAIL_AT` does
+    /// for a server's process; for tests that run the control plane in their process.
+    pub fn inject_job_failures(&self, kind: &str, steps: &[usize]) {
+        self.inner_job_hooks().inject(kind, steps);
     }
 
     /// Takes over the jobs a stopped server left unfinished: each is resumed or unwound,
@@ -143,6 +159,14 @@ impl Control {
                     template_build::TemplateBuild::KIND => {
                         control.take_over::<template_build::TemplateBuild>(row).await
                     }
+                    volume_resize::VolumeResize::KIND => control.take_over::<volume_resize::VolumeResize>(row).await,
+                    volume_restore::VolumeRestore::KIND => {
+                        control.take_over::<volume_restore::VolumeRestore>(row).await
+                    }
+                    instance_snapshot::InstanceSnapshotJob::KIND => {
+                        control.take_over::<instance_snapshot::InstanceSnapshotJob>(row).await
+                    }
+                    image_build::ImageBuild::KIND => control.take_over::<image_build::ImageBuild>(row).await,
                     _ => {
                         let mut op = OperationHandle::from_row(&control, row);
                         op.set_error("interrupted", "the server stopped before the operation finished");
@@ -181,7 +205,7 @@ impl Control {
             // Its error was recorded when the undo began.
             job.unwind(step, None).await;
         } else if step >= n {
-            job.finish().await;
+            let _ = job.finish().await;
         } else if K::RESUMABLE {
             job.run_to_end().await;
         } else {
@@ -262,18 +286,29 @@ impl<K: JobKind> Job<K> {
     }
 
     /// The remaining steps, then the result.
-    pub async fn run_to_end(mut self) {
-        if self.run_until(usize::MAX).await.is_ok() {
-            self.finish().await;
-        }
+    pub async fn run_to_end(self) {
+        let _ = self.run_inline().await;
     }
 
-    async fn finish(mut self) {
+    /// Runs the remaining steps in the caller's task and finishes the operation: for a
+    /// request whose answer is the job's outcome (it answered synchronously before it
+    /// was a job). Returns the operation's result, or the failed step's error once the
+    /// job is unwound.
+    pub async fn run_inline(mut self) -> Result<Option<serde_json::Value>> {
+        self.run_until(usize::MAX).await?;
+        self.finish().await
+    }
+
+    async fn finish(mut self) -> Result<Option<serde_json::Value>> {
         match K::finish(&mut self.cx).await {
-            Ok(result) => self.cx.op.succeed(result).await,
+            Ok(result) => {
+                self.cx.op.succeed(result.clone()).await;
+                Ok(result)
+            }
             Err(e) => {
                 let last = K::STEPS.len() - 1;
                 self.unwind(last, Some((e.code.as_str(), e.public_message().to_string()))).await;
+                Err(e)
             }
         }
     }
