@@ -56,6 +56,12 @@ impl IntoResponse for ApiError {
         if err.code == ErrorCode::Unauthorized {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"roost\""));
         }
+        // A body refused for its size is often answered before it is read: the rest of
+        // it may still be on the wire, so the connection ends here rather than being
+        // offered to the client's next request, which would fail on it.
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -136,6 +142,15 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    #[test]
+    fn a_refused_body_ends_its_connection() {
+        let too_large = ApiError::new(roost_api::ErrorCode::PayloadTooLarge, "too large").into_response();
+        assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(too_large.headers()[header::CONNECTION], "close");
+        let conflict = ApiError::new(roost_api::ErrorCode::Conflict, "taken").into_response();
+        assert!(conflict.headers().get(header::CONNECTION).is_none(), "other errors keep the connection");
+    }
 
     #[tokio::test]
     async fn plain_text_errors_become_the_json_shape() {

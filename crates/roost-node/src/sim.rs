@@ -235,8 +235,19 @@ impl NodeApi for SimNode {
         tokio::io::AsyncReadExt::read_to_end(&mut archive, &mut bytes)
             .await
             .map_err(|e| Error::io("receiving the image archive", e))?;
+        // Compressed as a real import accepts it: told by content.
+        let plain = match bytes.as_slice() {
+            [0x1f, 0x8b, ..] => {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&bytes[..])
+                    .read_to_end(&mut out)
+                    .map_err(|e| Error::Invalid(format!("not a gzip archive: {e}")))?;
+                out
+            }
+            _ => bytes.clone(),
+        };
         let mut unpacked = 0u64;
-        let mut tar = tar::Archive::new(&bytes[..]);
+        let mut tar = tar::Archive::new(&plain[..]);
         for entry in tar.entries().map_err(|e| Error::Invalid(format!("not a tar archive: {e}")))? {
             let entry = entry.map_err(|e| Error::Invalid(format!("not a tar archive: {e}")))?;
             unpacked += entry.size();

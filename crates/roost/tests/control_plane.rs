@@ -473,3 +473,71 @@ async fn a_create_retried_with_its_idempotency_key_reaches_the_node_once() {
     assert_eq!(post("web-1", "other").await.unwrap().status(), 422);
     assert_eq!(admin.list_instances(&InstanceListParams::default()).await.unwrap().items.len(), 1);
 }
+
+/// A tenant's image never stands in for a builtin one or for another project's: builtin
+/// names are reserved, and an image name resolves in the project an instance or
+/// sandbox is made in (plus the builtins), even for an admin who sees every project.
+#[tokio::test]
+async fn image_names_resolve_in_the_target_project_and_builtin_names_are_reserved() {
+    let server = SimServer::start();
+    let admin = server.admin().await;
+    for name in ["team-a", "team-b"] {
+        admin.create_project(&CreateProjectRequest { name: name.into(), description: None }).await.unwrap();
+    }
+    let olga = common::user_in(&server.url, &admin, "olga", &[("team-b", Role::Operator)]).await;
+    let tiny = || reqwest::Body::from(common::tarball_with("hello", 2));
+    // Builtin names are taken, whatever the way an image is made.
+    for name in ["busybox", "base", "code-interpreter-v1"] {
+        let err = olga.import_image(name, Some("team-b"), tiny()).await.expect_err(name);
+        assert_eq!(status(&err), 409, "import {name}: {err}");
+        let build = roost_api::images::BuildImageRequest {
+            name: name.into(),
+            from: "debian:bookworm".into(),
+            packages: vec![],
+            project: Some("team-b".into()),
+        };
+        let err = olga.build_image(&build).await.expect_err(name);
+        assert_eq!(status(&err), 409, "build {name}: {err}");
+        let template = roost_api::sandbox_templates::BuildSandboxTemplateRequest {
+            name: name.into(),
+            from: Some("busybox".into()),
+            run: vec!["true".into()],
+            project: Some("team-b".into()),
+        };
+        let err = olga.build_sandbox_template(&template).await.expect_err(name);
+        assert_eq!(status(&err), 409, "template {name}: {err}");
+    }
+    let images = olga.list_images(Some("team-b")).await.unwrap();
+    let named: Vec<_> = images.iter().filter(|i| i.name == "busybox").collect();
+    assert_eq!(named.len(), 1, "{images:?}");
+    assert!(named[0].project_id.is_none(), "the builtin: {images:?}");
+
+    // team-b's own image is team-b's alone.
+    let tool = olga.import_image("tool", Some("team-b"), tiny()).await.unwrap();
+    for image in ["tool", tool.id.as_str()] {
+        let name = format!("uses-{}", image.len());
+        let req = CreateInstanceRequest { project: Some("team-a".into()), start: Some(false), ..busybox(&name) };
+        let req = CreateInstanceRequest { image: image.into(), ..req };
+        let err = admin.create_instance(&req).await.expect_err("another project's image");
+        assert_eq!(status(&err), 400, "{image}: {err}");
+        let sandbox = roost_api::sandboxes::CreateSandboxRequest {
+            template: Some(image.into()),
+            project: Some("team-a".into()),
+            ..Default::default()
+        };
+        let err = admin.create_sandbox(&sandbox).await.expect_err("another project's template");
+        assert_eq!(status(&err), 404, "{image}: {err}");
+    }
+    assert!(!admin.list_images(Some("team-a")).await.unwrap().iter().any(|i| i.name == "tool"));
+    // In its own project it works, for its members and for the admin.
+    let req = CreateInstanceRequest { project: Some("team-b".into()), start: Some(false), ..busybox("tooled") };
+    let req = CreateInstanceRequest { image: "tool".into(), ..req };
+    let made = admin.create_instance(&req).await.unwrap();
+    assert_eq!(made.instance.image, "tool");
+    // And busybox is the builtin everywhere.
+    let req = CreateInstanceRequest { project: Some("team-b".into()), start: Some(false), ..busybox("plain") };
+    let made = olga.create_instance(&req).await.unwrap();
+    let builtin = admin.get_image("busybox").await.unwrap();
+    assert!(builtin.project_id.is_none());
+    assert_eq!(made.instance.image, "busybox");
+}

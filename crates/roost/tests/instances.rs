@@ -10,7 +10,6 @@ use roost_api::ErrorCode;
 use roost_api::auth::Role;
 use roost_api::instances::{CreateInstanceRequest, ExecStart, InstanceListParams, InstanceStatus, RestartPolicy};
 use roost_api::projects::CreateProjectRequest;
-use roost_api::users::CreateUserRequest;
 use roost_client::{Client, ClientError};
 
 fn status(err: &ClientError) -> u16 {
@@ -379,17 +378,6 @@ fn debian_images_build_offline_from_packages_and_run() {
     tokio::runtime::Runtime::new().unwrap().block_on(common::remove_test_network(20));
 }
 
-/// A root filesystem tarball with one file of `size` bytes (zeros), stored whole.
-fn tarball_with(name: &str, size: usize) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join(name);
-    std::fs::write(&file, vec![0u8; size]).unwrap();
-    let mut tar = tar::Builder::new(Vec::new());
-    tar.sparse(false);
-    tar.append_path_with_name(&file, name).unwrap();
-    tar.into_inner().unwrap()
-}
-
 /// The same with the file stored as a GNU sparse entry: a few bytes in the archive that
 /// unpack to `size`.
 fn sparse_tarball_with(name: &str, size: usize) -> Vec<u8> {
@@ -420,91 +408,6 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-async fn user_in(server: &TestServer, admin: &Client, name: &str, memberships: &[(&str, Role)]) -> Client {
-    let req = CreateUserRequest {
-        name: name.into(),
-        role: Some(Role::Operator),
-        password: Some(format!("{name}-password")),
-        projects: Some(vec![]),
-        ..Default::default()
-    };
-    admin.create_user(&req).await.unwrap();
-    for (project, role) in memberships {
-        admin.set_member(project, name, *role).await.unwrap();
-    }
-    let token = server.anonymous().login(name, &format!("{name}-password")).await.unwrap().token;
-    Client::new(&server.url, Some(token)).unwrap()
-}
-
-/// A tenant's image never stands in for a builtin one or for another project's: builtin
-/// names are reserved, and an image name resolves in the project an instance or
-/// sandbox is made in (plus the builtins), even for an admin who sees every project.
-#[tokio::test]
-async fn image_names_resolve_in_the_target_project_and_builtin_names_are_reserved() {
-    let server = TestServer::start_with(ServerOptions::compute(43));
-    let admin = server.admin().await;
-    for name in ["team-a", "team-b"] {
-        admin.create_project(&CreateProjectRequest { name: name.into(), description: None }).await.unwrap();
-    }
-    let olga = user_in(&server, &admin, "olga", &[("team-b", Role::Operator)]).await;
-    let tiny = || reqwest::Body::from(tarball_with("hello", 2));
-    // Builtin names are taken, whatever the way an image is made.
-    for name in ["busybox", "base", "code-interpreter-v1"] {
-        let err = olga.import_image(name, Some("team-b"), tiny()).await.expect_err(name);
-        assert_eq!(status(&err), 409, "import {name}: {err}");
-        let build = roost_api::images::BuildImageRequest {
-            name: name.into(),
-            from: "debian:bookworm".into(),
-            packages: vec![],
-            project: Some("team-b".into()),
-        };
-        let err = olga.build_image(&build).await.expect_err(name);
-        assert_eq!(status(&err), 409, "build {name}: {err}");
-        let template = roost_api::sandbox_templates::BuildSandboxTemplateRequest {
-            name: name.into(),
-            from: Some("busybox".into()),
-            run: vec!["true".into()],
-            project: Some("team-b".into()),
-        };
-        let err = olga.build_sandbox_template(&template).await.expect_err(name);
-        assert_eq!(status(&err), 409, "template {name}: {err}");
-    }
-    let images = olga.list_images(Some("team-b")).await.unwrap();
-    let named: Vec<_> = images.iter().filter(|i| i.name == "busybox").collect();
-    assert_eq!(named.len(), 1, "{images:?}");
-    assert!(named[0].project_id.is_none(), "the builtin: {images:?}");
-
-    // team-b's own image is team-b's alone.
-    let tool = olga.import_image("tool", Some("team-b"), tiny()).await.unwrap();
-    for image in ["tool", tool.id.as_str()] {
-        let name = format!("uses-{}", image.len());
-        let req = CreateInstanceRequest { project: Some("team-a".into()), start: Some(false), ..busybox(&name) };
-        let req = CreateInstanceRequest { image: image.into(), ..req };
-        let err = admin.create_instance(&req).await.expect_err("another project's image");
-        assert_eq!(status(&err), 400, "{image}: {err}");
-        let sandbox = roost_api::sandboxes::CreateSandboxRequest {
-            template: Some(image.into()),
-            project: Some("team-a".into()),
-            ..Default::default()
-        };
-        let err = admin.create_sandbox(&sandbox).await.expect_err("another project's template");
-        assert_eq!(status(&err), 404, "{image}: {err}");
-    }
-    assert!(!admin.list_images(Some("team-a")).await.unwrap().iter().any(|i| i.name == "tool"));
-    // In its own project it works, for its members and for the admin.
-    let req = CreateInstanceRequest { project: Some("team-b".into()), start: Some(false), ..busybox("tooled") };
-    let req = CreateInstanceRequest { image: "tool".into(), ..req };
-    let made = admin.create_instance(&req).await.unwrap();
-    assert_eq!(made.instance.image, "tool");
-    // And busybox is the builtin everywhere.
-    let req = CreateInstanceRequest { project: Some("team-b".into()), start: Some(false), ..busybox("plain") };
-    let made = olga.create_instance(&req).await.unwrap();
-    let builtin = admin.get_image("busybox").await.unwrap();
-    assert!(builtin.project_id.is_none());
-    assert_eq!(made.instance.image, "busybox");
-    common::remove_test_network(43).await;
-}
-
 /// An import is authorized before its body is read (a stranger's upload is refused while
 /// it is still being sent), and both what is sent and what it unpacks to are capped: too
 /// much is a 413 that leaves nothing behind.
@@ -516,8 +419,8 @@ async fn image_imports_are_authorized_first_and_capped() {
     let server = TestServer::start_with(opts);
     let admin = server.admin().await;
     admin.create_project(&CreateProjectRequest { name: "team-a".into(), description: None }).await.unwrap();
-    let vera = user_in(&server, &admin, "vera", &[("team-a", Role::Viewer)]).await;
-    let olga = user_in(&server, &admin, "olga", &[]).await;
+    let vera = common::user_in(&server.url, &admin, "vera", &[("team-a", Role::Viewer)]).await;
+    let olga = common::user_in(&server.url, &admin, "olga", &[]).await;
     let leftovers = || {
         let mut found = Vec::new();
         for dir in ["tmp", "images/tmp"] {
@@ -542,7 +445,7 @@ async fn image_imports_are_authorized_first_and_capped() {
     }
 
     // Over the upload cap: 413, nothing kept.
-    let big = tarball_with("big", 2 << 20);
+    let big = common::tarball_with("big", 2 << 20);
     let err = admin
         .import_image("big", Some("team-a"), reqwest::Body::from(big))
         .await
@@ -551,7 +454,7 @@ async fn image_imports_are_authorized_first_and_capped() {
     assert_eq!(status(&err), 413, "{err}");
     assert_eq!(code_of(&err), ErrorCode::PayloadTooLarge);
     // A decompression bomb: 64 MiB of zeros in a few kilobytes.
-    let bomb = gzip(&tarball_with("zeros", 64 << 20));
+    let bomb = gzip(&common::tarball_with("zeros", 64 << 20));
     assert!(bomb.len() < 1 << 20, "{}", bomb.len());
     let err = admin.import_image("bomb", Some("team-a"), reqwest::Body::from(bomb)).await.expect_err("a bomb");
     assert_eq!(status(&err), 413, "{err}");
@@ -565,7 +468,7 @@ async fn image_imports_are_authorized_first_and_capped() {
     let names: Vec<String> = admin.list_images(Some("team-a")).await.unwrap().into_iter().map(|i| i.name).collect();
     assert!(!names.iter().any(|n| ["big", "bomb", "holes"].contains(&n.as_str())), "{names:?}");
     // Within the caps an import works as before.
-    let fine = gzip(&tarball_with("fine", 4 << 20));
+    let fine = gzip(&common::tarball_with("fine", 4 << 20));
     admin.import_image("fine", Some("team-a"), reqwest::Body::from(fine)).await.unwrap();
     assert!(leftovers().is_empty(), "left behind: {:?}", leftovers());
     common::remove_test_network(44).await;

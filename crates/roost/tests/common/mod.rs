@@ -426,3 +426,31 @@ pub fn delete_vms_of(vms_dir: &Path) {
         }
     });
 }
+
+/// A user with `memberships` (project, role), signed in: a client of theirs.
+pub async fn user_in(url: &str, admin: &Client, name: &str, memberships: &[(&str, roost_api::auth::Role)]) -> Client {
+    let req = roost_api::users::CreateUserRequest {
+        name: name.into(),
+        role: Some(roost_api::auth::Role::Operator),
+        password: Some(format!("{name}-password")),
+        projects: Some(vec![]),
+        ..Default::default()
+    };
+    admin.create_user(&req).await.unwrap();
+    for (project, role) in memberships {
+        admin.set_member(project, name, *role).await.unwrap();
+    }
+    let token = Client::new(url, None).unwrap().login(name, &format!("{name}-password")).await.unwrap().token;
+    Client::new(url, Some(token)).unwrap()
+}
+
+/// A root filesystem tarball holding one file of `size` zero bytes.
+pub fn tarball_with(name: &str, size: usize) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, vec![0u8; size]).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.sparse(false);
+    tar.append_path_with_name(&file, name).unwrap();
+    tar.into_inner().unwrap()
+}
