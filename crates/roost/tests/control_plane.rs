@@ -11,26 +11,14 @@ use std::time::Duration;
 
 use common::sim::SimServer;
 use common::{ADMIN_PASSWORD, stderr, stdout};
+use common::{busybox, status};
 use roost_api::auth::Role;
 use roost_api::instances::{CreateInstanceRequest, ExecStart, InstanceListParams, InstanceStatus};
 use roost_api::networks::{CreateNetworkRequest, NicRequest};
 use roost_api::projects::{CreateProjectRequest, Quota};
 use roost_api::users::CreateUserRequest;
 use roost_api::{ErrorCode, ListParams};
-use roost_client::{Client, ClientError};
-
-fn status(err: &ClientError) -> u16 {
-    err.status().map(|s| s.as_u16()).unwrap_or(0)
-}
-
-fn busybox(name: &str) -> CreateInstanceRequest {
-    CreateInstanceRequest {
-        name: name.into(),
-        image: "busybox".into(),
-        memory_bytes: Some(64 << 20),
-        ..Default::default()
-    }
-}
+use roost_client::Client;
 
 /// An instance on `network` (and nothing else), in the caller's default project.
 fn client_req(name: &str, project: Option<&str>, network: &str, groups: &[&str]) -> CreateInstanceRequest {

@@ -6,24 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::{ServerOptions, TestServer, stderr, stdout};
+use common::{busybox, status};
 use roost_api::ErrorCode;
 use roost_api::auth::Role;
 use roost_api::instances::{CreateInstanceRequest, ExecStart, InstanceListParams, InstanceStatus, RestartPolicy};
 use roost_api::projects::CreateProjectRequest;
 use roost_client::{Client, ClientError};
-
-fn status(err: &ClientError) -> u16 {
-    err.status().map(|s| s.as_u16()).unwrap_or(0)
-}
-
-fn busybox(name: &str) -> CreateInstanceRequest {
-    CreateInstanceRequest {
-        name: name.into(),
-        image: "busybox".into(),
-        memory_bytes: Some(64 << 20),
-        ..Default::default()
-    }
-}
 
 async fn running(client: &Client, req: CreateInstanceRequest) -> roost_api::instances::Instance {
     let created = client.create_instance(&req).await.unwrap();

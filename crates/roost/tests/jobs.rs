@@ -102,6 +102,27 @@ async fn failed_with_injection(client: &Client, op: &Operation, kind: &str, step
     );
 }
 
+/// A running busybox instance `src` with a volume `data` of `volume` bytes at /data.
+async fn running_with_volume(admin: &Client, volume: u64, memory: u64) {
+    admin
+        .create_volume(&CreateVolumeRequest { name: "data".into(), size_bytes: Some(volume), ..Default::default() })
+        .await
+        .unwrap();
+    let created = admin
+        .create_instance(&CreateInstanceRequest {
+            name: "src".into(),
+            image: "busybox".into(),
+            memory_bytes: Some(memory),
+            volumes: vec![VolumeMountRequest { volume: "data".into(), path: "/data".into(), read_only: None }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let src =
+        admin.wait_instance(&created.instance.id, InstanceStatus::Running, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(src.status, InstanceStatus::Running, "{src:?}");
+}
+
 async fn sh(client: &Client, instance: &str, script: &str) -> String {
     let start = ExecStart { cmd: vec!["sh".into(), "-c".into(), script.into()], ..Default::default() };
     let out = client.exec(instance, &start).await.unwrap().run(None).await.unwrap();
@@ -133,23 +154,7 @@ async fn a_clone_fails_at_every_step_and_a_crash_is_unwound_leaving_nothing() {
     let fail_at: Vec<String> = (1..=CLONE_STEPS).map(|s| format!("instance.clone:{s}")).collect();
     let server = TestServer::start_with(with_env(64, &[("ROOST_JOB_FAIL_AT", &fail_at.join(","))]));
     let admin = server.admin().await;
-    admin
-        .create_volume(&CreateVolumeRequest { name: "data".into(), size_bytes: Some(32 << 20), ..Default::default() })
-        .await
-        .unwrap();
-    let created = admin
-        .create_instance(&CreateInstanceRequest {
-            name: "src".into(),
-            image: "busybox".into(),
-            memory_bytes: Some(128 << 20),
-            volumes: vec![VolumeMountRequest { volume: "data".into(), path: "/data".into(), read_only: None }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let src =
-        admin.wait_instance(&created.instance.id, InstanceStatus::Running, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(src.status, InstanceStatus::Running, "{src:?}");
+    running_with_volume(&admin, 32 << 20, 128 << 20).await;
     sh(&admin, "src", "echo root-change > /note && echo volume-data > /data/blob && sync").await;
     let before = world(&admin, server.data_path()).await;
 
@@ -390,23 +395,7 @@ async fn a_restore_and_a_resize_fail_at_every_step_leaving_the_volume() {
 async fn an_instance_snapshot_fails_at_every_step_leaving_nothing() {
     let server = common::sim::SimServer::start();
     let admin = server.admin().await;
-    admin
-        .create_volume(&CreateVolumeRequest { name: "data".into(), size_bytes: Some(64 << 20), ..Default::default() })
-        .await
-        .unwrap();
-    let created = admin
-        .create_instance(&CreateInstanceRequest {
-            name: "src".into(),
-            image: "busybox".into(),
-            memory_bytes: Some(64 << 20),
-            volumes: vec![VolumeMountRequest { volume: "data".into(), path: "/data".into(), read_only: None }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let src =
-        admin.wait_instance(&created.instance.id, InstanceStatus::Running, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(src.status, InstanceStatus::Running, "{src:?}");
+    running_with_volume(&admin, 64 << 20, 64 << 20).await;
     let before = sim_world(&server, &admin).await;
     let req = |name: &str| CreateInstanceSnapshotRequest { name: Some(name.into()), description: None };
 

@@ -199,23 +199,7 @@ impl TestServer {
 
     /// Runs the CLI against this server, with its own config file, feeding `stdin`.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(roost_bin());
-        cmd.args(args)
-            .env("ROOST_CONFIG_FILE", self.cli_config_path())
-            .env("ROOST_SERVER", &self.url)
-            .env_remove("ROOST_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("run the roost CLI");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        }
-        child.wait_with_output().unwrap()
+        run_cli(&self.url, &self.cli_config_path(), args, stdin, env)
     }
 
     /// [`TestServer::cli`] for commands that must end on their own: fails the test (and
@@ -453,4 +437,41 @@ pub fn tarball_with(name: &str, size: usize) -> Vec<u8> {
     tar.sparse(false);
     tar.append_path_with_name(&file, name).unwrap();
     tar.into_inner().unwrap()
+}
+
+/// Runs the CLI (the real binary) against the server at `url` with the config file
+/// `config`, feeding `stdin`.
+pub fn run_cli(url: &str, config: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(roost_bin());
+    cmd.args(args)
+        .env("ROOST_CONFIG_FILE", config)
+        .env("ROOST_SERVER", url)
+        .env_remove("ROOST_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run the roost CLI");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The HTTP status of a client error (0 when none came back).
+pub fn status(err: &roost_client::ClientError) -> u16 {
+    err.status().map(|s| s.as_u16()).unwrap_or(0)
+}
+
+/// A small busybox instance.
+pub fn busybox(name: &str) -> roost_api::instances::CreateInstanceRequest {
+    roost_api::instances::CreateInstanceRequest {
+        name: name.into(),
+        image: "busybox".into(),
+        memory_bytes: Some(64 << 20),
+        ..Default::default()
+    }
 }

@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use roost_control::{Control, ControlSettings};
 use roost_node::sim::SimNode;
 use tokio_util::sync::CancellationToken;
 
-use super::{ADMIN_PASSWORD, roost_bin};
+use super::ADMIN_PASSWORD;
 
 pub struct SimServer {
     pub url: String,
@@ -72,23 +72,7 @@ impl SimServer {
 
     /// Runs the CLI (the real binary) against this server, with its own config file.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(roost_bin());
-        cmd.args(args)
-            .env("ROOST_CONFIG_FILE", self.cli_config_path())
-            .env("ROOST_SERVER", &self.url)
-            .env_remove("ROOST_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("run the roost CLI");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        }
-        child.wait_with_output().unwrap()
+        super::run_cli(&self.url, &self.cli_config_path(), args, stdin, env)
     }
 
     pub fn cli_config_path(&self) -> PathBuf {
