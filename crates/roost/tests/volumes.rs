@@ -103,6 +103,25 @@ fn files_in(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Waits until no operation is pending or running (jobs a restart took over).
+async fn settled(admin: &Client) {
+    use roost_api::operations::OperationStatus;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let ops = admin.list_operations(&Default::default()).await.unwrap().items;
+        let busy: Vec<_> = ops
+            .iter()
+            .filter(|o| matches!(o.status, OperationStatus::Pending | OperationStatus::Running))
+            .map(|o| o.kind.clone())
+            .collect();
+        if busy.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "operations still running: {busy:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn host_sha256(path: &Path) -> String {
     let out = std::process::Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
@@ -480,6 +499,9 @@ async fn kill_9_in_the_middle_of_copies_leaves_old_or_new() {
         let data_dir = std::mem::replace(&mut current.data_dir, tempfile::tempdir().unwrap());
         current.firewall_table = None;
         current = TestServer::start_in(data_dir, ServerOptions::compute(32));
+        // The restarted server takes over the interrupted job (a resize resumes, a
+        // restore unwinds) in the background: wait until it has.
+        settled(&current.admin().await).await;
     }
     let again = current;
     let admin = again.admin().await;
@@ -490,9 +512,18 @@ async fn kill_9_in_the_middle_of_copies_leaves_old_or_new() {
     assert_eq!(names, vec!["base".to_string()], "no record of the interrupted snapshot");
     let vols = admin.list_volumes(None).await.unwrap();
     assert_eq!(vols.len(), 1, "no record of the interrupted clone");
-    assert_eq!(vols[0].size_bytes, 2 << 30, "the interrupted resize left the old size");
     assert_eq!(files_in(&volumes).len(), 1, "no image without a record: {:?}", files_in(&volumes));
-    assert_eq!(host_sha256(&image), before, "the volume is whole, as it was");
+    // The interrupted resize is a resumable job: the restart finished it, row and image
+    // alike (an unwound one would have left both at the old size and the same content).
+    let resize = admin.list_operations(&Default::default()).await.unwrap().items;
+    let resize = resize.iter().find(|o| o.kind == "volume.resize").expect("the resize's operation");
+    if resize.status == roost_api::operations::OperationStatus::Succeeded {
+        assert_eq!(vols[0].size_bytes, 3 << 30, "the resumed resize recorded the new size");
+        assert_eq!(std::fs::metadata(&image).unwrap().len(), 3 << 30, "and grew the image");
+    } else {
+        assert_eq!(vols[0].size_bytes, 2 << 30, "the unwound resize left the old size: {resize:?}");
+        assert_eq!(host_sha256(&image), before, "the volume is whole, as it was");
+    }
     // And it still works: a restore and a snapshot complete now.
     admin.restore_volume("big", "base", None).await.unwrap();
     assert_eq!(host_sha256(&image), before);
