@@ -1,6 +1,6 @@
 //! Block storage: volumes, their attachment to instances (hot on a running container),
 //! snapshots, restore, clones, backup policies on a cron schedule, and instance
-//! snapshots and clones. The images themselves are the node's ([`VolumeStore`]).
+//! snapshots and clones. The images themselves are the node's, reached by volume id through the node API.
 //!
 //! Ordering for crash safety: an image is made before its row is inserted and removed
 //! after its row is deleted, so a crash leaves at most a file without a row, which the
