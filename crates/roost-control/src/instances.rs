@@ -60,6 +60,10 @@ pub(crate) struct Compute {
     /// Image digests already resolved on the node, by image id (resolving the builtin
     /// image hashes the host's busybox).
     pub digests: Mutex<HashMap<String, String>>,
+    /// One network sync at a time, from reading the store to the node's apply: two
+    /// interleaved would let the older view be applied last (a just-started instance's
+    /// port gone from the rules until the next drift check).
+    pub network_sync: tokio::sync::Mutex<()>,
 }
 
 /// The API view of an instance read on `conn`, so a change's event shows the instance

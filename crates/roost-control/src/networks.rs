@@ -1068,6 +1068,7 @@ impl Control {
     /// the store's view as one desired-state document, applied by the node.
     pub(crate) async fn sync_firewall_now(&self) -> Result<()> {
         let node = self.node()?;
+        let _serialized = self.compute().network_sync.lock().await;
         let state = self.store().firewall_state().await?;
         let owner = node.route_owner();
 
